@@ -1,0 +1,1 @@
+//! Integration tests and examples for the workflow crates.

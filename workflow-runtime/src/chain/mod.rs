@@ -1,0 +1,354 @@
+//! The fluent, typed Given/When/Then chain.
+//!
+//! Each verb comes in four flavors, paired the way `futures` pairs `map`
+//! with `then`: `when` (sync), `try_when` (sync, returns `Result`),
+//! `when_async` and `try_when_async`. One generic verb cannot take both a
+//! sync and an async closure, or both a plain and a `Result` output, without
+//! making every call site spell out types; four plain names keep every
+//! closure annotation-free.
+
+mod stage;
+mod step_fn;
+
+use std::future::{Future, IntoFuture};
+
+pub use stage::{ChainFuture, Finally, FinallyFuture, Flow, Stage, Start, Step, StepFuture};
+pub use step_fn::{
+    Assert, Async, Call, ErrFuture, Failed, Fallible, Nullary, OkFuture, Plain, StepFn, StepResult,
+    TryAsync, Unary,
+};
+
+use crate::context::WorkflowContext;
+use crate::error::WorkflowError;
+use crate::step::{StepKind, Title};
+
+/// A chain of steps under a [`WorkflowContext`]. Nothing runs until it is
+/// awaited; awaiting runs the steps in order and yields the last value.
+///
+/// The type parameter records every step, so a step taking the wrong type
+/// does not compile, and the whole chain runs as one future with no heap
+/// allocation of its own.
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[derive(Debug)]
+/// struct Declined;
+/// impl std::fmt::Display for Declined {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("card declined")
+///     }
+/// }
+/// impl std::error::Error for Declined {}
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let ctx = WorkflowContext::new("Checkout");
+/// let err = Workflow::given(&ctx, "a cart", || 40)
+///     .when_async("add shipping", |total| async move { total + 5 })
+///     .try_when("charge", |_total| -> Result<u32, _> { Err(Declined) })
+///     .then("paid", |_| true)
+///     .await
+///     .unwrap_err();
+/// assert_eq!(err.to_string(), r#"workflow "Checkout", step When "charge" failed: card declined"#);
+/// assert_eq!(ctx.first_failure().unwrap().title, "charge");
+/// # }
+/// ```
+#[must_use = "a workflow does nothing until it is awaited"]
+pub struct Workflow<'c, S> {
+    ctx: &'c WorkflowContext,
+    stage: S,
+}
+
+macro_rules! given_verb {
+    ($(#[$doc:meta])* $name:ident, $adapter:ident, <$($g:ident),*> $ret:ty, [$($wh:tt)*]) => {
+        $(#[$doc])*
+        pub fn $name<F, O $(, $g)*>(
+            ctx: &'c WorkflowContext,
+            title: impl Into<Title>,
+            init: F,
+        ) -> Workflow<'c, Step<Start, $adapter<Nullary<F>>>>
+        where
+            F: FnOnce() -> $ret,
+            $($wh)*
+        {
+            Workflow {
+                ctx,
+                stage: Step {
+                    prev: Start,
+                    kind: StepKind::Given,
+                    title: title.into(),
+                    body: $adapter(Nullary(init)),
+                },
+            }
+        }
+    };
+}
+
+impl<'c> Workflow<'c, Start> {
+    given_verb!(
+        /// Starts a chain with a value made by `init`.
+        ///
+        /// ```
+        /// # use workflow_runtime::prelude::*;
+        /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+        /// let ctx = WorkflowContext::new("W");
+        /// assert_eq!(Workflow::given(&ctx, "two", || 2).await.unwrap(), 2);
+        /// # }
+        /// ```
+        given, Plain, <> O, []
+    );
+    given_verb!(
+        /// Starts a chain with a value that `init` may fail to make.
+        ///
+        /// ```
+        /// # use workflow_runtime::prelude::*;
+        /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+        /// let ctx = WorkflowContext::new("W");
+        /// let n = Workflow::try_given(&ctx, "a number", || "42".parse::<u32>()).await;
+        /// assert_eq!(n.unwrap(), 42);
+        /// # }
+        /// ```
+        try_given, Fallible, <E> Result<O, E>, [E: std::error::Error + Send + Sync + 'static]
+    );
+    given_verb!(
+        /// Starts a chain with a value made by an async `init`.
+        ///
+        /// ```
+        /// # use workflow_runtime::prelude::*;
+        /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+        /// let ctx = WorkflowContext::new("W");
+        /// let n = Workflow::given_async(&ctx, "loaded", || async { 7 }).await;
+        /// assert_eq!(n.unwrap(), 7);
+        /// # }
+        /// ```
+        given_async, Async, <Fut> Fut, [Fut: Future<Output = O>]
+    );
+    given_verb!(
+        /// Starts a chain with a value an async `init` may fail to make.
+        ///
+        /// ```
+        /// # use workflow_runtime::prelude::*;
+        /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+        /// let ctx = WorkflowContext::new("W");
+        /// let n = Workflow::try_given_async(&ctx, "parsed", || async { "9".parse::<u8>() }).await;
+        /// assert_eq!(n.unwrap(), 9);
+        /// # }
+        /// ```
+        try_given_async, TryAsync, <Fut, E> Fut, [Fut: Future<Output = Result<O, E>>, E: std::error::Error + Send + Sync + 'static]
+    );
+}
+
+macro_rules! verb {
+    ($kind:ident, $(#[$doc:meta])* $name:ident, $adapter:ident, <$($g:ident),*> $ret:ty, [$($wh:tt)*]) => {
+        $(#[$doc])*
+        pub fn $name<F, O $(, $g)*>(
+            self,
+            title: impl Into<Title>,
+            step: F,
+        ) -> Workflow<'c, Step<S, $adapter<Unary<F>>>>
+        where
+            F: FnOnce(S::Output) -> $ret,
+            $($wh)*
+        {
+            self.step(StepKind::$kind, title, $adapter(Unary(step)))
+        }
+    };
+}
+
+macro_rules! verbs {
+    ($kind:ident, $plain:ident, $try:ident, $async:ident, $try_async:ident, $word:literal) => {
+        verb!(
+            $kind,
+            #[doc = concat!("Adds a sync `", $word, "` step.")]
+            ///
+            /// ```
+            /// # use workflow_runtime::prelude::*;
+            /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+            /// # let ctx = WorkflowContext::new("W");
+            /// let n = Workflow::given(&ctx, "one", || 1)
+            #[doc = concat!("    .", stringify!($plain), "(\"doubled\", |n| n * 2)")]
+            ///     .await;
+            /// assert_eq!(n.unwrap(), 2);
+            /// # }
+            /// ```
+            $plain, Plain, <> O, []
+        );
+        verb!(
+            $kind,
+            #[doc = concat!("Adds a sync `", $word, "` step returning `Result`.")]
+            ///
+            /// ```
+            /// # use workflow_runtime::prelude::*;
+            /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+            /// # let ctx = WorkflowContext::new("W");
+            /// let n = Workflow::given(&ctx, "text", || "12")
+            #[doc = concat!("    .", stringify!($try), "(\"parsed\", |s| s.parse::<u8>())")]
+            ///     .await;
+            /// assert_eq!(n.unwrap(), 12);
+            /// # }
+            /// ```
+            $try, Fallible, <E> Result<O, E>, [E: std::error::Error + Send + Sync + 'static]
+        );
+        verb!(
+            $kind,
+            #[doc = concat!("Adds an async `", $word, "` step.")]
+            ///
+            /// ```
+            /// # use workflow_runtime::prelude::*;
+            /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+            /// # let ctx = WorkflowContext::new("W");
+            /// let n = Workflow::given(&ctx, "one", || 1)
+            #[doc = concat!("    .", stringify!($async), "(\"doubled later\", |n| async move { n * 2 })")]
+            ///     .await;
+            /// assert_eq!(n.unwrap(), 2);
+            /// # }
+            /// ```
+            $async, Async, <Fut> Fut, [Fut: Future<Output = O>]
+        );
+        verb!(
+            $kind,
+            #[doc = concat!("Adds an async `", $word, "` step returning `Result`.")]
+            ///
+            /// ```
+            /// # use workflow_runtime::prelude::*;
+            /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+            /// # let ctx = WorkflowContext::new("W");
+            /// let n = Workflow::given(&ctx, "text", || "12")
+            #[doc = concat!("    .", stringify!($try_async), "(\"parsed later\", |s| async move { s.parse::<u8>() })")]
+            ///     .await;
+            /// assert_eq!(n.unwrap(), 12);
+            /// # }
+            /// ```
+            $try_async, TryAsync, <Fut, E> Fut, [Fut: Future<Output = Result<O, E>>, E: std::error::Error + Send + Sync + 'static]
+        );
+    };
+}
+
+impl<'c, S: Stage<'c>> Workflow<'c, S> {
+    verbs!(When, when, try_when, when_async, try_when_async, "When");
+    verbs!(And, and, try_and, and_async, try_and_async, "And");
+    verbs!(But, but, try_but, but_async, try_but_async, "But");
+
+    /// Adds an assertion: `predicate` sees the value, which passes on
+    /// unchanged. `false` fails the step (see
+    /// [`WorkflowOptions::halt_on_failed_assertion`](crate::WorkflowOptions)).
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = WorkflowContext::new("W");
+    /// let err = Workflow::given(&ctx, "three", || 3)
+    ///     .then("is even", |n| n % 2 == 0)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.to_string(), r#"workflow "W", step Then "is even" failed: assertion did not hold"#);
+    /// # }
+    /// ```
+    pub fn then<F>(self, title: impl Into<Title>, predicate: F) -> Workflow<'c, Step<S, Assert<F>>>
+    where
+        F: FnOnce(&S::Output) -> bool,
+    {
+        self.step(StepKind::Then, title, Assert(predicate))
+    }
+
+    /// Adds a step that always runs, after a failure too: `body` sees the
+    /// value so far or the error that stopped the chain. The value (or the
+    /// error) passes on.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = WorkflowContext::new("W");
+    /// let mut saw_error = false;
+    /// let result = Workflow::given(&ctx, "text", || "x")
+    ///     .try_when("parsed", |s| s.parse::<u8>())
+    ///     .finally("release", |outcome| saw_error = outcome.is_err())
+    ///     .await;
+    /// assert!(result.is_err() && saw_error);
+    /// # }
+    /// ```
+    pub fn finally<F>(self, title: impl Into<Title>, body: F) -> Workflow<'c, Finally<S, F>>
+    where
+        F: FnOnce(Result<&S::Output, &WorkflowError>),
+    {
+        Workflow {
+            ctx: self.ctx,
+            stage: Finally {
+                prev: self.stage,
+                title: title.into(),
+                body,
+            },
+        }
+    }
+
+    /// Adds a step of any kind from a [`StepFn`]: what the verbs use, and
+    /// the way in for step functions made elsewhere.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = WorkflowContext::new("W");
+    /// let step = |n: i32| std::future::ready(Ok::<_, Failed<i32>>(n + 1));
+    /// # struct Inc; impl StepFn<i32> for Inc { type Output = i32;
+    /// #   type Future = std::future::Ready<StepResult<i32>>;
+    /// #   fn call(self, n: i32) -> Self::Future { std::future::ready(Ok(n + 1)) } }
+    /// # let _ = step;
+    /// let n = Workflow::given(&ctx, "one", || 1).step(StepKind::And, "incremented", Inc).await;
+    /// assert_eq!(n.unwrap(), 2);
+    /// # }
+    /// ```
+    pub fn step<F>(
+        self,
+        kind: StepKind,
+        title: impl Into<Title>,
+        body: F,
+    ) -> Workflow<'c, Step<S, F>>
+    where
+        F: StepFn<S::Output>,
+    {
+        Workflow {
+            ctx: self.ctx,
+            stage: Step {
+                prev: self.stage,
+                kind,
+                title: title.into(),
+                body,
+            },
+        }
+    }
+
+    /// The context the chain records into.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// let ctx = WorkflowContext::new("W");
+    /// let chain = Workflow::given(&ctx, "one", || 1);
+    /// assert_eq!(chain.context().name(), "W");
+    /// ```
+    pub fn context(&self) -> &'c WorkflowContext {
+        self.ctx
+    }
+
+    /// Runs the chain: the same as awaiting it, spelled out.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = WorkflowContext::new("W");
+    /// let n = Workflow::given(&ctx, "one", || 1).result().await;
+    /// assert_eq!(n.unwrap(), 1);
+    /// # }
+    /// ```
+    pub fn result(self) -> ChainFuture<S::Future> {
+        self.into_future()
+    }
+}
+
+impl<'c, S: Stage<'c>> IntoFuture for Workflow<'c, S> {
+    type Output = Result<S::Output, WorkflowError>;
+    type IntoFuture = ChainFuture<S::Future>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        ChainFuture::new(self.stage.start(self.ctx))
+    }
+}

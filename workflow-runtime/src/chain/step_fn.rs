@@ -1,0 +1,213 @@
+//! Adapters that give sync, async, plain and fallible step functions one
+//! shape: take the input, return a future of the step's result.
+//!
+//! The verbs pick the adapter, so closures get their signature from the
+//! verb's bound and need no type annotations.
+
+use std::future::{Future, Ready, ready};
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+
+use crate::error::{StepError, StepFailure};
+
+/// A failed step, with the value when the step passes its value on (a
+/// `then` whose predicate was false), so a soft failure can continue.
+#[derive(Debug)]
+pub struct Failed<O> {
+    pub(crate) failure: StepFailure,
+    pub(crate) value: Option<O>,
+}
+
+impl<O> Failed<O> {
+    fn error<E: std::error::Error + Send + Sync + 'static>(error: E) -> Self {
+        Failed {
+            failure: StepFailure::Error(StepError::new(error)),
+            value: None,
+        }
+    }
+}
+
+/// What a step function's future yields.
+pub type StepResult<O> = Result<O, Failed<O>>;
+
+/// One step's body, whatever its flavor. Implemented by the adapters the
+/// chain's verbs build; `#[step]` functions implement it too.
+pub trait StepFn<In> {
+    /// The value the step passes on.
+    type Output;
+    /// The step's work.
+    type Future: Future<Output = StepResult<Self::Output>>;
+    /// Starts the step. A sync step does its work here.
+    fn call(self, input: In) -> Self::Future;
+}
+
+/// Calls a closure with the step's input: `FnOnce(In)` for most verbs,
+/// `FnOnce()` for `given`.
+pub trait Call<In> {
+    /// What the closure returns.
+    type Out;
+    /// Calls it.
+    fn call(self, input: In) -> Self::Out;
+}
+
+/// A closure taking the previous step's value.
+#[derive(Clone, Copy, Debug)]
+pub struct Unary<F>(pub(crate) F);
+
+impl<F: FnOnce(In) -> O, In, O> Call<In> for Unary<F> {
+    type Out = O;
+    fn call(self, input: In) -> O {
+        (self.0)(input)
+    }
+}
+
+/// A closure taking nothing: the body of a `given`.
+#[derive(Clone, Copy, Debug)]
+pub struct Nullary<F>(pub(crate) F);
+
+impl<F: FnOnce() -> O, O> Call<()> for Nullary<F> {
+    type Out = O;
+    fn call(self, (): ()) -> O {
+        (self.0)()
+    }
+}
+
+/// A sync step that cannot fail.
+#[derive(Clone, Copy, Debug)]
+pub struct Plain<C>(pub(crate) C);
+
+impl<C: Call<In>, In> StepFn<In> for Plain<C> {
+    type Output = C::Out;
+    type Future = Ready<StepResult<C::Out>>;
+    fn call(self, input: In) -> Self::Future {
+        ready(Ok(self.0.call(input)))
+    }
+}
+
+/// A sync step returning `Result`.
+#[derive(Clone, Copy, Debug)]
+pub struct Fallible<C>(pub(crate) C);
+
+impl<C, In, O, E> StepFn<In> for Fallible<C>
+where
+    C: Call<In, Out = Result<O, E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    type Output = O;
+    type Future = Ready<StepResult<O>>;
+    fn call(self, input: In) -> Self::Future {
+        ready(self.0.call(input).map_err(Failed::error))
+    }
+}
+
+/// An async step that cannot fail.
+#[derive(Clone, Copy, Debug)]
+pub struct Async<C>(pub(crate) C);
+
+impl<C, In> StepFn<In> for Async<C>
+where
+    C: Call<In>,
+    C::Out: Future,
+{
+    type Output = <C::Out as Future>::Output;
+    type Future = OkFuture<C::Out>;
+    fn call(self, input: In) -> Self::Future {
+        OkFuture {
+            inner: self.0.call(input),
+        }
+    }
+}
+
+/// An async step returning `Result`.
+#[derive(Clone, Copy, Debug)]
+pub struct TryAsync<C>(pub(crate) C);
+
+impl<C, In, O, E> StepFn<In> for TryAsync<C>
+where
+    C: Call<In>,
+    C::Out: Future<Output = Result<O, E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    type Output = O;
+    type Future = ErrFuture<C::Out, O>;
+    fn call(self, input: In) -> Self::Future {
+        ErrFuture {
+            inner: self.0.call(input),
+            _out: PhantomData,
+        }
+    }
+}
+
+/// A `then` predicate: the value passes on, and stays available when the
+/// predicate is false or panics, so soft assertions can continue.
+#[derive(Clone, Copy, Debug)]
+pub struct Assert<F>(pub(crate) F);
+
+impl<F: FnOnce(&T) -> bool, T> StepFn<T> for Assert<F> {
+    type Output = T;
+    type Future = Ready<StepResult<T>>;
+    fn call(self, value: T) -> Self::Future {
+        let failure = match catch_unwind(AssertUnwindSafe(|| (self.0)(&value))) {
+            Ok(true) => return ready(Ok(value)),
+            Ok(false) => StepFailure::Assertion,
+            Err(payload) => StepFailure::Panic(panic_message(&*payload).into()),
+        };
+        ready(Err(Failed {
+            failure,
+            value: Some(value),
+        }))
+    }
+}
+
+pin_project! {
+    /// Wraps an infallible future's output in `Ok`.
+    #[derive(Debug)]
+    pub struct OkFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for OkFuture<F> {
+    type Output = StepResult<F::Output>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx).map(Ok)
+    }
+}
+
+pin_project! {
+    /// Erases a fallible future's error type.
+    #[derive(Debug)]
+    pub struct ErrFuture<F, O> {
+        #[pin]
+        inner: F,
+        _out: PhantomData<fn() -> O>,
+    }
+}
+
+impl<F, O, E> Future for ErrFuture<F, O>
+where
+    F: Future<Output = Result<O, E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    type Output = StepResult<O>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let out = ready!(self.project().inner.poll(cx));
+        Poll::Ready(out.map_err(Failed::error))
+    }
+}
+
+/// The message of a caught panic, as `std` prints it.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_owned()
+    }
+}

@@ -1,0 +1,588 @@
+//! The workflow context: who is running, what ran, and what travels along.
+
+mod metadata;
+mod options;
+mod record;
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use metadata::MetadataError;
+use metadata::{Extensions, Metadata};
+pub use options::WorkflowOptions;
+pub use record::{StepOutcome, StepRecord};
+
+type CleanupHook = Box<dyn FnOnce(&WorkflowSummary) + Send>;
+
+/// The record of one workflow execution, shared by every step of it.
+///
+/// A context is a cheap handle (`Clone` shares it), `Send + Sync`, so spawned
+/// work can record into the same run. It holds the workflow's name and a
+/// fresh execution id, the options, the step records in order, typed
+/// metadata and extensions, cleanup hooks and a cancellation token.
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), WorkflowError> {
+/// let ctx = WorkflowContext::new("CalculatorTest");
+/// let sum = Workflow::given(&ctx, "two numbers", || (10, 5))
+///     .when("they are added", |(a, b)| a + b)
+///     .then("the sum is correct", |sum| *sum == 15)
+///     .await?;
+/// assert_eq!(sum, 15);
+/// assert!(ctx.all_passed());
+/// assert_eq!(ctx.steps().len(), 3);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct WorkflowContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: Arc<str>,
+    description: Option<Arc<str>>,
+    execution_id: Uuid,
+    options: WorkflowOptions,
+    steps: Mutex<Vec<StepRecord>>,
+    metadata: Mutex<Metadata>,
+    extensions: Mutex<Extensions>,
+    cleanup: Mutex<Vec<CleanupHook>>,
+    // Created on first use: most runs are never cancelled, and a token costs
+    // an allocation.
+    cancel: OnceLock<CancellationToken>,
+}
+
+/// What cleanup hooks learn about the run that ended.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use workflow_runtime::WorkflowContext;
+///
+/// let seen = Arc::new(Mutex::new(None));
+/// let ctx = WorkflowContext::new("Doc");
+/// let sink = seen.clone();
+/// ctx.on_cleanup(move |summary| *sink.lock().unwrap() = Some(summary.all_passed));
+/// ctx.finish();
+/// assert_eq!(*seen.lock().unwrap(), Some(true));
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct WorkflowSummary {
+    /// The workflow's name.
+    pub workflow: Arc<str>,
+    /// The execution id.
+    pub execution_id: Uuid,
+    /// Whether every recorded step passed.
+    pub all_passed: bool,
+    /// How many steps were recorded.
+    pub steps: usize,
+    /// How many recorded steps failed, timed out or were cancelled.
+    pub failed: usize,
+    /// The recorded steps' elapsed times, added up.
+    pub total_elapsed: Duration,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking step never holds these locks; recover rather than lose data.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Builds a [`WorkflowContext`] with a description, options or a
+/// cancellation token.
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::{WorkflowContext, WorkflowOptions};
+///
+/// let ctx = WorkflowContext::builder("Orders")
+///     .description("Creates an order")
+///     .options(WorkflowOptions::default().step_timeout(Duration::from_secs(30)))
+///     .build();
+/// assert_eq!(ctx.description(), Some("Creates an order"));
+/// assert_eq!(ctx.options().step_timeout, Some(Duration::from_secs(30)));
+/// ```
+#[must_use]
+pub struct ContextBuilder {
+    name: Arc<str>,
+    description: Option<Arc<str>>,
+    options: WorkflowOptions,
+    cancel: Option<CancellationToken>,
+}
+
+impl ContextBuilder {
+    /// A human description of the workflow.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// let ctx = WorkflowContext::builder("W").description("does things").build();
+    /// assert_eq!(ctx.description(), Some("does things"));
+    /// ```
+    pub fn description(mut self, description: impl Into<Arc<str>>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// The options every run under this context follows.
+    ///
+    /// ```
+    /// # use workflow_runtime::{WorkflowContext, WorkflowOptions};
+    /// let ctx = WorkflowContext::builder("W")
+    ///     .options(WorkflowOptions::default().continue_on_error(true))
+    ///     .build();
+    /// assert!(ctx.options().continue_on_error);
+    /// ```
+    pub fn options(mut self, options: WorkflowOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Cancel runs under this context when `token` is cancelled (for
+    /// example a child of the host's shutdown token).
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// use tokio_util::sync::CancellationToken;
+    /// let token = CancellationToken::new();
+    /// let ctx = WorkflowContext::builder("W").cancellation(token.clone()).build();
+    /// token.cancel();
+    /// assert!(ctx.is_cancelled());
+    /// ```
+    pub fn cancellation(mut self, token: CancellationToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// The context, with a fresh execution id.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// let a = WorkflowContext::builder("W").build();
+    /// let b = WorkflowContext::builder("W").build();
+    /// assert_ne!(a.execution_id(), b.execution_id());
+    /// ```
+    pub fn build(self) -> WorkflowContext {
+        let cancel = OnceLock::new();
+        if let Some(token) = self.cancel {
+            let _ = cancel.set(token);
+        }
+        WorkflowContext {
+            inner: Arc::new(Inner {
+                name: self.name,
+                description: self.description,
+                execution_id: Uuid::new_v4(),
+                options: self.options,
+                steps: Mutex::new(Vec::new()),
+                metadata: Mutex::default(),
+                extensions: Mutex::default(),
+                cleanup: Mutex::new(Vec::new()),
+                cancel,
+            }),
+        }
+    }
+}
+
+impl WorkflowContext {
+    /// A context with default options.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// let ctx = WorkflowContext::new("Orders");
+    /// assert_eq!(ctx.name(), "Orders");
+    /// assert!(ctx.steps().is_empty());
+    /// ```
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        Self::builder(name).build()
+    }
+
+    /// Starts a [`ContextBuilder`].
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// let ctx = WorkflowContext::builder("Orders").build();
+    /// assert_eq!(ctx.description(), None);
+    /// ```
+    pub fn builder(name: impl Into<Arc<str>>) -> ContextBuilder {
+        ContextBuilder {
+            name: name.into(),
+            description: None,
+            options: WorkflowOptions::default(),
+            cancel: None,
+        }
+    }
+
+    /// The workflow's name.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// assert_eq!(WorkflowContext::new("W").name(), "W");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The workflow's name as a shared string, for errors and reports.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// let name = WorkflowContext::new("W").shared_name();
+    /// assert_eq!(&*name, "W");
+    /// ```
+    pub fn shared_name(&self) -> Arc<str> {
+        self.inner.name.clone()
+    }
+
+    /// The workflow's description, if any.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// assert_eq!(WorkflowContext::new("W").description(), None);
+    /// ```
+    pub fn description(&self) -> Option<&str> {
+        self.inner.description.as_deref()
+    }
+
+    /// This execution's unique id.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// let ctx = WorkflowContext::new("W");
+    /// assert_eq!(ctx.execution_id(), ctx.clone().execution_id());
+    /// ```
+    pub fn execution_id(&self) -> Uuid {
+        self.inner.execution_id
+    }
+
+    /// The options runs under this context follow.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// assert!(WorkflowContext::new("W").options().halt_on_failed_assertion);
+    /// ```
+    pub fn options(&self) -> &WorkflowOptions {
+        &self.inner.options
+    }
+
+    // ---- step records -------------------------------------------------
+
+    /// Appends a step record. The chain and `#[step]` functions call this;
+    /// call it yourself to record work done outside them.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use workflow_runtime::{StepKind, StepOutcome, StepRecord, WorkflowContext};
+    /// let ctx = WorkflowContext::new("W");
+    /// ctx.record(StepRecord::new(StepKind::When, "manual", Duration::ZERO, StepOutcome::Passed));
+    /// assert_eq!(ctx.steps()[0].title, "manual");
+    /// ```
+    pub fn record(&self, record: StepRecord) {
+        lock(&self.inner.steps).push(record);
+    }
+
+    /// A copy of the step records, in the order the steps ended.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// assert!(WorkflowContext::new("W").steps().is_empty());
+    /// ```
+    pub fn steps(&self) -> Vec<StepRecord> {
+        lock(&self.inner.steps).clone()
+    }
+
+    /// Calls `f` with the step records without copying them.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// let n = WorkflowContext::new("W").with_steps(|steps| steps.len());
+    /// assert_eq!(n, 0);
+    /// ```
+    pub fn with_steps<R>(&self, f: impl FnOnce(&[StepRecord]) -> R) -> R {
+        f(&lock(&self.inner.steps))
+    }
+
+    /// True when every recorded step passed (and so when none ran yet).
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// assert!(WorkflowContext::new("W").all_passed());
+    /// ```
+    pub fn all_passed(&self) -> bool {
+        self.with_steps(|steps| steps.iter().all(|s| s.outcome.is_passed()))
+    }
+
+    /// The first step that failed, timed out or was cancelled.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// assert!(WorkflowContext::new("W").first_failure().is_none());
+    /// ```
+    pub fn first_failure(&self) -> Option<StepRecord> {
+        self.with_steps(|steps| steps.iter().find(|s| s.outcome.is_failure()).cloned())
+    }
+
+    /// Every step that failed, timed out or was cancelled.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// assert!(WorkflowContext::new("W").failed_steps().is_empty());
+    /// ```
+    pub fn failed_steps(&self) -> Vec<StepRecord> {
+        self.with_steps(|steps| {
+            steps
+                .iter()
+                .filter(|s| s.outcome.is_failure())
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// The recorded steps' elapsed times, added up.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use workflow_runtime::WorkflowContext;
+    /// assert_eq!(WorkflowContext::new("W").total_elapsed(), Duration::ZERO);
+    /// ```
+    pub fn total_elapsed(&self) -> Duration {
+        self.with_steps(|steps| steps.iter().map(|s| s.elapsed).sum())
+    }
+
+    /// A summary of what was recorded so far.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// let summary = WorkflowContext::new("W").summary();
+    /// assert_eq!(summary.steps, 0);
+    /// assert!(summary.all_passed);
+    /// ```
+    pub fn summary(&self) -> WorkflowSummary {
+        self.inner.summary()
+    }
+
+    // ---- metadata and extensions -------------------------------------
+
+    /// Stores `value` under `key`, replacing what was there. Any
+    /// `Clone + Send + Sync` value works: ids, durations, integers.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use workflow_runtime::WorkflowContext;
+    /// let ctx = WorkflowContext::new("W");
+    /// ctx.set_metadata("timeout", Duration::from_secs(5));
+    /// assert_eq!(ctx.metadata::<Duration>("timeout"), Some(Duration::from_secs(5)));
+    /// ```
+    pub fn set_metadata<T: Any + Send + Sync>(&self, key: impl Into<Cow<'static, str>>, value: T) {
+        lock(&self.inner.metadata).set(key.into(), value);
+    }
+
+    /// The value under `key`, if there is one of type `T`.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// let ctx = WorkflowContext::new("W");
+    /// ctx.set_metadata("tenantId", "acme".to_string());
+    /// assert_eq!(ctx.metadata::<String>("tenantId").as_deref(), Some("acme"));
+    /// assert_eq!(ctx.metadata::<u64>("tenantId"), None);
+    /// ```
+    pub fn metadata<T: Any + Clone>(&self, key: &str) -> Option<T> {
+        self.try_metadata(key).ok()
+    }
+
+    /// The value under `key`, or why there is none of type `T`.
+    ///
+    /// ```
+    /// # use workflow_runtime::{MetadataError, WorkflowContext};
+    /// let ctx = WorkflowContext::new("W");
+    /// assert_eq!(
+    ///     ctx.try_metadata::<u8>("nope"),
+    ///     Err(MetadataError::Missing { key: "nope".into() })
+    /// );
+    /// ```
+    pub fn try_metadata<T: Any + Clone>(&self, key: &str) -> Result<T, MetadataError> {
+        lock(&self.inner.metadata).get(key)
+    }
+
+    /// Removes the value under `key`; true if there was one.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// let ctx = WorkflowContext::new("W");
+    /// ctx.set_metadata("k", 1);
+    /// assert!(ctx.remove_metadata("k"));
+    /// assert!(!ctx.remove_metadata("k"));
+    /// ```
+    pub fn remove_metadata(&self, key: &str) -> bool {
+        lock(&self.inner.metadata).remove(key)
+    }
+
+    /// The metadata keys, in insertion order.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// let ctx = WorkflowContext::new("W");
+    /// ctx.set_metadata("a", 1);
+    /// ctx.set_metadata("b", 2);
+    /// assert_eq!(ctx.metadata_keys(), ["a", "b"]);
+    /// ```
+    pub fn metadata_keys(&self) -> Vec<String> {
+        lock(&self.inner.metadata).keys()
+    }
+
+    /// Stores one value of type `T`, returning the one it replaced.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// #[derive(Clone, Debug, PartialEq)]
+    /// struct Tenant(&'static str);
+    /// let ctx = WorkflowContext::new("W");
+    /// assert_eq!(ctx.insert_extension(Tenant("acme")), None);
+    /// assert_eq!(ctx.extension::<Tenant>(), Some(Tenant("acme")));
+    /// ```
+    pub fn insert_extension<T: Any + Send + Sync>(&self, value: T) -> Option<T> {
+        lock(&self.inner.extensions).insert(value)
+    }
+
+    /// A copy of the stored `T`, if any.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// assert_eq!(WorkflowContext::new("W").extension::<u32>(), None);
+    /// ```
+    pub fn extension<T: Any + Clone>(&self) -> Option<T> {
+        lock(&self.inner.extensions).get()
+    }
+
+    /// Takes the stored `T` out.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// let ctx = WorkflowContext::new("W");
+    /// ctx.insert_extension(7u32);
+    /// assert_eq!(ctx.remove_extension::<u32>(), Some(7));
+    /// assert_eq!(ctx.extension::<u32>(), None);
+    /// ```
+    pub fn remove_extension<T: Any>(&self) -> Option<T> {
+        lock(&self.inner.extensions).remove()
+    }
+
+    // ---- cancellation ---------------------------------------------------
+
+    /// The token that cancels runs under this context.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// let ctx = WorkflowContext::new("W");
+    /// ctx.cancellation_token().cancel();
+    /// assert!(ctx.is_cancelled());
+    /// ```
+    pub fn cancellation_token(&self) -> &CancellationToken {
+        self.inner.cancel.get_or_init(CancellationToken::new)
+    }
+
+    /// Cancels runs under this context: the step in flight is dropped and
+    /// recorded as cancelled; later steps do not start.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// let ctx = WorkflowContext::new("W");
+    /// ctx.cancel();
+    /// assert!(ctx.is_cancelled());
+    /// ```
+    pub fn cancel(&self) {
+        self.cancellation_token().cancel();
+    }
+
+    /// Whether the context was cancelled.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// assert!(!WorkflowContext::new("W").is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancel.get().is_some_and(|t| t.is_cancelled())
+    }
+
+    // ---- cleanup --------------------------------------------------------
+
+    /// Registers a hook that runs when the workflow ends: on
+    /// [`finish`](Self::finish), or when the last handle is dropped,
+    /// whichever comes first, after a success or a failure alike. Hooks run
+    /// last-registered first, like destructors.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// # use workflow_runtime::WorkflowContext;
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// let ctx = WorkflowContext::new("W");
+    /// for name in ["first", "second"] {
+    ///     let log = log.clone();
+    ///     ctx.on_cleanup(move |_| log.lock().unwrap().push(name));
+    /// }
+    /// drop(ctx);
+    /// assert_eq!(*log.lock().unwrap(), ["second", "first"]);
+    /// ```
+    pub fn on_cleanup(&self, hook: impl FnOnce(&WorkflowSummary) + Send + 'static) {
+        lock(&self.inner.cleanup).push(Box::new(hook));
+    }
+
+    /// Runs the cleanup hooks now (each at most once).
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// let ctx = WorkflowContext::new("W");
+    /// ctx.finish();
+    /// ctx.finish(); // hooks already ran; nothing happens
+    /// ```
+    pub fn finish(&self) {
+        self.inner.run_cleanup();
+    }
+}
+
+impl Inner {
+    fn summary(&self) -> WorkflowSummary {
+        let steps = lock(&self.steps);
+        WorkflowSummary {
+            workflow: self.name.clone(),
+            execution_id: self.execution_id,
+            all_passed: steps.iter().all(|s| s.outcome.is_passed()),
+            steps: steps.len(),
+            failed: steps.iter().filter(|s| s.outcome.is_failure()).count(),
+            total_elapsed: steps.iter().map(|s| s.elapsed).sum(),
+        }
+    }
+
+    fn run_cleanup(&self) {
+        let hooks = std::mem::take(&mut *lock(&self.cleanup));
+        if hooks.is_empty() {
+            return;
+        }
+        let summary = self.summary();
+        for hook in hooks.into_iter().rev() {
+            hook(&summary);
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.run_cleanup();
+    }
+}
+
+impl fmt::Debug for WorkflowContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkflowContext")
+            .field("name", &self.inner.name)
+            .field("execution_id", &self.inner.execution_id)
+            .field("options", &self.inner.options)
+            .field("steps", &*lock(&self.inner.steps))
+            .finish_non_exhaustive()
+    }
+}

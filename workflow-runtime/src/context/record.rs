@@ -1,0 +1,128 @@
+//! What the context remembers of each step.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::StepFailure;
+use crate::step::{StepKind, Title};
+
+/// How a step ended.
+///
+/// ```
+/// use workflow_runtime::StepOutcome;
+/// assert!(StepOutcome::Passed.is_passed());
+/// assert!(StepOutcome::Cancelled.is_failure());
+/// assert!(!StepOutcome::Skipped.is_failure());
+/// ```
+#[derive(Clone, Debug)]
+pub enum StepOutcome {
+    /// The step produced its value (or its assertion held).
+    Passed,
+    /// The step failed on its own: an error, a false assertion or a panic.
+    Failed(StepFailure),
+    /// The step ran past its timeout and was dropped.
+    TimedOut(Duration),
+    /// The run was cancelled while the step was in flight.
+    Cancelled,
+    /// The step did not run because an earlier one failed.
+    Skipped,
+}
+
+impl StepOutcome {
+    /// True for [`StepOutcome::Passed`].
+    ///
+    /// ```
+    /// # use workflow_runtime::StepOutcome;
+    /// assert!(!StepOutcome::Skipped.is_passed());
+    /// ```
+    pub fn is_passed(&self) -> bool {
+        matches!(self, StepOutcome::Passed)
+    }
+
+    /// True when the step ran and did not pass: failed, timed out or cancelled.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use workflow_runtime::StepOutcome;
+    /// assert!(StepOutcome::TimedOut(Duration::from_secs(1)).is_failure());
+    /// ```
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            StepOutcome::Failed(_) | StepOutcome::TimedOut(_) | StepOutcome::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for StepOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepOutcome::Passed => f.pad("passed"),
+            StepOutcome::Failed(why) => write!(f, "failed: {why}"),
+            StepOutcome::TimedOut(after) => write!(f, "timed out after {after:?}"),
+            StepOutcome::Cancelled => f.pad("cancelled"),
+            StepOutcome::Skipped => f.pad("skipped"),
+        }
+    }
+}
+
+/// One step as it ran: the rows of a workflow's report.
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let ctx = WorkflowContext::new("Doc");
+/// Workflow::given(&ctx, "a number", || 2).await.unwrap();
+/// let step = &ctx.steps()[0];
+/// assert_eq!(step.kind, StepKind::Given);
+/// assert_eq!(step.title, "a number");
+/// assert!(step.outcome.is_passed());
+/// assert_eq!(step.attempts, 1);
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StepRecord {
+    /// The step's kind.
+    pub kind: StepKind,
+    /// The step's title.
+    pub title: Title,
+    /// Wall time from the step's start to its end, all attempts included.
+    pub elapsed: Duration,
+    /// How the step ended.
+    pub outcome: StepOutcome,
+    /// How many times the step's body ran (more than one under retry).
+    pub attempts: u32,
+    /// The step's input in `Debug` form, when capture is on.
+    pub input: Option<String>,
+    /// The step's output in `Debug` form, when capture is on.
+    pub output: Option<String>,
+}
+
+impl StepRecord {
+    /// A record with one attempt and nothing captured.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use workflow_runtime::{StepKind, StepOutcome, StepRecord};
+    /// let r = StepRecord::new(StepKind::When, "load", Duration::ZERO, StepOutcome::Passed);
+    /// assert_eq!(r.attempts, 1);
+    /// ```
+    pub fn new(
+        kind: StepKind,
+        title: impl Into<Title>,
+        elapsed: Duration,
+        outcome: StepOutcome,
+    ) -> Self {
+        StepRecord {
+            kind,
+            title: title.into(),
+            elapsed,
+            outcome,
+            attempts: 1,
+            input: None,
+            output: None,
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Errors: what a step returned, how a step ended, and what a run reports.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::step::StepInfo;
+
+/// The error a step returned, type-erased and cheap to clone, so the step
+/// record and the [`WorkflowError`] can both hold it.
+///
+/// ```
+/// use workflow_runtime::StepError;
+/// let err = StepError::new(std::io::Error::other("disk full"));
+/// assert_eq!(err.to_string(), "disk full");
+/// assert!(err.downcast_ref::<std::io::Error>().is_some());
+/// ```
+#[derive(Clone)]
+pub struct StepError(Arc<dyn Error + Send + Sync + 'static>);
+
+impl StepError {
+    /// Wraps any error.
+    ///
+    /// ```
+    /// # use workflow_runtime::StepError;
+    /// let err = StepError::new(std::fmt::Error);
+    /// assert_eq!(err.to_string(), "an error occurred when formatting an argument");
+    /// ```
+    pub fn new<E: Error + Send + Sync + 'static>(error: E) -> Self {
+        StepError(Arc::new(error))
+    }
+
+    /// The concrete error, when it is an `E`.
+    ///
+    /// ```
+    /// # use workflow_runtime::StepError;
+    /// let err = StepError::new(std::fmt::Error);
+    /// assert!(err.downcast_ref::<std::io::Error>().is_none());
+    /// ```
+    pub fn downcast_ref<E: Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref()
+    }
+
+    /// The error as a trait object.
+    ///
+    /// ```
+    /// # use workflow_runtime::StepError;
+    /// let err = StepError::new(std::fmt::Error);
+    /// assert!(err.as_dyn().source().is_none());
+    /// ```
+    pub fn as_dyn(&self) -> &(dyn Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+/// Why a step failed, when it ran to an end of its own.
+///
+/// ```
+/// use workflow_runtime::StepFailure;
+/// assert_eq!(StepFailure::Assertion.to_string(), "assertion did not hold");
+/// ```
+#[derive(Clone, Debug)]
+pub enum StepFailure {
+    /// The step returned an error.
+    Error(StepError),
+    /// A `then` predicate returned `false`.
+    Assertion,
+    /// The step panicked; the panic message.
+    Panic(Arc<str>),
+}
+
+impl fmt::Display for StepFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepFailure::Error(e) => write!(f, "{e}"),
+            StepFailure::Assertion => f.write_str("assertion did not hold"),
+            StepFailure::Panic(msg) => write!(f, "panicked: {msg}"),
+        }
+    }
+}
+
+/// Why a workflow run did not produce its value.
+///
+/// Every variant names the workflow and the step; `Display` reads as one
+/// sentence and `source()` reaches the step's own error.
+///
+/// ```
+/// use workflow_runtime::{StepError, StepInfo, StepKind, WorkflowError};
+/// let err = WorkflowError::Failed {
+///     step: StepInfo::new("Orders", StepKind::When, "charge card"),
+///     error: StepError::new(std::io::Error::other("card declined")),
+/// };
+/// assert_eq!(
+///     err.to_string(),
+///     r#"workflow "Orders", step When "charge card" failed: card declined"#
+/// );
+/// assert!(std::error::Error::source(&err).is_some());
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum WorkflowError {
+    /// A step returned an error.
+    Failed {
+        /// The failed step.
+        step: StepInfo,
+        /// What it returned.
+        error: StepError,
+    },
+    /// A `then` predicate returned `false`.
+    Assertion {
+        /// The assertion step.
+        step: StepInfo,
+    },
+    /// A step panicked; the panic was caught and did not unwind further.
+    Panicked {
+        /// The step that panicked.
+        step: StepInfo,
+        /// The panic message.
+        message: Arc<str>,
+    },
+    /// A step ran past its timeout and was dropped.
+    TimedOut {
+        /// The step that timed out.
+        step: StepInfo,
+        /// The timeout it exceeded.
+        after: Duration,
+    },
+    /// The run was cancelled while this step was in flight.
+    Cancelled {
+        /// The step in flight.
+        step: StepInfo,
+    },
+}
+
+impl WorkflowError {
+    /// The step the error is about.
+    ///
+    /// ```
+    /// # use workflow_runtime::{StepInfo, StepKind, WorkflowError};
+    /// let err = WorkflowError::Cancelled { step: StepInfo::new("W", StepKind::When, "wait") };
+    /// assert_eq!(err.step().title, "wait");
+    /// ```
+    pub fn step(&self) -> &StepInfo {
+        match self {
+            WorkflowError::Failed { step, .. }
+            | WorkflowError::Assertion { step }
+            | WorkflowError::Panicked { step, .. }
+            | WorkflowError::TimedOut { step, .. }
+            | WorkflowError::Cancelled { step } => step,
+        }
+    }
+
+    pub(crate) fn from_failure(step: StepInfo, failure: StepFailure) -> Self {
+        match failure {
+            StepFailure::Error(error) => WorkflowError::Failed { step, error },
+            StepFailure::Assertion => WorkflowError::Assertion { step },
+            StepFailure::Panic(message) => WorkflowError::Panicked { step, message },
+        }
+    }
+}
+
+impl fmt::Display for WorkflowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.step())?;
+        match self {
+            WorkflowError::Failed { error, .. } => write!(f, " failed: {error}"),
+            WorkflowError::Assertion { .. } => f.write_str(" failed: assertion did not hold"),
+            WorkflowError::Panicked { message, .. } => write!(f, " panicked: {message}"),
+            WorkflowError::TimedOut { after, .. } => write!(f, " timed out after {after:?}"),
+            WorkflowError::Cancelled { .. } => f.write_str(" was cancelled"),
+        }
+    }
+}
+
+impl Error for WorkflowError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            WorkflowError::Failed { error, .. } => Some(error.as_dyn()),
+            _ => None,
+        }
+    }
+}
