@@ -1,1 +1,3 @@
-//! Integration tests and examples for the workflow crates.
+#![doc = include_str!("../README.md")]
+//! (The README above is this package's documentation, so its examples run as
+//! doctests and stay true.)

@@ -1,4 +1,23 @@
-#![doc = include_str!("../README.md")]
+//! Typed, observable, resilient Given/When/Then workflows on tokio.
+//!
+//! A [`Workflow`] chain runs typed steps under a [`WorkflowContext`], which
+//! records each step's kind, title, elapsed time and outcome. Steps may be
+//! sync or async, plain or fallible; panics are caught, timeouts drop the
+//! step's future, cancellation is recorded.
+//!
+//! ```
+//! use workflow_runtime::prelude::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), WorkflowError> {
+//! let ctx = WorkflowContext::new("CalculatorTest");
+//! let sum = Workflow::given(&ctx, "two numbers", || (10, 5))
+//!     .when("they are added", |(a, b)| a + b)
+//!     .then("the sum is correct", |sum| *sum == 15)
+//!     .await?;
+//! assert_eq!(sum, 15);
+//! assert!(ctx.all_passed());
+//! # Ok(()) }
+//! ```
 #![warn(missing_docs)]
 
 pub mod chain;

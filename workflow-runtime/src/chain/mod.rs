@@ -285,15 +285,23 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
     /// the way in for step functions made elsewhere.
     ///
     /// ```
+    /// use std::future::{Ready, ready};
     /// # use workflow_runtime::prelude::*;
+    ///
+    /// struct Increment;
+    /// impl StepFn<i32> for Increment {
+    ///     type Output = i32;
+    ///     type Future = Ready<StepResult<i32>>;
+    ///     fn call(self, n: i32) -> Self::Future {
+    ///         ready(Ok(n + 1))
+    ///     }
+    /// }
+    ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let ctx = WorkflowContext::new("W");
-    /// let step = |n: i32| std::future::ready(Ok::<_, Failed<i32>>(n + 1));
-    /// # struct Inc; impl StepFn<i32> for Inc { type Output = i32;
-    /// #   type Future = std::future::Ready<StepResult<i32>>;
-    /// #   fn call(self, n: i32) -> Self::Future { std::future::ready(Ok(n + 1)) } }
-    /// # let _ = step;
-    /// let n = Workflow::given(&ctx, "one", || 1).step(StepKind::And, "incremented", Inc).await;
+    /// let n = Workflow::given(&ctx, "one", || 1)
+    ///     .step(StepKind::And, "incremented", Increment)
+    ///     .await;
     /// assert_eq!(n.unwrap(), 2);
     /// # }
     /// ```

@@ -249,47 +249,44 @@ where
     }
 
     /// Records how the step ended and decides whether the chain goes on.
+    /// A run's error is always its first failure, soft or not.
     fn end(self: Pin<&mut Self>, started: Instant, ended: Ended<'_, F::Output>) -> Flow<F::Output> {
-        let (elapsed, failed) = match ended {
+        let options = self.ctx.options();
+        let (error, continue_with) = match ended {
             Ended::Result(Ok(value)) => {
                 self.record(started.elapsed(), StepOutcome::Passed);
                 return Ok((value, self.project().soft.take()));
             }
-            Ended::Result(Err(failed)) => (started.elapsed(), failed),
-            Ended::Panic(payload) => (
-                started.elapsed(),
-                Failed {
-                    failure: StepFailure::Panic(panic_message(payload).into()),
-                    value: None,
-                },
-            ),
+            Ended::Result(Err(Failed { failure, value })) => {
+                self.record(started.elapsed(), StepOutcome::Failed(failure.clone()));
+                let soft = match failure {
+                    StepFailure::Assertion => {
+                        !options.halt_on_failed_assertion || options.continue_on_error
+                    }
+                    _ => options.continue_on_error,
+                };
+                let error = WorkflowError::from_failure(self.info(), failure);
+                (error, value.filter(|_| soft))
+            }
+            Ended::Panic(payload) => {
+                let failure = StepFailure::Panic(panic_message(payload).into());
+                self.record(started.elapsed(), StepOutcome::Failed(failure.clone()));
+                (WorkflowError::from_failure(self.info(), failure), None)
+            }
             Ended::TimedOut(after) => {
                 self.record(after, StepOutcome::TimedOut(after));
-                return Err(WorkflowError::TimedOut {
-                    step: self.info(),
-                    after,
-                });
+                let step = self.info();
+                (WorkflowError::TimedOut { step, after }, None)
             }
             Ended::Cancelled => {
                 self.record(started.elapsed(), StepOutcome::Cancelled);
-                return Err(WorkflowError::Cancelled { step: self.info() });
+                (WorkflowError::Cancelled { step: self.info() }, None)
             }
         };
-        self.record(elapsed, StepOutcome::Failed(failed.failure.clone()));
-        let options = self.ctx.options();
-        let soft = match failed.failure {
-            StepFailure::Assertion => {
-                !options.halt_on_failed_assertion || options.continue_on_error
-            }
-            _ => options.continue_on_error,
-        };
-        let error = WorkflowError::from_failure(self.info(), failed.failure);
-        match failed.value {
-            Some(value) if soft => {
-                let first = self.project().soft.take().unwrap_or(error);
-                Ok((value, Some(first)))
-            }
-            _ => Err(error),
+        let first = self.project().soft.take().unwrap_or(error);
+        match continue_with {
+            Some(value) => Ok((value, Some(first))),
+            None => Err(first),
         }
     }
 }

@@ -1,0 +1,73 @@
+//! Heap allocations on the plain path, counted by a global allocator.
+//!
+//! One test in this binary, so no other test allocates while it counts.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use workflow_runtime::prelude::*;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn count<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let out = f();
+    (out, ALLOCATIONS.load(Ordering::Relaxed) - before)
+}
+
+#[test]
+fn a_three_step_chain_allocates_only_its_step_records() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    // Warm up thread-locals and the runtime.
+    let warm = WorkflowContext::new("Warm");
+    rt.block_on(
+        Workflow::given(&warm, "g", || 1)
+            .when("w", |n| n)
+            .into_future(),
+    )
+    .unwrap();
+
+    let (ctx, context_allocs) = count(|| WorkflowContext::new("Calculator"));
+    // The shared context and its name.
+    assert!(context_allocs <= 2, "context: {context_allocs} allocations");
+
+    let (sum, run_allocs) = count(|| {
+        rt.block_on(
+            Workflow::given(&ctx, "two numbers", || (10, 5))
+                .when_async("they are added", |(a, b)| async move { a + b })
+                .then("the sum is correct", |sum| *sum == 15)
+                .into_future(),
+        )
+    });
+    assert_eq!(sum.unwrap(), 15);
+    // The step-record vector grows once (capacity 4); steps themselves
+    // allocate nothing.
+    assert_eq!(run_allocs, 1, "run: {run_allocs} allocations");
+
+    // A one-step run on the same context fits in the records' spare
+    // capacity: no allocation at all.
+    let (_, again) = count(|| rt.block_on(Workflow::given(&ctx, "one more", || 1).into_future()));
+    assert_eq!(again, 0);
+}
