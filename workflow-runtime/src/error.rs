@@ -54,6 +54,15 @@ impl StepError {
     }
 }
 
+/// Any `std::error::Error + Send + Sync + 'static` becomes a `StepError`;
+/// that is what the `try_` verbs accept. (`StepError` itself does not
+/// implement `Error`, as `anyhow::Error` does not, so this can be blanket.)
+impl<E: Error + Send + Sync + 'static> From<E> for StepError {
+    fn from(error: E) -> Self {
+        StepError::new(error)
+    }
+}
+
 impl fmt::Debug for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&*self.0, f)

@@ -22,15 +22,24 @@
 
 pub mod chain;
 mod context;
+mod definition;
 mod error;
+mod free_step;
 mod step;
 
 pub use chain::Workflow;
 pub use context::{
-    ContextBuilder, MetadataError, StepOutcome, StepRecord, WorkflowContext, WorkflowOptions,
-    WorkflowSummary,
+    ContextBuilder, MetadataError, Scoped, StepOutcome, StepRecord, WorkflowContext,
+    WorkflowOptions, WorkflowSummary,
 };
+pub use definition::{StepMeta, WorkflowDefinition, mermaid};
 pub use error::{StepError, StepFailure, WorkflowError};
+pub use free_step::StepSite;
+pub use workflow_macros::{step, workflow};
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 pub use step::{StepInfo, StepKind, Title};
 
 /// Everything a workflow author usually needs, in one import.
@@ -40,9 +49,11 @@ pub use step::{StepInfo, StepKind, Title};
 /// let _ctx = WorkflowContext::new("W");
 /// ```
 pub mod prelude {
+    pub use crate::WorkflowDefinition;
     pub use crate::chain::{Failed, StepFn, StepResult};
     pub use crate::{
         StepKind, StepOutcome, StepRecord, Workflow, WorkflowContext, WorkflowError,
         WorkflowOptions,
     };
+    pub use workflow_macros::{step, workflow};
 }

@@ -13,13 +13,14 @@ mod step_fn;
 use std::future::{Future, IntoFuture};
 
 pub use stage::{ChainFuture, Finally, FinallyFuture, Flow, Stage, Start, Step, StepFuture};
+pub(crate) use step_fn::panic_message;
 pub use step_fn::{
     Assert, Async, Call, ErrFuture, Failed, Fallible, Nullary, OkFuture, Plain, StepFn, StepResult,
     TryAsync, Unary,
 };
 
 use crate::context::WorkflowContext;
-use crate::error::WorkflowError;
+use crate::error::{StepError, WorkflowError};
 use crate::step::{StepKind, Title};
 
 /// A chain of steps under a [`WorkflowContext`]. Nothing runs until it is
@@ -85,6 +86,21 @@ macro_rules! given_verb {
 }
 
 impl<'c> Workflow<'c, Start> {
+    /// A chain with no steps yet; its value is `()`. Most chains start with
+    /// [`given`](Self::given) instead.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = WorkflowContext::new("W");
+    /// let n = Workflow::new(&ctx).when("load", |()| 5).await;
+    /// assert_eq!(n.unwrap(), 5);
+    /// # }
+    /// ```
+    pub fn new(ctx: &'c WorkflowContext) -> Self {
+        Workflow { ctx, stage: Start }
+    }
+
     given_verb!(
         /// Starts a chain with a value made by `init`.
         ///
@@ -108,7 +124,7 @@ impl<'c> Workflow<'c, Start> {
         /// assert_eq!(n.unwrap(), 42);
         /// # }
         /// ```
-        try_given, Fallible, <E> Result<O, E>, [E: std::error::Error + Send + Sync + 'static]
+        try_given, Fallible, <E> Result<O, E>, [E: Into<StepError>]
     );
     given_verb!(
         /// Starts a chain with a value made by an async `init`.
@@ -134,7 +150,7 @@ impl<'c> Workflow<'c, Start> {
         /// assert_eq!(n.unwrap(), 9);
         /// # }
         /// ```
-        try_given_async, TryAsync, <Fut, E> Fut, [Fut: Future<Output = Result<O, E>>, E: std::error::Error + Send + Sync + 'static]
+        try_given_async, TryAsync, <Fut, E> Fut, [Fut: Future<Output = Result<O, E>>, E: Into<StepError>]
     );
 }
 
@@ -187,7 +203,7 @@ macro_rules! verbs {
             /// assert_eq!(n.unwrap(), 12);
             /// # }
             /// ```
-            $try, Fallible, <E> Result<O, E>, [E: std::error::Error + Send + Sync + 'static]
+            $try, Fallible, <E> Result<O, E>, [E: Into<StepError>]
         );
         verb!(
             $kind,
@@ -219,7 +235,7 @@ macro_rules! verbs {
             /// assert_eq!(n.unwrap(), 12);
             /// # }
             /// ```
-            $try_async, TryAsync, <Fut, E> Fut, [Fut: Future<Output = Result<O, E>>, E: std::error::Error + Send + Sync + 'static]
+            $try_async, TryAsync, <Fut, E> Fut, [Fut: Future<Output = Result<O, E>>, E: Into<StepError>]
         );
     };
 }

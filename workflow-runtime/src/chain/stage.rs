@@ -13,6 +13,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::step_fn::{Failed, StepFn, StepResult, panic_message};
+use crate::context::active::{enter, enter_direct};
 use crate::context::{StepOutcome, StepRecord, WorkflowContext};
 use crate::error::{StepFailure, WorkflowError};
 use crate::step::{StepInfo, StepKind, Title};
@@ -82,6 +83,9 @@ pin_project! {
         Running {
             #[pin] fut: S,
             started: Instant,
+            // The first poll runs an async body's first stretch: a `#[step]`
+            // function entered there is the body, recorded by the chain.
+            first: bool,
             // Made only once the step returns `Pending`: sync and
             // immediately-ready steps never touch the timer or the token.
             #[pin] deadline: Option<Sleep>,
@@ -156,10 +160,13 @@ where
                         .body
                         .take()
                         .expect("StepFuture polled after completion");
-                    match catch_unwind(AssertUnwindSafe(|| body.call(value))) {
+                    match catch_unwind(AssertUnwindSafe(|| {
+                        enter_direct(this.ctx, || body.call(value))
+                    })) {
                         Ok(fut) => self.as_mut().project().state.set(State::Running {
                             fut,
                             started,
+                            first: true,
                             deadline: None,
                             cancelled: None,
                         }),
@@ -172,11 +179,17 @@ where
                 StateProj::Running {
                     fut,
                     started,
+                    first,
                     mut deadline,
                     mut cancelled,
                 } => {
                     let started = *started;
-                    let ended = match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+                    let ctx = *this.ctx;
+                    let poll = || match std::mem::replace(first, false) {
+                        true => enter_direct(ctx, || fut.poll(cx)),
+                        false => enter(ctx, || fut.poll(cx)),
+                    };
+                    let ended = match catch_unwind(AssertUnwindSafe(poll)) {
                         Ok(Poll::Ready(result)) => Ended::Result(result),
                         Err(payload) => {
                             // The payload must outlive the state it came from.

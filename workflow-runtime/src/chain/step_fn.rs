@@ -23,9 +23,9 @@ pub struct Failed<O> {
 }
 
 impl<O> Failed<O> {
-    fn error<E: std::error::Error + Send + Sync + 'static>(error: E) -> Self {
+    fn error<E: Into<StepError>>(error: E) -> Self {
         Failed {
-            failure: StepFailure::Error(StepError::new(error)),
+            failure: StepFailure::Error(error.into()),
             value: None,
         }
     }
@@ -95,7 +95,7 @@ pub struct Fallible<C>(pub(crate) C);
 impl<C, In, O, E> StepFn<In> for Fallible<C>
 where
     C: Call<In, Out = Result<O, E>>,
-    E: std::error::Error + Send + Sync + 'static,
+    E: Into<StepError>,
 {
     type Output = O;
     type Future = Ready<StepResult<O>>;
@@ -130,7 +130,7 @@ impl<C, In, O, E> StepFn<In> for TryAsync<C>
 where
     C: Call<In>,
     C::Out: Future<Output = Result<O, E>>,
-    E: std::error::Error + Send + Sync + 'static,
+    E: Into<StepError>,
 {
     type Output = O;
     type Future = ErrFuture<C::Out, O>;
@@ -192,7 +192,7 @@ pin_project! {
 impl<F, O, E> Future for ErrFuture<F, O>
 where
     F: Future<Output = Result<O, E>>,
-    E: std::error::Error + Send + Sync + 'static,
+    E: Into<StepError>,
 {
     type Output = StepResult<O>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

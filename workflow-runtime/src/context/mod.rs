@@ -1,5 +1,6 @@
 //! The workflow context: who is running, what ran, and what travels along.
 
+pub(crate) mod active;
 mod metadata;
 mod options;
 mod record;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use active::Scoped;
 pub use metadata::MetadataError;
 use metadata::{Extensions, Metadata};
 pub use options::WorkflowOptions;

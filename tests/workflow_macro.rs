@@ -1,0 +1,343 @@
+//! `#[workflow]` and `#[step]` at run time: order, types, records, errors.
+
+use std::sync::{Arc, Mutex};
+
+use workflow_runtime::prelude::*;
+use workflow_runtime::{StepMeta, StepSite};
+
+#[derive(Clone, Debug, PartialEq)]
+enum Status {
+    Pending,
+    Paid,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Order {
+    id: u32,
+    cents: u64,
+    status: Status,
+}
+
+#[derive(Debug)]
+struct PaymentError(String);
+
+impl std::fmt::Display for PaymentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "payment refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for PaymentError {}
+
+trait PaymentGateway: Send + Sync {
+    fn charge(&self, order: &Order) -> Result<String, PaymentError>;
+}
+
+trait OrderRepository: Send + Sync {
+    fn update(&self, order: &Order);
+}
+
+struct LimitGateway {
+    limit: u64,
+}
+
+impl PaymentGateway for LimitGateway {
+    fn charge(&self, order: &Order) -> Result<String, PaymentError> {
+        if order.cents <= self.limit {
+            Ok(format!("tx-{}", order.id))
+        } else {
+            Err(PaymentError(format!("{} over limit", order.cents)))
+        }
+    }
+}
+
+#[derive(Default)]
+struct MemoryRepo {
+    saved: Mutex<Vec<Order>>,
+}
+
+impl OrderRepository for MemoryRepo {
+    fn update(&self, order: &Order) {
+        self.saved.lock().unwrap().push(order.clone());
+    }
+}
+
+struct PendingOrderProcessor {
+    orders: Arc<dyn OrderRepository>,
+    payment: Arc<dyn PaymentGateway>,
+}
+
+type SameOrder = Order;
+
+/// Processes orders awaiting payment.
+///
+/// Runs every 30 seconds.
+#[workflow]
+impl PendingOrderProcessor {
+    #[step(given = "pending order")]
+    fn pending(&self, order: Order) -> Order {
+        order
+    }
+
+    #[step(when = "process payment")]
+    async fn charge(&self, mut order: Order) -> Result<Order, PaymentError> {
+        tokio::task::yield_now().await;
+        self.payment.charge(&order)?;
+        order.status = Status::Paid;
+        Ok(order)
+    }
+
+    // A type alias of the same type passes the pipeline check.
+    #[step(when = "update status")]
+    async fn save(&self, order: SameOrder) -> Order {
+        self.orders.update(&order);
+        order
+    }
+
+    #[step(then = "processed")]
+    fn processed(&self, order: &Order) -> bool {
+        order.status == Status::Paid
+    }
+
+    /// Not a step: left alone.
+    #[allow(dead_code)]
+    fn helper(&self) -> u8 {
+        7
+    }
+}
+
+fn processor(limit: u64) -> (PendingOrderProcessor, Arc<MemoryRepo>) {
+    let repo = Arc::new(MemoryRepo::default());
+    let processor = PendingOrderProcessor {
+        orders: repo.clone(),
+        payment: Arc::new(LimitGateway { limit }),
+    };
+    (processor, repo)
+}
+
+fn order(cents: u64) -> Order {
+    Order {
+        id: 1,
+        cents,
+        status: Status::Pending,
+    }
+}
+
+#[tokio::test]
+async fn a_workflow_runs_its_steps_in_declaration_order() {
+    let (workflow, repo) = processor(1_000);
+    let ctx = PendingOrderProcessor::context().build();
+    let out = workflow.run(&ctx, order(500)).await.unwrap();
+    assert_eq!(out.status, Status::Paid);
+    assert_eq!(repo.saved.lock().unwrap().len(), 1);
+    let steps: Vec<_> = ctx.steps().into_iter().map(|s| (s.kind, s.title)).collect();
+    assert_eq!(
+        steps,
+        [
+            (StepKind::Given, "pending order".into()),
+            (StepKind::When, "process payment".into()),
+            (StepKind::When, "update status".into()),
+            (StepKind::Then, "processed".into()),
+        ]
+    );
+    assert!(ctx.all_passed());
+}
+
+#[tokio::test]
+async fn a_failing_step_names_itself_and_keeps_its_error() {
+    let (workflow, repo) = processor(100);
+    let ctx = PendingOrderProcessor::context().build();
+    let err = workflow.run(&ctx, order(500)).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"workflow "PendingOrderProcessor", step When "process payment" failed: payment refused: 500 over limit"#
+    );
+    match &err {
+        WorkflowError::Failed { error, .. } => {
+            assert!(error.downcast_ref::<PaymentError>().is_some())
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(repo.saved.lock().unwrap().is_empty());
+    assert!(matches!(ctx.steps()[2].outcome, StepOutcome::Skipped));
+}
+
+#[test]
+fn the_definition_describes_the_workflow() {
+    assert_eq!(PendingOrderProcessor::NAME, "PendingOrderProcessor");
+    assert_eq!(
+        PendingOrderProcessor::DESCRIPTION,
+        Some("Processes orders awaiting payment.")
+    );
+    assert_eq!(
+        PendingOrderProcessor::STEPS[1],
+        StepMeta {
+            kind: StepKind::When,
+            title: "process payment",
+            method: "charge",
+            input: "Order",
+            output: "Order",
+            is_async: true,
+            fallible: true,
+        }
+    );
+    assert_eq!(PendingOrderProcessor::STEPS[3].input, "Order");
+    assert_eq!(PendingOrderProcessor::STEPS[3].output, "Order");
+}
+
+#[test]
+fn the_definition_renders_as_mermaid() {
+    assert_eq!(
+        PendingOrderProcessor::mermaid(),
+        r#"flowchart TD
+    start(["PendingOrderProcessor"])
+    s0["Given: pending order"]
+    s1["When: process payment"]
+    s2["When: update status"]
+    s3{{"Then: processed"}}
+    start --> s0
+    s0 -->|Order| s1
+    s1 -->|Order| s2
+    s2 -->|Order| s3
+"#
+    );
+}
+
+struct Options;
+
+#[workflow(name = "Renamed", description = "Explicit options win", crate = workflow_runtime)]
+impl Options {
+    /// A first `when` step with no input: the workflow's input is `()`.
+    #[step]
+    fn load_numbers() -> Vec<u32> {
+        vec![1, 2, 3]
+    }
+
+    #[step(and = "summed")]
+    fn sum(&self, numbers: Vec<u32>) -> u32 {
+        numbers.iter().sum()
+    }
+
+    #[step(but = "halved")]
+    fn halve(&self, n: u32) -> Result<u32, std::num::TryFromIntError> {
+        u8::try_from(n / 2).map(u32::from)
+    }
+
+    #[step(finally)]
+    fn clean_up(&self, outcome: Result<&u32, &WorkflowError>) {
+        assert_eq!(outcome.ok(), Some(&3));
+    }
+}
+
+#[tokio::test]
+async fn options_default_titles_and_finally() {
+    assert_eq!(<Options as WorkflowDefinition>::NAME, "Renamed");
+    assert_eq!(Options::DESCRIPTION, Some("Explicit options win"));
+    let ctx = Options::context().build();
+    assert_eq!(Options.run(&ctx, ()).await.unwrap(), 3);
+    let titles: Vec<_> = ctx.steps().into_iter().map(|s| (s.kind, s.title)).collect();
+    assert_eq!(
+        titles,
+        [
+            (StepKind::When, "load numbers".into()),
+            (StepKind::And, "summed".into()),
+            (StepKind::But, "halved".into()),
+            (StepKind::Finally, "clean up".into()),
+        ]
+    );
+}
+
+// ---- #[step] on free functions ---------------------------------------
+
+#[step(when = "process payment")]
+async fn process_payment(order: Order) -> Result<Order, PaymentError> {
+    if order.cents > 1_000 {
+        return Err(PaymentError("too much".into()));
+    }
+    Ok(Order {
+        status: Status::Paid,
+        ..order
+    })
+}
+
+#[step]
+fn apply_discount(order: Order, percent: u64) -> Order {
+    Order {
+        cents: order.cents * (100 - percent) / 100,
+        ..order
+    }
+}
+
+#[tokio::test]
+async fn free_steps_stay_plain_functions_outside_a_context() {
+    let paid = process_payment(order(10)).await.unwrap();
+    assert_eq!(paid.status, Status::Paid);
+    assert_eq!(apply_discount(order(100), 10).cents, 90);
+}
+
+#[tokio::test]
+async fn free_steps_record_themselves_in_the_active_context() {
+    let ctx = WorkflowContext::builder("Free")
+        .options(WorkflowOptions::default().capture_io(true))
+        .build();
+    let result = ctx
+        .scope(async {
+            let discounted = apply_discount(order(2_000), 25);
+            process_payment(discounted).await
+        })
+        .await;
+    assert!(result.is_err());
+    let steps = ctx.steps();
+    assert_eq!(steps.len(), 2);
+    assert_eq!(steps[0].title, "apply discount");
+    assert_eq!(
+        steps[0].input.as_deref(),
+        Some("Order { id: 1, cents: 2000, status: Pending }, 25")
+    );
+    assert_eq!(
+        steps[0].output.as_deref(),
+        Some("Order { id: 1, cents: 1500, status: Pending }")
+    );
+    assert_eq!(steps[1].title, "process payment");
+    assert_eq!(
+        steps[1].outcome.to_string(),
+        "failed: payment refused: too much"
+    );
+}
+
+#[tokio::test]
+async fn a_free_step_passed_to_a_chain_is_recorded_once() {
+    let ctx = WorkflowContext::new("Chain");
+    let paid = Workflow::given(&ctx, "an order", || order(10))
+        .try_when_async("process payment", process_payment)
+        .when("discounted", |o| apply_discount(o, 50))
+        .await
+        .unwrap();
+    assert_eq!(paid.cents, 5);
+    let titles: Vec<_> = ctx.steps().into_iter().map(|s| s.title).collect();
+    assert_eq!(titles, ["an order", "process payment", "discounted"]);
+}
+
+#[tokio::test]
+async fn free_steps_nested_in_a_chain_step_record_as_sub_steps() {
+    let ctx = WorkflowContext::new("Nested");
+    Workflow::given(&ctx, "an order", || order(10))
+        .when("prepared", |o| {
+            let once = apply_discount(o, 50);
+            apply_discount(once, 50)
+        })
+        .await
+        .unwrap();
+    // The first call is the step's body; the second records itself.
+    let titles: Vec<_> = ctx.steps().into_iter().map(|s| s.title).collect();
+    assert_eq!(titles, ["an order", "apply discount", "prepared"]);
+}
+
+#[test]
+fn step_sites_are_plain_data() {
+    let site = StepSite {
+        kind: StepKind::When,
+        title: "x",
+    };
+    assert_eq!(site, site.clone());
+}

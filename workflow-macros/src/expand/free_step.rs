@@ -1,0 +1,69 @@
+//! `#[step]` on a free function: the function keeps its name and
+//! signature; its body runs inside a recorder for the active context.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use crate::model::FreeStep;
+
+pub(crate) fn function(model: &FreeStep) -> TokenStream {
+    let krate = &model.krate;
+    let syn::ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+        ..
+    } = &model.item;
+    let kind = format_ident!("{}", model.kind.variant());
+    let title = &model.title;
+    let ret = &model.ret;
+    let outcome = if model.fallible {
+        quote!(#krate::__private::result_outcome)
+    } else {
+        quote!(#krate::__private::plain_outcome)
+    };
+    let probes = model.params.iter().map(|param| match param {
+        Some(name) => quote!((&&#krate::__private::Probe(&#name)).describe()),
+        None => quote!(::core::option::Option::Some("_".to_owned())),
+    });
+    let capture = quote! {
+        let __input = __step.capture(|| {
+            use #krate::__private::{Describe as _, DescribeNothing as _};
+            let parts: [::core::option::Option<::std::string::String>; _] = [#(#probes),*];
+            parts.into_iter().collect::<::core::option::Option<::std::vec::Vec<_>>>().map(|p| p.join(", "))
+        });
+    };
+    let describe = quote! {
+        |__out| {
+            use #krate::__private::{Describe as _, DescribeNothing as _};
+            (&&#krate::__private::Probe(__out)).describe()
+        }
+    };
+    let run = if sig.asyncness.is_some() {
+        quote! {
+            __step
+                .run_async(
+                    __input,
+                    #outcome,
+                    #krate::__private::typed_future::<#ret, _>(async move #block),
+                    #describe,
+                )
+                .await
+        }
+    } else {
+        quote!(__step.run(__input, #outcome, move || -> #ret #block, #describe))
+    };
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            static __SITE: #krate::StepSite = #krate::StepSite {
+                kind: #krate::StepKind::#kind,
+                title: #title,
+            };
+            let __step = #krate::__private::FreeStep::enter(&__SITE);
+            #capture
+            #run
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Expand: the checked model becomes code. Entry points run the three
+//! phases and, on any mistake, emit the item unchanged (minus the step
+//! attributes) beside the errors, so nothing else in the crate breaks.
+
+mod checks;
+mod free_step;
+mod workflow;
+
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote};
+
+use crate::errors::Errors;
+use crate::options::StepOptions;
+use crate::{parse, validate};
+
+pub(crate) fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut item: syn::ItemImpl = match syn::parse2(item.clone()) {
+        Ok(item) => item,
+        Err(_) => {
+            let error = syn::Error::new_spanned(
+                &item,
+                "`#[workflow]` goes on an impl block: `impl MyWorkflow { ... }`",
+            );
+            return with_errors(item, error.into_compile_error());
+        }
+    };
+    let mut errors = Errors::default();
+    let raw = parse::workflow(args, &mut item, &mut errors);
+    let model = validate::workflow(&item, raw, &mut errors);
+    match (errors.finish(), model) {
+        (Ok(()), Some(model)) => {
+            let definition = workflow::definition(&model);
+            quote! {
+                #item
+                #definition
+            }
+        }
+        (Err(errors), _) => with_errors(item.into_token_stream(), errors),
+        (Ok(()), None) => unreachable!("validation failed without an error"),
+    }
+}
+
+pub(crate) fn free_step(args: TokenStream, item: TokenStream) -> TokenStream {
+    let function: syn::ItemFn = match syn::parse2(item.clone()) {
+        Ok(function) => function,
+        Err(_) => {
+            let error = syn::Error::new_spanned(
+                &item,
+                "`#[step]` goes on a function, or on a method of a `#[workflow]` impl block",
+            );
+            return with_errors(item, error.into_compile_error());
+        }
+    };
+    let mut errors = Errors::default();
+    let options = errors.take(StepOptions::parse(args)).unwrap_or_default();
+    let model = validate::free_step(options, function.clone(), &mut errors);
+    match (errors.finish(), model) {
+        (Ok(()), Some(model)) => free_step::function(&model),
+        (Err(errors), _) => with_errors(function.into_token_stream(), errors),
+        (Ok(()), None) => unreachable!("validation failed without an error"),
+    }
+}
+
+fn with_errors(item: TokenStream, errors: TokenStream) -> TokenStream {
+    quote! {
+        #item
+        #errors
+    }
+}

@@ -1,0 +1,203 @@
+//! `#[workflow]`: the `WorkflowDefinition` impl, whose `run` is a fluent
+//! chain over the step methods, so a reader of `cargo expand` sees the same
+//! code they would write by hand.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::Type;
+
+use super::checks::{self, InputCheck};
+use crate::model::{Input, Output, Step, Workflow};
+use crate::options::Kind;
+
+pub(crate) fn definition(model: &Workflow) -> TokenStream {
+    let krate = &model.krate;
+    let self_ty = &model.self_ty;
+    let name = &model.name;
+    let description = match &model.description {
+        Some(d) => quote!(::core::option::Option::Some(#d)),
+        None => quote!(::core::option::Option::None),
+    };
+
+    let unit: Type = syn::parse_quote!(());
+    let input_ty = model.steps[0].input.ty().unwrap_or(&unit).clone();
+
+    let mut items = Vec::new();
+    let mut metas = Vec::new();
+    let mut chain = TokenStream::new();
+    let mut current: &Type = &input_ty;
+    let mut producer = &model.steps[0];
+
+    for (index, step) in model.steps.iter().enumerate() {
+        let check = (index > 0).then(|| checks::input_check(index, step, producer));
+        if let Some(InputCheck { item, .. }) = &check {
+            items.push(item.clone());
+        }
+        let error_check = checks::error_check(index, step, krate);
+        if let Some((_, item)) = &error_check {
+            items.push(item.clone());
+        }
+        let link = link(
+            index,
+            step,
+            check.as_ref(),
+            error_check.as_ref().map(|(n, _)| n),
+            krate,
+        );
+        chain.extend(link);
+
+        let input = step.input.ty().map(type_string).unwrap_or_default();
+        if !step.passes_value_on() {
+            current = match &step.output {
+                Output::Unit => &unit,
+                Output::Value(ty) | Output::Fallible { ok: ty, .. } => ty,
+            };
+            producer = step;
+        }
+        let kind = format_ident!("{}", step.kind.variant());
+        let title = &step.title;
+        let method = step.method.to_string();
+        let output = type_string(current);
+        let is_async = step.is_async;
+        let fallible = step.output.is_fallible();
+        metas.push(quote! {
+            #krate::StepMeta {
+                kind: #krate::StepKind::#kind,
+                title: #title,
+                method: #method,
+                input: #input,
+                output: #output,
+                is_async: #is_async,
+                fallible: #fallible,
+            }
+        });
+    }
+
+    let unpack = match model.steps[0].input {
+        Input::Nothing => quote!(let () = input;),
+        _ => TokenStream::new(),
+    };
+    quote! {
+        impl #krate::WorkflowDefinition for #self_ty {
+            type Input = #input_ty;
+            type Output = #current;
+            const NAME: &'static str = #name;
+            const DESCRIPTION: ::core::option::Option<&'static str> = #description;
+            const STEPS: &'static [#krate::StepMeta] = &[#(#metas),*];
+
+            fn run<'a>(
+                &'a self,
+                ctx: &'a #krate::WorkflowContext,
+                input: Self::Input,
+            ) -> impl #krate::__private::Future<
+                Output = #krate::__private::Result<Self::Output, #krate::WorkflowError>,
+            > + ::core::marker::Send + 'a {
+                #(#items)*
+                #unpack
+                #chain.result()
+            }
+        }
+    }
+}
+
+/// One link of the chain: the constructor for the first step, a verb after.
+fn link(
+    index: usize,
+    step: &Step,
+    check: Option<&InputCheck>,
+    error_check: Option<&syn::Ident>,
+    krate: &syn::Path,
+) -> TokenStream {
+    let title = &step.title;
+    let value = format_ident!("value");
+    let arg = match (&step.input, index) {
+        (Input::Nothing, _) => TokenStream::new(),
+        (_, 0) => quote!(input),
+        _ => checks::pass(step, check, &value),
+    };
+    let method = &step.method;
+    let mut call = if step.has_receiver {
+        quote!(self.#method(#arg))
+    } else {
+        quote!(Self::#method(#arg))
+    };
+    if step.is_async && error_check.is_some() {
+        call = quote!(#call.await);
+    }
+    if let Some(check) = error_check {
+        call = checks::map_error(step, check, call);
+    }
+    if step.is_async && error_check.is_some() {
+        call = quote!(async move { #call });
+    }
+
+    let flavor = |base: &str| {
+        let name = match (step.output.is_fallible(), step.is_async) {
+            (false, false) => base.to_owned(),
+            (true, false) => format!("try_{base}"),
+            (false, true) => format!("{base}_async"),
+            (true, true) => format!("try_{base}_async"),
+        };
+        format_ident!("{}", name)
+    };
+    match (index, step.kind) {
+        (0, Kind::Given) => {
+            let ctor = flavor("given");
+            quote!(#krate::__private::Workflow::#ctor(ctx, #title, move || #call))
+        }
+        (0, kind) => {
+            let verb = flavor(kind.keyword());
+            quote!(#krate::__private::Workflow::new(ctx).#verb(#title, move |()| #call))
+        }
+        (_, Kind::Then) => quote!(.then(#title, move |#value| #call)),
+        (_, Kind::Finally) => {
+            let param = match step.input {
+                Input::Nothing => quote!(_),
+                _ => quote!(#value),
+            };
+            quote!(.finally(#title, move |#param| #call))
+        }
+        (_, kind) => {
+            let verb = flavor(kind.keyword());
+            quote!(.#verb(#title, move |#value| #call))
+        }
+    }
+}
+
+/// A type as a person writes it: `Vec<u8>`, not `Vec < u8 >`.
+pub(crate) fn type_string(ty: &Type) -> String {
+    let mut s = quote!(#ty).to_string();
+    for (from, to) in [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" ::", "::"),
+        ("& ", "&"),
+        (" ,", ","),
+        ("( ", "("),
+        (" )", ")"),
+        ("[ ", "["),
+        (" ]", "]"),
+    ] {
+        s = s.replace(from, to);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_string;
+
+    #[test]
+    fn types_print_as_written() {
+        let ty: syn::Type =
+            syn::parse_quote!(std::collections::HashMap<String, Vec<(u8, &'static str)>>);
+        assert_eq!(
+            type_string(&ty),
+            "std::collections::HashMap<String, Vec<(u8, &'static str)>>"
+        );
+    }
+}

@@ -1,0 +1,38 @@
+//! Attribute macros for `workflow-runtime`: `#[step]` and `#[workflow]`.
+//!
+//! Use them through `workflow-runtime`, which re-exports them. Each macro
+//! goes parse → validate → expand; on a mistake the original item is still
+//! emitted next to one `compile_error!` per mistake, so the rest of the crate
+//! keeps compiling and the mistake gets one message.
+
+mod errors;
+mod expand;
+mod model;
+mod options;
+mod parse;
+mod validate;
+
+use proc_macro::TokenStream;
+
+/// Marks a step: a method of a `#[workflow]` impl block, or a free function
+/// that records itself in the active workflow context.
+///
+/// Options: one kind (`given`, `when`, `and`, `but`, `then`, `finally`),
+/// optionally with a title (`when = "process payment"`); without one the
+/// title comes from the function's name (`process_payment` → "process
+/// payment"), and without a kind the step is a `when`.
+#[proc_macro_attribute]
+pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::free_step(args.into(), item.into()).into()
+}
+
+/// Turns an `impl` block into a typed workflow: its `#[step]` methods run in
+/// declaration order, each taking the previous step's output.
+///
+/// Options: `name = "..."` (default: the type's name), `description =
+/// "..."` (default: the impl block's doc comment), `crate = path` (default:
+/// `::workflow_runtime`, for crates that re-export it).
+#[proc_macro_attribute]
+pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::workflow(args.into(), item.into()).into()
+}

@@ -1,0 +1,83 @@
+//! What the macros understood: the checked shape of a workflow and its
+//! steps, ready to expand.
+
+use syn::{Ident, Path, Type};
+
+use crate::options::Kind;
+
+/// A `#[workflow]` impl block.
+pub(crate) struct Workflow {
+    pub(crate) self_ty: Type,
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) krate: Path,
+    pub(crate) steps: Vec<Step>,
+}
+
+/// One `#[step]` method.
+pub(crate) struct Step {
+    pub(crate) kind: Kind,
+    pub(crate) title: String,
+    pub(crate) method: Ident,
+    pub(crate) has_receiver: bool,
+    pub(crate) input: Input,
+    pub(crate) output: Output,
+    pub(crate) is_async: bool,
+}
+
+/// How a step takes the previous step's value.
+pub(crate) enum Input {
+    /// It takes nothing (a first step, or a `finally` that needs no value).
+    Nothing,
+    /// By value: `order: Order`.
+    Value(Type),
+    /// By reference, as `then` steps do: `order: &Order` (holds `Order`).
+    Ref(Type),
+    /// A `finally` step's outcome: `Result<&Order, &WorkflowError>` (holds
+    /// `Order`).
+    Outcome(Type),
+}
+
+impl Input {
+    pub(crate) fn ty(&self) -> Option<&Type> {
+        match self {
+            Input::Nothing => None,
+            Input::Value(ty) | Input::Ref(ty) | Input::Outcome(ty) => Some(ty),
+        }
+    }
+}
+
+/// What a step returns.
+pub(crate) enum Output {
+    /// `()`, written or not.
+    Unit,
+    /// A plain value.
+    Value(Type),
+    /// `Result<ok, _>` (any path ending in `Result`).
+    Fallible { ok: Type, full: Box<Type> },
+}
+
+impl Output {
+    pub(crate) fn is_fallible(&self) -> bool {
+        matches!(self, Output::Fallible { .. })
+    }
+}
+
+impl Step {
+    /// Whether the value passes through this step unchanged.
+    pub(crate) fn passes_value_on(&self) -> bool {
+        matches!(self.kind, Kind::Then | Kind::Finally)
+    }
+}
+
+/// A `#[step]` free function.
+pub(crate) struct FreeStep {
+    pub(crate) kind: Kind,
+    pub(crate) title: String,
+    pub(crate) krate: Path,
+    pub(crate) fallible: bool,
+    /// The parameters' names, for input capture (`None` for patterns).
+    pub(crate) params: Vec<Option<Ident>>,
+    pub(crate) item: syn::ItemFn,
+    pub(crate) ret: Type,
+}

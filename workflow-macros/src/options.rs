@@ -1,0 +1,200 @@
+//! The attributes' options: `#[step(when = "...")]` and
+//! `#[workflow(name = "...", description = "...", crate = path)]`.
+
+use proc_macro2::{Span, TokenStream};
+use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
+use syn::{LitStr, Path};
+
+/// A step's Given/When/Then role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Given,
+    When,
+    And,
+    But,
+    Then,
+    Finally,
+}
+
+impl Kind {
+    pub(crate) const ALL: [Kind; 6] = [
+        Kind::Given,
+        Kind::When,
+        Kind::And,
+        Kind::But,
+        Kind::Then,
+        Kind::Finally,
+    ];
+
+    pub(crate) fn keyword(self) -> &'static str {
+        match self {
+            Kind::Given => "given",
+            Kind::When => "when",
+            Kind::And => "and",
+            Kind::But => "but",
+            Kind::Then => "then",
+            Kind::Finally => "finally",
+        }
+    }
+
+    /// The runtime's `StepKind` variant.
+    pub(crate) fn variant(self) -> &'static str {
+        match self {
+            Kind::Given => "Given",
+            Kind::When => "When",
+            Kind::And => "And",
+            Kind::But => "But",
+            Kind::Then => "Then",
+            Kind::Finally => "Finally",
+        }
+    }
+
+    fn from_keyword(word: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.keyword() == word)
+    }
+}
+
+/// What `#[step(...)]` said.
+#[derive(Default)]
+pub(crate) struct StepOptions {
+    /// The kind and the span of its keyword.
+    pub(crate) kind: Option<(Kind, Span)>,
+    pub(crate) title: Option<LitStr>,
+}
+
+const STEP_OPTIONS: &str = "given, when, and, but, then, finally";
+
+impl StepOptions {
+    pub(crate) fn parse(args: TokenStream) -> syn::Result<Self> {
+        let mut options = StepOptions::default();
+        syn::meta::parser(|meta| options.parse_one(meta)).parse2(args)?;
+        Ok(options)
+    }
+
+    fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
+        let word = path_word(&meta.path);
+        let Some(kind) = Kind::from_keyword(&word) else {
+            return Err(meta.error(format!(
+                "unknown step option `{word}`; expected one of: {STEP_OPTIONS}"
+            )));
+        };
+        if let Some((seen, _)) = self.kind {
+            return Err(if seen == kind {
+                meta.error(format!("duplicate option `{word}`"))
+            } else {
+                meta.error(format!(
+                    "a step has one kind: this one is already `{}`",
+                    seen.keyword()
+                ))
+            });
+        }
+        self.kind = Some((kind, span_of(&meta.path)));
+        if meta.input.peek(syn::Token![=]) {
+            let title: LitStr = meta.value()?.parse()?;
+            if title.value().trim().is_empty() {
+                return Err(syn::Error::new(
+                    title.span(),
+                    "a step's title cannot be empty; leave it out to use the function's name",
+                ));
+            }
+            self.title = Some(title);
+        }
+        Ok(())
+    }
+}
+
+/// What `#[workflow(...)]` said.
+#[derive(Default)]
+pub(crate) struct WorkflowOptions {
+    pub(crate) name: Option<LitStr>,
+    pub(crate) description: Option<LitStr>,
+    pub(crate) krate: Option<Path>,
+}
+
+impl WorkflowOptions {
+    pub(crate) fn parse(args: TokenStream) -> syn::Result<Self> {
+        let mut options = WorkflowOptions::default();
+        syn::meta::parser(|meta| options.parse_one(meta)).parse2(args)?;
+        Ok(options)
+    }
+
+    fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
+        let word = path_word(&meta.path);
+        let duplicate =
+            |meta: &ParseNestedMeta<'_>| meta.error(format!("duplicate option `{word}`"));
+        match word.as_str() {
+            "name" | "description" => {
+                let slot = if word == "name" {
+                    &mut self.name
+                } else {
+                    &mut self.description
+                };
+                if slot.is_some() {
+                    return Err(duplicate(&meta));
+                }
+                let value: LitStr = meta.value()?.parse()?;
+                if value.value().trim().is_empty() {
+                    return Err(syn::Error::new(
+                        value.span(),
+                        format!("the workflow's {word} cannot be empty"),
+                    ));
+                }
+                *slot = Some(value);
+            }
+            "crate" => {
+                if self.krate.is_some() {
+                    return Err(duplicate(&meta));
+                }
+                let value = meta.value()?;
+                self.krate = Some(if value.peek(LitStr) {
+                    value.parse::<LitStr>()?.parse()?
+                } else {
+                    value.call(Path::parse_mod_style)?
+                });
+            }
+            _ => {
+                return Err(meta.error(format!(
+                    "unknown workflow option `{word}`; expected one of: name, description, crate"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn path_word(path: &Path) -> String {
+    match path.get_ident() {
+        Some(ident) => ident.to_string(),
+        None => quote::quote!(#path).to_string().replace(' ', ""),
+    }
+}
+
+fn span_of(path: &Path) -> Span {
+    path.segments
+        .last()
+        .map_or_else(Span::call_site, |s| s.ident.span())
+}
+
+/// `process_payment` → "process payment".
+pub(crate) fn title_from_name(name: &syn::Ident) -> String {
+    let name = name.to_string();
+    let name = name.strip_prefix("r#").unwrap_or(&name);
+    name.split('_')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_come_from_snake_case_names() {
+        let title = |s: &str| title_from_name(&syn::Ident::new(s, Span::call_site()));
+        assert_eq!(title("process_payment"), "process payment");
+        assert_eq!(title("_private__step_"), "private step");
+        assert_eq!(title("save"), "save");
+    }
+}

@@ -1,0 +1,109 @@
+//! Parse: find the `#[step]` attributes, read their options, and strip them
+//! from the item, which is emitted again whatever happens next.
+
+use proc_macro2::TokenStream;
+use syn::{Attribute, ImplItem, ImplItemFn, ItemImpl};
+
+use crate::errors::Errors;
+use crate::options::{StepOptions, WorkflowOptions};
+
+/// A method marked `#[step]`, with its options, before validation.
+pub(crate) struct RawStep {
+    pub(crate) options: StepOptions,
+    pub(crate) attr: Attribute,
+    pub(crate) method: ImplItemFn,
+}
+
+/// The impl block's pieces.
+pub(crate) struct RawWorkflow {
+    pub(crate) options: WorkflowOptions,
+    pub(crate) steps: Vec<RawStep>,
+    pub(crate) doc: Option<String>,
+}
+
+fn is_step_attr(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "step")
+}
+
+/// Reads `#[workflow(args)] impl ... { ... }`, removing each `#[step]` from
+/// `item` so the impl block compiles on its own.
+pub(crate) fn workflow(args: TokenStream, item: &mut ItemImpl, errors: &mut Errors) -> RawWorkflow {
+    let options = errors
+        .take(WorkflowOptions::parse(args))
+        .unwrap_or_default();
+    let mut steps = Vec::new();
+    for impl_item in &mut item.items {
+        let ImplItem::Fn(method) = impl_item else {
+            continue;
+        };
+        let Some(at) = method.attrs.iter().position(is_step_attr) else {
+            continue;
+        };
+        let attr = method.attrs.remove(at);
+        if let Some(again) = method.attrs.iter().find(|a| is_step_attr(a)) {
+            errors.push(syn::Error::new_spanned(
+                again,
+                "a method takes one `#[step]` attribute",
+            ));
+            method.attrs.retain(|a| !is_step_attr(a));
+        }
+        let Some(options) = errors.take(step_options(&attr)) else {
+            continue;
+        };
+        steps.push(RawStep {
+            options,
+            attr,
+            method: method.clone(),
+        });
+    }
+    RawWorkflow {
+        options,
+        steps,
+        doc: doc_comment(&item.attrs),
+    }
+}
+
+/// Reads the options of a `#[step]` attribute in any form: `#[step]`,
+/// `#[step(when = "...")]`.
+pub(crate) fn step_options(attr: &Attribute) -> syn::Result<StepOptions> {
+    match &attr.meta {
+        syn::Meta::Path(_) => Ok(StepOptions::default()),
+        syn::Meta::List(list) => StepOptions::parse(list.tokens.clone()),
+        syn::Meta::NameValue(nv) => Err(syn::Error::new_spanned(
+            nv,
+            "expected `#[step]` or `#[step(when = \"title\")]`",
+        )),
+    }
+}
+
+/// The first paragraph of the doc comment, on one line.
+pub(crate) fn doc_comment(attrs: &[Attribute]) -> Option<String> {
+    let mut lines = Vec::new();
+    for attr in attrs {
+        let syn::Meta::NameValue(nv) = &attr.meta else {
+            continue;
+        };
+        if !nv.path.is_ident("doc") {
+            continue;
+        }
+        let syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) = &nv.value
+        else {
+            continue;
+        };
+        let line = s.value().trim().to_owned();
+        if line.is_empty() {
+            if lines.is_empty() {
+                continue;
+            }
+            break;
+        }
+        lines.push(line);
+    }
+    (!lines.is_empty()).then(|| lines.join(" "))
+}

@@ -1,0 +1,381 @@
+//! Validate: every rule a workflow or step must follow, each broken rule one
+//! error at the span that broke it.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{FnArg, GenericArgument, ItemImpl, PathArguments, ReturnType, Signature, Type};
+
+use crate::errors::Errors;
+use crate::model::{FreeStep, Input, Output, Step, Workflow};
+use crate::options::{Kind, StepOptions, title_from_name};
+use crate::parse::RawWorkflow;
+
+pub(crate) fn default_crate() -> syn::Path {
+    syn::parse_quote!(::workflow_runtime)
+}
+
+pub(crate) fn workflow(item: &ItemImpl, raw: RawWorkflow, errors: &mut Errors) -> Option<Workflow> {
+    if let Some((path, _)) = &item.trait_ {
+        errors.push(syn::Error::new_spanned(
+            path,
+            "`#[workflow]` goes on an inherent impl block (`impl MyWorkflow { ... }`), not a trait impl",
+        ));
+        return None;
+    }
+    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        errors.push(syn::Error::new_spanned(
+            &item.generics,
+            "`#[workflow]` does not support generic impl blocks: a workflow's step types must be concrete",
+        ));
+        return None;
+    }
+    let name = match (&raw.options.name, type_name(&item.self_ty)) {
+        (Some(name), _) => name.value(),
+        (None, Some(name)) => name,
+        (None, None) => {
+            errors.push(syn::Error::new_spanned(
+                &item.self_ty,
+                "name this workflow with `#[workflow(name = \"...\")]`",
+            ));
+            return None;
+        }
+    };
+    if raw.steps.is_empty() {
+        errors.push(syn::Error::new(
+            item.impl_token.span,
+            format!(
+                "workflow \"{name}\" has no steps: mark its methods with \
+                 `#[step(given = \"...\")]`, `#[step(when = \"...\")]`, ..."
+            ),
+        ));
+        return None;
+    }
+
+    let mut steps = Vec::with_capacity(raw.steps.len());
+    for (index, raw_step) in raw.steps.iter().enumerate() {
+        let step = method_step(
+            index,
+            &raw_step.options,
+            &raw_step.method.sig,
+            &raw_step.attr,
+            errors,
+        );
+        if let Some(step) = step {
+            steps.push(step);
+        }
+    }
+    if steps.len() != raw.steps.len() {
+        return None;
+    }
+    Some(Workflow {
+        self_ty: (*item.self_ty).clone(),
+        name,
+        description: raw.options.description.map(|d| d.value()).or(raw.doc),
+        krate: raw.options.krate.unwrap_or_else(default_crate),
+        steps,
+    })
+}
+
+fn type_name(ty: &Type) -> Option<String> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.to_string()),
+        _ => None,
+    }
+}
+
+/// One step method, checked.
+fn method_step(
+    index: usize,
+    options: &StepOptions,
+    sig: &Signature,
+    attr: &syn::Attribute,
+    errors: &mut Errors,
+) -> Option<Step> {
+    let (kind, kind_span) = options.kind.unwrap_or((Kind::When, attr.span()));
+    let title = options
+        .title
+        .as_ref()
+        .map_or_else(|| title_from_name(&sig.ident), |t| t.value());
+    let before = errors_len(errors);
+    let fail =
+        |errors: &mut Errors, span: Span, msg: String| errors.push(syn::Error::new(span, msg));
+
+    if kind == Kind::Given && index > 0 {
+        fail(
+            errors,
+            kind_span,
+            format!(
+                "`given` must be the first step, but step \"{title}\" comes after another step"
+            ),
+        );
+    }
+    if index == 0 && matches!(kind, Kind::Then | Kind::Finally) {
+        fail(
+            errors,
+            kind_span,
+            format!(
+                "a workflow starts with a `given` or `when` step, not `{}`: step \"{title}\" has no value to check yet",
+                kind.keyword()
+            ),
+        );
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        fail(
+            errors,
+            sig.generics.span(),
+            format!(
+                "step \"{title}\" cannot be generic: each step's input and output types must be known to check the pipeline"
+            ),
+        );
+    }
+    if let Some(asyncness) = sig
+        .asyncness
+        .filter(|_| matches!(kind, Kind::Then | Kind::Finally))
+    {
+        fail(
+            errors,
+            asyncness.span,
+            format!(
+                "a `{}` step is sync: make step \"{title}\" a plain `fn`",
+                kind.keyword()
+            ),
+        );
+    }
+
+    let mut has_receiver = false;
+    let mut params = Vec::new();
+    for arg in &sig.inputs {
+        match arg {
+            FnArg::Receiver(receiver) => {
+                has_receiver = true;
+                let ok = matches!(receiver.kind, syn::ReceiverKind::Reference(_, _, None))
+                    && receiver.mutability.is_none();
+                if !ok {
+                    fail(
+                        errors,
+                        receiver.span(),
+                        format!(
+                            "step \"{title}\" must take `&self`: a workflow's steps share it, so none may own or mutate it"
+                        ),
+                    );
+                }
+            }
+            FnArg::Typed(pat) => params.push(pat),
+        }
+    }
+    if let Some(extra) = params.get(1) {
+        fail(
+            errors,
+            extra.span(),
+            format!(
+                "step \"{title}\" takes more than one input; a step takes one, the previous step's output \
+                 (group values in a struct or a tuple)"
+            ),
+        );
+    }
+
+    let output = output_of(&sig.output);
+    let input = match (kind, params.first()) {
+        (_, None) if index == 0 || kind == Kind::Finally => Input::Nothing,
+        (_, None) => {
+            fail(
+                errors,
+                sig.ident.span(),
+                format!(
+                    "step \"{title}\" takes no input; a `{}` step takes the previous step's output",
+                    kind.keyword()
+                ),
+            );
+            Input::Nothing
+        }
+        (Kind::Then, Some(param)) => match &*param.ty {
+            Type::Reference(r) if r.mutability.is_none() => Input::Ref((*r.elem).clone()),
+            other => {
+                fail(
+                    errors,
+                    other.span(),
+                    format!(
+                        "`then` step \"{title}\" takes its input by reference (`&T`): the value passes on to the next step"
+                    ),
+                );
+                Input::Nothing
+            }
+        },
+        (Kind::Finally, Some(param)) => match outcome_value(&param.ty) {
+            Some(ty) => Input::Outcome(ty),
+            None => {
+                fail(
+                    errors,
+                    param.ty.span(),
+                    format!(
+                        "`finally` step \"{title}\" takes nothing or the outcome so far: \
+                         `Result<&T, &WorkflowError>`"
+                    ),
+                );
+                Input::Nothing
+            }
+        },
+        (_, Some(param)) => Input::Value((*param.ty).clone()),
+    };
+
+    match kind {
+        Kind::Then if !returns_bool(&sig.output) => fail(
+            errors,
+            return_span(sig),
+            format!("`then` step \"{title}\" must return `bool`: it asserts on the value"),
+        ),
+        Kind::Finally if !matches!(output, Output::Unit) => fail(
+            errors,
+            return_span(sig),
+            format!("`finally` step \"{title}\" returns nothing: the value passes on unchanged"),
+        ),
+        Kind::Then | Kind::Finally => {}
+        _ => {
+            if let Some(ty) = value_type(&output).filter(|ty| matches!(ty, Type::ImplTrait(_))) {
+                fail(
+                    errors,
+                    ty.span(),
+                    format!(
+                        "step \"{title}\" must name its output type (not `impl Trait`): the next step's input is checked against it"
+                    ),
+                );
+            }
+        }
+    }
+
+    (errors_len(errors) == before).then(|| Step {
+        kind,
+        title,
+        method: sig.ident.clone(),
+        has_receiver,
+        input,
+        output,
+        is_async: sig.asyncness.is_some(),
+    })
+}
+
+fn errors_len(errors: &Errors) -> usize {
+    errors.count()
+}
+
+fn return_span(sig: &Signature) -> Span {
+    match &sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => sig.ident.span(),
+    }
+}
+
+fn returns_bool(output: &ReturnType) -> bool {
+    let ReturnType::Type(_, ty) = output else {
+        return false;
+    };
+    let Type::Path(p) = &**ty else {
+        return false;
+    };
+    let path = &p.path;
+    path.is_ident("bool")
+        || (path.segments.len() == 3
+            && matches!(path.segments[0].ident.to_string().as_str(), "std" | "core")
+            && path.segments[1].ident == "primitive"
+            && path.segments[2].ident == "bool")
+}
+
+/// `Result<T, E>` (any path ending in `Result`) → `T`.
+fn result_ok(ty: &Type) -> Option<Type> {
+    let Type::Path(p) = ty else {
+        return None;
+    };
+    let last = p.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|a| match a {
+        GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    })
+}
+
+/// `Result<&T, &WorkflowError>` → `T`.
+fn outcome_value(ty: &Type) -> Option<Type> {
+    match result_ok(ty)? {
+        Type::Reference(r) if r.mutability.is_none() => Some((*r.elem).clone()),
+        _ => None,
+    }
+}
+
+pub(crate) fn output_of(output: &ReturnType) -> Output {
+    match output {
+        ReturnType::Default => Output::Unit,
+        ReturnType::Type(_, ty) => match &**ty {
+            Type::Tuple(t) if t.elems.is_empty() => Output::Unit,
+            ty => match result_ok(ty) {
+                Some(ok) => Output::Fallible {
+                    ok,
+                    full: Box::new(ty.clone()),
+                },
+                None => Output::Value(ty.clone()),
+            },
+        },
+    }
+}
+
+fn value_type(output: &Output) -> Option<&Type> {
+    match output {
+        Output::Unit => None,
+        Output::Value(ty) | Output::Fallible { ok: ty, .. } => Some(ty),
+    }
+}
+
+/// A `#[step]` free function, checked.
+pub(crate) fn free_step(
+    options: StepOptions,
+    item: syn::ItemFn,
+    errors: &mut Errors,
+) -> Option<FreeStep> {
+    let before = errors_len(errors);
+    if let Some(receiver) = item.sig.receiver() {
+        errors.push(syn::Error::new(
+            receiver.span(),
+            "`#[step]` on a method needs `#[workflow]` on its impl block",
+        ));
+    }
+    let ret: Type = match &item.sig.output {
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => (**ty).clone(),
+    };
+    if let Type::ImplTrait(_) = ret {
+        errors.push(syn::Error::new(
+            ret.span(),
+            "a `#[step]` function must name its return type (not `impl Trait`), so its outcome can be recorded",
+        ));
+    }
+    if errors_len(errors) != before {
+        return None;
+    }
+    let params = item
+        .sig
+        .inputs
+        .iter()
+        .map(|arg| match arg {
+            FnArg::Typed(p) => match &*p.pat {
+                syn::Pat::Ident(id) => Some(id.ident.clone()),
+                _ => None,
+            },
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    Some(FreeStep {
+        kind: options.kind.map_or(Kind::When, |(k, _)| k),
+        title: options
+            .title
+            .map_or_else(|| title_from_name(&item.sig.ident), |t| t.value()),
+        krate: default_crate(),
+        fallible: output_of(&item.sig.output).is_fallible(),
+        params,
+        item,
+        ret,
+    })
+}

@@ -1,0 +1,243 @@
+//! `#[step]` on free functions: the call records itself in the active
+//! context, when there is one and the chain is not already recording it.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+
+use crate::chain::panic_message;
+use crate::context::active::take_direct;
+use crate::context::{StepOutcome, StepRecord, WorkflowContext};
+use crate::error::{StepError, StepFailure};
+use crate::step::StepKind;
+
+/// Where a `#[step]` function stands: its kind and title.
+///
+/// ```
+/// use workflow_runtime::{StepKind, StepSite};
+/// static SITE: StepSite = StepSite { kind: StepKind::When, title: "process payment" };
+/// assert_eq!(SITE.title, "process payment");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepSite {
+    /// The step's kind.
+    pub kind: StepKind,
+    /// The step's title.
+    pub title: &'static str,
+}
+
+/// One call of a `#[step]` function, from entry to record. Generated code
+/// drives it; the methods are public for that reason only.
+#[doc(hidden)]
+pub struct FreeStep {
+    site: &'static StepSite,
+    ctx: Option<WorkflowContext>,
+}
+
+/// How a step's return value reads as an outcome.
+#[doc(hidden)]
+pub type Classify<R> = fn(&R) -> Option<StepFailure>;
+
+/// An infallible step's outcome.
+#[doc(hidden)]
+pub fn plain_outcome<R>(_: &R) -> Option<StepFailure> {
+    None
+}
+
+/// A fallible step's outcome: the caller keeps the error itself; the record
+/// keeps its message.
+#[doc(hidden)]
+pub fn result_outcome<T, E: fmt::Display>(result: &Result<T, E>) -> Option<StepFailure> {
+    let error = result.as_ref().err()?;
+    Some(StepFailure::Error(StepError::new(ErrorMessage(
+        error.to_string(),
+    ))))
+}
+
+#[derive(Debug)]
+struct ErrorMessage(String);
+
+impl fmt::Display for ErrorMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ErrorMessage {}
+
+impl FreeStep {
+    /// Enters a step call: finds the context to record into, unless the
+    /// chain called this function as a step body and records it itself.
+    pub fn enter(site: &'static StepSite) -> Self {
+        let ctx = if take_direct() {
+            None
+        } else {
+            WorkflowContext::current()
+        };
+        FreeStep { site, ctx }
+    }
+
+    /// Captures the input when the context asks for it.
+    pub fn capture(&self, describe: impl FnOnce() -> Option<String>) -> Option<String> {
+        match &self.ctx {
+            Some(ctx) if ctx.options().capture_io => describe(),
+            _ => None,
+        }
+    }
+
+    /// Runs a sync body and records it. (The body comes before `describe`:
+    /// closures are type-checked in order, and `describe` needs the body's
+    /// return type.)
+    pub fn run<R>(
+        self,
+        input: Option<String>,
+        classify: Classify<R>,
+        body: impl FnOnce() -> R,
+        describe: impl FnOnce(&R) -> Option<String>,
+    ) -> R {
+        let Some(ctx) = self.ctx else {
+            return body();
+        };
+        let started = Instant::now();
+        match catch_unwind(AssertUnwindSafe(body)) {
+            Ok(out) => {
+                let output = capture_output(&ctx, &out, describe);
+                record(&ctx, self.site, started, classify(&out), input, output);
+                out
+            }
+            Err(payload) => {
+                let failure = StepFailure::Panic(panic_message(&*payload).into());
+                record(&ctx, self.site, started, Some(failure), input, None);
+                resume_unwind(payload)
+            }
+        }
+    }
+
+    /// Wraps an async body so it records itself when it ends.
+    pub fn run_async<F, D>(
+        self,
+        input: Option<String>,
+        classify: Classify<F::Output>,
+        body: F,
+        describe: D,
+    ) -> FreeStepFuture<F, D>
+    where
+        F: Future,
+        D: FnOnce(&F::Output) -> Option<String>,
+    {
+        FreeStepFuture {
+            site: self.site,
+            run: self.ctx.map(|ctx| Running {
+                ctx,
+                started: None,
+                input,
+                describe: Some(describe),
+                classify,
+            }),
+            body,
+        }
+    }
+}
+
+fn capture_output<R>(
+    ctx: &WorkflowContext,
+    out: &R,
+    describe: impl FnOnce(&R) -> Option<String>,
+) -> Option<String> {
+    if ctx.options().capture_io {
+        describe(out)
+    } else {
+        None
+    }
+}
+
+fn record(
+    ctx: &WorkflowContext,
+    site: &StepSite,
+    started: Instant,
+    failure: Option<StepFailure>,
+    input: Option<String>,
+    output: Option<String>,
+) {
+    let outcome = failure.map_or(StepOutcome::Passed, StepOutcome::Failed);
+    let mut record = StepRecord::new(site.kind, site.title, started.elapsed(), outcome);
+    record.input = input;
+    record.output = output;
+    ctx.record(record);
+}
+
+struct Running<R, D> {
+    ctx: WorkflowContext,
+    started: Option<Instant>,
+    input: Option<String>,
+    describe: Option<D>,
+    classify: Classify<R>,
+}
+
+pin_project! {
+    /// The future of an async `#[step]` function.
+    #[doc(hidden)]
+    pub struct FreeStepFuture<F: Future, D> {
+        site: &'static StepSite,
+        run: Option<Running<F::Output, D>>,
+        #[pin]
+        body: F,
+    }
+
+    impl<F: Future, D> PinnedDrop for FreeStepFuture<F, D> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(Running { ctx, started: Some(started), input, .. }) = this.run.take() {
+                let mut record = StepRecord::new(
+                    this.site.kind,
+                    this.site.title,
+                    started.elapsed(),
+                    StepOutcome::Cancelled,
+                );
+                record.input = input;
+                ctx.record(record);
+            }
+        }
+    }
+}
+
+impl<F, D> Future for FreeStepFuture<F, D>
+where
+    F: Future,
+    D: FnOnce(&F::Output) -> Option<String>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let Some(run) = this.run.as_mut() else {
+            return this.body.poll(cx);
+        };
+        let started = *run.started.get_or_insert_with(Instant::now);
+        let polled = catch_unwind(AssertUnwindSafe(|| this.body.poll(cx)));
+        let run = this.run.take().expect("checked above");
+        match polled {
+            Ok(Poll::Pending) => {
+                *this.run = Some(run);
+                Poll::Pending
+            }
+            Ok(Poll::Ready(out)) => {
+                let describe = run.describe.expect("a step future ends once");
+                let output = capture_output(&run.ctx, &out, describe);
+                let failure = (run.classify)(&out);
+                record(&run.ctx, this.site, started, failure, run.input, output);
+                Poll::Ready(out)
+            }
+            Err(payload) => {
+                let failure = StepFailure::Panic(panic_message(&*payload).into());
+                record(&run.ctx, this.site, started, Some(failure), run.input, None);
+                resume_unwind(payload)
+            }
+        }
+    }
+}
