@@ -18,6 +18,9 @@ pub(crate) struct RawStep {
 pub(crate) struct RawWorkflow {
     pub(crate) options: WorkflowOptions,
     pub(crate) steps: Vec<RawStep>,
+    /// How many methods carry `#[step]`, including those whose options did
+    /// not parse (so a bad option is not also reported as "no steps").
+    pub(crate) step_attrs: usize,
     pub(crate) doc: Option<String>,
 }
 
@@ -35,6 +38,7 @@ pub(crate) fn workflow(args: TokenStream, item: &mut ItemImpl, errors: &mut Erro
         .take(WorkflowOptions::parse(args))
         .unwrap_or_default();
     let mut steps = Vec::new();
+    let mut step_attrs = 0;
     for impl_item in &mut item.items {
         let ImplItem::Fn(method) = impl_item else {
             continue;
@@ -43,6 +47,7 @@ pub(crate) fn workflow(args: TokenStream, item: &mut ItemImpl, errors: &mut Erro
             continue;
         };
         let attr = method.attrs.remove(at);
+        step_attrs += 1;
         if let Some(again) = method.attrs.iter().find(|a| is_step_attr(a)) {
             errors.push(syn::Error::new_spanned(
                 again,
@@ -62,6 +67,7 @@ pub(crate) fn workflow(args: TokenStream, item: &mut ItemImpl, errors: &mut Erro
     RawWorkflow {
         options,
         steps,
+        step_attrs,
         doc: doc_comment(&item.attrs),
     }
 }

@@ -40,7 +40,7 @@ pub(crate) fn workflow(item: &ItemImpl, raw: RawWorkflow, errors: &mut Errors) -
             return None;
         }
     };
-    if raw.steps.is_empty() {
+    if raw.step_attrs == 0 {
         errors.push(syn::Error::new(
             item.impl_token.span,
             format!(
@@ -64,7 +64,7 @@ pub(crate) fn workflow(item: &ItemImpl, raw: RawWorkflow, errors: &mut Errors) -
             steps.push(step);
         }
     }
-    if steps.len() != raw.steps.len() {
+    if steps.len() != raw.step_attrs {
         return None;
     }
     Some(Workflow {
@@ -151,27 +151,25 @@ fn method_step(
                 let ok = matches!(receiver.kind, syn::ReceiverKind::Reference(_, _, None))
                     && receiver.mutability.is_none();
                 if !ok {
-                    fail(
-                        errors,
-                        receiver.span(),
+                    errors.push(syn::Error::new_spanned(
+                        receiver,
                         format!(
                             "step \"{title}\" must take `&self`: a workflow's steps share it, so none may own or mutate it"
                         ),
-                    );
+                    ));
                 }
             }
             FnArg::Typed(pat) => params.push(pat),
         }
     }
     if let Some(extra) = params.get(1) {
-        fail(
-            errors,
-            extra.span(),
+        errors.push(syn::Error::new_spanned(
+            extra,
             format!(
                 "step \"{title}\" takes more than one input; a step takes one, the previous step's output \
                  (group values in a struct or a tuple)"
             ),
-        );
+        ));
     }
 
     let output = output_of(&sig.output);
@@ -204,14 +202,13 @@ fn method_step(
         (Kind::Finally, Some(param)) => match outcome_value(&param.ty) {
             Some(ty) => Input::Outcome(ty),
             None => {
-                fail(
-                    errors,
-                    param.ty.span(),
+                errors.push(syn::Error::new_spanned(
+                    &param.ty,
                     format!(
                         "`finally` step \"{title}\" takes nothing or the outcome so far: \
                          `Result<&T, &WorkflowError>`"
                     ),
-                );
+                ));
                 Input::Nothing
             }
         },
@@ -219,16 +216,14 @@ fn method_step(
     };
 
     match kind {
-        Kind::Then if !returns_bool(&sig.output) => fail(
-            errors,
-            return_span(sig),
+        Kind::Then if !returns_bool(&sig.output) => errors.push(return_error(
+            sig,
             format!("`then` step \"{title}\" must return `bool`: it asserts on the value"),
-        ),
-        Kind::Finally if !matches!(output, Output::Unit) => fail(
-            errors,
-            return_span(sig),
+        )),
+        Kind::Finally if !matches!(output, Output::Unit) => errors.push(return_error(
+            sig,
             format!("`finally` step \"{title}\" returns nothing: the value passes on unchanged"),
-        ),
+        )),
         Kind::Then | Kind::Finally => {}
         _ => {
             if let Some(ty) = value_type(&output).filter(|ty| matches!(ty, Type::ImplTrait(_))) {
@@ -258,10 +253,10 @@ fn errors_len(errors: &Errors) -> usize {
     errors.count()
 }
 
-fn return_span(sig: &Signature) -> Span {
+fn return_error(sig: &Signature, message: String) -> syn::Error {
     match &sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
-        ReturnType::Default => sig.ident.span(),
+        ReturnType::Type(_, ty) => syn::Error::new_spanned(ty, message),
+        ReturnType::Default => syn::Error::new(sig.ident.span(), message),
     }
 }
 
@@ -337,8 +332,8 @@ pub(crate) fn free_step(
 ) -> Option<FreeStep> {
     let before = errors_len(errors);
     if let Some(receiver) = item.sig.receiver() {
-        errors.push(syn::Error::new(
-            receiver.span(),
+        errors.push(syn::Error::new_spanned(
+            receiver,
             "`#[step]` on a method needs `#[workflow]` on its impl block",
         ));
     }
@@ -347,8 +342,8 @@ pub(crate) fn free_step(
         ReturnType::Type(_, ty) => (**ty).clone(),
     };
     if let Type::ImplTrait(_) = ret {
-        errors.push(syn::Error::new(
-            ret.span(),
+        errors.push(syn::Error::new_spanned(
+            &ret,
             "a `#[step]` function must name its return type (not `impl Trait`), so its outcome can be recorded",
         ));
     }

@@ -17,6 +17,12 @@ pub fn typed_future<R, F: Future<Output = R>>(future: F) -> F {
     future
 }
 
+/// The arguments' `Debug` forms, comma-separated, when all have one.
+pub fn join_described<const N: usize>(parts: [Option<String>; N]) -> Option<String> {
+    let parts: Option<Vec<String>> = parts.into_iter().collect();
+    parts.map(|p| p.join(", "))
+}
+
 /// Borrows a value for [`Describe`] and [`DescribeNothing`]: with both in
 /// scope, `(&&Probe(&v)).describe()` picks the `Debug` form when `v` has one
 /// and `None` otherwise, on concrete types, without specialization.

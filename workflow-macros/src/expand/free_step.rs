@@ -30,8 +30,7 @@ pub(crate) fn function(model: &FreeStep) -> TokenStream {
     let capture = quote! {
         let __input = __step.capture(|| {
             use #krate::__private::{Describe as _, DescribeNothing as _};
-            let parts: [::core::option::Option<::std::string::String>; _] = [#(#probes),*];
-            parts.into_iter().collect::<::core::option::Option<::std::vec::Vec<_>>>().map(|p| p.join(", "))
+            #krate::__private::join_described([#(#probes),*])
         });
     };
     let describe = quote! {

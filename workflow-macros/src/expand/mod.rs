@@ -4,6 +4,8 @@
 
 mod checks;
 mod free_step;
+#[cfg(test)]
+mod snapshots;
 mod workflow;
 
 use proc_macro2::TokenStream;

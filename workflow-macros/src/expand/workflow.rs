@@ -85,6 +85,8 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             const DESCRIPTION: ::core::option::Option<&'static str> = #description;
             const STEPS: &'static [#krate::StepMeta] = &[#(#metas),*];
 
+            // A `finally` step's checked outcome maps through a closure.
+            #[allow(clippy::redundant_closure)]
             fn run<'a>(
                 &'a self,
                 ctx: &'a #krate::WorkflowContext,

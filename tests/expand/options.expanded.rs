@@ -1,0 +1,107 @@
+//! Workflow options, a first step without input, default titles, `finally`.
+struct Report;
+impl Report {
+    fn load_numbers() -> Vec<u32> {
+        vec![1, 2, 3]
+    }
+    fn sum(&self, numbers: Vec<u32>) -> u32 {
+        numbers.iter().sum()
+    }
+    fn clean_up(&self, outcome: Result<&u32, &WorkflowError>) {
+        drop(outcome);
+    }
+}
+impl my_runtime::WorkflowDefinition for Report {
+    type Input = ();
+    type Output = u32;
+    const NAME: &'static str = "NightlyReport";
+    const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::Some(
+        "Sums the day",
+    );
+    const STEPS: &'static [my_runtime::StepMeta] = &[
+        my_runtime::StepMeta {
+            kind: my_runtime::StepKind::When,
+            title: "load numbers",
+            method: "load_numbers",
+            input: "",
+            output: "Vec<u32>",
+            is_async: false,
+            fallible: false,
+        },
+        my_runtime::StepMeta {
+            kind: my_runtime::StepKind::And,
+            title: "summed",
+            method: "sum",
+            input: "Vec<u32>",
+            output: "u32",
+            is_async: false,
+            fallible: false,
+        },
+        my_runtime::StepMeta {
+            kind: my_runtime::StepKind::Finally,
+            title: "clean up",
+            method: "clean_up",
+            input: "u32",
+            output: "u32",
+            is_async: false,
+            fallible: false,
+        },
+    ];
+    #[allow(clippy::redundant_closure)]
+    fn run<'a>(
+        &'a self,
+        ctx: &'a my_runtime::WorkflowContext,
+        input: Self::Input,
+    ) -> impl my_runtime::__private::Future<
+        Output = my_runtime::__private::Result<Self::Output, my_runtime::WorkflowError>,
+    > + ::core::marker::Send + 'a {
+        #[diagnostic::on_unimplemented(
+            message = "step \"summed\" takes `{T}`, but step \"load numbers\" produces `{Self}`",
+            label = "expected `{Self}`, the output of step \"load numbers\"",
+            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
+        )]
+        trait __Step1Input<T> {
+            fn __pass(self) -> T;
+            fn __pass_ref(&self) -> &T;
+        }
+        impl<T> __Step1Input<T> for T {
+            fn __pass(self) -> T {
+                self
+            }
+            fn __pass_ref(&self) -> &T {
+                self
+            }
+        }
+        #[diagnostic::on_unimplemented(
+            message = "step \"clean up\" takes `{T}`, but step \"summed\" produces `{Self}`",
+            label = "expected `{Self}`, the output of step \"summed\"",
+            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
+        )]
+        trait __Step2Input<T> {
+            fn __pass(self) -> T;
+            fn __pass_ref(&self) -> &T;
+        }
+        impl<T> __Step2Input<T> for T {
+            fn __pass(self) -> T {
+                self
+            }
+            fn __pass_ref(&self) -> &T {
+                self
+            }
+        }
+        let () = input;
+        my_runtime::__private::Workflow::new(ctx)
+            .when("load numbers", move |()| Self::load_numbers())
+            .and(
+                "summed",
+                move |value| self.sum(<_ as __Step1Input<Vec<u32>>>::__pass(value)),
+            )
+            .finally(
+                "clean up",
+                move |value| {
+                    self.clean_up(value.map(|v| <_ as __Step2Input<u32>>::__pass_ref(v)))
+                },
+            )
+            .result()
+    }
+}

@@ -1,0 +1,180 @@
+//! A workflow of sync and async, plain and fallible steps.
+struct PendingOrderProcessor {
+    payment: Arc<dyn PaymentGateway>,
+}
+/// Processes orders awaiting payment.
+impl PendingOrderProcessor {
+    fn pending(&self, order: Order) -> Order {
+        order
+    }
+    async fn charge(&self, order: Order) -> Result<Order, PaymentError> {
+        self.payment.charge(order).await
+    }
+    async fn save(&self, order: Order) -> Order {
+        order
+    }
+    fn processed(&self, order: &Order) -> bool {
+        order.paid
+    }
+}
+impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
+    type Input = Order;
+    type Output = Order;
+    const NAME: &'static str = "PendingOrderProcessor";
+    const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::Some(
+        "Processes orders awaiting payment.",
+    );
+    const STEPS: &'static [::workflow_runtime::StepMeta] = &[
+        ::workflow_runtime::StepMeta {
+            kind: ::workflow_runtime::StepKind::Given,
+            title: "pending order",
+            method: "pending",
+            input: "Order",
+            output: "Order",
+            is_async: false,
+            fallible: false,
+        },
+        ::workflow_runtime::StepMeta {
+            kind: ::workflow_runtime::StepKind::When,
+            title: "process payment",
+            method: "charge",
+            input: "Order",
+            output: "Order",
+            is_async: true,
+            fallible: true,
+        },
+        ::workflow_runtime::StepMeta {
+            kind: ::workflow_runtime::StepKind::When,
+            title: "update status",
+            method: "save",
+            input: "Order",
+            output: "Order",
+            is_async: true,
+            fallible: false,
+        },
+        ::workflow_runtime::StepMeta {
+            kind: ::workflow_runtime::StepKind::Then,
+            title: "processed",
+            method: "processed",
+            input: "Order",
+            output: "Order",
+            is_async: false,
+            fallible: false,
+        },
+    ];
+    #[allow(clippy::redundant_closure)]
+    fn run<'a>(
+        &'a self,
+        ctx: &'a ::workflow_runtime::WorkflowContext,
+        input: Self::Input,
+    ) -> impl ::workflow_runtime::__private::Future<
+        Output = ::workflow_runtime::__private::Result<
+            Self::Output,
+            ::workflow_runtime::WorkflowError,
+        >,
+    > + ::core::marker::Send + 'a {
+        #[diagnostic::on_unimplemented(
+            message = "step \"process payment\" takes `{T}`, but step \"pending order\" produces `{Self}`",
+            label = "expected `{Self}`, the output of step \"pending order\"",
+            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
+        )]
+        trait __Step1Input<T> {
+            fn __pass(self) -> T;
+            fn __pass_ref(&self) -> &T;
+        }
+        impl<T> __Step1Input<T> for T {
+            fn __pass(self) -> T {
+                self
+            }
+            fn __pass_ref(&self) -> &T {
+                self
+            }
+        }
+        #[diagnostic::on_unimplemented(
+            message = "step \"process payment\" returns `{Self}`, whose error cannot become a workflow error",
+            label = "the error type must implement `std::error::Error + Send + Sync + 'static`"
+        )]
+        trait __Step1Error<T> {
+            fn __into(
+                self,
+            ) -> ::workflow_runtime::__private::Result<
+                T,
+                ::workflow_runtime::__private::StepError,
+            >;
+        }
+        #[diagnostic::do_not_recommend]
+        impl<T, E> __Step1Error<T> for ::workflow_runtime::__private::Result<T, E>
+        where
+            E: ::core::convert::Into<::workflow_runtime::__private::StepError>,
+        {
+            fn __into(
+                self,
+            ) -> ::workflow_runtime::__private::Result<
+                T,
+                ::workflow_runtime::__private::StepError,
+            > {
+                self.map_err(::core::convert::Into::into)
+            }
+        }
+        #[diagnostic::on_unimplemented(
+            message = "step \"update status\" takes `{T}`, but step \"process payment\" produces `{Self}`",
+            label = "expected `{Self}`, the output of step \"process payment\"",
+            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
+        )]
+        trait __Step2Input<T> {
+            fn __pass(self) -> T;
+            fn __pass_ref(&self) -> &T;
+        }
+        impl<T> __Step2Input<T> for T {
+            fn __pass(self) -> T {
+                self
+            }
+            fn __pass_ref(&self) -> &T {
+                self
+            }
+        }
+        #[diagnostic::on_unimplemented(
+            message = "step \"processed\" takes `{T}`, but step \"update status\" produces `{Self}`",
+            label = "expected `{Self}`, the output of step \"update status\"",
+            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
+        )]
+        trait __Step3Input<T> {
+            fn __pass(self) -> T;
+            fn __pass_ref(&self) -> &T;
+        }
+        impl<T> __Step3Input<T> for T {
+            fn __pass(self) -> T {
+                self
+            }
+            fn __pass_ref(&self) -> &T {
+                self
+            }
+        }
+        ::workflow_runtime::__private::Workflow::given(
+                ctx,
+                "pending order",
+                move || self.pending(input),
+            )
+            .try_when_async(
+                "process payment",
+                move |value| async move {
+                    <_ as __Step1Error<
+                        Order,
+                    >>::__into(
+                        self.charge(<_ as __Step1Input<Order>>::__pass(value)).await,
+                    )
+                },
+            )
+            .when_async(
+                "update status",
+                move |value| self.save(<_ as __Step2Input<Order>>::__pass(value)),
+            )
+            .then(
+                "processed",
+                move |value| {
+                    self.processed(<_ as __Step3Input<Order>>::__pass_ref(value))
+                },
+            )
+            .result()
+    }
+}

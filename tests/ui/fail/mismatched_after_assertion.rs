@@ -1,0 +1,23 @@
+#![allow(dead_code)]
+use workflow_runtime::prelude::*;
+
+#[derive(Clone, Debug)]
+struct Order;
+#[derive(Clone, Debug)]
+struct Invoice;
+
+struct Orders;
+
+#[workflow]
+impl Orders {
+    #[step(given = "an order")]
+    fn order(&self, order: Order) -> Order { order }
+
+    #[step(then = "is valid")]
+    fn valid(&self, _order: &Order) -> bool { true }
+
+    #[step(when = "billed")]
+    fn bill(&self, invoice: Invoice) -> Invoice { invoice }
+}
+
+fn main() {}

@@ -1,0 +1,23 @@
+#![allow(dead_code)]
+use workflow_runtime::prelude::*;
+
+#[derive(Clone, Debug)]
+struct Order;
+#[derive(Clone, Debug)]
+struct Invoice;
+
+struct Orders;
+
+#[workflow]
+impl Orders {
+    #[step(given = "an order")]
+    fn order(&self, order: Order) -> Order { order }
+
+    #[step(when = "process payment")]
+    async fn charge(&self, order: Order) -> Order { order }
+
+    #[step(when = "update status")]
+    async fn save(&self, invoice: Invoice) -> Invoice { invoice }
+}
+
+fn main() {}

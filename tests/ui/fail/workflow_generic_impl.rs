@@ -1,0 +1,19 @@
+#![allow(dead_code)]
+use workflow_runtime::prelude::*;
+
+#[derive(Clone, Debug)]
+struct Order;
+#[derive(Clone, Debug)]
+struct Invoice;
+
+struct Orders;
+
+struct Generic<T>(T);
+
+#[workflow]
+impl<T: Send + Sync + 'static> Generic<T> {
+    #[step(given = "an order")]
+    fn order(&self, order: Order) -> Order { order }
+}
+
+fn main() {}

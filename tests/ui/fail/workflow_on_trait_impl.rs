@@ -1,0 +1,21 @@
+#![allow(dead_code)]
+use workflow_runtime::prelude::*;
+
+#[derive(Clone, Debug)]
+struct Order;
+#[derive(Clone, Debug)]
+struct Invoice;
+
+struct Orders;
+
+trait Process {
+    fn order(&self, order: Order) -> Order;
+}
+
+#[workflow]
+impl Process for Orders {
+    #[step(given = "an order")]
+    fn order(&self, order: Order) -> Order { order }
+}
+
+fn main() {}
