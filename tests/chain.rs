@@ -240,17 +240,19 @@ async fn a_step_past_its_timeout_is_dropped_and_recorded_as_timed_out() {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
-    let guard = OnDrop(dropped.clone());
     let started = tokio::time::Instant::now();
     let err = Workflow::given(&ctx, "order", || 1)
         .when_async("fast enough", |n| async move {
             tokio::time::sleep(Duration::from_secs(29)).await;
             n
         })
-        .when_async("hangs", move |n| async move {
-            let _guard = guard;
-            std::future::pending::<()>().await;
-            n
+        .when_async("hangs", |n| {
+            let guard = OnDrop(dropped.clone());
+            async move {
+                let _guard = guard;
+                std::future::pending::<()>().await;
+                n
+            }
         })
         .await
         .unwrap_err();

@@ -90,8 +90,12 @@ impl my_runtime::WorkflowDefinition for Report {
             }
         }
         let () = input;
-        my_runtime::__private::Workflow::new(ctx)
-            .when("load numbers", move |()| Self::load_numbers())
+        my_runtime::__private::Workflow::given(
+                ctx,
+                "load numbers",
+                move || Self::load_numbers(),
+            )
+            .kind(my_runtime::StepKind::When)
             .and(
                 "summed",
                 move |value| self.sum(<_ as __Step1Input<Vec<u32>>>::__pass(value)),

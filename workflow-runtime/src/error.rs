@@ -89,6 +89,17 @@ pub enum StepFailure {
     Assertion,
     /// The step panicked; the panic message.
     Panic(Arc<str>),
+    /// The step ran past a timeout and was dropped.
+    TimedOut(Duration),
+}
+
+impl Error for StepFailure {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            StepFailure::Error(error) => Some(error.as_dyn()),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for StepFailure {
@@ -97,6 +108,7 @@ impl fmt::Display for StepFailure {
             StepFailure::Error(e) => write!(f, "{e}"),
             StepFailure::Assertion => f.write_str("assertion did not hold"),
             StepFailure::Panic(msg) => write!(f, "panicked: {msg}"),
+            StepFailure::TimedOut(after) => write!(f, "timed out after {after:?}"),
         }
     }
 }
@@ -177,6 +189,7 @@ impl WorkflowError {
             StepFailure::Error(error) => WorkflowError::Failed { step, error },
             StepFailure::Assertion => WorkflowError::Assertion { step },
             StepFailure::Panic(message) => WorkflowError::Panicked { step, message },
+            StepFailure::TimedOut(after) => WorkflowError::TimedOut { step, after },
         }
     }
 }

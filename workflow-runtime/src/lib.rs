@@ -20,6 +20,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod behavior;
 pub mod chain;
 mod context;
 mod definition;

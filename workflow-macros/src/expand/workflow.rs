@@ -148,8 +148,13 @@ fn link(
             quote!(#krate::__private::Workflow::#ctor(ctx, #title, move || #call))
         }
         (0, kind) => {
-            let verb = flavor(kind.keyword());
-            quote!(#krate::__private::Workflow::new(ctx).#verb(#title, move |()| #call))
+            // A first `when` takes the workflow's input as a `given` does.
+            let ctor = flavor("given");
+            let kind = format_ident!("{}", kind.variant());
+            quote! {
+                #krate::__private::Workflow::#ctor(ctx, #title, move || #call)
+                    .kind(#krate::StepKind::#kind)
+            }
         }
         (_, Kind::Then) => quote!(.then(#title, move |#value| #call)),
         (_, Kind::Finally) => {

@@ -6,19 +6,29 @@
 //! sync and an async closure, or both a plain and a `Result` output, without
 //! making every call site spell out types; four plain names keep every
 //! closure annotation-free.
+//!
+//! `when`, `and` and `but` take `Fn` closures, so a step can run again
+//! under [`retry`](Workflow::retry): the compiler decides a closure's kind
+//! from the verb's bound, and an `FnOnce` bound would make every inline
+//! closure single-use. `given` (which often moves a captured value out) and
+//! `then` / `finally` take `FnOnce`.
 
 mod stage;
 mod step_fn;
 
 use std::future::{Future, IntoFuture};
+use std::sync::Arc;
 
-pub use stage::{ChainFuture, Finally, FinallyFuture, Flow, Stage, Start, Step, StepFuture};
+pub use stage::{
+    ChainFuture, Finally, FinallyFuture, Flow, KindOfLast, Stage, Start, Step, StepFuture,
+};
 pub(crate) use step_fn::panic_message;
 pub use step_fn::{
-    Assert, Async, Call, ErrFuture, Failed, Fallible, Nullary, OkFuture, Plain, StepFn, StepResult,
-    TryAsync, Unary,
+    Assert, Async, Call, CallAgain, CallRef, ErrFuture, Failed, Fallible, Nullary, OkFuture, Plain,
+    Replay, ReplayInput, StepFn, StepResult, TryAsync, Unary,
 };
 
+use crate::behavior::{CircuitBreaker, IntoBehavior};
 use crate::context::WorkflowContext;
 use crate::error::{StepError, WorkflowError};
 use crate::step::{StepKind, Title};
@@ -79,6 +89,7 @@ macro_rules! given_verb {
                     kind: StepKind::Given,
                     title: title.into(),
                     body: $adapter(Nullary(init)),
+                    layers: Vec::new(),
                 },
             }
         }
@@ -163,7 +174,7 @@ macro_rules! verb {
             step: F,
         ) -> Workflow<'c, Step<S, $adapter<Unary<F>>>>
         where
-            F: FnOnce(S::Output) -> $ret,
+            F: Fn(S::Output) -> $ret,
             $($wh)*
         {
             self.step(StepKind::$kind, title, $adapter(Unary(step)))
@@ -337,8 +348,28 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
                 kind,
                 title: title.into(),
                 body,
+                layers: Vec::new(),
             },
         }
+    }
+
+    /// Changes the last step's kind: `Workflow::given(..).kind(StepKind::When)`
+    /// starts a chain with a `When` step.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = WorkflowContext::new("W");
+    /// Workflow::given(&ctx, "load", || 1).kind(StepKind::When).await.unwrap();
+    /// assert_eq!(ctx.steps()[0].kind, StepKind::When);
+    /// # }
+    /// ```
+    pub fn kind(mut self, kind: StepKind) -> Self
+    where
+        S: KindOfLast,
+    {
+        self.stage.set_kind(kind);
+        self
     }
 
     /// The context the chain records into.
@@ -365,6 +396,148 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
     /// ```
     pub fn result(self) -> ChainFuture<S::Future> {
         self.into_future()
+    }
+}
+
+/// Per-step behaviors: each applies to the step just added, outermost
+/// first in the order written.
+impl<'c, P, F> Workflow<'c, Step<P, F>>
+where
+    P: Stage<'c>,
+    F: StepFn<P::Output>,
+{
+    /// Wraps the last step in `behavior`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::behavior::Timeout;
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = WorkflowContext::new("W");
+    /// let n = Workflow::given(&ctx, "one", || 1)
+    ///     .when_async("slow", |n| async move { n })
+    ///     .with(Timeout::new(Duration::from_secs(1)))
+    ///     .await;
+    /// assert_eq!(n.unwrap(), 1);
+    /// # }
+    /// ```
+    pub fn with(mut self, behavior: impl IntoBehavior) -> Self {
+        self.stage.layers.push(behavior.into_behavior());
+        self
+    }
+
+    /// Limits the last step to `limit`; see [`Timeout`](crate::behavior::Timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(start_paused = true, flavor = "current_thread")] async fn main() {
+    /// let ctx = WorkflowContext::new("W");
+    /// let err = Workflow::given(&ctx, "one", || 1)
+    ///     .when_async("hangs", |n| async move { std::future::pending::<()>().await; n })
+    ///     .timeout(Duration::from_secs(30))
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(matches!(err, WorkflowError::TimedOut { .. }));
+    /// # }
+    /// ```
+    pub fn timeout(self, limit: std::time::Duration) -> Self {
+        self.with(crate::behavior::Timeout::new(limit))
+    }
+
+    /// Guards the last step with `breaker`; see
+    /// [`CircuitBreaker`](crate::behavior::CircuitBreaker).
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker};
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let breaker = CircuitBreaker::new("notify", BreakerConfig::default());
+    /// let ctx = WorkflowContext::new("W");
+    /// let sent = Workflow::given(&ctx, "message", || "hi")
+    ///     .when("send", |m| m.len())
+    ///     .circuit_breaker(breaker.clone())
+    ///     .await;
+    /// assert_eq!(sent.unwrap(), 2);
+    /// # }
+    /// ```
+    pub fn circuit_breaker(self, breaker: Arc<CircuitBreaker>) -> Self {
+        self.with(breaker)
+    }
+
+    /// Makes the last step replayable: its closure runs again on a clone of
+    /// its input whenever a behavior (here or on the context) retries it.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = WorkflowContext::builder("W")
+    ///     .behavior(workflow_runtime::behavior::Retry::new(3))
+    ///     .build();
+    /// let tries = std::sync::atomic::AtomicU32::new(0);
+    /// let n = Workflow::given(&ctx, "text", || "7")
+    ///     .try_when("flaky parse", |s| {
+    ///         let n = tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    ///         if n == 0 { "x".parse::<u8>() } else { s.parse::<u8>() }
+    ///     })
+    ///     .replayable()
+    ///     .await;
+    /// assert_eq!(n.unwrap(), 7);
+    /// # }
+    /// ```
+    pub fn replayable(self) -> Workflow<'c, Step<P, Replay<F>>>
+    where
+        F: CallAgain<P::Output>,
+        P::Output: ReplayInput,
+    {
+        let Step {
+            prev,
+            kind,
+            title,
+            body,
+            layers,
+        } = self.stage;
+        Workflow {
+            ctx: self.ctx,
+            stage: Step {
+                prev,
+                kind,
+                title,
+                body: Replay(body),
+                layers,
+            },
+        }
+    }
+
+    /// Retries the last step on failure; see [`Retry`](crate::behavior::Retry).
+    /// Its input is cloned for each attempt, so it must be `Clone`, and its
+    /// closure `Fn`.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::time::Duration;
+    /// use workflow_runtime::behavior::Retry;
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(start_paused = true, flavor = "current_thread")] async fn main() {
+    /// let ctx = WorkflowContext::new("W");
+    /// let calls = AtomicU32::new(0);
+    /// let n = Workflow::given(&ctx, "text", || "7")
+    ///     .try_when("flaky parse", |s| match calls.fetch_add(1, Ordering::SeqCst) {
+    ///         0 | 1 => "oops".parse::<u8>(),
+    ///         _ => s.parse::<u8>(),
+    ///     })
+    ///     .retry(Retry::new(3).backoff(Duration::from_millis(10)))
+    ///     .await;
+    /// assert_eq!(n.unwrap(), 7);
+    /// assert_eq!(ctx.steps()[1].attempts, 3);
+    /// # }
+    /// ```
+    pub fn retry(self, retry: crate::behavior::Retry) -> Workflow<'c, Step<P, Replay<F>>>
+    where
+        F: CallAgain<P::Output>,
+        P::Output: ReplayInput,
+    {
+        self.replayable().with(retry)
     }
 }
 

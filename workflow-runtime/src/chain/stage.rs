@@ -5,6 +5,7 @@
 use std::future::{Future, Ready, ready};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -13,9 +14,12 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::step_fn::{Failed, StepFn, StepResult, panic_message};
+use crate::behavior::{
+    Attempted, BehavedDriver, Behaviors, BoxFuture, Driver, StepScope, poll_with_driver, run_stack,
+};
 use crate::context::active::{enter, enter_direct};
 use crate::context::{StepOutcome, StepRecord, WorkflowContext};
-use crate::error::{StepFailure, WorkflowError};
+use crate::error::{StepError, StepFailure, WorkflowError};
 use crate::step::{StepInfo, StepKind, Title};
 
 /// A stage's result: the value with the first soft failure so far (one
@@ -45,13 +49,13 @@ impl<'c> Stage<'c> for Start {
     }
 }
 
-/// A step after `prev`.
-#[derive(Debug)]
+/// A step after `prev`, with its own behaviors.
 pub struct Step<P, F> {
     pub(crate) prev: P,
     pub(crate) kind: StepKind,
     pub(crate) title: Title,
     pub(crate) body: F,
+    pub(crate) layers: Behaviors,
 }
 
 impl<'c, P, F> Stage<'c> for Step<P, F>
@@ -67,6 +71,7 @@ where
             kind: self.kind,
             title: self.title,
             body: Some(self.body),
+            layers: self.layers,
             soft: None,
             state: State::Prev {
                 fut: self.prev.start(ctx),
@@ -75,17 +80,51 @@ where
     }
 }
 
+/// Stages whose last step's kind can change.
+pub trait KindOfLast {
+    /// Sets it.
+    fn set_kind(&mut self, kind: StepKind);
+}
+
+impl<P, F> KindOfLast for Step<P, F> {
+    fn set_kind(&mut self, kind: StepKind) {
+        self.kind = kind;
+    }
+}
+
 pin_project! {
-    #[project = StateProj]
-    #[project_replace = StateReplace]
-    enum State<P, S> {
-        Prev { #[pin] fut: P },
-        Running {
-            #[pin] fut: S,
-            started: Instant,
+    #[project = BodyProj]
+    enum Body<'c, F, In>
+    where
+        F: StepFn<In>,
+    {
+        // No behaviors anywhere: the body's own future, polled directly.
+        Plain {
+            #[pin] fut: F::Future,
             // The first poll runs an async body's first stretch: a `#[step]`
             // function entered there is the body, recorded by the chain.
             first: bool,
+        },
+        // Behaviors run as one boxed future that reaches the body, still
+        // polled in place, through the driver.
+        Behaved {
+            #[pin] driver: BehavedDriver<'c, F, In>,
+            scope: Arc<StepScope>,
+            run: BoxFuture<'static, Attempted>,
+        },
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<'c, P, F, In>
+    where
+        F: StepFn<In>,
+    {
+        Prev { #[pin] fut: P },
+        Running {
+            #[pin] body: Body<'c, F, In>,
+            started: Instant,
             // Made only once the step returns `Pending`: sync and
             // immediately-ready steps never touch the timer or the token.
             #[pin] deadline: Option<Sleep>,
@@ -105,9 +144,10 @@ pin_project! {
         kind: StepKind,
         title: Title,
         body: Option<F>,
+        layers: Behaviors,
         soft: Option<WorkflowError>,
         #[pin]
-        state: State<P, F::Future>,
+        state: State<'c, P, F, In>,
     }
 
     impl<'c, P, F, In> PinnedDrop for StepFuture<'c, P, F, In>
@@ -140,6 +180,7 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             let this = self.as_mut().project();
+            let ctx = *this.ctx;
             match this.state.project() {
                 StateProj::Prev { fut } => {
                     let (value, soft) = match ready!(fut.poll(cx)) {
@@ -152,7 +193,7 @@ where
                     };
                     *this.soft = soft;
                     let started = Instant::now();
-                    if this.ctx.is_cancelled() {
+                    if ctx.is_cancelled() {
                         self.as_mut().project().state.set(State::Done);
                         return Poll::Ready(self.end(started, Ended::Cancelled));
                     }
@@ -160,44 +201,51 @@ where
                         .body
                         .take()
                         .expect("StepFuture polled after completion");
-                    match catch_unwind(AssertUnwindSafe(|| {
-                        enter_direct(this.ctx, || body.call(value))
-                    })) {
-                        Ok(fut) => self.as_mut().project().state.set(State::Running {
-                            fut,
-                            started,
-                            first: true,
-                            deadline: None,
-                            cancelled: None,
-                        }),
-                        Err(payload) => {
-                            self.as_mut().project().state.set(State::Done);
-                            return Poll::Ready(self.end(started, Ended::Panic(&*payload)));
+                    let stack = ctx.stack_for(
+                        std::any::type_name::<F::Output>(),
+                        std::mem::take(this.layers),
+                    );
+                    let body = if stack.is_empty() {
+                        match catch_unwind(AssertUnwindSafe(|| {
+                            enter_direct(ctx, || body.call(value))
+                        })) {
+                            Ok(fut) => Body::Plain { fut, first: true },
+                            Err(payload) => {
+                                self.as_mut().project().state.set(State::Done);
+                                return Poll::Ready(self.end(started, Ended::Panic(&*payload)));
+                            }
                         }
-                    }
+                    } else {
+                        let scope = Arc::new(StepScope::new(
+                            ctx.clone(),
+                            *this.kind,
+                            this.title.clone(),
+                            body.can_replay(),
+                        ));
+                        Body::Behaved {
+                            driver: BehavedDriver::new(ctx, body, value),
+                            run: run_stack(stack, scope.clone()),
+                            scope,
+                        }
+                    };
+                    self.as_mut().project().state.set(State::Running {
+                        body,
+                        started,
+                        deadline: None,
+                        cancelled: None,
+                    });
                 }
                 StateProj::Running {
-                    fut,
+                    body,
                     started,
-                    first,
                     mut deadline,
                     mut cancelled,
                 } => {
                     let started = *started;
-                    let ctx = *this.ctx;
-                    let poll = || match std::mem::replace(first, false) {
-                        true => enter_direct(ctx, || fut.poll(cx)),
-                        false => enter(ctx, || fut.poll(cx)),
-                    };
-                    let ended = match catch_unwind(AssertUnwindSafe(poll)) {
-                        Ok(Poll::Ready(result)) => Ended::Result(result),
-                        Err(payload) => {
-                            // The payload must outlive the state it came from.
-                            self.as_mut().project().state.set(State::Done);
-                            return Poll::Ready(self.end(started, Ended::Panic(&*payload)));
-                        }
-                        Ok(Poll::Pending) => {
-                            if let Some(limit) = this.ctx.options().step_timeout {
+                    let ended = match poll_body(ctx, body, cx) {
+                        Poll::Ready(ended) => ended,
+                        Poll::Pending => {
+                            if let Some(limit) = ctx.options().step_timeout {
                                 if deadline.is_none() {
                                     deadline.set(Some(tokio::time::sleep_until(started + limit)));
                                 }
@@ -209,14 +257,22 @@ where
                                 }
                             }
                             if cancelled.is_none() {
-                                let token = this.ctx.cancellation_token().clone();
+                                let token = ctx.cancellation_token().clone();
                                 cancelled.set(Some(token.cancelled_owned()));
                             }
                             match cancelled.as_pin_mut().map(|c| c.poll(cx)) {
-                                Some(Poll::Ready(())) => Ended::Cancelled,
+                                Some(Poll::Ready(())) => Ended::Cancelled.into(),
                                 _ => return Poll::Pending,
                             }
                         }
+                    };
+                    // The payload of a panic must outlive the state it came from.
+                    let ended = match ended {
+                        Polled::Panic(payload) => {
+                            self.as_mut().project().state.set(State::Done);
+                            return Poll::Ready(self.end(started, Ended::Panic(&*payload)));
+                        }
+                        Polled::Ended(ended) => ended,
                     };
                     self.as_mut().project().state.set(State::Done);
                     return Poll::Ready(self.end(started, ended));
@@ -227,8 +283,94 @@ where
     }
 }
 
+enum Polled<O> {
+    Ended(Ended<'static, O>),
+    Panic(Box<dyn std::any::Any + Send>),
+}
+
+impl<O> From<Ended<'static, O>> for Polled<O> {
+    fn from(ended: Ended<'static, O>) -> Self {
+        Polled::Ended(ended)
+    }
+}
+
+/// Polls the body, plain or under its behaviors, catching panics.
+fn poll_body<F: StepFn<In>, In>(
+    ctx: &WorkflowContext,
+    body: Pin<&mut Body<'_, F, In>>,
+    cx: &mut Context<'_>,
+) -> Poll<Polled<F::Output>> {
+    match body.project() {
+        BodyProj::Plain { fut, first } => {
+            let first = std::mem::replace(first, false);
+            let polled = catch_unwind(AssertUnwindSafe(|| match first {
+                true => enter_direct(ctx, || fut.poll(cx)),
+                false => enter(ctx, || fut.poll(cx)),
+            }));
+            match polled {
+                Ok(Poll::Pending) => Poll::Pending,
+                Ok(Poll::Ready(result)) => Poll::Ready(Ended::Result(result).into()),
+                Err(payload) => Poll::Ready(Polled::Panic(payload)),
+            }
+        }
+        BodyProj::Behaved {
+            mut driver,
+            scope,
+            run,
+        } => {
+            let scope_ptr: *const StepScope = &**scope;
+            let polled = catch_unwind(AssertUnwindSafe(|| {
+                let erased: Pin<&mut dyn Driver> = driver.as_mut();
+                poll_with_driver(erased, scope_ptr, || run.as_mut().poll(cx))
+            }));
+            let attempted = match polled {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(attempted)) => attempted,
+                Err(payload) => return Poll::Ready(Polled::Panic(payload)),
+            };
+            let last = driver.take_last();
+            let result = match (attempted, last) {
+                (Ok(()), Some(Ok(value))) => Ok(value),
+                (Ok(()), _) => Err(Failed {
+                    failure: StepFailure::Error(StepError::new(NoValue)),
+                    value: None,
+                }),
+                (Err(failure), Some(Err(Failed { value, .. }))) => Err(Failed { failure, value }),
+                (Err(failure), _) => Err(Failed {
+                    failure,
+                    value: None,
+                }),
+            };
+            Poll::Ready(
+                Ended::Behaved {
+                    result,
+                    attempts: scope.attempts(),
+                    attempt_elapsed: scope.attempt_times(),
+                }
+                .into(),
+            )
+        }
+    }
+}
+
+#[derive(Debug)]
+struct NoValue;
+
+impl std::fmt::Display for NoValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a behavior reported success without running the step")
+    }
+}
+
+impl std::error::Error for NoValue {}
+
 enum Ended<'p, O> {
     Result(StepResult<O>),
+    Behaved {
+        result: StepResult<O>,
+        attempts: u32,
+        attempt_elapsed: Vec<Duration>,
+    },
     Panic(&'p (dyn std::any::Any + Send)),
     TimedOut(Duration),
     Cancelled,
@@ -246,18 +388,14 @@ where
         }
     }
 
-    fn record(&self, elapsed: Duration, outcome: StepOutcome) {
-        self.ctx.record(StepRecord::new(
-            self.kind,
-            self.title.clone(),
-            elapsed,
-            outcome,
-        ));
-    }
-
     fn skip(&self) {
         if self.ctx.options().skip_remaining_on_failure {
-            self.record(Duration::ZERO, StepOutcome::Skipped);
+            self.ctx.record(StepRecord::new(
+                self.kind,
+                self.title.clone(),
+                Duration::ZERO,
+                StepOutcome::Skipped,
+            ));
         }
     }
 
@@ -265,39 +403,62 @@ where
     /// A run's error is always its first failure, soft or not.
     fn end(self: Pin<&mut Self>, started: Instant, ended: Ended<'_, F::Output>) -> Flow<F::Output> {
         let options = self.ctx.options();
-        let (error, continue_with) = match ended {
-            Ended::Result(Ok(value)) => {
-                self.record(started.elapsed(), StepOutcome::Passed);
-                return Ok((value, self.project().soft.take()));
+        let mut record = StepRecord::new(
+            self.kind,
+            self.title.clone(),
+            started.elapsed(),
+            StepOutcome::Passed,
+        );
+        let result = match ended {
+            Ended::Result(result) => result,
+            Ended::Behaved {
+                result,
+                attempts,
+                attempt_elapsed,
+            } => {
+                record.attempts = attempts;
+                record.attempt_elapsed = attempt_elapsed;
+                result
             }
-            Ended::Result(Err(Failed { failure, value })) => {
-                self.record(started.elapsed(), StepOutcome::Failed(failure.clone()));
-                let soft = match failure {
-                    StepFailure::Assertion => {
-                        !options.halt_on_failed_assertion || options.continue_on_error
-                    }
-                    _ => options.continue_on_error,
-                };
-                let error = WorkflowError::from_failure(self.info(), failure);
-                (error, value.filter(|_| soft))
-            }
-            Ended::Panic(payload) => {
-                let failure = StepFailure::Panic(panic_message(payload).into());
-                self.record(started.elapsed(), StepOutcome::Failed(failure.clone()));
-                (WorkflowError::from_failure(self.info(), failure), None)
-            }
+            Ended::Panic(payload) => Err(Failed {
+                failure: StepFailure::Panic(panic_message(payload).into()),
+                value: None,
+            }),
             Ended::TimedOut(after) => {
-                self.record(after, StepOutcome::TimedOut(after));
-                let step = self.info();
-                (WorkflowError::TimedOut { step, after }, None)
+                record.elapsed = after;
+                Err(Failed {
+                    failure: StepFailure::TimedOut(after),
+                    value: None,
+                })
             }
             Ended::Cancelled => {
-                self.record(started.elapsed(), StepOutcome::Cancelled);
-                (WorkflowError::Cancelled { step: self.info() }, None)
+                record.outcome = StepOutcome::Cancelled;
+                self.ctx.record(record);
+                let error = WorkflowError::Cancelled { step: self.info() };
+                return Err(self.project().soft.take().unwrap_or(error));
             }
         };
+        let Failed { failure, value } = match result {
+            Ok(value) => {
+                self.ctx.record(record);
+                return Ok((value, self.project().soft.take()));
+            }
+            Err(failed) => failed,
+        };
+        record.outcome = match failure {
+            StepFailure::TimedOut(after) => StepOutcome::TimedOut(after),
+            ref other => StepOutcome::Failed(other.clone()),
+        };
+        self.ctx.record(record);
+        let soft = match failure {
+            StepFailure::Assertion => {
+                !options.halt_on_failed_assertion || options.continue_on_error
+            }
+            _ => options.continue_on_error,
+        };
+        let error = WorkflowError::from_failure(self.info(), failure);
         let first = self.project().soft.take().unwrap_or(error);
-        match continue_with {
+        match value.filter(|_| soft) {
             Some(value) => Ok((value, Some(first))),
             None => Err(first),
         }

@@ -43,6 +43,79 @@ pub trait StepFn<In> {
     type Future: Future<Output = StepResult<Self::Output>>;
     /// Starts the step. A sync step does its work here.
     fn call(self, input: In) -> Self::Future;
+
+    /// Starts the step again on a copy of its input, for behaviors that run
+    /// a step more than once (retry). `None`, the default, means the step
+    /// runs once: only [`Replay`] steps replay.
+    fn replay(&self, input: &In) -> Option<Self::Future> {
+        let _ = input;
+        None
+    }
+
+    /// Whether [`replay`](Self::replay) gives a future.
+    fn can_replay(&self) -> bool {
+        false
+    }
+}
+
+/// A step body that can be called again: the closure is `Fn`, not just
+/// `FnOnce`.
+pub trait CallAgain<In>: StepFn<In> {
+    /// Starts the step on `input` without consuming the body.
+    fn call_again(&self, input: In) -> Self::Future;
+}
+
+/// A replayable step: its input is cloned for every attempt.
+#[derive(Clone, Copy, Debug)]
+pub struct Replay<S>(pub(crate) S);
+
+impl<S: CallAgain<In>, In: ReplayInput> CallAgain<In> for Replay<S> {
+    fn call_again(&self, input: In) -> Self::Future {
+        self.0.call_again(input)
+    }
+}
+
+/// Marks inputs a replayable step can copy for another attempt.
+#[diagnostic::on_unimplemented(
+    message = "a step with `retry` (or another per-step behavior) may run more than once, so its input `{Self}` must be `Clone`",
+    label = "this step's input is `{Self}`, which is not `Clone`",
+    note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it"
+)]
+pub trait ReplayInput: Clone {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Clone> ReplayInput for T {}
+
+impl<S: CallAgain<In>, In: ReplayInput> StepFn<In> for Replay<S> {
+    type Output = S::Output;
+    type Future = S::Future;
+    fn call(self, input: In) -> Self::Future {
+        self.0.call(input)
+    }
+    fn replay(&self, input: &In) -> Option<Self::Future> {
+        Some(self.0.call_again(input.clone()))
+    }
+    fn can_replay(&self) -> bool {
+        true
+    }
+}
+
+/// `Call` through a shared reference: the closure is `Fn`.
+pub trait CallRef<In>: Call<In> {
+    /// Calls it without consuming it.
+    fn call_ref(&self, input: In) -> Self::Out;
+}
+
+impl<F: Fn(In) -> O, In, O> CallRef<In> for Unary<F> {
+    fn call_ref(&self, input: In) -> O {
+        (self.0)(input)
+    }
+}
+
+impl<F: Fn() -> O, O> CallRef<()> for Nullary<F> {
+    fn call_ref(&self, (): ()) -> O {
+        (self.0)()
+    }
 }
 
 /// Calls a closure with the step's input: `FnOnce(In)` for most verbs,
@@ -137,6 +210,48 @@ where
     fn call(self, input: In) -> Self::Future {
         ErrFuture {
             inner: self.0.call(input),
+            _out: PhantomData,
+        }
+    }
+}
+
+impl<C: CallRef<In>, In> CallAgain<In> for Plain<C> {
+    fn call_again(&self, input: In) -> Self::Future {
+        ready(Ok(self.0.call_ref(input)))
+    }
+}
+
+impl<C, In, O, E> CallAgain<In> for Fallible<C>
+where
+    C: CallRef<In, Out = Result<O, E>>,
+    E: Into<StepError>,
+{
+    fn call_again(&self, input: In) -> Self::Future {
+        ready(self.0.call_ref(input).map_err(Failed::error))
+    }
+}
+
+impl<C, In> CallAgain<In> for Async<C>
+where
+    C: CallRef<In>,
+    C::Out: Future,
+{
+    fn call_again(&self, input: In) -> Self::Future {
+        OkFuture {
+            inner: self.0.call_ref(input),
+        }
+    }
+}
+
+impl<C, In, O, E> CallAgain<In> for TryAsync<C>
+where
+    C: CallRef<In>,
+    C::Out: Future<Output = Result<O, E>>,
+    E: Into<StepError>,
+{
+    fn call_again(&self, input: In) -> Self::Future {
+        ErrFuture {
+            inner: self.0.call_ref(input),
             _out: PhantomData,
         }
     }

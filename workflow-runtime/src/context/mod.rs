@@ -14,6 +14,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::behavior::{Behavior, Behaviors, IntoBehavior};
+
 pub use active::Scoped;
 pub use metadata::MetadataError;
 use metadata::{Extensions, Metadata};
@@ -57,6 +59,8 @@ struct Inner {
     metadata: Mutex<Metadata>,
     extensions: Mutex<Extensions>,
     cleanup: Mutex<Vec<CleanupHook>>,
+    behaviors: Behaviors,
+    typed_behaviors: Vec<(&'static str, Arc<dyn Behavior>)>,
     // Created on first use: most runs are never cancelled, and a token costs
     // an allocation.
     cancel: OnceLock<CancellationToken>,
@@ -117,6 +121,8 @@ pub struct ContextBuilder {
     description: Option<Arc<str>>,
     options: WorkflowOptions,
     cancel: Option<CancellationToken>,
+    behaviors: Behaviors,
+    typed_behaviors: Vec<(&'static str, Arc<dyn Behavior>)>,
 }
 
 impl ContextBuilder {
@@ -162,6 +168,43 @@ impl ContextBuilder {
         self
     }
 
+    /// Wraps every step run under this context in `behavior`. Behaviors
+    /// added first sit outermost.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::behavior::Timeout;
+    /// use workflow_runtime::WorkflowContext;
+    ///
+    /// let ctx = WorkflowContext::builder("W")
+    ///     .behavior(Timeout::new(Duration::from_secs(5)))
+    ///     .build();
+    /// # drop(ctx);
+    /// ```
+    pub fn behavior(mut self, behavior: impl IntoBehavior) -> Self {
+        self.behaviors.push(behavior.into_behavior());
+        self
+    }
+
+    /// Wraps every step whose output is a `T` in `behavior` (the guide's
+    /// `AddRetryBehavior<PaymentResult>`). These sit inside the untyped ones.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::Retry;
+    /// use workflow_runtime::WorkflowContext;
+    ///
+    /// struct PaymentResult;
+    /// let ctx = WorkflowContext::builder("W")
+    ///     .behavior_for::<PaymentResult>(Retry::new(3))
+    ///     .build();
+    /// # drop(ctx);
+    /// ```
+    pub fn behavior_for<T: ?Sized + 'static>(mut self, behavior: impl IntoBehavior) -> Self {
+        self.typed_behaviors
+            .push((std::any::type_name::<T>(), behavior.into_behavior()));
+        self
+    }
+
     /// The context, with a fresh execution id.
     ///
     /// ```
@@ -185,6 +228,8 @@ impl ContextBuilder {
                 metadata: Mutex::default(),
                 extensions: Mutex::default(),
                 cleanup: Mutex::new(Vec::new()),
+                behaviors: self.behaviors,
+                typed_behaviors: self.typed_behaviors,
                 cancel,
             }),
         }
@@ -217,6 +262,8 @@ impl WorkflowContext {
             description: None,
             options: WorkflowOptions::default(),
             cancel: None,
+            behaviors: Vec::new(),
+            typed_behaviors: Vec::new(),
         }
     }
 
@@ -270,6 +317,28 @@ impl WorkflowContext {
     /// ```
     pub fn options(&self) -> &WorkflowOptions {
         &self.inner.options
+    }
+
+    /// The behaviors that wrap a step producing `output_type` (a
+    /// `type_name`), followed by the step's own: outermost first. Empty, and
+    /// unallocated, when there are none.
+    pub(crate) fn stack_for(&self, output_type: &'static str, own: Behaviors) -> Behaviors {
+        let inner = &self.inner;
+        if inner.behaviors.is_empty() && inner.typed_behaviors.is_empty() {
+            return own;
+        }
+        let typed = inner
+            .typed_behaviors
+            .iter()
+            .filter(|(ty, _)| *ty == output_type)
+            .map(|(_, b)| b.clone());
+        inner
+            .behaviors
+            .iter()
+            .cloned()
+            .chain(typed)
+            .chain(own)
+            .collect()
     }
 
     // ---- step records -------------------------------------------------

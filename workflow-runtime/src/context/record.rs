@@ -94,6 +94,9 @@ pub struct StepRecord {
     pub outcome: StepOutcome,
     /// How many times the step's body ran (more than one under retry).
     pub attempts: u32,
+    /// Each attempt's elapsed time, when the step ran under behaviors
+    /// (empty on the plain path, where its one attempt took `elapsed`).
+    pub attempt_elapsed: Vec<Duration>,
     /// The step's input in `Debug` form, when capture is on.
     pub input: Option<String>,
     /// The step's output in `Debug` form, when capture is on.
@@ -121,6 +124,7 @@ impl StepRecord {
             elapsed,
             outcome,
             attempts: 1,
+            attempt_elapsed: Vec::new(),
             input: None,
             output: None,
         }

@@ -1,0 +1,387 @@
+//! Circuit breaker: stop calling a failing dependency for a while, then let
+//! exactly one trial call through.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use super::{Attempted, Behavior, BoxFuture, Next, StepScope};
+use crate::error::{StepError, StepFailure};
+
+/// A breaker's state.
+///
+/// ```
+/// use workflow_runtime::behavior::CircuitState;
+/// assert_eq!(CircuitState::HalfOpen.to_string(), "half-open");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CircuitState {
+    /// Calls go through; failures are counted.
+    Closed,
+    /// Calls are rejected until the open period ends.
+    Open,
+    /// One trial call is let through; its outcome closes or reopens.
+    HalfOpen,
+}
+
+impl CircuitState {
+    /// The state as the `workflow_circuit_state` gauge reports it.
+    pub fn gauge(self) -> f64 {
+        match self {
+            CircuitState::Closed => 0.0,
+            CircuitState::HalfOpen => 1.0,
+            CircuitState::Open => 2.0,
+        }
+    }
+}
+
+impl fmt::Display for CircuitState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            CircuitState::Closed => "closed",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half-open",
+        })
+    }
+}
+
+/// When a breaker trips and for how long.
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::behavior::BreakerConfig;
+/// let config = BreakerConfig::new(5, Duration::from_secs(60));
+/// assert_eq!(config.failures, 5);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the circuit.
+    pub failures: u32,
+    /// How long it stays open before a trial call.
+    pub open_for: Duration,
+}
+
+impl BreakerConfig {
+    /// Opens after `failures` consecutive failures, for `open_for`.
+    pub fn new(failures: u32, open_for: Duration) -> Self {
+        BreakerConfig {
+            failures: failures.max(1),
+            open_for,
+        }
+    }
+}
+
+impl Default for BreakerConfig {
+    /// 5 failures, 30 seconds.
+    fn default() -> Self {
+        BreakerConfig::new(5, Duration::from_secs(30))
+    }
+}
+
+/// The error a step gets while its breaker is open.
+///
+/// ```
+/// use workflow_runtime::behavior::CircuitOpen;
+/// let err = CircuitOpen { breaker: "payments".into() };
+/// assert_eq!(err.to_string(), r#"circuit "payments" is open"#);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CircuitOpen {
+    /// The breaker's name.
+    pub breaker: Arc<str>,
+}
+
+impl fmt::Display for CircuitOpen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "circuit {:?} is open", self.breaker)
+    }
+}
+
+impl std::error::Error for CircuitOpen {}
+
+/// One change of state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transition {
+    /// The state left.
+    pub from: CircuitState,
+    /// The state entered.
+    pub to: CircuitState,
+    /// When (wall clock, for reports).
+    pub at: SystemTime,
+}
+
+/// A breaker's state for health reports.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct BreakerSnapshot {
+    /// The breaker's name.
+    pub name: Arc<str>,
+    /// Its state now.
+    pub state: CircuitState,
+    /// Failures in a row so far.
+    pub consecutive_failures: u32,
+    /// How many times it changed state.
+    pub transitions: u64,
+    /// The latest changes, oldest first (at most 32).
+    pub recent: Vec<Transition>,
+}
+
+const HISTORY: usize = 32;
+
+enum Phase {
+    Closed,
+    Open { until: Instant },
+    HalfOpen { trial_running: bool },
+}
+
+impl Phase {
+    fn state(&self) -> CircuitState {
+        match self {
+            Phase::Closed => CircuitState::Closed,
+            Phase::Open { .. } => CircuitState::Open,
+            Phase::HalfOpen { .. } => CircuitState::HalfOpen,
+        }
+    }
+}
+
+struct Inner {
+    phase: Phase,
+    consecutive_failures: u32,
+    transitions: u64,
+    recent: VecDeque<Transition>,
+}
+
+/// Trips after `failures` consecutive failures, rejects calls with
+/// [`CircuitOpen`] for `open_for`, then lets exactly one trial call
+/// through, however many callers race: success closes the circuit, failure
+/// reopens it, and a cancelled trial lets the next caller try.
+///
+/// Shared by name: [`CircuitBreaker::shared`] gives every step and
+/// workflow that names `"payments"` the same breaker.
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker, CircuitState};
+///
+/// let breaker = CircuitBreaker::shared("doc-payments", BreakerConfig::new(5, Duration::from_secs(60)));
+/// assert_eq!(breaker.state(), CircuitState::Closed);
+/// assert!(std::sync::Arc::ptr_eq(&breaker, &CircuitBreaker::shared("doc-payments", BreakerConfig::default())));
+/// ```
+pub struct CircuitBreaker {
+    name: Arc<str>,
+    config: BreakerConfig,
+    inner: Mutex<Inner>,
+}
+
+fn registry() -> MutexGuard<'static, HashMap<Arc<str>, Arc<CircuitBreaker>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<Arc<str>, Arc<CircuitBreaker>>>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+impl CircuitBreaker {
+    /// A breaker of its own, not shared by name.
+    pub fn new(name: impl Into<Arc<str>>, config: BreakerConfig) -> Arc<Self> {
+        Arc::new(CircuitBreaker {
+            name: name.into(),
+            config,
+            inner: Mutex::new(Inner {
+                phase: Phase::Closed,
+                consecutive_failures: 0,
+                transitions: 0,
+                recent: VecDeque::new(),
+            }),
+        })
+    }
+
+    /// The breaker registered under `name`, made with `config` if there is
+    /// none yet (the first config wins).
+    pub fn shared(name: &str, config: BreakerConfig) -> Arc<Self> {
+        registry()
+            .entry(name.into())
+            .or_insert_with(|| CircuitBreaker::new(name, config))
+            .clone()
+    }
+
+    /// Every breaker made with [`shared`](Self::shared), by name.
+    pub fn registered() -> Vec<Arc<Self>> {
+        let mut all: Vec<_> = registry().values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// The breaker's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> BreakerConfig {
+        self.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The state now. An open circuit whose time is up reports half-open:
+    /// the next call is its trial.
+    pub fn state(&self) -> CircuitState {
+        match self.lock().phase {
+            Phase::Open { until } if Instant::now() >= until => CircuitState::HalfOpen,
+            ref phase => phase.state(),
+        }
+    }
+
+    /// State, counts and recent transitions.
+    pub fn snapshot(&self) -> BreakerSnapshot {
+        let state = self.state();
+        let inner = self.lock();
+        BreakerSnapshot {
+            name: self.name.clone(),
+            state,
+            consecutive_failures: inner.consecutive_failures,
+            transitions: inner.transitions,
+            recent: inner.recent.iter().copied().collect(),
+        }
+    }
+
+    fn enter(&self, inner: &mut Inner, phase: Phase) {
+        let from = inner.phase.state();
+        let to = phase.state();
+        inner.phase = phase;
+        if from != to {
+            inner.transitions += 1;
+            if inner.recent.len() == HISTORY {
+                inner.recent.pop_front();
+            }
+            inner.recent.push_back(Transition {
+                from,
+                to,
+                at: SystemTime::now(),
+            });
+            metrics::gauge!("workflow_circuit_state", "breaker" => self.name.to_string())
+                .set(to.gauge());
+            tracing::info!(breaker = %self.name, %from, %to, "circuit breaker changed state");
+        }
+    }
+
+    /// Asks to make a call: a permit, or the rejection.
+    fn acquire(&self) -> Result<Permit<'_>, CircuitOpen> {
+        let mut inner = self.lock();
+        let trial = match inner.phase {
+            Phase::Closed => false,
+            Phase::Open { until } if Instant::now() >= until => {
+                self.enter(
+                    &mut inner,
+                    Phase::HalfOpen {
+                        trial_running: true,
+                    },
+                );
+                true
+            }
+            Phase::HalfOpen {
+                trial_running: false,
+            } => {
+                inner.phase = Phase::HalfOpen {
+                    trial_running: true,
+                };
+                true
+            }
+            Phase::Open { .. } | Phase::HalfOpen { .. } => {
+                return Err(CircuitOpen {
+                    breaker: self.name.clone(),
+                });
+            }
+        };
+        Ok(Permit {
+            breaker: self,
+            trial,
+            done: false,
+        })
+    }
+
+    fn finish(&self, trial: bool, success: bool) {
+        let mut inner = self.lock();
+        let open = Phase::Open {
+            until: Instant::now() + self.config.open_for,
+        };
+        if success {
+            inner.consecutive_failures = 0;
+            if trial {
+                self.enter(&mut inner, Phase::Closed);
+            }
+            return;
+        }
+        inner.consecutive_failures = inner.consecutive_failures.saturating_add(1);
+        let trips = trial
+            || (matches!(inner.phase, Phase::Closed)
+                && inner.consecutive_failures >= self.config.failures);
+        if trips {
+            self.enter(&mut inner, open);
+        }
+    }
+
+    fn abandon(&self, trial: bool) {
+        if trial {
+            let mut inner = self.lock();
+            if let Phase::HalfOpen { .. } = inner.phase {
+                inner.phase = Phase::HalfOpen {
+                    trial_running: false,
+                };
+            }
+        }
+    }
+}
+
+/// One admitted call; dropped unfinished (cancelled), it counts for
+/// nothing and frees a trial slot.
+struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
+    trial: bool,
+    done: bool,
+}
+
+impl Permit<'_> {
+    fn finish(mut self, success: bool) {
+        self.done = true;
+        self.breaker.finish(self.trial, success);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.breaker.abandon(self.trial);
+        }
+    }
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl Behavior for CircuitBreaker {
+    fn around<'a>(&'a self, _step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted> {
+        Box::pin(async move {
+            let permit = self
+                .acquire()
+                .map_err(|open| StepFailure::Error(StepError::new(open)))?;
+            let result = next.run().await;
+            permit.finish(result.is_ok());
+            result
+        })
+    }
+}

@@ -1,0 +1,227 @@
+//! Behaviors: code that wraps a step's execution, like tower middleware
+//! wraps a service.
+//!
+//! A behavior sees the step ([`StepScope`]: context, kind, title, attempts)
+//! and the rest of the stack as [`Next`], which it may run zero or more
+//! times. Stacks compose in one documented order, outermost first:
+//!
+//! 1. behaviors on the context, in the order added (a host adds its own
+//!    before the workflow's, so host-wide sits outside workflow-wide);
+//! 2. behaviors on the context for the step's output type
+//!    ([`ContextBuilder::behavior_for`](crate::ContextBuilder::behavior_for));
+//! 3. the step's own, in the order declared
+//!    (`#[step(retry(..), timeout = "..")]` or `.retry(..).timeout(..)`).
+//!
+//! The options' `step_timeout` and the context's cancellation sit outside
+//! all of them. A step with no behaviors at any level runs on the plain
+//! path and pays nothing for this module.
+
+mod attempt;
+pub mod circuit_breaker;
+pub mod metrics;
+pub mod retry;
+pub mod timeout;
+pub mod tracing;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::context::WorkflowContext;
+use crate::error::StepFailure;
+use crate::step::{StepInfo, StepKind, Title};
+
+pub(crate) use attempt::{BehavedDriver, Driver, poll_with_driver, run_stack};
+pub use circuit_breaker::{
+    BreakerConfig, BreakerSnapshot, CircuitBreaker, CircuitOpen, CircuitState, Transition,
+};
+pub use metrics::Metrics;
+pub use retry::Retry;
+pub use timeout::Timeout;
+pub use tracing::{Tracing, workflow_span};
+
+/// A boxed, sendable future: what behaviors return, so they can be stored
+/// as trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How one run of the rest of the stack ended: the step's value stays with
+/// the step; behaviors only see success or the failure.
+pub type Attempted = Result<(), StepFailure>;
+
+/// Wraps a step's execution.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use workflow_runtime::behavior::{Attempted, Behavior, BoxFuture, Next, StepScope};
+/// use workflow_runtime::prelude::*;
+///
+/// /// Counts the steps that fail.
+/// #[derive(Default)]
+/// struct CountFailures(AtomicUsize);
+///
+/// impl Behavior for CountFailures {
+///     fn around<'a>(&'a self, _step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted> {
+///         Box::pin(async move {
+///             let result = next.run().await;
+///             if result.is_err() {
+///                 self.0.fetch_add(1, Ordering::Relaxed);
+///             }
+///             result
+///         })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let counter = std::sync::Arc::new(CountFailures::default());
+/// let ctx = WorkflowContext::builder("Counted").behavior(counter.clone()).build();
+/// let _ = Workflow::given(&ctx, "text", || "x")
+///     .try_when("parsed", |s| s.parse::<u8>())
+///     .await;
+/// assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+/// # }
+/// ```
+pub trait Behavior: Send + Sync + 'static {
+    /// Runs around the rest of the stack: call `next.run().await` to run it.
+    fn around<'a>(&'a self, step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted>;
+}
+
+/// What a behavior knows about the step it wraps.
+pub struct StepScope {
+    ctx: WorkflowContext,
+    kind: StepKind,
+    title: Title,
+    replayable: bool,
+    attempts: AtomicU32,
+    attempt_elapsed: Mutex<Vec<Duration>>,
+}
+
+impl StepScope {
+    pub(crate) fn new(
+        ctx: WorkflowContext,
+        kind: StepKind,
+        title: Title,
+        replayable: bool,
+    ) -> Self {
+        StepScope {
+            ctx,
+            kind,
+            title,
+            replayable,
+            attempts: AtomicU32::new(0),
+            attempt_elapsed: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The workflow context.
+    pub fn ctx(&self) -> &WorkflowContext {
+        &self.ctx
+    }
+
+    /// The step's kind.
+    pub fn kind(&self) -> StepKind {
+        self.kind
+    }
+
+    /// The step's title.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// Workflow, kind and title, for errors.
+    pub fn info(&self) -> StepInfo {
+        StepInfo {
+            workflow: self.ctx.shared_name(),
+            kind: self.kind,
+            title: self.title.clone(),
+        }
+    }
+
+    /// How many times the step's body has started so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+
+    /// Whether [`Next::run`] can run the step's body more than once: true
+    /// for steps declared with a per-step behavior such as `retry`, whose
+    /// input is cloned for each attempt.
+    pub fn replayable(&self) -> bool {
+        self.replayable
+    }
+
+    pub(crate) fn attempt_started(&self) {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn attempt_ended(&self, elapsed: Duration) {
+        self.attempt_elapsed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(elapsed);
+    }
+
+    /// Each finished attempt's elapsed time, in order.
+    pub fn attempt_times(&self) -> Vec<Duration> {
+        self.attempt_elapsed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The rest of the stack. `Copy`: a behavior may run it more than once.
+#[derive(Clone, Copy)]
+pub struct Next<'a> {
+    layers: &'a [Arc<dyn Behavior>],
+    scope: &'a StepScope,
+}
+
+impl<'a> Next<'a> {
+    /// Runs the remaining behaviors, then the step's body once.
+    pub fn run(self) -> BoxFuture<'a, Attempted> {
+        match self.layers.split_first() {
+            Some((first, rest)) => first.around(
+                self.scope,
+                Next {
+                    layers: rest,
+                    scope: self.scope,
+                },
+            ),
+            None => Box::pin(attempt::Attempt::new(self.scope)),
+        }
+    }
+
+    /// Whether the step's body can run again (see [`StepScope::replayable`]).
+    pub fn can_replay(&self) -> bool {
+        self.scope.replayable
+    }
+}
+
+/// A list of behaviors, outermost first.
+pub type Behaviors = Vec<Arc<dyn Behavior>>;
+
+/// Anything that can sit in a stack: a behavior by value, or shared in an
+/// `Arc` (to keep a handle on it, as for a circuit breaker).
+pub trait IntoBehavior {
+    /// The shared behavior.
+    fn into_behavior(self) -> Arc<dyn Behavior>;
+}
+
+impl<B: Behavior> IntoBehavior for B {
+    fn into_behavior(self) -> Arc<dyn Behavior> {
+        Arc::new(self)
+    }
+}
+
+impl<B: Behavior> IntoBehavior for Arc<B> {
+    fn into_behavior(self) -> Arc<dyn Behavior> {
+        self
+    }
+}
+
+impl IntoBehavior for Arc<dyn Behavior> {
+    fn into_behavior(self) -> Arc<dyn Behavior> {
+        self
+    }
+}

@@ -1,0 +1,217 @@
+//! Retry: run the step again after a failure, with exponential backoff.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::metrics::labels;
+use super::{Attempted, Behavior, BoxFuture, Next, StepScope};
+use crate::error::StepFailure;
+
+type Filter = Arc<dyn Fn(&StepFailure) -> bool + Send + Sync>;
+
+/// Runs a failed step again, up to `max_attempts` attempts in all, waiting
+/// `base × factorⁿ` (capped at `max_delay`) between them; with jitter, each
+/// wait is drawn from `[delay / 2, delay]`.
+///
+/// Retries every failure but a false assertion, unless a
+/// [`filter`](Self::filter) says otherwise. Only a replayable step (one
+/// declared with per-step behaviors, whose input is cloned for each
+/// attempt) can run again; any other runs once.
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::behavior::Retry;
+///
+/// let retry = Retry::new(4).backoff(Duration::from_millis(100)).max_delay(Duration::from_millis(250));
+/// assert_eq!(retry.delay(1), Duration::from_millis(100));
+/// assert_eq!(retry.delay(2), Duration::from_millis(200));
+/// assert_eq!(retry.delay(3), Duration::from_millis(250));
+/// ```
+#[derive(Clone)]
+pub struct Retry {
+    max_attempts: u32,
+    base: Duration,
+    factor: f64,
+    max_delay: Duration,
+    jitter: bool,
+    filter: Option<Filter>,
+}
+
+impl std::fmt::Debug for Retry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retry")
+            .field("max_attempts", &self.max_attempts)
+            .field("base", &self.base)
+            .field("factor", &self.factor)
+            .field("max_delay", &self.max_delay)
+            .field("jitter", &self.jitter)
+            .field("filter", &self.filter.is_some())
+            .finish()
+    }
+}
+
+impl Retry {
+    /// At most `max_attempts` attempts (the first included); backoff 100ms,
+    /// factor 2, capped at 30s, no jitter.
+    ///
+    /// ```
+    /// # use workflow_runtime::behavior::Retry;
+    /// assert_eq!(Retry::new(3).max_attempts(), 3);
+    /// ```
+    pub fn new(max_attempts: u32) -> Self {
+        Retry {
+            max_attempts: max_attempts.max(1),
+            base: Duration::from_millis(100),
+            factor: 2.0,
+            max_delay: Duration::from_secs(30),
+            jitter: false,
+            filter: None,
+        }
+    }
+
+    /// The wait before the first retry.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use workflow_runtime::behavior::Retry;
+    /// assert_eq!(Retry::new(2).backoff(Duration::from_secs(1)).delay(1), Duration::from_secs(1));
+    /// ```
+    pub fn backoff(mut self, base: Duration) -> Self {
+        self.base = base;
+        self
+    }
+
+    /// How much each wait grows over the one before.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use workflow_runtime::behavior::Retry;
+    /// let retry = Retry::new(3).backoff(Duration::from_secs(1)).factor(3.0);
+    /// assert_eq!(retry.delay(2), Duration::from_secs(3));
+    /// ```
+    pub fn factor(mut self, factor: f64) -> Self {
+        self.factor = factor.max(1.0);
+        self
+    }
+
+    /// The longest wait.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use workflow_runtime::behavior::Retry;
+    /// let retry = Retry::new(9).max_delay(Duration::from_millis(150));
+    /// assert_eq!(retry.delay(8), Duration::from_millis(150));
+    /// ```
+    pub fn max_delay(mut self, max_delay: Duration) -> Self {
+        self.max_delay = max_delay;
+        self
+    }
+
+    /// Draws each wait from `[delay / 2, delay]`, so many callers failing
+    /// together do not retry together.
+    ///
+    /// ```
+    /// # use workflow_runtime::behavior::Retry;
+    /// let retry = Retry::new(3).jitter(true);
+    /// # drop(retry);
+    /// ```
+    pub fn jitter(mut self, on: bool) -> Self {
+        self.jitter = on;
+        self
+    }
+
+    /// Retries only the failures `filter` accepts.
+    ///
+    /// ```
+    /// use workflow_runtime::StepFailure;
+    /// use workflow_runtime::behavior::Retry;
+    /// let only_timeouts = Retry::new(3).filter(|f| matches!(f, StepFailure::TimedOut(_)));
+    /// # drop(only_timeouts);
+    /// ```
+    pub fn filter(mut self, filter: impl Fn(&StepFailure) -> bool + Send + Sync + 'static) -> Self {
+        self.filter = Some(Arc::new(filter));
+        self
+    }
+
+    /// The attempt limit.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The wait before retry number `retry` (1 for the first), before
+    /// jitter.
+    pub fn delay(&self, retry: u32) -> Duration {
+        let exponent = retry.saturating_sub(1).min(64) as i32;
+        let grown = self.base.as_secs_f64() * self.factor.powi(exponent);
+        if grown >= self.max_delay.as_secs_f64() {
+            self.max_delay
+        } else {
+            Duration::from_secs_f64(grown)
+        }
+    }
+
+    /// The wait actually taken: [`delay`](Self::delay), with jitter drawn
+    /// from `seed` when it is on.
+    pub fn jittered_delay(&self, retry: u32, seed: u64) -> Duration {
+        let delay = self.delay(retry);
+        if !self.jitter {
+            return delay;
+        }
+        // Uniform in [0.5, 1.0]: the top 53 bits of a mixed seed.
+        let unit = (splitmix64(seed ^ u64::from(retry)) >> 11) as f64 / (1u64 << 53) as f64;
+        delay.mul_f64(0.5 + unit / 2.0)
+    }
+
+    fn retries(&self, failure: &StepFailure) -> bool {
+        match &self.filter {
+            Some(filter) => filter(failure),
+            None => !matches!(failure, StepFailure::Assertion),
+        }
+    }
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Jitter differs per run and per step, and repeats for the same ones.
+fn seed(step: &StepScope) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    step.ctx().execution_id().hash(&mut hasher);
+    step.title().hash(&mut hasher);
+    hasher.finish()
+}
+
+impl Behavior for Retry {
+    fn around<'a>(&'a self, step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted> {
+        Box::pin(async move {
+            let mut attempt = 1;
+            loop {
+                let failure = match next.run().await {
+                    Ok(()) => return Ok(()),
+                    Err(failure) => failure,
+                };
+                if attempt >= self.max_attempts || !self.retries(&failure) {
+                    return Err(failure);
+                }
+                if !next.can_replay() {
+                    tracing::warn!(
+                        workflow.name = step.ctx().name(),
+                        step.title = step.title(),
+                        "retry skipped: the step cannot run again (declare it with a per-step behavior)"
+                    );
+                    return Err(failure);
+                }
+                let (workflow, title) = labels(step);
+                metrics::counter!("workflow_retries_total", "workflow" => workflow, "step" => title)
+                    .increment(1);
+                tokio::time::sleep(self.jittered_delay(attempt, seed(step))).await;
+                attempt += 1;
+            }
+        })
+    }
+}
