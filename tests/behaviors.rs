@@ -1,0 +1,493 @@
+//! Behaviors on tokio's paused clock: exact schedules, exact transitions.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use workflow_runtime::behavior::{
+    Attempted, Behavior, BoxFuture, BreakerConfig, CircuitBreaker, CircuitOpen, CircuitState, Next,
+    Retry, StepScope, Timeout,
+};
+use workflow_runtime::prelude::*;
+use workflow_runtime::{StepFailure, WorkflowOptions};
+
+#[derive(Debug)]
+struct Flaky(u32);
+
+impl std::fmt::Display for Flaky {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "flaky failure #{}", self.0)
+    }
+}
+
+impl std::error::Error for Flaky {}
+
+/// A step body that fails its first `failures` calls, noting when each
+/// call started.
+#[derive(Clone)]
+struct Script {
+    failures: u32,
+    calls: Arc<AtomicU32>,
+    starts: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Script {
+    fn failing(failures: u32) -> Self {
+        Script {
+            failures,
+            calls: Arc::default(),
+            starts: Arc::default(),
+        }
+    }
+
+    async fn call(&self, n: u32) -> Result<u32, Flaky> {
+        self.starts.lock().unwrap().push(Instant::now());
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if call <= self.failures {
+            Err(Flaky(call))
+        } else {
+            Ok(n)
+        }
+    }
+
+    fn gaps(&self) -> Vec<Duration> {
+        let starts = self.starts.lock().unwrap();
+        starts.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_follows_the_exact_backoff_schedule() {
+    let ctx = WorkflowContext::new("Retry");
+    let script = Script::failing(3);
+    let out = Workflow::given(&ctx, "n", || 7)
+        .try_when_async("flaky", |n| {
+            let script = script.clone();
+            async move { script.call(n).await }
+        })
+        .retry(Retry::new(4).backoff(ms(100)))
+        .await
+        .unwrap();
+    assert_eq!(out, 7);
+    // Each call takes 10ms, then waits 100, 200, 400ms before the next.
+    assert_eq!(script.gaps(), [ms(110), ms(210), ms(410)]);
+    let step = &ctx.steps()[1];
+    assert_eq!(step.attempts, 4);
+    assert_eq!(step.attempt_elapsed, [ms(10); 4]);
+    assert_eq!(step.elapsed, ms(740));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_gives_up_after_max_attempts_with_the_last_failure() {
+    let ctx = WorkflowContext::new("Retry");
+    let script = Script::failing(10);
+    let err = Workflow::given(&ctx, "n", || 7)
+        .try_when_async("flaky", |n| {
+            let script = script.clone();
+            async move { script.call(n).await }
+        })
+        .retry(Retry::new(3).backoff(ms(50)).max_delay(ms(60)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"workflow "Retry", step When "flaky" failed: flaky failure #3"#
+    );
+    assert_eq!(script.gaps(), [ms(60), ms(70)], "50ms, then capped at 60ms");
+    assert_eq!(ctx.steps()[1].attempts, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn jittered_waits_stay_within_half_to_full_delay() {
+    let ctx = WorkflowContext::new("Jitter");
+    let script = Script::failing(5);
+    Workflow::given(&ctx, "n", || 1)
+        .try_when_async("flaky", |n| {
+            let script = script.clone();
+            async move { script.call(n).await }
+        })
+        .retry(Retry::new(6).backoff(ms(100)).jitter(true))
+        .await
+        .unwrap();
+    let gaps = script.gaps();
+    assert_eq!(gaps.len(), 5);
+    for (i, gap) in gaps.iter().enumerate() {
+        let delay = ms(100 * (1 << i));
+        let waited = *gap - ms(10);
+        assert!(
+            waited >= delay / 2 && waited <= delay,
+            "retry {i}: waited {waited:?} for {delay:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_retry_filter_decides_what_is_retried() {
+    let ctx = WorkflowContext::new("Filter");
+    let script = Script::failing(2);
+    let only_timeouts = Retry::new(5).filter(|f| matches!(f, StepFailure::TimedOut(_)));
+    let err = Workflow::given(&ctx, "n", || 1)
+        .try_when_async("flaky", |n| {
+            let script = script.clone();
+            async move { script.call(n).await }
+        })
+        .retry(only_timeouts)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WorkflowError::Failed { .. }));
+    assert_eq!(ctx.steps()[1].attempts, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_drops_the_step_and_records_timed_out() {
+    let ctx = WorkflowContext::new("Timeout");
+    let started = Instant::now();
+    let err = Workflow::given(&ctx, "n", || 1)
+        .when_async("hangs", |n| async move {
+            std::future::pending::<()>().await;
+            n
+        })
+        .timeout(Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    assert!(
+        matches!(err, WorkflowError::TimedOut { after, .. } if after == Duration::from_secs(2))
+    );
+    assert!(
+        matches!(ctx.steps()[1].outcome, StepOutcome::TimedOut(d) if d == Duration::from_secs(2))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_outside_timeout_limits_each_attempt() {
+    let ctx = WorkflowContext::new("RetryTimeout");
+    let calls = AtomicU32::new(0);
+    let started = Instant::now();
+    let out = Workflow::given(&ctx, "n", || 5)
+        .when_async("slow twice", |n| {
+            let call = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if call < 2 {
+                    std::future::pending::<()>().await;
+                }
+                n
+            }
+        })
+        .retry(Retry::new(3).backoff(ms(100)))
+        .timeout(Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(out, 5);
+    // Two attempts time out after 1s each, with 100ms and 200ms between.
+    assert_eq!(started.elapsed(), ms(2300));
+    assert_eq!(ctx.steps()[1].attempts, 3);
+}
+
+fn breaker(name: &str, failures: u32, open_for: Duration) -> Arc<CircuitBreaker> {
+    CircuitBreaker::new(name, BreakerConfig::new(failures, open_for))
+}
+
+async fn call_through(breaker: &Arc<CircuitBreaker>, fail: bool) -> Result<u32, WorkflowError> {
+    let ctx = WorkflowContext::new("Breaker");
+    Workflow::given(&ctx, "n", || 1)
+        .try_when_async("call", move |n| async move {
+            tokio::time::sleep(ms(5)).await;
+            if fail { Err(Flaky(n)) } else { Ok(n) }
+        })
+        .circuit_breaker(breaker.clone())
+        .await
+}
+
+fn is_open_rejection(err: &WorkflowError) -> bool {
+    matches!(err, WorkflowError::Failed { error, .. } if error.downcast_ref::<CircuitOpen>().is_some())
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_breaker_goes_through_every_transition() {
+    let b = breaker("payments-transitions", 3, Duration::from_secs(60));
+    for _ in 0..2 {
+        assert!(call_through(&b, true).await.is_err());
+    }
+    assert_eq!(b.state(), CircuitState::Closed);
+    assert!(
+        call_through(&b, false).await.is_ok(),
+        "a success resets the count"
+    );
+    for _ in 0..3 {
+        assert!(call_through(&b, true).await.is_err());
+    }
+    assert_eq!(b.state(), CircuitState::Open);
+
+    let rejected = call_through(&b, false).await.unwrap_err();
+    assert!(is_open_rejection(&rejected));
+    assert_eq!(
+        rejected.to_string(),
+        r#"workflow "Breaker", step When "call" failed: circuit "payments-transitions" is open"#
+    );
+
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(b.state(), CircuitState::HalfOpen);
+    assert!(call_through(&b, true).await.is_err(), "the trial fails");
+    assert_eq!(b.state(), CircuitState::Open);
+
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert!(call_through(&b, false).await.is_ok(), "the trial passes");
+    assert_eq!(b.state(), CircuitState::Closed);
+
+    use CircuitState::*;
+    let path: Vec<_> = b.snapshot().recent.iter().map(|t| (t.from, t.to)).collect();
+    assert_eq!(
+        path,
+        [
+            (Closed, Open),
+            (Open, HalfOpen),
+            (HalfOpen, Open),
+            (Open, HalfOpen),
+            (HalfOpen, Closed)
+        ]
+    );
+    assert_eq!(b.snapshot().transitions, 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn half_open_lets_exactly_one_of_a_hundred_racing_callers_through() {
+    let b = breaker("payments-race", 1, Duration::from_secs(10));
+    assert!(call_through(&b, true).await.is_err());
+    tokio::time::advance(Duration::from_secs(10)).await;
+
+    let ran = Arc::new(AtomicU32::new(0));
+    let callers: Vec<_> = (0..100)
+        .map(|_| {
+            let b = b.clone();
+            let ran = ran.clone();
+            tokio::spawn(async move {
+                let ctx = WorkflowContext::new("Race");
+                Workflow::given(&ctx, "n", || 1)
+                    .when_async("trial", move |n| {
+                        let ran = ran.clone();
+                        async move {
+                            ran.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(ms(100)).await;
+                            n
+                        }
+                    })
+                    .circuit_breaker(b)
+                    .await
+            })
+        })
+        .collect();
+    let mut passed = 0;
+    let mut rejected = 0;
+    for caller in callers {
+        match caller.await.unwrap() {
+            Ok(_) => passed += 1,
+            Err(e) if is_open_rejection(&e) => rejected += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "exactly one trial ran");
+    assert_eq!((passed, rejected), (1, 99));
+    assert_eq!(b.state(), CircuitState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn panics_count_as_failures_and_cancellation_does_not() {
+    let b = breaker("payments-panics", 2, Duration::from_secs(10));
+    let ctx = WorkflowContext::new("Panics");
+    let err = Workflow::given(&ctx, "n", || 1)
+        .when("explodes", |_: i32| -> i32 { panic!("boom") })
+        .circuit_breaker(b.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WorkflowError::Panicked { .. }));
+    assert_eq!(b.snapshot().consecutive_failures, 1);
+
+    // A call cancelled mid-flight (its future dropped) counts for nothing.
+    let ctx = WorkflowContext::new("Cancelled");
+    let slow = Workflow::given(&ctx, "n", || 1)
+        .when_async("slow", |n| async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            n
+        })
+        .circuit_breaker(b.clone());
+    assert!(tokio::time::timeout(ms(10), slow).await.is_err());
+    assert_eq!(b.snapshot().consecutive_failures, 1);
+    assert_eq!(b.state(), CircuitState::Closed);
+    assert!(matches!(ctx.steps()[1].outcome, StepOutcome::Cancelled));
+
+    // A cancelled half-open trial frees the slot for the next caller.
+    assert!(call_through(&b, true).await.is_err());
+    assert_eq!(b.state(), CircuitState::Open);
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let ctx = WorkflowContext::new("Trial");
+    let trial = Workflow::given(&ctx, "n", || 1)
+        .when_async("slow trial", |n| async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            n
+        })
+        .circuit_breaker(b.clone());
+    assert!(tokio::time::timeout(ms(10), trial).await.is_err());
+    assert!(
+        call_through(&b, false).await.is_ok(),
+        "the next caller gets the trial"
+    );
+    assert_eq!(b.state(), CircuitState::Closed);
+}
+
+/// Notes when it enters and leaves.
+struct Mark(&'static str, Arc<Mutex<Vec<String>>>);
+
+impl Behavior for Mark {
+    fn around<'a>(&'a self, _step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted> {
+        Box::pin(async move {
+            self.1.lock().unwrap().push(format!("{}>", self.0));
+            let result = next.run().await;
+            self.1.lock().unwrap().push(format!("<{}", self.0));
+            result
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Payment(u32);
+
+#[tokio::test]
+async fn behaviors_compose_host_then_workflow_then_typed_then_step() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mark = |name| Mark(name, log.clone());
+    let ctx = WorkflowContext::builder("Order")
+        .behavior(mark("host"))
+        .behavior(mark("workflow"))
+        .behavior_for::<Payment>(mark("payments"))
+        .build();
+    let body_log = log.clone();
+    Workflow::given(&ctx, "amount", || 5)
+        .when("pay", move |n| {
+            body_log.lock().unwrap().push("body".into());
+            Payment(n)
+        })
+        .with(mark("outer step"))
+        .with(mark("inner step"))
+        .await
+        .unwrap();
+    let log = log.lock().unwrap();
+    // The `given` step produces an i32: only the untyped behaviors wrap it.
+    assert_eq!(
+        *log,
+        [
+            "host>",
+            "workflow>",
+            "<workflow",
+            "<host",
+            "host>",
+            "workflow>",
+            "payments>",
+            "outer step>",
+            "inner step>",
+            "body",
+            "<inner step",
+            "<outer step",
+            "<payments",
+            "<workflow",
+            "<host",
+        ]
+    );
+}
+
+/// Runs the step twice and keeps the second result: a custom behavior that
+/// uses `next` more than once.
+struct Twice(Arc<AtomicU32>);
+
+impl Behavior for Twice {
+    fn around<'a>(&'a self, step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted> {
+        Box::pin(async move {
+            next.run().await?;
+            self.0.fetch_add(step.attempts(), Ordering::SeqCst);
+            next.run().await
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_custom_behavior_can_run_a_replayable_step_again() {
+    let seen = Arc::new(AtomicU32::new(0));
+    let ctx = WorkflowContext::new("Custom");
+    let calls = AtomicU32::new(0);
+    let out = Workflow::given(&ctx, "n", || 1)
+        .when("count", |n| n + calls.fetch_add(1, Ordering::SeqCst))
+        .replayable()
+        .with(Twice(seen.clone()))
+        .await
+        .unwrap();
+    assert_eq!(out, 2, "the second run's value wins");
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    assert_eq!(ctx.steps()[1].attempts, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_context_wide_retry_runs_a_step_that_cannot_replay_only_once() {
+    let ctx = WorkflowContext::builder("HostRetry")
+        .behavior(Retry::new(5))
+        .build();
+    let calls = AtomicU32::new(0);
+    let err = Workflow::given(&ctx, "text", || "x")
+        .try_when("parse", |s| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            s.parse::<u8>()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WorkflowError::Failed { .. }));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // Made replayable, the same step is retried by the context's behavior.
+    let calls = AtomicU32::new(0);
+    Workflow::given(&ctx, "text", || "7")
+        .try_when("parse", |s| match calls.fetch_add(1, Ordering::SeqCst) {
+            0 => "x".parse::<u8>(),
+            _ => s.parse::<u8>(),
+        })
+        .replayable()
+        .await
+        .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_options_timeout_still_applies_outside_the_behaviors() {
+    let ctx = WorkflowContext::builder("Outer")
+        .options(WorkflowOptions::default().step_timeout(Duration::from_secs(1)))
+        .build();
+    let err = Workflow::given(&ctx, "n", || 1)
+        .when_async("hangs", |n| async move {
+            std::future::pending::<()>().await;
+            n
+        })
+        .retry(Retry::new(10))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WorkflowError::TimedOut { .. }));
+}
+
+#[test]
+fn a_timeout_behavior_on_a_quick_step_never_touches_the_timer() {
+    // No time driver on this runtime: making a timer would panic.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let ctx = WorkflowContext::new("Quick");
+    let out = rt.block_on(
+        Workflow::given(&ctx, "n", || 1)
+            .when_async("quick", |n| async move { n + 1 })
+            .with(Timeout::new(Duration::from_secs(1)))
+            .result(),
+    );
+    assert_eq!(out.unwrap(), 2);
+}

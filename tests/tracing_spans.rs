@@ -1,0 +1,168 @@
+//! The tracing spans a run emits, captured by a subscriber layer.
+//!
+//! Alone in its binary: tracing caches per-callsite interest globally, and a
+//! test running beside it without a subscriber would hide its spans.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tracing::Instrument;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use workflow_runtime::behavior::{Tracing, workflow_span};
+use workflow_runtime::prelude::*;
+
+#[derive(Debug)]
+struct Declined;
+
+impl std::fmt::Display for Declined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("card declined")
+    }
+}
+
+impl std::error::Error for Declined {}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+async fn order_run(ctx: &WorkflowContext) -> Result<u32, WorkflowError> {
+    Workflow::given(ctx, "an order", || 40)
+        .when("priced", |n| n + 2)
+        .try_when("charged", |_| Err::<u32, _>(Declined))
+        .result()
+        .instrument(workflow_span(ctx))
+        .await
+}
+
+// ---- tracing ----------------------------------------------------------
+
+#[derive(Clone, Debug, Default)]
+struct SpanRecord {
+    name: String,
+    parent: Option<String>,
+    fields: BTreeMap<String, String>,
+}
+
+/// An event's span and fields.
+type Event = (Option<String>, BTreeMap<String, String>);
+
+#[derive(Clone, Default)]
+struct Capture {
+    spans: Arc<Mutex<Vec<SpanRecord>>>,
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Index(usize);
+
+impl<S> tracing_subscriber::Layer<S> for Capture
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: Context<'_, S>,
+    ) {
+        let span = ctx.span(id).unwrap();
+        let mut record = SpanRecord {
+            name: attrs.metadata().name().to_owned(),
+            parent: span.parent().map(|p| p.name().to_owned()),
+            ..SpanRecord::default()
+        };
+        attrs.record(&mut Fields(&mut record.fields));
+        let mut spans = self.spans.lock().unwrap();
+        span.extensions_mut().insert(Index(spans.len()));
+        spans.push(record);
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: Context<'_, S>,
+    ) {
+        let Index(at) = *ctx.span(id).unwrap().extensions().get::<Index>().unwrap();
+        values.record(&mut Fields(&mut self.spans.lock().unwrap()[at].fields));
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = BTreeMap::new();
+        event.record(&mut Fields(&mut fields));
+        let parent = ctx.event_span(event).map(|s| s.name().to_owned());
+        self.events.lock().unwrap().push((parent, fields));
+    }
+}
+
+#[test]
+fn each_run_is_a_span_and_each_step_a_child_span_with_otel_fields() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let ctx = WorkflowContext::builder("CreateOrder")
+        .behavior(Tracing)
+        .build();
+    let result =
+        tracing::subscriber::with_default(subscriber, || runtime().block_on(order_run(&ctx)));
+    assert!(result.is_err());
+
+    let spans = capture.spans.lock().unwrap();
+    let tree: Vec<_> = spans
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.parent.as_deref(),
+                s.fields["otel.name"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tree,
+        [
+            ("workflow", None, "CreateOrder"),
+            ("step", Some("workflow"), "Given an order"),
+            ("step", Some("workflow"), "When priced"),
+            ("step", Some("workflow"), "When charged"),
+        ]
+    );
+    let id = ctx.execution_id().to_string();
+    for step in &spans[1..] {
+        assert_eq!(step.fields["workflow.name"], "CreateOrder");
+        assert_eq!(step.fields["workflow.execution_id"], id);
+        assert_eq!(step.fields["step.attempts"], "1");
+    }
+    let charged = &spans[3].fields;
+    assert_eq!(charged["step.kind"], "When");
+    assert_eq!(charged["step.title"], "charged");
+    assert_eq!(charged["otel.status_code"], "ERROR");
+    assert_eq!(charged["error.message"], "card declined");
+    assert_eq!(spans[2].fields["otel.status_code"], "OK");
+
+    let events = capture.events.lock().unwrap();
+    let failures: Vec<_> = events
+        .iter()
+        .filter(|(_, f)| f.get("message").map(String::as_str) == Some("step failed"))
+        .collect();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].0.as_deref(), Some("step"));
+    assert_eq!(failures[0].1["error"], "card declined");
+}
