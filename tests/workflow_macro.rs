@@ -341,3 +341,50 @@ fn step_sites_are_plain_data() {
     };
     assert_eq!(site, site.clone());
 }
+
+// ---- behaviors from attributes -----------------------------------------
+
+struct FlakyBank {
+    calls: std::sync::atomic::AtomicU32,
+}
+
+#[workflow]
+impl FlakyBank {
+    #[step(given = "an order")]
+    fn order(&self, order: Order) -> Order {
+        order
+    }
+
+    #[step(when = "charged", retry(max = 3, backoff = "100ms"), timeout = "1s")]
+    async fn charge(&self, order: Order) -> Result<Order, PaymentError> {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if call < 2 {
+            return Err(PaymentError(format!("attempt {}", call + 1)));
+        }
+        Ok(Order {
+            status: Status::Paid,
+            ..order
+        })
+    }
+
+    #[step(when = "confirmed", timeout = "50ms")]
+    async fn confirm(&self, order: Order) -> Order {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        order
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn attribute_behaviors_retry_and_time_out_as_declared() {
+    let bank = FlakyBank {
+        calls: Default::default(),
+    };
+    let ctx = FlakyBank::context().build();
+    let started = tokio::time::Instant::now();
+    let paid = bank.run(&ctx, order(10)).await.unwrap();
+    assert_eq!(paid.status, Status::Paid);
+    let steps = ctx.steps();
+    assert_eq!(steps[1].attempts, 3);
+    // 100ms and 200ms between attempts, then 10ms for the confirmation.
+    assert_eq!(started.elapsed(), std::time::Duration::from_millis(310));
+}

@@ -5,6 +5,7 @@
 //! emitted next to one `compile_error!` per mistake, so the rest of the crate
 //! keeps compiling and the mistake gets one message.
 
+mod duration;
 mod errors;
 mod expand;
 mod model;
@@ -20,7 +21,10 @@ use proc_macro::TokenStream;
 /// Options: one kind (`given`, `when`, `and`, `but`, `then`, `finally`),
 /// optionally with a title (`when = "process payment"`); without one the
 /// title comes from the function's name (`process_payment` → "process
-/// payment"), and without a kind the step is a `when`.
+/// payment"), and without a kind the step is a `when`. On workflow methods,
+/// behaviors too, outermost first as written: `retry(max = 3, backoff =
+/// "100ms", max_delay = "5s", jitter)`, `timeout = "30s"`,
+/// `circuit_breaker(name = "payments", failures = 5, open_for = "60s")`.
 #[proc_macro_attribute]
 pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::free_step(args.into(), item.into()).into()

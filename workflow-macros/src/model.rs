@@ -3,7 +3,7 @@
 
 use syn::{Ident, Path, Type};
 
-use crate::options::Kind;
+use crate::options::{BehaviorOption, Kind};
 
 /// A `#[workflow]` impl block.
 pub(crate) struct Workflow {
@@ -23,6 +23,8 @@ pub(crate) struct Step {
     pub(crate) input: Input,
     pub(crate) output: Output,
     pub(crate) is_async: bool,
+    /// Per-step behaviors, outermost first.
+    pub(crate) behaviors: Vec<BehaviorOption>,
 }
 
 /// How a step takes the previous step's value.
@@ -64,6 +66,13 @@ impl Output {
 }
 
 impl Step {
+    /// Whether a behavior will run the step more than once.
+    pub(crate) fn retries(&self) -> bool {
+        self.behaviors
+            .iter()
+            .any(|b| matches!(b, BehaviorOption::Retry { .. }))
+    }
+
     /// Whether the value passes through this step unchanged.
     pub(crate) fn passes_value_on(&self) -> bool {
         matches!(self.kind, Kind::Then | Kind::Finally)

@@ -52,10 +52,10 @@ pub(crate) fn workflow(item: &ItemImpl, raw: RawWorkflow, errors: &mut Errors) -
     }
 
     let mut steps = Vec::with_capacity(raw.steps.len());
-    for (index, raw_step) in raw.steps.iter().enumerate() {
+    for (index, raw_step) in raw.steps.into_iter().enumerate() {
         let step = method_step(
             index,
-            &raw_step.options,
+            raw_step.options,
             &raw_step.method.sig,
             &raw_step.attr,
             errors,
@@ -86,7 +86,7 @@ fn type_name(ty: &Type) -> Option<String> {
 /// One step method, checked.
 fn method_step(
     index: usize,
-    options: &StepOptions,
+    options: StepOptions,
     sig: &Signature,
     attr: &syn::Attribute,
     errors: &mut Errors,
@@ -125,6 +125,20 @@ fn method_step(
             sig.generics.span(),
             format!(
                 "step \"{title}\" cannot be generic: each step's input and output types must be known to check the pipeline"
+            ),
+        );
+    }
+    if let Some(behavior) = options
+        .behaviors
+        .first()
+        .filter(|_| matches!(kind, Kind::Then | Kind::Finally))
+    {
+        fail(
+            errors,
+            behavior.span(),
+            format!(
+                "behaviors wrap steps that produce a value; `{}` step \"{title}\" cannot have them",
+                kind.keyword()
             ),
         );
     }
@@ -246,6 +260,7 @@ fn method_step(
         input,
         output,
         is_async: sig.asyncness.is_some(),
+        behaviors: options.behaviors,
     })
 }
 
@@ -331,6 +346,13 @@ pub(crate) fn free_step(
     errors: &mut Errors,
 ) -> Option<FreeStep> {
     let before = errors_len(errors);
+    if let Some(behavior) = options.behaviors.first() {
+        errors.push(syn::Error::new(
+            behavior.span(),
+            "behaviors go on the steps of a `#[workflow]`, or on a chain step: \
+             `.try_when_async(\"charge\", charge).retry(Retry::new(3))`",
+        ));
+    }
     if let Some(receiver) = item.sig.receiver() {
         errors.push(syn::Error::new_spanned(
             receiver,

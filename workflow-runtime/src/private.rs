@@ -11,6 +11,28 @@ pub use std::future::Future;
 pub use std::option::Option::{self, None, Some};
 pub use std::result::Result;
 
+/// Where a `#[step(circuit_breaker(..))]` keeps its breaker, so a run
+/// looks it up by name once.
+pub type BreakerCell = std::sync::OnceLock<std::sync::Arc<crate::behavior::CircuitBreaker>>;
+
+/// The breaker named `name`, shared with every step that names it.
+pub fn shared_breaker(
+    cell: &BreakerCell,
+    name: &str,
+    failures: Option<u32>,
+    open_for: Option<std::time::Duration>,
+) -> std::sync::Arc<crate::behavior::CircuitBreaker> {
+    cell.get_or_init(|| {
+        let default = crate::behavior::BreakerConfig::default();
+        let config = crate::behavior::BreakerConfig::new(
+            failures.unwrap_or(default.failures),
+            open_for.unwrap_or(default.open_for),
+        );
+        crate::behavior::CircuitBreaker::shared(name, config)
+    })
+    .clone()
+}
+
 /// Names a future's output type, so `?` inside a generated `async` block
 /// knows which error to convert into.
 pub fn typed_future<R, F: Future<Output = R>>(future: F) -> F {
@@ -49,5 +71,88 @@ pub trait DescribeNothing {
 impl<T: ?Sized> DescribeNothing for Probe<'_, T> {
     fn describe(&self) -> Option<String> {
         None
+    }
+}
+
+/// Lets `#[step(retry(..))]` report a step input that is not `Clone` as one
+/// error on the `retry` option, rather than a failed `.retry()` bound that
+/// leaves the rest of the chain untyped: with both traits in scope,
+/// `ReplayProbe::new(chain).__retry(r)` picks [`RetryWithReplay`] when the
+/// step can replay, and otherwise [`RetryFallback`], whose only effect is
+/// its failing bound.
+pub struct ReplayProbe<W>(std::cell::Cell<Option<W>>);
+
+impl<W> ReplayProbe<W> {
+    /// Wraps the chain.
+    pub fn new(chain: W) -> Self {
+        ReplayProbe(std::cell::Cell::new(Some(chain)))
+    }
+}
+
+/// The chain whose last step is about to get `retry`.
+pub trait LastInput {
+    /// That step's input.
+    type Input;
+}
+
+impl<'c, P, F> LastInput for Workflow<'c, crate::chain::Step<P, F>>
+where
+    P: crate::chain::Stage<'c>,
+{
+    type Input = P::Output;
+}
+
+/// The real `retry`.
+pub trait RetryWithReplay {
+    /// The chain after.
+    type Out;
+    /// Adds the retry.
+    fn __retry(self, retry: crate::behavior::Retry) -> Self::Out;
+}
+
+impl<'c, P, F> RetryWithReplay for ReplayProbe<Workflow<'c, crate::chain::Step<P, F>>>
+where
+    P: crate::chain::Stage<'c>,
+    F: crate::chain::CallAgain<P::Output>,
+    P::Output: crate::chain::ReplayInput,
+{
+    type Out = Workflow<'c, crate::chain::Step<P, crate::chain::Replay<F>>>;
+    fn __retry(self, retry: crate::behavior::Retry) -> Self::Out {
+        let chain = self.0.into_inner().expect("a probe holds its chain");
+        chain.retry(retry)
+    }
+}
+
+/// A chain whose last step's body can be called again.
+#[diagnostic::on_unimplemented(
+    message = "a step with `retry` runs its body more than once, so its closure must be `Fn`",
+    label = "this step's closure can only be called once"
+)]
+pub trait LastBodyAgain {}
+
+impl<'c, P, F> LastBodyAgain for Workflow<'c, crate::chain::Step<P, F>>
+where
+    P: crate::chain::Stage<'c>,
+    F: crate::chain::CallAgain<P::Output>,
+{
+}
+
+/// The fallback, chosen only when the step cannot replay: its bounds fail,
+/// each with a message saying why, and it never runs.
+pub trait RetryFallback<W: LastInput> {
+    /// Reports why the step cannot replay.
+    fn __retry(self, retry: crate::behavior::Retry) -> W
+    where
+        W: LastBodyAgain,
+        W::Input: crate::chain::ReplayInput;
+}
+
+impl<W: LastInput> RetryFallback<W> for &ReplayProbe<W> {
+    fn __retry(self, _: crate::behavior::Retry) -> W
+    where
+        W: LastBodyAgain,
+        W::Input: crate::chain::ReplayInput,
+    {
+        unreachable!("both bounds hold only where `RetryWithReplay` applies")
     }
 }

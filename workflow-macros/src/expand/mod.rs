@@ -2,6 +2,7 @@
 //! phases and, on any mistake, emit the item unchanged (minus the step
 //! attributes) beside the errors, so nothing else in the crate breaks.
 
+mod behaviors;
 mod checks;
 mod free_step;
 #[cfg(test)]

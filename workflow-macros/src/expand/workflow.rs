@@ -45,6 +45,9 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             krate,
         );
         chain.extend(link);
+        let (behaved, statics) = super::behaviors::apply(index, step, krate, chain);
+        chain = behaved;
+        items.push(statics);
 
         let input = step.input.ty().map(type_string).unwrap_or_default();
         if !step.passes_value_on() {
@@ -114,6 +117,8 @@ fn link(
     let value = format_ident!("value");
     let arg = match (&step.input, index) {
         (Input::Nothing, _) => TokenStream::new(),
+        // A retried first step runs again on a copy of the input.
+        (_, 0) if step.retries() => quote!(::core::clone::Clone::clone(&input)),
         (_, 0) => quote!(input),
         _ => checks::pass(step, check, &value),
     };
@@ -143,6 +148,17 @@ fn link(
         format_ident!("{}", name)
     };
     match (index, step.kind) {
+        // A retried first step needs an `Fn` closure, which the `when`
+        // verbs ask for and `given` (made for moving values out) does not.
+        (0, kind) if step.retries() => {
+            let verb = flavor("when");
+            let kind = format_ident!("{}", kind.variant());
+            quote! {
+                #krate::__private::Workflow::new(ctx)
+                    .#verb(#title, move |()| #call)
+                    .kind(#krate::StepKind::#kind)
+            }
+        }
         (0, Kind::Given) => {
             let ctor = flavor("given");
             quote!(#krate::__private::Workflow::#ctor(ctx, #title, move || #call))

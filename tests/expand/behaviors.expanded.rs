@@ -1,0 +1,131 @@
+//! Per-step behaviors, outermost first as written.
+struct Payments;
+impl Payments {
+    fn order(&self, order: Order) -> Order {
+        order
+    }
+    async fn charge(&self, order: Order) -> Result<Order, PaymentError> {
+        bank().charge(order).await
+    }
+}
+impl ::workflow_runtime::WorkflowDefinition for Payments {
+    type Input = Order;
+    type Output = Order;
+    const NAME: &'static str = "Payments";
+    const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::None;
+    const STEPS: &'static [::workflow_runtime::StepMeta] = &[
+        ::workflow_runtime::StepMeta {
+            kind: ::workflow_runtime::StepKind::Given,
+            title: "an order",
+            method: "order",
+            input: "Order",
+            output: "Order",
+            is_async: false,
+            fallible: false,
+        },
+        ::workflow_runtime::StepMeta {
+            kind: ::workflow_runtime::StepKind::When,
+            title: "charged",
+            method: "charge",
+            input: "Order",
+            output: "Order",
+            is_async: true,
+            fallible: true,
+        },
+    ];
+    #[allow(clippy::redundant_closure)]
+    fn run<'a>(
+        &'a self,
+        ctx: &'a ::workflow_runtime::WorkflowContext,
+        input: Self::Input,
+    ) -> impl ::workflow_runtime::__private::Future<
+        Output = ::workflow_runtime::__private::Result<
+            Self::Output,
+            ::workflow_runtime::WorkflowError,
+        >,
+    > + ::core::marker::Send + 'a {
+        #[diagnostic::on_unimplemented(
+            message = "step \"charged\" takes `{T}`, but step \"an order\" produces `{Self}`",
+            label = "expected `{Self}`, the output of step \"an order\"",
+            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
+        )]
+        trait __Step1Input<T> {
+            fn __pass(self) -> T;
+            fn __pass_ref(&self) -> &T;
+        }
+        impl<T> __Step1Input<T> for T {
+            fn __pass(self) -> T {
+                self
+            }
+            fn __pass_ref(&self) -> &T {
+                self
+            }
+        }
+        #[diagnostic::on_unimplemented(
+            message = "step \"charged\" returns `{Self}`, whose error cannot become a workflow error",
+            label = "the error type must implement `std::error::Error + Send + Sync + 'static`"
+        )]
+        trait __Step1Error<T> {
+            fn __into(
+                self,
+            ) -> ::workflow_runtime::__private::Result<
+                T,
+                ::workflow_runtime::__private::StepError,
+            >;
+        }
+        #[diagnostic::do_not_recommend]
+        impl<T, E> __Step1Error<T> for ::workflow_runtime::__private::Result<T, E>
+        where
+            E: ::core::convert::Into<::workflow_runtime::__private::StepError>,
+        {
+            fn __into(
+                self,
+            ) -> ::workflow_runtime::__private::Result<
+                T,
+                ::workflow_runtime::__private::StepError,
+            > {
+                self.map_err(::core::convert::Into::into)
+            }
+        }
+        static __STEP1_BREAKER: ::workflow_runtime::__private::BreakerCell = ::workflow_runtime::__private::BreakerCell::new();
+        {
+            use ::workflow_runtime::__private::{
+                RetryFallback as _, RetryWithReplay as _,
+            };
+            ::workflow_runtime::__private::ReplayProbe::new(
+                    ::workflow_runtime::__private::Workflow::given(
+                            ctx,
+                            "an order",
+                            move || self.order(input),
+                        )
+                        .try_when_async(
+                            "charged",
+                            move |value| async move {
+                                <_ as __Step1Error<
+                                    Order,
+                                >>::__into(
+                                    self.charge(<_ as __Step1Input<Order>>::__pass(value)).await,
+                                )
+                            },
+                        ),
+                )
+                .__retry(
+                    ::workflow_runtime::behavior::Retry::new(3u32)
+                        .backoff(::core::time::Duration::from_nanos(100000000u64))
+                        .jitter(true),
+                )
+        }
+            .timeout(::core::time::Duration::from_nanos(30000000000u64))
+            .circuit_breaker(
+                ::workflow_runtime::__private::shared_breaker(
+                    &__STEP1_BREAKER,
+                    "payments",
+                    ::core::option::Option::Some(5u32),
+                    ::core::option::Option::Some(
+                        ::core::time::Duration::from_nanos(60000000000u64),
+                    ),
+                ),
+            )
+            .result()
+    }
+}
