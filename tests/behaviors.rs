@@ -491,3 +491,36 @@ fn a_timeout_behavior_on_a_quick_step_never_touches_the_timer() {
     );
     assert_eq!(out.unwrap(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_tower_layer_wraps_a_step_as_a_behavior() {
+    use workflow_runtime::behavior::TowerLayer;
+
+    let ctx = WorkflowContext::new("Tower");
+    let started = Instant::now();
+    let err = Workflow::given(&ctx, "n", || 1)
+        .when_async("hangs", |n| async move {
+            std::future::pending::<()>().await;
+            n
+        })
+        .with(TowerLayer::new(tower::timeout::TimeoutLayer::new(
+            Duration::from_secs(3),
+        )))
+        .await
+        .unwrap_err();
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+    assert_eq!(
+        err.to_string(),
+        r#"workflow "Tower", step When "hangs" failed: request timed out"#
+    );
+
+    // A step failure passes through the layer unchanged.
+    let err = Workflow::given(&ctx, "text", || "x")
+        .try_when("parse", |s| s.parse::<u8>())
+        .with(TowerLayer::new(tower::limit::ConcurrencyLimitLayer::new(1)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, WorkflowError::Failed { ref error, .. } if error.downcast_ref::<std::num::ParseIntError>().is_some())
+    );
+}

@@ -169,9 +169,11 @@ pub(crate) fn run_stack(
     layers: Vec<Arc<dyn Behavior>>,
     scope: Arc<StepScope>,
 ) -> BoxFuture<'static, Attempted> {
+    let stack: Arc<[Arc<dyn Behavior>]> = layers.into();
     Box::pin(async move {
         Next {
-            layers: &layers,
+            stack: &stack,
+            at: 0,
             scope: &scope,
         }
         .run()

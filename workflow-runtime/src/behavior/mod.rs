@@ -21,6 +21,8 @@ pub mod circuit_breaker;
 pub mod metrics;
 pub mod retry;
 pub mod timeout;
+#[cfg(feature = "tower")]
+pub mod tower;
 pub mod tracing;
 
 use std::future::Future;
@@ -40,6 +42,8 @@ pub use circuit_breaker::{
 pub use metrics::Metrics;
 pub use retry::Retry;
 pub use timeout::Timeout;
+#[cfg(feature = "tower")]
+pub use tower::{NextService, TowerLayer};
 pub use tracing::{Tracing, workflow_span};
 
 /// A boxed, sendable future: what behaviors return, so they can be stored
@@ -173,28 +177,63 @@ impl StepScope {
 /// The rest of the stack. `Copy`: a behavior may run it more than once.
 #[derive(Clone, Copy)]
 pub struct Next<'a> {
-    layers: &'a [Arc<dyn Behavior>],
-    scope: &'a StepScope,
+    stack: &'a Arc<[Arc<dyn Behavior>]>,
+    at: usize,
+    scope: &'a Arc<StepScope>,
 }
 
 impl<'a> Next<'a> {
     /// Runs the remaining behaviors, then the step's body once.
     pub fn run(self) -> BoxFuture<'a, Attempted> {
-        match self.layers.split_first() {
-            Some((first, rest)) => first.around(
+        match self.stack.get(self.at) {
+            Some(layer) => layer.around(
                 self.scope,
                 Next {
-                    layers: rest,
-                    scope: self.scope,
+                    at: self.at + 1,
+                    ..self
                 },
             ),
             None => Box::pin(attempt::Attempt::new(self.scope)),
         }
     }
 
+    /// An owned handle on the rest of the stack, for code that needs
+    /// `'static` (a tower service). It still runs only while the step runs.
+    pub fn to_owned(&self) -> OwnedNext {
+        OwnedNext {
+            stack: self.stack.clone(),
+            at: self.at,
+            scope: self.scope.clone(),
+        }
+    }
+
     /// Whether the step's body can run again (see [`StepScope::replayable`]).
     pub fn can_replay(&self) -> bool {
         self.scope.replayable
+    }
+}
+
+/// [`Next`] without the borrow.
+#[derive(Clone)]
+pub struct OwnedNext {
+    stack: Arc<[Arc<dyn Behavior>]>,
+    at: usize,
+    scope: Arc<StepScope>,
+}
+
+impl OwnedNext {
+    /// Runs the remaining behaviors, then the step's body once.
+    pub fn run(&self) -> BoxFuture<'static, Attempted> {
+        let this = self.clone();
+        Box::pin(async move {
+            Next {
+                stack: &this.stack,
+                at: this.at,
+                scope: &this.scope,
+            }
+            .run()
+            .await
+        })
     }
 }
 
