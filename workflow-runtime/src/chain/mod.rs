@@ -20,7 +20,7 @@ use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
 pub use stage::{
-    ChainFuture, Finally, FinallyFuture, Flow, KindOfLast, Stage, Start, Step, StepFuture,
+    Carry, ChainFuture, Finally, FinallyFuture, Flow, KindOfLast, Stage, Start, Step, StepFuture,
 };
 pub(crate) use step_fn::panic_message;
 pub use step_fn::{

@@ -24,7 +24,18 @@ use crate::step::{StepInfo, StepKind, Title};
 
 /// A stage's result: the value with the first soft failure so far (one
 /// that was recorded but let the chain go on), or the error that stopped it.
-pub type Flow<T> = Result<(T, Option<WorkflowError>), WorkflowError>;
+pub type Flow<T> = Result<Carry<T>, WorkflowError>;
+
+/// What a stage hands on when the chain goes on.
+#[derive(Debug)]
+pub struct Carry<T> {
+    value: T,
+    /// The first failure that let the chain go on, if any.
+    soft: Option<WorkflowError>,
+    /// When the stage ended: the next step's start, so each step costs one
+    /// clock read rather than two.
+    ended: Option<Instant>,
+}
 
 /// A link of the chain: knows how to start its future once the chain is
 /// awaited.
@@ -45,7 +56,11 @@ impl<'c> Stage<'c> for Start {
     type Output = ();
     type Future = Ready<Flow<()>>;
     fn start(self, _: &'c WorkflowContext) -> Self::Future {
-        ready(Ok(((), None)))
+        ready(Ok(Carry {
+            value: (),
+            soft: None,
+            ended: None,
+        }))
     }
 }
 
@@ -126,9 +141,10 @@ pin_project! {
             #[pin] body: Body<'c, F, In>,
             started: Instant,
             // Made only once the step returns `Pending`: sync and
-            // immediately-ready steps never touch the timer or the token.
-            #[pin] deadline: Option<Sleep>,
-            #[pin] cancelled: Option<WaitForCancellationFutureOwned>,
+            // immediately-ready steps never touch the timer or the token,
+            // and boxed so they do not weigh on every step's future.
+            deadline: Option<Pin<Box<Sleep>>>,
+            cancelled: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
         },
         Done,
     }
@@ -183,8 +199,8 @@ where
             let ctx = *this.ctx;
             match this.state.project() {
                 StateProj::Prev { fut } => {
-                    let (value, soft) = match ready!(fut.poll(cx)) {
-                        Ok(ok) => ok,
+                    let Carry { value, soft, ended } = match ready!(fut.poll(cx)) {
+                        Ok(carry) => carry,
                         Err(error) => {
                             self.as_mut().project().state.set(State::Done);
                             self.skip();
@@ -192,7 +208,7 @@ where
                         }
                     };
                     *this.soft = soft;
-                    let started = Instant::now();
+                    let started = ended.unwrap_or_else(Instant::now);
                     if ctx.is_cancelled() {
                         self.as_mut().project().state.set(State::Done);
                         return Poll::Ready(self.end(started, Ended::Cancelled));
@@ -238,31 +254,28 @@ where
                 StateProj::Running {
                     body,
                     started,
-                    mut deadline,
-                    mut cancelled,
+                    deadline,
+                    cancelled,
                 } => {
                     let started = *started;
                     let ended = match poll_body(ctx, body, cx) {
                         Poll::Ready(ended) => ended,
                         Poll::Pending => {
                             if let Some(limit) = ctx.options().step_timeout {
-                                if deadline.is_none() {
-                                    deadline.set(Some(tokio::time::sleep_until(started + limit)));
-                                }
-                                if let Some(sleep) = deadline.as_mut().as_pin_mut()
-                                    && sleep.poll(cx).is_ready()
-                                {
+                                let sleep = deadline.get_or_insert_with(|| {
+                                    Box::pin(tokio::time::sleep_until(started + limit))
+                                });
+                                if sleep.as_mut().poll(cx).is_ready() {
                                     self.as_mut().project().state.set(State::Done);
                                     return Poll::Ready(self.end(started, Ended::TimedOut(limit)));
                                 }
                             }
-                            if cancelled.is_none() {
-                                let token = ctx.cancellation_token().clone();
-                                cancelled.set(Some(token.cancelled_owned()));
-                            }
-                            match cancelled.as_pin_mut().map(|c| c.poll(cx)) {
-                                Some(Poll::Ready(())) => Ended::Cancelled.into(),
-                                _ => return Poll::Pending,
+                            let cancelled = cancelled.get_or_insert_with(|| {
+                                Box::pin(ctx.cancellation_token().clone().cancelled_owned())
+                            });
+                            match cancelled.as_mut().poll(cx) {
+                                Poll::Ready(()) => Ended::Cancelled.into(),
+                                Poll::Pending => return Poll::Pending,
                             }
                         }
                     };
@@ -403,10 +416,11 @@ where
     /// A run's error is always its first failure, soft or not.
     fn end(self: Pin<&mut Self>, started: Instant, ended: Ended<'_, F::Output>) -> Flow<F::Output> {
         let options = self.ctx.options();
+        let now = Instant::now();
         let mut record = StepRecord::new(
             self.kind,
             self.title.clone(),
-            started.elapsed(),
+            now.saturating_duration_since(started),
             StepOutcome::Passed,
         );
         let result = match ended {
@@ -441,7 +455,11 @@ where
         let Failed { failure, value } = match result {
             Ok(value) => {
                 self.ctx.record(record);
-                return Ok((value, self.project().soft.take()));
+                return Ok(Carry {
+                    value,
+                    soft: self.project().soft.take(),
+                    ended: Some(now),
+                });
             }
             Err(failed) => failed,
         };
@@ -459,7 +477,11 @@ where
         let error = WorkflowError::from_failure(self.info(), failure);
         let first = self.project().soft.take().unwrap_or(error);
         match value.filter(|_| soft) {
-            Some(value) => Ok((value, Some(first))),
+            Some(value) => Ok(Carry {
+                value,
+                soft: Some(first),
+                ended: Some(now),
+            }),
             None => Err(first),
         }
     }
@@ -515,8 +537,12 @@ where
             .body
             .take()
             .expect("FinallyFuture polled after completion");
-        let started = Instant::now();
-        let seen = flow.as_ref().map(|(value, _)| value);
+        let started = flow
+            .as_ref()
+            .ok()
+            .and_then(|carry| carry.ended)
+            .unwrap_or_else(Instant::now);
+        let seen = flow.as_ref().map(|carry| &carry.value);
         let panicked = catch_unwind(AssertUnwindSafe(|| body(seen))).err();
         let outcome = match &panicked {
             None => StepOutcome::Passed,
@@ -524,20 +550,24 @@ where
                 StepOutcome::Failed(StepFailure::Panic(panic_message(&**payload).into()))
             }
         };
+        let now = Instant::now();
         this.ctx.record(StepRecord::new(
             StepKind::Finally,
             this.title.clone(),
-            started.elapsed(),
+            now.saturating_duration_since(started),
             outcome.clone(),
         ));
         let Some(payload) = panicked else {
-            return Poll::Ready(flow);
+            return Poll::Ready(flow.map(|carry| Carry {
+                ended: Some(now),
+                ..carry
+            }));
         };
         // An earlier failure stays the run's error; a panic here only
         // becomes it when everything before passed.
         Poll::Ready(match flow {
             Err(error) => Err(error),
-            Ok((value, soft)) => {
+            Ok(Carry { value, soft, .. }) => {
                 let error = WorkflowError::Panicked {
                     step: StepInfo {
                         workflow: this.ctx.shared_name(),
@@ -547,7 +577,11 @@ where
                     message: panic_message(&*payload).into(),
                 };
                 if this.ctx.options().continue_on_error {
-                    Ok((value, Some(soft.unwrap_or(error))))
+                    Ok(Carry {
+                        value,
+                        soft: Some(soft.unwrap_or(error)),
+                        ended: Some(now),
+                    })
                 } else {
                     Err(soft.unwrap_or(error))
                 }
@@ -579,8 +613,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Poll::Ready(match ready!(self.project().inner.poll(cx)) {
-            Ok((value, None)) => Ok(value),
-            Ok((_, Some(first))) | Err(first) => Err(first),
+            Ok(Carry {
+                value, soft: None, ..
+            }) => Ok(value),
+            Ok(Carry {
+                soft: Some(first), ..
+            })
+            | Err(first) => Err(first),
         })
     }
 }

@@ -96,6 +96,25 @@ pub struct WorkflowSummary {
     pub total_elapsed: Duration,
 }
 
+/// A random (version 4) UUID without a system call per context: the bits
+/// come from SipHash, keyed randomly once per thread, over a counter.
+fn execution_id() -> Uuid {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, RandomState};
+    thread_local! {
+        static KEYS: RandomState = RandomState::new();
+        static COUNTER: Cell<u64> = const { Cell::new(0) };
+    }
+    let n = COUNTER.with(|c| {
+        let n = c.get();
+        c.set(n.wrapping_add(1));
+        n
+    });
+    let (high, low) = KEYS.with(|keys| (keys.hash_one((n, 0u8)), keys.hash_one((n, 1u8))));
+    let bits = (u128::from(high) << 64) | u128::from(low);
+    uuid::Builder::from_random_bytes(bits.to_le_bytes()).into_uuid()
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking step never holds these locks; recover rather than lose data.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -222,7 +241,7 @@ impl ContextBuilder {
             inner: Arc::new(Inner {
                 name: self.name,
                 description: self.description,
-                execution_id: Uuid::new_v4(),
+                execution_id: execution_id(),
                 options: self.options,
                 steps: Mutex::new(Vec::new()),
                 metadata: Mutex::default(),
