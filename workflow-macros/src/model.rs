@@ -12,6 +12,10 @@ pub(crate) struct Workflow {
     pub(crate) description: Option<String>,
     pub(crate) krate: Path,
     pub(crate) steps: Vec<Step>,
+    /// `every`, and whether to run immediately.
+    pub(crate) schedule: Option<(std::time::Duration, bool)>,
+    /// Declared handlers: request and response types.
+    pub(crate) handlers: Vec<(Type, Type)>,
 }
 
 /// One `#[step]` method.

@@ -73,6 +73,11 @@ pub(crate) fn workflow(item: &ItemImpl, raw: RawWorkflow, errors: &mut Errors) -
         description: raw.options.description.map(|d| d.value()).or(raw.doc),
         krate: raw.options.krate.unwrap_or_else(default_crate),
         steps,
+        schedule: raw
+            .options
+            .every
+            .map(|every| (every, raw.options.run_immediately.is_some())),
+        handlers: raw.options.handlers.unwrap_or_default(),
     })
 }
 

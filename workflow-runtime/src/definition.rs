@@ -86,6 +86,25 @@ pub trait WorkflowDefinition: Send + Sync + 'static {
     const DESCRIPTION: Option<&'static str> = None;
     /// The steps, in the order they run.
     const STEPS: &'static [StepMeta];
+    /// When a host runs it as a recurring workflow
+    /// (`#[workflow(every = "30s", run_immediately)]`).
+    const SCHEDULE: Option<crate::host::Schedule> = None;
+
+    /// The handlers its steps use, checked when a host or runner is built
+    /// (`#[workflow(handlers(CreateOrder => Order))]`).
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # struct Ping;
+    /// # #[workflow] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// assert!(Ping::handlers().is_empty());
+    /// ```
+    fn handlers() -> Vec<crate::handlers::HandlerKey>
+    where
+        Self: Sized,
+    {
+        Vec::new()
+    }
 
     /// Runs the steps under `ctx`.
     fn run<'a>(

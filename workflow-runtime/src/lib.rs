@@ -26,6 +26,8 @@ mod context;
 mod definition;
 mod error;
 mod free_step;
+pub mod handlers;
+pub mod host;
 mod step;
 
 pub use chain::Workflow;

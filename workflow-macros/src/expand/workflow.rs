@@ -76,6 +76,26 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         });
     }
 
+    let schedule = model.schedule.map(|(every, immediately)| {
+        let nanos = u64::try_from(every.as_nanos()).unwrap_or(u64::MAX);
+        quote! {
+            const SCHEDULE: ::core::option::Option<#krate::host::Schedule> = ::core::option::Option::Some(
+                #krate::host::Schedule::every(::core::time::Duration::from_nanos(#nanos))
+                    .run_immediately(#immediately),
+            );
+        }
+    });
+    let handlers = (!model.handlers.is_empty()).then(|| {
+        let keys = model
+            .handlers
+            .iter()
+            .map(|(req, resp)| quote!(#krate::handlers::HandlerKey::of::<#req, #resp>()));
+        quote! {
+            fn handlers() -> ::std::vec::Vec<#krate::handlers::HandlerKey> {
+                ::std::vec![#(#keys),*]
+            }
+        }
+    });
     let unpack = match model.steps[0].input {
         Input::Nothing => quote!(let () = input;),
         _ => TokenStream::new(),
@@ -87,6 +107,8 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             const NAME: &'static str = #name;
             const DESCRIPTION: ::core::option::Option<&'static str> = #description;
             const STEPS: &'static [#krate::StepMeta] = &[#(#metas),*];
+            #schedule
+            #handlers
 
             // A `finally` step's checked outcome maps through a closure.
             #[allow(clippy::redundant_closure)]

@@ -24,8 +24,8 @@ pub use stage::{
 };
 pub(crate) use step_fn::panic_message;
 pub use step_fn::{
-    Assert, Async, Call, CallAgain, CallRef, ErrFuture, Failed, Fallible, Nullary, OkFuture, Plain,
-    Replay, ReplayInput, StepFn, StepResult, TryAsync, Unary,
+    Assert, Async, Call, CallAgain, CallRef, ErrFuture, Failed, Fallible, Handle, Nullary,
+    OkFuture, Plain, Replay, ReplayInput, StepFn, StepResult, TryAsync, Unary,
 };
 
 use crate::behavior::{CircuitBreaker, IntoBehavior};
@@ -276,6 +276,40 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
         F: FnOnce(&S::Output) -> bool,
     {
         self.step(StepKind::Then, title, Assert(predicate))
+    }
+
+    /// Adds a `When` step that runs the registered handler for the request
+    /// `make` builds from the value; a missing handler fails the step with
+    /// an error naming the request and response types.
+    ///
+    /// ```
+    /// use workflow_runtime::handlers::Handlers;
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let handlers = Handlers::builder().build();
+    /// let ctx = WorkflowContext::new("W");
+    /// let err = Workflow::given(&ctx, "n", || 1u32)
+    ///     .handle("doubled", &handlers, |n| n)
+    ///     .result()
+    ///     .await
+    ///     .map(|out: u64| out)
+    ///     .unwrap_err();
+    /// assert!(err.to_string().ends_with("no handler registered for request `u32` and response `u64`"));
+    /// # }
+    /// ```
+    pub fn handle<Req, Resp, F>(
+        self,
+        title: impl Into<Title>,
+        handlers: &crate::handlers::Handlers,
+        make: F,
+    ) -> Workflow<'c, Step<S, Handle<F, Req, Resp>>>
+    where
+        F: Fn(S::Output) -> Req,
+        Req: 'static,
+        Resp: Send + 'static,
+    {
+        let handler = handlers.get::<Req, Resp>();
+        self.step(StepKind::When, title, Handle { make, handler })
     }
 
     /// Adds a step that always runs, after a failure too: `body` sees the

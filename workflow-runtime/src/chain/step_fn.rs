@@ -23,7 +23,7 @@ pub struct Failed<O> {
 }
 
 impl<O> Failed<O> {
-    fn error<E: Into<StepError>>(error: E) -> Self {
+    pub(crate) fn error<E: Into<StepError>>(error: E) -> Self {
         Failed {
             failure: StepFailure::Error(error.into()),
             value: None,
@@ -324,5 +324,47 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "Box<dyn Any>".to_owned()
+    }
+}
+
+/// A `handle` step: makes the request from the value, then runs the
+/// registered handler for it (looked up when the chain is built).
+pub struct Handle<F, Req, Resp> {
+    pub(crate) make: F,
+    pub(crate) handler:
+        Result<crate::handlers::HandlerFnOf<Req, Resp>, crate::handlers::MissingHandler>,
+}
+
+impl<F, In, Req, Resp> StepFn<In> for Handle<F, Req, Resp>
+where
+    F: Fn(In) -> Req,
+    Req: 'static,
+    Resp: Send + 'static,
+{
+    type Output = Resp;
+    type Future = crate::behavior::BoxFuture<'static, StepResult<Resp>>;
+
+    fn call(self, input: In) -> Self::Future {
+        self.call_again(input)
+    }
+}
+
+impl<F, In, Req, Resp> CallAgain<In> for Handle<F, Req, Resp>
+where
+    F: Fn(In) -> Req,
+    Req: 'static,
+    Resp: Send + 'static,
+{
+    fn call_again(&self, input: In) -> Self::Future {
+        match &self.handler {
+            Ok(handler) => {
+                let fut = handler((self.make)(input));
+                Box::pin(async move { fut.await.map_err(Failed::error) })
+            }
+            Err(missing) => {
+                let failed = Failed::error(StepError::new(missing.clone()));
+                Box::pin(std::future::ready(Err(failed)))
+            }
+        }
     }
 }

@@ -224,6 +224,16 @@ impl ContextBuilder {
         self
     }
 
+    /// Puts `behaviors` outside the ones added so far (a host's, around a
+    /// workflow's).
+    pub(crate) fn behaviors_first(mut self, behaviors: &[Arc<dyn Behavior>]) -> Self {
+        if !behaviors.is_empty() {
+            let own = std::mem::take(&mut self.behaviors);
+            self.behaviors = behaviors.iter().cloned().chain(own).collect();
+        }
+        self
+    }
+
     /// The context, with a fresh execution id.
     ///
     /// ```

@@ -1,0 +1,477 @@
+//! The host, the runner, handlers and health, on tokio's paused clock.
+
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use workflow_runtime::handlers::{HandlerKey, Handlers};
+use workflow_runtime::host::{
+    HealthStatus, HostError, HostOptions, RunError, RunOutcome, Runner, Schedule, WorkflowHost,
+};
+use workflow_runtime::prelude::*;
+use workflow_runtime::{StepMeta, WorkflowContext};
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// When runs started, how many ran at once at most.
+#[derive(Clone, Default)]
+struct Probe {
+    starts: Arc<Mutex<Vec<Duration>>>,
+    running: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+impl Probe {
+    async fn run(&self, origin: Instant, takes: Duration) {
+        self.starts.lock().unwrap().push(origin.elapsed());
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(takes).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+    }
+    fn starts(&self) -> Vec<Duration> {
+        self.starts.lock().unwrap().clone()
+    }
+}
+
+/// A workflow written by hand, to control exactly what a run does.
+struct Manual {
+    name: &'static str,
+    probe: Probe,
+    origin: Instant,
+    takes: Duration,
+    panics: bool,
+}
+
+impl WorkflowDefinition for Manual {
+    type Input = ();
+    type Output = ();
+    const NAME: &'static str = "Manual";
+    const STEPS: &'static [StepMeta] = &[];
+
+    async fn run(&self, ctx: &WorkflowContext, (): ()) -> Result<(), WorkflowError> {
+        assert_eq!(ctx.name(), "Manual");
+        if self.panics {
+            panic!("{} exploded outside any step", self.name);
+        }
+        let (probe, origin, takes) = (self.probe.clone(), self.origin, self.takes);
+        Workflow::given_async(ctx, "work", move || async move {
+            probe.run(origin, takes).await
+        })
+        .await
+    }
+}
+
+fn manual(probe: &Probe, takes: Duration) -> Manual {
+    Manual {
+        name: "manual",
+        probe: probe.clone(),
+        origin: Instant::now(),
+        takes,
+        panics: false,
+    }
+}
+
+async fn run_host_for(host: WorkflowHost, for_: Duration) -> workflow_runtime::host::HostSummary {
+    host.run_until(tokio::time::sleep(for_)).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn recurring_runs_on_the_interval_and_optionally_at_start() {
+    for (immediately, expected) in [(false, vec![10, 20, 30]), (true, vec![0, 10, 20, 30])] {
+        let probe = Probe::default();
+        let host = WorkflowHost::builder()
+            .recurring_every(
+                manual(&probe, secs(1)),
+                Schedule::every(secs(10)).run_immediately(immediately),
+            )
+            .build()
+            .unwrap();
+        let summary = run_host_for(host, secs(35)).await;
+        let expected: Vec<_> = expected.into_iter().map(secs).collect();
+        assert_eq!(probe.starts(), expected, "run_immediately = {immediately}");
+        assert_eq!(summary.runs.passed, expected.len() as u64);
+        assert!(!summary.forced);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_outlasts_its_interval_is_not_overlapped_and_missed_ticks_are_skipped() {
+    let probe = Probe::default();
+    let host = WorkflowHost::builder()
+        .recurring_every(
+            manual(&probe, secs(25)),
+            Schedule::every(secs(10)).run_immediately(true),
+        )
+        .build()
+        .unwrap();
+    run_host_for(host, secs(59)).await;
+    // 0..25, then the ticks at 10 and 20 are skipped: next at 30..55.
+    assert_eq!(probe.starts(), [secs(0), secs(30)]);
+    assert_eq!(probe.most.load(Ordering::SeqCst), 1);
+}
+
+macro_rules! sleepers {
+    ($($name:ident),*) => {$(
+        struct $name(Probe, Instant);
+        impl WorkflowDefinition for $name {
+            type Input = ();
+            type Output = ();
+            const NAME: &'static str = stringify!($name);
+            const STEPS: &'static [StepMeta] = &[];
+            async fn run(&self, ctx: &WorkflowContext, (): ()) -> Result<(), WorkflowError> {
+                let (probe, origin) = (self.0.clone(), self.1);
+                Workflow::given_async(ctx, "sleep", move || async move { probe.run(origin, secs(1)).await }).await
+            }
+        }
+    )*};
+}
+
+sleepers!(S1, S2, S3, S4, S5, S6, S7);
+
+#[tokio::test(start_paused = true)]
+async fn one_time_runs_never_exceed_the_parallelism_limit() {
+    let probe = Probe::default();
+    let now = Instant::now();
+    let host = WorkflowHost::builder()
+        .one_time(S1(probe.clone(), now))
+        .one_time(S2(probe.clone(), now))
+        .one_time(S3(probe.clone(), now))
+        .one_time(S4(probe.clone(), now))
+        .one_time(S5(probe.clone(), now))
+        .one_time(S6(probe.clone(), now))
+        .one_time(S7(probe.clone(), now))
+        .options(HostOptions::default().max_parallelism(3))
+        .build()
+        .unwrap();
+    let summary = host.run().await;
+    assert_eq!(summary.runs.passed, 7);
+    assert_eq!(probe.most.load(Ordering::SeqCst), 3);
+    assert_eq!(now.elapsed(), secs(3), "7 one-second runs, 3 at a time");
+
+    // In sequence, one at a time.
+    let probe = Probe::default();
+    let now = Instant::now();
+    let host = WorkflowHost::builder()
+        .one_time(S1(probe.clone(), now))
+        .one_time(S2(probe.clone(), now))
+        .options(HostOptions::default().parallel(false))
+        .build()
+        .unwrap();
+    host.run().await;
+    assert_eq!(probe.starts(), [secs(0), secs(1)]);
+}
+
+struct Failing;
+
+#[workflow]
+impl Failing {
+    #[step(given = "a bad number")]
+    fn parse(&self) -> Result<u8, std::num::ParseIntError> {
+        "x".parse()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_stops_the_host_only_when_asked_to() {
+    let probe = Probe::default();
+    let host = WorkflowHost::builder()
+        .one_time(Failing)
+        .recurring_every(manual(&probe, secs(1)), Schedule::every(secs(10)))
+        .build()
+        .unwrap();
+    let summary = run_host_for(host, secs(25)).await;
+    assert_eq!((summary.runs.failed, summary.runs.passed), (1, 2));
+    assert!(!summary.stopped_on_failure);
+
+    let probe = Probe::default();
+    let started = Instant::now();
+    let host = WorkflowHost::builder()
+        .one_time(Failing)
+        .recurring_every(manual(&probe, secs(1)), Schedule::every(secs(10)))
+        .options(HostOptions::default().continue_on_failure(false))
+        .build()
+        .unwrap();
+    let summary = run_host_for(host, secs(25)).await;
+    assert!(summary.stopped_on_failure);
+    assert_eq!(summary.runs.passed, 0);
+    assert_eq!(started.elapsed(), secs(0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_waits_the_timeout_then_cancels_and_records_in_flight_runs() {
+    let probe = Probe::default();
+    let host = WorkflowHost::builder()
+        .recurring_every(
+            manual(&probe, secs(100)),
+            Schedule::every(secs(10)).run_immediately(true),
+        )
+        .options(HostOptions::default().shutdown_timeout(secs(2)))
+        .build()
+        .unwrap();
+    let runner = host.runner();
+    let stop = host.shutdown_token();
+    let started = Instant::now();
+    tokio::spawn(async move {
+        tokio::time::sleep(secs(5)).await;
+        stop.cancel();
+    });
+    let summary = host.run().await;
+    assert!(summary.forced);
+    assert_eq!(summary.runs.cancelled, 1);
+    assert_eq!(started.elapsed(), secs(7));
+    let health = runner.health();
+    let manual = &health.workflows[0];
+    assert_eq!(
+        manual.last_run.as_ref().unwrap().outcome,
+        RunOutcome::Cancelled
+    );
+    assert_eq!(manual.consecutive_failures, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_workflow_is_contained() {
+    let probe = Probe::default();
+    let bomb = Manual {
+        panics: true,
+        ..manual(&probe, secs(1))
+    };
+    let host = WorkflowHost::builder()
+        .one_time(bomb)
+        .one_time(S1(probe.clone(), Instant::now()))
+        .build()
+        .unwrap();
+    let runner = host.runner();
+    let summary = host.run().await;
+    assert_eq!((summary.runs.failed, summary.runs.passed), (1, 1));
+    let health = runner.health();
+    let failure = health
+        .workflows
+        .iter()
+        .find(|w| w.name == "Manual")
+        .unwrap();
+    assert_eq!(
+        failure.last_failure.as_ref().unwrap().error.as_deref(),
+        Some("panicked: manual exploded outside any step")
+    );
+}
+
+#[tokio::test]
+async fn unknown_names_list_the_registered_ones() {
+    let runner = Runner::builder().register(Failing).build().unwrap();
+    let err = runner.run_named("Failng").await.unwrap_err();
+    assert!(matches!(err, RunError::UnknownWorkflow { .. }));
+    assert_eq!(
+        err.to_string(),
+        r#"no workflow named "Failng"; registered: Failing"#
+    );
+    let err = runner.run_named("Failing").await.unwrap_err();
+    assert!(matches!(
+        err,
+        RunError::Failed(WorkflowError::Failed { .. })
+    ));
+}
+
+struct CreateOrder(u32);
+#[derive(Debug, PartialEq)]
+struct Order(u32);
+
+struct Orders;
+
+#[workflow(handlers(CreateOrder => Order))]
+impl Orders {
+    #[step(given = "an id")]
+    fn id(&self) -> u32 {
+        7
+    }
+}
+
+#[tokio::test]
+async fn a_missing_handler_is_reported_when_the_host_is_built() {
+    let err = WorkflowHost::builder()
+        .one_time(Orders)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "workflow \"Orders\" needs a handler: no handler registered for request \
+         `host::CreateOrder` and response `host::Order`"
+    );
+    assert!(matches!(
+        err,
+        HostError::MissingHandler {
+            workflow: "Orders",
+            ..
+        }
+    ));
+    assert_eq!(Orders::handlers(), [HandlerKey::of::<CreateOrder, Order>()]);
+
+    let handlers = Handlers::builder()
+        .register(|req: CreateOrder| async move { Ok::<_, std::fmt::Error>(Order(req.0)) })
+        .build();
+    let host = WorkflowHost::builder()
+        .one_time(Orders)
+        .handlers(handlers)
+        .build()
+        .unwrap();
+    let runner = host.runner();
+    let order: Order = runner
+        .run_fn("CreateOrder", |ctx| {
+            let handlers = runner.handlers().clone();
+            async move {
+                Workflow::given(&ctx, "id", || 3)
+                    .handle("create order", &handlers, CreateOrder)
+                    .await
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(order, Order(3));
+}
+
+struct Flaky(Arc<AtomicU32>);
+
+#[workflow]
+impl Flaky {
+    #[step(given = "a try")]
+    fn attempt(&self) -> Result<u32, std::fmt::Error> {
+        match self.0.fetch_add(1, Ordering::SeqCst) {
+            0..=3 => Err(std::fmt::Error),
+            n => Ok(n),
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_degrades_then_turns_unhealthy_and_recovers() {
+    let runner = Runner::builder()
+        .register(Flaky(Arc::default()))
+        .unhealthy_after(3)
+        .build()
+        .unwrap();
+    let mut verdicts = Vec::new();
+    for _ in 0..5 {
+        let _ = runner.run_named("Flaky").await;
+        verdicts.push(runner.health().status);
+    }
+    use HealthStatus::*;
+    assert_eq!(
+        verdicts,
+        [Degraded, Degraded, Unhealthy, Unhealthy, Healthy]
+    );
+    let report = runner.health();
+    let flaky = &report.workflows[0];
+    assert_eq!(
+        (flaky.runs, flaky.failures, flaky.consecutive_failures),
+        (5, 4, 0)
+    );
+    assert_eq!(flaky.last_run.as_ref().unwrap().outcome, RunOutcome::Passed);
+    assert!(
+        flaky
+            .last_failure
+            .as_ref()
+            .unwrap()
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("a try")
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["status"], "healthy");
+    assert_eq!(json["workflows"][0]["consecutive_failures"], 0);
+}
+
+// ---- ten thousand runs --------------------------------------------------
+
+struct Pipeline;
+
+#[derive(Debug)]
+struct Unlucky;
+impl std::fmt::Display for Unlucky {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("unlucky draw")
+    }
+}
+impl std::error::Error for Unlucky {}
+
+/// A seeded draw per run and step: fails one time in ten.
+fn unlucky(seed: u64, step: u64) -> bool {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    (x >> 33) % 100 < 10 / 3 + u64::from(step == 0)
+}
+
+#[workflow]
+impl Pipeline {
+    #[step(given = "a seed")]
+    fn seed(&self, seed: u64) -> u64 {
+        seed
+    }
+
+    #[step(when = "first draw")]
+    async fn first(&self, seed: u64) -> Result<u64, Unlucky> {
+        tokio::task::yield_now().await;
+        if unlucky(seed, 0) {
+            Err(Unlucky)
+        } else {
+            Ok(seed)
+        }
+    }
+
+    #[step(and = "second draw")]
+    fn second(&self, seed: u64) -> Result<u64, Unlucky> {
+        if unlucky(seed, 1) {
+            Err(Unlucky)
+        } else {
+            Ok(seed)
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_runs_are_all_accounted_for() {
+    let runner = Runner::builder().build().unwrap();
+    let expected_failures = (0..10_000u64)
+        .filter(|&seed| unlucky(seed, 0) || unlucky(seed, 1))
+        .count() as u64;
+    let mut runs = tokio::task::JoinSet::new();
+    for seed in 0..10_000u64 {
+        let runner = runner.clone();
+        runs.spawn(async move { runner.run(&Pipeline, seed).await.is_ok() });
+    }
+    let (mut passed, mut failed) = (0u64, 0u64);
+    while let Some(result) = runs.join_next().await {
+        if result.unwrap() {
+            passed += 1
+        } else {
+            failed += 1
+        }
+    }
+    assert_eq!(passed + failed, 10_000);
+    assert_eq!(failed, expected_failures);
+    assert!(
+        (700..1_300).contains(&failed),
+        "about one in ten fails: {failed}"
+    );
+    let stats = runner.stats();
+    assert_eq!(
+        (stats.started, stats.passed, stats.failed, stats.cancelled),
+        (10_000, passed, failed, 0)
+    );
+    let health = runner.health();
+    assert_eq!(health.workflows[0].runs, 10_000);
+    assert_eq!(health.workflows[0].failures, failed);
+    // Finished tasks leave the runtime's books a moment after their output.
+    let metrics = tokio::runtime::Handle::current().metrics();
+    for _ in 0..1_000 {
+        if metrics.num_alive_tasks() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(metrics.num_alive_tasks(), 0, "no task left running");
+}

@@ -1,0 +1,12 @@
+#![allow(dead_code)]
+use workflow_runtime::prelude::*;
+
+struct Heartbeat;
+
+#[workflow(every = "30", run_immediately)]
+impl Heartbeat {
+    #[step(given = "beat")]
+    fn beat(&self) {}
+}
+
+fn main() {}

@@ -1,0 +1,487 @@
+//! Hosting: a tokio host for one-time and recurring workflows, the runner
+//! it runs them with, and their health.
+
+mod health;
+mod runner;
+mod schedule;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use health::{BreakerHealth, HealthReport, HealthStatus, RunInfo, RunOutcome, WorkflowHealth};
+pub use runner::{ContextFactory, RunError, RunStats, Runner, RunnerBuilder};
+pub use schedule::Schedule;
+
+use crate::behavior::IntoBehavior;
+use crate::context::WorkflowContext;
+use crate::definition::WorkflowDefinition;
+use crate::handlers::{Handlers, MissingHandler};
+use runner::Registered;
+
+/// The host's options.
+///
+/// | option | default | effect |
+/// |---|---|---|
+/// | `start_automatically` | `true` | run one-time workflows and start recurring ones when the host runs; `false` only serves the runner |
+/// | `parallel` | `true` | run one-time workflows side by side rather than in order |
+/// | `max_parallelism` | `4` | the most runs (one-time and recurring) at once |
+/// | `continue_on_failure` | `true` | `false` stops the host at the first failed run |
+/// | `shutdown_timeout` | 30s | how long in-flight runs get to finish once shutdown begins, before they are cancelled |
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::host::HostOptions;
+/// let options = HostOptions::default().max_parallelism(2).shutdown_timeout(Duration::from_secs(5));
+/// assert_eq!(options.max_parallelism, 2);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HostOptions {
+    /// Start workflows when the host runs.
+    pub start_automatically: bool,
+    /// One-time workflows side by side.
+    pub parallel: bool,
+    /// The most runs at once.
+    pub max_parallelism: usize,
+    /// Keep going after a failed run.
+    pub continue_on_failure: bool,
+    /// Grace for in-flight runs at shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            start_automatically: true,
+            parallel: true,
+            max_parallelism: 4,
+            continue_on_failure: true,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl HostOptions {
+    /// Sets `start_automatically`.
+    pub fn start_automatically(mut self, yes: bool) -> Self {
+        self.start_automatically = yes;
+        self
+    }
+    /// Sets `parallel`.
+    pub fn parallel(mut self, yes: bool) -> Self {
+        self.parallel = yes;
+        self
+    }
+    /// Sets `max_parallelism` (at least 1).
+    pub fn max_parallelism(mut self, n: usize) -> Self {
+        self.max_parallelism = n.max(1);
+        self
+    }
+    /// Sets `continue_on_failure`.
+    pub fn continue_on_failure(mut self, yes: bool) -> Self {
+        self.continue_on_failure = yes;
+        self
+    }
+    /// Sets `shutdown_timeout`.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+}
+
+/// Why a host or runner could not be built.
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HostError {
+    /// A workflow declares a handler nobody registered.
+    MissingHandler {
+        /// The workflow.
+        workflow: &'static str,
+        /// The handler it needs.
+        missing: MissingHandler,
+    },
+    /// Two workflows share a name.
+    DuplicateWorkflow {
+        /// The name.
+        name: &'static str,
+    },
+    /// A workflow registered as recurring has no schedule.
+    NoSchedule {
+        /// The workflow.
+        workflow: &'static str,
+    },
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostError::MissingHandler { workflow, missing } => {
+                write!(f, "workflow {workflow:?} needs a handler: {missing}")
+            }
+            HostError::DuplicateWorkflow { name } => {
+                write!(f, "two workflows are named {name:?}")
+            }
+            HostError::NoSchedule { workflow } => write!(
+                f,
+                "workflow {workflow:?} is recurring but has no schedule: \
+                 use `#[workflow(every = \"30s\")]` or `recurring_every`"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for HostError {}
+
+/// What a host did, returned when it stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HostSummary {
+    /// Every run, by outcome.
+    pub runs: RunStats,
+    /// Whether it stopped because a run failed (`continue_on_failure` off).
+    pub stopped_on_failure: bool,
+    /// Whether in-flight runs outlasted the shutdown timeout and were
+    /// cancelled.
+    pub forced: bool,
+}
+
+/// Runs one-time workflows at start and recurring ones on their schedule,
+/// until shut down (a token, ctrl-c), then gives in-flight runs the
+/// shutdown timeout before cancelling them. A failing or panicking workflow
+/// never stops the others unless `continue_on_failure` is off.
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::host::{HostOptions, WorkflowHost};
+/// use workflow_runtime::prelude::*;
+///
+/// struct Migrate;
+/// #[workflow]
+/// impl Migrate {
+///     #[step(given = "schema")]
+///     fn schema(&self) -> u32 { 3 }
+/// }
+///
+/// struct Heartbeat;
+/// #[workflow(every = "30s", run_immediately)]
+/// impl Heartbeat {
+///     #[step(given = "beat")]
+///     fn beat(&self) {}
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let host = WorkflowHost::builder()
+///     .one_time(Migrate)
+///     .recurring(Heartbeat)
+///     .options(HostOptions::default().shutdown_timeout(Duration::from_secs(5)))
+///     .build()
+///     .unwrap();
+/// let stop = host.shutdown_token();
+/// tokio::spawn(async move {
+///     tokio::time::sleep(Duration::from_secs(65)).await;
+///     stop.cancel();
+/// });
+/// let summary = host.run().await;
+/// // Migrate once; Heartbeat at 0s, 30s and 60s.
+/// assert_eq!(summary.runs.passed, 4);
+/// # }
+/// ```
+pub struct WorkflowHost {
+    runner: Runner,
+    one_time: Vec<Arc<dyn Registered>>,
+    recurring: Vec<(Arc<dyn Registered>, Schedule)>,
+    options: HostOptions,
+    shutdown: CancellationToken,
+}
+
+/// Builds a [`WorkflowHost`].
+#[must_use]
+pub struct HostBuilder {
+    runner: RunnerBuilder,
+    one_time: Vec<&'static str>,
+    recurring: Vec<(&'static str, Option<Schedule>)>,
+    options: HostOptions,
+}
+
+impl HostBuilder {
+    /// A workflow to run once at start (and by name through the runner).
+    pub fn one_time<W>(mut self, workflow: W) -> Self
+    where
+        W: WorkflowDefinition,
+        W::Input: Default,
+    {
+        self.one_time.push(W::NAME);
+        self.runner = self.runner.register(workflow);
+        self
+    }
+
+    /// A workflow to run on the schedule it declares
+    /// (`#[workflow(every = "30s", run_immediately)]`).
+    pub fn recurring<W>(mut self, workflow: W) -> Self
+    where
+        W: WorkflowDefinition,
+        W::Input: Default,
+    {
+        self.recurring.push((W::NAME, None));
+        self.runner = self.runner.register(workflow);
+        self
+    }
+
+    /// A workflow to run on `schedule`.
+    pub fn recurring_every<W>(mut self, workflow: W, schedule: Schedule) -> Self
+    where
+        W: WorkflowDefinition,
+        W::Input: Default,
+    {
+        self.recurring.push((W::NAME, Some(schedule)));
+        self.runner = self.runner.register(workflow);
+        self
+    }
+
+    /// A workflow to run only on demand, by name.
+    pub fn on_demand<W>(mut self, workflow: W) -> Self
+    where
+        W: WorkflowDefinition,
+        W::Input: Default,
+    {
+        self.runner = self.runner.register(workflow);
+        self
+    }
+
+    /// Wraps every step of every run (host-wide, outermost).
+    pub fn behavior(mut self, behavior: impl IntoBehavior) -> Self {
+        self.runner = self.runner.behavior(behavior);
+        self
+    }
+
+    /// Calls `factory` on every context the host makes.
+    pub fn context_factory(
+        mut self,
+        factory: impl Fn(&WorkflowContext) + Send + Sync + 'static,
+    ) -> Self {
+        self.runner = self.runner.context_factory(factory);
+        self
+    }
+
+    /// The step handlers; workflows' declared handlers are checked at build.
+    pub fn handlers(mut self, handlers: Handlers) -> Self {
+        self.runner = self.runner.handlers(handlers);
+        self
+    }
+
+    /// The host's options.
+    pub fn options(mut self, options: HostOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The host, or the first problem found before anything runs.
+    pub fn build(self) -> Result<WorkflowHost, HostError> {
+        let pick = |name: &'static str| self.runner.workflow(name).cloned();
+        let one_time: Vec<_> = self.one_time.iter().filter_map(|n| pick(n)).collect();
+        let mut recurring = Vec::new();
+        for (name, schedule) in &self.recurring {
+            let workflow = pick(name).expect("registered above");
+            let schedule = schedule
+                .or_else(|| workflow.schedule())
+                .ok_or(HostError::NoSchedule { workflow: name })?;
+            recurring.push((workflow, schedule));
+        }
+        let hard_stop = CancellationToken::new();
+        Ok(WorkflowHost {
+            runner: self.runner.build_with(hard_stop)?,
+            one_time,
+            recurring,
+            options: self.options,
+            shutdown: CancellationToken::new(),
+        })
+    }
+}
+
+impl WorkflowHost {
+    /// Starts a host.
+    pub fn builder() -> HostBuilder {
+        HostBuilder {
+            runner: Runner::builder(),
+            one_time: Vec::new(),
+            recurring: Vec::new(),
+            options: HostOptions::default(),
+        }
+    }
+
+    /// The host's runner, for on-demand runs (from an API, say).
+    pub fn runner(&self) -> Runner {
+        self.runner.clone()
+    }
+
+    /// Cancelling it begins a graceful shutdown.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Runs until ctrl-c (or the shutdown token).
+    pub async fn run_until_ctrl_c(self) -> HostSummary {
+        let token = self.shutdown.clone();
+        let listener = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!("ctrl-c: shutting down");
+                token.cancel();
+            }
+        });
+        let summary = self.run().await;
+        listener.abort();
+        summary
+    }
+
+    /// Runs until the shutdown token is cancelled, or, with no recurring
+    /// workflows, until the one-time ones are done.
+    pub async fn run(self) -> HostSummary {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Runs until `signal` completes (or as [`run`](Self::run) would stop).
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> HostSummary {
+        let WorkflowHost {
+            runner,
+            one_time,
+            recurring,
+            options,
+            shutdown,
+        } = self;
+        let permits = Arc::new(Semaphore::new(options.max_parallelism));
+        let stopped_on_failure = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let job = Job {
+            runner: runner.clone(),
+            permits,
+            shutdown: shutdown.clone(),
+            stop_on_failure: (!options.continue_on_failure).then(|| stopped_on_failure.clone()),
+        };
+
+        if options.start_automatically {
+            if options.parallel {
+                for workflow in one_time {
+                    let job = job.clone();
+                    tasks.spawn(async move {
+                        job.once(&workflow).await;
+                    });
+                }
+            } else {
+                let job = job.clone();
+                tasks.spawn(async move {
+                    for workflow in one_time {
+                        if job.shutdown.is_cancelled() || !job.once(&workflow).await {
+                            break;
+                        }
+                    }
+                });
+            }
+            for (workflow, schedule) in recurring.iter().cloned() {
+                let job = job.clone();
+                tasks.spawn(async move { job.every(&workflow, schedule).await });
+            }
+        }
+
+        let everything_done = async { while tasks.join_next().await.is_some() {} };
+        let endless = options.start_automatically && !recurring.is_empty();
+        tokio::select! {
+            () = signal => {}
+            () = shutdown.cancelled() => {}
+            () = stopped_on_failure.cancelled() => {}
+            () = everything_done, if !endless => {}
+        }
+        shutdown.cancel();
+
+        // Graceful: no new runs start; in-flight ones get the timeout.
+        let drained = tokio::time::timeout(options.shutdown_timeout, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await
+        .is_ok();
+        if !drained {
+            tracing::warn!(timeout = ?options.shutdown_timeout, "runs outlasted the shutdown timeout; cancelling them");
+            runner.cancel_all();
+            // Cancelled steps end at once; anything else is dropped here.
+            if tokio::time::timeout(Duration::from_millis(100), async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await
+            .is_err()
+            {
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+            }
+        }
+        HostSummary {
+            runs: runner.stats(),
+            stopped_on_failure: stopped_on_failure.is_cancelled(),
+            forced: !drained,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Job {
+    runner: Runner,
+    permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    stop_on_failure: Option<CancellationToken>,
+}
+
+impl Job {
+    /// One run under a permit; false when it failed.
+    async fn once(&self, workflow: &Arc<dyn Registered>) -> bool {
+        let permit = tokio::select! {
+            permit = self.permits.acquire() => permit.expect("the semaphore is never closed"),
+            () = self.shutdown.cancelled() => return true,
+        };
+        let result = self.runner.run_registered(workflow).await;
+        drop(permit);
+        if let Err(error) = &result {
+            tracing::error!(workflow = workflow.name(), %error, "workflow run failed");
+            if let Some(stop) = &self.stop_on_failure {
+                stop.cancel();
+            }
+        }
+        result.is_ok()
+    }
+
+    /// Runs `workflow` on `schedule` until shutdown. The loop awaits each
+    /// run, so runs never overlap; ticks that passed during a run are
+    /// skipped, and the next run waits for the next tick still ahead.
+    async fn every(&self, workflow: &Arc<dyn Registered>, schedule: Schedule) {
+        let every = schedule.every.max(Duration::from_nanos(1));
+        let mut next = tokio::time::Instant::now();
+        if !schedule.run_immediately {
+            next += every;
+        }
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => {}
+                () = self.shutdown.cancelled() => return,
+            }
+            self.once(workflow).await;
+            let now = tokio::time::Instant::now();
+            next += every;
+            if next < now {
+                let behind = (now - next).as_nanos() / every.as_nanos();
+                next += every * u32::try_from(behind + 1).unwrap_or(u32::MAX);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for WorkflowHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkflowHost")
+            .field("runner", &self.runner)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,525 @@
+//! The runner: runs workflows by name, by definition or as ad-hoc
+//! closures, each under a fresh context, recording health as it goes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::HostError;
+use super::health::{Health, HealthReport, RunOutcome};
+use super::schedule::Schedule;
+use crate::behavior::{Behaviors, BoxFuture, IntoBehavior, workflow_span};
+use crate::chain::panic_message;
+use crate::context::{ContextBuilder, WorkflowContext};
+use crate::definition::WorkflowDefinition;
+use crate::error::WorkflowError;
+use crate::handlers::{HandlerKey, Handlers};
+
+/// Adds what every context the runner makes should carry (a tenant, a
+/// correlation id).
+pub type ContextFactory = Arc<dyn Fn(&WorkflowContext) + Send + Sync>;
+
+/// A registered workflow, its input made by `Default`.
+pub(crate) trait Registered: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn context(&self) -> ContextBuilder;
+    fn schedule(&self) -> Option<Schedule>;
+    fn handlers(&self) -> Vec<HandlerKey>;
+    fn run<'a>(&'a self, ctx: &'a WorkflowContext) -> BoxFuture<'a, Result<(), WorkflowError>>;
+}
+
+struct Definition<W>(W);
+
+impl<W> Registered for Definition<W>
+where
+    W: WorkflowDefinition,
+    W::Input: Default,
+{
+    fn name(&self) -> &'static str {
+        W::NAME
+    }
+    fn context(&self) -> ContextBuilder {
+        W::context()
+    }
+    fn schedule(&self) -> Option<Schedule> {
+        W::SCHEDULE
+    }
+    fn handlers(&self) -> Vec<HandlerKey> {
+        W::handlers()
+    }
+    fn run<'a>(&'a self, ctx: &'a WorkflowContext) -> BoxFuture<'a, Result<(), WorkflowError>> {
+        Box::pin(async move { self.0.run(ctx, W::Input::default()).await.map(drop) })
+    }
+}
+
+/// Why a run by name did not happen or did not pass.
+///
+/// ```
+/// use workflow_runtime::host::{RunError, Runner};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let runner = Runner::builder().build().unwrap();
+/// let err = runner.run_named("Nope").await.unwrap_err();
+/// assert_eq!(err.to_string(), r#"no workflow named "Nope"; registered: (none)"#);
+/// # }
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RunError {
+    /// No workflow has that name.
+    UnknownWorkflow {
+        /// The name asked for.
+        name: String,
+        /// The names registered.
+        registered: Vec<&'static str>,
+    },
+    /// The workflow ran and failed.
+    Failed(WorkflowError),
+    /// The run panicked outside any step.
+    Panicked {
+        /// The workflow.
+        workflow: String,
+        /// The panic message.
+        message: String,
+    },
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::UnknownWorkflow { name, registered } => {
+                let list = if registered.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    registered.join(", ")
+                };
+                write!(f, "no workflow named {name:?}; registered: {list}")
+            }
+            RunError::Failed(error) => write!(f, "{error}"),
+            RunError::Panicked { workflow, message } => {
+                write!(f, "workflow {workflow:?} panicked: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunError::Failed(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// Counts of runs, for accounting: every started run ends in one of the
+/// other three.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct RunStats {
+    /// Runs started.
+    pub started: u64,
+    /// Runs that passed.
+    pub passed: u64,
+    /// Runs that failed or panicked.
+    pub failed: u64,
+    /// Runs cancelled before they ended.
+    pub cancelled: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    started: AtomicU64,
+    passed: AtomicU64,
+    failed: AtomicU64,
+    cancelled: AtomicU64,
+}
+
+struct Inner {
+    workflows: BTreeMap<&'static str, Arc<dyn Registered>>,
+    behaviors: Behaviors,
+    factory: Option<ContextFactory>,
+    handlers: Handlers,
+    health: Health,
+    counters: Counters,
+    // Cancelling it cancels every run's context: a host's hard stop.
+    cancel: CancellationToken,
+}
+
+/// Runs workflows, with or without a host. Cheap to clone; share it with
+/// request handlers.
+///
+/// ```
+/// use workflow_runtime::host::Runner;
+/// use workflow_runtime::prelude::*;
+///
+/// struct Ping;
+/// #[workflow]
+/// impl Ping {
+///     #[step(given = "ping")]
+///     fn ping(&self) -> u8 { 1 }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let runner = Runner::builder()
+///     .register(Ping)
+///     .context_factory(|ctx| ctx.set_metadata("tenantId", "acme".to_string()))
+///     .build()
+///     .unwrap();
+/// runner.run_named("Ping").await.unwrap();
+/// assert_eq!(runner.run(&Ping, ()).await.unwrap(), 1);
+/// let n = runner
+///     .run_fn("AdHoc", |ctx| async move {
+///         assert_eq!(ctx.metadata::<String>("tenantId").as_deref(), Some("acme"));
+///         Workflow::given(&ctx, "seven", || 7).await
+///     })
+///     .await
+///     .unwrap();
+/// assert_eq!(n, 7);
+/// assert_eq!(runner.stats().passed, 3);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Runner {
+    inner: Arc<Inner>,
+}
+
+/// Builds a [`Runner`].
+#[must_use]
+pub struct RunnerBuilder {
+    workflows: BTreeMap<&'static str, Arc<dyn Registered>>,
+    duplicates: Vec<&'static str>,
+    behaviors: Behaviors,
+    factory: Option<ContextFactory>,
+    handlers: Handlers,
+    unhealthy_after: u32,
+}
+
+impl RunnerBuilder {
+    /// Registers a workflow to run by name (its input made by `Default`).
+    pub fn register<W>(mut self, workflow: W) -> Self
+    where
+        W: WorkflowDefinition,
+        W::Input: Default,
+    {
+        if self
+            .workflows
+            .insert(W::NAME, Arc::new(Definition(workflow)))
+            .is_some()
+        {
+            self.duplicates.push(W::NAME);
+        }
+        self
+    }
+
+    /// Wraps every step of every run in `behavior` (host-wide: outside the
+    /// workflow's own).
+    pub fn behavior(mut self, behavior: impl IntoBehavior) -> Self {
+        self.behaviors.push(behavior.into_behavior());
+        self
+    }
+
+    /// Calls `factory` on every context the runner makes.
+    pub fn context_factory(
+        mut self,
+        factory: impl Fn(&WorkflowContext) + Send + Sync + 'static,
+    ) -> Self {
+        self.factory = Some(Arc::new(factory));
+        self
+    }
+
+    /// The handlers workflows may use; each registered workflow's declared
+    /// handlers are checked against them when the runner is built.
+    pub fn handlers(mut self, handlers: Handlers) -> Self {
+        self.handlers = handlers;
+        self
+    }
+
+    /// Failed runs in a row that make a workflow unhealthy (default 3).
+    pub fn unhealthy_after(mut self, failures: u32) -> Self {
+        self.unhealthy_after = failures;
+        self
+    }
+
+    /// The runner, or the first problem found: a duplicate name, a missing
+    /// handler.
+    pub fn build(self) -> Result<Runner, HostError> {
+        self.build_with(CancellationToken::new())
+    }
+
+    pub(crate) fn build_with(self, cancel: CancellationToken) -> Result<Runner, HostError> {
+        if let Some(name) = self.duplicates.first() {
+            return Err(HostError::DuplicateWorkflow { name });
+        }
+        for (name, workflow) in &self.workflows {
+            for key in workflow.handlers() {
+                self.handlers
+                    .check(key)
+                    .map_err(|missing| HostError::MissingHandler {
+                        workflow: name,
+                        missing,
+                    })?;
+            }
+        }
+        Ok(Runner {
+            inner: Arc::new(Inner {
+                workflows: self.workflows,
+                behaviors: self.behaviors,
+                factory: self.factory,
+                handlers: self.handlers,
+                health: Health::new(self.unhealthy_after),
+                counters: Counters::default(),
+                cancel,
+            }),
+        })
+    }
+
+    pub(crate) fn workflow(&self, name: &str) -> Option<&Arc<dyn Registered>> {
+        self.workflows.get(name)
+    }
+}
+
+impl Runner {
+    /// Starts a runner.
+    pub fn builder() -> RunnerBuilder {
+        RunnerBuilder {
+            workflows: BTreeMap::new(),
+            duplicates: Vec::new(),
+            behaviors: Vec::new(),
+            factory: None,
+            handlers: Handlers::default(),
+            unhealthy_after: 3,
+        }
+    }
+
+    /// The handlers registered with the runner.
+    pub fn handlers(&self) -> &Handlers {
+        &self.inner.handlers
+    }
+
+    /// The registered workflows' names.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.inner.workflows.keys().copied().collect()
+    }
+
+    /// A fresh context as the runner makes them: the host's behaviors, its
+    /// cancellation, and the factory's metadata.
+    pub fn context(&self, builder: ContextBuilder) -> WorkflowContext {
+        let mut builder = builder.cancellation(self.inner.cancel.child_token());
+        // Host-wide behaviors sit outside the workflow's own: prepend them.
+        builder = builder.behaviors_first(&self.inner.behaviors);
+        let ctx = builder.build();
+        if let Some(factory) = &self.inner.factory {
+            factory(&ctx);
+        }
+        ctx
+    }
+
+    /// Runs `workflow` on `input` under a fresh context.
+    pub async fn run<W: WorkflowDefinition>(
+        &self,
+        workflow: &W,
+        input: W::Input,
+    ) -> Result<W::Output, WorkflowError> {
+        let ctx = self.context(W::context());
+        self.run_in(workflow, &ctx, input).await
+    }
+
+    /// Runs `workflow` under a context made by [`context`](Self::context)
+    /// (so the caller can add to it first).
+    pub async fn run_in<W: WorkflowDefinition>(
+        &self,
+        workflow: &W,
+        ctx: &WorkflowContext,
+        input: W::Input,
+    ) -> Result<W::Output, WorkflowError> {
+        match self.track(ctx, workflow.run(ctx, input)).await {
+            Tracked::Done(result) => result,
+            Tracked::Panicked(message) => resume(message),
+        }
+    }
+
+    /// Runs the workflow registered as `name`.
+    pub async fn run_named(&self, name: &str) -> Result<(), RunError> {
+        let Some(workflow) = self.inner.workflows.get(name).cloned() else {
+            return Err(RunError::UnknownWorkflow {
+                name: name.to_owned(),
+                registered: self.names(),
+            });
+        };
+        self.run_registered(&workflow).await
+    }
+
+    pub(crate) async fn run_registered(
+        &self,
+        workflow: &Arc<dyn Registered>,
+    ) -> Result<(), RunError> {
+        let ctx = self.context(workflow.context());
+        match self.track(&ctx, workflow.run(&ctx)).await {
+            Tracked::Done(result) => result.map_err(RunError::Failed),
+            Tracked::Panicked(message) => Err(RunError::Panicked {
+                workflow: workflow.name().to_owned(),
+                message,
+            }),
+        }
+    }
+
+    /// Runs `body` under a fresh context named `name`; `#[step]` functions
+    /// it calls record into that context.
+    pub async fn run_fn<T, F, Fut>(&self, name: &str, body: F) -> Result<T, WorkflowError>
+    where
+        F: FnOnce(WorkflowContext) -> Fut,
+        Fut: Future<Output = Result<T, WorkflowError>>,
+    {
+        let ctx = self.context(WorkflowContext::builder(name));
+        let run = ctx.scope(body(ctx.clone()));
+        match self.track(&ctx, run).await {
+            Tracked::Done(result) => result,
+            Tracked::Panicked(message) => resume(message),
+        }
+    }
+
+    /// Counts of runs so far.
+    pub fn stats(&self) -> RunStats {
+        let c = &self.inner.counters;
+        RunStats {
+            started: c.started.load(Ordering::Relaxed),
+            passed: c.passed.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            cancelled: c.cancelled.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Each workflow's health, the breakers', and the verdict.
+    pub fn health(&self) -> HealthReport {
+        self.inner.health.report()
+    }
+
+    pub(crate) fn cancel_all(&self) {
+        self.inner.cancel.cancel();
+    }
+
+    /// Runs `fut` in the workflow's span, catching panics, counting and
+    /// recording the outcome; a run dropped before it ends counts as
+    /// cancelled.
+    async fn track<T, F>(&self, ctx: &WorkflowContext, fut: F) -> Tracked<Result<T, WorkflowError>>
+    where
+        F: Future<Output = Result<T, WorkflowError>>,
+    {
+        let counters = &self.inner.counters;
+        counters.started.fetch_add(1, Ordering::Relaxed);
+        let mut guard = RunGuard {
+            runner: self,
+            name: ctx.shared_name(),
+            at: SystemTime::now(),
+            started: Instant::now(),
+            done: false,
+        };
+        let span = workflow_span(ctx);
+        let tracked = CatchUnwind { inner: fut }.instrument(span.clone()).await;
+        let (outcome, error) = match &tracked {
+            Tracked::Done(Ok(_)) => (RunOutcome::Passed, None),
+            Tracked::Done(Err(WorkflowError::Cancelled { .. })) => {
+                (RunOutcome::Cancelled, Some("cancelled".to_owned()))
+            }
+            Tracked::Done(Err(e)) => (RunOutcome::Failed, Some(e.to_string())),
+            Tracked::Panicked(message) => {
+                (RunOutcome::Failed, Some(format!("panicked: {message}")))
+            }
+        };
+        span.record(
+            "otel.status_code",
+            if outcome == RunOutcome::Passed {
+                "OK"
+            } else {
+                "ERROR"
+            },
+        );
+        guard.finish(outcome, error);
+        ctx.finish();
+        tracked
+    }
+}
+
+fn resume<T>(message: String) -> T {
+    std::panic::resume_unwind(Box::new(message))
+}
+
+struct RunGuard<'r> {
+    runner: &'r Runner,
+    name: Arc<str>,
+    at: SystemTime,
+    started: Instant,
+    done: bool,
+}
+
+impl RunGuard<'_> {
+    fn finish(&mut self, outcome: RunOutcome, error: Option<String>) {
+        self.done = true;
+        let counters = &self.runner.inner.counters;
+        match outcome {
+            RunOutcome::Passed => &counters.passed,
+            RunOutcome::Failed => &counters.failed,
+            RunOutcome::Cancelled => &counters.cancelled,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        self.runner.inner.health.record(
+            &self.name,
+            self.at,
+            self.started.elapsed(),
+            outcome,
+            error,
+        );
+    }
+}
+
+impl Drop for RunGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(RunOutcome::Cancelled, Some("cancelled".to_owned()));
+        }
+    }
+}
+
+enum Tracked<T> {
+    Done(T),
+    Panicked(String),
+}
+
+pin_project! {
+    struct CatchUnwind<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Tracked<F::Output>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => Poll::Ready(Tracked::Done(out)),
+            Err(payload) => Poll::Ready(Tracked::Panicked(panic_message(&*payload))),
+        }
+    }
+}
+
+impl fmt::Debug for Runner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runner")
+            .field("workflows", &self.names())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
