@@ -95,7 +95,7 @@ impl std::error::Error for MissingHandler {}
 ///     })
 ///     .build();
 /// let ctx = WorkflowContext::new("CreateOrder");
-/// let order = Workflow::given(&ctx, "a request", || 250)
+/// let order: Order = Workflow::given(&ctx, "a request", || 250)
 ///     .handle("create order", &handlers, |cents| CreateOrder { cents })
 ///     .await
 ///     .unwrap();
