@@ -30,8 +30,9 @@ pub type Flow<T> = Result<Carry<T>, WorkflowError>;
 #[derive(Debug)]
 pub struct Carry<T> {
     value: T,
-    /// The first failure that let the chain go on, if any.
-    soft: Option<WorkflowError>,
+    /// The first failure that let the chain go on, if any (boxed: rare,
+    /// and it would otherwise weigh on every step's future).
+    soft: Option<Box<WorkflowError>>,
     /// When the stage ended: the next step's start, so each step costs one
     /// clock read rather than two.
     ended: Option<Instant>,
@@ -88,9 +89,9 @@ where
             body: Some(self.body),
             layers: self.layers,
             soft: None,
-            state: State::Prev {
-                fut: self.prev.start(ctx),
-            },
+            prev: self.prev.start(ctx),
+            phase: Phase::Prev,
+            running: None,
         }
     }
 }
@@ -120,34 +121,51 @@ pin_project! {
             // function entered there is the body, recorded by the chain.
             first: bool,
         },
-        // Behaviors run as one boxed future that reaches the body, still
-        // polled in place, through the driver.
+        // Behaviors run as one boxed future that reaches the body through
+        // the driver; boxed, as that path allocates anyway.
         Behaved {
-            #[pin] driver: BehavedDriver<'c, F, In>,
-            scope: Arc<StepScope>,
-            run: BoxFuture<'static, Attempted>,
+            behaved: Pin<Box<Behaved<'c, F, In>>>,
         },
     }
 }
 
 pin_project! {
-    #[project = StateProj]
-    enum State<'c, P, F, In>
+    #[project = BehavedProj]
+    struct Behaved<'c, F, In>
     where
         F: StepFn<In>,
     {
-        Prev { #[pin] fut: P },
-        Running {
-            #[pin] body: Body<'c, F, In>,
-            started: Instant,
-            // Made only once the step returns `Pending`: sync and
-            // immediately-ready steps never touch the timer or the token,
-            // and boxed so they do not weigh on every step's future.
-            deadline: Option<Pin<Box<Sleep>>>,
-            cancelled: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
-        },
-        Done,
+        #[pin]
+        driver: BehavedDriver<'c, F, In>,
+        scope: Arc<StepScope>,
+        run: BoxFuture<'static, Attempted>,
     }
+}
+
+pin_project! {
+    struct Running<'c, F, In>
+    where
+        F: StepFn<In>,
+    {
+        #[pin]
+        body: Body<'c, F, In>,
+        started: Instant,
+        // Made only once the step returns `Pending`: sync and
+        // immediately-ready steps never touch the timer or the token, and
+        // boxed so they do not weigh on every step's future.
+        deadline: Option<Pin<Box<Sleep>>>,
+        cancelled: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    }
+}
+
+/// Where a step future is. The previous stages' future stays in place
+/// once done rather than being replaced: replacing it would copy the whole
+/// nested chain at every step.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Prev,
+    Running,
+    Done,
 }
 
 pin_project! {
@@ -161,9 +179,12 @@ pin_project! {
         title: Title,
         body: Option<F>,
         layers: Behaviors,
-        soft: Option<WorkflowError>,
+        soft: Option<Box<WorkflowError>>,
         #[pin]
-        state: State<'c, P, F, In>,
+        prev: P,
+        phase: Phase,
+        #[pin]
+        running: Option<Running<'c, F, In>>,
     }
 
     impl<'c, P, F, In> PinnedDrop for StepFuture<'c, P, F, In>
@@ -174,11 +195,13 @@ pin_project! {
             let this = this.project();
             // Dropped mid-step: the run was cancelled from outside (a
             // `select!`, a host's shutdown timeout). Say so in the record.
-            if let StateProj::Running { started, .. } = this.state.project() {
+            if *this.phase == Phase::Running
+                && let Some(running) = this.running.as_pin_mut()
+            {
                 this.ctx.record(StepRecord::new(
                     *this.kind,
                     this.title.clone(),
-                    started.elapsed(),
+                    running.started.elapsed(),
                     StepOutcome::Cancelled,
                 ));
             }
@@ -194,104 +217,96 @@ where
     type Output = Flow<F::Output>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        loop {
-            let this = self.as_mut().project();
+        if self.phase == Phase::Prev {
+            let mut this = self.as_mut().project();
             let ctx = *this.ctx;
-            match this.state.project() {
-                StateProj::Prev { fut } => {
-                    let Carry { value, soft, ended } = match ready!(fut.poll(cx)) {
-                        Ok(carry) => carry,
-                        Err(error) => {
-                            self.as_mut().project().state.set(State::Done);
-                            self.skip();
-                            return Poll::Ready(Err(error));
-                        }
-                    };
-                    *this.soft = soft;
-                    let started = ended.unwrap_or_else(Instant::now);
-                    if ctx.is_cancelled() {
-                        self.as_mut().project().state.set(State::Done);
-                        return Poll::Ready(self.end(started, Ended::Cancelled));
-                    }
-                    let body = this
-                        .body
-                        .take()
-                        .expect("StepFuture polled after completion");
-                    let stack = ctx.stack_for(
-                        std::any::type_name::<F::Output>(),
-                        std::mem::take(this.layers),
-                    );
-                    let body = if stack.is_empty() {
-                        match catch_unwind(AssertUnwindSafe(|| {
-                            enter_direct(ctx, || body.call(value))
-                        })) {
-                            Ok(fut) => Body::Plain { fut, first: true },
-                            Err(payload) => {
-                                self.as_mut().project().state.set(State::Done);
-                                return Poll::Ready(self.end(started, Ended::Panic(&*payload)));
-                            }
-                        }
-                    } else {
-                        let scope = Arc::new(StepScope::new(
-                            ctx.clone(),
-                            *this.kind,
-                            this.title.clone(),
-                            body.can_replay(),
-                        ));
-                        Body::Behaved {
-                            driver: BehavedDriver::new(ctx, body, value),
-                            run: run_stack(stack, scope.clone()),
-                            scope,
-                        }
-                    };
-                    self.as_mut().project().state.set(State::Running {
-                        body,
-                        started,
-                        deadline: None,
-                        cancelled: None,
-                    });
+            let Carry { value, soft, ended } = match ready!(this.prev.poll(cx)) {
+                Ok(carry) => carry,
+                Err(error) => {
+                    *this.phase = Phase::Done;
+                    self.skip();
+                    return Poll::Ready(Err(error));
                 }
-                StateProj::Running {
-                    body,
-                    started,
-                    deadline,
-                    cancelled,
-                } => {
-                    let started = *started;
-                    let ended = match poll_body(ctx, body, cx) {
-                        Poll::Ready(ended) => ended,
-                        Poll::Pending => {
-                            if let Some(limit) = ctx.options().step_timeout {
-                                let sleep = deadline.get_or_insert_with(|| {
-                                    Box::pin(tokio::time::sleep_until(started + limit))
-                                });
-                                if sleep.as_mut().poll(cx).is_ready() {
-                                    self.as_mut().project().state.set(State::Done);
-                                    return Poll::Ready(self.end(started, Ended::TimedOut(limit)));
-                                }
-                            }
-                            let cancelled = cancelled.get_or_insert_with(|| {
-                                Box::pin(ctx.cancellation_token().clone().cancelled_owned())
-                            });
-                            match cancelled.as_mut().poll(cx) {
-                                Poll::Ready(()) => Ended::Cancelled.into(),
-                                Poll::Pending => return Poll::Pending,
-                            }
-                        }
-                    };
-                    // The payload of a panic must outlive the state it came from.
-                    let ended = match ended {
-                        Polled::Panic(payload) => {
-                            self.as_mut().project().state.set(State::Done);
-                            return Poll::Ready(self.end(started, Ended::Panic(&*payload)));
-                        }
-                        Polled::Ended(ended) => ended,
-                    };
-                    self.as_mut().project().state.set(State::Done);
-                    return Poll::Ready(self.end(started, ended));
-                }
-                StateProj::Done => panic!("StepFuture polled after completion"),
+            };
+            *this.soft = soft;
+            let started = ended.unwrap_or_else(Instant::now);
+            if ctx.is_cancelled() {
+                return Poll::Ready(self.finish(started, Ended::Cancelled));
             }
+            let body = this
+                .body
+                .take()
+                .expect("StepFuture polled after completion");
+            let stack = ctx.stack_for(
+                std::any::type_name::<F::Output>(),
+                std::mem::take(this.layers),
+            );
+            let body = if stack.is_empty() {
+                match catch_unwind(AssertUnwindSafe(|| enter_direct(ctx, || body.call(value)))) {
+                    Ok(fut) => Body::Plain { fut, first: true },
+                    Err(payload) => {
+                        return Poll::Ready(self.finish(started, Ended::Panic(&*payload)));
+                    }
+                }
+            } else {
+                let scope = Arc::new(StepScope::new(
+                    ctx.clone(),
+                    *this.kind,
+                    this.title.clone(),
+                    body.can_replay(),
+                ));
+                Body::Behaved {
+                    behaved: Box::pin(Behaved {
+                        driver: BehavedDriver::new(ctx, body, value),
+                        run: run_stack(stack, scope.clone()),
+                        scope,
+                    }),
+                }
+            };
+            this.running.set(Some(Running {
+                body,
+                started,
+                deadline: None,
+                cancelled: None,
+            }));
+            *this.phase = Phase::Running;
+        }
+        if self.phase == Phase::Done {
+            panic!("StepFuture polled after completion");
+        }
+
+        let this = self.as_mut().project();
+        let ctx = *this.ctx;
+        let running = this
+            .running
+            .as_pin_mut()
+            .expect("a running step has its state")
+            .project();
+        let started = *running.started;
+        let ended = match poll_body(ctx, running.body, cx) {
+            Poll::Ready(ended) => ended,
+            Poll::Pending => {
+                if let Some(limit) = ctx.options().step_timeout {
+                    let sleep = running
+                        .deadline
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(started + limit)));
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(self.finish(started, Ended::TimedOut(limit)));
+                    }
+                }
+                let cancelled = running.cancelled.get_or_insert_with(|| {
+                    Box::pin(ctx.cancellation_token().clone().cancelled_owned())
+                });
+                match cancelled.as_mut().poll(cx) {
+                    Poll::Ready(()) => Ended::Cancelled.into(),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        };
+        // The payload of a panic must outlive the state it came from.
+        match ended {
+            Polled::Panic(payload) => Poll::Ready(self.finish(started, Ended::Panic(&*payload))),
+            Polled::Ended(ended) => Poll::Ready(self.finish(started, ended)),
         }
     }
 }
@@ -326,11 +341,12 @@ fn poll_body<F: StepFn<In>, In>(
                 Err(payload) => Poll::Ready(Polled::Panic(payload)),
             }
         }
-        BodyProj::Behaved {
-            mut driver,
-            scope,
-            run,
-        } => {
+        BodyProj::Behaved { behaved } => {
+            let BehavedProj {
+                mut driver,
+                scope,
+                run,
+            } = behaved.as_mut().project();
             let scope_ptr: *const StepScope = &**scope;
             let polled = catch_unwind(AssertUnwindSafe(|| {
                 let erased: Pin<&mut dyn Driver> = driver.as_mut();
@@ -412,6 +428,18 @@ where
         }
     }
 
+    /// Drops the step's own future, then records how it ended.
+    fn finish(
+        mut self: Pin<&mut Self>,
+        started: Instant,
+        ended: Ended<'_, F::Output>,
+    ) -> Flow<F::Output> {
+        let mut this = self.as_mut().project();
+        *this.phase = Phase::Done;
+        this.running.set(None);
+        self.end(started, ended)
+    }
+
     /// Records how the step ended and decides whether the chain goes on.
     /// A run's error is always its first failure, soft or not.
     fn end(self: Pin<&mut Self>, started: Instant, ended: Ended<'_, F::Output>) -> Flow<F::Output> {
@@ -449,7 +477,7 @@ where
                 record.outcome = StepOutcome::Cancelled;
                 self.ctx.record(record);
                 let error = WorkflowError::Cancelled { step: self.info() };
-                return Err(self.project().soft.take().unwrap_or(error));
+                return Err(self.project().soft.take().map_or(error, |first| *first));
             }
         };
         let Failed { failure, value } = match result {
@@ -475,11 +503,11 @@ where
             _ => options.continue_on_error,
         };
         let error = WorkflowError::from_failure(self.info(), failure);
-        let first = self.project().soft.take().unwrap_or(error);
+        let first = self.project().soft.take().map_or(error, |first| *first);
         match value.filter(|_| soft) {
             Some(value) => Ok(Carry {
                 value,
-                soft: Some(first),
+                soft: Some(Box::new(first)),
                 ended: Some(now),
             }),
             None => Err(first),
@@ -579,11 +607,11 @@ where
                 if this.ctx.options().continue_on_error {
                     Ok(Carry {
                         value,
-                        soft: Some(soft.unwrap_or(error)),
+                        soft: Some(soft.unwrap_or_else(|| Box::new(error))),
                         ended: Some(now),
                     })
                 } else {
-                    Err(soft.unwrap_or(error))
+                    Err(soft.map_or(error, |first| *first))
                 }
             }
         })
@@ -618,8 +646,8 @@ where
             }) => Ok(value),
             Ok(Carry {
                 soft: Some(first), ..
-            })
-            | Err(first) => Err(first),
+            }) => Err(*first),
+            Err(first) => Err(first),
         })
     }
 }

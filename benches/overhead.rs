@@ -1,0 +1,264 @@
+//! Step overhead and allocations: a 10-step workflow of trivial steps (five
+//! sync, five async) as (a) a `#[workflow]`, (b) the fluent chain, (c)
+//! hand-written async code making the same calls and recording the same
+//! per-step timings in a `Vec`, and (d) bare calls with no recording.
+//!
+//! `cargo bench --bench overhead`
+
+#[path = "harness.rs"]
+mod harness;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use harness::{Case, median, report, time_async};
+use workflow_runtime::prelude::*;
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+static BYTES: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(new_size, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn inc(n: u64) -> u64 {
+    black_box(n) + 1
+}
+
+async fn inc_async(n: u64) -> u64 {
+    black_box(n) + 1
+}
+
+struct TenSteps;
+
+#[workflow]
+impl TenSteps {
+    #[step(given = "start")]
+    fn s0(&self, n: u64) -> u64 {
+        inc(n)
+    }
+    #[step(when = "s1")]
+    async fn s1(&self, n: u64) -> u64 {
+        inc_async(n).await
+    }
+    #[step(when = "s2")]
+    fn s2(&self, n: u64) -> u64 {
+        inc(n)
+    }
+    #[step(when = "s3")]
+    async fn s3(&self, n: u64) -> u64 {
+        inc_async(n).await
+    }
+    #[step(when = "s4")]
+    fn s4(&self, n: u64) -> u64 {
+        inc(n)
+    }
+    #[step(when = "s5")]
+    async fn s5(&self, n: u64) -> u64 {
+        inc_async(n).await
+    }
+    #[step(when = "s6")]
+    fn s6(&self, n: u64) -> u64 {
+        inc(n)
+    }
+    #[step(when = "s7")]
+    async fn s7(&self, n: u64) -> u64 {
+        inc_async(n).await
+    }
+    #[step(when = "s8")]
+    fn s8(&self, n: u64) -> u64 {
+        inc(n)
+    }
+    #[step(when = "s9")]
+    async fn s9(&self, n: u64) -> u64 {
+        inc_async(n).await
+    }
+}
+
+async fn chain(ctx: &WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+    Workflow::given(ctx, "start", move || inc(n))
+        .when_async("s1", inc_async)
+        .when("s2", inc)
+        .when_async("s3", inc_async)
+        .when("s4", inc)
+        .when_async("s5", inc_async)
+        .when("s6", inc)
+        .when_async("s7", inc_async)
+        .when("s8", inc)
+        .when_async("s9", inc_async)
+        .await
+}
+
+/// What a careful user writes instead: the same calls, each timed into a
+/// `Vec` of (title, elapsed).
+async fn by_hand(n: u64) -> (u64, Vec<(&'static str, Duration)>) {
+    let mut log = Vec::with_capacity(10);
+    let mut t = tokio::time::Instant::now();
+    let mut mark = |title, log: &mut Vec<_>| {
+        let now = tokio::time::Instant::now();
+        log.push((title, now - t));
+        t = now;
+    };
+    let n = inc(n);
+    mark("start", &mut log);
+    let n = inc_async(n).await;
+    mark("s1", &mut log);
+    let n = inc(n);
+    mark("s2", &mut log);
+    let n = inc_async(n).await;
+    mark("s3", &mut log);
+    let n = inc(n);
+    mark("s4", &mut log);
+    let n = inc_async(n).await;
+    mark("s5", &mut log);
+    let n = inc(n);
+    mark("s6", &mut log);
+    let n = inc_async(n).await;
+    mark("s7", &mut log);
+    let n = inc(n);
+    mark("s8", &mut log);
+    let n = inc_async(n).await;
+    mark("s9", &mut log);
+    (n, log)
+}
+
+async fn bare(n: u64) -> u64 {
+    let n = inc(n);
+    let n = inc_async(n).await;
+    let n = inc(n);
+    let n = inc_async(n).await;
+    let n = inc(n);
+    let n = inc_async(n).await;
+    let n = inc(n);
+    let n = inc_async(n).await;
+    let n = inc(n);
+    inc_async(n).await
+}
+
+fn count<F: FnOnce()>(f: F) -> (usize, usize) {
+    let (a, b) = (
+        ALLOCS.load(Ordering::Relaxed),
+        BYTES.load(Ordering::Relaxed),
+    );
+    f();
+    (
+        ALLOCS.load(Ordering::Relaxed) - a,
+        BYTES.load(Ordering::Relaxed) - b,
+    )
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let iters = 20_000;
+    let rounds = 15;
+
+    // Each run has its own context, as the runner gives it.
+    let macro_run = || async {
+        let ctx = TenSteps::context().build();
+        black_box(TenSteps.run(&ctx, 1).await.unwrap());
+    };
+    let chain_run = || async {
+        let ctx = WorkflowContext::new("TenSteps");
+        black_box(chain(&ctx, 1).await.unwrap());
+    };
+    let hand_run = || async {
+        black_box(by_hand(1).await);
+    };
+    let bare_run = || async {
+        black_box(bare(1).await);
+    };
+
+    let (mut a, mut b, mut c, mut d) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..rounds {
+        a.push(time_async(&rt, iters, &macro_run));
+        b.push(time_async(&rt, iters, &chain_run));
+        c.push(time_async(&rt, iters, &hand_run));
+        d.push(time_async(&rt, iters, &bare_run));
+    }
+    let (a, b, c, d) = (median(a), median(b), median(c), median(d));
+    {
+        let ctx = WorkflowContext::new("TenSteps");
+        let run = TenSteps.run(&ctx, 1);
+        println!(
+            "future sizes: #[workflow] run {} bytes, hand-written {} bytes",
+            std::mem::size_of_val(&run),
+            std::mem::size_of_val(&by_hand(1))
+        );
+    }
+    let hand = Case {
+        name: "(c) hand-written, timings in a Vec",
+        per_iter: c,
+    };
+    report(
+        "10-step workflow, per run (median of 15 rounds)",
+        &hand,
+        &[
+            Case {
+                name: "(a) #[workflow]",
+                per_iter: a,
+            },
+            Case {
+                name: "(b) fluent chain",
+                per_iter: b,
+            },
+            Case {
+                name: "(d) bare calls, nothing recorded",
+                per_iter: d,
+            },
+        ],
+    );
+    println!(
+        "  ratio (a)/(c) {:.2}   (b)/(c) {:.2}   (a)/(d) {:.0}",
+        a.as_secs_f64() / c.as_secs_f64(),
+        b.as_secs_f64() / c.as_secs_f64(),
+        a.as_secs_f64() / d.as_secs_f64()
+    );
+
+    // Allocations: the context is made outside, then one run is counted.
+    println!("heap allocations per run (context made outside the count)");
+    for (name, per_run) in [
+        ("(a) #[workflow]", {
+            let ctx = TenSteps::context().build();
+            rt.block_on(TenSteps.run(&ctx, 1)).unwrap();
+            let ctx = TenSteps::context().build();
+            count(|| drop(rt.block_on(TenSteps.run(&ctx, 1))))
+        }),
+        ("(b) fluent chain", {
+            let ctx = WorkflowContext::new("TenSteps");
+            count(|| drop(rt.block_on(chain(&ctx, 1))))
+        }),
+        (
+            "context creation",
+            count(|| drop(TenSteps::context().build())),
+        ),
+    ] {
+        println!(
+            "  {name:<44} {:>3} allocations, {:>5} bytes ({:.1} per step)",
+            per_run.0,
+            per_run.1,
+            per_run.0 as f64 / 10.0
+        );
+    }
+}
