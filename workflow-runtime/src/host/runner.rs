@@ -426,7 +426,13 @@ impl Runner {
             done: false,
         };
         let span = workflow_span(ctx);
-        let tracked = CatchUnwind { inner: fut }.instrument(span.clone()).await;
+        // Boxed once, so the wrappers below move a pointer, not the run's
+        // whole state machine.
+        let tracked = CatchUnwind {
+            inner: Box::pin(fut),
+        }
+        .instrument(span.clone())
+        .await;
         let (outcome, error) = match &tracked {
             Tracked::Done(Ok(_)) => (RunOutcome::Passed, None),
             Tracked::Done(Err(WorkflowError::Cancelled { .. })) => {
