@@ -475,3 +475,21 @@ async fn ten_thousand_runs_are_all_accounted_for() {
     }
     assert_eq!(metrics.num_alive_tasks(), 0, "no task left running");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_host_that_starts_nothing_serves_its_runner_until_shut_down() {
+    let host = WorkflowHost::builder()
+        .on_demand(Failing)
+        .options(HostOptions::default().start_automatically(false))
+        .build()
+        .unwrap();
+    let runner = host.runner();
+    let started = Instant::now();
+    let serving = tokio::spawn(host.run_until(tokio::time::sleep(secs(60))));
+    tokio::time::sleep(secs(1)).await;
+    assert!(!serving.is_finished());
+    assert!(runner.run_named("Failing").await.is_err());
+    let summary = serving.await.unwrap();
+    assert_eq!(started.elapsed(), secs(60));
+    assert_eq!(summary.runs.failed, 1);
+}

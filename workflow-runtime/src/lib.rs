@@ -18,6 +18,17 @@
 //! assert!(ctx.all_passed());
 //! # Ok(()) }
 //! ```
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`chain`] | the fluent chain, its stages and step adapters |
+//! | [`behavior`] | the behavior trait and retry, timeout, circuit breaker, tracing, metrics, tower |
+//! | [`handlers`] | the typed handler registry |
+//! | [`host`] | the runner, the tokio host, recurring schedules, health |
+//!
+//! `#[step]` and `#[workflow]` (re-exported from `workflow-macros`) turn
+//! annotated functions into steps and typed pipelines implementing
+//! [`WorkflowDefinition`].
 #![warn(missing_docs)]
 
 pub mod behavior;

@@ -480,7 +480,7 @@ where
     }
 
     /// Guards the last step with `breaker`; see
-    /// [`CircuitBreaker`](crate::behavior::CircuitBreaker).
+    /// [`CircuitBreaker`].
     ///
     /// ```
     /// use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker};

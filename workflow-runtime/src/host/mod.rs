@@ -339,8 +339,8 @@ impl WorkflowHost {
         summary
     }
 
-    /// Runs until the shutdown token is cancelled, or, with no recurring
-    /// workflows, until the one-time ones are done.
+    /// Runs until the shutdown token is cancelled, or, when it started
+    /// only one-time workflows, until they are done.
     pub async fn run(self) -> HostSummary {
         self.run_until(std::future::pending()).await
     }
@@ -389,7 +389,9 @@ impl WorkflowHost {
         }
 
         let everything_done = async { while tasks.join_next().await.is_some() {} };
-        let endless = options.start_automatically && !recurring.is_empty();
+        // With recurring workflows, or nothing started (the host only serves
+        // its runner), it runs until told to stop.
+        let endless = !options.start_automatically || !recurring.is_empty();
         tokio::select! {
             () = signal => {}
             () = shutdown.cancelled() => {}
