@@ -1,3 +1,6 @@
 #![doc = include_str!("../README.md")]
 //! (The README above is this package's documentation, so its examples run as
 //! doctests and stay true.)
+
+pub mod order_api;
+pub mod orders;

@@ -1,0 +1,62 @@
+//! The guide's web API on axum: `POST /api/orders`, `GET /api/orders/{id}`,
+//! `GET /health`, `GET /metrics`, orders in SQLite.
+//!
+//! `cargo run --example order_api -- --help`
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use workflow_suite::order_api::{App, Config, DEFAULT_ADDR};
+
+const HELP: &str = "order_api: the create-order workflow behind an HTTP API
+
+USAGE: cargo run --example order_api -- [--addr HOST:PORT] [--db PATH]
+
+  --addr HOST:PORT   where to listen (default 127.0.0.1:3000; env ORDER_API_ADDR)
+  --db PATH          the SQLite file, created on first start (default orders.db; env ORDER_API_DB)
+  --help             this text
+
+Try:
+  curl -i -X POST localhost:3000/api/orders -H 'content-type: application/json' \\
+       -d '{\"customer_id\":\"c-1\",\"items\":[{\"sku\":\"A\",\"quantity\":2,\"unit_cents\":500}],\"payment_method\":\"card\"}'
+  curl -s localhost:3000/health
+  curl -s localhost:3000/metrics";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut addr: SocketAddr = std::env::var("ORDER_API_ADDR")
+        .ok()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(DEFAULT_ADDR);
+    let mut config = Config::default();
+    if let Ok(db) = std::env::var("ORDER_API_DB") {
+        config.database = PathBuf::from(db);
+    }
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--help" | "-h" => {
+                println!("{HELP}");
+                return Ok(());
+            }
+            "--addr" => addr = args.next().ok_or("--addr needs HOST:PORT")?.parse()?,
+            "--db" => config.database = args.next().ok_or("--db needs a path")?.into(),
+            other => return Err(format!("unknown argument {other:?}; see --help").into()),
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let app = App::new(&config)?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(addr = %listener.local_addr()?, db = %config.database.display(), "order API listening");
+        app.serve(listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+        Ok(())
+    })
+}
