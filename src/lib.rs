@@ -4,3 +4,4 @@
 
 pub mod order_api;
 pub mod orders;
+pub mod worker;

@@ -30,7 +30,8 @@ pub enum Status {
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
             Status::Paid => "paid",
@@ -188,6 +189,46 @@ impl OrderStore {
             .optional()
         })
         .await
+    }
+
+    /// The pending orders, oldest first.
+    pub async fn pending(&self) -> Result<Vec<Order>, StoreError> {
+        let ids: Vec<i64> = self
+            .with(|c| {
+                let mut stmt =
+                    c.prepare("SELECT id FROM orders WHERE status = 'pending' ORDER BY id")?;
+                let ids = stmt.query_map([], |r| r.get(0))?.collect();
+                ids
+            })
+            .await?;
+        let mut orders = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(order) = self.get(id).await? {
+                orders.push(order);
+            }
+        }
+        Ok(orders)
+    }
+
+    /// How many orders are in each status.
+    pub async fn count_by_status(&self) -> Result<Vec<(Status, u64)>, StoreError> {
+        self.with(|c| {
+            let mut stmt =
+                c.prepare("SELECT status, COUNT(*) FROM orders GROUP BY status ORDER BY status")?;
+            let rows = stmt
+                .query_map([], |r| {
+                    let status: String = r.get(0)?;
+                    Ok((Status::parse(&status), r.get::<_, i64>(1)? as u64))
+                })?
+                .collect();
+            rows
+        })
+        .await
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
 
     /// How many orders are stored.

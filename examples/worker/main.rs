@@ -1,0 +1,62 @@
+//! The guide's worker service: pending-order processing, a health monitor
+//! and a metrics collector as recurring workflows, until ctrl-c.
+//!
+//! `cargo run --example worker -- --help`
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use workflow_suite::orders::OrderStore;
+use workflow_suite::worker::{WorkerConfig, host};
+
+const HELP: &str = "worker: recurring workflows over the orders database, until ctrl-c
+
+USAGE: cargo run --example worker -- [--db PATH] [--every SECONDS] [--shutdown-timeout SECONDS]
+
+  --db PATH                  the SQLite file the order API writes (default orders.db; env WORKER_DB)
+  --every SECONDS            how often each workflow runs (default 30; env WORKER_EVERY)
+  --shutdown-timeout SECONDS grace for in-flight runs on ctrl-c (default 10)
+  --help                     this text";
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("{text:?} is not a positive number of seconds"))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut db = PathBuf::from(std::env::var("WORKER_DB").unwrap_or_else(|_| "orders.db".into()));
+    let mut config = WorkerConfig::default();
+    if let Ok(every) = std::env::var("WORKER_EVERY") {
+        config.every = seconds(&every)?;
+    }
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--help" | "-h" => {
+                println!("{HELP}");
+                return Ok(());
+            }
+            "--db" => db = value()?.into(),
+            "--every" => config.every = seconds(&value()?)?,
+            "--shutdown-timeout" => config.shutdown_timeout = seconds(&value()?)?,
+            other => return Err(format!("unknown argument {other:?}; see --help").into()),
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let store = OrderStore::open(&db)?;
+        tracing::info!(db = %db.display(), every = ?config.every, "worker started; ctrl-c stops it");
+        let summary = host(&store, &config).run_until_ctrl_c().await;
+        tracing::info!(?summary, "worker stopped");
+        Ok(())
+    })
+}
