@@ -197,8 +197,7 @@ impl OrderStore {
             .with(|c| {
                 let mut stmt =
                     c.prepare("SELECT id FROM orders WHERE status = 'pending' ORDER BY id")?;
-                let ids = stmt.query_map([], |r| r.get(0))?.collect();
-                ids
+                stmt.query_map([], |r| r.get(0))?.collect()
             })
             .await?;
         let mut orders = Vec::with_capacity(ids.len());
@@ -215,13 +214,11 @@ impl OrderStore {
         self.with(|c| {
             let mut stmt =
                 c.prepare("SELECT status, COUNT(*) FROM orders GROUP BY status ORDER BY status")?;
-            let rows = stmt
-                .query_map([], |r| {
-                    let status: String = r.get(0)?;
-                    Ok((Status::parse(&status), r.get::<_, i64>(1)? as u64))
-                })?
-                .collect();
-            rows
+            stmt.query_map([], |r| {
+                let status: String = r.get(0)?;
+                Ok((Status::parse(&status), r.get::<_, i64>(1)? as u64))
+            })?
+            .collect()
         })
         .await
     }
