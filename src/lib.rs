@@ -4,4 +4,5 @@
 
 pub mod order_api;
 pub mod orders;
+pub mod transactions;
 pub mod worker;
