@@ -1,0 +1,108 @@
+//! The guide's HTTP client scenario: a workflow calling an external API
+//! through reqwest, with retry and a circuit breaker, against a flaky
+//! local server.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use workflow_runtime::prelude::*;
+
+/// What the workflow sends.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApiRequest {
+    /// The payload.
+    pub payload: String,
+}
+
+/// What the API answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiResponse {
+    /// Whether it worked.
+    pub success: bool,
+    /// Which call it was, counted by the server.
+    pub call: u32,
+}
+
+/// The flaky server's switch and counter.
+#[derive(Clone, Default)]
+pub struct Flaky {
+    down: Arc<AtomicBool>,
+    calls: Arc<AtomicU32>,
+}
+
+impl Flaky {
+    /// Makes the server answer 503 (or recover).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Calls it has received.
+    pub fn calls(&self) -> u32 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Serves `POST /api/process` on `listener`: 503 while down, else 200.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        let app = Router::new().route(
+            "/api/process",
+            post(move |Json(_): Json<ApiRequest>| {
+                let flaky = self.clone();
+                async move {
+                    let call = flaky.calls.fetch_add(1, Ordering::SeqCst) + 1;
+                    if flaky.down.load(Ordering::SeqCst) {
+                        Err(StatusCode::SERVICE_UNAVAILABLE)
+                    } else {
+                        Ok(Json(ApiResponse {
+                            success: true,
+                            call,
+                        }))
+                    }
+                }
+            }),
+        );
+        axum::serve(listener, app).await
+    }
+}
+
+/// Calls the external API.
+pub struct ExternalApiWorkflow {
+    /// The HTTP client.
+    pub client: reqwest::Client,
+    /// The API's base URL.
+    pub base: String,
+}
+
+/// Calls the external API's `/api/process`, retrying, behind a breaker.
+#[workflow(name = "ExternalApiCall")]
+impl ExternalApiWorkflow {
+    #[step(given = "api request")]
+    fn request(&self, payload: String) -> ApiRequest {
+        ApiRequest { payload }
+    }
+
+    #[step(
+        when = "call external api",
+        retry(max = 2, backoff = "50ms"),
+        timeout = "2s",
+        circuit_breaker(name = "external-api", failures = 3, open_for = "1s")
+    )]
+    async fn call(&self, request: ApiRequest) -> Result<ApiResponse, reqwest::Error> {
+        self.client
+            .post(format!("{}/api/process", self.base))
+            .json(&request)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await
+    }
+
+    #[step(then = "successful")]
+    fn successful(&self, response: &ApiResponse) -> bool {
+        response.success
+    }
+}
