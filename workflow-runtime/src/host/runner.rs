@@ -325,7 +325,9 @@ impl Runner {
         ctx
     }
 
-    /// Runs `workflow` on `input` under a fresh context.
+    /// Runs `workflow` on `input` under a fresh context. A panic outside
+    /// any step (steps' own are caught) is recorded as a failed run, then
+    /// resumed, as the caller asked for a typed result.
     pub async fn run<W: WorkflowDefinition>(
         &self,
         workflow: &W,
