@@ -1,0 +1,160 @@
+//! Behaviors declared on a step: `retry(..)`, `timeout = ".."`,
+//! `circuit_breaker(..)`.
+
+use std::time::Duration;
+
+use proc_macro2::Span;
+use syn::meta::ParseNestedMeta;
+use syn::{LitInt, LitStr};
+
+use super::{path_word, span_of};
+use crate::duration;
+
+/// A behavior declared on a step.
+pub(crate) enum BehaviorOption {
+    Retry {
+        span: Span,
+        max: u32,
+        backoff: Option<Duration>,
+        max_delay: Option<Duration>,
+        jitter: bool,
+    },
+    Timeout {
+        span: Span,
+        limit: Duration,
+    },
+    CircuitBreaker {
+        span: Span,
+        name: String,
+        failures: Option<u32>,
+        open_for: Option<Duration>,
+    },
+}
+
+impl BehaviorOption {
+    pub(crate) fn keyword(&self) -> &'static str {
+        match self {
+            BehaviorOption::Retry { .. } => "retry",
+            BehaviorOption::Timeout { .. } => "timeout",
+            BehaviorOption::CircuitBreaker { .. } => "circuit_breaker",
+        }
+    }
+
+    pub(crate) fn span(&self) -> Span {
+        match self {
+            BehaviorOption::Retry { span, .. }
+            | BehaviorOption::Timeout { span, .. }
+            | BehaviorOption::CircuitBreaker { span, .. } => *span,
+        }
+    }
+}
+
+pub(crate) fn parse_behavior(
+    word: &str,
+    meta: &ParseNestedMeta<'_>,
+) -> syn::Result<Option<BehaviorOption>> {
+    let span = span_of(&meta.path);
+    Ok(Some(match word {
+        "timeout" => {
+            let lit: LitStr = meta.value()?.parse()?;
+            BehaviorOption::Timeout {
+                span,
+                limit: duration::parse(&lit)?,
+            }
+        }
+        "retry" => {
+            let mut max = None;
+            let (mut backoff, mut max_delay, mut jitter) = (None, None, false);
+            meta.parse_nested_meta(|inner| {
+                let key = path_word(&inner.path);
+                let seen = match key.as_str() {
+                    "max" => max.is_some(),
+                    "backoff" => backoff.is_some(),
+                    "max_delay" => max_delay.is_some(),
+                    "jitter" => jitter,
+                    _ => {
+                        return Err(inner.error(format!(
+                            "unknown retry option `{key}`; expected one of: max, backoff, max_delay, jitter"
+                        )));
+                    }
+                };
+                if seen {
+                    return Err(inner.error(format!("duplicate option `{key}`")));
+                }
+                match key.as_str() {
+                    "max" => max = Some(positive(&inner, "attempts")?),
+                    "backoff" => backoff = Some(duration::parse(&inner.value()?.parse()?)?),
+                    "max_delay" => max_delay = Some(duration::parse(&inner.value()?.parse()?)?),
+                    _ => jitter = true,
+                }
+                Ok(())
+            })?;
+            let Some(max) = max else {
+                return Err(meta.error("`retry` needs `max`, the most attempts: `retry(max = 3)`"));
+            };
+            BehaviorOption::Retry {
+                span,
+                max,
+                backoff,
+                max_delay,
+                jitter,
+            }
+        }
+        "circuit_breaker" => {
+            let (mut name, mut failures, mut open_for) = (None, None, None);
+            meta.parse_nested_meta(|inner| {
+                let key = path_word(&inner.path);
+                let seen = match key.as_str() {
+                    "name" => name.is_some(),
+                    "failures" => failures.is_some(),
+                    "open_for" => open_for.is_some(),
+                    _ => {
+                        return Err(inner.error(format!(
+                            "unknown circuit_breaker option `{key}`; expected one of: name, failures, open_for"
+                        )));
+                    }
+                };
+                if seen {
+                    return Err(inner.error(format!("duplicate option `{key}`")));
+                }
+                match key.as_str() {
+                    "name" => {
+                        let lit: LitStr = inner.value()?.parse()?;
+                        if lit.value().trim().is_empty() {
+                            return Err(syn::Error::new(lit.span(), "a circuit breaker's name cannot be empty"));
+                        }
+                        name = Some(lit.value());
+                    }
+                    "failures" => failures = Some(positive(&inner, "failures")?),
+                    _ => open_for = Some(duration::parse(&inner.value()?.parse()?)?),
+                }
+                Ok(())
+            })?;
+            let Some(name) = name else {
+                return Err(meta.error(
+                    "`circuit_breaker` needs a `name`: steps naming the same breaker share it",
+                ));
+            };
+            BehaviorOption::CircuitBreaker {
+                span,
+                name,
+                failures,
+                open_for,
+            }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// A whole number above zero.
+fn positive(meta: &ParseNestedMeta<'_>, what: &str) -> syn::Result<u32> {
+    let lit: LitInt = meta.value()?.parse()?;
+    let n: u32 = lit.base10_parse()?;
+    if n == 0 {
+        return Err(syn::Error::new(
+            lit.span(),
+            format!("{what} must be at least 1"),
+        ));
+    }
+    Ok(n)
+}

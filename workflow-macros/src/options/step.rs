@@ -1,0 +1,71 @@
+//! `#[step(...)]`: one kind, an optional title, and behaviors.
+
+use proc_macro2::{Span, TokenStream};
+use syn::LitStr;
+use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
+
+use super::behavior::{BehaviorOption, parse_behavior};
+use super::{Kind, path_word, span_of};
+
+/// What `#[step(...)]` said.
+#[derive(Default)]
+pub(crate) struct StepOptions {
+    /// The kind and the span of its keyword.
+    pub(crate) kind: Option<(Kind, Span)>,
+    pub(crate) title: Option<LitStr>,
+    /// Per-step behaviors, outermost first, as written.
+    pub(crate) behaviors: Vec<BehaviorOption>,
+}
+
+const STEP_OPTIONS: &str = "given, when, and, but, then, finally, retry, timeout, circuit_breaker";
+
+impl StepOptions {
+    pub(crate) fn parse(args: TokenStream) -> syn::Result<Self> {
+        let mut options = StepOptions::default();
+        syn::meta::parser(|meta| options.parse_one(meta)).parse2(args)?;
+        Ok(options)
+    }
+
+    fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
+        let word = path_word(&meta.path);
+        if let Some(behavior) = parse_behavior(&word, &meta)? {
+            if self
+                .behaviors
+                .iter()
+                .any(|b| b.keyword() == behavior.keyword())
+            {
+                return Err(meta.error(format!("duplicate option `{word}`")));
+            }
+            self.behaviors.push(behavior);
+            return Ok(());
+        }
+        let Some(kind) = Kind::from_keyword(&word) else {
+            return Err(meta.error(format!(
+                "unknown step option `{word}`; expected one of: {STEP_OPTIONS}"
+            )));
+        };
+        if let Some((seen, _)) = self.kind {
+            return Err(if seen == kind {
+                meta.error(format!("duplicate option `{word}`"))
+            } else {
+                meta.error(format!(
+                    "a step has one kind: this one is already `{}`",
+                    seen.keyword()
+                ))
+            });
+        }
+        self.kind = Some((kind, span_of(&meta.path)));
+        if meta.input.peek(syn::Token![=]) {
+            let title: LitStr = meta.value()?.parse()?;
+            if title.value().trim().is_empty() {
+                return Err(syn::Error::new(
+                    title.span(),
+                    "a step's title cannot be empty; leave it out to use the function's name",
+                ));
+            }
+            self.title = Some(title);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,111 @@
+//! `#[workflow(...)]`: name, description, crate path, schedule, handlers.
+
+use std::time::Duration;
+
+use proc_macro2::{Span, TokenStream};
+use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
+use syn::{LitStr, Path};
+
+use super::{path_word, span_of};
+use crate::duration;
+
+/// What `#[workflow(...)]` said.
+#[derive(Default)]
+pub(crate) struct WorkflowOptions {
+    pub(crate) name: Option<LitStr>,
+    pub(crate) description: Option<LitStr>,
+    pub(crate) krate: Option<Path>,
+    pub(crate) every: Option<Duration>,
+    /// The span of `run_immediately`, when given.
+    pub(crate) run_immediately: Option<Span>,
+    /// `handlers(Request => Response, ...)`, when given.
+    pub(crate) handlers: Option<Vec<(syn::Type, syn::Type)>>,
+}
+
+impl WorkflowOptions {
+    pub(crate) fn parse(args: TokenStream) -> syn::Result<Self> {
+        let mut options = WorkflowOptions::default();
+        syn::meta::parser(|meta| options.parse_one(meta)).parse2(args)?;
+        if let (Some(span), None) = (options.run_immediately, options.every) {
+            return Err(syn::Error::new(
+                span,
+                "`run_immediately` goes with a schedule: `#[workflow(every = \"30s\", run_immediately)]`",
+            ));
+        }
+        Ok(options)
+    }
+
+    fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
+        let word = path_word(&meta.path);
+        let duplicate =
+            |meta: &ParseNestedMeta<'_>| meta.error(format!("duplicate option `{word}`"));
+        match word.as_str() {
+            "name" | "description" => {
+                let slot = if word == "name" {
+                    &mut self.name
+                } else {
+                    &mut self.description
+                };
+                if slot.is_some() {
+                    return Err(duplicate(&meta));
+                }
+                let value: LitStr = meta.value()?.parse()?;
+                if value.value().trim().is_empty() {
+                    return Err(syn::Error::new(
+                        value.span(),
+                        format!("the workflow's {word} cannot be empty"),
+                    ));
+                }
+                *slot = Some(value);
+            }
+            "crate" => {
+                if self.krate.is_some() {
+                    return Err(duplicate(&meta));
+                }
+                let value = meta.value()?;
+                self.krate = Some(if value.peek(LitStr) {
+                    value.parse::<LitStr>()?.parse()?
+                } else {
+                    value.call(Path::parse_mod_style)?
+                });
+            }
+            "every" => {
+                if self.every.is_some() {
+                    return Err(duplicate(&meta));
+                }
+                self.every = Some(duration::parse(&meta.value()?.parse()?)?);
+            }
+            "run_immediately" => {
+                if self.run_immediately.is_some() {
+                    return Err(duplicate(&meta));
+                }
+                self.run_immediately = Some(span_of(&meta.path));
+            }
+            "handlers" => {
+                if self.handlers.is_some() {
+                    return Err(duplicate(&meta));
+                }
+                let content;
+                syn::parenthesized!(content in meta.input);
+                let pairs = content.parse_terminated(
+                    |input: syn::parse::ParseStream<'_>| {
+                        let request: syn::Type = input.parse()?;
+                        input.parse::<syn::Token![=>]>()?;
+                        let response: syn::Type = input.parse()?;
+                        Ok((request, response))
+                    },
+                    syn::Token![,],
+                )?;
+                self.handlers = Some(pairs.into_iter().collect());
+            }
+            _ => {
+                return Err(meta.error(format!(
+                    "unknown workflow option `{word}`; expected one of: name, description, crate, \
+                     every, run_immediately, handlers"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
