@@ -34,6 +34,12 @@ pub struct HandlerKey {
 
 impl HandlerKey {
     /// The key of a handler from `Req` to `Resp`.
+    ///
+    /// ```
+    /// use workflow_runtime::handlers::HandlerKey;
+    /// assert_eq!(HandlerKey::of::<u8, u16>(), HandlerKey::of::<u8, u16>());
+    /// assert_ne!(HandlerKey::of::<u8, u16>(), HandlerKey::of::<u16, u8>());
+    /// ```
     pub fn of<Req: 'static, Resp: 'static>() -> Self {
         HandlerKey {
             request: TypeId::of::<Req>(),
@@ -116,6 +122,14 @@ pub struct HandlersBuilder {
 
 impl HandlersBuilder {
     /// Registers the handler from `Req` to `Resp`, replacing any earlier one.
+    ///
+    /// ```
+    /// use workflow_runtime::handlers::Handlers;
+    /// let handlers = Handlers::builder()
+    ///     .register(|name: String| async move { Ok::<usize, std::fmt::Error>(name.len()) })
+    ///     .build();
+    /// assert!(handlers.require::<String, usize>().is_ok());
+    /// ```
     pub fn register<Req, Resp, E, F, Fut>(mut self, handler: F) -> Self
     where
         Req: Send + 'static,
@@ -134,6 +148,11 @@ impl HandlersBuilder {
     }
 
     /// The registry.
+    ///
+    /// ```
+    /// use workflow_runtime::handlers::Handlers;
+    /// assert!(Handlers::builder().build().keys().is_empty());
+    /// ```
     pub fn build(self) -> Handlers {
         Handlers {
             map: Arc::new(self.map),
@@ -143,16 +162,32 @@ impl HandlersBuilder {
 
 impl Handlers {
     /// Starts a registry.
+    ///
+    /// ```
+    /// use workflow_runtime::handlers::Handlers;
+    /// let handlers = Handlers::builder().build();
+    /// # drop(handlers);
+    /// ```
     pub fn builder() -> HandlersBuilder {
         HandlersBuilder::default()
     }
 
     /// Whether a handler from `Req` to `Resp` is registered.
+    ///
+    /// ```
+    /// use workflow_runtime::handlers::Handlers;
+    /// assert!(Handlers::builder().build().require::<u8, u8>().is_err());
+    /// ```
     pub fn require<Req: 'static, Resp: 'static>(&self) -> Result<(), MissingHandler> {
         self.check(HandlerKey::of::<Req, Resp>())
     }
 
     /// Whether the handler `key` names is registered.
+    ///
+    /// ```
+    /// use workflow_runtime::handlers::{HandlerKey, Handlers};
+    /// assert!(Handlers::builder().build().check(HandlerKey::of::<u8, u8>()).is_err());
+    /// ```
     pub fn check(&self, key: HandlerKey) -> Result<(), MissingHandler> {
         match self.map.contains_key(&key) {
             true => Ok(()),
@@ -161,6 +196,14 @@ impl Handlers {
     }
 
     /// The registered keys.
+    ///
+    /// ```
+    /// use workflow_runtime::handlers::{HandlerKey, Handlers};
+    /// let handlers = Handlers::builder()
+    ///     .register(|n: u8| async move { Ok::<u16, std::fmt::Error>(n.into()) })
+    ///     .build();
+    /// assert_eq!(handlers.keys(), [HandlerKey::of::<u8, u16>()]);
+    /// ```
     pub fn keys(&self) -> Vec<HandlerKey> {
         self.map.keys().copied().collect()
     }

@@ -29,6 +29,11 @@ pub enum CircuitState {
 
 impl CircuitState {
     /// The state as the `workflow_circuit_state` gauge reports it.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::CircuitState;
+    /// assert_eq!(CircuitState::Open.gauge(), 2.0);
+    /// ```
     pub fn gauge(self) -> f64 {
         match self {
             CircuitState::Closed => 0.0,
@@ -67,6 +72,12 @@ pub struct BreakerConfig {
 
 impl BreakerConfig {
     /// Opens after `failures` consecutive failures, for `open_for`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::behavior::BreakerConfig;
+    /// assert_eq!(BreakerConfig::new(0, Duration::from_secs(1)).failures, 1, "at least one");
+    /// ```
     pub fn new(failures: u32, open_for: Duration) -> Self {
         BreakerConfig {
             failures: failures.max(1),
@@ -187,6 +198,12 @@ fn registry() -> MutexGuard<'static, HashMap<Arc<str>, Arc<CircuitBreaker>>> {
 
 impl CircuitBreaker {
     /// A breaker of its own, not shared by name.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker};
+    /// let breaker = CircuitBreaker::new("mail", BreakerConfig::default());
+    /// assert_eq!(breaker.name(), "mail");
+    /// ```
     pub fn new(name: impl Into<Arc<str>>, config: BreakerConfig) -> Arc<Self> {
         Arc::new(CircuitBreaker {
             name: name.into(),
@@ -202,6 +219,13 @@ impl CircuitBreaker {
 
     /// The breaker registered under `name`, made with `config` if there is
     /// none yet (the first config wins).
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker};
+    /// let a = CircuitBreaker::shared("doc-shared", BreakerConfig::default());
+    /// let b = CircuitBreaker::shared("doc-shared", BreakerConfig::default());
+    /// assert!(std::sync::Arc::ptr_eq(&a, &b));
+    /// ```
     pub fn shared(name: &str, config: BreakerConfig) -> Arc<Self> {
         registry()
             .entry(name.into())
@@ -210,6 +234,12 @@ impl CircuitBreaker {
     }
 
     /// Every breaker made with [`shared`](Self::shared), by name.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker};
+    /// CircuitBreaker::shared("doc-registered", BreakerConfig::default());
+    /// assert!(CircuitBreaker::registered().iter().any(|b| b.name() == "doc-registered"));
+    /// ```
     pub fn registered() -> Vec<Arc<Self>> {
         let mut all: Vec<_> = registry().values().cloned().collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
@@ -217,11 +247,22 @@ impl CircuitBreaker {
     }
 
     /// The breaker's name.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker};
+    /// assert_eq!(CircuitBreaker::new("bank", BreakerConfig::default()).name(), "bank");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// Its configuration.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker};
+    /// let breaker = CircuitBreaker::new("bank", BreakerConfig::default());
+    /// assert_eq!(breaker.config(), BreakerConfig::default());
+    /// ```
     pub fn config(&self) -> BreakerConfig {
         self.config
     }
@@ -232,6 +273,11 @@ impl CircuitBreaker {
 
     /// The state now. An open circuit whose time is up reports half-open:
     /// the next call is its trial.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker, CircuitState};
+    /// assert_eq!(CircuitBreaker::new("b", BreakerConfig::default()).state(), CircuitState::Closed);
+    /// ```
     pub fn state(&self) -> CircuitState {
         match self.lock().phase {
             Phase::Open { until } if Instant::now() >= until => CircuitState::HalfOpen,
@@ -240,6 +286,12 @@ impl CircuitBreaker {
     }
 
     /// State, counts and recent transitions.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker};
+    /// let snapshot = CircuitBreaker::new("b", BreakerConfig::default()).snapshot();
+    /// assert_eq!((snapshot.transitions, snapshot.consecutive_failures), (0, 0));
+    /// ```
     pub fn snapshot(&self) -> BreakerSnapshot {
         let state = self.state();
         let inner = self.lock();

@@ -135,12 +135,23 @@ impl Retry {
     }
 
     /// The attempt limit.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::Retry;
+    /// assert_eq!(Retry::new(0).max_attempts(), 1, "at least one");
+    /// ```
     pub fn max_attempts(&self) -> u32 {
         self.max_attempts
     }
 
     /// The wait before retry number `retry` (1 for the first), before
     /// jitter.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use workflow_runtime::behavior::Retry;
+    /// assert_eq!(Retry::new(3).delay(2), Duration::from_millis(200));
+    /// ```
     pub fn delay(&self, retry: u32) -> Duration {
         let exponent = retry.saturating_sub(1).min(64) as i32;
         let grown = self.base.as_secs_f64() * self.factor.powi(exponent);
@@ -153,6 +164,15 @@ impl Retry {
 
     /// The wait actually taken: [`delay`](Self::delay), with jitter drawn
     /// from `seed` when it is on.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use workflow_runtime::behavior::Retry;
+    /// let retry = Retry::new(3).jitter(true);
+    /// let wait = retry.jittered_delay(1, 42);
+    /// assert!(wait >= Duration::from_millis(50) && wait <= Duration::from_millis(100));
+    /// assert_eq!(wait, retry.jittered_delay(1, 42), "the same seed, the same wait");
+    /// ```
     pub fn jittered_delay(&self, retry: u32, seed: u64) -> Duration {
         let delay = self.delay(retry);
         if !self.jitter {

@@ -28,11 +28,23 @@ pub struct Timeout {
 
 impl Timeout {
     /// A timeout of `limit`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use workflow_runtime::behavior::Timeout;
+    /// assert_eq!(Timeout::new(Duration::from_secs(2)).limit(), Duration::from_secs(2));
+    /// ```
     pub fn new(limit: Duration) -> Self {
         Timeout { limit }
     }
 
     /// The limit.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use workflow_runtime::behavior::Timeout;
+    /// assert_eq!(Timeout::new(Duration::from_millis(5)).limit(), Duration::from_millis(5));
+    /// ```
     pub fn limit(&self) -> Duration {
         self.limit
     }

@@ -69,26 +69,61 @@ impl Default for HostOptions {
 
 impl HostOptions {
     /// Sets `start_automatically`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use workflow_runtime::host::HostOptions;
+    /// let options = HostOptions::default().start_automatically(false);
+    /// assert!(!options.start_automatically);
+    /// ```
     pub fn start_automatically(mut self, yes: bool) -> Self {
         self.start_automatically = yes;
         self
     }
     /// Sets `parallel`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use workflow_runtime::host::HostOptions;
+    /// let options = HostOptions::default().parallel(false);
+    /// assert!(!options.parallel);
+    /// ```
     pub fn parallel(mut self, yes: bool) -> Self {
         self.parallel = yes;
         self
     }
     /// Sets `max_parallelism` (at least 1).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use workflow_runtime::host::HostOptions;
+    /// let options = HostOptions::default().max_parallelism(0);
+    /// assert_eq!(options.max_parallelism, 1, "at least one");
+    /// ```
     pub fn max_parallelism(mut self, n: usize) -> Self {
         self.max_parallelism = n.max(1);
         self
     }
     /// Sets `continue_on_failure`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use workflow_runtime::host::HostOptions;
+    /// let options = HostOptions::default().continue_on_failure(false);
+    /// assert!(!options.continue_on_failure);
+    /// ```
     pub fn continue_on_failure(mut self, yes: bool) -> Self {
         self.continue_on_failure = yes;
         self
     }
     /// Sets `shutdown_timeout`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use workflow_runtime::host::HostOptions;
+    /// let options = HostOptions::default().shutdown_timeout(Duration::from_secs(5));
+    /// assert_eq!(options.shutdown_timeout, Duration::from_secs(5));
+    /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -211,6 +246,15 @@ pub struct HostBuilder {
 
 impl HostBuilder {
     /// A workflow to run once at start (and by name through the runner).
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # struct Ping;
+    /// # #[workflow] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// use workflow_runtime::host::WorkflowHost;
+    /// let host = WorkflowHost::builder().one_time(Ping).build().unwrap();
+    /// assert_eq!(host.runner().names(), ["Ping"]);
+    /// ```
     pub fn one_time<W>(mut self, workflow: W) -> Self
     where
         W: WorkflowDefinition,
@@ -223,6 +267,20 @@ impl HostBuilder {
 
     /// A workflow to run on the schedule it declares
     /// (`#[workflow(every = "30s", run_immediately)]`).
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// use workflow_runtime::host::{HostError, WorkflowHost};
+    /// struct Beat;
+    /// #[workflow]
+    /// impl Beat {
+    ///     #[step(given = "beat")]
+    ///     fn beat(&self) {}
+    /// }
+    /// // No `every` on the definition: the host says so when built.
+    /// let err = WorkflowHost::builder().recurring(Beat).build().unwrap_err();
+    /// assert_eq!(err, HostError::NoSchedule { workflow: "Beat" });
+    /// ```
     pub fn recurring<W>(mut self, workflow: W) -> Self
     where
         W: WorkflowDefinition,
@@ -234,6 +292,19 @@ impl HostBuilder {
     }
 
     /// A workflow to run on `schedule`.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # struct Ping;
+    /// # #[workflow] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// use std::time::Duration;
+    /// use workflow_runtime::host::{Schedule, WorkflowHost};
+    /// let host = WorkflowHost::builder()
+    ///     .recurring_every(Ping, Schedule::every(Duration::from_secs(10)))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(host);
+    /// ```
     pub fn recurring_every<W>(mut self, workflow: W, schedule: Schedule) -> Self
     where
         W: WorkflowDefinition,
@@ -245,6 +316,15 @@ impl HostBuilder {
     }
 
     /// A workflow to run only on demand, by name.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # struct Ping;
+    /// # #[workflow] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// use workflow_runtime::host::WorkflowHost;
+    /// let host = WorkflowHost::builder().on_demand(Ping).build().unwrap();
+    /// assert_eq!(host.runner().names(), ["Ping"]);
+    /// ```
     pub fn on_demand<W>(mut self, workflow: W) -> Self
     where
         W: WorkflowDefinition,
@@ -255,12 +335,28 @@ impl HostBuilder {
     }
 
     /// Wraps every step of every run (host-wide, outermost).
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::Metrics;
+    /// use workflow_runtime::host::WorkflowHost;
+    /// let host = WorkflowHost::builder().behavior(Metrics).build().unwrap();
+    /// # drop(host);
+    /// ```
     pub fn behavior(mut self, behavior: impl IntoBehavior) -> Self {
         self.runner = self.runner.behavior(behavior);
         self
     }
 
     /// Calls `factory` on every context the host makes.
+    ///
+    /// ```
+    /// use workflow_runtime::host::WorkflowHost;
+    /// let host = WorkflowHost::builder()
+    ///     .context_factory(|ctx| ctx.set_metadata("region", "eu".to_string()))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(host);
+    /// ```
     pub fn context_factory(
         mut self,
         factory: impl Fn(&WorkflowContext) + Send + Sync + 'static,
@@ -270,18 +366,39 @@ impl HostBuilder {
     }
 
     /// The step handlers; workflows' declared handlers are checked at build.
+    ///
+    /// ```
+    /// use workflow_runtime::handlers::Handlers;
+    /// use workflow_runtime::host::WorkflowHost;
+    /// let host = WorkflowHost::builder().handlers(Handlers::builder().build()).build().unwrap();
+    /// # drop(host);
+    /// ```
     pub fn handlers(mut self, handlers: Handlers) -> Self {
         self.runner = self.runner.handlers(handlers);
         self
     }
 
     /// The host's options.
+    ///
+    /// ```
+    /// use workflow_runtime::host::{HostOptions, WorkflowHost};
+    /// let host = WorkflowHost::builder()
+    ///     .options(HostOptions::default().parallel(false))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(host);
+    /// ```
     pub fn options(mut self, options: HostOptions) -> Self {
         self.options = options;
         self
     }
 
     /// The host, or the first problem found before anything runs.
+    ///
+    /// ```
+    /// use workflow_runtime::host::WorkflowHost;
+    /// assert!(WorkflowHost::builder().build().is_ok());
+    /// ```
     pub fn build(self) -> Result<WorkflowHost, HostError> {
         let pick = |name: &'static str| self.runner.workflow(name).cloned();
         let one_time: Vec<_> = self.one_time.iter().filter_map(|n| pick(n)).collect();
@@ -306,6 +423,12 @@ impl HostBuilder {
 
 impl WorkflowHost {
     /// Starts a host.
+    ///
+    /// ```
+    /// use workflow_runtime::host::WorkflowHost;
+    /// let host = WorkflowHost::builder().build().unwrap();
+    /// # drop(host);
+    /// ```
     pub fn builder() -> HostBuilder {
         HostBuilder {
             runner: Runner::builder(),
@@ -316,11 +439,27 @@ impl WorkflowHost {
     }
 
     /// The host's runner, for on-demand runs (from an API, say).
+    ///
+    /// ```
+    /// use workflow_runtime::host::WorkflowHost;
+    /// let host = WorkflowHost::builder().build().unwrap();
+    /// assert!(host.runner().names().is_empty());
+    /// ```
     pub fn runner(&self) -> Runner {
         self.runner.clone()
     }
 
     /// Cancelling it begins a graceful shutdown.
+    ///
+    /// ```
+    /// use workflow_runtime::host::WorkflowHost;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let host = WorkflowHost::builder().build().unwrap();
+    /// host.shutdown_token().cancel();
+    /// let summary = host.run().await;
+    /// assert_eq!(summary.runs.started, 0);
+    /// # }
+    /// ```
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
@@ -341,11 +480,31 @@ impl WorkflowHost {
 
     /// Runs until the shutdown token is cancelled, or, when it started
     /// only one-time workflows, until they are done.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # struct Ping;
+    /// # #[workflow] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// use workflow_runtime::host::WorkflowHost;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let summary = WorkflowHost::builder().one_time(Ping).build().unwrap().run().await;
+    /// assert_eq!(summary.runs.passed, 1);
+    /// # }
+    /// ```
     pub async fn run(self) -> HostSummary {
         self.run_until(std::future::pending()).await
     }
 
     /// Runs until `signal` completes (or as [`run`](Self::run) would stop).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::host::WorkflowHost;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let host = WorkflowHost::builder().build().unwrap();
+    /// host.run_until(tokio::time::sleep(Duration::from_secs(1))).await;
+    /// # }
+    /// ```
     pub async fn run_until(self, signal: impl Future<Output = ()>) -> HostSummary {
         let WorkflowHost {
             runner,

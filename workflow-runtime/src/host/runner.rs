@@ -207,6 +207,15 @@ pub struct RunnerBuilder {
 
 impl RunnerBuilder {
     /// Registers a workflow to run by name (its input made by `Default`).
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # struct Ping;
+    /// # #[workflow] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// use workflow_runtime::host::Runner;
+    /// let runner = Runner::builder().register(Ping).build().unwrap();
+    /// assert_eq!(runner.names(), ["Ping"]);
+    /// ```
     pub fn register<W>(mut self, workflow: W) -> Self
     where
         W: WorkflowDefinition,
@@ -224,12 +233,30 @@ impl RunnerBuilder {
 
     /// Wraps every step of every run in `behavior` (host-wide: outside the
     /// workflow's own).
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::Tracing;
+    /// use workflow_runtime::host::Runner;
+    /// let runner = Runner::builder().behavior(Tracing).build().unwrap();
+    /// # drop(runner);
+    /// ```
     pub fn behavior(mut self, behavior: impl IntoBehavior) -> Self {
         self.behaviors.push(behavior.into_behavior());
         self
     }
 
     /// Calls `factory` on every context the runner makes.
+    ///
+    /// ```
+    /// use workflow_runtime::host::Runner;
+    /// use workflow_runtime::WorkflowContext;
+    /// let runner = Runner::builder()
+    ///     .context_factory(|ctx| ctx.set_metadata("correlationId", 42u64))
+    ///     .build()
+    ///     .unwrap();
+    /// let ctx = runner.context(WorkflowContext::builder("W"));
+    /// assert_eq!(ctx.metadata::<u64>("correlationId"), Some(42));
+    /// ```
     pub fn context_factory(
         mut self,
         factory: impl Fn(&WorkflowContext) + Send + Sync + 'static,
@@ -240,12 +267,28 @@ impl RunnerBuilder {
 
     /// The handlers workflows may use; each registered workflow's declared
     /// handlers are checked against them when the runner is built.
+    ///
+    /// ```
+    /// use workflow_runtime::handlers::Handlers;
+    /// use workflow_runtime::host::Runner;
+    /// let handlers = Handlers::builder()
+    ///     .register(|n: u32| async move { Ok::<u64, std::fmt::Error>(u64::from(n)) })
+    ///     .build();
+    /// let runner = Runner::builder().handlers(handlers).build().unwrap();
+    /// assert_eq!(runner.handlers().keys().len(), 1);
+    /// ```
     pub fn handlers(mut self, handlers: Handlers) -> Self {
         self.handlers = handlers;
         self
     }
 
     /// Failed runs in a row that make a workflow unhealthy (default 3).
+    ///
+    /// ```
+    /// use workflow_runtime::host::Runner;
+    /// let runner = Runner::builder().unhealthy_after(5).build().unwrap();
+    /// # drop(runner);
+    /// ```
     pub fn unhealthy_after(mut self, failures: u32) -> Self {
         self.unhealthy_after = failures;
         self
@@ -253,6 +296,15 @@ impl RunnerBuilder {
 
     /// The runner, or the first problem found: a duplicate name, a missing
     /// handler.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # struct Ping;
+    /// # #[workflow] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// use workflow_runtime::host::{HostError, Runner};
+    /// let err = Runner::builder().register(Ping).register(Ping).build().unwrap_err();
+    /// assert_eq!(err, HostError::DuplicateWorkflow { name: "Ping" });
+    /// ```
     pub fn build(self) -> Result<Runner, HostError> {
         self.build_with(CancellationToken::new())
     }
@@ -291,6 +343,12 @@ impl RunnerBuilder {
 
 impl Runner {
     /// Starts a runner.
+    ///
+    /// ```
+    /// use workflow_runtime::host::Runner;
+    /// let runner = Runner::builder().build().unwrap();
+    /// assert!(runner.names().is_empty());
+    /// ```
     pub fn builder() -> RunnerBuilder {
         RunnerBuilder {
             workflows: BTreeMap::new(),
@@ -303,17 +361,39 @@ impl Runner {
     }
 
     /// The handlers registered with the runner.
+    ///
+    /// ```
+    /// use workflow_runtime::host::Runner;
+    /// assert!(Runner::builder().build().unwrap().handlers().keys().is_empty());
+    /// ```
     pub fn handlers(&self) -> &Handlers {
         &self.inner.handlers
     }
 
     /// The registered workflows' names.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # struct Ping;
+    /// # #[workflow] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// use workflow_runtime::host::Runner;
+    /// assert_eq!(Runner::builder().register(Ping).build().unwrap().names(), ["Ping"]);
+    /// ```
     pub fn names(&self) -> Vec<&'static str> {
         self.inner.workflows.keys().copied().collect()
     }
 
     /// A fresh context as the runner makes them: the host's behaviors, its
     /// cancellation, and the factory's metadata.
+    ///
+    /// ```
+    /// use workflow_runtime::host::Runner;
+    /// use workflow_runtime::WorkflowContext;
+    /// let runner = Runner::builder().build().unwrap();
+    /// let a = runner.context(WorkflowContext::builder("W"));
+    /// let b = runner.context(WorkflowContext::builder("W"));
+    /// assert_ne!(a.execution_id(), b.execution_id());
+    /// ```
     pub fn context(&self, builder: ContextBuilder) -> WorkflowContext {
         let mut builder = builder.cancellation(self.inner.cancel.child_token());
         // Host-wide behaviors sit outside the workflow's own: prepend them.
@@ -328,6 +408,17 @@ impl Runner {
     /// Runs `workflow` on `input` under a fresh context. A panic outside
     /// any step (steps' own are caught) is recorded as a failed run, then
     /// resumed, as the caller asked for a typed result.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # struct Ping;
+    /// # #[workflow] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// use workflow_runtime::host::Runner;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().build().unwrap();
+    /// assert_eq!(runner.run(&Ping, ()).await.unwrap(), 1);
+    /// # }
+    /// ```
     pub async fn run<W: WorkflowDefinition>(
         &self,
         workflow: &W,
@@ -339,6 +430,20 @@ impl Runner {
 
     /// Runs `workflow` under a context made by [`context`](Self::context)
     /// (so the caller can add to it first).
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # struct Ping;
+    /// # #[workflow] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// use workflow_runtime::host::Runner;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().build().unwrap();
+    /// let ctx = runner.context(Ping::context());
+    /// ctx.set_metadata("tenantId", "acme".to_string());
+    /// runner.run_in(&Ping, &ctx, ()).await.unwrap();
+    /// assert!(ctx.all_passed());
+    /// # }
+    /// ```
     pub async fn run_in<W: WorkflowDefinition>(
         &self,
         workflow: &W,
@@ -352,6 +457,18 @@ impl Runner {
     }
 
     /// Runs the workflow registered as `name`.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # struct Ping;
+    /// # #[workflow] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// use workflow_runtime::host::Runner;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().register(Ping).build().unwrap();
+    /// runner.run_named("Ping").await.unwrap();
+    /// assert!(runner.run_named("Pong").await.is_err());
+    /// # }
+    /// ```
     pub async fn run_named(&self, name: &str) -> Result<(), RunError> {
         let Some(workflow) = self.inner.workflows.get(name).cloned() else {
             return Err(RunError::UnknownWorkflow {
@@ -378,6 +495,19 @@ impl Runner {
 
     /// Runs `body` under a fresh context named `name`; `#[step]` functions
     /// it calls record into that context.
+    ///
+    /// ```
+    /// use workflow_runtime::host::Runner;
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().build().unwrap();
+    /// let n = runner
+    ///     .run_fn("HealthCheck", |ctx| async move { Workflow::given(&ctx, "probe", || 3).await })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(n, 3);
+    /// # }
+    /// ```
     pub async fn run_fn<T, F, Fut>(&self, name: &str, body: F) -> Result<T, WorkflowError>
     where
         F: FnOnce(WorkflowContext) -> Fut,
@@ -392,6 +522,11 @@ impl Runner {
     }
 
     /// Counts of runs so far.
+    ///
+    /// ```
+    /// use workflow_runtime::host::Runner;
+    /// assert_eq!(Runner::builder().build().unwrap().stats().started, 0);
+    /// ```
     pub fn stats(&self) -> RunStats {
         let c = &self.inner.counters;
         RunStats {
@@ -403,6 +538,11 @@ impl Runner {
     }
 
     /// Each workflow's health, the breakers', and the verdict.
+    ///
+    /// ```
+    /// use workflow_runtime::host::{HealthStatus, Runner};
+    /// assert_eq!(Runner::builder().build().unwrap().health().status, HealthStatus::Healthy);
+    /// ```
     pub fn health(&self) -> HealthReport {
         self.inner.health.report()
     }
