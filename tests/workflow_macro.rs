@@ -2,8 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use workflow_runtime::StepMeta;
 use workflow_runtime::prelude::*;
-use workflow_runtime::{StepMeta, StepSite};
 
 #[derive(Clone, Debug, PartialEq)]
 enum Status {
@@ -331,15 +331,6 @@ async fn free_steps_nested_in_a_chain_step_record_as_sub_steps() {
     // The first call is the step's body; the second records itself.
     let titles: Vec<_> = ctx.steps().into_iter().map(|s| s.title).collect();
     assert_eq!(titles, ["an order", "apply discount", "prepared"]);
-}
-
-#[test]
-fn step_sites_are_plain_data() {
-    let site = StepSite {
-        kind: StepKind::When,
-        title: "x",
-    };
-    assert_eq!(site, site.clone());
 }
 
 // ---- behaviors from attributes -----------------------------------------
