@@ -7,24 +7,9 @@ use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, Share
 use workflow_runtime::behavior::{Metrics, Retry};
 use workflow_runtime::prelude::*;
 
-#[derive(Debug)]
-struct Declined;
+mod common;
 
-impl std::fmt::Display for Declined {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("card declined")
-    }
-}
-
-impl std::error::Error for Declined {}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
+use common::{Declined, paused_runtime as runtime};
 
 async fn order_run(ctx: &WorkflowContext) -> Result<u32, WorkflowError> {
     Workflow::given(ctx, "an order", || 40)

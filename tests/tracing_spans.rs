@@ -13,24 +13,9 @@ use tracing_subscriber::registry::LookupSpan;
 use workflow_runtime::behavior::{Tracing, workflow_span};
 use workflow_runtime::prelude::*;
 
-#[derive(Debug)]
-struct Declined;
+mod common;
 
-impl std::fmt::Display for Declined {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("card declined")
-    }
-}
-
-impl std::error::Error for Declined {}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
+use common::{Declined, paused_runtime as runtime};
 
 async fn order_run(ctx: &WorkflowContext) -> Result<u32, WorkflowError> {
     Workflow::given(ctx, "an order", || 40)
