@@ -27,48 +27,38 @@ struct Recorded(Arc<Mutex<Series>>);
 
 struct Handle(String, Recorded);
 
+impl Handle {
+    /// Keeps every value recorded, in order.
+    fn push(&self, value: f64) {
+        let mut series = self.1.0.lock().unwrap();
+        series.entry(self.0.clone()).or_default().push(value);
+    }
+}
+
 impl metrics::CounterFn for Handle {
     fn increment(&self, value: u64) {
-        self.1
-            .0
-            .lock()
-            .unwrap()
-            .entry(self.0.clone())
-            .or_default()
-            .push(value as f64);
+        self.push(value as f64);
     }
     fn absolute(&self, value: u64) {
-        self.increment(value);
+        self.push(value as f64);
     }
 }
 
 impl metrics::HistogramFn for Handle {
     fn record(&self, value: f64) {
-        self.1
-            .0
-            .lock()
-            .unwrap()
-            .entry(self.0.clone())
-            .or_default()
-            .push(value);
+        self.push(value);
     }
 }
 
 impl metrics::GaugeFn for Handle {
     fn increment(&self, value: f64) {
-        self.set(value);
+        self.push(value);
     }
     fn decrement(&self, value: f64) {
-        self.set(-value);
+        self.push(-value);
     }
     fn set(&self, value: f64) {
-        self.1
-            .0
-            .lock()
-            .unwrap()
-            .entry(self.0.clone())
-            .or_default()
-            .push(value);
+        self.push(value);
     }
 }
 

@@ -8,6 +8,7 @@ use workflow_suite::order_api::{App, BODY_LIMIT, Config};
 
 struct Server {
     base: String,
+    client: reqwest::Client,
     app: App,
     _stop: tokio::sync::oneshot::Sender<()>,
     db: std::path::PathBuf,
@@ -41,9 +42,30 @@ async fn start() -> Server {
     }));
     Server {
         base,
+        client: reqwest::Client::new(),
         app,
         _stop: stop,
         db,
+    }
+}
+
+impl Server {
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post_order(&self, method: &str) -> reqwest::Response {
+        let url = format!("{}/api/orders", self.base);
+        self.client
+            .post(url)
+            .json(&order(method))
+            .send()
+            .await
+            .unwrap()
     }
 }
 
@@ -62,13 +84,7 @@ fn is_problem(response: &reqwest::Response) -> bool {
 #[tokio::test]
 async fn an_order_is_created_paid_confirmed_and_stored() {
     let server = start().await;
-    let client = reqwest::Client::new();
-    let response = client
-        .post(format!("{}/api/orders", server.base))
-        .json(&order("card"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.post_order("card").await;
     assert_eq!(response.status(), 201);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let created: Value = response.json().await.unwrap();
@@ -76,32 +92,17 @@ async fn an_order_is_created_paid_confirmed_and_stored() {
     assert_eq!(created["total_cents"], 1250);
     assert_eq!(location, format!("/api/orders/{}", created["id"]));
 
-    let fetched: Value = client
-        .get(format!("{}{location}", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fetched: Value = server.get(&location).await.json().await.unwrap();
     assert_eq!(fetched, created);
     assert_eq!(server.app.store().count().await.unwrap(), 1);
 
-    let health = client
-        .get(format!("{}/health", server.base))
-        .send()
-        .await
-        .unwrap();
+    let health = server.get("/health").await;
     assert_eq!(health.status(), 200);
     let health: Value = health.json().await.unwrap();
     assert_eq!(health["status"], "healthy");
     assert_eq!(health["workflows"][0]["name"], "CreateOrder");
 
-    let metrics = client
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap();
+    let metrics = server.get("/metrics").await;
     let text = metrics.text().await.unwrap();
     assert!(text.contains("workflow_steps_total{workflow=\"CreateOrder\",step=\"process payment\",status=\"success\"}"), "{text}");
 }
@@ -109,12 +110,7 @@ async fn an_order_is_created_paid_confirmed_and_stored() {
 #[tokio::test]
 async fn a_declined_payment_is_a_problem_naming_the_step_and_is_not_retried() {
     let server = start().await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/orders", server.base))
-        .json(&order("declined-card"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.post_order("declined-card").await;
     assert_eq!(response.status(), 500);
     assert!(is_problem(&response));
     let problem: Value = response.json().await.unwrap();
@@ -133,12 +129,7 @@ async fn a_declined_payment_is_a_problem_naming_the_step_and_is_not_retried() {
     let stored = server.app.store().get(1).await.unwrap().unwrap();
     assert_eq!(stored.status, workflow_suite::orders::Status::Pending);
     // A declined card is not transient: the retry filter lets it through.
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.get("/metrics").await.text().await.unwrap();
     assert!(
         !metrics
             .contains("workflow_retries_total{workflow=\"CreateOrder\",step=\"process payment\"}")
@@ -149,15 +140,9 @@ async fn a_declined_payment_is_a_problem_naming_the_step_and_is_not_retried() {
 async fn a_failing_notifier_opens_the_breaker_and_the_api_answers_503() {
     let server = start().await;
     server.app.set_notifications_down(true);
-    let client = reqwest::Client::new();
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        let response = client
-            .post(format!("{}/api/orders", server.base))
-            .json(&order("card"))
-            .send()
-            .await
-            .unwrap();
+        let response = server.post_order("card").await;
         statuses.push(response.status().as_u16());
         if response.status() == 503 {
             let problem: Value = response.json().await.unwrap();
@@ -171,11 +156,7 @@ async fn a_failing_notifier_opens_the_breaker_and_the_api_answers_503() {
         }
     }
     assert_eq!(statuses, [500, 500, 500, 503]);
-    let health = client
-        .get(format!("{}/health", server.base))
-        .send()
-        .await
-        .unwrap();
+    let health = server.get("/health").await;
     assert_eq!(health.status(), 503);
     let health: Value = health.json().await.unwrap();
     assert_eq!(health["status"], "unhealthy");
@@ -185,10 +166,10 @@ async fn a_failing_notifier_opens_the_breaker_and_the_api_answers_503() {
 #[tokio::test]
 async fn bad_input_gets_a_clear_status_never_a_500() {
     let server = start().await;
-    let client = reqwest::Client::new();
     let url = format!("{}/api/orders", server.base);
     let send = |body: String, content_type: &'static str| {
-        client
+        server
+            .client
             .post(&url)
             .header("content-type", content_type)
             .body(body)
@@ -243,25 +224,13 @@ async fn bad_input_gets_a_clear_status_never_a_500() {
     let wrong_type = send(order("card").to_string(), "text/plain").await.unwrap();
     assert_eq!(wrong_type.status(), 415);
 
-    let unknown = client
-        .get(format!("{}/nope", server.base))
-        .send()
-        .await
-        .unwrap();
+    let unknown = server.get("/nope").await;
     assert_eq!(unknown.status(), 404);
     assert!(is_problem(&unknown));
 
-    let not_a_number = client
-        .get(format!("{}/api/orders/abc", server.base))
-        .send()
-        .await
-        .unwrap();
+    let not_a_number = server.get("/api/orders/abc").await;
     assert_eq!(not_a_number.status(), 400);
-    let absent = client
-        .get(format!("{}/api/orders/999", server.base))
-        .send()
-        .await
-        .unwrap();
+    let absent = server.get("/api/orders/999").await;
     assert_eq!(absent.status(), 404);
 
     assert_eq!(server.app.store().count().await.unwrap(), 0);
