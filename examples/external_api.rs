@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use workflow_runtime::behavior::{CircuitBreaker, CircuitState};
+use workflow_runtime::behavior::CircuitState;
 use workflow_runtime::host::Runner;
 use workflow_suite::external_api::{ExternalApiWorkflow, Flaky};
 
@@ -55,10 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(error) => format!("failed: {error}"),
         };
         println!("run {run:>2}: {outcome}");
-        let breaker = CircuitBreaker::registered()
-            .into_iter()
-            .find(|b| b.name() == "external-api")
-            .map(|b| b.snapshot());
+        let breaker = runner.breakers().get("external-api").map(|b| b.snapshot());
         let state = breaker.as_ref().map_or(CircuitState::Closed, |b| b.state);
         if let Some(breaker) = breaker {
             for t in breaker.recent.iter().skip(shown) {

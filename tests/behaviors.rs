@@ -345,7 +345,7 @@ async fn panics_count_as_failures_and_cancellation_does_not() {
 struct Mark(&'static str, Arc<Mutex<Vec<String>>>);
 
 impl Behavior for Mark {
-    fn around<'a>(&'a self, _step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted> {
+    fn around<'a>(&'a self, _step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
         Box::pin(async move {
             self.1.lock().unwrap().push(format!("{}>", self.0));
             let result = next.run().await;
@@ -406,7 +406,7 @@ async fn behaviors_compose_host_then_workflow_then_typed_then_step() {
 struct Twice(Arc<AtomicU32>);
 
 impl Behavior for Twice {
-    fn around<'a>(&'a self, step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted> {
+    fn around<'a>(&'a self, step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
         Box::pin(async move {
             next.run().await?;
             self.0.fetch_add(step.attempts(), Ordering::SeqCst);

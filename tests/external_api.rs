@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use workflow_runtime::WorkflowError;
-use workflow_runtime::behavior::{CircuitBreaker, CircuitOpen, CircuitState};
+use workflow_runtime::behavior::{CircuitOpen, CircuitState};
 use workflow_runtime::host::Runner;
 use workflow_suite::external_api::{ExternalApiWorkflow, Flaky};
 
@@ -29,10 +29,7 @@ async fn the_breaker_opens_goes_half_open_and_closes() {
         matches!(&err, WorkflowError::Failed { error, .. } if error.downcast_ref::<CircuitOpen>().is_some())
     );
     assert_eq!(flaky.calls(), 3);
-    let breaker = CircuitBreaker::registered()
-        .into_iter()
-        .find(|b| b.name() == "external-api")
-        .unwrap();
+    let breaker = runner.breakers().get("external-api").unwrap();
     assert_eq!(breaker.state(), CircuitState::Open);
 
     // Open: rejected without calling the API.

@@ -493,3 +493,64 @@ async fn a_host_that_starts_nothing_serves_its_runner_until_shut_down() {
     assert_eq!(started.elapsed(), secs(60));
     assert_eq!(summary.runs.failed, 1);
 }
+
+/// Charges through a breaker named "bank" that opens on the first failure.
+struct Charge;
+
+#[derive(Debug)]
+struct Declined;
+
+impl std::fmt::Display for Declined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("declined")
+    }
+}
+
+impl std::error::Error for Declined {}
+
+#[workflow]
+impl Charge {
+    #[step(given = "an amount")]
+    fn amount(&self, cents: u64) -> u64 {
+        cents
+    }
+
+    #[step(
+        when = "charged",
+        circuit_breaker(name = "bank", failures = 1, open_for = "60s")
+    )]
+    async fn charge(&self, cents: u64) -> Result<u64, Declined> {
+        if cents > 100 {
+            Err(Declined)
+        } else {
+            Ok(cents)
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_runners_in_one_process_do_not_share_breakers() {
+    let tripped = Runner::builder().build().unwrap();
+    let other = Runner::builder().build().unwrap();
+    assert!(tripped.run(&Charge, 500).await.is_err());
+
+    // The first runner's breaker is open: its next run is rejected.
+    let bank = tripped.breakers().get("bank").expect("made by the run");
+    assert_eq!(bank.state(), workflow_runtime::behavior::CircuitState::Open);
+    let rejected = tripped.run(&Charge, 10).await.unwrap_err();
+    assert!(rejected.to_string().contains("circuit"), "{rejected}");
+    assert_eq!(tripped.health().status, HealthStatus::Unhealthy);
+    assert_eq!(tripped.health().breakers.len(), 1);
+
+    // The other runner never saw it: its breaker is its own, and closed.
+    assert!(other.breakers().get("bank").is_none());
+    assert_eq!(other.health().status, HealthStatus::Healthy);
+    assert!(other.health().breakers.is_empty());
+    assert_eq!(other.run(&Charge, 10).await.unwrap(), 10);
+    let own = other.breakers().get("bank").unwrap();
+    assert!(!Arc::ptr_eq(&own, &bank));
+    assert_eq!(
+        own.state(),
+        workflow_runtime::behavior::CircuitState::Closed
+    );
+}

@@ -305,8 +305,28 @@ async fn free_steps_record_themselves_in_the_active_context() {
     );
 }
 
+/// Each record as (title, the title of the step that called it).
+fn tree(ctx: &WorkflowContext) -> Vec<(String, Option<String>)> {
+    let steps = ctx.steps();
+    let title_of = |id| {
+        steps
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.title.to_string())
+            .expect("a parent is recorded in the same context")
+    };
+    steps
+        .iter()
+        .map(|s| (s.title.to_string(), s.parent.map(title_of)))
+        .collect()
+}
+
+fn node(title: &str, parent: Option<&str>) -> (String, Option<String>) {
+    (title.to_owned(), parent.map(str::to_owned))
+}
+
 #[tokio::test]
-async fn a_free_step_passed_to_a_chain_is_recorded_once() {
+async fn a_free_step_passed_to_a_chain_records_as_the_chain_steps_child() {
     let ctx = WorkflowContext::new("Chain");
     let paid = Workflow::given(&ctx, "an order", || order(10))
         .try_when_async("process payment", process_payment)
@@ -314,12 +334,20 @@ async fn a_free_step_passed_to_a_chain_is_recorded_once() {
         .await
         .unwrap();
     assert_eq!(paid.cents, 5);
-    let titles: Vec<_> = ctx.steps().into_iter().map(|s| s.title).collect();
-    assert_eq!(titles, ["an order", "process payment", "discounted"]);
+    assert_eq!(
+        tree(&ctx),
+        [
+            node("an order", None),
+            node("process payment", Some("process payment")),
+            node("process payment", None),
+            node("apply discount", Some("discounted")),
+            node("discounted", None),
+        ]
+    );
 }
 
 #[tokio::test]
-async fn free_steps_nested_in_a_chain_step_record_as_sub_steps() {
+async fn every_free_step_called_in_a_sync_body_records_as_its_child() {
     let ctx = WorkflowContext::new("Nested");
     Workflow::given(&ctx, "an order", || order(10))
         .when("prepared", |o| {
@@ -328,9 +356,63 @@ async fn free_steps_nested_in_a_chain_step_record_as_sub_steps() {
         })
         .await
         .unwrap();
-    // The first call is the step's body; the second records itself.
-    let titles: Vec<_> = ctx.steps().into_iter().map(|s| s.title).collect();
-    assert_eq!(titles, ["an order", "apply discount", "prepared"]);
+    assert_eq!(
+        tree(&ctx),
+        [
+            node("an order", None),
+            node("apply discount", Some("prepared")),
+            node("apply discount", Some("prepared")),
+            node("prepared", None),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn every_free_step_called_in_an_async_body_records_as_its_child() {
+    let ctx = WorkflowContext::new("Nested");
+    let result = Workflow::given(&ctx, "an order", || order(10))
+        .try_when_async("paid twice", |o| async move {
+            // One call before the body's first await, one after it.
+            let first = process_payment(apply_discount(o, 50)).await?;
+            tokio::task::yield_now().await;
+            process_payment(first).await
+        })
+        .await;
+    assert!(result.is_ok());
+    assert_eq!(
+        tree(&ctx),
+        [
+            node("an order", None),
+            node("apply discount", Some("paid twice")),
+            node("process payment", Some("paid twice")),
+            node("process payment", Some("paid twice")),
+            node("paid twice", None),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn free_steps_called_by_free_steps_nest_under_their_caller() {
+    let ctx = WorkflowContext::new("Deep");
+    Workflow::given(&ctx, "an order", || order(400))
+        .try_when_async("checkout", |o| async move { discount_then_pay(o).await })
+        .await
+        .unwrap();
+    assert_eq!(
+        tree(&ctx),
+        [
+            node("an order", None),
+            node("apply discount", Some("discount then pay")),
+            node("process payment", Some("discount then pay")),
+            node("discount then pay", Some("checkout")),
+            node("checkout", None),
+        ]
+    );
+}
+
+#[step(when = "discount then pay")]
+async fn discount_then_pay(order: Order) -> Result<Order, PaymentError> {
+    process_payment(apply_discount(order, 50)).await
 }
 
 // ---- behaviors from attributes -----------------------------------------

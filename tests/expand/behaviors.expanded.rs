@@ -87,7 +87,6 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                 self.map_err(::core::convert::Into::into)
             }
         }
-        static __STEP1_BREAKER: ::workflow_runtime::__private::BreakerCell = ::workflow_runtime::__private::BreakerCell::new();
         {
             use ::workflow_runtime::__private::{
                 RetryFallback as _, RetryWithReplay as _,
@@ -117,8 +116,8 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
         }
             .timeout(::core::time::Duration::from_nanos(30000000000u64))
             .circuit_breaker(
-                ::workflow_runtime::__private::shared_breaker(
-                    &__STEP1_BREAKER,
+                ::workflow_runtime::__private::breaker(
+                    ctx,
                     "payments",
                     ::core::option::Option::Some(5u32),
                     ::core::option::Option::Some(

@@ -11,8 +11,8 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 use crate::chain::panic_message;
-use crate::context::active::take_direct;
-use crate::context::{StepOutcome, StepRecord, WorkflowContext};
+use crate::context::active::{Active, current, enter};
+use crate::context::{StepId, StepOutcome, StepRecord, WorkflowContext};
 use crate::error::{StepError, StepFailure};
 use crate::step::StepKind;
 
@@ -36,7 +36,17 @@ pub struct StepSite {
 #[doc(hidden)]
 pub struct FreeStep {
     site: &'static StepSite,
-    ctx: Option<WorkflowContext>,
+    call: Option<Call>,
+}
+
+/// A call made inside a step: where it records, and what it lends to the
+/// steps its body calls in turn.
+struct Call {
+    ctx: WorkflowContext,
+    id: StepId,
+    parent: Option<StepId>,
+    /// This call as the active step, while its body runs.
+    active: Option<Active>,
 }
 
 /// How a step's return value reads as an outcome.
@@ -71,21 +81,24 @@ impl fmt::Display for ErrorMessage {
 impl std::error::Error for ErrorMessage {}
 
 impl FreeStep {
-    /// Enters a step call: finds the context to record into, unless the
-    /// chain called this function as a step body and records it itself.
+    /// Enters a step call: inside a step, this call records as its child.
     pub fn enter(site: &'static StepSite) -> Self {
-        let ctx = if take_direct() {
-            None
-        } else {
-            WorkflowContext::current()
-        };
-        FreeStep { site, ctx }
+        let call = current().map(|Active { ctx, step }| {
+            let id = ctx.next_step_id();
+            Call {
+                active: Active::new(ctx.clone(), Some(id)),
+                ctx,
+                id,
+                parent: step,
+            }
+        });
+        FreeStep { site, call }
     }
 
     /// Captures the input when the context asks for it.
     pub fn capture(&self, describe: impl FnOnce() -> Option<String>) -> Option<String> {
-        match &self.ctx {
-            Some(ctx) if ctx.options().capture_io => describe(),
+        match &self.call {
+            Some(call) if call.ctx.options().capture_io => describe(),
             _ => None,
         }
     }
@@ -100,19 +113,19 @@ impl FreeStep {
         body: impl FnOnce() -> R,
         describe: impl FnOnce(&R) -> Option<String>,
     ) -> R {
-        let Some(ctx) = self.ctx else {
+        let Some(mut call) = self.call else {
             return body();
         };
         let started = Instant::now();
-        match catch_unwind(AssertUnwindSafe(body)) {
+        match catch_unwind(AssertUnwindSafe(|| enter(&mut call.active, body))) {
             Ok(out) => {
-                let output = capture_output(&ctx, &out, describe);
-                record(&ctx, self.site, started, classify(&out), input, output);
+                let output = capture_output(&call.ctx, &out, describe);
+                call.record(self.site, started, classify(&out), input, output);
                 out
             }
             Err(payload) => {
                 let failure = StepFailure::Panic(panic_message(&*payload).into());
-                record(&ctx, self.site, started, Some(failure), input, None);
+                call.record(self.site, started, Some(failure), input, None);
                 resume_unwind(payload)
             }
         }
@@ -132,8 +145,8 @@ impl FreeStep {
     {
         FreeStepFuture {
             site: self.site,
-            run: self.ctx.map(|ctx| Running {
-                ctx,
+            run: self.call.map(|call| Running {
+                call,
                 started: None,
                 input,
                 describe: Some(describe),
@@ -156,23 +169,42 @@ fn capture_output<R>(
     }
 }
 
-fn record(
-    ctx: &WorkflowContext,
-    site: &StepSite,
-    started: Instant,
-    failure: Option<StepFailure>,
-    input: Option<String>,
-    output: Option<String>,
-) {
-    let outcome = failure.map_or(StepOutcome::Passed, StepOutcome::Failed);
-    let mut record = StepRecord::new(site.kind, site.title, started.elapsed(), outcome);
-    record.input = input;
-    record.output = output;
-    ctx.record(record);
+impl Call {
+    fn record(
+        &self,
+        site: &StepSite,
+        started: Instant,
+        failure: Option<StepFailure>,
+        input: Option<String>,
+        output: Option<String>,
+    ) {
+        let outcome = match failure {
+            None => StepOutcome::Passed,
+            Some(StepFailure::TimedOut(after)) => StepOutcome::TimedOut(after),
+            Some(failure) => StepOutcome::Failed(failure),
+        };
+        self.record_outcome(site, started, outcome, input, output);
+    }
+
+    fn record_outcome(
+        &self,
+        site: &StepSite,
+        started: Instant,
+        outcome: StepOutcome,
+        input: Option<String>,
+        output: Option<String>,
+    ) {
+        let mut record = StepRecord::new(site.kind, site.title, started.elapsed(), outcome);
+        record.input = input;
+        record.output = output;
+        record.id = self.id;
+        record.parent = self.parent;
+        self.ctx.record(record);
+    }
 }
 
 struct Running<R, D> {
-    ctx: WorkflowContext,
+    call: Call,
     started: Option<Instant>,
     input: Option<String>,
     describe: Option<D>,
@@ -192,15 +224,8 @@ pin_project! {
     impl<F: Future, D> PinnedDrop for FreeStepFuture<F, D> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let Some(Running { ctx, started: Some(started), input, .. }) = this.run.take() {
-                let mut record = StepRecord::new(
-                    this.site.kind,
-                    this.site.title,
-                    started.elapsed(),
-                    StepOutcome::Cancelled,
-                );
-                record.input = input;
-                ctx.record(record);
+            if let Some(Running { call, started: Some(started), input, .. }) = this.run.take() {
+                call.record_outcome(this.site, started, StepOutcome::Cancelled, input, None);
             }
         }
     }
@@ -219,7 +244,10 @@ where
             return this.body.poll(cx);
         };
         let started = *run.started.get_or_insert_with(Instant::now);
-        let polled = catch_unwind(AssertUnwindSafe(|| this.body.poll(cx)));
+        let body = this.body;
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            enter(&mut run.call.active, || body.poll(cx))
+        }));
         let run = this.run.take().expect("checked above");
         match polled {
             Ok(Poll::Pending) => {
@@ -228,14 +256,16 @@ where
             }
             Ok(Poll::Ready(out)) => {
                 let describe = run.describe.expect("a step future ends once");
-                let output = capture_output(&run.ctx, &out, describe);
+                let output = capture_output(&run.call.ctx, &out, describe);
                 let failure = (run.classify)(&out);
-                record(&run.ctx, this.site, started, failure, run.input, output);
+                run.call
+                    .record(this.site, started, failure, run.input, output);
                 Poll::Ready(out)
             }
             Err(payload) => {
                 let failure = StepFailure::Panic(panic_message(&*payload).into());
-                record(&run.ctx, this.site, started, Some(failure), run.input, None);
+                run.call
+                    .record(this.site, started, Some(failure), run.input, None);
                 resume_unwind(payload)
             }
         }

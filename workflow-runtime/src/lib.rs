@@ -30,6 +30,7 @@
 //! annotated functions into steps and typed pipelines implementing
 //! [`WorkflowDefinition`].
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod behavior;
 pub mod chain;
@@ -43,7 +44,7 @@ mod step;
 
 pub use chain::Workflow;
 pub use context::{
-    ContextBuilder, MetadataError, Scoped, StepOutcome, StepRecord, WorkflowContext,
+    ContextBuilder, MetadataError, Scoped, StepId, StepOutcome, StepRecord, WorkflowContext,
     WorkflowOptions, WorkflowSummary,
 };
 pub use definition::{StepMeta, WorkflowDefinition, mermaid};

@@ -11,26 +11,20 @@ pub use std::future::Future;
 pub use std::option::Option::{self, None, Some};
 pub use std::result::Result;
 
-/// Where a `#[step(circuit_breaker(..))]` keeps its breaker, so a run
-/// looks it up by name once.
-pub type BreakerCell = std::sync::OnceLock<std::sync::Arc<crate::behavior::CircuitBreaker>>;
-
-/// The breaker named `name`, shared with every step that names it.
-pub fn shared_breaker(
-    cell: &BreakerCell,
+/// The breaker named `name` in the context's set, made with the step's
+/// settings (defaults where it gives none) if the set has none yet.
+pub fn breaker(
+    ctx: &WorkflowContext,
     name: &str,
     failures: Option<u32>,
     open_for: Option<std::time::Duration>,
 ) -> std::sync::Arc<crate::behavior::CircuitBreaker> {
-    cell.get_or_init(|| {
-        let default = crate::behavior::BreakerConfig::default();
-        let config = crate::behavior::BreakerConfig::new(
-            failures.unwrap_or(default.failures),
-            open_for.unwrap_or(default.open_for),
-        );
-        crate::behavior::CircuitBreaker::shared(name, config)
-    })
-    .clone()
+    let default = crate::behavior::BreakerConfig::default();
+    let config = crate::behavior::BreakerConfig::new(
+        failures.unwrap_or(default.failures),
+        open_for.unwrap_or(default.open_for),
+    );
+    ctx.breakers().breaker(name, config)
 }
 
 /// Names a future's output type, so `?` inside a generated `async` block

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 
 use crate::model::Step;
 use crate::options::BehaviorOption;
@@ -22,15 +22,10 @@ fn option<T: quote::ToTokens>(value: Option<T>) -> TokenStream {
     }
 }
 
-/// Applies the step's behaviors to `chain`, giving the chain after and
-/// any statics the calls need (one cell per shared breaker).
-pub(crate) fn apply(
-    index: usize,
-    step: &Step,
-    krate: &syn::Path,
-    mut chain: TokenStream,
-) -> (TokenStream, TokenStream) {
-    let mut statics = TokenStream::new();
+/// Applies the step's behaviors to `chain`, giving the chain after.
+/// Breakers come by name from the run's context, which shares them across
+/// runs of one runner.
+pub(crate) fn apply(step: &Step, krate: &syn::Path, mut chain: TokenStream) -> TokenStream {
     for behavior in &step.behaviors {
         let span = behavior.span();
         chain = match behavior {
@@ -67,17 +62,13 @@ pub(crate) fn apply(
                 open_for,
                 ..
             } => {
-                let cell = format_ident!("__STEP{}_BREAKER", index);
-                statics.extend(quote! {
-                    static #cell: #krate::__private::BreakerCell = #krate::__private::BreakerCell::new();
-                });
                 let failures = option(*failures);
                 let open_for = option(open_for.map(duration));
                 quote_spanned! {span=>
-                    #chain.circuit_breaker(#krate::__private::shared_breaker(&#cell, #name, #failures, #open_for))
+                    #chain.circuit_breaker(#krate::__private::breaker(ctx, #name, #failures, #open_for))
                 }
             }
         };
     }
-    (chain, statics)
+    chain
 }

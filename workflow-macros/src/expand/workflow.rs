@@ -45,9 +45,7 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             krate,
         );
         chain.extend(link);
-        let (behaved, statics) = super::behaviors::apply(index, step, krate, chain);
-        chain = behaved;
-        items.push(statics);
+        chain = super::behaviors::apply(step, krate, chain);
 
         let input = step.input.ty().map(type_string).unwrap_or_default();
         if !step.passes_value_on() {

@@ -1,9 +1,9 @@
 //! Circuit breaker: stop calling a failing dependency for a while, then let
 //! exactly one trial call through.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
@@ -171,16 +171,15 @@ struct Inner {
 /// through, however many callers race: success closes the circuit, failure
 /// reopens it, and a cancelled trial lets the next caller try.
 ///
-/// Shared by name: [`CircuitBreaker::shared`] gives every step and
-/// workflow that names `"payments"` the same breaker.
+/// Shared by name through a [`Breakers`](super::Breakers) set: a runner's
+/// gives every step that names `"payments"` the same breaker.
 ///
 /// ```
 /// use std::time::Duration;
 /// use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker, CircuitState};
 ///
-/// let breaker = CircuitBreaker::shared("doc-payments", BreakerConfig::new(5, Duration::from_secs(60)));
+/// let breaker = CircuitBreaker::new("payments", BreakerConfig::new(5, Duration::from_secs(60)));
 /// assert_eq!(breaker.state(), CircuitState::Closed);
-/// assert!(std::sync::Arc::ptr_eq(&breaker, &CircuitBreaker::shared("doc-payments", BreakerConfig::default())));
 /// ```
 pub struct CircuitBreaker {
     name: Arc<str>,
@@ -188,16 +187,9 @@ pub struct CircuitBreaker {
     inner: Mutex<Inner>,
 }
 
-fn registry() -> MutexGuard<'static, HashMap<Arc<str>, Arc<CircuitBreaker>>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<Arc<str>, Arc<CircuitBreaker>>>> = OnceLock::new();
-    REGISTRY
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-}
-
 impl CircuitBreaker {
-    /// A breaker of its own, not shared by name.
+    /// A breaker; share it by name through a [`Breakers`](super::Breakers)
+    /// set, or by its `Arc`.
     ///
     /// ```
     /// use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker};
@@ -215,35 +207,6 @@ impl CircuitBreaker {
                 recent: VecDeque::new(),
             }),
         })
-    }
-
-    /// The breaker registered under `name`, made with `config` if there is
-    /// none yet (the first config wins).
-    ///
-    /// ```
-    /// use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker};
-    /// let a = CircuitBreaker::shared("doc-shared", BreakerConfig::default());
-    /// let b = CircuitBreaker::shared("doc-shared", BreakerConfig::default());
-    /// assert!(std::sync::Arc::ptr_eq(&a, &b));
-    /// ```
-    pub fn shared(name: &str, config: BreakerConfig) -> Arc<Self> {
-        registry()
-            .entry(name.into())
-            .or_insert_with(|| CircuitBreaker::new(name, config))
-            .clone()
-    }
-
-    /// Every breaker made with [`shared`](Self::shared), by name.
-    ///
-    /// ```
-    /// use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker};
-    /// CircuitBreaker::shared("doc-registered", BreakerConfig::default());
-    /// assert!(CircuitBreaker::registered().iter().any(|b| b.name() == "doc-registered"));
-    /// ```
-    pub fn registered() -> Vec<Arc<Self>> {
-        let mut all: Vec<_> = registry().values().cloned().collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
     }
 
     /// The breaker's name.
@@ -426,7 +389,7 @@ impl fmt::Debug for CircuitBreaker {
 }
 
 impl Behavior for CircuitBreaker {
-    fn around<'a>(&'a self, _step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted> {
+    fn around<'a>(&'a self, _step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
         Box::pin(async move {
             let permit = self
                 .acquire()

@@ -31,7 +31,7 @@ pub(crate) fn labels(step: &StepScope) -> (SharedString, SharedString) {
 }
 
 impl Behavior for Metrics {
-    fn around<'a>(&'a self, step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted> {
+    fn around<'a>(&'a self, step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
         Box::pin(async move {
             let started = Instant::now();
             let result = next.run().await;

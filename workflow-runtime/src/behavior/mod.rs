@@ -16,9 +16,10 @@
 //! all of them. A step with no behaviors at any level runs on the plain
 //! path and pays nothing for this module.
 
-mod attempt;
+mod breakers;
 pub mod circuit_breaker;
 pub mod metrics;
+mod next;
 pub mod retry;
 pub mod timeout;
 #[cfg(feature = "tower")]
@@ -35,15 +36,17 @@ use crate::context::WorkflowContext;
 use crate::error::StepFailure;
 use crate::step::{StepInfo, StepKind, Title};
 
-pub(crate) use attempt::{BehavedDriver, Driver, poll_with_driver, run_stack};
+pub use breakers::Breakers;
 pub use circuit_breaker::{
     BreakerConfig, BreakerSnapshot, CircuitBreaker, CircuitOpen, CircuitState, Transition,
 };
 pub use metrics::Metrics;
+pub use next::Next;
+pub(crate) use next::{Handoff, run_stack};
 pub use retry::Retry;
 pub use timeout::Timeout;
 #[cfg(feature = "tower")]
-pub use tower::{NextService, TowerLayer};
+pub use tower::{NextService, TowerLayer, WrapsNext};
 pub use tracing::{Tracing, workflow_span};
 
 /// A boxed, sendable future: what behaviors return, so they can be stored
@@ -66,7 +69,7 @@ pub type Attempted = Result<(), StepFailure>;
 /// struct CountFailures(AtomicUsize);
 ///
 /// impl Behavior for CountFailures {
-///     fn around<'a>(&'a self, _step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted> {
+///     fn around<'a>(&'a self, _step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
 ///         Box::pin(async move {
 ///             let result = next.run().await;
 ///             if result.is_err() {
@@ -99,6 +102,7 @@ pub struct StepScope {
     replayable: bool,
     attempts: AtomicU32,
     attempt_elapsed: Mutex<Vec<Duration>>,
+    handoff: Handoff,
 }
 
 impl StepScope {
@@ -115,6 +119,7 @@ impl StepScope {
             replayable,
             attempts: AtomicU32::new(0),
             attempt_elapsed: Mutex::new(Vec::new()),
+            handoff: Handoff::default(),
         }
     }
 
@@ -154,6 +159,10 @@ impl StepScope {
         self.replayable
     }
 
+    pub(crate) fn handoff(&self) -> &Handoff {
+        &self.handoff
+    }
+
     pub(crate) fn attempt_started(&self) {
         self.attempts.fetch_add(1, Ordering::Relaxed);
     }
@@ -171,69 +180,6 @@ impl StepScope {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-    }
-}
-
-/// The rest of the stack. `Copy`: a behavior may run it more than once.
-#[derive(Clone, Copy)]
-pub struct Next<'a> {
-    stack: &'a Arc<[Arc<dyn Behavior>]>,
-    at: usize,
-    scope: &'a Arc<StepScope>,
-}
-
-impl<'a> Next<'a> {
-    /// Runs the remaining behaviors, then the step's body once.
-    pub fn run(self) -> BoxFuture<'a, Attempted> {
-        match self.stack.get(self.at) {
-            Some(layer) => layer.around(
-                self.scope,
-                Next {
-                    at: self.at + 1,
-                    ..self
-                },
-            ),
-            None => Box::pin(attempt::Attempt::new(self.scope)),
-        }
-    }
-
-    /// An owned handle on the rest of the stack, for code that needs
-    /// `'static` (a tower service). It still runs only while the step runs.
-    pub fn to_owned(&self) -> OwnedNext {
-        OwnedNext {
-            stack: self.stack.clone(),
-            at: self.at,
-            scope: self.scope.clone(),
-        }
-    }
-
-    /// Whether the step's body can run again (see [`StepScope::replayable`]).
-    pub fn can_replay(&self) -> bool {
-        self.scope.replayable
-    }
-}
-
-/// [`Next`] without the borrow.
-#[derive(Clone)]
-pub struct OwnedNext {
-    stack: Arc<[Arc<dyn Behavior>]>,
-    at: usize,
-    scope: Arc<StepScope>,
-}
-
-impl OwnedNext {
-    /// Runs the remaining behaviors, then the step's body once.
-    pub fn run(&self) -> BoxFuture<'static, Attempted> {
-        let this = self.clone();
-        Box::pin(async move {
-            Next {
-                stack: &this.stack,
-                at: this.at,
-                scope: &this.scope,
-            }
-            .run()
-            .await
-        })
     }
 }
 

@@ -207,7 +207,7 @@ fn seed(step: &StepScope) -> u64 {
 }
 
 impl Behavior for Retry {
-    fn around<'a>(&'a self, step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted> {
+    fn around<'a>(&'a self, step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
         Box::pin(async move {
             let mut attempt = 1;
             loop {

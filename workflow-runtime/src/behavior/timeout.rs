@@ -53,10 +53,11 @@ impl Timeout {
 impl Behavior for Timeout {
     fn around<'a>(&'a self, _step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted> {
         Box::pin(Limited {
-            inner: Some(next.run()),
+            inner: Some(next.run_once()),
             started: Instant::now(),
             limit: self.limit,
             sleep: None,
+            polled: false,
         })
     }
 }
@@ -65,9 +66,10 @@ struct Limited<'a> {
     inner: Option<BoxFuture<'a, Attempted>>,
     started: Instant,
     limit: Duration,
-    // Made only if the first poll did not finish: the happy path of a quick
-    // step never touches the timer.
+    // Made only once the step is still running on a later poll: the happy
+    // path of a quick step never touches the timer.
     sleep: Option<Pin<Box<Sleep>>>,
+    polled: bool,
 }
 
 impl Future for Limited<'_> {
@@ -80,6 +82,13 @@ impl Future for Limited<'_> {
         if let Poll::Ready(result) = inner.as_mut().poll(cx) {
             self.inner = None;
             return Poll::Ready(result);
+        }
+        if !std::mem::replace(&mut self.polled, true) {
+            // The first poll only asks the step to start its body, which it
+            // does before this future's task sleeps; look again right after
+            // rather than arm a timer for a body that may finish at once.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         let deadline = self.started + self.limit;
         let sleep = self

@@ -2,34 +2,43 @@
 //! middleware keeps working.
 
 use std::fmt;
-use std::future::poll_fn;
-use std::task::{Context, Poll};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
 
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Attempted, Behavior, BoxFuture, Next, OwnedNext, StepScope};
+use super::{Attempted, Behavior, BoxFuture, Next, StepScope};
 use crate::error::{StepError, StepFailure};
 
 /// What a tower middleware's errors become.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The rest of the stack as a tower `Service<()>`: calling it runs the step
-/// once.
-#[derive(Clone)]
-pub struct NextService(OwnedNext);
+/// once. It borrows the running step, so a layer that needs `'static`
+/// services (one that spawns them, as `Buffer` does) does not compile.
+pub struct NextService<'a>(Next<'a>);
 
-impl Service<()> for NextService {
+impl Clone for NextService<'_> {
+    fn clone(&self) -> Self {
+        NextService(self.0.detach())
+    }
+}
+
+impl<'a> Service<()> for NextService<'a> {
     type Response = ();
     type Error = StepFailure;
-    type Future = BoxFuture<'static, Attempted>;
+    type Future = BoxFuture<'a, Attempted>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), StepFailure>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, (): ()) -> Self::Future {
-        self.0.run()
+        self.0.detach().run_once()
     }
 }
 
@@ -86,20 +95,65 @@ fn failure(error: BoxError) -> StepFailure {
     }
 }
 
+/// A layer that can wrap the rest of the stack for any step's lifetime:
+/// tower's bounds, spelled once per lifetime so the `Behavior` impl can ask
+/// for all of them.
+pub trait WrapsNext<'a> {
+    /// Runs the layer's service around one run of `next`.
+    fn wrap(&self, next: Next<'a>) -> BoxFuture<'a, Attempted>;
+}
+
+impl<'a, L> WrapsNext<'a> for L
+where
+    L: Layer<NextService<'a>>,
+    L::Service: Service<(), Response = ()> + Send + 'a,
+    <L::Service as Service<()>>::Error: Into<BoxError>,
+    <L::Service as Service<()>>::Future: Send + 'a,
+{
+    fn wrap(&self, next: Next<'a>) -> BoxFuture<'a, Attempted> {
+        Box::pin(Call::Ready {
+            service: self.layer(NextService(next)),
+        })
+    }
+}
+
+pin_project! {
+    /// Waits for the service to be ready, then calls it once.
+    #[project = CallProj]
+    enum Call<S: Service<()>> {
+        Ready { service: S },
+        Calling { #[pin] fut: S::Future },
+    }
+}
+
+impl<S> Future for Call<S>
+where
+    S: Service<(), Response = ()>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Attempted;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempted> {
+        loop {
+            match self.as_mut().project() {
+                CallProj::Ready { service } => {
+                    ready!(service.poll_ready(cx)).map_err(|e| failure(e.into()))?;
+                    let fut = service.call(());
+                    self.set(Call::Calling { fut });
+                }
+                CallProj::Calling { fut } => {
+                    return fut.poll(cx).map_err(|e| failure(e.into()));
+                }
+            }
+        }
+    }
+}
+
 impl<L> Behavior for TowerLayer<L>
 where
-    L: Layer<NextService> + Send + Sync + 'static,
-    L::Service: Service<(), Response = ()> + Send,
-    <L::Service as Service<()>>::Error: Into<BoxError>,
-    <L::Service as Service<()>>::Future: Send,
+    L: for<'a> WrapsNext<'a> + Send + Sync + 'static,
 {
     fn around<'a>(&'a self, _step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted> {
-        let mut service = self.layer.layer(NextService(next.to_owned()));
-        Box::pin(async move {
-            poll_fn(|cx| service.poll_ready(cx))
-                .await
-                .map_err(|e| failure(e.into()))?;
-            service.call(()).await.map_err(|e| failure(e.into()))
-        })
+        self.layer.wrap(next)
     }
 }

@@ -50,7 +50,7 @@ pub fn workflow_span(ctx: &WorkflowContext) -> Span {
 pub struct Tracing;
 
 impl Behavior for Tracing {
-    fn around<'a>(&'a self, step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted> {
+    fn around<'a>(&'a self, step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
         let ctx = step.ctx();
         let span = tracing::info_span!(
             "step",

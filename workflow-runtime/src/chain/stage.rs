@@ -14,11 +14,9 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::step_fn::{Failed, StepFn, StepResult, panic_message};
-use crate::behavior::{
-    Attempted, BehavedDriver, Behaviors, BoxFuture, Driver, StepScope, poll_with_driver, run_stack,
-};
-use crate::context::active::{enter, enter_direct};
-use crate::context::{StepOutcome, StepRecord, WorkflowContext};
+use crate::behavior::{Attempted, Behaviors, BoxFuture, StepScope, run_stack};
+use crate::context::active::{Active, enter};
+use crate::context::{StepId, StepOutcome, StepRecord, WorkflowContext};
 use crate::error::{StepError, StepFailure, WorkflowError};
 use crate::step::{StepInfo, StepKind, Title};
 
@@ -110,45 +108,52 @@ impl<P, F> KindOfLast for Step<P, F> {
 
 pin_project! {
     #[project = BodyProj]
-    enum Body<'c, F, In>
+    enum Body<F, In>
     where
         F: StepFn<In>,
     {
         // No behaviors anywhere: the body's own future, polled directly.
         Plain {
             #[pin] fut: F::Future,
-            // The first poll runs an async body's first stretch: a `#[step]`
-            // function entered there is the body, recorded by the chain.
-            first: bool,
         },
-        // Behaviors run as one boxed future that reaches the body through
-        // the driver; boxed, as that path allocates anyway.
+        // Behaviors run as one boxed future that asks this step for each
+        // attempt; boxed, as that path allocates anyway.
         Behaved {
-            behaved: Pin<Box<Behaved<'c, F, In>>>,
+            behaved: Pin<Box<Behaved<F, In>>>,
         },
     }
 }
 
 pin_project! {
     #[project = BehavedProj]
-    struct Behaved<'c, F, In>
+    struct Behaved<F, In>
     where
         F: StepFn<In>,
     {
-        #[pin]
-        driver: BehavedDriver<'c, F, In>,
         scope: Arc<StepScope>,
-        run: BoxFuture<'static, Attempted>,
+        // Owns the stack and a handle on `scope`; lends them to the layers.
+        stack: BoxFuture<'static, Attempted>,
+        body: Option<F>,
+        input: Option<In>,
+        // The attempt in flight: its number and when it started.
+        attempt: Option<(u32, Instant)>,
+        #[pin]
+        fut: Option<F::Future>,
+        last: Option<StepResult<F::Output>>,
     }
 }
 
 pin_project! {
-    struct Running<'c, F, In>
+    struct Running<F, In>
     where
         F: StepFn<In>,
     {
         #[pin]
-        body: Body<'c, F, In>,
+        body: Body<F, In>,
+        // Lent to the thread while the body runs, so `#[step]` functions
+        // it calls record as this step's children.
+        active: Option<Active>,
+        id: StepId,
         started: Instant,
         // Made only once the step returns `Pending`: sync and
         // immediately-ready steps never touch the timer or the token, and
@@ -184,7 +189,7 @@ pin_project! {
         prev: P,
         phase: Phase,
         #[pin]
-        running: Option<Running<'c, F, In>>,
+        running: Option<Running<F, In>>,
     }
 
     impl<'c, P, F, In> PinnedDrop for StepFuture<'c, P, F, In>
@@ -198,12 +203,14 @@ pin_project! {
             if *this.phase == Phase::Running
                 && let Some(running) = this.running.as_pin_mut()
             {
-                this.ctx.record(StepRecord::new(
+                let mut record = StepRecord::new(
                     *this.kind,
                     this.title.clone(),
                     running.started.elapsed(),
                     StepOutcome::Cancelled,
-                ));
+                );
+                record.id = running.id;
+                this.ctx.record(record);
             }
         }
     }
@@ -237,15 +244,14 @@ where
                 .body
                 .take()
                 .expect("StepFuture polled after completion");
-            let stack = ctx.stack_for(
-                std::any::type_name::<F::Output>(),
-                std::mem::take(this.layers),
-            );
+            let stack = ctx.stack_for::<F::Output>(std::mem::take(this.layers));
+            let id = ctx.next_step_id();
+            let mut active = Active::new(ctx.clone(), Some(id));
             let body = if stack.is_empty() {
-                match catch_unwind(AssertUnwindSafe(|| enter_direct(ctx, || body.call(value)))) {
-                    Ok(fut) => Body::Plain { fut, first: true },
+                match catch_unwind(AssertUnwindSafe(|| enter(&mut active, || body.call(value)))) {
+                    Ok(fut) => Body::Plain { fut },
                     Err(payload) => {
-                        return Poll::Ready(self.finish(started, Ended::Panic(&*payload)));
+                        return Poll::Ready(self.finish_with(started, id, Ended::Panic(&*payload)));
                     }
                 }
             } else {
@@ -257,14 +263,20 @@ where
                 ));
                 Body::Behaved {
                     behaved: Box::pin(Behaved {
-                        driver: BehavedDriver::new(ctx, body, value),
-                        run: run_stack(stack, scope.clone()),
+                        stack: run_stack(stack.into(), scope.clone()),
                         scope,
+                        body: Some(body),
+                        input: Some(value),
+                        attempt: None,
+                        fut: None,
+                        last: None,
                     }),
                 }
             };
             this.running.set(Some(Running {
                 body,
+                active,
+                id,
                 started,
                 deadline: None,
                 cancelled: None,
@@ -283,7 +295,7 @@ where
             .expect("a running step has its state")
             .project();
         let started = *running.started;
-        let ended = match poll_body(ctx, running.body, cx) {
+        let ended = match poll_body(running.active, running.body, cx) {
             Poll::Ready(ended) => ended,
             Poll::Pending => {
                 if let Some(limit) = ctx.options().step_timeout {
@@ -324,61 +336,124 @@ impl<O> From<Ended<'static, O>> for Polled<O> {
 
 /// Polls the body, plain or under its behaviors, catching panics.
 fn poll_body<F: StepFn<In>, In>(
-    ctx: &WorkflowContext,
-    body: Pin<&mut Body<'_, F, In>>,
+    active: &mut Option<Active>,
+    body: Pin<&mut Body<F, In>>,
     cx: &mut Context<'_>,
 ) -> Poll<Polled<F::Output>> {
     match body.project() {
-        BodyProj::Plain { fut, first } => {
-            let first = std::mem::replace(first, false);
-            let polled = catch_unwind(AssertUnwindSafe(|| match first {
-                true => enter_direct(ctx, || fut.poll(cx)),
-                false => enter(ctx, || fut.poll(cx)),
-            }));
-            match polled {
+        BodyProj::Plain { fut } => {
+            match catch_unwind(AssertUnwindSafe(|| enter(active, || fut.poll(cx)))) {
                 Ok(Poll::Pending) => Poll::Pending,
                 Ok(Poll::Ready(result)) => Poll::Ready(Ended::Result(result).into()),
                 Err(payload) => Poll::Ready(Polled::Panic(payload)),
             }
         }
-        BodyProj::Behaved { behaved } => {
-            let BehavedProj {
-                mut driver,
-                scope,
-                run,
-            } = behaved.as_mut().project();
-            let scope_ptr: *const StepScope = &**scope;
-            let polled = catch_unwind(AssertUnwindSafe(|| {
-                let erased: Pin<&mut dyn Driver> = driver.as_mut();
-                poll_with_driver(erased, scope_ptr, || run.as_mut().poll(cx))
-            }));
-            let attempted = match polled {
-                Ok(Poll::Pending) => return Poll::Pending,
-                Ok(Poll::Ready(attempted)) => attempted,
-                Err(payload) => return Poll::Ready(Polled::Panic(payload)),
-            };
-            let last = driver.take_last();
-            let result = match (attempted, last) {
-                (Ok(()), Some(Ok(value))) => Ok(value),
-                (Ok(()), _) => Err(Failed {
-                    failure: StepFailure::Error(StepError::new(NoValue)),
-                    value: None,
-                }),
-                (Err(failure), Some(Err(Failed { value, .. }))) => Err(Failed { failure, value }),
-                (Err(failure), _) => Err(Failed {
-                    failure,
-                    value: None,
-                }),
-            };
-            Poll::Ready(
-                Ended::Behaved {
-                    result,
-                    attempts: scope.attempts(),
-                    attempt_elapsed: scope.attempt_times(),
-                }
-                .into(),
-            )
+        BodyProj::Behaved { behaved } => poll_behaved(active, behaved.as_mut(), cx),
+    }
+}
+
+/// Polls the behaviors; whenever they wait on an attempt, runs the body
+/// for it and hands its outcome back, until the behaviors finish.
+fn poll_behaved<F: StepFn<In>, In>(
+    active: &mut Option<Active>,
+    behaved: Pin<&mut Behaved<F, In>>,
+    cx: &mut Context<'_>,
+) -> Poll<Polled<F::Output>> {
+    let mut this = behaved.project();
+    loop {
+        match catch_unwind(AssertUnwindSafe(|| this.stack.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => {}
+            Ok(Poll::Ready(attempted)) => {
+                this.fut.set(None);
+                let result = settle(attempted, this.last.take());
+                return Poll::Ready(
+                    Ended::Behaved {
+                        result,
+                        attempts: this.scope.attempts(),
+                        attempt_elapsed: this.scope.attempt_times(),
+                    }
+                    .into(),
+                );
+            }
+            Err(payload) => return Poll::Ready(Polled::Panic(payload)),
         }
+        let handoff = this.scope.handoff();
+        let Some(wanted) = handoff.wanted() else {
+            // Nobody waits on the body: an attempt in flight was abandoned.
+            this.fut.set(None);
+            *this.attempt = None;
+            return Poll::Pending;
+        };
+        if this.attempt.is_none_or(|(number, _)| number != wanted) {
+            this.fut.set(None);
+            let (body, input) = (&mut *this.body, &mut *this.input);
+            let made = catch_unwind(AssertUnwindSafe(|| enter(active, || begin(body, input))));
+            match made {
+                Ok(Some(fut)) => {
+                    this.fut.set(Some(fut));
+                    *this.attempt = Some((wanted, Instant::now()));
+                    this.scope.attempt_started();
+                }
+                Ok(None) => {
+                    handoff.complete(wanted, Err(StepFailure::Error(StepError::new(RunsOnce))));
+                    continue;
+                }
+                Err(payload) => {
+                    let failure = StepFailure::Panic(panic_message(&*payload).into());
+                    handoff.complete(wanted, Err(failure));
+                    continue;
+                }
+            }
+        }
+        let Some(fut) = this.fut.as_mut().as_pin_mut() else {
+            unreachable!("an attempt in flight has its future");
+        };
+        let polled = catch_unwind(AssertUnwindSafe(|| enter(active, || fut.poll(cx))));
+        let attempted = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(result)) => {
+                let attempted = match &result {
+                    Ok(_) => Ok(()),
+                    Err(failed) => Err(failed.failure.clone()),
+                };
+                *this.last = Some(result);
+                attempted
+            }
+            Err(payload) => Err(StepFailure::Panic(panic_message(&*payload).into())),
+        };
+        this.fut.set(None);
+        if let Some((_, started)) = this.attempt.take() {
+            this.scope.attempt_ended(started.elapsed());
+        }
+        handoff.complete(wanted, attempted);
+    }
+}
+
+/// Starts an attempt: on a copy of the input when the body can replay it,
+/// otherwise by consuming body and input, which only the first can do.
+fn begin<F: StepFn<In>, In>(body: &mut Option<F>, input: &mut Option<In>) -> Option<F::Future> {
+    if let (Some(b), Some(i)) = (body.as_ref(), input.as_ref())
+        && let Some(fut) = b.replay(i)
+    {
+        return Some(fut);
+    }
+    Some(body.take()?.call(input.take()?))
+}
+
+/// The step's result from what the behaviors reported and what the body
+/// last returned: the behaviors decide whether it failed.
+fn settle<O>(attempted: Attempted, last: Option<StepResult<O>>) -> StepResult<O> {
+    match (attempted, last) {
+        (Ok(()), Some(Ok(value))) => Ok(value),
+        (Ok(()), _) => Err(Failed {
+            failure: StepFailure::Error(StepError::new(NoValue)),
+            value: None,
+        }),
+        (Err(failure), Some(Err(Failed { value, .. }))) => Err(Failed { failure, value }),
+        (Err(failure), _) => Err(Failed {
+            failure,
+            value: None,
+        }),
     }
 }
 
@@ -392,6 +467,21 @@ impl std::fmt::Display for NoValue {
 }
 
 impl std::error::Error for NoValue {}
+
+#[derive(Debug)]
+struct RunsOnce;
+
+impl std::fmt::Display for RunsOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "a behavior ran the step again, but its body runs once: only a step declared \
+             with `retry` (`#[step(retry(..))]` or `.retry(..)`) clones its input for \
+             another attempt",
+        )
+    }
+}
+
+impl std::error::Error for RunsOnce {}
 
 enum Ended<'p, O> {
     Result(StepResult<O>),
@@ -430,19 +520,38 @@ where
 
     /// Drops the step's own future, then records how it ended.
     fn finish(
+        self: Pin<&mut Self>,
+        started: Instant,
+        ended: Ended<'_, F::Output>,
+    ) -> Flow<F::Output> {
+        let id = self
+            .running
+            .as_ref()
+            .map_or(StepId::UNSET, |running| running.id);
+        self.finish_with(started, id, ended)
+    }
+
+    /// [`finish`](Self::finish), for a step whose id is known.
+    fn finish_with(
         mut self: Pin<&mut Self>,
         started: Instant,
+        id: StepId,
         ended: Ended<'_, F::Output>,
     ) -> Flow<F::Output> {
         let mut this = self.as_mut().project();
         *this.phase = Phase::Done;
         this.running.set(None);
-        self.end(started, ended)
+        self.end(started, id, ended)
     }
 
     /// Records how the step ended and decides whether the chain goes on.
     /// A run's error is always its first failure, soft or not.
-    fn end(self: Pin<&mut Self>, started: Instant, ended: Ended<'_, F::Output>) -> Flow<F::Output> {
+    fn end(
+        self: Pin<&mut Self>,
+        started: Instant,
+        id: StepId,
+        ended: Ended<'_, F::Output>,
+    ) -> Flow<F::Output> {
         let options = self.ctx.options();
         let now = Instant::now();
         let mut record = StepRecord::new(
@@ -451,6 +560,7 @@ where
             now.saturating_duration_since(started),
             StepOutcome::Passed,
         );
+        record.id = id;
         let result = match ended {
             Ended::Result(result) => result,
             Ended::Behaved {

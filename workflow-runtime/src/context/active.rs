@@ -1,54 +1,59 @@
-//! The active context: which context the step being polled on this thread
-//! belongs to, so `#[step]` functions can record themselves without being
-//! handed the context.
+//! The active step: which step the code running on this thread belongs to,
+//! so `#[step]` functions can record themselves, as that step's children,
+//! without being handed the context.
+//!
+//! The chain and [`Scoped`] each own an [`Active`] and lend it to the
+//! thread only while they poll: it is swapped in before and back out after
+//! (during unwinding too), so nothing outlives the poll that set it.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::ptr;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
 use super::WorkflowContext;
+use super::record::StepId;
 
 thread_local! {
-    static ACTIVE: Cell<*const WorkflowContext> = const { Cell::new(ptr::null()) };
-    // Set while the chain calls a step body, so a `#[step]` function that
-    // *is* the body leaves the recording to the chain.
-    static DIRECT: Cell<bool> = const { Cell::new(false) };
+    static ACTIVE: RefCell<Option<Active>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with `ctx` active on this thread, restoring the previous one
-/// afterwards, during unwinding too.
-pub(crate) fn enter<R>(ctx: &WorkflowContext, f: impl FnOnce() -> R) -> R {
-    struct Restore(*const WorkflowContext);
-    impl Drop for Restore {
+/// A context, and the step in it whose body is running.
+#[derive(Clone)]
+pub(crate) struct Active {
+    pub(crate) ctx: WorkflowContext,
+    pub(crate) step: Option<StepId>,
+}
+
+impl Active {
+    pub(crate) fn new(ctx: WorkflowContext, step: Option<StepId>) -> Option<Self> {
+        Some(Active { ctx, step })
+    }
+}
+
+fn swap(slot: &mut Option<Active>) {
+    ACTIVE.with(|active| std::mem::swap(&mut *active.borrow_mut(), slot));
+}
+
+/// Runs `f` with `slot`'s step active on this thread, then puts the
+/// previous one back and `slot`'s own back in `slot`.
+pub(crate) fn enter<R>(slot: &mut Option<Active>, f: impl FnOnce() -> R) -> R {
+    struct Restore<'s>(&'s mut Option<Active>);
+    impl Drop for Restore<'_> {
         fn drop(&mut self) {
-            ACTIVE.with(|a| a.set(self.0));
+            swap(self.0);
         }
     }
-    let _restore = Restore(ACTIVE.with(|a| a.replace(ctx)));
+    swap(slot);
+    let _restore = Restore(slot);
     f()
 }
 
-/// Runs `f` with `ctx` active and marked as calling a step body directly.
-pub(crate) fn enter_direct<R>(ctx: &WorkflowContext, f: impl FnOnce() -> R) -> R {
-    struct Clear;
-    impl Drop for Clear {
-        fn drop(&mut self) {
-            DIRECT.with(|d| d.set(false));
-        }
-    }
-    DIRECT.with(|d| d.set(true));
-    let _clear = Clear;
-    enter(ctx, f)
-}
-
-/// Whether the caller is the body the chain called directly; asking clears
-/// the mark, so steps nested inside it record themselves.
-pub(crate) fn take_direct() -> bool {
-    DIRECT.with(|d| d.replace(false))
+/// The active step, if any.
+pub(crate) fn current() -> Option<Active> {
+    ACTIVE.with(|active| active.borrow().clone())
 }
 
 impl WorkflowContext {
@@ -68,11 +73,7 @@ impl WorkflowContext {
     /// # }
     /// ```
     pub fn with_current<R>(f: impl FnOnce(Option<&WorkflowContext>) -> R) -> R {
-        let current = ACTIVE.with(Cell::get);
-        // SAFETY: the pointer is non-null only inside `enter`, which holds a
-        // borrow of the context for as long as it is set; `f` cannot keep the
-        // reference, since `R` is chosen before its lifetime is known.
-        f(unsafe { current.as_ref() })
+        f(current().as_ref().map(|active| &active.ctx))
     }
 
     /// A handle to the active context, if any.
@@ -82,7 +83,7 @@ impl WorkflowContext {
     /// assert!(WorkflowContext::current().is_none());
     /// ```
     pub fn current() -> Option<WorkflowContext> {
-        Self::with_current(|c| c.cloned())
+        current().map(|active| active.ctx)
     }
 
     /// Runs `future` with this context active on whichever thread polls it,
@@ -96,24 +97,27 @@ impl WorkflowContext {
     /// assert!(inside);
     /// # }
     /// ```
-    pub fn scope<F: Future>(&self, future: F) -> Scoped<'_, F> {
-        Scoped { ctx: self, future }
+    pub fn scope<F: Future>(&self, future: F) -> Scoped<F> {
+        Scoped {
+            active: Active::new(self.clone(), None),
+            future,
+        }
     }
 }
 
 pin_project! {
     /// The future of [`WorkflowContext::scope`].
-    pub struct Scoped<'c, F> {
-        ctx: &'c WorkflowContext,
+    pub struct Scoped<F> {
+        active: Option<Active>,
         #[pin]
         future: F,
     }
 }
 
-impl<F: Future> Future for Scoped<'_, F> {
+impl<F: Future> Future for Scoped<F> {
     type Output = F::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        enter(this.ctx, || this.future.poll(cx))
+        enter(this.active, || this.future.poll(cx))
     }
 }

@@ -5,22 +5,23 @@ mod metadata;
 mod options;
 mod record;
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::behavior::{Behavior, Behaviors, IntoBehavior};
+use crate::behavior::{Behavior, Behaviors, Breakers, IntoBehavior};
 
 pub use active::Scoped;
 pub use metadata::MetadataError;
 use metadata::{Extensions, Metadata};
 pub use options::WorkflowOptions;
-pub use record::{StepOutcome, StepRecord};
+pub use record::{StepId, StepOutcome, StepRecord};
 
 type CleanupHook = Box<dyn FnOnce(&WorkflowSummary) + Send>;
 
@@ -56,11 +57,14 @@ struct Inner {
     execution_id: Uuid,
     options: WorkflowOptions,
     steps: Mutex<Vec<StepRecord>>,
+    step_ids: AtomicU32,
     metadata: Mutex<Metadata>,
     extensions: Mutex<Extensions>,
     cleanup: Mutex<Vec<CleanupHook>>,
     behaviors: Behaviors,
-    typed_behaviors: Vec<(&'static str, Arc<dyn Behavior>)>,
+    typed_behaviors: Vec<(TypeId, Arc<dyn Behavior>)>,
+    // Given by the runner, or made on first use for a lone context.
+    breakers: OnceLock<Breakers>,
     // Created on first use: most runs are never cancelled, and a token costs
     // an allocation.
     cancel: OnceLock<CancellationToken>,
@@ -141,7 +145,8 @@ pub struct ContextBuilder {
     options: WorkflowOptions,
     cancel: Option<CancellationToken>,
     behaviors: Behaviors,
-    typed_behaviors: Vec<(&'static str, Arc<dyn Behavior>)>,
+    typed_behaviors: Vec<(TypeId, Arc<dyn Behavior>)>,
+    breakers: Option<Breakers>,
 }
 
 impl ContextBuilder {
@@ -220,7 +225,24 @@ impl ContextBuilder {
     /// ```
     pub fn behavior_for<T: ?Sized + 'static>(mut self, behavior: impl IntoBehavior) -> Self {
         self.typed_behaviors
-            .push((std::any::type_name::<T>(), behavior.into_behavior()));
+            .push((TypeId::of::<T>(), behavior.into_behavior()));
+        self
+    }
+
+    /// The circuit breakers that steps naming a breaker share (a runner
+    /// gives its own). Without one, the context makes a set of its own.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::{BreakerConfig, Breakers};
+    /// use workflow_runtime::WorkflowContext;
+    ///
+    /// let breakers = Breakers::new();
+    /// let ctx = WorkflowContext::builder("W").breakers(breakers.clone()).build();
+    /// ctx.breakers().breaker("bank", BreakerConfig::default());
+    /// assert!(breakers.get("bank").is_some());
+    /// ```
+    pub fn breakers(mut self, breakers: Breakers) -> Self {
+        self.breakers = Some(breakers);
         self
     }
 
@@ -247,6 +269,10 @@ impl ContextBuilder {
         if let Some(token) = self.cancel {
             let _ = cancel.set(token);
         }
+        let breakers = OnceLock::new();
+        if let Some(set) = self.breakers {
+            let _ = breakers.set(set);
+        }
         WorkflowContext {
             inner: Arc::new(Inner {
                 name: self.name,
@@ -254,11 +280,13 @@ impl ContextBuilder {
                 execution_id: execution_id(),
                 options: self.options,
                 steps: Mutex::new(Vec::new()),
+                step_ids: AtomicU32::new(0),
                 metadata: Mutex::default(),
                 extensions: Mutex::default(),
                 cleanup: Mutex::new(Vec::new()),
                 behaviors: self.behaviors,
                 typed_behaviors: self.typed_behaviors,
+                breakers,
                 cancel,
             }),
         }
@@ -293,6 +321,7 @@ impl WorkflowContext {
             cancel: None,
             behaviors: Vec::new(),
             typed_behaviors: Vec::new(),
+            breakers: None,
         }
     }
 
@@ -351,7 +380,25 @@ impl WorkflowContext {
     /// The behaviors that wrap a step producing `output_type` (a
     /// `type_name`), followed by the step's own: outermost first. Empty, and
     /// unallocated, when there are none.
-    pub(crate) fn stack_for(&self, output_type: &'static str, own: Behaviors) -> Behaviors {
+    /// The circuit breakers this context's steps share by name.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::BreakerConfig;
+    /// use workflow_runtime::WorkflowContext;
+    ///
+    /// let ctx = WorkflowContext::new("W");
+    /// let a = ctx.breakers().breaker("bank", BreakerConfig::default());
+    /// let b = ctx.breakers().breaker("bank", BreakerConfig::default());
+    /// assert!(std::sync::Arc::ptr_eq(&a, &b));
+    /// ```
+    pub fn breakers(&self) -> &Breakers {
+        self.inner.breakers.get_or_init(Breakers::new)
+    }
+
+    pub(crate) fn stack_for<T: ?Sized>(&self, own: Behaviors) -> Behaviors {
+        // Any output type, borrowed ones too: a step yielding `Foo<'a>`
+        // gets the behaviors registered for `Foo<'static>`.
+        let output_type = typeid::of::<T>();
         let inner = &self.inner;
         if inner.behaviors.is_empty() && inner.typed_behaviors.is_empty() {
             return own;
@@ -372,6 +419,11 @@ impl WorkflowContext {
 
     // ---- step records -------------------------------------------------
 
+    /// A fresh step id.
+    pub(crate) fn next_step_id(&self) -> StepId {
+        StepId::new(self.inner.step_ids.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
     /// Appends a step record. The chain and `#[step]` functions call this;
     /// call it yourself to record work done outside them.
     ///
@@ -382,7 +434,10 @@ impl WorkflowContext {
     /// ctx.record(StepRecord::new(StepKind::When, "manual", Duration::ZERO, StepOutcome::Passed));
     /// assert_eq!(ctx.steps()[0].title, "manual");
     /// ```
-    pub fn record(&self, record: StepRecord) {
+    pub fn record(&self, mut record: StepRecord) {
+        if record.id == StepId::UNSET {
+            record.id = self.next_step_id();
+        }
         let mut steps = lock(&self.inner.steps);
         if steps.capacity() == 0 {
             // One allocation for a typical run, rather than growing 4, 8, 16.

@@ -101,6 +101,68 @@ pub struct StepRecord {
     pub input: Option<String>,
     /// The step's output in `Debug` form, when capture is on.
     pub output: Option<String>,
+    /// The step's id in its context: unique per run, in the order steps
+    /// started.
+    pub id: StepId,
+    /// The step whose body called this one, for a `#[step]` function
+    /// called inside another step.
+    pub parent: Option<StepId>,
+}
+
+/// A step's id in its context, in the order steps started: what a child's
+/// [`StepRecord::parent`] names.
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[step(when = "audited")]
+/// fn audit(n: &u32) -> bool { *n > 0 }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let ctx = WorkflowContext::new("Ids");
+/// Workflow::given(&ctx, "a number", || 7u32)
+///     .when("checked", |n| { audit(&n); n })
+///     .await
+///     .unwrap();
+/// // Records are in the order steps ended: a child before its parent.
+/// let steps = ctx.steps();
+/// let (child, parent) = (&steps[1], &steps[2]);
+/// assert_eq!(child.title, "audited");
+/// assert_eq!(parent.title, "checked");
+/// assert_eq!(child.parent, Some(parent.id));
+/// assert!(parent.parent.is_none());
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StepId(u32);
+
+impl StepId {
+    /// Not yet given an id: [`WorkflowContext::record`](crate::WorkflowContext::record)
+    /// gives one.
+    pub(crate) const UNSET: StepId = StepId(0);
+
+    pub(crate) fn new(n: u32) -> Self {
+        StepId(n)
+    }
+
+    /// The id as a number, from 1.
+    ///
+    /// ```
+    /// # use workflow_runtime::{StepKind, StepOutcome, StepRecord, WorkflowContext};
+    /// # use std::time::Duration;
+    /// let ctx = WorkflowContext::new("W");
+    /// ctx.record(StepRecord::new(StepKind::When, "by hand", Duration::ZERO, StepOutcome::Passed));
+    /// assert_eq!(ctx.steps()[0].id.get(), 1);
+    /// ```
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
 }
 
 impl StepRecord {
@@ -127,6 +189,8 @@ impl StepRecord {
             attempt_elapsed: Vec::new(),
             input: None,
             output: None,
+            id: StepId::UNSET,
+            parent: None,
         }
     }
 }

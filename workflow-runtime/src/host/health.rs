@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::behavior::{CircuitBreaker, CircuitState};
+use crate::behavior::{Breakers, CircuitState};
 
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,7 +171,8 @@ impl Health {
         entry.last_run = Some(run);
     }
 
-    pub(crate) fn report(&self) -> HealthReport {
+    pub(crate) fn report(&self, breakers: &Breakers) -> HealthReport {
+        let breakers_now = breakers.all();
         let workflows: Vec<_> = self
             .workflows
             .lock()
@@ -179,7 +180,7 @@ impl Health {
             .values()
             .cloned()
             .collect();
-        let breakers: Vec<_> = CircuitBreaker::registered()
+        let breakers: Vec<_> = breakers_now
             .iter()
             .map(|b| {
                 let s = b.snapshot();
@@ -196,13 +197,11 @@ impl Health {
             n if n >= self.unhealthy_after => HealthStatus::Unhealthy,
             _ => HealthStatus::Degraded,
         });
-        let breaker_status = CircuitBreaker::registered()
-            .into_iter()
-            .map(|b| match b.state() {
-                CircuitState::Closed => HealthStatus::Healthy,
-                CircuitState::HalfOpen => HealthStatus::Degraded,
-                CircuitState::Open => HealthStatus::Unhealthy,
-            });
+        let breaker_status = breakers_now.iter().map(|b| match b.state() {
+            CircuitState::Closed => HealthStatus::Healthy,
+            CircuitState::HalfOpen => HealthStatus::Degraded,
+            CircuitState::Open => HealthStatus::Unhealthy,
+        });
         let status = workflow_status
             .chain(breaker_status)
             .max()

@@ -19,7 +19,7 @@ use tracing::Instrument;
 use super::HostError;
 use super::health::{Health, HealthReport, RunOutcome};
 use super::schedule::Schedule;
-use crate::behavior::{Behaviors, BoxFuture, IntoBehavior, workflow_span};
+use crate::behavior::{Behaviors, BoxFuture, Breakers, IntoBehavior, workflow_span};
 use crate::chain::panic_message;
 use crate::context::{ContextBuilder, WorkflowContext};
 use crate::definition::WorkflowDefinition;
@@ -150,6 +150,7 @@ struct Inner {
     behaviors: Behaviors,
     factory: Option<ContextFactory>,
     handlers: Handlers,
+    breakers: Breakers,
     health: Health,
     counters: Counters,
     // Cancelling it cancels every run's context: a host's hard stop.
@@ -202,6 +203,7 @@ pub struct RunnerBuilder {
     behaviors: Behaviors,
     factory: Option<ContextFactory>,
     handlers: Handlers,
+    breakers: Breakers,
     unhealthy_after: u32,
 }
 
@@ -282,6 +284,23 @@ impl RunnerBuilder {
         self
     }
 
+    /// The circuit breakers its runs share by name (default: a set of the
+    /// runner's own). Give two runners one set to share breakers.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::Breakers;
+    /// use workflow_runtime::host::Runner;
+    ///
+    /// let shared = Breakers::new();
+    /// let a = Runner::builder().breakers(shared.clone()).build().unwrap();
+    /// let b = Runner::builder().breakers(shared).build().unwrap();
+    /// assert_eq!(a.breakers().all().len(), b.breakers().all().len());
+    /// ```
+    pub fn breakers(mut self, breakers: Breakers) -> Self {
+        self.breakers = breakers;
+        self
+    }
+
     /// Failed runs in a row that make a workflow unhealthy (default 3).
     ///
     /// ```
@@ -329,6 +348,7 @@ impl RunnerBuilder {
                 behaviors: self.behaviors,
                 factory: self.factory,
                 handlers: self.handlers,
+                breakers: self.breakers,
                 health: Health::new(self.unhealthy_after),
                 counters: Counters::default(),
                 cancel,
@@ -356,6 +376,7 @@ impl Runner {
             behaviors: Vec::new(),
             factory: None,
             handlers: Handlers::default(),
+            breakers: Breakers::new(),
             unhealthy_after: 3,
         }
     }
@@ -395,7 +416,9 @@ impl Runner {
     /// assert_ne!(a.execution_id(), b.execution_id());
     /// ```
     pub fn context(&self, builder: ContextBuilder) -> WorkflowContext {
-        let mut builder = builder.cancellation(self.inner.cancel.child_token());
+        let mut builder = builder
+            .cancellation(self.inner.cancel.child_token())
+            .breakers(self.inner.breakers.clone());
         // Host-wide behaviors sit outside the workflow's own: prepend them.
         builder = builder.behaviors_first(&self.inner.behaviors);
         let ctx = builder.build();
@@ -544,7 +567,24 @@ impl Runner {
     /// assert_eq!(Runner::builder().build().unwrap().health().status, HealthStatus::Healthy);
     /// ```
     pub fn health(&self) -> HealthReport {
-        self.inner.health.report()
+        self.inner.health.report(&self.inner.breakers)
+    }
+
+    /// The circuit breakers this runner's runs share; its health report
+    /// shows these and no others.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::BreakerConfig;
+    /// use workflow_runtime::host::Runner;
+    /// use workflow_runtime::WorkflowContext;
+    ///
+    /// let runner = Runner::builder().build().unwrap();
+    /// let ctx = runner.context(WorkflowContext::builder("W"));
+    /// ctx.breakers().breaker("bank", BreakerConfig::default());
+    /// assert_eq!(runner.health().breakers[0].name, "bank");
+    /// ```
+    pub fn breakers(&self) -> &Breakers {
+        &self.inner.breakers
     }
 
     pub(crate) fn cancel_all(&self) {

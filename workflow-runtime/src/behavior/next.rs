@@ -1,0 +1,176 @@
+//! How a behavior runs the rest of the stack, and how the innermost layer
+//! asks the step for one attempt of its body.
+//!
+//! The step's body never enters the behaviors' future: it stays in the
+//! step's own state, so it need not be `Send` or boxed. The innermost
+//! layer, [`Attempt`], only *asks* for an attempt through the step's
+//! [`Handoff`]; the step, which polls the behaviors' future, sees the
+//! request, runs the body and leaves the outcome there for `Attempt` to
+//! take. Everything is owned or borrowed in the open: no raw pointers, no
+//! thread-locals, and a `Next` borrowed from the step cannot be sent to
+//! another task, so a layer that needs `'static` does not compile.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+use super::{Attempted, Behavior, BoxFuture, StepScope};
+use crate::error::{StepError, StepFailure};
+
+/// The rest of the stack. A behavior may run it any number of times, one
+/// run after another: [`run`](Self::run) borrows it mutably, so two runs
+/// cannot overlap.
+pub struct Next<'a> {
+    stack: &'a [std::sync::Arc<dyn Behavior>],
+    scope: &'a StepScope,
+}
+
+impl<'a> Next<'a> {
+    pub(crate) fn new(stack: &'a [std::sync::Arc<dyn Behavior>], scope: &'a StepScope) -> Self {
+        Next { stack, scope }
+    }
+
+    /// Runs the remaining behaviors, then the step's body once.
+    pub fn run(&mut self) -> BoxFuture<'_, Attempted> {
+        self.detach().run_once()
+    }
+
+    /// A copy for adapters that cannot borrow (a tower `Service` returns
+    /// futures that outlive `&mut self`): overlapping runs are then
+    /// possible, and the older one ends with an error.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn detach(&self) -> Next<'a> {
+        Next::new(self.stack, self.scope)
+    }
+
+    pub(crate) fn run_once(self) -> BoxFuture<'a, Attempted> {
+        match self.stack.split_first() {
+            Some((layer, rest)) => layer.around(self.scope, Next::new(rest, self.scope)),
+            None => Box::pin(Attempt {
+                handoff: &self.scope.handoff,
+                number: None,
+            }),
+        }
+    }
+
+    /// Whether the step's body can run again (see [`StepScope::replayable`]).
+    pub fn can_replay(&self) -> bool {
+        self.scope.replayable()
+    }
+}
+
+/// Where the innermost layer and the step meet: which attempt is wanted,
+/// and how the last one ended.
+#[derive(Default)]
+pub(crate) struct Handoff {
+    slot: Mutex<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Attempts asked for so far; each `Attempt` takes the next number.
+    asked: u32,
+    /// The attempt waiting for the body, if any.
+    wanted: Option<u32>,
+    /// How that attempt ended, once the body has run.
+    ended: Option<(u32, Attempted)>,
+}
+
+impl Handoff {
+    fn slot(&self) -> MutexGuard<'_, Slot> {
+        // Nothing panics while holding it; recover rather than lose state.
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The attempt the behaviors are waiting on, if any.
+    pub(crate) fn wanted(&self) -> Option<u32> {
+        self.slot().wanted
+    }
+
+    /// Hands `attempt`'s outcome back to the behaviors.
+    pub(crate) fn complete(&self, attempt: u32, outcome: Attempted) {
+        let mut slot = self.slot();
+        if slot.wanted == Some(attempt) {
+            slot.wanted = None;
+            slot.ended = Some((attempt, outcome));
+        }
+    }
+}
+
+/// The innermost layer: one run of the step's body, asked of the step.
+struct Attempt<'a> {
+    handoff: &'a Handoff,
+    number: Option<u32>,
+}
+
+impl Future for Attempt<'_> {
+    type Output = Attempted;
+
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Attempted> {
+        let mut slot = self.handoff.slot();
+        let number = match self.number {
+            Some(number) => number,
+            None => {
+                slot.asked += 1;
+                let number = slot.asked;
+                slot.wanted = Some(number);
+                slot.ended = None;
+                drop(slot);
+                self.number = Some(number);
+                // The step polls the behaviors and serves the request as soon
+                // as they return `Pending`, in the same poll: no waker needed.
+                return Poll::Pending;
+            }
+        };
+        match slot.ended.take() {
+            Some((ended, outcome)) if ended == number => Poll::Ready(outcome),
+            other => {
+                slot.ended = other;
+                if slot.wanted == Some(number) {
+                    Poll::Pending
+                } else {
+                    // A later run asked for the body while this one waited.
+                    Poll::Ready(Err(StepFailure::Error(StepError::new(Overlapped))))
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        // Abandoned mid-flight (a timeout, a `select!`): the step drops the
+        // body's future when it sees nobody wants it.
+        if let Some(number) = self.number {
+            let mut slot = self.handoff.slot();
+            if slot.wanted == Some(number) {
+                slot.wanted = None;
+            }
+        }
+    }
+}
+
+/// Runs the whole stack as one owned future: it holds the stack and the
+/// scope, and lends them to the layers it runs.
+pub(crate) fn run_stack(
+    stack: std::sync::Arc<[std::sync::Arc<dyn Behavior>]>,
+    scope: std::sync::Arc<StepScope>,
+) -> BoxFuture<'static, Attempted> {
+    Box::pin(async move { Next::new(&stack, &scope).run().await })
+}
+
+/// Two runs of the body were asked for at once.
+#[derive(Debug)]
+struct Overlapped;
+
+impl std::fmt::Display for Overlapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "a behavior ran the step again before its last run ended; \
+             a step's body runs one attempt at a time",
+        )
+    }
+}
+
+impl std::error::Error for Overlapped {}
