@@ -496,14 +496,27 @@ async fn cleanup_hooks_run_once_after_the_workflow_ends() {
     assert_eq!(*summaries.lock().unwrap(), [(false, 2, 1)]);
 }
 
-#[tokio::test]
-async fn total_elapsed_adds_up_the_steps() {
+#[workflow_runtime::step(when = "nested wait")]
+async fn nested_wait() {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn total_elapsed_adds_up_the_top_level_steps_only() {
     let ctx = WorkflowContext::new("Elapsed");
-    Workflow::given(&ctx, "g", || 1)
-        .when("w", |n| n)
-        .await
-        .unwrap();
-    let sum: Duration = ctx.steps().iter().map(|s| s.elapsed).sum();
-    assert_eq!(ctx.total_elapsed(), sum);
-    assert_eq!(ctx.summary().total_elapsed, sum);
+    Workflow::given_async(&ctx, "waits 30ms", || async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    })
+    .when_async("waits 20ms, 10ms of it in a child", |()| async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        nested_wait().await;
+    })
+    .await
+    .unwrap();
+    let elapsed: Vec<_> = ctx.steps().iter().map(|s| s.elapsed).collect();
+    let ms = Duration::from_millis;
+    assert_eq!(elapsed, [ms(30), ms(10), ms(20)]);
+    // The child's 10ms is inside its parent's 20ms: counted once.
+    assert_eq!(ctx.total_elapsed(), ms(50));
+    assert_eq!(ctx.summary().total_elapsed, ms(50));
 }

@@ -171,15 +171,11 @@ fn the_definition_describes_the_workflow() {
     );
     assert_eq!(
         PendingOrderProcessor::STEPS[1],
-        StepMeta {
-            kind: StepKind::When,
-            title: "process payment",
-            method: "charge",
-            input: "Order",
-            output: "Order",
-            is_async: true,
-            fallible: true,
-        }
+        StepMeta::new(StepKind::When, "process payment", "charge")
+            .input("Order")
+            .output("Order")
+            .is_async(true)
+            .fallible(true)
     );
     assert_eq!(PendingOrderProcessor::STEPS[3].input, "Order");
     assert_eq!(PendingOrderProcessor::STEPS[3].output, "Order");

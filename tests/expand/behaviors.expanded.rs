@@ -14,24 +14,24 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
     const NAME: &'static str = "Payments";
     const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::None;
     const STEPS: &'static [::workflow_runtime::StepMeta] = &[
-        ::workflow_runtime::StepMeta {
-            kind: ::workflow_runtime::StepKind::Given,
-            title: "an order",
-            method: "order",
-            input: "Order",
-            output: "Order",
-            is_async: false,
-            fallible: false,
-        },
-        ::workflow_runtime::StepMeta {
-            kind: ::workflow_runtime::StepKind::When,
-            title: "charged",
-            method: "charge",
-            input: "Order",
-            output: "Order",
-            is_async: true,
-            fallible: true,
-        },
+        ::workflow_runtime::StepMeta::new(
+                ::workflow_runtime::StepKind::Given,
+                "an order",
+                "order",
+            )
+            .input("Order")
+            .output("Order")
+            .is_async(false)
+            .fallible(false),
+        ::workflow_runtime::StepMeta::new(
+                ::workflow_runtime::StepKind::When,
+                "charged",
+                "charge",
+            )
+            .input("Order")
+            .output("Order")
+            .is_async(true)
+            .fallible(true),
     ];
     #[allow(clippy::redundant_closure)]
     fn run<'a>(

@@ -1,7 +1,7 @@
 //! `#[step]` on free functions, sync and async.
 async fn process_payment(order: Order) -> Result<Order, PaymentError> {
-    static __SITE: ::workflow_runtime::StepSite = ::workflow_runtime::StepSite {
-        kind: ::workflow_runtime::StepKind::When,
+    static __SITE: ::workflow_runtime::__private::StepSite = ::workflow_runtime::__private::StepSite {
+        kind: ::workflow_runtime::__private::StepKind::When,
         title: "process payment",
     };
     let __step = ::workflow_runtime::__private::FreeStep::enter(&__SITE);
@@ -28,8 +28,8 @@ async fn process_payment(order: Order) -> Result<Order, PaymentError> {
         .await
 }
 fn apply_discount(order: Order, percent: u64) -> Order {
-    static __SITE: ::workflow_runtime::StepSite = ::workflow_runtime::StepSite {
-        kind: ::workflow_runtime::StepKind::When,
+    static __SITE: ::workflow_runtime::__private::StepSite = ::workflow_runtime::__private::StepSite {
+        kind: ::workflow_runtime::__private::StepKind::When,
         title: "apply discount",
     };
     let __step = ::workflow_runtime::__private::FreeStep::enter(&__SITE);

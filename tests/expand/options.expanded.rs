@@ -19,33 +19,25 @@ impl my_runtime::WorkflowDefinition for Report {
         "Sums the day",
     );
     const STEPS: &'static [my_runtime::StepMeta] = &[
-        my_runtime::StepMeta {
-            kind: my_runtime::StepKind::When,
-            title: "load numbers",
-            method: "load_numbers",
-            input: "",
-            output: "Vec<u32>",
-            is_async: false,
-            fallible: false,
-        },
-        my_runtime::StepMeta {
-            kind: my_runtime::StepKind::And,
-            title: "summed",
-            method: "sum",
-            input: "Vec<u32>",
-            output: "u32",
-            is_async: false,
-            fallible: false,
-        },
-        my_runtime::StepMeta {
-            kind: my_runtime::StepKind::Finally,
-            title: "clean up",
-            method: "clean_up",
-            input: "u32",
-            output: "u32",
-            is_async: false,
-            fallible: false,
-        },
+        my_runtime::StepMeta::new(
+                my_runtime::StepKind::When,
+                "load numbers",
+                "load_numbers",
+            )
+            .input("")
+            .output("Vec<u32>")
+            .is_async(false)
+            .fallible(false),
+        my_runtime::StepMeta::new(my_runtime::StepKind::And, "summed", "sum")
+            .input("Vec<u32>")
+            .output("u32")
+            .is_async(false)
+            .fallible(false),
+        my_runtime::StepMeta::new(my_runtime::StepKind::Finally, "clean up", "clean_up")
+            .input("u32")
+            .output("u32")
+            .is_async(false)
+            .fallible(false),
     ];
     #[allow(clippy::redundant_closure)]
     fn run<'a>(

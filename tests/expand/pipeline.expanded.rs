@@ -25,42 +25,42 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
         "Processes orders awaiting payment.",
     );
     const STEPS: &'static [::workflow_runtime::StepMeta] = &[
-        ::workflow_runtime::StepMeta {
-            kind: ::workflow_runtime::StepKind::Given,
-            title: "pending order",
-            method: "pending",
-            input: "Order",
-            output: "Order",
-            is_async: false,
-            fallible: false,
-        },
-        ::workflow_runtime::StepMeta {
-            kind: ::workflow_runtime::StepKind::When,
-            title: "process payment",
-            method: "charge",
-            input: "Order",
-            output: "Order",
-            is_async: true,
-            fallible: true,
-        },
-        ::workflow_runtime::StepMeta {
-            kind: ::workflow_runtime::StepKind::When,
-            title: "update status",
-            method: "save",
-            input: "Order",
-            output: "Order",
-            is_async: true,
-            fallible: false,
-        },
-        ::workflow_runtime::StepMeta {
-            kind: ::workflow_runtime::StepKind::Then,
-            title: "processed",
-            method: "processed",
-            input: "Order",
-            output: "Order",
-            is_async: false,
-            fallible: false,
-        },
+        ::workflow_runtime::StepMeta::new(
+                ::workflow_runtime::StepKind::Given,
+                "pending order",
+                "pending",
+            )
+            .input("Order")
+            .output("Order")
+            .is_async(false)
+            .fallible(false),
+        ::workflow_runtime::StepMeta::new(
+                ::workflow_runtime::StepKind::When,
+                "process payment",
+                "charge",
+            )
+            .input("Order")
+            .output("Order")
+            .is_async(true)
+            .fallible(true),
+        ::workflow_runtime::StepMeta::new(
+                ::workflow_runtime::StepKind::When,
+                "update status",
+                "save",
+            )
+            .input("Order")
+            .output("Order")
+            .is_async(true)
+            .fallible(false),
+        ::workflow_runtime::StepMeta::new(
+                ::workflow_runtime::StepKind::Then,
+                "processed",
+                "processed",
+            )
+            .input("Order")
+            .output("Order")
+            .is_async(false)
+            .fallible(false),
     ];
     #[allow(clippy::redundant_closure)]
     fn run<'a>(

@@ -82,6 +82,7 @@ impl fmt::Display for StepError {
 /// assert_eq!(StepFailure::Assertion.to_string(), "assertion did not hold");
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum StepFailure {
     /// The step returned an error.
     Error(StepError),

@@ -17,12 +17,7 @@ use crate::error::{StepError, StepFailure};
 use crate::step::StepKind;
 
 /// Where a `#[step]` function stands: its kind and title.
-///
-/// ```
-/// use workflow_runtime::{StepKind, StepSite};
-/// static SITE: StepSite = StepSite { kind: StepKind::When, title: "process payment" };
-/// assert_eq!(SITE.title, "process payment");
-/// ```
+#[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StepSite {
     /// The step's kind.

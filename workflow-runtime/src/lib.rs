@@ -49,7 +49,6 @@ pub use context::{
 };
 pub use definition::{StepMeta, WorkflowDefinition, mermaid};
 pub use error::{StepError, StepFailure, WorkflowError};
-pub use free_step::StepSite;
 pub use workflow_macros::{step, workflow};
 
 #[doc(hidden)]
@@ -65,7 +64,6 @@ pub use step::{StepInfo, StepKind, Title};
 /// ```
 pub mod prelude {
     pub use crate::WorkflowDefinition;
-    pub use crate::chain::{Failed, StepFn, StepResult};
     pub use crate::{
         StepKind, StepOutcome, StepRecord, Workflow, WorkflowContext, WorkflowError,
         WorkflowOptions,

@@ -56,8 +56,8 @@ pub(crate) fn function(model: &FreeStep) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #sig {
-            static __SITE: #krate::StepSite = #krate::StepSite {
-                kind: #krate::StepKind::#kind,
+            static __SITE: #krate::__private::StepSite = #krate::__private::StepSite {
+                kind: #krate::__private::StepKind::#kind,
                 title: #title,
             };
             let __step = #krate::__private::FreeStep::enter(&__SITE);

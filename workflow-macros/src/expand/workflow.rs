@@ -62,15 +62,11 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         let is_async = step.is_async;
         let fallible = step.output.is_fallible();
         metas.push(quote! {
-            #krate::StepMeta {
-                kind: #krate::StepKind::#kind,
-                title: #title,
-                method: #method,
-                input: #input,
-                output: #output,
-                is_async: #is_async,
-                fallible: #fallible,
-            }
+            #krate::StepMeta::new(#krate::StepKind::#kind, #title, #method)
+                .input(#input)
+                .output(#output)
+                .is_async(#is_async)
+                .fallible(#fallible)
         });
     }
 

@@ -153,8 +153,9 @@ impl StepScope {
     }
 
     /// Whether [`Next::run`] can run the step's body more than once: true
-    /// for steps declared with a per-step behavior such as `retry`, whose
-    /// input is cloned for each attempt.
+    /// only for steps declared with `retry`, whose input is cloned for each
+    /// attempt. Running a one-shot step again ends that run with an error
+    /// that says so.
     pub fn replayable(&self) -> bool {
         self.replayable
     }

@@ -16,6 +16,12 @@
 mod stage;
 mod step_fn;
 
+/// The chain's traits are implemented by its own types only: the verbs
+/// build every stage and adapter, so outside impls could never be used.
+mod sealed {
+    pub trait Sealed {}
+}
+
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
@@ -347,6 +353,7 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
     ///
     /// ```
     /// use std::future::{Ready, ready};
+    /// use workflow_runtime::chain::{StepFn, StepResult};
     /// # use workflow_runtime::prelude::*;
     ///
     /// struct Increment;

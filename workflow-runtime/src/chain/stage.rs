@@ -38,7 +38,7 @@ pub struct Carry<T> {
 
 /// A link of the chain: knows how to start its future once the chain is
 /// awaited.
-pub trait Stage<'c> {
+pub trait Stage<'c>: super::sealed::Sealed {
     /// The value this stage hands to the next.
     type Output;
     /// The stage's future, including every stage before it.
@@ -50,6 +50,10 @@ pub trait Stage<'c> {
 /// The empty chain before `given`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Start;
+
+impl super::sealed::Sealed for Start {}
+impl<P, F> super::sealed::Sealed for Step<P, F> {}
+impl<P, F> super::sealed::Sealed for Finally<P, F> {}
 
 impl<'c> Stage<'c> for Start {
     type Output = ();
@@ -95,7 +99,7 @@ where
 }
 
 /// Stages whose last step's kind can change.
-pub trait KindOfLast {
+pub trait KindOfLast: super::sealed::Sealed {
     /// Sets it.
     fn set_kind(&mut self, kind: StepKind);
 }

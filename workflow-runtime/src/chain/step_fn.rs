@@ -12,6 +12,7 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 
+use super::sealed::Sealed;
 use crate::error::{StepError, StepFailure};
 
 /// A failed step, with the value when the step passes its value on (a
@@ -23,11 +24,31 @@ pub struct Failed<O> {
 }
 
 impl<O> Failed<O> {
-    pub(crate) fn error<E: Into<StepError>>(error: E) -> Self {
+    /// The step failed with `error`; the chain stops (unless its options
+    /// say to go on) and the error becomes the run's.
+    ///
+    /// ```
+    /// use workflow_runtime::chain::Failed;
+    /// let failed: Failed<u8> = Failed::error(std::fmt::Error);
+    /// assert_eq!(failed.failure().to_string(), "an error occurred when formatting an argument");
+    /// ```
+    pub fn error<E: Into<StepError>>(error: E) -> Self {
         Failed {
             failure: StepFailure::Error(error.into()),
             value: None,
         }
+    }
+
+    /// Why the step failed.
+    ///
+    /// ```
+    /// use workflow_runtime::chain::Failed;
+    /// use workflow_runtime::StepFailure;
+    /// let failed: Failed<u8> = Failed::error(std::fmt::Error);
+    /// assert!(matches!(failed.failure(), StepFailure::Error(_)));
+    /// ```
+    pub fn failure(&self) -> &StepFailure {
+        &self.failure
     }
 }
 
@@ -60,7 +81,7 @@ pub trait StepFn<In> {
 
 /// A step body that can be called again: the closure is `Fn`, not just
 /// `FnOnce`.
-pub trait CallAgain<In>: StepFn<In> {
+pub trait CallAgain<In>: StepFn<In> + Sealed {
     /// Starts the step on `input` without consuming the body.
     fn call_again(&self, input: In) -> Self::Future;
 }
@@ -77,7 +98,7 @@ impl<S: CallAgain<In>, In: ReplayInput> CallAgain<In> for Replay<S> {
 
 /// Marks inputs a replayable step can copy for another attempt.
 #[diagnostic::on_unimplemented(
-    message = "a step with `retry` (or another per-step behavior) may run more than once, so its input `{Self}` must be `Clone`",
+    message = "a step with `retry` may run more than once, so its input `{Self}` must be `Clone`",
     label = "this step's input is `{Self}`, which is not `Clone`",
     note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it"
 )]
@@ -120,7 +141,7 @@ impl<F: Fn() -> O, O> CallRef<()> for Nullary<F> {
 
 /// Calls a closure with the step's input: `FnOnce(In)` for most verbs,
 /// `FnOnce()` for `given`.
-pub trait Call<In> {
+pub trait Call<In>: Sealed {
     /// What the closure returns.
     type Out;
     /// Calls it.
@@ -368,3 +389,12 @@ where
         }
     }
 }
+
+impl<F> Sealed for Unary<F> {}
+impl<S> Sealed for Replay<S> {}
+impl<C> Sealed for Plain<C> {}
+impl<C> Sealed for Fallible<C> {}
+impl<C> Sealed for Async<C> {}
+impl<C> Sealed for TryAsync<C> {}
+impl<F, Req, Resp> Sealed for Handle<F, Req, Resp> {}
+impl<F> Sealed for Nullary<F> {}

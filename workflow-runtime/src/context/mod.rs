@@ -96,7 +96,8 @@ pub struct WorkflowSummary {
     pub steps: usize,
     /// How many recorded steps failed, timed out or were cancelled.
     pub failed: usize,
-    /// The recorded steps' elapsed times, added up.
+    /// The top-level steps' elapsed times, added up (a child's time is
+    /// part of its parent's).
     pub total_elapsed: Duration,
 }
 
@@ -117,6 +118,16 @@ fn execution_id() -> Uuid {
     let (high, low) = KEYS.with(|keys| (keys.hash_one((n, 0u8)), keys.hash_one((n, 1u8))));
     let bits = (u128::from(high) << 64) | u128::from(low);
     uuid::Builder::from_random_bytes(bits.to_le_bytes()).into_uuid()
+}
+
+/// The steps' elapsed times, added up; a child's time is already part of
+/// its parent's, so only steps without a parent count.
+fn top_level_elapsed(steps: &[StepRecord]) -> Duration {
+    steps
+        .iter()
+        .filter(|s| s.parent.is_none())
+        .map(|s| s.elapsed)
+        .sum()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -503,7 +514,8 @@ impl WorkflowContext {
         })
     }
 
-    /// The recorded steps' elapsed times, added up.
+    /// The top-level steps' elapsed times, added up (a child's time is
+    /// part of its parent's).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -511,7 +523,7 @@ impl WorkflowContext {
     /// assert_eq!(WorkflowContext::new("W").total_elapsed(), Duration::ZERO);
     /// ```
     pub fn total_elapsed(&self) -> Duration {
-        self.with_steps(|steps| steps.iter().map(|s| s.elapsed).sum())
+        self.with_steps(top_level_elapsed)
     }
 
     /// A summary of what was recorded so far.
@@ -714,7 +726,7 @@ impl Inner {
             all_passed: steps.iter().all(|s| s.outcome.is_passed()),
             steps: steps.len(),
             failed: steps.iter().filter(|s| s.outcome.is_failure()).count(),
-            total_elapsed: steps.iter().map(|s| s.elapsed).sum(),
+            total_elapsed: top_level_elapsed(&steps),
         }
     }
 

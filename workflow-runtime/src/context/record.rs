@@ -15,6 +15,7 @@ use crate::step::{StepKind, Title};
 /// assert!(!StepOutcome::Skipped.is_failure());
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum StepOutcome {
     /// The step produced its value (or its assertion held).
     Passed,
