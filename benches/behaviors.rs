@@ -90,6 +90,13 @@ fn main() {
         }
     };
 
+    if let Some(mode) = harness::instructions_mode() {
+        harness::run_case(&rt, &mode, "ours", &ours);
+        harness::run_case(&rt, &mode, "tower", &tower);
+        harness::run_case(&rt, &mode, "plain", &plain_chain);
+        harness::run_case(&rt, &mode, "bare", &bare);
+        return;
+    }
     let (mut b, mut o, mut t, mut p) = (vec![], vec![], vec![], vec![]);
     for _ in 0..rounds {
         b.push(time_async(&rt, iters, &bare));

@@ -33,9 +33,8 @@ def source(mode: str) -> str:
         out.append("}")
         if mode == "hand":
             metas = ", ".join(
-                f'StepMeta {{ kind: StepKind::{"Given" if s == 0 else "When"}, title: "step {s}", '
-                f'method: "s{s}", input: "u64", output: "u64", is_async: {str(bool(s % 2)).lower()}, '
-                f"fallible: false }}"
+                f'StepMeta::new(StepKind::{"Given" if s == 0 else "When"}, "step {s}", "s{s}")'
+                f'.input("u64").output("u64").is_async({str(bool(s % 2)).lower()}).fallible(false)'
                 for s in range(STEPS)
             )
             chain = 'Workflow::given(ctx, "step 0", move || self.s0(input))'

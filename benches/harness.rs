@@ -49,3 +49,28 @@ pub fn report(title: &str, baseline: &Case, cases: &[Case]) {
         );
     }
 }
+
+/// The case to run alone, and how many times, when `report.sh` counts
+/// instructions under callgrind (`WORKFLOW_BENCH_CASE`,
+/// `WORKFLOW_BENCH_ITERS`); `None` for a timed run.
+pub fn instructions_mode() -> Option<(String, u32)> {
+    let case = std::env::var("WORKFLOW_BENCH_CASE").ok()?;
+    let iters = std::env::var("WORKFLOW_BENCH_ITERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000);
+    Some((case, iters))
+}
+
+/// In instruction mode, runs `f` if it is the case asked for. Callgrind
+/// counts the whole process, so the script runs each case at two
+/// iteration counts and keeps the difference: setup cancels out.
+pub fn run_case<F, Fut>(rt: &tokio::runtime::Runtime, mode: &(String, u32), name: &str, f: &F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if mode.0 == name {
+        time_async(rt, mode.1, f);
+    }
+}

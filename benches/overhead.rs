@@ -189,6 +189,13 @@ fn main() {
     let bare_run = || async {
         black_box(bare(1).await);
     };
+    if let Some(mode) = harness::instructions_mode() {
+        harness::run_case(&rt, &mode, "workflow", &macro_run);
+        harness::run_case(&rt, &mode, "chain", &chain_run);
+        harness::run_case(&rt, &mode, "hand", &hand_run);
+        harness::run_case(&rt, &mode, "bare", &bare_run);
+        return;
+    }
 
     let (mut a, mut b, mut c, mut d) = (vec![], vec![], vec![], vec![]);
     for _ in 0..rounds {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every benchmark and prints their ratios: each against a baseline
-# measured in the same run, on the same machine.
+# measured in the same run, on the same machine. Wall-clock ratios move
+# with the machine's load; the instruction counts below them (callgrind)
+# do not, so both are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,3 +13,55 @@ for bench in overhead behaviors throughput; do
     echo
 done
 python3 benches/compile_cost.py
+echo
+
+if ! command -v valgrind >/dev/null; then
+    echo "instruction counts skipped: valgrind is not installed (apt-get install valgrind)"
+    exit 0
+fi
+
+# The bench binary cargo built, by bench name.
+binary() {
+    cargo bench --bench "$1" --no-run --message-format=json 2>/dev/null |
+        python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
+        print(m["executable"])' "$1" | tail -n 1
+}
+
+# Instructions in one process running CASE of BIN ITERS times.
+collected() {
+    WORKFLOW_BENCH_CASE="$2" WORKFLOW_BENCH_ITERS="$3" \
+        valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" 2>&1 >/dev/null |
+        awk '/Collected/ {print $NF}'
+}
+
+# Instructions per iteration: two runs, the difference cancels setup.
+per_iter() {
+    local n=2000 one two
+    one=$(collected "$1" "$2" "$n")
+    two=$(collected "$1" "$2" $((2 * n)))
+    echo $(((two - one) / n))
+}
+
+# Prints BASELINE's count, then each case's count and ratio against it.
+compare() {
+    local title=$1 bin base base_count case count
+    bin=$(binary "$2")
+    base=$3
+    shift 3
+    base_count=$(per_iter "$bin" "$base")
+    echo "$title (instructions per run, callgrind)"
+    printf '  %-44s %12d\n' "$base" "$base_count"
+    for case in "$@"; do
+        count=$(per_iter "$bin" "$case")
+        printf '  %-44s %12d   ratio %s\n' "$case" "$count" \
+            "$(awk -v a="$count" -v b="$base_count" 'BEGIN { printf "%.2f", a / b }')"
+    done
+    echo
+}
+
+compare "10-step workflow" overhead hand workflow chain bare
+compare "behaviors on the happy path" behaviors tower ours plain bare
+compare "one run, spawned and awaited" throughput spawn runner

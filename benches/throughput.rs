@@ -4,6 +4,10 @@
 //!
 //! `cargo bench --bench throughput`
 
+#[path = "harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -68,7 +72,36 @@ where
     RUNS as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Instruction mode: one run at a time on one thread, spawned and awaited,
+/// so callgrind sees the same work each time.
+fn count_instructions(mode: &(String, u32)) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let runner = Runner::builder().build().unwrap();
+    let spawned = || async {
+        let ok = tokio::spawn(async { raw(1).await.is_ok() }).await.unwrap();
+        assert!(black_box(ok));
+    };
+    let through_runner = || {
+        let runner = runner.clone();
+        async move {
+            let ok = tokio::spawn(async move { runner.run(&Quote, 1).await.is_ok() })
+                .await
+                .unwrap();
+            assert!(black_box(ok));
+        }
+    };
+    harness::run_case(&rt, mode, "spawn", &spawned);
+    harness::run_case(&rt, mode, "runner", &through_runner);
+}
+
 fn main() {
+    if let Some(mode) = harness::instructions_mode() {
+        count_instructions(&mode);
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

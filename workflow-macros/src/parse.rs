@@ -55,9 +55,10 @@ pub(crate) fn workflow(args: TokenStream, item: &mut ItemImpl, errors: &mut Erro
             ));
             method.attrs.retain(|a| !is_step_attr(a));
         }
-        let Some(options) = errors.take(step_options(&attr)) else {
-            continue;
-        };
+        let (options, error) = step_options(&attr);
+        if let Some(error) = error {
+            errors.push(error);
+        }
         steps.push(RawStep {
             options,
             attr,
@@ -74,14 +75,18 @@ pub(crate) fn workflow(args: TokenStream, item: &mut ItemImpl, errors: &mut Erro
 
 /// Reads the options of a `#[step]` attribute in any form: `#[step]`,
 /// `#[step(when = "...")]`.
-pub(crate) fn step_options(attr: &Attribute) -> syn::Result<StepOptions> {
+/// The options that read, and the errors of those that do not.
+pub(crate) fn step_options(attr: &Attribute) -> (StepOptions, Option<syn::Error>) {
     match &attr.meta {
-        syn::Meta::Path(_) => Ok(StepOptions::default()),
+        syn::Meta::Path(_) => (StepOptions::default(), None),
         syn::Meta::List(list) => StepOptions::parse(list.tokens.clone()),
-        syn::Meta::NameValue(nv) => Err(syn::Error::new_spanned(
-            nv,
-            "expected `#[step]` or `#[step(when = \"title\")]`",
-        )),
+        syn::Meta::NameValue(nv) => (
+            StepOptions::default(),
+            Some(syn::Error::new_spanned(
+                nv,
+                "expected `#[step]` or `#[step(when = \"title\")]`",
+            )),
+        ),
     }
 }
 

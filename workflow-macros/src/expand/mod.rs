@@ -4,6 +4,7 @@
 
 mod behaviors;
 mod checks;
+mod fallback;
 mod free_step;
 #[cfg(test)]
 mod snapshots;
@@ -29,6 +30,8 @@ pub(crate) fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let mut errors = Errors::default();
     let raw = parse::workflow(args, &mut item, &mut errors);
+    let krate = raw.options.krate.clone();
+    let name = raw.options.name.as_ref().map(syn::LitStr::value);
     let model = validate::workflow(&item, raw, &mut errors);
     match (errors.finish(), model) {
         (Ok(()), Some(model)) => {
@@ -38,7 +41,10 @@ pub(crate) fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
                 #definition
             }
         }
-        (Err(errors), _) => with_errors(item.into_token_stream(), errors),
+        (Err(errors), model) => {
+            let stub = fallback::definition(&item, model.as_ref(), krate, name);
+            with_errors(quote!(#item #stub), errors)
+        }
         (Ok(()), None) => unreachable!("validation failed without an error"),
     }
 }
@@ -55,7 +61,10 @@ pub(crate) fn free_step(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let mut errors = Errors::default();
-    let options = errors.take(StepOptions::parse(args)).unwrap_or_default();
+    let (options, error) = StepOptions::parse(args);
+    if let Some(error) = error {
+        errors.push(error);
+    }
     let model = validate::free_step(options, function.clone(), &mut errors);
     match (errors.finish(), model) {
         (Ok(()), Some(model)) => free_step::function(&model),

@@ -121,6 +121,21 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
     }
 }
 
+/// The workflow's input (the first step's) and output (the last value a
+/// step produces: `then` and `finally` pass theirs on).
+pub(crate) fn io_types(model: &Workflow) -> (Type, Type) {
+    let unit: Type = syn::parse_quote!(());
+    let input = model.steps[0].input.ty().unwrap_or(&unit).clone();
+    let mut output = input.clone();
+    for step in model.steps.iter().filter(|step| !step.passes_value_on()) {
+        output = match &step.output {
+            Output::Unit => unit.clone(),
+            Output::Value(ty) | Output::Fallible { ok: ty, .. } => ty.clone(),
+        };
+    }
+    (input, output)
+}
+
 /// One link of the chain: the constructor for the first step, a verb after.
 fn link(
     index: usize,

@@ -21,10 +21,33 @@ pub(crate) struct StepOptions {
 const STEP_OPTIONS: &str = "given, when, and, but, then, finally, retry, timeout, circuit_breaker";
 
 impl StepOptions {
-    pub(crate) fn parse(args: TokenStream) -> syn::Result<Self> {
+    /// Every option that reads, and the errors of those that do not: a
+    /// step with one bad option keeps its kind, title and other options,
+    /// so the rest of the workflow is still checked and expanded.
+    pub(crate) fn parse(args: TokenStream) -> (Self, Option<syn::Error>) {
         let mut options = StepOptions::default();
-        syn::meta::parser(|meta| options.parse_one(meta)).parse2(args)?;
-        Ok(options)
+        let mut errors: Option<syn::Error> = None;
+        let parsed = syn::meta::parser(|meta| {
+            let input = meta.input;
+            if let Err(error) = options.parse_one(meta) {
+                match &mut errors {
+                    Some(all) => all.combine(error),
+                    None => errors = Some(error),
+                }
+                // Skip what is left of this option, up to the next one.
+                while !input.is_empty() && !input.peek(syn::Token![,]) {
+                    input.parse::<proc_macro2::TokenTree>()?;
+                }
+            }
+            Ok(())
+        })
+        .parse2(args);
+        // After a bad option, a failure of the whole list is its echo (the
+        // tokens it left inside its parentheses): report the first only.
+        if let (Err(error), None) = (parsed, &errors) {
+            errors = Some(error);
+        }
+        (options, errors)
     }
 
     fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {

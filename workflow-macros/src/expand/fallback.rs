@@ -1,0 +1,53 @@
+//! On a mistake, `#[workflow]` still implements `WorkflowDefinition`, with
+//! a body that never runs: code that names the workflow (`run`,
+//! `context()`, `Runner::register`) keeps compiling, so one mistake gives
+//! one message (thiserror-impl's `fallback.rs` does the same for `Error`).
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{ItemImpl, Path, Type};
+
+use crate::model::Workflow;
+
+/// The stub impl, or nothing for an impl block no impl can be written for
+/// (a trait impl, generics).
+pub(crate) fn definition(
+    item: &ItemImpl,
+    model: Option<&Workflow>,
+    krate: Option<Path>,
+    name: Option<String>,
+) -> TokenStream {
+    if item.trait_.is_some() || !item.generics.params.is_empty() {
+        return TokenStream::new();
+    }
+    let self_ty = &item.self_ty;
+    let krate = model
+        .map(|m| m.krate.clone())
+        .or(krate)
+        .unwrap_or_else(|| syn::parse_quote!(::workflow_runtime));
+    let name = model
+        .map(|m| m.name.clone())
+        .or(name)
+        .unwrap_or_else(|| quote!(#self_ty).to_string());
+    // With the steps understood, the real input and output types, so calls
+    // of `run` type-check; otherwise `()`.
+    let unit: Type = syn::parse_quote!(());
+    let (input, output) = model.map_or((unit.clone(), unit), super::workflow::io_types);
+    quote! {
+        impl #krate::WorkflowDefinition for #self_ty {
+            type Input = #input;
+            type Output = #output;
+            const NAME: &'static str = #name;
+            const STEPS: &'static [#krate::StepMeta] = &[];
+            fn run<'a>(
+                &'a self,
+                _: &'a #krate::WorkflowContext,
+                _: Self::Input,
+            ) -> impl #krate::__private::Future<
+                Output = #krate::__private::Result<Self::Output, #krate::WorkflowError>,
+            > + ::core::marker::Send + 'a {
+                async { ::core::unreachable!("`#[workflow]` reported an error at compile time") }
+            }
+        }
+    }
+}
