@@ -2,18 +2,20 @@
 # Runs every benchmark and prints their ratios: each against a baseline
 # measured in the same run, on the same machine. Wall-clock ratios move
 # with the machine's load; the instruction counts below them (callgrind)
-# do not, so both are printed.
+# do not, so both are printed. `--instructions` prints the counts alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(rustc --version)"
 echo
-for bench in overhead behaviors throughput; do
-    cargo bench --quiet --bench "$bench" 2>/dev/null
+if [ "${1:-}" != "--instructions" ]; then
+    for bench in overhead behaviors throughput; do
+        cargo bench --quiet --bench "$bench" 2>/dev/null
+        echo
+    done
+    python3 benches/compile_cost.py
     echo
-done
-python3 benches/compile_cost.py
-echo
+fi
 
 if ! command -v valgrind >/dev/null; then
     echo "instruction counts skipped: valgrind is not installed (apt-get install valgrind)"

@@ -155,7 +155,7 @@ pub trait WorkflowDefinition: Send + Sync + 'static {
     const STEPS: &'static [StepMeta];
     /// When a host runs it as a recurring workflow
     /// (`#[workflow(every = "30s", run_immediately)]`).
-    const SCHEDULE: Option<crate::host::Schedule> = None;
+    const SCHEDULE: Option<crate::schedule::Schedule> = None;
 
     /// The handlers its steps use, checked when a host or runner is built
     /// (`#[workflow(handlers(CreateOrder => Order))]`).

@@ -10,9 +10,9 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use crate::chain::panic_message;
 use crate::context::active::{Active, current, enter};
 use crate::context::{StepId, StepOutcome, StepRecord, WorkflowContext};
+use crate::error::panic_message;
 use crate::error::{StepError, StepFailure};
 use crate::step::StepKind;
 

@@ -40,6 +40,7 @@ mod error;
 mod free_step;
 pub mod handlers;
 pub mod host;
+mod schedule;
 mod step;
 
 pub use chain::Workflow;

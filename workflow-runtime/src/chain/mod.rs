@@ -28,7 +28,6 @@ use std::sync::Arc;
 pub use stage::{
     Carry, ChainFuture, Finally, FinallyFuture, Flow, KindOfLast, Stage, Start, Step, StepFuture,
 };
-pub(crate) use step_fn::panic_message;
 pub use step_fn::{
     Assert, Async, Call, CallAgain, CallRef, ErrFuture, Failed, Fallible, Handle, Nullary,
     OkFuture, Plain, Replay, ReplayInput, StepFn, StepResult, TryAsync, Unary,

@@ -13,10 +13,11 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::step_fn::{Failed, StepFn, StepResult, panic_message};
+use super::step_fn::{Failed, StepFn, StepResult};
 use crate::behavior::{Attempted, Behaviors, BoxFuture, StepScope, run_stack};
 use crate::context::active::{Active, enter};
 use crate::context::{StepId, StepOutcome, StepRecord, WorkflowContext};
+use crate::error::panic_message;
 use crate::error::{StepError, StepFailure, WorkflowError};
 use crate::step::{StepInfo, StepKind, Title};
 

@@ -13,7 +13,7 @@ use std::task::{Context, Poll, ready};
 use pin_project_lite::pin_project;
 
 use super::sealed::Sealed;
-use crate::error::{StepError, StepFailure};
+use crate::error::{StepError, StepFailure, panic_message};
 
 /// A failed step, with the value when the step passes its value on (a
 /// `then` whose predicate was false), so a soft failure can continue.
@@ -334,17 +334,6 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let out = ready!(self.project().inner.poll(cx));
         Poll::Ready(out.map_err(Failed::error))
-    }
-}
-
-/// The message of a caught panic, as `std` prints it.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_owned()
     }
 }
 

@@ -3,7 +3,6 @@
 
 mod health;
 mod runner;
-mod schedule;
 
 use std::fmt;
 use std::future::Future;
@@ -14,9 +13,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::schedule::Schedule;
 pub use health::{BreakerHealth, HealthReport, HealthStatus, RunInfo, RunOutcome, WorkflowHealth};
 pub use runner::{ContextFactory, RunError, RunStats, Runner, RunnerBuilder};
-pub use schedule::Schedule;
 
 use crate::behavior::IntoBehavior;
 use crate::context::WorkflowContext;

@@ -18,13 +18,13 @@ use tracing::Instrument;
 
 use super::HostError;
 use super::health::{Health, HealthReport, RunOutcome};
-use super::schedule::Schedule;
 use crate::behavior::{Behaviors, BoxFuture, Breakers, IntoBehavior, workflow_span};
-use crate::chain::panic_message;
 use crate::context::{ContextBuilder, WorkflowContext};
 use crate::definition::WorkflowDefinition;
 use crate::error::WorkflowError;
+use crate::error::panic_message;
 use crate::handlers::{HandlerKey, Handlers};
+use crate::schedule::Schedule;
 
 /// Adds what every context the runner makes should carry (a tenant, a
 /// correlation id).
