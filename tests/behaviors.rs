@@ -524,3 +524,79 @@ async fn a_tower_layer_wraps_a_step_as_a_behavior() {
         matches!(err, WorkflowError::Failed { ref error, .. } if error.downcast_ref::<std::num::ParseIntError>().is_some())
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_with_no_backoff_starts_each_attempt_afresh_after_a_timeout() {
+    // The timeout abandons an attempt and the retry asks for the next one
+    // in the same poll: the step must drop the old body and start anew.
+    let ctx = WorkflowContext::new("NoBackoff");
+    let calls = AtomicU32::new(0);
+    let started = Instant::now();
+    let out = Workflow::given(&ctx, "n", || 5)
+        .when_async("hangs twice", |n| {
+            let call = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if call < 2 {
+                    std::future::pending::<()>().await;
+                }
+                n + call
+            }
+        })
+        .retry(Retry::new(3).backoff(Duration::ZERO))
+        .timeout(ms(50))
+        .await
+        .unwrap();
+    assert_eq!(out, 7, "the third call's own result");
+    assert_eq!(started.elapsed(), ms(100));
+    let step = &ctx.steps()[1];
+    assert_eq!(step.attempts, 3);
+    assert_eq!(step.attempt_elapsed, [ms(50), ms(50), ms(0)]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_body_that_is_not_send_runs_under_context_wide_behaviors() {
+    // The body's future stays in the step, never inside the behaviors'
+    // boxed (Send) future, so it may hold an `Rc` across an await.
+    let ctx = WorkflowContext::builder("Local")
+        .behavior(Timeout::new(Duration::from_secs(1)))
+        .build();
+    let out = Workflow::given(&ctx, "n", || 2)
+        .when_async("uses an Rc", |n| async move {
+            let shared = std::rc::Rc::new(n);
+            tokio::task::yield_now().await;
+            *shared * 21
+        })
+        .await
+        .unwrap();
+    assert_eq!(out, 42);
+    assert_eq!(ctx.steps()[1].attempts, 1);
+}
+
+#[workflow_runtime::step(when = "audit")]
+fn audit(n: &u32) -> bool {
+    *n > 0
+}
+
+#[tokio::test(start_paused = true)]
+async fn steps_called_in_each_attempt_record_under_the_retried_step() {
+    let ctx = WorkflowContext::new("Audited");
+    let script = Script::failing(1);
+    let out = Workflow::given(&ctx, "n", || 3)
+        .try_when_async("audited call", |n| {
+            let script = script.clone();
+            async move {
+                audit(&n);
+                script.call(n).await
+            }
+        })
+        .retry(Retry::new(2).backoff(ms(10)))
+        .await
+        .unwrap();
+    assert_eq!(out, 3);
+    let steps = ctx.steps();
+    let titles: Vec<_> = steps.iter().map(|s| s.title.as_ref()).collect();
+    assert_eq!(titles, ["n", "audit", "audit", "audited call"]);
+    assert_eq!(steps[1].parent, Some(steps[3].id));
+    assert_eq!(steps[2].parent, Some(steps[3].id));
+    assert_eq!(steps[3].attempts, 2);
+}

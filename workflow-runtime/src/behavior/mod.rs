@@ -175,7 +175,8 @@ impl StepScope {
             .push(elapsed);
     }
 
-    /// Each finished attempt's elapsed time, in order.
+    /// Each finished attempt's elapsed time, in order; an attempt that a
+    /// behavior abandoned (a timeout) ended when it was abandoned.
     pub fn attempt_times(&self) -> Vec<Duration> {
         self.attempt_elapsed
             .lock()

@@ -370,6 +370,9 @@ fn poll_behaved<F: StepFn<In>, In>(
             Ok(Poll::Pending) => {}
             Ok(Poll::Ready(attempted)) => {
                 this.fut.set(None);
+                if let Some((_, started)) = this.attempt.take() {
+                    this.scope.attempt_ended(started.elapsed());
+                }
                 let result = settle(attempted, this.last.take());
                 return Poll::Ready(
                     Ended::Behaved {
@@ -383,14 +386,22 @@ fn poll_behaved<F: StepFn<In>, In>(
             Err(payload) => return Poll::Ready(Polled::Panic(payload)),
         }
         let handoff = this.scope.handoff();
-        let Some(wanted) = handoff.wanted() else {
-            // Nobody waits on the body: an attempt in flight was abandoned.
+        let wanted = handoff.wanted();
+        if this
+            .attempt
+            .is_some_and(|(number, _)| Some(number) != wanted)
+        {
+            // Nobody waits on the attempt in flight any more (a timeout, a
+            // `select!`): drop its body; it ended when it was abandoned.
             this.fut.set(None);
-            *this.attempt = None;
+            if let Some((_, started)) = this.attempt.take() {
+                this.scope.attempt_ended(started.elapsed());
+            }
+        }
+        let Some(wanted) = wanted else {
             return Poll::Pending;
         };
-        if this.attempt.is_none_or(|(number, _)| number != wanted) {
-            this.fut.set(None);
+        if this.attempt.is_none() {
             let (body, input) = (&mut *this.body, &mut *this.input);
             let made = catch_unwind(AssertUnwindSafe(|| enter(active, || begin(body, input))));
             match made {
