@@ -35,6 +35,9 @@ pub struct Carry<T> {
     /// When the stage ended: the next step's start, so each step costs one
     /// clock read rather than two.
     ended: Option<Instant>,
+    /// The run's active-step handle, handed on so each step reuses it
+    /// rather than cloning the context again.
+    active: Option<Active>,
 }
 
 /// A link of the chain: knows how to start its future once the chain is
@@ -64,6 +67,7 @@ impl<'c> Stage<'c> for Start {
             value: (),
             soft: None,
             ended: None,
+            active: None,
         }))
     }
 }
@@ -117,7 +121,13 @@ pin_project! {
     where
         F: StepFn<In>,
     {
-        // No behaviors anywhere: the body's own future, polled directly.
+        // No behaviors anywhere: the body and its input, until the first
+        // poll calls it (under the same active step as that poll)...
+        Start {
+            body: Option<F>,
+            input: Option<In>,
+        },
+        // ...then its own future, polled directly.
         Plain {
             #[pin] fut: F::Future,
         },
@@ -232,7 +242,12 @@ where
         if self.phase == Phase::Prev {
             let mut this = self.as_mut().project();
             let ctx = *this.ctx;
-            let Carry { value, soft, ended } = match ready!(this.prev.poll(cx)) {
+            let Carry {
+                value,
+                soft,
+                ended,
+                active,
+            } = match ready!(this.prev.poll(cx)) {
                 Ok(carry) => carry,
                 Err(error) => {
                     *this.phase = Phase::Done;
@@ -251,13 +266,17 @@ where
                 .expect("StepFuture polled after completion");
             let stack = ctx.stack_for::<F::Output>(std::mem::take(this.layers));
             let id = ctx.next_step_id();
-            let mut active = Active::new(ctx.clone(), Some(id));
+            let active = match active {
+                Some(mut active) => {
+                    active.step = Some(id);
+                    Some(active)
+                }
+                None => Active::new(ctx.clone(), Some(id)),
+            };
             let body = if stack.is_empty() {
-                match catch_unwind(AssertUnwindSafe(|| enter(&mut active, || body.call(value)))) {
-                    Ok(fut) => Body::Plain { fut },
-                    Err(payload) => {
-                        return Poll::Ready(self.finish_with(started, id, Ended::Panic(&*payload)));
-                    }
+                Body::Start {
+                    body: Some(body),
+                    input: Some(value),
                 }
             } else {
                 let scope = Arc::new(StepScope::new(
@@ -342,18 +361,32 @@ impl<O> From<Ended<'static, O>> for Polled<O> {
 /// Polls the body, plain or under its behaviors, catching panics.
 fn poll_body<F: StepFn<In>, In>(
     active: &mut Option<Active>,
-    body: Pin<&mut Body<F, In>>,
+    mut body: Pin<&mut Body<F, In>>,
     cx: &mut Context<'_>,
 ) -> Poll<Polled<F::Output>> {
-    match body.project() {
-        BodyProj::Plain { fut } => {
-            match catch_unwind(AssertUnwindSafe(|| enter(active, || fut.poll(cx)))) {
-                Ok(Poll::Pending) => Poll::Pending,
-                Ok(Poll::Ready(result)) => Poll::Ready(Ended::Result(result).into()),
-                Err(payload) => Poll::Ready(Polled::Panic(payload)),
+    if let BodyProj::Behaved { behaved } = body.as_mut().project() {
+        return poll_behaved(active, behaved.as_mut(), cx);
+    }
+    // One active-step swap covers the call and its first poll.
+    let polled = catch_unwind(AssertUnwindSafe(|| {
+        enter(active, || {
+            if let BodyProj::Start { body: f, input } = body.as_mut().project() {
+                let (f, input) = (f.take(), input.take());
+                let (Some(f), Some(input)) = (f, input) else {
+                    unreachable!("a step's body starts once");
+                };
+                body.set(Body::Plain { fut: f.call(input) });
             }
-        }
-        BodyProj::Behaved { behaved } => poll_behaved(active, behaved.as_mut(), cx),
+            match body.as_mut().project() {
+                BodyProj::Plain { fut } => fut.poll(cx),
+                _ => unreachable!("a started plain body has its future"),
+            }
+        })
+    }));
+    match polled {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(result)) => Poll::Ready(Ended::Result(result).into()),
+        Err(payload) => Poll::Ready(Polled::Panic(payload)),
     }
 }
 
@@ -556,8 +589,13 @@ where
     ) -> Flow<F::Output> {
         let mut this = self.as_mut().project();
         *this.phase = Phase::Done;
+        let active = this
+            .running
+            .as_mut()
+            .as_pin_mut()
+            .and_then(|running| running.project().active.take());
         this.running.set(None);
-        self.end(started, id, ended)
+        self.end(started, id, active, ended)
     }
 
     /// Records how the step ended and decides whether the chain goes on.
@@ -566,6 +604,7 @@ where
         self: Pin<&mut Self>,
         started: Instant,
         id: StepId,
+        active: Option<Active>,
         ended: Ended<'_, F::Output>,
     ) -> Flow<F::Output> {
         let options = self.ctx.options();
@@ -613,6 +652,7 @@ where
                     value,
                     soft: self.project().soft.take(),
                     ended: Some(now),
+                    active,
                 });
             }
             Err(failed) => failed,
@@ -635,6 +675,7 @@ where
                 value,
                 soft: Some(Box::new(first)),
                 ended: Some(now),
+                active,
             }),
             None => Err(first),
         }
@@ -721,7 +762,12 @@ where
         // becomes it when everything before passed.
         Poll::Ready(match flow {
             Err(error) => Err(error),
-            Ok(Carry { value, soft, .. }) => {
+            Ok(Carry {
+                value,
+                soft,
+                active,
+                ..
+            }) => {
                 let error = WorkflowError::Panicked {
                     step: StepInfo {
                         workflow: this.ctx.shared_name(),
@@ -735,6 +781,7 @@ where
                         value,
                         soft: Some(soft.unwrap_or_else(|| Box::new(error))),
                         ended: Some(now),
+                        active,
                     })
                 } else {
                     Err(soft.map_or(error, |first| *first))

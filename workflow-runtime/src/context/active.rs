@@ -21,7 +21,7 @@ thread_local! {
 }
 
 /// A context, and the step in it whose body is running.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) struct Active {
     pub(crate) ctx: WorkflowContext,
     pub(crate) step: Option<StepId>,

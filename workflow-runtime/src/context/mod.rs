@@ -101,21 +101,31 @@ pub struct WorkflowSummary {
     pub total_elapsed: Duration,
 }
 
-/// A random (version 4) UUID without a system call per context: the bits
-/// come from SipHash, keyed randomly once per thread, over a counter.
+/// A random (version 4) UUID without a system call per context: two
+/// SplitMix64 streams per thread, seeded randomly once, over a counter.
+/// Each stream is a bijection of the counter, so a thread never repeats an
+/// id; threads differ by their random seeds.
 fn execution_id() -> Uuid {
     use std::cell::Cell;
     use std::hash::{BuildHasher, RandomState};
     thread_local! {
-        static KEYS: RandomState = RandomState::new();
-        static COUNTER: Cell<u64> = const { Cell::new(0) };
+        static STATE: Cell<Option<(u64, u64, u64)>> = const { Cell::new(None) };
     }
-    let n = COUNTER.with(|c| {
-        let n = c.get();
-        c.set(n.wrapping_add(1));
-        n
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+    let (high, low) = STATE.with(|state| {
+        let (a, b, n) = state.get().unwrap_or_else(|| {
+            let keys = RandomState::new();
+            (keys.hash_one(0u8), keys.hash_one(1u8), 0)
+        });
+        state.set(Some((a, b, n.wrapping_add(1))));
+        let step = n.wrapping_mul(GAMMA);
+        (mix(a.wrapping_add(step)), mix(b.wrapping_add(step)))
     });
-    let (high, low) = KEYS.with(|keys| (keys.hash_one((n, 0u8)), keys.hash_one((n, 1u8))));
     let bits = (u128::from(high) << 64) | u128::from(low);
     uuid::Builder::from_random_bytes(bits.to_le_bytes()).into_uuid()
 }
@@ -756,5 +766,17 @@ impl fmt::Debug for WorkflowContext {
             .field("options", &self.inner.options)
             .field("steps", &*lock(&self.inner.steps))
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn execution_ids_do_not_repeat_and_are_version_4() {
+        let ids: std::collections::HashSet<Uuid> = (0..100_000).map(|_| execution_id()).collect();
+        assert_eq!(ids.len(), 100_000);
+        assert!(ids.iter().all(|id| id.get_version_num() == 4));
     }
 }
