@@ -71,3 +71,41 @@ fn a_three_step_chain_allocates_only_its_step_records() {
     let (_, again) = count(|| rt.block_on(Workflow::given(&ctx, "one more", || 1).into_future()));
     assert_eq!(again, 0);
 }
+
+struct ThreeSteps;
+
+#[workflow]
+impl ThreeSteps {
+    #[step(given = "two numbers")]
+    fn numbers(&self) -> (i32, i32) {
+        (10, 5)
+    }
+
+    #[step(when = "they are added")]
+    async fn add(&self, (a, b): (i32, i32)) -> i32 {
+        a + b
+    }
+
+    #[step(then = "the sum is correct")]
+    fn correct(&self, sum: &i32) -> bool {
+        *sum == 15
+    }
+}
+
+#[test]
+fn a_workflow_run_allocates_nothing_once_its_context_exists() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let warm = ThreeSteps::context().build();
+    rt.block_on(ThreeSteps.run(&warm, ())).unwrap();
+
+    // The definition's context makes room for its three records up front.
+    let (ctx, context_allocs) = count(|| ThreeSteps::context().build());
+    assert!(context_allocs <= 3, "context: {context_allocs} allocations");
+    let (sum, run_allocs) = count(|| rt.block_on(ThreeSteps.run(&ctx, ())));
+    assert_eq!(sum.unwrap(), 15);
+    assert_eq!(run_allocs, 0, "run: {run_allocs} allocations");
+    assert_eq!(ctx.steps().len(), 3);
+}

@@ -600,3 +600,60 @@ async fn steps_called_in_each_attempt_record_under_the_retried_step() {
     assert_eq!(steps[2].parent, Some(steps[3].id));
     assert_eq!(steps[3].attempts, 2);
 }
+
+/// Polls the rest of the stack only when that run's own waker has fired,
+/// as `FuturesUnordered` polls its children.
+struct PollsOnlyWhenWoken;
+
+struct Gate {
+    woken: std::sync::atomic::AtomicBool,
+    task: Mutex<Option<std::task::Waker>>,
+}
+
+impl std::task::Wake for Gate {
+    fn wake(self: Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        if let Some(task) = self.task.lock().unwrap().take() {
+            task.wake();
+        }
+    }
+}
+
+impl Behavior for PollsOnlyWhenWoken {
+    fn around<'a>(&'a self, _step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
+        Box::pin(async move {
+            let mut run = next.run();
+            let gate = Arc::new(Gate {
+                woken: true.into(),
+                task: Mutex::new(None),
+            });
+            std::future::poll_fn(|cx| {
+                *gate.task.lock().unwrap() = Some(cx.waker().clone());
+                if !gate.woken.swap(false, Ordering::SeqCst) {
+                    return std::task::Poll::Pending;
+                }
+                let waker = std::task::Waker::from(gate.clone());
+                run.as_mut()
+                    .poll(&mut std::task::Context::from_waker(&waker))
+            })
+            .await
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_behavior_that_polls_next_only_on_its_own_wakeups_still_sees_the_outcome() {
+    let ctx = WorkflowContext::builder("Gated")
+        .behavior(PollsOnlyWhenWoken)
+        .build();
+    let run = Workflow::given(&ctx, "n", || 20)
+        .when("doubled", |n| n * 2)
+        .when_async("later", |n| async move {
+            tokio::time::sleep(ms(5)).await;
+            n + 2
+        });
+    let out = tokio::time::timeout(Duration::from_secs(1), run.into_future())
+        .await
+        .expect("the step finished rather than waiting forever");
+    assert_eq!(out.unwrap(), 42);
+}

@@ -193,7 +193,7 @@ pub trait WorkflowDefinition: Send + Sync + 'static {
     where
         Self: Sized,
     {
-        let builder = WorkflowContext::builder(Self::NAME);
+        let builder = WorkflowContext::builder(Self::NAME).expected_steps(Self::STEPS.len());
         match Self::DESCRIPTION {
             Some(description) => builder.description(description),
             None => builder,

@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use super::{Attempted, Behavior, BoxFuture, StepScope};
 use crate::error::{StepError, StepFailure};
@@ -75,6 +75,10 @@ struct Slot {
     wanted: Option<u32>,
     /// How that attempt ended, once the body has run.
     ended: Option<(u32, Attempted)>,
+    /// Who polled the waiting `Attempt` last: woken if an outcome is left
+    /// untaken after the step re-polls the behaviors (a combinator such as
+    /// `FuturesUnordered` re-polls a child only when its own waker fires).
+    waker: Option<Waker>,
 }
 
 impl Handoff {
@@ -96,6 +100,22 @@ impl Handoff {
             slot.ended = Some((attempt, outcome));
         }
     }
+
+    /// Called by the step before it returns `Pending`: an outcome nobody
+    /// took in the re-poll wakes whoever polled its `Attempt`, so a
+    /// behavior that polls `Next` only on its own wakeups still sees it.
+    pub(crate) fn wake_if_untaken(&self) {
+        let waker = {
+            let mut slot = self.slot();
+            match slot.ended {
+                Some(_) => slot.waker.take(),
+                None => None,
+            }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
 }
 
 /// The innermost layer: one run of the step's body, asked of the step.
@@ -107,8 +127,12 @@ struct Attempt<'a> {
 impl Future for Attempt<'_> {
     type Output = Attempted;
 
-    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Attempted> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempted> {
         let mut slot = self.handoff.slot();
+        match &mut slot.waker {
+            Some(waker) => waker.clone_from(cx.waker()),
+            none => *none = Some(cx.waker().clone()),
+        }
         let number = match self.number {
             Some(number) => number,
             None => {

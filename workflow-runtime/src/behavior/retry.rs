@@ -18,9 +18,9 @@ type Filter = Arc<dyn Fn(&StepFailure) -> bool + Send + Sync>;
 /// [`filter`](Self::filter) says otherwise.
 ///
 /// One rule decides whether a step can run again: it must be declared
-/// with `retry` itself (`#[step(retry(..))]` or the chain's `.retry(..)`),
-/// which the compiler accepts only when its input is `Clone` and its body
-/// callable more than once. A `Retry` added for the whole context or for an
+/// with `retry` itself (`#[step(retry(..))]` or the chain's `.retry(..)`)
+/// or made `.replayable()`, which the compiler accepts only when its input
+/// is `Clone` and its body callable more than once. A `Retry` added for the whole context or for an
 /// output type also reaches steps declared without it; those run once, and
 /// their failure stands, with a warning in the log.
 ///
@@ -227,7 +227,7 @@ impl Behavior for Retry {
                     tracing::warn!(
                         workflow.name = step.ctx().name(),
                         step.title = step.title(),
-                        "retry skipped: the step runs once; declare `retry` on the step itself so its input is cloned for each attempt"
+                        "retry skipped: the step runs once; declare `retry` on the step itself (or make it `.replayable()`) so its input is cloned for each attempt"
                     );
                     return Err(failure);
                 }

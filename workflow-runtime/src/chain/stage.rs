@@ -397,7 +397,10 @@ fn poll_behaved<F: StepFn<In>, In>(
     behaved: Pin<&mut Behaved<F, In>>,
     cx: &mut Context<'_>,
 ) -> Poll<Polled<F::Output>> {
+    /// Attempts refused in one poll before it yields.
+    const REFUSALS_PER_POLL: u32 = 16;
     let mut this = behaved.project();
+    let mut refused = 0;
     loop {
         match catch_unwind(AssertUnwindSafe(|| this.stack.as_mut().poll(cx))) {
             Ok(Poll::Pending) => {}
@@ -432,6 +435,7 @@ fn poll_behaved<F: StepFn<In>, In>(
             }
         }
         let Some(wanted) = wanted else {
+            handoff.wake_if_untaken();
             return Poll::Pending;
         };
         if this.attempt.is_none() {
@@ -441,10 +445,19 @@ fn poll_behaved<F: StepFn<In>, In>(
                 Ok(Some(fut)) => {
                     this.fut.set(Some(fut));
                     *this.attempt = Some((wanted, Instant::now()));
+                    // A value is the last attempt's own, never an earlier one's.
+                    *this.last = None;
                     this.scope.attempt_started();
                 }
                 Ok(None) => {
                     handoff.complete(wanted, Err(StepFailure::Error(StepError::new(RunsOnce))));
+                    // A behavior that keeps asking gets the same answer; let
+                    // the task's other work (and the step's timeout) run.
+                    refused += 1;
+                    if refused >= REFUSALS_PER_POLL {
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
                     continue;
                 }
                 Err(payload) => {
@@ -459,7 +472,10 @@ fn poll_behaved<F: StepFn<In>, In>(
         };
         let polled = catch_unwind(AssertUnwindSafe(|| enter(active, || fut.poll(cx))));
         let attempted = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Pending) => {
+                handoff.wake_if_untaken();
+                return Poll::Pending;
+            }
             Ok(Poll::Ready(result)) => {
                 let attempted = match &result {
                     Ok(_) => Ok(()),
@@ -524,8 +540,8 @@ impl std::fmt::Display for RunsOnce {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(
             "a behavior ran the step again, but its body runs once: only a step declared \
-             with `retry` (`#[step(retry(..))]` or `.retry(..)`) clones its input for \
-             another attempt",
+             with `retry` (`#[step(retry(..))]`, `.retry(..)`) or made `.replayable()` \
+             clones its input for another attempt",
         )
     }
 }

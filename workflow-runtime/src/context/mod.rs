@@ -168,6 +168,7 @@ pub struct ContextBuilder {
     behaviors: Behaviors,
     typed_behaviors: Vec<(TypeId, Arc<dyn Behavior>)>,
     breakers: Option<Breakers>,
+    expected_steps: usize,
 }
 
 impl ContextBuilder {
@@ -267,6 +268,21 @@ impl ContextBuilder {
         self
     }
 
+    /// Room for `steps` records, made with the context, so a run that
+    /// records no more than that allocates nothing for them. A
+    /// `#[workflow]`'s [`context()`](crate::WorkflowDefinition::context)
+    /// sets it to its step count.
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// let ctx = WorkflowContext::builder("W").expected_steps(10).build();
+    /// assert!(ctx.steps().is_empty());
+    /// ```
+    pub fn expected_steps(mut self, steps: usize) -> Self {
+        self.expected_steps = steps;
+        self
+    }
+
     /// Puts `behaviors` outside the ones added so far (a host's, around a
     /// workflow's).
     pub(crate) fn behaviors_first(mut self, behaviors: &[Arc<dyn Behavior>]) -> Self {
@@ -300,7 +316,7 @@ impl ContextBuilder {
                 description: self.description,
                 execution_id: execution_id(),
                 options: self.options,
-                steps: Mutex::new(Vec::new()),
+                steps: Mutex::new(Vec::with_capacity(self.expected_steps)),
                 step_ids: AtomicU32::new(0),
                 metadata: Mutex::default(),
                 extensions: Mutex::default(),
@@ -343,6 +359,7 @@ impl WorkflowContext {
             behaviors: Vec::new(),
             typed_behaviors: Vec::new(),
             breakers: None,
+            expected_steps: 0,
         }
     }
 
@@ -772,6 +789,16 @@ impl fmt::Debug for WorkflowContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_draw_execution_ids_from_their_own_random_streams() {
+        let per_thread: Vec<Vec<Uuid>> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..25_000).map(|_| execution_id()).collect()))
+            .map(|thread| thread.join().unwrap())
+            .collect();
+        let all: std::collections::HashSet<&Uuid> = per_thread.iter().flatten().collect();
+        assert_eq!(all.len(), 100_000);
+    }
 
     #[test]
     fn execution_ids_do_not_repeat_and_are_version_4() {

@@ -288,13 +288,18 @@ impl RunnerBuilder {
     /// runner's own). Give two runners one set to share breakers.
     ///
     /// ```
-    /// use workflow_runtime::behavior::Breakers;
+    /// use workflow_runtime::behavior::{BreakerConfig, Breakers};
     /// use workflow_runtime::host::Runner;
+    /// use workflow_runtime::WorkflowContext;
     ///
     /// let shared = Breakers::new();
     /// let a = Runner::builder().breakers(shared.clone()).build().unwrap();
     /// let b = Runner::builder().breakers(shared).build().unwrap();
-    /// assert_eq!(a.breakers().all().len(), b.breakers().all().len());
+    /// // A step run by `a` makes the breaker; `b`'s runs and health see it.
+    /// let ctx = a.context(WorkflowContext::builder("W"));
+    /// let bank = ctx.breakers().breaker("bank", BreakerConfig::default());
+    /// assert!(std::sync::Arc::ptr_eq(&b.breakers().get("bank").unwrap(), &bank));
+    /// assert_eq!(b.health().breakers[0].name, "bank");
     /// ```
     pub fn breakers(mut self, breakers: Breakers) -> Self {
         self.breakers = breakers;
