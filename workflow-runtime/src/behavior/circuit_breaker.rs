@@ -209,11 +209,28 @@ impl CircuitBreaker {
         })
     }
 
-    /// The breaker's name.
+    /// The breaker's name: what its `CircuitOpen` error and health entry say.
     ///
     /// ```
+    /// use std::time::Duration;
     /// use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker};
-    /// assert_eq!(CircuitBreaker::new("bank", BreakerConfig::default()).name(), "bank");
+    /// use workflow_runtime::prelude::*;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let bank = CircuitBreaker::new("bank", BreakerConfig::new(1, Duration::from_secs(60)));
+    /// let ctx = WorkflowContext::new("Pay");
+    /// for _ in 0..2 {
+    ///     let err = Workflow::given(&ctx, "n", || 1u8)
+    ///         .try_when("declined", |n| u8::try_from(300 + u32::from(n)))
+    ///         .circuit_breaker(bank.clone())
+    ///         .await
+    ///         .unwrap_err();
+    ///     println!("{err}");
+    /// }
+    /// // The second run never reached the step: the open breaker named itself.
+    /// let last = ctx.steps().last().unwrap().outcome.to_string();
+    /// assert!(last.contains(bank.name()), "{last}");
+    /// # }
     /// ```
     pub fn name(&self) -> &str {
         &self.name

@@ -61,8 +61,24 @@ impl Retry {
     /// factor 2, capped at 30s, no jitter.
     ///
     /// ```
-    /// # use workflow_runtime::behavior::Retry;
-    /// assert_eq!(Retry::new(3).max_attempts(), 3);
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use workflow_runtime::behavior::Retry;
+    /// use workflow_runtime::prelude::*;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let calls = AtomicU32::new(0);
+    /// let ctx = WorkflowContext::new("Flaky");
+    /// let err = Workflow::given(&ctx, "n", || 1u8)
+    ///     .try_when("always fails", |n| {
+    ///         calls.fetch_add(1, Ordering::SeqCst);
+    ///         u8::try_from(300 + u32::from(n))
+    ///     })
+    ///     .retry(Retry::new(3))
+    ///     .await;
+    /// assert!(err.is_err());
+    /// assert_eq!(calls.load(Ordering::SeqCst), 3, "three attempts in all");
+    /// assert_eq!(ctx.steps()[1].attempts, 3);
+    /// # }
     /// ```
     pub fn new(max_attempts: u32) -> Self {
         Retry {

@@ -27,23 +27,40 @@ pub struct Timeout {
 }
 
 impl Timeout {
-    /// A timeout of `limit`.
+    /// A timeout of `limit`: a step still running then is dropped and
+    /// recorded as timed out.
     ///
     /// ```
-    /// # use std::time::Duration;
+    /// use std::time::Duration;
     /// use workflow_runtime::behavior::Timeout;
-    /// assert_eq!(Timeout::new(Duration::from_secs(2)).limit(), Duration::from_secs(2));
+    /// use workflow_runtime::prelude::*;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let ctx = WorkflowContext::builder("Slow")
+    ///     .behavior(Timeout::new(Duration::from_secs(2)))
+    ///     .build();
+    /// let err = Workflow::given(&ctx, "n", || 1)
+    ///     .when_async("waits forever", |n| async move {
+    ///         std::future::pending::<()>().await;
+    ///         n
+    ///     })
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(matches!(err, WorkflowError::TimedOut { .. }));
+    /// assert!(matches!(ctx.steps()[1].outcome, StepOutcome::TimedOut(d) if d == Duration::from_secs(2)));
+    /// # }
     /// ```
     pub fn new(limit: Duration) -> Self {
         Timeout { limit }
     }
 
-    /// The limit.
+    /// The limit, for reports and logs.
     ///
     /// ```
     /// # use std::time::Duration;
     /// use workflow_runtime::behavior::Timeout;
-    /// assert_eq!(Timeout::new(Duration::from_millis(5)).limit(), Duration::from_millis(5));
+    /// let timeout = Timeout::new(Duration::from_millis(5));
+    /// println!("steps may take {:?}", timeout.limit());
     /// ```
     pub fn limit(&self) -> Duration {
         self.limit
