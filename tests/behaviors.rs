@@ -161,7 +161,7 @@ async fn a_timeout_drops_the_step_and_records_timed_out() {
         matches!(err, WorkflowError::TimedOut { after, .. } if after == Duration::from_secs(2))
     );
     assert!(
-        matches!(ctx.steps()[1].outcome, StepOutcome::TimedOut(d) if d == Duration::from_secs(2))
+        matches!(ctx.steps()[1].outcome, StepOutcome::Failed(StepFailure::TimedOut(d)) if d == Duration::from_secs(2))
     );
 }
 

@@ -269,7 +269,9 @@ async fn a_step_past_its_timeout_is_dropped_and_recorded_as_timed_out() {
     );
     let steps = ctx.steps();
     assert!(steps[1].outcome.is_passed());
-    assert!(matches!(steps[2].outcome, StepOutcome::TimedOut(d) if d == Duration::from_secs(30)));
+    assert!(
+        matches!(steps[2].outcome, StepOutcome::Failed(StepFailure::TimedOut(d)) if d == Duration::from_secs(30))
+    );
     assert_eq!(steps[2].elapsed, Duration::from_secs(30));
 }
 

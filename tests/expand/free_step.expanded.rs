@@ -1,10 +1,13 @@
 //! `#[step]` on free functions, sync and async.
 async fn process_payment(order: Order) -> Result<Order, PaymentError> {
-    static __SITE: ::workflow_runtime::__private::StepSite = ::workflow_runtime::__private::StepSite {
-        kind: ::workflow_runtime::__private::StepKind::When,
-        title: "process payment",
-    };
-    let __step = ::workflow_runtime::__private::FreeStep::enter(&__SITE);
+    static __STEP: ::workflow_runtime::StepMeta = ::workflow_runtime::StepMeta::new(
+            ::workflow_runtime::StepKind::When,
+            "process payment",
+            "process_payment",
+        )
+        .is_async(true)
+        .fallible(true);
+    let __step = ::workflow_runtime::__private::FreeStep::enter(&__STEP);
     let __input = __step
         .capture(|| {
             use ::workflow_runtime::__private::{Describe as _, DescribeNothing as _};
@@ -28,11 +31,14 @@ async fn process_payment(order: Order) -> Result<Order, PaymentError> {
         .await
 }
 fn apply_discount(order: Order, percent: u64) -> Order {
-    static __SITE: ::workflow_runtime::__private::StepSite = ::workflow_runtime::__private::StepSite {
-        kind: ::workflow_runtime::__private::StepKind::When,
-        title: "apply discount",
-    };
-    let __step = ::workflow_runtime::__private::FreeStep::enter(&__SITE);
+    static __STEP: ::workflow_runtime::StepMeta = ::workflow_runtime::StepMeta::new(
+            ::workflow_runtime::StepKind::When,
+            "apply discount",
+            "apply_discount",
+        )
+        .is_async(false)
+        .fallible(false);
+    let __step = ::workflow_runtime::__private::FreeStep::enter(&__STEP);
     let __input = __step
         .capture(|| {
             use ::workflow_runtime::__private::{Describe as _, DescribeNothing as _};

@@ -14,23 +14,13 @@ use crate::context::active::{Active, current, enter};
 use crate::context::{StepId, StepOutcome, StepRecord, WorkflowContext};
 use crate::error::panic_message;
 use crate::error::{StepError, StepFailure};
-use crate::step::StepKind;
-
-/// Where a `#[step]` function stands: its kind and title.
-#[doc(hidden)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StepSite {
-    /// The step's kind.
-    pub kind: StepKind,
-    /// The step's title.
-    pub title: &'static str,
-}
+use crate::step::StepMeta;
 
 /// One call of a `#[step]` function, from entry to record. Generated code
 /// drives it; the methods are public for that reason only.
 #[doc(hidden)]
 pub struct FreeStep {
-    site: &'static StepSite,
+    site: &'static StepMeta,
     call: Option<Call>,
 }
 
@@ -77,7 +67,7 @@ impl std::error::Error for ErrorMessage {}
 
 impl FreeStep {
     /// Enters a step call: inside a step, this call records as its child.
-    pub fn enter(site: &'static StepSite) -> Self {
+    pub fn enter(site: &'static StepMeta) -> Self {
         let call = current().map(|Active { ctx, step }| {
             let id = ctx.next_step_id();
             Call {
@@ -167,23 +157,19 @@ fn capture_output<R>(
 impl Call {
     fn record(
         &self,
-        site: &StepSite,
+        site: &StepMeta,
         started: Instant,
         failure: Option<StepFailure>,
         input: Option<String>,
         output: Option<String>,
     ) {
-        let outcome = match failure {
-            None => StepOutcome::Passed,
-            Some(StepFailure::TimedOut(after)) => StepOutcome::TimedOut(after),
-            Some(failure) => StepOutcome::Failed(failure),
-        };
+        let outcome = failure.map_or(StepOutcome::Passed, StepOutcome::Failed);
         self.record_outcome(site, started, outcome, input, output);
     }
 
     fn record_outcome(
         &self,
-        site: &StepSite,
+        site: &StepMeta,
         started: Instant,
         outcome: StepOutcome,
         input: Option<String>,
@@ -210,7 +196,7 @@ pin_project! {
     /// The future of an async `#[step]` function.
     #[doc(hidden)]
     pub struct FreeStepFuture<F: Future, D> {
-        site: &'static StepSite,
+        site: &'static StepMeta,
         run: Option<Running<F::Output, D>>,
         #[pin]
         body: F,

@@ -48,14 +48,14 @@ pub use context::{
     ContextBuilder, MetadataError, Scoped, StepId, StepOutcome, StepRecord, WorkflowContext,
     WorkflowOptions, WorkflowSummary,
 };
-pub use definition::{StepMeta, WorkflowDefinition, mermaid};
+pub use definition::{WorkflowDefinition, mermaid};
 pub use error::{StepError, StepFailure, WorkflowError};
 pub use workflow_macros::{step, workflow};
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
-pub use step::{StepInfo, StepKind, Title};
+pub use step::{StepInfo, StepKind, StepMeta, Title};
 
 /// Everything a workflow author usually needs, in one import.
 ///

@@ -3,10 +3,11 @@
 
 pub use crate::chain::Workflow;
 pub use crate::context::WorkflowContext;
-pub use crate::definition::{StepMeta, WorkflowDefinition};
+pub use crate::definition::WorkflowDefinition;
 pub use crate::error::{StepError, WorkflowError};
-pub use crate::free_step::{FreeStep, StepSite, plain_outcome, result_outcome};
+pub use crate::free_step::{FreeStep, plain_outcome, result_outcome};
 pub use crate::step::StepKind;
+pub use crate::step::StepMeta;
 pub use std::future::Future;
 pub use std::option::Option::{self, None, Some};
 pub use std::result::Result;

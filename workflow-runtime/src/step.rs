@@ -98,3 +98,103 @@ impl fmt::Display for StepInfo {
         )
     }
 }
+
+/// One step of a workflow definition, known at compile time.
+///
+/// Fields will grow (durable workflows add more), so it is built with
+/// [`new`](Self::new) and `const` setters rather than a struct literal.
+///
+/// ```
+/// use workflow_runtime::{StepKind, StepMeta};
+/// const STEP: StepMeta = StepMeta::new(StepKind::When, "process payment", "charge")
+///     .input("Order")
+///     .output("Order")
+///     .is_async(true)
+///     .fallible(true);
+/// assert_eq!(STEP.title, "process payment");
+/// assert!(STEP.fallible);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StepMeta {
+    /// The step's kind.
+    pub kind: StepKind,
+    /// The step's title.
+    pub title: &'static str,
+    /// The method that implements it.
+    pub method: &'static str,
+    /// Its input type, as written (`""` when it takes none).
+    pub input: &'static str,
+    /// Its output type, as written (the `Ok` type of a fallible step).
+    pub output: &'static str,
+    /// Whether it is an `async fn`.
+    pub is_async: bool,
+    /// Whether it returns `Result`.
+    pub fallible: bool,
+}
+
+impl StepMeta {
+    /// A sync, infallible step of `kind` titled `title`, implemented by
+    /// `method`, taking and producing nothing.
+    ///
+    /// ```
+    /// # use workflow_runtime::{StepKind, StepMeta};
+    /// let step = StepMeta::new(StepKind::Given, "an order", "order");
+    /// assert_eq!((step.input, step.is_async), ("", false));
+    /// ```
+    pub const fn new(kind: StepKind, title: &'static str, method: &'static str) -> Self {
+        StepMeta {
+            kind,
+            title,
+            method,
+            input: "",
+            output: "",
+            is_async: false,
+            fallible: false,
+        }
+    }
+
+    /// Its input type, as written.
+    ///
+    /// ```
+    /// # use workflow_runtime::{StepKind, StepMeta};
+    /// assert_eq!(StepMeta::new(StepKind::When, "t", "m").input("Order").input, "Order");
+    /// ```
+    pub const fn input(mut self, ty: &'static str) -> Self {
+        self.input = ty;
+        self
+    }
+
+    /// Its output type, as written (the `Ok` type of a fallible step).
+    ///
+    /// ```
+    /// # use workflow_runtime::{StepKind, StepMeta};
+    /// assert_eq!(StepMeta::new(StepKind::When, "t", "m").output("Order").output, "Order");
+    /// ```
+    pub const fn output(mut self, ty: &'static str) -> Self {
+        self.output = ty;
+        self
+    }
+
+    /// Whether it is an `async fn`.
+    ///
+    /// ```
+    /// # use workflow_runtime::{StepKind, StepMeta};
+    /// assert!(StepMeta::new(StepKind::When, "t", "m").is_async(true).is_async);
+    /// ```
+    pub const fn is_async(mut self, is_async: bool) -> Self {
+        self.is_async = is_async;
+        self
+    }
+
+    /// Whether it returns `Result`.
+    ///
+    /// ```
+    /// # use workflow_runtime::{StepKind, StepMeta};
+    /// assert!(StepMeta::new(StepKind::When, "t", "m").fallible(true).fallible);
+    /// ```
+    pub const fn fallible(mut self, fallible: bool) -> Self {
+        self.fallible = fallible;
+        self
+    }
+}

@@ -17,6 +17,9 @@ pub(crate) fn function(model: &FreeStep) -> TokenStream {
     } = &model.item;
     let kind = format_ident!("{}", model.kind.variant());
     let title = &model.title;
+    let method = sig.ident.to_string();
+    let is_async = sig.asyncness.is_some();
+    let fallible = model.fallible;
     let ret = &model.ret;
     let outcome = if model.fallible {
         quote!(#krate::__private::result_outcome)
@@ -56,11 +59,11 @@ pub(crate) fn function(model: &FreeStep) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #sig {
-            static __SITE: #krate::__private::StepSite = #krate::__private::StepSite {
-                kind: #krate::__private::StepKind::#kind,
-                title: #title,
-            };
-            let __step = #krate::__private::FreeStep::enter(&__SITE);
+            static __STEP: #krate::StepMeta =
+                #krate::StepMeta::new(#krate::StepKind::#kind, #title, #method)
+                    .is_async(#is_async)
+                    .fallible(#fallible);
+            let __step = #krate::__private::FreeStep::enter(&__STEP);
             #capture
             #run
         }

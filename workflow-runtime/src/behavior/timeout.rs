@@ -34,6 +34,7 @@ impl Timeout {
     /// use std::time::Duration;
     /// use workflow_runtime::behavior::Timeout;
     /// use workflow_runtime::prelude::*;
+    /// use workflow_runtime::StepFailure;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// let ctx = WorkflowContext::builder("Slow")
@@ -47,7 +48,7 @@ impl Timeout {
     ///     .await
     ///     .unwrap_err();
     /// assert!(matches!(err, WorkflowError::TimedOut { .. }));
-    /// assert!(matches!(ctx.steps()[1].outcome, StepOutcome::TimedOut(d) if d == Duration::from_secs(2)));
+    /// assert!(matches!(ctx.steps()[1].outcome, StepOutcome::Failed(StepFailure::TimedOut(d)) if d == Duration::from_secs(2)));
     /// # }
     /// ```
     pub fn new(limit: Duration) -> Self {

@@ -673,10 +673,7 @@ where
             }
             Err(failed) => failed,
         };
-        record.outcome = match failure {
-            StepFailure::TimedOut(after) => StepOutcome::TimedOut(after),
-            ref other => StepOutcome::Failed(other.clone()),
-        };
+        record.outcome = StepOutcome::Failed(failure.clone());
         self.ctx.record(record);
         let soft = match failure {
             StepFailure::Assertion => {

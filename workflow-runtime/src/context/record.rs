@@ -19,10 +19,10 @@ use crate::step::{StepKind, Title};
 pub enum StepOutcome {
     /// The step produced its value (or its assertion held).
     Passed,
-    /// The step failed on its own: an error, a false assertion or a panic.
+    /// The step failed: an error, a false assertion, a panic, or a timeout
+    /// that dropped it ([`StepFailure::TimedOut`]): one type for why a step
+    /// failed, whether a record or a behavior asks.
     Failed(StepFailure),
-    /// The step ran past its timeout and was dropped.
-    TimedOut(Duration),
     /// The run was cancelled while the step was in flight.
     Cancelled,
     /// The step did not run because an earlier one failed.
@@ -44,14 +44,13 @@ impl StepOutcome {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use workflow_runtime::StepOutcome;
-    /// assert!(StepOutcome::TimedOut(Duration::from_secs(1)).is_failure());
+    /// # use workflow_runtime::{StepFailure, StepOutcome};
+    /// let timed_out = StepOutcome::Failed(StepFailure::TimedOut(Duration::from_secs(1)));
+    /// assert!(timed_out.is_failure());
+    /// assert_eq!(timed_out.to_string(), "timed out after 1s");
     /// ```
     pub fn is_failure(&self) -> bool {
-        matches!(
-            self,
-            StepOutcome::Failed(_) | StepOutcome::TimedOut(_) | StepOutcome::Cancelled
-        )
+        matches!(self, StepOutcome::Failed(_) | StepOutcome::Cancelled)
     }
 }
 
@@ -59,8 +58,8 @@ impl fmt::Display for StepOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StepOutcome::Passed => f.pad("passed"),
+            StepOutcome::Failed(timeout @ StepFailure::TimedOut(_)) => write!(f, "{timeout}"),
             StepOutcome::Failed(why) => write!(f, "failed: {why}"),
-            StepOutcome::TimedOut(after) => write!(f, "timed out after {after:?}"),
             StepOutcome::Cancelled => f.pad("cancelled"),
             StepOutcome::Skipped => f.pad("skipped"),
         }
