@@ -49,11 +49,11 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
             label = "expected `{Self}`, the output of step \"an order\"",
             note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
         )]
-        trait __Step1Input<T> {
+        trait ChargeInput<T> {
             fn __pass(self) -> T;
             fn __pass_ref(&self) -> &T;
         }
-        impl<T> __Step1Input<T> for T {
+        impl<T> ChargeInput<T> for T {
             fn __pass(self) -> T {
                 self
             }
@@ -62,10 +62,21 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
             }
         }
         #[diagnostic::on_unimplemented(
+            message = "step \"charged\" has `retry`, so it may run more than once: its input `{Self}` must be `Clone`",
+            label = "this step's input is `{Self}`, which is not `Clone`",
+            note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it"
+        )]
+        trait ChargeRetries {
+            const CLONE: () = ();
+        }
+        #[diagnostic::do_not_recommend]
+        impl<T: ::core::clone::Clone> ChargeRetries for T {}
+        let () = <Order as ChargeRetries>::CLONE;
+        #[diagnostic::on_unimplemented(
             message = "step \"charged\" returns `{Self}`, whose error cannot become a workflow error",
             label = "the error type must implement `std::error::Error + Send + Sync + 'static`"
         )]
-        trait __Step1Error<T> {
+        trait ChargeResult<T> {
             fn __into(
                 self,
             ) -> ::workflow_runtime::__private::Result<
@@ -74,7 +85,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
             >;
         }
         #[diagnostic::do_not_recommend]
-        impl<T, E> __Step1Error<T> for ::workflow_runtime::__private::Result<T, E>
+        impl<T, E> ChargeResult<T> for ::workflow_runtime::__private::Result<T, E>
         where
             E: ::core::convert::Into<::workflow_runtime::__private::StepError>,
         {
@@ -100,10 +111,10 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                         .try_when_async(
                             "charged",
                             move |value| async move {
-                                <_ as __Step1Error<
+                                <_ as ChargeResult<
                                     Order,
                                 >>::__into(
-                                    self.charge(<_ as __Step1Input<Order>>::__pass(value)).await,
+                                    self.charge(<_ as ChargeInput<Order>>::__pass(value)).await,
                                 )
                             },
                         ),

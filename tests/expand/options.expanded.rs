@@ -52,11 +52,11 @@ impl my_runtime::WorkflowDefinition for Report {
             label = "expected `{Self}`, the output of step \"load numbers\"",
             note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
         )]
-        trait __Step1Input<T> {
+        trait SumInput<T> {
             fn __pass(self) -> T;
             fn __pass_ref(&self) -> &T;
         }
-        impl<T> __Step1Input<T> for T {
+        impl<T> SumInput<T> for T {
             fn __pass(self) -> T {
                 self
             }
@@ -69,11 +69,11 @@ impl my_runtime::WorkflowDefinition for Report {
             label = "expected `{Self}`, the output of step \"summed\"",
             note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
         )]
-        trait __Step2Input<T> {
+        trait CleanUpInput<T> {
             fn __pass(self) -> T;
             fn __pass_ref(&self) -> &T;
         }
-        impl<T> __Step2Input<T> for T {
+        impl<T> CleanUpInput<T> for T {
             fn __pass(self) -> T {
                 self
             }
@@ -90,12 +90,12 @@ impl my_runtime::WorkflowDefinition for Report {
             .kind(my_runtime::StepKind::When)
             .and(
                 "summed",
-                move |value| self.sum(<_ as __Step1Input<Vec<u32>>>::__pass(value)),
+                move |value| self.sum(<_ as SumInput<Vec<u32>>>::__pass(value)),
             )
             .finally(
                 "clean up",
                 move |value| {
-                    self.clean_up(value.map(|v| <_ as __Step2Input<u32>>::__pass_ref(v)))
+                    self.clean_up(value.map(|v| <_ as CleanUpInput<u32>>::__pass_ref(v)))
                 },
             )
             .result()

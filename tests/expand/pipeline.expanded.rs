@@ -78,11 +78,11 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             label = "expected `{Self}`, the output of step \"pending order\"",
             note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
         )]
-        trait __Step1Input<T> {
+        trait ChargeInput<T> {
             fn __pass(self) -> T;
             fn __pass_ref(&self) -> &T;
         }
-        impl<T> __Step1Input<T> for T {
+        impl<T> ChargeInput<T> for T {
             fn __pass(self) -> T {
                 self
             }
@@ -94,7 +94,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             message = "step \"process payment\" returns `{Self}`, whose error cannot become a workflow error",
             label = "the error type must implement `std::error::Error + Send + Sync + 'static`"
         )]
-        trait __Step1Error<T> {
+        trait ChargeResult<T> {
             fn __into(
                 self,
             ) -> ::workflow_runtime::__private::Result<
@@ -103,7 +103,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             >;
         }
         #[diagnostic::do_not_recommend]
-        impl<T, E> __Step1Error<T> for ::workflow_runtime::__private::Result<T, E>
+        impl<T, E> ChargeResult<T> for ::workflow_runtime::__private::Result<T, E>
         where
             E: ::core::convert::Into<::workflow_runtime::__private::StepError>,
         {
@@ -121,11 +121,11 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             label = "expected `{Self}`, the output of step \"process payment\"",
             note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
         )]
-        trait __Step2Input<T> {
+        trait SaveInput<T> {
             fn __pass(self) -> T;
             fn __pass_ref(&self) -> &T;
         }
-        impl<T> __Step2Input<T> for T {
+        impl<T> SaveInput<T> for T {
             fn __pass(self) -> T {
                 self
             }
@@ -138,11 +138,11 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             label = "expected `{Self}`, the output of step \"update status\"",
             note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
         )]
-        trait __Step3Input<T> {
+        trait ProcessedInput<T> {
             fn __pass(self) -> T;
             fn __pass_ref(&self) -> &T;
         }
-        impl<T> __Step3Input<T> for T {
+        impl<T> ProcessedInput<T> for T {
             fn __pass(self) -> T {
                 self
             }
@@ -158,21 +158,21 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             .try_when_async(
                 "process payment",
                 move |value| async move {
-                    <_ as __Step1Error<
+                    <_ as ChargeResult<
                         Order,
                     >>::__into(
-                        self.charge(<_ as __Step1Input<Order>>::__pass(value)).await,
+                        self.charge(<_ as ChargeInput<Order>>::__pass(value)).await,
                     )
                 },
             )
             .when_async(
                 "update status",
-                move |value| self.save(<_ as __Step2Input<Order>>::__pass(value)),
+                move |value| self.save(<_ as SaveInput<Order>>::__pass(value)),
             )
             .then(
                 "processed",
                 move |value| {
-                    self.processed(<_ as __Step3Input<Order>>::__pass_ref(value))
+                    self.processed(<_ as ProcessedInput<Order>>::__pass_ref(value))
                 },
             )
             .result()

@@ -132,22 +132,23 @@ where
 {
 }
 
-/// The fallback, chosen only when the step cannot replay: its bounds fail,
-/// each with a message saying why, and it never runs.
+/// The fallback, chosen only when the step cannot replay, so it never
+/// runs: an input that is not `Clone` is reported by the check the macro
+/// emits beside the chain (named after the step), a body that is not `Fn`
+/// by this bound; either way the chain after it still type-checks, so the
+/// mistake is one error.
 pub trait RetryFallback<W: LastInput> {
     /// Reports why the step cannot replay.
     fn __retry(self, retry: crate::behavior::Retry) -> W
     where
-        W: LastBodyAgain,
-        W::Input: crate::chain::ReplayInput;
+        W: LastBodyAgain;
 }
 
 impl<W: LastInput> RetryFallback<W> for &ReplayProbe<W> {
     fn __retry(self, _: crate::behavior::Retry) -> W
     where
         W: LastBodyAgain,
-        W::Input: crate::chain::ReplayInput,
     {
-        unreachable!("both bounds hold only where `RetryWithReplay` applies")
+        unreachable!("chosen only for a step that does not compile")
     }
 }

@@ -2,8 +2,14 @@
 //! to the generated `run`, implemented only for the right type, whose
 //! `#[diagnostic::on_unimplemented]` message names both steps; the call that
 //! needs it is spanned on the user's own type, so the error lands there.
+//!
+//! rustc's note under such an error names the trait, so each is named after
+//! the step's own method (`save` → `SaveInput`, `SaveResult`): a mistake
+//! reads in the user's names, never in generated ones.
 
-use proc_macro2::TokenStream;
+use std::collections::BTreeSet;
+
+use proc_macro2::{TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::Ident;
 use syn::spanned::Spanned;
@@ -16,8 +22,59 @@ pub(crate) struct InputCheck {
     pub(crate) item: TokenStream,
 }
 
-pub(crate) fn input_check(index: usize, step: &Step, producer: &Step) -> InputCheck {
-    let trait_name = format_ident!("__Step{}Input", index);
+/// Every identifier in the steps' signatures: names a check must not take,
+/// as it would shadow the user's type inside `run`.
+pub(crate) fn taken_names(steps: &[Step]) -> BTreeSet<String> {
+    fn collect(tokens: TokenStream, names: &mut BTreeSet<String>) {
+        for token in tokens {
+            match token {
+                TokenTree::Ident(ident) => {
+                    names.insert(ident.to_string());
+                }
+                TokenTree::Group(group) => collect(group.stream(), names),
+                _ => {}
+            }
+        }
+    }
+    let mut names = BTreeSet::new();
+    for step in steps {
+        if let Some(ty) = step.input.ty() {
+            collect(quote!(#ty), &mut names);
+        }
+        match &step.output {
+            Output::Value(ty) => collect(quote!(#ty), &mut names),
+            Output::Fallible { full, .. } => collect(quote!(#full), &mut names),
+            Output::Unit => {}
+        }
+    }
+    names
+}
+
+/// `save` with `Input` → `SaveInput`; `Check` added until no type in the
+/// signatures has that name.
+fn check_name(step: &Step, suffix: &str, taken: &BTreeSet<String>) -> Ident {
+    let method = step.method.to_string();
+    let method = method.strip_prefix("r#").unwrap_or(&method);
+    let mut name: String = method
+        .split('_')
+        .filter(|word| !word.is_empty())
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect();
+    name.push_str(suffix);
+    while taken.contains(&name) {
+        name.push_str("Check");
+    }
+    format_ident!("{}", name)
+}
+
+pub(crate) fn input_check(step: &Step, producer: &Step, taken: &BTreeSet<String>) -> InputCheck {
+    let trait_name = check_name(step, "Input", taken);
     // `Self` is the produced type and `T` the taken one. The call site leaves
     // `Self` to inference from the value, so the compiler cannot settle on
     // the lone impl early and report a bare type mismatch instead.
@@ -45,6 +102,33 @@ pub(crate) fn input_check(index: usize, step: &Step, producer: &Step) -> InputCh
     InputCheck { trait_name, item }
 }
 
+/// The check that a step with `retry` can copy its input for another
+/// attempt: one error, on the `retry` option, naming the step and its type.
+pub(crate) fn retry_check(step: &Step, taken: &BTreeSet<String>) -> Option<TokenStream> {
+    let retry = step
+        .behaviors
+        .iter()
+        .find(|b| matches!(b, crate::options::BehaviorOption::Retry { .. }))?;
+    let ty = step.input.ty()?;
+    let span = retry.span();
+    let name = Ident::new(&check_name(step, "Retries", taken).to_string(), span);
+    let message = format!(
+        "step \"{}\" has `retry`, so it may run more than once: its input `{{Self}}` must be `Clone`",
+        step.title
+    );
+    let label = "this step's input is `{Self}`, which is not `Clone`";
+    let note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it";
+    Some(quote! {
+        #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+        trait #name {
+            const CLONE: () = ();
+        }
+        #[diagnostic::do_not_recommend]
+        impl<T: ::core::clone::Clone> #name for T {}
+        let () = <#ty as #name>::CLONE;
+    })
+}
+
 /// The argument expression handing `value` to the step, checked.
 pub(crate) fn pass(step: &Step, check: Option<&InputCheck>, value: &Ident) -> TokenStream {
     let (Some(ty), Some(check)) = (step.input.ty(), check) else {
@@ -67,14 +151,14 @@ pub(crate) fn pass(step: &Step, check: Option<&InputCheck>, value: &Ident) -> To
 /// Generic over the `Ok` type rather than naming it as an associated type,
 /// so a failed check leaves nothing unknown to cause a second error.
 pub(crate) fn error_check(
-    index: usize,
     step: &Step,
     krate: &syn::Path,
+    taken: &BTreeSet<String>,
 ) -> Option<(Ident, TokenStream)> {
     let Output::Fallible { .. } = &step.output else {
         return None;
     };
-    let trait_name = format_ident!("__Step{}Error", index);
+    let trait_name = check_name(step, "Result", taken);
     let message = format!(
         "step \"{}\" returns `{{Self}}`, whose error cannot become a workflow error",
         step.title

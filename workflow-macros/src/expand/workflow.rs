@@ -28,12 +28,14 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
     let mut current: &Type = &input_ty;
     let mut producer = &model.steps[0];
 
+    let taken = checks::taken_names(&model.steps);
     for (index, step) in model.steps.iter().enumerate() {
-        let check = (index > 0).then(|| checks::input_check(index, step, producer));
+        let check = (index > 0).then(|| checks::input_check(step, producer, &taken));
         if let Some(InputCheck { item, .. }) = &check {
             items.push(item.clone());
         }
-        let error_check = checks::error_check(index, step, krate);
+        items.extend(checks::retry_check(step, &taken));
+        let error_check = checks::error_check(step, krate, &taken);
         if let Some((_, item)) = &error_check {
             items.push(item.clone());
         }
