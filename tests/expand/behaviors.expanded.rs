@@ -33,7 +33,6 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
             .is_async(true)
             .fallible(true),
     ];
-    #[allow(clippy::redundant_closure)]
     fn run<'a>(
         &'a self,
         ctx: &'a ::workflow_runtime::WorkflowContext,

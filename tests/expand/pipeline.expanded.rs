@@ -62,7 +62,6 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             .is_async(false)
             .fallible(false),
     ];
-    #[allow(clippy::redundant_closure)]
     fn run<'a>(
         &'a self,
         ctx: &'a ::workflow_runtime::WorkflowContext,
