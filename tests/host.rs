@@ -5,6 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+#[allow(dead_code)] // each test binary uses part of it
+mod common;
+use common::Declined;
 use workflow_runtime::handlers::{HandlerKey, Handlers};
 use workflow_runtime::host::{
     HealthStatus, HostError, HostOptions, RunError, RunOutcome, Runner, Schedule, WorkflowHost,
@@ -496,17 +500,6 @@ async fn a_host_that_starts_nothing_serves_its_runner_until_shut_down() {
 
 /// Charges through a breaker named "bank" that opens on the first failure.
 struct Charge;
-
-#[derive(Debug)]
-struct Declined;
-
-impl std::fmt::Display for Declined {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("declined")
-    }
-}
-
-impl std::error::Error for Declined {}
 
 #[workflow]
 impl Charge {
