@@ -71,7 +71,7 @@ fn a_three_step_chain_allocates_only_its_step_records() {
         )
     });
     assert_eq!(sum.unwrap(), 15);
-    // The step-record vector grows once (capacity 4); steps themselves
+    // The step-record vector grows once (room for 16); steps themselves
     // allocate nothing.
     assert_eq!(run_allocs, 1, "run: {run_allocs} allocations");
 

@@ -657,3 +657,35 @@ async fn a_behavior_that_polls_next_only_on_its_own_wakeups_still_sees_the_outco
         .expect("the step finished rather than waiting forever");
     assert_eq!(out.unwrap(), 42);
 }
+
+/// Runs the rest of the stack until it succeeds, however often it fails.
+struct UntilItWorks;
+
+impl Behavior for UntilItWorks {
+    fn around<'a>(&'a self, _step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
+        Box::pin(async move {
+            loop {
+                if next.run().await.is_ok() {
+                    return Ok(());
+                }
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_behavior_that_asks_forever_yields_so_the_step_timeout_ends_it() {
+    // The step runs once and every later ask is refused at once: without a
+    // budget per poll the loop would spin inside one poll forever. On the
+    // real clock (a paused one only moves when the runtime idles, and this
+    // task never does), the 50ms step timeout ends it.
+    let ctx = WorkflowContext::builder("Insistent")
+        .options(WorkflowOptions::default().step_timeout(ms(50)))
+        .behavior(UntilItWorks)
+        .build();
+    let err = Workflow::given(&ctx, "text", || "x")
+        .try_when("parsed", |s| s.parse::<u8>())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WorkflowError::TimedOut { .. }), "{err}");
+}

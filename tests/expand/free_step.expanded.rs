@@ -5,6 +5,8 @@ async fn process_payment(order: Order) -> Result<Order, PaymentError> {
             "process payment",
             "process_payment",
         )
+        .input("Order")
+        .output("Order")
         .is_async(true)
         .fallible(true);
     let __step = ::workflow_runtime::__private::FreeStep::enter(&__STEP);
@@ -36,6 +38,8 @@ fn apply_discount(order: Order, percent: u64) -> Order {
             "apply discount",
             "apply_discount",
         )
+        .input("Order, u64")
+        .output("Order")
         .is_async(false)
         .fallible(false);
     let __step = ::workflow_runtime::__private::FreeStep::enter(&__STEP);

@@ -69,6 +69,31 @@ impl<T: ?Sized> DescribeNothing for Probe<'_, T> {
     }
 }
 
+/// The `Clone` arm of the probe: a copy of the value.
+pub trait Again<T> {
+    /// A copy.
+    fn again(&self) -> T;
+}
+
+impl<T: Clone> Again<T> for &Probe<'_, T> {
+    fn again(&self) -> T {
+        self.0.clone()
+    }
+}
+
+/// The fallback arm, for a value that is not `Clone`: chosen only where the
+/// retry check beside the chain already fails the build, so it never runs.
+pub trait AgainNever<T> {
+    /// Never called.
+    fn again(&self) -> T;
+}
+
+impl<T> AgainNever<T> for Probe<'_, T> {
+    fn again(&self) -> T {
+        unreachable!("a retried step's input that is not `Clone` does not compile")
+    }
+}
+
 /// Lets `#[step(retry(..))]` report a step input that is not `Clone` as one
 /// error on the `retry` option, rather than a failed `.retry()` bound that
 /// leaves the rest of the chain untyped: with both traits in scope,

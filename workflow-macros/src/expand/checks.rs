@@ -22,9 +22,51 @@ pub(crate) struct InputCheck {
     pub(crate) item: TokenStream,
 }
 
-/// Every identifier in the steps' signatures: names a check must not take,
-/// as it would shadow the user's type inside `run`.
-pub(crate) fn taken_names(steps: &[Step]) -> BTreeSet<String> {
+/// The names the checks of one workflow take: never a name in the steps'
+/// signatures (a check would shadow that type inside `run`), never one
+/// another check took.
+pub(crate) struct CheckNames {
+    taken: BTreeSet<String>,
+}
+
+impl CheckNames {
+    pub(crate) fn new(steps: &[Step]) -> Self {
+        CheckNames {
+            taken: taken_names(steps),
+        }
+    }
+
+    /// `save` with `Input` → `SaveInput`; `Check` added while the name is
+    /// taken. A method name with no letters to start it (`_1st`) reads
+    /// `Step1stInput`.
+    fn name(&mut self, step: &Step, suffix: &str) -> Ident {
+        let method = step.method.to_string();
+        let method = method.strip_prefix("r#").unwrap_or(&method);
+        let mut name: String = method
+            .split('_')
+            .filter(|word| !word.is_empty())
+            .map(|word| {
+                let mut chars = word.chars();
+                chars
+                    .next()
+                    .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+                    .unwrap_or_default()
+            })
+            .collect();
+        if !name.starts_with(|c: char| c.is_alphabetic()) {
+            name.insert_str(0, "Step");
+        }
+        name.push_str(suffix);
+        while self.taken.contains(&name) {
+            name.push_str("Check");
+        }
+        self.taken.insert(name.clone());
+        format_ident!("{}", name)
+    }
+}
+
+/// Every identifier in the steps' signatures.
+fn taken_names(steps: &[Step]) -> BTreeSet<String> {
     fn collect(tokens: TokenStream, names: &mut BTreeSet<String>) {
         for token in tokens {
             match token {
@@ -50,31 +92,8 @@ pub(crate) fn taken_names(steps: &[Step]) -> BTreeSet<String> {
     names
 }
 
-/// `save` with `Input` → `SaveInput`; `Check` added until no type in the
-/// signatures has that name.
-fn check_name(step: &Step, suffix: &str, taken: &BTreeSet<String>) -> Ident {
-    let method = step.method.to_string();
-    let method = method.strip_prefix("r#").unwrap_or(&method);
-    let mut name: String = method
-        .split('_')
-        .filter(|word| !word.is_empty())
-        .map(|word| {
-            let mut chars = word.chars();
-            chars
-                .next()
-                .map(|first| first.to_uppercase().chain(chars).collect::<String>())
-                .unwrap_or_default()
-        })
-        .collect();
-    name.push_str(suffix);
-    while taken.contains(&name) {
-        name.push_str("Check");
-    }
-    format_ident!("{}", name)
-}
-
-pub(crate) fn input_check(step: &Step, producer: &Step, taken: &BTreeSet<String>) -> InputCheck {
-    let trait_name = check_name(step, "Input", taken);
+pub(crate) fn input_check(step: &Step, producer: &Step, names: &mut CheckNames) -> InputCheck {
+    let trait_name = names.name(step, "Input");
     // `Self` is the produced type and `T` the taken one. The call site leaves
     // `Self` to inference from the value, so the compiler cannot settle on
     // the lone impl early and report a bare type mismatch instead.
@@ -103,29 +122,29 @@ pub(crate) fn input_check(step: &Step, producer: &Step, taken: &BTreeSet<String>
 }
 
 /// The check that a step with `retry` can copy its input for another
-/// attempt: one error, on the `retry` option, naming the step and its type.
-pub(crate) fn retry_check(step: &Step, taken: &BTreeSet<String>) -> Option<TokenStream> {
-    let retry = step
-        .behaviors
-        .iter()
-        .find(|b| matches!(b, crate::options::BehaviorOption::Retry { .. }))?;
+/// attempt: one error, on the step's input type, naming the step.
+pub(crate) fn retry_check(step: &Step, names: &mut CheckNames) -> Option<TokenStream> {
+    if !step.retries() {
+        return None;
+    }
     let ty = step.input.ty()?;
-    let span = retry.span();
-    let name = Ident::new(&check_name(step, "Retries", taken).to_string(), span);
+    let trait_name = names.name(step, "Retries");
     let message = format!(
         "step \"{}\" has `retry`, so it may run more than once: its input `{{Self}}` must be `Clone`",
         step.title
     );
     let label = "this step's input is `{Self}`, which is not `Clone`";
     let note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it";
+    // Only the type carries the user's span: the error lands on it, with
+    // the trait's own message and no suggestion to borrow it instead.
     Some(quote! {
         #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
-        trait #name {
+        trait #trait_name {
             const CLONE: () = ();
         }
         #[diagnostic::do_not_recommend]
-        impl<T: ::core::clone::Clone> #name for T {}
-        let () = <#ty as #name>::CLONE;
+        impl<T: ::core::clone::Clone> #trait_name for T {}
+        let () = <#ty as #trait_name>::CLONE;
     })
 }
 
@@ -153,12 +172,12 @@ pub(crate) fn pass(step: &Step, check: Option<&InputCheck>, value: &Ident) -> To
 pub(crate) fn error_check(
     step: &Step,
     krate: &syn::Path,
-    taken: &BTreeSet<String>,
+    names: &mut CheckNames,
 ) -> Option<(Ident, TokenStream)> {
     let Output::Fallible { .. } = &step.output else {
         return None;
     };
-    let trait_name = check_name(step, "Result", taken);
+    let trait_name = names.name(step, "Result");
     let message = format!(
         "step \"{}\" returns `{{Self}}`, whose error cannot become a workflow error",
         step.title

@@ -18,6 +18,32 @@ pub(crate) fn function(model: &FreeStep) -> TokenStream {
     let kind = format_ident!("{}", model.kind.variant());
     let title = &model.title;
     let method = sig.ident.to_string();
+    let input = sig
+        .inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            syn::FnArg::Typed(pat) => Some(super::workflow::type_string(&pat.ty)),
+            syn::FnArg::Receiver(_) => None,
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    // As for workflow steps: a fallible step's output is its `Ok` type.
+    let ok = match &model.ret {
+        syn::Type::Path(path) if model.fallible => path
+            .path
+            .segments
+            .last()
+            .and_then(|last| match &last.arguments {
+                syn::PathArguments::AngleBracketed(args) => args.args.first(),
+                _ => None,
+            })
+            .and_then(|first| match first {
+                syn::GenericArgument::Type(ty) => Some(ty),
+                _ => None,
+            }),
+        _ => None,
+    };
+    let output = super::workflow::type_string(ok.unwrap_or(&model.ret));
     let is_async = sig.asyncness.is_some();
     let fallible = model.fallible;
     let ret = &model.ret;
@@ -61,6 +87,8 @@ pub(crate) fn function(model: &FreeStep) -> TokenStream {
         #vis #sig {
             static __STEP: #krate::StepMeta =
                 #krate::StepMeta::new(#krate::StepKind::#kind, #title, #method)
+                    .input(#input)
+                    .output(#output)
                     .is_async(#is_async)
                     .fallible(#fallible);
             let __step = #krate::__private::FreeStep::enter(&__STEP);

@@ -28,14 +28,14 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
     let mut current: &Type = &input_ty;
     let mut producer = &model.steps[0];
 
-    let taken = checks::taken_names(&model.steps);
+    let mut names = checks::CheckNames::new(&model.steps);
     for (index, step) in model.steps.iter().enumerate() {
-        let check = (index > 0).then(|| checks::input_check(step, producer, &taken));
+        let check = (index > 0).then(|| checks::input_check(step, producer, &mut names));
         if let Some(InputCheck { item, .. }) = &check {
             items.push(item.clone());
         }
-        items.extend(checks::retry_check(step, &taken));
-        let error_check = checks::error_check(step, krate, &taken);
+        items.extend(checks::retry_check(step, &mut names));
+        let error_check = checks::error_check(step, krate, &mut names);
         if let Some((_, item)) = &error_check {
             items.push(item.clone());
         }
@@ -156,8 +156,13 @@ fn link(
     let value = format_ident!("value");
     let arg = match (&step.input, index) {
         (Input::Nothing, _) => TokenStream::new(),
-        // A retried first step runs again on a copy of the input.
-        (_, 0) if step.retries() => quote!(::core::clone::Clone::clone(&input)),
+        // A retried first step runs again on a copy of the input. The copy
+        // compiles whether or not the input is `Clone` (the retry check
+        // beside the chain is the one error when it is not).
+        (_, 0) if step.retries() => quote! {{
+            use #krate::__private::{Again as _, AgainNever as _};
+            (&&#krate::__private::Probe(&input)).again()
+        }},
         (_, 0) => quote!(input),
         _ => checks::pass(step, check, &value),
     };

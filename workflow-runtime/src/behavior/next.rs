@@ -81,6 +81,15 @@ struct Slot {
     waker: Option<Waker>,
 }
 
+impl Slot {
+    fn remember(&mut self, waker: &Waker) {
+        match &mut self.waker {
+            Some(known) => known.clone_from(waker),
+            none => *none = Some(waker.clone()),
+        }
+    }
+}
+
 impl Handoff {
     fn slot(&self) -> MutexGuard<'_, Slot> {
         // Nothing panics while holding it; recover rather than lose state.
@@ -129,10 +138,6 @@ impl Future for Attempt<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempted> {
         let mut slot = self.handoff.slot();
-        match &mut slot.waker {
-            Some(waker) => waker.clone_from(cx.waker()),
-            none => *none = Some(cx.waker().clone()),
-        }
         let number = match self.number {
             Some(number) => number,
             None => {
@@ -140,10 +145,11 @@ impl Future for Attempt<'_> {
                 let number = slot.asked;
                 slot.wanted = Some(number);
                 slot.ended = None;
+                slot.remember(cx.waker());
                 drop(slot);
                 self.number = Some(number);
                 // The step polls the behaviors and serves the request as soon
-                // as they return `Pending`, in the same poll: no waker needed.
+                // as they return `Pending`, in the same poll.
                 return Poll::Pending;
             }
         };
@@ -152,6 +158,8 @@ impl Future for Attempt<'_> {
             other => {
                 slot.ended = other;
                 if slot.wanted == Some(number) {
+                    // Only the attempt still wanted says who to wake.
+                    slot.remember(cx.waker());
                     Poll::Pending
                 } else {
                     // A later run asked for the body while this one waited.

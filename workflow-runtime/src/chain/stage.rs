@@ -397,10 +397,10 @@ fn poll_behaved<F: StepFn<In>, In>(
     behaved: Pin<&mut Behaved<F, In>>,
     cx: &mut Context<'_>,
 ) -> Poll<Polled<F::Output>> {
-    /// Attempts refused in one poll before it yields.
-    const REFUSALS_PER_POLL: u32 = 16;
+    /// Attempts that end without waiting, in one poll, before it yields.
+    const ATTEMPTS_PER_POLL: u32 = 32;
     let mut this = behaved.project();
-    let mut refused = 0;
+    let mut ended_at_once = 0;
     loop {
         match catch_unwind(AssertUnwindSafe(|| this.stack.as_mut().poll(cx))) {
             Ok(Poll::Pending) => {}
@@ -439,25 +439,27 @@ fn poll_behaved<F: StepFn<In>, In>(
             return Poll::Pending;
         };
         if this.attempt.is_none() {
+            // A behavior that keeps asking for attempts that end at once (a
+            // refusal, a sync body failing) would spin here: after a budget,
+            // let the task's other work, the step timeout and cancellation
+            // run.
+            ended_at_once += 1;
+            if ended_at_once > ATTEMPTS_PER_POLL {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            // A value is the latest attempt's own, never an earlier one's.
+            *this.last = None;
             let (body, input) = (&mut *this.body, &mut *this.input);
             let made = catch_unwind(AssertUnwindSafe(|| enter(active, || begin(body, input))));
             match made {
                 Ok(Some(fut)) => {
                     this.fut.set(Some(fut));
                     *this.attempt = Some((wanted, Instant::now()));
-                    // A value is the last attempt's own, never an earlier one's.
-                    *this.last = None;
                     this.scope.attempt_started();
                 }
                 Ok(None) => {
                     handoff.complete(wanted, Err(StepFailure::Error(StepError::new(RunsOnce))));
-                    // A behavior that keeps asking gets the same answer; let
-                    // the task's other work (and the step's timeout) run.
-                    refused += 1;
-                    if refused >= REFUSALS_PER_POLL {
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
-                    }
                     continue;
                 }
                 Err(payload) => {
