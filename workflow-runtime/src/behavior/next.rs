@@ -39,7 +39,6 @@ impl<'a> Next<'a> {
     /// A copy for adapters that cannot borrow (a tower `Service` returns
     /// futures that outlive `&mut self`): overlapping runs are then
     /// possible, and the older one ends with an error.
-    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
     pub(crate) fn detach(&self) -> Next<'a> {
         Next::new(self.stack, self.scope)
     }

@@ -20,6 +20,22 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The rest of the stack as a tower `Service<()>`: calling it runs the step
 /// once. It borrows the running step, so a layer that needs `'static`
 /// services (one that spawns them, as `Buffer` does) does not compile.
+///
+/// ```
+/// use tower::limit::ConcurrencyLimitLayer;
+/// use workflow_runtime::behavior::TowerLayer;
+/// use workflow_runtime::prelude::*;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// // The layer's service wraps a `NextService`: calling it runs the step.
+/// let ctx = WorkflowContext::new("Limited");
+/// let n = Workflow::given(&ctx, "one", || 1)
+///     .when("plus one", |n| n + 1)
+///     .with(TowerLayer::new(ConcurrencyLimitLayer::new(1)))
+///     .await;
+/// assert_eq!(n.unwrap(), 2);
+/// # }
+/// ```
 pub struct NextService<'a>(Next<'a>);
 
 impl Clone for NextService<'_> {
@@ -97,7 +113,17 @@ fn failure(error: BoxError) -> StepFailure {
 
 /// A layer that can wrap the rest of the stack for any step's lifetime:
 /// tower's bounds, spelled once per lifetime so the `Behavior` impl can ask
-/// for all of them.
+/// for all of them. Every tower layer whose service needs no `'static`
+/// has it.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower::timeout::TimeoutLayer;
+/// use workflow_runtime::behavior::WrapsNext;
+///
+/// fn wraps_any_step<L: for<'a> WrapsNext<'a>>(_: &L) {}
+/// wraps_any_step(&TimeoutLayer::new(Duration::from_secs(1)));
+/// ```
 pub trait WrapsNext<'a> {
     /// Runs the layer's service around one run of `next`.
     fn wrap(&self, next: Next<'a>) -> BoxFuture<'a, Attempted>;
