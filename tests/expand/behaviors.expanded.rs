@@ -49,14 +49,14 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
             note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
         )]
         trait ChargeInput<T> {
-            fn __pass(self) -> T;
-            fn __pass_ref(&self) -> &T;
+            fn checked(self) -> T;
+            fn checked_ref(&self) -> &T;
         }
         impl<T> ChargeInput<T> for T {
-            fn __pass(self) -> T {
+            fn checked(self) -> T {
                 self
             }
-            fn __pass_ref(&self) -> &T {
+            fn checked_ref(&self) -> &T {
                 self
             }
         }
@@ -76,7 +76,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
             label = "the error type must implement `std::error::Error + Send + Sync + 'static`"
         )]
         trait ChargeResult<T> {
-            fn __into(
+            fn checked(
                 self,
             ) -> ::workflow_runtime::__private::Result<
                 T,
@@ -88,7 +88,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
         where
             E: ::core::convert::Into<::workflow_runtime::__private::StepError>,
         {
-            fn __into(
+            fn checked(
                 self,
             ) -> ::workflow_runtime::__private::Result<
                 T,
@@ -112,8 +112,8 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                             move |value| async move {
                                 <_ as ChargeResult<
                                     Order,
-                                >>::__into(
-                                    self.charge(<_ as ChargeInput<Order>>::__pass(value)).await,
+                                >>::checked(
+                                    self.charge(<_ as ChargeInput<Order>>::checked(value)).await,
                                 )
                             },
                         ),

@@ -53,14 +53,14 @@ impl my_runtime::WorkflowDefinition for Report {
             note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
         )]
         trait SumInput<T> {
-            fn __pass(self) -> T;
-            fn __pass_ref(&self) -> &T;
+            fn checked(self) -> T;
+            fn checked_ref(&self) -> &T;
         }
         impl<T> SumInput<T> for T {
-            fn __pass(self) -> T {
+            fn checked(self) -> T {
                 self
             }
-            fn __pass_ref(&self) -> &T {
+            fn checked_ref(&self) -> &T {
                 self
             }
         }
@@ -70,14 +70,14 @@ impl my_runtime::WorkflowDefinition for Report {
             note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
         )]
         trait CleanUpInput<T> {
-            fn __pass(self) -> T;
-            fn __pass_ref(&self) -> &T;
+            fn checked(self) -> T;
+            fn checked_ref(&self) -> &T;
         }
         impl<T> CleanUpInput<T> for T {
-            fn __pass(self) -> T {
+            fn checked(self) -> T {
                 self
             }
-            fn __pass_ref(&self) -> &T {
+            fn checked_ref(&self) -> &T {
                 self
             }
         }
@@ -90,12 +90,15 @@ impl my_runtime::WorkflowDefinition for Report {
             .kind(my_runtime::StepKind::When)
             .and(
                 "summed",
-                move |value| self.sum(<_ as SumInput<Vec<u32>>>::__pass(value)),
+                move |value| self.sum(<_ as SumInput<Vec<u32>>>::checked(value)),
             )
             .finally(
                 "clean up",
                 move |value| {
-                    self.clean_up(value.map(|v| <_ as CleanUpInput<u32>>::__pass_ref(v)))
+                    self
+                        .clean_up(
+                            value.map(|v| <_ as CleanUpInput<u32>>::checked_ref(v)),
+                        )
                 },
             )
             .result()

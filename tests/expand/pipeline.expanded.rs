@@ -78,14 +78,14 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
         )]
         trait ChargeInput<T> {
-            fn __pass(self) -> T;
-            fn __pass_ref(&self) -> &T;
+            fn checked(self) -> T;
+            fn checked_ref(&self) -> &T;
         }
         impl<T> ChargeInput<T> for T {
-            fn __pass(self) -> T {
+            fn checked(self) -> T {
                 self
             }
-            fn __pass_ref(&self) -> &T {
+            fn checked_ref(&self) -> &T {
                 self
             }
         }
@@ -94,7 +94,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             label = "the error type must implement `std::error::Error + Send + Sync + 'static`"
         )]
         trait ChargeResult<T> {
-            fn __into(
+            fn checked(
                 self,
             ) -> ::workflow_runtime::__private::Result<
                 T,
@@ -106,7 +106,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
         where
             E: ::core::convert::Into<::workflow_runtime::__private::StepError>,
         {
-            fn __into(
+            fn checked(
                 self,
             ) -> ::workflow_runtime::__private::Result<
                 T,
@@ -121,14 +121,14 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
         )]
         trait SaveInput<T> {
-            fn __pass(self) -> T;
-            fn __pass_ref(&self) -> &T;
+            fn checked(self) -> T;
+            fn checked_ref(&self) -> &T;
         }
         impl<T> SaveInput<T> for T {
-            fn __pass(self) -> T {
+            fn checked(self) -> T {
                 self
             }
-            fn __pass_ref(&self) -> &T {
+            fn checked_ref(&self) -> &T {
                 self
             }
         }
@@ -138,14 +138,14 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
         )]
         trait ProcessedInput<T> {
-            fn __pass(self) -> T;
-            fn __pass_ref(&self) -> &T;
+            fn checked(self) -> T;
+            fn checked_ref(&self) -> &T;
         }
         impl<T> ProcessedInput<T> for T {
-            fn __pass(self) -> T {
+            fn checked(self) -> T {
                 self
             }
-            fn __pass_ref(&self) -> &T {
+            fn checked_ref(&self) -> &T {
                 self
             }
         }
@@ -159,19 +159,19 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                 move |value| async move {
                     <_ as ChargeResult<
                         Order,
-                    >>::__into(
-                        self.charge(<_ as ChargeInput<Order>>::__pass(value)).await,
+                    >>::checked(
+                        self.charge(<_ as ChargeInput<Order>>::checked(value)).await,
                     )
                 },
             )
             .when_async(
                 "update status",
-                move |value| self.save(<_ as SaveInput<Order>>::__pass(value)),
+                move |value| self.save(<_ as SaveInput<Order>>::checked(value)),
             )
             .then(
                 "processed",
                 move |value| {
-                    self.processed(<_ as ProcessedInput<Order>>::__pass_ref(value))
+                    self.processed(<_ as ProcessedInput<Order>>::checked_ref(value))
                 },
             )
             .result()

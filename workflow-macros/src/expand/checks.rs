@@ -110,12 +110,12 @@ pub(crate) fn input_check(step: &Step, producer: &Step, names: &mut CheckNames) 
     let item = quote! {
         #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
         trait #trait_name<T> {
-            fn __pass(self) -> T;
-            fn __pass_ref(&self) -> &T;
+            fn checked(self) -> T;
+            fn checked_ref(&self) -> &T;
         }
         impl<T> #trait_name<T> for T {
-            fn __pass(self) -> T { self }
-            fn __pass_ref(&self) -> &T { self }
+            fn checked(self) -> T { self }
+            fn checked_ref(&self) -> &T { self }
         }
     };
     InputCheck { trait_name, item }
@@ -157,10 +157,10 @@ pub(crate) fn pass(step: &Step, check: Option<&InputCheck>, value: &Ident) -> To
     let span = ty.span();
     let name = Ident::new(&check.trait_name.to_string(), span);
     match step.input {
-        Input::Value(_) => quote_spanned!(span=> <_ as #name<#ty>>::__pass(#value)),
-        Input::Ref(_) => quote_spanned!(span=> <_ as #name<#ty>>::__pass_ref(#value)),
+        Input::Value(_) => quote_spanned!(span=> <_ as #name<#ty>>::checked(#value)),
+        Input::Ref(_) => quote_spanned!(span=> <_ as #name<#ty>>::checked_ref(#value)),
         Input::Outcome(_) => {
-            quote_spanned!(span=> #value.map(|v| <_ as #name<#ty>>::__pass_ref(v)))
+            quote_spanned!(span=> #value.map(|v| <_ as #name<#ty>>::checked_ref(v)))
         }
         Input::Nothing => quote!(#value),
     }
@@ -186,14 +186,14 @@ pub(crate) fn error_check(
     let item = quote! {
         #[diagnostic::on_unimplemented(message = #message, label = #label)]
         trait #trait_name<T> {
-            fn __into(self) -> #krate::__private::Result<T, #krate::__private::StepError>;
+            fn checked(self) -> #krate::__private::Result<T, #krate::__private::StepError>;
         }
         #[diagnostic::do_not_recommend]
         impl<T, E> #trait_name<T> for #krate::__private::Result<T, E>
         where
             E: ::core::convert::Into<#krate::__private::StepError>,
         {
-            fn __into(self) -> #krate::__private::Result<T, #krate::__private::StepError> {
+            fn checked(self) -> #krate::__private::Result<T, #krate::__private::StepError> {
                 self.map_err(::core::convert::Into::into)
             }
         }
@@ -209,5 +209,5 @@ pub(crate) fn map_error(step: &Step, check: &Ident, call: TokenStream) -> TokenS
     };
     let span = full.span();
     let check = Ident::new(&check.to_string(), span);
-    quote_spanned!(span=> <_ as #check<#ok>>::__into(#call))
+    quote_spanned!(span=> <_ as #check<#ok>>::checked(#call))
 }
