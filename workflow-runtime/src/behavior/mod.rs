@@ -103,6 +103,9 @@ pub struct StepScope {
     attempts: AtomicU32,
     attempt_elapsed: Mutex<Vec<Duration>>,
     handoff: Handoff,
+    /// The behaviors around this step, outermost first: owned here so the
+    /// stack's future borrows them from the scope it already holds.
+    stack: Behaviors,
 }
 
 impl StepScope {
@@ -111,6 +114,7 @@ impl StepScope {
         kind: StepKind,
         title: Title,
         replayable: bool,
+        stack: Behaviors,
     ) -> Self {
         StepScope {
             ctx,
@@ -120,7 +124,22 @@ impl StepScope {
             attempts: AtomicU32::new(0),
             attempt_elapsed: Mutex::new(Vec::new()),
             handoff: Handoff::default(),
+            stack,
         }
+    }
+
+    pub(crate) fn stack(&self) -> &[Arc<dyn Behavior>] {
+        &self.stack
+    }
+
+    /// The attempts' times, taken out once the step has ended.
+    pub(crate) fn take_attempt_times(&self) -> Vec<Duration> {
+        std::mem::take(
+            &mut *self
+                .attempt_elapsed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// The workflow context.

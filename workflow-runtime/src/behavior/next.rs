@@ -182,13 +182,10 @@ impl Drop for Attempt<'_> {
     }
 }
 
-/// Runs the whole stack as one owned future: it holds the stack and the
-/// scope, and lends them to the layers it runs.
-pub(crate) fn run_stack(
-    stack: std::sync::Arc<[std::sync::Arc<dyn Behavior>]>,
-    scope: std::sync::Arc<StepScope>,
-) -> BoxFuture<'static, Attempted> {
-    Box::pin(async move { Next::new(&stack, &scope).run().await })
+/// Runs the whole stack as one owned future: it holds the scope (which
+/// owns the stack) and lends both to the layers it runs.
+pub(crate) fn run_stack(scope: std::sync::Arc<StepScope>) -> BoxFuture<'static, Attempted> {
+    Box::pin(async move { Next::new(scope.stack(), &scope).run().await })
 }
 
 /// Two runs of the body were asked for at once.

@@ -284,10 +284,11 @@ where
                     *this.kind,
                     this.title.clone(),
                     body.can_replay(),
+                    stack,
                 ));
                 Body::Behaved {
                     behaved: Box::pin(Behaved {
-                        stack: run_stack(stack.into(), scope.clone()),
+                        stack: run_stack(scope.clone()),
                         scope,
                         body: Some(body),
                         input: Some(value),
@@ -414,7 +415,7 @@ fn poll_behaved<F: StepFn<In>, In>(
                     Ended::Behaved {
                         result,
                         attempts: this.scope.attempts(),
-                        attempt_elapsed: this.scope.attempt_times(),
+                        attempt_elapsed: this.scope.take_attempt_times(),
                     }
                     .into(),
                 );
