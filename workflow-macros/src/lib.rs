@@ -16,7 +16,8 @@ mod validate;
 use proc_macro::TokenStream;
 
 /// Marks a step: a method of a `#[workflow]` impl block, or a free function
-/// that records itself in the active workflow context.
+/// that records itself in the active workflow context (as a child of the
+/// step whose body calls it).
 ///
 /// Options: one kind (`given`, `when`, `and`, `but`, `then`, `finally`),
 /// optionally with a title (`when = "process payment"`); without one the

@@ -1,5 +1,5 @@
-//! `#[step]` on free functions: the call records itself in the active
-//! context, when there is one and the chain is not already recording it.
+//! `#[step]` on free functions: a call made while a step runs records
+//! itself in that step's context, as its child.
 
 use std::fmt;
 use std::future::Future;
