@@ -55,10 +55,7 @@ pub(crate) fn workflow(args: TokenStream, item: &mut ItemImpl, errors: &mut Erro
             ));
             method.attrs.retain(|a| !is_step_attr(a));
         }
-        let (options, error) = step_options(&attr);
-        if let Some(error) = error {
-            errors.push(error);
-        }
+        let options = step_options(&attr, errors);
         steps.push(RawStep {
             options,
             attr,
@@ -75,18 +72,18 @@ pub(crate) fn workflow(args: TokenStream, item: &mut ItemImpl, errors: &mut Erro
 
 /// Reads the options of a `#[step]` attribute in any form: `#[step]`,
 /// `#[step(when = "...")]`.
-/// The options that read, and the errors of those that do not.
-pub(crate) fn step_options(attr: &Attribute) -> (StepOptions, Option<syn::Error>) {
+/// The options that read; the errors of those that do not go to `errors`.
+pub(crate) fn step_options(attr: &Attribute, errors: &mut Errors) -> StepOptions {
     match &attr.meta {
-        syn::Meta::Path(_) => (StepOptions::default(), None),
-        syn::Meta::List(list) => StepOptions::parse(list.tokens.clone()),
-        syn::Meta::NameValue(nv) => (
-            StepOptions::default(),
-            Some(syn::Error::new_spanned(
+        syn::Meta::Path(_) => StepOptions::default(),
+        syn::Meta::List(list) => StepOptions::parse(list.tokens.clone(), errors),
+        syn::Meta::NameValue(nv) => {
+            errors.push(syn::Error::new_spanned(
                 nv,
                 "expected `#[step]` or `#[step(when = \"title\")]`",
-            )),
-        ),
+            ));
+            StepOptions::default()
+        }
     }
 }
 

@@ -71,7 +71,7 @@ impl FreeStep {
         let call = current().map(|Active { ctx, step }| {
             let id = ctx.next_step_id();
             Call {
-                active: Active::new(ctx.clone(), Some(id)),
+                active: Some(Active::new(ctx.clone(), Some(id))),
                 ctx,
                 id,
                 parent: step,

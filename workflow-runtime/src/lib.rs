@@ -40,6 +40,7 @@ mod error;
 mod free_step;
 pub mod handlers;
 pub mod host;
+mod mix;
 mod schedule;
 mod step;
 

@@ -61,10 +61,7 @@ pub(crate) fn free_step(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let mut errors = Errors::default();
-    let (options, error) = StepOptions::parse(args);
-    if let Some(error) = error {
-        errors.push(error);
-    }
+    let options = StepOptions::parse(args, &mut errors);
     let model = validate::free_step(options, function.clone(), &mut errors);
     match (errors.finish(), model) {
         (Ok(()), Some(model)) => free_step::function(&model),

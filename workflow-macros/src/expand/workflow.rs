@@ -51,10 +51,7 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
 
         let input = step.input.ty().map(type_string).unwrap_or_default();
         if !step.passes_value_on() {
-            current = match &step.output {
-                Output::Unit => &unit,
-                Output::Value(ty) | Output::Fallible { ok: ty, .. } => ty,
-            };
+            current = produces(step, &unit);
             producer = step;
         }
         let kind = format_ident!("{}", step.kind.variant());
@@ -133,15 +130,21 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
 /// step produces: `then` and `finally` pass theirs on).
 pub(crate) fn io_types(model: &Workflow) -> (Type, Type) {
     let unit: Type = syn::parse_quote!(());
-    let input = model.steps[0].input.ty().unwrap_or(&unit).clone();
-    let mut output = input.clone();
-    for step in model.steps.iter().filter(|step| !step.passes_value_on()) {
-        output = match &step.output {
-            Output::Unit => unit.clone(),
-            Output::Value(ty) | Output::Fallible { ok: ty, .. } => ty.clone(),
-        };
+    let input = model.steps[0].input.ty().unwrap_or(&unit);
+    let output = model
+        .steps
+        .iter()
+        .filter(|step| !step.passes_value_on())
+        .fold(input, |_, step| produces(step, &unit));
+    (input.clone(), output.clone())
+}
+
+/// The value a step hands on: its output, the `Ok` type of a fallible one.
+fn produces<'a>(step: &'a Step, unit: &'a Type) -> &'a Type {
+    match &step.output {
+        Output::Unit => unit,
+        Output::Value(ty) | Output::Fallible { ok: ty, .. } => ty,
     }
-    (input, output)
 }
 
 /// One link of the chain: the constructor for the first step, a verb after.

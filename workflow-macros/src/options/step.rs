@@ -7,6 +7,7 @@ use syn::parse::Parser;
 
 use super::behavior::{BehaviorOption, parse_behavior};
 use super::{Kind, path_word, span_of};
+use crate::errors::Errors;
 
 /// What `#[step(...)]` said.
 #[derive(Default)]
@@ -21,19 +22,16 @@ pub(crate) struct StepOptions {
 const STEP_OPTIONS: &str = "given, when, and, but, then, finally, retry, timeout, circuit_breaker";
 
 impl StepOptions {
-    /// Every option that reads, and the errors of those that do not: a
-    /// step with one bad option keeps its kind, title and other options,
-    /// so the rest of the workflow is still checked and expanded.
-    pub(crate) fn parse(args: TokenStream) -> (Self, Option<syn::Error>) {
+    /// Every option that reads; the errors of those that do not go to
+    /// `errors`. A step with one bad option keeps its kind, title and other
+    /// options, so the rest of the workflow is still checked and expanded.
+    pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Self {
         let mut options = StepOptions::default();
-        let mut errors: Option<syn::Error> = None;
+        let before = errors.count();
         let parsed = syn::meta::parser(|meta| {
             let input = meta.input;
             if let Err(error) = options.parse_one(meta) {
-                match &mut errors {
-                    Some(all) => all.combine(error),
-                    None => errors = Some(error),
-                }
+                errors.push(error);
                 // Skip what is left of this option, up to the next one.
                 while !input.is_empty() && !input.peek(syn::Token![,]) {
                     input.parse::<proc_macro2::TokenTree>()?;
@@ -44,10 +42,12 @@ impl StepOptions {
         .parse2(args);
         // After a bad option, a failure of the whole list is its echo (the
         // tokens it left inside its parentheses): report the first only.
-        if let (Err(error), None) = (parsed, &errors) {
-            errors = Some(error);
+        if let Err(error) = parsed
+            && errors.count() == before
+        {
+            errors.push(error);
         }
-        (options, errors)
+        options
     }
 
     fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {

@@ -173,8 +173,8 @@ impl StepScope {
 
     /// Whether [`Next::run`] can run the step's body more than once: true
     /// only for steps declared with `retry` or made `.replayable()`, whose
-    /// input is cloned for each attempt. Running a one-shot step again ends that run with an error
-    /// that says so.
+    /// input is cloned for each attempt. Running a one-shot step again ends
+    /// that run with an error that says so.
     pub fn replayable(&self) -> bool {
         self.replayable
     }

@@ -12,7 +12,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use super::{Attempted, Behavior, BoxFuture, StepScope};
@@ -22,12 +22,12 @@ use crate::error::{StepError, StepFailure};
 /// run after another: [`run`](Self::run) borrows it mutably, so two runs
 /// cannot overlap.
 pub struct Next<'a> {
-    stack: &'a [std::sync::Arc<dyn Behavior>],
+    stack: &'a [Arc<dyn Behavior>],
     scope: &'a StepScope,
 }
 
 impl<'a> Next<'a> {
-    pub(crate) fn new(stack: &'a [std::sync::Arc<dyn Behavior>], scope: &'a StepScope) -> Self {
+    pub(crate) fn new(stack: &'a [Arc<dyn Behavior>], scope: &'a StepScope) -> Self {
         Next { stack, scope }
     }
 
@@ -184,7 +184,7 @@ impl Drop for Attempt<'_> {
 
 /// Runs the whole stack as one owned future: it holds the scope (which
 /// owns the stack) and lends both to the layers it runs.
-pub(crate) fn run_stack(scope: std::sync::Arc<StepScope>) -> BoxFuture<'static, Attempted> {
+pub(crate) fn run_stack(scope: Arc<StepScope>) -> BoxFuture<'static, Attempted> {
     Box::pin(async move { Next::new(scope.stack(), &scope).run().await })
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::metrics::labels;
 use super::{Attempted, Behavior, BoxFuture, Next, StepScope};
 use crate::error::StepFailure;
+use crate::mix::splitmix64;
 
 type Filter = Arc<dyn Fn(&StepFailure) -> bool + Send + Sync>;
 
@@ -20,9 +21,9 @@ type Filter = Arc<dyn Fn(&StepFailure) -> bool + Send + Sync>;
 /// One rule decides whether a step can run again: it must be declared
 /// with `retry` itself (`#[step(retry(..))]` or the chain's `.retry(..)`)
 /// or made `.replayable()`, which the compiler accepts only when its input
-/// is `Clone` and its body callable more than once. A `Retry` added for the whole context or for an
-/// output type also reaches steps declared without it; those run once, and
-/// their failure stands, with a warning in the log.
+/// is `Clone` and its body callable more than once. A `Retry` added for the
+/// whole context or for an output type also reaches steps declared without
+/// it; those run once, and their failure stands, with a warning in the log.
 ///
 /// ```
 /// use std::time::Duration;
@@ -210,13 +211,6 @@ impl Retry {
             None => !matches!(failure, StepFailure::Assertion),
         }
     }
-}
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 /// Jitter differs per run and per step, and repeats for the same ones.

@@ -271,7 +271,7 @@ where
                     active.step = Some(id);
                     Some(active)
                 }
-                None => Active::new(ctx.clone(), Some(id)),
+                None => Some(Active::new(ctx.clone(), Some(id))),
             };
             let body = if stack.is_empty() {
                 Body::Start {
@@ -406,10 +406,7 @@ fn poll_behaved<F: StepFn<In>, In>(
         match catch_unwind(AssertUnwindSafe(|| this.stack.as_mut().poll(cx))) {
             Ok(Poll::Pending) => {}
             Ok(Poll::Ready(attempted)) => {
-                this.fut.set(None);
-                if let Some((_, started)) = this.attempt.take() {
-                    this.scope.attempt_ended(started.elapsed());
-                }
+                end_attempt(this.fut.as_mut(), this.attempt, this.scope);
                 let result = settle(attempted, this.last.take());
                 return Poll::Ready(
                     Ended::Behaved {
@@ -430,10 +427,7 @@ fn poll_behaved<F: StepFn<In>, In>(
         {
             // Nobody waits on the attempt in flight any more (a timeout, a
             // `select!`): drop its body; it ended when it was abandoned.
-            this.fut.set(None);
-            if let Some((_, started)) = this.attempt.take() {
-                this.scope.attempt_ended(started.elapsed());
-            }
+            end_attempt(this.fut.as_mut(), this.attempt, this.scope);
         }
         let Some(wanted) = wanted else {
             handoff.wake_if_untaken();
@@ -489,11 +483,20 @@ fn poll_behaved<F: StepFn<In>, In>(
             }
             Err(payload) => Err(StepFailure::Panic(panic_message(&*payload).into())),
         };
-        this.fut.set(None);
-        if let Some((_, started)) = this.attempt.take() {
-            this.scope.attempt_ended(started.elapsed());
-        }
+        end_attempt(this.fut.as_mut(), this.attempt, this.scope);
         handoff.complete(wanted, attempted);
+    }
+}
+
+/// Drops the attempt in flight, if any, and records how long it ran.
+fn end_attempt<Fut>(
+    mut fut: Pin<&mut Option<Fut>>,
+    attempt: &mut Option<(u32, Instant)>,
+    scope: &StepScope,
+) {
+    fut.set(None);
+    if let Some((_, started)) = attempt.take() {
+        scope.attempt_ended(started.elapsed());
     }
 }
 

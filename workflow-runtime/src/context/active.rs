@@ -28,8 +28,8 @@ pub(crate) struct Active {
 }
 
 impl Active {
-    pub(crate) fn new(ctx: WorkflowContext, step: Option<StepId>) -> Option<Self> {
-        Some(Active { ctx, step })
+    pub(crate) fn new(ctx: WorkflowContext, step: Option<StepId>) -> Self {
+        Active { ctx, step }
     }
 }
 
@@ -99,7 +99,7 @@ impl WorkflowContext {
     /// ```
     pub fn scope<F: Future>(&self, future: F) -> Scoped<F> {
         Scoped {
-            active: Active::new(self.clone(), None),
+            active: Some(Active::new(self.clone(), None)),
             future,
         }
     }

@@ -111,12 +111,7 @@ fn execution_id() -> Uuid {
     thread_local! {
         static STATE: Cell<Option<(u64, u64, u64)>> = const { Cell::new(None) };
     }
-    fn mix(mut z: u64) -> u64 {
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+    use crate::mix::{GAMMA, splitmix64};
     let (high, low) = STATE.with(|state| {
         let (a, b, n) = state.get().unwrap_or_else(|| {
             let keys = RandomState::new();
@@ -124,7 +119,10 @@ fn execution_id() -> Uuid {
         });
         state.set(Some((a, b, n.wrapping_add(1))));
         let step = n.wrapping_mul(GAMMA);
-        (mix(a.wrapping_add(step)), mix(b.wrapping_add(step)))
+        (
+            splitmix64(a.wrapping_add(step)),
+            splitmix64(b.wrapping_add(step)),
+        )
     });
     let bits = (u128::from(high) << 64) | u128::from(low);
     uuid::Builder::from_random_bytes(bits.to_le_bytes()).into_uuid()
@@ -415,9 +413,6 @@ impl WorkflowContext {
         &self.inner.options
     }
 
-    /// The behaviors that wrap a step producing `output_type` (a
-    /// `type_name`), followed by the step's own: outermost first. Empty, and
-    /// unallocated, when there are none.
     /// The circuit breakers this context's steps share by name.
     ///
     /// ```
@@ -433,14 +428,16 @@ impl WorkflowContext {
         self.inner.breakers.get_or_init(Breakers::new)
     }
 
+    /// The behaviors that wrap a step producing a `T`, followed by the
+    /// step's own: outermost first. Unallocated when there are none.
     pub(crate) fn stack_for<T: ?Sized>(&self, own: Behaviors) -> Behaviors {
-        // Any output type, borrowed ones too: a step yielding `Foo<'a>`
-        // gets the behaviors registered for `Foo<'static>`.
-        let output_type = typeid::of::<T>();
         let inner = &self.inner;
         if inner.behaviors.is_empty() && inner.typed_behaviors.is_empty() {
             return own;
         }
+        // Any output type, borrowed ones too: a step yielding `Foo<'a>`
+        // gets the behaviors registered for `Foo<'static>`.
+        let output_type = typeid::of::<T>();
         let typed = inner
             .typed_behaviors
             .iter()
