@@ -16,6 +16,13 @@ pub(crate) struct Workflow {
     pub(crate) schedule: Option<(std::time::Duration, bool)>,
     /// Declared handlers: request and response types.
     pub(crate) handlers: Vec<(Type, Type)>,
+    /// `#[workflow(durable)]`: journaled, with an optional version label.
+    pub(crate) durable: Option<Durability>,
+}
+
+/// A durable workflow's settings.
+pub(crate) struct Durability {
+    pub(crate) version: Option<String>,
 }
 
 /// One `#[step]` method.
@@ -29,6 +36,10 @@ pub(crate) struct Step {
     pub(crate) is_async: bool,
     /// Per-step behaviors, outermost first.
     pub(crate) behaviors: Vec<BehaviorOption>,
+    /// Whether it takes `&StepCtx` before its input.
+    pub(crate) step_ctx: bool,
+    /// `#[step(transactional)]`: the transaction type `T` of its `&mut T`.
+    pub(crate) tx: Option<Type>,
 }
 
 /// How a step takes the previous step's value.
@@ -75,6 +86,12 @@ impl Step {
         self.behaviors
             .iter()
             .any(|b| matches!(b, BehaviorOption::Retry { .. }))
+    }
+
+    /// Whether a durable run journals its output: every step that makes
+    /// the value (assertions and `finally` pass it on).
+    pub(crate) fn journaled(&self) -> bool {
+        !self.passes_value_on()
     }
 
     /// Whether the value passes through this step unchanged.

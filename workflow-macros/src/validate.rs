@@ -6,7 +6,7 @@ use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemImpl, PathArguments, ReturnType, Signature, Type};
 
 use crate::errors::Errors;
-use crate::model::{FreeStep, Input, Output, Step, Workflow};
+use crate::model::{Durability, FreeStep, Input, Output, Step, Workflow};
 use crate::options::{Kind, StepOptions, title_from_name};
 use crate::parse::RawWorkflow;
 
@@ -58,6 +58,7 @@ pub(crate) fn workflow(item: &ItemImpl, raw: RawWorkflow, errors: &mut Errors) -
             raw_step.options,
             &raw_step.method.sig,
             &raw_step.attr,
+            raw.options.durable.is_some(),
             errors,
         );
         if let Some(step) = step {
@@ -78,6 +79,9 @@ pub(crate) fn workflow(item: &ItemImpl, raw: RawWorkflow, errors: &mut Errors) -
             .every
             .map(|every| (every, raw.options.run_immediately.is_some())),
         handlers: raw.options.handlers.unwrap_or_default(),
+        durable: raw.options.durable.map(|(_, version)| Durability {
+            version: version.map(|v| v.value()),
+        }),
     })
 }
 
@@ -94,6 +98,7 @@ fn method_step(
     options: StepOptions,
     sig: &Signature,
     attr: &syn::Attribute,
+    durable: bool,
     errors: &mut Errors,
 ) -> Option<Step> {
     let (kind, kind_span) = options.kind.unwrap_or((Kind::When, attr.span()));
@@ -181,6 +186,70 @@ fn method_step(
             FnArg::Typed(pat) => params.push(pat),
         }
     }
+    let step_ctx = params.first().is_some_and(|param| is_step_ctx(&param.ty));
+    if step_ctx {
+        let param = params.remove(0);
+        if !durable {
+            errors.push(syn::Error::new_spanned(
+                &param.ty,
+                format!(
+                    "step \"{title}\" takes `&StepCtx`, which durable runs give: declare the \
+                     workflow with `#[workflow(durable)]`"
+                ),
+            ));
+        } else if matches!(kind, Kind::Then | Kind::Finally) {
+            errors.push(syn::Error::new_spanned(
+                &param.ty,
+                format!(
+                    "`{}` step \"{title}\" is not journaled, so it has no `&StepCtx`",
+                    kind.keyword()
+                ),
+            ));
+        }
+    }
+    let tx = match options.transactional {
+        None => None,
+        Some(span) if !durable => {
+            fail(
+                errors,
+                span,
+                format!(
+                    "step \"{title}\" is transactional, which durable runs give: declare the \
+                     workflow with `#[workflow(durable)]`"
+                ),
+            );
+            None
+        }
+        Some(span) if matches!(kind, Kind::Then | Kind::Finally) => {
+            fail(
+                errors,
+                span,
+                format!(
+                    "`{}` step \"{title}\" is not journaled, so it cannot be transactional",
+                    kind.keyword()
+                ),
+            );
+            None
+        }
+        Some(span) => match params.first().map(|param| &*param.ty) {
+            Some(Type::Reference(r)) if r.mutability.is_some() => {
+                let tx = (*r.elem).clone();
+                params.remove(0);
+                Some(tx)
+            }
+            _ => {
+                fail(
+                    errors,
+                    span,
+                    format!(
+                        "transactional step \"{title}\" takes its transaction before its \
+                         input: `tx: &mut SqliteTx`"
+                    ),
+                );
+                None
+            }
+        },
+    };
     if let Some(extra) = params.get(1) {
         errors.push(syn::Error::new_spanned(
             extra,
@@ -266,7 +335,24 @@ fn method_step(
         output,
         is_async: sig.asyncness.is_some(),
         behaviors: options.behaviors,
+        step_ctx,
+        tx,
     })
+}
+
+/// `&StepCtx`, by any path (`&durable::StepCtx`).
+fn is_step_ctx(ty: &Type) -> bool {
+    let Type::Reference(r) = ty else {
+        return false;
+    };
+    match &*r.elem {
+        Type::Path(p) if r.mutability.is_none() && p.qself.is_none() => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "StepCtx" && s.arguments.is_none()),
+        _ => false,
+    }
 }
 
 fn errors_len(errors: &Errors) -> usize {
@@ -356,6 +442,13 @@ pub(crate) fn free_step(
             behavior.span(),
             "behaviors go on the steps of a `#[workflow]`, or on a chain step: \
              `.try_when_async(\"charge\", charge).retry(Retry::new(3))`",
+        ));
+    }
+    if let Some(span) = options.transactional {
+        errors.push(syn::Error::new(
+            span,
+            "`transactional` goes on a step of a `#[workflow(durable)]`, whose journal \
+             commits with the step's transaction",
         ));
     }
     if let Some(receiver) = item.sig.receiver() {

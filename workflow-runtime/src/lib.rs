@@ -25,6 +25,7 @@
 //! | [`behavior`] | the behavior trait and retry, timeout, circuit breaker, tracing, metrics, tower |
 //! | [`handlers`] | the typed handler registry |
 //! | [`host`] | the runner, the tokio host, recurring schedules, health |
+//! | `durable` | journaled runs that resume after a crash: stores (memory, SQLite), codecs (feature `durable`, `sqlite`) |
 //!
 //! `#[step]` and `#[workflow]` (re-exported from `workflow-macros`) turn
 //! annotated functions into steps and typed pipelines implementing
@@ -36,6 +37,8 @@ pub mod behavior;
 pub mod chain;
 mod context;
 mod definition;
+#[cfg(feature = "durable")]
+pub mod durable;
 mod error;
 mod free_step;
 pub mod handlers;
@@ -71,4 +74,7 @@ pub mod prelude {
         WorkflowOptions,
     };
     pub use workflow_macros::{step, workflow};
+
+    #[cfg(feature = "durable")]
+    pub use crate::durable::Durable as _;
 }

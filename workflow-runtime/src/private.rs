@@ -12,6 +12,11 @@ pub use std::future::Future;
 pub use std::option::Option::{self, None, Some};
 pub use std::result::Result;
 
+#[cfg(feature = "durable")]
+pub use crate::durable::{DecodeFn, Durable, EncodeFn, Place, StepCtx, ValueCodec, decode, encode};
+#[cfg(feature = "durable")]
+pub use serde;
+
 /// The breaker named `name` in the context's set, made with the step's
 /// settings (defaults where it gives none) if the set has none yet.
 pub fn breaker(

@@ -39,7 +39,7 @@ impl CheckNames {
     /// `save` with `Input` → `SaveInput`; `Check` added while the name is
     /// taken. A method name with no letters to start it (`_1st`) reads
     /// `Step1stInput`.
-    fn name(&mut self, step: &Step, suffix: &str) -> Ident {
+    pub(crate) fn name(&mut self, step: &Step, suffix: &str) -> Ident {
         let method = step.method.to_string();
         let method = method.strip_prefix("r#").unwrap_or(&method);
         let mut name: String = method

@@ -16,6 +16,7 @@ pub(crate) fn definition(
     model: Option<&Workflow>,
     krate: Option<Path>,
     name: Option<String>,
+    durable: bool,
 ) -> TokenStream {
     if item.trait_.is_some() || !item.generics.params.is_empty() {
         return TokenStream::new();
@@ -33,6 +34,20 @@ pub(crate) fn definition(
     // of `run` type-check; otherwise `()`.
     let unit: Type = syn::parse_quote!(());
     let (input, output) = model.map_or((unit.clone(), unit), super::workflow::io_types);
+    let private = quote!(#krate::__private);
+    // A durable workflow's stub is durable too, so `Runner::start` and
+    // `W::ID` keep compiling.
+    let durable = durable.then(|| {
+        quote! {
+            impl #private::Durable for #self_ty {
+                const FINGERPRINT: &'static str = "";
+                const INPUT: #private::ValueCodec<#input> = #private::ValueCodec::unreachable();
+                const OUTPUT: #private::ValueCodec<#output> = #private::ValueCodec::unreachable();
+                type Codecs = ();
+                const CODECS: () = ();
+            }
+        }
+    });
     quote! {
         impl #krate::WorkflowDefinition for #self_ty {
             type Input = #input;
@@ -49,5 +64,6 @@ pub(crate) fn definition(
                 async { ::core::unreachable!("`#[workflow]` reported an error at compile time") }
             }
         }
+        #durable
     }
 }

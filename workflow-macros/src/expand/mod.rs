@@ -4,6 +4,7 @@
 
 mod behaviors;
 mod checks;
+mod durable;
 mod fallback;
 mod free_step;
 #[cfg(test)]
@@ -32,6 +33,7 @@ pub(crate) fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
     let raw = parse::workflow(args, &mut item, &mut errors);
     let krate = raw.options.krate.clone();
     let name = raw.options.name.as_ref().map(syn::LitStr::value);
+    let durable = raw.options.durable.is_some();
     let model = validate::workflow(&item, raw, &mut errors);
     match (errors.finish(), model) {
         (Ok(()), Some(model)) => {
@@ -42,7 +44,7 @@ pub(crate) fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
             }
         }
         (Err(errors), model) => {
-            let stub = fallback::definition(&item, model.as_ref(), krate, name);
+            let stub = fallback::definition(&item, model.as_ref(), krate, name, durable);
             with_errors(quote!(#item #stub), errors)
         }
         (Ok(()), None) => unreachable!("validation failed without an error"),

@@ -29,6 +29,10 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
     let mut producer = &model.steps[0];
 
     let mut names = checks::CheckNames::new(&model.steps);
+    let slots = match model.durable {
+        Some(_) => super::durable::slots(model),
+        None => vec![None; model.steps.len()],
+    };
     for (index, step) in model.steps.iter().enumerate() {
         let check = (index > 0).then(|| checks::input_check(step, producer, &mut names));
         if let Some(InputCheck { item, .. }) = &check {
@@ -39,13 +43,23 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         if let Some((_, item)) = &error_check {
             items.push(item.clone());
         }
-        let link = link(
-            index,
-            step,
-            check.as_ref(),
-            error_check.as_ref().map(|(n, _)| n),
-            krate,
-        );
+        let link = match slots[index] {
+            Some(slot) => super::durable::link(
+                index,
+                slot,
+                step,
+                check.as_ref(),
+                error_check.as_ref().map(|(n, _)| n),
+                krate,
+            ),
+            None => link(
+                index,
+                step,
+                check.as_ref(),
+                error_check.as_ref().map(|(n, _)| n),
+                krate,
+            ),
+        };
         chain.extend(link);
         chain = super::behaviors::apply(step, krate, chain);
 
@@ -100,6 +114,13 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         Input::Nothing => quote!(let () = input;),
         _ => TokenStream::new(),
     };
+    let (durable, codecs) = match model.durable {
+        Some(_) => (
+            super::durable::durable_impl(model, &mut names, &input_ty, current),
+            quote!(let codecs = <Self as #krate::__private::Durable>::CODECS;),
+        ),
+        None => (TokenStream::new(), TokenStream::new()),
+    };
     quote! {
         impl #krate::WorkflowDefinition for #self_ty {
             type Input = #input_ty;
@@ -120,9 +141,11 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             > + ::core::marker::Send + 'a {
                 #(#items)*
                 #unpack
+                #codecs
                 #chain.result()
             }
         }
+        #durable
     }
 }
 

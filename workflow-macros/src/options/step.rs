@@ -1,4 +1,5 @@
-//! `#[step(...)]`: one kind, an optional title, and behaviors.
+//! `#[step(...)]`: one kind, an optional title, behaviors, and whether it
+//! runs in the store's transaction.
 
 use proc_macro2::{Span, TokenStream};
 use syn::LitStr;
@@ -17,9 +18,12 @@ pub(crate) struct StepOptions {
     pub(crate) title: Option<LitStr>,
     /// Per-step behaviors, outermost first, as written.
     pub(crate) behaviors: Vec<BehaviorOption>,
+    /// The span of `transactional`, when given.
+    pub(crate) transactional: Option<Span>,
 }
 
-const STEP_OPTIONS: &str = "given, when, and, but, then, finally, retry, timeout, circuit_breaker";
+const STEP_OPTIONS: &str =
+    "given, when, and, but, then, finally, retry, timeout, circuit_breaker, transactional";
 
 impl StepOptions {
     /// Every option that reads; the errors of those that do not go to
@@ -61,6 +65,13 @@ impl StepOptions {
                 return Err(meta.error(format!("duplicate option `{word}`")));
             }
             self.behaviors.push(behavior);
+            return Ok(());
+        }
+        if word == "transactional" {
+            if self.transactional.is_some() {
+                return Err(meta.error("duplicate option `transactional`"));
+            }
+            self.transactional = Some(span_of(&meta.path));
             return Ok(());
         }
         let Some(kind) = Kind::from_keyword(&word) else {

@@ -1,4 +1,5 @@
-//! `#[workflow(...)]`: name, description, crate path, schedule, handlers.
+//! `#[workflow(...)]`: name, description, crate path, schedule, handlers,
+//! durability.
 
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ pub(crate) struct WorkflowOptions {
     pub(crate) run_immediately: Option<Span>,
     /// `handlers(Request => Response, ...)`, when given.
     pub(crate) handlers: Option<Vec<(syn::Type, syn::Type)>>,
+    /// `durable` or `durable = "v2"`: the span, and the version label.
+    pub(crate) durable: Option<(Span, Option<LitStr>)>,
 }
 
 impl WorkflowOptions {
@@ -82,6 +85,25 @@ impl WorkflowOptions {
                 }
                 self.run_immediately = Some(span_of(&meta.path));
             }
+            "durable" => {
+                if self.durable.is_some() {
+                    return Err(duplicate(&meta));
+                }
+                let version = if meta.input.peek(syn::Token![=]) {
+                    let version: LitStr = meta.value()?.parse()?;
+                    if version.value().trim().is_empty() {
+                        return Err(syn::Error::new(
+                            version.span(),
+                            "a durable workflow's version label cannot be empty; leave it out \
+                             (`durable`) or name it (`durable = \"v2\"`)",
+                        ));
+                    }
+                    Some(version)
+                } else {
+                    None
+                };
+                self.durable = Some((span_of(&meta.path), version));
+            }
             "handlers" => {
                 if self.handlers.is_some() {
                     return Err(duplicate(&meta));
@@ -102,7 +124,7 @@ impl WorkflowOptions {
             _ => {
                 return Err(meta.error(format!(
                     "unknown workflow option `{word}`; expected one of: name, description, crate, \
-                     every, run_immediately, handlers"
+                     every, run_immediately, handlers, durable"
                 )));
             }
         }

@@ -18,7 +18,7 @@ mod step_fn;
 
 /// The chain's traits are implemented by its own types only: the verbs
 /// build every stage and adapter, so outside impls could never be used.
-mod sealed {
+pub(crate) mod sealed {
     pub trait Sealed {}
 }
 

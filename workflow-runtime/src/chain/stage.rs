@@ -264,6 +264,13 @@ where
                 .body
                 .take()
                 .expect("StepFuture polled after completion");
+            // A resumed durable run hands on what the journal holds: the
+            // body and its behaviors do not run again.
+            if let Some(result) = body.recorded() {
+                *this.phase = Phase::Done;
+                let id = ctx.next_step_id();
+                return Poll::Ready(self.end(started, id, active, Ended::Replayed(result)));
+            }
             let stack = ctx.stack_for::<F::Output>(std::mem::take(this.layers));
             let id = ctx.next_step_id();
             let active = match active {
@@ -556,6 +563,7 @@ impl std::error::Error for RunsOnce {}
 
 enum Ended<'p, O> {
     Result(StepResult<O>),
+    Replayed(StepResult<O>),
     Behaved {
         result: StepResult<O>,
         attempts: u32,
@@ -640,6 +648,10 @@ where
         record.id = id;
         let result = match ended {
             Ended::Result(result) => result,
+            Ended::Replayed(result) => {
+                record.outcome = StepOutcome::Replayed;
+                result
+            }
             Ended::Behaved {
                 result,
                 attempts,

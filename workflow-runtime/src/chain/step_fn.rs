@@ -77,6 +77,14 @@ pub trait StepFn<In> {
     fn can_replay(&self) -> bool {
         false
     }
+
+    /// The step's result as a durable run's journal recorded it, when the
+    /// run is resumed past this step: the chain hands it on without
+    /// running the body or its behaviors. `None`, the default, runs the
+    /// step.
+    fn recorded(&self) -> Option<StepResult<Self::Output>> {
+        None
+    }
 }
 
 /// A step body that can be called again: the closure is `Fn`, not just
@@ -118,6 +126,9 @@ impl<S: CallAgain<In>, In: ReplayInput> StepFn<In> for Replay<S> {
     }
     fn can_replay(&self) -> bool {
         true
+    }
+    fn recorded(&self) -> Option<StepResult<Self::Output>> {
+        self.0.recorded()
     }
 }
 

@@ -68,6 +68,9 @@ struct Inner {
     // Created on first use: most runs are never cancelled, and a token costs
     // an allocation.
     cancel: OnceLock<CancellationToken>,
+    /// The durable run's journal, when a runner with a store runs it.
+    #[cfg(feature = "durable")]
+    journal: Option<Arc<crate::durable::Journal>>,
 }
 
 /// What cleanup hooks learn about the run that ended.
@@ -167,6 +170,8 @@ pub struct ContextBuilder {
     typed_behaviors: Vec<(TypeId, Arc<dyn Behavior>)>,
     breakers: Option<Breakers>,
     expected_steps: usize,
+    #[cfg(feature = "durable")]
+    journal: Option<Arc<crate::durable::Journal>>,
 }
 
 impl ContextBuilder {
@@ -283,6 +288,13 @@ impl ContextBuilder {
 
     /// Puts `behaviors` outside the ones added so far (a host's, around a
     /// workflow's).
+    /// Makes the context a durable run's.
+    #[cfg(feature = "durable")]
+    pub(crate) fn journal(mut self, journal: Arc<crate::durable::Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
     pub(crate) fn behaviors_first(mut self, behaviors: &[Arc<dyn Behavior>]) -> Self {
         if !behaviors.is_empty() {
             let own = std::mem::take(&mut self.behaviors);
@@ -323,6 +335,8 @@ impl ContextBuilder {
                 typed_behaviors: self.typed_behaviors,
                 breakers,
                 cancel,
+                #[cfg(feature = "durable")]
+                journal: self.journal,
             }),
         }
     }
@@ -358,6 +372,8 @@ impl WorkflowContext {
             typed_behaviors: Vec::new(),
             breakers: None,
             expected_steps: 0,
+            #[cfg(feature = "durable")]
+            journal: None,
         }
     }
 
@@ -455,6 +471,12 @@ impl WorkflowContext {
     // ---- step records -------------------------------------------------
 
     /// A fresh step id.
+    /// The durable run's journal, if this context is a durable run's.
+    #[cfg(feature = "durable")]
+    pub(crate) fn journal(&self) -> Option<&Arc<crate::durable::Journal>> {
+        self.inner.journal.as_ref()
+    }
+
     pub(crate) fn next_step_id(&self) -> StepId {
         StepId::new(self.inner.step_ids.fetch_add(1, Ordering::Relaxed) + 1)
     }

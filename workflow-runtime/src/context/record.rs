@@ -27,17 +27,20 @@ pub enum StepOutcome {
     Cancelled,
     /// The step did not run because an earlier one failed.
     Skipped,
+    /// A resumed durable run took the step's output from its journal: the
+    /// step had completed before the run stopped, and did not run again.
+    Replayed,
 }
 
 impl StepOutcome {
-    /// True for [`StepOutcome::Passed`].
+    /// True for [`StepOutcome::Passed`] and [`StepOutcome::Replayed`].
     ///
     /// ```
     /// # use workflow_runtime::StepOutcome;
     /// assert!(!StepOutcome::Skipped.is_passed());
     /// ```
     pub fn is_passed(&self) -> bool {
-        matches!(self, StepOutcome::Passed)
+        matches!(self, StepOutcome::Passed | StepOutcome::Replayed)
     }
 
     /// True when the step ran and did not pass: failed, timed out or cancelled.
@@ -62,6 +65,7 @@ impl fmt::Display for StepOutcome {
             StepOutcome::Failed(why) => write!(f, "failed: {why}"),
             StepOutcome::Cancelled => f.pad("cancelled"),
             StepOutcome::Skipped => f.pad("skipped"),
+            StepOutcome::Replayed => f.pad("replayed"),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Hosting: a tokio host for one-time and recurring workflows, the runner
 //! it runs them with, and their health.
 
+#[cfg(feature = "durable")]
+mod durable_runs;
 mod health;
 mod runner;
 

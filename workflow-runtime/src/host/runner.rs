@@ -155,6 +155,18 @@ struct Inner {
     counters: Counters,
     // Cancelling it cancels every run's context: a host's hard stop.
     cancel: CancellationToken,
+    #[cfg(feature = "durable")]
+    durable: Durables,
+}
+
+/// A runner's durable side: its store, its durable workflows, the runs it
+/// is driving.
+#[cfg(feature = "durable")]
+#[derive(Default)]
+struct Durables {
+    store: Option<crate::durable::Store>,
+    workflows: BTreeMap<&'static str, Arc<dyn super::durable_runs::DurableEntry>>,
+    in_flight: super::durable_runs::InFlight,
 }
 
 /// Runs workflows, with or without a host. Cheap to clone; share it with
@@ -205,9 +217,46 @@ pub struct RunnerBuilder {
     handlers: Handlers,
     breakers: Breakers,
     unhealthy_after: u32,
+    #[cfg(feature = "durable")]
+    durable: Durables,
 }
 
 impl RunnerBuilder {
+    /// The journal store durable runs are recorded in.
+    ///
+    /// ```
+    /// use workflow_runtime::durable::Store;
+    /// use workflow_runtime::host::Runner;
+    /// let runner = Runner::builder().store(Store::memory()).build().unwrap();
+    /// assert!(runner.store().is_some());
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn store(mut self, store: crate::durable::Store) -> Self {
+        self.durable.store = Some(store);
+        self
+    }
+
+    /// Registers a durable workflow (`#[workflow(durable)]`), to start with
+    /// [`Runner::start`] and resume with [`Runner::resume`].
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # struct Ping;
+    /// # #[workflow(durable)] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// use workflow_runtime::durable::Store;
+    /// use workflow_runtime::host::Runner;
+    /// let runner = Runner::builder().store(Store::memory()).durable(Ping).build().unwrap();
+    /// # drop(runner);
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn durable<W: crate::durable::Durable>(mut self, workflow: W) -> Self {
+        let entry = Arc::new(super::durable_runs::DurableDef(Arc::new(workflow)));
+        if self.durable.workflows.insert(W::NAME, entry).is_some() {
+            self.duplicates.push(W::NAME);
+        }
+        self
+    }
+
     /// Registers a workflow to run by name (its input made by `Default`).
     ///
     /// ```
@@ -357,6 +406,8 @@ impl RunnerBuilder {
                 health: Health::new(self.unhealthy_after),
                 counters: Counters::default(),
                 cancel,
+                #[cfg(feature = "durable")]
+                durable: self.durable,
             }),
         })
     }
@@ -383,6 +434,8 @@ impl Runner {
             handlers: Handlers::default(),
             breakers: Breakers::new(),
             unhealthy_after: 3,
+            #[cfg(feature = "durable")]
+            durable: Durables::default(),
         }
     }
 
@@ -590,6 +643,45 @@ impl Runner {
     /// ```
     pub fn breakers(&self) -> &Breakers {
         &self.inner.breakers
+    }
+
+    /// The store durable runs are journaled in, if the runner has one.
+    ///
+    /// ```
+    /// use workflow_runtime::host::Runner;
+    /// assert!(Runner::builder().build().unwrap().store().is_none());
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn store(&self) -> Option<&crate::durable::Store> {
+        self.inner.durable.store.as_ref()
+    }
+
+    #[cfg(feature = "durable")]
+    pub(super) fn durable_entry(
+        &self,
+        name: &str,
+    ) -> Option<Arc<dyn super::durable_runs::DurableEntry>> {
+        self.inner.durable.workflows.get(name).cloned()
+    }
+
+    #[cfg(feature = "durable")]
+    pub(super) fn in_flight(&self) -> &super::durable_runs::InFlight {
+        &self.inner.durable.in_flight
+    }
+
+    /// [`run_in`](Self::run_in), with a panic outside any step returned
+    /// as its message rather than resumed.
+    #[cfg(feature = "durable")]
+    pub(super) async fn run_caught<W: WorkflowDefinition>(
+        &self,
+        workflow: &W,
+        ctx: &WorkflowContext,
+        input: W::Input,
+    ) -> Result<Result<W::Output, WorkflowError>, String> {
+        match self.track(ctx, workflow.run(ctx, input)).await {
+            Tracked::Done(result) => Ok(result),
+            Tracked::Panicked(message) => Err(message),
+        }
     }
 
     pub(crate) fn cancel_all(&self) {

@@ -1,0 +1,206 @@
+//! A durable run as its starter sees it: its id, and its result once the
+//! runner that owns it finishes it (or already had).
+
+use std::fmt;
+
+use tokio::sync::watch;
+
+use super::codec::{CodecError, ValueCodec};
+use super::store::{RunStatus, Store, StoreError};
+
+/// Why a durable run could not be started, or did not complete.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DurableError {
+    /// The runner has no store (`Runner::builder().store(..)`).
+    NoStore,
+    /// The workflow is not registered with the runner
+    /// (`Runner::builder().durable(..)`).
+    NotRegistered {
+        /// Its name.
+        workflow: &'static str,
+    },
+    /// The run id belongs to a run of another workflow.
+    OtherWorkflow {
+        /// The run.
+        run: String,
+        /// The workflow that owns it.
+        owner: String,
+    },
+    /// The input could not be encoded.
+    Encode {
+        /// The run.
+        run: String,
+        /// Why.
+        source: CodecError,
+    },
+    /// The store failed.
+    Store(StoreError),
+    /// The run failed; the journal holds why.
+    Failed {
+        /// The run.
+        run: String,
+        /// Its error, as recorded.
+        error: String,
+    },
+    /// The run is parked: the code no longer matches its journal.
+    Incompatible {
+        /// The run.
+        run: String,
+        /// Why.
+        reason: String,
+    },
+    /// The runner stopped (shut down) before the run ended; the run is
+    /// still in the journal and resumes when a runner opens the store.
+    Stopped {
+        /// The run.
+        run: String,
+    },
+}
+
+impl fmt::Display for DurableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DurableError::NoStore => {
+                f.write_str("the runner has no store: build it with `Runner::builder().store(..)`")
+            }
+            DurableError::NotRegistered { workflow } => write!(
+                f,
+                "workflow \"{workflow}\" is not registered: add it with \
+                 `Runner::builder().durable(..)`"
+            ),
+            DurableError::OtherWorkflow { run, owner } => {
+                write!(f, "run \"{run}\" is a run of workflow \"{owner}\"")
+            }
+            DurableError::Encode { run, source } => {
+                write!(f, "run \"{run}\": the input does not encode: {source}")
+            }
+            DurableError::Store(e) => fmt::Display::fmt(e, f),
+            DurableError::Failed { run, error } => write!(f, "run \"{run}\" failed: {error}"),
+            DurableError::Incompatible { run, reason } => {
+                write!(f, "run \"{run}\" is incompatible with this code: {reason}")
+            }
+            DurableError::Stopped { run } => write!(
+                f,
+                "run \"{run}\" did not end before its runner stopped; it resumes when a \
+                 runner opens the store"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DurableError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DurableError::Encode { source, .. } => Some(source),
+            DurableError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for DurableError {
+    fn from(e: StoreError) -> Self {
+        DurableError::Store(e)
+    }
+}
+
+/// A started durable run. The run belongs to the runner, not to this
+/// handle: dropping the handle (or the future awaiting it) leaves the run
+/// going.
+#[must_use = "a run goes on without its handle; keep it to read the result"]
+pub struct RunHandle<T> {
+    id: String,
+    store: Store,
+    ended: Option<watch::Receiver<bool>>,
+    output: ValueCodec<T>,
+}
+
+impl<T> RunHandle<T> {
+    pub(crate) fn new(
+        id: String,
+        store: Store,
+        ended: Option<watch::Receiver<bool>>,
+        output: ValueCodec<T>,
+    ) -> Self {
+        RunHandle {
+            id,
+            store,
+            ended,
+            output,
+        }
+    }
+
+    /// The run's id.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::durable::Store;
+    /// # use workflow_runtime::host::Runner;
+    /// # struct Ping;
+    /// # #[workflow(durable)] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().store(Store::memory()).durable(Ping).build().unwrap();
+    /// let run = runner.start(&Ping::ID, "ping-1", ()).await.unwrap();
+    /// assert_eq!(run.id(), "ping-1");
+    /// # }
+    /// ```
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl<T> RunHandle<T> {
+    /// Waits for the run to end (if this process runs it) and reads its
+    /// result from the journal.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::durable::Store;
+    /// # use workflow_runtime::host::Runner;
+    /// # struct Ping;
+    /// # #[workflow(durable)] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().store(Store::memory()).durable(Ping).build().unwrap();
+    /// let run = runner.start(&Ping::ID, "ping-1", ()).await.unwrap();
+    /// assert_eq!(run.result().await.unwrap(), 1);
+    /// # }
+    /// ```
+    pub async fn result(self) -> Result<T, DurableError> {
+        if let Some(mut ended) = self.ended {
+            // An error means the task is gone: the row says how it ended.
+            let _ = ended.wait_for(|ended| *ended).await;
+        }
+        let run = self
+            .store
+            .run(&self.id)
+            .await?
+            .ok_or_else(|| StoreError::NoSuchRun(self.id.clone()))?;
+        match run.status {
+            RunStatus::Completed => {
+                let bytes = run.output.unwrap_or_default();
+                self.output.decode(self.store.codec(), &bytes).map_err(|e| {
+                    DurableError::Store(StoreError::Corrupt {
+                        run: self.id.clone(),
+                        detail: format!("the output does not decode: {e}"),
+                    })
+                })
+            }
+            RunStatus::Failed => Err(DurableError::Failed {
+                run: self.id,
+                error: run.error.unwrap_or_default(),
+            }),
+            RunStatus::Incompatible => Err(DurableError::Incompatible {
+                run: self.id,
+                reason: run.error.unwrap_or_default(),
+            }),
+            RunStatus::Running => Err(DurableError::Stopped { run: self.id }),
+        }
+    }
+}
+
+impl<T> fmt::Debug for RunHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunHandle").field("id", &self.id).finish()
+    }
+}

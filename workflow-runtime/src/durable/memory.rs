@@ -1,0 +1,173 @@
+//! The in-memory store: the journal in a map, for tests and examples.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::store::{
+    Backend, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow, StoreError, now_ms,
+};
+use crate::behavior::BoxFuture;
+
+/// A journal held in this process: it survives a runner, not a crash.
+/// Clones share the journal, so a test can "restart" by building a new
+/// runner on a clone.
+///
+/// ```
+/// use workflow_runtime::durable::{MemoryStore, Store};
+/// let journal = MemoryStore::new();
+/// let store = Store::new(journal.clone());
+/// # drop(store);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    runs: Arc<Mutex<BTreeMap<String, Entry>>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    run: RunRow,
+    steps: BTreeMap<u32, StepRow>,
+}
+
+impl MemoryStore {
+    /// An empty journal.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::MemoryStore;
+    /// let journal = MemoryStore::new();
+    /// # drop(journal);
+    /// ```
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+        // A panic elsewhere cannot leave a half-written entry: each change
+        // is one insert or one assignment.
+        self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Backend for MemoryStore {
+    fn describe(&self) -> String {
+        "memory".to_owned()
+    }
+
+    fn insert_run<'a>(&'a self, run: &'a RunRow) -> BoxFuture<'a, Result<Inserted, StoreError>> {
+        let mut runs = self.lock();
+        let inserted = match runs.get(&run.id) {
+            Some(entry) => Inserted::Existing(entry.run.clone()),
+            None => {
+                runs.insert(
+                    run.id.clone(),
+                    Entry {
+                        run: run.clone(),
+                        steps: BTreeMap::new(),
+                    },
+                );
+                Inserted::New
+            }
+        };
+        Box::pin(std::future::ready(Ok(inserted)))
+    }
+
+    fn run<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RunRow>, StoreError>> {
+        let run = self.lock().get(id).map(|entry| entry.run.clone());
+        Box::pin(std::future::ready(Ok(run)))
+    }
+
+    fn steps<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<StepRow>, StoreError>> {
+        let steps = self
+            .lock()
+            .get(run)
+            .map(|entry| entry.steps.values().cloned().collect())
+            .unwrap_or_default();
+        Box::pin(std::future::ready(Ok(steps)))
+    }
+
+    fn record_step<'a>(
+        &'a self,
+        run: &'a str,
+        step: &'a StepRow,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut runs = self.lock();
+        let result = match runs.get_mut(run) {
+            None => Err(StoreError::NoSuchRun(run.to_owned())),
+            Some(entry) if entry.steps.contains_key(&step.index) => Err(StoreError::Conflict {
+                run: run.to_owned(),
+                index: step.index,
+            }),
+            Some(entry) => {
+                entry.steps.insert(step.index, step.clone());
+                entry.run.updated_ms = now_ms();
+                Ok(())
+            }
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn finish_run<'a>(
+        &'a self,
+        run: &'a str,
+        end: &'a RunEnd,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let mut runs = self.lock();
+        let result = match runs.get_mut(run) {
+            None => Err(StoreError::NoSuchRun(run.to_owned())),
+            Some(entry) if entry.run.status.is_finished() => Ok(false),
+            Some(entry) => {
+                let row = &mut entry.run;
+                match end {
+                    RunEnd::Completed(output) => {
+                        row.status = RunStatus::Completed;
+                        row.output = Some(output.clone());
+                    }
+                    RunEnd::Failed(error) => {
+                        row.status = RunStatus::Failed;
+                        row.error = Some(error.clone());
+                    }
+                    RunEnd::Incompatible(why) => {
+                        row.status = RunStatus::Incompatible;
+                        row.error = Some(why.clone());
+                    }
+                }
+                row.updated_ms = now_ms();
+                Ok(true)
+            }
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
+        let mut running: Vec<RunRow> = self
+            .lock()
+            .values()
+            .filter(|entry| entry.run.status == RunStatus::Running)
+            .map(|entry| entry.run.clone())
+            .collect();
+        running.sort_by(|a, b| a.created_ms.cmp(&b.created_ms).then(a.id.cmp(&b.id)));
+        Box::pin(std::future::ready(Ok(running)))
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<RunCounts, StoreError>> {
+        let mut counts = RunCounts::default();
+        for entry in self.lock().values() {
+            match entry.run.status {
+                RunStatus::Running => {
+                    counts.running += 1;
+                    let created = entry.run.created_ms;
+                    counts.oldest_running_ms =
+                        Some(counts.oldest_running_ms.map_or(created, |o| o.min(created)));
+                }
+                RunStatus::Completed => counts.completed += 1,
+                RunStatus::Failed => counts.failed += 1,
+                RunStatus::Incompatible => counts.incompatible += 1,
+            }
+        }
+        Box::pin(std::future::ready(Ok(counts)))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}

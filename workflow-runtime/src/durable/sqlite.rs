@@ -1,0 +1,612 @@
+//! The SQLite store: the journal in a file, through sqlx. One connection
+//! writes, so writers queue in the pool rather than meeting `SQLITE_BUSY`;
+//! WAL keeps readers of the file (the `sqlite3` tool) out of its way.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Connection, Row};
+
+use super::store::{
+    Backend, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow, Store, StoreError, now_ms,
+};
+use crate::behavior::BoxFuture;
+
+/// A transaction on the store's database, as a `#[step(transactional)]`
+/// step takes it: its writes and the step's journal row commit together.
+pub type SqliteTx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// The schema, one migration per entry, applied in order on open; the
+/// version reached is kept in `workflow_schema`.
+const MIGRATIONS: &[&str] = &["CREATE TABLE workflow_runs (
+        id          TEXT PRIMARY KEY,
+        workflow    TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        input       BLOB NOT NULL,
+        output      BLOB,
+        error       TEXT,
+        created_ms  INTEGER NOT NULL,
+        updated_ms  INTEGER NOT NULL
+    );
+    CREATE INDEX workflow_runs_by_status ON workflow_runs (status, created_ms);
+    CREATE TABLE workflow_steps (
+        run_id     TEXT NOT NULL REFERENCES workflow_runs (id),
+        step_index INTEGER NOT NULL,
+        title      TEXT NOT NULL,
+        output     BLOB NOT NULL,
+        attempts   INTEGER NOT NULL,
+        started_ms INTEGER NOT NULL,
+        ended_ms   INTEGER NOT NULL,
+        PRIMARY KEY (run_id, step_index)
+    );"];
+
+/// How the file is synced on commit.
+///
+/// ```
+/// use workflow_runtime::durable::{SqliteOptions, Sync};
+/// let options = SqliteOptions::new("runs.db").sync(Sync::Normal);
+/// # drop(options);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sync {
+    /// `synchronous=FULL`: a commit is on disk when it returns (default).
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: in WAL mode, a power cut may lose the last
+    /// commits (never corrupt the file); a process crash loses nothing.
+    Normal,
+}
+
+/// Where and how to open a SQLite store.
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::durable::SqliteOptions;
+/// let options = SqliteOptions::new("runs.db").busy_timeout(Duration::from_secs(1));
+/// # drop(options);
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct SqliteOptions {
+    path: PathBuf,
+    sync: Sync,
+    busy_timeout: Duration,
+}
+
+impl SqliteOptions {
+    /// The file, created if missing.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::SqliteOptions;
+    /// let options = SqliteOptions::new("runs.db");
+    /// # drop(options);
+    /// ```
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        SqliteOptions {
+            path: path.as_ref().to_owned(),
+            sync: Sync::Full,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// How commits are synced.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::{SqliteOptions, Sync};
+    /// let options = SqliteOptions::new("runs.db").sync(Sync::Full);
+    /// # drop(options);
+    /// ```
+    pub fn sync(mut self, sync: Sync) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// How long to wait on another process's lock before failing.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use workflow_runtime::durable::SqliteOptions;
+    /// let options = SqliteOptions::new("runs.db").busy_timeout(Duration::from_millis(200));
+    /// # drop(options);
+    /// ```
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+}
+
+/// The SQLite journal. Open it with [`Store::sqlite`] or
+/// [`SqliteStore::open`].
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the SQLite store in `path` with the defaults:
+    /// WAL, `synchronous=FULL`, migrations applied.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use workflow_runtime::durable::Store;
+    /// let dir = std::env::temp_dir().join(format!("wf-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let store = Store::sqlite(dir.join("runs.db")).await.unwrap();
+    /// assert!(store.describe().ends_with("runs.db"));
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
+    pub async fn sqlite(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Ok(Store::new(
+            SqliteStore::open(SqliteOptions::new(path)).await?,
+        ))
+    }
+}
+
+impl SqliteStore {
+    /// Opens the store: creates the file if missing, checks it is a SQLite
+    /// database, applies the migrations it lacks.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use workflow_runtime::durable::{SqliteOptions, SqliteStore, Store, Sync};
+    /// let dir = std::env::temp_dir().join(format!("wf-doc-open-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let sqlite = SqliteStore::open(SqliteOptions::new(dir.join("runs.db")).sync(Sync::Normal))
+    ///     .await
+    ///     .unwrap();
+    /// let store = Store::new(sqlite);
+    /// # drop(store); std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
+    pub async fn open(options: SqliteOptions) -> Result<Self, StoreError> {
+        let path = options.path;
+        let fail = |doing: &str, source: sqlx::Error| StoreError::Database {
+            store: path.display().to_string(),
+            doing: doing.to_owned(),
+            source: Box::new(source),
+        };
+        let connect = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|e| fail("reading options", e))?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match options.sync {
+                Sync::Full => SqliteSynchronous::Full,
+                Sync::Normal => SqliteSynchronous::Normal,
+            })
+            .foreign_keys(true)
+            .busy_timeout(options.busy_timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(connect)
+            .await
+            .map_err(|e| fail("opening the database", e))?;
+        let store = SqliteStore { pool, path };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The pool on the store's file (one connection: the one writer).
+    /// The application may use it for its own tables, which lets a
+    /// transactional step's writes commit with its journal row.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use workflow_runtime::durable::{SqliteOptions, SqliteStore};
+    /// # let dir = std::env::temp_dir().join(format!("wf-doc-pool-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let store = SqliteStore::open(SqliteOptions::new(dir.join("runs.db"))).await.unwrap();
+    /// sqlx::query("CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY)")
+    ///     .execute(store.pool())
+    ///     .await
+    ///     .unwrap();
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The file.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use workflow_runtime::durable::{SqliteOptions, SqliteStore};
+    /// # let dir = std::env::temp_dir().join(format!("wf-doc-path-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let store = SqliteStore::open(SqliteOptions::new(dir.join("runs.db"))).await.unwrap();
+    /// assert!(store.path().ends_with("runs.db"));
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, doing: impl Into<String>, source: sqlx::Error) -> StoreError {
+        StoreError::Database {
+            store: self.path.display().to_string(),
+            doing: doing.into(),
+            source: Box::new(source),
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| self.error("opening the database", e))?;
+        let mut tx = conn
+            .begin()
+            .await
+            .map_err(|e| self.error("reading the schema version", e))?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS workflow_schema (version INTEGER NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error("reading the schema version", e))?;
+        let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM workflow_schema")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.error("reading the schema version", e))?;
+        let version = usize::try_from(version.unwrap_or(0)).unwrap_or(0);
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::Corrupt {
+                run: String::new(),
+                detail: format!(
+                    "{}: schema version {version} is newer than this library's {}",
+                    self.path.display(),
+                    MIGRATIONS.len()
+                ),
+            });
+        }
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+            sqlx::raw_sql(*migration)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.error(format!("applying migration {}", i + 1), e))?;
+            sqlx::query("INSERT INTO workflow_schema (version) VALUES (?)")
+                .bind(i64::try_from(i + 1).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.error(format!("applying migration {}", i + 1), e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| self.error("applying migrations", e))
+    }
+
+    /// Begins a transaction for a transactional step.
+    pub(crate) async fn begin(&self) -> Result<SqliteTx, StoreError> {
+        self.pool
+            .begin()
+            .await
+            .map_err(|e| self.error("beginning a step's transaction", e))
+    }
+
+    /// The step's row, read inside `conn`'s transaction.
+    pub(crate) async fn step_in(
+        &self,
+        conn: &mut SqliteConnection,
+        run: &str,
+        index: u32,
+    ) -> Result<Option<StepRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT step_index, title, output, attempts, started_ms, ended_ms
+             FROM workflow_steps WHERE run_id = ? AND step_index = ?",
+        )
+        .bind(run)
+        .bind(i64::from(index))
+        .fetch_optional(conn)
+        .await
+        .map_err(|e| self.error(format!("reading step {index} of run \"{run}\""), e))?;
+        row.map(|row| step_row(run, &row)).transpose()
+    }
+
+    /// Journals a step inside `conn`'s transaction.
+    pub(crate) async fn record_step_in(
+        &self,
+        conn: &mut SqliteConnection,
+        run: &str,
+        step: &StepRow,
+    ) -> Result<(), StoreError> {
+        let inserted = payload(
+            sqlx::query(
+                "INSERT INTO workflow_steps
+                 (run_id, step_index, title, output, attempts, started_ms, ended_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(run)
+            .bind(i64::from(step.index))
+            .bind(&step.title),
+            &step.output,
+        )
+        .bind(i64::from(step.attempts))
+        .bind(step.started_ms)
+        .bind(step.ended_ms)
+        .execute(conn)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict {
+                run: run.to_owned(),
+                index: step.index,
+            }),
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                Err(StoreError::NoSuchRun(run.to_owned()))
+            }
+            Err(e) => Err(self.error(
+                format!("journaling step {} of run \"{run}\"", step.index),
+                e,
+            )),
+        }
+    }
+}
+
+/// Binds a payload as text when it is UTF-8 (JSON reads as itself in the
+/// `sqlite3` tool), as a blob otherwise.
+fn payload<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    bytes: &'q [u8],
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => query.bind(text),
+        Err(_) => query.bind(bytes),
+    }
+}
+
+fn corrupt(run: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        run: run.to_owned(),
+        detail: detail.to_string(),
+    }
+}
+
+fn run_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
+    let id: String = row.try_get("id").map_err(|e| corrupt("?", e))?;
+    let get = |e: sqlx::Error| corrupt(&id, e);
+    let status: String = row.try_get("status").map_err(get)?;
+    Ok(RunRow {
+        workflow: row.try_get("workflow").map_err(get)?,
+        fingerprint: row.try_get("fingerprint").map_err(get)?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| corrupt(&id, format!("unknown status \"{status}\"")))?,
+        input: row.try_get("input").map_err(get)?,
+        output: row.try_get("output").map_err(get)?,
+        error: row.try_get("error").map_err(get)?,
+        created_ms: row.try_get("created_ms").map_err(get)?,
+        updated_ms: row.try_get("updated_ms").map_err(get)?,
+        id,
+    })
+}
+
+fn step_row(run: &str, row: &SqliteRow) -> Result<StepRow, StoreError> {
+    let get = |e: sqlx::Error| corrupt(run, e);
+    let count = |name: &str| -> Result<u32, StoreError> {
+        let n: i64 = row.try_get(name).map_err(get)?;
+        u32::try_from(n).map_err(|_| corrupt(run, format!("{name} {n} is out of range")))
+    };
+    Ok(StepRow {
+        index: count("step_index")?,
+        title: row.try_get("title").map_err(get)?,
+        output: row.try_get("output").map_err(get)?,
+        attempts: count("attempts")?,
+        started_ms: row.try_get("started_ms").map_err(get)?,
+        ended_ms: row.try_get("ended_ms").map_err(get)?,
+    })
+}
+
+impl Backend for SqliteStore {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn insert_run<'a>(&'a self, run: &'a RunRow) -> BoxFuture<'a, Result<Inserted, StoreError>> {
+        Box::pin(async move {
+            let done = payload(
+                sqlx::query(
+                    "INSERT INTO workflow_runs
+                     (id, workflow, fingerprint, status, input, created_ms, updated_ms)
+                     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(&run.id)
+                .bind(&run.workflow)
+                .bind(&run.fingerprint)
+                .bind(run.status.as_str()),
+                &run.input,
+            )
+            .bind(run.created_ms)
+            .bind(run.updated_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("starting run \"{}\"", run.id), e))?;
+            if done.rows_affected() == 1 {
+                return Ok(Inserted::New);
+            }
+            match self.run(&run.id).await? {
+                Some(existing) => Ok(Inserted::Existing(existing)),
+                None => Err(StoreError::NoSuchRun(run.id.clone())),
+            }
+        })
+    }
+
+    fn run<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RunRow>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT id, workflow, fingerprint, status, input, output, error, created_ms,
+                 updated_ms FROM workflow_runs WHERE id = ?",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("reading run \"{id}\""), e))?;
+            row.as_ref().map(run_row).transpose()
+        })
+    }
+
+    fn steps<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<StepRow>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT step_index, title, output, attempts, started_ms, ended_ms
+                 FROM workflow_steps WHERE run_id = ? ORDER BY step_index",
+            )
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("reading the steps of run \"{run}\""), e))?;
+            rows.iter().map(|row| step_row(run, row)).collect()
+        })
+    }
+
+    fn record_step<'a>(
+        &'a self,
+        run: &'a str,
+        step: &'a StepRow,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await.map_err(|e| {
+                self.error(
+                    format!("journaling step {} of run \"{run}\"", step.index),
+                    e,
+                )
+            })?;
+            self.record_step_in(&mut conn, run, step).await
+        })
+    }
+
+    fn finish_run<'a>(
+        &'a self,
+        run: &'a str,
+        end: &'a RunEnd,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let (status, output, error) = match end {
+                RunEnd::Completed(output) => (RunStatus::Completed, Some(&output[..]), None),
+                RunEnd::Failed(error) => (RunStatus::Failed, None, Some(error)),
+                RunEnd::Incompatible(why) => (RunStatus::Incompatible, None, Some(why)),
+            };
+            let query = sqlx::query(
+                "UPDATE workflow_runs SET status = ?, output = ?, error = ?, updated_ms = ?
+                 WHERE id = ? AND status = 'running'",
+            )
+            .bind(status.as_str());
+            let query = match output {
+                Some(bytes) => payload(query, bytes),
+                None => query.bind(None::<Vec<u8>>),
+            };
+            let done = query
+                .bind(error)
+                .bind(now_ms())
+                .bind(run)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.error(format!("ending run \"{run}\""), e))?;
+            if done.rows_affected() == 1 {
+                return Ok(true);
+            }
+            match self.run(run).await? {
+                Some(_) => Ok(false),
+                None => Err(StoreError::NoSuchRun(run.to_owned())),
+            }
+        })
+    }
+
+    fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT id, workflow, fingerprint, status, input, output, error, created_ms,
+                 updated_ms FROM workflow_runs WHERE status = 'running' ORDER BY created_ms, id",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error("listing running runs", e))?;
+            rows.iter().map(run_row).collect()
+        })
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<RunCounts, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT status, COUNT(*) AS n, MIN(created_ms) AS oldest
+                 FROM workflow_runs GROUP BY status",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error("counting runs", e))?;
+            let mut counts = RunCounts::default();
+            for row in rows {
+                let get = |e: sqlx::Error| self.error("counting runs", e);
+                let status: String = row.try_get("status").map_err(get)?;
+                let n: i64 = row.try_get("n").map_err(get)?;
+                let n = u64::try_from(n).unwrap_or(0);
+                match RunStatus::parse(&status) {
+                    Some(RunStatus::Running) => {
+                        counts.running = n;
+                        counts.oldest_running_ms = row.try_get("oldest").map_err(get)?;
+                    }
+                    Some(RunStatus::Completed) => counts.completed = n,
+                    Some(RunStatus::Failed) => counts.failed = n,
+                    Some(RunStatus::Incompatible) => counts.incompatible = n,
+                    None => return Err(corrupt("?", format!("unknown status \"{status}\""))),
+                }
+            }
+            Ok(counts)
+        })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+fn sqlite_of(store: &Store) -> Result<&SqliteStore, StoreError> {
+    store
+        .backend()
+        .as_any()
+        .downcast_ref::<SqliteStore>()
+        .ok_or_else(|| StoreError::Database {
+            store: store.describe(),
+            doing: "beginning a step's transaction".to_owned(),
+            source: "a step that takes a `SqliteTx` needs the SQLite store".into(),
+        })
+}
+
+impl super::step::Transaction for SqliteTx {
+    fn begin(store: &Store) -> BoxFuture<'_, Result<Self, StoreError>> {
+        Box::pin(async move { sqlite_of(store)?.begin().await })
+    }
+
+    fn recorded<'a>(
+        &'a mut self,
+        store: &'a Store,
+        run: &'a str,
+        index: u32,
+    ) -> BoxFuture<'a, Result<Option<StepRow>, StoreError>> {
+        Box::pin(async move { sqlite_of(store)?.step_in(self, run, index).await })
+    }
+
+    fn commit_with<'a>(
+        mut self,
+        store: &'a Store,
+        run: &'a str,
+        row: StepRow,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let sqlite = sqlite_of(store)?;
+            sqlite.record_step_in(&mut self, run, &row).await?;
+            self.commit().await.map_err(|e| {
+                sqlite.error(format!("committing step {} of run \"{run}\"", row.index), e)
+            })
+        })
+    }
+}

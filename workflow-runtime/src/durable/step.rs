@@ -1,0 +1,385 @@
+//! The step bodies of a durable workflow: each takes what the journal
+//! holds when its run is resumed, and journals what it produces when it
+//! completes; a transactional one commits its own writes with that row.
+//!
+//! `#[workflow(durable)]` builds them through two chain verbs,
+//! [`Workflow::journaled`] and [`Workflow::transacted`], which know the
+//! previous step's type, so the step's closure is checked against it.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::codec::ValueCodec;
+use super::journal::Journal;
+use super::step_ctx::StepCtx;
+use super::store::{StepRow, Store, StoreError, now_ms};
+use crate::behavior::BoxFuture;
+use crate::chain::sealed::Sealed;
+use crate::chain::{CallAgain, Failed, Stage, Step, StepFn, StepResult, Workflow};
+use crate::context::WorkflowContext;
+use crate::error::StepError;
+use crate::step::StepKind;
+
+/// Where a step is in its workflow, as the journal keys it.
+#[derive(Clone, Copy, Debug)]
+pub struct Place {
+    /// From 0.
+    pub index: u32,
+    /// The step's title.
+    pub title: &'static str,
+}
+
+impl<'c, S: Stage<'c>> Workflow<'c, S> {
+    /// A journaled step: `body(step, input)` runs unless the run's
+    /// journal already holds its output. What `#[workflow(durable)]`
+    /// generates; not for hand-written chains.
+    #[doc(hidden)]
+    pub fn journaled<C, Fut, O>(
+        self,
+        kind: StepKind,
+        place: Place,
+        codec: ValueCodec<O>,
+        body: C,
+    ) -> Workflow<'c, Step<S, Journaled<'c, C, O>>>
+    where
+        C: Fn(StepCtx, S::Output) -> Fut,
+        Fut: Future<Output = Result<O, StepError>> + Send + 'c,
+        O: Send + 'c,
+    {
+        let ctx = self.context();
+        self.step(
+            kind,
+            place.title,
+            Journaled {
+                ctx,
+                place,
+                codec,
+                attempts: AtomicU32::new(0),
+                body,
+            },
+        )
+    }
+
+    /// [`journaled`](Self::journaled), for a body that runs once: a first
+    /// step that owns the workflow's input and is not retried.
+    #[doc(hidden)]
+    pub fn journaled_once<C, Fut, O>(
+        self,
+        kind: StepKind,
+        place: Place,
+        codec: ValueCodec<O>,
+        body: C,
+    ) -> Workflow<'c, Step<S, Journaled<'c, C, O>>>
+    where
+        C: FnOnce(StepCtx, S::Output) -> Fut,
+        Fut: Future<Output = Result<O, StepError>> + Send + 'c,
+        O: Send + 'c,
+    {
+        let ctx = self.context();
+        self.step(
+            kind,
+            place.title,
+            Journaled {
+                ctx,
+                place,
+                codec,
+                attempts: AtomicU32::new(0),
+                body,
+            },
+        )
+    }
+
+    /// A transactional step: `body(step, tx, input)` runs in a
+    /// transaction of the store's database, committed with its journal
+    /// row. What `#[workflow(durable)]` generates.
+    #[doc(hidden)]
+    pub fn transacted<X, C, Fut, O>(
+        self,
+        kind: StepKind,
+        place: Place,
+        codec: ValueCodec<O>,
+        body: C,
+    ) -> Workflow<'c, Step<S, Transacted<'c, X, C, O>>>
+    where
+        X: Transaction,
+        C: Fn(StepCtx, X, S::Output) -> Fut + Send + 'c,
+        Fut: Future<Output = (X, Result<O, StepError>)> + Send + 'c,
+        O: Send + 'c,
+        S::Output: Send + 'c,
+    {
+        let ctx = self.context();
+        self.step(
+            kind,
+            place.title,
+            Transacted {
+                ctx,
+                place,
+                codec,
+                attempts: AtomicU32::new(0),
+                body,
+                tx: PhantomData,
+            },
+        )
+    }
+    /// [`transacted`](Self::transacted), for a body that runs once.
+    #[doc(hidden)]
+    pub fn transacted_once<X, C, Fut, O>(
+        self,
+        kind: StepKind,
+        place: Place,
+        codec: ValueCodec<O>,
+        body: C,
+    ) -> Workflow<'c, Step<S, Transacted<'c, X, C, O>>>
+    where
+        X: Transaction,
+        C: FnOnce(StepCtx, X, S::Output) -> Fut + Send + 'c,
+        Fut: Future<Output = (X, Result<O, StepError>)> + Send + 'c,
+        O: Send + 'c,
+        S::Output: Send + 'c,
+    {
+        let ctx = self.context();
+        self.step(
+            kind,
+            place.title,
+            Transacted {
+                ctx,
+                place,
+                codec,
+                attempts: AtomicU32::new(0),
+                body,
+                tx: PhantomData,
+            },
+        )
+    }
+}
+
+/// The step's view of itself for its next attempt.
+fn next_attempt(ctx: &WorkflowContext, place: Place, attempts: &AtomicU32) -> StepCtx {
+    let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+    let run: Arc<str> = match ctx.journal() {
+        Some(journal) => journal.run_id().clone(),
+        None => ctx.execution_id().to_string().into(),
+    };
+    StepCtx::new(run, place.index, attempt)
+}
+
+fn replayed<O>(ctx: &WorkflowContext, place: Place, codec: ValueCodec<O>) -> Option<StepResult<O>> {
+    let journal = ctx.journal()?;
+    Some(journal.replayed(place.index, codec)?.map_err(Failed::error))
+}
+
+/// A durable step's body, `(step, input) -> Result<output, error>`, with
+/// its output journaled when it completes.
+pub struct Journaled<'c, C, O> {
+    ctx: &'c WorkflowContext,
+    place: Place,
+    codec: ValueCodec<O>,
+    attempts: AtomicU32,
+    body: C,
+}
+
+impl<C, O> Sealed for Journaled<'_, C, O> {}
+
+impl<'c, C, O: Send + 'c> Journaled<'c, C, O> {
+    /// Runs one attempt's work, then journals its output.
+    fn attempt<Fut>(
+        ctx: &'c WorkflowContext,
+        place: Place,
+        codec: ValueCodec<O>,
+        step: StepCtx,
+        work: Fut,
+    ) -> BoxFuture<'c, StepResult<O>>
+    where
+        Fut: Future<Output = Result<O, StepError>> + Send + 'c,
+    {
+        let journal = ctx.journal().cloned();
+        let started = now_ms();
+        Box::pin(async move {
+            let value = work.await.map_err(Failed::error)?;
+            if let Some(journal) = journal {
+                let row = journal
+                    .row(
+                        place.index,
+                        place.title,
+                        &value,
+                        codec,
+                        step.attempt(),
+                        started,
+                    )
+                    .map_err(Failed::error)?;
+                journal.commit(&row).await.map_err(Failed::error)?;
+            }
+            Ok(value)
+        })
+    }
+}
+
+impl<'c, C, In, O, Fut> StepFn<In> for Journaled<'c, C, O>
+where
+    C: FnOnce(StepCtx, In) -> Fut,
+    Fut: Future<Output = Result<O, StepError>> + Send + 'c,
+    O: Send + 'c,
+{
+    type Output = O;
+    type Future = BoxFuture<'c, StepResult<O>>;
+    fn call(self, input: In) -> Self::Future {
+        let step = next_attempt(self.ctx, self.place, &self.attempts);
+        let work = (self.body)(step.clone(), input);
+        Self::attempt(self.ctx, self.place, self.codec, step, work)
+    }
+    fn recorded(&self) -> Option<StepResult<O>> {
+        replayed(self.ctx, self.place, self.codec)
+    }
+}
+
+impl<'c, C, In, O, Fut> CallAgain<In> for Journaled<'c, C, O>
+where
+    C: Fn(StepCtx, In) -> Fut,
+    Fut: Future<Output = Result<O, StepError>> + Send + 'c,
+    O: Send + 'c,
+{
+    fn call_again(&self, input: In) -> Self::Future {
+        let step = next_attempt(self.ctx, self.place, &self.attempts);
+        let work = (self.body)(step.clone(), input);
+        Self::attempt(self.ctx, self.place, self.codec, step, work)
+    }
+}
+
+/// A transaction on the store's database that a step's writes and its
+/// journal row commit in together. Implemented for `SqliteTx`
+/// (`sqlite` feature).
+pub trait Transaction: Send + Sized + 'static {
+    /// Begins one on `store`'s database.
+    fn begin(store: &Store) -> BoxFuture<'_, Result<Self, StoreError>>;
+    /// The step's row as this transaction sees it.
+    fn recorded<'a>(
+        &'a mut self,
+        store: &'a Store,
+        run: &'a str,
+        index: u32,
+    ) -> BoxFuture<'a, Result<Option<StepRow>, StoreError>>;
+    /// Writes the step's row and commits.
+    fn commit_with<'a>(
+        self,
+        store: &'a Store,
+        run: &'a str,
+        row: StepRow,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// A transactional step's body, `(step, tx, input) -> (tx, result)`: its
+/// writes through `tx` and its journal row commit together or not at all.
+pub struct Transacted<'c, X, C, O> {
+    ctx: &'c WorkflowContext,
+    place: Place,
+    codec: ValueCodec<O>,
+    attempts: AtomicU32,
+    body: C,
+    tx: PhantomData<fn() -> X>,
+}
+
+impl<X, C, O> Sealed for Transacted<'_, X, C, O> {}
+
+/// A transactional step run with no store to take a transaction from.
+#[derive(Debug)]
+struct NoStore {
+    title: &'static str,
+}
+
+impl std::fmt::Display for NoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "step \"{}\" is transactional: it runs only in a durable run of a runner with a \
+             SQL store (`Runner::builder().store(..)`, `Runner::start`)",
+            self.title
+        )
+    }
+}
+
+impl std::error::Error for NoStore {}
+
+impl<'c, X: Transaction, C, O: Send + 'c> Transacted<'c, X, C, O> {
+    /// Begins the transaction, runs `body` in it unless an earlier attempt
+    /// committed, and commits its writes with the journal row.
+    fn attempt<In, Fut>(
+        ctx: &'c WorkflowContext,
+        place: Place,
+        codec: ValueCodec<O>,
+        step: StepCtx,
+        body: C,
+        input: In,
+    ) -> BoxFuture<'c, StepResult<O>>
+    where
+        C: FnOnce(StepCtx, X, In) -> Fut + Send + 'c,
+        Fut: Future<Output = (X, Result<O, StepError>)> + Send + 'c,
+        In: Send + 'c,
+    {
+        let journal: Option<Arc<Journal>> = ctx.journal().cloned();
+        Box::pin(async move {
+            let Some(journal) = journal else {
+                return Err(Failed::error(NoStore { title: place.title }));
+            };
+            let attempt = step.attempt();
+            let started = now_ms();
+            let (store, run) = (journal.store(), journal.run_id().clone());
+            let mut tx = X::begin(store).await.map_err(Failed::error)?;
+            // An earlier attempt may have committed and then been cut short
+            // (a timeout that fired during the commit): its row is the
+            // step's result, and the effect must not happen twice.
+            if let Some(row) = tx
+                .recorded(store, &run, place.index)
+                .await
+                .map_err(Failed::error)?
+            {
+                return journal.decode(&row, codec).map_err(Failed::error);
+            }
+            let (tx, result) = body(step, tx, input).await;
+            // On an error the transaction is dropped, which rolls it back.
+            let value = result.map_err(Failed::error)?;
+            let row = journal
+                .row(place.index, place.title, &value, codec, attempt, started)
+                .map_err(Failed::error)?;
+            tx.commit_with(store, &run, row)
+                .await
+                .map_err(Failed::error)?;
+            Ok(value)
+        })
+    }
+}
+
+impl<'c, X, C, In, O, Fut> StepFn<In> for Transacted<'c, X, C, O>
+where
+    X: Transaction,
+    C: FnOnce(StepCtx, X, In) -> Fut + Send + 'c,
+    Fut: Future<Output = (X, Result<O, StepError>)> + Send + 'c,
+    O: Send + 'c,
+    In: Send + 'c,
+{
+    type Output = O;
+    type Future = BoxFuture<'c, StepResult<O>>;
+    fn call(self, input: In) -> Self::Future {
+        let step = next_attempt(self.ctx, self.place, &self.attempts);
+        Self::attempt(self.ctx, self.place, self.codec, step, self.body, input)
+    }
+    fn recorded(&self) -> Option<StepResult<O>> {
+        replayed(self.ctx, self.place, self.codec)
+    }
+}
+
+impl<'c, X, C, In, O, Fut> CallAgain<In> for Transacted<'c, X, C, O>
+where
+    X: Transaction,
+    C: Fn(StepCtx, X, In) -> Fut + Clone + Send + 'c,
+    Fut: Future<Output = (X, Result<O, StepError>)> + Send + 'c,
+    O: Send + 'c,
+    In: Send + 'c,
+{
+    fn call_again(&self, input: In) -> Self::Future {
+        let step = next_attempt(self.ctx, self.place, &self.attempts);
+        let body = self.body.clone();
+        Self::attempt(self.ctx, self.place, self.codec, step, body, input)
+    }
+}

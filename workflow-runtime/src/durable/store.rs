@@ -1,0 +1,448 @@
+//! The journal's storage: what a run and a completed step look like as
+//! rows, the backend trait every store implements, and [`Store`], the
+//! handle a runner holds.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::codec::{Codec, Json};
+use crate::behavior::BoxFuture;
+
+/// Where a durable run is.
+///
+/// ```
+/// use workflow_runtime::durable::RunStatus;
+/// assert_eq!(RunStatus::parse("completed"), Some(RunStatus::Completed));
+/// assert!(!RunStatus::Running.is_finished());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RunStatus {
+    /// Started and not finished: resumed by a runner that opens the store.
+    Running,
+    /// Every step completed; the output is journaled.
+    Completed,
+    /// A step failed for good; the error is journaled.
+    Failed,
+    /// Its definition's fingerprint no longer matches the code: parked,
+    /// never replayed silently.
+    Incompatible,
+}
+
+impl RunStatus {
+    /// The status as stored (`"running"`, `"completed"`, ..).
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::RunStatus;
+    /// assert_eq!(RunStatus::Incompatible.as_str(), "incompatible");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Incompatible => "incompatible",
+        }
+    }
+
+    /// The status a stored string names, if any.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::RunStatus;
+    /// assert_eq!(RunStatus::parse("nope"), None);
+    /// ```
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => RunStatus::Running,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "incompatible" => RunStatus::Incompatible,
+            _ => return None,
+        })
+    }
+
+    /// Whether a runner will never touch the run again.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::RunStatus;
+    /// assert!(RunStatus::Failed.is_finished());
+    /// ```
+    pub fn is_finished(self) -> bool {
+        !matches!(self, RunStatus::Running)
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A run as the journal holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunRow {
+    /// The caller's run id: unique in the store.
+    pub id: String,
+    /// The workflow's name.
+    pub workflow: String,
+    /// The definition's fingerprint when the run started.
+    pub fingerprint: String,
+    /// Where it is.
+    pub status: RunStatus,
+    /// The encoded input.
+    pub input: Vec<u8>,
+    /// The encoded output, once completed.
+    pub output: Option<Vec<u8>>,
+    /// Why it failed, once failed (or why it is incompatible).
+    pub error: Option<String>,
+    /// When it was started, in milliseconds since the Unix epoch.
+    pub created_ms: i64,
+    /// When its row last changed, in milliseconds since the Unix epoch.
+    pub updated_ms: i64,
+}
+
+impl RunRow {
+    /// A new running run.
+    ///
+    /// ```
+    /// use workflow_runtime::durable::{RunRow, RunStatus};
+    /// let run = RunRow::new("order-42", "Pay", "f1", b"42".to_vec());
+    /// assert_eq!(run.status, RunStatus::Running);
+    /// assert_eq!(run.created_ms, run.updated_ms);
+    /// ```
+    pub fn new(
+        id: impl Into<String>,
+        workflow: impl Into<String>,
+        fingerprint: impl Into<String>,
+        input: Vec<u8>,
+    ) -> Self {
+        let now = now_ms();
+        RunRow {
+            id: id.into(),
+            workflow: workflow.into(),
+            fingerprint: fingerprint.into(),
+            status: RunStatus::Running,
+            input,
+            output: None,
+            error: None,
+            created_ms: now,
+            updated_ms: now,
+        }
+    }
+}
+
+/// A completed step as the journal holds it: its output is what a resumed
+/// run hands on instead of running the step again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StepRow {
+    /// Its place in the workflow, from 0.
+    pub index: u32,
+    /// Its title.
+    pub title: String,
+    /// The encoded output.
+    pub output: Vec<u8>,
+    /// How many attempts it took.
+    pub attempts: u32,
+    /// When it started and ended, in milliseconds since the Unix epoch.
+    pub started_ms: i64,
+    /// See `started_ms`.
+    pub ended_ms: i64,
+}
+
+impl StepRow {
+    /// A completed step's row.
+    ///
+    /// ```
+    /// use workflow_runtime::durable::StepRow;
+    /// let row = StepRow::new(1, "charge", b"{}".to_vec(), 2, 10, 20);
+    /// assert_eq!(row.attempts, 2);
+    /// ```
+    pub fn new(
+        index: u32,
+        title: impl Into<String>,
+        output: Vec<u8>,
+        attempts: u32,
+        started_ms: i64,
+        ended_ms: i64,
+    ) -> Self {
+        StepRow {
+            index,
+            title: title.into(),
+            output,
+            attempts,
+            started_ms,
+            ended_ms,
+        }
+    }
+}
+
+/// How a run ended, as [`Backend::finish_run`] records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunEnd {
+    /// Completed with this encoded output.
+    Completed(Vec<u8>),
+    /// Failed with this error.
+    Failed(String),
+    /// Parked: the code no longer matches the journal.
+    Incompatible(String),
+}
+
+/// Runs per status, and the oldest unfinished run: what health shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct RunCounts {
+    /// Runs started and not finished.
+    pub running: u64,
+    /// Runs that completed.
+    pub completed: u64,
+    /// Runs that failed.
+    pub failed: u64,
+    /// Runs parked because their definition changed.
+    pub incompatible: u64,
+    /// When the oldest unfinished run started (ms since the Unix epoch).
+    pub oldest_running_ms: Option<i64>,
+}
+
+/// What [`Backend::insert_run`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// The run is new: its row was written.
+    New,
+    /// A run with that id exists: here it is, unchanged.
+    Existing(RunRow),
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database said no: opening, reading or writing.
+    Database {
+        /// Which store (a file path, `memory`).
+        store: String,
+        /// What was being done.
+        doing: String,
+        /// The database's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A journal row could not be read back as what the code expects.
+    Corrupt {
+        /// The run it belongs to.
+        run: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A step of a run was journaled twice: a second writer.
+    Conflict {
+        /// The run.
+        run: String,
+        /// The step.
+        index: u32,
+    },
+    /// The run is not in the store.
+    NoSuchRun(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Database {
+                store,
+                doing,
+                source,
+            } => write!(f, "store {store}: {doing}: {source}"),
+            StoreError::Corrupt { run, detail } => {
+                write!(f, "run \"{run}\": corrupt journal: {detail}")
+            }
+            StoreError::Conflict { run, index } => write!(
+                f,
+                "run \"{run}\": step {index} is already journaled (another writer?)"
+            ),
+            StoreError::NoSuchRun(run) => write!(f, "no run \"{run}\" in the store"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Database { source, .. } => Some(&**source),
+            _ => None,
+        }
+    }
+}
+
+/// What a store does. Every method is one atomic change or one read;
+/// the shared conformance suite (`tests/store_conformance.rs`) says what
+/// each must guarantee.
+///
+/// Implemented by the in-memory and SQLite stores; open for others.
+pub trait Backend: Send + Sync + 'static {
+    /// A short description for errors: a file path, `memory`.
+    fn describe(&self) -> String;
+
+    /// Writes `run` unless a run with its id exists, in which case it
+    /// returns that one and writes nothing.
+    fn insert_run<'a>(&'a self, run: &'a RunRow) -> BoxFuture<'a, Result<Inserted, StoreError>>;
+
+    /// The run with this id.
+    fn run<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RunRow>, StoreError>>;
+
+    /// The run's completed steps, by index.
+    fn steps<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<StepRow>, StoreError>>;
+
+    /// Journals a completed step. A second row for the same step is a
+    /// [`StoreError::Conflict`] and changes nothing.
+    fn record_step<'a>(
+        &'a self,
+        run: &'a str,
+        step: &'a StepRow,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Ends a running run. Ending one that is not running changes nothing
+    /// and says so (`Ok(false)`).
+    fn finish_run<'a>(
+        &'a self,
+        run: &'a str,
+        end: &'a RunEnd,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Every running run, oldest first.
+    fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>>;
+
+    /// Runs per status.
+    fn counts(&self) -> BoxFuture<'_, Result<RunCounts, StoreError>>;
+
+    /// The concrete store, for what only it offers (a SQL transaction).
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// A journal store and the codec its payloads use: what
+/// [`RunnerBuilder::store`](crate::host::RunnerBuilder::store) takes.
+/// Cheap to clone.
+///
+/// ```
+/// use workflow_runtime::durable::Store;
+/// let store = Store::memory();
+/// assert_eq!(store.describe(), "memory");
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+    codec: Arc<dyn Codec>,
+}
+
+impl Store {
+    /// A store that lives in this process only: for tests.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::Store;
+    /// let store = Store::memory();
+    /// # drop(store);
+    /// ```
+    pub fn memory() -> Self {
+        Store::new(super::memory::MemoryStore::new())
+    }
+
+    /// A store over any backend, with the JSON codec.
+    ///
+    /// ```
+    /// use workflow_runtime::durable::{MemoryStore, Store};
+    /// let store = Store::new(MemoryStore::new());
+    /// # drop(store);
+    /// ```
+    pub fn new(backend: impl Backend) -> Self {
+        Store {
+            backend: Arc::new(backend),
+            codec: Arc::new(Json),
+        }
+    }
+
+    /// The same store with another codec for inputs and outputs.
+    ///
+    /// ```
+    /// use workflow_runtime::durable::{Json, Store};
+    /// let store = Store::memory().with_codec(Json);
+    /// assert_eq!(store.codec().name(), "json");
+    /// ```
+    #[must_use]
+    pub fn with_codec(mut self, codec: impl Codec) -> Self {
+        self.codec = Arc::new(codec);
+        self
+    }
+
+    /// The backend.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::Store;
+    /// assert_eq!(Store::memory().backend().describe(), "memory");
+    /// ```
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    /// The codec.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::Store;
+    /// assert_eq!(Store::memory().codec().name(), "json");
+    /// ```
+    pub fn codec(&self) -> &dyn Codec {
+        &*self.codec
+    }
+
+    /// What the store is, for messages.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::Store;
+    /// assert_eq!(Store::memory().describe(), "memory");
+    /// ```
+    pub fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    /// Runs per status.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::Store;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// assert_eq!(Store::memory().counts().await.unwrap().running, 0);
+    /// # }
+    /// ```
+    pub async fn counts(&self) -> Result<RunCounts, StoreError> {
+        self.backend.counts().await
+    }
+
+    /// The run with this id, if the store has it.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::Store;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// assert!(Store::memory().run("nope").await.unwrap().is_none());
+    /// # }
+    /// ```
+    pub async fn run(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
+        self.backend.run(id).await
+    }
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend.describe())
+            .field("codec", &self.codec.name())
+            .finish()
+    }
+}
+
+/// Milliseconds since the Unix epoch, as rows store times.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,252 @@
+//! Durable runs on a runner: starting them (idempotently, by run id),
+//! driving them on tasks the runner owns, and resuming the ones a stopped
+//! process left unfinished.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+use super::runner::Runner;
+use crate::behavior::BoxFuture;
+use crate::durable::{
+    Durable, DurableError, Inserted, Journal, RunEnd, RunHandle, RunRow, RunStatus, Store,
+    StoreError, WorkflowId,
+};
+use crate::error::WorkflowError;
+
+/// A registered durable workflow, with its types erased.
+pub(crate) trait DurableEntry: Send + Sync {
+    /// Runs (or resumes) `row` to its end under `runner`.
+    fn drive(&self, runner: Runner, row: RunRow) -> BoxFuture<'static, ()>;
+}
+
+pub(crate) struct DurableDef<W>(pub(crate) Arc<W>);
+
+impl<W: Durable> DurableEntry for DurableDef<W> {
+    fn drive(&self, runner: Runner, row: RunRow) -> BoxFuture<'static, ()> {
+        let workflow = self.0.clone();
+        Box::pin(async move {
+            let Some(store) = runner.store().cloned() else {
+                return;
+            };
+            let end = run_to_end(&runner, &*workflow, &store, &row).await;
+            if let Some(end) = end
+                && let Err(error) = store.backend().finish_run(&row.id, &end).await
+            {
+                tracing::error!(run = %row.id, workflow = W::NAME, %error, "could not record the end of a durable run");
+            }
+        })
+    }
+}
+
+/// Runs `row`, resumed from its journal; `None` when it did not end (the
+/// runner is stopping, the store could not be read), so it stays running.
+async fn run_to_end<W: Durable>(
+    runner: &Runner,
+    workflow: &W,
+    store: &Store,
+    row: &RunRow,
+) -> Option<RunEnd> {
+    if row.fingerprint != W::FINGERPRINT {
+        return Some(RunEnd::Incompatible(format!(
+            "its journal was written by definition {} of \"{}\", the code is {}{}",
+            row.fingerprint,
+            W::NAME,
+            W::FINGERPRINT,
+            W::VERSION.map(|v| format!(" ({v})")).unwrap_or_default()
+        )));
+    }
+    let input: W::Input = match W::INPUT.decode(store.codec(), &row.input) {
+        Ok(input) => input,
+        Err(e) => {
+            return Some(RunEnd::Incompatible(format!(
+                "in {}: its input does not decode as `{}`: {e}",
+                store.describe(),
+                std::any::type_name::<W::Input>()
+            )));
+        }
+    };
+    let done = match store.backend().steps(&row.id).await {
+        Ok(done) => done,
+        Err(error) => {
+            tracing::error!(run = %row.id, workflow = W::NAME, %error, "could not read a durable run's journal");
+            return None;
+        }
+    };
+    let journal = Arc::new(Journal::new(store.clone(), row.id.as_str().into(), done));
+    let ctx = runner.context(W::context().journal(journal));
+    let result = runner.run_caught(workflow, &ctx, input).await;
+    Some(match result {
+        Ok(Ok(output)) => match W::OUTPUT.encode(store.codec(), &output) {
+            Ok(bytes) => RunEnd::Completed(bytes),
+            Err(e) => RunEnd::Failed(format!("the output does not encode: {e}")),
+        },
+        // Only the runner cancels a durable run's context: it is stopping.
+        Ok(Err(WorkflowError::Cancelled { .. })) => return None,
+        Ok(Err(error)) => match corrupt_journal(&error) {
+            Some(corrupt) => RunEnd::Incompatible(format!("in {}: {corrupt}", store.describe())),
+            None => RunEnd::Failed(error.to_string()),
+        },
+        Err(panic) => RunEnd::Failed(format!("panicked: {panic}")),
+    })
+}
+
+/// The journal error a step failed with, if that is why it failed: a
+/// journal the code cannot read parks the run rather than failing it.
+fn corrupt_journal(error: &WorkflowError) -> Option<&StoreError> {
+    match error {
+        WorkflowError::Failed { error, .. } => error
+            .downcast_ref::<StoreError>()
+            .filter(|e| matches!(e, StoreError::Corrupt { .. })),
+        _ => None,
+    }
+}
+
+/// The runs this process is driving, by id, each with the flag its
+/// handles wait on.
+#[derive(Default)]
+pub(crate) struct InFlight(Mutex<HashMap<String, watch::Receiver<bool>>>);
+
+impl InFlight {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, watch::Receiver<bool>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+impl Runner {
+    /// Starts a durable run of `W` with id `run_id`, or finds the one that
+    /// has it: starting an id twice is one run, whose result both handles
+    /// read. The run belongs to the runner: it goes on if the caller (an
+    /// HTTP handler whose client left, say) drops the handle.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::durable::Store;
+    /// # use workflow_runtime::host::Runner;
+    /// # struct Double;
+    /// # #[workflow(durable)] impl Double { #[step(given = "n")] fn n(&self, n: u32) -> u32 { n * 2 } }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().store(Store::memory()).durable(Double).build().unwrap();
+    /// let first = runner.start(&Double::ID, "d-1", 21).await.unwrap();
+    /// // Same id: the same run, whatever the input says.
+    /// let second = runner.start(&Double::ID, "d-1", 0).await.unwrap();
+    /// assert_eq!(first.result().await.unwrap(), 42);
+    /// assert_eq!(second.result().await.unwrap(), 42);
+    /// # }
+    /// ```
+    pub async fn start<W: Durable>(
+        &self,
+        workflow: &WorkflowId<W>,
+        run_id: impl Into<String>,
+        input: W::Input,
+    ) -> Result<RunHandle<W::Output>, DurableError> {
+        let store = self.store().ok_or(DurableError::NoStore)?;
+        let name = workflow.name();
+        let entry = self
+            .durable_entry(name)
+            .ok_or(DurableError::NotRegistered { workflow: name })?;
+        let id = run_id.into();
+        let bytes =
+            W::INPUT
+                .encode(store.codec(), &input)
+                .map_err(|source| DurableError::Encode {
+                    run: id.clone(),
+                    source,
+                })?;
+        let row = RunRow::new(id.clone(), name, W::FINGERPRINT, bytes);
+        let row = match store.backend().insert_run(&row).await? {
+            Inserted::New => row,
+            Inserted::Existing(existing) if existing.workflow != name => {
+                return Err(DurableError::OtherWorkflow {
+                    run: id,
+                    owner: existing.workflow,
+                });
+            }
+            Inserted::Existing(existing) => existing,
+        };
+        let ended = match row.status {
+            RunStatus::Running => Some(self.drive(entry, row)),
+            _ => None,
+        };
+        Ok(RunHandle::new(id, store.clone(), ended, W::OUTPUT))
+    }
+
+    /// Resumes every unfinished run in the store of a workflow registered
+    /// with this runner, each from its first unfinished step, and says how
+    /// many it took up. A host calls it when it starts.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::durable::Store;
+    /// # use workflow_runtime::host::Runner;
+    /// # struct Ping;
+    /// # #[workflow(durable)] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().store(Store::memory()).durable(Ping).build().unwrap();
+    /// assert_eq!(runner.resume().await.unwrap(), 0);
+    /// # }
+    /// ```
+    pub async fn resume(&self) -> Result<usize, DurableError> {
+        let store = self.store().ok_or(DurableError::NoStore)?;
+        let mut resumed = 0;
+        for row in store.backend().running().await? {
+            if let Some(entry) = self.durable_entry(&row.workflow) {
+                drop(self.drive(entry, row));
+                resumed += 1;
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// How many durable runs this process is driving now.
+    ///
+    /// ```
+    /// # use workflow_runtime::host::Runner;
+    /// assert_eq!(Runner::builder().build().unwrap().durable_in_flight(), 0);
+    /// ```
+    pub fn durable_in_flight(&self) -> usize {
+        self.in_flight().len()
+    }
+
+    /// Drives `row` on a task of its own unless this process already is;
+    /// either way, the flag that says when it ended.
+    fn drive(&self, entry: Arc<dyn DurableEntry>, row: RunRow) -> watch::Receiver<bool> {
+        let mut in_flight = self.in_flight().lock();
+        if let Some(ended) = in_flight.get(&row.id) {
+            return ended.clone();
+        }
+        let (tx, rx) = watch::channel(false);
+        in_flight.insert(row.id.clone(), rx.clone());
+        drop(in_flight);
+        let done = Done {
+            runner: self.clone(),
+            id: row.id.clone(),
+            tx,
+        };
+        tokio::spawn(async move {
+            entry.drive(done.runner.clone(), row).await;
+            drop(done);
+        });
+        rx
+    }
+}
+
+/// Takes a run off the in-flight list and wakes its handles, however its
+/// task ends (a panic in the store included).
+struct Done {
+    runner: Runner,
+    id: String,
+    tx: watch::Sender<bool>,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.runner.in_flight().lock().remove(&self.id);
+        let _ = self.tx.send(true);
+    }
+}

@@ -1,0 +1,143 @@
+//! The SQLite store's own promises: its file survives reopening, and a
+//! file it cannot use (not SQLite, locked, holding a bad row) is an error
+//! naming the file or the run, never a panic or lost data.
+
+use std::time::Duration;
+
+use workflow_runtime::durable::{Backend, RunRow, SqliteOptions, SqliteStore, StepRow, StoreError};
+
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("wf-sqlite-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn a_reopened_file_keeps_its_journal() {
+    let dir = TempDir::new("reopen");
+    let path = dir.0.join("runs.db");
+    {
+        let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
+        store
+            .insert_run(&RunRow::new("r", "Pay", "f", b"1".to_vec()))
+            .await
+            .unwrap();
+        let step = StepRow::new(0, "load", b"2".to_vec(), 1, 1, 2);
+        store.record_step("r", &step).await.unwrap();
+        store.pool().close().await;
+    }
+    let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
+    assert_eq!(store.run("r").await.unwrap().unwrap().input, b"1");
+    assert_eq!(store.steps("r").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_sqlite_is_an_error_naming_it() {
+    let dir = TempDir::new("notdb");
+    let path = dir.0.join("notes.txt");
+    let text = "these are notes, not a database\n".repeat(200);
+    std::fs::write(&path, &text).unwrap();
+    let err = SqliteStore::open(SqliteOptions::new(&path))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("notes.txt"), "{message}");
+    assert!(message.contains("not a database"), "{message}");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "the file was changed"
+    );
+}
+
+#[tokio::test]
+async fn a_locked_file_is_an_error_naming_it_and_loses_nothing() {
+    let dir = TempDir::new("locked");
+    let path = dir.0.join("runs.db");
+    let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
+    store
+        .insert_run(&RunRow::new("r", "Pay", "f", b"1".to_vec()))
+        .await
+        .unwrap();
+
+    // Another writer (another process, the `sqlite3` tool) holds the
+    // file's write lock for longer than the store waits.
+    let options = SqliteOptions::new(&path).busy_timeout(Duration::from_millis(100));
+    let other = SqliteStore::open(options).await.unwrap();
+    let mut holder = store.pool().acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let blocked = RunRow::new("s", "Pay", "f", b"2".to_vec());
+    let err = other.insert_run(&blocked).await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("runs.db"), "{message}");
+    assert!(message.contains("starting run \"s\""), "{message}");
+    assert!(message.contains("locked"), "{message}");
+    sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+    drop(holder);
+
+    // Once the lock is gone, the same write goes through and the earlier
+    // run is intact.
+    other.insert_run(&blocked).await.unwrap();
+    assert_eq!(other.run("r").await.unwrap().unwrap().input, b"1");
+    assert_eq!(other.run("s").await.unwrap().unwrap().input, b"2");
+}
+
+#[tokio::test]
+async fn a_corrupt_row_is_an_error_naming_its_run() {
+    let dir = TempDir::new("corrupt");
+    let store = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
+        .await
+        .unwrap();
+    store
+        .insert_run(&RunRow::new("r", "Pay", "f", b"1".to_vec()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE workflow_runs SET status = 'exploded' WHERE id = 'r'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let err = store.run("r").await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { run, .. } if run == "r"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("unknown status \"exploded\""),
+        "{err}"
+    );
+    let err = store.counts().await.unwrap_err();
+    assert!(err.to_string().contains("exploded"), "{err}");
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = TempDir::new("newer");
+    let path = dir.0.join("runs.db");
+    let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
+    sqlx::query("INSERT INTO workflow_schema (version) VALUES (99)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.pool().close().await;
+    let err = SqliteStore::open(SqliteOptions::new(&path))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("schema version 99 is newer"),
+        "{err}"
+    );
+}
