@@ -4,9 +4,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use workflow_runtime::durable::{DurableError, RunStatus, StepCtx, Store};
+use workflow_runtime::durable::{
+    Backend, Durable, DurableError, MemoryStore, RunRow, RunStatus, SqliteOptions, SqliteStore,
+    SqliteTx, StepCtx, StepRow, Store,
+};
 use workflow_runtime::host::Runner;
 use workflow_runtime::prelude::*;
 
@@ -141,13 +145,12 @@ async fn a_failed_run_is_journaled_as_failed_and_not_resumed() {
 
 #[tokio::test]
 async fn a_resumed_run_replays_completed_steps_from_the_journal() {
-    let journal = workflow_runtime::durable::MemoryStore::new();
+    let journal = MemoryStore::new();
     // First life: the charge fails... and the process "dies" with the run
     // unfinished: a running row and the first step journaled.
     let store = Store::new(journal.clone());
     let first = Arc::new(Pay::default());
     {
-        use workflow_runtime::durable::{Backend, RunRow, StepRow};
         let row = RunRow::new(
             "order-4",
             "ArcPay",
@@ -180,4 +183,356 @@ async fn a_resumed_run_replays_completed_steps_from_the_journal() {
     );
     assert_eq!(first.charges.load(Ordering::SeqCst), 1);
     assert_eq!(*first.keys.lock().unwrap(), ["order-4/1"]);
+}
+
+#[tokio::test]
+async fn a_run_id_of_another_workflow_is_refused() {
+    let store = Store::memory();
+    let runner = Runner::builder()
+        .store(store.clone())
+        .durable(Pay::default())
+        .durable(ArcPay(Arc::default()))
+        .build()
+        .unwrap();
+    runner
+        .start(&Pay::ID, "shared", 1)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
+    let err = runner.start(&ArcPay::ID, "shared", 1).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"run "shared" is a run of workflow "Pay""#
+    );
+}
+
+#[tokio::test]
+async fn starting_needs_a_store_and_a_registered_workflow() {
+    let runner = Runner::builder().durable(Pay::default()).build().unwrap();
+    let err = runner.start(&Pay::ID, "x", 1).await.unwrap_err();
+    assert!(matches!(err, DurableError::NoStore), "{err}");
+    let runner = Runner::builder().store(Store::memory()).build().unwrap();
+    let err = runner.start(&Pay::ID, "x", 1).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "workflow \"Pay\" is not registered: add it with `Runner::builder().durable(..)`"
+    );
+}
+
+#[tokio::test]
+async fn a_run_outlives_the_future_that_started_it() {
+    let pay = Arc::new(Pay::default());
+    let store = Store::memory();
+    let runner = Runner::builder()
+        .store(store.clone())
+        .durable(SlowPay(pay.clone()))
+        .build()
+        .unwrap();
+    // A request handler starts the run, then its client goes away: the
+    // handler's future is dropped while the run is mid-step.
+    let started = tokio::time::timeout(Duration::from_millis(5), async {
+        let run = runner.start(&SlowPay::ID, "order-5", 5).await.unwrap();
+        run.result().await
+    })
+    .await;
+    assert!(started.is_err(), "the run should still be going");
+    // The runner finishes it all the same.
+    let again = runner.start(&SlowPay::ID, "order-5", 5).await.unwrap();
+    assert_eq!(again.result().await.unwrap(), Order { id: 5, paid: true });
+    assert_eq!(pay.charges.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        store.run("order-5").await.unwrap().unwrap().status,
+        RunStatus::Completed
+    );
+}
+
+/// `Pay` with a charge that takes a while.
+struct SlowPay(Arc<Pay>);
+
+#[workflow(durable)]
+impl SlowPay {
+    #[step(given = "pending order")]
+    fn load(&self, id: u64) -> Order {
+        self.0.load(id)
+    }
+
+    #[step(when = "process payment")]
+    async fn charge(&self, step: &StepCtx, order: Order) -> Result<Order, Declined> {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.0.charge(step, order).await
+    }
+}
+
+#[tokio::test]
+async fn a_run_journaled_by_another_definition_is_parked_not_replayed() {
+    let journal = MemoryStore::new();
+    let row = RunRow::new("order-6", "ArcPay", "0123456789abcdef", b"6".to_vec());
+    journal.insert_run(&row).await.unwrap();
+    let pay = Arc::new(Pay::default());
+    let store = Store::new(journal);
+    let runner = Runner::builder()
+        .store(store.clone())
+        .durable(ArcPay(pay.clone()))
+        .build()
+        .unwrap();
+    let run = runner.start(&ArcPay::ID, "order-6", 6).await.unwrap();
+    let err = run.result().await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with(r#"run "order-6" is incompatible with this code: its journal was written by definition 0123456789abcdef of "ArcPay""#),
+        "{message}"
+    );
+    assert_eq!(pay.loads.load(Ordering::SeqCst), 0);
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.running, counts.incompatible), (0, 1));
+}
+
+#[tokio::test]
+async fn a_corrupt_journal_row_parks_the_run_naming_it_and_the_file() {
+    let dir = TempDir::new("corrupt-row");
+    let sqlite = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
+        .await
+        .unwrap();
+    let fingerprint = <ArcPay as Durable>::FINGERPRINT;
+    sqlite
+        .insert_run(&RunRow::new(
+            "order-7",
+            "ArcPay",
+            fingerprint,
+            b"7".to_vec(),
+        ))
+        .await
+        .unwrap();
+    // Step 0's output, written by hand: not an `Order`.
+    let bad = StepRow::new(0, "pending order", br#"{"id":"seven"}"#.to_vec(), 1, 0, 0);
+    sqlite.record_step("order-7", &bad).await.unwrap();
+    let pay = Arc::new(Pay::default());
+    let store = Store::new(sqlite);
+    let runner = Runner::builder()
+        .store(store.clone())
+        .durable(ArcPay(pay.clone()))
+        .build()
+        .unwrap();
+    assert_eq!(runner.resume().await.unwrap(), 1);
+    let err = runner
+        .start(&ArcPay::ID, "order-7", 7)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains(r#"run "order-7""#), "{message}");
+    assert!(message.contains("runs.db"), "{message}");
+    assert!(
+        message.contains(r#"step 0 ("pending order") output does not decode"#),
+        "{message}"
+    );
+    assert_eq!(
+        pay.charges.load(Ordering::SeqCst),
+        0,
+        "a step after the bad row ran"
+    );
+    // The row is still there, as written.
+    let steps = store.backend().steps("order-7").await.unwrap();
+    assert_eq!(steps, [bad]);
+}
+
+/// Saves an order in the store's own database, in the step's transaction.
+struct SaveOrder {
+    fail: bool,
+}
+
+#[workflow(durable)]
+impl SaveOrder {
+    #[step(given = "an order")]
+    fn order(&self, id: u64) -> Order {
+        Order { id, paid: true }
+    }
+
+    #[step(when = "it is saved", transactional)]
+    async fn save(&self, tx: &mut SqliteTx, order: Order) -> Result<u64, sqlx::Error> {
+        let id = i64::try_from(order.id).unwrap_or_default();
+        sqlx::query("INSERT INTO orders (id) VALUES (?)")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        if self.fail {
+            // After the write: the rollback must take it back.
+            return Err(sqlx::Error::RowNotFound);
+        }
+        Ok(order.id)
+    }
+}
+
+async fn orders_db(dir: &TempDir) -> SqliteStore {
+    let sqlite = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE orders (id INTEGER NOT NULL)")
+        .execute(sqlite.pool())
+        .await
+        .unwrap();
+    sqlite
+}
+
+async fn saved(sqlite: &SqliteStore) -> Vec<i64> {
+    sqlx::query_scalar("SELECT id FROM orders ORDER BY id")
+        .fetch_all(sqlite.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_transactional_step_commits_its_writes_with_its_journal_row() {
+    let dir = TempDir::new("tx-commit");
+    let sqlite = orders_db(&dir).await;
+    let runner = Runner::builder()
+        .store(Store::new(sqlite.clone()))
+        .durable(SaveOrder { fail: false })
+        .build()
+        .unwrap();
+    let run = runner.start(&SaveOrder::ID, "o-8", 8).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), 8);
+    assert_eq!(saved(&sqlite).await, [8]);
+    let journaled: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM workflow_steps WHERE run_id = 'o-8' AND step_index = 1",
+    )
+    .fetch_one(sqlite.pool())
+    .await
+    .unwrap();
+    assert_eq!(journaled, 1);
+}
+
+#[tokio::test]
+async fn a_failed_transactional_step_leaves_no_write_behind() {
+    let dir = TempDir::new("tx-rollback");
+    let sqlite = orders_db(&dir).await;
+    let runner = Runner::builder()
+        .store(Store::new(sqlite.clone()))
+        .durable(SaveOrder { fail: true })
+        .build()
+        .unwrap();
+    let err = runner
+        .start(&SaveOrder::ID, "o-9", 9)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DurableError::Failed { .. }), "{err}");
+    assert!(
+        saved(&sqlite).await.is_empty(),
+        "the failed step's write was kept"
+    );
+    assert_eq!(
+        sqlite.steps("o-9").await.unwrap().len(),
+        1,
+        "only the first step is journaled"
+    );
+}
+
+#[tokio::test]
+async fn a_transactional_step_without_a_store_says_so() {
+    let ctx = SaveOrder::context().build();
+    let err = SaveOrder { fail: false }.run(&ctx, 1).await.unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "step \"it is saved\" is transactional: it runs only in a durable run of a runner with a SQL store"
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_durable_workflow_runs_without_a_store_as_a_plain_one() {
+    let pay = Pay::default();
+    let ctx = Pay::context().build();
+    assert_eq!(
+        pay.run(&ctx, 10).await.unwrap(),
+        Order { id: 10, paid: true }
+    );
+    assert!(ctx.all_passed());
+    // With no run id, a step's key uses the context's execution id.
+    let key = pay.keys.lock().unwrap()[0].clone();
+    assert_eq!(key, format!("{}/1", ctx.execution_id()));
+}
+
+#[tokio::test]
+async fn replayed_steps_skip_their_behaviors_and_are_recorded_as_replayed() {
+    let journal = MemoryStore::new();
+    let fingerprint = <ArcPay as Durable>::FINGERPRINT;
+    let row = RunRow::new("order-11", "ArcPay", fingerprint, b"11".to_vec());
+    journal.insert_run(&row).await.unwrap();
+    let step = StepRow::new(
+        0,
+        "pending order",
+        br#"{"id":11,"paid":false}"#.to_vec(),
+        1,
+        0,
+        0,
+    );
+    journal.record_step("order-11", &step).await.unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let runner = Runner::builder()
+        .store(Store::new(journal))
+        .durable(ArcPay(Arc::default()))
+        .behavior(recorder.clone())
+        .build()
+        .unwrap();
+    let run = runner.start(&ArcPay::ID, "order-11", 11).await.unwrap();
+    run.result().await.unwrap();
+    assert_eq!(*recorder.titles.lock().unwrap(), ["process payment"]);
+    let ctx = recorder.ctx.lock().unwrap().clone().unwrap();
+    let outcomes: Vec<_> = ctx
+        .steps()
+        .iter()
+        .map(|s| (s.title.to_string(), s.outcome.to_string()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("pending order".to_owned(), "replayed".to_owned()),
+            ("process payment".to_owned(), "passed".to_owned())
+        ]
+    );
+    assert!(ctx.all_passed());
+}
+
+/// Remembers the steps it wraps, and their run's context.
+#[derive(Default)]
+struct Recorder {
+    titles: std::sync::Mutex<Vec<String>>,
+    ctx: std::sync::Mutex<Option<WorkflowContext>>,
+}
+
+impl workflow_runtime::behavior::Behavior for Recorder {
+    fn around<'a>(
+        &'a self,
+        step: &'a workflow_runtime::behavior::StepScope,
+        mut next: workflow_runtime::behavior::Next<'a>,
+    ) -> workflow_runtime::behavior::BoxFuture<'a, workflow_runtime::behavior::Attempted> {
+        self.titles.lock().unwrap().push(step.title().to_owned());
+        *self.ctx.lock().unwrap() = Some(step.ctx().clone());
+        Box::pin(async move { next.run().await })
+    }
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("wf-durable-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

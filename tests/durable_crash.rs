@@ -48,7 +48,8 @@ impl Ledger {
             .create(true)
             .open(&self.log)
             .expect("the side-effect log opens");
-        log.write_all(line.as_bytes()).expect("the side-effect log takes a line");
+        log.write_all(line.as_bytes())
+            .expect("the side-effect log takes a line");
         tokio::time::sleep(Duration::from_millis(1)).await;
         ticket.by.push(self.life);
         ticket
@@ -59,7 +60,14 @@ impl Ledger {
 impl Ledger {
     #[step(given = "an order")]
     async fn open(&self, step: &StepCtx, run: String) -> Ticket {
-        self.effect(step, Ticket { run, by: Vec::new() }).await
+        self.effect(
+            step,
+            Ticket {
+                run,
+                by: Vec::new(),
+            },
+        )
+        .await
     }
 
     #[step(when = "stock is reserved")]
@@ -68,11 +76,7 @@ impl Ledger {
     }
 
     #[step(when = "the card is charged", transactional)]
-    async fn charge(
-        &self,
-        tx: &mut SqliteTx,
-        mut ticket: Ticket,
-    ) -> Result<Ticket, sqlx::Error> {
+    async fn charge(&self, tx: &mut SqliteTx, mut ticket: Ticket) -> Result<Ticket, sqlx::Error> {
         sqlx::query("INSERT INTO charges (run_id, life) VALUES (?, ?)")
             .bind(&ticket.run)
             .bind(self.life)
@@ -115,10 +119,12 @@ fn crash_child() {
         .unwrap();
     rt.block_on(async move {
         let sqlite = SqliteStore::open(SqliteOptions::new(&db)).await.unwrap();
-        sqlx::query("CREATE TABLE IF NOT EXISTS charges (run_id TEXT NOT NULL, life INTEGER NOT NULL)")
-            .execute(sqlite.pool())
-            .await
-            .unwrap();
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS charges (run_id TEXT NOT NULL, life INTEGER NOT NULL)",
+        )
+        .execute(sqlite.pool())
+        .await
+        .unwrap();
         let runner = Runner::builder()
             .store(Store::new(sqlite))
             .durable(Ledger { log, life })
@@ -129,7 +135,12 @@ fn crash_child() {
         for window in ids.chunks(WINDOW) {
             let mut handles = Vec::new();
             for id in window {
-                handles.push(runner.start(&Ledger::ID, id.clone(), id.clone()).await.unwrap());
+                handles.push(
+                    runner
+                        .start(&Ledger::ID, id.clone(), id.clone())
+                        .await
+                        .unwrap(),
+                );
             }
             for handle in handles {
                 handle.result().await.unwrap();
@@ -191,14 +202,18 @@ fn sigkill_at_random_moments_loses_nothing_and_repeats_only_unjournaled_steps() 
         "only {kills} kills landed before the runs were done: give the child more work"
     );
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (rows, charges) = rt.block_on(async {
         let sqlite = SqliteStore::open(SqliteOptions::new(&db)).await.unwrap();
-        let rows: Vec<(String, String, Option<String>)> =
-            sqlx::query_as("SELECT id, status, CAST(output AS TEXT) FROM workflow_runs ORDER BY id")
-                .fetch_all(sqlite.pool())
-                .await
-                .unwrap();
+        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, status, CAST(output AS TEXT) FROM workflow_runs ORDER BY id",
+        )
+        .fetch_all(sqlite.pool())
+        .await
+        .unwrap();
         let charges: Vec<(String, i64)> = sqlx::query_as("SELECT run_id, life FROM charges")
             .fetch_all(sqlite.pool())
             .await
@@ -224,7 +239,11 @@ fn sigkill_at_random_moments_loses_nothing_and_repeats_only_unjournaled_steps() 
     }
     for (run, by) in &journaled_by {
         let lives = charged.get(run).map(Vec::as_slice).unwrap_or_default();
-        assert_eq!(lives, [i64::from(by[2])], "run {run}: charges by lives {lives:?}");
+        assert_eq!(
+            lives,
+            [i64::from(by[2])],
+            "run {run}: charges by lives {lives:?}"
+        );
     }
 
     // Plain steps: every execution is in the log, one line per life.
@@ -255,7 +274,11 @@ fn sigkill_at_random_moments_loses_nothing_and_repeats_only_unjournaled_steps() 
             // Every earlier execution was in an earlier life, each cut short by
             // its kill: at most one extra run per kill that hit the step.
             let distinct: BTreeSet<_> = lives.iter().collect();
-            assert_eq!(distinct.len(), lives.len(), "run {run} step {index}: {lives:?}");
+            assert_eq!(
+                distinct.len(),
+                lives.len(),
+                "run {run} step {index}: {lives:?}"
+            );
             assert!(lives.iter().all(|&l| l <= journaled));
             if lives.len() > 1 {
                 again += lives.len() - 1;
