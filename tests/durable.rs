@@ -287,6 +287,11 @@ async fn a_run_journaled_by_another_definition_is_parked_not_replayed() {
     assert_eq!(pay.loads.load(Ordering::SeqCst), 0);
     let counts = store.counts().await.unwrap();
     assert_eq!((counts.running, counts.incompatible), (0, 1));
+    let health = runner.durable_health().await.unwrap();
+    assert_eq!(
+        health.status,
+        workflow_runtime::host::HealthStatus::Degraded
+    );
 }
 
 #[tokio::test]
@@ -535,4 +540,58 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+#[tokio::test]
+async fn a_host_resumes_unfinished_runs_when_it_starts() {
+    let journal = MemoryStore::new();
+    let fingerprint = <ArcPay as Durable>::FINGERPRINT;
+    let row = RunRow::new("order-12", "ArcPay", fingerprint, b"12".to_vec());
+    journal.insert_run(&row).await.unwrap();
+    let pay = Arc::new(Pay::default());
+    let host = workflow_runtime::host::WorkflowHost::builder()
+        .store(Store::new(journal.clone()))
+        .durable(ArcPay(pay.clone()))
+        .build()
+        .unwrap();
+    let runner = host.runner();
+    // The host stops once the run it resumed is done.
+    let done = async {
+        for _ in 0..400 {
+            let run = journal.run("order-12").await.unwrap().unwrap();
+            if run.status.is_finished() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the host did not resume the run");
+    };
+    host.run_until(done).await;
+    let run = journal.run("order-12").await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(pay.loads.load(Ordering::SeqCst), 1);
+    let health = runner.durable_health().await.unwrap();
+    assert_eq!(health.status, workflow_runtime::host::HealthStatus::Healthy);
+    assert_eq!((health.counts.completed, health.in_flight), (1, 0));
+}
+
+#[tokio::test]
+async fn a_host_lets_durable_runs_in_flight_finish_at_shutdown() {
+    let pay = Arc::new(Pay::default());
+    let store = Store::memory();
+    let host = workflow_runtime::host::WorkflowHost::builder()
+        .store(store.clone())
+        .durable(SlowPay(pay.clone()))
+        .build()
+        .unwrap();
+    let runner = host.runner();
+    let signal = async {
+        let run = runner.start(&SlowPay::ID, "order-13", 13).await.unwrap();
+        drop(run);
+        assert_eq!(runner.durable_in_flight(), 1);
+    };
+    host.run_until(signal).await;
+    assert_eq!(runner.durable_in_flight(), 0);
+    let run = store.run("order-13").await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
 }

@@ -61,6 +61,7 @@ pub use step::Transaction;
 #[doc(hidden)]
 pub use step::{Journaled, Place, Transacted};
 pub use step_ctx::StepCtx;
+pub(crate) use store::now_ms;
 pub use store::{
     Backend, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow, Store, StoreError,
 };

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::runner::Runner;
 use crate::behavior::BoxFuture;
 use crate::durable::{
-    Durable, DurableError, Inserted, Journal, RunEnd, RunHandle, RunRow, RunStatus, Store,
-    StoreError, WorkflowId,
+    Durable, DurableError, Inserted, Journal, RunCounts, RunEnd, RunHandle, RunRow, RunStatus,
+    Store, StoreError, WorkflowId,
 };
 use crate::error::WorkflowError;
 
@@ -106,16 +106,59 @@ fn corrupt_journal(error: &WorkflowError) -> Option<&StoreError> {
 /// The runs this process is driving, by id, each with the flag its
 /// handles wait on.
 #[derive(Default)]
-pub(crate) struct InFlight(Mutex<HashMap<String, watch::Receiver<bool>>>);
+pub(crate) struct InFlight {
+    runs: Mutex<HashMap<String, watch::Receiver<bool>>>,
+    // Told whenever a run leaves, for a host draining at shutdown.
+    left: Notify,
+}
 
 impl InFlight {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, watch::Receiver<bool>>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.runs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }
+
+    fn remove(&self, id: &str) {
+        self.lock().remove(id);
+        self.left.notify_waiters();
+    }
+
+    /// Waits until no run is in flight.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let left = self.left.notified();
+            tokio::pin!(left);
+            // Registered before the check, so a run leaving in between
+            // still wakes this.
+            left.as_mut().enable();
+            if self.len() == 0 {
+                return;
+            }
+            left.await;
+        }
+    }
+}
+
+/// Durable runs as a health check sees them: the journal's counts, the
+/// oldest unfinished run's age, and what this process is driving.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct DurableHealth {
+    /// Healthy; degraded when runs are parked as incompatible (they wait
+    /// for a person); unhealthy when the store cannot be read.
+    pub status: super::HealthStatus,
+    /// Runs per status in the store.
+    pub counts: RunCounts,
+    /// How long the oldest unfinished run has been going.
+    pub oldest_running_age: Option<std::time::Duration>,
+    /// Runs this process is driving now.
+    pub in_flight: usize,
+    /// Why the store could not be read, when it could not.
+    pub error: Option<String>,
 }
 
 impl Runner {
@@ -213,6 +256,56 @@ impl Runner {
         self.in_flight().len()
     }
 
+    /// The durable side of health: the store's run counts, the oldest
+    /// unfinished run's age, the runs in flight here.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::durable::Store;
+    /// # use workflow_runtime::host::{HealthStatus, Runner};
+    /// # struct Ping;
+    /// # #[workflow(durable)] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().store(Store::memory()).durable(Ping).build().unwrap();
+    /// runner.start(&Ping::ID, "p-1", ()).await.unwrap().result().await.unwrap();
+    /// let health = runner.durable_health().await.unwrap();
+    /// assert_eq!(health.status, HealthStatus::Healthy);
+    /// assert_eq!(health.counts.completed, 1);
+    /// # }
+    /// ```
+    pub async fn durable_health(&self) -> Result<DurableHealth, DurableError> {
+        let store = self.store().ok_or(DurableError::NoStore)?;
+        let in_flight = self.durable_in_flight();
+        Ok(match store.counts().await {
+            Ok(counts) => DurableHealth {
+                status: if counts.incompatible > 0 {
+                    super::HealthStatus::Degraded
+                } else {
+                    super::HealthStatus::Healthy
+                },
+                oldest_running_age: counts.oldest_running_ms.map(|started| {
+                    let age = crate::durable::now_ms().saturating_sub(started);
+                    std::time::Duration::from_millis(u64::try_from(age).unwrap_or(0))
+                }),
+                counts,
+                in_flight,
+                error: None,
+            },
+            Err(error) => DurableHealth {
+                status: super::HealthStatus::Unhealthy,
+                counts: RunCounts::default(),
+                oldest_running_age: None,
+                in_flight,
+                error: Some(error.to_string()),
+            },
+        })
+    }
+
+    /// Waits until this process drives no durable run.
+    pub(crate) async fn durable_idle(&self) {
+        self.in_flight().idle().await;
+    }
+
     /// Drives `row` on a task of its own unless this process already is;
     /// either way, the flag that says when it ended.
     fn drive(&self, entry: Arc<dyn DurableEntry>, row: RunRow) -> watch::Receiver<bool> {
@@ -246,7 +339,7 @@ struct Done {
 
 impl Drop for Done {
     fn drop(&mut self) {
-        self.runner.in_flight().lock().remove(&self.id);
+        self.runner.in_flight().remove(&self.id);
         let _ = self.tx.send(true);
     }
 }

@@ -16,6 +16,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::schedule::Schedule;
+#[cfg(feature = "durable")]
+pub use durable_runs::DurableHealth;
 pub use health::{BreakerHealth, HealthReport, HealthStatus, RunInfo, RunOutcome, WorkflowHealth};
 pub use runner::{ContextFactory, RunError, RunStats, Runner, RunnerBuilder};
 
@@ -348,6 +350,40 @@ impl HostBuilder {
         self
     }
 
+    /// The journal store for durable runs; when the host runs, it first
+    /// resumes the runs a stopped process left unfinished, and it waits
+    /// for durable runs in flight at shutdown (within the timeout).
+    ///
+    /// ```
+    /// use workflow_runtime::durable::Store;
+    /// use workflow_runtime::host::WorkflowHost;
+    /// let host = WorkflowHost::builder().store(Store::memory()).build().unwrap();
+    /// assert!(host.runner().store().is_some());
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn store(mut self, store: crate::durable::Store) -> Self {
+        self.runner = self.runner.store(store);
+        self
+    }
+
+    /// Registers a durable workflow (`#[workflow(durable)]`) with the
+    /// host's runner, to start with [`Runner::start`].
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # struct Ping;
+    /// # #[workflow(durable)] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// use workflow_runtime::durable::Store;
+    /// use workflow_runtime::host::WorkflowHost;
+    /// let host = WorkflowHost::builder().store(Store::memory()).durable(Ping).build().unwrap();
+    /// # drop(host);
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn durable<W: crate::durable::Durable>(mut self, workflow: W) -> Self {
+        self.runner = self.runner.durable(workflow);
+        self
+    }
+
     /// Calls `factory` on every context the host makes.
     ///
     /// ```
@@ -548,10 +584,28 @@ impl WorkflowHost {
             }
         }
 
+        // Durable runs a stopped process left unfinished go on first.
+        #[cfg(feature = "durable")]
+        let serves_durable = runner.store().is_some();
+        #[cfg(not(feature = "durable"))]
+        let serves_durable = false;
+        #[cfg(feature = "durable")]
+        if serves_durable {
+            let runner = runner.clone();
+            tasks.spawn(async move {
+                match runner.resume().await {
+                    Ok(0) => {}
+                    Ok(resumed) => tracing::info!(resumed, "resumed unfinished durable runs"),
+                    Err(error) => tracing::error!(%error, "could not resume durable runs"),
+                }
+            });
+        }
+
         let everything_done = async { while tasks.join_next().await.is_some() {} };
-        // With recurring workflows, or nothing started (the host only serves
-        // its runner), it runs until told to stop.
-        let endless = !options.start_automatically || !recurring.is_empty();
+        // With recurring workflows, durable runs to serve, or nothing
+        // started (the host only serves its runner), it runs until told to
+        // stop.
+        let endless = !options.start_automatically || !recurring.is_empty() || serves_durable;
         tokio::select! {
             () = signal => {}
             () = shutdown.cancelled() => {}
@@ -563,6 +617,10 @@ impl WorkflowHost {
         // Graceful: no new runs start; in-flight ones get the timeout.
         let drained = tokio::time::timeout(options.shutdown_timeout, async {
             while tasks.join_next().await.is_some() {}
+            // Durable runs belong to the runner: they get the same time,
+            // and one cut short resumes when a host next opens the store.
+            #[cfg(feature = "durable")]
+            runner.durable_idle().await;
         })
         .await
         .is_ok();
