@@ -595,3 +595,151 @@ async fn a_host_lets_durable_runs_in_flight_finish_at_shutdown() {
     let run = store.run("order-13").await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Completed);
 }
+
+/// Declines `declines` times, then charges; its retry waits `backoff`.
+struct Flaky {
+    declines: u32,
+    attempts: std::sync::Mutex<Vec<u32>>,
+}
+
+impl Flaky {
+    fn new(declines: u32) -> Self {
+        Flaky {
+            declines,
+            attempts: std::sync::Mutex::default(),
+        }
+    }
+
+    fn charge(&self, step: &StepCtx, order: Order) -> Result<Order, Declined> {
+        self.attempts.lock().unwrap().push(step.attempt());
+        if step.attempt() <= self.declines {
+            return Err(Declined);
+        }
+        Ok(Order {
+            paid: true,
+            ..order
+        })
+    }
+}
+
+#[workflow(durable)]
+impl FastRetry {
+    #[step(given = "pending order")]
+    fn load(&self, id: u64) -> Order {
+        Order { id, paid: false }
+    }
+
+    #[step(when = "process payment", retry(max = 3, backoff = "1ms"))]
+    async fn charge(&self, step: &StepCtx, order: Order) -> Result<Order, Declined> {
+        self.0.charge(step, order)
+    }
+}
+
+struct FastRetry(Arc<Flaky>);
+
+#[workflow(durable)]
+impl SlowRetry {
+    #[step(given = "pending order")]
+    fn load(&self, id: u64) -> Order {
+        Order { id, paid: false }
+    }
+
+    #[step(when = "process payment", retry(max = 3, backoff = "10m"))]
+    async fn charge(&self, step: &StepCtx, order: Order) -> Result<Order, Declined> {
+        self.0.charge(step, order)
+    }
+}
+
+struct SlowRetry(Arc<Flaky>);
+
+#[tokio::test]
+async fn failed_attempts_are_journaled_with_their_count() {
+    let flaky = Arc::new(Flaky::new(2));
+    let store = Store::memory();
+    let runner = Runner::builder()
+        .store(store.clone())
+        .durable(FastRetry(flaky.clone()))
+        .build()
+        .unwrap();
+    let run = runner.start(&FastRetry::ID, "order-14", 14).await.unwrap();
+    assert!(run.result().await.unwrap().paid);
+    assert_eq!(*flaky.attempts.lock().unwrap(), [1, 2, 3]);
+    let failures = store.backend().failures("order-14").await.unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!((failures[0].index, failures[0].attempts), (1, 2));
+    assert_eq!(failures[0].error, "card declined");
+    let steps = store.backend().steps("order-14").await.unwrap();
+    assert_eq!(steps[1].attempts, 3);
+}
+
+/// A journal left by a process that died while step 1 waited out its
+/// backoff after `attempts` failures, the last `ago` before now.
+async fn died_while_retrying(id: &str, attempts: u32, ago: Duration) -> MemoryStore {
+    let journal = MemoryStore::new();
+    let fingerprint = <SlowRetry as Durable>::FINGERPRINT;
+    let bytes = id.trim_start_matches("order-").as_bytes().to_vec();
+    journal
+        .insert_run(&RunRow::new(id, "SlowRetry", fingerprint, bytes))
+        .await
+        .unwrap();
+    let output = br#"{"id":15,"paid":false}"#.to_vec();
+    journal
+        .record_step(id, &StepRow::new(0, "pending order", output, 1, 0, 0))
+        .await
+        .unwrap();
+    let mut failure = workflow_runtime::durable::FailureRow::new(1, attempts, "card declined");
+    failure.failed_ms -= i64::try_from(ago.as_millis()).unwrap();
+    journal.record_failure(id, &failure).await.unwrap();
+    journal
+}
+
+#[tokio::test]
+async fn a_resumed_retry_keeps_its_count_and_the_rest_of_its_backoff() {
+    // Two attempts failed; the backoff after the second is 10 minutes, of
+    // which all but 300ms had passed at the crash.
+    let ago = Duration::from_secs(10 * 60) - Duration::from_millis(300);
+    let journal = died_while_retrying("order-15", 2, ago).await;
+    let flaky = Arc::new(Flaky::new(2));
+    let runner = Runner::builder()
+        .store(Store::new(journal))
+        .durable(SlowRetry(flaky.clone()))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let run = runner.start(&SlowRetry::ID, "order-15", 15).await.unwrap();
+    let order = tokio::time::timeout(Duration::from_secs(30), run.result())
+        .await
+        .expect("the backoff started over")
+        .unwrap();
+    assert!(order.paid);
+    // Attempt 3 ran, once, after what was left of the backoff.
+    assert_eq!(*flaky.attempts.lock().unwrap(), [3]);
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_resumed_retry_with_no_attempts_left_fails_with_the_journaled_error() {
+    let journal = died_while_retrying("order-16", 3, Duration::from_secs(1)).await;
+    let flaky = Arc::new(Flaky::new(0));
+    let runner = Runner::builder()
+        .store(Store::new(journal))
+        .durable(SlowRetry(flaky.clone()))
+        .build()
+        .unwrap();
+    let err = runner
+        .start(&SlowRetry::ID, "order-16", 16)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("card declined"), "{err}");
+    assert!(
+        flaky.attempts.lock().unwrap().is_empty(),
+        "a fourth attempt ran"
+    );
+}

@@ -2,8 +2,8 @@
 //! the SQLite store (a PostgreSQL store joins the list when it exists).
 
 use workflow_runtime::durable::{
-    Backend, Inserted, MemoryStore, RunEnd, RunRow, RunStatus, SqliteOptions, SqliteStore, StepRow,
-    StoreError,
+    Backend, FailureRow, Inserted, MemoryStore, RunEnd, RunRow, RunStatus, SqliteOptions,
+    SqliteStore, StepRow, StoreError,
 };
 
 /// A temporary directory removed when dropped.
@@ -173,6 +173,25 @@ async fn running_runs_are_listed_oldest_first_and_counted(store: &dyn Backend) {
     assert_eq!(counts.oldest_running_ms, Some(10));
 }
 
+async fn failures_are_kept_per_step_latest_first(store: &dyn Backend) {
+    store.insert_run(&run("r7", 1)).await.unwrap();
+    let mut first = FailureRow::new(1, 1, "declined");
+    first.failed_ms = 100;
+    store.record_failure("r7", &first).await.unwrap();
+    let mut second = FailureRow::new(1, 2, "timed out");
+    second.failed_ms = 200;
+    store.record_failure("r7", &second).await.unwrap();
+    let other = FailureRow::new(3, 1, "gone");
+    store.record_failure("r7", &other).await.unwrap();
+    assert_eq!(store.failures("r7").await.unwrap(), [second, other.clone()]);
+    assert!(store.failures("r1").await.unwrap().is_empty());
+    let err = store.record_failure("nope", &other).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NoSuchRun(run) if run == "nope"),
+        "{err}"
+    );
+}
+
 /// Every rule, each on a fresh store from `open`.
 async fn conformance<S: Backend, F: Future<Output = S>>(open: impl Fn() -> F) {
     inserting_a_run_twice_keeps_the_first(&open().await).await;
@@ -180,6 +199,7 @@ async fn conformance<S: Backend, F: Future<Output = S>>(open: impl Fn() -> F) {
     payloads_round_trip_as_text_and_bytes(&open().await).await;
     a_run_ends_once(&open().await).await;
     running_runs_are_listed_oldest_first_and_counted(&open().await).await;
+    failures_are_kept_per_step_latest_first(&open().await).await;
 }
 
 #[tokio::test]

@@ -94,12 +94,75 @@ pub trait Behavior: Send + Sync + 'static {
     fn around<'a>(&'a self, step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted>;
 }
 
+/// What a durable run's journal says of a step's earlier attempts, when
+/// the run resumes a step that failed before its process stopped: a retry
+/// goes on from there (its count, its backoff) rather than from scratch.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use workflow_runtime::behavior::Resumed;
+/// let earlier = Resumed::new(2, SystemTime::UNIX_EPOCH + Duration::from_secs(60), "declined");
+/// assert_eq!(earlier.attempts, 2);
+/// assert_eq!(earlier.error(), "declined");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Resumed {
+    /// Attempts made before, all failed.
+    pub attempts: u32,
+    /// When the last of them failed.
+    pub last_failed: std::time::SystemTime,
+    error: Arc<str>,
+}
+
+impl Resumed {
+    /// `attempts` failed attempts, the last at `last_failed` with `error`.
+    pub fn new(
+        attempts: u32,
+        last_failed: std::time::SystemTime,
+        error: impl Into<Arc<str>>,
+    ) -> Self {
+        Resumed {
+            attempts,
+            last_failed,
+            error: error.into(),
+        }
+    }
+
+    /// The last attempt's error, as journaled.
+    pub fn error(&self) -> &str {
+        &self.error
+    }
+
+    /// The last attempt's failure, to end the step with when no attempt
+    /// is left.
+    pub fn failure(&self) -> StepFailure {
+        StepFailure::Error(crate::error::StepError::new(EarlierFailure(
+            self.error.clone(),
+        )))
+    }
+}
+
+/// An attempt's error read back from a journal: its message is all that
+/// survives a process.
+#[derive(Debug)]
+struct EarlierFailure(Arc<str>);
+
+impl std::fmt::Display for EarlierFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EarlierFailure {}
+
 /// What a behavior knows about the step it wraps.
 pub struct StepScope {
     ctx: WorkflowContext,
     kind: StepKind,
     title: Title,
     replayable: bool,
+    resumed: Option<Resumed>,
     attempts: AtomicU32,
     attempt_elapsed: Mutex<Vec<Duration>>,
     handoff: Handoff,
@@ -114,6 +177,7 @@ impl StepScope {
         kind: StepKind,
         title: Title,
         replayable: bool,
+        resumed: Option<Resumed>,
         stack: Behaviors,
     ) -> Self {
         StepScope {
@@ -121,6 +185,7 @@ impl StepScope {
             kind,
             title,
             replayable,
+            resumed,
             attempts: AtomicU32::new(0),
             attempt_elapsed: Mutex::new(Vec::new()),
             handoff: Handoff::default(),
@@ -177,6 +242,12 @@ impl StepScope {
     /// that run with an error that says so.
     pub fn replayable(&self) -> bool {
         self.replayable
+    }
+
+    /// The step's earlier attempts, when a resumed durable run failed it
+    /// before its process stopped.
+    pub fn resumed(&self) -> Option<&Resumed> {
+        self.resumed.as_ref()
     }
 
     pub(crate) fn handoff(&self) -> &Handoff {

@@ -92,15 +92,20 @@ impl Retry {
         }
     }
 
-    /// The wait before the first retry.
+    /// The wait before the first retry. A backoff longer than the cap on
+    /// waits (30s unless [`max_delay`](Self::max_delay) says otherwise)
+    /// raises the cap to itself: a 10-minute backoff waits 10 minutes.
     ///
     /// ```
     /// # use std::time::Duration;
     /// # use workflow_runtime::behavior::Retry;
     /// assert_eq!(Retry::new(2).backoff(Duration::from_secs(1)).delay(1), Duration::from_secs(1));
+    /// let long = Retry::new(3).backoff(Duration::from_secs(600));
+    /// assert_eq!(long.delay(2), Duration::from_secs(600));
     /// ```
     pub fn backoff(mut self, base: Duration) -> Self {
         self.base = base;
+        self.max_delay = self.max_delay.max(base);
         self
     }
 
@@ -225,6 +230,20 @@ impl Behavior for Retry {
     fn around<'a>(&'a self, step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
         Box::pin(async move {
             let mut attempt = 1;
+            // A resumed durable run goes on from its journaled attempts:
+            // their count, and the backoff after the last one, measured
+            // from when it failed (not from now).
+            if let Some(earlier) = step.resumed() {
+                if earlier.attempts >= self.max_attempts {
+                    return Err(earlier.failure());
+                }
+                let due = earlier.last_failed + self.jittered_delay(earlier.attempts, seed(step));
+                let wait = due
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or(Duration::ZERO);
+                tokio::time::sleep(wait).await;
+                attempt = earlier.attempts + 1;
+            }
             loop {
                 let failure = match next.run().await {
                     Ok(()) => return Ok(()),

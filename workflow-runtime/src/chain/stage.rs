@@ -291,6 +291,7 @@ where
                     *this.kind,
                     this.title.clone(),
                     body.can_replay(),
+                    body.resumed(),
                     stack,
                 ));
                 Body::Behaved {

@@ -85,6 +85,13 @@ pub trait StepFn<In> {
     fn recorded(&self) -> Option<StepResult<Self::Output>> {
         None
     }
+
+    /// What a durable run's journal holds of the step's failed attempts,
+    /// when the run is resumed in the middle of retrying it. `None`, the
+    /// default, starts afresh.
+    fn resumed(&self) -> Option<crate::behavior::Resumed> {
+        None
+    }
 }
 
 /// A step body that can be called again: the closure is `Fn`, not just
@@ -129,6 +136,9 @@ impl<S: CallAgain<In>, In: ReplayInput> StepFn<In> for Replay<S> {
     }
     fn recorded(&self) -> Option<StepResult<Self::Output>> {
         self.0.recorded()
+    }
+    fn resumed(&self) -> Option<crate::behavior::Resumed> {
+        self.0.resumed()
     }
 }
 

@@ -5,22 +5,49 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use super::codec::ValueCodec;
-use super::store::{StepRow, Store, StoreError, now_ms};
+use super::store::{FailureRow, StepRow, Store, StoreError, now_ms};
+use crate::behavior::Resumed;
 
 /// A running durable run's journal, carried by its context.
 pub(crate) struct Journal {
     store: Store,
     run: Arc<str>,
     done: HashMap<u32, StepRow>,
+    failed: HashMap<u32, FailureRow>,
 }
 
 impl Journal {
-    pub(crate) fn new(store: Store, run: Arc<str>, done: Vec<StepRow>) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        run: Arc<str>,
+        done: Vec<StepRow>,
+        failed: Vec<FailureRow>,
+    ) -> Self {
         Journal {
             store,
             run,
             done: done.into_iter().map(|row| (row.index, row)).collect(),
+            failed: failed.into_iter().map(|row| (row.index, row)).collect(),
+        }
+    }
+
+    /// Step `index`'s failed attempts before this process took the run up.
+    pub(crate) fn resumed(&self, index: u32) -> Option<Resumed> {
+        let row = self.failed.get(&index)?;
+        let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(row.failed_ms).unwrap_or(0));
+        Some(Resumed::new(row.attempts, at, row.error.as_str()))
+    }
+
+    /// Records step `index`'s failed attempts so far. A journal that
+    /// cannot take it costs the resumed run its retry count, not the
+    /// step's error: it is logged, and the step's own error stands.
+    pub(crate) async fn failed(&self, index: u32, attempts: u32, error: String) {
+        let row = FailureRow::new(index, attempts, error);
+        if let Err(e) = self.store.backend().record_failure(&self.run, &row).await {
+            tracing::warn!(run = %self.run, step = index, error = %e, "could not journal a failed attempt");
         }
     }
 

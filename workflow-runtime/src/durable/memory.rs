@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::store::{
-    Backend, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow, StoreError, now_ms,
+    Backend, FailureRow, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow, StoreError,
+    now_ms,
 };
 use crate::behavior::BoxFuture;
 
@@ -27,6 +28,7 @@ pub struct MemoryStore {
 struct Entry {
     run: RunRow,
     steps: BTreeMap<u32, StepRow>,
+    failures: BTreeMap<u32, FailureRow>,
 }
 
 impl MemoryStore {
@@ -63,6 +65,7 @@ impl Backend for MemoryStore {
                     Entry {
                         run: run.clone(),
                         steps: BTreeMap::new(),
+                        failures: BTreeMap::new(),
                     },
                 );
                 Inserted::New
@@ -104,6 +107,30 @@ impl Backend for MemoryStore {
             }
         };
         Box::pin(std::future::ready(result))
+    }
+
+    fn record_failure<'a>(
+        &'a self,
+        run: &'a str,
+        failure: &'a FailureRow,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let result = match self.lock().get_mut(run) {
+            None => Err(StoreError::NoSuchRun(run.to_owned())),
+            Some(entry) => {
+                entry.failures.insert(failure.index, failure.clone());
+                Ok(())
+            }
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn failures<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<FailureRow>, StoreError>> {
+        let failures = self
+            .lock()
+            .get(run)
+            .map(|entry| entry.failures.values().cloned().collect())
+            .unwrap_or_default();
+        Box::pin(std::future::ready(Ok(failures)))
     }
 
     fn finish_run<'a>(

@@ -63,7 +63,7 @@ pub use step::{Journaled, Place, Transacted};
 pub use step_ctx::StepCtx;
 pub(crate) use store::now_ms;
 pub use store::{
-    Backend, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow, Store, StoreError,
+    Backend, FailureRow, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow, Store, StoreError,
 };
 
 use crate::definition::WorkflowDefinition;

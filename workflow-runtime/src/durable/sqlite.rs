@@ -13,7 +13,8 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 
 use super::store::{
-    Backend, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow, Store, StoreError, now_ms,
+    Backend, FailureRow, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow, Store,
+    StoreError, now_ms,
 };
 use crate::behavior::BoxFuture;
 
@@ -23,7 +24,11 @@ pub type SqliteTx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 /// The schema, one migration per entry, applied in order on open; the
 /// version reached is kept in `workflow_schema`.
-const MIGRATIONS: &[&str] = &["CREATE TABLE workflow_runs (
+const MIGRATIONS: &[&str] = &[RUNS_AND_STEPS, FAILURES];
+
+/// 1: runs and their completed steps.
+const RUNS_AND_STEPS: &str = "
+    CREATE TABLE workflow_runs (
         id          TEXT PRIMARY KEY,
         workflow    TEXT NOT NULL,
         fingerprint TEXT NOT NULL,
@@ -44,7 +49,18 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE workflow_runs (
         started_ms INTEGER NOT NULL,
         ended_ms   INTEGER NOT NULL,
         PRIMARY KEY (run_id, step_index)
-    );"];
+    );";
+
+/// 2: failed attempts of steps not yet completed, for resumed retries.
+const FAILURES: &str = "
+    CREATE TABLE workflow_failures (
+        run_id     TEXT NOT NULL REFERENCES workflow_runs (id),
+        step_index INTEGER NOT NULL,
+        attempts   INTEGER NOT NULL,
+        failed_ms  INTEGER NOT NULL,
+        error      TEXT NOT NULL,
+        PRIMARY KEY (run_id, step_index)
+    );";
 
 /// How the file is synced on commit.
 ///
@@ -481,6 +497,71 @@ impl Backend for SqliteStore {
                 )
             })?;
             self.record_step_in(&mut conn, run, step).await
+        })
+    }
+
+    fn record_failure<'a>(
+        &'a self,
+        run: &'a str,
+        failure: &'a FailureRow,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "INSERT INTO workflow_failures (run_id, step_index, attempts, failed_ms, error)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (run_id, step_index) DO UPDATE SET
+                 attempts = excluded.attempts, failed_ms = excluded.failed_ms,
+                 error = excluded.error",
+            )
+            .bind(run)
+            .bind(i64::from(failure.index))
+            .bind(i64::from(failure.attempts))
+            .bind(failure.failed_ms)
+            .bind(&failure.error)
+            .execute(&self.pool)
+            .await;
+            match done {
+                Ok(_) => Ok(()),
+                Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                    Err(StoreError::NoSuchRun(run.to_owned()))
+                }
+                Err(e) => Err(self.error(
+                    format!(
+                        "journaling a failure of step {} of run \"{run}\"",
+                        failure.index
+                    ),
+                    e,
+                )),
+            }
+        })
+    }
+
+    fn failures<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<FailureRow>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT step_index, attempts, failed_ms, error FROM workflow_failures
+                 WHERE run_id = ? ORDER BY step_index",
+            )
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("reading the failures of run \"{run}\""), e))?;
+            rows.iter()
+                .map(|row| {
+                    let get = |e: sqlx::Error| corrupt(run, e);
+                    let count = |name: &str| -> Result<u32, StoreError> {
+                        let n: i64 = row.try_get(name).map_err(get)?;
+                        u32::try_from(n)
+                            .map_err(|_| corrupt(run, format!("{name} {n} is out of range")))
+                    };
+                    Ok(FailureRow {
+                        index: count("step_index")?,
+                        attempts: count("attempts")?,
+                        failed_ms: row.try_get("failed_ms").map_err(get)?,
+                        error: row.try_get("error").map_err(get)?,
+                    })
+                })
+                .collect()
         })
     }
 

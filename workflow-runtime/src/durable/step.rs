@@ -155,14 +155,22 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
     }
 }
 
-/// The step's view of itself for its next attempt.
+/// The step's view of itself for its next attempt: numbered on from the
+/// attempts a resumed run's journal holds.
 fn next_attempt(ctx: &WorkflowContext, place: Place, attempts: &AtomicU32) -> StepCtx {
-    let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
-    let run: Arc<str> = match ctx.journal() {
-        Some(journal) => journal.run_id().clone(),
-        None => ctx.execution_id().to_string().into(),
+    let here = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+    let (run, before): (Arc<str>, u32) = match ctx.journal() {
+        Some(journal) => (
+            journal.run_id().clone(),
+            journal.resumed(place.index).map_or(0, |r| r.attempts),
+        ),
+        None => (ctx.execution_id().to_string().into(), 0),
     };
-    StepCtx::new(run, place.index, attempt)
+    StepCtx::new(run, place.index, before + here)
+}
+
+fn resumed(ctx: &WorkflowContext, place: Place) -> Option<crate::behavior::Resumed> {
+    ctx.journal()?.resumed(place.index)
 }
 
 fn replayed<O>(ctx: &WorkflowContext, place: Place, codec: ValueCodec<O>) -> Option<StepResult<O>> {
@@ -197,7 +205,17 @@ impl<'c, C, O: Send + 'c> Journaled<'c, C, O> {
         let journal = ctx.journal().cloned();
         let started = now_ms();
         Box::pin(async move {
-            let value = work.await.map_err(Failed::error)?;
+            let value = match work.await {
+                Ok(value) => value,
+                Err(error) => {
+                    if let Some(journal) = journal {
+                        journal
+                            .failed(place.index, step.attempt(), error.to_string())
+                            .await;
+                    }
+                    return Err(Failed::error(error));
+                }
+            };
             if let Some(journal) = journal {
                 let row = journal
                     .row(
@@ -231,6 +249,9 @@ where
     }
     fn recorded(&self) -> Option<StepResult<O>> {
         replayed(self.ctx, self.place, self.codec)
+    }
+    fn resumed(&self) -> Option<crate::behavior::Resumed> {
+        resumed(self.ctx, self.place)
     }
 }
 
@@ -337,8 +358,18 @@ impl<'c, X: Transaction, C, O: Send + 'c> Transacted<'c, X, C, O> {
                 return journal.decode(&row, codec).map_err(Failed::error);
             }
             let (tx, result) = body(step, tx, input).await;
-            // On an error the transaction is dropped, which rolls it back.
-            let value = result.map_err(Failed::error)?;
+            let value = match result {
+                Ok(value) => value,
+                Err(error) => {
+                    // Rolled back before the failure is journaled: the
+                    // store's one writer is free again.
+                    drop(tx);
+                    journal
+                        .failed(place.index, attempt, error.to_string())
+                        .await;
+                    return Err(Failed::error(error));
+                }
+            };
             let row = journal
                 .row(place.index, place.title, &value, codec, attempt, started)
                 .map_err(Failed::error)?;
@@ -366,6 +397,9 @@ where
     }
     fn recorded(&self) -> Option<StepResult<O>> {
         replayed(self.ctx, self.place, self.codec)
+    }
+    fn resumed(&self) -> Option<crate::behavior::Resumed> {
+        resumed(self.ctx, self.place)
     }
 }
 

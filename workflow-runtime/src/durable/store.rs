@@ -179,6 +179,39 @@ impl StepRow {
     }
 }
 
+/// A step's failed attempts so far, as the journal holds them: what a
+/// resumed run's retry goes on from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FailureRow {
+    /// The step's place in the workflow, from 0.
+    pub index: u32,
+    /// How many attempts failed.
+    pub attempts: u32,
+    /// When the last one failed, in milliseconds since the Unix epoch.
+    pub failed_ms: i64,
+    /// The last one's error.
+    pub error: String,
+}
+
+impl FailureRow {
+    /// `attempts` failed attempts of step `index`, the last just now.
+    ///
+    /// ```
+    /// use workflow_runtime::durable::FailureRow;
+    /// let row = FailureRow::new(1, 2, "declined");
+    /// assert_eq!((row.index, row.attempts), (1, 2));
+    /// ```
+    pub fn new(index: u32, attempts: u32, error: impl Into<String>) -> Self {
+        FailureRow {
+            index,
+            attempts,
+            failed_ms: now_ms(),
+            error: error.into(),
+        }
+    }
+}
+
 /// How a run ended, as [`Backend::finish_run`] records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -303,6 +336,17 @@ pub trait Backend: Send + Sync + 'static {
         run: &'a str,
         step: &'a StepRow,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Records a step's failed attempts so far, replacing what was there
+    /// for that step.
+    fn record_failure<'a>(
+        &'a self,
+        run: &'a str,
+        failure: &'a FailureRow,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The run's failed attempts, per step.
+    fn failures<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<FailureRow>, StoreError>>;
 
     /// Ends a running run. Ending one that is not running changes nothing
     /// and says so (`Ok(false)`).

@@ -74,7 +74,19 @@ async fn run_to_end<W: Durable>(
             return None;
         }
     };
-    let journal = Arc::new(Journal::new(store.clone(), row.id.as_str().into(), done));
+    let failed = match store.backend().failures(&row.id).await {
+        Ok(failed) => failed,
+        Err(error) => {
+            tracing::error!(run = %row.id, workflow = W::NAME, %error, "could not read a durable run's journal");
+            return None;
+        }
+    };
+    let journal = Arc::new(Journal::new(
+        store.clone(),
+        row.id.as_str().into(),
+        done,
+        failed,
+    ));
     let ctx = runner.context(W::context().journal(journal));
     let result = runner.run_caught(workflow, &ctx, input).await;
     Some(match result {
