@@ -46,9 +46,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     tracing_subscriber::fmt().init();
-    let queue = Queue::open(&db)?;
+    let queue = Queue::open(&db).await?;
     for body in &enqueue {
-        let id = queue.enqueue(body)?;
+        let id = queue.enqueue(body).await?;
         println!("enqueued message {id}");
     }
     let runner = Runner::builder().build()?;

@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => return Err(format!("unknown argument {other:?}; see --help").into()),
         }
     }
-    setup(&db, &[("widget", 5)])?;
+    setup(&db, &[("widget", 5)]).await?;
     let widgets = |n| {
         vec![Item {
             sku: "widget".into(),
@@ -55,7 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(id) => format!("committed order {id}"),
             Err(error) => format!("rolled back: {error}"),
         };
-        let (orders, lines, stock) = snapshot(&db, "widget")?;
+        let (orders, lines, stock) = snapshot(&db, "widget").await?;
         println!("{label:<34} {outcome}");
         println!(
             "{:<34} orders {orders}, lines {lines}, widgets in stock {stock}",

@@ -4,10 +4,9 @@
 //! acknowledged and comes back.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use sqlx::SqlitePool;
 use workflow_runtime::host::Runner;
 use workflow_runtime::prelude::*;
 use workflow_runtime::{StepError, WorkflowError};
@@ -44,107 +43,100 @@ fn now_ms() -> i64 {
 /// The queue and the table processed messages land in.
 #[derive(Clone)]
 pub struct Queue {
-    conn: Arc<Mutex<Connection>>,
+    pool: SqlitePool,
 }
 
 impl Queue {
-    /// Opens (or creates) the queue at `db`.
-    pub fn open(db: &Path) -> rusqlite::Result<Queue> {
-        let conn = Connection::open(db)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE IF NOT EXISTS queue (
+    /// Opens (or creates) the queue at `db`, on a pool of one connection
+    /// (see [`open_pool`](crate::db::open_pool)).
+    pub async fn open(db: &Path) -> Result<Queue, sqlx::Error> {
+        let pool = crate::db::open_pool(db).await?;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS queue (
                  id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL,
                  visible_at INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
                  acked INTEGER NOT NULL DEFAULT 0);
              CREATE TABLE IF NOT EXISTS processed (message_id INTEGER NOT NULL, body TEXT NOT NULL);",
-        )?;
-        Ok(Queue {
-            conn: Arc::new(Mutex::new(conn)),
-        })
-    }
-
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
-        f(&mut self.conn.lock().unwrap_or_else(PoisonError::into_inner))
+        )
+        .execute(&pool)
+        .await?;
+        Ok(Queue { pool })
     }
 
     /// Adds a message.
-    pub fn enqueue(&self, body: &str) -> rusqlite::Result<i64> {
-        self.with(|c| {
-            c.execute("INSERT INTO queue (body) VALUES (?1)", params![body])?;
-            Ok(c.last_insert_rowid())
-        })
+    pub async fn enqueue(&self, body: &str) -> Result<i64, sqlx::Error> {
+        let done = sqlx::query("INSERT INTO queue (body) VALUES (?1)")
+            .bind(body)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.last_insert_rowid())
     }
 
     /// Takes the next visible message and hides it for `visibility`.
-    pub fn receive(&self, visibility: Duration) -> rusqlite::Result<Option<Message>> {
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let now = now_ms();
-            let message = tx
-                .query_row(
-                    "SELECT id, body, attempts FROM queue WHERE acked = 0 AND visible_at <= ?1 ORDER BY id LIMIT 1",
-                    params![now],
-                    |r| {
-                        Ok(Message {
-                            id: r.get(0)?,
-                            body: r.get(1)?,
-                            attempts: r.get::<_, u32>(2)? + 1,
-                        })
-                    },
-                )
-                .optional()?;
-            if let Some(m) = &message {
-                tx.execute(
-                    "UPDATE queue SET visible_at = ?1, attempts = attempts + 1 WHERE id = ?2",
-                    params![now + visibility.as_millis() as i64, m.id],
-                )?;
-            }
-            tx.commit()?;
-            Ok(message)
-        })
+    pub async fn receive(&self, visibility: Duration) -> Result<Option<Message>, sqlx::Error> {
+        // Within this process the pool's one connection already serializes
+        // receivers, so a plain `begin()` would do. IMMEDIATE is for
+        // consumers in other processes on the same file (the example runs
+        // as several): it takes the write lock before the SELECT, so a
+        // second consumer waits out the busy timeout. A deferred transaction
+        // would read first and then fail with SQLITE_BUSY on upgrading to
+        // write, which the busy timeout cannot retry.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now_ms();
+        let message = sqlx::query_as::<_, (i64, String, u32)>(
+            "SELECT id, body, attempts FROM queue WHERE acked = 0 AND visible_at <= ?1 ORDER BY id LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|(id, body, attempts)| Message {
+            id,
+            body,
+            attempts: attempts + 1,
+        });
+        if let Some(m) = &message {
+            sqlx::query("UPDATE queue SET visible_at = ?1, attempts = attempts + 1 WHERE id = ?2")
+                .bind(now + visibility.as_millis() as i64)
+                .bind(m.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(message)
     }
 
     /// Records the message as processed.
-    pub fn store_processed(&self, message: &Message) -> rusqlite::Result<()> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO processed (message_id, body) VALUES (?1, ?2)",
-                params![message.id, message.body],
-            )
-            .map(drop)
-        })
+    pub async fn store_processed(&self, message: &Message) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO processed (message_id, body) VALUES (?1, ?2)")
+            .bind(message.id)
+            .bind(&message.body)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Acknowledges a message: it never comes back.
-    pub fn acknowledge(&self, id: i64) -> rusqlite::Result<()> {
-        self.with(|c| {
-            c.execute("UPDATE queue SET acked = 1 WHERE id = ?1", params![id])
-                .map(drop)
-        })
+    pub async fn acknowledge(&self, id: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE queue SET acked = 1 WHERE id = ?1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// A message's receive count and whether it was acknowledged.
-    pub fn state(&self, id: i64) -> rusqlite::Result<(u32, bool)> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT attempts, acked FROM queue WHERE id = ?1",
-                params![id],
-                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)),
-            )
-        })
+    pub async fn state(&self, id: i64) -> Result<(u32, bool), sqlx::Error> {
+        sqlx::query_as("SELECT attempts, acked FROM queue WHERE id = ?1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
     }
 
     /// The processed messages' ids, in order.
-    pub fn processed(&self) -> rusqlite::Result<Vec<i64>> {
-        self.with(|c| {
-            let mut stmt = c.prepare("SELECT message_id FROM processed ORDER BY rowid")?;
-            stmt.query_map([], |r| r.get(0))?.collect()
-        })
+    pub async fn processed(&self) -> Result<Vec<i64>, sqlx::Error> {
+        sqlx::query_scalar("SELECT message_id FROM processed ORDER BY rowid")
+            .fetch_all(&self.pool)
+            .await
     }
 }
 
@@ -169,13 +161,17 @@ pub async fn process_one(
     let queue = queue.clone();
     runner
         .run_fn("MessageProcessor", move |ctx| async move {
-            Workflow::given(&ctx, "message queue", move || queue)
-                .try_when("receive message", |queue| {
-                    let message = queue.receive(consumer.visibility)?;
+            // The steps are `Fn` closures returning `async move` futures,
+            // which cannot move the context out of the closure: a reference
+            // copies in.
+            let ctx = &ctx;
+            Workflow::given(ctx, "message queue", move || queue)
+                .try_when_async("receive message", move |queue| async move {
+                    let message = queue.receive(consumer.visibility).await?;
                     if let Some(m) = &message {
                         ctx.set_metadata("messageId", m.id);
                     }
-                    Ok::<_, rusqlite::Error>((queue, message))
+                    Ok::<_, sqlx::Error>((queue, message))
                 })
                 .try_when_async("process message", |(queue, message)| async move {
                     let Some(message) = message else {
@@ -185,15 +181,18 @@ pub async fn process_one(
                     if message.body.contains("poison") {
                         return Err(StepError::new(Poison(message.id)));
                     }
-                    queue.store_processed(&message).map_err(StepError::new)?;
+                    queue
+                        .store_processed(&message)
+                        .await
+                        .map_err(StepError::new)?;
                     Ok((queue, true))
                 })
-                .try_when("acknowledge", |(queue, processed)| {
+                .try_when_async("acknowledge", move |(queue, processed)| async move {
                     if processed {
                         let id = ctx
                             .try_metadata::<i64>("messageId")
                             .map_err(StepError::new)?;
-                        queue.acknowledge(id).map_err(StepError::new)?;
+                        queue.acknowledge(id).await.map_err(StepError::new)?;
                     }
                     Ok::<_, StepError>(processed)
                 })

@@ -4,16 +4,15 @@
 //! tenant error, which the API answers with 403 and nothing else.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sqlx::SqlitePool;
 use workflow_runtime::host::Runner;
 use workflow_runtime::prelude::*;
 use workflow_runtime::{StepError, WorkflowError};
@@ -62,7 +61,7 @@ impl std::error::Error for NotFound {}
 #[derive(Clone)]
 pub struct TenantApp {
     runner: Runner,
-    conn: Arc<Mutex<Connection>>,
+    pool: SqlitePool,
 }
 
 #[derive(Deserialize)]
@@ -71,13 +70,16 @@ struct NewOrder {
 }
 
 impl TenantApp {
-    /// Opens (or creates) the database at `db`.
-    pub fn new(db: &Path) -> rusqlite::Result<TenantApp> {
-        let conn = Connection::open(db)?;
-        conn.execute_batch(
+    /// Opens (or creates) the database at `db`, on a pool of one
+    /// connection (see [`open_pool`](crate::db::open_pool)).
+    pub async fn new(db: &Path) -> Result<TenantApp, sqlx::Error> {
+        let pool = crate::db::open_pool(db).await?;
+        sqlx::query(
             "CREATE TABLE IF NOT EXISTS tenant_orders (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, note TEXT NOT NULL);",
-        )?;
+                 id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, note TEXT NOT NULL)",
+        )
+        .execute(&pool)
+        .await?;
         // Every context the runner makes carries the request's tenant.
         let runner = Runner::builder()
             .context_factory(|ctx| {
@@ -85,10 +87,7 @@ impl TenantApp {
             })
             .build()
             .expect("no workflow is registered by name");
-        Ok(TenantApp {
-            runner,
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(TenantApp { runner, pool })
     }
 
     /// The HTTP routes: `POST /api/orders` and `GET /api/orders/{id}`.
@@ -99,29 +98,30 @@ impl TenantApp {
             .with_state(self)
     }
 
-    fn load(&self, id: i64) -> rusqlite::Result<Option<TenantOrder>> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        conn.query_row(
+    /// Reads an order whatever its tenant: checking the tenant is the
+    /// workflow's step, so the check shows in the run.
+    async fn load(&self, id: i64) -> Result<Option<TenantOrder>, sqlx::Error> {
+        let row = sqlx::query_as::<_, (i64, String, String)>(
             "SELECT id, tenant_id, note FROM tenant_orders WHERE id = ?1",
-            params![id],
-            |r| {
-                Ok(TenantOrder {
-                    id: r.get(0)?,
-                    tenant_id: r.get(1)?,
-                    note: r.get(2)?,
-                })
-            },
         )
-        .optional()
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(id, tenant_id, note)| TenantOrder {
+            id,
+            tenant_id,
+            note,
+        }))
     }
 
-    fn insert(&self, tenant: &str, note: &str) -> rusqlite::Result<i64> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        conn.execute(
-            "INSERT INTO tenant_orders (tenant_id, note) VALUES (?1, ?2)",
-            params![tenant, note],
-        )?;
-        Ok(conn.last_insert_rowid())
+    /// Stores an order for `tenant`, returning its id.
+    async fn insert(&self, tenant: &str, note: &str) -> Result<i64, sqlx::Error> {
+        let done = sqlx::query("INSERT INTO tenant_orders (tenant_id, note) VALUES (?1, ?2)")
+            .bind(tenant)
+            .bind(note)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.last_insert_rowid())
     }
 }
 
@@ -151,7 +151,7 @@ async fn create(
     let Some(tenant) = tenant_of(&headers) else {
         return problem(StatusCode::BAD_REQUEST, "the X-Tenant header is required");
     };
-    match app.insert(&tenant, &order.note) {
+    match app.insert(&tenant, &order.note).await {
         Ok(id) => (
             StatusCode::CREATED,
             [(header::LOCATION, format!("/api/orders/{id}"))],
@@ -174,11 +174,17 @@ async fn read(
     };
     let runner = app.runner.clone();
     let run = runner.run_fn("ReadOrder", move |ctx| async move {
+        // The step is an `Fn` closure returning an `async move` future,
+        // which cannot move the app out of the closure: a reference copies
+        // in.
+        let app = &app;
         Workflow::given(&ctx, "an order id", || id)
-            .try_when("load order", |id| match app.load(id) {
-                Ok(Some(order)) => Ok(order),
-                Ok(None) => Err(StepError::new(NotFound)),
-                Err(e) => Err(StepError::new(e)),
+            .try_when_async("load order", move |id| async move {
+                match app.load(id).await {
+                    Ok(Some(order)) => Ok(order),
+                    Ok(None) => Err(StepError::new(NotFound)),
+                    Err(e) => Err(StepError::new(e)),
+                }
             })
             .try_when("validate tenant", |order| {
                 let tenant = ctx.metadata::<String>("tenantId");

@@ -132,8 +132,8 @@ fn prometheus() -> PrometheusHandle {
 
 impl App {
     /// Opens the store and wires the handlers, the runner and the breaker.
-    pub fn new(config: &Config) -> Result<App, StoreError> {
-        let store = OrderStore::open(&config.database)?;
+    pub async fn new(config: &Config) -> Result<App, StoreError> {
+        let store = OrderStore::open(&config.database).await?;
         let notifications_down = Arc::new(AtomicBool::new(false));
         let handlers = {
             let (create, pay, notify) = (store.clone(), store.clone(), store.clone());

@@ -1,10 +1,9 @@
 //! The guide's order domain and its SQLite store, shared by the examples.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
 
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
 
 /// One line of an order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +66,7 @@ pub struct Order {
 
 /// A storage failure.
 #[derive(Debug)]
-pub struct StoreError(rusqlite::Error);
+pub struct StoreError(sqlx::Error);
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,48 +80,67 @@ impl std::error::Error for StoreError {
     }
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
         StoreError(e)
     }
 }
 
-/// Orders in a SQLite file, created on first use. Calls run on tokio's
-/// blocking pool.
+/// An `orders` row as selected, before its JSON and status are parsed.
+type OrderRow = (i64, String, String, i64, String, Option<String>);
+
+/// One parse for every read, so `get` and `pending` agree on what a row
+/// means.
+fn order_of((id, customer_id, items, total_cents, status, payment_id): OrderRow) -> Order {
+    Order {
+        id,
+        customer_id,
+        // A row this store did not write may hold anything; an unreadable
+        // item list reads as empty rather than hiding the whole order.
+        items: serde_json::from_str(&items).unwrap_or_default(),
+        // Stored as the i64 the write cast it to, so the cast back restores it.
+        total_cents: total_cents as u64,
+        status: Status::parse(&status),
+        payment_id,
+    }
+}
+
+/// Orders in a SQLite file, created on first use.
 #[derive(Clone)]
 pub struct OrderStore {
-    conn: Arc<Mutex<Connection>>,
+    pool: SqlitePool,
 }
 
 impl OrderStore {
-    /// Opens (or creates) the database at `path`.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE IF NOT EXISTS orders (
+    /// Opens (or creates) the database at `path`, on a pool of one
+    /// connection (see [`open_pool`](crate::db::open_pool)).
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::from_pool(crate::db::open_pool(path).await?).await
+    }
+
+    /// A store on an existing pool, creating the `orders` table if it is
+    /// missing: so the orders can share a file (and transactions) with
+    /// other tables, such as a durable workflow journal's.
+    pub async fn from_pool(pool: SqlitePool) -> Result<Self, StoreError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS orders (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
                  customer_id TEXT NOT NULL,
                  items TEXT NOT NULL,
                  total_cents INTEGER NOT NULL,
                  status TEXT NOT NULL,
                  payment_id TEXT
-             );",
-        )?;
-        Ok(OrderStore {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+             )",
+        )
+        .execute(&pool)
+        .await?;
+        Ok(OrderStore { pool })
     }
 
-    async fn with<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || f(&conn.lock().unwrap_or_else(PoisonError::into_inner)))
-            .await
-            .expect("the store's blocking task does not panic")
-            .map_err(StoreError)
+    /// The pool the store runs on, for queries of the caller's own on the
+    /// same file.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Stores a new pending order.
@@ -132,18 +150,16 @@ impl OrderStore {
             .map(|i| u64::from(i.quantity) * i.unit_cents)
             .sum();
         let json = serde_json::to_string(&items).expect("items serialize");
-        let id = self
-            .with({
-                let customer_id = customer_id.clone();
-                move |c| {
-                    c.execute(
-                        "INSERT INTO orders (customer_id, items, total_cents, status) VALUES (?1, ?2, ?3, 'pending')",
-                        params![customer_id, json, total_cents as i64],
-                    )?;
-                    Ok(c.last_insert_rowid())
-                }
-            })
-            .await?;
+        let id = sqlx::query(
+            "INSERT INTO orders (customer_id, items, total_cents, status) VALUES (?1, ?2, ?3, 'pending')",
+        )
+        .bind(&customer_id)
+        .bind(json)
+        // SQLite integers are signed; `order_of` casts back.
+        .bind(total_cents as i64)
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid();
         Ok(Order {
             id,
             customer_id,
@@ -156,82 +172,61 @@ impl OrderStore {
 
     /// Saves an order's status and payment id.
     pub async fn update(&self, order: &Order) -> Result<(), StoreError> {
-        let (id, status, payment) = (order.id, order.status.as_str(), order.payment_id.clone());
-        self.with(move |c| {
-            c.execute(
-                "UPDATE orders SET status = ?1, payment_id = ?2 WHERE id = ?3",
-                params![status, payment, id],
-            )
-            .map(drop)
-        })
-        .await
+        sqlx::query("UPDATE orders SET status = ?1, payment_id = ?2 WHERE id = ?3")
+            .bind(order.status.as_str())
+            .bind(order.payment_id.as_deref())
+            .bind(order.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// The order with `id`, if any.
     pub async fn get(&self, id: i64) -> Result<Option<Order>, StoreError> {
-        self.with(move |c| {
-            c.query_row(
-                "SELECT id, customer_id, items, total_cents, status, payment_id FROM orders WHERE id = ?1",
-                params![id],
-                |row| {
-                    let items: String = row.get(2)?;
-                    let status: String = row.get(4)?;
-                    Ok(Order {
-                        id: row.get(0)?,
-                        customer_id: row.get(1)?,
-                        items: serde_json::from_str(&items).unwrap_or_default(),
-                        total_cents: row.get::<_, i64>(3)? as u64,
-                        status: Status::parse(&status),
-                        payment_id: row.get(5)?,
-                    })
-                },
-            )
-            .optional()
-        })
-        .await
+        let row = sqlx::query_as::<_, OrderRow>(
+            "SELECT id, customer_id, items, total_cents, status, payment_id FROM orders WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(order_of))
     }
 
     /// The pending orders, oldest first.
     pub async fn pending(&self) -> Result<Vec<Order>, StoreError> {
-        let ids: Vec<i64> = self
-            .with(|c| {
-                let mut stmt =
-                    c.prepare("SELECT id FROM orders WHERE status = 'pending' ORDER BY id")?;
-                stmt.query_map([], |r| r.get(0))?.collect()
-            })
-            .await?;
-        let mut orders = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(order) = self.get(id).await? {
-                orders.push(order);
-            }
-        }
-        Ok(orders)
+        let rows = sqlx::query_as::<_, OrderRow>(
+            "SELECT id, customer_id, items, total_cents, status, payment_id FROM orders
+             WHERE status = 'pending' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(order_of).collect())
     }
 
     /// How many orders are in each status.
     pub async fn count_by_status(&self) -> Result<Vec<(Status, u64)>, StoreError> {
-        self.with(|c| {
-            let mut stmt =
-                c.prepare("SELECT status, COUNT(*) FROM orders GROUP BY status ORDER BY status")?;
-            stmt.query_map([], |r| {
-                let status: String = r.get(0)?;
-                Ok((Status::parse(&status), r.get::<_, i64>(1)? as u64))
-            })?
-            .collect()
-        })
-        .await
+        let rows = sqlx::query_as::<_, (String, i64)>(
+            "SELECT status, COUNT(*) FROM orders GROUP BY status ORDER BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(status, n)| (Status::parse(&status), n as u64))
+            .collect())
     }
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
     }
 
     /// How many orders are stored.
     pub async fn count(&self) -> Result<u64, StoreError> {
-        self.with(|c| c.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get::<_, i64>(0)))
-            .await
-            .map(|n| n as u64)
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, Transaction, params};
+use sqlx::SqliteConnection;
 use workflow_runtime::prelude::*;
 use workflow_runtime::{StepError, WorkflowContext};
 
@@ -37,67 +37,84 @@ pub enum Fault {
 }
 
 /// Creates the tables and stocks `items`.
-pub fn setup(db: &Path, stock: &[(&str, u32)]) -> rusqlite::Result<()> {
-    let conn = Connection::open(db)?;
-    conn.execute_batch(
+pub async fn setup(db: &Path, stock: &[(&str, u32)]) -> Result<(), sqlx::Error> {
+    let pool = crate::db::open_pool(db).await?;
+    sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS placed_orders (id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL);
          CREATE TABLE IF NOT EXISTS order_lines (order_id INTEGER NOT NULL, sku TEXT NOT NULL, quantity INTEGER NOT NULL);
          CREATE TABLE IF NOT EXISTS inventory (sku TEXT PRIMARY KEY, quantity INTEGER NOT NULL);",
-    )?;
+    )
+    .execute(&pool)
+    .await?;
     for (sku, quantity) in stock {
-        conn.execute(
+        sqlx::query(
             "INSERT INTO inventory (sku, quantity) VALUES (?1, ?2)
              ON CONFLICT(sku) DO UPDATE SET quantity = excluded.quantity",
-            params![sku, quantity],
-        )?;
+        )
+        .bind(sku)
+        .bind(quantity)
+        .execute(&pool)
+        .await?;
     }
+    // Closing waits for the connection to shut, so the file is settled
+    // (and removable) when this returns.
+    pool.close().await;
     Ok(())
 }
 
 /// How many rows each table holds, and the stock of `sku`.
-pub fn snapshot(db: &Path, sku: &str) -> rusqlite::Result<(u64, u64, i64)> {
-    let conn = Connection::open(db)?;
-    let count = |table: &str| {
-        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .map(|n| n as u64)
-    };
-    let stock = conn.query_row(
-        "SELECT quantity FROM inventory WHERE sku = ?1",
-        params![sku],
-        |r| r.get(0),
-    )?;
-    Ok((count("placed_orders")?, count("order_lines")?, stock))
+pub async fn snapshot(db: &Path, sku: &str) -> Result<(u64, u64, i64), sqlx::Error> {
+    let pool = crate::db::open_pool(db).await?;
+    // One statement, so the three numbers come from one read of the file;
+    // a missing `sku` reads as NULL and fails to decode, as it should.
+    let counts = sqlx::query_as::<_, (i64, i64, i64)>(
+        "SELECT (SELECT COUNT(*) FROM placed_orders),
+                (SELECT COUNT(*) FROM order_lines),
+                (SELECT quantity FROM inventory WHERE sku = ?1)",
+    )
+    .bind(sku)
+    .fetch_one(&pool)
+    .await;
+    pool.close().await;
+    let (orders, lines, stock) = counts?;
+    Ok((orders as u64, lines as u64, stock))
 }
 
-fn save_order(
-    tx: &Transaction<'_>,
+/// Inserts the order and its lines, returning the order's id.
+async fn save_order(
+    tx: &mut SqliteConnection,
     customer: &str,
     items: &[Item],
-) -> Result<i64, rusqlite::Error> {
-    tx.execute(
-        "INSERT INTO placed_orders (customer_id) VALUES (?1)",
-        params![customer],
-    )?;
-    let id = tx.last_insert_rowid();
+) -> Result<i64, sqlx::Error> {
+    let id = sqlx::query("INSERT INTO placed_orders (customer_id) VALUES (?1)")
+        .bind(customer)
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
     for item in items {
-        tx.execute(
-            "INSERT INTO order_lines (order_id, sku, quantity) VALUES (?1, ?2, ?3)",
-            params![id, item.sku, item.quantity],
-        )?;
+        sqlx::query("INSERT INTO order_lines (order_id, sku, quantity) VALUES (?1, ?2, ?3)")
+            .bind(id)
+            .bind(&item.sku)
+            .bind(item.quantity)
+            .execute(&mut *tx)
+            .await?;
     }
     Ok(id)
 }
 
-fn take_stock(tx: &Transaction<'_>, items: &[Item]) -> Result<(), StepError> {
+/// Takes each item from the stock; a short item fails with [`OutOfStock`],
+/// which is what makes the caller roll the whole order back.
+async fn take_stock(tx: &mut SqliteConnection, items: &[Item]) -> Result<(), StepError> {
     for item in items {
-        let changed = tx
-            .execute(
-                "UPDATE inventory SET quantity = quantity - ?1 WHERE sku = ?2 AND quantity >= ?1",
-                params![item.quantity, item.sku],
-            )
-            .map_err(StepError::new)?;
+        let changed = sqlx::query(
+            "UPDATE inventory SET quantity = quantity - ?1 WHERE sku = ?2 AND quantity >= ?1",
+        )
+        .bind(item.quantity)
+        .bind(&item.sku)
+        .execute(&mut *tx)
+        .await
+        .map_err(StepError::new)?
+        .rows_affected();
         if changed == 0 {
             return Err(StepError::new(OutOfStock {
                 sku: item.sku.clone(),
@@ -110,45 +127,54 @@ fn take_stock(tx: &Transaction<'_>, items: &[Item]) -> Result<(), StepError> {
 /// Places an order in one transaction: save the order, take the stock,
 /// check it. Commits only when every step passed.
 ///
-/// The steps are sync SQLite calls, so the run happens on tokio's blocking
-/// pool, holding the connection and its transaction there.
+/// The transaction travels through the steps inside the chain's value, so
+/// a step that fails, panics or is cancelled drops it, and a dropped sqlx
+/// transaction rolls back.
 pub async fn place_order(
     db: PathBuf,
     customer: String,
     items: Vec<Item>,
     fault: Fault,
 ) -> Result<i64, WorkflowError> {
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = Connection::open(&db).expect("the database opens");
-        let tx = conn.transaction().expect("a transaction starts");
-        let ctx = WorkflowContext::new("PlaceOrder");
-        let result = handle.block_on(
-            Workflow::given(&ctx, "an order", || (customer, items))
-                .try_when("save order", |(customer, items)| {
-                    let id = save_order(&tx, &customer, &items)?;
-                    if fault == Fault::CancelAfterSave {
-                        ctx.cancel();
-                    }
-                    Ok::<_, rusqlite::Error>((id, items))
-                })
-                .try_and("update inventory", |(id, items)| {
-                    if fault == Fault::PanicInInventory {
-                        panic!("inventory service crashed");
-                    }
-                    take_stock(&tx, &items).map(|()| id)
-                })
-                .then("order saved", |id| *id > 0)
-                .result(),
-        );
-        match &result {
-            // Every step passed: keep it all.
-            Ok(_) if ctx.all_passed() => tx.commit().expect("the transaction commits"),
-            // Anything else: dropping the transaction rolls it back.
-            _ => drop(tx),
+    let pool = crate::db::open_pool(&db).await.expect("the database opens");
+    let tx = pool.begin().await.expect("a transaction starts");
+    let ctx = WorkflowContext::new("PlaceOrder");
+    // The steps are `Fn` closures returning `async move` futures, which
+    // cannot move the context out of the closure: a reference copies in.
+    let ctx = &ctx;
+    let result = Workflow::given(ctx, "an order", || (tx, customer, items))
+        .try_when_async("save order", move |(mut tx, customer, items)| async move {
+            let id = save_order(&mut tx, &customer, &items).await?;
+            if fault == Fault::CancelAfterSave {
+                ctx.cancel();
+            }
+            Ok::<_, sqlx::Error>((tx, id, items))
+        })
+        .try_and_async("update inventory", move |(mut tx, id, items)| async move {
+            if fault == Fault::PanicInInventory {
+                panic!("inventory service crashed");
+            }
+            take_stock(&mut tx, &items).await.map(|()| (tx, id))
+        })
+        .then("order saved", |(_, id)| *id > 0)
+        .result()
+        .await;
+    let result = match result {
+        // Every step passed: keep it all.
+        Ok((tx, id)) if ctx.all_passed() => {
+            tx.commit().await.expect("the transaction commits");
+            Ok(id)
         }
-        result
-    })
-    .await
-    .expect("the blocking task ends")
+        // Anything else: dropping the transaction rolls it back.
+        Ok((tx, id)) => {
+            drop(tx);
+            Ok(id)
+        }
+        Err(error) => Err(error),
+    };
+    // Closing waits for the rollback (queued on the connection when a
+    // transaction is dropped) to run, so the next open sees the file as
+    // this run left it.
+    pool.close().await;
+    result
 }

@@ -24,30 +24,30 @@ const QUICK: Consumer = Consumer {
 
 #[tokio::test]
 async fn a_failed_message_is_not_acknowledged_and_comes_back() {
-    let queue = Queue::open(&db("poison")).unwrap();
+    let queue = Queue::open(&db("poison")).await.unwrap();
     let runner = Runner::builder().build().unwrap();
-    let poison = queue.enqueue("poison pill").unwrap();
-    let good = queue.enqueue("hello").unwrap();
+    let poison = queue.enqueue("poison pill").await.unwrap();
+    let good = queue.enqueue("hello").await.unwrap();
 
     let err = process_one(&runner, &queue, QUICK).await.unwrap_err();
     assert!(
         matches!(&err, WorkflowError::Failed { step, error } if step.title == "process message" && error.downcast_ref::<Poison>().is_some())
     );
-    assert_eq!(queue.state(poison).unwrap(), (1, false));
+    assert_eq!(queue.state(poison).await.unwrap(), (1, false));
 
     // Hidden for now: the next message goes first.
     assert_eq!(
         process_one(&runner, &queue, QUICK).await.unwrap(),
         Some(good)
     );
-    assert_eq!(queue.state(good).unwrap(), (1, true));
+    assert_eq!(queue.state(good).await.unwrap(), (1, true));
     assert_eq!(process_one(&runner, &queue, QUICK).await.unwrap(), None);
 
     // After the visibility timeout it is back.
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert!(process_one(&runner, &queue, QUICK).await.is_err());
-    assert_eq!(queue.state(poison).unwrap(), (2, false));
-    assert_eq!(queue.processed().unwrap(), [good]);
+    assert_eq!(queue.state(poison).await.unwrap(), (2, false));
+    assert_eq!(queue.processed().await.unwrap(), [good]);
 }
 
 fn example(name: &str) -> PathBuf {
@@ -65,8 +65,8 @@ fn example(name: &str) -> PathBuf {
 #[tokio::test]
 async fn a_consumer_killed_mid_message_loses_nothing() {
     let path = db("killed");
-    let queue = Queue::open(&path).unwrap();
-    let id = queue.enqueue("important").unwrap();
+    let queue = Queue::open(&path).await.unwrap();
+    let id = queue.enqueue("important").await.unwrap();
 
     let mut consumer = Command::new(example("message_queue"))
         .args([
@@ -82,7 +82,7 @@ async fn a_consumer_killed_mid_message_loses_nothing() {
         .spawn()
         .expect("the message_queue example is built by `cargo test`");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while queue.state(id).unwrap().0 == 0 {
+    while queue.state(id).await.unwrap().0 == 0 {
         assert!(
             Instant::now() < deadline,
             "the consumer never received the message"
@@ -92,13 +92,13 @@ async fn a_consumer_killed_mid_message_loses_nothing() {
     // Mid-message: received, not yet processed. Kill it.
     consumer.kill().unwrap();
     consumer.wait().unwrap();
-    assert_eq!(queue.state(id).unwrap(), (1, false));
-    assert!(queue.processed().unwrap().is_empty());
+    assert_eq!(queue.state(id).await.unwrap(), (1, false));
+    assert!(queue.processed().await.unwrap().is_empty());
 
     // Once the visibility timeout passes, another consumer gets it.
     let runner = Runner::builder().build().unwrap();
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(process_one(&runner, &queue, QUICK).await.unwrap(), Some(id));
-    assert_eq!(queue.state(id).unwrap(), (2, true));
-    assert_eq!(queue.processed().unwrap(), [id]);
+    assert_eq!(queue.state(id).await.unwrap(), (2, true));
+    assert_eq!(queue.processed().await.unwrap(), [id]);
 }

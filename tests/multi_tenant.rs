@@ -5,8 +5,12 @@ use workflow_suite::multi_tenant::TenantApp;
 
 async fn start() -> String {
     let db = std::env::temp_dir().join(format!("tenants-{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&db);
-    let app = TenantApp::new(&db).unwrap();
+    // The store runs in WAL mode: a stale -wal of an earlier run with the
+    // same pid would be replayed into the fresh file.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let app = TenantApp::new(&db).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app.router()).await });

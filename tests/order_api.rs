@@ -33,7 +33,7 @@ async fn start() -> Server {
         database: db.clone(),
         ..Config::default()
     };
-    let app = App::new(&config).unwrap();
+    let app = App::new(&config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

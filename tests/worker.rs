@@ -17,7 +17,7 @@ fn item(unit_cents: u64) -> Vec<Item> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_pays_pending_orders_and_leaves_declined_ones_pending() {
     let db = std::env::temp_dir().join(format!("worker-{}.db", std::process::id()));
-    let store = OrderStore::open(&db).unwrap();
+    let store = OrderStore::open(&db).await.unwrap();
     let small = store.create("c-1".into(), item(500)).await.unwrap();
     let big = store
         .create("c-2".into(), item(CARD_LIMIT_CENTS + 1))

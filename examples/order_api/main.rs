@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let app = App::new(&config)?;
+        let app = App::new(&config).await?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         tracing::info!(addr = %listener.local_addr()?, db = %config.database.display(), "order API listening");
         app.serve(listener, async {

@@ -53,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let store = OrderStore::open(&db)?;
+        let store = OrderStore::open(&db).await?;
         tracing::info!(db = %db.display(), every = ?config.every, "worker started; ctrl-c stops it");
         let summary = host(&store, &config).run_until_ctrl_c().await;
         tracing::info!(?summary, "worker stopped");
