@@ -1,10 +1,21 @@
 //! The guide's worker service: PendingOrderProcessor, HealthMonitor and
-//! MetricsCollector as recurring workflows over the orders database.
+//! MetricsCollector as recurring workflows over the orders database. Each
+//! payment is a durable run journaled in the orders file, so a worker
+//! killed mid-batch finishes the batch when it starts again, without
+//! charging anyone twice.
 
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+use workflow_runtime::StepError;
 use workflow_runtime::behavior::{Metrics, Tracing};
-use workflow_runtime::host::{HostOptions, Schedule, WorkflowHost};
+use workflow_runtime::durable::{
+    DurableError, SqliteOptions, SqliteStore, SqliteTx, StepCtx, Store,
+};
+use workflow_runtime::host::{HostOptions, Runner, Schedule, WorkflowHost};
 use workflow_runtime::prelude::*;
 
 use crate::orders::{Order, OrderStore, Status, StoreError};
@@ -36,21 +47,142 @@ pub struct Processed {
     pub declined: u32,
 }
 
-/// Charges the card of one order.
-#[step(when = "process payment")]
-pub async fn charge(mut order: Order) -> Result<Order, Declined> {
-    if order.total_cents > CARD_LIMIT_CENTS {
-        return Err(Declined { order: order.id });
-    }
-    order.status = Status::Paid;
-    order.payment_id = Some(format!("tx-{}", order.id));
-    Ok(order)
+/// The (simulated) card gateway: an external system with its own file.
+/// Like real gateways, it takes an idempotency key: a key it has seen
+/// gets the earlier charge back instead of a second one. Every request is
+/// logged, so a test sees how often it was asked.
+#[derive(Clone)]
+pub struct Gateway {
+    pool: SqlitePool,
+    latency: Duration,
 }
 
-/// Pays every pending order; each charge records itself as a sub-step.
+/// A charge the gateway made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The order paid.
+    pub order: i64,
+    /// The gateway's id for the charge.
+    pub charge: String,
+}
+
+impl Gateway {
+    /// Opens (or creates) the gateway's file; each request takes `latency`.
+    pub async fn open(path: &Path, latency: Duration) -> Result<Self, sqlx::Error> {
+        let pool = crate::db::open_pool(path).await?;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS gateway_requests (
+                 key TEXT NOT NULL, order_id INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS gateway_charges (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 key TEXT NOT NULL UNIQUE,
+                 order_id INTEGER NOT NULL,
+                 cents INTEGER NOT NULL);",
+        )
+        .execute(&pool)
+        .await?;
+        Ok(Gateway { pool, latency })
+    }
+
+    /// Charges `order` once per `key`.
+    pub async fn charge(&self, key: &str, order: &Order) -> Result<Receipt, StepError> {
+        sqlx::query("INSERT INTO gateway_requests (key, order_id) VALUES (?, ?)")
+            .bind(key)
+            .bind(order.id)
+            .execute(&self.pool)
+            .await?;
+        tokio::time::sleep(self.latency).await;
+        if order.total_cents > CARD_LIMIT_CENTS {
+            return Err(StepError::new(Declined { order: order.id }));
+        }
+        sqlx::query(
+            "INSERT INTO gateway_charges (key, order_id, cents) VALUES (?, ?, ?)
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(order.id)
+        // SQLite integers are signed; totals stay far below `i64::MAX`.
+        .bind(order.total_cents as i64)
+        .execute(&self.pool)
+        .await?;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM gateway_charges WHERE key = ?")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Receipt {
+            order: order.id,
+            charge: format!("ch-{id}"),
+        })
+    }
+
+    /// The charges made, as (order, charge id), in order.
+    pub async fn charges(&self) -> Result<Vec<(i64, String)>, sqlx::Error> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT order_id, id FROM gateway_charges ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(order, id)| (order, format!("ch-{id}")))
+            .collect())
+    }
+
+    /// How many charge requests it was sent.
+    pub async fn requests(&self) -> Result<u64, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM gateway_requests")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.unsigned_abs())
+    }
+}
+
+/// Pays one order, durably: a worker killed mid-payment resumes it at the
+/// step it was in, and the gateway's idempotency key (the step's key) and
+/// the transactional status update see to it that the order is charged,
+/// and marked paid, once.
+pub struct PayOrder {
+    /// The orders (in the journal's file).
+    pub store: OrderStore,
+    /// The card gateway.
+    pub gateway: Gateway,
+}
+
+/// Pays one pending order.
+#[workflow(durable)]
+impl PayOrder {
+    #[step(given = "pending order")]
+    async fn load(&self, id: i64) -> Result<Order, StoreError> {
+        match self.store.get(id).await? {
+            Some(order) => Ok(order),
+            None => Err(StoreError::from(sqlx::Error::RowNotFound)),
+        }
+    }
+
+    #[step(when = "process payment")]
+    async fn charge(&self, step: &StepCtx, order: Order) -> Result<Receipt, StepError> {
+        self.gateway.charge(&step.key(), &order).await
+    }
+
+    #[step(when = "update status", transactional)]
+    async fn save(&self, tx: &mut SqliteTx, receipt: Receipt) -> Result<Receipt, sqlx::Error> {
+        sqlx::query("UPDATE orders SET status = 'paid', payment_id = ? WHERE id = ?")
+            .bind(&receipt.charge)
+            .bind(receipt.order)
+            .execute(&mut **tx)
+            .await?;
+        Ok(receipt)
+    }
+}
+
+/// Finds the pending orders and pays each with a durable [`PayOrder`]
+/// run whose id is the order's: a run a killed worker left unfinished is
+/// the run the next pass starts (and the host resumes), never a second
+/// payment.
 pub struct PendingOrderProcessor {
     /// The orders.
     pub store: OrderStore,
+    /// The runner that owns the payment runs; set once the host is built.
+    pub runner: Arc<OnceLock<Runner>>,
 }
 
 /// Processes orders awaiting payment.
@@ -62,18 +194,20 @@ impl PendingOrderProcessor {
     }
 
     #[step(when = "process payments")]
-    async fn process(&self, orders: Vec<Order>) -> Result<Processed, StoreError> {
+    async fn process(&self, orders: Vec<Order>) -> Result<Processed, DurableError> {
+        let runner = self.runner.get().ok_or(DurableError::NoStore)?;
         let mut processed = Processed::default();
         for order in orders {
-            match charge(order).await {
-                Ok(paid) => {
-                    self.store.update(&paid).await?;
-                    processed.paid += 1;
-                }
-                Err(declined) => {
-                    tracing::warn!(%declined, "payment declined; the order stays pending");
+            let run = runner
+                .start(&PayOrder::ID, format!("pay-order-{}", order.id), order.id)
+                .await?;
+            match run.result().await {
+                Ok(_) => processed.paid += 1,
+                Err(DurableError::Failed { error, .. }) => {
+                    tracing::warn!(%error, "payment declined; the order stays pending");
                     processed.declined += 1;
                 }
+                Err(other) => return Err(other),
             }
         }
         Ok(processed)
@@ -135,6 +269,10 @@ pub struct WorkerConfig {
     pub every: Duration,
     /// Grace for in-flight runs at shutdown.
     pub shutdown_timeout: Duration,
+    /// The gateway's file (default: `gateway.db` beside the orders).
+    pub gateway: Option<PathBuf>,
+    /// How long a gateway request takes.
+    pub gateway_latency: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -142,40 +280,109 @@ impl Default for WorkerConfig {
         WorkerConfig {
             every: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
+            gateway: None,
+            gateway_latency: Duration::from_millis(5),
         }
     }
 }
 
-/// The worker's host: the three workflows on `config.every`, run
-/// immediately, traced and measured.
-pub fn host(store: &OrderStore, config: &WorkerConfig) -> WorkflowHost {
-    let every = Schedule::every(config.every).run_immediately(true);
-    WorkflowHost::builder()
-        .recurring_every(
-            PendingOrderProcessor {
-                store: store.clone(),
-            },
-            every,
-        )
-        .recurring_every(
-            HealthMonitor {
-                store: store.clone(),
-            },
-            every,
-        )
-        .recurring_every(
-            MetricsCollector {
-                store: store.clone(),
-            },
-            every,
-        )
-        .behavior(Tracing)
-        .behavior(Metrics)
-        .options(
-            HostOptions::default()
-                .max_parallelism(4)
-                .shutdown_timeout(config.shutdown_timeout),
-        )
-        .build()
-        .expect("the worker's workflows need no handlers")
+/// Why the worker could not start.
+#[derive(Debug)]
+pub enum WorkerError {
+    /// The orders file, which holds the journal too, did not open.
+    Journal(workflow_runtime::durable::StoreError),
+    /// The orders table, or the gateway's file, did not open.
+    Database(StoreError),
+}
+
+impl std::fmt::Display for WorkerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkerError::Journal(e) => write!(f, "worker: {e}"),
+            WorkerError::Database(e) => write!(f, "worker: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for WorkerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WorkerError::Journal(e) => Some(e),
+            WorkerError::Database(e) => Some(e),
+        }
+    }
+}
+
+/// The worker: its orders, its gateway, and the host that runs it.
+pub struct Worker {
+    /// The orders, in the same file as the durable journal.
+    pub orders: OrderStore,
+    /// The card gateway.
+    pub gateway: Gateway,
+    /// The host: the three recurring workflows on `config.every`, run
+    /// immediately, traced and measured, and the durable payment runs.
+    pub host: WorkflowHost,
+}
+
+impl Worker {
+    /// Opens the orders file (and the journal in it) and the gateway, and
+    /// builds the host. Payments a stopped worker left unfinished resume
+    /// when the host runs.
+    pub async fn open(db: &Path, config: &WorkerConfig) -> Result<Worker, WorkerError> {
+        let sqlite = SqliteStore::open(SqliteOptions::new(db))
+            .await
+            .map_err(WorkerError::Journal)?;
+        let orders = OrderStore::from_pool(sqlite.pool().clone())
+            .await
+            .map_err(WorkerError::Database)?;
+        let gateway_file = config
+            .gateway
+            .clone()
+            .unwrap_or_else(|| db.with_file_name("gateway.db"));
+        let gateway = Gateway::open(&gateway_file, config.gateway_latency)
+            .await
+            .map_err(|e| WorkerError::Database(e.into()))?;
+        let every = Schedule::every(config.every).run_immediately(true);
+        let runner = Arc::new(OnceLock::new());
+        let host = WorkflowHost::builder()
+            .store(Store::new(sqlite))
+            .durable(PayOrder {
+                store: orders.clone(),
+                gateway: gateway.clone(),
+            })
+            .recurring_every(
+                PendingOrderProcessor {
+                    store: orders.clone(),
+                    runner: runner.clone(),
+                },
+                every,
+            )
+            .recurring_every(
+                HealthMonitor {
+                    store: orders.clone(),
+                },
+                every,
+            )
+            .recurring_every(
+                MetricsCollector {
+                    store: orders.clone(),
+                },
+                every,
+            )
+            .behavior(Tracing)
+            .behavior(Metrics)
+            .options(
+                HostOptions::default()
+                    .max_parallelism(4)
+                    .shutdown_timeout(config.shutdown_timeout),
+            )
+            .build()
+            .expect("the worker's workflows need no handlers");
+        let _ = runner.set(host.runner());
+        Ok(Worker {
+            orders,
+            gateway,
+            host,
+        })
+    }
 }

@@ -1,10 +1,15 @@
-//! The worker against a temporary database: the rows it changes, the
-//! health it reports, and a shutdown within its timeout.
+//! The worker against temporary files: the rows it changes, the health it
+//! reports, a shutdown within its timeout, and a worker process killed
+//! mid-batch that finishes the batch when started again, charging no one
+//! twice.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use workflow_suite::orders::{Item, OrderStore, Status};
-use workflow_suite::worker::{CARD_LIMIT_CENTS, WorkerConfig, host};
+use workflow_suite::worker::{CARD_LIMIT_CENTS, Worker, WorkerConfig};
 
 fn item(unit_cents: u64) -> Vec<Item> {
     vec![Item {
@@ -14,9 +19,28 @@ fn item(unit_cents: u64) -> Vec<Item> {
     }]
 }
 
+/// A temporary directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("wf-worker-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_pays_pending_orders_and_leaves_declined_ones_pending() {
-    let db = std::env::temp_dir().join(format!("worker-{}.db", std::process::id()));
+    let dir = TempDir::new("pays");
+    let db = dir.0.join("orders.db");
     let store = OrderStore::open(&db).await.unwrap();
     let small = store.create("c-1".into(), item(500)).await.unwrap();
     let big = store
@@ -24,17 +48,20 @@ async fn the_worker_pays_pending_orders_and_leaves_declined_ones_pending() {
         .await
         .unwrap();
     let other = store.create("c-3".into(), item(700)).await.unwrap();
+    store.pool().close().await;
 
     let config = WorkerConfig {
         every: Duration::from_millis(50),
         shutdown_timeout: Duration::from_secs(2),
+        ..WorkerConfig::default()
     };
-    let worker = host(&store, &config);
-    let runner = worker.runner();
+    let worker = Worker::open(&db, &config).await.unwrap();
+    let (store, gateway) = (worker.orders.clone(), worker.gateway.clone());
+    let runner = worker.host.runner();
     let (watched, watcher) = (store.clone(), runner.clone());
     let summary = tokio::time::timeout(
         Duration::from_secs(20),
-        worker.run_until(async move {
+        worker.host.run_until(async move {
             // Stop once a few passes have run and only the declined order is left.
             loop {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -48,31 +75,40 @@ async fn the_worker_pays_pending_orders_and_leaves_declined_ones_pending() {
     .await
     .expect("the worker stops within the shutdown timeout");
 
+    let charges: BTreeMap<i64, String> = gateway.charges().await.unwrap().into_iter().collect();
     for id in [small.id, other.id] {
         let order = store.get(id).await.unwrap().unwrap();
         assert_eq!(order.status, Status::Paid);
-        assert_eq!(order.payment_id, Some(format!("tx-{id}")));
+        assert_eq!(order.payment_id.as_ref(), Some(&charges[&id]));
     }
+    assert_eq!(charges.len(), 2, "{charges:?}");
     assert_eq!(
         store.get(big.id).await.unwrap().unwrap().status,
         Status::Pending
     );
+    // The declined order's run failed once and is not charged again on
+    // later passes: its run id is its order's.
+    assert_eq!(gateway.requests().await.unwrap(), 3);
     assert!(summary.runs.passed >= 6, "{summary:?}");
-    assert_eq!(summary.runs.failed, 0);
+    assert_eq!(
+        summary.runs.failed, 1,
+        "the declined payment's run: {summary:?}"
+    );
     assert!(!summary.forced);
 
     let health = runner.health();
     let names: Vec<_> = health.workflows.iter().map(|w| w.name.as_str()).collect();
     assert_eq!(
         names,
-        ["HealthMonitor", "MetricsCollector", "PendingOrderProcessor"]
+        [
+            "HealthMonitor",
+            "MetricsCollector",
+            "PayOrder",
+            "PendingOrderProcessor"
+        ]
     );
-    assert_eq!(health.status, workflow_runtime::host::HealthStatus::Healthy);
-
-    drop(store);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
+    let durable = runner.durable_health().await.unwrap();
+    assert_eq!((durable.counts.completed, durable.counts.failed), (2, 1));
 }
 
 fn runner_ran(runner: &workflow_runtime::host::Runner, passes: u64) -> bool {
@@ -82,4 +118,131 @@ fn runner_ran(runner: &workflow_runtime::host::Runner, passes: u64) -> bool {
         .iter()
         .find(|w| w.name == "PendingOrderProcessor")
         .is_some_and(|w| w.runs >= passes)
+}
+
+/// The worker as its own process: this test binary, re-run, until killed.
+#[test]
+fn worker_process() {
+    let Ok(db) = std::env::var("WF_WORKER_DB") else {
+        return; // Run as a test of its own: nothing to do.
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let config = WorkerConfig {
+            every: Duration::from_millis(50),
+            gateway_latency: Duration::from_millis(20),
+            ..WorkerConfig::default()
+        };
+        let worker = Worker::open(Path::new(&db), &config).await.unwrap();
+        worker.host.run().await;
+    });
+}
+
+fn worker(db: &Path) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "worker_process",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WF_WORKER_DB", db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls `check` every 20ms for up to 30s.
+async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..1500 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_batch_finishes_it_when_restarted_without_charging_twice() {
+    const ORDERS: i64 = 40;
+    let dir = TempDir::new("kill");
+    let db = dir.0.join("orders.db");
+    let store = OrderStore::open(&db).await.unwrap();
+    for n in 0..ORDERS {
+        // Every tenth order is over the card limit.
+        let cents = if n % 10 == 9 {
+            CARD_LIMIT_CENTS + 1
+        } else {
+            500
+        };
+        store.create(format!("c-{n}"), item(cents)).await.unwrap();
+    }
+    let payable = ORDERS - ORDERS / 10;
+    let paid = async || -> i64 {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'paid'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        n
+    };
+
+    // Kill the worker (SIGKILL) once it is part way through the batch.
+    let mut first = worker(&db);
+    wait_for("the first payments", async || paid().await >= 5).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let paid_at_kill = paid().await;
+    assert!(
+        paid_at_kill < payable,
+        "the batch finished before the kill: make the gateway slower"
+    );
+
+    let mut second = worker(&db);
+    wait_for("the whole batch", async || paid().await == payable).await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    let gateway = workflow_suite::worker::Gateway::open(&dir.0.join("gateway.db"), Duration::ZERO)
+        .await
+        .unwrap();
+    let charges = gateway.charges().await.unwrap();
+    let mut per_order: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for (order, charge) in &charges {
+        per_order.entry(*order).or_default().push(charge.clone());
+    }
+    assert_eq!(
+        per_order.len() as i64,
+        payable,
+        "orders charged: {per_order:?}"
+    );
+    for (order, charged) in &per_order {
+        assert_eq!(charged.len(), 1, "order {order} charged {charged:?}");
+        let stored = store.get(*order).await.unwrap().unwrap();
+        assert_eq!(stored.status, Status::Paid);
+        assert_eq!(stored.payment_id.as_ref(), Some(&charged[0]));
+    }
+    let declined: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'pending'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(declined, ORDERS / 10);
+    // The journal agrees: one completed payment run per paid order.
+    let completed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM workflow_runs WHERE workflow = 'PayOrder' AND status = 'completed'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(completed, payable);
+    println!(
+        "killed after {paid_at_kill} of {payable} payments; {} gateway requests for {} charges",
+        gateway.requests().await.unwrap(),
+        charges.len()
+    );
 }

@@ -1,19 +1,22 @@
 //! The guide's worker service: pending-order processing, a health monitor
-//! and a metrics collector as recurring workflows, until ctrl-c.
+//! and a metrics collector as recurring workflows, until ctrl-c. Payments
+//! are durable runs journaled in the orders file: kill the worker
+//! mid-batch and start it again, and it finishes the batch without
+//! charging twice.
 //!
 //! `cargo run --example worker -- --help`
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use workflow_suite::orders::OrderStore;
-use workflow_suite::worker::{WorkerConfig, host};
+use workflow_suite::worker::{Worker, WorkerConfig};
 
 const HELP: &str = "worker: recurring workflows over the orders database, until ctrl-c
 
-USAGE: cargo run --example worker -- [--db PATH] [--every SECONDS] [--shutdown-timeout SECONDS]
+USAGE: cargo run --example worker -- [--db PATH] [--gateway PATH] [--every SECONDS] [--shutdown-timeout SECONDS]
 
-  --db PATH                  the SQLite file the order API writes (default orders.db; env WORKER_DB)
+  --db PATH                  the SQLite file the order API writes, and the payments' journal (default orders.db; env WORKER_DB)
+  --gateway PATH             the simulated card gateway's SQLite file (default gateway.db beside --db)
   --every SECONDS            how often each workflow runs (default 30; env WORKER_EVERY)
   --shutdown-timeout SECONDS grace for in-flight runs on ctrl-c (default 10)
   --help                     this text";
@@ -41,6 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 return Ok(());
             }
             "--db" => db = value()?.into(),
+            "--gateway" => config.gateway = Some(value()?.into()),
             "--every" => config.every = seconds(&value()?)?,
             "--shutdown-timeout" => config.shutdown_timeout = seconds(&value()?)?,
             other => return Err(format!("unknown argument {other:?}; see --help").into()),
@@ -53,9 +57,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let store = OrderStore::open(&db).await?;
+        let worker = Worker::open(&db, &config).await?;
         tracing::info!(db = %db.display(), every = ?config.every, "worker started; ctrl-c stops it");
-        let summary = host(&store, &config).run_until_ctrl_c().await;
+        let summary = worker.host.run_until_ctrl_c().await;
         tracing::info!(?summary, "worker stopped");
         Ok(())
     })
