@@ -1,8 +1,14 @@
-//! The guide's web API: `POST /api/orders` runs the create-order workflow
-//! (create order → process payment → send confirmation) through typed
-//! handlers, with retry on payment and a circuit breaker on notification;
-//! `GET /health` serves the runner's health report and `GET /metrics`
-//! Prometheus text. Orders live in SQLite.
+//! The guide's web API: `POST /api/orders` starts the create-order workflow
+//! (create order → process payment → send confirmation), a durable run
+//! journaled in the orders file, with retry on payment and a circuit
+//! breaker on notification, payment and notification through typed
+//! handlers; `GET /health` serves the runner's health report and
+//! `GET /metrics` Prometheus text.
+//!
+//! The run belongs to the runner, not to the request: a client that goes
+//! away mid-request leaves its order to finish, and the journal agrees
+//! with the orders table. An `Idempotency-Key` header names the run, so a
+//! client retrying a request gets the first one's order.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,28 +18,27 @@ use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
-use workflow_runtime::behavior::{
-    BreakerConfig, CircuitBreaker, CircuitOpen, Metrics, Retry, Tracing,
-};
+use workflow_runtime::behavior::{BreakerConfig, Breakers, CircuitOpen, Metrics, Tracing};
+use workflow_runtime::durable::{DurableError, SqliteOptions, SqliteStore, SqliteTx, Store};
 use workflow_runtime::handlers::Handlers;
 use workflow_runtime::host::{HealthStatus, Runner};
 use workflow_runtime::prelude::*;
-use workflow_runtime::{StepError, StepFailure, WorkflowError};
+use workflow_runtime::{StepError, StepFailure};
 
-use crate::orders::{Item, Order, OrderStore, Status, StoreError};
+use crate::orders::{self, Item, Order, OrderStore, Status, StoreError};
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// `POST /api/orders`'s body.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CreateOrderRequest {
     /// Who orders.
     pub customer_id: String,
@@ -41,12 +46,6 @@ pub struct CreateOrderRequest {
     pub items: Vec<Item>,
     /// How they pay: any name; `"declined-card"` is declined.
     pub payment_method: String,
-}
-
-/// The `create order` handler's request.
-pub struct CreateOrder {
-    customer_id: String,
-    items: Vec<Item>,
 }
 
 /// The `process payment` handler's request.
@@ -57,6 +56,65 @@ pub struct ProcessPayment {
 
 /// The `send confirmation` handler's request.
 pub struct SendConfirmation(Order);
+
+/// A created order and how it will be paid: what `create order` hands on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Placed {
+    order: Order,
+    method: String,
+}
+
+/// The create-order workflow: the order is inserted in the step's
+/// transaction, committed with its journal row; payment and notification
+/// go through the typed handlers.
+pub struct CreateOrder {
+    handlers: Handlers,
+}
+
+/// Creates, pays and confirms an order.
+#[workflow(durable, name = "CreateOrder", handlers(ProcessPayment => Order, SendConfirmation => Order))]
+impl CreateOrder {
+    #[step(given = "order request")]
+    fn request(&self, req: CreateOrderRequest) -> CreateOrderRequest {
+        req
+    }
+
+    #[step(when = "create order", transactional)]
+    async fn create(
+        &self,
+        tx: &mut SqliteTx,
+        req: CreateOrderRequest,
+    ) -> Result<Placed, StoreError> {
+        let order = orders::insert(tx, req.customer_id, req.items).await?;
+        Ok(Placed {
+            order,
+            method: req.payment_method,
+        })
+    }
+
+    #[step(
+        when = "process payment",
+        retry(max = 3, backoff = "50ms", filter = is_transient)
+    )]
+    async fn pay(&self, placed: Placed) -> Result<Order, StepError> {
+        self.handlers
+            .call(ProcessPayment {
+                order: placed.order,
+                method: placed.method,
+            })
+            .await
+    }
+
+    #[step(when = "send confirmation", circuit_breaker(name = "notifications"))]
+    async fn confirm(&self, order: Order) -> Result<Order, StepError> {
+        self.handlers.call(SendConfirmation(order)).await
+    }
+
+    #[step(then = "completed")]
+    fn completed(&self, order: &Order) -> bool {
+        order.status == Status::Confirmed
+    }
+}
 
 /// Why a payment failed; only transient failures are retried.
 #[derive(Debug)]
@@ -94,6 +152,8 @@ pub struct Config {
     pub breaker_failures: u32,
     /// How long the breaker stays open.
     pub breaker_open_for: Duration,
+    /// How long the (simulated) payment service takes to answer.
+    pub payment_latency: Duration,
 }
 
 impl Default for Config {
@@ -102,7 +162,57 @@ impl Default for Config {
             database: PathBuf::from("orders.db"),
             breaker_failures: 3,
             breaker_open_for: Duration::from_secs(30),
+            payment_latency: Duration::ZERO,
         }
+    }
+}
+
+/// Why the application could not start.
+#[derive(Debug)]
+pub enum AppError {
+    /// The orders file, which holds the journal too, failed.
+    Journal(workflow_runtime::durable::StoreError),
+    /// The orders table failed.
+    Orders(StoreError),
+    /// Unfinished orders could not be resumed.
+    Resume(DurableError),
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppError::Journal(e) => write!(f, "order API: {e}"),
+            AppError::Orders(e) => write!(f, "order API: {e}"),
+            AppError::Resume(e) => write!(f, "order API: resuming orders: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AppError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AppError::Journal(e) => Some(e),
+            AppError::Orders(e) => Some(e),
+            AppError::Resume(e) => Some(e),
+        }
+    }
+}
+
+impl From<workflow_runtime::durable::StoreError> for AppError {
+    fn from(e: workflow_runtime::durable::StoreError) -> Self {
+        AppError::Journal(e)
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        AppError::Orders(e)
+    }
+}
+
+impl From<DurableError> for AppError {
+    fn from(e: DurableError) -> Self {
+        AppError::Resume(e)
     }
 }
 
@@ -110,10 +220,8 @@ impl Default for Config {
 #[derive(Clone)]
 pub struct App {
     runner: Runner,
-    handlers: Handlers,
     store: OrderStore,
     notifications_down: Arc<AtomicBool>,
-    breaker: Arc<CircuitBreaker>,
     metrics: PrometheusHandle,
 }
 
@@ -131,21 +239,22 @@ fn prometheus() -> PrometheusHandle {
 }
 
 impl App {
-    /// Opens the store and wires the handlers, the runner and the breaker.
-    pub async fn new(config: &Config) -> Result<App, StoreError> {
-        let store = OrderStore::open(&config.database).await?;
+    /// Opens the orders file (the journal's too) and wires the handlers,
+    /// the runner and the breaker. Orders a stopped server left unfinished
+    /// resume at once.
+    pub async fn new(config: &Config) -> Result<App, AppError> {
+        let sqlite = SqliteStore::open(SqliteOptions::new(&config.database)).await?;
+        let store = OrderStore::from_pool(sqlite.pool().clone()).await?;
         let notifications_down = Arc::new(AtomicBool::new(false));
         let handlers = {
-            let (create, pay, notify) = (store.clone(), store.clone(), store.clone());
+            let (pay, notify) = (store.clone(), store.clone());
             let down = notifications_down.clone();
+            let latency = config.payment_latency;
             Handlers::builder()
-                .register(move |req: CreateOrder| {
-                    let store = create.clone();
-                    async move { store.create(req.customer_id, req.items).await }
-                })
                 .register(move |req: ProcessPayment| {
                     let store = pay.clone();
                     async move {
+                        tokio::time::sleep(latency).await;
                         if req.method == "declined-card" {
                             return Err(StepError::new(PaymentError {
                                 reason: "card declined",
@@ -172,23 +281,36 @@ impl App {
                 })
                 .build()
         };
+        // The breaker's settings come from the configuration; the step
+        // names it and takes it as configured.
+        let breakers = Breakers::new();
+        breakers.breaker(
+            "notifications",
+            BreakerConfig::new(config.breaker_failures, config.breaker_open_for),
+        );
         let runner = Runner::builder()
+            .store(Store::new(sqlite))
+            .durable(CreateOrder {
+                handlers: handlers.clone(),
+            })
             .behavior(Tracing)
             .behavior(Metrics)
-            .handlers(handlers.clone())
+            .handlers(handlers)
+            .breakers(breakers)
             .build()
-            .expect("no workflow is registered by name");
+            .expect("the workflow's handlers are registered");
+        runner.resume().await?;
         Ok(App {
             runner,
-            handlers,
             store,
             notifications_down,
-            breaker: CircuitBreaker::new(
-                "notifications",
-                BreakerConfig::new(config.breaker_failures, config.breaker_open_for),
-            ),
             metrics: prometheus(),
         })
+    }
+
+    /// The runner, whose durable runs hold every order's workflow.
+    pub fn runner(&self) -> &Runner {
+        &self.runner
     }
 
     /// Makes the notification service fail (or recover), to see the
@@ -282,6 +404,7 @@ fn is_transient(failure: &StepFailure) -> bool {
 
 async fn create_order(
     State(app): State<App>,
+    headers: HeaderMap,
     body: Result<Json<CreateOrderRequest>, JsonRejection>,
 ) -> Response {
     let req = match body {
@@ -302,70 +425,72 @@ async fn create_order(
     if let Err(detail) = validate(&req) {
         return problem(StatusCode::BAD_REQUEST, "invalid order", detail, json!({}));
     }
-    let App {
-        runner,
-        handlers,
-        breaker,
-        ..
-    } = app;
-    let execution = Arc::new(OnceLock::new());
-    let seen = execution.clone();
-    let result = runner
-        .run_fn("CreateOrder", move |ctx| async move {
-            let _ = seen.set(ctx.execution_id());
-            let method = req.payment_method.clone();
-            ctx.set_metadata("customerId", req.customer_id.clone());
-            Workflow::given(&ctx, "order request", move || req)
-                .handle("create order", &handlers, |r| CreateOrder {
-                    customer_id: r.customer_id,
-                    items: r.items,
-                })
-                .handle("process payment", &handlers, move |order| ProcessPayment {
-                    order,
-                    method: method.clone(),
-                })
-                .retry(
-                    Retry::new(3)
-                        .backoff(Duration::from_millis(50))
-                        .filter(is_transient),
-                )
-                .handle("send confirmation", &handlers, SendConfirmation)
-                .circuit_breaker(breaker)
-                .then("completed", |order: &Order| {
-                    order.status == Status::Confirmed
-                })
-                .await
-        })
-        .await;
-    match result {
+    // The client's key makes a retried request the same run; without one,
+    // each request is a run of its own.
+    let run_id = headers
+        .get("idempotency-key")
+        .and_then(|key| key.to_str().ok())
+        .filter(|key| !key.is_empty() && key.len() <= 200)
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let run = match app
+        .runner
+        .start(&CreateOrder::ID, run_id.clone(), req)
+        .await
+    {
+        Ok(run) => run,
+        Err(error) => return start_failed(&run_id, &error),
+    };
+    // Dropped with the request if the client leaves: the run goes on.
+    match run.result().await {
         Ok(order) => (
             StatusCode::CREATED,
             [(header::LOCATION, format!("/api/orders/{}", order.id))],
             Json(order),
         )
             .into_response(),
-        Err(error) => {
-            let circuit_open = matches!(&error, WorkflowError::Failed { error, .. } if error.downcast_ref::<CircuitOpen>().is_some());
+        Err(DurableError::Failed { step, error, .. }) => {
+            let circuit_open = error.ends_with(
+                &CircuitOpen {
+                    breaker: "notifications".into(),
+                }
+                .to_string(),
+            );
             let status = if circuit_open {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {
                 StatusCode::INTERNAL_SERVER_ERROR
             };
-            let step = error.step();
-            tracing::error!(%error, step = %step.title, "order creation failed");
+            let step = step.unwrap_or_default();
+            let kind = CreateOrder::STEPS
+                .iter()
+                .find(|meta| meta.title == step)
+                .map(|meta| meta.kind.as_str());
+            tracing::error!(%error, %step, "order creation failed");
             problem(
                 status,
                 "order creation failed",
-                error.to_string(),
+                error,
                 json!({
-                    "workflow": &*step.workflow,
-                    "step": &*step.title,
-                    "step_kind": step.kind.as_str(),
-                    "execution_id": execution.get().map(|id| id.to_string()),
+                    "workflow": CreateOrder::NAME,
+                    "step": step,
+                    "step_kind": kind,
+                    "execution_id": run_id,
                 }),
             )
         }
+        Err(error) => start_failed(&run_id, &error),
     }
+}
+
+/// A run that could not start or be read back: the journal failed.
+fn start_failed(run_id: &str, error: &DurableError) -> Response {
+    tracing::error!(%error, run = run_id, "order workflow unavailable");
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "order workflow unavailable",
+        error.to_string(),
+        json!({ "execution_id": run_id }),
+    )
 }
 
 async fn get_order(State(app): State<App>, Path(id): Path<String>) -> Response {
@@ -396,25 +521,31 @@ async fn get_order(State(app): State<App>, Path(id): Path<String>) -> Response {
 
 async fn health(State(app): State<App>) -> Response {
     let mut report = app.runner.health();
-    let breaker = app.breaker.snapshot();
-    report.breakers.push(workflow_runtime::host::BreakerHealth {
-        name: breaker.name.to_string(),
-        state: breaker.state.to_string(),
-        consecutive_failures: breaker.consecutive_failures,
-        transitions: breaker.transitions,
-    });
-    let breaker_status = match breaker.state {
-        workflow_runtime::behavior::CircuitState::Closed => HealthStatus::Healthy,
-        workflow_runtime::behavior::CircuitState::HalfOpen => HealthStatus::Degraded,
-        workflow_runtime::behavior::CircuitState::Open => HealthStatus::Unhealthy,
+    let durable = match app.runner.durable_health().await {
+        Ok(durable) => durable,
+        Err(error) => {
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "health unavailable",
+                error.to_string(),
+                json!({}),
+            );
+        }
     };
-    report.status = report.status.max(breaker_status);
+    report.status = report.status.max(durable.status);
     let code = if report.status == HealthStatus::Unhealthy {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
-    (code, Json(report)).into_response()
+    let mut body = serde_json::to_value(&report).unwrap_or_default();
+    if let Some(body) = body.as_object_mut() {
+        body.insert(
+            "durable".into(),
+            serde_json::to_value(&durable).unwrap_or_default(),
+        );
+    }
+    (code, Json(body)).into_response()
 }
 
 async fn metrics_text(State(app): State<App>) -> Response {

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 
 /// One line of an order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +105,39 @@ fn order_of((id, customer_id, items, total_cents, status, payment_id): OrderRow)
     }
 }
 
+/// Stores a new pending order through `conn`: the pool's connection, or a
+/// transaction's (`&mut **tx`), so the order commits with what else the
+/// transaction writes.
+pub async fn insert(
+    conn: &mut SqliteConnection,
+    customer_id: String,
+    items: Vec<Item>,
+) -> Result<Order, StoreError> {
+    let total_cents = items
+        .iter()
+        .map(|i| u64::from(i.quantity) * i.unit_cents)
+        .sum();
+    let json = serde_json::to_string(&items).expect("items serialize");
+    let id = sqlx::query(
+        "INSERT INTO orders (customer_id, items, total_cents, status) VALUES (?1, ?2, ?3, 'pending')",
+    )
+    .bind(&customer_id)
+    .bind(json)
+    // SQLite integers are signed; `order_of` casts back.
+    .bind(total_cents as i64)
+    .execute(conn)
+    .await?
+    .last_insert_rowid();
+    Ok(Order {
+        id,
+        customer_id,
+        items,
+        total_cents,
+        status: Status::Pending,
+        payment_id: None,
+    })
+}
+
 /// Orders in a SQLite file, created on first use.
 #[derive(Clone)]
 pub struct OrderStore {
@@ -145,29 +178,8 @@ impl OrderStore {
 
     /// Stores a new pending order.
     pub async fn create(&self, customer_id: String, items: Vec<Item>) -> Result<Order, StoreError> {
-        let total_cents = items
-            .iter()
-            .map(|i| u64::from(i.quantity) * i.unit_cents)
-            .sum();
-        let json = serde_json::to_string(&items).expect("items serialize");
-        let id = sqlx::query(
-            "INSERT INTO orders (customer_id, items, total_cents, status) VALUES (?1, ?2, ?3, 'pending')",
-        )
-        .bind(&customer_id)
-        .bind(json)
-        // SQLite integers are signed; `order_of` casts back.
-        .bind(total_cents as i64)
-        .execute(&self.pool)
-        .await?
-        .last_insert_rowid();
-        Ok(Order {
-            id,
-            customer_id,
-            items,
-            total_cents,
-            status: Status::Pending,
-            payment_id: None,
-        })
+        let mut conn = self.pool.acquire().await?;
+        insert(&mut conn, customer_id, items).await
     }
 
     /// Saves an order's status and payment id.

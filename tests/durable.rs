@@ -137,7 +137,8 @@ async fn a_failed_run_is_journaled_as_failed_and_not_resumed() {
     let run = runner.start(&ArcPay::ID, "order-3", 3).await.unwrap();
     let err = run.result().await.unwrap_err();
     assert!(
-        matches!(&err, DurableError::Failed { run, error } if run == "order-3" && error.contains("card declined")),
+        matches!(&err, DurableError::Failed { run, step: Some(step), error }
+            if run == "order-3" && step == "process payment" && error.contains("card declined")),
         "{err}"
     );
     assert_eq!(runner.resume().await.unwrap(), 0);

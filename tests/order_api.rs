@@ -23,6 +23,10 @@ impl Drop for Server {
 }
 
 async fn start() -> Server {
+    start_with(Config::default()).await
+}
+
+async fn start_with(config: Config) -> Server {
     static N: AtomicU32 = AtomicU32::new(0);
     let db = std::env::temp_dir().join(format!(
         "order-api-{}-{}.db",
@@ -31,7 +35,7 @@ async fn start() -> Server {
     ));
     let config = Config {
         database: db.clone(),
-        ..Config::default()
+        ..config
     };
     let app = App::new(&config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -234,4 +238,108 @@ async fn bad_input_gets_a_clear_status_never_a_500() {
     assert_eq!(absent.status(), 404);
 
     assert_eq!(server.app.store().count().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_leave_mid_request_never_cut_an_order_in_half() {
+    const REQUESTS: usize = 240;
+    const IN_FLIGHT: usize = 16;
+    // Payment takes 30ms: long enough for clients to leave mid-run.
+    let server = start_with(Config {
+        payment_latency: std::time::Duration::from_millis(30),
+        ..Config::default()
+    })
+    .await;
+    let url = format!("{}/api/orders", server.base);
+    let mut set = tokio::task::JoinSet::new();
+    let (mut answered, mut abandoned) = (0, 0);
+    for n in 0..REQUESTS {
+        if set.len() >= IN_FLIGHT {
+            match set.join_next().await.unwrap().unwrap() {
+                Ok(status) => {
+                    assert_eq!(status, 201);
+                    answered += 1;
+                }
+                Err(()) => abandoned += 1,
+            }
+        }
+        // Two clients in three give up early, most while their order's
+        // workflow is in flight: their connection closes and the server
+        // drops the request's future.
+        let patience = match n % 3 {
+            0 => std::time::Duration::from_secs(30),
+            1 => std::time::Duration::from_millis(10),
+            _ => std::time::Duration::from_millis(25),
+        };
+        let (client, url) = (server.client.clone(), url.clone());
+        set.spawn(async move {
+            let sent = client
+                .post(url)
+                .json(&order("card"))
+                .timeout(patience)
+                .send()
+                .await;
+            match sent {
+                Ok(response) => Ok(response.status().as_u16()),
+                Err(e) if e.is_timeout() => Err(()),
+                Err(e) => panic!("{e}"),
+            }
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        match done.unwrap() {
+            Ok(status) => {
+                assert_eq!(status, 201);
+                answered += 1;
+            }
+            Err(()) => abandoned += 1,
+        }
+    }
+    assert!(abandoned > 0, "no client left early");
+
+    // The runs the departed clients started finish on the runner's tasks.
+    let runner = server.app.runner().clone();
+    for _ in 0..500 {
+        if runner.durable_in_flight() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(runner.durable_in_flight(), 0);
+
+    let pool = server.app.store().pool();
+    let runs: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, status, CAST(output AS TEXT) FROM workflow_runs WHERE workflow = 'CreateOrder'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(
+        runs.len() > answered,
+        "no run outlived its client: {} runs, {answered} answered",
+        runs.len()
+    );
+    let mut journaled = std::collections::BTreeMap::new();
+    for (id, status, output) in &runs {
+        assert_eq!(status, "completed", "run {id}");
+        let order: Value = serde_json::from_str(output.as_deref().unwrap()).unwrap();
+        journaled.insert(order["id"].as_i64().unwrap(), order);
+    }
+    // Row for row: every order in the table is a completed run's output,
+    // confirmed, and every completed run's order is in the table.
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM orders ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(ids, journaled.keys().copied().collect::<Vec<_>>());
+    for (id, journaled) in &journaled {
+        let stored = server.app.store().get(*id).await.unwrap().unwrap();
+        assert_eq!(&serde_json::to_value(&stored).unwrap(), journaled);
+        assert_eq!(stored.status, workflow_suite::orders::Status::Confirmed);
+    }
+    println!(
+        "{REQUESTS} requests: {answered} answered, {abandoned} abandoned by their clients; \
+         {} orders, every one confirmed and journaled as completed",
+        runs.len()
+    );
 }

@@ -18,13 +18,20 @@ pub use crate::durable::{DecodeFn, Durable, EncodeFn, Place, StepCtx, ValueCodec
 pub use serde;
 
 /// The breaker named `name` in the context's set, made with the step's
-/// settings (defaults where it gives none) if the set has none yet.
+/// settings (defaults where it gives none) if the set has none yet. A step
+/// that gives no settings takes the set's breaker as it is: the service
+/// configured it (`Breakers::breaker` at start-up).
 pub fn breaker(
     ctx: &WorkflowContext,
     name: &str,
     failures: Option<u32>,
     open_for: Option<std::time::Duration>,
 ) -> std::sync::Arc<crate::behavior::CircuitBreaker> {
+    if (failures, open_for) == (None, None)
+        && let Some(existing) = ctx.breakers().get(name)
+    {
+        return existing;
+    }
     let default = crate::behavior::BreakerConfig::default();
     let config = crate::behavior::BreakerConfig::new(
         failures.unwrap_or(default.failures),

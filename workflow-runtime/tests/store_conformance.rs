@@ -95,7 +95,13 @@ async fn a_run_ends_once(store: &dyn Backend) {
     assert!(store.finish_run("r4", &done).await.unwrap());
     assert!(
         !store
-            .finish_run("r4", &RunEnd::Failed("late".into()))
+            .finish_run(
+                "r4",
+                &RunEnd::Failed {
+                    error: "late".into(),
+                    step: None,
+                }
+            )
             .await
             .unwrap()
     );
@@ -108,7 +114,13 @@ async fn a_run_ends_once(store: &dyn Backend) {
     store.insert_run(&run("r5", 1)).await.unwrap();
     assert!(
         store
-            .finish_run("r5", &RunEnd::Failed("declined".into()))
+            .finish_run(
+                "r5",
+                &RunEnd::Failed {
+                    error: "declined".into(),
+                    step: Some("charge".into()),
+                }
+            )
             .await
             .unwrap()
     );
@@ -143,7 +155,13 @@ async fn running_runs_are_listed_oldest_first_and_counted(store: &dyn Backend) {
         .unwrap();
     store.insert_run(&run("broken", 1)).await.unwrap();
     store
-        .finish_run("broken", &RunEnd::Failed("x".into()))
+        .finish_run(
+            "broken",
+            &RunEnd::Failed {
+                error: "x".into(),
+                step: None,
+            },
+        )
         .await
         .unwrap();
     store.insert_run(&run("parked", 2)).await.unwrap();

@@ -34,6 +34,7 @@ pub(crate) fn apply(step: &Step, krate: &syn::Path, mut chain: TokenStream) -> T
                 backoff,
                 max_delay,
                 jitter,
+                filter,
                 ..
             } => {
                 let backoff = backoff.map(|d| {
@@ -45,7 +46,9 @@ pub(crate) fn apply(step: &Step, krate: &syn::Path, mut chain: TokenStream) -> T
                     quote!(.max_delay(#d))
                 });
                 let jitter = jitter.then(|| quote!(.jitter(true)));
-                let retry = quote!(#krate::behavior::Retry::new(#max) #backoff #max_delay #jitter);
+                let filter = filter.as_ref().map(|path| quote!(.filter(#path)));
+                let retry =
+                    quote!(#krate::behavior::Retry::new(#max) #backoff #max_delay #jitter #filter);
                 let call = quote_spanned!(span=> __retry);
                 quote! {{
                     use #krate::__private::{RetryFallback as _, RetryWithReplay as _};

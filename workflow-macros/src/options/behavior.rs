@@ -18,6 +18,9 @@ pub(crate) enum BehaviorOption {
         backoff: Option<Duration>,
         max_delay: Option<Duration>,
         jitter: bool,
+        /// `filter = path`: a `fn(&StepFailure) -> bool` choosing the
+        /// failures worth another attempt.
+        filter: Option<syn::Path>,
     },
     Timeout {
         span: Span,
@@ -65,6 +68,7 @@ pub(crate) fn parse_behavior(
         "retry" => {
             let mut max = None;
             let (mut backoff, mut max_delay, mut jitter) = (None, None, false);
+            let mut filter: Option<syn::Path> = None;
             meta.parse_nested_meta(|inner| {
                 let key = path_word(&inner.path);
                 let seen = match key.as_str() {
@@ -72,9 +76,10 @@ pub(crate) fn parse_behavior(
                     "backoff" => backoff.is_some(),
                     "max_delay" => max_delay.is_some(),
                     "jitter" => jitter,
+                    "filter" => filter.is_some(),
                     _ => {
                         return Err(inner.error(format!(
-                            "unknown retry option `{key}`; expected one of: max, backoff, max_delay, jitter"
+                            "unknown retry option `{key}`; expected one of: max, backoff, max_delay, jitter, filter"
                         )));
                     }
                 };
@@ -85,6 +90,7 @@ pub(crate) fn parse_behavior(
                     "max" => max = Some(positive(&inner, "attempts")?),
                     "backoff" => backoff = Some(duration::parse(&inner.value()?.parse()?)?),
                     "max_delay" => max_delay = Some(duration::parse(&inner.value()?.parse()?)?),
+                    "filter" => filter = Some(inner.value()?.parse()?),
                     _ => jitter = true,
                 }
                 Ok(())
@@ -98,6 +104,7 @@ pub(crate) fn parse_behavior(
                 backoff,
                 max_delay,
                 jitter,
+                filter,
             }
         }
         "circuit_breaker" => {

@@ -40,6 +40,8 @@ pub enum DurableError {
     Failed {
         /// The run.
         run: String,
+        /// The title of the step it failed at, when a step failed it.
+        step: Option<String>,
         /// Its error, as recorded.
         error: String,
     },
@@ -76,7 +78,9 @@ impl fmt::Display for DurableError {
                 write!(f, "run \"{run}\": the input does not encode: {source}")
             }
             DurableError::Store(e) => fmt::Display::fmt(e, f),
-            DurableError::Failed { run, error } => write!(f, "run \"{run}\" failed: {error}"),
+            DurableError::Failed { run, error, .. } => {
+                write!(f, "run \"{run}\" failed: {error}")
+            }
             DurableError::Incompatible { run, reason } => {
                 write!(f, "run \"{run}\" is incompatible with this code: {reason}")
             }
@@ -188,6 +192,7 @@ impl<T> RunHandle<T> {
             }
             RunStatus::Failed => Err(DurableError::Failed {
                 run: self.id,
+                step: run.failed_step,
                 error: run.error.unwrap_or_default(),
             }),
             RunStatus::Incompatible => Err(DurableError::Incompatible {

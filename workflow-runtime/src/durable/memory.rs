@@ -149,9 +149,10 @@ impl Backend for MemoryStore {
                         row.status = RunStatus::Completed;
                         row.output = Some(output.clone());
                     }
-                    RunEnd::Failed(error) => {
+                    RunEnd::Failed { error, step } => {
                         row.status = RunStatus::Failed;
                         row.error = Some(error.clone());
+                        row.failed_step = step.clone();
                     }
                     RunEnd::Incompatible(why) => {
                         row.status = RunStatus::Incompatible;

@@ -24,7 +24,7 @@ pub type SqliteTx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 /// The schema, one migration per entry, applied in order on open; the
 /// version reached is kept in `workflow_schema`.
-const MIGRATIONS: &[&str] = &[RUNS_AND_STEPS, FAILURES];
+const MIGRATIONS: &[&str] = &[RUNS_AND_STEPS, FAILURES, FAILED_STEP];
 
 /// 1: runs and their completed steps.
 const RUNS_AND_STEPS: &str = "
@@ -61,6 +61,9 @@ const FAILURES: &str = "
         error      TEXT NOT NULL,
         PRIMARY KEY (run_id, step_index)
     );";
+
+/// 3: the step a failed run failed at.
+const FAILED_STEP: &str = "ALTER TABLE workflow_runs ADD COLUMN failed_step TEXT;";
 
 /// How the file is synced on commit.
 ///
@@ -400,6 +403,7 @@ fn run_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
         input: row.try_get("input").map_err(get)?,
         output: row.try_get("output").map_err(get)?,
         error: row.try_get("error").map_err(get)?,
+        failed_step: row.try_get("failed_step").map_err(get)?,
         created_ms: row.try_get("created_ms").map_err(get)?,
         updated_ms: row.try_get("updated_ms").map_err(get)?,
         id,
@@ -459,8 +463,8 @@ impl Backend for SqliteStore {
     fn run<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RunRow>, StoreError>> {
         Box::pin(async move {
             let row = sqlx::query(
-                "SELECT id, workflow, fingerprint, status, input, output, error, created_ms,
-                 updated_ms FROM workflow_runs WHERE id = ?",
+                "SELECT id, workflow, fingerprint, status, input, output, error, failed_step,
+                 created_ms, updated_ms FROM workflow_runs WHERE id = ?",
             )
             .bind(id)
             .fetch_optional(&self.pool)
@@ -571,14 +575,16 @@ impl Backend for SqliteStore {
         end: &'a RunEnd,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let (status, output, error) = match end {
-                RunEnd::Completed(output) => (RunStatus::Completed, Some(&output[..]), None),
-                RunEnd::Failed(error) => (RunStatus::Failed, None, Some(error)),
-                RunEnd::Incompatible(why) => (RunStatus::Incompatible, None, Some(why)),
+            let (status, output, error, step) = match end {
+                RunEnd::Completed(output) => (RunStatus::Completed, Some(&output[..]), None, None),
+                RunEnd::Failed { error, step } => {
+                    (RunStatus::Failed, None, Some(error), step.as_ref())
+                }
+                RunEnd::Incompatible(why) => (RunStatus::Incompatible, None, Some(why), None),
             };
             let query = sqlx::query(
-                "UPDATE workflow_runs SET status = ?, output = ?, error = ?, updated_ms = ?
-                 WHERE id = ? AND status = 'running'",
+                "UPDATE workflow_runs SET status = ?, output = ?, error = ?, failed_step = ?,
+                 updated_ms = ? WHERE id = ? AND status = 'running'",
             )
             .bind(status.as_str());
             let query = match output {
@@ -587,6 +593,7 @@ impl Backend for SqliteStore {
             };
             let done = query
                 .bind(error)
+                .bind(step)
                 .bind(now_ms())
                 .bind(run)
                 .execute(&self.pool)
@@ -605,8 +612,9 @@ impl Backend for SqliteStore {
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT id, workflow, fingerprint, status, input, output, error, created_ms,
-                 updated_ms FROM workflow_runs WHERE status = 'running' ORDER BY created_ms, id",
+                "SELECT id, workflow, fingerprint, status, input, output, error, failed_step,
+                 created_ms, updated_ms FROM workflow_runs WHERE status = 'running'
+                 ORDER BY created_ms, id",
             )
             .fetch_all(&self.pool)
             .await

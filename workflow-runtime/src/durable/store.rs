@@ -97,6 +97,8 @@ pub struct RunRow {
     pub output: Option<Vec<u8>>,
     /// Why it failed, once failed (or why it is incompatible).
     pub error: Option<String>,
+    /// The title of the step it failed at, when a step failed it.
+    pub failed_step: Option<String>,
     /// When it was started, in milliseconds since the Unix epoch.
     pub created_ms: i64,
     /// When its row last changed, in milliseconds since the Unix epoch.
@@ -127,6 +129,7 @@ impl RunRow {
             input,
             output: None,
             error: None,
+            failed_step: None,
             created_ms: now,
             updated_ms: now,
         }
@@ -218,8 +221,13 @@ impl FailureRow {
 pub enum RunEnd {
     /// Completed with this encoded output.
     Completed(Vec<u8>),
-    /// Failed with this error.
-    Failed(String),
+    /// Failed with this error, at this step (when a step failed it).
+    Failed {
+        /// Why.
+        error: String,
+        /// The step's title.
+        step: Option<String>,
+    },
     /// Parked: the code no longer matches the journal.
     Incompatible(String),
 }

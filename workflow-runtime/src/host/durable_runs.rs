@@ -92,15 +92,24 @@ async fn run_to_end<W: Durable>(
     Some(match result {
         Ok(Ok(output)) => match W::OUTPUT.encode(store.codec(), &output) {
             Ok(bytes) => RunEnd::Completed(bytes),
-            Err(e) => RunEnd::Failed(format!("the output does not encode: {e}")),
+            Err(e) => RunEnd::Failed {
+                error: format!("the output does not encode: {e}"),
+                step: None,
+            },
         },
         // Only the runner cancels a durable run's context: it is stopping.
         Ok(Err(WorkflowError::Cancelled { .. })) => return None,
         Ok(Err(error)) => match corrupt_journal(&error) {
             Some(corrupt) => RunEnd::Incompatible(format!("in {}: {corrupt}", store.describe())),
-            None => RunEnd::Failed(error.to_string()),
+            None => RunEnd::Failed {
+                error: error.to_string(),
+                step: Some(error.step().title.to_string()),
+            },
         },
-        Err(panic) => RunEnd::Failed(format!("panicked: {panic}")),
+        Err(panic) => RunEnd::Failed {
+            error: format!("panicked: {panic}"),
+            step: None,
+        },
     })
 }
 
@@ -214,19 +223,14 @@ impl Runner {
                     source,
                 })?;
         let row = RunRow::new(id.clone(), name, W::FINGERPRINT, bytes);
-        let row = match store.backend().insert_run(&row).await? {
-            Inserted::New => row,
-            Inserted::Existing(existing) if existing.workflow != name => {
-                return Err(DurableError::OtherWorkflow {
-                    run: id,
-                    owner: existing.workflow,
-                });
-            }
-            Inserted::Existing(existing) => existing,
-        };
-        let ended = match row.status {
-            RunStatus::Running => Some(self.drive(entry, row)),
-            _ => None,
+        // The row is written, and its driver started, on a task of the
+        // runner's: a caller dropped while the row is being written (a
+        // client that left) must not leave a run that nobody drives.
+        let runner = self.clone();
+        let started = tokio::spawn(async move { runner.insert_and_drive(entry, row).await });
+        let ended = match started.await {
+            Ok(ended) => ended?,
+            Err(_) => return Err(DurableError::Stopped { run: id }),
         };
         Ok(RunHandle::new(id, store.clone(), ended, W::OUTPUT))
     }
@@ -316,6 +320,30 @@ impl Runner {
     /// Waits until this process drives no durable run.
     pub(crate) async fn durable_idle(&self) {
         self.in_flight().idle().await;
+    }
+
+    /// Writes `row` unless its run exists, and drives the run if it is
+    /// unfinished; the flag that says when it ended, if it is running.
+    async fn insert_and_drive(
+        &self,
+        entry: Arc<dyn DurableEntry>,
+        row: RunRow,
+    ) -> Result<Option<watch::Receiver<bool>>, DurableError> {
+        let store = self.store().ok_or(DurableError::NoStore)?;
+        let row = match store.backend().insert_run(&row).await? {
+            Inserted::New => row,
+            Inserted::Existing(existing) if existing.workflow != row.workflow => {
+                return Err(DurableError::OtherWorkflow {
+                    run: row.id,
+                    owner: existing.workflow,
+                });
+            }
+            Inserted::Existing(existing) => existing,
+        };
+        Ok(match row.status {
+            RunStatus::Running => Some(self.drive(entry, row)),
+            _ => None,
+        })
     }
 
     /// Drives `row` on a task of its own unless this process already is;
