@@ -57,6 +57,48 @@ impl Three {
     }
 }
 
+/// `Three` without durability, for the instruction counts.
+struct ThreePlain;
+
+#[workflow]
+impl ThreePlain {
+    #[step(given = "a number")]
+    fn n(&self, n: u64) -> u64 {
+        n + 1
+    }
+
+    #[step(when = "doubled")]
+    async fn double(&self, n: u64) -> u64 {
+        n * 2
+    }
+
+    #[step(and = "squared")]
+    async fn square(&self, n: u64) -> u64 {
+        n * n
+    }
+}
+
+/// Instruction mode: the journal's own work, apart from the disk, as a
+/// 3-step run on the in-memory store against the same run not durable.
+fn count_instructions(mode: &(String, u32)) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let runner = Runner::builder()
+        .store(Store::memory())
+        .durable(Three)
+        .build()
+        .unwrap();
+    harness::run_case(&rt, mode, "plain", &async || {
+        runner.run(&ThreePlain, 1).await.unwrap();
+    });
+    harness::run_case(&rt, mode, "memory", &async || {
+        let run = runner.start(&Three::ID, id(), 1).await.unwrap();
+        run.result().await.unwrap();
+    });
+}
+
 struct Eleven;
 
 #[workflow(durable)]
@@ -208,6 +250,10 @@ async fn time<F: AsyncFn()>(f: F) -> Duration {
 }
 
 fn main() {
+    if let Some(mode) = harness::instructions_mode() {
+        count_instructions(&mode);
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("wf-bench-durable-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

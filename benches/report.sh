@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(rustc --version)"
 echo
 if [ "${1:-}" != "--instructions" ]; then
-    for bench in overhead behaviors throughput; do
+    for bench in overhead behaviors throughput durable; do
         cargo bench --quiet --bench "$bench" 2>/dev/null
         echo
     done
@@ -67,3 +67,4 @@ compare() {
 compare "10-step workflow" overhead hand workflow chain bare
 compare "behaviors on the happy path" behaviors tower ours plain bare
 compare "one run, spawned and awaited" throughput spawn runner
+compare "a 3-step run, durable on the in-memory store" durable plain memory
