@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use harness::{Case, median, report};
-use workflow_runtime::durable::{SqliteOptions, SqliteStore, Store, Sync};
+use workflow_runtime::durable::{SqliteOptions, SqliteStore, Store, Synchronous};
 use workflow_runtime::host::Runner;
 use workflow_runtime::prelude::*;
 
@@ -150,7 +150,7 @@ impl Eleven {
 }
 
 /// A store in a fresh file, and the runner over it.
-async fn open(dir: &std::path::Path, name: &str, sync: Sync) -> (SqliteStore, Runner) {
+async fn open(dir: &std::path::Path, name: &str, sync: Synchronous) -> (SqliteStore, Runner) {
     let sqlite = SqliteStore::open(SqliteOptions::new(dir.join(name)).sync(sync))
         .await
         .unwrap();
@@ -263,7 +263,7 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        for (sync, label) in [(Sync::Full, "FULL"), (Sync::Normal, "NORMAL")] {
+        for (sync, label) in [(Synchronous::Full, "FULL"), (Synchronous::Normal, "NORMAL")] {
             let (sqlite, runner) = open(&dir, &format!("bench-{label}.db"), sync).await;
             // The floor's step rows hang off one run row.
             let floor_run_id = floor_run(&sqlite).await;

@@ -7,8 +7,9 @@
 //!
 //! The run belongs to the runner, not to the request: a client that goes
 //! away mid-request leaves its order to finish, and the journal agrees
-//! with the orders table. An `Idempotency-Key` header names the run, so a
-//! client retrying a request gets the first one's order.
+//! with the orders table. An `Idempotency-Key` header names the run (with
+//! the customer's id), so a client retrying a request gets the first one's
+//! order; the same key with another body is refused (422).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -425,19 +426,30 @@ async fn create_order(
     if let Err(detail) = validate(&req) {
         return problem(StatusCode::BAD_REQUEST, "invalid order", detail, json!({}));
     }
-    // The client's key makes a retried request the same run; without one,
-    // each request is a run of its own.
+    // The client's key, scoped to its customer, makes a retried request
+    // the same run; without one, each request is a run of its own.
     let run_id = headers
         .get("idempotency-key")
         .and_then(|key| key.to_str().ok())
         .filter(|key| !key.is_empty() && key.len() <= 200)
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        .map_or_else(
+            || uuid::Uuid::new_v4().to_string(),
+            |key| format!("{}/{key}", req.customer_id),
+        );
     let run = match app
         .runner
         .start(&CreateOrder::ID, run_id.clone(), req)
         .await
     {
         Ok(run) => run,
+        Err(error @ DurableError::InputMismatch { .. }) => {
+            return problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency key reused",
+                error.to_string(),
+                json!({ "execution_id": run_id }),
+            );
+        }
         Err(error) => return start_failed(&run_id, &error),
     };
     // Dropped with the request if the client leaves: the run goes on.

@@ -98,13 +98,19 @@ async fn starting_a_run_id_twice_is_one_run() {
         .build()
         .unwrap();
     let first = runner.start(&ArcPay::ID, "order-2", 2).await.unwrap();
-    let second = runner.start(&ArcPay::ID, "order-2", 99).await.unwrap();
+    let second = runner.start(&ArcPay::ID, "order-2", 2).await.unwrap();
     assert_eq!(first.result().await.unwrap().id, 2);
     assert_eq!(second.result().await.unwrap().id, 2);
-    let third = runner.start(&ArcPay::ID, "order-2", 3).await.unwrap();
+    let third = runner.start(&ArcPay::ID, "order-2", 2).await.unwrap();
     assert_eq!(third.result().await.unwrap().id, 2);
     assert_eq!(pay.charges.load(Ordering::SeqCst), 1);
     assert_eq!(store.counts().await.unwrap().completed, 1);
+    // The same id with another input is another request: refused.
+    let err = runner.start(&ArcPay::ID, "order-2", 3).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"run "order-2" exists with another input; a run id names one request"#
+    );
 }
 
 /// `Pay` behind an `Arc`, so a test keeps its counters after handing it
@@ -239,9 +245,14 @@ async fn a_run_outlives_the_future_that_started_it() {
     })
     .await;
     assert!(started.is_err(), "the run should still be going");
-    // The runner finishes it all the same.
-    let again = runner.start(&SlowPay::ID, "order-5", 5).await.unwrap();
-    assert_eq!(again.result().await.unwrap(), Order { id: 5, paid: true });
+    assert_eq!(pay.charges.load(Ordering::SeqCst), 0);
+    // The runner finishes it all the same, with no one asking.
+    for _ in 0..200 {
+        if runner.durable_in_flight() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(pay.charges.load(Ordering::SeqCst), 1);
     assert_eq!(
         store.run("order-5").await.unwrap().unwrap().status,
@@ -742,5 +753,189 @@ async fn a_resumed_retry_with_no_attempts_left_fails_with_the_journaled_error() 
     assert!(
         flaky.attempts.lock().unwrap().is_empty(),
         "a fourth attempt ran"
+    );
+}
+
+/// Its charge's first attempt journals its own row, then fails: as if the
+/// attempt's commit went through and a timeout cut it short.
+struct CutShort {
+    journal: MemoryStore,
+    calls: AtomicU32,
+}
+
+#[workflow(durable)]
+impl CutShort {
+    #[step(given = "an id")]
+    fn id(&self, id: u64) -> u64 {
+        id
+    }
+
+    #[step(when = "charged", retry(max = 3, backoff = "1ms"))]
+    async fn charge(&self, step: &StepCtx, id: u64) -> Result<u64, Declined> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            let row = StepRow::new(1, "charged", b"4200".to_vec(), 1, 0, 0);
+            self.journal.record_step(step.run_id(), &row).await.unwrap();
+            return Err(Declined);
+        }
+        Ok(id * 100)
+    }
+}
+
+#[tokio::test]
+async fn an_attempt_after_one_that_committed_hands_on_its_row() {
+    let journal = MemoryStore::new();
+    let cut = Arc::new(CutShort {
+        journal: journal.clone(),
+        calls: AtomicU32::new(0),
+    });
+    let runner = Runner::builder()
+        .store(Store::new(journal.clone()))
+        .durable(ArcCut(cut.clone()))
+        .build()
+        .unwrap();
+    let run = runner.start(&ArcCut::ID, "cut-1", 7).await.unwrap();
+    // The journaled value, not a second charge's.
+    assert_eq!(run.result().await.unwrap(), 4200);
+    assert_eq!(cut.calls.load(Ordering::SeqCst), 1);
+}
+
+struct ArcCut(Arc<CutShort>);
+
+#[workflow(durable, name = "CutShort")]
+impl ArcCut {
+    #[step(given = "an id")]
+    fn id(&self, id: u64) -> u64 {
+        self.0.id(id)
+    }
+
+    #[step(when = "charged", retry(max = 3, backoff = "1ms"))]
+    async fn charge(&self, step: &StepCtx, id: u64) -> Result<u64, Declined> {
+        self.0.charge(step, id).await
+    }
+}
+
+/// A memory store whose first step write fails, as a full disk would.
+struct FailsOnce {
+    inner: MemoryStore,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Backend for FailsOnce {
+    fn describe(&self) -> String {
+        "fails-once".to_owned()
+    }
+    fn insert_run<'a>(
+        &'a self,
+        run: &'a RunRow,
+    ) -> workflow_runtime::behavior::BoxFuture<
+        'a,
+        Result<workflow_runtime::durable::Inserted, workflow_runtime::durable::StoreError>,
+    > {
+        self.inner.insert_run(run)
+    }
+    fn run<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> workflow_runtime::behavior::BoxFuture<
+        'a,
+        Result<Option<RunRow>, workflow_runtime::durable::StoreError>,
+    > {
+        self.inner.run(id)
+    }
+    fn steps<'a>(
+        &'a self,
+        run: &'a str,
+    ) -> workflow_runtime::behavior::BoxFuture<
+        'a,
+        Result<Vec<StepRow>, workflow_runtime::durable::StoreError>,
+    > {
+        self.inner.steps(run)
+    }
+    fn record_step<'a>(
+        &'a self,
+        run: &'a str,
+        step: &'a StepRow,
+    ) -> workflow_runtime::behavior::BoxFuture<'a, Result<(), workflow_runtime::durable::StoreError>>
+    {
+        if !self.failed.swap(true, Ordering::SeqCst) {
+            return Box::pin(async {
+                Err(workflow_runtime::durable::StoreError::Database {
+                    store: "fails-once".to_owned(),
+                    doing: "journaling a step".to_owned(),
+                    source: "disk full".into(),
+                })
+            });
+        }
+        self.inner.record_step(run, step)
+    }
+    fn record_failure<'a>(
+        &'a self,
+        run: &'a str,
+        failure: &'a workflow_runtime::durable::FailureRow,
+    ) -> workflow_runtime::behavior::BoxFuture<'a, Result<(), workflow_runtime::durable::StoreError>>
+    {
+        self.inner.record_failure(run, failure)
+    }
+    fn failures<'a>(
+        &'a self,
+        run: &'a str,
+    ) -> workflow_runtime::behavior::BoxFuture<
+        'a,
+        Result<Vec<workflow_runtime::durable::FailureRow>, workflow_runtime::durable::StoreError>,
+    > {
+        self.inner.failures(run)
+    }
+    fn finish_run<'a>(
+        &'a self,
+        run: &'a str,
+        end: &'a workflow_runtime::durable::RunEnd,
+    ) -> workflow_runtime::behavior::BoxFuture<
+        'a,
+        Result<bool, workflow_runtime::durable::StoreError>,
+    > {
+        self.inner.finish_run(run, end)
+    }
+    fn running(
+        &self,
+    ) -> workflow_runtime::behavior::BoxFuture<
+        '_,
+        Result<Vec<RunRow>, workflow_runtime::durable::StoreError>,
+    > {
+        self.inner.running()
+    }
+    fn counts(
+        &self,
+    ) -> workflow_runtime::behavior::BoxFuture<
+        '_,
+        Result<workflow_runtime::durable::RunCounts, workflow_runtime::durable::StoreError>,
+    > {
+        self.inner.counts()
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+#[tokio::test]
+async fn a_run_whose_journal_write_failed_is_driven_again_not_failed() {
+    let pay = Arc::new(Pay::default());
+    let journal = MemoryStore::new();
+    let store = Store::new(FailsOnce {
+        inner: journal.clone(),
+        failed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let runner = Runner::builder()
+        .store(store)
+        .durable(ArcPay(pay.clone()))
+        .build()
+        .unwrap();
+    let run = runner.start(&ArcPay::ID, "order-17", 17).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), Order { id: 17, paid: true });
+    // The first step's row did not land: it ran again (at least once).
+    assert_eq!(pay.loads.load(Ordering::SeqCst), 2);
+    assert_eq!(pay.charges.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        journal.run("order-17").await.unwrap().unwrap().status,
+        RunStatus::Completed
     );
 }

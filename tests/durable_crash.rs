@@ -286,6 +286,11 @@ fn sigkill_at_random_moments_loses_nothing_and_repeats_only_unjournaled_steps() 
             }
         }
     }
+    assert!(
+        again > 0,
+        "no kill landed between a step's effect and its journal row: the at-least-once \
+         path went untested"
+    );
     println!(
         "{kills} SIGKILLs over {life} lives in {:.1?}: {RUNS} runs of 5 steps all completed; \
          {again} plain-step executions repeated after a kill (in {} steps), \

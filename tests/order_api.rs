@@ -343,3 +343,29 @@ async fn clients_that_leave_mid_request_never_cut_an_order_in_half() {
         runs.len()
     );
 }
+
+#[tokio::test]
+async fn an_idempotency_key_makes_a_retried_request_the_same_order() {
+    let server = start().await;
+    let url = format!("{}/api/orders", server.base);
+    let send = |body: Value| {
+        server
+            .client
+            .post(&url)
+            .header("idempotency-key", "k-1")
+            .json(&body)
+            .send()
+    };
+    let first: Value = send(order("card")).await.unwrap().json().await.unwrap();
+    let again = send(order("card")).await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(server.app.store().count().await.unwrap(), 1);
+
+    let mut other = order("card");
+    other["items"][0]["quantity"] = json!(5);
+    let reused = send(other).await.unwrap();
+    assert_eq!(reused.status(), 422);
+    assert!(is_problem(&reused));
+    assert_eq!(server.app.store().count().await.unwrap(), 1);
+}

@@ -191,7 +191,7 @@ async fn running_runs_are_listed_oldest_first_and_counted(store: &dyn Backend) {
     assert_eq!(counts.oldest_running_ms, Some(10));
 }
 
-async fn failures_are_kept_per_step_latest_first(store: &dyn Backend) {
+async fn failures_are_kept_per_step_the_latest_count_replacing_the_last(store: &dyn Backend) {
     store.insert_run(&run("r7", 1)).await.unwrap();
     let mut first = FailureRow::new(1, 1, "declined");
     first.failed_ms = 100;
@@ -217,7 +217,7 @@ async fn conformance<S: Backend, F: Future<Output = S>>(open: impl Fn() -> F) {
     payloads_round_trip_as_text_and_bytes(&open().await).await;
     a_run_ends_once(&open().await).await;
     running_runs_are_listed_oldest_first_and_counted(&open().await).await;
-    failures_are_kept_per_step_latest_first(&open().await).await;
+    failures_are_kept_per_step_the_latest_count_replacing_the_last(&open().await).await;
 }
 
 #[tokio::test]

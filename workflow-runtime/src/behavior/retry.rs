@@ -39,7 +39,8 @@ pub struct Retry {
     max_attempts: u32,
     base: Duration,
     factor: f64,
-    max_delay: Duration,
+    /// `None`: 30s, or the backoff itself when that is longer.
+    max_delay: Option<Duration>,
     jitter: bool,
     filter: Option<Filter>,
 }
@@ -86,15 +87,15 @@ impl Retry {
             max_attempts: max_attempts.max(1),
             base: Duration::from_millis(100),
             factor: 2.0,
-            max_delay: Duration::from_secs(30),
+            max_delay: None,
             jitter: false,
             filter: None,
         }
     }
 
-    /// The wait before the first retry. A backoff longer than the cap on
-    /// waits (30s unless [`max_delay`](Self::max_delay) says otherwise)
-    /// raises the cap to itself: a 10-minute backoff waits 10 minutes.
+    /// The wait before the first retry. Unless [`max_delay`](Self::max_delay)
+    /// sets the cap on waits, it is 30s or the backoff itself, whichever is
+    /// longer: a 10-minute backoff waits 10 minutes.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -105,7 +106,6 @@ impl Retry {
     /// ```
     pub fn backoff(mut self, base: Duration) -> Self {
         self.base = base;
-        self.max_delay = self.max_delay.max(base);
         self
     }
 
@@ -131,7 +131,7 @@ impl Retry {
     /// assert_eq!(retry.delay(8), Duration::from_millis(150));
     /// ```
     pub fn max_delay(mut self, max_delay: Duration) -> Self {
-        self.max_delay = max_delay;
+        self.max_delay = Some(max_delay);
         self
     }
 
@@ -182,8 +182,11 @@ impl Retry {
     pub fn delay(&self, retry: u32) -> Duration {
         let exponent = retry.saturating_sub(1).min(64) as i32;
         let grown = self.base.as_secs_f64() * self.factor.powi(exponent);
-        if grown >= self.max_delay.as_secs_f64() {
-            self.max_delay
+        let cap = self
+            .max_delay
+            .unwrap_or_else(|| self.base.max(Duration::from_secs(30)));
+        if grown >= cap.as_secs_f64() {
+            cap
         } else {
             Duration::from_secs_f64(grown)
         }
@@ -219,8 +222,17 @@ impl Retry {
 }
 
 /// Jitter differs per run and per step, and repeats for the same ones.
+/// The jitter's seed: the run and the step, so a resumed durable run
+/// (a new execution, the same run id) waits the same jittered backoff.
 fn seed(step: &StepScope) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    #[cfg(feature = "durable")]
+    if let Some(journal) = step.ctx().journal() {
+        journal.run_id().hash(&mut hasher);
+    } else {
+        step.ctx().execution_id().hash(&mut hasher);
+    }
+    #[cfg(not(feature = "durable"))]
     step.ctx().execution_id().hash(&mut hasher);
     step.title().hash(&mut hasher);
     hasher.finish()

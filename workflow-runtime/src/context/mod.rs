@@ -286,8 +286,6 @@ impl ContextBuilder {
         self
     }
 
-    /// Puts `behaviors` outside the ones added so far (a host's, around a
-    /// workflow's).
     /// Makes the context a durable run's.
     #[cfg(feature = "durable")]
     pub(crate) fn journal(mut self, journal: Arc<crate::durable::Journal>) -> Self {
@@ -295,6 +293,8 @@ impl ContextBuilder {
         self
     }
 
+    /// Puts `behaviors` outside the ones added so far (a host's, around a
+    /// workflow's).
     pub(crate) fn behaviors_first(mut self, behaviors: &[Arc<dyn Behavior>]) -> Self {
         if !behaviors.is_empty() {
             let own = std::mem::take(&mut self.behaviors);
@@ -470,13 +470,13 @@ impl WorkflowContext {
 
     // ---- step records -------------------------------------------------
 
-    /// A fresh step id.
     /// The durable run's journal, if this context is a durable run's.
     #[cfg(feature = "durable")]
     pub(crate) fn journal(&self) -> Option<&Arc<crate::durable::Journal>> {
         self.inner.journal.as_ref()
     }
 
+    /// A fresh step id.
     pub(crate) fn next_step_id(&self) -> StepId {
         StepId::new(self.inner.step_ids.fetch_add(1, Ordering::Relaxed) + 1)
     }

@@ -34,6 +34,12 @@ pub enum DurableError {
         /// Why.
         source: CodecError,
     },
+    /// The run id exists with another input: starting it again must be
+    /// the same request (an idempotency key reused for another body).
+    InputMismatch {
+        /// The run.
+        run: String,
+    },
     /// The store failed.
     Store(StoreError),
     /// The run failed; the journal holds why.
@@ -77,6 +83,10 @@ impl fmt::Display for DurableError {
             DurableError::Encode { run, source } => {
                 write!(f, "run \"{run}\": the input does not encode: {source}")
             }
+            DurableError::InputMismatch { run } => write!(
+                f,
+                "run \"{run}\" exists with another input; a run id names one request"
+            ),
             DurableError::Store(e) => fmt::Display::fmt(e, f),
             DurableError::Failed { run, error, .. } => {
                 write!(f, "run \"{run}\" failed: {error}")

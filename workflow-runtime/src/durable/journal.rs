@@ -95,7 +95,7 @@ impl Journal {
     ) -> Result<StepRow, StoreError> {
         let output = codec
             .encode(self.store.codec(), value)
-            .map_err(|e| StoreError::Corrupt {
+            .map_err(|e| StoreError::Encode {
                 run: self.run.to_string(),
                 detail: format!("step {index} (\"{title}\") output does not encode: {e}"),
             })?;
@@ -109,8 +109,29 @@ impl Journal {
         ))
     }
 
-    /// Journals a completed step.
-    pub(crate) async fn commit(&self, row: &StepRow) -> Result<(), StoreError> {
-        self.store.backend().record_step(&self.run, row).await
+    /// Journals a completed step. When an earlier attempt's row is there
+    /// already (it committed, then was cut short: a timeout mid-commit),
+    /// that row is the step's result: it is read back and handed on.
+    pub(crate) async fn commit<T>(
+        &self,
+        row: &StepRow,
+        value: T,
+        codec: ValueCodec<T>,
+    ) -> Result<T, StoreError> {
+        match self.store.backend().record_step(&self.run, row).await {
+            Ok(()) => Ok(value),
+            Err(StoreError::Conflict { .. }) => match self.stored(row.index).await? {
+                Some(earlier) => self.decode(&earlier, codec),
+                None => Err(StoreError::NoSuchRun(self.run.to_string())),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Step `index`'s row as the store has it now (not as it was when the
+    /// run was loaded): for an attempt after one that may have committed.
+    pub(crate) async fn stored(&self, index: u32) -> Result<Option<StepRow>, StoreError> {
+        let steps = self.store.backend().steps(&self.run).await?;
+        Ok(steps.into_iter().find(|row| row.index == index))
     }
 }

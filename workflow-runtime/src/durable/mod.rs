@@ -56,7 +56,7 @@ pub use handle::{DurableError, RunHandle};
 pub(crate) use journal::Journal;
 pub use memory::MemoryStore;
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteOptions, SqliteStore, SqliteTx, Sync};
+pub use sqlite::{SqliteOptions, SqliteStore, SqliteTx, Synchronous};
 pub use step::Transaction;
 #[doc(hidden)]
 pub use step::{Journaled, Place, Transacted};

@@ -68,13 +68,13 @@ const FAILED_STEP: &str = "ALTER TABLE workflow_runs ADD COLUMN failed_step TEXT
 /// How the file is synced on commit.
 ///
 /// ```
-/// use workflow_runtime::durable::{SqliteOptions, Sync};
-/// let options = SqliteOptions::new("runs.db").sync(Sync::Normal);
+/// use workflow_runtime::durable::{SqliteOptions, Synchronous};
+/// let options = SqliteOptions::new("runs.db").sync(Synchronous::Normal);
 /// # drop(options);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Sync {
+pub enum Synchronous {
     /// `synchronous=FULL`: a commit is on disk when it returns (default).
     #[default]
     Full,
@@ -95,7 +95,7 @@ pub enum Sync {
 #[must_use]
 pub struct SqliteOptions {
     path: PathBuf,
-    sync: Sync,
+    sync: Synchronous,
     busy_timeout: Duration,
 }
 
@@ -110,7 +110,7 @@ impl SqliteOptions {
     pub fn new(path: impl AsRef<Path>) -> Self {
         SqliteOptions {
             path: path.as_ref().to_owned(),
-            sync: Sync::Full,
+            sync: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
         }
     }
@@ -118,11 +118,11 @@ impl SqliteOptions {
     /// How commits are synced.
     ///
     /// ```
-    /// # use workflow_runtime::durable::{SqliteOptions, Sync};
-    /// let options = SqliteOptions::new("runs.db").sync(Sync::Full);
+    /// # use workflow_runtime::durable::{SqliteOptions, Synchronous};
+    /// let options = SqliteOptions::new("runs.db").sync(Synchronous::Full);
     /// # drop(options);
     /// ```
-    pub fn sync(mut self, sync: Sync) -> Self {
+    pub fn sync(mut self, sync: Synchronous) -> Self {
         self.sync = sync;
         self
     }
@@ -168,6 +168,24 @@ impl Store {
             SqliteStore::open(SqliteOptions::new(path)).await?,
         ))
     }
+
+    /// The SQLite store under this handle, if that is its backend: its
+    /// pool, for the application's own tables in the same file.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use workflow_runtime::durable::Store;
+    /// let dir = std::env::temp_dir().join(format!("wf-doc-as-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let store = Store::sqlite(dir.join("runs.db")).await.unwrap();
+    /// assert!(store.as_sqlite().is_some());
+    /// assert!(Store::memory().as_sqlite().is_none());
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
+    pub fn as_sqlite(&self) -> Option<&SqliteStore> {
+        self.backend().as_any().downcast_ref()
+    }
 }
 
 impl SqliteStore {
@@ -176,10 +194,10 @@ impl SqliteStore {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// use workflow_runtime::durable::{SqliteOptions, SqliteStore, Store, Sync};
+    /// use workflow_runtime::durable::{SqliteOptions, SqliteStore, Store, Synchronous};
     /// let dir = std::env::temp_dir().join(format!("wf-doc-open-{}", std::process::id()));
     /// std::fs::create_dir_all(&dir).unwrap();
-    /// let sqlite = SqliteStore::open(SqliteOptions::new(dir.join("runs.db")).sync(Sync::Normal))
+    /// let sqlite = SqliteStore::open(SqliteOptions::new(dir.join("runs.db")).sync(Synchronous::Normal))
     ///     .await
     ///     .unwrap();
     /// let store = Store::new(sqlite);
@@ -199,8 +217,8 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(match options.sync {
-                Sync::Full => SqliteSynchronous::Full,
-                Sync::Normal => SqliteSynchronous::Normal,
+                Synchronous::Full => SqliteSynchronous::Full,
+                Synchronous::Normal => SqliteSynchronous::Normal,
             })
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout);
@@ -663,10 +681,9 @@ fn sqlite_of(store: &Store) -> Result<&SqliteStore, StoreError> {
         .backend()
         .as_any()
         .downcast_ref::<SqliteStore>()
-        .ok_or_else(|| StoreError::Database {
+        .ok_or_else(|| StoreError::Unsupported {
             store: store.describe(),
-            doing: "beginning a step's transaction".to_owned(),
-            source: "a step that takes a `SqliteTx` needs the SQLite store".into(),
+            what: "a step that takes a `SqliteTx` needs the SQLite store".to_owned(),
         })
 }
 

@@ -156,8 +156,9 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
 }
 
 /// The step's view of itself for its next attempt: numbered on from the
-/// attempts a resumed run's journal holds.
-fn next_attempt(ctx: &WorkflowContext, place: Place, attempts: &AtomicU32) -> StepCtx {
+/// attempts a resumed run's journal holds. The second number is the
+/// attempt's number in this process.
+fn next_attempt(ctx: &WorkflowContext, place: Place, attempts: &AtomicU32) -> (StepCtx, u32) {
     let here = attempts.fetch_add(1, Ordering::Relaxed) + 1;
     let (run, before): (Arc<str>, u32) = match ctx.journal() {
         Some(journal) => (
@@ -166,7 +167,7 @@ fn next_attempt(ctx: &WorkflowContext, place: Place, attempts: &AtomicU32) -> St
         ),
         None => (ctx.execution_id().to_string().into(), 0),
     };
-    StepCtx::new(run, place.index, before + here)
+    (StepCtx::new(run, place.index, before + here), here)
 }
 
 fn resumed(ctx: &WorkflowContext, place: Place) -> Option<crate::behavior::Resumed> {
@@ -191,12 +192,14 @@ pub struct Journaled<'c, C, O> {
 impl<C, O> Sealed for Journaled<'_, C, O> {}
 
 impl<'c, C, O: Send + 'c> Journaled<'c, C, O> {
-    /// Runs one attempt's work, then journals its output.
+    /// Runs one attempt's work, then journals its output. An attempt after
+    /// the first in this process looks for the row first: the one before
+    /// may have committed it and then been cut short.
     fn attempt<Fut>(
         ctx: &'c WorkflowContext,
         place: Place,
         codec: ValueCodec<O>,
-        step: StepCtx,
+        (step, here): (StepCtx, u32),
         work: Fut,
     ) -> BoxFuture<'c, StepResult<O>>
     where
@@ -205,6 +208,12 @@ impl<'c, C, O: Send + 'c> Journaled<'c, C, O> {
         let journal = ctx.journal().cloned();
         let started = now_ms();
         Box::pin(async move {
+            if here > 1
+                && let Some(journal) = &journal
+                && let Some(row) = journal.stored(place.index).await.map_err(Failed::error)?
+            {
+                return journal.decode(&row, codec).map_err(Failed::error);
+            }
             let value = match work.await {
                 Ok(value) => value,
                 Err(error) => {
@@ -216,20 +225,25 @@ impl<'c, C, O: Send + 'c> Journaled<'c, C, O> {
                     return Err(Failed::error(error));
                 }
             };
-            if let Some(journal) = journal {
-                let row = journal
-                    .row(
-                        place.index,
-                        place.title,
-                        &value,
-                        codec,
-                        step.attempt(),
-                        started,
-                    )
-                    .map_err(Failed::error)?;
-                journal.commit(&row).await.map_err(Failed::error)?;
+            match journal {
+                Some(journal) => {
+                    let row = journal
+                        .row(
+                            place.index,
+                            place.title,
+                            &value,
+                            codec,
+                            step.attempt(),
+                            started,
+                        )
+                        .map_err(Failed::error)?;
+                    journal
+                        .commit(&row, value, codec)
+                        .await
+                        .map_err(Failed::error)
+                }
+                None => Ok(value),
             }
-            Ok(value)
         })
     }
 }
@@ -243,9 +257,9 @@ where
     type Output = O;
     type Future = BoxFuture<'c, StepResult<O>>;
     fn call(self, input: In) -> Self::Future {
-        let step = next_attempt(self.ctx, self.place, &self.attempts);
+        let (step, here) = next_attempt(self.ctx, self.place, &self.attempts);
         let work = (self.body)(step.clone(), input);
-        Self::attempt(self.ctx, self.place, self.codec, step, work)
+        Self::attempt(self.ctx, self.place, self.codec, (step, here), work)
     }
     fn recorded(&self) -> Option<StepResult<O>> {
         replayed(self.ctx, self.place, self.codec)
@@ -262,9 +276,9 @@ where
     O: Send + 'c,
 {
     fn call_again(&self, input: In) -> Self::Future {
-        let step = next_attempt(self.ctx, self.place, &self.attempts);
+        let (step, here) = next_attempt(self.ctx, self.place, &self.attempts);
         let work = (self.body)(step.clone(), input);
-        Self::attempt(self.ctx, self.place, self.codec, step, work)
+        Self::attempt(self.ctx, self.place, self.codec, (step, here), work)
     }
 }
 
@@ -392,7 +406,7 @@ where
     type Output = O;
     type Future = BoxFuture<'c, StepResult<O>>;
     fn call(self, input: In) -> Self::Future {
-        let step = next_attempt(self.ctx, self.place, &self.attempts);
+        let (step, _) = next_attempt(self.ctx, self.place, &self.attempts);
         Self::attempt(self.ctx, self.place, self.codec, step, self.body, input)
     }
     fn recorded(&self) -> Option<StepResult<O>> {
@@ -412,7 +426,7 @@ where
     In: Send + 'c,
 {
     fn call_again(&self, input: In) -> Self::Future {
-        let step = next_attempt(self.ctx, self.place, &self.attempts);
+        let (step, _) = next_attempt(self.ctx, self.place, &self.attempts);
         let body = self.body.clone();
         Self::attempt(self.ctx, self.place, self.codec, step, body, input)
     }

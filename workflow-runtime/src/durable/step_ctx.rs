@@ -68,7 +68,8 @@ impl StepCtx {
         self.index
     }
 
-    /// Which attempt this is in this process, from 1.
+    /// Which attempt this is, from 1, counting the attempts journaled
+    /// before a restart.
     ///
     /// ```
     /// # use workflow_runtime::durable::StepCtx;

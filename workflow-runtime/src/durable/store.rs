@@ -278,6 +278,14 @@ pub enum StoreError {
         /// What is wrong with it.
         detail: String,
     },
+    /// A value could not be encoded for the journal (a map with non-string
+    /// keys, say): the run fails; nothing is written.
+    Encode {
+        /// The run.
+        run: String,
+        /// What could not be encoded, and why.
+        detail: String,
+    },
     /// A step of a run was journaled twice: a second writer.
     Conflict {
         /// The run.
@@ -287,6 +295,14 @@ pub enum StoreError {
     },
     /// The run is not in the store.
     NoSuchRun(String),
+    /// The store cannot do what a step asked: a transaction of a kind it
+    /// does not have.
+    Unsupported {
+        /// Which store.
+        store: String,
+        /// What was asked.
+        what: String,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -300,11 +316,13 @@ impl fmt::Display for StoreError {
             StoreError::Corrupt { run, detail } => {
                 write!(f, "run \"{run}\": corrupt journal: {detail}")
             }
+            StoreError::Encode { run, detail } => write!(f, "run \"{run}\": {detail}"),
             StoreError::Conflict { run, index } => write!(
                 f,
                 "run \"{run}\": step {index} is already journaled (another writer?)"
             ),
             StoreError::NoSuchRun(run) => write!(f, "no run \"{run}\" in the store"),
+            StoreError::Unsupported { store, what } => write!(f, "store {store}: {what}"),
         }
     }
 }

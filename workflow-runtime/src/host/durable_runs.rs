@@ -30,26 +30,74 @@ impl<W: Durable> DurableEntry for DurableDef<W> {
             let Some(store) = runner.store().cloned() else {
                 return;
             };
-            let end = run_to_end(&runner, &*workflow, &store, &row).await;
-            if let Some(end) = end
-                && let Err(error) = store.backend().finish_run(&row.id, &end).await
-            {
-                tracing::error!(run = %row.id, workflow = W::NAME, %error, "could not record the end of a durable run");
+            let mut pause = Pause::new();
+            // A run the store could not read or write goes on being driven
+            // (after a pause) rather than be left running with nobody on it.
+            let end = loop {
+                match run_to_end(&runner, &*workflow, &store, &row.id).await {
+                    Driven::End(end) => break end,
+                    Driven::Stopped => return,
+                    Driven::Again(why) => {
+                        tracing::warn!(run = %row.id, workflow = W::NAME, %why, "durable run interrupted; driving it again");
+                        if !pause.wait(&runner).await {
+                            return;
+                        }
+                    }
+                }
+            };
+            while let Err(error) = store.backend().finish_run(&row.id, &end).await {
+                tracing::error!(run = %row.id, workflow = W::NAME, %error, "could not record the end of a durable run; trying again");
+                if !pause.wait(&runner).await {
+                    return;
+                }
             }
         })
     }
 }
 
-/// Runs `row`, resumed from its journal; `None` when it did not end (the
-/// runner is stopping, the store could not be read), so it stays running.
-async fn run_to_end<W: Durable>(
-    runner: &Runner,
-    workflow: &W,
-    store: &Store,
-    row: &RunRow,
-) -> Option<RunEnd> {
+/// Growing waits between attempts to drive a run again, cut short when the
+/// runner stops.
+struct Pause(std::time::Duration);
+
+impl Pause {
+    fn new() -> Self {
+        Pause(std::time::Duration::from_millis(50))
+    }
+
+    /// Waits; false when the runner is stopping instead.
+    async fn wait(&mut self, runner: &Runner) -> bool {
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(std::time::Duration::from_secs(5));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => true,
+            () = runner.stopping().cancelled() => false,
+        }
+    }
+}
+
+/// How driving a run went.
+enum Driven {
+    /// It ended: record this.
+    End(RunEnd),
+    /// The runner is stopping, or the run is not this driver's to end (it
+    /// ended meanwhile): leave it as it is.
+    Stopped,
+    /// The store failed, or a step failed after its row was written (a
+    /// commit cut short): drive it again from the journal.
+    Again(String),
+}
+
+/// Runs the run `id`, resumed from its journal.
+async fn run_to_end<W: Durable>(runner: &Runner, workflow: &W, store: &Store, id: &str) -> Driven {
+    // Read afresh: a driver that ended the run may have left just before
+    // this one was started from an older copy of its row.
+    let row = match store.backend().run(id).await {
+        Ok(Some(row)) if row.status == RunStatus::Running => row,
+        Ok(_) => return Driven::Stopped,
+        Err(error) => return Driven::Again(error.to_string()),
+    };
     if row.fingerprint != W::FINGERPRINT {
-        return Some(RunEnd::Incompatible(format!(
+        return Driven::End(RunEnd::Incompatible(format!(
             "its journal was written by definition {} of \"{}\", the code is {}{}",
             row.fingerprint,
             W::NAME,
@@ -60,26 +108,19 @@ async fn run_to_end<W: Durable>(
     let input: W::Input = match W::INPUT.decode(store.codec(), &row.input) {
         Ok(input) => input,
         Err(e) => {
-            return Some(RunEnd::Incompatible(format!(
+            return Driven::End(RunEnd::Incompatible(format!(
                 "in {}: its input does not decode as `{}`: {e}",
                 store.describe(),
                 std::any::type_name::<W::Input>()
             )));
         }
     };
-    let done = match store.backend().steps(&row.id).await {
-        Ok(done) => done,
-        Err(error) => {
-            tracing::error!(run = %row.id, workflow = W::NAME, %error, "could not read a durable run's journal");
-            return None;
-        }
-    };
-    let failed = match store.backend().failures(&row.id).await {
-        Ok(failed) => failed,
-        Err(error) => {
-            tracing::error!(run = %row.id, workflow = W::NAME, %error, "could not read a durable run's journal");
-            return None;
-        }
+    let (done, failed) = match (
+        store.backend().steps(&row.id).await,
+        store.backend().failures(&row.id).await,
+    ) {
+        (Ok(done), Ok(failed)) => (done, failed),
+        (Err(error), _) | (_, Err(error)) => return Driven::Again(error.to_string()),
     };
     let journal = Arc::new(Journal::new(
         store.clone(),
@@ -88,38 +129,85 @@ async fn run_to_end<W: Durable>(
         failed,
     ));
     let ctx = runner.context(W::context().journal(journal));
-    let result = runner.run_caught(workflow, &ctx, input).await;
-    Some(match result {
-        Ok(Ok(output)) => match W::OUTPUT.encode(store.codec(), &output) {
-            Ok(bytes) => RunEnd::Completed(bytes),
-            Err(e) => RunEnd::Failed {
-                error: format!("the output does not encode: {e}"),
+    let error = match runner.run_caught(workflow, &ctx, input).await {
+        Ok(Ok(output)) => {
+            return Driven::End(match W::OUTPUT.encode(store.codec(), &output) {
+                Ok(bytes) => RunEnd::Completed(bytes),
+                Err(e) => RunEnd::Failed {
+                    error: format!("the output does not encode: {e}"),
+                    step: None,
+                },
+            });
+        }
+        Ok(Err(error)) => error,
+        Err(panic) => {
+            return Driven::End(RunEnd::Failed {
+                error: format!("panicked: {panic}"),
                 step: None,
-            },
-        },
-        // Only the runner cancels a durable run's context: it is stopping.
-        Ok(Err(WorkflowError::Cancelled { .. })) => return None,
-        Ok(Err(error)) => match corrupt_journal(&error) {
-            Some(corrupt) => RunEnd::Incompatible(format!("in {}: {corrupt}", store.describe())),
-            None => RunEnd::Failed {
-                error: error.to_string(),
-                step: Some(error.step().title.to_string()),
-            },
-        },
-        Err(panic) => RunEnd::Failed {
-            error: format!("panicked: {panic}"),
-            step: None,
-        },
+            });
+        }
+    };
+    if let WorkflowError::Cancelled { .. } = error
+        && runner.stopping().is_cancelled()
+    {
+        return Driven::Stopped;
+    }
+    match journal_error(&error) {
+        Some(StoreError::Corrupt { .. }) => {
+            return Driven::End(RunEnd::Incompatible(format!(
+                "in {}: {}",
+                store.describe(),
+                journal_error(&error)
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            )));
+        }
+        // The step did its work, or may have; the journal could not say so.
+        Some(
+            StoreError::Database { .. } | StoreError::NoSuchRun(_) | StoreError::Conflict { .. },
+        ) => {
+            return Driven::Again(error.to_string());
+        }
+        _ => {}
+    }
+    if failed_after_its_row::<W>(store, &row.id, &error).await {
+        return Driven::Again(error.to_string());
+    }
+    Driven::End(RunEnd::Failed {
+        error: error.to_string(),
+        step: Some(error.step().title.to_string()),
     })
 }
 
-/// The journal error a step failed with, if that is why it failed: a
-/// journal the code cannot read parks the run rather than failing it.
-fn corrupt_journal(error: &WorkflowError) -> Option<&StoreError> {
+/// Whether the step `error` names has its row in the journal after all: a
+/// timeout that fired while its commit went through. Resumed, the run
+/// hands that row on.
+async fn failed_after_its_row<W: Durable>(store: &Store, run: &str, error: &WorkflowError) -> bool {
+    let Ok(done) = store.backend().steps(run).await else {
+        return false;
+    };
+    let done: std::collections::HashSet<u32> = done.iter().map(|row| row.index).collect();
+    let first_missing = W::STEPS.iter().enumerate().find(|(i, meta)| {
+        !matches!(meta.kind, crate::StepKind::Then | crate::StepKind::Finally)
+            && !done.contains(&u32::try_from(*i).unwrap_or(u32::MAX))
+    });
+    let failed = error.step();
+    match first_missing {
+        // The first step without a row is not the one that failed: the
+        // failed one has its row.
+        Some((_, meta)) => meta.title != &*failed.title,
+        // Every value step has its row: an assertion or `finally` failed.
+        None => !matches!(
+            failed.kind,
+            crate::StepKind::Then | crate::StepKind::Finally
+        ),
+    }
+}
+
+/// The journal error a step failed with, if that is why it failed.
+fn journal_error(error: &WorkflowError) -> Option<&StoreError> {
     match error {
-        WorkflowError::Failed { error, .. } => error
-            .downcast_ref::<StoreError>()
-            .filter(|e| matches!(e, StoreError::Corrupt { .. })),
+        WorkflowError::Failed { error, .. } => error.downcast_ref::<StoreError>(),
         _ => None,
     }
 }
@@ -185,8 +273,10 @@ pub struct DurableHealth {
 impl Runner {
     /// Starts a durable run of `W` with id `run_id`, or finds the one that
     /// has it: starting an id twice is one run, whose result both handles
-    /// read. The run belongs to the runner: it goes on if the caller (an
-    /// HTTP handler whose client left, say) drops the handle.
+    /// read (the same id with another input is
+    /// [`DurableError::InputMismatch`]). The run belongs to the runner: it
+    /// goes on if the caller (an HTTP handler whose client left, say) drops
+    /// the handle.
     ///
     /// ```
     /// # use workflow_runtime::prelude::*;
@@ -197,10 +287,12 @@ impl Runner {
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let runner = Runner::builder().store(Store::memory()).durable(Double).build().unwrap();
     /// let first = runner.start(&Double::ID, "d-1", 21).await.unwrap();
-    /// // Same id: the same run, whatever the input says.
-    /// let second = runner.start(&Double::ID, "d-1", 0).await.unwrap();
+    /// // Same id, same input: the same run.
+    /// let second = runner.start(&Double::ID, "d-1", 21).await.unwrap();
     /// assert_eq!(first.result().await.unwrap(), 42);
     /// assert_eq!(second.result().await.unwrap(), 42);
+    /// // Same id, another input: another request, refused.
+    /// assert!(runner.start(&Double::ID, "d-1", 0).await.is_err());
     /// # }
     /// ```
     pub async fn start<W: Durable>(
@@ -230,7 +322,13 @@ impl Runner {
         let started = tokio::spawn(async move { runner.insert_and_drive(entry, row).await });
         let ended = match started.await {
             Ok(ended) => ended?,
-            Err(_) => return Err(DurableError::Stopped { run: id }),
+            Err(panic) => {
+                return Err(DurableError::Store(StoreError::Database {
+                    store: store.describe(),
+                    doing: format!("starting run \"{id}\""),
+                    source: Box::new(panic),
+                }));
+            }
         };
         Ok(RunHandle::new(id, store.clone(), ended, W::OUTPUT))
     }
@@ -338,7 +436,15 @@ impl Runner {
                     owner: existing.workflow,
                 });
             }
-            Inserted::Existing(existing) => existing,
+            Inserted::Existing(existing) => {
+                // Compared as values, not bytes: a map may encode its keys
+                // in another order.
+                let codec = store.codec();
+                if codec.decode(&existing.input).ok() != codec.decode(&row.input).ok() {
+                    return Err(DurableError::InputMismatch { run: row.id });
+                }
+                existing
+            }
         };
         Ok(match row.status {
             RunStatus::Running => Some(self.drive(entry, row)),

@@ -684,6 +684,12 @@ impl Runner {
         }
     }
 
+    /// Cancelled when the runner's host stops for good.
+    #[cfg(feature = "durable")]
+    pub(super) fn stopping(&self) -> &CancellationToken {
+        &self.inner.cancel
+    }
+
     pub(crate) fn cancel_all(&self) {
         self.inner.cancel.cancel();
     }
