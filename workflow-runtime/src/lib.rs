@@ -46,6 +46,8 @@ pub mod host;
 mod mix;
 mod schedule;
 mod step;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use chain::Workflow;
 pub use context::{

@@ -1,9 +1,10 @@
-//! What every journal store must do, run on each: the in-memory store and
-//! the SQLite store (a PostgreSQL store joins the list when it exists).
+//! What every journal store must do, run on each: the in-memory store, the
+//! SQLite store, and the PostgreSQL store (on a throwaway server started
+//! from the machine's binaries).
 
 use workflow_runtime::durable::{
-    Backend, FailureRow, Inserted, MemoryStore, RunEnd, RunRow, RunStatus, SqliteOptions,
-    SqliteStore, StepRow, StoreError,
+    Backend, FailureRow, Inserted, MemoryStore, PostgresStore, RunEnd, RunRow, RunStatus,
+    SqliteOptions, SqliteStore, StepRow, StoreError,
 };
 
 /// A temporary directory removed when dropped.
@@ -233,6 +234,27 @@ async fn sqlite_store_conforms() {
         let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = dir.0.join(format!("journal-{n}.db"));
         async move { SqliteStore::open(SqliteOptions::new(path)).await.unwrap() }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_store_conforms() {
+    let pg = workflow_runtime::testing::TempPostgres::start().expect("PostgreSQL starts");
+    let admin = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+    let next = std::sync::atomic::AtomicU32::new(0);
+    conformance(|| {
+        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (admin, url) = (admin.clone(), pg.url_for(&format!("journal_{n}")));
+        async move {
+            // Identifiers cannot be bound; `n` is a number this test made.
+            let create = format!("CREATE DATABASE journal_{n}");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+                .execute(&admin)
+                .await
+                .unwrap();
+            PostgresStore::open(&url).await.unwrap()
+        }
     })
     .await;
 }

@@ -43,6 +43,8 @@ pub(crate) mod codec;
 mod handle;
 mod journal;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod step;
@@ -55,6 +57,8 @@ pub use codec::{Codec, CodecError, DecodeFn, EncodeFn, Json, ValueCodec, decode,
 pub use handle::{DurableError, RunHandle};
 pub(crate) use journal::Journal;
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PgTx, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore, SqliteTx, Synchronous};
 pub use step::Transaction;

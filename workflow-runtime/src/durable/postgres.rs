@@ -1,0 +1,592 @@
+//! The PostgreSQL store: the journal in a database many instances share,
+//! through sqlx. The same rows as the SQLite store's, under the same
+//! conformance suite.
+
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Row};
+
+use super::store::{
+    Backend, FailureRow, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow, Store,
+    StoreError, now_ms,
+};
+use crate::behavior::BoxFuture;
+
+/// A transaction on the store's database, as a `#[step(transactional)]`
+/// step takes it: its writes and the step's journal row commit together.
+pub type PgTx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// The schema, one migration per entry, applied in order on open under an
+/// advisory lock, so instances starting together apply each once.
+const MIGRATIONS: &[&str] = &[RUNS_STEPS_FAILURES];
+
+/// 1: runs, their completed steps, and failed attempts.
+const RUNS_STEPS_FAILURES: &str = "
+    CREATE TABLE workflow_runs (
+        id          TEXT PRIMARY KEY,
+        workflow    TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        input       BYTEA NOT NULL,
+        output      BYTEA,
+        error       TEXT,
+        failed_step TEXT,
+        created_ms  BIGINT NOT NULL,
+        updated_ms  BIGINT NOT NULL
+    );
+    CREATE INDEX workflow_runs_by_status ON workflow_runs (status, created_ms);
+    CREATE TABLE workflow_steps (
+        run_id     TEXT NOT NULL REFERENCES workflow_runs (id),
+        step_index BIGINT NOT NULL,
+        title      TEXT NOT NULL,
+        output     BYTEA NOT NULL,
+        attempts   BIGINT NOT NULL,
+        started_ms BIGINT NOT NULL,
+        ended_ms   BIGINT NOT NULL,
+        PRIMARY KEY (run_id, step_index)
+    );
+    CREATE TABLE workflow_failures (
+        run_id     TEXT NOT NULL REFERENCES workflow_runs (id),
+        step_index BIGINT NOT NULL,
+        attempts   BIGINT NOT NULL,
+        failed_ms  BIGINT NOT NULL,
+        error      TEXT NOT NULL,
+        PRIMARY KEY (run_id, step_index)
+    );";
+
+/// The advisory lock migrations take: one number for this library.
+const MIGRATION_LOCK: i64 = 0x776f_726b_666c_6f77; // "workflow"
+
+/// The PostgreSQL journal. Open it with [`Store::postgres`] or
+/// [`PostgresStore::open`].
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+    /// The URL without its password, for messages.
+    name: String,
+}
+
+impl Store {
+    /// Connects to the PostgreSQL database at `url` and applies the
+    /// migrations it lacks.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use workflow_runtime::durable::Store;
+    /// let store = Store::postgres("postgres://app@127.0.0.1/orders").await.unwrap();
+    /// # drop(store);
+    /// # }
+    /// ```
+    pub async fn postgres(url: &str) -> Result<Store, StoreError> {
+        Ok(Store::new(PostgresStore::open(url).await?))
+    }
+
+    /// The PostgreSQL store under this handle, if that is its backend.
+    ///
+    /// ```
+    /// use workflow_runtime::durable::Store;
+    /// assert!(Store::memory().as_postgres().is_none());
+    /// ```
+    pub fn as_postgres(&self) -> Option<&PostgresStore> {
+        self.backend().as_any().downcast_ref()
+    }
+}
+
+/// `url` without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &credentials[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl PostgresStore {
+    /// Connects (a pool of up to 16 connections) and migrates.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use workflow_runtime::durable::{PostgresStore, Store};
+    /// let pg = PostgresStore::open("postgres://app@127.0.0.1/orders").await.unwrap();
+    /// let store = Store::new(pg);
+    /// # drop(store);
+    /// # }
+    /// ```
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        // One plain connection first: a database that is not there fails
+        // at once, rather than after the pool's acquire timeout.
+        let probe = PgConnection::connect(url)
+            .await
+            .map_err(|e| StoreError::Database {
+                store: redact(url),
+                doing: "connecting".to_owned(),
+                source: Box::new(e),
+            })?;
+        let _ = probe.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Database {
+                store: redact(url),
+                doing: "connecting".to_owned(),
+                source: Box::new(e),
+            })?;
+        PostgresStore::from_pool(pool, url).await
+    }
+
+    /// A store on an existing pool (`url` names it in messages), migrated.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use workflow_runtime::durable::PostgresStore;
+    /// let url = "postgres://app@127.0.0.1/orders";
+    /// let pool = sqlx::PgPool::connect(url).await.unwrap();
+    /// let pg = PostgresStore::from_pool(pool, url).await.unwrap();
+    /// # drop(pg);
+    /// # }
+    /// ```
+    pub async fn from_pool(pool: PgPool, url: &str) -> Result<Self, StoreError> {
+        let store = PostgresStore {
+            pool,
+            name: redact(url),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The pool, for the application's own tables in the same database.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use workflow_runtime::durable::PostgresStore;
+    /// let pg = PostgresStore::open("postgres://app@127.0.0.1/orders").await.unwrap();
+    /// sqlx::query("SELECT 1").execute(pg.pool()).await.unwrap();
+    /// # }
+    /// ```
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn error(&self, doing: impl Into<String>, source: sqlx::Error) -> StoreError {
+        StoreError::Database {
+            store: self.name.clone(),
+            doing: doing.into(),
+            source: Box::new(source),
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let fail = |e| self.error("migrating the journal", e);
+        let mut conn = self.pool.acquire().await.map_err(fail)?;
+        let mut tx = conn.begin().await.map_err(fail)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS workflow_schema (version INTEGER NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        let version: Option<i32> = sqlx::query_scalar("SELECT MAX(version) FROM workflow_schema")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(fail)?;
+        let version = usize::try_from(version.unwrap_or(0)).unwrap_or(0);
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::Unsupported {
+                store: self.name.clone(),
+                what: format!(
+                    "schema version {version} is newer than this library's {}",
+                    MIGRATIONS.len()
+                ),
+            });
+        }
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+            sqlx::raw_sql(*migration)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.error(format!("applying migration {}", i + 1), e))?;
+            sqlx::query("INSERT INTO workflow_schema (version) VALUES ($1)")
+                .bind(i32::try_from(i + 1).unwrap_or(i32::MAX))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.error(format!("applying migration {}", i + 1), e))?;
+        }
+        tx.commit().await.map_err(fail)
+    }
+
+    /// Begins a transaction for a transactional step.
+    pub(crate) async fn begin(&self) -> Result<PgTx, StoreError> {
+        self.pool
+            .begin()
+            .await
+            .map_err(|e| self.error("beginning a step's transaction", e))
+    }
+
+    /// The step's row, read inside `conn`'s transaction.
+    pub(crate) async fn step_in(
+        &self,
+        conn: &mut PgConnection,
+        run: &str,
+        index: u32,
+    ) -> Result<Option<StepRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT step_index, title, output, attempts, started_ms, ended_ms
+             FROM workflow_steps WHERE run_id = $1 AND step_index = $2",
+        )
+        .bind(run)
+        .bind(i64::from(index))
+        .fetch_optional(conn)
+        .await
+        .map_err(|e| self.error(format!("reading step {index} of run \"{run}\""), e))?;
+        row.map(|row| step_row(run, &row)).transpose()
+    }
+
+    /// Journals a step through `conn` (a transaction's, or the pool's).
+    pub(crate) async fn record_step_in(
+        &self,
+        conn: &mut PgConnection,
+        run: &str,
+        step: &StepRow,
+    ) -> Result<(), StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO workflow_steps
+             (run_id, step_index, title, output, attempts, started_ms, ended_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(run)
+        .bind(i64::from(step.index))
+        .bind(&step.title)
+        .bind(&step.output)
+        .bind(i64::from(step.attempts))
+        .bind(step.started_ms)
+        .bind(step.ended_ms)
+        .execute(conn)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict {
+                run: run.to_owned(),
+                index: step.index,
+            }),
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                Err(StoreError::NoSuchRun(run.to_owned()))
+            }
+            Err(e) => Err(self.error(
+                format!("journaling step {} of run \"{run}\"", step.index),
+                e,
+            )),
+        }
+    }
+}
+
+fn corrupt(run: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        run: run.to_owned(),
+        detail: detail.to_string(),
+    }
+}
+
+fn count(run: &str, row: &PgRow, name: &str) -> Result<u32, StoreError> {
+    let n: i64 = row.try_get(name).map_err(|e| corrupt(run, e))?;
+    u32::try_from(n).map_err(|_| corrupt(run, format!("{name} {n} is out of range")))
+}
+
+fn run_row(row: &PgRow) -> Result<RunRow, StoreError> {
+    let id: String = row.try_get("id").map_err(|e| corrupt("?", e))?;
+    let get = |e: sqlx::Error| corrupt(&id, e);
+    let status: String = row.try_get("status").map_err(get)?;
+    Ok(RunRow {
+        workflow: row.try_get("workflow").map_err(get)?,
+        fingerprint: row.try_get("fingerprint").map_err(get)?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| corrupt(&id, format!("unknown status \"{status}\"")))?,
+        input: row.try_get("input").map_err(get)?,
+        output: row.try_get("output").map_err(get)?,
+        error: row.try_get("error").map_err(get)?,
+        failed_step: row.try_get("failed_step").map_err(get)?,
+        created_ms: row.try_get("created_ms").map_err(get)?,
+        updated_ms: row.try_get("updated_ms").map_err(get)?,
+        id,
+    })
+}
+
+fn step_row(run: &str, row: &PgRow) -> Result<StepRow, StoreError> {
+    let get = |e: sqlx::Error| corrupt(run, e);
+    Ok(StepRow {
+        index: count(run, row, "step_index")?,
+        title: row.try_get("title").map_err(get)?,
+        output: row.try_get("output").map_err(get)?,
+        attempts: count(run, row, "attempts")?,
+        started_ms: row.try_get("started_ms").map_err(get)?,
+        ended_ms: row.try_get("ended_ms").map_err(get)?,
+    })
+}
+
+impl Backend for PostgresStore {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn insert_run<'a>(&'a self, run: &'a RunRow) -> BoxFuture<'a, Result<Inserted, StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "INSERT INTO workflow_runs
+                 (id, workflow, fingerprint, status, input, created_ms, updated_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&run.id)
+            .bind(&run.workflow)
+            .bind(&run.fingerprint)
+            .bind(run.status.as_str())
+            .bind(&run.input)
+            .bind(run.created_ms)
+            .bind(run.updated_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("starting run \"{}\"", run.id), e))?;
+            if done.rows_affected() == 1 {
+                return Ok(Inserted::New);
+            }
+            match self.run(&run.id).await? {
+                Some(existing) => Ok(Inserted::Existing(existing)),
+                None => Err(StoreError::NoSuchRun(run.id.clone())),
+            }
+        })
+    }
+
+    fn run<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RunRow>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT id, workflow, fingerprint, status, input, output, error, failed_step,
+                 created_ms, updated_ms FROM workflow_runs WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("reading run \"{id}\""), e))?;
+            row.as_ref().map(run_row).transpose()
+        })
+    }
+
+    fn steps<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<StepRow>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT step_index, title, output, attempts, started_ms, ended_ms
+                 FROM workflow_steps WHERE run_id = $1 ORDER BY step_index",
+            )
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("reading the steps of run \"{run}\""), e))?;
+            rows.iter().map(|row| step_row(run, row)).collect()
+        })
+    }
+
+    fn record_step<'a>(
+        &'a self,
+        run: &'a str,
+        step: &'a StepRow,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await.map_err(|e| {
+                self.error(
+                    format!("journaling step {} of run \"{run}\"", step.index),
+                    e,
+                )
+            })?;
+            self.record_step_in(&mut conn, run, step).await
+        })
+    }
+
+    fn record_failure<'a>(
+        &'a self,
+        run: &'a str,
+        failure: &'a FailureRow,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "INSERT INTO workflow_failures (run_id, step_index, attempts, failed_ms, error)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (run_id, step_index) DO UPDATE SET
+                 attempts = excluded.attempts, failed_ms = excluded.failed_ms,
+                 error = excluded.error",
+            )
+            .bind(run)
+            .bind(i64::from(failure.index))
+            .bind(i64::from(failure.attempts))
+            .bind(failure.failed_ms)
+            .bind(&failure.error)
+            .execute(&self.pool)
+            .await;
+            match done {
+                Ok(_) => Ok(()),
+                Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                    Err(StoreError::NoSuchRun(run.to_owned()))
+                }
+                Err(e) => Err(self.error(
+                    format!(
+                        "journaling a failure of step {} of run \"{run}\"",
+                        failure.index
+                    ),
+                    e,
+                )),
+            }
+        })
+    }
+
+    fn failures<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<FailureRow>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT step_index, attempts, failed_ms, error FROM workflow_failures
+                 WHERE run_id = $1 ORDER BY step_index",
+            )
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("reading the failures of run \"{run}\""), e))?;
+            rows.iter()
+                .map(|row| {
+                    Ok(FailureRow {
+                        index: count(run, row, "step_index")?,
+                        attempts: count(run, row, "attempts")?,
+                        failed_ms: row.try_get("failed_ms").map_err(|e| corrupt(run, e))?,
+                        error: row.try_get("error").map_err(|e| corrupt(run, e))?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn finish_run<'a>(
+        &'a self,
+        run: &'a str,
+        end: &'a RunEnd,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let (status, output, error, step) = match end {
+                RunEnd::Completed(output) => (RunStatus::Completed, Some(output), None, None),
+                RunEnd::Failed { error, step } => {
+                    (RunStatus::Failed, None, Some(error), step.as_ref())
+                }
+                RunEnd::Incompatible(why) => (RunStatus::Incompatible, None, Some(why), None),
+            };
+            let done = sqlx::query(
+                "UPDATE workflow_runs SET status = $1, output = $2, error = $3, failed_step = $4,
+                 updated_ms = $5 WHERE id = $6 AND status = 'running'",
+            )
+            .bind(status.as_str())
+            .bind(output)
+            .bind(error)
+            .bind(step)
+            .bind(now_ms())
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("ending run \"{run}\""), e))?;
+            if done.rows_affected() == 1 {
+                return Ok(true);
+            }
+            match self.run(run).await? {
+                Some(_) => Ok(false),
+                None => Err(StoreError::NoSuchRun(run.to_owned())),
+            }
+        })
+    }
+
+    fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT id, workflow, fingerprint, status, input, output, error, failed_step,
+                 created_ms, updated_ms FROM workflow_runs WHERE status = 'running'
+                 ORDER BY created_ms, id",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error("listing running runs", e))?;
+            rows.iter().map(run_row).collect()
+        })
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<RunCounts, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT status, COUNT(*) AS n, MIN(created_ms) AS oldest
+                 FROM workflow_runs GROUP BY status",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error("counting runs", e))?;
+            let mut counts = RunCounts::default();
+            for row in rows {
+                let get = |e: sqlx::Error| self.error("counting runs", e);
+                let status: String = row.try_get("status").map_err(get)?;
+                let n: i64 = row.try_get("n").map_err(get)?;
+                let n = u64::try_from(n).unwrap_or(0);
+                match RunStatus::parse(&status) {
+                    Some(RunStatus::Running) => {
+                        counts.running = n;
+                        counts.oldest_running_ms = row.try_get("oldest").map_err(get)?;
+                    }
+                    Some(RunStatus::Completed) => counts.completed = n,
+                    Some(RunStatus::Failed) => counts.failed = n,
+                    Some(RunStatus::Incompatible) => counts.incompatible = n,
+                    None => return Err(corrupt("?", format!("unknown status \"{status}\""))),
+                }
+            }
+            Ok(counts)
+        })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+fn postgres_of(store: &Store) -> Result<&PostgresStore, StoreError> {
+    store.as_postgres().ok_or_else(|| StoreError::Unsupported {
+        store: store.describe(),
+        what: "a step that takes a `PgTx` needs the PostgreSQL store".to_owned(),
+    })
+}
+
+impl super::step::Transaction for PgTx {
+    fn begin(store: &Store) -> BoxFuture<'_, Result<Self, StoreError>> {
+        Box::pin(async move { postgres_of(store)?.begin().await })
+    }
+
+    fn recorded<'a>(
+        &'a mut self,
+        store: &'a Store,
+        run: &'a str,
+        index: u32,
+    ) -> BoxFuture<'a, Result<Option<StepRow>, StoreError>> {
+        Box::pin(async move { postgres_of(store)?.step_in(self, run, index).await })
+    }
+
+    fn commit_with<'a>(
+        mut self,
+        store: &'a Store,
+        run: &'a str,
+        row: StepRow,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let pg = postgres_of(store)?;
+            pg.record_step_in(&mut self, run, &row).await?;
+            self.commit()
+                .await
+                .map_err(|e| pg.error(format!("committing step {} of run \"{run}\"", row.index), e))
+        })
+    }
+}
