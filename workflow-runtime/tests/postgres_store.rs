@@ -27,7 +27,7 @@ async fn instances_opening_together_migrate_once() {
             .fetch_all(store.pool())
             .await
             .unwrap();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2], "each migration applied once");
     store
         .insert_run(&RunRow::new("r", "Pay", "f", b"1".to_vec()))
         .await
@@ -61,4 +61,101 @@ async fn an_unreachable_database_is_an_error_naming_it_without_its_password() {
     );
     assert!(!message.contains("s3cret"), "{message}");
     assert!(message.contains("connecting"), "{message}");
+}
+
+#[tokio::test]
+async fn claims_hold_until_their_lease_runs_out_and_fence_the_loser() {
+    use workflow_runtime::durable::{RunEnd, StepRow, StoreError};
+    let pg = TempPostgres::start().expect("PostgreSQL starts");
+    let store = PostgresStore::open(&pg.url()).await.unwrap();
+    assert!(store.leases());
+    store
+        .insert_run(&RunRow::new("r", "Pay", "f", b"1".to_vec()))
+        .await
+        .unwrap();
+    let workflows = ["Pay".to_owned()];
+    let now = || {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+    };
+
+    // a claims it for a minute: b finds nothing to claim.
+    let a = store
+        .claim("a", &workflows, 10, now() + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].fence.epoch, 1);
+    assert!(
+        store
+            .claim("b", &workflows, 10, now() + 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .claim_run("b", "r", now() + 60_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // a's lease runs out (renewed into the past): b takes the run over.
+    assert_eq!(store.renew("a", now() - 1).await.unwrap(), 1);
+    let b = store
+        .claim("b", &workflows, 10, now() + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].fence.epoch, 2);
+
+    // a, back from a pause, cannot record over b.
+    let row = StepRow::new(0, "load", b"2".to_vec(), 1, 0, 0);
+    let err = store
+        .record_step_fenced("r", &row, &a[0].fence)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::LeaseLost { run, owner } if run == "r" && owner == "a"),
+        "{err}"
+    );
+    let err = store
+        .finish_run_fenced("r", &RunEnd::Completed(b"3".to_vec()), &a[0].fence)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+    store
+        .record_step_fenced("r", &row, &b[0].fence)
+        .await
+        .unwrap();
+    assert_eq!(store.steps("r").await.unwrap(), [row]);
+
+    // b lets go: c takes it at once, not after b's minute.
+    assert_eq!(store.release("b").await.unwrap(), 1);
+    let c = store
+        .claim_run("c", "r", now() + 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.fence.epoch, 3);
+    assert!(
+        store
+            .finish_run_fenced("r", &RunEnd::Completed(b"3".to_vec()), &c.fence)
+            .await
+            .unwrap()
+    );
+    // Finished runs are claimed by no one.
+    assert!(
+        store
+            .claim("d", &workflows, 10, now() + 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -108,7 +108,7 @@ pub struct WorkflowSummary {
 /// SplitMix64 streams per thread, seeded randomly once, over a counter.
 /// Each stream is a bijection of the counter, so a thread never repeats an
 /// id; threads differ by their random seeds.
-fn execution_id() -> Uuid {
+pub(crate) fn execution_id() -> Uuid {
     use std::cell::Cell;
     use std::hash::{BuildHasher, RandomState};
     thread_local! {

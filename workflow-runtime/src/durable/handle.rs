@@ -180,16 +180,26 @@ impl<T> RunHandle<T> {
     /// assert_eq!(run.result().await.unwrap(), 1);
     /// # }
     /// ```
-    pub async fn result(self) -> Result<T, DurableError> {
-        if let Some(mut ended) = self.ended {
+    pub async fn result(mut self) -> Result<T, DurableError> {
+        if let Some(mut ended) = self.ended.take() {
             // An error means the task is gone: the row says how it ended.
             let _ = ended.wait_for(|ended| *ended).await;
         }
-        let run = self
-            .store
-            .run(&self.id)
-            .await?
-            .ok_or_else(|| StoreError::NoSuchRun(self.id.clone()))?;
+        let run = loop {
+            let run = self
+                .store
+                .run(&self.id)
+                .await?
+                .ok_or_else(|| StoreError::NoSuchRun(self.id.clone()))?;
+            // Driven by another instance of a shared store: read until
+            // it ends the run. With one process per store, a running run
+            // not driven here is one its runner stopped.
+            if run.status == RunStatus::Running && self.store.backend().leases() {
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                continue;
+            }
+            break run;
+        };
         match run.status {
             RunStatus::Completed => {
                 let bytes = run.output.unwrap_or_default();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::codec::ValueCodec;
-use super::store::{FailureRow, StepRow, Store, StoreError, now_ms};
+use super::store::{FailureRow, Fence, StepRow, Store, StoreError, now_ms};
 use crate::behavior::Resumed;
 
 /// A running durable run's journal, carried by its context.
@@ -17,6 +17,8 @@ pub(crate) struct Journal {
     run: Arc<str>,
     done: HashMap<u32, StepRow>,
     failed: HashMap<u32, FailureRow>,
+    /// The claim this process holds the run by, on a store with leases.
+    fence: Option<Fence>,
 }
 
 impl Journal {
@@ -25,13 +27,20 @@ impl Journal {
         run: Arc<str>,
         done: Vec<StepRow>,
         failed: Vec<FailureRow>,
+        fence: Option<Fence>,
     ) -> Self {
         Journal {
             store,
             run,
             done: done.into_iter().map(|row| (row.index, row)).collect(),
             failed: failed.into_iter().map(|row| (row.index, row)).collect(),
+            fence,
         }
+    }
+
+    /// The claim this process holds the run by, if the store has leases.
+    pub(crate) fn fence(&self) -> Option<&Fence> {
+        self.fence.as_ref()
     }
 
     /// Step `index`'s failed attempts before this process took the run up.
@@ -118,7 +127,16 @@ impl Journal {
         value: T,
         codec: ValueCodec<T>,
     ) -> Result<T, StoreError> {
-        match self.store.backend().record_step(&self.run, row).await {
+        let written = match &self.fence {
+            Some(fence) => {
+                self.store
+                    .backend()
+                    .record_step_fenced(&self.run, row, fence)
+                    .await
+            }
+            None => self.store.backend().record_step(&self.run, row).await,
+        };
+        match written {
             Ok(()) => Ok(value),
             Err(StoreError::Conflict { .. }) => match self.stored(row.index).await? {
                 Some(earlier) => self.decode(&earlier, codec),

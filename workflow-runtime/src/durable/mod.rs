@@ -67,7 +67,8 @@ pub use step::{Journaled, Place, Transacted};
 pub use step_ctx::StepCtx;
 pub(crate) use store::now_ms;
 pub use store::{
-    Backend, FailureRow, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow, Store, StoreError,
+    Backend, Claimed, FailureRow, Fence, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow,
+    Store, StoreError,
 };
 
 use crate::definition::WorkflowDefinition;

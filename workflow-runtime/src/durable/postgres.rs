@@ -6,8 +6,8 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Row};
 
 use super::store::{
-    Backend, FailureRow, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow, Store,
-    StoreError, now_ms,
+    Backend, Claimed, FailureRow, Fence, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow,
+    Store, StoreError, now_ms,
 };
 use crate::behavior::BoxFuture;
 
@@ -17,7 +17,7 @@ pub type PgTx = sqlx::Transaction<'static, sqlx::Postgres>;
 
 /// The schema, one migration per entry, applied in order on open under an
 /// advisory lock, so instances starting together apply each once.
-const MIGRATIONS: &[&str] = &[RUNS_STEPS_FAILURES];
+const MIGRATIONS: &[&str] = &[RUNS_STEPS_FAILURES, LEASES];
 
 /// 1: runs, their completed steps, and failed attempts.
 const RUNS_STEPS_FAILURES: &str = "
@@ -52,6 +52,15 @@ const RUNS_STEPS_FAILURES: &str = "
         error      TEXT NOT NULL,
         PRIMARY KEY (run_id, step_index)
     );";
+
+/// 2: leases: who holds a run, since which claim, until when.
+const LEASES: &str = "
+    ALTER TABLE workflow_runs
+        ADD COLUMN owner TEXT,
+        ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN lease_until_ms BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX workflow_runs_claimable ON workflow_runs (workflow, created_ms)
+        WHERE status = 'running';";
 
 /// The advisory lock migrations take: one number for this library.
 const MIGRATION_LOCK: i64 = 0x776f_726b_666c_6f77; // "workflow"
@@ -232,6 +241,61 @@ impl PostgresStore {
             .begin()
             .await
             .map_err(|e| self.error("beginning a step's transaction", e))
+    }
+
+    /// Locks the run's row in `conn`'s transaction while `fence` holds it,
+    /// so no claim can take the run over before the transaction ends; a
+    /// fence that no longer holds is [`StoreError::LeaseLost`].
+    pub(crate) async fn hold(
+        &self,
+        conn: &mut PgConnection,
+        run: &str,
+        fence: &Fence,
+    ) -> Result<(), StoreError> {
+        let held = sqlx::query(
+            "SELECT 1 FROM workflow_runs WHERE id = $1 AND owner = $2 AND epoch = $3 FOR SHARE",
+        )
+        .bind(run)
+        .bind(&fence.owner)
+        .bind(fence.epoch)
+        .fetch_optional(conn)
+        .await
+        .map_err(|e| self.error(format!("checking the lease on run \"{run}\""), e))?;
+        match held {
+            Some(_) => Ok(()),
+            None => Err(StoreError::LeaseLost {
+                run: run.to_owned(),
+                owner: fence.owner.clone(),
+            }),
+        }
+    }
+
+    /// Ends a running run through `conn`.
+    async fn finish_in(
+        &self,
+        conn: &mut PgConnection,
+        run: &str,
+        end: &RunEnd,
+    ) -> Result<bool, StoreError> {
+        let (status, output, error, step) = match end {
+            RunEnd::Completed(output) => (RunStatus::Completed, Some(output), None, None),
+            RunEnd::Failed { error, step } => (RunStatus::Failed, None, Some(error), step.as_ref()),
+            RunEnd::Incompatible(why) => (RunStatus::Incompatible, None, Some(why), None),
+        };
+        let done = sqlx::query(
+            "UPDATE workflow_runs SET status = $1, output = $2, error = $3, failed_step = $4,
+             updated_ms = $5, owner = NULL WHERE id = $6 AND status = 'running'",
+        )
+        .bind(status.as_str())
+        .bind(output)
+        .bind(error)
+        .bind(step)
+        .bind(now_ms())
+        .bind(run)
+        .execute(conn)
+        .await
+        .map_err(|e| self.error(format!("ending run \"{run}\""), e))?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// The step's row, read inside `conn`'s transaction.
@@ -475,27 +539,12 @@ impl Backend for PostgresStore {
         end: &'a RunEnd,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let (status, output, error, step) = match end {
-                RunEnd::Completed(output) => (RunStatus::Completed, Some(output), None, None),
-                RunEnd::Failed { error, step } => {
-                    (RunStatus::Failed, None, Some(error), step.as_ref())
-                }
-                RunEnd::Incompatible(why) => (RunStatus::Incompatible, None, Some(why), None),
-            };
-            let done = sqlx::query(
-                "UPDATE workflow_runs SET status = $1, output = $2, error = $3, failed_step = $4,
-                 updated_ms = $5 WHERE id = $6 AND status = 'running'",
-            )
-            .bind(status.as_str())
-            .bind(output)
-            .bind(error)
-            .bind(step)
-            .bind(now_ms())
-            .bind(run)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.error(format!("ending run \"{run}\""), e))?;
-            if done.rows_affected() == 1 {
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| self.error(format!("ending run \"{run}\""), e))?;
+            if self.finish_in(&mut conn, run, end).await? {
                 return Ok(true);
             }
             match self.run(run).await? {
@@ -552,6 +601,146 @@ impl Backend for PostgresStore {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+
+    fn leases(&self) -> bool {
+        true
+    }
+
+    fn claim<'a>(
+        &'a self,
+        owner: &'a str,
+        workflows: &'a [String],
+        limit: u32,
+        until_ms: i64,
+    ) -> BoxFuture<'a, Result<Vec<Claimed>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "UPDATE workflow_runs r SET owner = $1, epoch = r.epoch + 1, lease_until_ms = $2
+                 WHERE r.id IN (
+                     SELECT id FROM workflow_runs
+                     WHERE status = 'running' AND workflow = ANY($3)
+                       AND (owner IS NULL OR lease_until_ms < $4)
+                     ORDER BY created_ms LIMIT $5
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING r.id, r.workflow, r.fingerprint, r.status, r.input, r.output, r.error,
+                     r.failed_step, r.created_ms, r.updated_ms, r.epoch",
+            )
+            .bind(owner)
+            .bind(until_ms)
+            .bind(workflows)
+            .bind(now_ms())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("claiming runs for {owner}"), e))?;
+            rows.iter().map(|row| claimed(owner, row)).collect()
+        })
+    }
+
+    fn claim_run<'a>(
+        &'a self,
+        owner: &'a str,
+        id: &'a str,
+        until_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<Claimed>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "UPDATE workflow_runs r SET owner = $1, epoch = r.epoch + 1, lease_until_ms = $2
+                 WHERE r.id IN (
+                     SELECT id FROM workflow_runs
+                     WHERE id = $3 AND status = 'running'
+                       AND (owner IS NULL OR owner = $1 OR lease_until_ms < $4)
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING r.id, r.workflow, r.fingerprint, r.status, r.input, r.output, r.error,
+                     r.failed_step, r.created_ms, r.updated_ms, r.epoch",
+            )
+            .bind(owner)
+            .bind(until_ms)
+            .bind(id)
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("claiming run \"{id}\" for {owner}"), e))?;
+            row.map(|row| claimed(owner, &row)).transpose()
+        })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        owner: &'a str,
+        until_ms: i64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE workflow_runs SET lease_until_ms = $2
+                 WHERE owner = $1 AND status = 'running'",
+            )
+            .bind(owner)
+            .bind(until_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("renewing the leases of {owner}"), e))?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    fn release<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE workflow_runs SET owner = NULL, lease_until_ms = 0
+                 WHERE owner = $1 AND status = 'running'",
+            )
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("releasing the leases of {owner}"), e))?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    fn record_step_fenced<'a>(
+        &'a self,
+        run: &'a str,
+        step: &'a StepRow,
+        fence: &'a Fence,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let doing = format!("journaling step {} of run \"{run}\"", step.index);
+            let mut tx = self.pool.begin().await.map_err(|e| self.error(&doing, e))?;
+            self.hold(&mut tx, run, fence).await?;
+            self.record_step_in(&mut tx, run, step).await?;
+            tx.commit().await.map_err(|e| self.error(doing, e))
+        })
+    }
+
+    fn finish_run_fenced<'a>(
+        &'a self,
+        run: &'a str,
+        end: &'a RunEnd,
+        fence: &'a Fence,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let doing = format!("ending run \"{run}\"");
+            let mut tx = self.pool.begin().await.map_err(|e| self.error(&doing, e))?;
+            self.hold(&mut tx, run, fence).await?;
+            let ended = self.finish_in(&mut tx, run, end).await?;
+            tx.commit().await.map_err(|e| self.error(doing, e))?;
+            Ok(ended)
+        })
+    }
+}
+
+/// A claimed run from its row.
+fn claimed(owner: &str, row: &PgRow) -> Result<Claimed, StoreError> {
+    let run = run_row(row)?;
+    let epoch: i64 = row.try_get("epoch").map_err(|e| corrupt(&run.id, e))?;
+    Ok(Claimed {
+        run,
+        fence: Fence {
+            owner: owner.to_owned(),
+            epoch,
+        },
+    })
 }
 
 fn postgres_of(store: &Store) -> Result<&PostgresStore, StoreError> {
@@ -580,9 +769,13 @@ impl super::step::Transaction for PgTx {
         store: &'a Store,
         run: &'a str,
         row: StepRow,
+        fence: Option<&'a Fence>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let pg = postgres_of(store)?;
+            if let Some(fence) = fence {
+                pg.hold(&mut self, run, fence).await?;
+            }
             pg.record_step_in(&mut self, run, &row).await?;
             self.commit()
                 .await

@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 
 use super::store::{
-    Backend, FailureRow, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow, Store,
+    Backend, FailureRow, Fence, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow, Store,
     StoreError, now_ms,
 };
 use crate::behavior::BoxFuture;
@@ -706,6 +706,8 @@ impl super::step::Transaction for SqliteTx {
         store: &'a Store,
         run: &'a str,
         row: StepRow,
+        // One process owns a SQLite file: nothing to fence.
+        _fence: Option<&'a Fence>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let sqlite = sqlite_of(store)?;

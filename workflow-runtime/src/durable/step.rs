@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::codec::ValueCodec;
 use super::journal::Journal;
 use super::step_ctx::StepCtx;
-use super::store::{StepRow, Store, StoreError, now_ms};
+use super::store::{Fence, StepRow, Store, StoreError, now_ms};
 use crate::behavior::BoxFuture;
 use crate::chain::sealed::Sealed;
 use crate::chain::{CallAgain, Failed, Stage, Step, StepFn, StepResult, Workflow};
@@ -295,12 +295,15 @@ pub trait Transaction: Send + Sized + 'static {
         run: &'a str,
         index: u32,
     ) -> BoxFuture<'a, Result<Option<StepRow>, StoreError>>;
-    /// Writes the step's row and commits.
+    /// Writes the step's row and commits, if `fence` (when there is one)
+    /// still holds the run; otherwise [`StoreError::LeaseLost`], and the
+    /// transaction rolls back.
     fn commit_with<'a>(
         self,
         store: &'a Store,
         run: &'a str,
         row: StepRow,
+        fence: Option<&'a Fence>,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
@@ -387,7 +390,7 @@ impl<'c, X: Transaction, C, O: Send + 'c> Transacted<'c, X, C, O> {
             let row = journal
                 .row(place.index, place.title, &value, codec, attempt, started)
                 .map_err(Failed::error)?;
-            tx.commit_with(store, &run, row)
+            tx.commit_with(store, &run, row, journal.fence())
                 .await
                 .map_err(Failed::error)?;
             Ok(value)

@@ -249,6 +249,27 @@ pub struct RunCounts {
     pub oldest_running_ms: Option<i64>,
 }
 
+/// Who holds a run, and since which claim: a write carrying a fence
+/// lands only while the run's owner and epoch are still these, so an
+/// instance that lost its lease (paused, partitioned) cannot record over
+/// the instance that took the run over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    /// The instance that claimed the run.
+    pub owner: String,
+    /// The claim's number: every claim of a run counts one up.
+    pub epoch: i64,
+}
+
+/// A run claimed by [`Backend::claim`], with the fence its writes carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claimed {
+    /// The run.
+    pub run: RunRow,
+    /// Its fence.
+    pub fence: Fence,
+}
+
 /// What [`Backend::insert_run`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Inserted {
@@ -295,6 +316,15 @@ pub enum StoreError {
     },
     /// The run is not in the store.
     NoSuchRun(String),
+    /// This instance's lease on the run is gone: another instance claimed
+    /// it (this one was paused, or cut off, past its lease). Nothing was
+    /// written.
+    LeaseLost {
+        /// The run.
+        run: String,
+        /// The instance whose write was refused.
+        owner: String,
+    },
     /// The store cannot do what a step asked: a transaction of a kind it
     /// does not have.
     Unsupported {
@@ -322,6 +352,10 @@ impl fmt::Display for StoreError {
                 "run \"{run}\": step {index} is already journaled (another writer?)"
             ),
             StoreError::NoSuchRun(run) => write!(f, "no run \"{run}\" in the store"),
+            StoreError::LeaseLost { run, owner } => write!(
+                f,
+                "run \"{run}\": instance {owner} lost its lease; another instance owns the run"
+            ),
             StoreError::Unsupported { store, what } => write!(f, "store {store}: {what}"),
         }
     }
@@ -390,6 +424,91 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The concrete store, for what only it offers (a SQL transaction).
     fn as_any(&self) -> &dyn std::any::Any;
+
+    /// Whether runs are claimed with leases ([`claim`](Self::claim)), so
+    /// that many instances can share the store. Stores without leases
+    /// belong to one process, which drives every running run.
+    fn leases(&self) -> bool {
+        false
+    }
+
+    /// Claims up to `limit` running runs of `workflows` that no live lease
+    /// holds (never claimed, released, or whose lease ran out before
+    /// `now_ms`), oldest first, for `owner` until `until_ms`; each claim
+    /// counts the run's epoch up. Runs other instances are claiming at
+    /// the same moment are skipped, not waited for.
+    fn claim<'a>(
+        &'a self,
+        owner: &'a str,
+        workflows: &'a [String],
+        limit: u32,
+        until_ms: i64,
+    ) -> BoxFuture<'a, Result<Vec<Claimed>, StoreError>> {
+        let _ = (owner, workflows, limit, until_ms);
+        Box::pin(std::future::ready(Err(self.no_leases())))
+    }
+
+    /// Claims run `id` for `owner` if no live lease holds it.
+    fn claim_run<'a>(
+        &'a self,
+        owner: &'a str,
+        id: &'a str,
+        until_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<Claimed>, StoreError>> {
+        let _ = (owner, id, until_ms);
+        Box::pin(std::future::ready(Err(self.no_leases())))
+    }
+
+    /// Extends `owner`'s leases on its running runs to `until_ms`; how
+    /// many it still holds.
+    fn renew<'a>(
+        &'a self,
+        owner: &'a str,
+        until_ms: i64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let _ = (owner, until_ms);
+        Box::pin(std::future::ready(Err(self.no_leases())))
+    }
+
+    /// Lets go of `owner`'s leases, so other instances take its runs up at
+    /// once; how many it held.
+    fn release<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let _ = owner;
+        Box::pin(std::future::ready(Err(self.no_leases())))
+    }
+
+    /// [`record_step`](Self::record_step), refused with
+    /// [`StoreError::LeaseLost`] unless `fence` still holds the run. Stores
+    /// without leases write unfenced.
+    fn record_step_fenced<'a>(
+        &'a self,
+        run: &'a str,
+        step: &'a StepRow,
+        fence: &'a Fence,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = fence;
+        self.record_step(run, step)
+    }
+
+    /// [`finish_run`](Self::finish_run), refused with
+    /// [`StoreError::LeaseLost`] unless `fence` still holds the run.
+    fn finish_run_fenced<'a>(
+        &'a self,
+        run: &'a str,
+        end: &'a RunEnd,
+        fence: &'a Fence,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = fence;
+        self.finish_run(run, end)
+    }
+
+    /// The error of a lease method on a store without leases.
+    fn no_leases(&self) -> StoreError {
+        StoreError::Unsupported {
+            store: self.describe(),
+            what: "this store has no leases: one process drives its runs".to_owned(),
+        }
+    }
 }
 
 /// A journal store and the codec its payloads use: what

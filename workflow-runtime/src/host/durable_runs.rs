@@ -10,21 +10,22 @@ use tokio::sync::{Notify, watch};
 use super::runner::Runner;
 use crate::behavior::BoxFuture;
 use crate::durable::{
-    Durable, DurableError, Inserted, Journal, RunCounts, RunEnd, RunHandle, RunRow, RunStatus,
-    Store, StoreError, WorkflowId,
+    Claimed, Durable, DurableError, Fence, Inserted, Journal, RunCounts, RunEnd, RunHandle, RunRow,
+    RunStatus, Store, StoreError, WorkflowId,
 };
 use crate::error::WorkflowError;
 
 /// A registered durable workflow, with its types erased.
 pub(crate) trait DurableEntry: Send + Sync {
-    /// Runs (or resumes) `row` to its end under `runner`.
-    fn drive(&self, runner: Runner, row: RunRow) -> BoxFuture<'static, ()>;
+    /// Runs (or resumes) `row` to its end under `runner`, its writes
+    /// fenced by `fence` on a store with leases.
+    fn drive(&self, runner: Runner, row: RunRow, fence: Option<Fence>) -> BoxFuture<'static, ()>;
 }
 
 pub(crate) struct DurableDef<W>(pub(crate) Arc<W>);
 
 impl<W: Durable> DurableEntry for DurableDef<W> {
-    fn drive(&self, runner: Runner, row: RunRow) -> BoxFuture<'static, ()> {
+    fn drive(&self, runner: Runner, row: RunRow, fence: Option<Fence>) -> BoxFuture<'static, ()> {
         let workflow = self.0.clone();
         Box::pin(async move {
             let Some(store) = runner.store().cloned() else {
@@ -34,7 +35,7 @@ impl<W: Durable> DurableEntry for DurableDef<W> {
             // A run the store could not read or write goes on being driven
             // (after a pause) rather than be left running with nobody on it.
             let end = loop {
-                match run_to_end(&runner, &*workflow, &store, &row.id).await {
+                match run_to_end(&runner, &*workflow, &store, &row.id, fence.as_ref()).await {
                     Driven::End(end) => break end,
                     Driven::Stopped => return,
                     Driven::Again(why) => {
@@ -45,7 +46,22 @@ impl<W: Durable> DurableEntry for DurableDef<W> {
                     }
                 }
             };
-            while let Err(error) = store.backend().finish_run(&row.id, &end).await {
+            loop {
+                let finished = match &fence {
+                    Some(fence) => {
+                        store
+                            .backend()
+                            .finish_run_fenced(&row.id, &end, fence)
+                            .await
+                    }
+                    None => store.backend().finish_run(&row.id, &end).await,
+                };
+                let error = match finished {
+                    Ok(_) => return,
+                    // Another instance took the run over: its end is theirs.
+                    Err(StoreError::LeaseLost { .. }) => return,
+                    Err(error) => error,
+                };
                 tracing::error!(run = %row.id, workflow = W::NAME, %error, "could not record the end of a durable run; trying again");
                 if !pause.wait(&runner).await {
                     return;
@@ -54,6 +70,9 @@ impl<W: Durable> DurableEntry for DurableDef<W> {
         })
     }
 }
+
+/// How many runs [`Runner::resume`] claims at once from a shared store.
+const RESUME_BATCH: u32 = 64;
 
 /// Growing waits between attempts to drive a run again, cut short when the
 /// runner stops.
@@ -88,7 +107,13 @@ enum Driven {
 }
 
 /// Runs the run `id`, resumed from its journal.
-async fn run_to_end<W: Durable>(runner: &Runner, workflow: &W, store: &Store, id: &str) -> Driven {
+async fn run_to_end<W: Durable>(
+    runner: &Runner,
+    workflow: &W,
+    store: &Store,
+    id: &str,
+    fence: Option<&Fence>,
+) -> Driven {
     // Read afresh: a driver that ended the run may have left just before
     // this one was started from an older copy of its row.
     let row = match store.backend().run(id).await {
@@ -127,6 +152,7 @@ async fn run_to_end<W: Durable>(runner: &Runner, workflow: &W, store: &Store, id
         row.id.as_str().into(),
         done,
         failed,
+        fence.cloned(),
     ));
     let ctx = runner.context(W::context().journal(journal));
     let error = match runner.run_caught(workflow, &ctx, input).await {
@@ -153,6 +179,8 @@ async fn run_to_end<W: Durable>(runner: &Runner, workflow: &W, store: &Store, id
         return Driven::Stopped;
     }
     match journal_error(&error) {
+        // Another instance owns the run now; this one stops here.
+        Some(StoreError::LeaseLost { .. }) => return Driven::Stopped,
         Some(StoreError::Corrupt { .. }) => {
             return Driven::End(RunEnd::Incompatible(format!(
                 "in {}: {}",
@@ -335,7 +363,10 @@ impl Runner {
 
     /// Resumes every unfinished run in the store of a workflow registered
     /// with this runner, each from its first unfinished step, and says how
-    /// many it took up. A host calls it when it starts.
+    /// many it took up. A host calls it when it starts. On a store shared
+    /// by instances (leases), it claims only runs no live lease holds, at
+    /// most 64; a worker ([`work`](Self::work)) claims the rest as it has
+    /// room.
     ///
     /// ```
     /// # use workflow_runtime::prelude::*;
@@ -350,10 +381,15 @@ impl Runner {
     /// ```
     pub async fn resume(&self) -> Result<usize, DurableError> {
         let store = self.store().ok_or(DurableError::NoStore)?;
+        if store.backend().leases() {
+            // Shared with other instances: only runs no live lease holds,
+            // a bounded batch; workers claim the rest as they have room.
+            return self.claim_some(RESUME_BATCH).await;
+        }
         let mut resumed = 0;
         for row in store.backend().running().await? {
             if let Some(entry) = self.durable_entry(&row.workflow) {
-                drop(self.drive(entry, row));
+                drop(self.drive(entry, row, None));
                 resumed += 1;
             }
         }
@@ -446,15 +482,232 @@ impl Runner {
                 existing
             }
         };
-        Ok(match row.status {
-            RunStatus::Running => Some(self.drive(entry, row)),
-            _ => None,
-        })
+        if row.status != RunStatus::Running {
+            return Ok(None);
+        }
+        if !store.backend().leases() {
+            return Ok(Some(self.drive(entry, row, None)));
+        }
+        if let Some(ended) = self.in_flight().lock().get(&row.id) {
+            return Ok(Some(ended.clone()));
+        }
+        // Shared: drive it here if no other instance holds it; otherwise
+        // its handle reads the store until the holder ends it.
+        let until = crate::durable::now_ms() + self.lease_ms();
+        Ok(
+            match store
+                .backend()
+                .claim_run(self.instance(), &row.id, until)
+                .await?
+            {
+                Some(claimed) => Some(self.drive(entry, claimed.run, Some(claimed.fence))),
+                None => None,
+            },
+        )
+    }
+
+    /// Claims up to `limit` runs of this runner's durable workflows that no
+    /// live lease holds, and drives them; how many it claimed.
+    async fn claim_some(&self, limit: u32) -> Result<usize, DurableError> {
+        let store = self.store().ok_or(DurableError::NoStore)?;
+        let workflows = self.durable_names();
+        if workflows.is_empty() || limit == 0 {
+            return Ok(0);
+        }
+        self.keep_leases();
+        let until = crate::durable::now_ms() + self.lease_ms();
+        let claimed = store
+            .backend()
+            .claim(self.instance(), &workflows, limit, until)
+            .await?;
+        let n = claimed.len();
+        for Claimed { run, fence } in claimed {
+            if let Some(entry) = self.durable_entry(&run.workflow) {
+                drop(self.drive(entry, run, Some(fence)));
+            }
+        }
+        Ok(n)
+    }
+
+    /// Adds run `run_id` of `W` to the store for any worker instance to
+    /// run (this one too, if it works); its id, to read its result with
+    /// [`handle`](Self::handle). Idempotent as [`start`](Self::start) is.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::durable::Store;
+    /// # use workflow_runtime::host::Runner;
+    /// # struct Ping;
+    /// # #[workflow(durable)] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().store(Store::memory()).durable(Ping).build().unwrap();
+    /// let id = runner.enqueue(&Ping::ID, "p-1", ()).await.unwrap();
+    /// // A store without leases has one process: this one runs it.
+    /// runner.resume().await.unwrap();
+    /// assert_eq!(runner.handle(&Ping::ID, id).result().await.unwrap(), 1);
+    /// # }
+    /// ```
+    pub async fn enqueue<W: Durable>(
+        &self,
+        workflow: &WorkflowId<W>,
+        run_id: impl Into<String>,
+        input: W::Input,
+    ) -> Result<String, DurableError> {
+        let store = self.store().ok_or(DurableError::NoStore)?;
+        let id = run_id.into();
+        let bytes =
+            W::INPUT
+                .encode(store.codec(), &input)
+                .map_err(|source| DurableError::Encode {
+                    run: id.clone(),
+                    source,
+                })?;
+        let row = RunRow::new(id.clone(), workflow.name(), W::FINGERPRINT, bytes);
+        match store.backend().insert_run(&row).await? {
+            Inserted::New => {}
+            Inserted::Existing(existing) if existing.workflow != row.workflow => {
+                return Err(DurableError::OtherWorkflow {
+                    run: id,
+                    owner: existing.workflow,
+                });
+            }
+            Inserted::Existing(existing) => {
+                let codec = store.codec();
+                if codec.decode(&existing.input).ok() != codec.decode(&row.input).ok() {
+                    return Err(DurableError::InputMismatch { run: id });
+                }
+            }
+        }
+        self.wake_worker();
+        Ok(id)
+    }
+
+    /// A handle on run `run_id` of `W`, wherever it runs: its result once
+    /// an instance ends it.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::durable::Store;
+    /// # use workflow_runtime::host::Runner;
+    /// # struct Ping;
+    /// # #[workflow(durable)] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().store(Store::memory()).durable(Ping).build().unwrap();
+    /// runner.start(&Ping::ID, "p-1", ()).await.unwrap();
+    /// assert_eq!(runner.handle(&Ping::ID, "p-1").result().await.unwrap(), 1);
+    /// # }
+    /// ```
+    pub fn handle<W: Durable>(
+        &self,
+        workflow: &WorkflowId<W>,
+        run_id: impl Into<String>,
+    ) -> RunHandle<W::Output> {
+        let _ = workflow;
+        let id = run_id.into();
+        let ended = self.in_flight().lock().get(&id).cloned();
+        let store = self.store().cloned().unwrap_or_else(Store::memory);
+        RunHandle::new(id, store, ended, W::OUTPUT)
+    }
+
+    /// Works as a worker instance: claims runs of its durable workflows
+    /// that no live lease holds (enqueued anywhere, or left by an instance
+    /// that died), up to `capacity` at once, until the runner stops. A
+    /// host with [`worker`](super::HostBuilder::worker) does this.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::durable::Store;
+    /// # use workflow_runtime::host::Runner;
+    /// # struct Ping;
+    /// # #[workflow(durable)] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().store(Store::memory()).durable(Ping).build().unwrap();
+    /// // The memory store has no leases: its one process resumes instead.
+    /// let worker = tokio::spawn({
+    ///     let runner = runner.clone();
+    ///     async move { runner.work(8).await }
+    /// });
+    /// # worker.abort();
+    /// # }
+    /// ```
+    pub async fn work(&self, capacity: usize) {
+        let Some(store) = self.store() else { return };
+        if !store.backend().leases() {
+            if let Err(error) = self.resume().await {
+                tracing::warn!(%error, "could not resume durable runs");
+            }
+            return;
+        }
+        loop {
+            let room = capacity.saturating_sub(self.durable_in_flight());
+            let claimed = match self
+                .claim_some(u32::try_from(room).unwrap_or(u32::MAX))
+                .await
+            {
+                Ok(n) => n,
+                Err(error) => {
+                    tracing::warn!(%error, "could not claim durable runs");
+                    0
+                }
+            };
+            // Full, or nothing to claim: wait for a run to end, an enqueue
+            // here, or the next look.
+            if claimed == 0 {
+                let woken = self.worker_wake();
+                tokio::select! {
+                    () = woken.notified() => {}
+                    () = tokio::time::sleep(self.poll_every()) => {}
+                    () = self.stopping().cancelled() => return,
+                }
+            } else if self.stopping().is_cancelled() {
+                return;
+            }
+        }
+    }
+
+    /// Lets go of this instance's leases, so other instances take its
+    /// unfinished runs up at once rather than after their leases run out.
+    pub async fn release_leases(&self) -> Result<u64, DurableError> {
+        let store = self.store().ok_or(DurableError::NoStore)?;
+        if !store.backend().leases() {
+            return Ok(0);
+        }
+        Ok(store.backend().release(self.instance()).await?)
+    }
+
+    /// Starts, once, the task that renews this instance's leases every
+    /// third of a lease, until the runner stops.
+    fn keep_leases(&self) {
+        if !self.start_renewing() {
+            return;
+        }
+        let runner = self.clone();
+        tokio::spawn(async move {
+            let every = std::time::Duration::from_millis(
+                u64::try_from(runner.lease_ms() / 3).unwrap_or(1).max(1),
+            );
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = runner.stopping().cancelled() => return,
+                }
+                let Some(store) = runner.store() else { return };
+                let until = crate::durable::now_ms() + runner.lease_ms();
+                if let Err(error) = store.backend().renew(runner.instance(), until).await {
+                    tracing::warn!(%error, "could not renew leases");
+                }
+            }
+        });
     }
 
     /// Drives `row` on a task of its own unless this process already is;
     /// either way, the flag that says when it ended.
-    fn drive(&self, entry: Arc<dyn DurableEntry>, row: RunRow) -> watch::Receiver<bool> {
+    fn drive(
+        &self,
+        entry: Arc<dyn DurableEntry>,
+        row: RunRow,
+        fence: Option<Fence>,
+    ) -> watch::Receiver<bool> {
         let mut in_flight = self.in_flight().lock();
         if let Some(ended) = in_flight.get(&row.id) {
             return ended.clone();
@@ -468,7 +721,7 @@ impl Runner {
             tx,
         };
         tokio::spawn(async move {
-            entry.drive(done.runner.clone(), row).await;
+            entry.drive(done.runner.clone(), row, fence).await;
             drop(done);
         });
         rx
@@ -487,5 +740,7 @@ impl Drop for Done {
     fn drop(&mut self) {
         self.runner.in_flight().remove(&self.id);
         let _ = self.tx.send(true);
+        // Room for another run: a worker may claim one.
+        self.runner.wake_worker();
     }
 }

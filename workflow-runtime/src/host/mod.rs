@@ -236,6 +236,8 @@ pub struct WorkflowHost {
     recurring: Vec<(Arc<dyn Registered>, Schedule)>,
     options: HostOptions,
     shutdown: CancellationToken,
+    /// As a worker: how many durable runs it drives at once.
+    worker: Option<usize>,
 }
 
 /// Builds a [`WorkflowHost`].
@@ -245,6 +247,7 @@ pub struct HostBuilder {
     one_time: Vec<&'static str>,
     recurring: Vec<(&'static str, Option<Schedule>)>,
     options: HostOptions,
+    worker: Option<usize>,
 }
 
 impl HostBuilder {
@@ -384,6 +387,51 @@ impl HostBuilder {
         self
     }
 
+    /// Makes the host a worker of a shared store (PostgreSQL): it claims
+    /// runs of its durable workflows that no instance holds (enqueued by
+    /// any instance, or left by one that died), at most `capacity` at once,
+    /// until it stops; at shutdown it releases its leases, so another
+    /// instance takes its unfinished runs up at once.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # struct Ping;
+    /// # #[workflow(durable)] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// use workflow_runtime::durable::Store;
+    /// use workflow_runtime::host::WorkflowHost;
+    /// let host = WorkflowHost::builder()
+    ///     .store(Store::memory())
+    ///     .durable(Ping)
+    ///     .worker(16)
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(host);
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn worker(mut self, capacity: usize) -> Self {
+        self.worker = Some(capacity.max(1));
+        self
+    }
+
+    /// The runner's settings for a shared store: this instance's name
+    /// and the lease on its runs (see [`RunnerBuilder::instance`] and
+    /// [`RunnerBuilder::lease`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::host::WorkflowHost;
+    /// let host = WorkflowHost::builder()
+    ///     .instance("worker-1", Duration::from_secs(10))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(host.runner().instance(), "worker-1");
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn instance(mut self, name: impl Into<String>, lease: Duration) -> Self {
+        self.runner = self.runner.instance(name).lease(lease);
+        self
+    }
+
     /// Calls `factory` on every context the host makes.
     ///
     /// ```
@@ -454,6 +502,7 @@ impl HostBuilder {
             recurring,
             options: self.options,
             shutdown: CancellationToken::new(),
+            worker: self.worker,
         })
     }
 }
@@ -472,6 +521,7 @@ impl WorkflowHost {
             one_time: Vec::new(),
             recurring: Vec::new(),
             options: HostOptions::default(),
+            worker: None,
         }
     }
 
@@ -549,6 +599,7 @@ impl WorkflowHost {
             recurring,
             options,
             shutdown,
+            worker,
         } = self;
         let permits = Arc::new(Semaphore::new(options.max_parallelism));
         let stopped_on_failure = CancellationToken::new();
@@ -590,7 +641,15 @@ impl WorkflowHost {
         #[cfg(not(feature = "durable"))]
         let serves_durable = false;
         #[cfg(feature = "durable")]
-        if serves_durable {
+        if let (true, Some(capacity)) = (serves_durable, worker) {
+            let runner = runner.clone();
+            tasks.spawn(async move { runner.work(capacity).await });
+        }
+        #[cfg(not(feature = "durable"))]
+        let _ = worker;
+        // A worker's loop claims what is left, as it has room.
+        #[cfg(feature = "durable")]
+        if serves_durable && worker.is_none() {
             let runner = runner.clone();
             tasks.spawn(async move {
                 match runner.resume().await {
@@ -637,6 +696,11 @@ impl WorkflowHost {
                 tasks.abort_all();
                 while tasks.join_next().await.is_some() {}
             }
+        }
+        // Runs still unfinished go to other instances at once.
+        #[cfg(feature = "durable")]
+        if serves_durable && let Err(error) = runner.release_leases().await {
+            tracing::warn!(%error, "could not release leases");
         }
         HostSummary {
             runs: runner.stats(),

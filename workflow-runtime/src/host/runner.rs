@@ -162,11 +162,35 @@ struct Inner {
 /// A runner's durable side: its store, its durable workflows, the runs it
 /// is driving.
 #[cfg(feature = "durable")]
-#[derive(Default)]
 struct Durables {
     store: Option<crate::durable::Store>,
     workflows: BTreeMap<&'static str, Arc<dyn super::durable_runs::DurableEntry>>,
     in_flight: super::durable_runs::InFlight,
+    /// This instance's name in leases.
+    instance: String,
+    /// How long a claim holds a run without renewal.
+    lease: std::time::Duration,
+    /// How often an idle worker looks for runs to claim.
+    poll: std::time::Duration,
+    renewing: std::sync::atomic::AtomicBool,
+    /// Wakes an idle worker: a run ended here, or was enqueued here.
+    wake: tokio::sync::Notify,
+}
+
+#[cfg(feature = "durable")]
+impl Default for Durables {
+    fn default() -> Self {
+        Durables {
+            store: None,
+            workflows: BTreeMap::new(),
+            in_flight: super::durable_runs::InFlight::default(),
+            instance: crate::context::execution_id().to_string(),
+            lease: std::time::Duration::from_secs(30),
+            poll: std::time::Duration::from_millis(100),
+            renewing: std::sync::atomic::AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
 }
 
 /// Runs workflows, with or without a host. Cheap to clone; share it with
@@ -233,6 +257,50 @@ impl RunnerBuilder {
     #[cfg(feature = "durable")]
     pub fn store(mut self, store: crate::durable::Store) -> Self {
         self.durable.store = Some(store);
+        self
+    }
+
+    /// This instance's name in leases on a shared store (default: a fresh
+    /// UUID). Names must differ between instances.
+    ///
+    /// ```
+    /// use workflow_runtime::host::Runner;
+    /// let runner = Runner::builder().instance("worker-1").build().unwrap();
+    /// assert_eq!(runner.instance(), "worker-1");
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn instance(mut self, name: impl Into<String>) -> Self {
+        self.durable.instance = name.into();
+        self
+    }
+
+    /// How long a claim on a run holds without renewal (default 30s): an
+    /// instance that dies (or stops answering) loses its runs to the
+    /// others this long after its last renewal. Renewed every third.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::host::Runner;
+    /// let runner = Runner::builder().lease(Duration::from_secs(5)).build().unwrap();
+    /// # drop(runner);
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn lease(mut self, lease: std::time::Duration) -> Self {
+        self.durable.lease = lease.max(std::time::Duration::from_millis(30));
+        self
+    }
+
+    /// How often an idle worker looks for runs to claim (default 100ms).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::host::Runner;
+    /// let runner = Runner::builder().poll_every(Duration::from_millis(20)).build().unwrap();
+    /// # drop(runner);
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn poll_every(mut self, every: std::time::Duration) -> Self {
+        self.durable.poll = every;
         self
     }
 
@@ -667,6 +735,58 @@ impl Runner {
     #[cfg(feature = "durable")]
     pub(super) fn in_flight(&self) -> &super::durable_runs::InFlight {
         &self.inner.durable.in_flight
+    }
+
+    /// This instance's name in leases.
+    ///
+    /// ```
+    /// use workflow_runtime::host::Runner;
+    /// let runner = Runner::builder().build().unwrap();
+    /// assert_eq!(runner.instance().len(), 36);
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn instance(&self) -> &str {
+        &self.inner.durable.instance
+    }
+
+    #[cfg(feature = "durable")]
+    pub(super) fn lease_ms(&self) -> i64 {
+        i64::try_from(self.inner.durable.lease.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    #[cfg(feature = "durable")]
+    pub(super) fn poll_every(&self) -> std::time::Duration {
+        self.inner.durable.poll
+    }
+
+    #[cfg(feature = "durable")]
+    pub(super) fn durable_names(&self) -> Vec<String> {
+        self.inner
+            .durable
+            .workflows
+            .keys()
+            .map(|name| (*name).to_owned())
+            .collect()
+    }
+
+    /// True the first time only: the caller starts the renewals.
+    #[cfg(feature = "durable")]
+    pub(super) fn start_renewing(&self) -> bool {
+        !self
+            .inner
+            .durable
+            .renewing
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    #[cfg(feature = "durable")]
+    pub(super) fn wake_worker(&self) {
+        self.inner.durable.wake.notify_waiters();
+    }
+
+    #[cfg(feature = "durable")]
+    pub(super) fn worker_wake(&self) -> &tokio::sync::Notify {
+        &self.inner.durable.wake
     }
 
     /// [`run_in`](Self::run_in), with a panic outside any step returned

@@ -1,0 +1,257 @@
+//! Many instances, one PostgreSQL (a throwaway server from the machine's
+//! binaries): durable runs enqueued by one instance and run by worker
+//! processes that claim them with leases; one worker is SIGKILLed, one is
+//! SIGSTOPped past its lease and then continued, one is started late. At
+//! the end every run completed once, each transactional effect is there
+//! exactly once (by the instance that journaled its step), and no step ran
+//! more often than its run was claimed.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use workflow_runtime::durable::{PgTx, StepCtx, Store};
+use workflow_runtime::host::{Runner, WorkflowHost};
+use workflow_runtime::prelude::*;
+use workflow_runtime::testing::TempPostgres;
+
+const RUNS: usize = 1000;
+
+/// Which instance completed each step.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Parcel {
+    run: String,
+    by: Vec<String>,
+}
+
+struct Ship {
+    pool: PgPool,
+    instance: String,
+}
+
+impl Ship {
+    /// A plain step's effect: a row written outside the journal.
+    async fn effect(&self, step: &StepCtx, mut parcel: Parcel) -> Result<Parcel, sqlx::Error> {
+        sqlx::query("INSERT INTO effects (run, step, instance) VALUES ($1, $2, $3)")
+            .bind(step.run_id())
+            .bind(i64::from(step.index()))
+            .bind(&self.instance)
+            .execute(&self.pool)
+            .await?;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        parcel.by.push(self.instance.clone());
+        Ok(parcel)
+    }
+}
+
+#[workflow(durable)]
+impl Ship {
+    #[step(given = "an order")]
+    async fn open(&self, step: &StepCtx, run: String) -> Result<Parcel, sqlx::Error> {
+        self.effect(
+            step,
+            Parcel {
+                run,
+                by: Vec::new(),
+            },
+        )
+        .await
+    }
+
+    #[step(when = "it is packed")]
+    async fn pack(&self, step: &StepCtx, parcel: Parcel) -> Result<Parcel, sqlx::Error> {
+        self.effect(step, parcel).await
+    }
+
+    #[step(when = "it is charged", transactional)]
+    async fn charge(&self, tx: &mut PgTx, mut parcel: Parcel) -> Result<Parcel, sqlx::Error> {
+        sqlx::query("INSERT INTO charges (run, instance) VALUES ($1, $2)")
+            .bind(&parcel.run)
+            .bind(&self.instance)
+            .execute(&mut **tx)
+            .await?;
+        parcel.by.push(self.instance.clone());
+        Ok(parcel)
+    }
+}
+
+/// A worker instance: this test binary, re-run, until killed.
+#[test]
+fn pg_worker() {
+    let (Ok(url), Ok(instance)) = (std::env::var("WF_PG_URL"), std::env::var("WF_INSTANCE")) else {
+        return; // Run as a test of its own: nothing to do.
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let store = Store::postgres(&url).await.unwrap();
+        let pool = store.as_postgres().unwrap().pool().clone();
+        let host = WorkflowHost::builder()
+            .store(store)
+            .durable(Ship {
+                pool,
+                instance: instance.clone(),
+            })
+            .instance(instance, Duration::from_secs(1))
+            .worker(16)
+            .build()
+            .unwrap();
+        host.run().await;
+    });
+}
+
+fn worker(url: &str, instance: &str) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["pg_worker", "--exact", "--nocapture", "--test-threads=1"])
+        .env("WF_PG_URL", url)
+        .env("WF_INSTANCE", instance)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} failed");
+}
+
+async fn completed(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM workflow_runs WHERE status = 'completed'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn wait_until(pool: &PgPool, what: &str, done: i64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while completed(pool).await < done {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_share_runs_survive_a_kill_and_fence_out_a_paused_owner() {
+    let pg = TempPostgres::start().expect("PostgreSQL starts");
+    let url = pg.url();
+    let store = Store::postgres(&url).await.unwrap();
+    let pool = store.as_postgres().unwrap().pool().clone();
+    sqlx::raw_sql(
+        "CREATE TABLE effects (run TEXT NOT NULL, step BIGINT NOT NULL, instance TEXT NOT NULL);
+         CREATE TABLE charges (run TEXT NOT NULL, instance TEXT NOT NULL);",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    // An instance that only enqueues (an HTTP handler, say).
+    let api = Runner::builder()
+        .store(store)
+        .durable(Ship {
+            pool: pool.clone(),
+            instance: "api".into(),
+        })
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    for n in 0..RUNS {
+        let id = format!("ship-{n:04}");
+        api.enqueue(&Ship::ID, id.clone(), id).await.unwrap();
+    }
+
+    let mut a = worker(&url, "a");
+    let mut b = worker(&url, "b");
+    let mut c = worker(&url, "c");
+    wait_until(&pool, "a quarter of the runs", (RUNS / 4) as i64).await;
+    a.kill().unwrap(); // SIGKILL: its runs wait out their leases
+    a.wait().unwrap();
+    signal(&b, "STOP"); // paused past its lease: c and d take its runs
+    let mut d = worker(&url, "d");
+    wait_until(&pool, "half of the runs", (RUNS / 2) as i64).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    signal(&b, "CONT"); // back, with leases it no longer holds
+    wait_until(&pool, "every run", RUNS as i64).await;
+    let elapsed = started.elapsed();
+    for child in [&mut b, &mut c, &mut d] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    // Every run completed, once.
+    let runs: Vec<(String, String, Vec<u8>, i64)> =
+        sqlx::query_as("SELECT id, status, output, epoch FROM workflow_runs ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(runs.len(), RUNS);
+    let mut journaled: BTreeMap<String, (Vec<String>, i64)> = BTreeMap::new();
+    for (id, status, output, epoch) in runs {
+        assert_eq!(status, "completed", "run {id}");
+        let parcel: Parcel = serde_json::from_slice(&output).unwrap();
+        assert_eq!(parcel.by.len(), 3, "run {id}: {parcel:?}");
+        journaled.insert(id, (parcel.by, epoch));
+    }
+
+    // The transactional step's effect: exactly once, by the instance that
+    // journaled it.
+    let charges: Vec<(String, String)> = sqlx::query_as("SELECT run, instance FROM charges")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let mut charged: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (run, instance) in charges {
+        charged.entry(run).or_default().push(instance);
+    }
+    for (run, (by, _)) in &journaled {
+        assert_eq!(charged.get(run), Some(&vec![by[2].clone()]), "run {run}");
+    }
+
+    // Plain steps: at least once, and never more often than the run was
+    // claimed; the journaling instance's own execution is among them.
+    let effects: Vec<(String, i64, String)> =
+        sqlx::query_as("SELECT run, step, instance FROM effects")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let mut ran: BTreeMap<(String, i64), Vec<String>> = BTreeMap::new();
+    for (run, step, instance) in effects {
+        ran.entry((run, step)).or_default().push(instance);
+    }
+    let (mut repeated, mut takeovers) = (0, 0);
+    for (run, (by, epoch)) in &journaled {
+        takeovers += epoch - 1;
+        for step in [0, 1] {
+            let lives = &ran[&(run.clone(), step)];
+            assert!(
+                lives.contains(&by[step as usize]),
+                "run {run} step {step}: {lives:?}"
+            );
+            assert!(
+                lives.len() as i64 <= *epoch,
+                "run {run} step {step} ran {} times in {epoch} claims",
+                lives.len()
+            );
+            repeated += lives.len() - 1;
+        }
+    }
+    // The killed worker's runs, and the paused one's, were taken over.
+    assert!(takeovers > 0, "no run changed hands");
+    let mut per_instance: BTreeMap<String, usize> = BTreeMap::new();
+    for (by, _) in journaled.values() {
+        *per_instance.entry(by[2].clone()).or_default() += 1;
+    }
+    println!(
+        "{RUNS} runs on 4 worker processes in {elapsed:.1?} (one SIGKILLed, one SIGSTOPped \
+         past its lease): completed by {per_instance:?}; {takeovers} takeovers; {repeated} \
+         plain-step executions repeated; {RUNS} charges exactly once"
+    );
+}
