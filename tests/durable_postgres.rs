@@ -17,6 +17,13 @@ use workflow_runtime::host::{Runner, WorkflowHost};
 use workflow_runtime::prelude::*;
 use workflow_runtime::testing::TempPostgres;
 
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
 const RUNS: usize = 1000;
 
 /// Which instance completed each step.
@@ -77,6 +84,18 @@ impl Ship {
     }
 }
 
+/// A recurring workflow every 250ms: each tick must fire once across all
+/// the instances.
+struct Tick;
+
+#[workflow(durable, every = "250ms", run_immediately)]
+impl Tick {
+    #[step(given = "a tick")]
+    fn tick(&self) -> u8 {
+        1
+    }
+}
+
 /// A worker instance: this test binary, re-run, until killed.
 #[test]
 fn pg_worker() {
@@ -88,6 +107,10 @@ fn pg_worker() {
         .enable_all()
         .build()
         .unwrap();
+    tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_writer(std::io::stderr)
+        .init();
     rt.block_on(async move {
         let store = Store::postgres(&url).await.unwrap();
         let pool = store.as_postgres().unwrap().pool().clone();
@@ -97,6 +120,7 @@ fn pg_worker() {
                 pool,
                 instance: instance.clone(),
             })
+            .recurring_durable(Tick)
             .instance(instance, Duration::from_secs(1))
             .worker(16)
             .build()
@@ -125,17 +149,39 @@ fn signal(child: &std::process::Child, name: &str) {
 }
 
 async fn completed(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM workflow_runs WHERE status = 'completed'")
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM workflow_runs WHERE workflow = 'Ship' AND status = 'completed'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }
 
 async fn wait_until(pool: &PgPool, what: &str, done: i64) {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while completed(pool).await < done {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() > deadline {
+            let states: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
+                "SELECT workflow, status, owner, COUNT(*) FROM workflow_runs GROUP BY 1, 2, 3",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            panic!("timed out waiting for {what}: {states:?}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The worker processes, killed however the test ends.
+struct Workers(Vec<std::process::Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -168,30 +214,52 @@ async fn workers_share_runs_survive_a_kill_and_fence_out_a_paused_owner() {
         api.enqueue(&Ship::ID, id.clone(), id).await.unwrap();
     }
 
-    let mut a = worker(&url, "a");
-    let mut b = worker(&url, "b");
-    let mut c = worker(&url, "c");
+    let mut workers = Workers(vec![
+        worker(&url, "a"),
+        worker(&url, "b"),
+        worker(&url, "c"),
+    ]);
     wait_until(&pool, "a quarter of the runs", (RUNS / 4) as i64).await;
-    a.kill().unwrap(); // SIGKILL: its runs wait out their leases
-    a.wait().unwrap();
-    signal(&b, "STOP"); // paused past its lease: c and d take its runs
-    let mut d = worker(&url, "d");
+    workers.0[0].kill().unwrap(); // SIGKILL: its runs wait out their leases
+    workers.0[0].wait().unwrap();
+    signal(&workers.0[1], "STOP"); // paused past its lease: c and d take its runs
+    workers.0.push(worker(&url, "d"));
     wait_until(&pool, "half of the runs", (RUNS / 2) as i64).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    signal(&b, "CONT"); // back, with leases it no longer holds
+    signal(&workers.0[1], "CONT"); // back, with leases it no longer holds
     wait_until(&pool, "every run", RUNS as i64).await;
     let elapsed = started.elapsed();
-    for child in [&mut b, &mut c, &mut d] {
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
 
-    // Every run completed, once.
-    let runs: Vec<(String, String, Vec<u8>, i64)> =
-        sqlx::query_as("SELECT id, status, output, epoch FROM workflow_runs ORDER BY id")
+    // Ticks on an idle cluster of three instances: while the backlog ran,
+    // a tick whose run had not finished was skipped (no overlap); now
+    // every tick fires, once (run ids are unique), on the 250ms grid.
+    let window_start = now_ms() + 250;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let window_end = now_ms() - 500;
+    drop(workers);
+    let ticks: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, status FROM workflow_runs WHERE workflow = 'Tick'")
             .fetch_all(&pool)
             .await
             .unwrap();
+    let mut at: Vec<i64> = ticks
+        .iter()
+        .map(|(id, _)| id.trim_start_matches("Tick@").parse().unwrap())
+        .filter(|t| (window_start..=window_end).contains(t))
+        .collect();
+    at.sort_unstable();
+    assert!(at.iter().all(|t| t % 250 == 0), "{at:?}");
+    let first_on_grid = window_start + (250 - window_start.rem_euclid(250)) % 250;
+    let expected: Vec<i64> = (first_on_grid..=window_end).step_by(250).collect();
+    assert_eq!(at, expected, "each tick in the window, once");
+
+    // Every run completed, once.
+    let runs: Vec<(String, String, Vec<u8>, i64)> = sqlx::query_as(
+        "SELECT id, status, output, epoch FROM workflow_runs WHERE workflow = 'Ship' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     assert_eq!(runs.len(), RUNS);
     let mut journaled: BTreeMap<String, (Vec<String>, i64)> = BTreeMap::new();
     for (id, status, output, epoch) in runs {
@@ -252,6 +320,8 @@ async fn workers_share_runs_survive_a_kill_and_fence_out_a_paused_owner() {
     println!(
         "{RUNS} runs on 4 worker processes in {elapsed:.1?} (one SIGKILLed, one SIGSTOPped \
          past its lease): completed by {per_instance:?}; {takeovers} takeovers; {repeated} \
-         plain-step executions repeated; {RUNS} charges exactly once"
+         plain-step executions repeated; {RUNS} charges exactly once; {} ticks of 250ms \
+         in 2.25s on three instances, each once",
+        at.len()
     );
 }

@@ -18,6 +18,28 @@ pub struct Schedule {
     pub every: Duration,
     /// Whether the first run is at start rather than one interval in.
     pub run_immediately: bool,
+    /// What a durable recurring workflow does with ticks missed while no
+    /// instance ran.
+    pub catch_up: CatchUp,
+}
+
+/// Ticks of a durable recurring workflow missed while no instance ran (a
+/// deploy, an outage).
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::host::{CatchUp, Schedule};
+/// let schedule = Schedule::every(Duration::from_secs(60)).catch_up(CatchUp::Latest);
+/// assert_eq!(schedule.catch_up, CatchUp::Latest);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CatchUp {
+    /// Skip them: the next run is at the next tick ahead (default).
+    #[default]
+    Skip,
+    /// Run the latest of them once, then go on from there.
+    Latest,
 }
 
 impl Schedule {
@@ -26,7 +48,14 @@ impl Schedule {
         Schedule {
             every,
             run_immediately: false,
+            catch_up: CatchUp::Skip,
         }
+    }
+
+    /// Sets what to do with missed ticks (durable recurring workflows).
+    pub const fn catch_up(mut self, catch_up: CatchUp) -> Self {
+        self.catch_up = catch_up;
+        self
     }
 
     /// Sets whether the first run is at start.

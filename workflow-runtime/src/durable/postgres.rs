@@ -17,7 +17,7 @@ pub type PgTx = sqlx::Transaction<'static, sqlx::Postgres>;
 
 /// The schema, one migration per entry, applied in order on open under an
 /// advisory lock, so instances starting together apply each once.
-const MIGRATIONS: &[&str] = &[RUNS_STEPS_FAILURES, LEASES];
+const MIGRATIONS: &[&str] = &[RUNS_STEPS_FAILURES, LEASES, SCHEDULES];
 
 /// 1: runs, their completed steps, and failed attempts.
 const RUNS_STEPS_FAILURES: &str = "
@@ -61,6 +61,13 @@ const LEASES: &str = "
         ADD COLUMN lease_until_ms BIGINT NOT NULL DEFAULT 0;
     CREATE INDEX workflow_runs_claimable ON workflow_runs (workflow, created_ms)
         WHERE status = 'running';";
+
+/// 3: recurring workflows' next ticks.
+const SCHEDULES: &str = "
+    CREATE TABLE workflow_schedules (
+        workflow     TEXT PRIMARY KEY,
+        next_tick_ms BIGINT NOT NULL
+    );";
 
 /// The advisory lock migrations take: one number for this library.
 const MIGRATION_LOCK: i64 = 0x776f_726b_666c_6f77; // "workflow"
@@ -695,6 +702,83 @@ impl Backend for PostgresStore {
             .await
             .map_err(|e| self.error(format!("releasing the leases of {owner}"), e))?;
             Ok(done.rows_affected())
+        })
+    }
+
+    fn next_tick<'a>(
+        &'a self,
+        workflow: &'a str,
+        first: i64,
+    ) -> BoxFuture<'a, Result<i64, StoreError>> {
+        Box::pin(async move {
+            let doing = format!("reading the next tick of {workflow}");
+            sqlx::query(
+                "INSERT INTO workflow_schedules (workflow, next_tick_ms) VALUES ($1, $2)
+                 ON CONFLICT (workflow) DO NOTHING",
+            )
+            .bind(workflow)
+            .bind(first)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(&doing, e))?;
+            sqlx::query_scalar("SELECT next_tick_ms FROM workflow_schedules WHERE workflow = $1")
+                .bind(workflow)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| self.error(doing, e))
+        })
+    }
+
+    fn advance_tick<'a>(
+        &'a self,
+        workflow: &'a str,
+        from: i64,
+        to: i64,
+        run: Option<&'a RunRow>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let doing = format!("advancing the schedule of {workflow}");
+            let mut tx = self.pool.begin().await.map_err(|e| self.error(&doing, e))?;
+            let won = sqlx::query(
+                "UPDATE workflow_schedules SET next_tick_ms = $3
+                 WHERE workflow = $1 AND next_tick_ms = $2",
+            )
+            .bind(workflow)
+            .bind(from)
+            .bind(to)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(&doing, e))?
+            .rows_affected()
+                == 1;
+            if won && let Some(run) = run {
+                let going: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM workflow_runs WHERE workflow = $1 AND status = 'running'",
+                )
+                .bind(workflow)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.error(&doing, e))?;
+                if going == 0 {
+                    sqlx::query(
+                        "INSERT INTO workflow_runs
+                         (id, workflow, fingerprint, status, input, created_ms, updated_ms)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(&run.id)
+                    .bind(&run.workflow)
+                    .bind(&run.fingerprint)
+                    .bind(run.status.as_str())
+                    .bind(&run.input)
+                    .bind(run.created_ms)
+                    .bind(run.updated_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.error(&doing, e))?;
+                }
+            }
+            tx.commit().await.map_err(|e| self.error(doing, e))?;
+            Ok(won)
         })
     }
 

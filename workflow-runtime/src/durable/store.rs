@@ -502,6 +502,33 @@ pub trait Backend: Send + Sync + 'static {
         self.finish_run(run, end)
     }
 
+    /// The next tick of recurring workflow `workflow`, in ms since the Unix
+    /// epoch: `first` if the store has none yet.
+    fn next_tick<'a>(
+        &'a self,
+        workflow: &'a str,
+        first: i64,
+    ) -> BoxFuture<'a, Result<i64, StoreError>> {
+        let _ = (workflow, first);
+        Box::pin(std::future::ready(Err(self.no_leases())))
+    }
+
+    /// Moves `workflow`'s next tick from `from` to `to` if it is still
+    /// `from` (one instance wins each tick), and in the same transaction
+    /// adds `run` (the tick's run) unless a run of `workflow` is still
+    /// going: runs of a recurring workflow never overlap. Whether this
+    /// call won the tick.
+    fn advance_tick<'a>(
+        &'a self,
+        workflow: &'a str,
+        from: i64,
+        to: i64,
+        run: Option<&'a RunRow>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = (workflow, from, to, run);
+        Box::pin(std::future::ready(Err(self.no_leases())))
+    }
+
     /// The error of a lease method on a store without leases.
     fn no_leases(&self) -> StoreError {
         StoreError::Unsupported {

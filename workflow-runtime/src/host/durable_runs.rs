@@ -665,6 +665,100 @@ impl Runner {
         }
     }
 
+    /// Fires `W`'s ticks on a shared store until the runner stops (see
+    /// [`HostBuilder::recurring_durable`](super::HostBuilder::recurring_durable)).
+    pub(crate) async fn ticks<W>(&self, schedule: crate::schedule::Schedule)
+    where
+        W: Durable,
+        W::Input: Default,
+    {
+        let Some(store) = self.store().cloned() else {
+            return;
+        };
+        if !store.backend().leases() {
+            tracing::error!(
+                workflow = W::NAME,
+                "a durable recurring workflow needs a store shared with leases (PostgreSQL)"
+            );
+            return;
+        }
+        let input = match W::INPUT.encode(store.codec(), &W::Input::default()) {
+            Ok(input) => input,
+            Err(error) => {
+                tracing::error!(workflow = W::NAME, %error, "the recurring workflow's input does not encode");
+                return;
+            }
+        };
+        let every = i64::try_from(schedule.every.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        // Ticks sit on a grid of the period from the epoch, so every
+        // instance computes the same ones.
+        let now = crate::durable::now_ms();
+        let aligned = now - now.rem_euclid(every);
+        let first = if schedule.run_immediately {
+            aligned
+        } else {
+            aligned + every
+        };
+        let mut pause = Pause::new();
+        loop {
+            let next = match store.backend().next_tick(W::NAME, first).await {
+                Ok(next) => next,
+                Err(error) => {
+                    tracing::warn!(workflow = W::NAME, %error, "could not read the schedule");
+                    if pause.wait(self).await {
+                        continue;
+                    }
+                    return;
+                }
+            };
+            let wait = next - crate::durable::now_ms();
+            if wait > 0 {
+                let wait = std::time::Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = self.stopping().cancelled() => return,
+                }
+            }
+            let behind = crate::durable::now_ms() - next;
+            let (fire, following) = if behind < every {
+                (Some(next), next + every)
+            } else {
+                let latest = next + (behind / every) * every;
+                match schedule.catch_up {
+                    crate::schedule::CatchUp::Latest => (Some(latest), latest + every),
+                    _ => (None, latest + every),
+                }
+            };
+            let run = fire.map(|tick| {
+                RunRow::new(
+                    format!("{}@{tick}", W::NAME),
+                    W::NAME,
+                    W::FINGERPRINT,
+                    input.clone(),
+                )
+            });
+            match store
+                .backend()
+                .advance_tick(W::NAME, next, following, run.as_ref())
+                .await
+            {
+                Ok(true) if run.is_some() => self.wake_worker(),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(workflow = W::NAME, %error, "could not advance the schedule");
+                    if !pause.wait(self).await {
+                        return;
+                    }
+                }
+            }
+            if self.stopping().is_cancelled() {
+                return;
+            }
+        }
+    }
+
     /// Lets go of this instance's leases, so other instances take its
     /// unfinished runs up at once rather than after their leases run out.
     pub async fn release_leases(&self) -> Result<u64, DurableError> {
@@ -710,7 +804,19 @@ impl Runner {
     ) -> watch::Receiver<bool> {
         let mut in_flight = self.in_flight().lock();
         if let Some(ended) = in_flight.get(&row.id) {
-            return ended.clone();
+            let ended = ended.clone();
+            if fence.is_some() {
+                // Claimed afresh while a driver here still holds an older
+                // claim (its lease ran out while this process was paused):
+                // that driver stops at its next write; drive the run again,
+                // under this claim, once it has.
+                let (runner, mut old) = (self.clone(), ended.clone());
+                tokio::spawn(async move {
+                    let _ = old.wait_for(|ended| *ended).await;
+                    drop(runner.drive(entry, row, fence));
+                });
+            }
+            return ended;
         }
         let (tx, rx) = watch::channel(false);
         in_flight.insert(row.id.clone(), rx.clone());

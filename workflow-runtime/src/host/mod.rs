@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::schedule::Schedule;
+pub use crate::schedule::{CatchUp, Schedule};
 #[cfg(feature = "durable")]
 pub use durable_runs::DurableHealth;
 pub use health::{BreakerHealth, HealthReport, HealthStatus, RunInfo, RunOutcome, WorkflowHealth};
@@ -238,7 +238,11 @@ pub struct WorkflowHost {
     shutdown: CancellationToken,
     /// As a worker: how many durable runs it drives at once.
     worker: Option<usize>,
+    tickers: Vec<Ticker>,
 }
+
+/// A durable recurring workflow's tick loop, started when the host runs.
+type Ticker = Box<dyn FnOnce(Runner) -> crate::behavior::BoxFuture<'static, ()> + Send>;
 
 /// Builds a [`WorkflowHost`].
 #[must_use]
@@ -248,6 +252,9 @@ pub struct HostBuilder {
     recurring: Vec<(&'static str, Option<Schedule>)>,
     options: HostOptions,
     worker: Option<usize>,
+    tickers: Vec<Ticker>,
+    #[cfg(feature = "durable")]
+    unscheduled: Option<&'static str>,
 }
 
 impl HostBuilder {
@@ -387,6 +394,44 @@ impl HostBuilder {
         self
     }
 
+    /// Runs a durable workflow on its schedule (`#[workflow(durable, every
+    /// = "30s")]`) across every instance of a shared store: each tick
+    /// fires once, whichever instance wins it (a compare-and-set on the
+    /// schedule's row), as a run whose id is the workflow's name and the
+    /// tick's time (`"Report@1700000000000"`); a tick whose previous run is
+    /// still going is skipped, so runs never overlap; missed ticks follow
+    /// the schedule's [`CatchUp`]. Worker instances run the ticks' runs.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # struct Report;
+    /// # #[workflow(durable, every = "1m")] impl Report { #[step(given = "a report")] fn report(&self) -> u8 { 1 } }
+    /// use workflow_runtime::durable::Store;
+    /// use workflow_runtime::host::WorkflowHost;
+    /// let host = WorkflowHost::builder()
+    ///     .store(Store::memory())
+    ///     .recurring_durable(Report)
+    ///     .worker(8)
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(host);
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn recurring_durable<W>(mut self, workflow: W) -> Self
+    where
+        W: crate::durable::Durable,
+        W::Input: Default,
+    {
+        match W::SCHEDULE {
+            Some(schedule) => self.tickers.push(Box::new(move |runner: Runner| {
+                Box::pin(async move { runner.ticks::<W>(schedule).await })
+            })),
+            None => self.unscheduled = self.unscheduled.or(Some(W::NAME)),
+        }
+        self.runner = self.runner.durable(workflow);
+        self
+    }
+
     /// Makes the host a worker of a shared store (PostgreSQL): it claims
     /// runs of its durable workflows that no instance holds (enqueued by
     /// any instance, or left by one that died), at most `capacity` at once,
@@ -495,6 +540,10 @@ impl HostBuilder {
                 .ok_or(HostError::NoSchedule { workflow: name })?;
             recurring.push((workflow, schedule));
         }
+        #[cfg(feature = "durable")]
+        if let Some(workflow) = self.unscheduled {
+            return Err(HostError::NoSchedule { workflow });
+        }
         let hard_stop = CancellationToken::new();
         Ok(WorkflowHost {
             runner: self.runner.build_with(hard_stop)?,
@@ -503,6 +552,7 @@ impl HostBuilder {
             options: self.options,
             shutdown: CancellationToken::new(),
             worker: self.worker,
+            tickers: self.tickers,
         })
     }
 }
@@ -522,6 +572,9 @@ impl WorkflowHost {
             recurring: Vec::new(),
             options: HostOptions::default(),
             worker: None,
+            tickers: Vec::new(),
+            #[cfg(feature = "durable")]
+            unscheduled: None,
         }
     }
 
@@ -600,6 +653,7 @@ impl WorkflowHost {
             options,
             shutdown,
             worker,
+            tickers,
         } = self;
         let permits = Arc::new(Semaphore::new(options.max_parallelism));
         let stopped_on_failure = CancellationToken::new();
@@ -647,6 +701,9 @@ impl WorkflowHost {
         }
         #[cfg(not(feature = "durable"))]
         let _ = worker;
+        for ticker in tickers {
+            tasks.spawn(ticker(runner.clone()));
+        }
         // A worker's loop claims what is left, as it has room.
         #[cfg(feature = "durable")]
         if serves_durable && worker.is_none() {
