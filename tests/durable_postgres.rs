@@ -214,6 +214,15 @@ async fn workers_share_runs_survive_a_kill_and_fence_out_a_paused_owner() {
         api.enqueue(&Ship::ID, id.clone(), id).await.unwrap();
     }
 
+    // Health before any worker: the queue's depth and its oldest run.
+    let health = api.durable_health().await.unwrap();
+    assert_eq!(
+        (health.counts.waiting, health.counts.running),
+        (RUNS as u64, RUNS as u64)
+    );
+    assert!(health.oldest_waiting_age.is_some());
+    assert_eq!((health.claimed, health.takeovers), (0, 0));
+
     let mut workers = Workers(vec![
         worker(&url, "a"),
         worker(&url, "b"),
@@ -324,4 +333,54 @@ async fn workers_share_runs_survive_a_kill_and_fence_out_a_paused_owner() {
          in 2.25s on three instances, each once",
         at.len()
     );
+}
+
+/// Waits as long as it is told.
+struct Slow;
+
+#[workflow(durable)]
+impl Slow {
+    #[step(given = "a wait")]
+    async fn wait(&self, ms: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        ms
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_shuts_down_hands_its_runs_over_at_once() {
+    let pg = TempPostgres::start().expect("PostgreSQL starts");
+    let store = Store::postgres(&pg.url()).await.unwrap();
+    let host = WorkflowHost::builder()
+        .store(store.clone())
+        .durable(Slow)
+        .instance("a", Duration::from_secs(30))
+        .worker(4)
+        .options(
+            workflow_runtime::host::HostOptions::default()
+                .shutdown_timeout(Duration::from_millis(100)),
+        )
+        .build()
+        .unwrap();
+    let runner = host.runner();
+    runner.enqueue(&Slow::ID, "slow-1", 60_000).await.unwrap();
+    // Run until `a` has claimed the minute-long run, then shut down.
+    host.run_until(async {
+        while runner.durable_in_flight() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let health = runner.durable_health().await.unwrap();
+    assert_eq!((health.instance.as_str(), health.claimed), ("a", 1));
+
+    // Its 30s lease was released: another instance takes the run at once.
+    let until = now_ms() + 30_000;
+    let claimed = store
+        .backend()
+        .claim_run("b", "slow-1", until)
+        .await
+        .unwrap();
+    let claimed = claimed.expect("the lease was released at shutdown");
+    assert_eq!(claimed.fence.epoch, 2);
 }

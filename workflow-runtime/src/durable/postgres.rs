@@ -601,6 +601,16 @@ impl Backend for PostgresStore {
                     None => return Err(corrupt("?", format!("unknown status \"{status}\""))),
                 }
             }
+            let (waiting, oldest): (i64, Option<i64>) = sqlx::query_as(
+                "SELECT COUNT(*), MIN(created_ms) FROM workflow_runs
+                 WHERE status = 'running' AND (owner IS NULL OR lease_until_ms < $1)",
+            )
+            .bind(now_ms())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.error("counting waiting runs", e))?;
+            counts.waiting = u64::try_from(waiting).unwrap_or(0);
+            counts.oldest_waiting_ms = oldest;
             Ok(counts)
         })
     }

@@ -247,6 +247,11 @@ pub struct RunCounts {
     pub incompatible: u64,
     /// When the oldest unfinished run started (ms since the Unix epoch).
     pub oldest_running_ms: Option<i64>,
+    /// On a store with leases: running runs no live lease holds, waiting
+    /// for a worker (enqueued, or left by an instance that died).
+    pub waiting: u64,
+    /// When the oldest of those was started.
+    pub oldest_waiting_ms: Option<i64>,
 }
 
 /// Who holds a run, and since which claim: a write carrying a fence

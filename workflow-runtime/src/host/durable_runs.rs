@@ -294,6 +294,15 @@ pub struct DurableHealth {
     pub oldest_running_age: Option<std::time::Duration>,
     /// Runs this process is driving now.
     pub in_flight: usize,
+    /// This instance's name in leases.
+    pub instance: String,
+    /// Runs this instance claimed from a shared store.
+    pub claimed: u64,
+    /// Of those, runs another instance had held (it died, or paused past
+    /// its lease).
+    pub takeovers: u64,
+    /// How long the oldest run waiting for a worker has waited.
+    pub oldest_waiting_age: Option<std::time::Duration>,
     /// Why the store could not be read, when it could not.
     pub error: Option<String>,
 }
@@ -426,6 +435,12 @@ impl Runner {
     pub async fn durable_health(&self) -> Result<DurableHealth, DurableError> {
         let store = self.store().ok_or(DurableError::NoStore)?;
         let in_flight = self.durable_in_flight();
+        let (claimed, takeovers) = self.claims();
+        let instance = self.instance().to_owned();
+        let age = |started: i64| {
+            let age = crate::durable::now_ms().saturating_sub(started);
+            std::time::Duration::from_millis(u64::try_from(age).unwrap_or(0))
+        };
         Ok(match store.counts().await {
             Ok(counts) => DurableHealth {
                 status: if counts.incompatible > 0 {
@@ -433,19 +448,24 @@ impl Runner {
                 } else {
                     super::HealthStatus::Healthy
                 },
-                oldest_running_age: counts.oldest_running_ms.map(|started| {
-                    let age = crate::durable::now_ms().saturating_sub(started);
-                    std::time::Duration::from_millis(u64::try_from(age).unwrap_or(0))
-                }),
+                oldest_running_age: counts.oldest_running_ms.map(age),
+                oldest_waiting_age: counts.oldest_waiting_ms.map(age),
                 counts,
                 in_flight,
+                instance,
+                claimed,
+                takeovers,
                 error: None,
             },
             Err(error) => DurableHealth {
                 status: super::HealthStatus::Unhealthy,
                 counts: RunCounts::default(),
                 oldest_running_age: None,
+                oldest_waiting_age: None,
                 in_flight,
+                instance,
+                claimed,
+                takeovers,
                 error: Some(error.to_string()),
             },
         })
@@ -500,7 +520,10 @@ impl Runner {
                 .claim_run(self.instance(), &row.id, until)
                 .await?
             {
-                Some(claimed) => Some(self.drive(entry, claimed.run, Some(claimed.fence))),
+                Some(claimed) => {
+                    self.count_claim(claimed.fence.epoch);
+                    Some(self.drive(entry, claimed.run, Some(claimed.fence)))
+                }
                 None => None,
             },
         )
@@ -522,6 +545,7 @@ impl Runner {
             .await?;
         let n = claimed.len();
         for Claimed { run, fence } in claimed {
+            self.count_claim(fence.epoch);
             if let Some(entry) = self.durable_entry(&run.workflow) {
                 drop(self.drive(entry, run, Some(fence)));
             }

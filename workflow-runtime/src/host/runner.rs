@@ -173,6 +173,10 @@ struct Durables {
     /// How often an idle worker looks for runs to claim.
     poll: std::time::Duration,
     renewing: std::sync::atomic::AtomicBool,
+    /// Runs this instance claimed, and how many of them another instance
+    /// had held before.
+    claimed: std::sync::atomic::AtomicU64,
+    takeovers: std::sync::atomic::AtomicU64,
     /// Wakes an idle worker: a run ended here, or was enqueued here.
     wake: tokio::sync::Notify,
 }
@@ -188,6 +192,8 @@ impl Default for Durables {
             lease: std::time::Duration::from_secs(30),
             poll: std::time::Duration::from_millis(100),
             renewing: std::sync::atomic::AtomicBool::new(false),
+            claimed: std::sync::atomic::AtomicU64::new(0),
+            takeovers: std::sync::atomic::AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
         }
     }
@@ -777,6 +783,26 @@ impl Runner {
             .durable
             .renewing
             .swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// Counts a claim; a takeover when an earlier claim existed.
+    #[cfg(feature = "durable")]
+    pub(super) fn count_claim(&self, epoch: i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.inner.durable.claimed.fetch_add(1, Relaxed);
+        if epoch > 1 {
+            self.inner.durable.takeovers.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Runs claimed, and takeovers among them.
+    #[cfg(feature = "durable")]
+    pub(super) fn claims(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.inner.durable.claimed.load(Relaxed),
+            self.inner.durable.takeovers.load(Relaxed),
+        )
     }
 
     #[cfg(feature = "durable")]
