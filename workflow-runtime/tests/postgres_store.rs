@@ -109,7 +109,15 @@ async fn claims_hold_until_their_lease_runs_out_and_fence_the_loser() {
     );
 
     // a's lease runs out (renewed into the past): b takes the run over.
-    assert_eq!(store.renew("a", now() - 1).await.unwrap(), 1);
+    // Renewals touch only the runs named (the ones `a` drives).
+    assert_eq!(store.renew("a", &[], now() - 1).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .renew("a", &["r".to_owned()], now() - 1)
+            .await
+            .unwrap(),
+        1
+    );
     let b = store
         .claim("b", &workflows, 10, now() + 60_000)
         .await

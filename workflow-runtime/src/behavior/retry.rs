@@ -214,6 +214,14 @@ impl Retry {
     }
 
     fn retries(&self, failure: &StepFailure) -> bool {
+        // A durable run whose lease another instance took is theirs now:
+        // no attempt of this instance's may run again.
+        #[cfg(feature = "durable")]
+        if let StepFailure::Error(error) = failure
+            && let Some(crate::durable::StoreError::LeaseLost { .. }) = error.downcast_ref()
+        {
+            return false;
+        }
         match &self.filter {
             Some(filter) => filter(failure),
             None => !matches!(failure, StepFailure::Assertion),

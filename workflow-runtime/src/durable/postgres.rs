@@ -685,15 +685,17 @@ impl Backend for PostgresStore {
     fn renew<'a>(
         &'a self,
         owner: &'a str,
+        runs: &'a [String],
         until_ms: i64,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
             let done = sqlx::query(
                 "UPDATE workflow_runs SET lease_until_ms = $2
-                 WHERE owner = $1 AND status = 'running'",
+                 WHERE owner = $1 AND status = 'running' AND id = ANY($3)",
             )
             .bind(owner)
             .bind(until_ms)
+            .bind(runs)
             .execute(&self.pool)
             .await
             .map_err(|e| self.error(format!("renewing the leases of {owner}"), e))?;

@@ -464,14 +464,17 @@ pub trait Backend: Send + Sync + 'static {
         Box::pin(std::future::ready(Err(self.no_leases())))
     }
 
-    /// Extends `owner`'s leases on its running runs to `until_ms`; how
-    /// many it still holds.
+    /// Extends `owner`'s leases on `runs` (the ones it drives) to
+    /// `until_ms`; how many it still holds. Runs `owner` holds but no
+    /// longer drives (a predecessor's, under the same name) are left to
+    /// run out.
     fn renew<'a>(
         &'a self,
         owner: &'a str,
+        runs: &'a [String],
         until_ms: i64,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        let _ = (owner, until_ms);
+        let _ = (owner, runs, until_ms);
         Box::pin(std::future::ready(Err(self.no_leases())))
     }
 

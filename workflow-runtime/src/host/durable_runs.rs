@@ -258,6 +258,11 @@ impl InFlight {
         self.lock().len()
     }
 
+    /// The ids of the runs in flight.
+    pub(crate) fn ids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
     fn remove(&self, id: &str) {
         self.lock().remove(id);
         self.left.notify_waiters();
@@ -513,6 +518,7 @@ impl Runner {
         }
         // Shared: drive it here if no other instance holds it; otherwise
         // its handle reads the store until the holder ends it.
+        self.keep_leases();
         let until = crate::durable::now_ms() + self.lease_ms();
         Ok(
             match store
@@ -655,6 +661,16 @@ impl Runner {
     /// # }
     /// ```
     pub async fn work(&self, capacity: usize) {
+        self.work_until(capacity, self.stopping().clone()).await;
+    }
+
+    /// [`work`](Self::work) until `stop` is cancelled (a host's graceful
+    /// shutdown): no run is claimed after it.
+    pub(crate) async fn work_until(
+        &self,
+        capacity: usize,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
         let Some(store) = self.store() else { return };
         if !store.backend().leases() {
             if let Err(error) = self.resume().await {
@@ -681,9 +697,10 @@ impl Runner {
                 tokio::select! {
                     () = woken.notified() => {}
                     () = tokio::time::sleep(self.poll_every()) => {}
-                    () = self.stopping().cancelled() => return,
+                    () = stop.cancelled() => return,
                 }
-            } else if self.stopping().is_cancelled() {
+            }
+            if stop.is_cancelled() {
                 return;
             }
         }
@@ -691,8 +708,11 @@ impl Runner {
 
     /// Fires `W`'s ticks on a shared store until the runner stops (see
     /// [`HostBuilder::recurring_durable`](super::HostBuilder::recurring_durable)).
-    pub(crate) async fn ticks<W>(&self, schedule: crate::schedule::Schedule)
-    where
+    pub(crate) async fn ticks<W>(
+        &self,
+        schedule: crate::schedule::Schedule,
+        stop: tokio_util::sync::CancellationToken,
+    ) where
         W: Durable,
         W::Input: Default,
     {
@@ -742,7 +762,7 @@ impl Runner {
                 let wait = std::time::Duration::from_millis(u64::try_from(wait).unwrap_or(0));
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
-                    () = self.stopping().cancelled() => return,
+                    () = stop.cancelled() => return,
                 }
             }
             let behind = crate::durable::now_ms() - next;
@@ -777,7 +797,7 @@ impl Runner {
                     }
                 }
             }
-            if self.stopping().is_cancelled() {
+            if stop.is_cancelled() {
                 return;
             }
         }
@@ -811,7 +831,11 @@ impl Runner {
                 }
                 let Some(store) = runner.store() else { return };
                 let until = crate::durable::now_ms() + runner.lease_ms();
-                if let Err(error) = store.backend().renew(runner.instance(), until).await {
+                let runs = runner.in_flight().ids();
+                if runs.is_empty() {
+                    continue;
+                }
+                if let Err(error) = store.backend().renew(runner.instance(), &runs, until).await {
                     tracing::warn!(%error, "could not renew leases");
                 }
             }

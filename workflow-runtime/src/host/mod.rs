@@ -242,7 +242,8 @@ pub struct WorkflowHost {
 }
 
 /// A durable recurring workflow's tick loop, started when the host runs.
-type Ticker = Box<dyn FnOnce(Runner) -> crate::behavior::BoxFuture<'static, ()> + Send>;
+type Ticker =
+    Box<dyn FnOnce(Runner, CancellationToken) -> crate::behavior::BoxFuture<'static, ()> + Send>;
 
 /// Builds a [`WorkflowHost`].
 #[must_use]
@@ -423,9 +424,12 @@ impl HostBuilder {
         W::Input: Default,
     {
         match W::SCHEDULE {
-            Some(schedule) => self.tickers.push(Box::new(move |runner: Runner| {
-                Box::pin(async move { runner.ticks::<W>(schedule).await })
-            })),
+            Some(schedule) => {
+                self.tickers
+                    .push(Box::new(move |runner: Runner, stop: CancellationToken| {
+                        Box::pin(async move { runner.ticks::<W>(schedule, stop).await })
+                    }))
+            }
             None => self.unscheduled = self.unscheduled.or(Some(W::NAME)),
         }
         self.runner = self.runner.durable(workflow);
@@ -697,12 +701,14 @@ impl WorkflowHost {
         #[cfg(feature = "durable")]
         if let (true, Some(capacity)) = (serves_durable, worker) {
             let runner = runner.clone();
-            tasks.spawn(async move { runner.work(capacity).await });
+            let stop = shutdown.clone();
+            tasks.spawn(async move { runner.work_until(capacity, stop).await });
         }
         #[cfg(not(feature = "durable"))]
         let _ = worker;
+        // Both stop claiming and firing when graceful shutdown begins.
         for ticker in tickers {
-            tasks.spawn(ticker(runner.clone()));
+            tasks.spawn(ticker(runner.clone(), shutdown.clone()));
         }
         // A worker's loop claims what is left, as it has room.
         #[cfg(feature = "durable")]
