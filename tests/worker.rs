@@ -203,8 +203,21 @@ async fn a_worker_killed_mid_batch_finishes_it_when_restarted_without_charging_t
         "the batch finished before the kill: make the gateway slower"
     );
 
+    let completed = async || -> i64 {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM workflow_runs WHERE workflow = 'PayOrder' AND status = 'completed'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+    };
     let mut second = worker(&db);
-    wait_for("the whole batch", async || paid().await == payable).await;
+    // Paid (the transactional step) and then journaled as completed (the
+    // run's end, a write of its own).
+    wait_for("the whole batch", async || {
+        paid().await == payable && completed().await == payable
+    })
+    .await;
     second.kill().unwrap();
     second.wait().unwrap();
 
@@ -233,13 +246,7 @@ async fn a_worker_killed_mid_batch_finishes_it_when_restarted_without_charging_t
         .unwrap();
     assert_eq!(declined, ORDERS / 10);
     // The journal agrees: one completed payment run per paid order.
-    let completed: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM workflow_runs WHERE workflow = 'PayOrder' AND status = 'completed'",
-    )
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
-    assert_eq!(completed, payable);
+    assert_eq!(completed().await, payable);
     // Payments run one at a time: only the one in flight at the kill can
     // have reached the gateway twice. Journaled charges were not asked
     // for again, and declined orders (their runs failed) were asked once.
