@@ -25,7 +25,8 @@
 //! | [`behavior`] | the behavior trait and retry, timeout, circuit breaker, tracing, metrics, tower |
 //! | [`handlers`] | the typed handler registry |
 //! | [`host`] | the runner, the tokio host, recurring schedules, health |
-//! | `durable` | journaled runs that resume after a crash: stores (memory, SQLite), codecs (feature `durable`, `sqlite`) |
+//! | `durable` | journaled runs that resume after a crash: stores (memory, SQLite, PostgreSQL with leases), codecs (features `durable`, `sqlite`, `postgres`) |
+//! | `testing` | test helpers: a throwaway PostgreSQL server (feature `testing`) |
 //!
 //! `#[step]` and `#[workflow]` (re-exported from `workflow-macros`) turn
 //! annotated functions into steps and typed pipelines implementing
