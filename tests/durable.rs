@@ -939,3 +939,22 @@ async fn a_run_whose_journal_write_failed_is_driven_again_not_failed() {
         RunStatus::Completed
     );
 }
+
+/// Runs hourly; after downtime, the latest missed tick runs once.
+struct Nightly;
+
+#[workflow(durable, every = "1h", catch_up = "latest")]
+impl Nightly {
+    #[step(given = "a report")]
+    fn report(&self) -> u8 {
+        1
+    }
+}
+
+#[test]
+fn a_schedule_catches_up_with_its_latest_tick_when_asked() {
+    let schedule = Nightly::SCHEDULE.unwrap();
+    assert_eq!(schedule.every, Duration::from_secs(3600));
+    assert_eq!(schedule.catch_up, workflow_runtime::host::CatchUp::Latest);
+    assert_eq!(Pay::SCHEDULE, None);
+}

@@ -12,8 +12,9 @@ pub(crate) struct Workflow {
     pub(crate) description: Option<String>,
     pub(crate) krate: Path,
     pub(crate) steps: Vec<Step>,
-    /// `every`, and whether to run immediately.
-    pub(crate) schedule: Option<(std::time::Duration, bool)>,
+    /// `every`, whether to run immediately, and whether missed ticks
+    /// catch up with the latest (`catch_up = "latest"`).
+    pub(crate) schedule: Option<(std::time::Duration, bool, bool)>,
     /// Declared handlers: request and response types.
     pub(crate) handlers: Vec<(Type, Type)>,
     /// `#[workflow(durable)]`: journaled, with an optional version label.

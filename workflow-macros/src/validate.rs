@@ -74,10 +74,10 @@ pub(crate) fn workflow(item: &ItemImpl, raw: RawWorkflow, errors: &mut Errors) -
         description: raw.options.description.map(|d| d.value()).or(raw.doc),
         krate: raw.options.krate.unwrap_or_else(default_crate),
         steps,
-        schedule: raw
-            .options
-            .every
-            .map(|every| (every, raw.options.run_immediately.is_some())),
+        schedule: raw.options.every.map(|every| {
+            let latest = raw.options.catch_up.is_some_and(|(_, latest)| latest);
+            (every, raw.options.run_immediately.is_some(), latest)
+        }),
         handlers: raw.options.handlers.unwrap_or_default(),
         durable: raw.options.durable.map(|(_, version)| Durability {
             version: version.map(|v| v.value()),

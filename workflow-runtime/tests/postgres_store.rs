@@ -140,6 +140,13 @@ async fn claims_hold_until_their_lease_runs_out_and_fence_the_loser() {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+    let failure = workflow_runtime::durable::FailureRow::new(0, 1, "declined");
+    let err = store
+        .record_failure_fenced("r", &failure, &a[0].fence)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+    assert!(store.failures("r").await.unwrap().is_empty());
     store
         .record_step_fenced("r", &row, &b[0].fence)
         .await

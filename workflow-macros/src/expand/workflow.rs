@@ -83,12 +83,14 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         });
     }
 
-    let schedule = model.schedule.map(|(every, immediately)| {
+    let schedule = model.schedule.map(|(every, immediately, latest)| {
         let nanos = u64::try_from(every.as_nanos()).unwrap_or(u64::MAX);
+        let catch_up = latest.then(|| quote!(.catch_up(#krate::host::CatchUp::Latest)));
         quote! {
             const SCHEDULE: ::core::option::Option<#krate::host::Schedule> = ::core::option::Option::Some(
                 #krate::host::Schedule::every(::core::time::Duration::from_nanos(#nanos))
-                    .run_immediately(#immediately),
+                    .run_immediately(#immediately)
+                    #catch_up,
             );
         }
     });

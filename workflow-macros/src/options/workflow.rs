@@ -20,6 +20,9 @@ pub(crate) struct WorkflowOptions {
     pub(crate) every: Option<Duration>,
     /// The span of `run_immediately`, when given.
     pub(crate) run_immediately: Option<Span>,
+    /// `catch_up = "latest"` (or `"skip"`, the default): the span, and
+    /// whether it is `latest`.
+    pub(crate) catch_up: Option<(Span, bool)>,
     /// `handlers(Request => Response, ...)`, when given.
     pub(crate) handlers: Option<Vec<(syn::Type, syn::Type)>>,
     /// `durable` or `durable = "v2"`: the span, and the version label.
@@ -30,6 +33,12 @@ impl WorkflowOptions {
     pub(crate) fn parse(args: TokenStream) -> syn::Result<Self> {
         let mut options = WorkflowOptions::default();
         syn::meta::parser(|meta| options.parse_one(meta)).parse2(args)?;
+        if let (Some((span, _)), None) = (options.catch_up, options.every) {
+            return Err(syn::Error::new(
+                span,
+                "`catch_up` goes with a schedule: `#[workflow(every = \"30s\", catch_up = \"latest\")]`",
+            ));
+        }
         if let (Some(span), None) = (options.run_immediately, options.every) {
             return Err(syn::Error::new(
                 span,
@@ -79,6 +88,25 @@ impl WorkflowOptions {
                 }
                 self.every = Some(duration::parse(&meta.value()?.parse()?)?);
             }
+            "catch_up" => {
+                if self.catch_up.is_some() {
+                    return Err(duplicate(&meta));
+                }
+                let value: LitStr = meta.value()?.parse()?;
+                let latest = match value.value().as_str() {
+                    "skip" => false,
+                    "latest" => true,
+                    other => {
+                        return Err(syn::Error::new(
+                            value.span(),
+                            format!(
+                                "unknown catch-up policy \"{other}\"; expected \"skip\" or \"latest\""
+                            ),
+                        ));
+                    }
+                };
+                self.catch_up = Some((span_of(&meta.path), latest));
+            }
             "run_immediately" => {
                 if self.run_immediately.is_some() {
                     return Err(duplicate(&meta));
@@ -124,7 +152,7 @@ impl WorkflowOptions {
             _ => {
                 return Err(meta.error(format!(
                     "unknown workflow option `{word}`; expected one of: name, description, crate, \
-                     every, run_immediately, handlers, durable"
+                     every, run_immediately, catch_up, handlers, durable"
                 )));
             }
         }

@@ -55,7 +55,16 @@ impl Journal {
     /// step's error: it is logged, and the step's own error stands.
     pub(crate) async fn failed(&self, index: u32, attempts: u32, error: String) {
         let row = FailureRow::new(index, attempts, error);
-        if let Err(e) = self.store.backend().record_failure(&self.run, &row).await {
+        let written = match &self.fence {
+            Some(fence) => {
+                self.store
+                    .backend()
+                    .record_failure_fenced(&self.run, &row, fence)
+                    .await
+            }
+            None => self.store.backend().record_failure(&self.run, &row).await,
+        };
+        if let Err(e) = written {
             tracing::warn!(run = %self.run, step = index, error = %e, "could not journal a failed attempt");
         }
     }

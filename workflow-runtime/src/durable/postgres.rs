@@ -277,6 +277,42 @@ impl PostgresStore {
         }
     }
 
+    /// Records a step's failed attempts through `conn`.
+    async fn failure_in(
+        &self,
+        conn: &mut PgConnection,
+        run: &str,
+        failure: &FailureRow,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO workflow_failures (run_id, step_index, attempts, failed_ms, error)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (run_id, step_index) DO UPDATE SET
+             attempts = excluded.attempts, failed_ms = excluded.failed_ms,
+             error = excluded.error",
+        )
+        .bind(run)
+        .bind(i64::from(failure.index))
+        .bind(i64::from(failure.attempts))
+        .bind(failure.failed_ms)
+        .bind(&failure.error)
+        .execute(conn)
+        .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                Err(StoreError::NoSuchRun(run.to_owned()))
+            }
+            Err(e) => Err(self.error(
+                format!(
+                    "journaling a failure of step {} of run \"{run}\"",
+                    failure.index
+                ),
+                e,
+            )),
+        }
+    }
+
     /// Ends a running run through `conn`.
     async fn finish_in(
         &self,
@@ -487,33 +523,27 @@ impl Backend for PostgresStore {
         failure: &'a FailureRow,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let done = sqlx::query(
-                "INSERT INTO workflow_failures (run_id, step_index, attempts, failed_ms, error)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (run_id, step_index) DO UPDATE SET
-                 attempts = excluded.attempts, failed_ms = excluded.failed_ms,
-                 error = excluded.error",
-            )
-            .bind(run)
-            .bind(i64::from(failure.index))
-            .bind(i64::from(failure.attempts))
-            .bind(failure.failed_ms)
-            .bind(&failure.error)
-            .execute(&self.pool)
-            .await;
-            match done {
-                Ok(_) => Ok(()),
-                Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-                    Err(StoreError::NoSuchRun(run.to_owned()))
-                }
-                Err(e) => Err(self.error(
-                    format!(
-                        "journaling a failure of step {} of run \"{run}\"",
-                        failure.index
-                    ),
-                    e,
-                )),
-            }
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| self.error(format!("journaling a failure of run \"{run}\""), e))?;
+            self.failure_in(&mut conn, run, failure).await
+        })
+    }
+
+    fn record_failure_fenced<'a>(
+        &'a self,
+        run: &'a str,
+        failure: &'a FailureRow,
+        fence: &'a Fence,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let doing = format!("journaling a failure of run \"{run}\"");
+            let mut tx = self.pool.begin().await.map_err(|e| self.error(&doing, e))?;
+            self.hold(&mut tx, run, fence).await?;
+            self.failure_in(&mut tx, run, failure).await?;
+            tx.commit().await.map_err(|e| self.error(doing, e))
         })
     }
 

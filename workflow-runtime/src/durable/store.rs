@@ -498,6 +498,18 @@ pub trait Backend: Send + Sync + 'static {
         self.record_step(run, step)
     }
 
+    /// [`record_failure`](Self::record_failure), refused with
+    /// [`StoreError::LeaseLost`] unless `fence` still holds the run.
+    fn record_failure_fenced<'a>(
+        &'a self,
+        run: &'a str,
+        failure: &'a FailureRow,
+        fence: &'a Fence,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = fence;
+        self.record_failure(run, failure)
+    }
+
     /// [`finish_run`](Self::finish_run), refused with
     /// [`StoreError::LeaseLost`] unless `fence` still holds the run.
     fn finish_run_fenced<'a>(
