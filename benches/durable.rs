@@ -23,39 +23,13 @@ use workflow_runtime::durable::{SqliteOptions, SqliteStore, Store, Synchronous};
 use workflow_runtime::host::Runner;
 use workflow_runtime::prelude::*;
 
+#[path = "common/durable_workflows.rs"]
+mod workflows;
+use workflows::{Eleven, One, Three};
+
 const ROUNDS: usize = 5;
 const ITERS: u64 = 40;
 const IN_FLIGHT: usize = 16;
-
-struct One;
-
-#[workflow(durable)]
-impl One {
-    #[step(given = "a number")]
-    fn n(&self, n: u64) -> u64 {
-        n + 1
-    }
-}
-
-struct Three;
-
-#[workflow(durable)]
-impl Three {
-    #[step(given = "a number")]
-    fn n(&self, n: u64) -> u64 {
-        n + 1
-    }
-
-    #[step(when = "doubled")]
-    async fn double(&self, n: u64) -> u64 {
-        n * 2
-    }
-
-    #[step(and = "squared")]
-    async fn square(&self, n: u64) -> u64 {
-        n * n
-    }
-}
 
 /// `Three` without durability, for the instruction counts.
 struct ThreePlain;
@@ -97,56 +71,6 @@ fn count_instructions(mode: &(String, u32)) {
         let run = runner.start(&Three::ID, id(), 1).await.unwrap();
         run.result().await.unwrap();
     });
-}
-
-struct Eleven;
-
-#[workflow(durable)]
-impl Eleven {
-    #[step(given = "a number")]
-    fn s0(&self, n: u64) -> u64 {
-        n + 1
-    }
-    #[step(when = "1")]
-    async fn s1(&self, n: u64) -> u64 {
-        n + 1
-    }
-    #[step(and = "2")]
-    async fn s2(&self, n: u64) -> u64 {
-        n + 1
-    }
-    #[step(and = "3")]
-    async fn s3(&self, n: u64) -> u64 {
-        n + 1
-    }
-    #[step(and = "4")]
-    async fn s4(&self, n: u64) -> u64 {
-        n + 1
-    }
-    #[step(and = "5")]
-    async fn s5(&self, n: u64) -> u64 {
-        n + 1
-    }
-    #[step(and = "6")]
-    async fn s6(&self, n: u64) -> u64 {
-        n + 1
-    }
-    #[step(and = "7")]
-    async fn s7(&self, n: u64) -> u64 {
-        n + 1
-    }
-    #[step(and = "8")]
-    async fn s8(&self, n: u64) -> u64 {
-        n + 1
-    }
-    #[step(and = "9")]
-    async fn s9(&self, n: u64) -> u64 {
-        n + 1
-    }
-    #[step(and = "10")]
-    async fn s10(&self, n: u64) -> u64 {
-        n + 1
-    }
 }
 
 /// A store in a fresh file, and the runner over it.

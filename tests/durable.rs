@@ -14,22 +14,15 @@ use workflow_runtime::durable::{
 use workflow_runtime::host::Runner;
 use workflow_runtime::prelude::*;
 
+#[allow(dead_code)] // each test binary uses part of it
+mod common;
+use common::{Declined, TempDir};
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Order {
     id: u64,
     paid: bool,
 }
-
-#[derive(Debug)]
-struct Declined;
-
-impl std::fmt::Display for Declined {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("card declined")
-    }
-}
-
-impl std::error::Error for Declined {}
 
 /// Counts how often each step body runs; `fail_charge` makes charging fail.
 #[derive(Default)]
@@ -534,23 +527,6 @@ impl workflow_runtime::behavior::Behavior for Recorder {
         self.titles.lock().unwrap().push(step.title().to_owned());
         *self.ctx.lock().unwrap() = Some(step.ctx().clone());
         Box::pin(async move { next.run().await })
-    }
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("wf-durable-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -7,6 +7,7 @@ use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, Share
 use workflow_runtime::behavior::{Metrics, Retry};
 use workflow_runtime::prelude::*;
 
+#[allow(dead_code)] // each test binary uses part of it
 mod common;
 
 use common::{Declined, paused_runtime as runtime};

@@ -13,6 +13,7 @@ use tracing_subscriber::registry::LookupSpan;
 use workflow_runtime::behavior::{Tracing, workflow_span};
 use workflow_runtime::prelude::*;
 
+#[allow(dead_code)] // each test binary uses part of it
 mod common;
 
 use common::{Declined, paused_runtime as runtime};

@@ -4,12 +4,16 @@
 //! twice.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use workflow_suite::orders::{Item, OrderStore, Status};
 use workflow_suite::worker::{CARD_LIMIT_CENTS, Worker, WorkerConfig};
+
+#[allow(dead_code)] // each test binary uses part of it
+mod common;
+use common::TempDir;
 
 fn item(unit_cents: u64) -> Vec<Item> {
     vec![Item {
@@ -17,24 +21,6 @@ fn item(unit_cents: u64) -> Vec<Item> {
         quantity: 1,
         unit_cents,
     }]
-}
-
-/// A temporary directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("wf-worker-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,22 +6,8 @@ use std::time::Duration;
 
 use workflow_runtime::durable::{Backend, RunRow, SqliteOptions, SqliteStore, StepRow, StoreError};
 
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("wf-sqlite-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::TempDir;
 
 #[tokio::test]
 async fn a_reopened_file_keeps_its_journal() {

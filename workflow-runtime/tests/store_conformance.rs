@@ -7,27 +7,8 @@ use workflow_runtime::durable::{
     SqliteOptions, SqliteStore, StepRow, StoreError,
 };
 
-/// A temporary directory removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "wf-store-{name}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::TempDir;
 
 fn run(id: &str, created_ms: i64) -> RunRow {
     let mut row = RunRow::new(id, "Pay", "f00d", br#"{"id":1}"#.to_vec());

@@ -144,21 +144,11 @@ impl Backend for MemoryStore {
             Some(entry) if entry.run.status.is_finished() => Ok(false),
             Some(entry) => {
                 let row = &mut entry.run;
-                match end {
-                    RunEnd::Completed(output) => {
-                        row.status = RunStatus::Completed;
-                        row.output = Some(output.clone());
-                    }
-                    RunEnd::Failed { error, step } => {
-                        row.status = RunStatus::Failed;
-                        row.error = Some(error.clone());
-                        row.failed_step = step.clone();
-                    }
-                    RunEnd::Incompatible(why) => {
-                        row.status = RunStatus::Incompatible;
-                        row.error = Some(why.clone());
-                    }
-                }
+                let (status, output, error, step) = end.columns();
+                row.status = status;
+                row.output = output.map(<[u8]>::to_vec);
+                row.error = error.map(str::to_owned);
+                row.failed_step = step.map(str::to_owned);
                 row.updated_ms = now_ms();
                 Ok(true)
             }
@@ -180,17 +170,7 @@ impl Backend for MemoryStore {
     fn counts(&self) -> BoxFuture<'_, Result<RunCounts, StoreError>> {
         let mut counts = RunCounts::default();
         for entry in self.lock().values() {
-            match entry.run.status {
-                RunStatus::Running => {
-                    counts.running += 1;
-                    let created = entry.run.created_ms;
-                    counts.oldest_running_ms =
-                        Some(counts.oldest_running_ms.map_or(created, |o| o.min(created)));
-                }
-                RunStatus::Completed => counts.completed += 1,
-                RunStatus::Failed => counts.failed += 1,
-                RunStatus::Incompatible => counts.incompatible += 1,
-            }
+            counts.add(entry.run.status, 1, Some(entry.run.created_ms));
         }
         Box::pin(std::future::ready(Ok(counts)))
     }

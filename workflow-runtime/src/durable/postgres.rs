@@ -320,11 +320,7 @@ impl PostgresStore {
         run: &str,
         end: &RunEnd,
     ) -> Result<bool, StoreError> {
-        let (status, output, error, step) = match end {
-            RunEnd::Completed(output) => (RunStatus::Completed, Some(output), None, None),
-            RunEnd::Failed { error, step } => (RunStatus::Failed, None, Some(error), step.as_ref()),
-            RunEnd::Incompatible(why) => (RunStatus::Incompatible, None, Some(why), None),
-        };
+        let (status, output, error, step) = end.columns();
         let done = sqlx::query(
             "UPDATE workflow_runs SET status = $1, output = $2, error = $3, failed_step = $4,
              updated_ms = $5, owner = NULL WHERE id = $6 AND status = 'running'",
@@ -620,16 +616,9 @@ impl Backend for PostgresStore {
                 let status: String = row.try_get("status").map_err(get)?;
                 let n: i64 = row.try_get("n").map_err(get)?;
                 let n = u64::try_from(n).unwrap_or(0);
-                match RunStatus::parse(&status) {
-                    Some(RunStatus::Running) => {
-                        counts.running = n;
-                        counts.oldest_running_ms = row.try_get("oldest").map_err(get)?;
-                    }
-                    Some(RunStatus::Completed) => counts.completed = n,
-                    Some(RunStatus::Failed) => counts.failed = n,
-                    Some(RunStatus::Incompatible) => counts.incompatible = n,
-                    None => return Err(corrupt("?", format!("unknown status \"{status}\""))),
-                }
+                let status = RunStatus::parse(&status)
+                    .ok_or_else(|| corrupt("?", format!("unknown status \"{status}\"")))?;
+                counts.add(status, n, row.try_get("oldest").map_err(get)?);
             }
             let (waiting, oldest): (i64, Option<i64>) = sqlx::query_as(
                 "SELECT COUNT(*), MIN(created_ms) FROM workflow_runs

@@ -593,13 +593,7 @@ impl Backend for SqliteStore {
         end: &'a RunEnd,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let (status, output, error, step) = match end {
-                RunEnd::Completed(output) => (RunStatus::Completed, Some(&output[..]), None, None),
-                RunEnd::Failed { error, step } => {
-                    (RunStatus::Failed, None, Some(error), step.as_ref())
-                }
-                RunEnd::Incompatible(why) => (RunStatus::Incompatible, None, Some(why), None),
-            };
+            let (status, output, error, step) = end.columns();
             let query = sqlx::query(
                 "UPDATE workflow_runs SET status = ?, output = ?, error = ?, failed_step = ?,
                  updated_ms = ? WHERE id = ? AND status = 'running'",
@@ -656,16 +650,9 @@ impl Backend for SqliteStore {
                 let status: String = row.try_get("status").map_err(get)?;
                 let n: i64 = row.try_get("n").map_err(get)?;
                 let n = u64::try_from(n).unwrap_or(0);
-                match RunStatus::parse(&status) {
-                    Some(RunStatus::Running) => {
-                        counts.running = n;
-                        counts.oldest_running_ms = row.try_get("oldest").map_err(get)?;
-                    }
-                    Some(RunStatus::Completed) => counts.completed = n,
-                    Some(RunStatus::Failed) => counts.failed = n,
-                    Some(RunStatus::Incompatible) => counts.incompatible = n,
-                    None => return Err(corrupt("?", format!("unknown status \"{status}\""))),
-                }
+                let status = RunStatus::parse(&status)
+                    .ok_or_else(|| corrupt("?", format!("unknown status \"{status}\"")))?;
+                counts.add(status, n, row.try_get("oldest").map_err(get)?);
             }
             Ok(counts)
         })

@@ -48,18 +48,9 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
         Fut: Future<Output = Result<O, StepError>> + Send + 'c,
         O: Send + 'c,
     {
-        let ctx = self.context();
-        self.step(
-            kind,
-            place.title,
-            Journaled {
-                ctx,
-                place,
-                codec,
-                attempts: AtomicU32::new(0),
-                body,
-            },
-        )
+        // The `Fn` bound is what tells the compiler the closure may run
+        // again (a retry needs that); the step is built the same way.
+        self.journaled_once(kind, place, codec, body)
     }
 
     /// [`journaled`](Self::journaled), for a body that runs once: a first
@@ -109,20 +100,9 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
         O: Send + 'c,
         S::Output: Send + 'c,
     {
-        let ctx = self.context();
-        self.step(
-            kind,
-            place.title,
-            Transacted {
-                ctx,
-                place,
-                codec,
-                attempts: AtomicU32::new(0),
-                body,
-                tx: PhantomData,
-            },
-        )
+        self.transacted_once(kind, place, codec, body)
     }
+
     /// [`transacted`](Self::transacted), for a body that runs once.
     #[doc(hidden)]
     pub fn transacted_once<X, C, Fut, O>(

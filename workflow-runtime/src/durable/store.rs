@@ -275,6 +275,39 @@ pub struct Claimed {
     pub fence: Fence,
 }
 
+impl RunCounts {
+    /// Counts `n` more runs in `status`, the oldest started at
+    /// `oldest_ms`: what each store folds its rows (or groups) into.
+    pub(crate) fn add(&mut self, status: RunStatus, n: u64, oldest_ms: Option<i64>) {
+        match status {
+            RunStatus::Running => {
+                self.running += n;
+                self.oldest_running_ms = match (self.oldest_running_ms, oldest_ms) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            RunStatus::Completed => self.completed += n,
+            RunStatus::Failed => self.failed += n,
+            RunStatus::Incompatible => self.incompatible += n,
+        }
+    }
+}
+
+impl RunEnd {
+    /// The status the run ends in and the columns it sets: the output,
+    /// the error, the step it failed at.
+    pub(crate) fn columns(&self) -> (RunStatus, Option<&[u8]>, Option<&str>, Option<&str>) {
+        match self {
+            RunEnd::Completed(output) => (RunStatus::Completed, Some(output), None, None),
+            RunEnd::Failed { error, step } => {
+                (RunStatus::Failed, None, Some(error), step.as_deref())
+            }
+            RunEnd::Incompatible(why) => (RunStatus::Incompatible, None, Some(why), None),
+        }
+    }
+}
+
 /// What [`Backend::insert_run`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Inserted {

@@ -348,15 +348,8 @@ impl Runner {
         let entry = self
             .durable_entry(name)
             .ok_or(DurableError::NotRegistered { workflow: name })?;
-        let id = run_id.into();
-        let bytes =
-            W::INPUT
-                .encode(store.codec(), &input)
-                .map_err(|source| DurableError::Encode {
-                    run: id.clone(),
-                    source,
-                })?;
-        let row = RunRow::new(id.clone(), name, W::FINGERPRINT, bytes);
+        let row = new_row(store, workflow, run_id.into(), &input)?;
+        let id = row.id.clone();
         // The row is written, and its driver started, on a task of the
         // runner's: a caller dropped while the row is being written (a
         // client that left) must not leave a run that nobody drives.
@@ -489,24 +482,7 @@ impl Runner {
         row: RunRow,
     ) -> Result<Option<watch::Receiver<bool>>, DurableError> {
         let store = self.store().ok_or(DurableError::NoStore)?;
-        let row = match store.backend().insert_run(&row).await? {
-            Inserted::New => row,
-            Inserted::Existing(existing) if existing.workflow != row.workflow => {
-                return Err(DurableError::OtherWorkflow {
-                    run: row.id,
-                    owner: existing.workflow,
-                });
-            }
-            Inserted::Existing(existing) => {
-                // Compared as values, not bytes: a map may encode its keys
-                // in another order.
-                let codec = store.codec();
-                if codec.decode(&existing.input).ok() != codec.decode(&row.input).ok() {
-                    return Err(DurableError::InputMismatch { run: row.id });
-                }
-                existing
-            }
-        };
+        let row = admit(store, row).await?;
         if row.status != RunStatus::Running {
             return Ok(None);
         }
@@ -584,32 +560,9 @@ impl Runner {
         input: W::Input,
     ) -> Result<String, DurableError> {
         let store = self.store().ok_or(DurableError::NoStore)?;
-        let id = run_id.into();
-        let bytes =
-            W::INPUT
-                .encode(store.codec(), &input)
-                .map_err(|source| DurableError::Encode {
-                    run: id.clone(),
-                    source,
-                })?;
-        let row = RunRow::new(id.clone(), workflow.name(), W::FINGERPRINT, bytes);
-        match store.backend().insert_run(&row).await? {
-            Inserted::New => {}
-            Inserted::Existing(existing) if existing.workflow != row.workflow => {
-                return Err(DurableError::OtherWorkflow {
-                    run: id,
-                    owner: existing.workflow,
-                });
-            }
-            Inserted::Existing(existing) => {
-                let codec = store.codec();
-                if codec.decode(&existing.input).ok() != codec.decode(&row.input).ok() {
-                    return Err(DurableError::InputMismatch { run: id });
-                }
-            }
-        }
+        let row = admit(store, new_row(store, workflow, run_id.into(), &input)?).await?;
         self.wake_worker();
-        Ok(id)
+        Ok(row.id)
     }
 
     /// A handle on run `run_id` of `W`, wherever it runs: its result once
@@ -879,6 +832,42 @@ impl Runner {
             drop(done);
         });
         rx
+    }
+}
+
+/// A new run's row: `input` encoded with the store's codec.
+fn new_row<W: Durable>(
+    store: &Store,
+    workflow: &WorkflowId<W>,
+    id: String,
+    input: &W::Input,
+) -> Result<RunRow, DurableError> {
+    match W::INPUT.encode(store.codec(), input) {
+        Ok(bytes) => Ok(RunRow::new(id, workflow.name(), W::FINGERPRINT, bytes)),
+        Err(source) => Err(DurableError::Encode { run: id, source }),
+    }
+}
+
+/// Writes `row` unless its run exists; the run as the store has it. An
+/// existing run must be of the same workflow, started with the same input.
+async fn admit(store: &Store, row: RunRow) -> Result<RunRow, DurableError> {
+    match store.backend().insert_run(&row).await? {
+        Inserted::New => Ok(row),
+        Inserted::Existing(existing) if existing.workflow != row.workflow => {
+            Err(DurableError::OtherWorkflow {
+                run: row.id,
+                owner: existing.workflow,
+            })
+        }
+        Inserted::Existing(existing) => {
+            // Compared as values, not bytes: a map may encode its keys in
+            // another order.
+            let codec = store.codec();
+            if codec.decode(&existing.input).ok() != codec.decode(&row.input).ok() {
+                return Err(DurableError::InputMismatch { run: row.id });
+            }
+            Ok(existing)
+        }
     }
 }
 
