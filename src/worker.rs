@@ -355,13 +355,13 @@ impl Worker {
                     store: orders.clone(),
                     runner: runner.clone(),
                 },
-                every,
+                every.clone(),
             )
             .recurring_every(
                 HealthMonitor {
                     store: orders.clone(),
                 },
-                every,
+                every.clone(),
             )
             .recurring_every(
                 MetricsCollector {

@@ -11,7 +11,7 @@ use workflow_runtime::durable::{
     Backend, Durable, DurableError, MemoryStore, RunRow, RunStatus, SqliteOptions, SqliteStore,
     SqliteTx, StepCtx, StepRow, Store,
 };
-use workflow_runtime::host::Runner;
+use workflow_runtime::host::{Cadence, Runner};
 use workflow_runtime::prelude::*;
 
 #[allow(dead_code)] // each test binary uses part of it
@@ -929,8 +929,8 @@ impl Nightly {
 
 #[test]
 fn a_schedule_catches_up_with_its_latest_tick_when_asked() {
-    let schedule = Nightly::SCHEDULE.unwrap();
-    assert_eq!(schedule.every, Duration::from_secs(3600));
+    let schedule = Nightly::schedule().unwrap();
+    assert_eq!(schedule.cadence, Cadence::Every(Duration::from_secs(3600)));
     assert_eq!(schedule.catch_up, workflow_runtime::host::CatchUp::Latest);
-    assert_eq!(Pay::SCHEDULE, None);
+    assert_eq!(Pay::schedule(), None);
 }

@@ -11,7 +11,8 @@ mod common;
 use common::Declined;
 use workflow_runtime::handlers::{HandlerKey, Handlers};
 use workflow_runtime::host::{
-    HealthStatus, HostError, HostOptions, RunError, RunOutcome, Runner, Schedule, WorkflowHost,
+    HealthStatus, HostError, HostOptions, RunError, RunOutcome, Runner, Schedule, ScheduleError,
+    WorkflowHost,
 };
 use workflow_runtime::prelude::*;
 use workflow_runtime::{StepMeta, WorkflowContext};
@@ -545,5 +546,88 @@ async fn two_runners_in_one_process_do_not_share_breakers() {
     assert_eq!(
         own.state(),
         workflow_runtime::behavior::CircuitState::Closed
+    );
+}
+
+fn wall_clock_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
+/// Every second by a cron expression: notes when each run began.
+struct Stamp {
+    at: Arc<Mutex<Vec<i64>>>,
+}
+
+#[workflow(cron = "* * * * * *")]
+impl Stamp {
+    #[step(given = "a stamp")]
+    fn stamp(&self) -> usize {
+        let mut at = self.at.lock().unwrap();
+        at.push(wall_clock_ms());
+        at.len()
+    }
+}
+
+// A cron schedule follows the wall clock, which tokio's paused clock does
+// not drive: this test waits for two real seconds' ticks.
+#[tokio::test]
+async fn a_cron_schedule_runs_at_its_wall_clock_ticks_once_each() {
+    let at = Arc::new(Mutex::new(Vec::new()));
+    let first_tick = (wall_clock_ms() / 1000 + 1) * 1000;
+    let host = WorkflowHost::builder()
+        .recurring(Stamp { at: at.clone() })
+        .build()
+        .unwrap();
+    let summary = host
+        .run_until(async {
+            while at.lock().unwrap().len() < 3 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    let at = at.lock().unwrap().clone();
+    assert_eq!(summary.runs.passed, at.len() as u64);
+    // Never before its tick, and each tick (second) once at most.
+    assert!(at[0] >= first_tick, "{at:?} before {first_tick}");
+    let seconds: Vec<i64> = at.iter().map(|t| t / 1000).collect();
+    assert!(seconds.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+}
+
+#[tokio::test]
+async fn a_schedule_that_cannot_run_is_reported_when_the_host_is_built() {
+    let error = WorkflowHost::builder()
+        .recurring_every(
+            manual(&Probe::default(), secs(1)),
+            Schedule::cron("0 */5 * * *"),
+        )
+        .build()
+        .err()
+        .unwrap();
+    assert_eq!(
+        error.to_string(),
+        "workflow \"Manual\" cannot be scheduled: cron expression \"0 */5 * * *\": 5 fields; \
+         expected 6 or 7, seconds first: sec min hour day-of-month month day-of-week [year] \
+         (\"0 */5 * * * *\" is every five minutes)"
+    );
+    let error = WorkflowHost::builder()
+        .recurring_every(
+            manual(&Probe::default(), secs(1)),
+            Schedule::cron_in("0 0 9 * * *", "Nowhere/Atlantis"),
+        )
+        .build()
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            error,
+            HostError::BadSchedule {
+                workflow: "Manual",
+                error: ScheduleError::Zone { .. }
+            }
+        ),
+        "{error:?}"
     );
 }

@@ -5,6 +5,8 @@
 //! emitted next to one `compile_error!` per mistake, so the rest of the crate
 //! keeps compiling and the mistake gets one message.
 
+#[cfg(feature = "cron")]
+mod cron;
 mod duration;
 mod errors;
 mod expand;

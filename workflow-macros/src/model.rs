@@ -12,13 +12,27 @@ pub(crate) struct Workflow {
     pub(crate) description: Option<String>,
     pub(crate) krate: Path,
     pub(crate) steps: Vec<Step>,
-    /// `every`, whether to run immediately, and whether missed ticks
-    /// catch up with the latest (`catch_up = "latest"`).
-    pub(crate) schedule: Option<(std::time::Duration, bool, bool)>,
+    /// `every` or `cron`, when given.
+    pub(crate) schedule: Option<Schedule>,
     /// Declared handlers: request and response types.
     pub(crate) handlers: Vec<(Type, Type)>,
     /// `#[workflow(durable)]`: journaled, with an optional version label.
     pub(crate) durable: Option<Durability>,
+}
+
+/// When a recurring workflow runs.
+pub(crate) struct Schedule {
+    pub(crate) cadence: Cadence,
+    pub(crate) run_immediately: bool,
+    /// Whether missed ticks catch up with the latest (`catch_up = "latest"`).
+    pub(crate) catch_up_latest: bool,
+}
+
+/// How a schedule's ticks are spaced.
+pub(crate) enum Cadence {
+    Every(std::time::Duration),
+    /// The expression and its time zone, both checked.
+    Cron(String, Option<String>),
 }
 
 /// A durable workflow's settings.

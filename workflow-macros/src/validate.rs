@@ -3,12 +3,28 @@
 
 use proc_macro2::Span;
 use syn::spanned::Spanned;
-use syn::{FnArg, GenericArgument, ItemImpl, PathArguments, ReturnType, Signature, Type};
+use syn::{FnArg, GenericArgument, ItemImpl, LitStr, PathArguments, ReturnType, Signature, Type};
 
 use crate::errors::Errors;
 use crate::model::{Durability, FreeStep, Input, Output, Step, Workflow};
 use crate::options::{Kind, StepOptions, title_from_name};
 use crate::parse::RawWorkflow;
+
+/// The schedule `every` or `cron` gave (both are checked while parsing).
+fn schedule(options: &crate::options::WorkflowOptions) -> Option<crate::model::Schedule> {
+    let cadence = match (options.every, &options.cron) {
+        (Some(every), _) => crate::model::Cadence::Every(every),
+        (None, Some(cron)) => {
+            crate::model::Cadence::Cron(cron.value(), options.zone.as_ref().map(LitStr::value))
+        }
+        (None, None) => return None,
+    };
+    Some(crate::model::Schedule {
+        cadence,
+        run_immediately: options.run_immediately.is_some(),
+        catch_up_latest: options.catch_up.is_some_and(|(_, latest)| latest),
+    })
+}
 
 pub(crate) fn default_crate() -> syn::Path {
     syn::parse_quote!(::workflow_runtime)
@@ -69,15 +85,12 @@ pub(crate) fn workflow(item: &ItemImpl, raw: RawWorkflow, errors: &mut Errors) -
         return None;
     }
     Some(Workflow {
+        schedule: schedule(&raw.options),
         self_ty: (*item.self_ty).clone(),
         name,
         description: raw.options.description.map(|d| d.value()).or(raw.doc),
         krate: raw.options.krate.unwrap_or_else(default_crate),
         steps,
-        schedule: raw.options.every.map(|every| {
-            let latest = raw.options.catch_up.is_some_and(|(_, latest)| latest);
-            (every, raw.options.run_immediately.is_some(), latest)
-        }),
         handlers: raw.options.handlers.unwrap_or_default(),
         durable: raw.options.durable.map(|(_, version)| Durability {
             version: version.map(|v| v.value()),

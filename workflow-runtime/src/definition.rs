@@ -54,8 +54,24 @@ pub trait WorkflowDefinition: Send + Sync + 'static {
     /// The steps, in the order they run.
     const STEPS: &'static [StepMeta];
     /// When a host runs it as a recurring workflow
-    /// (`#[workflow(every = "30s", run_immediately)]`).
-    const SCHEDULE: Option<crate::schedule::Schedule> = None;
+    /// (`#[workflow(every = "30s", run_immediately)]` or
+    /// `#[workflow(cron = "0 */5 * * * *")]`).
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::host::Schedule;
+    /// # use std::time::Duration;
+    /// struct Sweep;
+    /// #[workflow(every = "10m")]
+    /// impl Sweep { #[step(given = "a sweep")] fn sweep(&self) -> u8 { 1 } }
+    /// assert_eq!(Sweep::schedule(), Some(Schedule::every(Duration::from_secs(600))));
+    /// ```
+    fn schedule() -> Option<crate::schedule::Schedule>
+    where
+        Self: Sized,
+    {
+        None
+    }
 
     /// The handlers its steps use, checked when a host or runner is built
     /// (`#[workflow(handlers(CreateOrder => Order))]`).

@@ -1,26 +1,50 @@
-//! When a recurring workflow runs.
+//! When a recurring workflow runs: every interval, or at the times a cron
+//! expression names (feature `cron`).
 
-use std::time::Duration;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Every `every`, first right away when `run_immediately`; a run never
-/// overlaps the previous run of the same workflow, and ticks missed while a
-/// run outlasts its interval are skipped, not queued.
+/// When a recurring workflow runs, first right away when
+/// `run_immediately`; a run never overlaps the previous run of the same
+/// workflow, and ticks missed while a run outlasts its interval are
+/// skipped, not queued.
 ///
 /// ```
 /// use std::time::Duration;
-/// use workflow_runtime::host::Schedule;
+/// use workflow_runtime::host::{Cadence, Schedule};
 /// let schedule = Schedule::every(Duration::from_secs(30)).run_immediately(true);
 /// assert!(schedule.run_immediately);
+/// assert_eq!(schedule.cadence, Cadence::Every(Duration::from_secs(30)));
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
-    /// The interval.
-    pub every: Duration,
-    /// Whether the first run is at start rather than one interval in.
+    /// How ticks are spaced.
+    pub cadence: Cadence,
+    /// Whether the first run is at start rather than at the first tick
+    /// ahead.
     pub run_immediately: bool,
     /// What a durable recurring workflow does with ticks missed while no
     /// instance ran.
     pub catch_up: CatchUp,
+}
+
+/// How a schedule's ticks are spaced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cadence {
+    /// Every interval. On a shared store the ticks sit on a grid of the
+    /// interval from the Unix epoch, so every instance computes the same.
+    Every(Duration),
+    /// At the times a cron expression names (seconds first:
+    /// `sec min hour day-of-month month day-of-week [year]`), in `zone`
+    /// (an IANA name such as `"Europe/Paris"`) or UTC.
+    #[cfg(feature = "cron")]
+    Cron {
+        /// The expression, as written.
+        expression: std::borrow::Cow<'static, str>,
+        /// The time zone it is read in; UTC when `None`.
+        zone: Option<std::borrow::Cow<'static, str>>,
+    },
 }
 
 /// Ticks of a durable recurring workflow missed while no instance ran (a
@@ -42,11 +66,100 @@ pub enum CatchUp {
     Latest,
 }
 
+/// A schedule that cannot run: a cron expression that does not parse or
+/// never fires, or a time zone that does not exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    /// The cron expression is not one.
+    Cron {
+        /// The expression.
+        expression: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The time zone is not an IANA name.
+    Zone {
+        /// The name given.
+        zone: String,
+    },
+}
+
+impl fmt::Display for ScheduleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScheduleError::Cron { expression, reason } => {
+                write!(f, "cron expression \"{expression}\": {reason}")
+            }
+            ScheduleError::Zone { zone } => write!(
+                f,
+                "unknown time zone \"{zone}\": expected an IANA name such as \"Europe/Paris\""
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ScheduleError {}
+
 impl Schedule {
     /// Every `every`, first one interval after start.
     pub const fn every(every: Duration) -> Self {
         Schedule {
-            every,
+            cadence: Cadence::Every(every),
+            run_immediately: false,
+            catch_up: CatchUp::Skip,
+        }
+    }
+
+    /// At the times `expression` names, in UTC: six or seven fields,
+    /// seconds first (`"0 */5 * * * *"` is every five minutes). A host
+    /// checks it when built; [`next_after`](Self::next_after) checks it
+    /// now.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use workflow_runtime::host::Schedule;
+    /// let five_minutes = Schedule::cron("0 */5 * * * *");
+    /// let noon = UNIX_EPOCH + Duration::from_secs(12 * 3600);
+    /// let next = five_minutes.next_after(noon).unwrap().unwrap();
+    /// assert_eq!(next, noon + Duration::from_secs(300));
+    /// ```
+    #[cfg(feature = "cron")]
+    pub fn cron(expression: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        Schedule {
+            cadence: Cadence::Cron {
+                expression: expression.into(),
+                zone: None,
+            },
+            run_immediately: false,
+            catch_up: CatchUp::Skip,
+        }
+    }
+
+    /// At the times `expression` names in the time zone `zone` (an IANA
+    /// name): `"0 0 9 * * Mon-Fri"` in `"Europe/Paris"` is nine o'clock
+    /// there, summer and winter.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use workflow_runtime::host::Schedule;
+    /// let nine = Schedule::cron_in("0 0 9 * * *", "Asia/Tokyo");
+    /// let midnight_utc = UNIX_EPOCH + Duration::from_secs(20_000 * 86_400);
+    /// // Nine in Tokyo is midnight UTC.
+    /// let next = nine.next_after(midnight_utc - Duration::from_secs(1)).unwrap();
+    /// assert_eq!(next, Some(midnight_utc));
+    /// assert!(Schedule::cron_in("0 0 9 * * *", "Mars/Olympus").next_after(midnight_utc).is_err());
+    /// ```
+    #[cfg(feature = "cron")]
+    pub fn cron_in(
+        expression: impl Into<std::borrow::Cow<'static, str>>,
+        zone: impl Into<std::borrow::Cow<'static, str>>,
+    ) -> Self {
+        Schedule {
+            cadence: Cadence::Cron {
+                expression: expression.into(),
+                zone: Some(zone.into()),
+            },
             run_immediately: false,
             catch_up: CatchUp::Skip,
         }
@@ -62,5 +175,212 @@ impl Schedule {
     pub const fn run_immediately(mut self, yes: bool) -> Self {
         self.run_immediately = yes;
         self
+    }
+
+    /// The first tick strictly after `after`, or `None` when the schedule
+    /// fires no more (a cron expression limited to past years, say). An
+    /// interval's ticks sit on its grid from the Unix epoch, as on a
+    /// shared store.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use workflow_runtime::host::Schedule;
+    /// let minute = Schedule::every(Duration::from_secs(60));
+    /// let at = UNIX_EPOCH + Duration::from_secs(90);
+    /// assert_eq!(minute.next_after(at), Ok(Some(UNIX_EPOCH + Duration::from_secs(120))));
+    /// ```
+    pub fn next_after(&self, after: SystemTime) -> Result<Option<SystemTime>, ScheduleError> {
+        let ms = match after.duration_since(UNIX_EPOCH) {
+            Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
+            Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+        };
+        Ok(self.ticks()?.after(ms).map(|tick| {
+            let magnitude = Duration::from_millis(tick.unsigned_abs());
+            if tick >= 0 {
+                UNIX_EPOCH + magnitude
+            } else {
+                UNIX_EPOCH - magnitude
+            }
+        }))
+    }
+
+    /// The interval, for a schedule that has one.
+    pub(crate) fn interval(&self) -> Option<Duration> {
+        match self.cadence {
+            Cadence::Every(every) => Some(every),
+            #[cfg(feature = "cron")]
+            Cadence::Cron { .. } => None,
+        }
+    }
+
+    /// Reads the schedule into the ticks it fires at.
+    pub(crate) fn ticks(&self) -> Result<Ticks, ScheduleError> {
+        match &self.cadence {
+            Cadence::Every(every) => Ok(Ticks::Every(
+                i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1),
+            )),
+            #[cfg(feature = "cron")]
+            Cadence::Cron { expression, zone } => {
+                let zone = match zone {
+                    None => chrono_tz::UTC,
+                    Some(name) => name.parse().map_err(|_| ScheduleError::Zone {
+                        zone: name.to_string(),
+                    })?,
+                };
+                let cron = parse_cron(expression)?;
+                Ok(Ticks::Cron(Box::new(cron), zone))
+            }
+        }
+    }
+}
+
+/// Parses `expression`, refusing one that never fires, with a reason a
+/// person can act on (the crate's own points at a column).
+#[cfg(feature = "cron")]
+fn parse_cron(expression: &str) -> Result<cron::Schedule, ScheduleError> {
+    use std::str::FromStr;
+    let error = |reason: String| ScheduleError::Cron {
+        expression: expression.to_owned(),
+        reason,
+    };
+    let fields = expression.split_whitespace().count();
+    if !expression.trim_start().starts_with('@') && !(6..=7).contains(&fields) {
+        return Err(error(format!(
+            "{fields} fields; expected 6 or 7, seconds first: \
+             sec min hour day-of-month month day-of-week [year] \
+             (\"0 */5 * * * *\" is every five minutes)"
+        )));
+    }
+    let cron = cron::Schedule::from_str(expression).map_err(|e| {
+        let text = e.to_string();
+        let reason = text
+            .lines()
+            .map(str::trim)
+            .rfind(|line| !line.is_empty() && !line.starts_with('^') && *line != expression.trim())
+            .unwrap_or("it does not parse")
+            .to_owned();
+        error(reason)
+    })?;
+    if cron.upcoming(chrono::Utc).next().is_none() {
+        return Err(error("it never fires from now on".to_owned()));
+    }
+    Ok(cron)
+}
+
+/// Milliseconds since the Unix epoch: how ticks and rows tell time.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A schedule's ticks, in milliseconds since the Unix epoch.
+#[derive(Clone, Debug)]
+pub(crate) enum Ticks {
+    /// Every this many milliseconds, from the epoch.
+    Every(i64),
+    #[cfg(feature = "cron")]
+    Cron(Box<cron::Schedule>, chrono_tz::Tz),
+}
+
+impl Ticks {
+    /// The first tick strictly after `ms`.
+    pub(crate) fn after(&self, ms: i64) -> Option<i64> {
+        match self {
+            Ticks::Every(every) => (ms - ms.rem_euclid(*every)).checked_add(*every),
+            #[cfg(feature = "cron")]
+            Ticks::Cron(cron, zone) => cron
+                .after(&at(ms, zone)?)
+                .next()
+                .map(|t| t.timestamp_millis()),
+        }
+    }
+
+    /// The last tick at or before `ms`.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(crate) fn at_or_before(&self, ms: i64) -> Option<i64> {
+        match self {
+            Ticks::Every(every) => Some(ms - ms.rem_euclid(*every)),
+            #[cfg(feature = "cron")]
+            Ticks::Cron(cron, zone) => cron
+                .after(&at(ms.checked_add(1)?, zone)?)
+                .next_back()
+                .map(|t| t.timestamp_millis()),
+        }
+    }
+}
+
+#[cfg(feature = "cron")]
+fn at(ms: i64, zone: &chrono_tz::Tz) -> Option<chrono::DateTime<chrono_tz::Tz>> {
+    use chrono::TimeZone;
+    Some(
+        chrono::Utc
+            .timestamp_millis_opt(ms)
+            .single()?
+            .with_timezone(zone),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interval_ticks_on_its_grid() {
+        let ticks = Schedule::every(Duration::from_millis(250)).ticks().unwrap();
+        assert_eq!(ticks.after(1_000), Some(1_250));
+        assert_eq!(ticks.after(1_001), Some(1_250));
+        assert_eq!(ticks.at_or_before(1_000), Some(1_000));
+        assert_eq!(ticks.at_or_before(1_249), Some(1_000));
+    }
+
+    #[cfg(feature = "cron")]
+    #[test]
+    fn a_cron_expression_ticks_at_its_times_in_its_zone() {
+        let ticks = Schedule::cron("*/5 * * * * *").ticks().unwrap();
+        assert_eq!(ticks.after(1_000_000_000_000), Some(1_000_000_005_000));
+        assert_eq!(ticks.after(1_000_000_004_999), Some(1_000_000_005_000));
+        assert_eq!(
+            ticks.at_or_before(1_000_000_005_000),
+            Some(1_000_000_005_000)
+        );
+        assert_eq!(
+            ticks.at_or_before(1_000_000_004_999),
+            Some(1_000_000_000_000)
+        );
+
+        // Nine in Paris is 08:00 UTC in winter and 07:00 UTC in summer.
+        let nine = Schedule::cron_in("0 0 9 * * *", "Europe/Paris")
+            .ticks()
+            .unwrap();
+        let day = 86_400_000;
+        let jan_1_2026 = 20_454 * day;
+        let jul_1_2026 = 20_635 * day;
+        assert_eq!(nine.after(jan_1_2026), Some(jan_1_2026 + 8 * 3_600_000));
+        assert_eq!(nine.after(jul_1_2026), Some(jul_1_2026 + 7 * 3_600_000));
+    }
+
+    #[cfg(feature = "cron")]
+    #[test]
+    fn a_bad_cron_schedule_says_what_is_wrong() {
+        let error = |s: Schedule| s.ticks().err().unwrap().to_string();
+        assert_eq!(
+            error(Schedule::cron("0 */5 * * *")),
+            "cron expression \"0 */5 * * *\": 5 fields; expected 6 or 7, seconds first: \
+             sec min hour day-of-month month day-of-week [year] \
+             (\"0 */5 * * * *\" is every five minutes)"
+        );
+        assert_eq!(
+            error(Schedule::cron("61 * * * * *")),
+            "cron expression \"61 * * * * *\": Seconds must be less than 59. ('61' specified.)"
+        );
+        assert_eq!(
+            error(Schedule::cron("0 0 0 31 2 *")),
+            "cron expression \"0 0 0 31 2 *\": it never fires from now on"
+        );
+        assert_eq!(
+            error(Schedule::cron_in("0 * * * * *", "Europe/Pariss")),
+            "unknown time zone \"Europe/Pariss\": expected an IANA name such as \"Europe/Paris\""
+        );
     }
 }

@@ -7,7 +7,7 @@ use quote::{format_ident, quote};
 use syn::Type;
 
 use super::checks::{self, InputCheck};
-use crate::model::{Input, Output, Step, Workflow};
+use crate::model::{Cadence, Input, Output, Step, Workflow};
 use crate::options::Kind;
 
 pub(crate) fn definition(model: &Workflow) -> TokenStream {
@@ -83,15 +83,25 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         });
     }
 
-    let schedule = model.schedule.map(|(every, immediately, latest)| {
-        let nanos = u64::try_from(every.as_nanos()).unwrap_or(u64::MAX);
-        let catch_up = latest.then(|| quote!(.catch_up(#krate::host::CatchUp::Latest)));
+    let schedule = model.schedule.as_ref().map(|schedule| {
+        let cadence = match &schedule.cadence {
+            Cadence::Every(every) => {
+                let nanos = u64::try_from(every.as_nanos()).unwrap_or(u64::MAX);
+                quote!(every(::core::time::Duration::from_nanos(#nanos)))
+            }
+            Cadence::Cron(expression, None) => quote!(cron(#expression)),
+            Cadence::Cron(expression, Some(zone)) => quote!(cron_in(#expression, #zone)),
+        };
+        let immediately = schedule
+            .run_immediately
+            .then(|| quote!(.run_immediately(true)));
+        let catch_up = schedule
+            .catch_up_latest
+            .then(|| quote!(.catch_up(#krate::host::CatchUp::Latest)));
         quote! {
-            const SCHEDULE: ::core::option::Option<#krate::host::Schedule> = ::core::option::Option::Some(
-                #krate::host::Schedule::every(::core::time::Duration::from_nanos(#nanos))
-                    .run_immediately(#immediately)
-                    #catch_up,
-            );
+            fn schedule() -> ::core::option::Option<#krate::host::Schedule> {
+                ::core::option::Option::Some(#krate::host::Schedule::#cadence #immediately #catch_up)
+            }
         }
     });
     let handlers = (!model.handlers.is_empty()).then(|| {

@@ -1,5 +1,5 @@
-//! `#[workflow(...)]`: name, description, crate path, schedule, handlers,
-//! durability.
+//! `#[workflow(...)]`: name, description, crate path, schedule (`every`
+//! or `cron`), handlers, durability.
 
 use std::time::Duration;
 
@@ -18,6 +18,10 @@ pub(crate) struct WorkflowOptions {
     pub(crate) description: Option<LitStr>,
     pub(crate) krate: Option<Path>,
     pub(crate) every: Option<Duration>,
+    /// `cron = "0 */5 * * * *"`, checked while parsing.
+    pub(crate) cron: Option<LitStr>,
+    /// `zone = "Europe/Paris"`: the cron expression's time zone.
+    pub(crate) zone: Option<LitStr>,
     /// The span of `run_immediately`, when given.
     pub(crate) run_immediately: Option<Span>,
     /// `catch_up = "latest"` (or `"skip"`, the default): the span, and
@@ -33,13 +37,36 @@ impl WorkflowOptions {
     pub(crate) fn parse(args: TokenStream) -> syn::Result<Self> {
         let mut options = WorkflowOptions::default();
         syn::meta::parser(|meta| options.parse_one(meta)).parse2(args)?;
-        if let (Some((span, _)), None) = (options.catch_up, options.every) {
+        let scheduled = options.every.is_some() || options.cron.is_some();
+        if let (Some(cron), Some(_)) = (&options.cron, options.every) {
+            return Err(syn::Error::new(
+                cron.span(),
+                "a schedule is `every = \"..\"` or `cron = \"..\"`, not both",
+            ));
+        }
+        if let (Some(zone), None) = (&options.zone, &options.cron) {
+            return Err(syn::Error::new(
+                zone.span(),
+                "`zone` goes with a cron schedule: `#[workflow(cron = \"0 0 9 * * *\", zone = \"Europe/Paris\")]`",
+            ));
+        }
+        if let (Some(cron), false) = (&options.cron, cfg!(feature = "cron")) {
+            return Err(syn::Error::new(
+                cron.span(),
+                "cron schedules need the `cron` feature of workflow-runtime",
+            ));
+        }
+        #[cfg(feature = "cron")]
+        if let Some(cron) = &options.cron {
+            crate::cron::check(cron, options.zone.as_ref())?;
+        }
+        if let (Some((span, _)), false) = (options.catch_up, scheduled) {
             return Err(syn::Error::new(
                 span,
                 "`catch_up` goes with a schedule: `#[workflow(every = \"30s\", catch_up = \"latest\")]`",
             ));
         }
-        if let (Some(span), None) = (options.run_immediately, options.every) {
+        if let (Some(span), false) = (options.run_immediately, scheduled) {
             return Err(syn::Error::new(
                 span,
                 "`run_immediately` goes with a schedule: `#[workflow(every = \"30s\", run_immediately)]`",
@@ -87,6 +114,17 @@ impl WorkflowOptions {
                     return Err(duplicate(&meta));
                 }
                 self.every = Some(duration::parse(&meta.value()?.parse()?)?);
+            }
+            "cron" | "zone" => {
+                let slot = if word == "cron" {
+                    &mut self.cron
+                } else {
+                    &mut self.zone
+                };
+                if slot.is_some() {
+                    return Err(duplicate(&meta));
+                }
+                *slot = Some(meta.value()?.parse()?);
             }
             "catch_up" => {
                 if self.catch_up.is_some() {
@@ -152,7 +190,7 @@ impl WorkflowOptions {
             _ => {
                 return Err(meta.error(format!(
                     "unknown workflow option `{word}`; expected one of: name, description, crate, \
-                     every, run_immediately, catch_up, handlers, durable"
+                     every, cron, zone, run_immediately, catch_up, handlers, durable"
                 )));
             }
         }

@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::codec::{Codec, Json};
 use crate::behavior::BoxFuture;
@@ -709,9 +708,4 @@ impl fmt::Debug for Store {
     }
 }
 
-/// Milliseconds since the Unix epoch, as rows store times.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub(crate) use crate::schedule::now_ms;

@@ -663,7 +663,8 @@ impl Runner {
     /// [`HostBuilder::recurring_durable`](super::HostBuilder::recurring_durable)).
     pub(crate) async fn ticks<W>(
         &self,
-        schedule: crate::schedule::Schedule,
+        schedule: &crate::schedule::Schedule,
+        ticks: &crate::schedule::Ticks,
         stop: tokio_util::sync::CancellationToken,
     ) where
         W: Durable,
@@ -686,17 +687,19 @@ impl Runner {
                 return;
             }
         };
-        let every = i64::try_from(schedule.every.as_millis())
-            .unwrap_or(i64::MAX)
-            .max(1);
-        // Ticks sit on a grid of the period from the epoch, so every
-        // instance computes the same ones.
+        // Ticks are times from the schedule alone (an interval's sit on
+        // its grid from the epoch), so every instance computes the same;
+        // the schedule's row starts at the first, unless another instance
+        // wrote it already.
         let now = crate::durable::now_ms();
-        let aligned = now - now.rem_euclid(every);
         let first = if schedule.run_immediately {
-            aligned
+            ticks.at_or_before(now)
         } else {
-            aligned + every
+            ticks.after(now)
+        };
+        let Some(first) = first else {
+            tracing::info!(workflow = W::NAME, "the schedule fires no more");
+            return;
         };
         let mut pause = Pause::new();
         loop {
@@ -710,6 +713,10 @@ impl Runner {
                     return;
                 }
             };
+            if next == i64::MAX {
+                tracing::info!(workflow = W::NAME, "the schedule fires no more");
+                return;
+            }
             let wait = next - crate::durable::now_ms();
             if wait > 0 {
                 let wait = std::time::Duration::from_millis(u64::try_from(wait).unwrap_or(0));
@@ -718,15 +725,18 @@ impl Runner {
                     () = stop.cancelled() => return,
                 }
             }
-            let behind = crate::durable::now_ms() - next;
-            let (fire, following) = if behind < every {
-                (Some(next), next + every)
-            } else {
-                let latest = next + (behind / every) * every;
-                match schedule.catch_up {
-                    crate::schedule::CatchUp::Latest => (Some(latest), latest + every),
-                    _ => (None, latest + every),
+            // `next` is due. If the tick after it is too, ticks were
+            // missed (no instance ran): the catch-up policy decides.
+            let now = crate::durable::now_ms();
+            let (fire, following) = match ticks.after(next) {
+                Some(after) if after <= now => {
+                    let latest = ticks.at_or_before(now).unwrap_or(next);
+                    match schedule.catch_up {
+                        crate::schedule::CatchUp::Latest => (Some(latest), ticks.after(latest)),
+                        _ => (None, ticks.after(now)),
+                    }
                 }
+                after => (Some(next), after),
             };
             let run = fire.map(|tick| {
                 RunRow::new(
@@ -736,9 +746,11 @@ impl Runner {
                     input.clone(),
                 )
             });
+            // After its last tick the schedule's row points at the end of
+            // time, so no instance fires it again.
             match store
                 .backend()
-                .advance_tick(W::NAME, next, following, run.as_ref())
+                .advance_tick(W::NAME, next, following.unwrap_or(i64::MAX), run.as_ref())
                 .await
             {
                 Ok(true) if run.is_some() => self.wake_worker(),
@@ -749,6 +761,10 @@ impl Runner {
                         return;
                     }
                 }
+            }
+            if following.is_none() {
+                tracing::info!(workflow = W::NAME, "the schedule fires no more");
+                return;
             }
             if stop.is_cancelled() {
                 return;

@@ -15,7 +15,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::schedule::{CatchUp, Schedule};
+use crate::schedule::Ticks;
+pub use crate::schedule::{Cadence, CatchUp, Schedule, ScheduleError};
 #[cfg(feature = "durable")]
 pub use durable_runs::DurableHealth;
 pub use health::{BreakerHealth, HealthReport, HealthStatus, RunInfo, RunOutcome, WorkflowHealth};
@@ -154,6 +155,14 @@ pub enum HostError {
         /// The workflow.
         workflow: &'static str,
     },
+    /// A recurring workflow's schedule cannot run (a cron expression or
+    /// time zone that does not parse).
+    BadSchedule {
+        /// The workflow.
+        workflow: &'static str,
+        /// What is wrong.
+        error: ScheduleError,
+    },
 }
 
 impl fmt::Display for HostError {
@@ -170,6 +179,9 @@ impl fmt::Display for HostError {
                 "workflow {workflow:?} is recurring but has no schedule: \
                  use `#[workflow(every = \"30s\")]` or `recurring_every`"
             ),
+            HostError::BadSchedule { workflow, error } => {
+                write!(f, "workflow {workflow:?} cannot be scheduled: {error}")
+            }
         }
     }
 }
@@ -233,7 +245,7 @@ pub struct HostSummary {
 pub struct WorkflowHost {
     runner: Runner,
     one_time: Vec<Arc<dyn Registered>>,
-    recurring: Vec<(Arc<dyn Registered>, Schedule)>,
+    recurring: Vec<(Arc<dyn Registered>, Schedule, Ticks)>,
     options: HostOptions,
     shutdown: CancellationToken,
     /// As a worker: how many durable runs it drives at once.
@@ -254,8 +266,10 @@ pub struct HostBuilder {
     options: HostOptions,
     worker: Option<usize>,
     tickers: Vec<Ticker>,
+    /// The first durable recurring workflow found with no schedule, or
+    /// with one that cannot run: reported by `build`.
     #[cfg(feature = "durable")]
-    unscheduled: Option<&'static str>,
+    unscheduled: Option<HostError>,
 }
 
 impl HostBuilder {
@@ -423,14 +437,25 @@ impl HostBuilder {
         W: crate::durable::Durable,
         W::Input: Default,
     {
-        match W::SCHEDULE {
-            Some(schedule) => {
+        let workflow_name = W::NAME;
+        match W::schedule().map(|schedule| schedule.ticks().map(|ticks| (schedule, ticks))) {
+            Some(Ok((schedule, ticks))) => {
                 self.tickers
                     .push(Box::new(move |runner: Runner, stop: CancellationToken| {
-                        Box::pin(async move { runner.ticks::<W>(schedule, stop).await })
+                        Box::pin(async move { runner.ticks::<W>(&schedule, &ticks, stop).await })
                     }))
             }
-            None => self.unscheduled = self.unscheduled.or(Some(W::NAME)),
+            Some(Err(error)) => {
+                self.unscheduled.get_or_insert(HostError::BadSchedule {
+                    workflow: workflow_name,
+                    error,
+                });
+            }
+            None => {
+                self.unscheduled.get_or_insert(HostError::NoSchedule {
+                    workflow: workflow_name,
+                });
+            }
         }
         self.runner = self.runner.durable(workflow);
         self
@@ -540,13 +565,18 @@ impl HostBuilder {
         for (name, schedule) in &self.recurring {
             let workflow = pick(name).expect("registered above");
             let schedule = schedule
+                .clone()
                 .or_else(|| workflow.schedule())
                 .ok_or(HostError::NoSchedule { workflow: name })?;
-            recurring.push((workflow, schedule));
+            let ticks = schedule.ticks().map_err(|error| HostError::BadSchedule {
+                workflow: name,
+                error,
+            })?;
+            recurring.push((workflow, schedule, ticks));
         }
         #[cfg(feature = "durable")]
-        if let Some(workflow) = self.unscheduled {
-            return Err(HostError::NoSchedule { workflow });
+        if let Some(error) = self.unscheduled {
+            return Err(error);
         }
         let hard_stop = CancellationToken::new();
         Ok(WorkflowHost {
@@ -659,6 +689,7 @@ impl WorkflowHost {
             worker,
             tickers,
         } = self;
+        let has_recurring = !recurring.is_empty();
         let permits = Arc::new(Semaphore::new(options.max_parallelism));
         let stopped_on_failure = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -687,9 +718,9 @@ impl WorkflowHost {
                     }
                 });
             }
-            for (workflow, schedule) in recurring.iter().cloned() {
+            for (workflow, schedule, ticks) in recurring {
                 let job = job.clone();
-                tasks.spawn(async move { job.every(&workflow, schedule).await });
+                tasks.spawn(async move { job.every(&workflow, &schedule, &ticks).await });
             }
         }
 
@@ -727,7 +758,7 @@ impl WorkflowHost {
         // With recurring workflows, durable runs to serve, or nothing
         // started (the host only serves its runner), it runs until told to
         // stop.
-        let endless = !options.start_automatically || !recurring.is_empty() || serves_durable;
+        let endless = !options.start_automatically || has_recurring || serves_durable;
         tokio::select! {
             () = signal => {}
             () = shutdown.cancelled() => {}
@@ -802,8 +833,13 @@ impl Job {
     /// Runs `workflow` on `schedule` until shutdown. The loop awaits each
     /// run, so runs never overlap; ticks that passed during a run are
     /// skipped, and the next run waits for the next tick still ahead.
-    async fn every(&self, workflow: &Arc<dyn Registered>, schedule: Schedule) {
-        let every = schedule.every.max(Duration::from_nanos(1));
+    async fn every(&self, workflow: &Arc<dyn Registered>, schedule: &Schedule, ticks: &Ticks) {
+        let Some(every) = schedule.interval() else {
+            return self.on_the_clock(workflow, schedule, ticks).await;
+        };
+        // An interval runs on tokio's clock, from start, so a paused clock
+        // (`tokio::time::pause`) drives it in tests.
+        let every = every.max(Duration::from_nanos(1));
         let mut next = tokio::time::Instant::now();
         if !schedule.run_immediately {
             next += every;
@@ -820,6 +856,37 @@ impl Job {
                 let behind = (now - next).as_nanos() / every.as_nanos();
                 next += every * u32::try_from(behind + 1).unwrap_or(u32::MAX);
             }
+        }
+    }
+
+    /// Runs `workflow` at the wall-clock times of `ticks` (a cron
+    /// schedule) until shutdown or the schedule's last tick; ticks that
+    /// pass during a run are skipped.
+    async fn on_the_clock(
+        &self,
+        workflow: &Arc<dyn Registered>,
+        schedule: &Schedule,
+        ticks: &Ticks,
+    ) {
+        let mut fired = i64::MIN;
+        if schedule.run_immediately {
+            self.once(workflow).await;
+        }
+        loop {
+            // A sleep may end a hair before its tick by the wall clock:
+            // never fire the same tick twice.
+            let now = crate::schedule::now_ms().max(fired);
+            let Some(next) = ticks.after(now) else {
+                tracing::info!(workflow = workflow.name(), "the schedule fires no more");
+                return;
+            };
+            let wait = Duration::from_millis(u64::try_from(next - now).unwrap_or(0));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.shutdown.cancelled() => return,
+            }
+            fired = next;
+            self.once(workflow).await;
         }
     }
 }

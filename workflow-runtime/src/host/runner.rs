@@ -53,7 +53,7 @@ where
         W::context()
     }
     fn schedule(&self) -> Option<Schedule> {
-        W::SCHEDULE
+        W::schedule()
     }
     fn handlers(&self) -> Vec<HandlerKey> {
         W::handlers()

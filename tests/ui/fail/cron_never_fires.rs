@@ -1,0 +1,13 @@
+use workflow_runtime::prelude::*;
+
+struct Report;
+
+#[workflow(cron = "0 0 0 30 2 *")]
+impl Report {
+    #[step(given = "a report")]
+    fn report(&self) -> u8 {
+        1
+    }
+}
+
+fn main() {}
