@@ -883,7 +883,7 @@ impl Backend for FailsOnce {
         &self,
     ) -> workflow_runtime::behavior::BoxFuture<
         '_,
-        Result<workflow_runtime::durable::RunCounts, workflow_runtime::durable::StoreError>,
+        Result<workflow_runtime::durable::WorkflowCounts, workflow_runtime::durable::StoreError>,
     > {
         self.inner.counts()
     }

@@ -151,6 +151,9 @@ async fn running_runs_are_listed_oldest_first_and_counted(store: &dyn Backend) {
         .finish_run("parked", &RunEnd::Incompatible("x".into()))
         .await
         .unwrap();
+    let mut other = run("shipping", 20);
+    other.workflow = "Ship".to_owned();
+    store.insert_run(&other).await.unwrap();
 
     let ids: Vec<String> = store
         .running()
@@ -159,18 +162,22 @@ async fn running_runs_are_listed_oldest_first_and_counted(store: &dyn Backend) {
         .into_iter()
         .map(|r| r.id)
         .collect();
-    assert_eq!(ids, ["early", "late"]);
+    assert_eq!(ids, ["early", "shipping", "late"]);
+    // Counted workflow by workflow.
     let counts = store.counts().await.unwrap();
-    assert_eq!(
+    assert_eq!(counts.keys().collect::<Vec<_>>(), ["Pay", "Ship"]);
+    let tally = |name: &str| {
+        let c = &counts[name];
         (
-            counts.running,
-            counts.completed,
-            counts.failed,
-            counts.incompatible
-        ),
-        (2, 1, 1, 1)
-    );
-    assert_eq!(counts.oldest_running_ms, Some(10));
+            c.running,
+            c.completed,
+            c.failed,
+            c.incompatible,
+            c.oldest_running_ms,
+        )
+    };
+    assert_eq!(tally("Pay"), (2, 1, 1, 1, Some(10)));
+    assert_eq!(tally("Ship"), (1, 0, 0, 0, Some(20)));
 }
 
 async fn failures_are_kept_per_step_the_latest_count_replacing_the_last(store: &dyn Backend) {

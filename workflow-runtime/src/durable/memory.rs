@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::store::{
-    Backend, FailureRow, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow, StoreError,
+    Backend, FailureRow, Inserted, RunEnd, RunRow, RunStatus, StepRow, StoreError, WorkflowCounts,
     now_ms,
 };
 use crate::behavior::BoxFuture;
@@ -167,10 +167,14 @@ impl Backend for MemoryStore {
         Box::pin(std::future::ready(Ok(running)))
     }
 
-    fn counts(&self) -> BoxFuture<'_, Result<RunCounts, StoreError>> {
-        let mut counts = RunCounts::default();
+    fn counts(&self) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
+        let mut counts = WorkflowCounts::new();
         for entry in self.lock().values() {
-            counts.add(entry.run.status, 1, Some(entry.run.created_ms));
+            counts.entry(entry.run.workflow.clone()).or_default().add(
+                entry.run.status,
+                1,
+                Some(entry.run.created_ms),
+            );
         }
         Box::pin(std::future::ready(Ok(counts)))
     }

@@ -68,7 +68,7 @@ pub use step_ctx::StepCtx;
 pub(crate) use store::now_ms;
 pub use store::{
     Backend, Claimed, FailureRow, Fence, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow,
-    Store, StoreError,
+    Store, StoreError, WorkflowCounts,
 };
 
 use crate::definition::WorkflowDefinition;

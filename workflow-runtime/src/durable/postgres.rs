@@ -6,8 +6,8 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Row};
 
 use super::store::{
-    Backend, Claimed, FailureRow, Fence, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow,
-    Store, StoreError, now_ms,
+    Backend, Claimed, FailureRow, Fence, Inserted, RunEnd, RunRow, RunStatus, StepRow, Store,
+    StoreError, WorkflowCounts, now_ms,
 };
 use crate::behavior::BoxFuture;
 
@@ -601,35 +601,44 @@ impl Backend for PostgresStore {
         })
     }
 
-    fn counts(&self) -> BoxFuture<'_, Result<RunCounts, StoreError>> {
+    fn counts(&self) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT status, COUNT(*) AS n, MIN(created_ms) AS oldest
-                 FROM workflow_runs GROUP BY status",
+                "SELECT workflow, status, COUNT(*) AS n, MIN(created_ms) AS oldest
+                 FROM workflow_runs GROUP BY workflow, status",
             )
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.error("counting runs", e))?;
-            let mut counts = RunCounts::default();
+            let mut counts = WorkflowCounts::new();
             for row in rows {
                 let get = |e: sqlx::Error| self.error("counting runs", e);
+                let workflow: String = row.try_get("workflow").map_err(get)?;
                 let status: String = row.try_get("status").map_err(get)?;
                 let n: i64 = row.try_get("n").map_err(get)?;
                 let n = u64::try_from(n).unwrap_or(0);
                 let status = RunStatus::parse(&status)
                     .ok_or_else(|| corrupt("?", format!("unknown status \"{status}\"")))?;
-                counts.add(status, n, row.try_get("oldest").map_err(get)?);
+                counts.entry(workflow).or_default().add(
+                    status,
+                    n,
+                    row.try_get("oldest").map_err(get)?,
+                );
             }
-            let (waiting, oldest): (i64, Option<i64>) = sqlx::query_as(
-                "SELECT COUNT(*), MIN(created_ms) FROM workflow_runs
-                 WHERE status = 'running' AND (owner IS NULL OR lease_until_ms < $1)",
+            let waiting: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+                "SELECT workflow, COUNT(*), MIN(created_ms) FROM workflow_runs
+                 WHERE status = 'running' AND (owner IS NULL OR lease_until_ms < $1)
+                 GROUP BY workflow",
             )
             .bind(now_ms())
-            .fetch_one(&self.pool)
+            .fetch_all(&self.pool)
             .await
             .map_err(|e| self.error("counting waiting runs", e))?;
-            counts.waiting = u64::try_from(waiting).unwrap_or(0);
-            counts.oldest_waiting_ms = oldest;
+            for (workflow, n, oldest) in waiting {
+                let counts = counts.entry(workflow).or_default();
+                counts.waiting = u64::try_from(n).unwrap_or(0);
+                counts.oldest_waiting_ms = oldest;
+            }
             Ok(counts)
         })
     }

@@ -13,8 +13,8 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 
 use super::store::{
-    Backend, FailureRow, Fence, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow, Store,
-    StoreError, now_ms,
+    Backend, FailureRow, Fence, Inserted, RunEnd, RunRow, RunStatus, StepRow, Store, StoreError,
+    WorkflowCounts, now_ms,
 };
 use crate::behavior::BoxFuture;
 
@@ -635,24 +635,29 @@ impl Backend for SqliteStore {
         })
     }
 
-    fn counts(&self) -> BoxFuture<'_, Result<RunCounts, StoreError>> {
+    fn counts(&self) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT status, COUNT(*) AS n, MIN(created_ms) AS oldest
-                 FROM workflow_runs GROUP BY status",
+                "SELECT workflow, status, COUNT(*) AS n, MIN(created_ms) AS oldest
+                 FROM workflow_runs GROUP BY workflow, status",
             )
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.error("counting runs", e))?;
-            let mut counts = RunCounts::default();
+            let mut counts = WorkflowCounts::new();
             for row in rows {
                 let get = |e: sqlx::Error| self.error("counting runs", e);
+                let workflow: String = row.try_get("workflow").map_err(get)?;
                 let status: String = row.try_get("status").map_err(get)?;
                 let n: i64 = row.try_get("n").map_err(get)?;
                 let n = u64::try_from(n).unwrap_or(0);
                 let status = RunStatus::parse(&status)
                     .ok_or_else(|| corrupt("?", format!("unknown status \"{status}\"")))?;
-                counts.add(status, n, row.try_get("oldest").map_err(get)?);
+                counts.entry(workflow).or_default().add(
+                    status,
+                    n,
+                    row.try_get("oldest").map_err(get)?,
+                );
             }
             Ok(counts)
         })

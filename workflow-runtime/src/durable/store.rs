@@ -231,6 +231,17 @@ pub enum RunEnd {
     Incompatible(String),
 }
 
+/// The earlier of two optional times.
+fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Runs per status for each workflow, by the workflow's name.
+pub type WorkflowCounts = std::collections::BTreeMap<String, RunCounts>;
+
 /// Runs per status, and the oldest unfinished run: what health shows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -281,15 +292,23 @@ impl RunCounts {
         match status {
             RunStatus::Running => {
                 self.running += n;
-                self.oldest_running_ms = match (self.oldest_running_ms, oldest_ms) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                self.oldest_running_ms = earliest(self.oldest_running_ms, oldest_ms);
             }
             RunStatus::Completed => self.completed += n,
             RunStatus::Failed => self.failed += n,
             RunStatus::Incompatible => self.incompatible += n,
         }
+    }
+
+    /// Adds `other`'s runs to these (a total over workflows).
+    pub(crate) fn merge(&mut self, other: &RunCounts) {
+        self.running += other.running;
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.incompatible += other.incompatible;
+        self.waiting += other.waiting;
+        self.oldest_running_ms = earliest(self.oldest_running_ms, other.oldest_running_ms);
+        self.oldest_waiting_ms = earliest(self.oldest_waiting_ms, other.oldest_waiting_ms);
     }
 }
 
@@ -456,8 +475,8 @@ pub trait Backend: Send + Sync + 'static {
     /// Every running run, oldest first.
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>>;
 
-    /// Runs per status.
-    fn counts(&self) -> BoxFuture<'_, Result<RunCounts, StoreError>>;
+    /// Runs per status, for each workflow with runs in the store.
+    fn counts(&self) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>>;
 
     /// The concrete store, for what only it offers (a SQL transaction).
     fn as_any(&self) -> &dyn std::any::Any;
@@ -674,7 +693,7 @@ impl Store {
         self.backend.describe()
     }
 
-    /// Runs per status.
+    /// Runs per status, all workflows together.
     ///
     /// ```
     /// # use workflow_runtime::durable::Store;
@@ -683,6 +702,30 @@ impl Store {
     /// # }
     /// ```
     pub async fn counts(&self) -> Result<RunCounts, StoreError> {
+        let mut total = RunCounts::default();
+        for counts in self.backend.counts().await?.values() {
+            total.merge(counts);
+        }
+        Ok(total)
+    }
+
+    /// Runs per status, for each workflow with runs in the store.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::durable::Store;
+    /// # use workflow_runtime::host::Runner;
+    /// # struct Ping;
+    /// # #[workflow(durable)] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = Store::memory();
+    /// let runner = Runner::builder().store(store.clone()).durable(Ping).build().unwrap();
+    /// runner.start(&Ping::ID, "p-1", ()).await.unwrap().result().await.unwrap();
+    /// let counts = store.counts_by_workflow().await.unwrap();
+    /// assert_eq!(counts["Ping"].completed, 1);
+    /// # }
+    /// ```
+    pub async fn counts_by_workflow(&self) -> Result<WorkflowCounts, StoreError> {
         self.backend.counts().await
     }
 

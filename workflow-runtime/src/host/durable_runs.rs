@@ -2,7 +2,7 @@
 //! driving them on tasks the runner owns, and resuming the ones a stopped
 //! process left unfinished.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{Notify, watch};
@@ -59,7 +59,10 @@ impl<W: Durable> DurableEntry for DurableDef<W> {
                 let error = match finished {
                     Ok(_) => return,
                     // Another instance took the run over: its end is theirs.
-                    Err(StoreError::LeaseLost { .. }) => return,
+                    Err(lost @ StoreError::LeaseLost { .. }) => {
+                        tracing::warn!(run = %row.id, %lost, "lease lost: this instance's end of the run was refused");
+                        return;
+                    }
                     Err(error) => error,
                 };
                 tracing::error!(run = %row.id, workflow = W::NAME, %error, "could not record the end of a durable run; trying again");
@@ -179,8 +182,12 @@ async fn run_to_end<W: Durable>(
         return Driven::Stopped;
     }
     match journal_error(&error) {
-        // Another instance owns the run now; this one stops here.
-        Some(StoreError::LeaseLost { .. }) => return Driven::Stopped,
+        // Another instance owns the run now; this one stops here, and says
+        // so: the step's work here was done for nothing.
+        Some(lost @ StoreError::LeaseLost { .. }) => {
+            tracing::warn!(run = %row.id, %lost, "lease lost: this instance's step result was refused");
+            return Driven::Stopped;
+        }
         Some(StoreError::Corrupt { .. }) => {
             return Driven::End(RunEnd::Incompatible(format!(
                 "in {}: {}",
@@ -308,8 +315,35 @@ pub struct DurableHealth {
     pub takeovers: u64,
     /// How long the oldest run waiting for a worker has waited.
     pub oldest_waiting_age: Option<std::time::Duration>,
+    /// The same, workflow by workflow: each with runs in the store or
+    /// registered here.
+    pub workflows: BTreeMap<String, DurableWorkflowHealth>,
     /// Why the store could not be read, when it could not.
     pub error: Option<String>,
+}
+
+/// One durable workflow's runs as a health check sees them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct DurableWorkflowHealth {
+    /// Its runs per status in the store; `waiting` is its queue depth.
+    pub counts: RunCounts,
+    /// How long its oldest unfinished run has been going.
+    pub oldest_running_age: Option<std::time::Duration>,
+    /// How long its oldest run waiting for a worker has waited.
+    pub oldest_waiting_age: Option<std::time::Duration>,
+    /// Its runs this instance claimed from a shared store.
+    pub claimed: u64,
+    /// Of those, runs another instance had held.
+    pub takeovers: u64,
+}
+
+/// Runs of one workflow an instance claimed, and takeovers among them.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Claims {
+    pub(crate) claimed: u64,
+    pub(crate) takeovers: u64,
 }
 
 impl Runner {
@@ -433,39 +467,60 @@ impl Runner {
     pub async fn durable_health(&self) -> Result<DurableHealth, DurableError> {
         let store = self.store().ok_or(DurableError::NoStore)?;
         let in_flight = self.durable_in_flight();
-        let (claimed, takeovers) = self.claims();
-        let instance = self.instance().to_owned();
+        let claims = self.claims();
         let age = |started: i64| {
             let age = crate::durable::now_ms().saturating_sub(started);
             std::time::Duration::from_millis(u64::try_from(age).unwrap_or(0))
         };
-        Ok(match store.counts().await {
-            Ok(counts) => DurableHealth {
-                status: if counts.incompatible > 0 {
+        let (status, by_workflow, error) = match store.counts_by_workflow().await {
+            Ok(counts) => {
+                let parked = counts.values().any(|c| c.incompatible > 0);
+                let status = if parked {
                     super::HealthStatus::Degraded
                 } else {
                     super::HealthStatus::Healthy
-                },
-                oldest_running_age: counts.oldest_running_ms.map(age),
-                oldest_waiting_age: counts.oldest_waiting_ms.map(age),
-                counts,
-                in_flight,
-                instance,
-                claimed,
-                takeovers,
-                error: None,
-            },
-            Err(error) => DurableHealth {
-                status: super::HealthStatus::Unhealthy,
-                counts: RunCounts::default(),
-                oldest_running_age: None,
-                oldest_waiting_age: None,
-                in_flight,
-                instance,
-                claimed,
-                takeovers,
-                error: Some(error.to_string()),
-            },
+                };
+                (status, counts, None)
+            }
+            Err(error) => (
+                super::HealthStatus::Unhealthy,
+                Default::default(),
+                Some(error.to_string()),
+            ),
+        };
+        let names = self.durable_names().into_iter();
+        let names: std::collections::BTreeSet<String> = names
+            .chain(by_workflow.keys().cloned())
+            .chain(claims.keys().cloned())
+            .collect();
+        let mut total = RunCounts::default();
+        let workflows: BTreeMap<String, DurableWorkflowHealth> = names
+            .into_iter()
+            .map(|name| {
+                let counts = by_workflow.get(&name).cloned().unwrap_or_default();
+                let claims = claims.get(&name).copied().unwrap_or_default();
+                total.merge(&counts);
+                let health = DurableWorkflowHealth {
+                    oldest_running_age: counts.oldest_running_ms.map(age),
+                    oldest_waiting_age: counts.oldest_waiting_ms.map(age),
+                    counts,
+                    claimed: claims.claimed,
+                    takeovers: claims.takeovers,
+                };
+                (name, health)
+            })
+            .collect();
+        Ok(DurableHealth {
+            status,
+            oldest_running_age: total.oldest_running_ms.map(age),
+            oldest_waiting_age: total.oldest_waiting_ms.map(age),
+            counts: total,
+            in_flight,
+            instance: self.instance().to_owned(),
+            claimed: workflows.values().map(|w| w.claimed).sum(),
+            takeovers: workflows.values().map(|w| w.takeovers).sum(),
+            workflows,
+            error,
         })
     }
 
@@ -503,7 +558,7 @@ impl Runner {
                 .await?
             {
                 Some(claimed) => {
-                    self.count_claim(claimed.fence.epoch);
+                    self.count_claim(&claimed.run.workflow, claimed.fence.epoch);
                     Some(self.drive(entry, claimed.run, Some(claimed.fence)))
                 }
                 None => None,
@@ -527,7 +582,7 @@ impl Runner {
             .await?;
         let n = claimed.len();
         for Claimed { run, fence } in claimed {
-            self.count_claim(fence.epoch);
+            self.count_claim(&run.workflow, fence.epoch);
             if let Some(entry) = self.durable_entry(&run.workflow) {
                 drop(self.drive(entry, run, Some(fence)));
             }

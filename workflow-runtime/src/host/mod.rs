@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::schedule::Ticks;
 pub use crate::schedule::{Cadence, CatchUp, Schedule, ScheduleError};
 #[cfg(feature = "durable")]
-pub use durable_runs::DurableHealth;
+pub use durable_runs::{DurableHealth, DurableWorkflowHealth};
 pub use health::{BreakerHealth, HealthReport, HealthStatus, RunInfo, RunOutcome, WorkflowHealth};
 pub use runner::{ContextFactory, RunError, RunStats, Runner, RunnerBuilder};
 
@@ -652,6 +652,23 @@ impl WorkflowHost {
         summary
     }
 
+    /// Runs until the process is asked to stop: SIGINT (ctrl-c) or
+    /// SIGTERM, which containers, systemd and Kubernetes send, on Unix;
+    /// ctrl-c elsewhere. Then it shuts down gracefully, as on the
+    /// shutdown token.
+    ///
+    /// ```no_run
+    /// use workflow_runtime::host::WorkflowHost;
+    /// # #[tokio::main] async fn main() {
+    /// let host = WorkflowHost::builder().build().unwrap();
+    /// let summary = host.run_until_signal().await;
+    /// println!("{} runs passed", summary.runs.passed);
+    /// # }
+    /// ```
+    pub async fn run_until_signal(self) -> HostSummary {
+        self.run_until(stop_signal()).await
+    }
+
     /// Runs until the shutdown token is cancelled, or, when it started
     /// only one-time workflows, until they are done.
     ///
@@ -887,6 +904,35 @@ impl Job {
             }
             fired = next;
             self.once(workflow).await;
+        }
+    }
+}
+
+/// Completes when the process is asked to stop (SIGINT or SIGTERM on
+/// Unix, ctrl-c elsewhere). A signal that cannot be listened for is
+/// logged and never completes, so the host is not stopped by a mistake.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = match signal(SignalKind::terminate()) {
+            Ok(terminate) => terminate,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                return std::future::pending().await;
+            }
+        };
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+            Ok(()) = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => tracing::info!("ctrl-c: shutting down"),
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
         }
     }
 }

@@ -173,10 +173,9 @@ struct Durables {
     /// How often an idle worker looks for runs to claim.
     poll: std::time::Duration,
     renewing: std::sync::atomic::AtomicBool,
-    /// Runs this instance claimed, and how many of them another instance
-    /// had held before.
-    claimed: std::sync::atomic::AtomicU64,
-    takeovers: std::sync::atomic::AtomicU64,
+    /// Per workflow: runs this instance claimed, and how many of them
+    /// another instance had held before.
+    claims: std::sync::Mutex<BTreeMap<String, super::durable_runs::Claims>>,
     /// Wakes an idle worker: a run ended here, or was enqueued here.
     wake: tokio::sync::Notify,
 }
@@ -192,8 +191,7 @@ impl Default for Durables {
             lease: std::time::Duration::from_secs(30),
             poll: std::time::Duration::from_millis(100),
             renewing: std::sync::atomic::AtomicBool::new(false),
-            claimed: std::sync::atomic::AtomicU64::new(0),
-            takeovers: std::sync::atomic::AtomicU64::new(0),
+            claims: std::sync::Mutex::default(),
             wake: tokio::sync::Notify::new(),
         }
     }
@@ -785,24 +783,35 @@ impl Runner {
             .swap(true, std::sync::atomic::Ordering::AcqRel)
     }
 
-    /// Counts a claim; a takeover when an earlier claim existed.
+    /// Counts a claim of a run of `workflow`; a takeover when an earlier
+    /// claim existed.
     #[cfg(feature = "durable")]
-    pub(super) fn count_claim(&self, epoch: i64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.inner.durable.claimed.fetch_add(1, Relaxed);
+    pub(super) fn count_claim(&self, workflow: &str, epoch: i64) {
+        let mut claims = self
+            .inner
+            .durable
+            .claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let claims = match claims.get_mut(workflow) {
+            Some(claims) => claims,
+            None => claims.entry(workflow.to_owned()).or_default(),
+        };
+        claims.claimed += 1;
         if epoch > 1 {
-            self.inner.durable.takeovers.fetch_add(1, Relaxed);
+            claims.takeovers += 1;
         }
     }
 
-    /// Runs claimed, and takeovers among them.
+    /// Runs claimed, and takeovers among them, per workflow.
     #[cfg(feature = "durable")]
-    pub(super) fn claims(&self) -> (u64, u64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        (
-            self.inner.durable.claimed.load(Relaxed),
-            self.inner.durable.takeovers.load(Relaxed),
-        )
+    pub(super) fn claims(&self) -> BTreeMap<String, super::durable_runs::Claims> {
+        self.inner
+            .durable
+            .claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     #[cfg(feature = "durable")]
