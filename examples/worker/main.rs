@@ -1,5 +1,5 @@
 //! The guide's worker service: pending-order processing, a health monitor
-//! and a metrics collector as recurring workflows, until ctrl-c. Payments
+//! and a metrics collector as recurring workflows, until SIGTERM or ctrl-c. Payments
 //! are durable runs journaled in the orders file: kill the worker
 //! mid-batch and start it again, and it finishes the batch without
 //! charging twice.
@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use workflow_suite::worker::{Worker, WorkerConfig};
 
-const HELP: &str = "worker: recurring workflows over the orders database, until ctrl-c
+const HELP: &str = "worker: recurring workflows over the orders database, until SIGTERM or ctrl-c
 
 USAGE: cargo run --example worker -- [--db PATH] [--gateway PATH] [--every SECONDS] [--shutdown-timeout SECONDS]
 
   --db PATH                  the SQLite file the order API writes, and the payments' journal (default orders.db; env WORKER_DB)
   --gateway PATH             the simulated card gateway's SQLite file (default gateway.db beside --db)
   --every SECONDS            how often each workflow runs (default 30; env WORKER_EVERY)
-  --shutdown-timeout SECONDS grace for in-flight runs on ctrl-c (default 10)
+  --shutdown-timeout SECONDS grace for in-flight runs on SIGTERM or ctrl-c (default 10)
   --help                     this text";
 
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -58,8 +58,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let worker = Worker::open(&db, &config).await?;
-        tracing::info!(db = %db.display(), every = ?config.every, "worker started; ctrl-c stops it");
-        let summary = worker.host.run_until_ctrl_c().await;
+        tracing::info!(db = %db.display(), every = ?config.every, "worker started; SIGTERM or ctrl-c stops it");
+        let summary = worker.host.run_until_signal().await;
         tracing::info!(?summary, "worker stopped");
         Ok(())
     })
