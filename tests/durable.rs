@@ -879,13 +879,13 @@ impl Backend for FailsOnce {
     > {
         self.inner.running()
     }
-    fn counts(
+    fn counts_by_workflow(
         &self,
     ) -> workflow_runtime::behavior::BoxFuture<
         '_,
         Result<workflow_runtime::durable::WorkflowCounts, workflow_runtime::durable::StoreError>,
     > {
-        self.inner.counts()
+        self.inner.counts_by_workflow()
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self

@@ -259,6 +259,10 @@ async fn tables(pool: &PgPool) {
     .unwrap();
 }
 
+/// One test of this file at a time: each runs a server and worker
+/// processes, and their tick checks want the machine's two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The worker processes, killed however the test ends.
 struct Workers(Vec<std::process::Child>);
 
@@ -273,6 +277,7 @@ impl Drop for Workers {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_share_runs_survive_a_kill_and_fence_out_a_paused_owner() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let pg = TempPostgres::start().expect("PostgreSQL starts");
     let url = pg.url();
     let store = Store::postgres(&url).await.unwrap();
@@ -374,7 +379,7 @@ async fn workers_share_runs_survive_a_kill_and_fence_out_a_paused_owner() {
         let ship = &health["workflows"]["Ship"];
         reported_claims += ship["claimed"].as_u64().unwrap();
         reported_takeovers += ship["takeovers"].as_u64().unwrap();
-        assert!(health["workflows"]["Tick"]["claimed"].is_u64(), "{health}");
+        assert!(ship["claimed"].as_u64() > Some(0), "{instance}: {health}");
     }
 
     // Every run completed, once.
@@ -469,6 +474,7 @@ impl Slow {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_shuts_down_hands_its_runs_over_at_once() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let pg = TempPostgres::start().expect("PostgreSQL starts");
     let store = Store::postgres(&pg.url()).await.unwrap();
     let host = WorkflowHost::builder()
@@ -510,6 +516,7 @@ async fn a_worker_that_shuts_down_hands_its_runs_over_at_once() {
 /// record it: the run completes once, with the new owner's result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_owner_cannot_record_its_step() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let pg = TempPostgres::start().expect("PostgreSQL starts");
     let url = pg.url();
     let store = Store::postgres(&url).await.unwrap();
@@ -546,6 +553,13 @@ async fn a_paused_owner_cannot_record_its_step() {
     };
 
     let mut workers = Workers(vec![worker_logging_to(&url, "p", false, Stdio::piped())]);
+    // Read p's log as it comes, so a full pipe never blocks it.
+    let mut log = workers.0[0].stderr.take().unwrap();
+    let said = std::thread::spawn(move || {
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut log, &mut said).unwrap();
+        said
+    });
     wait_for_holders(1).await; // p is inside the step, for 1.5s
     signal(&workers.0[0], "STOP");
     tokio::time::sleep(Duration::from_millis(1200)).await; // p's 1s lease runs out
@@ -568,8 +582,7 @@ async fn a_paused_owner_cannot_record_its_step() {
     for child in &mut workers.0 {
         stop(child);
     }
-    let mut said = String::new();
-    std::io::Read::read_to_string(&mut workers.0[0].stderr.take().unwrap(), &mut said).unwrap();
+    let said = said.join().unwrap();
     workers.0.clear();
     // p tried to record its result, and was told why it could not.
     assert!(
@@ -616,6 +629,7 @@ impl Chime {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cron_schedule_fires_each_tick_once_across_instances() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let pg = TempPostgres::start().expect("PostgreSQL starts");
     let store = Store::postgres(&pg.url()).await.unwrap();
     let pool = store.as_postgres().unwrap().pool().clone();

@@ -3,7 +3,7 @@
 //!
 //! `cargo run --example cluster` runs the demo: a throwaway PostgreSQL
 //! from the machine's binaries, three worker processes, 600 invoices, one
-//! worker SIGKILLed half-way; every invoice is paid once.
+//! worker SIGKILLed a third of the way; every invoice is paid once.
 //!
 //! `cargo run --example cluster -- --help` for running the instances
 //! yourself against your own PostgreSQL.

@@ -36,8 +36,12 @@ pub(crate) fn check(cron: &LitStr, zone: Option<&LitStr>) -> syn::Result<()> {
             .to_owned();
         error(reason)
     })?;
-    if schedule.upcoming(chrono::Utc).next().is_none() {
-        return Err(error("it never fires from now on".to_owned()));
+    if schedule
+        .after(&chrono::DateTime::UNIX_EPOCH)
+        .next()
+        .is_none()
+    {
+        return Err(error("it matches no time".to_owned()));
     }
     if let Some(zone) = zone
         && zone.value().parse::<chrono_tz::Tz>().is_err()

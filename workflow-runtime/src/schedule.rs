@@ -39,6 +39,7 @@ pub enum Cadence {
     /// `sec min hour day-of-month month day-of-week [year]`), in `zone`
     /// (an IANA name such as `"Europe/Paris"`) or UTC.
     #[cfg(feature = "cron")]
+    #[non_exhaustive]
     Cron {
         /// The expression, as written.
         expression: std::borrow::Cow<'static, str>,
@@ -261,8 +262,11 @@ fn parse_cron(expression: &str) -> Result<cron::Schedule, ScheduleError> {
             .to_owned();
         error(reason)
     })?;
-    if cron.upcoming(chrono::Utc).next().is_none() {
-        return Err(error("it never fires from now on".to_owned()));
+    // Only an expression that matches no time at all is refused: one
+    // whose years have passed is ended, which a running host handles, not
+    // a mistake that should stop a deployed service from starting.
+    if cron.after(&chrono::DateTime::UNIX_EPOCH).next().is_none() {
+        return Err(error("it matches no time".to_owned()));
     }
     Ok(cron)
 }
@@ -288,11 +292,15 @@ impl Ticks {
     pub(crate) fn after(&self, ms: i64) -> Option<i64> {
         match self {
             Ticks::Every(every) => (ms - ms.rem_euclid(*every)).checked_add(*every),
+            // The crate walks local times and maps one that occurs twice
+            // (the hour repeated when clocks go back) to its first
+            // instant: each local time fires once, and from inside the
+            // repeated hour the next tick is the first one after `ms`.
             #[cfg(feature = "cron")]
             Ticks::Cron(cron, zone) => cron
                 .after(&at(ms, zone)?)
-                .next()
-                .map(|t| t.timestamp_millis()),
+                .map(|t| t.timestamp_millis())
+                .find(|&tick| tick > ms),
         }
     }
 
@@ -301,11 +309,39 @@ impl Ticks {
     pub(crate) fn at_or_before(&self, ms: i64) -> Option<i64> {
         match self {
             Ticks::Every(every) => Some(ms - ms.rem_euclid(*every)),
+            // Walking back, the crate maps a local time that occurs twice
+            // to its later instant: take the earlier one when that is
+            // after `ms`.
             #[cfg(feature = "cron")]
-            Ticks::Cron(cron, zone) => cron
-                .after(&at(ms.checked_add(1)?, zone)?)
-                .next_back()
-                .map(|t| t.timestamp_millis()),
+            Ticks::Cron(cron, zone) => {
+                cron.after(&at(ms.checked_add(1)?, zone)?)
+                    .rev()
+                    .find_map(|t| {
+                        use chrono::TimeZone;
+                        let earlier = zone.from_local_datetime(&t.naive_local()).earliest()?;
+                        [t.timestamp_millis(), earlier.timestamp_millis()]
+                            .into_iter()
+                            .find(|&tick| tick <= ms)
+                    })
+            }
+        }
+    }
+
+    /// Which tick to fire now that tick `due` has come (`now` ≥ `due`),
+    /// and the one after it: `due` itself unless a later tick has come
+    /// too (ticks were missed while no instance ran), when `catch_up`
+    /// fires the latest of them or none.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(crate) fn plan(&self, due: i64, now: i64, catch_up: CatchUp) -> (Option<i64>, Option<i64>) {
+        match self.after(due) {
+            Some(after) if after <= now => {
+                let latest = self.at_or_before(now).unwrap_or(due).max(due);
+                match catch_up {
+                    CatchUp::Latest => (Some(latest), self.after(latest)),
+                    CatchUp::Skip => (None, self.after(now)),
+                }
+            }
+            after => (Some(due), after),
         }
     }
 }
@@ -360,6 +396,65 @@ mod tests {
         assert_eq!(nine.after(jul_1_2026), Some(jul_1_2026 + 7 * 3_600_000));
     }
 
+    #[test]
+    fn missed_ticks_are_skipped_or_the_latest_fired() {
+        let ticks = Schedule::every(Duration::from_millis(100)).ticks().unwrap();
+        // On time: the due tick, then the next.
+        assert_eq!(
+            ticks.plan(1_000, 1_050, CatchUp::Skip),
+            (Some(1_000), Some(1_100))
+        );
+        // Three ticks late: skip them all, or fire the latest.
+        assert_eq!(ticks.plan(1_000, 1_350, CatchUp::Skip), (None, Some(1_400)));
+        assert_eq!(
+            ticks.plan(1_000, 1_350, CatchUp::Latest),
+            (Some(1_300), Some(1_400))
+        );
+    }
+
+    #[cfg(feature = "cron")]
+    #[test]
+    fn a_cron_schedule_fires_each_local_time_once_across_clock_changes() {
+        let five = Schedule::cron_in("0 */5 * * * *", "Europe/Paris")
+            .ticks()
+            .unwrap();
+        let (minute, hour) = (60_000, 3_600_000);
+        // 25 October 2026 (at 01:00 UTC Paris goes from 03:00 CEST back to
+        // 02:00 CET: 02:00-02:59 local happens twice) and 29 March 2026
+        // (at 01:00 UTC it skips from 02:00 to 03:00). Minute by minute
+        // around each change, the next tick is after now and the last one
+        // at or before it, never more than an hour away: a host never
+        // fires a tick from the past, nor goes quiet for the day.
+        for change in [20_751 * 86_400_000 + hour, 20_541 * 86_400_000 + hour] {
+            for now in (change - 2 * hour..change + 2 * hour).step_by(minute as usize) {
+                let next = five.after(now).unwrap();
+                assert!(
+                    next > now && next - now <= hour + 5 * minute,
+                    "{now} -> {next}"
+                );
+                let last = five.at_or_before(now).unwrap();
+                assert!(
+                    last <= now && now - last <= hour + 5 * minute,
+                    "{now} <- {last}"
+                );
+                let (fire, following) = five.plan(last, now, CatchUp::Latest);
+                assert!(fire.is_some_and(|f| f <= now), "{now}: fires {fire:?}");
+                assert!(
+                    following.is_some_and(|f| f > now),
+                    "{now}: then {following:?}"
+                );
+            }
+        }
+    }
+
+    #[cfg(feature = "cron")]
+    #[test]
+    fn an_ended_cron_schedule_is_not_a_mistake() {
+        let ended = Schedule::cron("0 0 0 1 1 * 2020").ticks().unwrap();
+        assert_eq!(ended.after(super::now_ms()), None);
+        assert_eq!(ended.at_or_before(super::now_ms()), Some(1_577_836_800_000));
+    }
+
     #[cfg(feature = "cron")]
     #[test]
     fn a_bad_cron_schedule_says_what_is_wrong() {
@@ -376,7 +471,7 @@ mod tests {
         );
         assert_eq!(
             error(Schedule::cron("0 0 0 31 2 *")),
-            "cron expression \"0 0 0 31 2 *\": it never fires from now on"
+            "cron expression \"0 0 0 31 2 *\": it matches no time"
         );
         assert_eq!(
             error(Schedule::cron_in("0 * * * * *", "Europe/Pariss")),

@@ -635,7 +635,7 @@ impl Backend for SqliteStore {
         })
     }
 
-    fn counts(&self) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
+    fn counts_by_workflow(&self) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
         Box::pin(async move {
             let rows = sqlx::query(
                 "SELECT workflow, status, COUNT(*) AS n, MIN(created_ms) AS oldest

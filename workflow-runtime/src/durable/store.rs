@@ -476,7 +476,7 @@ pub trait Backend: Send + Sync + 'static {
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>>;
 
     /// Runs per status, for each workflow with runs in the store.
-    fn counts(&self) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>>;
+    fn counts_by_workflow(&self) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>>;
 
     /// The concrete store, for what only it offers (a SQL transaction).
     fn as_any(&self) -> &dyn std::any::Any;
@@ -703,7 +703,7 @@ impl Store {
     /// ```
     pub async fn counts(&self) -> Result<RunCounts, StoreError> {
         let mut total = RunCounts::default();
-        for counts in self.backend.counts().await?.values() {
+        for counts in self.backend.counts_by_workflow().await?.values() {
             total.merge(counts);
         }
         Ok(total)
@@ -726,7 +726,7 @@ impl Store {
     /// # }
     /// ```
     pub async fn counts_by_workflow(&self) -> Result<WorkflowCounts, StoreError> {
-        self.backend.counts().await
+        self.backend.counts_by_workflow().await
     }
 
     /// The run with this id, if the store has it.

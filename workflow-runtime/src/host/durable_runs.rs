@@ -60,7 +60,7 @@ impl<W: Durable> DurableEntry for DurableDef<W> {
                     Ok(_) => return,
                     // Another instance took the run over: its end is theirs.
                     Err(lost @ StoreError::LeaseLost { .. }) => {
-                        tracing::warn!(run = %row.id, %lost, "lease lost: this instance's end of the run was refused");
+                        tracing::warn!(run = %row.id, workflow = W::NAME, instance = runner.instance(), %lost, "lease lost: this instance's end of the run was refused");
                         return;
                     }
                     Err(error) => error,
@@ -185,7 +185,7 @@ async fn run_to_end<W: Durable>(
         // Another instance owns the run now; this one stops here, and says
         // so: the step's work here was done for nothing.
         Some(lost @ StoreError::LeaseLost { .. }) => {
-            tracing::warn!(run = %row.id, %lost, "lease lost: this instance's step result was refused");
+            tracing::warn!(run = %row.id, workflow = W::NAME, instance = runner.instance(), %lost, "lease lost: this instance's step result was refused");
             return Driven::Stopped;
         }
         Some(StoreError::Corrupt { .. }) => {
@@ -310,8 +310,8 @@ pub struct DurableHealth {
     pub instance: String,
     /// Runs this instance claimed from a shared store.
     pub claimed: u64,
-    /// Of those, runs another instance had held (it died, or paused past
-    /// its lease).
+    /// Of those, runs claimed before (by an instance that died, paused
+    /// past its lease or shut down, or by this instance before a restart).
     pub takeovers: u64,
     /// How long the oldest run waiting for a worker has waited.
     pub oldest_waiting_age: Option<std::time::Duration>,
@@ -335,7 +335,7 @@ pub struct DurableWorkflowHealth {
     pub oldest_waiting_age: Option<std::time::Duration>,
     /// Its runs this instance claimed from a shared store.
     pub claimed: u64,
-    /// Of those, runs another instance had held.
+    /// Of those, runs claimed before (see [`DurableHealth::takeovers`]).
     pub takeovers: u64,
 }
 
@@ -748,7 +748,7 @@ impl Runner {
         // wrote it already.
         let now = crate::durable::now_ms();
         let first = if schedule.run_immediately {
-            ticks.at_or_before(now)
+            ticks.at_or_before(now).or_else(|| ticks.after(now))
         } else {
             ticks.after(now)
         };
@@ -782,17 +782,7 @@ impl Runner {
             }
             // `next` is due. If the tick after it is too, ticks were
             // missed (no instance ran): the catch-up policy decides.
-            let now = crate::durable::now_ms();
-            let (fire, following) = match ticks.after(next) {
-                Some(after) if after <= now => {
-                    let latest = ticks.at_or_before(now).unwrap_or(next);
-                    match schedule.catch_up {
-                        crate::schedule::CatchUp::Latest => (Some(latest), ticks.after(latest)),
-                        _ => (None, ticks.after(now)),
-                    }
-                }
-                after => (Some(next), after),
-            };
+            let (fire, following) = ticks.plan(next, crate::durable::now_ms(), schedule.catch_up);
             let run = fire.map(|tick| {
                 RunRow::new(
                     format!("{}@{tick}", W::NAME),
@@ -815,6 +805,9 @@ impl Runner {
                     if !pause.wait(self).await {
                         return;
                     }
+                    // The tick is still due (or another instance took it):
+                    // read the schedule again.
+                    continue;
                 }
             }
             if following.is_none() {
