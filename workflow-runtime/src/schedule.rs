@@ -35,18 +35,53 @@ pub enum Cadence {
     /// Every interval. On a shared store the ticks sit on a grid of the
     /// interval from the Unix epoch, so every instance computes the same.
     Every(Duration),
-    /// At the times a cron expression names (seconds first:
-    /// `sec min hour day-of-month month day-of-week [year]`), in `zone`
-    /// (an IANA name such as `"Europe/Paris"`) or UTC.
+    /// At the times a cron expression names, in its time zone.
     #[cfg(feature = "cron")]
-    #[non_exhaustive]
-    Cron {
-        /// The expression, as written.
-        expression: std::borrow::Cow<'static, str>,
-        /// The time zone it is read in; UTC when `None`.
-        zone: Option<std::borrow::Cow<'static, str>>,
-    },
+    Cron(Cron),
 }
+
+/// A cron expression (seconds first: `sec min hour day-of-month month
+/// day-of-week [year]`) checked when made, and the time zone it is read
+/// in (an IANA name such as `"Europe/Paris"`, or UTC).
+///
+/// ```
+/// use workflow_runtime::host::{Cadence, Schedule};
+/// let schedule = Schedule::cron_in("0 0 9 * * Mon-Fri", "Europe/Paris").unwrap();
+/// let Cadence::Cron(cron) = &schedule.cadence else { unreachable!() };
+/// assert_eq!((cron.expression(), cron.zone()), ("0 0 9 * * Mon-Fri", Some("Europe/Paris")));
+/// ```
+#[cfg(feature = "cron")]
+#[derive(Clone, Debug)]
+pub struct Cron {
+    expression: String,
+    zone_name: Option<String>,
+    parsed: Box<cron::Schedule>,
+    zone: chrono_tz::Tz,
+}
+
+#[cfg(feature = "cron")]
+impl Cron {
+    /// The expression, as written.
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    /// The time zone's name; `None` for UTC.
+    pub fn zone(&self) -> Option<&str> {
+        self.zone_name.as_deref()
+    }
+}
+
+/// Two cron schedules are equal when they are written the same.
+#[cfg(feature = "cron")]
+impl PartialEq for Cron {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.expression, &self.zone_name) == (&other.expression, &other.zone_name)
+    }
+}
+
+#[cfg(feature = "cron")]
+impl Eq for Cron {}
 
 /// Ticks of a durable recurring workflow missed while no instance ran (a
 /// deploy, an outage).
@@ -113,28 +148,26 @@ impl Schedule {
     }
 
     /// At the times `expression` names, in UTC: six or seven fields,
-    /// seconds first (`"0 */5 * * * *"` is every five minutes). A host
-    /// checks it when built; [`next_after`](Self::next_after) checks it
-    /// now.
+    /// seconds first (`"0 */5 * * * *"` is every five minutes); an
+    /// expression that does not parse, or matches no time, is an error
+    /// saying why.
     ///
     /// ```
     /// use std::time::{Duration, UNIX_EPOCH};
     /// use workflow_runtime::host::Schedule;
-    /// let five_minutes = Schedule::cron("0 */5 * * * *");
+    /// let five_minutes = Schedule::cron("0 */5 * * * *").unwrap();
     /// let noon = UNIX_EPOCH + Duration::from_secs(12 * 3600);
-    /// let next = five_minutes.next_after(noon).unwrap().unwrap();
-    /// assert_eq!(next, noon + Duration::from_secs(300));
+    /// assert_eq!(five_minutes.next_after(noon), Some(noon + Duration::from_secs(300)));
+    /// assert!(Schedule::cron("0 */5 * * *").is_err()); // five fields
     /// ```
     #[cfg(feature = "cron")]
-    pub fn cron(expression: impl Into<std::borrow::Cow<'static, str>>) -> Self {
-        Schedule {
-            cadence: Cadence::Cron {
-                expression: expression.into(),
-                zone: None,
-            },
-            run_immediately: false,
-            catch_up: CatchUp::Skip,
-        }
+    pub fn cron(expression: &str) -> Result<Self, ScheduleError> {
+        Ok(Schedule::on(Cron {
+            expression: expression.to_owned(),
+            zone_name: None,
+            parsed: Box::new(parse_cron(expression)?),
+            zone: chrono_tz::UTC,
+        }))
     }
 
     /// At the times `expression` names in the time zone `zone` (an IANA
@@ -144,23 +177,31 @@ impl Schedule {
     /// ```
     /// use std::time::{Duration, UNIX_EPOCH};
     /// use workflow_runtime::host::Schedule;
-    /// let nine = Schedule::cron_in("0 0 9 * * *", "Asia/Tokyo");
+    /// let nine = Schedule::cron_in("0 0 9 * * *", "Asia/Tokyo").unwrap();
     /// let midnight_utc = UNIX_EPOCH + Duration::from_secs(20_000 * 86_400);
     /// // Nine in Tokyo is midnight UTC.
-    /// let next = nine.next_after(midnight_utc - Duration::from_secs(1)).unwrap();
-    /// assert_eq!(next, Some(midnight_utc));
-    /// assert!(Schedule::cron_in("0 0 9 * * *", "Mars/Olympus").next_after(midnight_utc).is_err());
+    /// assert_eq!(nine.next_after(midnight_utc - Duration::from_secs(1)), Some(midnight_utc));
+    /// assert!(Schedule::cron_in("0 0 9 * * *", "Mars/Olympus").is_err());
     /// ```
     #[cfg(feature = "cron")]
-    pub fn cron_in(
-        expression: impl Into<std::borrow::Cow<'static, str>>,
-        zone: impl Into<std::borrow::Cow<'static, str>>,
-    ) -> Self {
+    pub fn cron_in(expression: &str, zone: &str) -> Result<Self, ScheduleError> {
+        let parsed = parse_cron(expression)?;
+        let zone_name = zone;
+        let zone = zone_name.parse().map_err(|_| ScheduleError::Zone {
+            zone: zone_name.to_owned(),
+        })?;
+        Ok(Schedule::on(Cron {
+            expression: expression.to_owned(),
+            zone_name: Some(zone_name.to_owned()),
+            parsed: Box::new(parsed),
+            zone,
+        }))
+    }
+
+    #[cfg(feature = "cron")]
+    fn on(cron: Cron) -> Self {
         Schedule {
-            cadence: Cadence::Cron {
-                expression: expression.into(),
-                zone: Some(zone.into()),
-            },
+            cadence: Cadence::Cron(cron),
             run_immediately: false,
             catch_up: CatchUp::Skip,
         }
@@ -188,21 +229,20 @@ impl Schedule {
     /// use workflow_runtime::host::Schedule;
     /// let minute = Schedule::every(Duration::from_secs(60));
     /// let at = UNIX_EPOCH + Duration::from_secs(90);
-    /// assert_eq!(minute.next_after(at), Ok(Some(UNIX_EPOCH + Duration::from_secs(120))));
+    /// assert_eq!(minute.next_after(at), Some(UNIX_EPOCH + Duration::from_secs(120)));
     /// ```
-    pub fn next_after(&self, after: SystemTime) -> Result<Option<SystemTime>, ScheduleError> {
+    pub fn next_after(&self, after: SystemTime) -> Option<SystemTime> {
         let ms = match after.duration_since(UNIX_EPOCH) {
             Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
             Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
         };
-        Ok(self.ticks()?.after(ms).map(|tick| {
-            let magnitude = Duration::from_millis(tick.unsigned_abs());
-            if tick >= 0 {
-                UNIX_EPOCH + magnitude
-            } else {
-                UNIX_EPOCH - magnitude
-            }
-        }))
+        let tick = self.ticks().after(ms)?;
+        let magnitude = Duration::from_millis(tick.unsigned_abs());
+        if tick >= 0 {
+            UNIX_EPOCH.checked_add(magnitude)
+        } else {
+            UNIX_EPOCH.checked_sub(magnitude)
+        }
     }
 
     /// The interval, for a schedule that has one.
@@ -210,27 +250,18 @@ impl Schedule {
         match self.cadence {
             Cadence::Every(every) => Some(every),
             #[cfg(feature = "cron")]
-            Cadence::Cron { .. } => None,
+            Cadence::Cron(_) => None,
         }
     }
 
-    /// Reads the schedule into the ticks it fires at.
-    pub(crate) fn ticks(&self) -> Result<Ticks, ScheduleError> {
+    /// The ticks the schedule fires at.
+    pub(crate) fn ticks(&self) -> Ticks {
         match &self.cadence {
-            Cadence::Every(every) => Ok(Ticks::Every(
-                i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1),
-            )),
-            #[cfg(feature = "cron")]
-            Cadence::Cron { expression, zone } => {
-                let zone = match zone {
-                    None => chrono_tz::UTC,
-                    Some(name) => name.parse().map_err(|_| ScheduleError::Zone {
-                        zone: name.to_string(),
-                    })?,
-                };
-                let cron = parse_cron(expression)?;
-                Ok(Ticks::Cron(Box::new(cron), zone))
+            Cadence::Every(every) => {
+                Ticks::Every(i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1))
             }
+            #[cfg(feature = "cron")]
+            Cadence::Cron(cron) => Ticks::Cron(cron.parsed.clone(), cron.zone),
         }
     }
 }
@@ -363,7 +394,7 @@ mod tests {
 
     #[test]
     fn an_interval_ticks_on_its_grid() {
-        let ticks = Schedule::every(Duration::from_millis(250)).ticks().unwrap();
+        let ticks = Schedule::every(Duration::from_millis(250)).ticks();
         assert_eq!(ticks.after(1_000), Some(1_250));
         assert_eq!(ticks.after(1_001), Some(1_250));
         assert_eq!(ticks.at_or_before(1_000), Some(1_000));
@@ -373,7 +404,7 @@ mod tests {
     #[cfg(feature = "cron")]
     #[test]
     fn a_cron_expression_ticks_at_its_times_in_its_zone() {
-        let ticks = Schedule::cron("*/5 * * * * *").ticks().unwrap();
+        let ticks = Schedule::cron("*/5 * * * * *").unwrap().ticks();
         assert_eq!(ticks.after(1_000_000_000_000), Some(1_000_000_005_000));
         assert_eq!(ticks.after(1_000_000_004_999), Some(1_000_000_005_000));
         assert_eq!(
@@ -387,8 +418,8 @@ mod tests {
 
         // Nine in Paris is 08:00 UTC in winter and 07:00 UTC in summer.
         let nine = Schedule::cron_in("0 0 9 * * *", "Europe/Paris")
-            .ticks()
-            .unwrap();
+            .unwrap()
+            .ticks();
         let day = 86_400_000;
         let jan_1_2026 = 20_454 * day;
         let jul_1_2026 = 20_635 * day;
@@ -398,7 +429,7 @@ mod tests {
 
     #[test]
     fn missed_ticks_are_skipped_or_the_latest_fired() {
-        let ticks = Schedule::every(Duration::from_millis(100)).ticks().unwrap();
+        let ticks = Schedule::every(Duration::from_millis(100)).ticks();
         // On time: the due tick, then the next.
         assert_eq!(
             ticks.plan(1_000, 1_050, CatchUp::Skip),
@@ -416,8 +447,8 @@ mod tests {
     #[test]
     fn a_cron_schedule_fires_each_local_time_once_across_clock_changes() {
         let five = Schedule::cron_in("0 */5 * * * *", "Europe/Paris")
-            .ticks()
-            .unwrap();
+            .unwrap()
+            .ticks();
         let (minute, hour) = (60_000, 3_600_000);
         // 25 October 2026 (at 01:00 UTC Paris goes from 03:00 CEST back to
         // 02:00 CET: 02:00-02:59 local happens twice) and 29 March 2026
@@ -450,7 +481,7 @@ mod tests {
     #[cfg(feature = "cron")]
     #[test]
     fn an_ended_cron_schedule_is_not_a_mistake() {
-        let ended = Schedule::cron("0 0 0 1 1 * 2020").ticks().unwrap();
+        let ended = Schedule::cron("0 0 0 1 1 * 2020").unwrap().ticks();
         assert_eq!(ended.after(super::now_ms()), None);
         assert_eq!(ended.at_or_before(super::now_ms()), Some(1_577_836_800_000));
     }
@@ -458,7 +489,7 @@ mod tests {
     #[cfg(feature = "cron")]
     #[test]
     fn a_bad_cron_schedule_says_what_is_wrong() {
-        let error = |s: Schedule| s.ticks().err().unwrap().to_string();
+        let error = |s: Result<Schedule, ScheduleError>| s.err().unwrap().to_string();
         assert_eq!(
             error(Schedule::cron("0 */5 * * *")),
             "cron expression \"0 */5 * * *\": 5 fields; expected 6 or 7, seconds first: \

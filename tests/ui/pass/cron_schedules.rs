@@ -26,10 +26,14 @@ impl Morning {
 fn main() {
     assert_eq!(
         Sweep::schedule(),
-        Some(Schedule::cron("0 */5 * * * *").run_immediately(true))
+        Some(Schedule::cron("0 */5 * * * *").unwrap().run_immediately(true))
     );
     assert_eq!(
         Morning::schedule(),
-        Some(Schedule::cron_in("0 0 9 * * Mon-Fri", "Europe/Paris").catch_up(CatchUp::Latest))
+        Some(
+            Schedule::cron_in("0 0 9 * * Mon-Fri", "Europe/Paris")
+                .unwrap()
+                .catch_up(CatchUp::Latest)
+        )
     );
 }

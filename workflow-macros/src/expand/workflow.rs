@@ -89,8 +89,14 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
                 let nanos = u64::try_from(every.as_nanos()).unwrap_or(u64::MAX);
                 quote!(every(::core::time::Duration::from_nanos(#nanos)))
             }
-            Cadence::Cron(expression, None) => quote!(cron(#expression)),
-            Cadence::Cron(expression, Some(zone)) => quote!(cron_in(#expression, #zone)),
+            // Checked while expanding, with the crate the runtime reads it
+            // with: the `expect` never fires.
+            Cadence::Cron(expression, None) => {
+                quote!(cron(#expression).expect("a cron expression checked while expanding"))
+            }
+            Cadence::Cron(expression, Some(zone)) => quote!(
+                cron_in(#expression, #zone).expect("a cron expression checked while expanding")
+            ),
         };
         let immediately = schedule
             .run_immediately

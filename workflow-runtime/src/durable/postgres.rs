@@ -745,6 +745,26 @@ impl Backend for PostgresStore {
         })
     }
 
+    fn holders(
+        &self,
+    ) -> BoxFuture<'_, Result<std::collections::BTreeMap<String, u64>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT owner, COUNT(*) FROM workflow_runs
+                 WHERE status = 'running' AND owner IS NOT NULL AND lease_until_ms >= $1
+                 GROUP BY owner",
+            )
+            .bind(now_ms())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error("reading who holds leases", e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(owner, n)| (owner, u64::try_from(n).unwrap_or(0)))
+                .collect())
+        })
+    }
+
     fn next_tick<'a>(
         &'a self,
         workflow: &'a str,

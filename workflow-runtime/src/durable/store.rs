@@ -515,6 +515,14 @@ pub trait Backend: Send + Sync + 'static {
         Box::pin(std::future::ready(Err(self.no_leases())))
     }
 
+    /// The instances that hold live leases, with how many runs each
+    /// holds: who is working on a shared store. Empty without leases.
+    fn holders(
+        &self,
+    ) -> BoxFuture<'_, Result<std::collections::BTreeMap<String, u64>, StoreError>> {
+        Box::pin(std::future::ready(Ok(Default::default())))
+    }
+
     /// Extends `owner`'s leases on `runs` (the ones it drives) to
     /// `until_ms`; how many it still holds. Runs `owner` holds but no
     /// longer drives (a predecessor's, under the same name) are left to

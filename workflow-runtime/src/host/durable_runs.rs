@@ -318,6 +318,10 @@ pub struct DurableHealth {
     /// The same, workflow by workflow: each with runs in the store or
     /// registered here.
     pub workflows: BTreeMap<String, DurableWorkflowHealth>,
+    /// On a shared store, every instance that holds live leases (this
+    /// one too), with how many runs it holds: who is working, seen from
+    /// any instance.
+    pub instances: BTreeMap<String, u64>,
     /// Why the store could not be read, when it could not.
     pub error: Option<String>,
 }
@@ -345,6 +349,10 @@ pub(crate) struct Claims {
     pub(crate) claimed: u64,
     pub(crate) takeovers: u64,
 }
+
+/// The longest a tick loop sleeps before it looks at the clock and the
+/// schedule again.
+const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Runner {
     /// Starts a durable run of `W` with id `run_id`, or finds the one that
@@ -488,6 +496,16 @@ impl Runner {
                 Some(error.to_string()),
             ),
         };
+        let (instances, error) = match (error, store.backend().holders().await) {
+            (None, Ok(instances)) => (instances, None),
+            (error, Ok(_)) => (BTreeMap::new(), error),
+            (error, Err(holders)) => (BTreeMap::new(), error.or(Some(holders.to_string()))),
+        };
+        let status = if error.is_some() {
+            super::HealthStatus::Unhealthy
+        } else {
+            status
+        };
         let names = self.durable_names().into_iter();
         let names: std::collections::BTreeSet<String> = names
             .chain(by_workflow.keys().cloned())
@@ -520,6 +538,7 @@ impl Runner {
             claimed: workflows.values().map(|w| w.claimed).sum(),
             takeovers: workflows.values().map(|w| w.takeovers).sum(),
             workflows,
+            instances,
             error,
         })
     }
@@ -768,16 +787,39 @@ impl Runner {
                     return;
                 }
             };
+            // A stored tick later than the schedule's next one is from a
+            // schedule the code has since changed (or one that had ended):
+            // start again from the schedule as it is now.
+            if let Some(fresh) = ticks.after(crate::durable::now_ms())
+                && next > fresh
+            {
+                if let Err(error) = store
+                    .backend()
+                    .advance_tick(W::NAME, next, fresh, None)
+                    .await
+                {
+                    tracing::warn!(workflow = W::NAME, %error, "could not advance the schedule");
+                    if !pause.wait(self).await {
+                        return;
+                    }
+                }
+                continue;
+            }
             if next == i64::MAX {
                 tracing::info!(workflow = W::NAME, "the schedule fires no more");
                 return;
             }
+            // Long waits are taken a minute at a time, so a schedule moved
+            // by another instance, or a wall clock set anew, is seen.
             let wait = next - crate::durable::now_ms();
             if wait > 0 {
                 let wait = std::time::Duration::from_millis(u64::try_from(wait).unwrap_or(0));
                 tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
+                    () = tokio::time::sleep(wait.min(LONGEST_WAIT)) => {}
                     () = stop.cancelled() => return,
+                }
+                if wait > LONGEST_WAIT {
+                    continue;
                 }
             }
             // `next` is due. If the tick after it is too, ticks were

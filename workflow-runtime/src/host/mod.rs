@@ -15,6 +15,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+#[cfg(feature = "cron")]
+pub use crate::schedule::Cron;
 use crate::schedule::Ticks;
 pub use crate::schedule::{Cadence, CatchUp, Schedule, ScheduleError};
 #[cfg(feature = "durable")]
@@ -155,14 +157,6 @@ pub enum HostError {
         /// The workflow.
         workflow: &'static str,
     },
-    /// A recurring workflow's schedule cannot run (a cron expression or
-    /// time zone that does not parse).
-    BadSchedule {
-        /// The workflow.
-        workflow: &'static str,
-        /// What is wrong.
-        error: ScheduleError,
-    },
 }
 
 impl fmt::Display for HostError {
@@ -179,9 +173,6 @@ impl fmt::Display for HostError {
                 "workflow {workflow:?} is recurring but has no schedule: \
                  use `#[workflow(every = \"30s\")]` or `recurring_every`"
             ),
-            HostError::BadSchedule { workflow, error } => {
-                write!(f, "workflow {workflow:?} cannot be scheduled: {error}")
-            }
         }
     }
 }
@@ -266,8 +257,8 @@ pub struct HostBuilder {
     options: HostOptions,
     worker: Option<usize>,
     tickers: Vec<Ticker>,
-    /// The first durable recurring workflow found with no schedule, or
-    /// with one that cannot run: reported by `build`.
+    /// The first durable recurring workflow found with no schedule:
+    /// reported by `build`.
     #[cfg(feature = "durable")]
     unscheduled: Option<HostError>,
 }
@@ -438,18 +429,13 @@ impl HostBuilder {
         W::Input: Default,
     {
         let workflow_name = W::NAME;
-        match W::schedule().map(|schedule| schedule.ticks().map(|ticks| (schedule, ticks))) {
-            Some(Ok((schedule, ticks))) => {
+        match W::schedule() {
+            Some(schedule) => {
+                let ticks = schedule.ticks();
                 self.tickers
                     .push(Box::new(move |runner: Runner, stop: CancellationToken| {
                         Box::pin(async move { runner.ticks::<W>(&schedule, &ticks, stop).await })
                     }))
-            }
-            Some(Err(error)) => {
-                self.unscheduled.get_or_insert(HostError::BadSchedule {
-                    workflow: workflow_name,
-                    error,
-                });
             }
             None => {
                 self.unscheduled.get_or_insert(HostError::NoSchedule {
@@ -568,10 +554,7 @@ impl HostBuilder {
                 .clone()
                 .or_else(|| workflow.schedule())
                 .ok_or(HostError::NoSchedule { workflow: name })?;
-            let ticks = schedule.ticks().map_err(|error| HostError::BadSchedule {
-                workflow: name,
-                error,
-            })?;
+            let ticks = schedule.ticks();
             recurring.push((workflow, schedule, ticks));
         }
         #[cfg(feature = "durable")]
@@ -897,10 +880,16 @@ impl Job {
                 tracing::info!(workflow = workflow.name(), "the schedule fires no more");
                 return;
             };
+            // Long waits are taken a minute at a time, so a wall clock set
+            // anew (or a machine that slept) is seen.
             let wait = Duration::from_millis(u64::try_from(next - now).unwrap_or(0));
+            let longest = Duration::from_secs(60);
             tokio::select! {
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep(wait.min(longest)) => {}
                 () = self.shutdown.cancelled() => return,
+            }
+            if wait > longest {
+                continue;
             }
             fired = next;
             self.once(workflow).await;
