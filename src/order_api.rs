@@ -33,7 +33,7 @@ use workflow_runtime::host::{HealthStatus, Runner};
 use workflow_runtime::prelude::*;
 use workflow_runtime::{StepError, StepFailure};
 
-use crate::orders::{self, Item, Order, OrderStore, Status, StoreError};
+use crate::orders::{self, Item, Order, OrderStore, Status, StoreError, order_total};
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -122,6 +122,14 @@ impl CreateOrder {
 pub struct PaymentError {
     reason: &'static str,
     transient: bool,
+}
+
+impl PaymentError {
+    /// The card was declined: final, and the client's to act on.
+    pub const DECLINED: PaymentError = PaymentError {
+        reason: "card declined",
+        transient: false,
+    };
 }
 
 impl std::fmt::Display for PaymentError {
@@ -257,10 +265,7 @@ impl App {
                     async move {
                         tokio::time::sleep(latency).await;
                         if req.method == "declined-card" {
-                            return Err(StepError::new(PaymentError {
-                                reason: "card declined",
-                                transient: false,
-                            }));
+                            return Err(StepError::new(PaymentError::DECLINED));
                         }
                         let mut order = req.order;
                         order.status = Status::Paid;
@@ -426,6 +431,16 @@ async fn create_order(
     if let Err(detail) = validate(&req) {
         return problem(StatusCode::BAD_REQUEST, "invalid order", detail, json!({}));
     }
+    if order_total(&req.items).is_none() {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "order total too large",
+            "the items' quantities times their unit prices add up to more cents than an \
+             order can hold"
+                .to_owned(),
+            json!({}),
+        );
+    }
     // The client's key, scoped to its customer, makes a retried request
     // the same run; without one, each request is a run of its own.
     let run_id = headers
@@ -461,26 +476,36 @@ async fn create_order(
         )
             .into_response(),
         Err(DurableError::Failed { step, error, .. }) => {
+            // The journal keeps a failure as its message; the run's last
+            // error says which kind it was.
             let circuit_open = error.ends_with(
                 &CircuitOpen {
                     breaker: "notifications".into(),
                 }
                 .to_string(),
             );
-            let status = if circuit_open {
-                StatusCode::SERVICE_UNAVAILABLE
+            let declined = error.ends_with(&PaymentError::DECLINED.to_string());
+            let (status, title) = if declined {
+                // A business refusal: the client's to act on, not ours.
+                (StatusCode::PAYMENT_REQUIRED, "payment declined")
+            } else if circuit_open {
+                (StatusCode::SERVICE_UNAVAILABLE, "order creation failed")
             } else {
-                StatusCode::INTERNAL_SERVER_ERROR
+                (StatusCode::INTERNAL_SERVER_ERROR, "order creation failed")
             };
             let step = step.unwrap_or_default();
             let kind = CreateOrder::STEPS
                 .iter()
                 .find(|meta| meta.title == step)
                 .map(|meta| meta.kind.as_str());
-            tracing::error!(%error, %step, "order creation failed");
+            if declined {
+                tracing::info!(%error, %step, "payment declined");
+            } else {
+                tracing::error!(%error, %step, "order creation failed");
+            }
             problem(
                 status,
-                "order creation failed",
+                title,
                 error,
                 json!({
                     "workflow": CreateOrder::NAME,

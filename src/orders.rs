@@ -105,6 +105,24 @@ fn order_of((id, customer_id, items, total_cents, status, payment_id): OrderRow)
     }
 }
 
+/// The order's total in cents, or `None` when it does not fit: the
+/// products and their sum are checked, and the total must fit the signed
+/// 64-bit integer the database stores.
+///
+/// ```
+/// use workflow_suite::orders::{Item, order_total};
+/// let item = |quantity, unit_cents| Item { sku: "A".into(), quantity, unit_cents };
+/// assert_eq!(order_total(&[item(2, 500), item(1, 250)]), Some(1250));
+/// assert_eq!(order_total(&[item(u32::MAX, u64::MAX)]), None);
+/// ```
+pub fn order_total(items: &[Item]) -> Option<u64> {
+    let total = items.iter().try_fold(0u64, |total, item| {
+        total.checked_add(u64::from(item.quantity).checked_mul(item.unit_cents)?)
+    })?;
+    i64::try_from(total).ok()?;
+    Some(total)
+}
+
 /// Stores a new pending order through `conn`: the pool's connection, or a
 /// transaction's (`&mut **tx`), so the order commits with what else the
 /// transaction writes.
@@ -113,10 +131,11 @@ pub async fn insert(
     customer_id: String,
     items: Vec<Item>,
 ) -> Result<Order, StoreError> {
-    let total_cents = items
-        .iter()
-        .map(|i| u64::from(i.quantity) * i.unit_cents)
-        .sum();
+    let total_cents = order_total(&items).ok_or_else(|| {
+        StoreError::from(sqlx::Error::Encode(
+            "the order's total does not fit in a 63-bit count of cents".into(),
+        ))
+    })?;
     let json = serde_json::to_string(&items).expect("items serialize");
     let id = sqlx::query(
         "INSERT INTO orders (customer_id, items, total_cents, status) VALUES (?1, ?2, ?3, 'pending')",

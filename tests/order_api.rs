@@ -115,7 +115,8 @@ async fn an_order_is_created_paid_confirmed_and_stored() {
 async fn a_declined_payment_is_a_problem_naming_the_step_and_is_not_retried() {
     let server = start().await;
     let response = server.post_order("declined-card").await;
-    assert_eq!(response.status(), 500);
+    // A business refusal, not a server error.
+    assert_eq!(response.status(), 402);
     assert!(is_problem(&response));
     let problem: Value = response.json().await.unwrap();
     assert_eq!(problem["step"], "process payment");
@@ -219,6 +220,26 @@ async fn bad_input_gets_a_clear_status_never_a_500() {
             .unwrap()
             .contains("`quantity` must be at least 1")
     );
+
+    // Money that would wrap: refused, not stored with a wrapped total.
+    let mut overflowing = order("card");
+    overflowing["items"][0]["quantity"] = json!(u32::MAX);
+    overflowing["items"][0]["unit_cents"] = json!(u64::MAX);
+    let too_large = send(overflowing.to_string(), "application/json")
+        .await
+        .unwrap();
+    assert_eq!(too_large.status(), 422);
+    assert!(is_problem(&too_large));
+    let detail: Value = too_large.json().await.unwrap();
+    assert_eq!(detail["title"], "order total too large");
+    // Just over what the database holds, too.
+    let mut just_over = order("card");
+    just_over["items"] = json!([{"sku": "A", "quantity": 1, "unit_cents": i64::MAX as u64 + 1}]);
+    let status = send(just_over.to_string(), "application/json")
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 422);
 
     let huge = send("x".repeat(BODY_LIMIT + 1), "application/json")
         .await

@@ -124,7 +124,11 @@ fn worker_process() {
             ..WorkerConfig::default()
         };
         let worker = Worker::open(Path::new(&db), &config).await.unwrap();
-        worker.host.run().await;
+        let summary = worker.host.run_until_signal().await;
+        println!(
+            "shutdown summary: passed={} failed={} forced={}",
+            summary.runs.passed, summary.runs.failed, summary.forced
+        );
     });
 }
 
@@ -137,7 +141,7 @@ fn worker(db: &Path) -> std::process::Child {
             "--test-threads=1",
         ])
         .env("WF_WORKER_DB", db)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
@@ -197,15 +201,36 @@ async fn a_worker_killed_mid_batch_finishes_it_when_restarted_without_charging_t
         .await
         .unwrap()
     };
-    let mut second = worker(&db);
+    let second = worker(&db);
     // Paid (the transactional step) and then journaled as completed (the
     // run's end, a write of its own).
     wait_for("the whole batch", async || {
         paid().await == payable && completed().await == payable
     })
     .await;
-    second.kill().unwrap();
-    second.wait().unwrap();
+    // Asked to stop the way a container is (SIGTERM): it shuts down
+    // gracefully and says what it did.
+    let status = Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = second.wait_with_output().unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    let said = String::from_utf8_lossy(&output.stdout);
+    let summary = said
+        .lines()
+        .find_map(|line| Some(line.split_once("shutdown summary: ")?.1))
+        .unwrap_or_else(|| panic!("no shutdown summary in {said:?}"));
+    let field = |name: &str| {
+        summary
+            .split(' ')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(field("passed").parse::<u64>().unwrap() > 0, "{summary}");
+    assert_eq!(field("forced"), "false", "{summary}");
 
     let gateway = workflow_suite::worker::Gateway::open(&dir.0.join("gateway.db"), Duration::ZERO)
         .await

@@ -53,10 +53,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let app = App::new(&config).await?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         tracing::info!(addr = %listener.local_addr()?, db = %config.database.display(), "order API listening");
-        app.serve(listener, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+        app.serve(listener, workflow_runtime::host::stop_signal())
+            .await?;
         Ok(())
     })
 }

@@ -897,10 +897,20 @@ impl Job {
     }
 }
 
-/// Completes when the process is asked to stop (SIGINT or SIGTERM on
-/// Unix, ctrl-c elsewhere). A signal that cannot be listened for is
-/// logged and never completes, so the host is not stopped by a mistake.
-async fn stop_signal() {
+/// Completes when the process is asked to stop: SIGINT (ctrl-c) or
+/// SIGTERM on Unix, ctrl-c elsewhere. A signal that cannot be listened
+/// for is logged and never completes, so nothing is stopped by mistake.
+/// What [`WorkflowHost::run_until_signal`] waits for; hand it to a web
+/// server's graceful shutdown too, so both stop on the same signal.
+///
+/// ```no_run
+/// # async fn serve(_: impl std::future::Future<Output = ()>) {}
+/// # #[tokio::main] async fn main() {
+/// // e.g. axum::serve(listener, app).with_graceful_shutdown(stop_signal())
+/// serve(workflow_runtime::host::stop_signal()).await;
+/// # }
+/// ```
+pub async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
