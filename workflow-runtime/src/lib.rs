@@ -81,3 +81,9 @@ pub mod prelude {
     #[cfg(feature = "durable")]
     pub use crate::durable::Durable as _;
 }
+
+/// The package README's example, compiled and run as a doctest so it
+/// stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
