@@ -62,7 +62,7 @@ fn main() {
         async move {
             let out = Workflow::given(ctx, "order", || 41u64)
                 .try_when_async("charge", charge)
-                .retry(Retry::new(3))
+                .retry(Retry::max_attempts(3))
                 .timeout(Duration::from_secs(30))
                 .circuit_breaker(breaker)
                 .await;

@@ -86,7 +86,7 @@ impl ExternalApiWorkflow {
 
     #[step(
         when = "call external api",
-        retry(max = 2, backoff = "50ms"),
+        retry(max_attempts = 2, backoff = "50ms"),
         timeout = "2s",
         circuit_breaker(name = "external-api", failures = 3, open_for = "1s")
     )]

@@ -95,7 +95,7 @@ impl CreateOrder {
 
     #[step(
         when = "process payment",
-        retry(max = 3, backoff = "50ms", filter = is_transient)
+        retry(max_attempts = 3, backoff = "50ms", filter = is_transient)
     )]
     async fn pay(&self, placed: Placed) -> Result<Order, StepError> {
         self.handlers

@@ -71,7 +71,7 @@ async fn retry_follows_the_exact_backoff_schedule() {
             let script = script.clone();
             async move { script.call(n).await }
         })
-        .retry(Retry::new(4).backoff(ms(100)))
+        .retry(Retry::max_attempts(4).backoff(ms(100)))
         .await
         .unwrap();
     assert_eq!(out, 7);
@@ -92,7 +92,7 @@ async fn retry_gives_up_after_max_attempts_with_the_last_failure() {
             let script = script.clone();
             async move { script.call(n).await }
         })
-        .retry(Retry::new(3).backoff(ms(50)).max_delay(ms(60)))
+        .retry(Retry::max_attempts(3).backoff(ms(50)).max_delay(ms(60)))
         .await
         .unwrap_err();
     assert_eq!(
@@ -112,7 +112,7 @@ async fn jittered_waits_stay_within_half_to_full_delay() {
             let script = script.clone();
             async move { script.call(n).await }
         })
-        .retry(Retry::new(6).backoff(ms(100)).jitter(true))
+        .retry(Retry::max_attempts(6).backoff(ms(100)).jitter(true))
         .await
         .unwrap();
     let gaps = script.gaps();
@@ -131,7 +131,7 @@ async fn jittered_waits_stay_within_half_to_full_delay() {
 async fn the_retry_filter_decides_what_is_retried() {
     let ctx = WorkflowContext::new("Filter");
     let script = Script::failing(2);
-    let only_timeouts = Retry::new(5).filter(|f| matches!(f, StepFailure::TimedOut(_)));
+    let only_timeouts = Retry::max_attempts(5).filter(|f| matches!(f, StepFailure::TimedOut(_)));
     let err = Workflow::given(&ctx, "n", || 1)
         .try_when_async("flaky", |n| {
             let script = script.clone();
@@ -180,7 +180,7 @@ async fn retry_outside_timeout_limits_each_attempt() {
                 n
             }
         })
-        .retry(Retry::new(3).backoff(ms(100)))
+        .retry(Retry::max_attempts(3).backoff(ms(100)))
         .timeout(Duration::from_secs(1))
         .await
         .unwrap();
@@ -434,7 +434,7 @@ async fn a_custom_behavior_can_run_a_replayable_step_again() {
 #[tokio::test(start_paused = true)]
 async fn a_context_wide_retry_runs_a_step_that_cannot_replay_only_once() {
     let ctx = WorkflowContext::builder("HostRetry")
-        .behavior(Retry::new(5))
+        .behavior(Retry::max_attempts(5))
         .build();
     let calls = AtomicU32::new(0);
     let err = Workflow::given(&ctx, "text", || "x")
@@ -470,7 +470,7 @@ async fn the_options_timeout_still_applies_outside_the_behaviors() {
             std::future::pending::<()>().await;
             n
         })
-        .retry(Retry::new(10))
+        .retry(Retry::max_attempts(10))
         .await
         .unwrap_err();
     assert!(matches!(err, WorkflowError::TimedOut { .. }));
@@ -542,7 +542,7 @@ async fn a_retry_with_no_backoff_starts_each_attempt_afresh_after_a_timeout() {
                 n + call
             }
         })
-        .retry(Retry::new(3).backoff(Duration::ZERO))
+        .retry(Retry::max_attempts(3).backoff(Duration::ZERO))
         .timeout(ms(50))
         .await
         .unwrap();
@@ -589,7 +589,7 @@ async fn steps_called_in_each_attempt_record_under_the_retried_step() {
                 script.call(n).await
             }
         })
-        .retry(Retry::new(2).backoff(ms(10)))
+        .retry(Retry::max_attempts(2).backoff(ms(10)))
         .await
         .unwrap();
     assert_eq!(out, 3);

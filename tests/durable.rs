@@ -617,7 +617,7 @@ impl FastRetry {
         Order { id, paid: false }
     }
 
-    #[step(when = "process payment", retry(max = 3, backoff = "1ms"))]
+    #[step(when = "process payment", retry(max_attempts = 3, backoff = "1ms"))]
     async fn charge(&self, step: &StepCtx, order: Order) -> Result<Order, Declined> {
         self.0.charge(step, order)
     }
@@ -632,7 +632,7 @@ impl SlowRetry {
         Order { id, paid: false }
     }
 
-    #[step(when = "process payment", retry(max = 3, backoff = "10m"))]
+    #[step(when = "process payment", retry(max_attempts = 3, backoff = "10m"))]
     async fn charge(&self, step: &StepCtx, order: Order) -> Result<Order, Declined> {
         self.0.charge(step, order)
     }
@@ -746,7 +746,7 @@ impl CutShort {
         id
     }
 
-    #[step(when = "charged", retry(max = 3, backoff = "1ms"))]
+    #[step(when = "charged", retry(max_attempts = 3, backoff = "1ms"))]
     async fn charge(&self, step: &StepCtx, id: u64) -> Result<u64, Declined> {
         if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
             let row = StepRow::new(1, "charged", b"4200".to_vec(), 1, 0, 0);
@@ -784,7 +784,7 @@ impl ArcCut {
         self.0.id(id)
     }
 
-    #[step(when = "charged", retry(max = 3, backoff = "1ms"))]
+    #[step(when = "charged", retry(max_attempts = 3, backoff = "1ms"))]
     async fn charge(&self, step: &StepCtx, id: u64) -> Result<u64, Declined> {
         self.0.charge(step, id).await
     }

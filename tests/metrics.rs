@@ -106,7 +106,7 @@ fn steps_retries_and_breakers_report_through_the_metrics_facade() {
             let _ = order_run(&ctx).await;
             let _ = Workflow::given(&ctx, "text", || "x")
                 .try_when("parsed", |s| s.parse::<u8>())
-                .retry(Retry::new(3))
+                .retry(Retry::max_attempts(3))
                 .circuit_breaker(breaker.clone())
                 .await;
         })

@@ -424,7 +424,11 @@ impl FlakyBank {
         order
     }
 
-    #[step(when = "charged", retry(max = 3, backoff = "100ms"), timeout = "1s")]
+    #[step(
+        when = "charged",
+        retry(max_attempts = 3, backoff = "100ms"),
+        timeout = "1s"
+    )]
     async fn charge(&self, order: Order) -> Result<Order, PaymentError> {
         let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if call < 2 {
@@ -456,4 +460,31 @@ async fn attribute_behaviors_retry_and_time_out_as_declared() {
     assert_eq!(steps[1].attempts, 3);
     // 100ms and 200ms between attempts, then 10ms for the confirmation.
     assert_eq!(started.elapsed(), std::time::Duration::from_millis(310));
+}
+
+/// Always declines: counts its attempts.
+struct AlwaysDeclines {
+    calls: std::sync::atomic::AtomicU32,
+}
+
+#[workflow]
+impl AlwaysDeclines {
+    #[step(given = "an order", retry(retries = 2, backoff = "10ms"))]
+    async fn charge(&self, order: Order) -> Result<Order, PaymentError> {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(PaymentError(format!("attempt {} of {order:?}", call + 1)))
+    }
+}
+
+// The guide's `maxRetries: 2` is `retries = 2`: the first attempt and two
+// retries. `max_attempts = 3` says the same by the other count.
+#[tokio::test(start_paused = true)]
+async fn retries_count_after_the_first_attempt() {
+    let workflow = AlwaysDeclines {
+        calls: Default::default(),
+    };
+    let ctx = AlwaysDeclines::context().build();
+    assert!(workflow.run(&ctx, order(1)).await.is_err());
+    assert_eq!(workflow.calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(ctx.steps()[0].attempts, 3);
 }

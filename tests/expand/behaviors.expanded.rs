@@ -119,7 +119,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                         ),
                 )
                 .__retry(
-                    ::workflow_runtime::behavior::Retry::new(3u32)
+                    ::workflow_runtime::behavior::Retry::max_attempts(3u32)
                         .backoff(::core::time::Duration::from_nanos(100000000u64))
                         .jitter(true),
                 )

@@ -11,7 +11,7 @@ impl Payments {
 
     #[step(
         when = "charged",
-        retry(max = 3, backoff = "100ms", jitter),
+        retry(max_attempts = 3, backoff = "100ms", jitter),
         timeout = "30s",
         circuit_breaker(name = "payments", failures = 5, open_for = "60s")
     )]

@@ -233,7 +233,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                         ),
                 )
                 .__retry(
-                    ::workflow_runtime::behavior::Retry::new(5u32)
+                    ::workflow_runtime::behavior::Retry::max_attempts(5u32)
                         .backoff(::core::time::Duration::from_nanos(1000000000u64)),
                 )
         }

@@ -11,7 +11,7 @@ impl PendingOrderProcessor {
         Order::pending(id)
     }
 
-    #[step(when = "process payment", retry(max = 5, backoff = "1s"))]
+    #[step(when = "process payment", retry(max_attempts = 5, backoff = "1s"))]
     async fn charge(&self, step: &StepCtx, order: Order) -> Result<Receipt, PaymentError> {
         self.bank.charge(&order, step.key()).await
     }

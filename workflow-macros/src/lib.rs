@@ -25,7 +25,7 @@ use proc_macro::TokenStream;
 /// optionally with a title (`when = "process payment"`); without one the
 /// title comes from the function's name (`process_payment` → "process
 /// payment"), and without a kind the step is a `when`. On workflow methods,
-/// behaviors too, outermost first as written: `retry(max = 3, backoff =
+/// behaviors too, outermost first as written: `retry(max_attempts = 3, backoff =
 /// "100ms", max_delay = "5s", jitter)`, `timeout = "30s"`,
 /// `circuit_breaker(name = "payments", failures = 5, open_for = "60s")`.
 #[proc_macro_attribute]

@@ -454,7 +454,7 @@ pub(crate) fn free_step(
         errors.push(syn::Error::new(
             behavior.span(),
             "behaviors go on the steps of a `#[workflow]`, or on a chain step: \
-             `.try_when_async(\"charge\", charge).retry(Retry::new(3))`",
+             `.try_when_async(\"charge\", charge).retry(Retry::max_attempts(3))`",
         ));
     }
     if let Some(span) = options.transactional {

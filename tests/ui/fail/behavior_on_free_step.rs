@@ -6,7 +6,7 @@ struct Order;
 
 struct Orders;
 
-#[step(when = "charge", retry(max = 3))]
+#[step(when = "charge", retry(max_attempts = 3))]
 async fn charge(order: Order) -> Order { order }
 
 fn main() {}

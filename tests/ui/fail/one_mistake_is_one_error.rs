@@ -9,7 +9,7 @@ struct Ping;
 
 #[workflow]
 impl Ping {
-    #[step(given = "ping", retry(max = 0))]
+    #[step(given = "ping", retry(max_attempts = 0))]
     fn ping(&self) -> u8 { 1 }
 
     #[step(then = "pong")]

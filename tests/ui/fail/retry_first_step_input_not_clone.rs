@@ -9,7 +9,7 @@ struct Orders;
 
 #[workflow]
 impl Orders {
-    #[step(given = "a payment", retry(max = 3))]
+    #[step(given = "a payment", retry(max_attempts = 3))]
     fn payment(&self, _payment: Payment) -> u32 { 1 }
 }
 

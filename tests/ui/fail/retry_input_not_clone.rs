@@ -13,7 +13,7 @@ impl Orders {
     #[step(given = "a payment")]
     fn payment(&self) -> Payment { Payment }
 
-    #[step(when = "charged", retry(max = 3))]
+    #[step(when = "charged", retry(max_attempts = 3))]
     async fn charge(&self, payment: Payment) -> Payment { payment }
 }
 

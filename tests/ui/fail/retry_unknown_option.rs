@@ -11,7 +11,7 @@ impl Orders {
     #[step(given = "an order")]
     fn order(&self, order: Order) -> Order { order }
 
-    #[step(when = "charge", retry(max = 3, backof = "1s"))]
+    #[step(when = "charge", retry(max_attempts = 3, backof = "1s"))]
     async fn charge(&self, order: Order) -> Order { order }
 }
 

@@ -11,7 +11,7 @@ impl Orders {
     #[step(given = "an order")]
     fn order(&self, order: Order) -> Order { order }
 
-    #[step(when = "charge", retry(max = 0))]
+    #[step(when = "charge", retry(max_attempts = 0))]
     async fn charge(&self, order: Order) -> Order { order }
 }
 

@@ -25,14 +25,14 @@ struct Orders {
 
 #[workflow]
 impl Orders {
-    #[step(given = "an order", retry(max = 2))]
+    #[step(given = "an order", retry(max_attempts = 2))]
     fn order(&self, order: Order) -> Order {
         order
     }
 
     #[step(
         when = "charged",
-        retry(max = 3, backoff = "100ms", max_delay = "5s", jitter),
+        retry(max_attempts = 3, backoff = "100ms", max_delay = "5s", jitter),
         timeout = "30s",
         circuit_breaker(name = "ui-payments", failures = 5, open_for = "60s")
     )]

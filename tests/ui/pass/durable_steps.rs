@@ -14,7 +14,7 @@ struct Pay;
 
 #[workflow(durable = "v2")]
 impl Pay {
-    #[step(given = "an order", retry(max = 2))]
+    #[step(given = "an order", retry(max_attempts = 2))]
     fn order(&self, id: u64) -> Order {
         Order { id }
     }
@@ -24,7 +24,7 @@ impl Pay {
         Ok(order)
     }
 
-    #[step(when = "it is charged", retry(max = 3, backoff = "10ms"))]
+    #[step(when = "it is charged", retry(max_attempts = 3, backoff = "10ms"))]
     async fn charge(&self, step: &StepCtx, order: Order) -> Result<Order, std::io::Error> {
         let _ = step.key();
         Ok(order)

@@ -47,8 +47,7 @@ pub(crate) fn apply(step: &Step, krate: &syn::Path, mut chain: TokenStream) -> T
                 });
                 let jitter = jitter.then(|| quote!(.jitter(true)));
                 let filter = filter.as_ref().map(|path| quote!(.filter(#path)));
-                let retry =
-                    quote!(#krate::behavior::Retry::new(#max) #backoff #max_delay #jitter #filter);
+                let retry = quote!(#krate::behavior::Retry::max_attempts(#max) #backoff #max_delay #jitter #filter);
                 let call = quote_spanned!(span=> __retry);
                 quote! {{
                     use #krate::__private::{RetryFallback as _, RetryWithReplay as _};

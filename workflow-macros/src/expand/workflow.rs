@@ -200,13 +200,6 @@ fn link(
     let value = format_ident!("value");
     let arg = match (&step.input, index) {
         (Input::Nothing, _) => TokenStream::new(),
-        // A retried first step runs again on a copy of the input. The copy
-        // compiles whether or not the input is `Clone` (the retry check
-        // beside the chain is the one error when it is not).
-        (_, 0) if step.retries() => quote! {{
-            use #krate::__private::{Again as _, AgainNever as _};
-            (&&#krate::__private::Probe(&input)).again()
-        }},
         (_, 0) => quote!(input),
         _ => checks::pass(step, check, &value),
     };
@@ -224,6 +217,19 @@ fn link(
     }
     if step.is_async && error_check.is_some() {
         call = quote!(async move { #call });
+    }
+    // A retried first step runs again on a copy of the input, made before
+    // an async body takes it. The copy compiles whether or not the input
+    // is `Clone` (the retry check beside the chain is the one error when
+    // it is not).
+    if index == 0 && step.retries() && !matches!(step.input, Input::Nothing) {
+        call = quote! {{
+            let input = {
+                use #krate::__private::{Again as _, AgainNever as _};
+                (&&#krate::__private::Probe(&input)).again()
+            };
+            #call
+        }};
     }
 
     let flavor = |base: &str| {

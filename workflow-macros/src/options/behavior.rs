@@ -14,6 +14,8 @@ use crate::duration;
 pub(crate) enum BehaviorOption {
     Retry {
         span: Span,
+        /// The most attempts, the first included (`retries = n` is
+        /// `n + 1`).
         max: u32,
         backoff: Option<Duration>,
         max_delay: Option<Duration>,
@@ -66,20 +68,38 @@ pub(crate) fn parse_behavior(
             }
         }
         "retry" => {
-            let mut max = None;
+            // `max_attempts = n` (n in all) or `retries = n` (n after the
+            // first): the span of the one given, and the attempt count.
+            let mut max: Option<(&'static str, u32)> = None;
             let (mut backoff, mut max_delay, mut jitter) = (None, None, false);
             let mut filter: Option<syn::Path> = None;
             meta.parse_nested_meta(|inner| {
                 let key = path_word(&inner.path);
                 let seen = match key.as_str() {
-                    "max" => max.is_some(),
+                    "max" => {
+                        return Err(inner.error(
+                            "`max` could mean attempts or retries: say `max_attempts = 3` \
+                             (3 attempts in all) or `retries = 3` (3 retries after the first \
+                             attempt, 4 in all)",
+                        ));
+                    }
+                    "max_attempts" | "retries" => {
+                        if let Some((given, _)) = max
+                            && given != key.as_str()
+                        {
+                            return Err(inner.error(format!(
+                                "`{given}` and `{key}` both count attempts: give one"
+                            )));
+                        }
+                        max.is_some()
+                    }
                     "backoff" => backoff.is_some(),
                     "max_delay" => max_delay.is_some(),
                     "jitter" => jitter,
                     "filter" => filter.is_some(),
                     _ => {
                         return Err(inner.error(format!(
-                            "unknown retry option `{key}`; expected one of: max, backoff, max_delay, jitter, filter"
+                            "unknown retry option `{key}`; expected one of: max_attempts, retries, backoff, max_delay, jitter, filter"
                         )));
                     }
                 };
@@ -87,7 +107,11 @@ pub(crate) fn parse_behavior(
                     return Err(inner.error(format!("duplicate option `{key}`")));
                 }
                 match key.as_str() {
-                    "max" => max = Some(positive(&inner, "attempts")?),
+                    "max_attempts" => max = Some(("max_attempts", positive(&inner, "attempts")?)),
+                    "retries" => {
+                        let retries = positive(&inner, "retries")?;
+                        max = Some(("retries", retries.saturating_add(1)));
+                    }
                     "backoff" => backoff = Some(duration::parse(&inner.value()?.parse()?)?),
                     "max_delay" => max_delay = Some(duration::parse(&inner.value()?.parse()?)?),
                     "filter" => filter = Some(inner.value()?.parse()?),
@@ -95,8 +119,11 @@ pub(crate) fn parse_behavior(
                 }
                 Ok(())
             })?;
-            let Some(max) = max else {
-                return Err(meta.error("`retry` needs `max`, the most attempts: `retry(max = 3)`"));
+            let Some((_, max)) = max else {
+                return Err(meta.error(
+                    "`retry` needs its count: `retry(max_attempts = 3)` (3 attempts in all) or \
+                     `retry(retries = 3)` (3 retries after the first attempt)",
+                ));
             };
             BehaviorOption::Retry {
                 span,

@@ -29,7 +29,7 @@ type Filter = Arc<dyn Fn(&StepFailure) -> bool + Send + Sync>;
 /// use std::time::Duration;
 /// use workflow_runtime::behavior::Retry;
 ///
-/// let retry = Retry::new(4).backoff(Duration::from_millis(100)).max_delay(Duration::from_millis(250));
+/// let retry = Retry::max_attempts(4).backoff(Duration::from_millis(100)).max_delay(Duration::from_millis(250));
 /// assert_eq!(retry.delay(1), Duration::from_millis(100));
 /// assert_eq!(retry.delay(2), Duration::from_millis(200));
 /// assert_eq!(retry.delay(3), Duration::from_millis(250));
@@ -59,8 +59,9 @@ impl std::fmt::Debug for Retry {
 }
 
 impl Retry {
-    /// At most `max_attempts` attempts (the first included); backoff 100ms,
-    /// factor 2, capped at 30s, no jitter.
+    /// At most `max_attempts` attempts in all, the first included (the
+    /// .NET guide's `maxRetries: 3` is [`retries(3)`](Self::retries), four
+    /// attempts); backoff 100ms, factor 2, capped at 30s, no jitter.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicU32, Ordering};
@@ -75,14 +76,14 @@ impl Retry {
     ///         calls.fetch_add(1, Ordering::SeqCst);
     ///         u8::try_from(300 + u32::from(n))
     ///     })
-    ///     .retry(Retry::new(3))
+    ///     .retry(Retry::max_attempts(3))
     ///     .await;
     /// assert!(err.is_err());
     /// assert_eq!(calls.load(Ordering::SeqCst), 3, "three attempts in all");
     /// assert_eq!(ctx.steps()[1].attempts, 3);
     /// # }
     /// ```
-    pub fn new(max_attempts: u32) -> Self {
+    pub fn max_attempts(max_attempts: u32) -> Self {
         Retry {
             max_attempts: max_attempts.max(1),
             base: Duration::from_millis(100),
@@ -93,6 +94,17 @@ impl Retry {
         }
     }
 
+    /// `retries` retries after the first attempt: `retries + 1` attempts
+    /// in all, as the guide's `maxRetries` counts them.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::Retry;
+    /// assert_eq!(Retry::retries(3).attempt_limit(), 4);
+    /// ```
+    pub fn retries(retries: u32) -> Self {
+        Retry::max_attempts(retries.saturating_add(1))
+    }
+
     /// The wait before the first retry. Unless [`max_delay`](Self::max_delay)
     /// sets the cap on waits, it is 30s or the backoff itself, whichever is
     /// longer: a 10-minute backoff waits 10 minutes.
@@ -100,8 +112,8 @@ impl Retry {
     /// ```
     /// # use std::time::Duration;
     /// # use workflow_runtime::behavior::Retry;
-    /// assert_eq!(Retry::new(2).backoff(Duration::from_secs(1)).delay(1), Duration::from_secs(1));
-    /// let long = Retry::new(3).backoff(Duration::from_secs(600));
+    /// assert_eq!(Retry::max_attempts(2).backoff(Duration::from_secs(1)).delay(1), Duration::from_secs(1));
+    /// let long = Retry::max_attempts(3).backoff(Duration::from_secs(600));
     /// assert_eq!(long.delay(2), Duration::from_secs(600));
     /// ```
     pub fn backoff(mut self, base: Duration) -> Self {
@@ -114,7 +126,7 @@ impl Retry {
     /// ```
     /// # use std::time::Duration;
     /// # use workflow_runtime::behavior::Retry;
-    /// let retry = Retry::new(3).backoff(Duration::from_secs(1)).factor(3.0);
+    /// let retry = Retry::max_attempts(3).backoff(Duration::from_secs(1)).factor(3.0);
     /// assert_eq!(retry.delay(2), Duration::from_secs(3));
     /// ```
     pub fn factor(mut self, factor: f64) -> Self {
@@ -127,7 +139,7 @@ impl Retry {
     /// ```
     /// # use std::time::Duration;
     /// # use workflow_runtime::behavior::Retry;
-    /// let retry = Retry::new(9).max_delay(Duration::from_millis(150));
+    /// let retry = Retry::max_attempts(9).max_delay(Duration::from_millis(150));
     /// assert_eq!(retry.delay(8), Duration::from_millis(150));
     /// ```
     pub fn max_delay(mut self, max_delay: Duration) -> Self {
@@ -140,7 +152,7 @@ impl Retry {
     ///
     /// ```
     /// # use workflow_runtime::behavior::Retry;
-    /// let retry = Retry::new(3).jitter(true);
+    /// let retry = Retry::max_attempts(3).jitter(true);
     /// # drop(retry);
     /// ```
     pub fn jitter(mut self, on: bool) -> Self {
@@ -153,7 +165,7 @@ impl Retry {
     /// ```
     /// use workflow_runtime::StepFailure;
     /// use workflow_runtime::behavior::Retry;
-    /// let only_timeouts = Retry::new(3).filter(|f| matches!(f, StepFailure::TimedOut(_)));
+    /// let only_timeouts = Retry::max_attempts(3).filter(|f| matches!(f, StepFailure::TimedOut(_)));
     /// # drop(only_timeouts);
     /// ```
     pub fn filter(mut self, filter: impl Fn(&StepFailure) -> bool + Send + Sync + 'static) -> Self {
@@ -161,13 +173,13 @@ impl Retry {
         self
     }
 
-    /// The attempt limit.
+    /// The most attempts, the first included.
     ///
     /// ```
     /// use workflow_runtime::behavior::Retry;
-    /// assert_eq!(Retry::new(0).max_attempts(), 1, "at least one");
+    /// assert_eq!(Retry::max_attempts(0).attempt_limit(), 1, "at least one");
     /// ```
-    pub fn max_attempts(&self) -> u32 {
+    pub fn attempt_limit(&self) -> u32 {
         self.max_attempts
     }
 
@@ -177,7 +189,7 @@ impl Retry {
     /// ```
     /// # use std::time::Duration;
     /// use workflow_runtime::behavior::Retry;
-    /// assert_eq!(Retry::new(3).delay(2), Duration::from_millis(200));
+    /// assert_eq!(Retry::max_attempts(3).delay(2), Duration::from_millis(200));
     /// ```
     pub fn delay(&self, retry: u32) -> Duration {
         let exponent = retry.saturating_sub(1).min(64) as i32;
@@ -198,7 +210,7 @@ impl Retry {
     /// ```
     /// # use std::time::Duration;
     /// use workflow_runtime::behavior::Retry;
-    /// let retry = Retry::new(3).jitter(true);
+    /// let retry = Retry::max_attempts(3).jitter(true);
     /// let wait = retry.jittered_delay(1, 42);
     /// assert!(wait >= Duration::from_millis(50) && wait <= Duration::from_millis(100));
     /// assert_eq!(wait, retry.jittered_delay(1, 42), "the same seed, the same wait");
@@ -213,7 +225,7 @@ impl Retry {
         delay.mul_f64(0.5 + unit / 2.0)
     }
 
-    fn retries(&self, failure: &StepFailure) -> bool {
+    fn retries_on(&self, failure: &StepFailure) -> bool {
         // A durable run whose lease another instance took is theirs now:
         // no attempt of this instance's may run again.
         #[cfg(feature = "durable")]
@@ -269,7 +281,7 @@ impl Behavior for Retry {
                     Ok(()) => return Ok(()),
                     Err(failure) => failure,
                 };
-                if attempt >= self.max_attempts || !self.retries(&failure) {
+                if attempt >= self.max_attempts || !self.retries_on(&failure) {
                     return Err(failure);
                 }
                 if !next.can_replay() {

@@ -512,7 +512,7 @@ where
     /// # use workflow_runtime::prelude::*;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let ctx = WorkflowContext::builder("W")
-    ///     .behavior(workflow_runtime::behavior::Retry::new(3))
+    ///     .behavior(workflow_runtime::behavior::Retry::max_attempts(3))
     ///     .build();
     /// let tries = std::sync::atomic::AtomicU32::new(0);
     /// let n = Workflow::given(&ctx, "text", || "7")
@@ -566,7 +566,7 @@ where
     ///         0 | 1 => "oops".parse::<u8>(),
     ///         _ => s.parse::<u8>(),
     ///     })
-    ///     .retry(Retry::new(3).backoff(Duration::from_millis(10)))
+    ///     .retry(Retry::max_attempts(3).backoff(Duration::from_millis(10)))
     ///     .await;
     /// assert_eq!(n.unwrap(), 7);
     /// assert_eq!(ctx.steps()[1].attempts, 3);

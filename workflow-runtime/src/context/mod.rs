@@ -244,7 +244,7 @@ impl ContextBuilder {
     ///
     /// struct PaymentResult;
     /// let ctx = WorkflowContext::builder("W")
-    ///     .behavior_for::<PaymentResult>(Retry::new(3))
+    ///     .behavior_for::<PaymentResult>(Retry::max_attempts(3))
     ///     .build();
     /// # drop(ctx);
     /// ```
