@@ -10,6 +10,10 @@
 //! with the orders table. An `Idempotency-Key` header names the run (with
 //! the customer's id), so a client retrying a request gets the first one's
 //! order; the same key with another body is refused (422).
+//!
+//! Beside the web app, in the same process and on the same runner, the
+//! host runs the guide's recurring workflows (the health monitor and the
+//! metrics collector); a stop signal shuts both down together.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,11 +33,12 @@ use serde_json::json;
 use workflow_runtime::behavior::{BreakerConfig, Breakers, CircuitOpen, Metrics, Tracing};
 use workflow_runtime::durable::{DurableError, SqliteOptions, SqliteStore, SqliteTx, Store};
 use workflow_runtime::handlers::Handlers;
-use workflow_runtime::host::{HealthStatus, Runner};
+use workflow_runtime::host::{HealthStatus, Runner, Schedule, WorkflowHost};
 use workflow_runtime::prelude::*;
 use workflow_runtime::{StepError, StepFailure};
 
 use crate::orders::{self, Item, Order, OrderStore, Status, StoreError, order_total};
+use crate::worker::{HealthMonitor, MetricsCollector};
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -163,6 +168,8 @@ pub struct Config {
     pub breaker_open_for: Duration,
     /// How long the (simulated) payment service takes to answer.
     pub payment_latency: Duration,
+    /// How often the recurring workflows run (the first at start).
+    pub recurring_every: Duration,
 }
 
 impl Default for Config {
@@ -172,6 +179,7 @@ impl Default for Config {
             breaker_failures: 3,
             breaker_open_for: Duration::from_secs(30),
             payment_latency: Duration::ZERO,
+            recurring_every: Duration::from_secs(30),
         }
     }
 }
@@ -229,6 +237,8 @@ impl From<DurableError> for AppError {
 #[derive(Clone)]
 pub struct App {
     runner: Runner,
+    /// The host of the recurring workflows, until `serve` runs it.
+    host: Arc<std::sync::Mutex<Option<WorkflowHost>>>,
     store: OrderStore,
     notifications_down: Arc<AtomicBool>,
     metrics: PrometheusHandle,
@@ -294,20 +304,37 @@ impl App {
             "notifications",
             BreakerConfig::new(config.breaker_failures, config.breaker_open_for),
         );
-        let runner = Runner::builder()
+        // One host for the durable orders and the recurring workflows: its
+        // runner serves the API's requests too.
+        let every = Schedule::every(config.recurring_every).run_immediately(true);
+        let host = WorkflowHost::builder()
             .store(Store::new(sqlite))
             .durable(CreateOrder {
                 handlers: handlers.clone(),
             })
+            .recurring_every(
+                HealthMonitor {
+                    store: store.clone(),
+                },
+                every.clone(),
+            )
+            .recurring_every(
+                MetricsCollector {
+                    store: store.clone(),
+                },
+                every,
+            )
             .behavior(Tracing)
             .behavior(Metrics)
             .handlers(handlers)
             .breakers(breakers)
             .build()
             .expect("the workflow's handlers are registered");
+        let runner = host.runner();
         runner.resume().await?;
         Ok(App {
             runner,
+            host: Arc::new(std::sync::Mutex::new(Some(host))),
             store,
             notifications_down,
             metrics: prometheus(),
@@ -342,15 +369,35 @@ impl App {
             .with_state(self)
     }
 
-    /// Serves on `listener` until `shutdown` completes.
+    /// Serves on `listener`, and runs the recurring workflows, until
+    /// `shutdown` completes; then stops both gracefully and returns once
+    /// both have stopped.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
+        let host = self
+            .host
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let signal = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            signal.cancel();
+        });
+        let http = axum::serve(listener, self.router())
+            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let recurring = async {
+            if let Some(host) = host {
+                let summary = host.run_until(stop.cancelled()).await;
+                tracing::info!(?summary, "recurring workflows stopped");
+            }
+        };
+        let (served, ()) = tokio::join!(http.into_future(), recurring);
+        served
     }
 }
 

@@ -391,3 +391,59 @@ async fn an_idempotency_key_makes_a_retried_request_the_same_order() {
     assert!(is_problem(&reused));
     assert_eq!(server.app.store().count().await.unwrap(), 1);
 }
+
+/// The guide's API hosts its recurring workflows beside the web app: both
+/// run on one runner, and one stop signal shuts both down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recurring_workflows_run_beside_the_api_and_stop_with_it() {
+    let db = std::env::temp_dir().join(format!("order-api-recurring-{}.db", std::process::id()));
+    let config = Config {
+        database: db.clone(),
+        recurring_every: std::time::Duration::from_millis(50),
+        ..Config::default()
+    };
+    let app = App::new(&config).await.unwrap();
+    let runner = app.runner().clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(app.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let runs = |name: &str| {
+        runner
+            .health()
+            .workflows
+            .iter()
+            .find(|w| w.name == name)
+            .map_or(0, |w| w.runs)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while runs("HealthMonitor") < 2 || runs("MetricsCollector") < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the recurring workflows did not run"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The API answers meanwhile, from the same runner.
+    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    stop.send(()).unwrap();
+    let served = tokio::time::timeout(std::time::Duration::from_secs(30), serving)
+        .await
+        .expect("the API and the host stop together")
+        .unwrap();
+    assert!(served.is_ok(), "{served:?}");
+    assert!(
+        reqwest::get(format!("{base}/health")).await.is_err(),
+        "still listening"
+    );
+    let after = runs("HealthMonitor");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(runs("HealthMonitor"), after, "still running on a schedule");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+}

@@ -488,3 +488,180 @@ async fn retries_count_after_the_first_attempt() {
     assert_eq!(workflow.calls.load(std::sync::atomic::Ordering::SeqCst), 3);
     assert_eq!(ctx.steps()[0].attempts, 3);
 }
+
+/// Steps this behavior saw, across the tests of this file that use it.
+static SEEN_BY_WORKFLOW_BEHAVIOR: std::sync::atomic::AtomicU32 =
+    std::sync::atomic::AtomicU32::new(0);
+
+/// Counts the steps it wraps.
+struct CountSteps;
+
+impl workflow_runtime::behavior::Behavior for CountSteps {
+    fn around<'a>(
+        &'a self,
+        _step: &'a workflow_runtime::behavior::StepScope,
+        mut next: workflow_runtime::behavior::Next<'a>,
+    ) -> workflow_runtime::behavior::BoxFuture<'a, workflow_runtime::behavior::Attempted> {
+        SEEN_BY_WORKFLOW_BEHAVIOR.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move { next.run().await })
+    }
+}
+
+/// Options and behaviors for every step, declared once on the definition.
+struct Guarded {
+    calls: std::sync::atomic::AtomicU32,
+}
+
+#[workflow(
+    step_timeout = "5s",
+    continue_on_error,
+    retry(retries = 1, backoff = "10ms"),
+    timeout = "100ms",
+    behaviors(CountSteps)
+)]
+impl Guarded {
+    #[step(given = "an order")]
+    fn order(&self, order: Order) -> Order {
+        order
+    }
+
+    // Fails once: the workflow's retry runs it again.
+    #[step(when = "charged")]
+    async fn charge(&self, order: Order) -> Result<Order, PaymentError> {
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            return Err(PaymentError("the first attempt fails".into()));
+        }
+        Ok(order)
+    }
+
+    // Its own timeout replaces the workflow's 100ms.
+    #[step(when = "shipped", timeout = "1s")]
+    async fn ship(&self, order: Order) -> Order {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        order
+    }
+
+    #[step(then = "it is an order")]
+    fn is_order(&self, order: &Order) -> bool {
+        order.cents > 0
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_definition_sets_options_and_behaviors_for_every_step() {
+    let guarded = Guarded {
+        calls: Default::default(),
+    };
+    let ctx = Guarded::context().build();
+    assert_eq!(
+        ctx.options().step_timeout,
+        Some(std::time::Duration::from_secs(5))
+    );
+    assert!(ctx.options().continue_on_error);
+    let before = SEEN_BY_WORKFLOW_BEHAVIOR.load(std::sync::atomic::Ordering::SeqCst);
+    guarded.run(&ctx, order(7)).await.unwrap();
+    let steps = ctx.steps();
+    assert_eq!(steps[1].attempts, 2, "the workflow's retry");
+    assert_eq!(steps[2].attempts, 1);
+    assert!(
+        ctx.all_passed(),
+        "ship's own 1s timeout, not the workflow's 100ms"
+    );
+    // The context behavior wrapped every step: order, charge, ship, the
+    // assertion.
+    let seen = SEEN_BY_WORKFLOW_BEHAVIOR.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert!(seen >= 4, "{seen}");
+}
+
+#[test]
+fn a_runners_default_options_sit_under_a_definitions_and_a_callers() {
+    use std::time::Duration;
+    use workflow_runtime::WorkflowOptions;
+    use workflow_runtime::host::Runner;
+    let runner = Runner::builder()
+        .workflow_options(
+            WorkflowOptions::default()
+                .step_timeout(Duration::from_secs(30))
+                .skip_remaining_on_failure(true),
+        )
+        .build()
+        .unwrap();
+    // A definition without options runs under the runner's.
+    let plain = runner.context(FlakyBank::context());
+    assert_eq!(plain.options().step_timeout, Some(Duration::from_secs(30)));
+    assert!(plain.options().skip_remaining_on_failure);
+    // A definition's own settings go on top; the rest stay the runner's.
+    let guarded = runner.context(Guarded::context());
+    assert_eq!(guarded.options().step_timeout, Some(Duration::from_secs(5)));
+    assert!(guarded.options().continue_on_error);
+    assert!(guarded.options().skip_remaining_on_failure);
+    // Options a caller sets replace both.
+    let own = runner.context(Guarded::context().options(WorkflowOptions::default()));
+    assert_eq!(own.options(), &WorkflowOptions::default());
+}
+
+/// Slower than its workflow allows any step to be.
+struct TooSlow;
+
+#[workflow(timeout = "100ms")]
+impl TooSlow {
+    #[step(given = "a wait")]
+    async fn wait(&self) -> u8 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        1
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_workflow_timeout_bounds_each_step() {
+    let ctx = TooSlow::context().build();
+    let started = tokio::time::Instant::now();
+    let error = TooSlow.run(&ctx, ()).await.unwrap_err();
+    assert_eq!(started.elapsed(), std::time::Duration::from_millis(100));
+    assert!(error.to_string().contains("timed out"), "{error}");
+}
+
+/// A charge the service-wide retry for `Receipt` reaches.
+#[derive(Clone, Debug, PartialEq)]
+struct Receipt(u64);
+
+struct Checkout {
+    calls: std::sync::atomic::AtomicU32,
+}
+
+#[workflow]
+impl Checkout {
+    #[step(given = "an amount")]
+    fn amount(&self, cents: u64) -> u64 {
+        cents
+    }
+
+    // Fails once; `replayable` lets the runner's retry for `Receipt` run
+    // it again.
+    #[step(when = "charged", replayable)]
+    async fn charge(&self, cents: u64) -> Result<Receipt, PaymentError> {
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            return Err(PaymentError("the first attempt fails".into()));
+        }
+        Ok(Receipt(cents))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_wide_typed_retry_reaches_replayable_steps() {
+    use workflow_runtime::behavior::Retry;
+    use workflow_runtime::host::Runner;
+    let runner = Runner::builder()
+        .behavior_for::<Receipt>(Retry::retries(2).backoff(std::time::Duration::from_millis(5)))
+        .build()
+        .unwrap();
+    let checkout = Checkout {
+        calls: Default::default(),
+    };
+    let ctx = runner.context(Checkout::context());
+    let receipt = runner.run_in(&checkout, &ctx, 250).await.unwrap();
+    assert_eq!(receipt, Receipt(250));
+    assert_eq!(ctx.steps()[1].attempts, 2);
+    // The `u64` step is not a `Receipt`: the typed retry left it alone.
+    assert_eq!(ctx.steps()[0].attempts, 1);
+}

@@ -18,6 +18,15 @@ pub(crate) struct Workflow {
     pub(crate) handlers: Vec<(Type, Type)>,
     /// `#[workflow(durable)]`: journaled, with an optional version label.
     pub(crate) durable: Option<Durability>,
+    /// `step_timeout = ".."`: every step's limit unless the runner's
+    /// options or a caller say otherwise.
+    pub(crate) step_timeout: Option<std::time::Duration>,
+    /// `continue_on_error`.
+    pub(crate) continue_on_error: bool,
+    /// `behaviors(..)`: behavior values around every step (the context's),
+    /// outermost first. A workflow's `timeout` and `retry` are copied onto
+    /// its steps instead.
+    pub(crate) behaviors: Vec<syn::Expr>,
 }
 
 /// When a recurring workflow runs.
@@ -55,6 +64,8 @@ pub(crate) struct Step {
     pub(crate) step_ctx: bool,
     /// `#[step(transactional)]`: the transaction type `T` of its `&mut T`.
     pub(crate) tx: Option<Type>,
+    /// `#[step(replayable)]`: the context's behaviors may run it again.
+    pub(crate) replayable: bool,
 }
 
 /// How a step takes the previous step's value.
@@ -101,6 +112,13 @@ impl Step {
         self.behaviors
             .iter()
             .any(|b| matches!(b, BehaviorOption::Retry { .. }))
+    }
+
+    /// Whether its body may run more than once: it has `retry`, or is
+    /// `replayable` for the context's behaviors. Its input is copied for
+    /// each run, so it must be `Clone`.
+    pub(crate) fn may_run_again(&self) -> bool {
+        self.retries() || self.replayable
     }
 
     /// Whether a durable run journals its output: every step that makes

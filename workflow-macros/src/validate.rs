@@ -7,7 +7,7 @@ use syn::{FnArg, GenericArgument, ItemImpl, LitStr, PathArguments, ReturnType, S
 
 use crate::errors::Errors;
 use crate::model::{Durability, FreeStep, Input, Output, Step, Workflow};
-use crate::options::{Kind, StepOptions, title_from_name};
+use crate::options::{BehaviorOption, Kind, StepOptions, WorkflowBehavior, title_from_name};
 use crate::parse::RawWorkflow;
 
 /// The schedule `every` or `cron` gave (both are checked while parsing).
@@ -30,7 +30,11 @@ pub(crate) fn default_crate() -> syn::Path {
     syn::parse_quote!(::workflow_runtime)
 }
 
-pub(crate) fn workflow(item: &ItemImpl, raw: RawWorkflow, errors: &mut Errors) -> Option<Workflow> {
+pub(crate) fn workflow(
+    item: &ItemImpl,
+    mut raw: RawWorkflow,
+    errors: &mut Errors,
+) -> Option<Workflow> {
     if let Some((path, _)) = &item.trait_ {
         errors.push(syn::Error::new_spanned(
             path,
@@ -84,6 +88,31 @@ pub(crate) fn workflow(item: &ItemImpl, raw: RawWorkflow, errors: &mut Errors) -
     if steps.len() != raw.step_attrs {
         return None;
     }
+    // A workflow's `timeout` and `retry` go on each step that takes
+    // behaviors, outside the step's own; a step's own of the same kind
+    // replaces the workflow's. So they follow the steps' rules: a retried
+    // step's input must be `Clone`, checked per step.
+    let mut values = Vec::new();
+    let mut inherited = Vec::new();
+    for behavior in std::mem::take(&mut raw.options.behaviors) {
+        match behavior {
+            WorkflowBehavior::Builtin(option) => inherited.push(option),
+            WorkflowBehavior::Values(more) => values.extend(more),
+        }
+    }
+    for step in steps
+        .iter_mut()
+        .filter(|step| !matches!(step.kind, Kind::Then | Kind::Finally))
+    {
+        let own: Vec<&str> = step.behaviors.iter().map(BehaviorOption::keyword).collect();
+        let mut behaviors: Vec<BehaviorOption> = inherited
+            .iter()
+            .filter(|b| !own.contains(&b.keyword()))
+            .cloned()
+            .collect();
+        behaviors.append(&mut step.behaviors);
+        step.behaviors = behaviors;
+    }
     Some(Workflow {
         schedule: schedule(&raw.options),
         self_ty: (*item.self_ty).clone(),
@@ -95,6 +124,9 @@ pub(crate) fn workflow(item: &ItemImpl, raw: RawWorkflow, errors: &mut Errors) -
         durable: raw.options.durable.map(|(_, version)| Durability {
             version: version.map(|v| v.value()),
         }),
+        step_timeout: raw.options.step_timeout,
+        continue_on_error: raw.options.continue_on_error.is_some(),
+        behaviors: values,
     })
 }
 
@@ -151,14 +183,15 @@ fn method_step(
             ),
         );
     }
-    if let Some(behavior) = options
+    let first_behavior = options
         .behaviors
         .first()
-        .filter(|_| matches!(kind, Kind::Then | Kind::Finally))
-    {
+        .map(BehaviorOption::span)
+        .or(options.replayable);
+    if let Some(span) = first_behavior.filter(|_| matches!(kind, Kind::Then | Kind::Finally)) {
         fail(
             errors,
-            behavior.span(),
+            span,
             format!(
                 "behaviors wrap steps that produce a value; `{}` step \"{title}\" cannot have them",
                 kind.keyword()
@@ -350,6 +383,7 @@ fn method_step(
         behaviors: options.behaviors,
         step_ctx,
         tx,
+        replayable: options.replayable.is_some(),
     })
 }
 
@@ -462,6 +496,13 @@ pub(crate) fn free_step(
             span,
             "`transactional` goes on a step of a `#[workflow(durable)]`, whose journal \
              commits with the step's transaction",
+        ));
+    }
+    if let Some(span) = options.replayable {
+        errors.push(syn::Error::new(
+            span,
+            "`replayable` goes on the steps of a `#[workflow]`, or on a chain step: \
+             `.try_when_async(\"charge\", charge).replayable()`",
         ));
     }
     if let Some(receiver) = item.sig.receiver() {

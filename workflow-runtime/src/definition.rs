@@ -109,11 +109,7 @@ pub trait WorkflowDefinition: Send + Sync + 'static {
     where
         Self: Sized,
     {
-        let builder = WorkflowContext::builder(Self::NAME).expected_steps(Self::STEPS.len());
-        match Self::DESCRIPTION {
-            Some(description) => builder.description(description),
-            None => builder,
-        }
+        default_context::<Self>()
     }
 
     /// The steps as a Mermaid flowchart.
@@ -180,4 +176,14 @@ pub fn mermaid(name: &str, steps: &[StepMeta]) -> String {
         }
     }
     out
+}
+
+/// The context a definition makes unless it says more: its name, its
+/// description, room for its steps' records.
+pub fn default_context<W: WorkflowDefinition>() -> ContextBuilder {
+    let builder = WorkflowContext::builder(W::NAME).expected_steps(W::STEPS.len());
+    match W::DESCRIPTION {
+        Some(description) => builder.description(description),
+        None => builder,
+    }
 }

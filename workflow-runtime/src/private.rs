@@ -3,7 +3,7 @@
 
 pub use crate::chain::Workflow;
 pub use crate::context::WorkflowContext;
-pub use crate::definition::WorkflowDefinition;
+pub use crate::definition::{WorkflowDefinition, default_context};
 pub use crate::error::{StepError, WorkflowError};
 pub use crate::free_step::{FreeStep, plain_outcome, result_outcome};
 pub use crate::step::StepKind;
@@ -140,6 +140,8 @@ pub trait RetryWithReplay {
     type Out;
     /// Adds the retry.
     fn __retry(self, retry: crate::behavior::Retry) -> Self::Out;
+    /// Lets the context's behaviors run the step again.
+    fn __replayable(self) -> Self::Out;
 }
 
 impl<'c, P, F> RetryWithReplay for ReplayProbe<Workflow<'c, crate::chain::Step<P, F>>>
@@ -152,6 +154,10 @@ where
     fn __retry(self, retry: crate::behavior::Retry) -> Self::Out {
         let chain = self.0.into_inner().expect("a probe holds its chain");
         chain.retry(retry)
+    }
+    fn __replayable(self) -> Self::Out {
+        let chain = self.0.into_inner().expect("a probe holds its chain");
+        chain.replayable()
     }
 }
 
@@ -179,10 +185,20 @@ pub trait RetryFallback<W: LastInput> {
     fn __retry(self, retry: crate::behavior::Retry) -> W
     where
         W: LastBodyAgain;
+    /// Reports why the step cannot replay.
+    fn __replayable(self) -> W
+    where
+        W: LastBodyAgain;
 }
 
 impl<W: LastInput> RetryFallback<W> for &ReplayProbe<W> {
     fn __retry(self, _: crate::behavior::Retry) -> W
+    where
+        W: LastBodyAgain,
+    {
+        unreachable!("chosen only for a step that does not compile")
+    }
+    fn __replayable(self) -> W
     where
         W: LastBodyAgain,
     {

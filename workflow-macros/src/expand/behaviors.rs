@@ -22,10 +22,47 @@ fn option<T: quote::ToTokens>(value: Option<T>) -> TokenStream {
     }
 }
 
+/// The definition's `context()` when `#[workflow(...)]` sets options or
+/// `behaviors(..)` for every step: the default context, the definition's
+/// option settings (applied on top of a runner's defaults), then the
+/// behaviors, outermost first.
+pub(crate) fn workflow_context(model: &crate::model::Workflow) -> Option<TokenStream> {
+    let krate = &model.krate;
+    let mut settings = Vec::new();
+    if let Some(limit) = model.step_timeout {
+        let limit = duration(limit);
+        settings.push(quote!(.step_timeout(#limit)));
+    }
+    if model.continue_on_error {
+        settings.push(quote!(.continue_on_error(true)));
+    }
+    if settings.is_empty() && model.behaviors.is_empty() {
+        return None;
+    }
+    let refine =
+        (!settings.is_empty()).then(|| quote!(.__refine_options(|options| options #(#settings)*)));
+    let behaviors = &model.behaviors;
+    Some(quote! {
+        fn context() -> #krate::ContextBuilder {
+            #krate::__private::default_context::<Self>()
+                #refine
+                #(.behavior(#behaviors))*
+        }
+    })
+}
+
 /// Applies the step's behaviors to `chain`, giving the chain after.
 /// Breakers come by name from the run's context, which shares them across
 /// runs of one runner.
 pub(crate) fn apply(step: &Step, krate: &syn::Path, mut chain: TokenStream) -> TokenStream {
+    // `replayable` without a retry of its own: the step's body may be run
+    // again by the context's behaviors. (A retry makes it so already.)
+    if step.replayable && !step.retries() {
+        chain = quote! {{
+            use #krate::__private::{RetryFallback as _, RetryWithReplay as _};
+            #krate::__private::ReplayProbe::new(#chain).__replayable()
+        }};
+    }
     for behavior in &step.behaviors {
         let span = behavior.span();
         chain = match behavior {

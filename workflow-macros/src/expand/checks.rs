@@ -124,13 +124,18 @@ pub(crate) fn input_check(step: &Step, producer: &Step, names: &mut CheckNames) 
 /// The check that a step with `retry` can copy its input for another
 /// attempt: one error, on the step's input type, naming the step.
 pub(crate) fn retry_check(step: &Step, names: &mut CheckNames) -> Option<TokenStream> {
-    if !step.retries() {
+    if !step.may_run_again() {
         return None;
     }
     let ty = step.input.ty()?;
     let trait_name = names.name(step, "Retries");
+    let why = if step.retries() {
+        "has `retry`"
+    } else {
+        "is `replayable`"
+    };
     let message = format!(
-        "step \"{}\" has `retry`, so it may run more than once: its input `{{Self}}` must be `Clone`",
+        "step \"{}\" {why}, so it may run more than once: its input `{{Self}}` must be `Clone`",
         step.title
     );
     let label = "this step's input is `{Self}`, which is not `Clone`";

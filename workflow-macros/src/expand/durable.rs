@@ -195,7 +195,7 @@ pub(crate) fn link(
     let (param, prelude, arg) = match (&step.input, index) {
         (Input::Nothing, 0) => (quote!(()), None, None),
         (Input::Nothing, _) => (quote!(_), None, None),
-        (_, 0) if step.retries() => (
+        (_, 0) if step.may_run_again() => (
             quote!(()),
             Some(quote! {
                 let #value = {
@@ -254,7 +254,7 @@ pub(crate) fn link(
     };
     // A closure that owns the workflow's input can run once; every other
     // one is `Fn`, which a retry needs (the verb's bound makes the kind).
-    let once = if index == 0 && !step.retries() {
+    let once = if index == 0 && !step.may_run_again() {
         "_once"
     } else {
         ""

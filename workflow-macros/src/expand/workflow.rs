@@ -139,6 +139,7 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         ),
         None => (TokenStream::new(), TokenStream::new()),
     };
+    let context = super::behaviors::workflow_context(model);
     quote! {
         impl #krate::WorkflowDefinition for #self_ty {
             type Input = #input_ty;
@@ -148,6 +149,7 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             const STEPS: &'static [#krate::StepMeta] = &[#(#metas),*];
             #schedule
             #handlers
+            #context
 
             #allow_closure
             fn run<'a>(
@@ -222,7 +224,7 @@ fn link(
     // an async body takes it. The copy compiles whether or not the input
     // is `Clone` (the retry check beside the chain is the one error when
     // it is not).
-    if index == 0 && step.retries() && !matches!(step.input, Input::Nothing) {
+    if index == 0 && step.may_run_again() && !matches!(step.input, Input::Nothing) {
         call = quote! {{
             let input = {
                 use #krate::__private::{Again as _, AgainNever as _};
@@ -244,7 +246,7 @@ fn link(
     match (index, step.kind) {
         // A retried first step needs an `Fn` closure, which the `when`
         // verbs ask for and `given` (made for moving values out) does not.
-        (0, kind) if step.retries() => {
+        (0, kind) if step.may_run_again() => {
             let verb = flavor("when");
             let kind = format_ident!("{}", kind.variant());
             quote! {

@@ -10,7 +10,8 @@ use syn::{LitInt, LitStr};
 use super::{path_word, span_of};
 use crate::duration;
 
-/// A behavior declared on a step.
+/// A behavior declared on a step (or on a workflow, for each of its steps).
+#[derive(Clone)]
 pub(crate) enum BehaviorOption {
     Retry {
         span: Span,

@@ -10,7 +10,7 @@ use syn::Path;
 
 pub(crate) use behavior::BehaviorOption;
 pub(crate) use step::StepOptions;
-pub(crate) use workflow::WorkflowOptions;
+pub(crate) use workflow::{WorkflowBehavior, WorkflowOptions};
 
 /// A step's Given/When/Then role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,10 +20,12 @@ pub(crate) struct StepOptions {
     pub(crate) behaviors: Vec<BehaviorOption>,
     /// The span of `transactional`, when given.
     pub(crate) transactional: Option<Span>,
+    /// The span of `replayable`, when given: behaviors from the context
+    /// (a runner's `behavior_for::<T>(Retry ..)`) may run its body again.
+    pub(crate) replayable: Option<Span>,
 }
 
-const STEP_OPTIONS: &str =
-    "given, when, and, but, then, finally, retry, timeout, circuit_breaker, transactional";
+const STEP_OPTIONS: &str = "given, when, and, but, then, finally, retry, timeout, circuit_breaker, transactional, replayable";
 
 impl StepOptions {
     /// Every option that reads; the errors of those that do not go to
@@ -65,6 +67,13 @@ impl StepOptions {
                 return Err(meta.error(format!("duplicate option `{word}`")));
             }
             self.behaviors.push(behavior);
+            return Ok(());
+        }
+        if word == "replayable" {
+            if self.replayable.is_some() {
+                return Err(meta.error("duplicate option `replayable`"));
+            }
+            self.replayable = Some(span_of(&meta.path));
             return Ok(());
         }
         if word == "transactional" {

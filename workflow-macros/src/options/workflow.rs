@@ -8,6 +8,7 @@ use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::{LitStr, Path};
 
+use super::behavior::{BehaviorOption, parse_behavior};
 use super::{path_word, span_of};
 use crate::duration;
 
@@ -31,6 +32,22 @@ pub(crate) struct WorkflowOptions {
     pub(crate) handlers: Option<Vec<(syn::Type, syn::Type)>>,
     /// `durable` or `durable = "v2"`: the span, and the version label.
     pub(crate) durable: Option<(Span, Option<LitStr>)>,
+    /// `step_timeout = "30s"`: every step's time limit, by default.
+    pub(crate) step_timeout: Option<Duration>,
+    /// The span of `continue_on_error`, when given.
+    pub(crate) continue_on_error: Option<Span>,
+    /// Behaviors around every step, outermost first, as written:
+    /// `timeout = ".."`, `retry(..)`, `behaviors(Tracing, Metrics)`.
+    pub(crate) behaviors: Vec<WorkflowBehavior>,
+}
+
+/// A behavior `#[workflow(...)]` puts around every step.
+pub(crate) enum WorkflowBehavior {
+    /// `timeout` or `retry`, as a step writes them.
+    Builtin(BehaviorOption),
+    /// `behaviors(..)`: values that are behaviors (`Tracing`, `Metrics`,
+    /// `MyBehavior::new(..)`).
+    Values(Vec<syn::Expr>),
 }
 
 impl WorkflowOptions {
@@ -170,6 +187,56 @@ impl WorkflowOptions {
                 };
                 self.durable = Some((span_of(&meta.path), version));
             }
+            "step_timeout" => {
+                if self.step_timeout.is_some() {
+                    return Err(duplicate(&meta));
+                }
+                self.step_timeout = Some(duration::parse(&meta.value()?.parse()?)?);
+            }
+            "continue_on_error" => {
+                if self.continue_on_error.is_some() {
+                    return Err(duplicate(&meta));
+                }
+                self.continue_on_error = Some(span_of(&meta.path));
+            }
+            "circuit_breaker" => {
+                return Err(meta.error(
+                    "a circuit breaker guards one service: put `circuit_breaker(..)` on the steps \
+                     that call it",
+                ));
+            }
+            "timeout" | "retry" => {
+                let seen = self.behaviors.iter().any(|b| match b {
+                    WorkflowBehavior::Builtin(b) => b.keyword() == word,
+                    WorkflowBehavior::Values(_) => false,
+                });
+                if seen {
+                    return Err(duplicate(&meta));
+                }
+                if let Some(behavior) = parse_behavior(&word, &meta)? {
+                    self.behaviors.push(WorkflowBehavior::Builtin(behavior));
+                }
+            }
+            "behaviors" => {
+                if self
+                    .behaviors
+                    .iter()
+                    .any(|b| matches!(b, WorkflowBehavior::Values(_)))
+                {
+                    return Err(duplicate(&meta));
+                }
+                let content;
+                syn::parenthesized!(content in meta.input);
+                let values = content
+                    .parse_terminated(<syn::Expr as syn::parse::Parse>::parse, syn::Token![,])?;
+                if values.is_empty() {
+                    return Err(meta.error(
+                        "`behaviors(..)` lists behavior values: `behaviors(Tracing, Metrics)`",
+                    ));
+                }
+                self.behaviors
+                    .push(WorkflowBehavior::Values(values.into_iter().collect()));
+            }
             "handlers" => {
                 if self.handlers.is_some() {
                     return Err(duplicate(&meta));
@@ -190,7 +257,8 @@ impl WorkflowOptions {
             _ => {
                 return Err(meta.error(format!(
                     "unknown workflow option `{word}`; expected one of: name, description, crate, \
-                     every, cron, zone, run_immediately, catch_up, handlers, durable"
+                     every, cron, zone, run_immediately, catch_up, handlers, durable, step_timeout, \
+                     continue_on_error, timeout, retry, behaviors"
                 )));
             }
         }

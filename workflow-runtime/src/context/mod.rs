@@ -165,6 +165,12 @@ pub struct ContextBuilder {
     name: Arc<str>,
     description: Option<Arc<str>>,
     options: WorkflowOptions,
+    /// Whether `options` were set by the caller: then a runner's defaults
+    /// do not apply.
+    options_given: bool,
+    /// The definition's own settings (`#[workflow(step_timeout = "30s")]`),
+    /// applied on top of whichever defaults the options start from.
+    refine: Option<fn(WorkflowOptions) -> WorkflowOptions>,
     cancel: Option<CancellationToken>,
     behaviors: Behaviors,
     typed_behaviors: Vec<(TypeId, Arc<dyn Behavior>)>,
@@ -198,6 +204,38 @@ impl ContextBuilder {
     /// ```
     pub fn options(mut self, options: WorkflowOptions) -> Self {
         self.options = options;
+        self.options_given = true;
+        self
+    }
+
+    /// The definition's own option settings, applied to the default
+    /// options now and to a runner's defaults when it makes the context.
+    #[doc(hidden)]
+    pub fn __refine_options(mut self, refine: fn(WorkflowOptions) -> WorkflowOptions) -> Self {
+        self.options = refine(self.options);
+        self.refine = Some(refine);
+        self
+    }
+
+    /// Starts the options from `defaults` (a runner's or host's) with the
+    /// definition's own settings on top, unless the caller set them.
+    pub(crate) fn default_options(mut self, defaults: &WorkflowOptions) -> Self {
+        if !self.options_given {
+            self.options = match self.refine {
+                Some(refine) => refine(defaults.clone()),
+                None => defaults.clone(),
+            };
+        }
+        self
+    }
+
+    /// Puts `typed` before this builder's own typed behaviors: a runner's
+    /// service-wide ones sit outside a context's.
+    pub(crate) fn typed_behaviors_first(mut self, typed: &[(TypeId, Arc<dyn Behavior>)]) -> Self {
+        if !typed.is_empty() {
+            let own = std::mem::take(&mut self.typed_behaviors);
+            self.typed_behaviors = typed.iter().cloned().chain(own).collect();
+        }
         self
     }
 
@@ -367,6 +405,8 @@ impl WorkflowContext {
             name: name.into(),
             description: None,
             options: WorkflowOptions::default(),
+            options_given: false,
+            refine: None,
             cancel: None,
             behaviors: Vec::new(),
             typed_behaviors: Vec::new(),

@@ -366,6 +366,41 @@ impl HostBuilder {
         self
     }
 
+    /// Wraps every step whose output is a `T`, in every run, in `behavior`
+    /// (see [`RunnerBuilder::behavior_for`]).
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::Retry;
+    /// use workflow_runtime::host::WorkflowHost;
+    /// struct PaymentResult;
+    /// let host = WorkflowHost::builder()
+    ///     .behavior_for::<PaymentResult>(Retry::retries(3))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(host);
+    /// ```
+    pub fn behavior_for<T: ?Sized + 'static>(mut self, behavior: impl IntoBehavior) -> Self {
+        self.runner = self.runner.behavior_for::<T>(behavior);
+        self
+    }
+
+    /// The options every run starts from (see
+    /// [`RunnerBuilder::workflow_options`]).
+    ///
+    /// ```
+    /// use workflow_runtime::host::WorkflowHost;
+    /// use workflow_runtime::WorkflowOptions;
+    /// let host = WorkflowHost::builder()
+    ///     .workflow_options(WorkflowOptions::default().continue_on_error(true))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(host);
+    /// ```
+    pub fn workflow_options(mut self, options: crate::WorkflowOptions) -> Self {
+        self.runner = self.runner.workflow_options(options);
+        self
+    }
+
     /// The journal store for durable runs; when the host runs, it first
     /// resumes the runs a stopped process left unfinished, and it waits
     /// for durable runs in flight at shutdown (within the timeout).
@@ -520,6 +555,22 @@ impl HostBuilder {
     /// ```
     pub fn handlers(mut self, handlers: Handlers) -> Self {
         self.runner = self.runner.handlers(handlers);
+        self
+    }
+
+    /// The circuit breakers the host's runs share (see
+    /// [`RunnerBuilder::breakers`]): configured at start-up, say.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::{BreakerConfig, Breakers};
+    /// use workflow_runtime::host::WorkflowHost;
+    /// let breakers = Breakers::new();
+    /// breakers.breaker("bank", BreakerConfig::default());
+    /// let host = WorkflowHost::builder().breakers(breakers).build().unwrap();
+    /// assert!(host.runner().breakers().get("bank").is_some());
+    /// ```
+    pub fn breakers(mut self, breakers: crate::behavior::Breakers) -> Self {
+        self.runner = self.runner.breakers(breakers);
         self
     }
 

@@ -148,6 +148,8 @@ struct Counters {
 struct Inner {
     workflows: BTreeMap<&'static str, Arc<dyn Registered>>,
     behaviors: Behaviors,
+    typed_behaviors: TypedBehaviors,
+    options: crate::WorkflowOptions,
     factory: Option<ContextFactory>,
     handlers: Handlers,
     breakers: Breakers,
@@ -235,12 +237,17 @@ pub struct Runner {
     inner: Arc<Inner>,
 }
 
+/// Behaviors for the steps whose output is one type.
+type TypedBehaviors = Vec<(std::any::TypeId, Arc<dyn crate::behavior::Behavior>)>;
+
 /// Builds a [`Runner`].
 #[must_use]
 pub struct RunnerBuilder {
     workflows: BTreeMap<&'static str, Arc<dyn Registered>>,
     duplicates: Vec<&'static str>,
     behaviors: Behaviors,
+    typed_behaviors: TypedBehaviors,
+    options: crate::WorkflowOptions,
     factory: Option<ContextFactory>,
     handlers: Handlers,
     breakers: Breakers,
@@ -368,6 +375,71 @@ impl RunnerBuilder {
         self
     }
 
+    /// Wraps every step whose output is a `T`, in every run, in
+    /// `behavior`: the guide's service-wide `AddRetryBehavior<T>`. These
+    /// sit inside the runner's untyped behaviors and outside a context's
+    /// own typed ones. A retry runs a step's body again only if the step
+    /// allows it (`#[step(replayable)]`, or a `retry` of its own): its
+    /// input is copied for each attempt.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use workflow_runtime::behavior::Retry;
+    /// use workflow_runtime::host::Runner;
+    /// # #[derive(Clone, Debug)] struct PaymentResult;
+    /// # #[derive(Debug)] struct Declined;
+    /// # impl std::fmt::Display for Declined { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("declined") } }
+    /// # impl std::error::Error for Declined {}
+    /// struct Pay { calls: AtomicU32 }
+    /// #[workflow]
+    /// impl Pay {
+    ///     #[step(given = "a payment", replayable)]
+    ///     async fn pay(&self) -> Result<PaymentResult, Declined> {
+    ///         self.calls.fetch_add(1, Ordering::SeqCst);
+    ///         Err(Declined)
+    ///     }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let runner = Runner::builder()
+    ///     .behavior_for::<PaymentResult>(Retry::max_attempts(3))
+    ///     .build()
+    ///     .unwrap();
+    /// let pay = Pay { calls: AtomicU32::new(0) };
+    /// assert!(runner.run(&pay, ()).await.is_err());
+    /// assert_eq!(pay.calls.load(Ordering::SeqCst), 3);
+    /// # }
+    /// ```
+    pub fn behavior_for<T: ?Sized + 'static>(mut self, behavior: impl IntoBehavior) -> Self {
+        self.typed_behaviors
+            .push((std::any::TypeId::of::<T>(), behavior.into_behavior()));
+        self
+    }
+
+    /// The options every run starts from (the guide's
+    /// `DefaultWorkflowOptions`). A definition's own settings
+    /// (`#[workflow(step_timeout = "30s")]`) apply on top of them, and
+    /// options a caller sets on a context replace them.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// use std::time::Duration;
+    /// use workflow_runtime::host::Runner;
+    /// use workflow_runtime::WorkflowOptions;
+    /// # struct Ping;
+    /// # #[workflow] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// let runner = Runner::builder()
+    ///     .workflow_options(WorkflowOptions::default().step_timeout(Duration::from_secs(30)))
+    ///     .build()
+    ///     .unwrap();
+    /// let ctx = runner.context(Ping::context());
+    /// assert_eq!(ctx.options().step_timeout, Some(Duration::from_secs(30)));
+    /// ```
+    pub fn workflow_options(mut self, options: crate::WorkflowOptions) -> Self {
+        self.options = options;
+        self
+    }
+
     /// Calls `factory` on every context the runner makes.
     ///
     /// ```
@@ -472,6 +544,8 @@ impl RunnerBuilder {
             inner: Arc::new(Inner {
                 workflows: self.workflows,
                 behaviors: self.behaviors,
+                typed_behaviors: self.typed_behaviors,
+                options: self.options,
                 factory: self.factory,
                 handlers: self.handlers,
                 breakers: self.breakers,
@@ -502,6 +576,8 @@ impl Runner {
             workflows: BTreeMap::new(),
             duplicates: Vec::new(),
             behaviors: Vec::new(),
+            typed_behaviors: Vec::new(),
+            options: crate::WorkflowOptions::default(),
             factory: None,
             handlers: Handlers::default(),
             breakers: Breakers::new(),
@@ -548,9 +624,12 @@ impl Runner {
     pub fn context(&self, builder: ContextBuilder) -> WorkflowContext {
         let mut builder = builder
             .cancellation(self.inner.cancel.child_token())
-            .breakers(self.inner.breakers.clone());
+            .breakers(self.inner.breakers.clone())
+            .default_options(&self.inner.options);
         // Host-wide behaviors sit outside the workflow's own: prepend them.
-        builder = builder.behaviors_first(&self.inner.behaviors);
+        builder = builder
+            .behaviors_first(&self.inner.behaviors)
+            .typed_behaviors_first(&self.inner.typed_behaviors);
         let ctx = builder.build();
         if let Some(factory) = &self.inner.factory {
             factory(&ctx);

@@ -1,0 +1,201 @@
+//! Options and behaviors for every step, on the definition: the options
+//! refine a runner's defaults, `timeout` and `retry` go on each step that
+//! takes behaviors (a step's own replaces them), `behaviors(..)` wrap
+//! every step from the context.
+struct Payments;
+impl Payments {
+    fn amount(&self, cents: u64) -> u64 {
+        cents
+    }
+    async fn charge(&self, cents: u64) -> Result<u64, PaymentError> {
+        Ok(cents)
+    }
+    fn positive(&self, cents: &u64) -> bool {
+        *cents > 0
+    }
+}
+impl ::workflow_runtime::WorkflowDefinition for Payments {
+    type Input = u64;
+    type Output = u64;
+    const NAME: &'static str = "Payments";
+    const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::None;
+    const STEPS: &'static [::workflow_runtime::StepMeta] = &[
+        ::workflow_runtime::StepMeta::new(
+                ::workflow_runtime::StepKind::Given,
+                "an amount",
+                "amount",
+            )
+            .input("u64")
+            .output("u64")
+            .is_async(false)
+            .fallible(false),
+        ::workflow_runtime::StepMeta::new(
+                ::workflow_runtime::StepKind::When,
+                "charged",
+                "charge",
+            )
+            .input("u64")
+            .output("u64")
+            .is_async(true)
+            .fallible(true),
+        ::workflow_runtime::StepMeta::new(
+                ::workflow_runtime::StepKind::Then,
+                "charged something",
+                "positive",
+            )
+            .input("u64")
+            .output("u64")
+            .is_async(false)
+            .fallible(false),
+    ];
+    fn context() -> ::workflow_runtime::ContextBuilder {
+        ::workflow_runtime::__private::default_context::<Self>()
+            .__refine_options(|options| {
+                options
+                    .step_timeout(::core::time::Duration::from_nanos(30000000000u64))
+                    .continue_on_error(true)
+            })
+            .behavior(Tracing)
+            .behavior(Metrics)
+    }
+    fn run<'a>(
+        &'a self,
+        ctx: &'a ::workflow_runtime::WorkflowContext,
+        input: Self::Input,
+    ) -> impl ::workflow_runtime::__private::Future<
+        Output = ::workflow_runtime::__private::Result<
+            Self::Output,
+            ::workflow_runtime::WorkflowError,
+        >,
+    > + ::core::marker::Send + 'a {
+        #[diagnostic::on_unimplemented(
+            message = "step \"an amount\" has `retry`, so it may run more than once: its input `{Self}` must be `Clone`",
+            label = "this step's input is `{Self}`, which is not `Clone`",
+            note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it"
+        )]
+        trait AmountRetries {
+            const CLONE: () = ();
+        }
+        #[diagnostic::do_not_recommend]
+        impl<T: ::core::clone::Clone> AmountRetries for T {}
+        let () = <u64 as AmountRetries>::CLONE;
+        #[diagnostic::on_unimplemented(
+            message = "step \"charged\" takes `{T}`, but step \"an amount\" produces `{Self}`",
+            label = "expected `{Self}`, the output of step \"an amount\"",
+            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
+        )]
+        trait ChargeInput<T> {
+            fn checked(self) -> T;
+            fn checked_ref(&self) -> &T;
+        }
+        impl<T> ChargeInput<T> for T {
+            fn checked(self) -> T {
+                self
+            }
+            fn checked_ref(&self) -> &T {
+                self
+            }
+        }
+        #[diagnostic::on_unimplemented(
+            message = "step \"charged\" has `retry`, so it may run more than once: its input `{Self}` must be `Clone`",
+            label = "this step's input is `{Self}`, which is not `Clone`",
+            note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it"
+        )]
+        trait ChargeRetries {
+            const CLONE: () = ();
+        }
+        #[diagnostic::do_not_recommend]
+        impl<T: ::core::clone::Clone> ChargeRetries for T {}
+        let () = <u64 as ChargeRetries>::CLONE;
+        #[diagnostic::on_unimplemented(
+            message = "step \"charged\" returns `{Self}`, whose error cannot become a workflow error",
+            label = "the error type must implement `std::error::Error + Send + Sync + 'static`"
+        )]
+        trait ChargeResult<T> {
+            fn checked(
+                self,
+            ) -> ::workflow_runtime::__private::Result<
+                T,
+                ::workflow_runtime::__private::StepError,
+            >;
+        }
+        #[diagnostic::do_not_recommend]
+        impl<T, E> ChargeResult<T> for ::workflow_runtime::__private::Result<T, E>
+        where
+            E: ::core::convert::Into<::workflow_runtime::__private::StepError>,
+        {
+            fn checked(
+                self,
+            ) -> ::workflow_runtime::__private::Result<
+                T,
+                ::workflow_runtime::__private::StepError,
+            > {
+                self.map_err(::core::convert::Into::into)
+            }
+        }
+        #[diagnostic::on_unimplemented(
+            message = "step \"charged something\" takes `{T}`, but step \"charged\" produces `{Self}`",
+            label = "expected `{Self}`, the output of step \"charged\"",
+            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
+        )]
+        trait PositiveInput<T> {
+            fn checked(self) -> T;
+            fn checked_ref(&self) -> &T;
+        }
+        impl<T> PositiveInput<T> for T {
+            fn checked(self) -> T {
+                self
+            }
+            fn checked_ref(&self) -> &T {
+                self
+            }
+        }
+        {
+            use ::workflow_runtime::__private::{
+                RetryFallback as _, RetryWithReplay as _,
+            };
+            ::workflow_runtime::__private::ReplayProbe::new(
+                    {
+                        use ::workflow_runtime::__private::{
+                            RetryFallback as _, RetryWithReplay as _,
+                        };
+                        ::workflow_runtime::__private::ReplayProbe::new(
+                                ::workflow_runtime::__private::Workflow::new(ctx)
+                                    .when(
+                                        "an amount",
+                                        move |()| {
+                                            let input = {
+                                                use ::workflow_runtime::__private::{
+                                                    Again as _, AgainNever as _,
+                                                };
+                                                (&&::workflow_runtime::__private::Probe(&input)).again()
+                                            };
+                                            self.amount(input)
+                                        },
+                                    )
+                                    .kind(::workflow_runtime::StepKind::Given),
+                            )
+                            .__retry(
+                                ::workflow_runtime::behavior::Retry::max_attempts(3u32),
+                            )
+                    }
+                        .try_when_async(
+                            "charged",
+                            move |value| async move {
+                                <_ as ChargeResult<
+                                    u64,
+                                >>::checked(
+                                    self.charge(<_ as ChargeInput<u64>>::checked(value)).await,
+                                )
+                            },
+                        ),
+                )
+                .__retry(::workflow_runtime::behavior::Retry::max_attempts(5u32))
+        }
+            .then(
+                "charged something",
+                move |value| self.positive(<_ as PositiveInput<u64>>::checked_ref(value)),
+            )
+            .result()
+    }
+}
