@@ -108,7 +108,7 @@ async fn an_order_is_created_paid_confirmed_and_stored() {
 
     let metrics = server.get("/metrics").await;
     let text = metrics.text().await.unwrap();
-    assert!(text.contains("workflow_steps_total{workflow=\"CreateOrder\",step=\"process payment\",status=\"success\"}"), "{text}");
+    assert!(text.contains("workflow_steps_total{workflow=\"CreateOrder\",step=\"process payment\",phase=\"When\",status=\"success\"}"), "{text}");
 }
 
 #[tokio::test]

@@ -10,7 +10,8 @@ use tracing::Instrument;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
-use workflow_runtime::behavior::{Tracing, workflow_span};
+use workflow_runtime::behavior::logging::CORRELATION_ID;
+use workflow_runtime::behavior::{Logging, Tracing, workflow_span};
 use workflow_runtime::prelude::*;
 
 #[allow(dead_code)] // each test binary uses part of it
@@ -94,6 +95,7 @@ where
     fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
         let mut fields = BTreeMap::new();
         event.record(&mut Fields(&mut fields));
+        fields.insert("level".into(), event.metadata().level().to_string());
         let parent = ctx.event_span(event).map(|s| s.name().to_owned());
         self.events.lock().unwrap().push((parent, fields));
     }
@@ -125,9 +127,9 @@ fn each_run_is_a_span_and_each_step_a_child_span_with_otel_fields() {
         tree,
         [
             ("workflow", None, "CreateOrder"),
-            ("step", Some("workflow"), "Given an order"),
-            ("step", Some("workflow"), "When priced"),
-            ("step", Some("workflow"), "When charged"),
+            ("step", Some("workflow"), "CreateOrder.an order"),
+            ("step", Some("workflow"), "CreateOrder.priced"),
+            ("step", Some("workflow"), "CreateOrder.charged"),
         ]
     );
     let id = ctx.execution_id().to_string();
@@ -135,9 +137,10 @@ fn each_run_is_a_span_and_each_step_a_child_span_with_otel_fields() {
         assert_eq!(step.fields["workflow.name"], "CreateOrder");
         assert_eq!(step.fields["workflow.execution_id"], id);
         assert_eq!(step.fields["step.attempts"], "1");
+        assert_eq!(step.fields["otel.kind"], "internal");
     }
     let charged = &spans[3].fields;
-    assert_eq!(charged["step.kind"], "When");
+    assert_eq!(charged["step.phase"], "When");
     assert_eq!(charged["step.title"], "charged");
     assert_eq!(charged["otel.status_code"], "ERROR");
     assert_eq!(charged["error.message"], "card declined");
@@ -151,4 +154,51 @@ fn each_run_is_a_span_and_each_step_a_child_span_with_otel_fields() {
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].0.as_deref(), Some("step"));
     assert_eq!(failures[0].1["error"], "card declined");
+}
+
+#[test]
+fn logging_tells_when_each_step_starts_completes_or_fails() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let ctx = WorkflowContext::builder("CreateOrder")
+        .behavior(Logging)
+        .build();
+    ctx.set_metadata(CORRELATION_ID, "req-42".to_string());
+    let result =
+        tracing::subscriber::with_default(subscriber, || runtime().block_on(order_run(&ctx)));
+    assert!(result.is_err());
+
+    let events = capture.events.lock().unwrap();
+    let said: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|(_, f)| {
+            (
+                f["level"].as_str(),
+                f["message"].as_str(),
+                f["step.title"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        said,
+        [
+            ("DEBUG", "step started", "an order"),
+            ("INFO", "step completed", "an order"),
+            ("DEBUG", "step started", "priced"),
+            ("INFO", "step completed", "priced"),
+            ("DEBUG", "step started", "charged"),
+            ("ERROR", "step failed", "charged"),
+        ]
+    );
+    let id = ctx.execution_id().to_string();
+    for (_, fields) in events.iter() {
+        assert_eq!(fields["workflow.name"], "CreateOrder");
+        assert_eq!(fields["workflow.execution_id"], id);
+        assert_eq!(fields["correlation_id"], "req-42");
+    }
+    assert_eq!(events[4].1["step.phase"], "When");
+    assert!(events[1].1.contains_key("elapsed_ms"));
+    assert!(!events[0].1.contains_key("elapsed_ms"));
+    assert_eq!(events[5].1["error"], "card declined");
+    assert!(events[5].1.contains_key("elapsed_ms"));
 }

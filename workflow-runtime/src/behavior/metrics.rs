@@ -8,8 +8,9 @@ use crate::error::StepFailure;
 
 /// Records `workflow_steps_total` (a counter) and
 /// `workflow_step_duration_seconds` (a histogram) for every step, labelled
-/// `workflow`, `step` and `status` (`success`, `error` or `timeout`). With
-/// no recorder installed the facade drops them at the cost of a check.
+/// `workflow`, `step` (its title), `phase` (`Given`, `When`, ..) and
+/// `status` (`success`, `error` or `timeout`). With no recorder installed
+/// the facade drops them at the cost of a check.
 ///
 /// Retries (`workflow_retries_total`) and breaker states
 /// (`workflow_circuit_state`) are reported by those behaviors themselves.
@@ -44,6 +45,7 @@ impl Behavior for Metrics {
             let labels = [
                 ("workflow", workflow),
                 ("step", title),
+                ("phase", SharedString::const_str(step.kind().as_str())),
                 ("status", SharedString::const_str(status)),
             ];
             metrics::counter!("workflow_steps_total", &labels).increment(1);

@@ -18,6 +18,7 @@
 
 mod breakers;
 pub mod circuit_breaker;
+pub mod logging;
 pub mod metrics;
 mod next;
 pub mod retry;
@@ -40,6 +41,7 @@ pub use breakers::Breakers;
 pub use circuit_breaker::{
     BreakerConfig, BreakerSnapshot, CircuitBreaker, CircuitOpen, CircuitState, Transition,
 };
+pub use logging::Logging;
 pub use metrics::Metrics;
 pub use next::Next;
 pub(crate) use next::{Handoff, run_stack};

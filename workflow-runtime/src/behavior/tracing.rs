@@ -35,10 +35,14 @@ pub fn workflow_span(ctx: &WorkflowContext) -> Span {
     )
 }
 
-/// Runs each step in a span `step` with `otel.name` ("When charge card"),
-/// `workflow.name`, `workflow.execution_id`, `step.kind`, `step.title`, and
-/// at the end `otel.status_code` (`OK` / `ERROR`), `step.attempts` and,
-/// on failure, `error.message`, plus an error event.
+/// Runs each step in a span `step` with `otel.name`
+/// (`"CreateOrder.charge card"`: the workflow and the step's title, as the
+/// .NET guide names its activities), `otel.kind` (`internal`),
+/// `workflow.name`, `workflow.execution_id`, `step.phase` (`Given`,
+/// `When`, ..), `step.title`, and at the end `otel.status_code` (`OK` /
+/// `ERROR`), `step.attempts` and, on failure, `error.message`, plus an
+/// error event. `tracing` span names are static, so the name an
+/// OpenTelemetry exporter shows comes from `otel.name`.
 ///
 /// ```
 /// use workflow_runtime::WorkflowContext;
@@ -54,10 +58,11 @@ impl Behavior for Tracing {
         let ctx = step.ctx();
         let span = tracing::info_span!(
             "step",
-            otel.name = %format_args!("{} {}", step.kind(), step.title()),
+            otel.name = %format_args!("{}.{}", ctx.name(), step.title()),
+            otel.kind = "internal",
             workflow.name = ctx.name(),
             workflow.execution_id = %ctx.execution_id(),
-            step.kind = step.kind().as_str(),
+            step.phase = step.kind().as_str(),
             step.title = step.title(),
             step.attempts = Empty,
             otel.status_code = Empty,

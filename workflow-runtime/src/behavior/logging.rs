@@ -1,0 +1,78 @@
+//! Logging like the .NET guide's `LoggingBehavior`: an event when a step
+//! starts, completes or fails, carrying who and what.
+
+use tokio::time::Instant;
+
+use super::{Attempted, Behavior, BoxFuture, Next, StepScope};
+
+/// The metadata key whose value, when the context holds a `String` there,
+/// every event carries as `correlation_id` (an API sets it from a request
+/// header).
+pub const CORRELATION_ID: &str = "correlationId";
+
+/// Logs each step through `tracing`: a `debug` event when it starts, an
+/// `info` event when it completes with `elapsed_ms`, an `error` event when
+/// it fails with `elapsed_ms` and `error`. Every event carries
+/// `workflow.name`, `workflow.execution_id`, `step.phase`, `step.title`
+/// and, when the context's metadata holds one under [`CORRELATION_ID`],
+/// `correlation_id`. Their target is `workflow_runtime::behavior::logging`,
+/// so `RUST_LOG=workflow_runtime::behavior::logging=info` shows them alone.
+///
+/// ```
+/// use workflow_runtime::behavior::{Logging, logging::CORRELATION_ID};
+/// use workflow_runtime::prelude::*;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let ctx = WorkflowContext::builder("Orders").behavior(Logging).build();
+/// ctx.set_metadata(CORRELATION_ID, "req-42".to_string());
+/// // Logs "step started" (debug) and "step completed" (info), each with
+/// // correlation_id = "req-42".
+/// Workflow::given(&ctx, "an order", || 42).await.unwrap();
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Logging;
+
+impl Behavior for Logging {
+    fn around<'a>(&'a self, step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
+        Box::pin(async move {
+            let ctx = step.ctx();
+            // Recorded only when present (`None` records nothing).
+            let correlation = ctx.metadata::<String>(CORRELATION_ID);
+            let correlation = correlation.as_deref();
+            let id = ctx.execution_id();
+            tracing::debug!(
+                workflow.name = ctx.name(),
+                workflow.execution_id = %id,
+                step.phase = step.kind().as_str(),
+                step.title = step.title(),
+                correlation_id = correlation,
+                "step started"
+            );
+            let started = Instant::now();
+            let result = next.run().await;
+            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            match &result {
+                Ok(()) => tracing::info!(
+                    workflow.name = ctx.name(),
+                    workflow.execution_id = %id,
+                    step.phase = step.kind().as_str(),
+                    step.title = step.title(),
+                    correlation_id = correlation,
+                    elapsed_ms,
+                    "step completed"
+                ),
+                Err(failure) => tracing::error!(
+                    workflow.name = ctx.name(),
+                    workflow.execution_id = %id,
+                    step.phase = step.kind().as_str(),
+                    step.title = step.title(),
+                    correlation_id = correlation,
+                    elapsed_ms,
+                    error = %failure,
+                    "step failed"
+                ),
+            }
+            result
+        })
+    }
+}
