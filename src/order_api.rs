@@ -233,6 +233,21 @@ impl From<DurableError> for AppError {
     }
 }
 
+/// Run each time `/health` is asked for.
+pub struct DatabaseCheck {
+    /// The orders.
+    pub store: OrderStore,
+}
+
+/// The orders database answers.
+#[workflow]
+impl DatabaseCheck {
+    #[step(given = "the database answers")]
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+}
+
 /// The running application's shared state.
 #[derive(Clone)]
 pub struct App {
@@ -318,6 +333,9 @@ impl App {
                 },
                 every.clone(),
             )
+            .health_check(DatabaseCheck {
+                store: store.clone(),
+            })
             .recurring_every(
                 MetricsCollector {
                     store: store.clone(),
@@ -604,7 +622,8 @@ async fn get_order(State(app): State<App>, Path(id): Path<String>) -> Response {
 }
 
 async fn health(State(app): State<App>) -> Response {
-    let mut report = app.runner.health();
+    // The passive report from past runs, with the health checks run now.
+    let mut report = app.runner.check_health().await;
     let durable = match app.runner.durable_health().await {
         Ok(durable) => durable,
         Err(error) => {

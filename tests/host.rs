@@ -609,3 +609,55 @@ fn a_cron_schedule_that_cannot_run_says_why() {
         Err(ScheduleError::Zone { zone }) if zone == "Nowhere/Atlantis"
     ));
 }
+
+/// A health check whose dependency can be made to fail.
+struct CacheCheck {
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The cache answers.
+#[workflow]
+impl CacheCheck {
+    #[step(given = "a ping")]
+    async fn ping(&self) -> Result<(), Declined> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(Declined)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_checks_run_when_asked_and_report_their_failure() {
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runner = Runner::builder()
+        .health_check(CacheCheck { down: down.clone() })
+        .unhealthy_after(5)
+        .build()
+        .unwrap();
+    // The passive report runs nothing.
+    assert!(runner.health().checks.is_empty());
+    let report = runner.check_health().await;
+    assert_eq!(report.status, HealthStatus::Healthy);
+    assert_eq!(report.checks.len(), 1);
+    assert_eq!(report.checks[0].name, "CacheCheck");
+    assert_eq!(
+        report.checks[0].description.as_deref(),
+        Some("The cache answers.")
+    );
+    assert_eq!(report.checks[0].message, None);
+
+    down.store(true, Ordering::SeqCst);
+    let report = runner.check_health().await;
+    assert_eq!(report.status, HealthStatus::Unhealthy, "a failed check now");
+    assert_eq!(report.checks[0].status, HealthStatus::Unhealthy);
+    let message = report.checks[0].message.clone().unwrap();
+    assert!(message.contains("declined"), "{message}");
+    // The check's runs count in the passive report too: one failure of
+    // five allowed in a row is degraded there.
+    assert_eq!(runner.health().status, HealthStatus::Degraded);
+
+    down.store(false, Ordering::SeqCst);
+    assert_eq!(runner.check_health().await.status, HealthStatus::Healthy);
+}

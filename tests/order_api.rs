@@ -104,6 +104,13 @@ async fn an_order_is_created_paid_confirmed_and_stored() {
     assert_eq!(health.status(), 200);
     let health: Value = health.json().await.unwrap();
     assert_eq!(health["status"], "healthy");
+    // The database check ran for this request.
+    assert_eq!(health["checks"][0]["name"], "DatabaseCheck");
+    assert_eq!(
+        health["checks"][0]["description"],
+        "The orders database answers."
+    );
+    assert_eq!(health["checks"][0]["status"], "healthy");
     assert_eq!(health["workflows"][0]["name"], "CreateOrder");
 
     let metrics = server.get("/metrics").await;

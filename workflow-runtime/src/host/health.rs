@@ -112,6 +112,26 @@ pub struct HealthReport {
     pub workflows: Vec<WorkflowHealth>,
     /// Every shared circuit breaker, by name.
     pub breakers: Vec<BreakerHealth>,
+    /// The health-check workflows run for this report
+    /// ([`Runner::check_health`](super::Runner::check_health)); empty in
+    /// the passive report.
+    pub checks: Vec<CheckHealth>,
+}
+
+/// A health-check workflow's run, made when the report was asked for.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct CheckHealth {
+    /// The check's name (its workflow's).
+    pub name: String,
+    /// What it checks (its workflow's description).
+    pub description: Option<String>,
+    /// Healthy when it passed, unhealthy when it failed.
+    pub status: HealthStatus,
+    /// Why it failed.
+    pub message: Option<String>,
+    /// How long it took, in milliseconds.
+    pub duration_ms: f64,
 }
 
 /// Where runs are recorded.
@@ -211,6 +231,7 @@ impl Health {
             status,
             workflows,
             breakers,
+            checks: Vec::new(),
         }
     }
 }

@@ -21,7 +21,9 @@ use crate::schedule::Ticks;
 pub use crate::schedule::{Cadence, CatchUp, Schedule, ScheduleError};
 #[cfg(feature = "durable")]
 pub use durable_runs::{DurableHealth, DurableWorkflowHealth};
-pub use health::{BreakerHealth, HealthReport, HealthStatus, RunInfo, RunOutcome, WorkflowHealth};
+pub use health::{
+    BreakerHealth, CheckHealth, HealthReport, HealthStatus, RunInfo, RunOutcome, WorkflowHealth,
+};
 pub use runner::{ContextFactory, RunError, RunStats, Runner, RunnerBuilder};
 
 use crate::behavior::IntoBehavior;
@@ -555,6 +557,39 @@ impl HostBuilder {
     /// ```
     pub fn handlers(mut self, handlers: Handlers) -> Self {
         self.runner = self.runner.handlers(handlers);
+        self
+    }
+
+    /// A health-check workflow, run each time health is asked for (see
+    /// [`RunnerBuilder::health_check`]).
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// use workflow_runtime::host::WorkflowHost;
+    /// # struct Ping;
+    /// # #[workflow] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// let host = WorkflowHost::builder().health_check(Ping).build().unwrap();
+    /// # drop(host);
+    /// ```
+    pub fn health_check<W>(mut self, workflow: W) -> Self
+    where
+        W: crate::definition::WorkflowDefinition,
+        W::Input: Default,
+    {
+        self.runner = self.runner.health_check(workflow);
+        self
+    }
+
+    /// Failed runs in a row that make a workflow unhealthy (see
+    /// [`RunnerBuilder::unhealthy_after`]).
+    ///
+    /// ```
+    /// use workflow_runtime::host::WorkflowHost;
+    /// let host = WorkflowHost::builder().unhealthy_after(5).build().unwrap();
+    /// # drop(host);
+    /// ```
+    pub fn unhealthy_after(mut self, failures: u32) -> Self {
+        self.runner = self.runner.unhealthy_after(failures);
         self
     }
 

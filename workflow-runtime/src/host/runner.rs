@@ -33,6 +33,7 @@ pub type ContextFactory = Arc<dyn Fn(&WorkflowContext) + Send + Sync>;
 /// A registered workflow, its input made by `Default`.
 pub(crate) trait Registered: Send + Sync {
     fn name(&self) -> &'static str;
+    fn description(&self) -> Option<&'static str>;
     fn context(&self) -> ContextBuilder;
     fn schedule(&self) -> Option<Schedule>;
     fn handlers(&self) -> Vec<HandlerKey>;
@@ -48,6 +49,9 @@ where
 {
     fn name(&self) -> &'static str {
         W::NAME
+    }
+    fn description(&self) -> Option<&'static str> {
+        W::DESCRIPTION
     }
     fn context(&self) -> ContextBuilder {
         W::context()
@@ -147,6 +151,8 @@ struct Counters {
 
 struct Inner {
     workflows: BTreeMap<&'static str, Arc<dyn Registered>>,
+    /// The health-check workflows, run by `check_health`.
+    checks: Vec<&'static str>,
     behaviors: Behaviors,
     typed_behaviors: TypedBehaviors,
     options: crate::WorkflowOptions,
@@ -244,6 +250,7 @@ type TypedBehaviors = Vec<(std::any::TypeId, Arc<dyn crate::behavior::Behavior>)
 #[must_use]
 pub struct RunnerBuilder {
     workflows: BTreeMap<&'static str, Arc<dyn Registered>>,
+    checks: Vec<&'static str>,
     duplicates: Vec<&'static str>,
     behaviors: Behaviors,
     typed_behaviors: TypedBehaviors,
@@ -359,6 +366,33 @@ impl RunnerBuilder {
             self.duplicates.push(W::NAME);
         }
         self
+    }
+
+    /// A workflow that checks a dependency (the database, a cache),
+    /// registered like any other and also run by
+    /// [`Runner::check_health`] each time health is asked for; its
+    /// description (`#[workflow(description = "..")]` or its doc comment)
+    /// goes in the report.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// use workflow_runtime::host::Runner;
+    /// struct DatabaseCheck;
+    /// #[workflow(description = "The orders database answers")]
+    /// impl DatabaseCheck {
+    ///     #[step(given = "a ping")]
+    ///     async fn ping(&self) -> bool { true }
+    /// }
+    /// let runner = Runner::builder().health_check(DatabaseCheck).build().unwrap();
+    /// assert_eq!(runner.names(), ["DatabaseCheck"]);
+    /// ```
+    pub fn health_check<W>(mut self, workflow: W) -> Self
+    where
+        W: WorkflowDefinition,
+        W::Input: Default,
+    {
+        self.checks.push(W::NAME);
+        self.register(workflow)
     }
 
     /// Wraps every step of every run in `behavior` (host-wide: outside the
@@ -543,6 +577,7 @@ impl RunnerBuilder {
         Ok(Runner {
             inner: Arc::new(Inner {
                 workflows: self.workflows,
+                checks: self.checks,
                 behaviors: self.behaviors,
                 typed_behaviors: self.typed_behaviors,
                 options: self.options,
@@ -574,6 +609,7 @@ impl Runner {
     pub fn builder() -> RunnerBuilder {
         RunnerBuilder {
             workflows: BTreeMap::new(),
+            checks: Vec::new(),
             duplicates: Vec::new(),
             behaviors: Vec::new(),
             typed_behaviors: Vec::new(),
@@ -777,6 +813,82 @@ impl Runner {
     /// ```
     pub fn health(&self) -> HealthReport {
         self.inner.health.report(&self.inner.breakers)
+    }
+
+    /// Runs every health-check workflow now (the guide's `IHealthCheck`,
+    /// run when `/health` is asked), side by side, and gives the report
+    /// with their results beside the passive one: a check that fails makes
+    /// the report unhealthy, with its message.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// use workflow_runtime::host::{HealthStatus, Runner};
+    /// # #[derive(Debug)] struct Down;
+    /// # impl std::fmt::Display for Down { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("connection refused") } }
+    /// # impl std::error::Error for Down {}
+    /// struct CacheCheck;
+    /// /// The cache answers.
+    /// #[workflow]
+    /// impl CacheCheck {
+    ///     #[step(given = "a ping")]
+    ///     async fn ping(&self) -> Result<(), Down> { Err(Down) }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().health_check(CacheCheck).build().unwrap();
+    /// let report = runner.check_health().await;
+    /// assert_eq!(report.status, HealthStatus::Unhealthy);
+    /// assert_eq!(report.checks[0].description.as_deref(), Some("The cache answers."));
+    /// assert!(report.checks[0].message.as_deref().unwrap().ends_with("connection refused"));
+    /// # }
+    /// ```
+    pub async fn check_health(&self) -> HealthReport {
+        // Side by side, so a slow check does not hold up the others.
+        let mut running = tokio::task::JoinSet::new();
+        for (index, name) in self.inner.checks.iter().copied().enumerate() {
+            let runner = self.clone();
+            running.spawn(async move {
+                let started = std::time::Instant::now();
+                let result = runner.run_named(name).await;
+                (index, name, result, started.elapsed())
+            });
+        }
+        let mut checks = Vec::with_capacity(self.inner.checks.len());
+        while let Some(done) = running.join_next().await {
+            // A check's panic is caught by its run; a task fails only if
+            // the runtime is shutting down, and then there is no report.
+            let Ok((index, name, result, elapsed)) = done else {
+                continue;
+            };
+            let (status, message) = match result {
+                Ok(()) => (super::HealthStatus::Healthy, None),
+                Err(error) => (super::HealthStatus::Unhealthy, Some(error.to_string())),
+            };
+            let description = self
+                .inner
+                .workflows
+                .get(name)
+                .and_then(|w| w.description())
+                .map(str::to_owned);
+            checks.push((
+                index,
+                super::health::CheckHealth {
+                    name: name.to_owned(),
+                    description,
+                    status,
+                    message,
+                    duration_ms: elapsed.as_secs_f64() * 1000.0,
+                },
+            ));
+        }
+        checks.sort_by_key(|(index, _)| *index);
+        let checks: Vec<_> = checks.into_iter().map(|(_, check)| check).collect();
+        let mut report = self.health();
+        report.status = checks
+            .iter()
+            .map(|c| c.status)
+            .fold(report.status, std::cmp::Ord::max);
+        report.checks = checks;
+        report
     }
 
     /// The circuit breakers this runner's runs share; its health report
