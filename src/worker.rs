@@ -262,17 +262,41 @@ impl MetricsCollector {
     }
 }
 
-/// How the worker runs.
-#[derive(Clone, Debug)]
+/// How the worker runs; every key may come from a TOML file
+/// ([`WorkerConfig::from_toml`]), durations written as `"30s"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct WorkerConfig {
     /// How often each workflow runs.
+    #[serde(deserialize_with = "workflow_runtime::config::duration")]
     pub every: Duration,
     /// Grace for in-flight runs at shutdown.
+    #[serde(deserialize_with = "workflow_runtime::config::duration")]
     pub shutdown_timeout: Duration,
     /// The gateway's file (default: `gateway.db` beside the orders).
     pub gateway: Option<PathBuf>,
     /// How long a gateway request takes.
+    #[serde(deserialize_with = "workflow_runtime::config::duration")]
     pub gateway_latency: Duration,
+    /// The options every run starts from (`[workflow]` in the file).
+    pub workflow: workflow_runtime::WorkflowOptions,
+}
+
+impl WorkerConfig {
+    /// Reads the configuration from TOML text; keys left out keep their
+    /// defaults, and a bad value or an unknown key is an error naming it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_suite::worker::WorkerConfig;
+    /// let config = WorkerConfig::from_toml("every = \"5s\"\n[workflow]\nstep_timeout = \"2s\"").unwrap();
+    /// assert_eq!(config.every, Duration::from_secs(5));
+    /// assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
+    /// assert_eq!(config.workflow.step_timeout, Some(Duration::from_secs(2)));
+    /// ```
+    pub fn from_toml(text: &str) -> Result<WorkerConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
 }
 
 impl Default for WorkerConfig {
@@ -282,6 +306,7 @@ impl Default for WorkerConfig {
             shutdown_timeout: Duration::from_secs(10),
             gateway: None,
             gateway_latency: Duration::from_millis(5),
+            workflow: workflow_runtime::WorkflowOptions::default(),
         }
     }
 }
@@ -371,6 +396,7 @@ impl Worker {
             )
             .behavior(Tracing)
             .behavior(Metrics)
+            .workflow_options(config.workflow.clone())
             .options(
                 HostOptions::default()
                     .max_parallelism(4)

@@ -271,3 +271,45 @@ async fn a_worker_killed_mid_batch_finishes_it_when_restarted_without_charging_t
         charges.len()
     );
 }
+
+#[test]
+fn the_worker_reads_its_config_file_with_defaults_and_names_a_bad_key() {
+    let config = WorkerConfig::from_toml(
+        r#"
+        every = "5s"
+        gateway_latency = "20ms"
+
+        [workflow]
+        step_timeout = "2s"
+        continue_on_error = true
+        "#,
+    )
+    .unwrap();
+    assert_eq!(config.every, Duration::from_secs(5));
+    assert_eq!(config.gateway_latency, Duration::from_millis(20));
+    assert_eq!(
+        config.shutdown_timeout,
+        WorkerConfig::default().shutdown_timeout
+    );
+    assert_eq!(config.workflow.step_timeout, Some(Duration::from_secs(2)));
+    assert!(config.workflow.continue_on_error);
+    // Nothing given: the defaults.
+    let empty = WorkerConfig::from_toml("").unwrap();
+    assert_eq!(empty.every, WorkerConfig::default().every);
+
+    let bad = WorkerConfig::from_toml("every = \"30 sec\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        bad.contains("every = \"30 sec\"") && bad.contains("is not a duration"),
+        "{bad}"
+    );
+    let unknown = WorkerConfig::from_toml("evry = \"30s\"")
+        .unwrap_err()
+        .to_string();
+    assert!(unknown.contains("unknown field `evry`"), "{unknown}");
+    let nested = WorkerConfig::from_toml("[workflow]\nstep_timout = \"1s\"")
+        .unwrap_err()
+        .to_string();
+    assert!(nested.contains("unknown field `step_timout`"), "{nested}");
+}

@@ -13,8 +13,11 @@ use workflow_suite::worker::{Worker, WorkerConfig};
 
 const HELP: &str = "worker: recurring workflows over the orders database, until SIGTERM or ctrl-c
 
-USAGE: cargo run --example worker -- [--db PATH] [--gateway PATH] [--every SECONDS] [--shutdown-timeout SECONDS]
+USAGE: cargo run --example worker -- [--config FILE] [--db PATH] [--gateway PATH] [--every SECONDS] [--shutdown-timeout SECONDS]
 
+  --config FILE              a TOML file: every, shutdown_timeout, gateway, gateway_latency (durations as \"30s\")
+                             and a [workflow] table of WorkflowOptions; keys left out keep their defaults,
+                             and the flags below override it
   --db PATH                  the SQLite file the order API writes, and the payments' journal (default orders.db; env WORKER_DB)
   --gateway PATH             the simulated card gateway's SQLite file (default gateway.db beside --db)
   --every SECONDS            how often each workflow runs (default 30; env WORKER_EVERY)
@@ -29,16 +32,36 @@ fn seconds(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{text:?} is not a positive number of seconds"))
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("worker: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut db = PathBuf::from(std::env::var("WORKER_DB").unwrap_or_else(|_| "orders.db".into()));
-    let mut config = WorkerConfig::default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut config = match args.iter().position(|a| a == "--config") {
+        Some(at) => {
+            let path = args.get(at + 1).ok_or("--config needs a value")?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("reading the configuration {path}: {e}"))?;
+            WorkerConfig::from_toml(&text).map_err(|e| format!("{path}: {e}"))?
+        }
+        None => WorkerConfig::default(),
+    };
     if let Ok(every) = std::env::var("WORKER_EVERY") {
         config.every = seconds(&every)?;
     }
-    let mut args = std::env::args().skip(1);
+    let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
+            "--config" => drop(value()?),
             "--help" | "-h" => {
                 println!("{HELP}");
                 return Ok(());

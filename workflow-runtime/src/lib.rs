@@ -36,6 +36,8 @@
 
 pub mod behavior;
 pub mod chain;
+#[cfg(feature = "serde")]
+pub mod config;
 mod context;
 mod definition;
 #[cfg(feature = "durable")]

@@ -62,11 +62,17 @@ impl fmt::Display for CircuitState {
 /// assert_eq!(config.failures, 5);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub struct BreakerConfig {
     /// Consecutive failures that open the circuit.
     pub failures: u32,
     /// How long it stays open before a trial call.
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "crate::config::duration"))]
     pub open_for: Duration,
 }
 

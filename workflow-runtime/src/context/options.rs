@@ -27,6 +27,11 @@ use std::time::Duration;
 /// assert_eq!(options.step_timeout, Some(Duration::from_secs(30)));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub struct WorkflowOptions {
     /// Go on after a failed pass-through step.
@@ -34,6 +39,10 @@ pub struct WorkflowOptions {
     /// Stop at the first `then` that does not hold.
     pub halt_on_failed_assertion: bool,
     /// The longest any async step may take.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::config::optional_duration")
+    )]
     pub step_timeout: Option<Duration>,
     /// Record the steps a failure prevented as skipped.
     pub skip_remaining_on_failure: bool,

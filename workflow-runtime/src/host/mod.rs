@@ -49,6 +49,11 @@ use runner::Registered;
 /// assert_eq!(options.max_parallelism, 2);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub struct HostOptions {
     /// Start workflows when the host runs.
@@ -60,6 +65,7 @@ pub struct HostOptions {
     /// Keep going after a failed run.
     pub continue_on_failure: bool,
     /// Grace for in-flight runs at shutdown.
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "crate::config::duration"))]
     pub shutdown_timeout: Duration,
 }
 
