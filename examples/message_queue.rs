@@ -9,7 +9,7 @@ use std::time::Duration;
 use workflow_runtime::host::Runner;
 use workflow_suite::message_queue::{Consumer, Queue, process_one};
 
-const HELP: &str = "message_queue: receive → process → acknowledge, until ctrl-c
+const HELP: &str = "message_queue: receive → process → acknowledge, until SIGTERM or ctrl-c
 
 USAGE: cargo run --example message_queue -- [--db PATH] [--enqueue BODY]... [--visibility MS] [--work MS] [--drain]
 
@@ -52,9 +52,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("enqueued message {id}");
     }
     let runner = Runner::builder().build()?;
+    let stop = workflow_runtime::host::stop_signal();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            () = &mut stop => break,
             outcome = process_one(&runner, &queue, consumer) => match outcome {
                 Ok(Some(id)) => println!("processed and acknowledged message {id}"),
                 Ok(None) if drain => break,

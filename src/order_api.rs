@@ -406,15 +406,23 @@ impl App {
             shutdown.await;
             signal.cancel();
         });
-        let http = axum::serve(listener, self.router())
-            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        // Whichever side ends first (the signal, a server error, a host
+        // that stops on a failure) stops the other too.
+        let http = async {
+            let served = axum::serve(listener, self.router())
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .await;
+            stop.cancel();
+            served
+        };
         let recurring = async {
             if let Some(host) = host {
                 let summary = host.run_until(stop.cancelled()).await;
                 tracing::info!(?summary, "recurring workflows stopped");
+                stop.cancel();
             }
         };
-        let (served, ()) = tokio::join!(http.into_future(), recurring);
+        let (served, ()) = tokio::join!(http, recurring);
         served
     }
 }

@@ -268,7 +268,7 @@ impl MetricsCollector {
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerConfig {
     /// How often each workflow runs.
-    #[serde(deserialize_with = "workflow_runtime::config::duration")]
+    #[serde(deserialize_with = "workflow_runtime::config::positive_duration")]
     pub every: Duration,
     /// Grace for in-flight runs at shutdown.
     #[serde(deserialize_with = "workflow_runtime::config::duration")]

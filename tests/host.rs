@@ -661,3 +661,31 @@ async fn health_checks_run_when_asked_and_report_their_failure() {
     down.store(false, Ordering::SeqCst);
     assert_eq!(runner.check_health().await.status, HealthStatus::Healthy);
 }
+
+/// Never answers.
+struct HungCheck;
+
+#[workflow]
+impl HungCheck {
+    #[step(given = "a ping that hangs")]
+    async fn ping(&self) -> u8 {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_health_check_that_hangs_is_reported_unhealthy_at_its_timeout() {
+    let runner = Runner::builder()
+        .health_check(HungCheck)
+        .health_check_timeout(secs(2))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let report = runner.check_health().await;
+    assert_eq!(started.elapsed(), secs(2));
+    assert_eq!(report.status, HealthStatus::Unhealthy);
+    assert_eq!(
+        report.checks[0].message.as_deref(),
+        Some("health check \"HungCheck\" did not finish within 2s")
+    );
+}

@@ -567,10 +567,10 @@ async fn a_definition_sets_options_and_behaviors_for_every_step() {
         ctx.all_passed(),
         "ship's own 1s timeout, not the workflow's 100ms"
     );
-    // The context behavior wrapped every step: order, charge, ship, the
-    // assertion.
+    // The context behavior wrapped every step once: order, charge (once,
+    // outside its retry), ship, the assertion.
     let seen = SEEN_BY_WORKFLOW_BEHAVIOR.load(std::sync::atomic::Ordering::SeqCst) - before;
-    assert!(seen >= 4, "{seen}");
+    assert_eq!(seen, 4);
 }
 
 #[test]
@@ -600,23 +600,34 @@ fn a_runners_default_options_sit_under_a_definitions_and_a_callers() {
     assert_eq!(own.options(), &WorkflowOptions::default());
 }
 
-/// Slower than its workflow allows any step to be.
-struct TooSlow;
+/// Its steps take what they are given; its workflow allows each 100ms.
+struct Waits;
 
 #[workflow(timeout = "100ms")]
-impl TooSlow {
-    #[step(given = "a wait")]
-    async fn wait(&self) -> u8 {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        1
+impl Waits {
+    #[step(given = "a first wait")]
+    async fn first(&self, ms: u64) -> u64 {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        ms
+    }
+
+    #[step(when = "a second wait")]
+    async fn second(&self, ms: u64) -> u64 {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        ms
     }
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_workflow_timeout_bounds_each_step() {
-    let ctx = TooSlow::context().build();
+async fn a_workflow_timeout_bounds_each_step_not_the_run() {
+    // Two 60ms steps: 120ms in all, each within its 100ms.
+    let ctx = Waits::context().build();
+    assert_eq!(Waits.run(&ctx, 60).await.unwrap(), 60);
+    assert_eq!(ctx.total_elapsed(), std::time::Duration::from_millis(120));
+    // A 150ms step is dropped at 100ms.
+    let ctx = Waits::context().build();
     let started = tokio::time::Instant::now();
-    let error = TooSlow.run(&ctx, ()).await.unwrap_err();
+    let error = Waits.run(&ctx, 150).await.unwrap_err();
     assert_eq!(started.elapsed(), std::time::Duration::from_millis(100));
     assert!(error.to_string().contains("timed out"), "{error}");
 }

@@ -16,8 +16,8 @@ const HELP: &str = "worker: recurring workflows over the orders database, until 
 USAGE: cargo run --example worker -- [--config FILE] [--db PATH] [--gateway PATH] [--every SECONDS] [--shutdown-timeout SECONDS]
 
   --config FILE              a TOML file: every, shutdown_timeout, gateway, gateway_latency (durations as \"30s\")
-                             and a [workflow] table of WorkflowOptions; keys left out keep their defaults,
-                             and the flags below override it
+                             and a [workflow] table of WorkflowOptions; keys left out keep their defaults;
+                             WORKER_EVERY and the flags below override it
   --db PATH                  the SQLite file the order API writes, and the payments' journal (default orders.db; env WORKER_DB)
   --gateway PATH             the simulated card gateway's SQLite file (default gateway.db beside --db)
   --every SECONDS            how often each workflow runs (default 30; env WORKER_EVERY)
@@ -45,6 +45,10 @@ fn main() -> std::process::ExitCode {
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut db = PathBuf::from(std::env::var("WORKER_DB").unwrap_or_else(|_| "orders.db".into()));
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{HELP}");
+        return Ok(());
+    }
     let mut config = match args.iter().position(|a| a == "--config") {
         Some(at) => {
             let path = args.get(at + 1).ok_or("--config needs a value")?;

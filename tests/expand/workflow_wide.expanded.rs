@@ -1,6 +1,7 @@
 //! Options and behaviors for every step, on the definition: the options
 //! refine a runner's defaults, `timeout` and `retry` go on each step that
-//! takes behaviors (a step's own replaces them), `behaviors(..)` wrap
+//! takes behaviors (a step's own replaces them in place: `charge` keeps a
+//! timeout per attempt), `behaviors(..)` wrap
 //! every step from the context.
 struct Payments;
 impl Payments {
@@ -69,7 +70,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
         >,
     > + ::core::marker::Send + 'a {
         #[diagnostic::on_unimplemented(
-            message = "step \"an amount\" has `retry`, so it may run more than once: its input `{Self}` must be `Clone`",
+            message = "step \"an amount\" has the workflow's `retry` (`#[workflow(retry(..))]`), so it may run more than once: its input `{Self}` must be `Clone`",
             label = "this step's input is `{Self}`, which is not `Clone`",
             note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it"
         )]
@@ -179,6 +180,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                                 ::workflow_runtime::behavior::Retry::max_attempts(3u32),
                             )
                     }
+                        .timeout(::core::time::Duration::from_nanos(1000000000u64))
                         .try_when_async(
                             "charged",
                             move |value| async move {
@@ -192,6 +194,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                 )
                 .__retry(::workflow_runtime::behavior::Retry::max_attempts(5u32))
         }
+            .timeout(::core::time::Duration::from_nanos(1000000000u64))
             .then(
                 "charged something",
                 move |value| self.positive(<_ as PositiveInput<u64>>::checked_ref(value)),

@@ -21,8 +21,8 @@ pub(crate) struct Workflow {
     /// `step_timeout = ".."`: every step's limit unless the runner's
     /// options or a caller say otherwise.
     pub(crate) step_timeout: Option<std::time::Duration>,
-    /// `continue_on_error`.
-    pub(crate) continue_on_error: bool,
+    /// `continue_on_error` (`= false` turns a runner's `true` off).
+    pub(crate) continue_on_error: Option<bool>,
     /// `behaviors(..)`: behavior values around every step (the context's),
     /// outermost first. A workflow's `timeout` and `retry` are copied onto
     /// its steps instead.
@@ -66,6 +66,8 @@ pub(crate) struct Step {
     pub(crate) tx: Option<Type>,
     /// `#[step(replayable)]`: the context's behaviors may run it again.
     pub(crate) replayable: bool,
+    /// Whether its `retry` is the workflow's (`#[workflow(retry(..))]`).
+    pub(crate) inherited_retry: bool,
 }
 
 /// How a step takes the previous step's value.

@@ -104,13 +104,27 @@ pub(crate) fn workflow(
         .iter_mut()
         .filter(|step| !matches!(step.kind, Kind::Then | Kind::Finally))
     {
-        let own: Vec<&str> = step.behaviors.iter().map(BehaviorOption::keyword).collect();
-        let mut behaviors: Vec<BehaviorOption> = inherited
-            .iter()
-            .filter(|b| !own.contains(&b.keyword()))
-            .cloned()
-            .collect();
-        behaviors.append(&mut step.behaviors);
+        // The workflow's behaviors in the workflow's order, each replaced
+        // in place by the step's own of its kind (so `retry, timeout`
+        // stays a timeout per attempt when a step sets its own retry),
+        // then the step's other behaviors.
+        let mut own = std::mem::take(&mut step.behaviors);
+        let mut behaviors = Vec::with_capacity(inherited.len() + own.len());
+        for workflow_wide in &inherited {
+            match own
+                .iter()
+                .position(|b| b.keyword() == workflow_wide.keyword())
+            {
+                Some(at) => behaviors.push(own.remove(at)),
+                None => {
+                    if matches!(workflow_wide, BehaviorOption::Retry { .. }) {
+                        step.inherited_retry = true;
+                    }
+                    behaviors.push(workflow_wide.clone());
+                }
+            }
+        }
+        behaviors.append(&mut own);
         step.behaviors = behaviors;
     }
     Some(Workflow {
@@ -125,7 +139,7 @@ pub(crate) fn workflow(
             version: version.map(|v| v.value()),
         }),
         step_timeout: raw.options.step_timeout,
-        continue_on_error: raw.options.continue_on_error.is_some(),
+        continue_on_error: raw.options.continue_on_error,
         behaviors: values,
     })
 }
@@ -384,6 +398,7 @@ fn method_step(
         step_ctx,
         tx,
         replayable: options.replayable.is_some(),
+        inherited_retry: false,
     })
 }
 

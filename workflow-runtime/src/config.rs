@@ -106,6 +106,40 @@ pub fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::E
     parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
+/// A `Duration` written as text that must be more than zero (an interval,
+/// a time limit).
+///
+/// ```
+/// #[derive(serde::Deserialize, Debug)]
+/// struct Poll {
+///     #[serde(deserialize_with = "workflow_runtime::config::positive_duration")]
+///     every: std::time::Duration,
+/// }
+/// let err = serde_json::from_str::<Poll>(r#"{ "every": "0s" }"#).unwrap_err();
+/// assert!(err.to_string().contains("more than zero"), "{err}");
+/// ```
+pub fn positive_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let duration = duration(d)?;
+    if duration.is_zero() {
+        return Err(serde::de::Error::custom(
+            "the duration must be more than zero",
+        ));
+    }
+    Ok(duration)
+}
+
+/// An optional time limit written as text: more than zero when given.
+pub(crate) fn optional_limit<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    match optional_duration(d)? {
+        Some(limit) if limit.is_zero() => Err(serde::de::Error::custom(
+            "the time limit must be more than zero",
+        )),
+        limit => Ok(limit),
+    }
+}
+
 /// The same for an optional `Duration` (with `#[serde(default)]`, a
 /// missing key is `None`).
 pub fn optional_duration<'de, D: serde::Deserializer<'de>>(
@@ -158,8 +192,11 @@ impl TryFrom<RawRetry> for RetrySettings {
     fn try_from(raw: RawRetry) -> Result<Self, String> {
         let attempts = match (raw.max_attempts, raw.retries) {
             (Some(n), None) if n > 0 => n,
-            (None, Some(n)) => n.saturating_add(1),
+            (None, Some(n)) if n > 0 => n.saturating_add(1),
             (Some(_), None) => return Err("`max_attempts` must be at least 1".into()),
+            (None, Some(_)) => {
+                return Err("`retries` must be at least 1; leave the retry out to run once".into());
+            }
             (Some(_), Some(_)) => {
                 return Err(
                     "give `max_attempts` or `retries`, not both: they count the same \

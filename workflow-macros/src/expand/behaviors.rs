@@ -33,8 +33,8 @@ pub(crate) fn workflow_context(model: &crate::model::Workflow) -> Option<TokenSt
         let limit = duration(limit);
         settings.push(quote!(.step_timeout(#limit)));
     }
-    if model.continue_on_error {
-        settings.push(quote!(.continue_on_error(true)));
+    if let Some(yes) = model.continue_on_error {
+        settings.push(quote!(.continue_on_error(#yes)));
     }
     if settings.is_empty() && model.behaviors.is_empty() {
         return None;

@@ -129,7 +129,9 @@ pub(crate) fn retry_check(step: &Step, names: &mut CheckNames) -> Option<TokenSt
     }
     let ty = step.input.ty()?;
     let trait_name = names.name(step, "Retries");
-    let why = if step.retries() {
+    let why = if step.inherited_retry {
+        "has the workflow's `retry` (`#[workflow(retry(..))]`)"
+    } else if step.retries() {
         "has `retry`"
     } else {
         "is `replayable`"

@@ -34,8 +34,8 @@ pub(crate) struct WorkflowOptions {
     pub(crate) durable: Option<(Span, Option<LitStr>)>,
     /// `step_timeout = "30s"`: every step's time limit, by default.
     pub(crate) step_timeout: Option<Duration>,
-    /// The span of `continue_on_error`, when given.
-    pub(crate) continue_on_error: Option<Span>,
+    /// `continue_on_error` (or `= true` / `= false`), when given.
+    pub(crate) continue_on_error: Option<bool>,
     /// Behaviors around every step, outermost first, as written:
     /// `timeout = ".."`, `retry(..)`, `behaviors(Tracing, Metrics)`.
     pub(crate) behaviors: Vec<WorkflowBehavior>,
@@ -197,7 +197,12 @@ impl WorkflowOptions {
                 if self.continue_on_error.is_some() {
                     return Err(duplicate(&meta));
                 }
-                self.continue_on_error = Some(span_of(&meta.path));
+                let value = if meta.input.peek(syn::Token![=]) {
+                    meta.value()?.parse::<syn::LitBool>()?.value
+                } else {
+                    true
+                };
+                self.continue_on_error = Some(value);
             }
             "circuit_breaker" => {
                 return Err(meta.error(

@@ -5,9 +5,9 @@ use tokio::time::Instant;
 
 use super::{Attempted, Behavior, BoxFuture, Next, StepScope};
 
-/// The metadata key whose value, when the context holds a `String` there,
-/// every event carries as `correlation_id` (an API sets it from a request
-/// header).
+/// The metadata key whose value, when the context holds a `String`,
+/// `&'static str` or `Uuid` there, every event carries as
+/// `correlation_id` (an API sets it from a request header).
 pub const CORRELATION_ID: &str = "correlationId";
 
 /// Logs each step through `tracing`: a `debug` event when it starts, an
@@ -37,7 +37,7 @@ impl Behavior for Logging {
         Box::pin(async move {
             let ctx = step.ctx();
             // Recorded only when present (`None` records nothing).
-            let correlation = ctx.metadata::<String>(CORRELATION_ID);
+            let correlation = correlation_id(ctx);
             let correlation = correlation.as_deref();
             let id = ctx.execution_id();
             tracing::debug!(
@@ -75,4 +75,18 @@ impl Behavior for Logging {
             result
         })
     }
+}
+
+/// The context's correlation id, in whichever of the usual types it was
+/// set.
+fn correlation_id(ctx: &crate::context::WorkflowContext) -> Option<String> {
+    ctx.metadata::<String>(CORRELATION_ID)
+        .or_else(|| {
+            ctx.metadata::<&'static str>(CORRELATION_ID)
+                .map(str::to_owned)
+        })
+        .or_else(|| {
+            ctx.metadata::<uuid::Uuid>(CORRELATION_ID)
+                .map(|id| id.to_string())
+        })
 }

@@ -105,6 +105,7 @@ pub struct BreakerHealth {
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct HealthReport {
     /// The verdict.
     pub status: HealthStatus,
@@ -121,6 +122,7 @@ pub struct HealthReport {
 /// A health-check workflow's run, made when the report was asked for.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct CheckHealth {
     /// The check's name (its workflow's).
     pub name: String,

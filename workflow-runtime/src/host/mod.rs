@@ -397,12 +397,13 @@ impl HostBuilder {
     ///
     /// ```
     /// use workflow_runtime::host::WorkflowHost;
-    /// use workflow_runtime::WorkflowOptions;
+    /// use workflow_runtime::{WorkflowContext, WorkflowOptions};
     /// let host = WorkflowHost::builder()
     ///     .workflow_options(WorkflowOptions::default().continue_on_error(true))
     ///     .build()
     ///     .unwrap();
-    /// # drop(host);
+    /// let ctx = host.runner().context(WorkflowContext::builder("W"));
+    /// assert!(ctx.options().continue_on_error);
     /// ```
     pub fn workflow_options(mut self, options: crate::WorkflowOptions) -> Self {
         self.runner = self.runner.workflow_options(options);
@@ -566,16 +567,18 @@ impl HostBuilder {
         self
     }
 
-    /// A health-check workflow, run each time health is asked for (see
-    /// [`RunnerBuilder::health_check`]).
+    /// A health-check workflow, run by each
+    /// [`Runner::check_health`] (see [`RunnerBuilder::health_check`]).
     ///
     /// ```
     /// # use workflow_runtime::prelude::*;
     /// use workflow_runtime::host::WorkflowHost;
     /// # struct Ping;
     /// # #[workflow] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let host = WorkflowHost::builder().health_check(Ping).build().unwrap();
-    /// # drop(host);
+    /// assert_eq!(host.runner().check_health().await.checks[0].name, "Ping");
+    /// # }
     /// ```
     pub fn health_check<W>(mut self, workflow: W) -> Self
     where
@@ -782,7 +785,8 @@ impl WorkflowHost {
             tickers,
         } = self;
         let has_recurring = !recurring.is_empty();
-        let permits = Arc::new(Semaphore::new(options.max_parallelism));
+        // At least one: options read from a file skip the setter's floor.
+        let permits = Arc::new(Semaphore::new(options.max_parallelism.max(1)));
         let stopped_on_failure = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let job = Job {
@@ -991,7 +995,8 @@ impl Job {
 
 /// Completes when the process is asked to stop: SIGINT (ctrl-c) or
 /// SIGTERM on Unix, ctrl-c elsewhere. A signal that cannot be listened
-/// for is logged and never completes, so nothing is stopped by mistake.
+/// for is logged, and the others still stop the process; when none can
+/// be, it never completes, so nothing is stopped by mistake.
 /// What [`WorkflowHost::run_until_signal`] waits for; hand it to a web
 /// server's graceful shutdown too, so both stop on the same signal.
 ///
@@ -1009,7 +1014,11 @@ pub async fn stop_signal() {
         let mut terminate = match signal(SignalKind::terminate()) {
             Ok(terminate) => terminate,
             Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
+                tracing::error!(%error, "cannot listen for SIGTERM; stopping on ctrl-c alone");
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    tracing::info!("SIGINT: shutting down");
+                    return;
+                }
                 return std::future::pending().await;
             }
         };

@@ -96,6 +96,13 @@ pub enum RunError {
         /// The panic message.
         message: String,
     },
+    /// A health check outlasted the check timeout and was dropped.
+    CheckTimedOut {
+        /// The check's workflow.
+        workflow: String,
+        /// The timeout.
+        after: std::time::Duration,
+    },
 }
 
 impl fmt::Display for RunError {
@@ -112,6 +119,12 @@ impl fmt::Display for RunError {
             RunError::Failed(error) => write!(f, "{error}"),
             RunError::Panicked { workflow, message } => {
                 write!(f, "workflow {workflow:?} panicked: {message}")
+            }
+            RunError::CheckTimedOut { workflow, after } => {
+                write!(
+                    f,
+                    "health check {workflow:?} did not finish within {after:?}"
+                )
             }
         }
     }
@@ -151,8 +164,10 @@ struct Counters {
 
 struct Inner {
     workflows: BTreeMap<&'static str, Arc<dyn Registered>>,
-    /// The health-check workflows, run by `check_health`.
+    /// The health-check workflows, run by `check_health`, and how long
+    /// each may take.
     checks: Vec<&'static str>,
+    check_timeout: std::time::Duration,
     behaviors: Behaviors,
     typed_behaviors: TypedBehaviors,
     options: crate::WorkflowOptions,
@@ -251,6 +266,7 @@ type TypedBehaviors = Vec<(std::any::TypeId, Arc<dyn crate::behavior::Behavior>)
 pub struct RunnerBuilder {
     workflows: BTreeMap<&'static str, Arc<dyn Registered>>,
     checks: Vec<&'static str>,
+    check_timeout: std::time::Duration,
     duplicates: Vec<&'static str>,
     behaviors: Behaviors,
     typed_behaviors: TypedBehaviors,
@@ -395,6 +411,20 @@ impl RunnerBuilder {
         self.register(workflow)
     }
 
+    /// The longest a health check may take before
+    /// [`Runner::check_health`] reports it unhealthy (default 10s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::host::Runner;
+    /// let runner = Runner::builder().health_check_timeout(Duration::from_secs(2)).build().unwrap();
+    /// # drop(runner);
+    /// ```
+    pub fn health_check_timeout(mut self, limit: std::time::Duration) -> Self {
+        self.check_timeout = limit;
+        self
+    }
+
     /// Wraps every step of every run in `behavior` (host-wide: outside the
     /// workflow's own).
     ///
@@ -411,8 +441,9 @@ impl RunnerBuilder {
 
     /// Wraps every step whose output is a `T`, in every run, in
     /// `behavior`: the guide's service-wide `AddRetryBehavior<T>`. These
-    /// sit inside the runner's untyped behaviors and outside a context's
-    /// own typed ones. A retry runs a step's body again only if the step
+    /// sit inside every untyped behavior (the runner's, then the
+    /// definition's `behaviors(..)`) and outside a context's own typed
+    /// ones. A retry runs a step's body again only if the step
     /// allows it (`#[step(replayable)]`, or a `retry` of its own): its
     /// input is copied for each attempt.
     ///
@@ -578,6 +609,7 @@ impl RunnerBuilder {
             inner: Arc::new(Inner {
                 workflows: self.workflows,
                 checks: self.checks,
+                check_timeout: self.check_timeout,
                 behaviors: self.behaviors,
                 typed_behaviors: self.typed_behaviors,
                 options: self.options,
@@ -610,6 +642,7 @@ impl Runner {
         RunnerBuilder {
             workflows: BTreeMap::new(),
             checks: Vec::new(),
+            check_timeout: std::time::Duration::from_secs(10),
             duplicates: Vec::new(),
             behaviors: Vec::new(),
             typed_behaviors: Vec::new(),
@@ -816,9 +849,12 @@ impl Runner {
     }
 
     /// Runs every health-check workflow now (the guide's `IHealthCheck`,
-    /// run when `/health` is asked), side by side, and gives the report
-    /// with their results beside the passive one: a check that fails makes
-    /// the report unhealthy, with its message.
+    /// run when `/health` is asked), side by side, each within the check
+    /// timeout (10s unless [`RunnerBuilder::health_check_timeout`] says),
+    /// and gives the report with their results beside the passive one: a
+    /// check that fails or times out makes the report unhealthy, with its
+    /// message. Checks are runs like any other: they count in the runner's
+    /// stats and in the passive report, and behaviors wrap their steps.
     ///
     /// ```
     /// # use workflow_runtime::prelude::*;
@@ -846,16 +882,28 @@ impl Runner {
         let mut running = tokio::task::JoinSet::new();
         for (index, name) in self.inner.checks.iter().copied().enumerate() {
             let runner = self.clone();
-            running.spawn(async move {
-                let started = std::time::Instant::now();
-                let result = runner.run_named(name).await;
-                (index, name, result, started.elapsed())
-            });
+            let limit = self.inner.check_timeout;
+            running.spawn(
+                async move {
+                    let started = std::time::Instant::now();
+                    let result = tokio::time::timeout(limit, runner.run_named(name))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(RunError::CheckTimedOut {
+                                workflow: name.to_owned(),
+                                after: limit,
+                            })
+                        });
+                    (index, name, result, started.elapsed())
+                }
+                .in_current_span(),
+            );
         }
         let mut checks = Vec::with_capacity(self.inner.checks.len());
         while let Some(done) = running.join_next().await {
             // A check's panic is caught by its run; a task fails only if
-            // the runtime is shutting down, and then there is no report.
+            // the runtime is shutting down. Each task's result carries its
+            // index, so a lost one is found among those not reported.
             let Ok((index, name, result, elapsed)) = done else {
                 continue;
             };
@@ -879,6 +927,22 @@ impl Runner {
                     duration_ms: elapsed.as_secs_f64() * 1000.0,
                 },
             ));
+        }
+        // A check whose task was lost (the runtime is stopping) is
+        // unhealthy, never missing from the report.
+        for (index, name) in self.inner.checks.iter().enumerate() {
+            if !checks.iter().any(|(at, _)| *at == index) {
+                checks.push((
+                    index,
+                    super::health::CheckHealth {
+                        name: (*name).to_owned(),
+                        description: None,
+                        status: super::HealthStatus::Unhealthy,
+                        message: Some("the check did not finish: the runtime is stopping".into()),
+                        duration_ms: 0.0,
+                    },
+                ));
+            }
         }
         checks.sort_by_key(|(index, _)| *index);
         let checks: Vec<_> = checks.into_iter().map(|(_, check)| check).collect();
