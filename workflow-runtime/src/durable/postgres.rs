@@ -7,7 +7,7 @@ use sqlx::{Connection, Row};
 
 use super::store::{
     Backend, Claimed, FailureRow, Fence, Inserted, RunEnd, RunRow, RunStatus, StepRow, Store,
-    StoreError, WorkflowCounts, now_ms,
+    StoreError, WorkflowCounts, corrupt, count_group, now_ms,
 };
 use crate::behavior::BoxFuture;
 
@@ -394,13 +394,6 @@ impl PostgresStore {
     }
 }
 
-fn corrupt(run: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        run: run.to_owned(),
-        detail: detail.to_string(),
-    }
-}
-
 fn count(run: &str, row: &PgRow, name: &str) -> Result<u32, StoreError> {
     let n: i64 = row.try_get(name).map_err(|e| corrupt(run, e))?;
     u32::try_from(n).map_err(|_| corrupt(run, format!("{name} {n} is out of range")))
@@ -437,6 +430,28 @@ fn step_row(run: &str, row: &PgRow) -> Result<StepRow, StoreError> {
     })
 }
 
+/// Inserts `run` unless a run with its id exists (a start, or a tick's
+/// run inside the schedule's transaction).
+async fn insert_new<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    run: &RunRow,
+) -> Result<sqlx::postgres::PgQueryResult, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO workflow_runs
+         (id, workflow, fingerprint, status, input, created_ms, updated_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&run.id)
+    .bind(&run.workflow)
+    .bind(&run.fingerprint)
+    .bind(run.status.as_str())
+    .bind(&run.input)
+    .bind(run.created_ms)
+    .bind(run.updated_ms)
+    .execute(executor)
+    .await
+}
+
 impl Backend for PostgresStore {
     fn describe(&self) -> String {
         self.name.clone()
@@ -444,21 +459,9 @@ impl Backend for PostgresStore {
 
     fn insert_run<'a>(&'a self, run: &'a RunRow) -> BoxFuture<'a, Result<Inserted, StoreError>> {
         Box::pin(async move {
-            let done = sqlx::query(
-                "INSERT INTO workflow_runs
-                 (id, workflow, fingerprint, status, input, created_ms, updated_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&run.id)
-            .bind(&run.workflow)
-            .bind(&run.fingerprint)
-            .bind(run.status.as_str())
-            .bind(&run.input)
-            .bind(run.created_ms)
-            .bind(run.updated_ms)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.error(format!("starting run \"{}\"", run.id), e))?;
+            let done = insert_new(&self.pool, run)
+                .await
+                .map_err(|e| self.error(format!("starting run \"{}\"", run.id), e))?;
             if done.rows_affected() == 1 {
                 return Ok(Inserted::New);
             }
@@ -603,27 +606,16 @@ impl Backend for PostgresStore {
 
     fn counts_by_workflow(&self) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT workflow, status, COUNT(*) AS n, MIN(created_ms) AS oldest
+            let groups: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+                "SELECT workflow, status, COUNT(*), MIN(created_ms)
                  FROM workflow_runs GROUP BY workflow, status",
             )
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.error("counting runs", e))?;
             let mut counts = WorkflowCounts::new();
-            for row in rows {
-                let get = |e: sqlx::Error| self.error("counting runs", e);
-                let workflow: String = row.try_get("workflow").map_err(get)?;
-                let status: String = row.try_get("status").map_err(get)?;
-                let n: i64 = row.try_get("n").map_err(get)?;
-                let n = u64::try_from(n).unwrap_or(0);
-                let status = RunStatus::parse(&status)
-                    .ok_or_else(|| corrupt("?", format!("unknown status \"{status}\"")))?;
-                counts.entry(workflow).or_default().add(
-                    status,
-                    n,
-                    row.try_get("oldest").map_err(get)?,
-                );
+            for group in groups {
+                count_group(&mut counts, group)?;
             }
             let waiting: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
                 "SELECT workflow, COUNT(*), MIN(created_ms) FROM workflow_runs
@@ -820,21 +812,9 @@ impl Backend for PostgresStore {
                 .await
                 .map_err(|e| self.error(&doing, e))?;
                 if going == 0 {
-                    sqlx::query(
-                        "INSERT INTO workflow_runs
-                         (id, workflow, fingerprint, status, input, created_ms, updated_ms)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-                    )
-                    .bind(&run.id)
-                    .bind(&run.workflow)
-                    .bind(&run.fingerprint)
-                    .bind(run.status.as_str())
-                    .bind(&run.input)
-                    .bind(run.created_ms)
-                    .bind(run.updated_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.error(&doing, e))?;
+                    insert_new(&mut *tx, run)
+                        .await
+                        .map_err(|e| self.error(&doing, e))?;
                 }
             }
             tx.commit().await.map_err(|e| self.error(doing, e))?;

@@ -14,7 +14,7 @@ use sqlx::{Connection, Row};
 
 use super::store::{
     Backend, FailureRow, Fence, Inserted, RunEnd, RunRow, RunStatus, StepRow, Store, StoreError,
-    WorkflowCounts, now_ms,
+    WorkflowCounts, corrupt, count_group, now_ms,
 };
 use crate::behavior::BoxFuture;
 
@@ -402,13 +402,6 @@ fn payload<'q>(
     }
 }
 
-fn corrupt(run: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        run: run.to_owned(),
-        detail: detail.to_string(),
-    }
-}
-
 fn run_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
     let id: String = row.try_get("id").map_err(|e| corrupt("?", e))?;
     let get = |e: sqlx::Error| corrupt(&id, e);
@@ -637,27 +630,16 @@ impl Backend for SqliteStore {
 
     fn counts_by_workflow(&self) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT workflow, status, COUNT(*) AS n, MIN(created_ms) AS oldest
+            let groups: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+                "SELECT workflow, status, COUNT(*), MIN(created_ms)
                  FROM workflow_runs GROUP BY workflow, status",
             )
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.error("counting runs", e))?;
             let mut counts = WorkflowCounts::new();
-            for row in rows {
-                let get = |e: sqlx::Error| self.error("counting runs", e);
-                let workflow: String = row.try_get("workflow").map_err(get)?;
-                let status: String = row.try_get("status").map_err(get)?;
-                let n: i64 = row.try_get("n").map_err(get)?;
-                let n = u64::try_from(n).unwrap_or(0);
-                let status = RunStatus::parse(&status)
-                    .ok_or_else(|| corrupt("?", format!("unknown status \"{status}\"")))?;
-                counts.entry(workflow).or_default().add(
-                    status,
-                    n,
-                    row.try_get("oldest").map_err(get)?,
-                );
+            for group in groups {
+                count_group(&mut counts, group)?;
             }
             Ok(counts)
         })

@@ -231,6 +231,30 @@ pub enum RunEnd {
     Incompatible(String),
 }
 
+/// A row that does not read back as a journal row: the run, and why.
+pub(crate) fn corrupt(run: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        run: run.to_owned(),
+        detail: detail.to_string(),
+    }
+}
+
+/// Counts one `(workflow, status)` group of a SQL store's
+/// `SELECT workflow, status, COUNT(*), MIN(created_ms) .. GROUP BY
+/// workflow, status` into `counts`.
+pub(crate) fn count_group(
+    counts: &mut WorkflowCounts,
+    (workflow, status, n, oldest): (String, String, i64, Option<i64>),
+) -> Result<(), StoreError> {
+    let status = RunStatus::parse(&status)
+        .ok_or_else(|| corrupt("?", format!("unknown status \"{status}\"")))?;
+    counts
+        .entry(workflow)
+        .or_default()
+        .add(status, u64::try_from(n).unwrap_or(0), oldest);
+    Ok(())
+}
+
 /// The earlier of two optional times.
 fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     match (a, b) {
