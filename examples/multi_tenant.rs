@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use workflow_suite::multi_tenant::TenantApp;
+use workflow_suite::multi_tenant::{Tenant, TenantApp};
 
 const HELP: &str = "multi_tenant: tenant isolation through the workflow context
 
@@ -19,7 +19,8 @@ USAGE: cargo run --example multi_tenant -- [--addr HOST:PORT] [--db PATH]
 Try:
   curl -i -X POST localhost:3001/api/orders -H 'x-tenant: acme' -H 'content-type: application/json' -d '{\"note\":\"hi\"}'
   curl -i localhost:3001/api/orders/1 -H 'x-tenant: acme'     # 200
-  curl -i localhost:3001/api/orders/1 -H 'x-tenant: globex'   # 403, nothing else";
+  curl -i localhost:3001/api/orders/1 -H 'x-tenant: globex'   # 403, nothing else
+  curl -i localhost:3001/api/orders/1 -H 'x-tenant: initech'  # 403, unknown tenant";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,7 +41,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().init();
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "multi-tenant API listening");
-    axum::serve(listener, TenantApp::new(&db).await?.router())
+    let app = TenantApp::new(&db).await?;
+    // The tenant directory: the tenants the `X-Tenant` header may name.
+    for (id, name) in [
+        ("acme", "Acme Corporation"),
+        ("globex", "Globex Corporation"),
+    ] {
+        app.add_tenant(&Tenant {
+            id: id.into(),
+            name: name.into(),
+        })
+        .await?;
+    }
+    axum::serve(listener, app.router())
         .with_graceful_shutdown(workflow_runtime::host::stop_signal())
         .await?;
     Ok(())

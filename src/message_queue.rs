@@ -115,13 +115,15 @@ impl Queue {
         Ok(())
     }
 
-    /// Acknowledges a message: it never comes back.
-    pub async fn acknowledge(&self, id: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE queue SET acked = 1 WHERE id = ?1")
+    /// Acknowledges a message: it never comes back. `false` when it was
+    /// acknowledged already, by a consumer that received it again after
+    /// this one's visibility ran out: then it was processed twice.
+    pub async fn acknowledge(&self, id: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE queue SET acked = 1 WHERE id = ?1 AND acked = 0")
             .bind(id)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// A message's receive count and whether it was acknowledged.
@@ -151,8 +153,12 @@ pub struct Consumer {
 }
 
 /// Runs the guide's MessageProcessor once: receive → process →
-/// acknowledge → completed. `Ok(None)` when the queue had nothing visible.
-/// The message id travels in the context's metadata (`messageId`).
+/// acknowledge → then "completed", which asserts the outcome as the guide
+/// does: nothing was waiting, or the message was processed and this
+/// consumer's acknowledgement is the one that took (a message acknowledged
+/// first by another consumer, after this one's visibility ran out, fails
+/// it). `Ok(None)` when the queue had nothing visible. The message id
+/// travels in the context's metadata (`messageId`).
 pub async fn process_one(
     runner: &Runner,
     queue: &Queue,
@@ -188,21 +194,17 @@ pub async fn process_one(
                     Ok((queue, true))
                 })
                 .try_when_async("acknowledge", move |(queue, processed)| async move {
-                    if processed {
-                        let id = ctx
-                            .try_metadata::<i64>("messageId")
-                            .map_err(StepError::new)?;
-                        queue.acknowledge(id).await.map_err(StepError::new)?;
+                    if !processed {
+                        return Ok(true);
                     }
-                    Ok::<_, StepError>(processed)
+                    let id = ctx
+                        .try_metadata::<i64>("messageId")
+                        .map_err(StepError::new)?;
+                    queue.acknowledge(id).await.map_err(StepError::new)
                 })
-                .then("completed", |_| true)
+                .then("completed", |&success| success)
                 .await
-                .map(|processed| {
-                    processed
-                        .then(|| ctx.metadata::<i64>("messageId"))
-                        .flatten()
-                })
+                .map(|_| ctx.metadata::<i64>("messageId"))
         })
         .await
 }

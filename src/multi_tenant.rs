@@ -1,5 +1,6 @@
-//! The guide's multi-tenancy: the tenant comes from the `X-Tenant` request
-//! header into every workflow context through the runner's context
+//! The guide's multi-tenancy: the `X-Tenant` request header names a tenant
+//! of the service's directory, whose id and name reach every workflow
+//! context (`tenantId`, `tenantName`) through the runner's context
 //! factory, and a step that meets another tenant's order fails with a
 //! tenant error, which the API answers with 403 and nothing else.
 
@@ -18,8 +19,29 @@ use workflow_runtime::prelude::*;
 use workflow_runtime::{StepError, WorkflowError};
 
 tokio::task_local! {
-    /// The tenant of the request being served.
-    static TENANT: String;
+    /// The tenant of the request being served: the guide's tenant
+    /// provider, scoped to the request's task.
+    static TENANT: Tenant;
+}
+
+/// A tenant of the service, as its directory knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tenant {
+    /// What requests name it by (the `X-Tenant` header).
+    pub id: String,
+    /// Its display name.
+    pub name: String,
+}
+
+/// An order as a tenant reads it: with the tenant's name, which the
+/// workflow takes from its context.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OrderView {
+    /// The order.
+    #[serde(flatten)]
+    pub order: TenantOrder,
+    /// The name of the tenant it belongs to.
+    pub tenant_name: String,
 }
 
 /// An order that belongs to a tenant.
@@ -74,16 +96,21 @@ impl TenantApp {
     /// connection (see [`open_pool`](crate::db::open_pool)).
     pub async fn new(db: &Path) -> Result<TenantApp, sqlx::Error> {
         let pool = crate::db::open_pool(db).await?;
-        sqlx::query(
+        sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS tenant_orders (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, note TEXT NOT NULL)",
+                 id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, note TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS tenants (id TEXT PRIMARY KEY, name TEXT NOT NULL);",
         )
         .execute(&pool)
         .await?;
-        // Every context the runner makes carries the request's tenant.
+        // Every context the runner makes carries the request's tenant, as
+        // the guide's tenant-aware factory sets it.
         let runner = Runner::builder()
             .context_factory(|ctx| {
-                let _ = TENANT.try_with(|tenant| ctx.set_metadata("tenantId", tenant.clone()));
+                let _ = TENANT.try_with(|tenant| {
+                    ctx.set_metadata("tenantId", tenant.id.clone());
+                    ctx.set_metadata("tenantName", tenant.name.clone());
+                });
             })
             .build()
             .expect("no workflow is registered by name");
@@ -96,6 +123,56 @@ impl TenantApp {
             .route("/api/orders", post(create))
             .route("/api/orders/{id}", get(read))
             .with_state(self)
+    }
+
+    /// Adds `tenant` to the directory, or renames it.
+    pub async fn add_tenant(&self, tenant: &Tenant) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO tenants (id, name) VALUES (?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+        )
+        .bind(&tenant.id)
+        .bind(&tenant.name)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The tenant a request names, if the directory has it.
+    async fn tenant(&self, id: &str) -> Result<Option<Tenant>, sqlx::Error> {
+        let name: Option<String> = sqlx::query_scalar("SELECT name FROM tenants WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(name.map(|name| Tenant {
+            id: id.to_owned(),
+            name,
+        }))
+    }
+
+    /// The tenant named by the request's `X-Tenant` header, or the answer
+    /// for a request without one (400) or with one the directory does not
+    /// know (403).
+    async fn tenant_of(&self, headers: &HeaderMap) -> Result<Tenant, Response> {
+        let Some(id) = headers
+            .get("x-tenant")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        else {
+            return Err(problem(
+                StatusCode::BAD_REQUEST,
+                "the X-Tenant header is required",
+            ));
+        };
+        match self.tenant(id).await {
+            Ok(Some(tenant)) => Ok(tenant),
+            Ok(None) => Err(problem(StatusCode::FORBIDDEN, "unknown tenant")),
+            Err(_) => Err(problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not read the tenant directory",
+            )),
+        }
     }
 
     /// Reads an order whatever its tenant: checking the tenant is the
@@ -134,24 +211,16 @@ fn problem(status: StatusCode, title: &str) -> Response {
         .into_response()
 }
 
-fn tenant_of(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-tenant")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-}
-
 async fn create(
     State(app): State<TenantApp>,
     headers: HeaderMap,
     Json(order): Json<NewOrder>,
 ) -> Response {
-    let Some(tenant) = tenant_of(&headers) else {
-        return problem(StatusCode::BAD_REQUEST, "the X-Tenant header is required");
+    let tenant = match app.tenant_of(&headers).await {
+        Ok(tenant) => tenant,
+        Err(answer) => return answer,
     };
-    match app.insert(&tenant, &order.note).await {
+    match app.insert(&tenant.id, &order.note).await {
         Ok(id) => (
             StatusCode::CREATED,
             [(header::LOCATION, format!("/api/orders/{id}"))],
@@ -169,8 +238,9 @@ async fn read(
     headers: HeaderMap,
     UrlPath(id): UrlPath<i64>,
 ) -> Response {
-    let Some(tenant) = tenant_of(&headers) else {
-        return problem(StatusCode::BAD_REQUEST, "the X-Tenant header is required");
+    let tenant = match app.tenant_of(&headers).await {
+        Ok(tenant) => tenant,
+        Err(answer) => return answer,
     };
     let runner = app.runner.clone();
     let run = runner.run_fn("ReadOrder", move |ctx| async move {
@@ -193,6 +263,10 @@ async fn read(
                 } else {
                     Err(StepError::new(TenantError))
                 }
+            })
+            .when("present order", |order| OrderView {
+                tenant_name: ctx.metadata::<String>("tenantName").unwrap_or_default(),
+                order,
             })
             .await
     });

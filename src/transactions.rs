@@ -1,10 +1,13 @@
-//! The guide's transaction management: a workflow inside one SQLite
-//! transaction that commits only if every step passed, and rolls back
-//! otherwise: after a failed step, a panic, or a cancellation.
+//! The guide's transaction management: [`TransactionalWorkflow<T>`] runs a
+//! workflow inside one SQLite transaction that commits only if every step
+//! passed, and rolls back otherwise: after a failed step, a panic, or a
+//! cancellation. Placing an order and restocking are two workflows on it.
 
+use std::future::Future;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-use sqlx::SqliteConnection;
+use sqlx::{SqliteConnection, SqlitePool};
 use workflow_runtime::prelude::*;
 use workflow_runtime::{StepError, WorkflowContext};
 
@@ -124,57 +127,189 @@ async fn take_stock(tx: &mut SqliteConnection, items: &[Item]) -> Result<(), Ste
     Ok(())
 }
 
+/// The transaction a [`TransactionalWorkflow`] hands its workflow.
+pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// Why a [`TransactionalWorkflow`] did not commit.
+#[derive(Debug)]
+pub enum TransactionError {
+    /// The transaction could not begin or commit.
+    Database(sqlx::Error),
+    /// The workflow failed (a step failed, panicked or was cancelled):
+    /// the transaction, dropped with the step's value, rolled back.
+    Workflow(WorkflowError),
+    /// The workflow returned, but not every step of its context passed (a
+    /// nested step whose failure the step calling it handled): rolled
+    /// back, as the guide rolls back unless `AllPassed`.
+    NotAllPassed {
+        /// The workflow.
+        workflow: String,
+        /// The first step that did not pass.
+        step: String,
+    },
+}
+
+impl std::fmt::Display for TransactionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransactionError::Database(error) => write!(f, "the transaction failed: {error}"),
+            TransactionError::Workflow(error) => error.fmt(f),
+            TransactionError::NotAllPassed { workflow, step } => write!(
+                f,
+                "workflow \"{workflow}\" rolled back: step \"{step}\" did not pass"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TransactionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TransactionError::Database(error) => Some(error),
+            TransactionError::Workflow(error) => Some(error),
+            TransactionError::NotAllPassed { .. } => None,
+        }
+    }
+}
+
+/// The guide's `TransactionalWorkflow<T>`: runs any workflow producing a
+/// `T` inside one transaction, committing only when every step passed.
+///
+/// The workflow gets the transaction by value and hands it back with its
+/// result, threading it through its steps inside the chain's value: a step
+/// that fails, panics or is cancelled drops it, and a dropped transaction
+/// rolls back, so no path leaves half a workflow committed. (The guide
+/// shares one database context between the steps; here the borrow checker
+/// sees that no step keeps the transaction past its turn.)
+pub struct TransactionalWorkflow<T> {
+    pool: SqlitePool,
+    value: PhantomData<fn() -> T>,
+}
+
+impl<T> TransactionalWorkflow<T> {
+    /// Runs transactions on `pool`.
+    pub fn new(pool: SqlitePool) -> Self {
+        TransactionalWorkflow {
+            pool,
+            value: PhantomData,
+        }
+    }
+
+    /// Begins a transaction, runs `workflow` on it under `ctx`, and
+    /// commits if it returned and every step of `ctx` passed.
+    pub async fn execute<F, Fut>(
+        &self,
+        ctx: &WorkflowContext,
+        workflow: F,
+    ) -> Result<T, TransactionError>
+    where
+        F: FnOnce(Tx) -> Fut,
+        Fut: Future<Output = Result<(Tx, T), WorkflowError>>,
+    {
+        let tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(TransactionError::Database)?;
+        let (tx, value) = workflow(tx).await.map_err(TransactionError::Workflow)?;
+        let not_passed = ctx.with_steps(|steps| {
+            steps
+                .iter()
+                .find(|step| !step.outcome.is_passed())
+                .map(|step| step.title.to_string())
+        });
+        if let Some(step) = not_passed {
+            tx.rollback().await.map_err(TransactionError::Database)?;
+            return Err(TransactionError::NotAllPassed {
+                workflow: ctx.name().to_owned(),
+                step,
+            });
+        }
+        tx.commit().await.map_err(TransactionError::Database)?;
+        Ok(value)
+    }
+}
+
 /// Places an order in one transaction: save the order, take the stock,
 /// check it. Commits only when every step passed.
-///
-/// The transaction travels through the steps inside the chain's value, so
-/// a step that fails, panics or is cancelled drops it, and a dropped sqlx
-/// transaction rolls back.
 pub async fn place_order(
     db: PathBuf,
     customer: String,
     items: Vec<Item>,
     fault: Fault,
-) -> Result<i64, WorkflowError> {
-    let pool = crate::db::open_pool(&db).await.expect("the database opens");
-    let tx = pool.begin().await.expect("a transaction starts");
+) -> Result<i64, TransactionError> {
+    let pool = crate::db::open_pool(&db)
+        .await
+        .map_err(TransactionError::Database)?;
+    let placing = TransactionalWorkflow::new(pool.clone());
     let ctx = WorkflowContext::new("PlaceOrder");
     // The steps are `Fn` closures returning `async move` futures, which
     // cannot move the context out of the closure: a reference copies in.
     let ctx = &ctx;
-    let result = Workflow::given(ctx, "an order", || (tx, customer, items))
-        .try_when_async("save order", move |(mut tx, customer, items)| async move {
-            let id = save_order(&mut tx, &customer, &items).await?;
-            if fault == Fault::CancelAfterSave {
-                ctx.cancel();
-            }
-            Ok::<_, sqlx::Error>((tx, id, items))
+    let result = placing
+        .execute(ctx, |tx| {
+            Workflow::given(ctx, "an order", || (tx, customer, items))
+                .try_when_async("save order", move |(mut tx, customer, items)| async move {
+                    let id = save_order(&mut tx, &customer, &items).await?;
+                    if fault == Fault::CancelAfterSave {
+                        ctx.cancel();
+                    }
+                    Ok::<_, sqlx::Error>((tx, id, items))
+                })
+                .try_and_async("update inventory", move |(mut tx, id, items)| async move {
+                    if fault == Fault::PanicInInventory {
+                        panic!("inventory service crashed");
+                    }
+                    take_stock(&mut tx, &items).await.map(|()| (tx, id))
+                })
+                .then("order saved", |(_, id)| *id > 0)
+                .result()
         })
-        .try_and_async("update inventory", move |(mut tx, id, items)| async move {
-            if fault == Fault::PanicInInventory {
-                panic!("inventory service crashed");
-            }
-            take_stock(&mut tx, &items).await.map(|()| (tx, id))
-        })
-        .then("order saved", |(_, id)| *id > 0)
-        .result()
         .await;
-    let result = match result {
-        // Every step passed: keep it all.
-        Ok((tx, id)) if ctx.all_passed() => {
-            tx.commit().await.expect("the transaction commits");
-            Ok(id)
-        }
-        // Anything else: dropping the transaction rolls it back.
-        Ok((tx, id)) => {
-            drop(tx);
-            Ok(id)
-        }
-        Err(error) => Err(error),
-    };
     // Closing waits for the rollback (queued on the connection when a
     // transaction is dropped) to run, so the next open sees the file as
     // this run left it.
+    pool.close().await;
+    result
+}
+
+/// An item's stock after a restock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stock {
+    /// The item.
+    pub sku: String,
+    /// How many are in stock now.
+    pub quantity: i64,
+}
+
+/// Adds `quantity` of `sku` to the stock, in one transaction with its
+/// check: the same [`TransactionalWorkflow`], for another workflow and
+/// another result type.
+pub async fn restock(db: PathBuf, sku: String, quantity: i64) -> Result<Stock, TransactionError> {
+    let pool = crate::db::open_pool(&db)
+        .await
+        .map_err(TransactionError::Database)?;
+    let restocking = TransactionalWorkflow::new(pool.clone());
+    let ctx = WorkflowContext::new("Restock");
+    let ctx = &ctx;
+    let result = restocking
+        .execute(ctx, |tx| {
+            Workflow::given(ctx, "a delivery", || (tx, sku, quantity))
+                .try_when_async("add stock", |(mut tx, sku, quantity)| async move {
+                    let now: i64 = sqlx::query_scalar(
+                        "UPDATE inventory SET quantity = quantity + ?1 WHERE sku = ?2
+                         RETURNING quantity",
+                    )
+                    .bind(quantity)
+                    .bind(&sku)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    Ok::<_, sqlx::Error>((tx, Stock { sku, quantity: now }))
+                })
+                .then("stock not negative", |(_, stock)| stock.quantity >= 0)
+                .result()
+        })
+        .await;
     pool.close().await;
     result
 }

@@ -102,3 +102,30 @@ async fn a_consumer_killed_mid_message_loses_nothing() {
     assert_eq!(queue.state(id).await.unwrap(), (2, true));
     assert_eq!(queue.processed().await.unwrap(), [id]);
 }
+
+#[tokio::test]
+async fn completed_fails_when_another_consumer_acknowledged_first() {
+    let queue = Queue::open(&db("twice")).await.unwrap();
+    let runner = Runner::builder().build().unwrap();
+    let id = queue.enqueue("slow").await.unwrap();
+    // The slow consumer's visibility runs out while it works, so a second
+    // consumer receives the message, processes it and acknowledges first.
+    let slow = Consumer {
+        visibility: Duration::from_millis(50),
+        work: Duration::from_millis(600),
+    };
+    let slow_run = {
+        let (runner, queue) = (runner.clone(), queue.clone());
+        tokio::spawn(async move { process_one(&runner, &queue, slow).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(process_one(&runner, &queue, QUICK).await.unwrap(), Some(id));
+    let err = slow_run.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, WorkflowError::Assertion { step } if &*step.title == "completed"),
+        "{err:?}"
+    );
+    // Processed twice, which the failed run reports; acknowledged once.
+    assert_eq!(queue.processed().await.unwrap(), [id, id]);
+    assert_eq!(queue.state(id).await.unwrap(), (2, true));
+}

@@ -1,7 +1,7 @@
 //! Tenant isolation over real HTTP: a request for another tenant's order
 //! is refused and nothing about it leaks in the body.
 
-use workflow_suite::multi_tenant::TenantApp;
+use workflow_suite::multi_tenant::{Tenant, TenantApp};
 
 async fn start() -> String {
     let db = std::env::temp_dir().join(format!("tenants-{}.db", std::process::id()));
@@ -11,6 +11,17 @@ async fn start() -> String {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
     let app = TenantApp::new(&db).await.unwrap();
+    for (id, name) in [
+        ("acme", "Acme Corporation"),
+        ("globex", "Globex Corporation"),
+    ] {
+        app.add_tenant(&Tenant {
+            id: id.into(),
+            name: name.into(),
+        })
+        .await
+        .unwrap();
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app.router()).await });
@@ -40,6 +51,10 @@ async fn tenants_never_see_each_others_orders() {
     assert_eq!(own.status(), 200);
     let order: serde_json::Value = own.json().await.unwrap();
     assert_eq!(order["note"], "acme's secret plans");
+    assert_eq!(order["tenant_id"], "acme");
+    // The name comes from the run's context (`tenantName`), which the
+    // runner's context factory filled from the tenant directory.
+    assert_eq!(order["tenant_name"], "Acme Corporation");
 
     let other = client
         .get(format!("{base}{location}"))
@@ -57,6 +72,28 @@ async fn tenants_never_see_each_others_orders() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 400);
+
+    // A tenant the directory does not know reads nothing, and cannot write.
+    let stranger = client
+        .get(format!("{base}{location}"))
+        .header("x-tenant", "initech")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), 403);
+    let body = stranger.text().await.unwrap();
+    assert!(
+        body.contains("unknown tenant") && !body.contains("secret"),
+        "{body}"
+    );
+    let refused = client
+        .post(format!("{base}/api/orders"))
+        .header("x-tenant", "initech")
+        .json(&serde_json::json!({"note": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
 
     let missing = client
         .get(format!("{base}/api/orders/999"))

@@ -8,6 +8,8 @@ use crate::options::{BehaviorOption, Kind};
 /// A `#[workflow]` impl block.
 pub(crate) struct Workflow {
     pub(crate) self_ty: Type,
+    /// The impl block's parameters: the workflow's dependencies.
+    pub(crate) generics: syn::Generics,
     pub(crate) name: String,
     pub(crate) description: Option<String>,
     pub(crate) krate: Path,
@@ -145,4 +147,21 @@ pub(crate) struct FreeStep {
     pub(crate) params: Vec<Option<Ident>>,
     pub(crate) item: syn::ItemFn,
     pub(crate) ret: Type,
+}
+
+/// The generics for an impl of the runtime's traits on a `#[workflow]`
+/// type: the block's own, plus the `Send + Sync + 'static` every workflow
+/// needs, so a generic workflow's impl holds exactly where its type does
+/// and a dependency that is not `Send` is reported where it is used.
+pub(crate) fn impl_generics(generics: &syn::Generics, self_ty: &Type) -> syn::Generics {
+    let mut generics = generics.clone();
+    if !generics.params.is_empty() {
+        generics
+            .make_where_clause()
+            .predicates
+            .push(syn::parse_quote!(
+                #self_ty: ::core::marker::Send + ::core::marker::Sync + 'static
+            ));
+    }
+    generics
 }

@@ -42,10 +42,13 @@ pub(crate) fn workflow(
         ));
         return None;
     }
-    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+    // A workflow runs on a runtime's tasks, so it owns what it holds: a
+    // borrowed dependency cannot be one.
+    if let Some(lifetime) = item.generics.lifetimes().next() {
         errors.push(syn::Error::new_spanned(
-            &item.generics,
-            "`#[workflow]` does not support generic impl blocks: a workflow's step types must be concrete",
+            lifetime,
+            "a workflow cannot borrow: it runs on a runtime's tasks, so it must be `'static`; \
+             own the dependency or hold an `Arc` of it",
         ));
         return None;
     }
@@ -86,6 +89,9 @@ pub(crate) fn workflow(
         }
     }
     if steps.len() != raw.step_attrs {
+        return None;
+    }
+    if !generic_free(&item.generics, &steps, errors) {
         return None;
     }
     // A workflow's `timeout` and `retry` go on each step that takes
@@ -130,6 +136,7 @@ pub(crate) fn workflow(
     Some(Workflow {
         schedule: schedule(&raw.options),
         self_ty: (*item.self_ty).clone(),
+        generics: item.generics.clone(),
         name,
         description: raw.options.description.map(|d| d.value()).or(raw.doc),
         krate: raw.options.krate.unwrap_or_else(default_crate),
@@ -141,6 +148,56 @@ pub(crate) fn workflow(
         step_timeout: raw.options.step_timeout,
         continue_on_error: raw.options.continue_on_error,
         behaviors: values,
+    })
+}
+
+/// Whether no step's input or output names a parameter of the impl
+/// block (`impl<R: OrderRepo> Processor<R>`): the parameters are the
+/// workflow's dependencies, held in its fields, while the pipeline's types
+/// stay concrete so each step's check and record can name them. One error
+/// on each type that does name one.
+fn generic_free(generics: &syn::Generics, steps: &[Step], errors: &mut Errors) -> bool {
+    let params: Vec<String> = generics
+        .type_params()
+        .map(|p| p.ident.to_string())
+        .chain(generics.const_params().map(|p| p.ident.to_string()))
+        .collect();
+    if params.is_empty() {
+        return true;
+    }
+    let mut free = true;
+    for step in steps {
+        let output = match &step.output {
+            Output::Unit => None,
+            Output::Value(ty) => Some(ty),
+            Output::Fallible { full, .. } => Some(&**full),
+        };
+        let types = [("takes", step.input.ty()), ("returns", output)];
+        for (verb, ty) in types {
+            let Some(ty) = ty else { continue };
+            if let Some(param) = params.iter().find(|p| mentions(quote::quote!(#ty), p)) {
+                free = false;
+                errors.push(syn::Error::new_spanned(
+                    ty,
+                    format!(
+                        "step \"{}\" {verb} `{}`, which depends on the impl's parameter `{param}`: \
+                         a workflow's step types must be concrete (its fields may use `{param}`)",
+                        step.title,
+                        crate::expand::type_string(ty),
+                    ),
+                ));
+            }
+        }
+    }
+    free
+}
+
+/// Whether `tokens` name the identifier `name` anywhere.
+fn mentions(tokens: proc_macro2::TokenStream, name: &str) -> bool {
+    tokens.into_iter().any(|token| match token {
+        proc_macro2::TokenTree::Ident(ident) => ident == name,
+        proc_macro2::TokenTree::Group(group) => mentions(group.stream(), name),
+        _ => false,
     })
 }
 

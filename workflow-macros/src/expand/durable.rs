@@ -41,6 +41,8 @@ pub(crate) fn durable_impl(
 ) -> TokenStream {
     let krate = &model.krate;
     let self_ty = &model.self_ty;
+    let generics = crate::model::impl_generics(&model.generics, self_ty);
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
     let private = quote!(#krate::__private);
     let workflow = &model.name;
 
@@ -84,7 +86,7 @@ pub(crate) fn durable_impl(
         None => quote!(::core::option::Option::None),
     };
     quote! {
-        impl #private::Durable for #self_ty {
+        impl #impl_generics #private::Durable for #self_ty #where_clause {
             const FINGERPRINT: &'static str = #fingerprint;
             const VERSION: ::core::option::Option<&'static str> = #version;
             const INPUT: #private::ValueCodec<#input_ty> = {

@@ -10,7 +10,7 @@ use syn::{ItemImpl, Path, Type};
 use crate::model::Workflow;
 
 /// The stub impl, or nothing for an impl block no impl can be written for
-/// (a trait impl, generics).
+/// (a trait impl, a borrowing workflow).
 pub(crate) fn definition(
     item: &ItemImpl,
     model: Option<&Workflow>,
@@ -18,10 +18,12 @@ pub(crate) fn definition(
     name: Option<String>,
     durable: bool,
 ) -> TokenStream {
-    if item.trait_.is_some() || !item.generics.params.is_empty() {
+    if item.trait_.is_some() || item.generics.lifetimes().next().is_some() {
         return TokenStream::new();
     }
     let self_ty = &item.self_ty;
+    let generics = crate::model::impl_generics(&item.generics, self_ty);
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
     let krate = model
         .map(|m| m.krate.clone())
         .or(krate)
@@ -39,7 +41,7 @@ pub(crate) fn definition(
     // `W::ID` keep compiling.
     let durable = durable.then(|| {
         quote! {
-            impl #private::Durable for #self_ty {
+            impl #impl_generics #private::Durable for #self_ty #where_clause {
                 const FINGERPRINT: &'static str = "";
                 const INPUT: #private::ValueCodec<#input> = #private::ValueCodec::unreachable();
                 const OUTPUT: #private::ValueCodec<#output> = #private::ValueCodec::unreachable();
@@ -49,7 +51,7 @@ pub(crate) fn definition(
         }
     });
     quote! {
-        impl #krate::WorkflowDefinition for #self_ty {
+        impl #impl_generics #krate::WorkflowDefinition for #self_ty #where_clause {
             type Input = #input;
             type Output = #output;
             const NAME: &'static str = #name;

@@ -11,6 +11,8 @@ mod free_step;
 mod snapshots;
 mod workflow;
 
+pub(crate) use workflow::type_string;
+
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 

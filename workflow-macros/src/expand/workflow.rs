@@ -13,6 +13,8 @@ use crate::options::Kind;
 pub(crate) fn definition(model: &Workflow) -> TokenStream {
     let krate = &model.krate;
     let self_ty = &model.self_ty;
+    let generics = crate::model::impl_generics(&model.generics, self_ty);
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
     let name = &model.name;
     let description = match &model.description {
         Some(d) => quote!(::core::option::Option::Some(#d)),
@@ -141,7 +143,7 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
     };
     let context = super::behaviors::workflow_context(model);
     quote! {
-        impl #krate::WorkflowDefinition for #self_ty {
+        impl #impl_generics #krate::WorkflowDefinition for #self_ty #where_clause {
             type Input = #input_ty;
             type Output = #current;
             const NAME: &'static str = #name;
