@@ -23,14 +23,14 @@ use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use workflow_runtime::behavior::{BreakerConfig, Breakers, CircuitOpen, Metrics, Tracing};
+use workflow_runtime::behavior::{BreakerConfig, Breakers, CircuitOpen, Logging, Metrics, Tracing};
 use workflow_runtime::durable::{DurableError, SqliteOptions, SqliteStore, SqliteTx, Store};
 use workflow_runtime::handlers::Handlers;
 use workflow_runtime::host::{HealthStatus, Runner, Schedule, WorkflowHost};
@@ -344,6 +344,7 @@ impl App {
             )
             .behavior(Tracing)
             .behavior(Metrics)
+            .behavior(Logging)
             .handlers(handlers)
             .breakers(breakers)
             .build()
@@ -542,9 +543,14 @@ async fn create_order(
     };
     // Dropped with the request if the client leaves: the run goes on.
     match run.result().await {
+        // The run id is the run's correlation id: its `Logging` events
+        // carry it, in whichever process drives the run.
         Ok(order) => (
             StatusCode::CREATED,
-            [(header::LOCATION, format!("/api/orders/{}", order.id))],
+            [
+                (header::LOCATION, format!("/api/orders/{}", order.id)),
+                (HeaderName::from_static("x-correlation-id"), run_id),
+            ],
             Json(order),
         )
             .into_response(),
@@ -572,9 +578,9 @@ async fn create_order(
                 .find(|meta| meta.title == step)
                 .map(|meta| meta.kind.as_str());
             if declined {
-                tracing::info!(%error, %step, "payment declined");
+                tracing::info!(%error, %step, correlation_id = run_id, "payment declined");
             } else {
-                tracing::error!(%error, %step, "order creation failed");
+                tracing::error!(%error, %step, correlation_id = run_id, "order creation failed");
             }
             problem(
                 status,

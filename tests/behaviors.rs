@@ -1,13 +1,14 @@
 //! Behaviors on tokio's paused clock: exact schedules, exact transitions.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use workflow_runtime::behavior::{
-    Attempted, Behavior, BoxFuture, BreakerConfig, CircuitBreaker, CircuitOpen, CircuitState, Next,
-    Retry, StepScope, Timeout,
+    Attempted, Behavior, BehaviorExt, BoxFuture, BreakerConfig, CircuitBreaker, CircuitOpen,
+    CircuitState, Next, Retry, StepScope, Timeout,
 };
 use workflow_runtime::prelude::*;
 use workflow_runtime::{StepFailure, WorkflowOptions};
@@ -688,4 +689,143 @@ async fn a_behavior_that_asks_forever_yields_so_the_step_timeout_ends_it() {
         .await
         .unwrap_err();
     assert!(matches!(err, WorkflowError::TimedOut { .. }), "{err}");
+}
+
+// ---- behaviors around one call inside a step ----------------------------
+
+/// The bank a step calls: fails its first `failures` calls.
+fn bank(script: &Script, cents: u32) -> impl Future<Output = Result<u32, Flaky>> + use<> {
+    let script = script.clone();
+    async move { script.call(cents).await }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_around_one_call_retries_only_that_call_and_records_it_under_the_step() {
+    let ctx = WorkflowContext::new("Pay");
+    let script = Script::failing(2);
+    let validated = Arc::new(AtomicU32::new(0));
+    let cents = Workflow::given(&ctx, "an order", || 250)
+        .try_when_async("charge", |cents| {
+            let (ctx, script, validated) = (ctx.clone(), script.clone(), validated.clone());
+            async move {
+                // Work before the call runs once, however often the call is retried.
+                validated.fetch_add(1, Ordering::SeqCst);
+                Retry::max_attempts(3)
+                    .backoff(ms(100))
+                    .call_again(&ctx, "call bank", || bank(&script, cents))
+                    .await
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(cents, 250);
+    assert_eq!(validated.load(Ordering::SeqCst), 1);
+    assert_eq!(script.gaps(), [ms(110), ms(210)]);
+    let steps = ctx.steps();
+    let titles: Vec<_> = steps.iter().map(|s| s.title.to_string()).collect();
+    assert_eq!(titles, ["an order", "call bank", "charge"]);
+    let (call, charge) = (&steps[1], &steps[2]);
+    assert_eq!(call.parent, Some(charge.id));
+    assert_eq!(call.attempts, 3);
+    assert_eq!(call.attempt_elapsed, [ms(10); 3]);
+    assert_eq!(charge.parent, None);
+    assert_eq!(charge.attempts, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_breaker_around_one_call_opens_and_refuses_with_its_name() {
+    let ctx = WorkflowContext::new("Pay");
+    let breaker = breaker("bank", 2, ms(1_000));
+    let script = Script::failing(10);
+    let charge = |cents: u32| {
+        let (ctx, breaker, script) = (ctx.clone(), breaker.clone(), script.clone());
+        async move { breaker.call(&ctx, "call bank", bank(&script, cents)).await }
+    };
+    for expected in [1, 2] {
+        let err = charge(5).await.unwrap_err();
+        assert_eq!(err.downcast_ref::<Flaky>().map(|f| f.0), Some(expected));
+    }
+    assert_eq!(breaker.state(), CircuitState::Open);
+    let refused = charge(5).await.unwrap_err();
+    assert_eq!(
+        refused
+            .downcast_ref::<CircuitOpen>()
+            .map(|open| &*open.breaker),
+        Some("bank")
+    );
+    assert_eq!(
+        script.calls.load(Ordering::SeqCst),
+        2,
+        "the open breaker never reached the bank"
+    );
+    // Made outside any step, each call is a step of its own.
+    let steps = ctx.steps();
+    assert_eq!(steps.len(), 3);
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.parent.is_none() && s.title == "call bank")
+    );
+    assert!(
+        steps[2].outcome.to_string().contains("bank"),
+        "{}",
+        steps[2].outcome
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_around_one_call_fails_the_call_with_the_workflow_and_title() {
+    let ctx = WorkflowContext::new("Pay");
+    let err = Workflow::given(&ctx, "an order", || 1)
+        .try_when_async("charge", |n| {
+            let ctx = ctx.clone();
+            async move {
+                Timeout::new(ms(50))
+                    .call(&ctx, "call bank", async move {
+                        tokio::time::sleep(ms(500)).await;
+                        Ok::<_, Flaky>(n)
+                    })
+                    .await
+            }
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"workflow "Pay", step When "charge" failed: workflow "Pay", step When "call bank" timed out after 50ms"#
+    );
+    let steps = ctx.steps();
+    assert_eq!(steps[1].title, "call bank");
+    assert!(matches!(
+        steps[1].outcome,
+        workflow_runtime::StepOutcome::Failed(StepFailure::TimedOut(after)) if after == ms(50)
+    ));
+    assert_eq!(steps[1].parent, Some(steps[2].id));
+    assert_eq!(steps[1].elapsed, ms(50));
+}
+
+#[tokio::test]
+async fn the_context_behaviors_wrap_the_step_not_again_the_call_inside_it() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let ctx = WorkflowContext::builder("Pay")
+        .behavior(Mark("context", log.clone()))
+        .build();
+    Workflow::given(&ctx, "an order", || 1)
+        .try_when_async("charge", |n| {
+            let (ctx, log) = (ctx.clone(), log.clone());
+            async move {
+                ctx.around("call bank")
+                    .with(Mark("call", log))
+                    .run(async move { Ok::<_, Flaky>(n) })
+                    .await
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            "context>", "<context", "context>", "call>", "<call", "<context"
+        ]
+    );
 }

@@ -385,7 +385,15 @@ async fn an_idempotency_key_makes_a_retried_request_the_same_order() {
             .json(&body)
             .send()
     };
-    let first: Value = send(order("card")).await.unwrap().json().await.unwrap();
+    let first = send(order("card")).await.unwrap();
+    // The run id, made from the customer and the key, is the run's
+    // correlation id: what its `Logging` events carry.
+    let customer = order("card")["customer_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        first.headers()["x-correlation-id"].to_str().unwrap(),
+        format!("{customer}/k-1")
+    );
+    let first: Value = first.json().await.unwrap();
     let again = send(order("card")).await.unwrap();
     assert_eq!(again.status(), 201);
     assert_eq!(again.json::<Value>().await.unwrap(), first);

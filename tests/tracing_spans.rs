@@ -202,3 +202,58 @@ fn logging_tells_when_each_step_starts_completes_or_fails() {
     assert_eq!(events[5].1["error"], "card declined");
     assert!(events[5].1.contains_key("elapsed_ms"));
 }
+
+struct Ship;
+
+#[workflow(durable)]
+impl Ship {
+    #[step(given = "a parcel")]
+    fn parcel(&self, weight: u32) -> u32 {
+        weight
+    }
+
+    #[step(when = "labelled")]
+    async fn label(&self, weight: u32) -> String {
+        format!("{weight}kg")
+    }
+}
+
+/// The correlation ids of the `Logging` events a durable run of `Ship`
+/// emits under a runner made by `builder`.
+fn durable_correlation_ids(
+    builder: workflow_runtime::host::RunnerBuilder,
+    run_id: &str,
+) -> Vec<String> {
+    use workflow_runtime::durable::{Durable, Store};
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let runner = builder
+        .store(Store::memory())
+        .durable(Ship)
+        .behavior(Logging)
+        .build()
+        .unwrap();
+    let label = tracing::subscriber::with_default(subscriber, || {
+        runtime().block_on(async {
+            let run = runner.start(&Ship::ID, run_id, 3).await.unwrap();
+            run.result().await.unwrap()
+        })
+    });
+    assert_eq!(label, "3kg");
+    let events = capture.events.lock().unwrap();
+    assert_eq!(events.len(), 4, "two steps, started and completed");
+    events
+        .iter()
+        .map(|(_, fields)| fields.get("correlation_id").cloned().unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn a_durable_run_logs_its_run_id_as_its_correlation_id_unless_the_factory_sets_one() {
+    use workflow_runtime::host::Runner;
+    let ids = durable_correlation_ids(Runner::builder(), "ship-7");
+    assert_eq!(ids, ["ship-7"; 4]);
+    let factory = Runner::builder()
+        .context_factory(|ctx| ctx.set_metadata(CORRELATION_ID, "req-9".to_string()));
+    assert_eq!(durable_correlation_ids(factory, "ship-8"), ["req-9"; 4]);
+}

@@ -7,7 +7,10 @@ use super::{Attempted, Behavior, BoxFuture, Next, StepScope};
 
 /// The metadata key whose value, when the context holds a `String`,
 /// `&'static str` or `Uuid` there, every event carries as
-/// `correlation_id` (an API sets it from a request header).
+/// `correlation_id` (an API sets it from a request header, through the
+/// runner's context factory). A durable run's is its run id unless the
+/// factory sets one: the id is journaled, so every process that drives the
+/// run logs the same.
 pub const CORRELATION_ID: &str = "correlationId";
 
 /// Logs each step through `tracing`: a `debug` event when it starts, an

@@ -16,6 +16,7 @@
 //! all of them. A step with no behaviors at any level runs on the plain
 //! path and pays nothing for this module.
 
+mod around;
 mod breakers;
 pub mod circuit_breaker;
 pub mod logging;
@@ -37,6 +38,7 @@ use crate::context::WorkflowContext;
 use crate::error::StepFailure;
 use crate::step::{StepInfo, StepKind, Title};
 
+pub use around::{Around, BehaviorExt};
 pub use breakers::Breakers;
 pub use circuit_breaker::{
     BreakerConfig, BreakerSnapshot, CircuitBreaker, CircuitOpen, CircuitState, Transition,

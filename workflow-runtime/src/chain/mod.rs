@@ -25,6 +25,7 @@ pub(crate) mod sealed {
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
+pub(crate) use stage::Place;
 pub use stage::{
     Carry, ChainFuture, Finally, FinallyFuture, Flow, KindOfLast, Stage, Start, Step, StepFuture,
 };
@@ -95,6 +96,7 @@ macro_rules! given_verb {
                     title: title.into(),
                     body: $adapter(Nullary(init)),
                     layers: Vec::new(),
+                    place: Place::Chain,
                 },
             }
         }
@@ -389,6 +391,7 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
                 title: title.into(),
                 body,
                 layers: Vec::new(),
+                place: Place::Chain,
             },
         }
     }
@@ -536,6 +539,7 @@ where
             title,
             body,
             layers,
+            place,
         } = self.stage;
         Workflow {
             ctx: self.ctx,
@@ -545,8 +549,18 @@ where
                 title,
                 body: Replay(body),
                 layers,
+                place,
             },
         }
+    }
+
+    /// Places the last step inside another step's body, with `layers` as
+    /// its only behaviors: how [`Around`](crate::behavior::Around) runs one
+    /// wrapped call.
+    pub(crate) fn placed(mut self, place: Place, layers: crate::behavior::Behaviors) -> Self {
+        self.stage.place = place;
+        self.stage.layers.extend(layers);
+        self
     }
 
     /// Retries the last step on failure; see [`Retry`](crate::behavior::Retry).

@@ -79,6 +79,31 @@ pub struct Step<P, F> {
     pub(crate) title: Title,
     pub(crate) body: F,
     pub(crate) layers: Behaviors,
+    pub(crate) place: Place,
+}
+
+/// Where a step sits: in a chain of its own, or inside another step's
+/// body, as one call wrapped in behaviors ([`Around`](crate::behavior::Around)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// A step of the chain: the context's behaviors wrap it too.
+    #[default]
+    Chain,
+    /// A call inside the step `parent`'s body (or outside any step): only
+    /// its own behaviors wrap it, as the step around it has the context's.
+    Inside {
+        /// The step whose body made the call.
+        parent: Option<StepId>,
+    },
+}
+
+impl Place {
+    fn parent(self) -> Option<StepId> {
+        match self {
+            Place::Chain => None,
+            Place::Inside { parent } => parent,
+        }
+    }
 }
 
 impl<'c, P, F> Stage<'c> for Step<P, F>
@@ -95,6 +120,7 @@ where
             title: self.title,
             body: Some(self.body),
             layers: self.layers,
+            place: self.place,
             soft: None,
             prev: self.prev.start(ctx),
             phase: Phase::Prev,
@@ -199,6 +225,7 @@ pin_project! {
         title: Title,
         body: Option<F>,
         layers: Behaviors,
+        place: Place,
         soft: Option<Box<WorkflowError>>,
         #[pin]
         prev: P,
@@ -225,6 +252,7 @@ pin_project! {
                     StepOutcome::Cancelled,
                 );
                 record.id = running.id;
+                record.parent = this.place.parent();
                 this.ctx.record(record);
             }
         }
@@ -271,7 +299,11 @@ where
                 let id = ctx.next_step_id();
                 return Poll::Ready(self.end(started, id, active, Ended::Replayed(result)));
             }
-            let stack = ctx.stack_for::<F::Output>(std::mem::take(this.layers));
+            let own = std::mem::take(this.layers);
+            let stack = match this.place {
+                Place::Chain => ctx.stack_for::<F::Output>(own),
+                Place::Inside { .. } => own,
+            };
             let id = ctx.next_step_id();
             let active = match active {
                 Some(mut active) => {
@@ -589,12 +621,14 @@ where
 
     fn skip(&self) {
         if self.ctx.options().skip_remaining_on_failure {
-            self.ctx.record(StepRecord::new(
+            let mut record = StepRecord::new(
                 self.kind,
                 self.title.clone(),
                 Duration::ZERO,
                 StepOutcome::Skipped,
-            ));
+            );
+            record.parent = self.place.parent();
+            self.ctx.record(record);
         }
     }
 
@@ -647,6 +681,7 @@ where
             StepOutcome::Passed,
         );
         record.id = id;
+        record.parent = self.place.parent();
         let result = match ended {
             Ended::Result(result) => result,
             Ended::Replayed(result) => {

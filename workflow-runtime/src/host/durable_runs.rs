@@ -158,6 +158,17 @@ async fn run_to_end<W: Durable>(
         fence.cloned(),
     ));
     let ctx = runner.context(W::context().journal(journal));
+    // Unless the runner's context factory gave one, a durable run's
+    // correlation id is its run id: journaled, so every process that
+    // drives the run, before a crash or after, logs the same id.
+    if let Err(crate::context::MetadataError::Missing { .. }) =
+        ctx.try_metadata::<String>(crate::behavior::logging::CORRELATION_ID)
+    {
+        ctx.set_metadata(
+            crate::behavior::logging::CORRELATION_ID,
+            row.id.as_str().to_owned(),
+        );
+    }
     let error = match runner.run_caught(workflow, &ctx, input).await {
         Ok(Ok(output)) => {
             return Driven::End(match W::OUTPUT.encode(store.codec(), &output) {
