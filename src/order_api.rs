@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -545,15 +545,22 @@ async fn create_order(
     match run.result().await {
         // The run id is the run's correlation id: its `Logging` events
         // carry it, in whichever process drives the run.
-        Ok(order) => (
-            StatusCode::CREATED,
-            [
-                (header::LOCATION, format!("/api/orders/{}", order.id)),
-                (HeaderName::from_static("x-correlation-id"), run_id),
-            ],
-            Json(order),
-        )
-            .into_response(),
+        Ok(order) => {
+            let mut created = (
+                StatusCode::CREATED,
+                [(header::LOCATION, format!("/api/orders/{}", order.id))],
+                Json(order),
+            )
+                .into_response();
+            // A customer id may hold bytes a header cannot: the order is
+            // made all the same, and the body says where it is.
+            if let Ok(id) = HeaderValue::try_from(&run_id) {
+                created
+                    .headers_mut()
+                    .insert(HeaderName::from_static("x-correlation-id"), id);
+            }
+            created
+        }
         Err(DurableError::Failed { step, error, .. }) => {
             // The journal keeps a failure as its message; the run's last
             // error says which kind it was.

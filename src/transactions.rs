@@ -195,8 +195,9 @@ impl<T> TransactionalWorkflow<T> {
         }
     }
 
-    /// Begins a transaction, runs `workflow` on it under `ctx`, and
-    /// commits if it returned and every step of `ctx` passed.
+    /// Begins a transaction, runs `workflow` on it (its chain on `ctx`),
+    /// and commits if it returned and every step it recorded in `ctx`
+    /// passed (steps recorded before do not count).
     pub async fn execute<F, Fut>(
         &self,
         ctx: &WorkflowContext,
@@ -206,6 +207,7 @@ impl<T> TransactionalWorkflow<T> {
         F: FnOnce(Tx) -> Fut,
         Fut: Future<Output = Result<(Tx, T), WorkflowError>>,
     {
+        let before = ctx.with_steps(<[_]>::len);
         let tx = self
             .pool
             .begin()
@@ -213,7 +215,7 @@ impl<T> TransactionalWorkflow<T> {
             .map_err(TransactionError::Database)?;
         let (tx, value) = workflow(tx).await.map_err(TransactionError::Workflow)?;
         let not_passed = ctx.with_steps(|steps| {
-            steps
+            steps[before.min(steps.len())..]
                 .iter()
                 .find(|step| !step.outcome.is_passed())
                 .map(|step| step.title.to_string())

@@ -164,17 +164,23 @@ impl PayOrder {
     async fn charge(&self, step: &StepCtx, mut order: Order) -> Result<Order, StepError> {
         let receipt = self.gateway.charge(&step.key(), &order).await?;
         order.payment_id = Some(receipt.charge);
-        order.status = Status::Paid;
         Ok(order)
     }
 
     #[step(when = "update status", transactional)]
-    async fn save(&self, tx: &mut SqliteTx, order: Order) -> Result<Order, sqlx::Error> {
-        sqlx::query("UPDATE orders SET status = 'paid', payment_id = ? WHERE id = ?")
-            .bind(&order.payment_id)
-            .bind(order.id)
-            .execute(&mut **tx)
-            .await?;
+    async fn save(&self, tx: &mut SqliteTx, mut order: Order) -> Result<Order, sqlx::Error> {
+        let updated = sqlx::query(
+            "UPDATE orders SET status = 'paid', payment_id = ? WHERE id = ? AND status = 'pending'",
+        )
+        .bind(&order.payment_id)
+        .bind(order.id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        // Paid only if this update paid it: "processed" checks that.
+        if updated == 1 {
+            order.status = Status::Paid;
+        }
         Ok(order)
     }
 

@@ -829,3 +829,17 @@ async fn the_context_behaviors_wrap_the_step_not_again_the_call_inside_it() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_retry_around_a_future_hands_on_its_one_failure() {
+    let ctx = WorkflowContext::new("Pay");
+    let err = ctx
+        .around("call bank")
+        .with(Retry::max_attempts(3))
+        .run(async { Err::<u32, _>(Flaky(1)) })
+        .await
+        .unwrap_err();
+    // A future runs once: the retry hands on its failure (and warns).
+    assert_eq!(err.downcast_ref::<Flaky>().map(|f| f.0), Some(1));
+    assert_eq!(ctx.steps()[0].attempts, 1);
+}

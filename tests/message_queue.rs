@@ -112,7 +112,7 @@ async fn completed_fails_when_another_consumer_acknowledged_first() {
     // consumer receives the message, processes it and acknowledges first.
     let slow = Consumer {
         visibility: Duration::from_millis(50),
-        work: Duration::from_millis(600),
+        work: Duration::from_millis(2_000),
     };
     let slow_run = {
         let (runner, queue) = (runner.clone(), queue.clone());

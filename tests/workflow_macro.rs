@@ -676,3 +676,70 @@ async fn a_service_wide_typed_retry_reaches_replayable_steps() {
     // The `u64` step is not a `Receipt`: the typed retry left it alone.
     assert_eq!(ctx.steps()[0].attempts, 1);
 }
+
+// ---- behaviors around one call inside a step method ---------------------
+
+/// Pays through a bank behind a breaker: the breaker wraps the bank call
+/// alone, not the step, and the step reaches its run's context through
+/// `WorkflowContext::current()`.
+struct BankPay {
+    bank: Arc<workflow_runtime::behavior::CircuitBreaker>,
+}
+
+#[workflow]
+impl BankPay {
+    #[step(given = "an order")]
+    fn order(&self, cents: u64) -> u64 {
+        cents
+    }
+
+    #[step(when = "charge")]
+    async fn charge(&self, cents: u64) -> Result<u64, workflow_runtime::StepError> {
+        use workflow_runtime::behavior::BehaviorExt;
+        let ctx = WorkflowContext::current().expect("a step runs in its run's context");
+        let bank = async move {
+            tokio::task::yield_now().await;
+            if cents > 1_000 {
+                Err(PaymentError("over the limit".into()))
+            } else {
+                Ok(cents)
+            }
+        };
+        self.bank.call(&ctx, "call bank", bank).await
+    }
+}
+
+#[tokio::test]
+async fn a_step_method_wraps_one_call_in_a_breaker_on_a_spawned_task() {
+    use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker, CircuitOpen};
+    let pay = Arc::new(BankPay {
+        bank: CircuitBreaker::new(
+            "bank",
+            BreakerConfig::new(1, std::time::Duration::from_secs(60)),
+        ),
+    });
+    // Spawned: the run's future, and the call's inside it, are `Send`.
+    let run = |cents: u64| {
+        let pay = pay.clone();
+        tokio::spawn(async move {
+            let ctx = BankPay::context().build();
+            let result = pay.run(&ctx, cents).await;
+            (result, ctx.steps())
+        })
+    };
+    let (paid, steps) = run(250).await.unwrap();
+    assert_eq!(paid.unwrap(), 250);
+    let titles: Vec<_> = steps.iter().map(|s| s.title.to_string()).collect();
+    assert_eq!(titles, ["an order", "call bank", "charge"]);
+    assert_eq!(steps[1].parent, Some(steps[2].id));
+
+    let (refused, _) = run(5_000).await.unwrap();
+    assert!(refused.unwrap_err().to_string().contains("over the limit"));
+    // Open now: the next call never reaches the bank.
+    let (open, steps) = run(5).await.unwrap();
+    let WorkflowError::Failed { error, .. } = open.unwrap_err() else {
+        panic!("the charge step fails");
+    };
+    assert!(error.downcast_ref::<CircuitOpen>().is_some(), "{error}");
+    assert_eq!(steps[1].title, "call bank");
+}

@@ -175,13 +175,13 @@ fn generic_free(generics: &syn::Generics, steps: &[Step], errors: &mut Errors) -
         let types = [("takes", step.input.ty()), ("returns", output)];
         for (verb, ty) in types {
             let Some(ty) = ty else { continue };
-            if let Some(param) = params.iter().find(|p| mentions(quote::quote!(#ty), p)) {
+            if let Some(param) = depends(ty, &params) {
                 free = false;
                 errors.push(syn::Error::new_spanned(
                     ty,
                     format!(
                         "step \"{}\" {verb} `{}`, which depends on the impl's parameter `{param}`: \
-                         a workflow's step types must be concrete (its fields may use `{param}`)",
+                         a workflow's step types must be concrete (its fields may use the parameters)",
                         step.title,
                         crate::expand::type_string(ty),
                     ),
@@ -192,12 +192,70 @@ fn generic_free(generics: &syn::Generics, steps: &[Step], errors: &mut Errors) -
     free
 }
 
-/// Whether `tokens` name the identifier `name` anywhere.
-fn mentions(tokens: proc_macro2::TokenStream, name: &str) -> bool {
-    tokens.into_iter().any(|token| match token {
-        proc_macro2::TokenTree::Ident(ident) => ident == name,
-        proc_macro2::TokenTree::Group(group) => mentions(group.stream(), name),
-        _ => false,
+/// The impl parameter `ty` names, if any: a path whose first segment is
+/// one (`R`, `R::Row`, `Vec<R>`), or `Self`, which stands for the generic
+/// type. `crate::R` or `<Memory as Repo>::R` name other items.
+fn depends(ty: &Type, params: &[String]) -> Option<String> {
+    let named = |ident: &syn::Ident| {
+        (ident == "Self")
+            .then(|| "Self".to_owned())
+            .or_else(|| params.iter().find(|p| ident == p.as_str()).cloned())
+    };
+    let in_path = |path: &syn::Path, first_counts: bool| -> Option<String> {
+        if first_counts
+            && path.leading_colon.is_none()
+            && let Some(found) = path.segments.first().and_then(|s| named(&s.ident))
+        {
+            return Some(found);
+        }
+        path.segments
+            .iter()
+            .find_map(|segment| match &segment.arguments {
+                PathArguments::AngleBracketed(args) => args.args.iter().find_map(|arg| match arg {
+                    GenericArgument::Type(ty) => depends(ty, params),
+                    GenericArgument::AssocType(assoc) => depends(&assoc.ty, params),
+                    GenericArgument::Const(expr) => tokens_name(quote::quote!(#expr), params),
+                    _ => None,
+                }),
+                PathArguments::Parenthesized(args) => args
+                    .inputs
+                    .iter()
+                    .find_map(|arg| depends(&arg.ty, params))
+                    .or_else(|| match &args.output {
+                        ReturnType::Type(_, ty) => depends(ty, params),
+                        ReturnType::Default => None,
+                    }),
+                PathArguments::None => None,
+            })
+    };
+    match ty {
+        Type::Path(p) => match &p.qself {
+            Some(qself) => depends(&qself.ty, params).or_else(|| in_path(&p.path, false)),
+            None => in_path(&p.path, true),
+        },
+        Type::Reference(r) => depends(&r.elem, params),
+        Type::Slice(s) => depends(&s.elem, params),
+        Type::Array(a) => {
+            let len = &a.len;
+            depends(&a.elem, params).or_else(|| tokens_name(quote::quote!(#len), params))
+        }
+        Type::Ptr(p) => depends(&p.elem, params),
+        Type::Paren(p) => depends(&p.elem, params),
+        Type::Group(g) => depends(&g.elem, params),
+        Type::Tuple(t) => t.elems.iter().find_map(|ty| depends(ty, params)),
+        // Trait objects, `impl Trait`, fn pointers, macros: any mention.
+        other => tokens_name(quote::quote!(#other), params),
+    }
+}
+
+/// The parameter (or `Self`) that `tokens` name anywhere, if any.
+fn tokens_name(tokens: proc_macro2::TokenStream, params: &[String]) -> Option<String> {
+    tokens.into_iter().find_map(|token| match token {
+        proc_macro2::TokenTree::Ident(ident) => (ident == "Self")
+            .then(|| "Self".to_owned())
+            .or_else(|| params.iter().find(|p| ident == p.as_str()).cloned()),
+        proc_macro2::TokenTree::Group(group) => tokens_name(group.stream(), params),
+        _ => None,
     })
 }
 
@@ -619,4 +677,46 @@ pub(crate) fn free_step(
         item,
         ret,
     })
+}
+
+#[cfg(test)]
+mod generic_params {
+    use super::depends;
+
+    fn found(ty: syn::Type) -> Option<String> {
+        depends(&ty, &["R".to_owned(), "N".to_owned()])
+    }
+
+    #[test]
+    fn a_type_naming_a_parameter_or_self_depends_on_it() {
+        assert_eq!(found(syn::parse_quote!(Vec<R>)).as_deref(), Some("R"));
+        assert_eq!(found(syn::parse_quote!(R::Row)).as_deref(), Some("R"));
+        assert_eq!(found(syn::parse_quote!(&'static [R])).as_deref(), Some("R"));
+        assert_eq!(found(syn::parse_quote!([u8; N])).as_deref(), Some("N"));
+        assert_eq!(
+            found(syn::parse_quote!(Result<(), Box<dyn Fn(R)>>)).as_deref(),
+            Some("R")
+        );
+        assert_eq!(
+            found(syn::parse_quote!(<R as Repo>::Row)).as_deref(),
+            Some("R")
+        );
+        assert_eq!(
+            found(syn::parse_quote!(Wrapper<Self>)).as_deref(),
+            Some("Self")
+        );
+        assert_eq!(
+            found(syn::parse_quote!(Option<[u8; N + 1]>)).as_deref(),
+            Some("N")
+        );
+    }
+
+    #[test]
+    fn a_path_that_merely_ends_in_a_parameters_name_does_not() {
+        assert_eq!(found(syn::parse_quote!(crate::R)), None);
+        assert_eq!(found(syn::parse_quote!(::models::R)), None);
+        assert_eq!(found(syn::parse_quote!(<Memory as Repo>::R)), None);
+        assert_eq!(found(syn::parse_quote!(Vec<models::N>)), None);
+        assert_eq!(found(syn::parse_quote!((u8, String))), None);
+    }
 }

@@ -165,10 +165,20 @@ pub enum WorkflowError {
         /// The step in flight.
         step: StepInfo,
     },
+    /// A step failed for good, and then undoing an earlier step failed
+    /// too: the compensation's retries, if any, are spent. The other
+    /// compensations still ran.
+    CompensationFailed {
+        /// The failure that started compensating.
+        cause: Box<WorkflowError>,
+        /// The compensation's failure (its step is the `Compensate` one).
+        failure: Box<WorkflowError>,
+    },
 }
 
 impl WorkflowError {
-    /// The step the error is about.
+    /// The step the error is about: for a failed compensation, the step
+    /// whose failure started compensating.
     ///
     /// ```
     /// # use workflow_runtime::{StepInfo, StepKind, WorkflowError};
@@ -182,6 +192,29 @@ impl WorkflowError {
             | WorkflowError::Panicked { step, .. }
             | WorkflowError::TimedOut { step, .. }
             | WorkflowError::Cancelled { step } => step,
+            WorkflowError::CompensationFailed { cause, .. } => cause.step(),
+        }
+    }
+
+    /// What went wrong, without the workflow and step: the step's own
+    /// error, or "assertion did not hold", "panicked: ..", "timed out
+    /// after ..", "was cancelled".
+    ///
+    /// ```
+    /// # use workflow_runtime::{StepInfo, StepKind, WorkflowError};
+    /// let err = WorkflowError::Assertion { step: StepInfo::new("W", StepKind::Then, "paid") };
+    /// assert_eq!(err.reason(), "assertion did not hold");
+    /// ```
+    pub fn reason(&self) -> String {
+        match self {
+            WorkflowError::Failed { error, .. } => error.to_string(),
+            WorkflowError::Assertion { .. } => "assertion did not hold".to_owned(),
+            WorkflowError::Panicked { message, .. } => format!("panicked: {message}"),
+            WorkflowError::TimedOut { after, .. } => format!("timed out after {after:?}"),
+            WorkflowError::Cancelled { .. } => "was cancelled".to_owned(),
+            WorkflowError::CompensationFailed { cause, failure } => {
+                format!("{}; then {failure}", cause.reason())
+            }
         }
     }
 
@@ -197,6 +230,9 @@ impl WorkflowError {
 
 impl fmt::Display for WorkflowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let WorkflowError::CompensationFailed { cause, failure } = self {
+            return write!(f, "{cause}; then {failure}");
+        }
         write!(f, "{}", self.step())?;
         match self {
             WorkflowError::Failed { error, .. } => write!(f, " failed: {error}"),
@@ -204,6 +240,7 @@ impl fmt::Display for WorkflowError {
             WorkflowError::Panicked { message, .. } => write!(f, " panicked: {message}"),
             WorkflowError::TimedOut { after, .. } => write!(f, " timed out after {after:?}"),
             WorkflowError::Cancelled { .. } => f.write_str(" was cancelled"),
+            WorkflowError::CompensationFailed { .. } => Ok(()),
         }
     }
 }
@@ -212,6 +249,7 @@ impl Error for WorkflowError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             WorkflowError::Failed { error, .. } => Some(error.as_dyn()),
+            WorkflowError::CompensationFailed { failure, .. } => Some(&**failure),
             _ => None,
         }
     }

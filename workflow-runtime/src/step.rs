@@ -29,6 +29,9 @@ pub enum StepKind {
     Then,
     /// Runs whether or not the steps before it passed.
     Finally,
+    /// Undoes a completed step after a later one failed for good (a
+    /// saga's compensation), latest first.
+    Compensate,
 }
 
 impl StepKind {
@@ -45,6 +48,7 @@ impl StepKind {
             StepKind::But => "But",
             StepKind::Then => "Then",
             StepKind::Finally => "Finally",
+            StepKind::Compensate => "Compensate",
         }
     }
 }

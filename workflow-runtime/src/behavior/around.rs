@@ -17,9 +17,12 @@ use crate::step::{StepKind, Title};
 /// [`WorkflowContext::around`]; [`BehaviorExt::call`] is the one-behavior
 /// shorthand.
 ///
-/// Only the behaviors given here wrap the call: the step around it
-/// already runs under the context's (tracing, metrics, a service-wide
-/// retry), which would otherwise count the call twice.
+/// Inside a step, only the behaviors given here wrap the call: the step
+/// around it already runs under the context's (tracing, metrics, a
+/// service-wide retry), which would otherwise count the call twice. Made
+/// outside any step, the call is a step of its own and the context's wrap
+/// it first, as they wrap any step. The options' `step_timeout` and the
+/// context's cancellation apply as to any step.
 ///
 /// ```
 /// use std::time::Duration;
@@ -122,8 +125,9 @@ impl<'c> Around<'c> {
     }
 
     /// Runs `call` once under the behaviors. A behavior that would run it
-    /// again (a retry) cannot, as a future runs once: the retry ends with
-    /// an error that says so. Use [`run_again`](Self::run_again) for that.
+    /// again cannot, as a future runs once: a [`Retry`](super::Retry)
+    /// hands on the first failure and logs a warning that says so. Use
+    /// [`run_again`](Self::run_again) to retry a call.
     ///
     /// The error is the call's own (in a [`StepError`], so
     /// `downcast_ref` finds it), or the behavior's: a breaker's

@@ -166,6 +166,8 @@ pub struct StepScope {
     kind: StepKind,
     title: Title,
     replayable: bool,
+    /// A call inside a step's body ([`Around`]) rather than a step.
+    call: bool,
     resumed: Option<Resumed>,
     attempts: AtomicU32,
     attempt_elapsed: Mutex<Vec<Duration>>,
@@ -189,12 +191,24 @@ impl StepScope {
             kind,
             title,
             replayable,
+            call: false,
             resumed,
             attempts: AtomicU32::new(0),
             attempt_elapsed: Mutex::new(Vec::new()),
             handoff: Handoff::default(),
             stack,
         }
+    }
+
+    /// Marks the scope as a call's inside a step's body.
+    pub(crate) fn for_call(mut self) -> Self {
+        self.call = true;
+        self
+    }
+
+    /// Whether it wraps a call inside a step's body ([`Around`]).
+    pub(crate) fn is_call(&self) -> bool {
+        self.call
     }
 
     pub(crate) fn stack(&self) -> &[Arc<dyn Behavior>] {

@@ -285,11 +285,19 @@ impl Behavior for Retry {
                     return Err(failure);
                 }
                 if !next.can_replay() {
-                    tracing::warn!(
-                        workflow.name = step.ctx().name(),
-                        step.title = step.title(),
-                        "retry skipped: the step runs once; declare `retry` on the step itself (or make it `.replayable()`) so its input is cloned for each attempt"
-                    );
+                    if step.is_call() {
+                        tracing::warn!(
+                            workflow.name = step.ctx().name(),
+                            step.title = step.title(),
+                            "retry skipped: a future runs once; `run_again` (`call_again`) takes a closure that starts the call for each attempt"
+                        );
+                    } else {
+                        tracing::warn!(
+                            workflow.name = step.ctx().name(),
+                            step.title = step.title(),
+                            "retry skipped: the step runs once; declare `retry` on the step itself (or make it `.replayable()`) so its input is cloned for each attempt"
+                        );
+                    }
                     return Err(failure);
                 }
                 let (workflow, title) = labels(step);

@@ -13,6 +13,7 @@
 //! closure single-use. `given` (which often moves a captured value out) and
 //! `then` / `finally` take `FnOnce`.
 
+mod compensate;
 mod stage;
 mod step_fn;
 
@@ -25,9 +26,11 @@ pub(crate) mod sealed {
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
+pub use compensate::{Compensated, CompensatedFuture, Compensation, Undo, UndoStep};
 pub(crate) use stage::Place;
 pub use stage::{
     Carry, ChainFuture, Finally, FinallyFuture, Flow, KindOfLast, Stage, Start, Step, StepFuture,
+    Unwind,
 };
 pub use step_fn::{
     Assert, Async, Call, CallAgain, CallRef, ErrFuture, Failed, Fallible, Handle, Nullary,
@@ -592,6 +595,122 @@ where
         P::Output: ReplayInput,
     {
         self.replayable().with(retry)
+    }
+
+    /// Gives the last step a compensation: if a later step fails for good,
+    /// `undo` runs on a copy of this step's output, after the
+    /// compensations of the steps since (latest first), as a step of kind
+    /// `Compensate` with this step's title. The run's error stays the
+    /// failure that started it, or becomes
+    /// [`WorkflowError::CompensationFailed`] when a compensation fails too.
+    /// A cancelled run is not compensated.
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// use workflow_runtime::StepKind;
+    /// # use workflow_runtime::prelude::*;
+    /// # #[derive(Debug)] struct NoCarrier;
+    /// # impl std::fmt::Display for NoCarrier { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("no carrier") } }
+    /// # impl std::error::Error for NoCarrier {}
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let refunded = Mutex::new(Vec::new());
+    /// let ctx = WorkflowContext::new("PlaceOrder");
+    /// let err = Workflow::given(&ctx, "an order", || 250u32)
+    ///     .when_async("charge card", |cents| async move { format!("receipt for {cents}") })
+    ///     .compensate(|receipt: String| {
+    ///         refunded.lock().unwrap().push(receipt);
+    ///         async { Ok::<_, std::io::Error>(()) }
+    ///     })
+    ///     .try_when("ship", |_| Err::<(), _>(NoCarrier))
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.to_string(), r#"workflow "PlaceOrder", step When "ship" failed: no carrier"#);
+    /// assert_eq!(*refunded.lock().unwrap(), ["receipt for 250"]);
+    /// let last = ctx.steps().pop().unwrap();
+    /// assert_eq!((last.kind, &*last.title), (StepKind::Compensate, "charge card"));
+    /// # }
+    /// ```
+    pub fn compensate<C, Fut, E>(self, undo: C) -> Workflow<'c, Compensated<Step<P, F>, Undo<C>>>
+    where
+        C: Fn(F::Output) -> Fut,
+        F::Output: Clone,
+        Fut: Future<Output = Result<(), E>>,
+        E: Into<StepError>,
+    {
+        let title = self.stage.title.clone();
+        self.compensate_by(title, Undo(undo))
+    }
+
+    /// [`compensate`](Self::compensate) with any [`Compensation`]: what
+    /// durable workflows generate, with a journaled one.
+    #[doc(hidden)]
+    pub fn compensate_by<U>(
+        self,
+        title: impl Into<Title>,
+        undo: U,
+    ) -> Workflow<'c, Compensated<Step<P, F>, U>>
+    where
+        U: Compensation<'c, F::Output>,
+        F::Output: Clone,
+    {
+        Workflow {
+            ctx: self.ctx,
+            stage: Compensated {
+                step: self.stage,
+                undo,
+                title: title.into(),
+                layers: Vec::new(),
+            },
+        }
+    }
+}
+
+/// A compensation's own title and behaviors.
+impl<'c, S, U> Workflow<'c, Compensated<S, U>> {
+    /// Titles the compensation's record (the step's title by default).
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = WorkflowContext::new("W");
+    /// let _ = Workflow::given(&ctx, "stock", || 3u32)
+    ///     .compensate(|_| async { Ok::<_, std::io::Error>(()) })
+    ///     .compensation_title("release stock")
+    ///     .then("never", |_| false)
+    ///     .await;
+    /// assert_eq!(ctx.steps().last().unwrap().title, "release stock");
+    /// # }
+    /// ```
+    pub fn compensation_title(mut self, title: impl Into<Title>) -> Self {
+        self.stage.title = title.into();
+        self
+    }
+
+    /// Wraps the compensation in `behavior` (inside those added before),
+    /// as [`with`](Workflow::with) wraps a step. Its body is `Fn` and its
+    /// value is copied for each attempt, so a retry can run it again.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use workflow_runtime::behavior::Retry;
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = WorkflowContext::new("W");
+    /// let tries = AtomicU32::new(0);
+    /// let _ = Workflow::given(&ctx, "stock", || 3u32)
+    ///     .compensate(|_| {
+    ///         let n = tries.fetch_add(1, Ordering::SeqCst);
+    ///         async move { if n == 0 { Err(std::io::Error::other("busy")) } else { Ok(()) } }
+    ///     })
+    ///     .compensation_with(Retry::max_attempts(3))
+    ///     .then("never", |_| false)
+    ///     .await;
+    /// assert_eq!(ctx.steps().last().unwrap().attempts, 2);
+    /// # }
+    /// ```
+    pub fn compensation_with(mut self, behavior: impl IntoBehavior) -> Self {
+        self.stage.layers.push(behavior.into_behavior());
+        self
     }
 }
 

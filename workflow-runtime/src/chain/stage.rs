@@ -40,15 +40,52 @@ pub struct Carry<T> {
     active: Option<Active>,
 }
 
+impl<T> Carry<T> {
+    pub(crate) fn value(&self) -> &T {
+        &self.value
+    }
+}
+
 /// A link of the chain: knows how to start its future once the chain is
 /// awaited.
 pub trait Stage<'c>: super::sealed::Sealed {
     /// The value this stage hands to the next.
     type Output;
     /// The stage's future, including every stage before it.
-    type Future: Future<Output = Flow<Self::Output>>;
+    type Future: Future<Output = Flow<Self::Output>> + Unwind;
     /// Builds the future.
     fn start(self, ctx: &'c WorkflowContext) -> Self::Future;
+}
+
+/// How a chain's finished stage futures undo what completed, once a later
+/// step failed for good: each runs its own compensation, if it has one
+/// and its step completed, then asks the stage before it. Implemented by
+/// the chain's own futures only.
+pub trait Unwind: super::sealed::Sealed {
+    /// Whether this stage or one before it has a compensation.
+    fn compensates(&self) -> bool;
+    /// Runs the compensations, latest first; ready with the first that
+    /// failed for good, if any. `cause` is the failure that started it.
+    fn poll_unwind(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        cause: &WorkflowError,
+    ) -> Poll<Option<WorkflowError>>;
+}
+
+impl<T> super::sealed::Sealed for Ready<T> {}
+
+impl<T> Unwind for Ready<T> {
+    fn compensates(&self) -> bool {
+        false
+    }
+    fn poll_unwind(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &WorkflowError,
+    ) -> Poll<Option<WorkflowError>> {
+        Poll::Ready(None)
+    }
 }
 
 /// The empty chain before `given`.
@@ -181,6 +218,9 @@ pin_project! {
         #[pin]
         fut: Option<F::Future>,
         last: Option<StepResult<F::Output>>,
+        // A call inside a step's body (`Around`), whose advice on running
+        // again differs from a step's.
+        inside: bool,
     }
 }
 
@@ -301,8 +341,9 @@ where
             }
             let own = std::mem::take(this.layers);
             let stack = match this.place {
-                Place::Chain => ctx.stack_for::<F::Output>(own),
-                Place::Inside { .. } => own,
+                // A call made outside any step is a step of its own.
+                Place::Chain | Place::Inside { parent: None } => ctx.stack_for::<F::Output>(own),
+                Place::Inside { parent: Some(_) } => own,
             };
             let id = ctx.next_step_id();
             let active = match active {
@@ -318,14 +359,18 @@ where
                     input: Some(value),
                 }
             } else {
-                let scope = Arc::new(StepScope::new(
+                let mut scope = StepScope::new(
                     ctx.clone(),
                     *this.kind,
                     this.title.clone(),
                     body.can_replay(),
                     body.resumed(),
                     stack,
-                ));
+                );
+                if let Place::Inside { .. } = this.place {
+                    scope = scope.for_call();
+                }
+                let scope = Arc::new(scope);
                 Body::Behaved {
                     behaved: Box::pin(Behaved {
                         stack: run_stack(scope.clone()),
@@ -335,6 +380,7 @@ where
                         attempt: None,
                         fut: None,
                         last: None,
+                        inside: matches!(this.place, Place::Inside { .. }),
                     }),
                 }
             };
@@ -385,6 +431,25 @@ where
             Polled::Panic(payload) => Poll::Ready(self.finish(started, Ended::Panic(&*payload))),
             Polled::Ended(ended) => Poll::Ready(self.finish(started, ended)),
         }
+    }
+}
+
+impl<'c, P, F, In> super::sealed::Sealed for StepFuture<'c, P, F, In> where F: StepFn<In> {}
+
+impl<'c, P, F, In> Unwind for StepFuture<'c, P, F, In>
+where
+    P: Unwind,
+    F: StepFn<In>,
+{
+    fn compensates(&self) -> bool {
+        self.prev.compensates()
+    }
+    fn poll_unwind(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        cause: &WorkflowError,
+    ) -> Poll<Option<WorkflowError>> {
+        self.project().prev.poll_unwind(cx, cause)
     }
 }
 
@@ -494,7 +559,10 @@ fn poll_behaved<F: StepFn<In>, In>(
                     this.scope.attempt_started();
                 }
                 Ok(None) => {
-                    handoff.complete(wanted, Err(StepFailure::Error(StepError::new(RunsOnce))));
+                    let once = RunsOnce {
+                        inside: *this.inside,
+                    };
+                    handoff.complete(wanted, Err(StepFailure::Error(StepError::new(once))));
                     continue;
                 }
                 Err(payload) => {
@@ -580,15 +648,20 @@ impl std::fmt::Display for NoValue {
 impl std::error::Error for NoValue {}
 
 #[derive(Debug)]
-struct RunsOnce;
+struct RunsOnce {
+    inside: bool,
+}
 
 impl std::fmt::Display for RunsOnce {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(
+        f.write_str(if self.inside {
+            "a behavior ran the call again, but a future runs once: `run_again` \
+             (`call_again`) takes a closure that starts the call for each attempt"
+        } else {
             "a behavior ran the step again, but its body runs once: only a step declared \
              with `retry` (`#[step(retry(..))]`, `.retry(..)`) or made `.replayable()` \
-             clones its input for another attempt",
-        )
+             clones its input for another attempt"
+        })
     }
 }
 
@@ -858,36 +931,80 @@ where
     }
 }
 
+impl<'c, P, F> super::sealed::Sealed for FinallyFuture<'c, P, F> {}
+
+impl<'c, P: Unwind, F> Unwind for FinallyFuture<'c, P, F> {
+    fn compensates(&self) -> bool {
+        self.prev.compensates()
+    }
+    fn poll_unwind(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        cause: &WorkflowError,
+    ) -> Poll<Option<WorkflowError>> {
+        self.project().prev.poll_unwind(cx, cause)
+    }
+}
+
 pin_project! {
     /// The future of a whole chain: what awaiting a
     /// [`Workflow`](super::Workflow) runs.
     pub struct ChainFuture<F> {
         #[pin]
         inner: F,
+        // The failure being compensated for, while the compensations run.
+        cause: Option<WorkflowError>,
     }
 }
 
 impl<F> ChainFuture<F> {
     pub(crate) fn new(inner: F) -> Self {
-        ChainFuture { inner }
+        ChainFuture { inner, cause: None }
     }
 }
 
 impl<F, T> Future for ChainFuture<F>
 where
-    F: Future<Output = Flow<T>>,
+    F: Future<Output = Flow<T>> + Unwind,
 {
     type Output = Result<T, WorkflowError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Poll::Ready(match ready!(self.project().inner.poll(cx)) {
-            Ok(Carry {
-                value, soft: None, ..
-            }) => Ok(value),
-            Ok(Carry {
-                soft: Some(first), ..
-            }) => Err(*first),
-            Err(first) => Err(first),
-        })
+        let mut this = self.project();
+        if this.cause.is_none() {
+            let error = match ready!(this.inner.as_mut().poll(cx)) {
+                Ok(Carry {
+                    value, soft: None, ..
+                }) => return Poll::Ready(Ok(value)),
+                Ok(Carry {
+                    soft: Some(first), ..
+                }) => *first,
+                Err(first) => first,
+            };
+            // A cancelled run is not undone: whoever cancelled it decides
+            // (a host that stops leaves a durable run to be resumed).
+            if matches!(error, WorkflowError::Cancelled { .. }) || !this.inner.compensates() {
+                return Poll::Ready(Err(error));
+            }
+            *this.cause = Some(error);
+        }
+        let failure = match this.cause.as_ref() {
+            Some(cause) => ready!(this.inner.as_mut().poll_unwind(cx, cause)),
+            None => None,
+        };
+        let cause = this
+            .cause
+            .take()
+            .expect("a chain compensates for the failure it keeps");
+        Poll::Ready(Err(match failure {
+            None => cause,
+            // Cancelled while undoing: left for whoever cancelled it, as
+            // above (a durable run resumes its compensations).
+            Some(cancelled @ WorkflowError::Cancelled { .. }) => cancelled,
+            Some(failure) => WorkflowError::CompensationFailed {
+                cause: Box::new(cause),
+                failure: Box::new(failure),
+            },
+        }))
     }
 }

@@ -346,6 +346,15 @@ pin_project! {
     }
 }
 
+impl<F, O> ErrFuture<F, O> {
+    pub(crate) fn new(inner: F) -> Self {
+        ErrFuture {
+            inner,
+            _out: PhantomData,
+        }
+    }
+}
+
 impl<F, O, E> Future for ErrFuture<F, O>
 where
     F: Future<Output = Result<O, E>>,

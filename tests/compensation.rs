@@ -1,0 +1,196 @@
+//! Compensation (sagas) in the fluent chain: when a step fails for good,
+//! the steps that completed are undone, latest first, each given its own
+//! output, and each undo is a `Compensate` step with behaviors of its own.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use workflow_runtime::WorkflowOptions;
+use workflow_runtime::behavior::Retry;
+use workflow_runtime::prelude::*;
+
+#[derive(Debug)]
+struct Refused(&'static str);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// What the compensations did, in order.
+type Log = Arc<Mutex<Vec<String>>>;
+
+fn undo(
+    log: &Log,
+    what: &'static str,
+) -> impl Fn(String) -> std::future::Ready<Result<(), Refused>> + use<> {
+    let log = log.clone();
+    move |value: String| {
+        log.lock().unwrap().push(format!("{what} {value}"));
+        std::future::ready(Ok(()))
+    }
+}
+
+fn rows(ctx: &WorkflowContext) -> Vec<(StepKind, String, String)> {
+    ctx.steps()
+        .into_iter()
+        .map(|s| (s.kind, s.title.into_owned(), s.outcome.to_string()))
+        .collect()
+}
+
+fn row(kind: StepKind, title: &str, outcome: &str) -> (StepKind, String, String) {
+    (kind, title.to_owned(), outcome.to_owned())
+}
+
+#[tokio::test]
+async fn when_step_three_of_four_fails_steps_two_then_one_are_undone_with_their_outputs() {
+    let log = Log::default();
+    let ctx = WorkflowContext::new("PlaceOrder");
+    let err = Workflow::given(&ctx, "an order", || "order-7".to_owned())
+        .when("reserve stock", |order| format!("reservation for {order}"))
+        .compensate(undo(&log, "release"))
+        .when_async("charge card", |reservation| async move {
+            format!("receipt for {}", reservation.len())
+        })
+        .compensate(undo(&log, "refund"))
+        .try_when("ship", |_receipt| Err::<String, _>(Refused("no carrier")))
+        .compensate(undo(&log, "recall"))
+        .when("notify", |shipment| shipment)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"workflow "PlaceOrder", step When "ship" failed: refused: no carrier"#
+    );
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["refund receipt for 23", "release reservation for order-7"]
+    );
+    assert_eq!(
+        rows(&ctx),
+        [
+            row(StepKind::Given, "an order", "passed"),
+            row(StepKind::When, "reserve stock", "passed"),
+            row(StepKind::When, "charge card", "passed"),
+            row(StepKind::When, "ship", "failed: refused: no carrier"),
+            row(StepKind::When, "notify", "skipped"),
+            row(StepKind::Compensate, "charge card", "passed"),
+            row(StepKind::Compensate, "reserve stock", "passed"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_run_that_passes_undoes_nothing() {
+    let log = Log::default();
+    let ctx = WorkflowContext::new("PlaceOrder");
+    let out = Workflow::given(&ctx, "an order", || "o".to_owned())
+        .when("reserve stock", |o| o)
+        .compensate(undo(&log, "release"))
+        .await
+        .unwrap();
+    assert_eq!(out, "o");
+    assert!(log.lock().unwrap().is_empty());
+    assert_eq!(ctx.steps().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_compensation_is_retried_then_fails_the_run_and_the_others_still_run() {
+    let log = Log::default();
+    let tries = Arc::new(AtomicU32::new(0));
+    let refund = {
+        let tries = tries.clone();
+        move |_receipt: String| {
+            tries.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(Err::<(), _>(Refused("bank down")))
+        }
+    };
+    let ctx = WorkflowContext::new("PlaceOrder");
+    let err = Workflow::given(&ctx, "an order", || "o".to_owned())
+        .when("reserve stock", |o| o)
+        .compensate(undo(&log, "release"))
+        .when("charge card", |o| o)
+        .compensate(refund)
+        .compensation_title("refund")
+        .compensation_with(Retry::max_attempts(3).backoff(Duration::from_millis(100)))
+        .then("shipped", |_| false)
+        .await
+        .unwrap_err();
+    assert_eq!(tries.load(Ordering::SeqCst), 3);
+    // The refund's failure does not keep the stock reserved.
+    assert_eq!(*log.lock().unwrap(), ["release o"]);
+    let WorkflowError::CompensationFailed { cause, failure } = &err else {
+        panic!("expected a failed compensation, got {err}");
+    };
+    assert!(matches!(**cause, WorkflowError::Assertion { .. }));
+    assert_eq!(failure.step().kind, StepKind::Compensate);
+    assert_eq!(failure.step().title, "refund");
+    assert_eq!(err.step().title, "shipped");
+    assert_eq!(
+        err.to_string(),
+        r#"workflow "PlaceOrder", step Then "shipped" failed: assertion did not hold; then workflow "PlaceOrder", step Compensate "refund" failed: refused: bank down"#
+    );
+    let refund = ctx
+        .steps()
+        .into_iter()
+        .find(|s| s.title == "refund")
+        .unwrap();
+    assert_eq!(refund.attempts, 3);
+}
+
+#[tokio::test]
+async fn a_cancelled_run_is_not_compensated() {
+    let log = Log::default();
+    let ctx = WorkflowContext::new("PlaceOrder");
+    let err = Workflow::given(&ctx, "an order", || "o".to_owned())
+        .when("reserve stock", |o| o)
+        .compensate(undo(&log, "release"))
+        .when("cancelled", |o| {
+            ctx.cancel();
+            o
+        })
+        .when("ship", |o| o)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WorkflowError::Cancelled { .. }), "{err}");
+    assert!(log.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_soft_failure_still_fails_the_run_and_undoes_every_completed_step() {
+    let log = Log::default();
+    let ctx = WorkflowContext::builder("PlaceOrder")
+        .options(WorkflowOptions::default().continue_on_error(true))
+        .build();
+    let err = Workflow::given(&ctx, "an order", || "o".to_owned())
+        .when("reserve stock", |o| o)
+        .compensate(undo(&log, "release"))
+        .then("in stock", |_| false)
+        .when("charge card", |o| format!("{o} paid"))
+        .compensate(undo(&log, "refund"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WorkflowError::Assertion { .. }), "{err}");
+    assert_eq!(*log.lock().unwrap(), ["refund o paid", "release o"]);
+}
+
+#[tokio::test]
+async fn a_compensation_that_panics_is_a_failed_compensation() {
+    let ctx = WorkflowContext::new("PlaceOrder");
+    let err = Workflow::given(&ctx, "an order", || 1u32)
+        .compensate(|_| async { panic!("refund service crashed") as Result<(), Refused> })
+        .then("never", |_| false)
+        .await
+        .unwrap_err();
+    let WorkflowError::CompensationFailed { failure, .. } = &err else {
+        panic!("expected a failed compensation, got {err}");
+    };
+    assert!(
+        matches!(**failure, WorkflowError::Panicked { .. }),
+        "{failure}"
+    );
+}
