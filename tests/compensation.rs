@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use workflow_runtime::WorkflowOptions;
 use workflow_runtime::behavior::Retry;
 use workflow_runtime::prelude::*;
+use workflow_runtime::{WorkflowError, WorkflowOptions};
 
 #[derive(Debug)]
 struct Refused(&'static str);
@@ -192,5 +192,168 @@ async fn a_compensation_that_panics_is_a_failed_compensation() {
     assert!(
         matches!(**failure, WorkflowError::Panicked { .. }),
         "{failure}"
+    );
+}
+
+// ---- #[workflow] with #[compensation] methods ---------------------------
+
+mod saga {
+    use std::sync::{Arc, Mutex};
+
+    use serde::{Deserialize, Serialize};
+    use workflow_runtime::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct Order {
+        pub id: u32,
+        pub cents: u64,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct Reservation {
+        pub order: Order,
+        pub slot: u32,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct Receipt {
+        pub reservation: Reservation,
+        pub charge: String,
+    }
+
+    #[derive(Debug)]
+    pub struct Refused(pub &'static str);
+
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "refused: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Refused {}
+
+    /// Places an order across stock, payments and shipping; what completed
+    /// is undone when a later step fails.
+    #[derive(Default)]
+    pub struct PlaceOrder {
+        pub log: Arc<Mutex<Vec<String>>>,
+        pub ship_fails: bool,
+        pub refund_fails: bool,
+    }
+
+    impl PlaceOrder {
+        fn note(&self, what: String) {
+            self.log.lock().unwrap().push(what);
+        }
+    }
+
+    #[workflow]
+    impl PlaceOrder {
+        #[step(given = "an order")]
+        fn order(&self, order: Order) -> Order {
+            order
+        }
+
+        #[step(when = "reserve stock", compensate = release_stock)]
+        async fn reserve(&self, order: Order) -> Result<Reservation, Refused> {
+            self.note(format!("reserve {}", order.id));
+            Ok(Reservation { order, slot: 7 })
+        }
+
+        #[step(when = "charge card", compensate = refund)]
+        fn charge(&self, reservation: Reservation) -> Receipt {
+            self.note(format!("charge {}", reservation.order.cents));
+            Receipt {
+                charge: format!("ch-{}", reservation.order.id),
+                reservation,
+            }
+        }
+
+        #[step(when = "ship")]
+        async fn ship(&self, receipt: Receipt) -> Result<String, Refused> {
+            if self.ship_fails {
+                return Err(Refused("no carrier"));
+            }
+            Ok(format!("parcel for {}", receipt.charge))
+        }
+
+        #[compensation]
+        async fn release_stock(&self, reservation: Reservation) -> Result<(), Refused> {
+            self.note(format!("release slot {}", reservation.slot));
+            Ok(())
+        }
+
+        #[compensation(title = "refund card", retry(max_attempts = 2))]
+        fn refund(&self, receipt: Receipt) -> Result<(), Refused> {
+            self.note(format!("refund {}", receipt.charge));
+            if self.refund_fails {
+                return Err(Refused("bank down"));
+            }
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_workflows_compensations_undo_what_completed_latest_first() {
+    use saga::{Order, PlaceOrder};
+    let place = PlaceOrder {
+        ship_fails: true,
+        ..PlaceOrder::default()
+    };
+    let ctx = PlaceOrder::context().build();
+    let err = place
+        .run(&ctx, Order { id: 4, cents: 990 })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"workflow "PlaceOrder", step When "ship" failed: refused: no carrier"#
+    );
+    assert_eq!(
+        *place.log.lock().unwrap(),
+        ["reserve 4", "charge 990", "refund ch-4", "release slot 7"]
+    );
+    let compensations: Vec<_> = ctx
+        .steps()
+        .into_iter()
+        .filter(|s| s.kind == StepKind::Compensate)
+        .map(|s| s.title.into_owned())
+        .collect();
+    assert_eq!(compensations, ["refund card", "release stock"]);
+
+    let fine = PlaceOrder::default();
+    let ctx = PlaceOrder::context().build();
+    let parcel = fine.run(&ctx, Order { id: 5, cents: 1 }).await.unwrap();
+    assert_eq!(parcel, "parcel for ch-5");
+    assert_eq!(*fine.log.lock().unwrap(), ["reserve 5", "charge 1"]);
+}
+
+#[tokio::test]
+async fn a_workflow_compensation_is_retried_with_its_own_behaviors_then_fails_the_run() {
+    use saga::{Order, PlaceOrder};
+    let place = PlaceOrder {
+        ship_fails: true,
+        refund_fails: true,
+        ..PlaceOrder::default()
+    };
+    let ctx = PlaceOrder::context().build();
+    let err = place
+        .run(&ctx, Order { id: 6, cents: 5 })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, WorkflowError::CompensationFailed { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        *place.log.lock().unwrap(),
+        [
+            "reserve 6",
+            "charge 5",
+            "refund ch-6",
+            "refund ch-6",
+            "release slot 7"
+        ]
     );
 }

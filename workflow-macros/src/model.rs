@@ -70,6 +70,23 @@ pub(crate) struct Step {
     pub(crate) replayable: bool,
     /// Whether its `retry` is the workflow's (`#[workflow(retry(..))]`).
     pub(crate) inherited_retry: bool,
+    /// `compensate = method`: what undoes it when a later step fails.
+    pub(crate) compensation: Option<Compensation>,
+}
+
+/// A `#[compensation]` method, as a step names it.
+#[derive(Clone)]
+pub(crate) struct Compensation {
+    pub(crate) title: String,
+    pub(crate) method: Ident,
+    pub(crate) has_receiver: bool,
+    /// What it takes: its step's output (`None`: it takes nothing).
+    pub(crate) input: Option<Type>,
+    /// The whole `Result<(), E>` type, when it returns one.
+    pub(crate) fallible: Option<Type>,
+    pub(crate) is_async: bool,
+    /// Its own behaviors, outermost first.
+    pub(crate) behaviors: Vec<BehaviorOption>,
 }
 
 /// How a step takes the previous step's value.

@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use syn::{Attribute, ImplItem, ImplItemFn, ItemImpl};
 
 use crate::errors::Errors;
-use crate::options::{StepOptions, WorkflowOptions};
+use crate::options::{CompensationOptions, StepOptions, WorkflowOptions};
 
 /// A method marked `#[step]`, with its options, before validation.
 pub(crate) struct RawStep {
@@ -14,10 +14,17 @@ pub(crate) struct RawStep {
     pub(crate) method: ImplItemFn,
 }
 
+/// A method marked `#[compensation]`, with its options.
+pub(crate) struct RawCompensation {
+    pub(crate) options: CompensationOptions,
+    pub(crate) method: ImplItemFn,
+}
+
 /// The impl block's pieces.
 pub(crate) struct RawWorkflow {
     pub(crate) options: WorkflowOptions,
     pub(crate) steps: Vec<RawStep>,
+    pub(crate) compensations: Vec<RawCompensation>,
     /// How many methods carry `#[step]`, including those whose options did
     /// not parse (so a bad option is not also reported as "no steps").
     pub(crate) step_attrs: usize,
@@ -31,6 +38,25 @@ fn is_step_attr(attr: &Attribute) -> bool {
         .is_some_and(|s| s.ident == "step")
 }
 
+fn is_compensation_attr(attr: &Attribute) -> bool {
+    attr.path().is_ident("compensation")
+}
+
+/// Reads a `#[compensation]` or `#[compensation(title = "..", retry(..))]`.
+fn compensation_options(attr: &Attribute, errors: &mut Errors) -> CompensationOptions {
+    match &attr.meta {
+        syn::Meta::Path(_) => CompensationOptions::default(),
+        syn::Meta::List(list) => CompensationOptions::parse(list.tokens.clone(), errors),
+        syn::Meta::NameValue(nv) => {
+            errors.push(syn::Error::new_spanned(
+                nv,
+                "expected `#[compensation]` or `#[compensation(retry(max_attempts = 3))]`",
+            ));
+            CompensationOptions::default()
+        }
+    }
+}
+
 /// Reads `#[workflow(args)] impl ... { ... }`, removing each `#[step]` from
 /// `item` so the impl block compiles on its own.
 pub(crate) fn workflow(args: TokenStream, item: &mut ItemImpl, errors: &mut Errors) -> RawWorkflow {
@@ -38,11 +64,28 @@ pub(crate) fn workflow(args: TokenStream, item: &mut ItemImpl, errors: &mut Erro
         .take(WorkflowOptions::parse(args))
         .unwrap_or_default();
     let mut steps = Vec::new();
+    let mut compensations = Vec::new();
     let mut step_attrs = 0;
     for impl_item in &mut item.items {
         let ImplItem::Fn(method) = impl_item else {
             continue;
         };
+        if let Some(at) = method.attrs.iter().position(is_compensation_attr) {
+            let attr = method.attrs.remove(at);
+            let options = compensation_options(&attr, errors);
+            if let Some(step) = method.attrs.iter().find(|a| is_step_attr(a)) {
+                errors.push(syn::Error::new_spanned(
+                    step,
+                    "a method is a step or a compensation, not both",
+                ));
+                method.attrs.retain(|a| !is_step_attr(a));
+            }
+            compensations.push(RawCompensation {
+                options,
+                method: method.clone(),
+            });
+            continue;
+        }
         let Some(at) = method.attrs.iter().position(is_step_attr) else {
             continue;
         };
@@ -65,6 +108,7 @@ pub(crate) fn workflow(args: TokenStream, item: &mut ItemImpl, errors: &mut Erro
     RawWorkflow {
         options,
         steps,
+        compensations,
         step_attrs,
         doc: doc_comment(&item.attrs),
     }

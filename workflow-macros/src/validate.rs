@@ -6,7 +6,7 @@ use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemImpl, LitStr, PathArguments, ReturnType, Signature, Type};
 
 use crate::errors::Errors;
-use crate::model::{Durability, FreeStep, Input, Output, Step, Workflow};
+use crate::model::{Compensation, Durability, FreeStep, Input, Output, Step, Workflow};
 use crate::options::{BehaviorOption, Kind, StepOptions, WorkflowBehavior, title_from_name};
 use crate::parse::RawWorkflow;
 
@@ -74,6 +74,11 @@ pub(crate) fn workflow(
         return None;
     }
 
+    let undone_by: Vec<Option<syn::Ident>> = raw
+        .steps
+        .iter()
+        .map(|raw_step| raw_step.options.compensate.clone())
+        .collect();
     let mut steps = Vec::with_capacity(raw.steps.len());
     for (index, raw_step) in raw.steps.into_iter().enumerate() {
         let step = method_step(
@@ -89,6 +94,9 @@ pub(crate) fn workflow(
         }
     }
     if steps.len() != raw.step_attrs {
+        return None;
+    }
+    if !compensations(&mut steps, undone_by, &raw.compensations, errors) {
         return None;
     }
     if !generic_free(&item.generics, &steps, errors) {
@@ -149,6 +157,139 @@ pub(crate) fn workflow(
         continue_on_error: raw.options.continue_on_error,
         behaviors: values,
     })
+}
+
+/// Gives each step the `#[compensation]` its `compensate = name` names:
+/// a name that is no compensation, a compensation on a step that passes
+/// its value on, and a compensation no step names are each one error.
+fn compensations(
+    steps: &mut [Step],
+    undone_by: Vec<Option<syn::Ident>>,
+    raw: &[crate::parse::RawCompensation],
+    errors: &mut Errors,
+) -> bool {
+    let before = errors_len(errors);
+    let checked: Vec<Option<Compensation>> = raw.iter().map(|c| compensation(c, errors)).collect();
+    let mut used = vec![false; raw.len()];
+    // A misspelt name leaves its compensation unnamed: one error, not two.
+    let mut unknown = false;
+    for (step, name) in steps.iter_mut().zip(undone_by) {
+        let Some(name) = name else { continue };
+        if let Some(at) = raw.iter().position(|c| c.method.sig.ident == name) {
+            used[at] = true;
+        }
+        if step.passes_value_on() {
+            errors.push(syn::Error::new_spanned(
+                &name,
+                format!(
+                    "`{}` step \"{}\" passes its value on: it has nothing to undo",
+                    step.kind.keyword(),
+                    step.title
+                ),
+            ));
+            continue;
+        }
+        match raw.iter().position(|c| c.method.sig.ident == name) {
+            Some(at) => step.compensation = checked[at].clone(),
+            None => {
+                unknown = true;
+                errors.push(syn::Error::new_spanned(
+                    &name,
+                    format!(
+                        "step \"{}\" is undone by `{name}`, but this impl has no `#[compensation]` \
+                     method of that name",
+                        step.title
+                    ),
+                ));
+            }
+        }
+    }
+    for (compensation, used) in raw.iter().zip(used) {
+        if !used && !unknown {
+            let name = &compensation.method.sig.ident;
+            errors.push(syn::Error::new_spanned(
+                name,
+                format!(
+                    "compensation `{name}` undoes no step: name it on the step it undoes, \
+                     `#[step(compensate = {name})]`"
+                ),
+            ));
+        }
+    }
+    errors_len(errors) == before
+}
+
+/// One `#[compensation]` method, checked: `&self` or no receiver, its
+/// step's output or nothing as input, nothing or `Result<(), E>` back.
+fn compensation(raw: &crate::parse::RawCompensation, errors: &mut Errors) -> Option<Compensation> {
+    let before = errors_len(errors);
+    let sig = &raw.method.sig;
+    let name = &sig.ident;
+    let title = raw
+        .options
+        .title
+        .as_ref()
+        .map_or_else(|| title_from_name(name), LitStr::value);
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.push(syn::Error::new(
+            sig.generics.span(),
+            format!("compensation `{name}` cannot be generic: it takes its step's output"),
+        ));
+    }
+    let mut has_receiver = false;
+    let mut params = Vec::new();
+    for arg in &sig.inputs {
+        match arg {
+            FnArg::Receiver(receiver) => {
+                has_receiver = true;
+                let ok = matches!(receiver.kind, syn::ReceiverKind::Reference(_, _, None))
+                    && receiver.mutability.is_none();
+                if !ok {
+                    errors.push(syn::Error::new_spanned(
+                        receiver,
+                        format!("compensation `{name}` must take `&self`, as steps do"),
+                    ));
+                }
+            }
+            FnArg::Typed(pat) => params.push(pat),
+        }
+    }
+    if let Some(extra) = params.get(1) {
+        errors.push(syn::Error::new_spanned(
+            extra,
+            format!(
+                "compensation `{name}` takes more than one input; it takes the output of the \
+                 step it undoes"
+            ),
+        ));
+    }
+    let fallible = match output_of(&sig.output) {
+        Output::Unit => None,
+        Output::Fallible { ok, full } if is_unit(&ok) => Some(*full),
+        _ => {
+            errors.push(return_error(
+                sig,
+                format!(
+                    "compensation `{name}` returns nothing or `Result<(), E>`: it undoes, it \
+                     makes no value"
+                ),
+            ));
+            None
+        }
+    };
+    (errors_len(errors) == before).then(|| Compensation {
+        title,
+        method: name.clone(),
+        has_receiver,
+        input: params.first().map(|param| (*param.ty).clone()),
+        fallible,
+        is_async: sig.asyncness.is_some(),
+        behaviors: raw.options.behaviors.clone(),
+    })
+}
+
+fn is_unit(ty: &Type) -> bool {
+    matches!(ty, Type::Tuple(t) if t.elems.is_empty())
 }
 
 /// Whether no step's input or output names a parameter of the impl
@@ -514,6 +655,7 @@ fn method_step(
         tx,
         replayable: options.replayable.is_some(),
         inherited_retry: false,
+        compensation: None,
     })
 }
 

@@ -111,3 +111,45 @@ pub(crate) fn apply(step: &Step, krate: &syn::Path, mut chain: TokenStream) -> T
     }
     chain
 }
+
+/// A behavior option as a value (`Retry::max_attempts(3)..`), for a
+/// compensation's `.compensation_with(..)`.
+pub(crate) fn behavior_value(behavior: &BehaviorOption, krate: &syn::Path) -> TokenStream {
+    let span = behavior.span();
+    match behavior {
+        BehaviorOption::Retry {
+            max,
+            backoff,
+            max_delay,
+            jitter,
+            filter,
+            ..
+        } => {
+            let backoff = backoff.map(|d| {
+                let d = duration(d);
+                quote!(.backoff(#d))
+            });
+            let max_delay = max_delay.map(|d| {
+                let d = duration(d);
+                quote!(.max_delay(#d))
+            });
+            let jitter = jitter.then(|| quote!(.jitter(true)));
+            let filter = filter.as_ref().map(|path| quote!(.filter(#path)));
+            quote_spanned!(span=> #krate::behavior::Retry::max_attempts(#max) #backoff #max_delay #jitter #filter)
+        }
+        BehaviorOption::Timeout { limit, .. } => {
+            let limit = duration(*limit);
+            quote_spanned!(span=> #krate::behavior::Timeout::new(#limit))
+        }
+        BehaviorOption::CircuitBreaker {
+            name,
+            failures,
+            open_for,
+            ..
+        } => {
+            let failures = option(*failures);
+            let open_for = option(open_for.map(duration));
+            quote_spanned!(span=> #krate::__private::breaker(ctx, #name, #failures, #open_for))
+        }
+    }
+}

@@ -40,7 +40,12 @@ impl CheckNames {
     /// taken. A method name with no letters to start it (`_1st`) reads
     /// `Step1stInput`.
     pub(crate) fn name(&mut self, step: &Step, suffix: &str) -> Ident {
-        let method = step.method.to_string();
+        self.name_of(&step.method, suffix)
+    }
+
+    /// [`name`](Self::name), for any method (a compensation's).
+    pub(crate) fn name_of(&mut self, method: &Ident, suffix: &str) -> Ident {
+        let method = method.to_string();
         let method = method.strip_prefix("r#").unwrap_or(&method);
         let mut name: String = method
             .split('_')
@@ -87,6 +92,11 @@ fn taken_names(steps: &[Step]) -> BTreeSet<String> {
             Output::Value(ty) => collect(quote!(#ty), &mut names),
             Output::Fallible { full, .. } => collect(quote!(#full), &mut names),
             Output::Unit => {}
+        }
+        if let Some(compensation) = &step.compensation {
+            for ty in compensation.input.iter().chain(&compensation.fallible) {
+                collect(quote!(#ty), &mut names);
+            }
         }
     }
     names

@@ -171,6 +171,13 @@ pub(crate) fn fingerprint(model: &Workflow) -> String {
             step.method,
             step.step_ctx,
         ));
+        // Compensations are journaled by their step's place: adding,
+        // removing or changing one is a new definition. A step without
+        // one hashes as it always did.
+        if let Some(c) = &step.compensation {
+            let input = c.input.as_ref().map(type_string).unwrap_or_default();
+            text.push_str(&format!("|undo:{}|{}|{input}", c.method, c.title));
+        }
     }
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in text.bytes() {

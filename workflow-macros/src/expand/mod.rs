@@ -4,6 +4,7 @@
 
 mod behaviors;
 mod checks;
+mod compensation;
 mod durable;
 mod fallback;
 mod free_step;

@@ -64,6 +64,12 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         };
         chain.extend(link);
         chain = super::behaviors::apply(step, krate, chain);
+        let journaled = slots[index].map(|_| super::compensation::Journaled {
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+        });
+        chain.extend(super::compensation::link(
+            step, &mut names, krate, &mut items, journaled,
+        ));
 
         let input = step.input.ty().map(type_string).unwrap_or_default();
         if !step.passes_value_on() {

@@ -2,6 +2,7 @@
 //! title, behaviors) and `#[workflow(...)]`.
 
 mod behavior;
+mod compensation;
 mod step;
 mod workflow;
 
@@ -9,6 +10,7 @@ use proc_macro2::Span;
 use syn::Path;
 
 pub(crate) use behavior::BehaviorOption;
+pub(crate) use compensation::CompensationOptions;
 pub(crate) use step::StepOptions;
 pub(crate) use workflow::{WorkflowBehavior, WorkflowOptions};
 

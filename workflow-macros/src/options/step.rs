@@ -23,9 +23,11 @@ pub(crate) struct StepOptions {
     /// The span of `replayable`, when given: behaviors from the context
     /// (a runner's `behavior_for::<T>(Retry ..)`) may run its body again.
     pub(crate) replayable: Option<Span>,
+    /// `compensate = method`: the `#[compensation]` that undoes it.
+    pub(crate) compensate: Option<syn::Ident>,
 }
 
-const STEP_OPTIONS: &str = "given, when, and, but, then, finally, retry, timeout, circuit_breaker, transactional, replayable";
+const STEP_OPTIONS: &str = "given, when, and, but, then, finally, retry, timeout, circuit_breaker, transactional, replayable, compensate";
 
 impl StepOptions {
     /// Every option that reads; the errors of those that do not go to
@@ -74,6 +76,19 @@ impl StepOptions {
                 return Err(meta.error("duplicate option `replayable`"));
             }
             self.replayable = Some(span_of(&meta.path));
+            return Ok(());
+        }
+        if word == "compensate" {
+            if self.compensate.is_some() {
+                return Err(meta.error("duplicate option `compensate`"));
+            }
+            let name: syn::Ident = meta.value()?.parse().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected the name of a `#[compensation]` method: `compensate = refund`",
+                )
+            })?;
+            self.compensate = Some(name);
             return Ok(());
         }
         if word == "transactional" {

@@ -29,28 +29,50 @@ use crate::step::{StepKind, Title};
 pub trait Compensation<'c, O>: Sealed {
     /// The compensation's body, run as a `Compensate` step.
     type Step: StepFn<(), Output = ()>;
-    /// The body for `value`, the output of the step it undoes; `cause` is
-    /// the failure that started compensating.
-    fn undo(self, ctx: &'c WorkflowContext, value: O, cause: &WorkflowError) -> Self::Step;
+    /// The body for `value`, the output of the step it undoes, which
+    /// `keep` copies for each attempt; `cause` is the failure that started
+    /// compensating.
+    fn undo(
+        self,
+        ctx: &'c WorkflowContext,
+        value: O,
+        keep: fn(&O) -> O,
+        cause: &WorkflowError,
+    ) -> Self::Step;
 }
 
 /// A compensation from a closure: `|receipt| async move { refund(receipt).await }`.
 pub struct Undo<C>(pub(crate) C);
+
+impl<C> Undo<C> {
+    /// The compensation `undo` makes; what `#[step(compensate = ..)]`
+    /// generates.
+    #[doc(hidden)]
+    pub fn new(undo: C) -> Self {
+        Undo(undo)
+    }
+}
 
 impl<C> Sealed for Undo<C> {}
 
 impl<'c, C, O, Fut, E> Compensation<'c, O> for Undo<C>
 where
     C: Fn(O) -> Fut,
-    O: Clone,
     Fut: Future<Output = Result<(), E>>,
     E: Into<StepError>,
 {
     type Step = UndoStep<C, O>;
-    fn undo(self, _: &'c WorkflowContext, value: O, _: &WorkflowError) -> Self::Step {
+    fn undo(
+        self,
+        _: &'c WorkflowContext,
+        value: O,
+        keep: fn(&O) -> O,
+        _: &WorkflowError,
+    ) -> Self::Step {
         UndoStep {
             undo: self.0,
             value,
+            keep,
         }
     }
 }
@@ -60,6 +82,7 @@ where
 pub struct UndoStep<C, O> {
     undo: C,
     value: O,
+    keep: fn(&O) -> O,
 }
 
 impl<C, O> Sealed for UndoStep<C, O> {}
@@ -67,7 +90,6 @@ impl<C, O> Sealed for UndoStep<C, O> {}
 impl<C, O, Fut, E> StepFn<()> for UndoStep<C, O>
 where
     C: Fn(O) -> Fut,
-    O: Clone,
     Fut: Future<Output = Result<(), E>>,
     E: Into<StepError>,
 {
@@ -77,28 +99,28 @@ where
         ErrFuture::new((self.undo)(self.value))
     }
     fn replay(&self, (): &()) -> Option<Self::Future> {
-        Some(ErrFuture::new((self.undo)(self.value.clone())))
+        Some(ErrFuture::new((self.undo)((self.keep)(&self.value))))
     }
     fn can_replay(&self) -> bool {
         true
     }
 }
 
-/// A step with a compensation: the step, what undoes it, and the
-/// compensation's title and behaviors.
-pub struct Compensated<S, U> {
+/// A step with a compensation: the step, what undoes it, how its output
+/// is copied for it, and the compensation's title and behaviors.
+pub struct Compensated<S, U, O> {
     pub(crate) step: S,
     pub(crate) undo: U,
+    pub(crate) keep: fn(&O) -> O,
     pub(crate) title: Title,
     pub(crate) layers: Behaviors,
 }
 
-impl<S, U> Sealed for Compensated<S, U> {}
+impl<S, U, O> Sealed for Compensated<S, U, O> {}
 
-impl<'c, S, U> Stage<'c> for Compensated<S, U>
+impl<'c, S, U> Stage<'c> for Compensated<S, U, S::Output>
 where
     S: Stage<'c>,
-    S::Output: Clone,
     U: Compensation<'c, S::Output>,
 {
     type Output = S::Output;
@@ -108,6 +130,7 @@ where
             ctx,
             step: self.step.start(ctx),
             undo: Some(self.undo),
+            keep: self.keep,
             title: self.title,
             layers: self.layers,
             kept: None,
@@ -131,6 +154,7 @@ pin_project! {
         #[pin]
         step: F,
         undo: Option<U>,
+        keep: fn(&O) -> O,
         title: Title,
         layers: Behaviors,
         // The step's output, once it completed: what its compensation gets.
@@ -146,7 +170,6 @@ impl<'c, F, U, O> Future for CompensatedFuture<'c, F, U, O>
 where
     F: Future<Output = Flow<O>>,
     U: Compensation<'c, O>,
-    O: Clone,
 {
     type Output = Flow<O>;
 
@@ -154,7 +177,7 @@ where
         let this = self.project();
         let flow = ready!(this.step.poll(cx));
         if let Ok(carry) = &flow {
-            *this.kept = Some(carry.value().clone());
+            *this.kept = Some((this.keep)(carry.value()));
         }
         Poll::Ready(flow)
     }
@@ -181,7 +204,7 @@ where
             if this.running.is_none() {
                 match (this.kept.take(), this.undo.take()) {
                     (Some(value), Some(undo)) => {
-                        let body = undo.undo(this.ctx, value, cause);
+                        let body = undo.undo(this.ctx, value, *this.keep, cause);
                         let step = Step {
                             prev: Start,
                             kind: StepKind::Compensate,

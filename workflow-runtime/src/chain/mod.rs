@@ -630,7 +630,11 @@ where
     /// assert_eq!((last.kind, &*last.title), (StepKind::Compensate, "charge card"));
     /// # }
     /// ```
-    pub fn compensate<C, Fut, E>(self, undo: C) -> Workflow<'c, Compensated<Step<P, F>, Undo<C>>>
+    #[allow(clippy::type_complexity)]
+    pub fn compensate<C, Fut, E>(
+        self,
+        undo: C,
+    ) -> Workflow<'c, Compensated<Step<P, F>, Undo<C>, F::Output>>
     where
         C: Fn(F::Output) -> Fut,
         F::Output: Clone,
@@ -638,26 +642,28 @@ where
         E: Into<StepError>,
     {
         let title = self.stage.title.clone();
-        self.compensate_by(title, Undo(undo))
+        self.compensate_by(title, Undo(undo), Clone::clone)
     }
 
-    /// [`compensate`](Self::compensate) with any [`Compensation`]: what
-    /// durable workflows generate, with a journaled one.
+    /// [`compensate`](Self::compensate) with any [`Compensation`], and how
+    /// to copy the output for it: what `#[workflow]` generates (a durable
+    /// one journals its compensations).
     #[doc(hidden)]
     pub fn compensate_by<U>(
         self,
         title: impl Into<Title>,
         undo: U,
-    ) -> Workflow<'c, Compensated<Step<P, F>, U>>
+        keep: fn(&F::Output) -> F::Output,
+    ) -> Workflow<'c, Compensated<Step<P, F>, U, F::Output>>
     where
         U: Compensation<'c, F::Output>,
-        F::Output: Clone,
     {
         Workflow {
             ctx: self.ctx,
             stage: Compensated {
                 step: self.stage,
                 undo,
+                keep,
                 title: title.into(),
                 layers: Vec::new(),
             },
@@ -666,7 +672,7 @@ where
 }
 
 /// A compensation's own title and behaviors.
-impl<'c, S, U> Workflow<'c, Compensated<S, U>> {
+impl<'c, S, U, O> Workflow<'c, Compensated<S, U, O>> {
     /// Titles the compensation's record (the step's title by default).
     ///
     /// ```

@@ -51,6 +51,16 @@ pub enum DurableError {
         /// Its error, as recorded.
         error: String,
     },
+    /// The run failed, and then a compensation failed too: what it should
+    /// have undone may still stand.
+    CompensationFailed {
+        /// The run.
+        run: String,
+        /// The title of the step it failed at.
+        step: Option<String>,
+        /// Both failures, as recorded.
+        error: String,
+    },
     /// The run is parked: the code no longer matches its journal.
     Incompatible {
         /// The run.
@@ -90,6 +100,9 @@ impl fmt::Display for DurableError {
             DurableError::Store(e) => fmt::Display::fmt(e, f),
             DurableError::Failed { run, error, .. } => {
                 write!(f, "run \"{run}\" failed: {error}")
+            }
+            DurableError::CompensationFailed { run, error, .. } => {
+                write!(f, "run \"{run}\" failed and could not be undone: {error}")
             }
             DurableError::Incompatible { run, reason } => {
                 write!(f, "run \"{run}\" is incompatible with this code: {reason}")
@@ -211,6 +224,11 @@ impl<T> RunHandle<T> {
                 })
             }
             RunStatus::Failed => Err(DurableError::Failed {
+                run: self.id,
+                step: run.failed_step,
+                error: run.error.unwrap_or_default(),
+            }),
+            RunStatus::CompensationFailed => Err(DurableError::CompensationFailed {
                 run: self.id,
                 step: run.failed_step,
                 error: run.error.unwrap_or_default(),

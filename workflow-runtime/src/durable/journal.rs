@@ -11,6 +11,24 @@ use super::codec::ValueCodec;
 use super::store::{FailureRow, Fence, StepRow, Store, StoreError, now_ms};
 use crate::behavior::Resumed;
 
+/// Where a compensation's row goes: its step's index past this.
+pub(crate) const COMPENSATIONS: u32 = 1_000_000;
+/// The row that says the run is compensating, and for what.
+pub(crate) const COMPENSATING: u32 = 2_000_000;
+
+/// The failure a resumed run that was compensating fails its step with
+/// again, as journaled, rather than running the step again.
+#[derive(Debug)]
+pub(crate) struct Compensating(pub(crate) String);
+
+impl std::fmt::Display for Compensating {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Compensating {}
+
 /// A running durable run's journal, carried by its context.
 pub(crate) struct Journal {
     store: Store,
@@ -151,6 +169,75 @@ impl Journal {
                 Some(earlier) => self.decode(&earlier, codec),
                 None => Err(StoreError::NoSuchRun(self.run.to_string())),
             },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Why the run was compensating when its process stopped, if it was.
+    pub(crate) fn compensating(&self) -> Option<Compensating> {
+        let row = self.done.get(&COMPENSATING)?;
+        Some(Compensating(
+            String::from_utf8_lossy(&row.output).into_owned(),
+        ))
+    }
+
+    /// Whether step `index`'s compensation completed before.
+    pub(crate) fn compensated(&self, index: u32) -> bool {
+        self.done.contains_key(&(COMPENSATIONS + index))
+    }
+
+    /// Journals that the run is compensating for `reason`, before the
+    /// first compensation runs: resumed after a crash, the run fails its
+    /// step the same way instead of running it again, and goes on undoing.
+    pub(crate) async fn mark_compensating(&self, reason: &str) -> Result<(), StoreError> {
+        if self.done.contains_key(&COMPENSATING) {
+            return Ok(());
+        }
+        let now = now_ms();
+        let row = StepRow::new(
+            COMPENSATING,
+            "compensating",
+            reason.as_bytes().to_vec(),
+            1,
+            now,
+            now,
+        );
+        self.write_once(&row).await
+    }
+
+    /// Journals step `index`'s compensation as done.
+    pub(crate) async fn compensation_done(
+        &self,
+        index: u32,
+        title: &str,
+        attempts: u32,
+        started_ms: i64,
+    ) -> Result<(), StoreError> {
+        let row = StepRow::new(
+            COMPENSATIONS + index,
+            title,
+            Vec::new(),
+            attempts,
+            started_ms,
+            now_ms(),
+        );
+        self.write_once(&row).await
+    }
+
+    /// Writes `row`; one there already (written by an earlier attempt or
+    /// compensation in this process) is as good.
+    async fn write_once(&self, row: &StepRow) -> Result<(), StoreError> {
+        let written = match &self.fence {
+            Some(fence) => {
+                self.store
+                    .backend()
+                    .record_step_fenced(&self.run, row, fence)
+                    .await
+            }
+            None => self.store.backend().record_step(&self.run, row).await,
+        };
+        match written {
+            Ok(()) | Err(StoreError::Conflict { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }

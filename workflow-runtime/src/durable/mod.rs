@@ -63,7 +63,7 @@ pub use postgres::{PgTx, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore, SqliteTx, Synchronous};
 pub use step::Transaction;
 #[doc(hidden)]
-pub use step::{Journaled, Place, Transacted};
+pub use step::{Journaled, JournaledUndo, JournaledUndoStep, Place, Transacted};
 pub use step_ctx::StepCtx;
 pub(crate) use store::now_ms;
 pub use store::{

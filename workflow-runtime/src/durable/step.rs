@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::codec::ValueCodec;
-use super::journal::Journal;
+use super::journal::{COMPENSATIONS, Journal};
 use super::step_ctx::StepCtx;
 use super::store::{Fence, StepRow, Store, StoreError, now_ms};
 use crate::behavior::BoxFuture;
 use crate::chain::sealed::Sealed;
-use crate::chain::{CallAgain, Failed, Stage, Step, StepFn, StepResult, Workflow};
+use crate::chain::{CallAgain, Compensation, Failed, Stage, Step, StepFn, StepResult, Workflow};
 use crate::context::WorkflowContext;
-use crate::error::StepError;
+use crate::error::{StepError, WorkflowError};
 use crate::step::StepKind;
 
 /// Where a step is in its workflow, as the journal keys it.
@@ -156,7 +156,13 @@ fn resumed(ctx: &WorkflowContext, place: Place) -> Option<crate::behavior::Resum
 
 fn replayed<O>(ctx: &WorkflowContext, place: Place, codec: ValueCodec<O>) -> Option<StepResult<O>> {
     let journal = ctx.journal()?;
-    Some(journal.replayed(place.index, codec)?.map_err(Failed::error))
+    match journal.replayed(place.index, codec) {
+        Some(result) => Some(result.map_err(Failed::error)),
+        // Resumed while compensating: the first step without a row is the
+        // one that failed; it fails again, as journaled, and the run goes
+        // on undoing what completed.
+        None => journal.compensating().map(|why| Err(Failed::error(why))),
+    }
 }
 
 /// A durable step's body, `(step, input) -> Result<output, error>`, with
@@ -412,5 +418,139 @@ where
         let (step, _) = next_attempt(self.ctx, self.place, &self.attempts);
         let body = self.body.clone();
         Self::attempt(self.ctx, self.place, self.codec, step, body, input)
+    }
+}
+
+/// A durable workflow's compensation: journaled once done, so a resumed
+/// run does not undo twice, and preceded by a row saying the run is
+/// compensating, so a run resumed mid-compensation fails its step again
+/// rather than running it. What `#[workflow(durable)]` generates for
+/// `#[step(compensate = ..)]`.
+#[doc(hidden)]
+pub struct JournaledUndo<'c, C> {
+    ctx: &'c WorkflowContext,
+    place: Place,
+    undo: C,
+}
+
+impl<'c, C> JournaledUndo<'c, C> {
+    /// The compensation of the step at `place`.
+    pub fn new(ctx: &'c WorkflowContext, place: Place, undo: C) -> Self {
+        JournaledUndo { ctx, place, undo }
+    }
+}
+
+impl<C> Sealed for JournaledUndo<'_, C> {}
+
+impl<'c, C, O, Fut> Compensation<'c, O> for JournaledUndo<'c, C>
+where
+    C: Fn(O) -> Fut,
+    Fut: Future<Output = Result<(), StepError>> + Send + 'c,
+{
+    type Step = JournaledUndoStep<'c, C, O>;
+    fn undo(
+        self,
+        _: &'c WorkflowContext,
+        value: O,
+        keep: fn(&O) -> O,
+        cause: &WorkflowError,
+    ) -> Self::Step {
+        JournaledUndoStep {
+            ctx: self.ctx,
+            place: self.place,
+            undo: self.undo,
+            value,
+            keep,
+            reason: cause.reason().into(),
+            attempts: AtomicU32::new(0),
+        }
+    }
+}
+
+/// The body of a [`JournaledUndo`], with the value it undoes.
+#[doc(hidden)]
+pub struct JournaledUndoStep<'c, C, O> {
+    ctx: &'c WorkflowContext,
+    place: Place,
+    undo: C,
+    value: O,
+    keep: fn(&O) -> O,
+    reason: Arc<str>,
+    attempts: AtomicU32,
+}
+
+impl<C, O> Sealed for JournaledUndoStep<'_, C, O> {}
+
+impl<'c, C, O, Fut> JournaledUndoStep<'c, C, O>
+where
+    C: Fn(O) -> Fut,
+    Fut: Future<Output = Result<(), StepError>> + Send + 'c,
+{
+    fn attempt(&self, value: O) -> BoxFuture<'c, StepResult<()>> {
+        let step_index = self.place.index;
+        let index = COMPENSATIONS + step_index;
+        let (step, _) = next_attempt(
+            self.ctx,
+            Place {
+                index,
+                title: self.place.title,
+            },
+            &self.attempts,
+        );
+        let journal = self.ctx.journal().cloned();
+        let (reason, title) = (self.reason.clone(), self.place.title);
+        let work = (self.undo)(value);
+        Box::pin(async move {
+            let Some(journal) = journal else {
+                return work.await.map_err(Failed::error);
+            };
+            journal
+                .mark_compensating(&reason)
+                .await
+                .map_err(Failed::error)?;
+            let started = now_ms();
+            match work.await {
+                Ok(()) => journal
+                    .compensation_done(step_index, title, step.attempt(), started)
+                    .await
+                    .map_err(Failed::error),
+                Err(error) => {
+                    journal
+                        .failed(index, step.attempt(), error.to_string())
+                        .await;
+                    Err(Failed::error(error))
+                }
+            }
+        })
+    }
+}
+
+impl<'c, C, O, Fut> StepFn<()> for JournaledUndoStep<'c, C, O>
+where
+    C: Fn(O) -> Fut,
+    Fut: Future<Output = Result<(), StepError>> + Send + 'c,
+{
+    type Output = ();
+    type Future = BoxFuture<'c, StepResult<()>>;
+    fn call(self, (): ()) -> Self::Future {
+        let value = (self.keep)(&self.value);
+        self.attempt(value)
+    }
+    fn replay(&self, (): &()) -> Option<Self::Future> {
+        Some(self.attempt((self.keep)(&self.value)))
+    }
+    fn can_replay(&self) -> bool {
+        true
+    }
+    fn recorded(&self) -> Option<StepResult<()>> {
+        self.ctx
+            .journal()?
+            .compensated(self.place.index)
+            .then_some(Ok(()))
+    }
+    fn resumed(&self) -> Option<crate::behavior::Resumed> {
+        self.ctx
+            .journal()?
+            .resumed(COMPENSATIONS + self.place.index)
     }
 }

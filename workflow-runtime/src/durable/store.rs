@@ -22,8 +22,12 @@ pub enum RunStatus {
     Running,
     /// Every step completed; the output is journaled.
     Completed,
-    /// A step failed for good; the error is journaled.
+    /// A step failed for good; the error is journaled. Its compensations,
+    /// if it has any, ran.
     Failed,
+    /// A step failed for good, and then a compensation did too: what it
+    /// should have undone may still stand, for someone to look at.
+    CompensationFailed,
     /// Its definition's fingerprint no longer matches the code: parked,
     /// never replayed silently.
     Incompatible,
@@ -41,6 +45,7 @@ impl RunStatus {
             RunStatus::Running => "running",
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
+            RunStatus::CompensationFailed => "compensation_failed",
             RunStatus::Incompatible => "incompatible",
         }
     }
@@ -56,6 +61,7 @@ impl RunStatus {
             "running" => RunStatus::Running,
             "completed" => RunStatus::Completed,
             "failed" => RunStatus::Failed,
+            "compensation_failed" => RunStatus::CompensationFailed,
             "incompatible" => RunStatus::Incompatible,
             _ => return None,
         })
@@ -227,6 +233,14 @@ pub enum RunEnd {
         /// The step's title.
         step: Option<String>,
     },
+    /// A step failed, then a compensation failed too: this error (both
+    /// failures), at the step that failed first.
+    CompensationFailed {
+        /// Why.
+        error: String,
+        /// The step's title.
+        step: Option<String>,
+    },
     /// Parked: the code no longer matches the journal.
     Incompatible(String),
 }
@@ -277,6 +291,9 @@ pub struct RunCounts {
     pub completed: u64,
     /// Runs that failed.
     pub failed: u64,
+    /// Runs that failed and whose compensation failed too: each wants a
+    /// person.
+    pub compensation_failed: u64,
     /// Runs parked because their definition changed.
     pub incompatible: u64,
     /// When the oldest unfinished run started (ms since the Unix epoch).
@@ -320,6 +337,7 @@ impl RunCounts {
             }
             RunStatus::Completed => self.completed += n,
             RunStatus::Failed => self.failed += n,
+            RunStatus::CompensationFailed => self.compensation_failed += n,
             RunStatus::Incompatible => self.incompatible += n,
         }
     }
@@ -329,6 +347,7 @@ impl RunCounts {
         self.running += other.running;
         self.completed += other.completed;
         self.failed += other.failed;
+        self.compensation_failed += other.compensation_failed;
         self.incompatible += other.incompatible;
         self.waiting += other.waiting;
         self.oldest_running_ms = earliest(self.oldest_running_ms, other.oldest_running_ms);
@@ -345,6 +364,12 @@ impl RunEnd {
             RunEnd::Failed { error, step } => {
                 (RunStatus::Failed, None, Some(error), step.as_deref())
             }
+            RunEnd::CompensationFailed { error, step } => (
+                RunStatus::CompensationFailed,
+                None,
+                Some(error),
+                step.as_deref(),
+            ),
             RunEnd::Incompatible(why) => (RunStatus::Incompatible, None, Some(why), None),
         }
     }

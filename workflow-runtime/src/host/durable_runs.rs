@@ -216,6 +216,12 @@ async fn run_to_end<W: Durable>(
         }
         _ => {}
     }
+    if let WorkflowError::CompensationFailed { .. } = error {
+        return Driven::End(RunEnd::CompensationFailed {
+            error: error.to_string(),
+            step: Some(error.step().title.to_string()),
+        });
+    }
     if failed_after_its_row::<W>(store, &row.id, &error).await {
         return Driven::Again(error.to_string());
     }
@@ -254,6 +260,9 @@ async fn failed_after_its_row<W: Durable>(store: &Store, run: &str, error: &Work
 fn journal_error(error: &WorkflowError) -> Option<&StoreError> {
     match error {
         WorkflowError::Failed { error, .. } => error.downcast_ref::<StoreError>(),
+        // A compensation that could not journal itself did not fail: it
+        // runs again.
+        WorkflowError::CompensationFailed { failure, .. } => journal_error(failure),
         _ => None,
     }
 }
@@ -308,8 +317,9 @@ impl InFlight {
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct DurableHealth {
-    /// Healthy; degraded when runs are parked as incompatible (they wait
-    /// for a person); unhealthy when the store cannot be read.
+    /// Healthy; degraded when runs are parked as incompatible or their
+    /// compensation failed (they wait for a person); unhealthy when the
+    /// store cannot be read.
     pub status: super::HealthStatus,
     /// Runs per status in the store.
     pub counts: RunCounts,
@@ -493,7 +503,10 @@ impl Runner {
         };
         let (status, by_workflow, error) = match store.counts_by_workflow().await {
             Ok(counts) => {
-                let parked = counts.values().any(|c| c.incompatible > 0);
+                // Parked runs and failed compensations wait for a person.
+                let parked = counts
+                    .values()
+                    .any(|c| c.incompatible > 0 || c.compensation_failed > 0);
                 let status = if parked {
                     super::HealthStatus::Degraded
                 } else {

@@ -1,0 +1,19 @@
+#![allow(dead_code)]
+use workflow_runtime::prelude::*;
+
+struct PlaceOrder;
+
+#[workflow]
+impl PlaceOrder {
+    #[step(given = "an order")]
+    fn order(&self, id: u32) -> u32 {
+        id
+    }
+
+    #[compensation]
+    fn refund(&self, id: u32) {
+        let _ = id;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,77 @@
+//! `#[compensation(...)]`: an optional title and the compensation's own
+//! behaviors.
+
+use proc_macro2::TokenStream;
+use syn::LitStr;
+use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
+
+use super::behavior::{BehaviorOption, parse_behavior};
+use super::path_word;
+use crate::errors::Errors;
+
+/// What `#[compensation(...)]` said.
+#[derive(Default)]
+pub(crate) struct CompensationOptions {
+    pub(crate) title: Option<LitStr>,
+    /// Its behaviors, outermost first, as written.
+    pub(crate) behaviors: Vec<BehaviorOption>,
+}
+
+impl CompensationOptions {
+    /// Every option that reads; the errors of those that do not go to
+    /// `errors`.
+    pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Self {
+        let mut options = CompensationOptions::default();
+        let before = errors.count();
+        let parsed = syn::meta::parser(|meta| {
+            let input = meta.input;
+            if let Err(error) = options.parse_one(meta) {
+                errors.push(error);
+                while !input.is_empty() && !input.peek(syn::Token![,]) {
+                    input.parse::<proc_macro2::TokenTree>()?;
+                }
+            }
+            Ok(())
+        })
+        .parse2(args);
+        if let Err(error) = parsed
+            && errors.count() == before
+        {
+            errors.push(error);
+        }
+        options
+    }
+
+    fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
+        let word = path_word(&meta.path);
+        if let Some(behavior) = parse_behavior(&word, &meta)? {
+            if self
+                .behaviors
+                .iter()
+                .any(|b| b.keyword() == behavior.keyword())
+            {
+                return Err(meta.error(format!("duplicate option `{word}`")));
+            }
+            self.behaviors.push(behavior);
+            return Ok(());
+        }
+        if word == "title" {
+            if self.title.is_some() {
+                return Err(meta.error("duplicate option `title`"));
+            }
+            let title: LitStr = meta.value()?.parse()?;
+            if title.value().trim().is_empty() {
+                return Err(syn::Error::new(
+                    title.span(),
+                    "a compensation's title cannot be empty; leave it out to use the method's name",
+                ));
+            }
+            self.title = Some(title);
+            return Ok(());
+        }
+        Err(meta.error(format!(
+            "unknown compensation option `{word}`; expected one of: title, retry, timeout, circuit_breaker"
+        )))
+    }
+}
