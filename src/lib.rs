@@ -9,5 +9,6 @@ pub mod message_queue;
 pub mod multi_tenant;
 pub mod order_api;
 pub mod orders;
+pub mod saga;
 pub mod transactions;
 pub mod worker;

@@ -158,3 +158,87 @@ async fn a_run_that_returns_after_a_nested_step_failed_rolls_back() {
     assert_eq!(snapshot(&db, "widget").await.unwrap(), (0, 0, 5));
     std::fs::remove_file(db).unwrap();
 }
+
+// ---- the same order as a saga across two services --------------------
+
+mod saga {
+    use workflow_runtime::StepKind;
+    use workflow_suite::saga::{
+        NoCarrier, Order, Payments, PlaceOrderSaga, Shipping, place_order_saga,
+    };
+
+    use super::{db, widgets};
+
+    async fn saga(name: &str, shipping: Shipping) -> (std::path::PathBuf, PlaceOrderSaga) {
+        let stock = db(name).await;
+        let payments = stock.with_extension("payments.db");
+        let _ = std::fs::remove_file(&payments);
+        let saga = PlaceOrderSaga {
+            stock: workflow_suite::db::open_pool(&stock).await.unwrap(),
+            payments: Payments::open(&payments).await.unwrap(),
+            shipping,
+        };
+        (stock, saga)
+    }
+
+    #[tokio::test]
+    async fn a_shipped_order_keeps_its_stock_taken_and_its_charge() {
+        let (stock, saga) = saga("saga-ships", Shipping::Works).await;
+        let order = Order {
+            customer: "c-1".into(),
+            items: widgets(2),
+        };
+        let (result, ctx) = place_order_saga(&saga, order).await;
+        assert_eq!(result.unwrap().charge, 1);
+        assert!(ctx.steps().iter().all(|s| s.kind != StepKind::Compensate));
+        assert_eq!(super::snapshot(&stock, "widget").await.unwrap().2, 3);
+        assert_eq!(saga.payments.totals().await.unwrap(), (200, 0));
+    }
+
+    #[tokio::test]
+    async fn when_shipping_fails_the_card_is_refunded_then_the_stock_released() {
+        let (stock, saga) = saga("saga-undone", Shipping::NoCarrier).await;
+        let order = Order {
+            customer: "c-1".into(),
+            items: widgets(2),
+        };
+        let (result, ctx) = place_order_saga(&saga, order).await;
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, workflow_runtime::WorkflowError::Failed { error, .. }
+                if error.downcast_ref::<NoCarrier>().is_some()),
+            "{err}"
+        );
+        let undone: Vec<_> = ctx
+            .steps()
+            .into_iter()
+            .filter(|s| s.kind == StepKind::Compensate)
+            .map(|s| (s.title.into_owned(), s.outcome.to_string()))
+            .collect();
+        assert_eq!(
+            undone,
+            [
+                ("refund".to_owned(), "passed".to_owned()),
+                ("release stock".to_owned(), "passed".to_owned())
+            ]
+        );
+        // Both services are as they were: no stock taken, no money kept.
+        assert_eq!(super::snapshot(&stock, "widget").await.unwrap().2, 5);
+        assert_eq!(saga.payments.totals().await.unwrap(), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn an_order_over_the_stock_fails_before_any_money_moves() {
+        let (stock, saga) = saga("saga-short", Shipping::Works).await;
+        let order = Order {
+            customer: "c-1".into(),
+            items: widgets(9),
+        };
+        let (result, ctx) = place_order_saga(&saga, order).await;
+        assert!(result.is_err());
+        // The failed step is its own to clean up: nothing completed before it.
+        assert!(ctx.steps().iter().all(|s| s.kind != StepKind::Compensate));
+        assert_eq!(super::snapshot(&stock, "widget").await.unwrap().2, 5);
+        assert_eq!(saga.payments.totals().await.unwrap(), (0, 0));
+    }
+}
