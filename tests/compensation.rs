@@ -2,10 +2,12 @@
 //! the steps that completed are undone, latest first, each given its own
 //! output, and each undo is a `Compensate` step with behaviors of its own.
 
+use std::future::IntoFuture;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use workflow_runtime::assert_steps;
 use workflow_runtime::behavior::Retry;
 use workflow_runtime::prelude::*;
 use workflow_runtime::{WorkflowError, WorkflowOptions};
@@ -35,17 +37,6 @@ fn undo(
     }
 }
 
-fn rows(ctx: &WorkflowContext) -> Vec<(StepKind, String, String)> {
-    ctx.steps()
-        .into_iter()
-        .map(|s| (s.kind, s.title.into_owned(), s.outcome.to_string()))
-        .collect()
-}
-
-fn row(kind: StepKind, title: &str, outcome: &str) -> (StepKind, String, String) {
-    (kind, title.to_owned(), outcome.to_owned())
-}
-
 #[tokio::test]
 async fn when_step_three_of_four_fails_steps_two_then_one_are_undone_with_their_outputs() {
     let log = Log::default();
@@ -70,18 +61,15 @@ async fn when_step_three_of_four_fails_steps_two_then_one_are_undone_with_their_
         *log.lock().unwrap(),
         ["refund receipt for 23", "release reservation for order-7"]
     );
-    assert_eq!(
-        rows(&ctx),
-        [
-            row(StepKind::Given, "an order", "passed"),
-            row(StepKind::When, "reserve stock", "passed"),
-            row(StepKind::When, "charge card", "passed"),
-            row(StepKind::When, "ship", "failed: refused: no carrier"),
-            row(StepKind::When, "notify", "skipped"),
-            row(StepKind::Compensate, "charge card", "passed"),
-            row(StepKind::Compensate, "reserve stock", "passed"),
-        ]
-    );
+    assert_steps!(ctx, [
+        Given "an order" passed,
+        When "reserve stock" passed,
+        When "charge card" passed,
+        When "ship" failed("refused: no carrier"),
+        When "notify" skipped,
+        Compensate "charge card" passed,
+        Compensate "reserve stock" passed,
+    ]);
 }
 
 #[tokio::test]
@@ -356,4 +344,15 @@ async fn a_workflow_compensation_is_retried_with_its_own_behaviors_then_fails_th
             "release slot 7"
         ]
     );
+}
+
+#[test]
+#[should_panic(expected = "<--")]
+fn assert_steps_fails_with_the_table_marking_the_difference() {
+    let ctx = WorkflowContext::new("PlaceOrder");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let _ = rt.block_on(Workflow::given(&ctx, "an order", || 1).into_future());
+    assert_steps!(ctx, [Given "an order" failed]);
 }

@@ -934,3 +934,34 @@ fn a_schedule_catches_up_with_its_latest_tick_when_asked() {
     assert_eq!(schedule.catch_up, workflow_runtime::host::CatchUp::Latest);
     assert_eq!(Pay::schedule(), None);
 }
+
+#[tokio::test]
+async fn a_run_stopped_before_its_end_was_written_replays_every_step_and_completes() {
+    use workflow_runtime::testing::{Crash, CrashingStore};
+
+    let memory = MemoryStore::new();
+    let pay = Arc::new(Pay::default());
+    let dying = CrashingStore::new(memory.clone(), Crash::BeforeEnd);
+    let first = Runner::builder()
+        .store(Store::new(dying.clone()))
+        .durable(ArcPay(pay.clone()))
+        .build()
+        .unwrap();
+    let _ = first.start(&ArcPay::ID, "order-41", 41).await.unwrap();
+    dying.crashed().await;
+    assert_eq!(pay.charges.load(Ordering::SeqCst), 1);
+
+    let second = Runner::builder()
+        .store(Store::new(memory.clone()))
+        .durable(ArcPay(pay.clone()))
+        .build()
+        .unwrap();
+    assert_eq!(second.resume().await.unwrap(), 1);
+    let run = second.start(&ArcPay::ID, "order-41", 41).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), Order { id: 41, paid: true });
+    // Every step came from the journal: nothing ran twice.
+    assert_eq!(pay.loads.load(Ordering::SeqCst), 1);
+    assert_eq!(pay.charges.load(Ordering::SeqCst), 1);
+    let row = memory.run("order-41").await.unwrap().unwrap();
+    assert_eq!(row.status, RunStatus::Completed);
+}

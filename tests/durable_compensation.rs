@@ -331,3 +331,60 @@ async fn a_compensation_that_fails_for_good_marks_the_run_and_health_shows_it() 
     assert_eq!(health.status, HealthStatus::Degraded);
     assert_eq!(runner.resume().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_run_stopped_right_after_its_refund_was_journaled_only_releases_the_stock() {
+    use workflow_runtime::testing::{Crash, CrashingStore};
+
+    let memory = MemoryStore::new();
+    let world = Arc::new(World::default());
+    world.ship_fails.store(true, Ordering::SeqCst);
+    let dying = CrashingStore::new(memory.clone(), Crash::after("refund"));
+    let first = runner(&Store::new(dying.clone()), &world);
+    let _ = first.start(&PlaceOrder::ID, "order-4", 4).await.unwrap();
+    dying.crashed().await;
+    assert_eq!(
+        world.log(),
+        ["reserve 4", "charge 4", "ship 4", "refund ch-4"]
+    );
+
+    // The next process, shipping fixed: the run goes on undoing.
+    world.ship_fails.store(false, Ordering::SeqCst);
+    let second = runner(&Store::new(memory), &world);
+    assert_eq!(second.resume().await.unwrap(), 1);
+    let run = second.start(&PlaceOrder::ID, "order-4", 4).await.unwrap();
+    assert!(matches!(
+        run.result().await,
+        Err(DurableError::Failed { .. })
+    ));
+    assert_eq!(
+        world.log(),
+        [
+            "reserve 4",
+            "charge 4",
+            "ship 4",
+            "refund ch-4",
+            "release slot 3"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_run_stopped_before_its_charge_was_journaled_charges_again_then_completes() {
+    use workflow_runtime::testing::{Crash, CrashingStore};
+
+    let memory = MemoryStore::new();
+    let world = Arc::new(World::default());
+    let dying = CrashingStore::new(memory.clone(), Crash::before("charge card"));
+    let first = runner(&Store::new(dying.clone()), &world);
+    let _ = first.start(&PlaceOrder::ID, "order-5", 5).await.unwrap();
+    dying.crashed().await;
+
+    let second = runner(&Store::new(memory), &world);
+    assert_eq!(second.resume().await.unwrap(), 1);
+    let run = second.start(&PlaceOrder::ID, "order-5", 5).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), "parcel ch-5");
+    // The charge ran in both lives (the journal never heard of the first):
+    // why a step that charges takes an idempotency key.
+    assert_eq!(world.log(), ["reserve 5", "charge 5", "charge 5", "ship 5"]);
+}
