@@ -881,11 +881,12 @@ impl Backend for FailsOnce {
     }
     fn counts_by_workflow(
         &self,
+        now_ms: i64,
     ) -> workflow_runtime::behavior::BoxFuture<
         '_,
         Result<workflow_runtime::durable::WorkflowCounts, workflow_runtime::durable::StoreError>,
     > {
-        self.inner.counts_by_workflow()
+        self.inner.counts_by_workflow(now_ms)
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self

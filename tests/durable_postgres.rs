@@ -550,10 +550,10 @@ async fn a_worker_that_shuts_down_hands_its_runs_over_at_once() {
     assert_eq!((health.instance.as_str(), health.claimed), ("a", 1));
 
     // Its 30s lease was released: another instance takes the run at once.
-    let until = now_ms() + 30_000;
+    let now = now_ms();
     let claimed = store
         .backend()
-        .claim_run("b", "slow-1", until)
+        .claim_run("b", "slow-1", (now, now + 30_000))
         .await
         .unwrap();
     let claimed = claimed.expect("the lease was released at shutdown");

@@ -549,51 +549,59 @@ async fn two_runners_in_one_process_do_not_share_breakers() {
     );
 }
 
-fn wall_clock_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    i64::try_from(since.as_millis()).unwrap()
-}
-
-/// Every second by a cron expression: notes when each run began.
+/// Every five minutes by a cron expression: notes when each run began, by
+/// the host's clock.
 struct Stamp {
+    clock: workflow_runtime::host::Clock,
     at: Arc<Mutex<Vec<i64>>>,
 }
 
-#[workflow(cron = "* * * * * *")]
+#[workflow(cron = "0 */5 * * * *")]
 impl Stamp {
     #[step(given = "a stamp")]
     fn stamp(&self) -> usize {
         let mut at = self.at.lock().unwrap();
-        at.push(wall_clock_ms());
+        at.push(self.clock.now_ms());
         at.len()
     }
 }
 
-// A cron schedule follows the wall clock, which tokio's paused clock does
-// not drive: this test waits for two real seconds' ticks.
-#[tokio::test]
+// A cron schedule follows the host's wall clock: one that follows tokio's
+// paused clock runs twenty minutes of ticks at once, each exactly on time.
+#[tokio::test(start_paused = true)]
 async fn a_cron_schedule_runs_at_its_wall_clock_ticks_once_each() {
+    use workflow_runtime::host::Clock;
+    // 2026-01-01 00:03:00 UTC.
+    let start = 1_767_225_780_000;
+    let clock = Clock::following_tokio(
+        std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(start).unwrap()),
+    );
     let at = Arc::new(Mutex::new(Vec::new()));
-    let first_tick = (wall_clock_ms() / 1000 + 1) * 1000;
     let host = WorkflowHost::builder()
-        .recurring(Stamp { at: at.clone() })
+        .clock(clock)
+        .recurring(Stamp {
+            clock,
+            at: at.clone(),
+        })
         .build()
         .unwrap();
     let summary = host
         .run_until(async {
-            while at.lock().unwrap().len() < 3 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            while at.lock().unwrap().len() < 4 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         })
         .await;
     let at = at.lock().unwrap().clone();
-    assert_eq!(summary.runs.passed, at.len() as u64);
-    // Never before its tick, and each tick (second) once at most.
-    assert!(at[0] >= first_tick, "{at:?} before {first_tick}");
-    let seconds: Vec<i64> = at.iter().map(|t| t / 1000).collect();
-    assert!(seconds.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+    assert_eq!(summary.runs.passed, 4);
+    let minute = 60_000;
+    let ticks = [5, 10, 15, 20].map(|m| start - 3 * minute + m * minute);
+    for (stamp, tick) in at.iter().zip(ticks) {
+        assert!(
+            (tick..tick + 5).contains(stamp),
+            "{at:?}, expected {ticks:?}"
+        );
+    }
 }
 
 #[test]

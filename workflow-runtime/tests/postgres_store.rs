@@ -88,21 +88,21 @@ async fn claims_hold_until_their_lease_runs_out_and_fence_the_loser() {
 
     // a claims it for a minute: b finds nothing to claim.
     let a = store
-        .claim("a", &workflows, 10, now() + 60_000)
+        .claim("a", &workflows, 10, (now(), now() + 60_000))
         .await
         .unwrap();
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].fence.epoch, 1);
     assert!(
         store
-            .claim("b", &workflows, 10, now() + 60_000)
+            .claim("b", &workflows, 10, (now(), now() + 60_000))
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         store
-            .claim_run("b", "r", now() + 60_000)
+            .claim_run("b", "r", (now(), now() + 60_000))
             .await
             .unwrap()
             .is_none()
@@ -119,7 +119,7 @@ async fn claims_hold_until_their_lease_runs_out_and_fence_the_loser() {
         1
     );
     let b = store
-        .claim("b", &workflows, 10, now() + 60_000)
+        .claim("b", &workflows, 10, (now(), now() + 60_000))
         .await
         .unwrap();
     assert_eq!(b.len(), 1);
@@ -156,7 +156,7 @@ async fn claims_hold_until_their_lease_runs_out_and_fence_the_loser() {
     // b lets go: c takes it at once, not after b's minute.
     assert_eq!(store.release("b").await.unwrap(), 1);
     let c = store
-        .claim_run("c", "r", now() + 60_000)
+        .claim_run("c", "r", (now(), now() + 60_000))
         .await
         .unwrap()
         .unwrap();
@@ -170,7 +170,7 @@ async fn claims_hold_until_their_lease_runs_out_and_fence_the_loser() {
     // Finished runs are claimed by no one.
     assert!(
         store
-            .claim("d", &workflows, 10, now() + 60_000)
+            .claim("d", &workflows, 10, (now(), now() + 60_000))
             .await
             .unwrap()
             .is_empty()

@@ -105,7 +105,7 @@ async fn a_corrupt_row_is_an_error_naming_its_run() {
         err.to_string().contains("unknown status \"exploded\""),
         "{err}"
     );
-    let err = store.counts_by_workflow().await.unwrap_err();
+    let err = store.counts_by_workflow(0).await.unwrap_err();
     assert!(err.to_string().contains("exploded"), "{err}");
 }
 

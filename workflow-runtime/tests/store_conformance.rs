@@ -164,7 +164,7 @@ async fn running_runs_are_listed_oldest_first_and_counted(store: &dyn Backend) {
         .collect();
     assert_eq!(ids, ["early", "shipping", "late"]);
     // Counted workflow by workflow.
-    let counts = store.counts_by_workflow().await.unwrap();
+    let counts = store.counts_by_workflow(0).await.unwrap();
     assert_eq!(counts.keys().collect::<Vec<_>>(), ["Pay", "Ship"]);
     let tally = |name: &str| {
         let c = &counts[name];

@@ -167,7 +167,7 @@ impl Backend for MemoryStore {
         Box::pin(std::future::ready(Ok(running)))
     }
 
-    fn counts_by_workflow(&self) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
+    fn counts_by_workflow(&self, _: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
         let mut counts = WorkflowCounts::new();
         for entry in self.lock().values() {
             counts.entry(entry.run.workflow.clone()).or_default().add(

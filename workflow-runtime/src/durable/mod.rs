@@ -65,7 +65,6 @@ pub use step::Transaction;
 #[doc(hidden)]
 pub use step::{Journaled, JournaledUndo, JournaledUndoStep, Place, Transacted};
 pub use step_ctx::StepCtx;
-pub(crate) use store::now_ms;
 pub use store::{
     Backend, Claimed, FailureRow, Fence, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow,
     Store, StoreError, WorkflowCounts,

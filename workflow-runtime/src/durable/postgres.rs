@@ -604,7 +604,7 @@ impl Backend for PostgresStore {
         })
     }
 
-    fn counts_by_workflow(&self) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
+    fn counts_by_workflow(&self, now_ms: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
         Box::pin(async move {
             let groups: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
                 "SELECT workflow, status, COUNT(*), MIN(created_ms)
@@ -622,7 +622,7 @@ impl Backend for PostgresStore {
                  WHERE status = 'running' AND (owner IS NULL OR lease_until_ms < $1)
                  GROUP BY workflow",
             )
-            .bind(now_ms())
+            .bind(now_ms)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.error("counting waiting runs", e))?;
@@ -648,7 +648,7 @@ impl Backend for PostgresStore {
         owner: &'a str,
         workflows: &'a [String],
         limit: u32,
-        until_ms: i64,
+        (now_ms, until_ms): (i64, i64),
     ) -> BoxFuture<'a, Result<Vec<Claimed>, StoreError>> {
         Box::pin(async move {
             let rows = sqlx::query(
@@ -665,7 +665,7 @@ impl Backend for PostgresStore {
             .bind(owner)
             .bind(until_ms)
             .bind(workflows)
-            .bind(now_ms())
+            .bind(now_ms)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
@@ -678,7 +678,7 @@ impl Backend for PostgresStore {
         &'a self,
         owner: &'a str,
         id: &'a str,
-        until_ms: i64,
+        (now_ms, until_ms): (i64, i64),
     ) -> BoxFuture<'a, Result<Option<Claimed>, StoreError>> {
         Box::pin(async move {
             let row = sqlx::query(
@@ -694,7 +694,7 @@ impl Backend for PostgresStore {
             .bind(owner)
             .bind(until_ms)
             .bind(id)
-            .bind(now_ms())
+            .bind(now_ms)
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| self.error(format!("claiming run \"{id}\" for {owner}"), e))?;
@@ -739,6 +739,7 @@ impl Backend for PostgresStore {
 
     fn holders(
         &self,
+        now_ms: i64,
     ) -> BoxFuture<'_, Result<std::collections::BTreeMap<String, u64>, StoreError>> {
         Box::pin(async move {
             let rows: Vec<(String, i64)> = sqlx::query_as(
@@ -746,7 +747,7 @@ impl Backend for PostgresStore {
                  WHERE status = 'running' AND owner IS NOT NULL AND lease_until_ms >= $1
                  GROUP BY owner",
             )
-            .bind(now_ms())
+            .bind(now_ms)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.error("reading who holds leases", e))?;

@@ -628,7 +628,7 @@ impl Backend for SqliteStore {
         })
     }
 
-    fn counts_by_workflow(&self) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
+    fn counts_by_workflow(&self, _: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
         Box::pin(async move {
             let groups: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
                 "SELECT workflow, status, COUNT(*), MIN(created_ms)

@@ -524,8 +524,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Every running run, oldest first.
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>>;
 
-    /// Runs per status, for each workflow with runs in the store.
-    fn counts_by_workflow(&self) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>>;
+    /// Runs per status, for each workflow with runs in the store; a
+    /// running run whose lease ran out before `now_ms` counts as waiting.
+    fn counts_by_workflow(&self, now_ms: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>>;
 
     /// The concrete store, for what only it offers (a SQL transaction).
     fn as_any(&self) -> &dyn std::any::Any;
@@ -547,28 +548,32 @@ pub trait Backend: Send + Sync + 'static {
         owner: &'a str,
         workflows: &'a [String],
         limit: u32,
-        until_ms: i64,
+        (now_ms, until_ms): (i64, i64),
     ) -> BoxFuture<'a, Result<Vec<Claimed>, StoreError>> {
-        let _ = (owner, workflows, limit, until_ms);
+        let _ = (owner, workflows, limit, now_ms, until_ms);
         Box::pin(std::future::ready(Err(self.no_leases())))
     }
 
-    /// Claims run `id` for `owner` if no live lease holds it.
+    /// Claims run `id` for `owner` until `until_ms` if no lease live at
+    /// `now_ms` holds it.
     fn claim_run<'a>(
         &'a self,
         owner: &'a str,
         id: &'a str,
-        until_ms: i64,
+        (now_ms, until_ms): (i64, i64),
     ) -> BoxFuture<'a, Result<Option<Claimed>, StoreError>> {
-        let _ = (owner, id, until_ms);
+        let _ = (owner, id, now_ms, until_ms);
         Box::pin(std::future::ready(Err(self.no_leases())))
     }
 
-    /// The instances that hold live leases, with how many runs each
-    /// holds: who is working on a shared store. Empty without leases.
+    /// The instances that hold leases live at `now_ms`, with how many
+    /// runs each holds: who is working on a shared store. Empty without
+    /// leases.
     fn holders(
         &self,
+        now_ms: i64,
     ) -> BoxFuture<'_, Result<std::collections::BTreeMap<String, u64>, StoreError>> {
+        let _ = now_ms;
         Box::pin(std::future::ready(Ok(Default::default())))
     }
 
@@ -760,7 +765,7 @@ impl Store {
     /// ```
     pub async fn counts(&self) -> Result<RunCounts, StoreError> {
         let mut total = RunCounts::default();
-        for counts in self.backend.counts_by_workflow().await?.values() {
+        for counts in self.backend.counts_by_workflow(now_ms()).await?.values() {
             total.merge(counts);
         }
         Ok(total)
@@ -783,7 +788,7 @@ impl Store {
     /// # }
     /// ```
     pub async fn counts_by_workflow(&self) -> Result<WorkflowCounts, StoreError> {
-        self.backend.counts_by_workflow().await
+        self.backend.counts_by_workflow(now_ms()).await
     }
 
     /// The run with this id, if the store has it.

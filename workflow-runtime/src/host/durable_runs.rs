@@ -498,10 +498,14 @@ impl Runner {
         let in_flight = self.durable_in_flight();
         let claims = self.claims();
         let age = |started: i64| {
-            let age = crate::durable::now_ms().saturating_sub(started);
+            let age = self.clock().now_ms().saturating_sub(started);
             std::time::Duration::from_millis(u64::try_from(age).unwrap_or(0))
         };
-        let (status, by_workflow, error) = match store.counts_by_workflow().await {
+        let (status, by_workflow, error) = match store
+            .backend()
+            .counts_by_workflow(self.clock().now_ms())
+            .await
+        {
             Ok(counts) => {
                 // Parked runs and failed compensations wait for a person.
                 let parked = counts
@@ -520,7 +524,8 @@ impl Runner {
                 Some(error.to_string()),
             ),
         };
-        let (instances, error) = match (error, store.backend().holders().await) {
+        let (instances, error) = match (error, store.backend().holders(self.clock().now_ms()).await)
+        {
             (None, Ok(instances)) => (instances, None),
             (error, Ok(_)) => (BTreeMap::new(), error),
             (error, Err(holders)) => (BTreeMap::new(), error.or(Some(holders.to_string()))),
@@ -593,11 +598,12 @@ impl Runner {
         // Shared: drive it here if no other instance holds it; otherwise
         // its handle reads the store until the holder ends it.
         self.keep_leases();
-        let until = crate::durable::now_ms() + self.lease_ms();
+        let now = self.clock().now_ms();
+        let until = now + self.lease_ms();
         Ok(
             match store
                 .backend()
-                .claim_run(self.instance(), &row.id, until)
+                .claim_run(self.instance(), &row.id, (now, until))
                 .await?
             {
                 Some(claimed) => {
@@ -618,10 +624,11 @@ impl Runner {
             return Ok(0);
         }
         self.keep_leases();
-        let until = crate::durable::now_ms() + self.lease_ms();
+        let now = self.clock().now_ms();
+        let until = now + self.lease_ms();
         let claimed = store
             .backend()
-            .claim(self.instance(), &workflows, limit, until)
+            .claim(self.instance(), &workflows, limit, (now, until))
             .await?;
         let n = claimed.len();
         for Claimed { run, fence } in claimed {
@@ -789,7 +796,7 @@ impl Runner {
         // its grid from the epoch), so every instance computes the same;
         // the schedule's row starts at the first, unless another instance
         // wrote it already.
-        let now = crate::durable::now_ms();
+        let now = self.clock().now_ms();
         let first = if schedule.run_immediately {
             ticks.at_or_before(now).or_else(|| ticks.after(now))
         } else {
@@ -814,7 +821,7 @@ impl Runner {
             // A stored tick later than the schedule's next one is from a
             // schedule the code has since changed (or one that had ended):
             // start again from the schedule as it is now.
-            if let Some(fresh) = ticks.after(crate::durable::now_ms())
+            if let Some(fresh) = ticks.after(self.clock().now_ms())
                 && next > fresh
             {
                 if let Err(error) = store
@@ -835,7 +842,7 @@ impl Runner {
             }
             // Long waits are taken a minute at a time, so a schedule moved
             // by another instance, or a wall clock set anew, is seen.
-            let wait = next - crate::durable::now_ms();
+            let wait = next - self.clock().now_ms();
             if wait > 0 {
                 let wait = std::time::Duration::from_millis(u64::try_from(wait).unwrap_or(0));
                 tokio::select! {
@@ -848,7 +855,7 @@ impl Runner {
             }
             // `next` is due. If the tick after it is too, ticks were
             // missed (no instance ran): the catch-up policy decides.
-            let (fire, following) = ticks.plan(next, crate::durable::now_ms(), schedule.catch_up);
+            let (fire, following) = ticks.plan(next, self.clock().now_ms(), schedule.catch_up);
             let run = fire.map(|tick| {
                 RunRow::new(
                     format!("{}@{tick}", W::NAME),
@@ -913,7 +920,7 @@ impl Runner {
                     () = runner.stopping().cancelled() => return,
                 }
                 let Some(store) = runner.store() else { return };
-                let until = crate::durable::now_ms() + runner.lease_ms();
+                let until = runner.clock().now_ms() + runner.lease_ms();
                 let runs = runner.in_flight().ids();
                 if runs.is_empty() {
                     continue;

@@ -2,6 +2,7 @@
 //! it runs them with, and their health.
 
 #[cfg(feature = "durable")]
+mod clock;
 mod durable_runs;
 mod health;
 mod runner;
@@ -20,6 +21,7 @@ pub use crate::schedule::Cron;
 use crate::schedule::Ticks;
 pub use crate::schedule::{Cadence, CatchUp, Schedule, ScheduleError};
 #[cfg(feature = "durable")]
+pub use clock::Clock;
 pub use durable_runs::{DurableHealth, DurableWorkflowHealth};
 pub use health::{
     BreakerHealth, CheckHealth, HealthReport, HealthStatus, RunInfo, RunOutcome, WorkflowHealth,
@@ -272,6 +274,19 @@ pub struct HostBuilder {
 }
 
 impl HostBuilder {
+    /// The wall clock the host reads for cron ticks (and its runner for
+    /// leases and ages); see [`RunnerBuilder::clock`].
+    ///
+    /// ```
+    /// use workflow_runtime::host::{Clock, WorkflowHost};
+    /// let host = WorkflowHost::builder().clock(Clock::system()).build().unwrap();
+    /// assert!(host.runner().clock().now_ms() > 0);
+    /// ```
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.runner = self.runner.clock(clock);
+        self
+    }
+
     /// A workflow to run once at start (and by name through the runner).
     ///
     /// ```
@@ -971,7 +986,7 @@ impl Job {
         loop {
             // A sleep may end a hair before its tick by the wall clock:
             // never fire the same tick twice.
-            let now = crate::schedule::now_ms().max(fired);
+            let now = self.runner.clock().now_ms().max(fired);
             let Some(next) = ticks.after(now) else {
                 tracing::info!(workflow = workflow.name(), "the schedule fires no more");
                 return;

@@ -176,6 +176,7 @@ struct Inner {
     breakers: Breakers,
     health: Health,
     counters: Counters,
+    clock: super::Clock,
     // Cancelling it cancels every run's context: a host's hard stop.
     cancel: CancellationToken,
     #[cfg(feature = "durable")]
@@ -275,11 +276,25 @@ pub struct RunnerBuilder {
     handlers: Handlers,
     breakers: Breakers,
     unhealthy_after: u32,
+    clock: super::Clock,
     #[cfg(feature = "durable")]
     durable: Durables,
 }
 
 impl RunnerBuilder {
+    /// The wall clock the runner reads (cron ticks, leases, ages): the
+    /// system's unless a test gives one that follows tokio's clock.
+    ///
+    /// ```
+    /// use workflow_runtime::host::{Clock, Runner};
+    /// let runner = Runner::builder().clock(Clock::system()).build().unwrap();
+    /// assert!(runner.clock().now_ms() > 0);
+    /// ```
+    pub fn clock(mut self, clock: super::Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The journal store durable runs are recorded in.
     ///
     /// ```
@@ -618,6 +633,7 @@ impl RunnerBuilder {
                 breakers: self.breakers,
                 health: Health::new(self.unhealthy_after),
                 counters: Counters::default(),
+                clock: self.clock,
                 cancel,
                 #[cfg(feature = "durable")]
                 durable: self.durable,
@@ -651,6 +667,7 @@ impl Runner {
             handlers: Handlers::default(),
             breakers: Breakers::new(),
             unhealthy_after: 3,
+            clock: super::Clock::system(),
             #[cfg(feature = "durable")]
             durable: Durables::default(),
         }
@@ -704,6 +721,16 @@ impl Runner {
             factory(&ctx);
         }
         ctx
+    }
+
+    /// The wall clock it reads (see [`RunnerBuilder::clock`]).
+    ///
+    /// ```
+    /// use workflow_runtime::host::Runner;
+    /// assert!(Runner::builder().build().unwrap().clock().now_ms() > 0);
+    /// ```
+    pub fn clock(&self) -> super::Clock {
+        self.inner.clock
     }
 
     /// Runs `workflow` on `input` under a fresh context. A panic outside

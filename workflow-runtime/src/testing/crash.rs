@@ -227,8 +227,8 @@ impl Backend for CrashingStore {
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
         self.alive(move || self.inner.running())
     }
-    fn counts_by_workflow(&self) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
-        self.alive(move || self.inner.counts_by_workflow())
+    fn counts_by_workflow(&self, now_ms: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
+        self.alive(move || self.inner.counts_by_workflow(now_ms))
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
