@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use workflow_runtime::assert_steps;
 use workflow_runtime::behavior::{
     Attempted, Behavior, BehaviorExt, BoxFuture, BreakerConfig, CircuitBreaker, CircuitOpen,
     CircuitState, Next, Retry, StepScope, Timeout,
@@ -102,6 +103,10 @@ async fn retry_gives_up_after_max_attempts_with_the_last_failure() {
     );
     assert_eq!(script.gaps(), [ms(60), ms(70)], "50ms, then capped at 60ms");
     assert_eq!(ctx.steps()[1].attempts, 3);
+    assert_steps!(ctx, [
+        Given "n" passed,
+        When "flaky" failed("flaky failure #3"),
+    ]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -164,6 +169,7 @@ async fn a_timeout_drops_the_step_and_records_timed_out() {
     assert!(
         matches!(ctx.steps()[1].outcome, StepOutcome::Failed(StepFailure::TimedOut(d)) if d == Duration::from_secs(2))
     );
+    assert_steps!(ctx, [Given "n" passed, When "hangs" timed_out]);
 }
 
 #[tokio::test(start_paused = true)]

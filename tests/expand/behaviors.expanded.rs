@@ -107,6 +107,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                             "an order",
                             move || self.order(input),
                         )
+                        .overridable()
                         .try_when_async(
                             "charged",
                             move |value| async move {
@@ -135,6 +136,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                     ),
                 ),
             )
+            .overridable()
             .result()
     }
 }

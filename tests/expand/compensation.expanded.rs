@@ -178,6 +178,7 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
                 "an order",
                 move || self.order(input),
             )
+            .overridable()
             .try_when_async(
                 "charge card",
                 move |value| async move {
@@ -188,6 +189,7 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
                     )
                 },
             )
+            .overridable()
             .compensate_by(
                 "refund",
                 ::workflow_runtime::__private::Undo::new(move |value| async move {
@@ -206,6 +208,7 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
                 "ship",
                 move |value| self.ship(<_ as ShipInput<Receipt>>::checked(value)),
             )
+            .overridable()
             .result()
     }
 }

@@ -88,10 +88,12 @@ impl my_runtime::WorkflowDefinition for Report {
                 move || Self::load_numbers(),
             )
             .kind(my_runtime::StepKind::When)
+            .overridable()
             .and(
                 "summed",
                 move |value| self.sum(<_ as SumInput<Vec<u32>>>::checked(value)),
             )
+            .overridable()
             .finally(
                 "clean up",
                 move |value| {

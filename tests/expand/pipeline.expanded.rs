@@ -154,6 +154,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                 "pending order",
                 move || self.pending(input),
             )
+            .overridable()
             .try_when_async(
                 "process payment",
                 move |value| async move {
@@ -164,10 +165,12 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                     )
                 },
             )
+            .overridable()
             .when_async(
                 "update status",
                 move |value| self.save(<_ as SaveInput<Order>>::checked(value)),
             )
+            .overridable()
             .then(
                 "processed",
                 move |value| {

@@ -181,6 +181,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                             )
                     }
                         .timeout(::core::time::Duration::from_nanos(1000000000u64))
+                        .overridable()
                         .try_when_async(
                             "charged",
                             move |value| async move {
@@ -195,6 +196,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                 .__retry(::workflow_runtime::behavior::Retry::max_attempts(5u32))
         }
             .timeout(::core::time::Duration::from_nanos(1000000000u64))
+            .overridable()
             .then(
                 "charged something",
                 move |value| self.positive(<_ as PositiveInput<u64>>::checked_ref(value)),

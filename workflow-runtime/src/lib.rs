@@ -54,8 +54,8 @@ pub mod testing;
 
 pub use chain::Workflow;
 pub use context::{
-    ContextBuilder, MetadataError, Scoped, StepId, StepOutcome, StepRecord, WorkflowContext,
-    WorkflowOptions, WorkflowSummary,
+    ContextBuilder, MetadataError, OverrideMismatch, Scoped, StepId, StepOutcome, StepRecord,
+    WorkflowContext, WorkflowOptions, WorkflowSummary,
 };
 pub use definition::{WorkflowDefinition, mermaid};
 pub use error::{StepError, StepFailure, WorkflowError};

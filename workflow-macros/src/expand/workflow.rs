@@ -64,6 +64,11 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         };
         chain.extend(link);
         chain = super::behaviors::apply(step, krate, chain);
+        // A test's override may stand in for a step that makes a value;
+        // a durable step's result is journaled, so it takes none.
+        if slots[index].is_none() && !step.passes_value_on() {
+            chain = quote!(#chain.overridable());
+        }
         let journaled = slots[index].map(|_| super::compensation::Journaled {
             index: u32::try_from(index).unwrap_or(u32::MAX),
         });

@@ -14,6 +14,7 @@
 //! `then` / `finally` take `FnOnce`.
 
 mod compensate;
+mod overridable;
 mod stage;
 mod step_fn;
 
@@ -27,6 +28,7 @@ use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
 pub use compensate::{Compensated, CompensatedFuture, Compensation, Undo, UndoStep};
+pub use overridable::{Overridable, Overridden};
 pub(crate) use stage::Place;
 pub use stage::{
     Carry, ChainFuture, Finally, FinallyFuture, Flow, KindOfLast, Stage, Start, Step, StepFuture,
@@ -551,6 +553,54 @@ where
                 kind,
                 title,
                 body: Replay(body),
+                layers,
+                place,
+            },
+        }
+    }
+
+    /// Lets a test's override stand in for the last step (see
+    /// [`ContextBuilder::override_step`](crate::ContextBuilder::override_step));
+    /// `#[workflow]` marks every step that makes a value this way. Without
+    /// an override for its title, the step runs as it would.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = WorkflowContext::builder("W")
+    ///     .override_step("rate", |_: &u32| Ok::<u32, std::io::Error>(7))
+    ///     .build();
+    /// let n = Workflow::given(&ctx, "amount", || 100u32)
+    ///     .when("rate", |n| n / 10)
+    ///     .overridable()
+    ///     .await;
+    /// assert_eq!(n.unwrap(), 7);
+    /// # }
+    /// ```
+    pub fn overridable(self) -> Workflow<'c, Step<P, Overridable<'c, F>>>
+    where
+        P::Output: 'static,
+        F::Output: 'static,
+    {
+        let Step {
+            prev,
+            kind,
+            title,
+            body,
+            layers,
+            place,
+        } = self.stage;
+        Workflow {
+            ctx: self.ctx,
+            stage: Step {
+                prev,
+                kind,
+                title: title.clone(),
+                body: Overridable {
+                    ctx: self.ctx,
+                    title,
+                    inner: body,
+                },
                 layers,
                 place,
             },

@@ -3,6 +3,7 @@
 pub(crate) mod active;
 mod metadata;
 mod options;
+mod overrides;
 mod record;
 
 use std::any::{Any, TypeId};
@@ -21,6 +22,7 @@ pub use active::Scoped;
 pub use metadata::MetadataError;
 use metadata::{Extensions, Metadata};
 pub use options::WorkflowOptions;
+pub use overrides::OverrideMismatch;
 pub use record::{StepId, StepOutcome, StepRecord};
 
 type CleanupHook = Box<dyn FnOnce(&WorkflowSummary) + Send>;
@@ -68,6 +70,8 @@ struct Inner {
     // Created on first use: most runs are never cancelled, and a token costs
     // an allocation.
     cancel: OnceLock<CancellationToken>,
+    /// Stand-ins for steps, set by a test.
+    overrides: Option<overrides::Overrides>,
     /// The durable run's journal, when a runner with a store runs it.
     #[cfg(feature = "durable")]
     journal: Option<Arc<crate::durable::Journal>>,
@@ -176,6 +180,7 @@ pub struct ContextBuilder {
     typed_behaviors: Vec<(TypeId, Arc<dyn Behavior>)>,
     breakers: Option<Breakers>,
     expected_steps: usize,
+    overrides: Option<overrides::Overrides>,
     #[cfg(feature = "durable")]
     journal: Option<Arc<crate::durable::Journal>>,
 }
@@ -373,6 +378,7 @@ impl ContextBuilder {
                 typed_behaviors: self.typed_behaviors,
                 breakers,
                 cancel,
+                overrides: self.overrides,
                 #[cfg(feature = "durable")]
                 journal: self.journal,
             }),
@@ -412,6 +418,7 @@ impl WorkflowContext {
             typed_behaviors: Vec::new(),
             breakers: None,
             expected_steps: 0,
+            overrides: None,
             #[cfg(feature = "durable")]
             journal: None,
         }

@@ -1,0 +1,129 @@
+//! Step overrides, for tests: a context can carry canned results for
+//! steps, by title, so a test runs a workflow with its payment step
+//! declined (say) without touching the definition.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::{ContextBuilder, WorkflowContext};
+use crate::error::StepError;
+
+/// A step's stand-in: from the step's input to its result.
+pub(crate) type OverrideFn<In, O> = Arc<dyn Fn(&In) -> Result<O, StepError> + Send + Sync>;
+
+/// The overrides a context carries, by step title.
+#[derive(Default)]
+pub(crate) struct Overrides {
+    by_title: HashMap<String, Entry>,
+}
+
+struct Entry {
+    /// An `OverrideFn<In, O>`.
+    f: Box<dyn Any + Send + Sync>,
+    /// `fn(&In) -> O`, as written, for a mismatch's message.
+    shape: String,
+}
+
+/// An override whose types are not its step's: the step fails with this.
+#[derive(Debug)]
+pub struct OverrideMismatch {
+    title: String,
+    given: String,
+    expected: String,
+}
+
+impl fmt::Display for OverrideMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the override of step \"{}\" is a `{}`, but the step is a `{}`",
+            self.title, self.given, self.expected
+        )
+    }
+}
+
+impl std::error::Error for OverrideMismatch {}
+
+fn shape<In, O>() -> String {
+    format!(
+        "fn(&{}) -> {}",
+        std::any::type_name::<In>(),
+        std::any::type_name::<O>()
+    )
+}
+
+impl ContextBuilder {
+    /// Runs the step titled `title` as `stand_in` instead: given a
+    /// reference to the step's input, it returns the step's value (the
+    /// `Ok` type of a fallible step) or an error, and the step records it
+    /// like its own. For tests: the definition is unchanged, and so are
+    /// the step's behaviors around it. A stand-in whose types are not the
+    /// step's fails the step with [`OverrideMismatch`], naming both.
+    /// Steps of `#[workflow]` definitions take overrides, as do chains
+    /// that mark a step [`overridable`](crate::Workflow::overridable);
+    /// durable steps do not (their results are journaled).
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    /// # #[derive(Debug)] struct Declined;
+    /// # impl std::fmt::Display for Declined { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("declined") } }
+    /// # impl std::error::Error for Declined {}
+    /// struct Pay;
+    /// #[workflow]
+    /// impl Pay {
+    ///     #[step(given = "an order")]
+    ///     fn order(&self, cents: u32) -> u32 { cents }
+    ///     #[step(when = "charge card")]
+    ///     fn charge(&self, cents: u32) -> Result<String, Declined> { Ok(format!("charged {cents}")) }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = Pay::context()
+    ///     .override_step("charge card", |_: &u32| Err::<String, _>(Declined))
+    ///     .build();
+    /// let err = Pay.run(&ctx, 250).await.unwrap_err();
+    /// assert_eq!(err.to_string(), r#"workflow "Pay", step When "charge card" failed: declined"#);
+    /// # }
+    /// ```
+    pub fn override_step<In, O, E, F>(mut self, title: impl Into<String>, stand_in: F) -> Self
+    where
+        In: 'static,
+        O: 'static,
+        E: Into<StepError>,
+        F: Fn(&In) -> Result<O, E> + Send + Sync + 'static,
+    {
+        let f: OverrideFn<In, O> = Arc::new(move |input: &In| stand_in(input).map_err(Into::into));
+        self.overrides
+            .get_or_insert_with(Overrides::default)
+            .by_title
+            .insert(
+                title.into(),
+                Entry {
+                    f: Box::new(f),
+                    shape: shape::<In, O>(),
+                },
+            );
+        self
+    }
+}
+
+impl WorkflowContext {
+    /// The stand-in for the step titled `title`, if the context has one:
+    /// `Err` when its types are not the step's.
+    pub(crate) fn step_override<In: 'static, O: 'static>(
+        &self,
+        title: &str,
+    ) -> Option<Result<OverrideFn<In, O>, OverrideMismatch>> {
+        let entry = self.inner.overrides.as_ref()?.by_title.get(title)?;
+        Some(match entry.f.downcast_ref::<OverrideFn<In, O>>() {
+            Some(f) => Ok(f.clone()),
+            None => Err(OverrideMismatch {
+                title: title.to_owned(),
+                given: entry.shape.clone(),
+                expected: shape::<In, O>(),
+            }),
+        })
+    }
+}
