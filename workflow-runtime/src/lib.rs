@@ -26,7 +26,7 @@
 //! | [`handlers`] | the typed handler registry |
 //! | [`host`] | the runner, the tokio host, recurring schedules, health |
 //! | `durable` | journaled runs that resume after a crash: stores (memory, SQLite, PostgreSQL with leases), codecs (features `durable`, `sqlite`, `postgres`) |
-//! | `testing` | test helpers: a throwaway PostgreSQL server (feature `testing`) |
+//! | `testing` | the test kit: `assert_steps!`, a crash-injecting memory store, a throwaway PostgreSQL server |
 //!
 //! `#[step]` and `#[workflow]` (re-exported from `workflow-macros`) turn
 //! annotated functions into steps and typed pipelines implementing
