@@ -794,6 +794,8 @@ impl ArcCut {
 struct FailsOnce {
     inner: MemoryStore,
     failed: std::sync::atomic::AtomicBool,
+    /// The step whose row fails to land once (any first row when `None`).
+    step: Option<&'static str>,
 }
 
 impl Backend for FailsOnce {
@@ -833,7 +835,8 @@ impl Backend for FailsOnce {
         step: &'a StepRow,
     ) -> workflow_runtime::behavior::BoxFuture<'a, Result<(), workflow_runtime::durable::StoreError>>
     {
-        if !self.failed.swap(true, Ordering::SeqCst) {
+        let this_step = self.step.is_none_or(|title| title == step.title);
+        if this_step && !self.failed.swap(true, Ordering::SeqCst) {
             return Box::pin(async {
                 Err(workflow_runtime::durable::StoreError::Database {
                     store: "fails-once".to_owned(),
@@ -900,6 +903,7 @@ async fn a_run_whose_journal_write_failed_is_driven_again_not_failed() {
     let store = Store::new(FailsOnce {
         inner: journal.clone(),
         failed: std::sync::atomic::AtomicBool::new(false),
+        step: None,
     });
     let runner = Runner::builder()
         .store(store)
@@ -965,4 +969,59 @@ async fn a_run_stopped_before_its_end_was_written_replays_every_step_and_complet
     assert_eq!(pay.charges.load(Ordering::SeqCst), 1);
     let row = memory.run("order-41").await.unwrap().unwrap();
     assert_eq!(row.status, RunStatus::Completed);
+}
+
+/// Reserves, then charges; the reservation is undone if a later step fails.
+#[derive(Default)]
+struct Reserve {
+    released: AtomicU32,
+    charges: AtomicU32,
+}
+
+struct ArcReserve(Arc<Reserve>);
+
+#[workflow(durable)]
+impl ArcReserve {
+    #[step(given = "an order")]
+    fn order(&self, id: u64) -> u64 {
+        id
+    }
+
+    #[step(when = "reserve stock", compensate = release)]
+    fn reserve(&self, id: u64) -> u64 {
+        id
+    }
+
+    #[step(when = "charge card")]
+    fn charge(&self, id: u64) -> u64 {
+        self.0.charges.fetch_add(1, Ordering::SeqCst);
+        id
+    }
+
+    #[compensation]
+    fn release(&self, id: u64) {
+        let _ = id;
+        self.0.released.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_step_whose_row_did_not_land_is_driven_again_not_undone() {
+    let reserve = Arc::new(Reserve::default());
+    let journal = MemoryStore::new();
+    let store = Store::new(FailsOnce {
+        inner: journal.clone(),
+        failed: std::sync::atomic::AtomicBool::new(false),
+        step: Some("charge card"),
+    });
+    let runner = Runner::builder()
+        .store(store)
+        .durable(ArcReserve(reserve.clone()))
+        .build()
+        .unwrap();
+    let run = runner.start(&ArcReserve::ID, "order-18", 18).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), 18);
+    // The journal's failure is no failure of the step's: nothing undone.
+    assert_eq!(reserve.released.load(Ordering::SeqCst), 0);
+    assert_eq!(reserve.charges.load(Ordering::SeqCst), 2);
 }

@@ -48,6 +48,7 @@ impl std::error::Error for Refused {}
 struct World {
     log: Mutex<Vec<String>>,
     ship_fails: AtomicBool,
+    label_fails: AtomicBool,
     refund_fails: AtomicBool,
     /// While set, releasing stock never returns: the process dies there.
     release_hangs: AtomicBool,
@@ -94,6 +95,13 @@ impl PlaceOrder {
             return Err(Refused("no carrier"));
         }
         Ok(format!("parcel {}", receipt.charge))
+    }
+
+    // A `then` step takes the value by reference: a `String` here.
+    #[allow(clippy::ptr_arg)]
+    #[step(then = "labelled")]
+    fn labelled(&self, parcel: &String) -> bool {
+        !parcel.is_empty() && !self.0.label_fails.load(Ordering::SeqCst)
     }
 
     #[compensation]
@@ -178,7 +186,9 @@ async fn compensations_are_journaled_and_the_run_fails(store: Store) {
             "charge card",
             "release stock",
             "refund",
-            "compensating"
+            // The row that says the run is undoing, named for the step
+            // whose failure started it.
+            "When ship"
         ]
     );
     // Journaled as done, the run is never resumed or undone again.
@@ -387,4 +397,38 @@ async fn a_run_stopped_before_its_charge_was_journaled_charges_again_then_comple
     // The charge ran in both lives (the journal never heard of the first):
     // why a step that charges takes an idempotency key.
     assert_eq!(world.log(), ["reserve 5", "charge 5", "charge 5", "ship 5"]);
+}
+
+#[tokio::test]
+async fn a_run_resumed_mid_undo_fails_its_assertion_again_even_if_it_would_pass_now() {
+    use workflow_runtime::testing::{Crash, CrashingStore};
+
+    let memory = MemoryStore::new();
+    let world = Arc::new(World::default());
+    world.label_fails.store(true, Ordering::SeqCst);
+    let dying = CrashingStore::new(memory.clone(), Crash::after("refund"));
+    let first = runner(&Store::new(dying.clone()), &world);
+    let _ = first.start(&PlaceOrder::ID, "order-6", 6).await.unwrap();
+    dying.crashed().await;
+
+    // Labels work now; the run was undoing for the check that failed.
+    world.label_fails.store(false, Ordering::SeqCst);
+    let second = runner(&Store::new(memory), &world);
+    assert_eq!(second.resume().await.unwrap(), 1);
+    let run = second.start(&PlaceOrder::ID, "order-6", 6).await.unwrap();
+    let err = run.result().await.unwrap_err();
+    assert!(
+        matches!(&err, DurableError::Failed { step, .. } if step.as_deref() == Some("labelled")),
+        "{err}"
+    );
+    assert_eq!(
+        world.log(),
+        [
+            "reserve 6",
+            "charge 6",
+            "ship 6",
+            "refund ch-6",
+            "release slot 3"
+        ]
+    );
 }

@@ -55,7 +55,7 @@ pub mod testing;
 pub use chain::Workflow;
 pub use context::{
     ContextBuilder, MetadataError, OverrideMismatch, Scoped, StepId, StepOutcome, StepRecord,
-    WorkflowContext, WorkflowOptions, WorkflowSummary,
+    UnknownStep, WorkflowContext, WorkflowOptions, WorkflowSummary,
 };
 pub use definition::{WorkflowDefinition, mermaid};
 pub use error::{StepError, StepFailure, WorkflowError};

@@ -150,7 +150,9 @@ fn codec(
 
 /// A hash of what a journal depends on: the workflow's name, version
 /// label, and each step's kind, title, method, types and extra
-/// parameters. FNV-1a, so it is the same on every build.
+/// parameters. FNV-1a, so it is the same on every build. Compensations
+/// are left out: their rows are keyed by their step's place, and a fixed
+/// refund should reach the runs in flight, not park them.
 pub(crate) fn fingerprint(model: &Workflow) -> String {
     let mut text = format!("{}\n", model.name);
     if let Some(version) = model.durable.as_ref().and_then(|d| d.version.as_deref()) {
@@ -171,13 +173,6 @@ pub(crate) fn fingerprint(model: &Workflow) -> String {
             step.method,
             step.step_ctx,
         ));
-        // Compensations are journaled by their step's place: adding,
-        // removing or changing one is a new definition. A step without
-        // one hashes as it always did.
-        if let Some(c) = &step.compensation {
-            let input = c.input.as_ref().map(type_string).unwrap_or_default();
-            text.push_str(&format!("|undo:{}|{}|{input}", c.method, c.title));
-        }
     }
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in text.bytes() {

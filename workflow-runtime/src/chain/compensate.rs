@@ -230,6 +230,12 @@ where
         // compensation does not stop the earlier ones, whose effects are
         // their own.
         let earlier = ready!(this.step.poll_unwind(cx, cause));
-        Poll::Ready(this.failed.take().or(earlier))
+        // A cancelled compensation wins: the undoing stopped short and is
+        // for whoever cancelled it to resume, not a failure to report.
+        Poll::Ready(match (this.failed.take(), earlier) {
+            (Some(cancelled @ WorkflowError::Cancelled { .. }), _)
+            | (_, Some(cancelled @ WorkflowError::Cancelled { .. })) => Some(cancelled),
+            (own, earlier) => own.or(earlier),
+        })
     }
 }

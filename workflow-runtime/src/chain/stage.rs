@@ -339,6 +339,18 @@ where
                 let id = ctx.next_step_id();
                 return Poll::Ready(self.end(started, id, active, Ended::Replayed(result)));
             }
+            // Resumed while undoing: the step whose failure started it
+            // fails again, as journaled, rather than running again.
+            #[cfg(feature = "durable")]
+            if let Some(why) = ctx
+                .journal()
+                .and_then(|journal| journal.compensating_for(*this.kind, this.title))
+            {
+                *this.phase = Phase::Done;
+                let id = ctx.next_step_id();
+                let failed = Ended::Replayed(Err(Failed::error(why)));
+                return Poll::Ready(self.end(started, id, active, failed));
+            }
             let own = std::mem::take(this.layers);
             let stack = match this.place {
                 // A call made outside any step is a step of its own.
@@ -946,6 +958,17 @@ impl<'c, P: Unwind, F> Unwind for FinallyFuture<'c, P, F> {
     }
 }
 
+/// Whether a step failed because the journal could not record it: not a
+/// failure of the step's own, so nothing is undone for it.
+fn journal_failed(error: &WorkflowError) -> bool {
+    #[cfg(feature = "durable")]
+    if let WorkflowError::Failed { error, .. } = error {
+        return error.downcast_ref::<crate::durable::StoreError>().is_some();
+    }
+    let _ = error;
+    false
+}
+
 pin_project! {
     /// The future of a whole chain: what awaiting a
     /// [`Workflow`](super::Workflow) runs.
@@ -982,8 +1005,12 @@ where
                 Err(first) => first,
             };
             // A cancelled run is not undone: whoever cancelled it decides
-            // (a host that stops leaves a durable run to be resumed).
-            if matches!(error, WorkflowError::Cancelled { .. }) || !this.inner.compensates() {
+            // (a host that stops leaves a durable run to be resumed). Nor is
+            // one whose journal could not record a step: it is driven again.
+            if matches!(error, WorkflowError::Cancelled { .. })
+                || journal_failed(&error)
+                || !this.inner.compensates()
+            {
                 return Poll::Ready(Err(error));
             }
             *this.cause = Some(error);

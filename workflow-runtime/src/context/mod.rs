@@ -22,7 +22,7 @@ pub use active::Scoped;
 pub use metadata::MetadataError;
 use metadata::{Extensions, Metadata};
 pub use options::WorkflowOptions;
-pub use overrides::OverrideMismatch;
+pub use overrides::{OverrideMismatch, UnknownStep};
 pub use record::{StepId, StepOutcome, StepRecord};
 
 type CleanupHook = Box<dyn FnOnce(&WorkflowSummary) + Send>;
@@ -181,11 +181,19 @@ pub struct ContextBuilder {
     breakers: Option<Breakers>,
     expected_steps: usize,
     overrides: Option<overrides::Overrides>,
+    /// The definition's steps, when a definition made the builder: what
+    /// [`override_method`](Self::override_method) finds a method in.
+    step_metas: &'static [crate::StepMeta],
     #[cfg(feature = "durable")]
     journal: Option<Arc<crate::durable::Journal>>,
 }
 
 impl ContextBuilder {
+    pub(crate) fn step_metas(mut self, metas: &'static [crate::StepMeta]) -> Self {
+        self.step_metas = metas;
+        self
+    }
+
     /// A human description of the workflow.
     ///
     /// ```
@@ -419,6 +427,7 @@ impl WorkflowContext {
             breakers: None,
             expected_steps: 0,
             overrides: None,
+            step_metas: &[],
             #[cfg(feature = "durable")]
             journal: None,
         }

@@ -109,6 +109,81 @@ impl ContextBuilder {
     }
 }
 
+/// [`ContextBuilder::override_method`] named a method that is no step of
+/// the definition.
+#[derive(Debug)]
+pub struct UnknownStep {
+    workflow: String,
+    method: String,
+    methods: Vec<&'static str>,
+}
+
+impl fmt::Display for UnknownStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "workflow \"{}\" has no step method `{}`; its steps are: {}",
+            self.workflow,
+            self.method,
+            self.methods.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownStep {}
+
+impl ContextBuilder {
+    /// [`override_step`](Self::override_step), naming the step by its
+    /// method, on a builder a definition made (`Checkout::context()`): a
+    /// method that is no step of it is an [`UnknownStep`] error, listing
+    /// the step methods, so a typo cannot let the real step run.
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    /// struct Pay;
+    /// #[workflow]
+    /// impl Pay {
+    ///     #[step(given = "an order")]
+    ///     fn order(&self, cents: u32) -> u32 { cents }
+    ///     #[step(when = "charge card")]
+    ///     fn charge(&self, cents: u32) -> String { format!("charged {cents}") }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = Pay::context()
+    ///     .override_method("charge", |_: &u32| Ok::<_, std::io::Error>("free".to_owned()))
+    ///     .unwrap()
+    ///     .build();
+    /// assert_eq!(Pay.run(&ctx, 250).await.unwrap(), "free");
+    /// let typo = Pay::context().override_method("chrage", |_: &u32| Ok::<_, std::io::Error>(0));
+    /// assert_eq!(
+    ///     typo.err().unwrap().to_string(),
+    ///     r#"workflow "Pay" has no step method `chrage`; its steps are: order, charge"#
+    /// );
+    /// # }
+    /// ```
+    pub fn override_method<In, O, E, F>(
+        self,
+        method: &str,
+        stand_in: F,
+    ) -> Result<Self, UnknownStep>
+    where
+        In: 'static,
+        O: 'static,
+        E: Into<StepError>,
+        F: Fn(&In) -> Result<O, E> + Send + Sync + 'static,
+    {
+        match self.step_metas.iter().find(|meta| meta.method == method) {
+            Some(meta) => Ok(self.override_step(meta.title, stand_in)),
+            None => Err(UnknownStep {
+                workflow: self.name.to_string(),
+                method: method.to_owned(),
+                methods: self.step_metas.iter().map(|meta| meta.method).collect(),
+            }),
+        }
+    }
+}
+
 impl WorkflowContext {
     /// The stand-in for the step titled `title`, if the context has one:
     /// `Err` when its types are not the step's.

@@ -173,12 +173,17 @@ impl Journal {
         }
     }
 
-    /// Why the run was compensating when its process stopped, if it was.
-    pub(crate) fn compensating(&self) -> Option<Compensating> {
+    /// Why the run was compensating when its process stopped, if it was
+    /// and the step of `kind` titled `title` is the one whose failure
+    /// started it.
+    pub(crate) fn compensating_for(
+        &self,
+        kind: crate::StepKind,
+        title: &str,
+    ) -> Option<Compensating> {
         let row = self.done.get(&COMPENSATING)?;
-        Some(Compensating(
-            String::from_utf8_lossy(&row.output).into_owned(),
-        ))
+        (row.title.split_once(' ') == Some((kind.as_str(), title)))
+            .then(|| Compensating(String::from_utf8_lossy(&row.output).into_owned()))
     }
 
     /// Whether step `index`'s compensation completed before.
@@ -186,22 +191,34 @@ impl Journal {
         self.done.contains_key(&(COMPENSATIONS + index))
     }
 
-    /// Journals that the run is compensating for `reason`, before the
-    /// first compensation runs: resumed after a crash, the run fails its
-    /// step the same way instead of running it again, and goes on undoing.
-    pub(crate) async fn mark_compensating(&self, reason: &str) -> Result<(), StoreError> {
+    /// Journals that the run is compensating for `reason`, the failure of
+    /// `step` (`"{kind} {title}"`), before the first compensation runs:
+    /// resumed after a crash, the run fails that step the same way instead
+    /// of running it again, and goes on undoing. A step whose row is in the
+    /// journal after all (a timeout that fired as its commit went through)
+    /// did not fail: the run is not undone, it is driven again.
+    pub(crate) async fn mark_compensating(
+        &self,
+        step: &str,
+        title: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
         if self.done.contains_key(&COMPENSATING) {
             return Ok(());
         }
+        let rows = self.store.backend().steps(&self.run).await?;
+        if rows
+            .iter()
+            .any(|row| row.index < COMPENSATIONS && row.title == title)
+        {
+            return Err(StoreError::Database {
+                store: self.store.describe(),
+                doing: format!("undoing run \"{}\"", self.run),
+                source: format!("step \"{title}\" has its row: it did not fail").into(),
+            });
+        }
         let now = now_ms();
-        let row = StepRow::new(
-            COMPENSATING,
-            "compensating",
-            reason.as_bytes().to_vec(),
-            1,
-            now,
-            now,
-        );
+        let row = StepRow::new(COMPENSATING, step, reason.as_bytes().to_vec(), 1, now, now);
         self.write_once(&row).await
     }
 

@@ -156,13 +156,7 @@ fn resumed(ctx: &WorkflowContext, place: Place) -> Option<crate::behavior::Resum
 
 fn replayed<O>(ctx: &WorkflowContext, place: Place, codec: ValueCodec<O>) -> Option<StepResult<O>> {
     let journal = ctx.journal()?;
-    match journal.replayed(place.index, codec) {
-        Some(result) => Some(result.map_err(Failed::error)),
-        // Resumed while compensating: the first step without a row is the
-        // one that failed; it fails again, as journaled, and the run goes
-        // on undoing what completed.
-        None => journal.compensating().map(|why| Err(Failed::error(why))),
-    }
+    Some(journal.replayed(place.index, codec)?.map_err(Failed::error))
 }
 
 /// A durable step's body, `(step, input) -> Result<output, error>`, with
@@ -461,7 +455,11 @@ where
             undo: self.undo,
             value,
             keep,
-            reason: cause.reason().into(),
+            cause: Cause {
+                step: format!("{} {}", cause.step().kind, cause.step().title).into(),
+                title: cause.step().title.to_string().into(),
+                reason: cause.reason().into(),
+            },
             attempts: AtomicU32::new(0),
         }
     }
@@ -475,8 +473,17 @@ pub struct JournaledUndoStep<'c, C, O> {
     undo: C,
     value: O,
     keep: fn(&O) -> O,
-    reason: Arc<str>,
+    cause: Cause,
     attempts: AtomicU32,
+}
+
+/// The failure a compensation undoes for: its step (`"{kind} {title}"`
+/// and title) and why.
+#[derive(Clone)]
+struct Cause {
+    step: Arc<str>,
+    title: Arc<str>,
+    reason: Arc<str>,
 }
 
 impl<C, O> Sealed for JournaledUndoStep<'_, C, O> {}
@@ -489,7 +496,7 @@ where
     fn attempt(&self, value: O) -> BoxFuture<'c, StepResult<()>> {
         let step_index = self.place.index;
         let index = COMPENSATIONS + step_index;
-        let (step, _) = next_attempt(
+        let (step, here) = next_attempt(
             self.ctx,
             Place {
                 index,
@@ -498,16 +505,27 @@ where
             &self.attempts,
         );
         let journal = self.ctx.journal().cloned();
-        let (reason, title) = (self.reason.clone(), self.place.title);
+        let (cause, title) = (self.cause.clone(), self.place.title);
         let work = (self.undo)(value);
         Box::pin(async move {
             let Some(journal) = journal else {
                 return work.await.map_err(Failed::error);
             };
             journal
-                .mark_compensating(&reason)
+                .mark_compensating(&cause.step, &cause.title, &cause.reason)
                 .await
                 .map_err(Failed::error)?;
+            // An attempt after the first in this process: the one before may
+            // have undone and journaled it, then been cut short.
+            if here > 1
+                && journal
+                    .stored(index)
+                    .await
+                    .map_err(Failed::error)?
+                    .is_some()
+            {
+                return Ok(());
+            }
             let started = now_ms();
             match work.await {
                 Ok(()) => journal

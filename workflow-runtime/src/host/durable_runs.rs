@@ -411,7 +411,13 @@ impl Runner {
         let entry = self
             .durable_entry(name)
             .ok_or(DurableError::NotRegistered { workflow: name })?;
-        let row = new_row(store, workflow, run_id.into(), &input)?;
+        let row = new_row(
+            store,
+            workflow,
+            run_id.into(),
+            &input,
+            self.clock().now_ms(),
+        )?;
         let id = row.id.clone();
         // The row is written, and its driver started, on a task of the
         // runner's: a caller dropped while the row is being written (a
@@ -665,7 +671,8 @@ impl Runner {
         input: W::Input,
     ) -> Result<String, DurableError> {
         let store = self.store().ok_or(DurableError::NoStore)?;
-        let row = admit(store, new_row(store, workflow, run_id.into(), &input)?).await?;
+        let now = self.clock().now_ms();
+        let row = admit(store, new_row(store, workflow, run_id.into(), &input, now)?).await?;
         self.wake_worker();
         Ok(row.id)
     }
@@ -978,9 +985,15 @@ fn new_row<W: Durable>(
     workflow: &WorkflowId<W>,
     id: String,
     input: &W::Input,
+    now_ms: i64,
 ) -> Result<RunRow, DurableError> {
     match W::INPUT.encode(store.codec(), input) {
-        Ok(bytes) => Ok(RunRow::new(id, workflow.name(), W::FINGERPRINT, bytes)),
+        Ok(bytes) => {
+            let mut row = RunRow::new(id, workflow.name(), W::FINGERPRINT, bytes);
+            // By the runner's clock, which health's ages read too.
+            (row.created_ms, row.updated_ms) = (now_ms, now_ms);
+            Ok(row)
+        }
         Err(source) => Err(DurableError::Encode { run: id, source }),
     }
 }

@@ -1,8 +1,8 @@
 //! Hosting: a tokio host for one-time and recurring workflows, the runner
 //! it runs them with, and their health.
 
-#[cfg(feature = "durable")]
 mod clock;
+#[cfg(feature = "durable")]
 mod durable_runs;
 mod health;
 mod runner;
@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 pub use crate::schedule::Cron;
 use crate::schedule::Ticks;
 pub use crate::schedule::{Cadence, CatchUp, Schedule, ScheduleError};
-#[cfg(feature = "durable")]
 pub use clock::Clock;
+#[cfg(feature = "durable")]
 pub use durable_runs::{DurableHealth, DurableWorkflowHealth};
 pub use health::{
     BreakerHealth, CheckHealth, HealthReport, HealthStatus, RunInfo, RunOutcome, WorkflowHealth,
