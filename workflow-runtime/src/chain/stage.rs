@@ -126,8 +126,10 @@ pub(crate) enum Place {
     /// A step of the chain: the context's behaviors wrap it too.
     #[default]
     Chain,
-    /// A call inside the step `parent`'s body (or outside any step): only
-    /// its own behaviors wrap it, as the step around it has the context's.
+    /// A call inside the step `parent`'s body: only its own behaviors wrap
+    /// it, as the step around it has the context's. Made outside any step
+    /// (`parent` is `None`), it is a step of its own, and the context's
+    /// wrap it too.
     Inside {
         /// The step whose body made the call.
         parent: Option<StepId>,
