@@ -662,7 +662,7 @@ async fn failed_attempts_are_journaled_with_their_count() {
 
 /// A journal left by a process that died while step 1 waited out its
 /// backoff after `attempts` failures, the last `ago` before now.
-async fn died_while_retrying(id: &str, attempts: u32, ago: Duration) -> MemoryStore {
+async fn died_while_retrying(id: &str, attempts: u32, failed_ms: i64) -> MemoryStore {
     let journal = MemoryStore::new();
     let fingerprint = <SlowRetry as Durable>::FINGERPRINT;
     let bytes = id.trim_start_matches("order-").as_bytes().to_vec();
@@ -676,24 +676,35 @@ async fn died_while_retrying(id: &str, attempts: u32, ago: Duration) -> MemorySt
         .await
         .unwrap();
     let mut failure = workflow_runtime::durable::FailureRow::new(1, attempts, "card declined");
-    failure.failed_ms -= i64::try_from(ago.as_millis()).unwrap();
+    failure.failed_ms = failed_ms;
     journal.record_failure(id, &failure).await.unwrap();
     journal
 }
 
-#[tokio::test]
+// On virtual time: the runner's clock follows tokio's paused clock, so
+// the rest of the backoff is waited exactly, and at once.
+#[tokio::test(start_paused = true)]
 async fn a_resumed_retry_keeps_its_count_and_the_rest_of_its_backoff() {
+    use workflow_runtime::Clock;
+    // 2026-01-01 00:00:00 UTC, by the runner's clock.
+    let now_ms: i64 = 1_767_225_600_000;
+    let clock = Clock::following_tokio(
+        std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(now_ms).unwrap()),
+    );
     // Two attempts failed; the backoff after the second is 10 minutes, of
     // which all but 300ms had passed at the crash.
-    let ago = Duration::from_secs(10 * 60) - Duration::from_millis(300);
-    let journal = died_while_retrying("order-15", 2, ago).await;
+    let ago =
+        i64::try_from((Duration::from_secs(10 * 60) - Duration::from_millis(300)).as_millis())
+            .unwrap();
+    let journal = died_while_retrying("order-15", 2, now_ms - ago).await;
     let flaky = Arc::new(Flaky::new(2));
     let runner = Runner::builder()
+        .clock(clock)
         .store(Store::new(journal))
         .durable(SlowRetry(flaky.clone()))
         .build()
         .unwrap();
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let run = runner.start(&SlowRetry::ID, "order-15", 15).await.unwrap();
     let order = tokio::time::timeout(Duration::from_secs(30), run.result())
         .await
@@ -702,16 +713,17 @@ async fn a_resumed_retry_keeps_its_count_and_the_rest_of_its_backoff() {
     assert!(order.paid);
     // Attempt 3 ran, once, after what was left of the backoff.
     assert_eq!(*flaky.attempts.lock().unwrap(), [3]);
+    let waited = started.elapsed();
     assert!(
-        started.elapsed() >= Duration::from_millis(200),
-        "{:?}",
-        started.elapsed()
+        (Duration::from_millis(300)..Duration::from_millis(330)).contains(&waited),
+        "{waited:?}"
     );
 }
 
 #[tokio::test]
 async fn a_resumed_retry_with_no_attempts_left_fails_with_the_journaled_error() {
-    let journal = died_while_retrying("order-16", 3, Duration::from_secs(1)).await;
+    use workflow_runtime::Clock;
+    let journal = died_while_retrying("order-16", 3, Clock::system().now_ms() - 1_000).await;
     let flaky = Arc::new(Flaky::new(0));
     let runner = Runner::builder()
         .store(Store::new(journal))

@@ -36,6 +36,7 @@
 
 pub mod behavior;
 pub mod chain;
+mod clock;
 #[cfg(feature = "serde")]
 pub mod config;
 mod context;
@@ -53,6 +54,7 @@ mod step;
 pub mod testing;
 
 pub use chain::Workflow;
+pub use clock::Clock;
 pub use context::{
     ContextBuilder, MetadataError, OverrideMismatch, Scoped, StepId, StepOutcome, StepRecord,
     UnknownStep, WorkflowContext, WorkflowOptions, WorkflowSummary,

@@ -271,7 +271,7 @@ impl Behavior for Retry {
                 }
                 let due = earlier.last_failed + self.jittered_delay(earlier.attempts, seed(step));
                 let wait = due
-                    .duration_since(std::time::SystemTime::now())
+                    .duration_since(step.ctx().clock().now())
                     .unwrap_or(Duration::ZERO);
                 tokio::time::sleep(wait).await;
                 attempt = earlier.attempts + 1;

@@ -72,6 +72,7 @@ struct Inner {
     cancel: OnceLock<CancellationToken>,
     /// Stand-ins for steps, set by a test.
     overrides: Option<overrides::Overrides>,
+    clock: crate::Clock,
     /// The durable run's journal, when a runner with a store runs it.
     #[cfg(feature = "durable")]
     journal: Option<Arc<crate::durable::Journal>>,
@@ -184,11 +185,25 @@ pub struct ContextBuilder {
     /// The definition's steps, when a definition made the builder: what
     /// [`override_method`](Self::override_method) finds a method in.
     step_metas: &'static [crate::StepMeta],
+    clock: crate::Clock,
     #[cfg(feature = "durable")]
     journal: Option<Arc<crate::durable::Journal>>,
 }
 
 impl ContextBuilder {
+    /// The wall clock the run reads (a resumed retry's backoff, journal
+    /// timestamps): the system's unless set; a runner sets its own.
+    ///
+    /// ```
+    /// use workflow_runtime::{Clock, WorkflowContext};
+    /// let ctx = WorkflowContext::builder("W").clock(Clock::system()).build();
+    /// assert!(ctx.clock().now_ms() > 0);
+    /// ```
+    pub fn clock(mut self, clock: crate::Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     pub(crate) fn step_metas(mut self, metas: &'static [crate::StepMeta]) -> Self {
         self.step_metas = metas;
         self
@@ -387,6 +402,7 @@ impl ContextBuilder {
                 breakers,
                 cancel,
                 overrides: self.overrides,
+                clock: self.clock,
                 #[cfg(feature = "durable")]
                 journal: self.journal,
             }),
@@ -428,6 +444,7 @@ impl WorkflowContext {
             expected_steps: 0,
             overrides: None,
             step_metas: &[],
+            clock: crate::Clock::system(),
             #[cfg(feature = "durable")]
             journal: None,
         }
@@ -473,6 +490,16 @@ impl WorkflowContext {
     /// ```
     pub fn execution_id(&self) -> Uuid {
         self.inner.execution_id
+    }
+
+    /// The wall clock the run reads (see [`ContextBuilder::clock`]).
+    ///
+    /// ```
+    /// # use workflow_runtime::WorkflowContext;
+    /// assert!(WorkflowContext::new("W").clock().now_ms() > 0);
+    /// ```
+    pub fn clock(&self) -> crate::Clock {
+        self.inner.clock
     }
 
     /// The options runs under this context follow.

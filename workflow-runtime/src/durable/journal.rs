@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::codec::ValueCodec;
-use super::store::{FailureRow, Fence, StepRow, Store, StoreError, now_ms};
+use super::store::{FailureRow, Fence, StepRow, Store, StoreError};
 use crate::behavior::Resumed;
 
 /// Where a compensation's row goes: its step's index past this.
@@ -37,6 +37,8 @@ pub(crate) struct Journal {
     failed: HashMap<u32, FailureRow>,
     /// The claim this process holds the run by, on a store with leases.
     fence: Option<Fence>,
+    /// The runner's clock, for the rows' times.
+    clock: crate::Clock,
 }
 
 impl Journal {
@@ -46,6 +48,7 @@ impl Journal {
         done: Vec<StepRow>,
         failed: Vec<FailureRow>,
         fence: Option<Fence>,
+        clock: crate::Clock,
     ) -> Self {
         Journal {
             store,
@@ -53,7 +56,13 @@ impl Journal {
             done: done.into_iter().map(|row| (row.index, row)).collect(),
             failed: failed.into_iter().map(|row| (row.index, row)).collect(),
             fence,
+            clock,
         }
+    }
+
+    /// Now, by the runner's clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// The claim this process holds the run by, if the store has leases.
@@ -72,7 +81,8 @@ impl Journal {
     /// cannot take it costs the resumed run its retry count, not the
     /// step's error: it is logged, and the step's own error stands.
     pub(crate) async fn failed(&self, index: u32, attempts: u32, error: String) {
-        let row = FailureRow::new(index, attempts, error);
+        let mut row = FailureRow::new(index, attempts, error);
+        row.failed_ms = self.now_ms();
         let written = match &self.fence {
             Some(fence) => {
                 self.store
@@ -141,7 +151,7 @@ impl Journal {
             output,
             attempts,
             started_ms,
-            now_ms(),
+            self.now_ms(),
         ))
     }
 
@@ -217,7 +227,7 @@ impl Journal {
                 source: format!("step \"{title}\" has its row: it did not fail").into(),
             });
         }
-        let now = now_ms();
+        let now = self.now_ms();
         let row = StepRow::new(COMPENSATING, step, reason.as_bytes().to_vec(), 1, now, now);
         self.write_once(&row).await
     }
@@ -236,7 +246,7 @@ impl Journal {
             Vec::new(),
             attempts,
             started_ms,
-            now_ms(),
+            self.now_ms(),
         );
         self.write_once(&row).await
     }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::codec::ValueCodec;
 use super::journal::{COMPENSATIONS, Journal};
 use super::step_ctx::StepCtx;
-use super::store::{Fence, StepRow, Store, StoreError, now_ms};
+use super::store::{Fence, StepRow, Store, StoreError};
 use crate::behavior::BoxFuture;
 use crate::chain::sealed::Sealed;
 use crate::chain::{CallAgain, Compensation, Failed, Stage, Step, StepFn, StepResult, Workflow};
@@ -186,7 +186,7 @@ impl<'c, C, O: Send + 'c> Journaled<'c, C, O> {
         Fut: Future<Output = Result<O, StepError>> + Send + 'c,
     {
         let journal = ctx.journal().cloned();
-        let started = now_ms();
+        let started = ctx.clock().now_ms();
         Box::pin(async move {
             if here > 1
                 && let Some(journal) = &journal
@@ -341,7 +341,7 @@ impl<'c, X: Transaction, C, O: Send + 'c> Transacted<'c, X, C, O> {
                 return Err(Failed::error(NoStore { title: place.title }));
             };
             let attempt = step.attempt();
-            let started = now_ms();
+            let started = journal.now_ms();
             let (store, run) = (journal.store(), journal.run_id().clone());
             let mut tx = X::begin(store).await.map_err(Failed::error)?;
             // An earlier attempt may have committed and then been cut short
@@ -526,7 +526,7 @@ where
             {
                 return Ok(());
             }
-            let started = now_ms();
+            let started = journal.now_ms();
             match work.await {
                 Ok(()) => journal
                     .compensation_done(step_index, title, step.attempt(), started)

@@ -156,6 +156,7 @@ async fn run_to_end<W: Durable>(
         done,
         failed,
         fence.cloned(),
+        runner.clock(),
     ));
     let ctx = runner.context(W::context().journal(journal));
     // Unless the runner's context factory gave one, a durable run's

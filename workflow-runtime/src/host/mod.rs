@@ -1,7 +1,6 @@
 //! Hosting: a tokio host for one-time and recurring workflows, the runner
 //! it runs them with, and their health.
 
-mod clock;
 #[cfg(feature = "durable")]
 mod durable_runs;
 mod health;
@@ -16,11 +15,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::clock::Clock;
 #[cfg(feature = "cron")]
 pub use crate::schedule::Cron;
 use crate::schedule::Ticks;
 pub use crate::schedule::{Cadence, CatchUp, Schedule, ScheduleError};
-pub use clock::Clock;
 #[cfg(feature = "durable")]
 pub use durable_runs::{DurableHealth, DurableWorkflowHealth};
 pub use health::{

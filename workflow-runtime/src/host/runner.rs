@@ -711,6 +711,7 @@ impl Runner {
         let mut builder = builder
             .cancellation(self.inner.cancel.child_token())
             .breakers(self.inner.breakers.clone())
+            .clock(self.inner.clock)
             .default_options(&self.inner.options);
         // Host-wide behaviors sit outside the workflow's own: prepend them.
         builder = builder

@@ -3,11 +3,12 @@
 //! Virtual time needs no helper of its own: run the test on tokio's paused
 //! clock (`#[tokio::test(start_paused = true)]`) and give the runner or host
 //! a wall clock that follows it,
-//! [`Clock::following_tokio`](crate::host::Clock::following_tokio). Retry
+//! [`Clock::following_tokio`](crate::Clock::following_tokio). Retry
 //! waits, timeouts, step timeouts and breakers run on tokio's clock; cron
-//! and interval ticks, leases and the ages health reports read the
-//! runner's clock; so all of them move together when tokio's time moves,
-//! and a test sees the exact schedule without sleeping.
+//! and interval ticks, leases, journal timestamps, a resumed retry's
+//! backoff and the ages health reports read the runner's clock; so all of
+//! them move together when tokio's time moves, and a test sees the exact
+//! schedule without sleeping.
 //!
 //! | item | for |
 //! |---|---|

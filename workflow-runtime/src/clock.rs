@@ -1,13 +1,15 @@
-//! The wall clock a runner reads: for cron ticks, leases, the ages health
-//! reports. The system's by default; a test gives its runner one that
+//! The wall clock a runner reads, and the contexts it makes: for cron
+//! ticks, leases, journal timestamps, a resumed retry's backoff, the ages
+//! health reports. The system's by default; a test gives its runner one that
 //! follows tokio's clock, so with tokio's clock paused every time-based
 //! part of the crate moves together on `tokio::time::advance`: retry
 //! waits, timeouts and breakers (on tokio's clock already), and these.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Where a [`Runner`](super::Runner) or [`WorkflowHost`](super::WorkflowHost)
-/// reads the wall clock.
+/// Where a [`Runner`](crate::host::Runner), a
+/// [`WorkflowHost`](crate::host::WorkflowHost) and the contexts they make
+/// read the wall clock.
 ///
 /// ```
 /// use workflow_runtime::host::Clock;
