@@ -226,6 +226,15 @@ impl PendingOrderProcessor {
                         tracing::info!(order = order.id, "order processed");
                         processed.paid += 1;
                     }
+                    // The worker is stopping: the payment is journaled and
+                    // resumes when it starts again; the rest wait too.
+                    Err(DurableError::Stopped { .. }) => {
+                        tracing::info!(
+                            order = order.id,
+                            "stopping; the payment resumes on restart"
+                        );
+                        break;
+                    }
                     Err(error) => {
                         tracing::error!(order = order.id, %error, "failed to process order");
                         processed.failed += 1;
