@@ -34,6 +34,8 @@ pub use stage::{
     Carry, ChainFuture, Finally, FinallyFuture, Flow, KindOfLast, Stage, Start, Step, StepFuture,
     Unwind,
 };
+#[doc(hidden)]
+pub use step_fn::StepAt;
 pub use step_fn::{
     Assert, Async, Call, CallAgain, CallRef, ErrFuture, Failed, Fallible, Handle, Nullary,
     OkFuture, Plain, Replay, ReplayInput, StepFn, StepResult, TryAsync, Unary,
@@ -562,7 +564,8 @@ where
     /// Lets a test's override stand in for the last step (see
     /// [`ContextBuilder::override_step`](crate::ContextBuilder::override_step));
     /// `#[workflow]` marks every step that makes a value this way. Without
-    /// an override for its title, the step runs as it would.
+    /// an override for its title, the step runs as it would. Call it after
+    /// the step's behaviors (`.retry(..)` first).
     ///
     /// ```
     /// # use workflow_runtime::prelude::*;
@@ -577,7 +580,7 @@ where
     /// assert_eq!(n.unwrap(), 7);
     /// # }
     /// ```
-    pub fn overridable(self) -> Workflow<'c, Step<P, Overridable<'c, F>>>
+    pub fn overridable(self) -> Workflow<'c, Step<P, Overridable<F>>>
     where
         P::Output: 'static,
         F::Output: 'static,
@@ -595,12 +598,8 @@ where
             stage: Step {
                 prev,
                 kind,
-                title: title.clone(),
-                body: Overridable {
-                    ctx: self.ctx,
-                    title,
-                    inner: body,
-                },
+                title,
+                body: Overridable(body),
                 layers,
                 place,
             },

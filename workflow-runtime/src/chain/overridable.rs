@@ -10,18 +10,13 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use super::sealed::Sealed;
-use super::step_fn::{CallAgain, Failed, StepFn, StepResult};
-use crate::context::WorkflowContext;
-use crate::step::Title;
+use super::step_fn::{Failed, StepAt, StepFn, StepResult};
 
-/// A step body a test may stand in for.
-pub struct Overridable<'c, F> {
-    pub(crate) ctx: &'c WorkflowContext,
-    pub(crate) title: Title,
-    pub(crate) inner: F,
-}
+/// A step body a test may stand in for: the step's own, and nothing more
+/// to carry, as the chain says where it runs at each attempt.
+pub struct Overridable<F>(pub(crate) F);
 
-impl<F> Sealed for Overridable<'_, F> {}
+impl<F> Sealed for Overridable<F> {}
 
 pin_project! {
     /// The step's own future, or the stand-in's result.
@@ -70,17 +65,16 @@ where
     }
 }
 
-impl<F> Overridable<'_, F> {
-    /// The stand-in's result for `input`, if the context has one.
-    fn stand_in<In: 'static, O: 'static>(&self, input: &In) -> Option<StepResult<O>> {
-        Some(match self.ctx.step_override::<In, O>(&self.title)? {
-            Ok(stand_in) => stand_in(input).map_err(Failed::error),
-            Err(mismatch) => Err(Failed::error(mismatch)),
-        })
-    }
+/// The stand-in's result for `input`, if the context has one for the
+/// step's title.
+fn stand_in<In: 'static, O: 'static>(at: StepAt<'_>, input: &In) -> Option<StepResult<O>> {
+    Some(match at.ctx.step_override::<In, O>(at.title)? {
+        Ok(stand_in) => stand_in(input).map_err(Failed::error),
+        Err(mismatch) => Err(Failed::error(mismatch)),
+    })
 }
 
-impl<'c, F, In, O> StepFn<In> for Overridable<'c, F>
+impl<F, In, O> StepFn<In> for Overridable<F>
 where
     F: StepFn<In, Output = O>,
     In: 'static,
@@ -89,41 +83,33 @@ where
     type Output = O;
     type Future = Overridden<F::Future, O>;
     fn call(self, input: In) -> Self::Future {
-        match self.stand_in(&input) {
+        Overridden::own(self.0.call(input))
+    }
+    fn call_at(self, input: In, at: StepAt<'_>) -> Self::Future {
+        match stand_in(at, &input) {
             Some(result) => Overridden::canned(result),
-            None => Overridden::own(self.inner.call(input)),
+            None => Overridden::own(self.0.call_at(input, at)),
         }
     }
     fn replay(&self, input: &In) -> Option<Self::Future> {
-        if !self.inner.can_replay() {
+        self.0.replay(input).map(Overridden::own)
+    }
+    fn replay_at(&self, input: &In, at: StepAt<'_>) -> Option<Self::Future> {
+        if !self.0.can_replay() {
             return None;
         }
-        match self.stand_in(input) {
+        match stand_in(at, input) {
             Some(result) => Some(Overridden::canned(result)),
-            None => self.inner.replay(input).map(Overridden::own),
+            None => self.0.replay_at(input, at).map(Overridden::own),
         }
     }
     fn can_replay(&self) -> bool {
-        self.inner.can_replay()
+        self.0.can_replay()
     }
     fn recorded(&self) -> Option<StepResult<O>> {
-        self.inner.recorded()
+        self.0.recorded()
     }
     fn resumed(&self) -> Option<crate::behavior::Resumed> {
-        self.inner.resumed()
-    }
-}
-
-impl<'c, F, In, O> CallAgain<In> for Overridable<'c, F>
-where
-    F: CallAgain<In, Output = O>,
-    In: 'static,
-    O: 'static,
-{
-    fn call_again(&self, input: In) -> Self::Future {
-        match self.stand_in(&input) {
-            Some(result) => Overridden::canned(result),
-            None => Overridden::own(self.inner.call_again(input)),
-        }
+        self.0.resumed()
     }
 }

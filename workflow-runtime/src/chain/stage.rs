@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::step_fn::{Failed, StepFn, StepResult};
+use super::step_fn::{Failed, StepAt, StepFn, StepResult};
 use crate::behavior::{Attempted, Behaviors, BoxFuture, StepScope, run_stack};
 use crate::context::active::{Active, enter};
 use crate::context::{StepId, StepOutcome, StepRecord, WorkflowContext};
@@ -420,7 +420,11 @@ where
             .expect("a running step has its state")
             .project();
         let started = *running.started;
-        let ended = match poll_body(running.active, running.body, cx) {
+        let at = StepAt {
+            ctx,
+            title: this.title,
+        };
+        let ended = match poll_body(at, running.active, running.body, cx) {
             Poll::Ready(ended) => ended,
             Poll::Pending => {
                 if let Some(limit) = ctx.options().step_timeout {
@@ -480,12 +484,13 @@ impl<O> From<Ended<'static, O>> for Polled<O> {
 
 /// Polls the body, plain or under its behaviors, catching panics.
 fn poll_body<F: StepFn<In>, In>(
+    at: StepAt<'_>,
     active: &mut Option<Active>,
     mut body: Pin<&mut Body<F, In>>,
     cx: &mut Context<'_>,
 ) -> Poll<Polled<F::Output>> {
     if let BodyProj::Behaved { behaved } = body.as_mut().project() {
-        return poll_behaved(active, behaved.as_mut(), cx);
+        return poll_behaved(at, active, behaved.as_mut(), cx);
     }
     // One active-step swap covers the call and its first poll.
     let polled = catch_unwind(AssertUnwindSafe(|| {
@@ -495,7 +500,9 @@ fn poll_body<F: StepFn<In>, In>(
                 let (Some(f), Some(input)) = (f, input) else {
                     unreachable!("a step's body starts once");
                 };
-                body.set(Body::Plain { fut: f.call(input) });
+                body.set(Body::Plain {
+                    fut: f.call_at(input, at),
+                });
             }
             match body.as_mut().project() {
                 BodyProj::Plain { fut } => fut.poll(cx),
@@ -513,6 +520,7 @@ fn poll_body<F: StepFn<In>, In>(
 /// Polls the behaviors; whenever they wait on an attempt, runs the body
 /// for it and hands its outcome back, until the behaviors finish.
 fn poll_behaved<F: StepFn<In>, In>(
+    at: StepAt<'_>,
     active: &mut Option<Active>,
     behaved: Pin<&mut Behaved<F, In>>,
     cx: &mut Context<'_>,
@@ -565,7 +573,9 @@ fn poll_behaved<F: StepFn<In>, In>(
             // A value is the latest attempt's own, never an earlier one's.
             *this.last = None;
             let (body, input) = (&mut *this.body, &mut *this.input);
-            let made = catch_unwind(AssertUnwindSafe(|| enter(active, || begin(body, input))));
+            let made = catch_unwind(AssertUnwindSafe(|| {
+                enter(active, || begin(body, input, at))
+            }));
             match made {
                 Ok(Some(fut)) => {
                     this.fut.set(Some(fut));
@@ -624,13 +634,17 @@ fn end_attempt<Fut>(
 
 /// Starts an attempt: on a copy of the input when the body can replay it,
 /// otherwise by consuming body and input, which only the first can do.
-fn begin<F: StepFn<In>, In>(body: &mut Option<F>, input: &mut Option<In>) -> Option<F::Future> {
+fn begin<F: StepFn<In>, In>(
+    body: &mut Option<F>,
+    input: &mut Option<In>,
+    at: StepAt<'_>,
+) -> Option<F::Future> {
     if let (Some(b), Some(i)) = (body.as_ref(), input.as_ref())
-        && let Some(fut) = b.replay(i)
+        && let Some(fut) = b.replay_at(i, at)
     {
         return Some(fut);
     }
-    Some(body.take()?.call(input.take()?))
+    Some(body.take()?.call_at(input.take()?, at))
 }
 
 /// The step's result from what the behaviors reported and what the body

@@ -92,6 +92,33 @@ pub trait StepFn<In> {
     fn resumed(&self) -> Option<crate::behavior::Resumed> {
         None
     }
+
+    /// [`call`](Self::call), for a body that looks at where it runs (a
+    /// test's override, by the step's title): what the chain calls.
+    #[doc(hidden)]
+    fn call_at(self, input: In, at: StepAt<'_>) -> Self::Future
+    where
+        Self: Sized,
+    {
+        let _ = at;
+        self.call(input)
+    }
+
+    /// [`replay`](Self::replay), likewise.
+    #[doc(hidden)]
+    fn replay_at(&self, input: &In, at: StepAt<'_>) -> Option<Self::Future> {
+        let _ = at;
+        self.replay(input)
+    }
+}
+
+/// Where a step's body runs: its context and title. The chain hands it
+/// over at each attempt rather than each body keeping its own.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct StepAt<'a> {
+    pub(crate) ctx: &'a crate::context::WorkflowContext,
+    pub(crate) title: &'a str,
 }
 
 /// A step body that can be called again: the closure is `Fn`, not just
