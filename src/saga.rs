@@ -14,7 +14,7 @@ use workflow_runtime::prelude::*;
 use workflow_runtime::{StepError, WorkflowContext};
 
 use crate::orders::{Item, order_total};
-use crate::transactions::OutOfStock;
+use crate::transactions::take_stock;
 
 /// What can go wrong after the money moved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,22 +141,7 @@ impl PlaceOrderSaga {
         // All of the order's items or none: one transaction of the stock's
         // own database.
         let mut tx = self.stock.begin().await.map_err(StepError::new)?;
-        for item in &order.items {
-            let taken = sqlx::query(
-                "UPDATE inventory SET quantity = quantity - ?1 WHERE sku = ?2 AND quantity >= ?1",
-            )
-            .bind(item.quantity)
-            .bind(&item.sku)
-            .execute(&mut *tx)
-            .await
-            .map_err(StepError::new)?
-            .rows_affected();
-            if taken == 0 {
-                return Err(StepError::new(OutOfStock {
-                    sku: item.sku.clone(),
-                }));
-            }
-        }
+        take_stock(&mut tx, &order.items).await?;
         tx.commit().await.map_err(StepError::new)?;
         Ok(Reservation { order })
     }

@@ -107,7 +107,7 @@ async fn save_order(
 
 /// Takes each item from the stock; a short item fails with [`OutOfStock`],
 /// which is what makes the caller roll the whole order back.
-async fn take_stock(tx: &mut SqliteConnection, items: &[Item]) -> Result<(), StepError> {
+pub(crate) async fn take_stock(tx: &mut SqliteConnection, items: &[Item]) -> Result<(), StepError> {
     for item in items {
         let changed = sqlx::query(
             "UPDATE inventory SET quantity = quantity - ?1 WHERE sku = ?2 AND quantity >= ?1",

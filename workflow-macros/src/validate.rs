@@ -236,24 +236,9 @@ fn compensation(raw: &crate::parse::RawCompensation, errors: &mut Errors) -> Opt
             format!("compensation `{name}` cannot be generic: it takes its step's output"),
         ));
     }
-    let mut has_receiver = false;
-    let mut params = Vec::new();
-    for arg in &sig.inputs {
-        match arg {
-            FnArg::Receiver(receiver) => {
-                has_receiver = true;
-                let ok = matches!(receiver.kind, syn::ReceiverKind::Reference(_, _, None))
-                    && receiver.mutability.is_none();
-                if !ok {
-                    errors.push(syn::Error::new_spanned(
-                        receiver,
-                        format!("compensation `{name}` must take `&self`, as steps do"),
-                    ));
-                }
-            }
-            FnArg::Typed(pat) => params.push(pat),
-        }
-    }
+    let (has_receiver, params) = receiver_and_params(sig, errors, || {
+        format!("compensation `{name}` must take `&self`, as steps do")
+    });
     if let Some(extra) = params.get(1) {
         errors.push(syn::Error::new_spanned(
             extra,
@@ -286,6 +271,31 @@ fn compensation(raw: &crate::parse::RawCompensation, errors: &mut Errors) -> Opt
         is_async: sig.asyncness.is_some(),
         behaviors: raw.options.behaviors.clone(),
     })
+}
+
+/// Whether a method takes a receiver, which must be `&self` (otherwise one
+/// error, `must_take_ref`'s), and its typed parameters.
+fn receiver_and_params<'a>(
+    sig: &'a Signature,
+    errors: &mut Errors,
+    must_take_ref: impl Fn() -> String,
+) -> (bool, Vec<&'a syn::PatType>) {
+    let mut has_receiver = false;
+    let mut params = Vec::new();
+    for arg in &sig.inputs {
+        match arg {
+            FnArg::Receiver(receiver) => {
+                has_receiver = true;
+                let by_ref = matches!(receiver.kind, syn::ReceiverKind::Reference(_, _, None))
+                    && receiver.mutability.is_none();
+                if !by_ref {
+                    errors.push(syn::Error::new_spanned(receiver, must_take_ref()));
+                }
+            }
+            FnArg::Typed(pat) => params.push(pat),
+        }
+    }
+    (has_receiver, params)
 }
 
 fn is_unit(ty: &Type) -> bool {
@@ -482,26 +492,11 @@ fn method_step(
         );
     }
 
-    let mut has_receiver = false;
-    let mut params = Vec::new();
-    for arg in &sig.inputs {
-        match arg {
-            FnArg::Receiver(receiver) => {
-                has_receiver = true;
-                let ok = matches!(receiver.kind, syn::ReceiverKind::Reference(_, _, None))
-                    && receiver.mutability.is_none();
-                if !ok {
-                    errors.push(syn::Error::new_spanned(
-                        receiver,
-                        format!(
-                            "step \"{title}\" must take `&self`: a workflow's steps share it, so none may own or mutate it"
-                        ),
-                    ));
-                }
-            }
-            FnArg::Typed(pat) => params.push(pat),
-        }
-    }
+    let (has_receiver, mut params) = receiver_and_params(sig, errors, || {
+        format!(
+            "step \"{title}\" must take `&self`: a workflow's steps share it, so none may own or mutate it"
+        )
+    });
     let step_ctx = params.first().is_some_and(|param| is_step_ctx(&param.ty));
     if step_ctx {
         let param = params.remove(0);

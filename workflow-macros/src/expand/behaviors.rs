@@ -66,54 +66,29 @@ pub(crate) fn apply(step: &Step, krate: &syn::Path, mut chain: TokenStream) -> T
     for behavior in &step.behaviors {
         let span = behavior.span();
         chain = match behavior {
-            BehaviorOption::Retry {
-                max,
-                backoff,
-                max_delay,
-                jitter,
-                filter,
-                ..
-            } => {
-                let backoff = backoff.map(|d| {
-                    let d = duration(d);
-                    quote!(.backoff(#d))
-                });
-                let max_delay = max_delay.map(|d| {
-                    let d = duration(d);
-                    quote!(.max_delay(#d))
-                });
-                let jitter = jitter.then(|| quote!(.jitter(true)));
-                let filter = filter.as_ref().map(|path| quote!(.filter(#path)));
-                let retry = quote!(#krate::behavior::Retry::max_attempts(#max) #backoff #max_delay #jitter #filter);
+            BehaviorOption::Retry { .. } => {
+                let value = behavior_value(behavior, krate);
                 let call = quote_spanned!(span=> __retry);
                 quote! {{
                     use #krate::__private::{RetryFallback as _, RetryWithReplay as _};
-                    #krate::__private::ReplayProbe::new(#chain).#call(#retry)
+                    #krate::__private::ReplayProbe::new(#chain).#call(#value)
                 }}
             }
             BehaviorOption::Timeout { limit, .. } => {
                 let limit = duration(*limit);
                 quote_spanned!(span=> #chain.timeout(#limit))
             }
-            BehaviorOption::CircuitBreaker {
-                name,
-                failures,
-                open_for,
-                ..
-            } => {
-                let failures = option(*failures);
-                let open_for = option(open_for.map(duration));
-                quote_spanned! {span=>
-                    #chain.circuit_breaker(#krate::__private::breaker(ctx, #name, #failures, #open_for))
-                }
+            BehaviorOption::CircuitBreaker { .. } => {
+                let value = behavior_value(behavior, krate);
+                quote_spanned!(span=> #chain.circuit_breaker(#value))
             }
         };
     }
     chain
 }
 
-/// A behavior option as a value (`Retry::max_attempts(3)..`), for a
-/// compensation's `.compensation_with(..)`.
+/// A behavior option as a value (`Retry::max_attempts(3)..`): what a
+/// step's chain call and a compensation's `.compensation_with(..)` take.
 pub(crate) fn behavior_value(behavior: &BehaviorOption, krate: &syn::Path) -> TokenStream {
     let span = behavior.span();
     match behavior {

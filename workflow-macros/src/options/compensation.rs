@@ -4,7 +4,6 @@
 use proc_macro2::TokenStream;
 use syn::LitStr;
 use syn::meta::ParseNestedMeta;
-use syn::parse::Parser;
 
 use super::behavior::{BehaviorOption, parse_behavior};
 use super::path_word;
@@ -23,23 +22,7 @@ impl CompensationOptions {
     /// `errors`.
     pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Self {
         let mut options = CompensationOptions::default();
-        let before = errors.count();
-        let parsed = syn::meta::parser(|meta| {
-            let input = meta.input;
-            if let Err(error) = options.parse_one(meta) {
-                errors.push(error);
-                while !input.is_empty() && !input.peek(syn::Token![,]) {
-                    input.parse::<proc_macro2::TokenTree>()?;
-                }
-            }
-            Ok(())
-        })
-        .parse2(args);
-        if let Err(error) = parsed
-            && errors.count() == before
-        {
-            errors.push(error);
-        }
+        super::parse_each(args, errors, |meta| options.parse_one(meta));
         options
     }
 

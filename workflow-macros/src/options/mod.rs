@@ -9,6 +9,8 @@ mod workflow;
 use proc_macro2::Span;
 use syn::Path;
 
+use crate::errors::Errors;
+
 pub(crate) use behavior::BehaviorOption;
 pub(crate) use compensation::CompensationOptions;
 pub(crate) use step::StepOptions;
@@ -60,6 +62,35 @@ impl Kind {
 
     pub(crate) fn from_keyword(word: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.keyword() == word)
+    }
+}
+
+/// Reads a comma-separated option list with `one` per option. A bad
+/// option is one error, and the rest still read: what it left of itself
+/// is skipped up to the next option, and a failure of the whole list
+/// after it (its echo) is not reported again.
+pub(crate) fn parse_each(
+    args: proc_macro2::TokenStream,
+    errors: &mut Errors,
+    mut one: impl FnMut(syn::meta::ParseNestedMeta<'_>) -> syn::Result<()>,
+) {
+    use syn::parse::Parser;
+    let before = errors.count();
+    let parsed = syn::meta::parser(|meta| {
+        let input = meta.input;
+        if let Err(error) = one(meta) {
+            errors.push(error);
+            while !input.is_empty() && !input.peek(syn::Token![,]) {
+                input.parse::<proc_macro2::TokenTree>()?;
+            }
+        }
+        Ok(())
+    })
+    .parse2(args);
+    if let Err(error) = parsed
+        && errors.count() == before
+    {
+        errors.push(error);
     }
 }
 

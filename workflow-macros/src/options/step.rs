@@ -4,7 +4,6 @@
 use proc_macro2::{Span, TokenStream};
 use syn::LitStr;
 use syn::meta::ParseNestedMeta;
-use syn::parse::Parser;
 
 use super::behavior::{BehaviorOption, parse_behavior};
 use super::{Kind, path_word, span_of};
@@ -35,26 +34,7 @@ impl StepOptions {
     /// options, so the rest of the workflow is still checked and expanded.
     pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Self {
         let mut options = StepOptions::default();
-        let before = errors.count();
-        let parsed = syn::meta::parser(|meta| {
-            let input = meta.input;
-            if let Err(error) = options.parse_one(meta) {
-                errors.push(error);
-                // Skip what is left of this option, up to the next one.
-                while !input.is_empty() && !input.peek(syn::Token![,]) {
-                    input.parse::<proc_macro2::TokenTree>()?;
-                }
-            }
-            Ok(())
-        })
-        .parse2(args);
-        // After a bad option, a failure of the whole list is its echo (the
-        // tokens it left inside its parentheses): report the first only.
-        if let Err(error) = parsed
-            && errors.count() == before
-        {
-            errors.push(error);
-        }
+        super::parse_each(args, errors, |meta| options.parse_one(meta));
         options
     }
 

@@ -540,24 +540,9 @@ where
         F: CallAgain<P::Output>,
         P::Output: ReplayInput,
     {
-        let Step {
-            prev,
-            kind,
-            title,
-            body,
-            layers,
-            place,
-        } = self.stage;
         Workflow {
             ctx: self.ctx,
-            stage: Step {
-                prev,
-                kind,
-                title,
-                body: Replay(body),
-                layers,
-                place,
-            },
+            stage: self.stage.map_body(Replay),
         }
     }
 
@@ -585,24 +570,9 @@ where
         P::Output: 'static,
         F::Output: 'static,
     {
-        let Step {
-            prev,
-            kind,
-            title,
-            body,
-            layers,
-            place,
-        } = self.stage;
         Workflow {
             ctx: self.ctx,
-            stage: Step {
-                prev,
-                kind,
-                title,
-                body: Overridable(body),
-                layers,
-                place,
-            },
+            stage: self.stage.map_body(Overridable),
         }
     }
 

@@ -145,6 +145,21 @@ impl Place {
     }
 }
 
+impl<P, F> Step<P, F> {
+    /// The same step with its body wrapped by `wrap` (an adapter that
+    /// replays it, or lets a test stand in for it).
+    pub(crate) fn map_body<G>(self, wrap: impl FnOnce(F) -> G) -> Step<P, G> {
+        Step {
+            prev: self.prev,
+            kind: self.kind,
+            title: self.title,
+            body: wrap(self.body),
+            layers: self.layers,
+            place: self.place,
+        }
+    }
+}
+
 impl<'c, P, F> Stage<'c> for Step<P, F>
 where
     P: Stage<'c>,

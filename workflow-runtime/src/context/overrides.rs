@@ -26,7 +26,26 @@ struct Entry {
     shape: String,
 }
 
-/// An override whose types are not its step's: the step fails with this.
+/// An override whose types are not its step's: the step fails with this,
+/// naming both.
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+/// use workflow_runtime::OverrideMismatch;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let ctx = WorkflowContext::builder("W")
+///     .override_step("rate", |_: &String| Ok::<u8, std::io::Error>(7))
+///     .build();
+/// let err = Workflow::given(&ctx, "amount", || 100u32)
+///     .when("rate", |n| n / 10)
+///     .overridable()
+///     .await
+///     .unwrap_err();
+/// let WorkflowError::Failed { error, .. } = err else { unreachable!() };
+/// assert!(error.downcast_ref::<OverrideMismatch>().is_some());
+/// assert!(error.to_string().contains("the override of step \"rate\""), "{error}");
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct OverrideMismatch {
     title: String,
@@ -110,7 +129,22 @@ impl ContextBuilder {
 }
 
 /// [`ContextBuilder::override_method`] named a method that is no step of
-/// the definition.
+/// the definition; it lists the step methods there are.
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+/// struct Ping;
+/// #[workflow]
+/// impl Ping {
+///     #[step(given = "ping")]
+///     fn ping(&self) -> u8 { 1 }
+/// }
+/// let err = Ping::context()
+///     .override_method("pong", |_: &()| Ok::<u8, std::io::Error>(2))
+///     .err()
+///     .unwrap();
+/// assert_eq!(err.to_string(), r#"workflow "Ping" has no step method `pong`; its steps are: ping"#);
+/// ```
 #[derive(Debug)]
 pub struct UnknownStep {
     workflow: String,

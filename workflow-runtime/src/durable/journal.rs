@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -39,6 +40,10 @@ pub(crate) struct Journal {
     fence: Option<Fence>,
     /// The runner's clock, for the rows' times.
     clock: crate::Clock,
+    /// Set once this process has journaled that the run is compensating
+    /// (or found it so when it loaded the run): later compensations
+    /// neither look for the failed step's row nor write the mark again.
+    marked: AtomicBool,
 }
 
 impl Journal {
@@ -55,6 +60,7 @@ impl Journal {
             run,
             done: done.into_iter().map(|row| (row.index, row)).collect(),
             failed: failed.into_iter().map(|row| (row.index, row)).collect(),
+            marked: AtomicBool::new(false),
             fence,
             clock,
         }
@@ -164,16 +170,7 @@ impl Journal {
         value: T,
         codec: ValueCodec<T>,
     ) -> Result<T, StoreError> {
-        let written = match &self.fence {
-            Some(fence) => {
-                self.store
-                    .backend()
-                    .record_step_fenced(&self.run, row, fence)
-                    .await
-            }
-            None => self.store.backend().record_step(&self.run, row).await,
-        };
-        match written {
+        match self.record(row).await {
             Ok(()) => Ok(value),
             Err(StoreError::Conflict { .. }) => match self.stored(row.index).await? {
                 Some(earlier) => self.decode(&earlier, codec),
@@ -213,7 +210,7 @@ impl Journal {
         title: &str,
         reason: &str,
     ) -> Result<(), StoreError> {
-        if self.done.contains_key(&COMPENSATING) {
+        if self.done.contains_key(&COMPENSATING) || self.marked.load(Ordering::Acquire) {
             return Ok(());
         }
         let rows = self.store.backend().steps(&self.run).await?;
@@ -229,7 +226,9 @@ impl Journal {
         }
         let now = self.now_ms();
         let row = StepRow::new(COMPENSATING, step, reason.as_bytes().to_vec(), 1, now, now);
-        self.write_once(&row).await
+        self.write_once(&row).await?;
+        self.marked.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Journals step `index`'s compensation as done.
@@ -254,7 +253,15 @@ impl Journal {
     /// Writes `row`; one there already (written by an earlier attempt or
     /// compensation in this process) is as good.
     async fn write_once(&self, row: &StepRow) -> Result<(), StoreError> {
-        let written = match &self.fence {
+        match self.record(row).await {
+            Ok(()) | Err(StoreError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `row`, fenced when this process holds the run by a lease.
+    async fn record(&self, row: &StepRow) -> Result<(), StoreError> {
+        match &self.fence {
             Some(fence) => {
                 self.store
                     .backend()
@@ -262,10 +269,6 @@ impl Journal {
                     .await
             }
             None => self.store.backend().record_step(&self.run, row).await,
-        };
-        match written {
-            Ok(()) | Err(StoreError::Conflict { .. }) => Ok(()),
-            Err(e) => Err(e),
         }
     }
 
