@@ -108,36 +108,36 @@ async fn chain(ctx: &WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
         .await
 }
 
-/// What a careful user writes instead: the same calls, each timed into a
-/// `Vec` of (title, elapsed).
-async fn by_hand(n: u64) -> (u64, Vec<(&'static str, Duration)>) {
+/// What a careful user writes instead: the same calls, each recorded as
+/// the engine records it (kind, title, elapsed, outcome) into a `Vec`.
+async fn by_hand(n: u64) -> (u64, Vec<(&'static str, &'static str, Duration, bool)>) {
     let mut log = Vec::with_capacity(10);
     let mut t = tokio::time::Instant::now();
-    let mut mark = |title, log: &mut Vec<_>| {
+    let mut mark = |kind, title, log: &mut Vec<_>| {
         let now = tokio::time::Instant::now();
-        log.push((title, now - t));
+        log.push((kind, title, now - t, true));
         t = now;
     };
     let n = inc(n);
-    mark("start", &mut log);
+    mark("Given", "start", &mut log);
     let n = inc_async(n).await;
-    mark("s1", &mut log);
+    mark("When", "s1", &mut log);
     let n = inc(n);
-    mark("s2", &mut log);
+    mark("When", "s2", &mut log);
     let n = inc_async(n).await;
-    mark("s3", &mut log);
+    mark("When", "s3", &mut log);
     let n = inc(n);
-    mark("s4", &mut log);
+    mark("When", "s4", &mut log);
     let n = inc_async(n).await;
-    mark("s5", &mut log);
+    mark("When", "s5", &mut log);
     let n = inc(n);
-    mark("s6", &mut log);
+    mark("When", "s6", &mut log);
     let n = inc_async(n).await;
-    mark("s7", &mut log);
+    mark("When", "s7", &mut log);
     let n = inc(n);
-    mark("s8", &mut log);
+    mark("When", "s8", &mut log);
     let n = inc_async(n).await;
-    mark("s9", &mut log);
+    mark("When", "s9", &mut log);
     (n, log)
 }
 
@@ -215,7 +215,7 @@ fn main() {
         );
     }
     let hand = Case {
-        name: "(c) hand-written, timings in a Vec",
+        name: "(c) hand-written, records in a Vec",
         per_iter: c,
     };
     report(

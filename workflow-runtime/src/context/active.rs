@@ -33,15 +33,18 @@ impl Active {
     }
 }
 
+#[inline]
 fn swap(slot: &mut Option<Active>) {
     ACTIVE.with(|active| std::mem::swap(&mut *active.borrow_mut(), slot));
 }
 
 /// Runs `f` with `slot`'s step active on this thread, then puts the
 /// previous one back and `slot`'s own back in `slot`.
+#[inline]
 pub(crate) fn enter<R>(slot: &mut Option<Active>, f: impl FnOnce() -> R) -> R {
     struct Restore<'s>(&'s mut Option<Active>);
     impl Drop for Restore<'_> {
+        #[inline]
         fn drop(&mut self) {
             swap(self.0);
         }

@@ -146,6 +146,7 @@ fn top_level_elapsed(steps: &[StepRecord]) -> Duration {
         .sum()
 }
 
+#[inline]
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking step never holds these locks; recover rather than lose data.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -467,6 +468,7 @@ impl WorkflowContext {
     /// let name = WorkflowContext::new("W").shared_name();
     /// assert_eq!(&*name, "W");
     /// ```
+    #[inline]
     pub fn shared_name(&self) -> Arc<str> {
         self.inner.name.clone()
     }
@@ -508,6 +510,7 @@ impl WorkflowContext {
     /// # use workflow_runtime::WorkflowContext;
     /// assert!(WorkflowContext::new("W").options().halt_on_failed_assertion);
     /// ```
+    #[inline]
     pub fn options(&self) -> &WorkflowOptions {
         &self.inner.options
     }
@@ -529,6 +532,7 @@ impl WorkflowContext {
 
     /// The behaviors that wrap a step producing a `T`, followed by the
     /// step's own: outermost first. Unallocated when there are none.
+    #[inline]
     pub(crate) fn stack_for<T: ?Sized>(&self, own: Behaviors) -> Behaviors {
         let inner = &self.inner;
         if inner.behaviors.is_empty() && inner.typed_behaviors.is_empty() {
@@ -536,7 +540,13 @@ impl WorkflowContext {
         }
         // Any output type, borrowed ones too: a step yielding `Foo<'a>`
         // gets the behaviors registered for `Foo<'static>`.
-        let output_type = typeid::of::<T>();
+        self.stack_with(typeid::of::<T>(), own)
+    }
+
+    /// [`stack_for`](Self::stack_for) when the context has behaviors of
+    /// its own: kept out of line, as most steps never get here.
+    fn stack_with(&self, output_type: std::any::TypeId, own: Behaviors) -> Behaviors {
+        let inner = &self.inner;
         let typed = inner
             .typed_behaviors
             .iter()
@@ -555,11 +565,13 @@ impl WorkflowContext {
 
     /// The durable run's journal, if this context is a durable run's.
     #[cfg(feature = "durable")]
+    #[inline]
     pub(crate) fn journal(&self) -> Option<&Arc<crate::durable::Journal>> {
         self.inner.journal.as_ref()
     }
 
     /// A fresh step id.
+    #[inline]
     pub(crate) fn next_step_id(&self) -> StepId {
         StepId::new(self.inner.step_ids.fetch_add(1, Ordering::Relaxed) + 1)
     }
@@ -574,6 +586,7 @@ impl WorkflowContext {
     /// ctx.record(StepRecord::new(StepKind::When, "manual", Duration::ZERO, StepOutcome::Passed));
     /// assert_eq!(ctx.steps()[0].title, "manual");
     /// ```
+    #[inline]
     pub fn record(&self, mut record: StepRecord) {
         if record.id == StepId::UNSET {
             record.id = self.next_step_id();
@@ -806,6 +819,7 @@ impl WorkflowContext {
     /// # use workflow_runtime::WorkflowContext;
     /// assert!(!WorkflowContext::new("W").is_cancelled());
     /// ```
+    #[inline]
     pub fn is_cancelled(&self) -> bool {
         self.inner.cancel.get().is_some_and(|t| t.is_cancelled())
     }
