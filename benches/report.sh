@@ -66,5 +66,14 @@ compare() {
 
 compare "10-step workflow" overhead hand workflow chain bare
 compare "behaviors on the happy path" behaviors tower ours plain bare
+# What the behaviors add: ours over the plain chain, tower over the bare call.
+bin=$(binary behaviors)
+ours=$(per_iter "$bin" ours)
+plain=$(per_iter "$bin" plain)
+tower=$(per_iter "$bin" tower)
+bare=$(per_iter "$bin" bare)
+printf '  added by the behaviors: ours %d over the plain chain, tower %d over the bare call   ratio %s\n\n' \
+    $((ours - plain)) $((tower - bare)) \
+    "$(awk -v a=$((ours - plain)) -v b=$((tower - bare)) 'BEGIN { printf "%.2f", a / b }')"
 compare "one run, spawned and awaited" throughput spawn runner
 compare "a 3-step run, durable on the in-memory store" durable plain memory

@@ -849,3 +849,136 @@ async fn a_retry_around_a_future_hands_on_its_one_failure() {
     assert_eq!(err.downcast_ref::<Flaky>().map(|f| f.0), Some(1));
     assert_eq!(ctx.steps()[0].attempts, 1);
 }
+
+/// Runs the rest of the stack once, unchanged. Added to a stack of
+/// built-in behaviors, it makes the stack run through `Behavior::around`
+/// rather than inline, so the two ways can be compared.
+struct PassThrough;
+
+impl Behavior for PassThrough {
+    fn around<'a>(&'a self, _: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
+        Box::pin(async move { next.run().await })
+    }
+}
+
+/// What one run showed: the step's record, when each attempt started
+/// (from the run's start), and the breaker's state after it.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    outcome: String,
+    attempts: u32,
+    attempt_elapsed: Vec<Duration>,
+    elapsed: Duration,
+    starts: Vec<Duration>,
+    breaker: CircuitState,
+}
+
+/// Stacks of built-in behaviors, outermost first.
+#[derive(Clone, Copy, Debug)]
+enum Stack {
+    /// A timeout limits each of the retry's attempts: two hang, the third passes.
+    RetryOutsideTimeout,
+    /// A timeout limits all the attempts and the backoffs between them.
+    TimeoutOutsideRetry,
+    /// The retry goes on through a breaker that opens under it.
+    RetryOutsideBreaker,
+    /// A timeout drops the breaker's half-open trial, which frees the trial.
+    TimeoutOutsideBreaker,
+}
+
+/// Runs `stack` around a step whose attempt `n` takes 20ms if `n <= slow`
+/// (5ms otherwise) and fails if `n <= failures`. `general` adds a
+/// pass-through behavior inside the built-in ones.
+async fn run_stack_case(stack: Stack, slow: u32, failures: u32, general: bool) -> Seen {
+    let breaker = breaker("compared", 2, ms(1_000));
+    if let Stack::TimeoutOutsideBreaker = stack {
+        // Tripped before, and now due for its half-open trial.
+        for _ in 0..2 {
+            let _ = call_through(&breaker, true).await;
+        }
+        tokio::time::advance(ms(1_000)).await;
+    }
+    let calls = AtomicU32::new(0);
+    let starts = Mutex::new(Vec::new());
+    let ctx = WorkflowContext::new("Compared");
+    let begun = Instant::now();
+    let retry = Retry::max_attempts(4).backoff(ms(10));
+    let chain = Workflow::given(&ctx, "n", || 1u32)
+        .try_when_async("work", |n| {
+            starts.lock().unwrap().push(begun.elapsed());
+            let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                let work = if call <= slow { ms(20) } else { ms(5) };
+                tokio::time::sleep(work).await;
+                if call <= failures {
+                    Err(Flaky(call))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .replayable();
+    let chain = match stack {
+        Stack::RetryOutsideTimeout => chain.with(retry).with(Timeout::new(ms(15))),
+        Stack::TimeoutOutsideRetry => chain.with(Timeout::new(ms(50))).with(retry),
+        Stack::RetryOutsideBreaker => chain.with(retry).circuit_breaker(breaker.clone()),
+        Stack::TimeoutOutsideBreaker => chain
+            .with(Timeout::new(ms(10)))
+            .circuit_breaker(breaker.clone()),
+    };
+    let _ = if general {
+        chain.with(PassThrough).await
+    } else {
+        chain.await
+    };
+    let step = ctx.steps().into_iter().find(|s| s.title == "work").unwrap();
+    if let Stack::TimeoutOutsideBreaker = stack {
+        // The dropped trial left the slot free: the next call is the trial.
+        call_through(&breaker, false).await.unwrap();
+    }
+    Seen {
+        outcome: step.outcome.to_string(),
+        attempts: step.attempts,
+        attempt_elapsed: step.attempt_elapsed,
+        elapsed: step.elapsed,
+        starts: starts.into_inner().unwrap(),
+        breaker: breaker.state(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn built_in_behaviors_run_inline_exactly_as_through_their_around() {
+    let cases = [
+        (Stack::RetryOutsideTimeout, 2, 0),
+        (Stack::TimeoutOutsideRetry, 0, 4),
+        (Stack::RetryOutsideBreaker, 0, 4),
+        (Stack::TimeoutOutsideBreaker, 1, 0),
+    ];
+    let mut seen = Vec::new();
+    for (stack, slow, failures) in cases {
+        let inline = run_stack_case(stack, slow, failures, false).await;
+        let general = run_stack_case(stack, slow, failures, true).await;
+        assert_eq!(inline, general, "{stack:?}");
+        seen.push(inline);
+    }
+    // What the runs were, so agreeing cannot mean both ran nothing.
+    let [timed, limited, refused, trial] = &seen[..] else {
+        unreachable!()
+    };
+    // Two attempts dropped at 15ms, 10ms and 20ms of backoff, one that passed.
+    assert_eq!(timed.outcome, "passed");
+    assert_eq!(timed.starts, [ms(0), ms(25), ms(60)]);
+    assert_eq!(timed.attempt_elapsed, [ms(15), ms(15), ms(5)]);
+    // Attempts at 0, 15 and 40ms; the 50ms limit falls in the third backoff.
+    assert_eq!(limited.outcome, "timed out after 50ms");
+    assert_eq!(limited.starts, [ms(0), ms(15), ms(40)]);
+    assert_eq!(limited.elapsed, ms(50));
+    // Two failures open the breaker; it refuses the last two attempts,
+    // whose bodies never start.
+    assert_eq!(refused.attempts, 2);
+    assert_eq!(refused.starts, [ms(0), ms(15)]);
+    assert!(refused.outcome.contains("compared"), "{}", refused.outcome);
+    assert_eq!(refused.breaker, CircuitState::Open);
+    assert_eq!(trial.outcome, "timed out after 10ms");
+    assert_eq!(trial.breaker, CircuitState::Closed);
+}

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use super::{Behaviors, IntoBehavior};
+use super::{IntoBehavior, Layer, Layers};
 use crate::chain::{Place, Workflow};
 use crate::context::WorkflowContext;
 use crate::context::active::current;
@@ -56,7 +56,7 @@ pub struct Around<'c> {
     ctx: &'c WorkflowContext,
     kind: StepKind,
     title: Title,
-    layers: Behaviors,
+    layers: Layers,
 }
 
 impl WorkflowContext {
@@ -105,7 +105,7 @@ impl<'c> Around<'c> {
     /// # }
     /// ```
     pub fn with(mut self, behavior: impl IntoBehavior) -> Self {
-        self.layers.push(behavior.into_behavior());
+        self.layers.push(Layer::shared(behavior.into_behavior()));
         self
     }
 

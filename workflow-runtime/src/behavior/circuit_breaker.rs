@@ -312,6 +312,18 @@ impl CircuitBreaker {
 
     /// Asks to make a call: a permit, or the rejection.
     fn acquire(&self) -> Result<Permit<'_>, CircuitOpen> {
+        let trial = self.admit()?;
+        Ok(Permit {
+            breaker: self,
+            trial,
+            done: false,
+        })
+    }
+
+    /// Admits a call, or refuses it: whether it is the half-open
+    /// circuit's trial. Each admitted call ends with
+    /// [`finish`](Self::finish) or [`abandon`](Self::abandon).
+    pub(super) fn admit(&self) -> Result<bool, CircuitOpen> {
         let mut inner = self.lock();
         let trial = match inner.phase {
             Phase::Closed => false,
@@ -338,18 +350,12 @@ impl CircuitBreaker {
                 });
             }
         };
-        Ok(Permit {
-            breaker: self,
-            trial,
-            done: false,
-        })
+        Ok(trial)
     }
 
-    fn finish(&self, trial: bool, success: bool) {
+    /// Ends an admitted call.
+    pub(super) fn finish(&self, trial: bool, success: bool) {
         let mut inner = self.lock();
-        let open = Phase::Open {
-            until: Instant::now() + self.config.open_for,
-        };
         if success {
             inner.consecutive_failures = 0;
             if trial {
@@ -362,11 +368,16 @@ impl CircuitBreaker {
             || (matches!(inner.phase, Phase::Closed)
                 && inner.consecutive_failures >= self.config.failures);
         if trips {
+            let open = Phase::Open {
+                until: Instant::now() + self.config.open_for,
+            };
             self.enter(&mut inner, open);
         }
     }
 
-    fn abandon(&self, trial: bool) {
+    /// Ends an admitted call that did not finish (cancelled, or dropped by
+    /// a timeout outside it): it counts for nothing and frees a trial slot.
+    pub(super) fn abandon(&self, trial: bool) {
         if trial {
             let mut inner = self.lock();
             if let Phase::HalfOpen { .. } = inner.phase {

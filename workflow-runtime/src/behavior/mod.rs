@@ -19,6 +19,8 @@
 mod around;
 mod breakers;
 pub mod circuit_breaker;
+mod inline;
+mod layer;
 pub mod logging;
 pub mod metrics;
 mod next;
@@ -43,6 +45,8 @@ pub use breakers::Breakers;
 pub use circuit_breaker::{
     BreakerConfig, BreakerSnapshot, CircuitBreaker, CircuitOpen, CircuitState, Transition,
 };
+pub(crate) use inline::{Attempts, Inline, poll_inline, runs_inline};
+pub(crate) use layer::{Layer, Layers};
 pub use logging::Logging;
 pub use metrics::Metrics;
 pub use next::Next;
@@ -93,7 +97,7 @@ pub type Attempted = Result<(), StepFailure>;
 /// assert_eq!(counter.0.load(Ordering::Relaxed), 1);
 /// # }
 /// ```
-pub trait Behavior: Send + Sync + 'static {
+pub trait Behavior: std::any::Any + Send + Sync {
     /// Runs around the rest of the stack: call `next.run().await` to run it.
     fn around<'a>(&'a self, step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted>;
 }
@@ -174,7 +178,7 @@ pub struct StepScope {
     handoff: Handoff,
     /// The behaviors around this step, outermost first: owned here so the
     /// stack's future borrows them from the scope it already holds.
-    stack: Behaviors,
+    stack: Layers,
 }
 
 impl StepScope {
@@ -184,7 +188,7 @@ impl StepScope {
         title: Title,
         replayable: bool,
         resumed: Option<Resumed>,
-        stack: Behaviors,
+        stack: Layers,
     ) -> Self {
         StepScope {
             ctx,
@@ -211,7 +215,7 @@ impl StepScope {
         self.call
     }
 
-    pub(crate) fn stack(&self) -> &[Arc<dyn Behavior>] {
+    pub(crate) fn stack(&self) -> &[Layer] {
         &self.stack
     }
 

@@ -15,19 +15,19 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use super::{Attempted, Behavior, BoxFuture, StepScope};
+use super::{Attempted, BoxFuture, Layer, StepScope};
 use crate::error::{StepError, StepFailure};
 
 /// The rest of the stack. A behavior may run it any number of times, one
 /// run after another: [`run`](Self::run) borrows it mutably, so two runs
 /// cannot overlap.
 pub struct Next<'a> {
-    stack: &'a [Arc<dyn Behavior>],
+    stack: &'a [Layer],
     scope: &'a StepScope,
 }
 
 impl<'a> Next<'a> {
-    pub(crate) fn new(stack: &'a [Arc<dyn Behavior>], scope: &'a StepScope) -> Self {
+    pub(crate) fn new(stack: &'a [Layer], scope: &'a StepScope) -> Self {
         Next { stack, scope }
     }
 

@@ -4,8 +4,10 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::metrics::labels;
+use metrics::SharedString;
+
 use super::{Attempted, Behavior, BoxFuture, Next, StepScope};
+use crate::context::WorkflowContext;
 use crate::error::StepFailure;
 use crate::mix::splitmix64;
 
@@ -244,23 +246,76 @@ impl Retry {
 /// Jitter differs per run and per step, and repeats for the same ones.
 /// The jitter's seed: the run and the step, so a resumed durable run
 /// (a new execution, the same run id) waits the same jittered backoff.
-fn seed(step: &StepScope) -> u64 {
+fn seed(ctx: &WorkflowContext, title: &str) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     #[cfg(feature = "durable")]
-    if let Some(journal) = step.ctx().journal() {
+    if let Some(journal) = ctx.journal() {
         journal.run_id().hash(&mut hasher);
     } else {
-        step.ctx().execution_id().hash(&mut hasher);
+        ctx.execution_id().hash(&mut hasher);
     }
     #[cfg(not(feature = "durable"))]
-    step.ctx().execution_id().hash(&mut hasher);
-    step.title().hash(&mut hasher);
+    ctx.execution_id().hash(&mut hasher);
+    title.hash(&mut hasher);
     hasher.finish()
+}
+
+/// The step a retry runs in, as the stack or the inline runner sees it.
+pub(super) struct Site<'a> {
+    pub(super) ctx: &'a WorkflowContext,
+    pub(super) title: &'a str,
+    /// A call inside a step's body ([`Around`](super::Around)), whose
+    /// advice on running again differs from a step's.
+    pub(super) call: bool,
+}
+
+impl Retry {
+    /// After attempt `attempt` failed with `failure`: the wait before the
+    /// next attempt, or `None` when the failure stands (no attempt left,
+    /// a failure it does not retry, or a body that runs once, which it
+    /// warns about).
+    pub(super) fn again(
+        &self,
+        attempt: u32,
+        failure: &StepFailure,
+        can_replay: bool,
+        site: &Site<'_>,
+    ) -> Option<Duration> {
+        if attempt >= self.max_attempts || !self.retries_on(failure) {
+            return None;
+        }
+        if !can_replay {
+            if site.call {
+                tracing::warn!(
+                    workflow.name = site.ctx.name(),
+                    step.title = site.title,
+                    "retry skipped: a future runs once; `run_again` (`call_again`) takes a closure that starts the call for each attempt"
+                );
+            } else {
+                tracing::warn!(
+                    workflow.name = site.ctx.name(),
+                    step.title = site.title,
+                    "retry skipped: the step runs once; declare `retry` on the step itself (or make it `.replayable()`) so its input is cloned for each attempt"
+                );
+            }
+            return None;
+        }
+        let workflow = SharedString::from_shared(site.ctx.shared_name());
+        let title = SharedString::from_owned(site.title.to_owned());
+        metrics::counter!("workflow_retries_total", "workflow" => workflow, "step" => title)
+            .increment(1);
+        Some(self.jittered_delay(attempt, seed(site.ctx, site.title)))
+    }
 }
 
 impl Behavior for Retry {
     fn around<'a>(&'a self, step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
         Box::pin(async move {
+            let site = Site {
+                ctx: step.ctx(),
+                title: step.title(),
+                call: step.is_call(),
+            };
             let mut attempt = 1;
             // A resumed durable run goes on from its journaled attempts:
             // their count, and the backoff after the last one, measured
@@ -269,7 +324,8 @@ impl Behavior for Retry {
                 if earlier.attempts >= self.max_attempts {
                     return Err(earlier.failure());
                 }
-                let due = earlier.last_failed + self.jittered_delay(earlier.attempts, seed(step));
+                let due = earlier.last_failed
+                    + self.jittered_delay(earlier.attempts, seed(site.ctx, site.title));
                 let wait = due
                     .duration_since(step.ctx().clock().now())
                     .unwrap_or(Duration::ZERO);
@@ -281,29 +337,10 @@ impl Behavior for Retry {
                     Ok(()) => return Ok(()),
                     Err(failure) => failure,
                 };
-                if attempt >= self.max_attempts || !self.retries_on(&failure) {
-                    return Err(failure);
+                match self.again(attempt, &failure, next.can_replay(), &site) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(failure),
                 }
-                if !next.can_replay() {
-                    if step.is_call() {
-                        tracing::warn!(
-                            workflow.name = step.ctx().name(),
-                            step.title = step.title(),
-                            "retry skipped: a future runs once; `run_again` (`call_again`) takes a closure that starts the call for each attempt"
-                        );
-                    } else {
-                        tracing::warn!(
-                            workflow.name = step.ctx().name(),
-                            step.title = step.title(),
-                            "retry skipped: the step runs once; declare `retry` on the step itself (or make it `.replayable()`) so its input is cloned for each attempt"
-                        );
-                    }
-                    return Err(failure);
-                }
-                let (workflow, title) = labels(step);
-                metrics::counter!("workflow_retries_total", "workflow" => workflow, "step" => title)
-                    .increment(1);
-                tokio::time::sleep(self.jittered_delay(attempt, seed(step))).await;
                 attempt += 1;
             }
         })

@@ -18,7 +18,7 @@ use pin_project_lite::pin_project;
 use super::sealed::Sealed;
 use super::stage::{Flow, Place, Stage, Start, Step, StepFuture, Unwind};
 use super::step_fn::{ErrFuture, StepFn};
-use crate::behavior::Behaviors;
+use crate::behavior::Layers;
 use crate::context::WorkflowContext;
 use crate::error::{StepError, WorkflowError};
 use crate::step::{StepKind, Title};
@@ -113,7 +113,7 @@ pub struct Compensated<S, U, O> {
     pub(crate) undo: U,
     pub(crate) keep: fn(&O) -> O,
     pub(crate) title: Title,
-    pub(crate) layers: Behaviors,
+    pub(crate) layers: Layers,
 }
 
 impl<S, U, O> Sealed for Compensated<S, U, O> {}
@@ -156,7 +156,7 @@ pin_project! {
         undo: Option<U>,
         keep: fn(&O) -> O,
         title: Title,
-        layers: Behaviors,
+        layers: Layers,
         // The step's output, once it completed: what its compensation gets.
         kept: Option<O>,
         #[pin]

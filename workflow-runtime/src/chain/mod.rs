@@ -41,7 +41,7 @@ pub use step_fn::{
     OkFuture, Plain, Replay, ReplayInput, StepFn, StepResult, TryAsync, Unary,
 };
 
-use crate::behavior::{CircuitBreaker, IntoBehavior};
+use crate::behavior::{CircuitBreaker, IntoBehavior, Layer, Layers};
 use crate::context::WorkflowContext;
 use crate::error::{StepError, WorkflowError};
 use crate::step::{StepKind, Title};
@@ -472,7 +472,9 @@ where
     /// # }
     /// ```
     pub fn with(mut self, behavior: impl IntoBehavior) -> Self {
-        self.stage.layers.push(behavior.into_behavior());
+        self.stage
+            .layers
+            .push(Layer::shared(behavior.into_behavior()));
         self
     }
 
@@ -491,8 +493,10 @@ where
     /// assert!(matches!(err, WorkflowError::TimedOut { .. }));
     /// # }
     /// ```
-    pub fn timeout(self, limit: std::time::Duration) -> Self {
-        self.with(crate::behavior::Timeout::new(limit))
+    pub fn timeout(mut self, limit: std::time::Duration) -> Self {
+        let timeout = crate::behavior::Timeout::new(limit);
+        self.stage.layers.push(Layer::timeout(timeout));
+        self
     }
 
     /// Guards the last step with `breaker`; see
@@ -579,7 +583,7 @@ where
     /// Places the last step inside another step's body, with `layers` as
     /// its only behaviors: how [`Around`](crate::behavior::Around) runs one
     /// wrapped call.
-    pub(crate) fn placed(mut self, place: Place, layers: crate::behavior::Behaviors) -> Self {
+    pub(crate) fn placed(mut self, place: Place, layers: Layers) -> Self {
         self.stage.place = place;
         self.stage.layers.extend(layers);
         self
@@ -613,7 +617,9 @@ where
         F: CallAgain<P::Output>,
         P::Output: ReplayInput,
     {
-        self.replayable().with(retry)
+        let mut chain = self.replayable();
+        chain.stage.layers.push(Layer::retry(retry));
+        chain
     }
 
     /// Gives the last step a compensation: if a later step fails for good,
@@ -734,7 +740,9 @@ impl<'c, S, U, O> Workflow<'c, Compensated<S, U, O>> {
     /// # }
     /// ```
     pub fn compensation_with(mut self, behavior: impl IntoBehavior) -> Self {
-        self.stage.layers.push(behavior.into_behavior());
+        self.stage
+            .layers
+            .push(Layer::shared(behavior.into_behavior()));
         self
     }
 }

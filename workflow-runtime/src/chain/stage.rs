@@ -14,7 +14,9 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::step_fn::{Failed, StepAt, StepFn, StepResult};
-use crate::behavior::{Attempted, Behaviors, BoxFuture, StepScope, run_stack};
+use crate::behavior::{
+    Attempted, Attempts, BoxFuture, Inline, Layers, StepScope, poll_inline, run_stack, runs_inline,
+};
 use crate::context::active::{Active, enter};
 use crate::context::{StepId, StepOutcome, StepRecord, WorkflowContext};
 use crate::error::panic_message;
@@ -115,7 +117,7 @@ pub struct Step<P, F> {
     pub(crate) kind: StepKind,
     pub(crate) title: Title,
     pub(crate) body: F,
-    pub(crate) layers: Behaviors,
+    pub(crate) layers: Layers,
     pub(crate) place: Place,
 }
 
@@ -211,11 +213,135 @@ pin_project! {
         Plain {
             #[pin] fut: F::Future,
         },
+        // Built-in behaviors only: run inline, their states in the stack.
+        Inline {
+            layers: Layers,
+            lane: Inline,
+            body: Option<F>,
+            input: Option<In>,
+            #[pin]
+            fut: Option<F::Future>,
+            tally: Tally,
+            replayable: bool,
+            // A call inside a step's body, whose advice on running again
+            // differs from a step's.
+            call: bool,
+        },
         // Behaviors run as one boxed future that asks this step for each
         // attempt; boxed, as that path allocates anyway.
         Behaved {
             behaved: Pin<Box<Behaved<F, In>>>,
         },
+    }
+}
+
+/// A behaved step's attempts: how many, and how long the finished ones
+/// took. The one whose end is the step's end is timed by the step's own
+/// last clock read.
+#[derive(Debug)]
+struct Tally {
+    attempts: u32,
+    /// The step's start: the first attempt's too.
+    begun: Option<Instant>,
+    /// When the attempt in flight, or the last one if it passed, started.
+    started: Option<Instant>,
+    /// The attempts that failed or were dropped, in order.
+    elapsed: Vec<Duration>,
+}
+
+impl Tally {
+    fn starting(begun: Instant) -> Self {
+        Tally {
+            attempts: 0,
+            begun: Some(begun),
+            started: None,
+            elapsed: Vec::new(),
+        }
+    }
+
+    fn start(&mut self) {
+        self.started = Some(self.begun.take().unwrap_or_else(Instant::now));
+        self.attempts += 1;
+    }
+
+    /// The attempt in flight ended without passing.
+    fn failed(&mut self) {
+        if let Some(started) = self.started.take() {
+            self.elapsed.push(started.elapsed());
+        }
+    }
+}
+
+/// The step's body as the inline runner drives it, for one poll.
+struct InlineBody<'p, 'a, F: StepFn<In>, In> {
+    body: &'p mut Option<F>,
+    input: &'p mut Option<In>,
+    fut: Pin<&'p mut Option<F::Future>>,
+    tally: &'p mut Tally,
+    /// What the body returned last, in this poll.
+    last: Option<StepResult<F::Output>>,
+    active: &'p mut Option<Active>,
+    at: StepAt<'a>,
+    call: bool,
+    replayable: bool,
+}
+
+impl<F: StepFn<In>, In> Attempts for InlineBody<'_, '_, F, In> {
+    fn in_flight(&self) -> bool {
+        self.fut.is_some()
+    }
+
+    fn start(&mut self) -> Result<(), StepFailure> {
+        // A value is the latest attempt's own, never an earlier one's.
+        self.last = None;
+        let (body, input, at) = (&mut *self.body, &mut *self.input, self.at);
+        let made = catch_unwind(AssertUnwindSafe(|| {
+            enter(self.active, || begin(body, input, at))
+        }));
+        match made {
+            Ok(Some(fut)) => {
+                self.fut.set(Some(fut));
+                self.tally.start();
+                Ok(())
+            }
+            Ok(None) => Err(StepFailure::Error(StepError::new(RunsOnce {
+                inside: self.call,
+            }))),
+            Err(payload) => Err(StepFailure::Panic(panic_message(&*payload).into())),
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Attempted> {
+        let Some(fut) = self.fut.as_mut().as_pin_mut() else {
+            unreachable!("an attempt in flight has its future");
+        };
+        let active = &mut *self.active;
+        let attempted = match catch_unwind(AssertUnwindSafe(|| enter(active, || fut.poll(cx)))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(result)) => {
+                let attempted = match &result {
+                    Ok(_) => Ok(()),
+                    Err(failed) => Err(failed.failure.clone()),
+                };
+                self.last = Some(result);
+                attempted
+            }
+            Err(payload) => Err(StepFailure::Panic(panic_message(&*payload).into())),
+        };
+        self.fut.set(None);
+        if attempted.is_err() {
+            self.tally.failed();
+        }
+        Poll::Ready(attempted)
+    }
+
+    fn abandon(&mut self) {
+        self.fut.set(None);
+        self.tally.failed();
+    }
+
+    fn can_replay(&self) -> bool {
+        self.replayable
     }
 }
 
@@ -281,7 +407,7 @@ pin_project! {
         kind: StepKind,
         title: Title,
         body: Option<F>,
-        layers: Behaviors,
+        layers: Layers,
         place: Place,
         soft: Option<Box<WorkflowError>>,
         #[pin]
@@ -386,6 +512,17 @@ where
                 Body::Start {
                     body: Some(body),
                     input: Some(value),
+                }
+            } else if runs_inline(&stack, body.resumed().is_some()) {
+                Body::Inline {
+                    layers: stack,
+                    lane: Inline::new(started),
+                    replayable: body.can_replay(),
+                    body: Some(body),
+                    input: Some(value),
+                    fut: None,
+                    tally: Tally::starting(started),
+                    call: matches!(this.place, Place::Inside { .. }),
                 }
             } else {
                 let mut scope = StepScope::new(
@@ -504,8 +641,50 @@ fn poll_body<F: StepFn<In>, In>(
     mut body: Pin<&mut Body<F, In>>,
     cx: &mut Context<'_>,
 ) -> Poll<Polled<F::Output>> {
-    if let BodyProj::Behaved { behaved } = body.as_mut().project() {
-        return poll_behaved(at, active, behaved.as_mut(), cx);
+    match body.as_mut().project() {
+        BodyProj::Behaved { behaved } => return poll_behaved(at, active, behaved.as_mut(), cx),
+        BodyProj::Inline {
+            layers,
+            lane,
+            body,
+            input,
+            fut,
+            tally,
+            replayable,
+            call,
+        } => {
+            let mut attempts = InlineBody {
+                body,
+                input,
+                fut,
+                tally,
+                last: None,
+                active,
+                at,
+                call: *call,
+                replayable: *replayable,
+            };
+            let attempted = ready!(poll_inline(
+                lane,
+                layers,
+                at.ctx,
+                at.title,
+                *call,
+                &mut attempts,
+                cx
+            ));
+            let result = settle(attempted, attempts.last.take());
+            return Poll::Ready(
+                Ended::Behaved {
+                    result,
+                    attempts: tally.attempts,
+                    attempt_elapsed: std::mem::take(&mut tally.elapsed),
+                    last_started: tally.started.take(),
+                }
+                .into(),
+            );
+        }
+        _ => {}
     }
     // One active-step swap covers the call and its first poll.
     let polled = catch_unwind(AssertUnwindSafe(|| {
@@ -555,6 +734,7 @@ fn poll_behaved<F: StepFn<In>, In>(
                         result,
                         attempts: this.scope.attempts(),
                         attempt_elapsed: this.scope.take_attempt_times(),
+                        last_started: None,
                     }
                     .into(),
                 );
@@ -717,6 +897,8 @@ enum Ended<'p, O> {
         result: StepResult<O>,
         attempts: u32,
         attempt_elapsed: Vec<Duration>,
+        /// The last attempt's start, when its end is the step's.
+        last_started: Option<Instant>,
     },
     Panic(&'p (dyn std::any::Any + Send)),
     TimedOut(Duration),
@@ -807,10 +989,18 @@ where
             Ended::Behaved {
                 result,
                 attempts,
-                attempt_elapsed,
+                mut attempt_elapsed,
+                last_started,
             } => {
                 record.attempts = attempts;
-                record.attempt_elapsed = attempt_elapsed;
+                // One attempt took the step's own time: listed only when
+                // there were more.
+                if attempts > 1 {
+                    if let Some(started) = last_started {
+                        attempt_elapsed.push(now.saturating_duration_since(started));
+                    }
+                    record.attempt_elapsed = attempt_elapsed;
+                }
                 result
             }
             Ended::Panic(payload) => Err(Failed {

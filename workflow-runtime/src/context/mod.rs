@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::behavior::{Behavior, Behaviors, Breakers, IntoBehavior};
+use crate::behavior::{Behavior, Behaviors, Breakers, IntoBehavior, Layer, Layers};
 
 pub use active::Scoped;
 pub use metadata::MetadataError;
@@ -63,8 +63,10 @@ struct Inner {
     metadata: Mutex<Metadata>,
     extensions: Mutex<Extensions>,
     cleanup: Mutex<Vec<CleanupHook>>,
-    behaviors: Behaviors,
-    typed_behaviors: Vec<(TypeId, Arc<dyn Behavior>)>,
+    /// The context's behaviors, each known as built-in or not once here
+    /// rather than at every step.
+    behaviors: Layers,
+    typed_behaviors: Vec<(TypeId, Layer)>,
     // Given by the runner, or made on first use for a lone context.
     breakers: OnceLock<Breakers>,
     // Created on first use: most runs are never cancelled, and a token costs
@@ -398,8 +400,12 @@ impl ContextBuilder {
                 metadata: Mutex::default(),
                 extensions: Mutex::default(),
                 cleanup: Mutex::new(Vec::new()),
-                behaviors: self.behaviors,
-                typed_behaviors: self.typed_behaviors,
+                behaviors: self.behaviors.into_iter().map(Layer::shared).collect(),
+                typed_behaviors: self
+                    .typed_behaviors
+                    .into_iter()
+                    .map(|(ty, behavior)| (ty, Layer::shared(behavior)))
+                    .collect(),
                 breakers,
                 cancel,
                 overrides: self.overrides,
@@ -533,7 +539,7 @@ impl WorkflowContext {
     /// The behaviors that wrap a step producing a `T`, followed by the
     /// step's own: outermost first. Unallocated when there are none.
     #[inline]
-    pub(crate) fn stack_for<T: ?Sized>(&self, own: Behaviors) -> Behaviors {
+    pub(crate) fn stack_for<T: ?Sized>(&self, own: Layers) -> Layers {
         let inner = &self.inner;
         if inner.behaviors.is_empty() && inner.typed_behaviors.is_empty() {
             return own;
@@ -545,17 +551,17 @@ impl WorkflowContext {
 
     /// [`stack_for`](Self::stack_for) when the context has behaviors of
     /// its own: kept out of line, as most steps never get here.
-    fn stack_with(&self, output_type: std::any::TypeId, own: Behaviors) -> Behaviors {
+    fn stack_with(&self, output_type: TypeId, own: Layers) -> Layers {
         let inner = &self.inner;
         let typed = inner
             .typed_behaviors
             .iter()
             .filter(|(ty, _)| *ty == output_type)
-            .map(|(_, b)| b.clone());
+            .map(|(_, layer)| layer.idle_copy());
         inner
             .behaviors
             .iter()
-            .cloned()
+            .map(Layer::idle_copy)
             .chain(typed)
             .chain(own)
             .collect()

@@ -98,8 +98,8 @@ pub struct StepRecord {
     pub outcome: StepOutcome,
     /// How many times the step's body ran (more than one under retry).
     pub attempts: u32,
-    /// Each attempt's elapsed time, when the step ran under behaviors
-    /// (empty on the plain path, where its one attempt took `elapsed`).
+    /// Each attempt's elapsed time, when a behavior ran the step more than
+    /// once (empty otherwise: its one attempt took `elapsed`).
     pub attempt_elapsed: Vec<Duration>,
     /// The step's input in `Debug` form, when capture is on.
     pub input: Option<String>,

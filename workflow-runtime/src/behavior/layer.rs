@@ -1,0 +1,152 @@
+//! One behavior in a step's stack, with its state in the step's run.
+//!
+//! The built-in behaviors (retry, timeout, circuit breaker) are kept by
+//! value and known by the engine, which runs a stack made only of them
+//! inline ([`inline`](super::inline)): no boxed future per layer, and no
+//! timer unless the step has to wait. Any other behavior runs through its
+//! [`Behavior::around`] as always.
+
+use std::any::Any;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::time::{Instant, Sleep};
+
+use super::{Attempted, Behavior, BoxFuture, CircuitBreaker, Next, Retry, StepScope, Timeout};
+
+/// A step's behaviors, outermost first, each with its state in the run.
+pub(crate) type Layers = Vec<Layer>;
+
+/// One behavior of a step's stack.
+pub(crate) struct Layer {
+    pub(super) kind: Kind,
+    /// Where the inline runner is in this layer; idle outside a run.
+    pub(super) frame: Frame,
+}
+
+pub(super) enum Kind {
+    Retry(Retry),
+    Timeout(Timeout),
+    Breaker(Arc<CircuitBreaker>),
+    /// Any other behavior: the stack runs through [`Behavior::around`].
+    Other(Arc<dyn Behavior>),
+}
+
+/// A built-in layer's state while the inline runner is inside it.
+#[derive(Default)]
+pub(super) enum Frame {
+    #[default]
+    Idle,
+    Retry {
+        /// The attempt under way, from 1.
+        attempt: u32,
+        /// The wait before the next attempt, while it lasts.
+        backoff: Option<Pin<Box<Sleep>>>,
+    },
+    Timeout {
+        deadline: Instant,
+        /// Armed only once the step has to wait.
+        sleep: Option<Pin<Box<Sleep>>>,
+    },
+    Breaker {
+        /// Whether this call is the half-open circuit's trial.
+        trial: bool,
+    },
+}
+
+impl Layer {
+    /// A shared behavior, recognised when it is a built-in one.
+    pub(crate) fn shared(behavior: Arc<dyn Behavior>) -> Self {
+        let any: &dyn Any = &*behavior;
+        let kind = if let Some(retry) = any.downcast_ref::<Retry>() {
+            Kind::Retry(retry.clone())
+        } else if let Some(timeout) = any.downcast_ref::<Timeout>() {
+            Kind::Timeout(*timeout)
+        } else {
+            let any: Arc<dyn Any + Send + Sync> = behavior.clone();
+            match any.downcast::<CircuitBreaker>() {
+                Ok(breaker) => Kind::Breaker(breaker),
+                Err(_) => Kind::Other(behavior),
+            }
+        };
+        Layer {
+            kind,
+            frame: Frame::Idle,
+        }
+    }
+
+    /// A retry, kept by value.
+    pub(crate) fn retry(retry: Retry) -> Self {
+        Layer {
+            kind: Kind::Retry(retry),
+            frame: Frame::Idle,
+        }
+    }
+
+    /// A timeout, kept by value.
+    pub(crate) fn timeout(timeout: Timeout) -> Self {
+        Layer {
+            kind: Kind::Timeout(timeout),
+            frame: Frame::Idle,
+        }
+    }
+
+    /// Whether the inline runner knows this layer.
+    pub(crate) fn is_builtin(&self) -> bool {
+        !matches!(self.kind, Kind::Other(_))
+    }
+
+    /// The same behavior, idle: for a stack copied from a context.
+    pub(crate) fn idle_copy(&self) -> Self {
+        Layer {
+            kind: match &self.kind {
+                Kind::Retry(retry) => Kind::Retry(retry.clone()),
+                Kind::Timeout(timeout) => Kind::Timeout(*timeout),
+                Kind::Breaker(breaker) => Kind::Breaker(breaker.clone()),
+                Kind::Other(other) => Kind::Other(other.clone()),
+            },
+            frame: Frame::Idle,
+        }
+    }
+
+    /// Runs the layer around the rest of the stack, as a [`Behavior`].
+    pub(super) fn around<'a>(
+        &'a self,
+        step: &'a StepScope,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, Attempted> {
+        match &self.kind {
+            Kind::Retry(retry) => retry.around(step, next),
+            Kind::Timeout(timeout) => timeout.around(step, next),
+            Kind::Breaker(breaker) => breaker.around(step, next),
+            Kind::Other(other) => other.around(step, next),
+        }
+    }
+
+    /// Leaves the layer's frame: a breaker's unfinished call counts for
+    /// nothing and frees its trial; a wait in progress is dropped.
+    pub(super) fn reset(&mut self) {
+        if let (Frame::Breaker { trial }, Kind::Breaker(breaker)) = (&self.frame, &self.kind) {
+            breaker.abandon(*trial);
+        }
+        self.frame = Frame::Idle;
+    }
+}
+
+impl Drop for Layer {
+    fn drop(&mut self) {
+        // Dropped mid-run (the step cancelled or timed out from outside).
+        self.reset();
+    }
+}
+
+impl std::fmt::Debug for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            Kind::Retry(retry) => retry.fmt(f),
+            Kind::Timeout(timeout) => timeout.fmt(f),
+            Kind::Breaker(breaker) => breaker.fmt(f),
+            Kind::Other(_) => f.write_str("Behavior"),
+        }
+    }
+}
