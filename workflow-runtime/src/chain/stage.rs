@@ -213,25 +213,38 @@ pin_project! {
         Plain {
             #[pin] fut: F::Future,
         },
-        // Built-in behaviors only: run inline, their states in the stack.
+        // Built-in behaviors only: run inline, their states in the stack;
+        // boxed, so a step that has none does not carry their room.
         Inline {
-            layers: Layers,
-            lane: Inline,
-            body: Option<F>,
-            input: Option<In>,
-            #[pin]
-            fut: Option<F::Future>,
-            tally: Tally,
-            replayable: bool,
-            // A call inside a step's body, whose advice on running again
-            // differs from a step's.
-            call: bool,
+            run: Pin<Box<InlineRun<F, In>>>,
         },
         // Behaviors run as one boxed future that asks this step for each
         // attempt; boxed, as that path allocates anyway.
         Behaved {
             behaved: Pin<Box<Behaved<F, In>>>,
         },
+    }
+}
+
+pin_project! {
+    /// A step under built-in behaviors only: the layers, where the run is
+    /// in them, and the body with its attempt in flight.
+    #[project = InlineRunProj]
+    struct InlineRun<F, In>
+    where
+        F: StepFn<In>,
+    {
+        layers: Layers,
+        lane: Inline,
+        body: Option<F>,
+        input: Option<In>,
+        #[pin]
+        fut: Option<F::Future>,
+        tally: Tally,
+        replayable: bool,
+        // A call inside a step's body, whose advice on running again
+        // differs from a step's.
+        call: bool,
     }
 }
 
@@ -515,14 +528,16 @@ where
                 }
             } else if runs_inline(&stack, body.resumed().is_some()) {
                 Body::Inline {
-                    layers: stack,
-                    lane: Inline::new(started),
-                    replayable: body.can_replay(),
-                    body: Some(body),
-                    input: Some(value),
-                    fut: None,
-                    tally: Tally::starting(started),
-                    call: matches!(this.place, Place::Inside { .. }),
+                    run: Box::pin(InlineRun {
+                        layers: stack,
+                        lane: Inline::new(started),
+                        replayable: body.can_replay(),
+                        body: Some(body),
+                        input: Some(value),
+                        fut: None,
+                        tally: Tally::starting(started),
+                        call: matches!(this.place, Place::Inside { .. }),
+                    }),
                 }
             } else {
                 let mut scope = StepScope::new(
@@ -643,16 +658,17 @@ fn poll_body<F: StepFn<In>, In>(
 ) -> Poll<Polled<F::Output>> {
     match body.as_mut().project() {
         BodyProj::Behaved { behaved } => return poll_behaved(at, active, behaved.as_mut(), cx),
-        BodyProj::Inline {
-            layers,
-            lane,
-            body,
-            input,
-            fut,
-            tally,
-            replayable,
-            call,
-        } => {
+        BodyProj::Inline { run } => {
+            let InlineRunProj {
+                layers,
+                lane,
+                body,
+                input,
+                fut,
+                tally,
+                replayable,
+                call,
+            } = run.as_mut().project();
             let mut attempts = InlineBody {
                 body,
                 input,
@@ -931,6 +947,7 @@ where
     }
 
     /// Drops the step's own future, then records how it ended.
+    #[inline]
     fn finish(
         self: Pin<&mut Self>,
         started: Instant,
@@ -944,6 +961,7 @@ where
     }
 
     /// [`finish`](Self::finish), for a step whose id is known.
+    #[inline]
     fn finish_with(
         mut self: Pin<&mut Self>,
         started: Instant,
@@ -963,6 +981,7 @@ where
 
     /// Records how the step ended and decides whether the chain goes on.
     /// A run's error is always its first failure, soft or not.
+    #[inline]
     fn end(
         self: Pin<&mut Self>,
         started: Instant,

@@ -219,6 +219,13 @@ impl ContextBuilder {
 }
 
 impl WorkflowContext {
+    /// Whether a test gave this context any stand-ins: the one check a
+    /// step pays when it has none.
+    #[inline]
+    pub(crate) fn has_overrides(&self) -> bool {
+        self.inner.overrides.is_some()
+    }
+
     /// The stand-in for the step titled `title`, if the context has one:
     /// `Err` when its types are not the step's.
     pub(crate) fn step_override<In: 'static, O: 'static>(
