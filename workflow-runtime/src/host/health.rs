@@ -171,16 +171,24 @@ impl Health {
             .workflows
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let entry = all
-            .entry(name.to_owned())
-            .or_insert_with(|| WorkflowHealth {
-                name: name.to_owned(),
-                last_run: None,
-                last_failure: None,
-                consecutive_failures: 0,
-                runs: 0,
-                failures: 0,
-            });
+        // Looked up by `&str` first: a workflow's name is copied only the
+        // first time it runs, not at every run.
+        if !all.contains_key(name) {
+            all.insert(
+                name.to_owned(),
+                WorkflowHealth {
+                    name: name.to_owned(),
+                    last_run: None,
+                    last_failure: None,
+                    consecutive_failures: 0,
+                    runs: 0,
+                    failures: 0,
+                },
+            );
+        }
+        let Some(entry) = all.get_mut(name) else {
+            unreachable!("inserted above");
+        };
         entry.runs += 1;
         match outcome {
             RunOutcome::Passed => entry.consecutive_failures = 0,
