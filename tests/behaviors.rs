@@ -8,9 +8,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use workflow_runtime::assert_steps;
 use workflow_runtime::behavior::{
-    Attempted, Behavior, BehaviorExt, BoxFuture, BreakerConfig, CircuitBreaker, CircuitOpen,
-    CircuitState, Next, Retry, StepScope, Timeout,
+    Attempted, Behavior, BoxFuture, BreakerConfig, CircuitBreaker, CircuitOpen, CircuitState, Next,
+    Retry, StepScope, Timeout,
 };
+use workflow_runtime::chain::BehaviorExt;
 use workflow_runtime::prelude::*;
 use workflow_runtime::{StepFailure, WorkflowOptions};
 

@@ -695,7 +695,7 @@ impl BankPay {
 
     #[step(when = "charge")]
     async fn charge(&self, cents: u64) -> Result<u64, workflow_runtime::StepError> {
-        use workflow_runtime::behavior::BehaviorExt;
+        use workflow_runtime::chain::BehaviorExt;
         let ctx = WorkflowContext::current().expect("a step runs in its run's context");
         let bank = async move {
             tokio::task::yield_now().await;

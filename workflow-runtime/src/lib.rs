@@ -43,6 +43,8 @@ mod context;
 mod definition;
 #[cfg(feature = "durable")]
 pub mod durable;
+#[cfg(feature = "serde")]
+mod durations;
 mod error;
 mod free_step;
 pub mod handlers;

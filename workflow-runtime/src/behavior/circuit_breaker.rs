@@ -72,7 +72,10 @@ pub struct BreakerConfig {
     /// Consecutive failures that open the circuit.
     pub failures: u32,
     /// How long it stays open before a trial call.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "crate::config::duration"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::durations::duration")
+    )]
     pub open_for: Duration,
 }
 

@@ -16,7 +16,6 @@
 //! all of them. A step with no behaviors at any level runs on the plain
 //! path and pays nothing for this module.
 
-mod around;
 mod breakers;
 pub mod circuit_breaker;
 mod inline;
@@ -40,7 +39,6 @@ use crate::context::WorkflowContext;
 use crate::error::StepFailure;
 use crate::step::{StepInfo, StepKind, Title};
 
-pub use around::{Around, BehaviorExt};
 pub use breakers::Breakers;
 pub use circuit_breaker::{
     BreakerConfig, BreakerSnapshot, CircuitBreaker, CircuitOpen, CircuitState, Transition,
@@ -170,7 +168,8 @@ pub struct StepScope {
     kind: StepKind,
     title: Title,
     replayable: bool,
-    /// A call inside a step's body ([`Around`]) rather than a step.
+    /// A call inside a step's body ([`Around`](crate::chain::Around))
+    /// rather than a step.
     call: bool,
     resumed: Option<Resumed>,
     attempts: AtomicU32,
@@ -210,7 +209,8 @@ impl StepScope {
         self
     }
 
-    /// Whether it wraps a call inside a step's body ([`Around`]).
+    /// Whether it wraps a call inside a step's body
+    /// ([`Around`](crate::chain::Around)).
     pub(crate) fn is_call(&self) -> bool {
         self.call
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use metrics::SharedString;
 
 use super::{Attempted, Behavior, BoxFuture, Next, StepScope};
-use crate::context::WorkflowContext;
+use crate::context::{JournalFault, WorkflowContext};
 use crate::error::StepFailure;
 use crate::mix::splitmix64;
 
@@ -227,12 +227,11 @@ impl Retry {
         delay.mul_f64(0.5 + unit / 2.0)
     }
 
-    fn retries_on(&self, failure: &StepFailure) -> bool {
+    fn retries_on(&self, failure: &StepFailure, ctx: &WorkflowContext) -> bool {
         // A durable run whose lease another instance took is theirs now:
         // no attempt of this instance's may run again.
-        #[cfg(feature = "durable")]
-        if let StepFailure::Error(error) = failure
-            && let Some(crate::durable::StoreError::LeaseLost { .. }) = error.downcast_ref()
+        if let (StepFailure::Error(error), Some(journal)) = (failure, ctx.run_journal())
+            && journal.fault(error) == Some(JournalFault::LeaseLost)
         {
             return false;
         }
@@ -248,14 +247,10 @@ impl Retry {
 /// (a new execution, the same run id) waits the same jittered backoff.
 fn seed(ctx: &WorkflowContext, title: &str) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    #[cfg(feature = "durable")]
-    if let Some(journal) = ctx.journal() {
-        journal.run_id().hash(&mut hasher);
-    } else {
-        ctx.execution_id().hash(&mut hasher);
+    match ctx.run_journal() {
+        Some(journal) => journal.run_id().hash(&mut hasher),
+        None => ctx.execution_id().hash(&mut hasher),
     }
-    #[cfg(not(feature = "durable"))]
-    ctx.execution_id().hash(&mut hasher);
     title.hash(&mut hasher);
     hasher.finish()
 }
@@ -264,7 +259,7 @@ fn seed(ctx: &WorkflowContext, title: &str) -> u64 {
 pub(super) struct Site<'a> {
     pub(super) ctx: &'a WorkflowContext,
     pub(super) title: &'a str,
-    /// A call inside a step's body ([`Around`](super::Around)), whose
+    /// A call inside a step's body ([`Around`](crate::chain::Around)), whose
     /// advice on running again differs from a step's.
     pub(super) call: bool,
 }
@@ -281,7 +276,7 @@ impl Retry {
         can_replay: bool,
         site: &Site<'_>,
     ) -> Option<Duration> {
-        if attempt >= self.max_attempts || !self.retries_on(failure) {
+        if attempt >= self.max_attempts || !self.retries_on(failure, site.ctx) {
             return None;
         }
         if !can_replay {

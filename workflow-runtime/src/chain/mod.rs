@@ -13,6 +13,7 @@
 //! closure single-use. `given` (which often moves a captured value out) and
 //! `then` / `finally` take `FnOnce`.
 
+mod around;
 mod compensate;
 mod overridable;
 mod stage;
@@ -27,6 +28,7 @@ pub(crate) mod sealed {
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
+pub use around::{Around, BehaviorExt};
 pub use compensate::{Compensated, CompensatedFuture, Compensation, Undo, UndoStep};
 pub use overridable::{Overridable, Overridden};
 pub(crate) use stage::Place;
@@ -581,7 +583,7 @@ where
     }
 
     /// Places the last step inside another step's body, with `layers` as
-    /// its only behaviors: how [`Around`](crate::behavior::Around) runs one
+    /// its only behaviors: how [`Around`](super::Around) runs one
     /// wrapped call.
     pub(crate) fn placed(mut self, place: Place, layers: Layers) -> Self {
         self.stage.place = place;
@@ -752,6 +754,6 @@ impl<'c, S: Stage<'c>> IntoFuture for Workflow<'c, S> {
     type IntoFuture = ChainFuture<S::Future>;
 
     fn into_future(self) -> Self::IntoFuture {
-        ChainFuture::new(self.stage.start(self.ctx))
+        ChainFuture::new(self.stage.start(self.ctx), self.ctx)
     }
 }

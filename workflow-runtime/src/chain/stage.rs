@@ -18,7 +18,7 @@ use crate::behavior::{
     Attempted, Attempts, BoxFuture, Inline, Layers, StepScope, poll_inline, run_stack, runs_inline,
 };
 use crate::context::active::{Active, enter};
-use crate::context::{StepId, StepOutcome, StepRecord, WorkflowContext};
+use crate::context::{RunJournal, StepId, StepOutcome, StepRecord, WorkflowContext};
 use crate::error::panic_message;
 use crate::error::{StepError, StepFailure, WorkflowError};
 use crate::step::{StepInfo, StepKind, Title};
@@ -122,7 +122,7 @@ pub struct Step<P, F> {
 }
 
 /// Where a step sits: in a chain of its own, or inside another step's
-/// body, as one call wrapped in behaviors ([`Around`](crate::behavior::Around)).
+/// body, as one call wrapped in behaviors ([`Around`](super::Around)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Place {
     /// A step of the chain: the context's behaviors wrap it too.
@@ -497,9 +497,8 @@ where
             }
             // Resumed while undoing: the step whose failure started it
             // fails again, as journaled, rather than running again.
-            #[cfg(feature = "durable")]
             if let Some(why) = ctx
-                .journal()
+                .run_journal()
                 .and_then(|journal| journal.compensating_for(*this.kind, this.title))
             {
                 *this.phase = Phase::Done;
@@ -1198,17 +1197,6 @@ impl<'c, P: Unwind, F> Unwind for FinallyFuture<'c, P, F> {
     }
 }
 
-/// Whether a step failed because the journal could not record it: not a
-/// failure of the step's own, so nothing is undone for it.
-fn journal_failed(error: &WorkflowError) -> bool {
-    #[cfg(feature = "durable")]
-    if let WorkflowError::Failed { error, .. } = error {
-        return error.downcast_ref::<crate::durable::StoreError>().is_some();
-    }
-    let _ = error;
-    false
-}
-
 pin_project! {
     /// The future of a whole chain: what awaiting a
     /// [`Workflow`](super::Workflow) runs.
@@ -1217,12 +1205,19 @@ pin_project! {
         inner: F,
         // The failure being compensated for, while the compensations run.
         cause: Option<WorkflowError>,
+        // A durable run's journal: a failure to record a step is not
+        // undone, as the run is driven again.
+        journal: Option<Arc<dyn RunJournal>>,
     }
 }
 
 impl<F> ChainFuture<F> {
-    pub(crate) fn new(inner: F) -> Self {
-        ChainFuture { inner, cause: None }
+    pub(crate) fn new(inner: F, ctx: &WorkflowContext) -> Self {
+        ChainFuture {
+            inner,
+            cause: None,
+            journal: ctx.run_journal().cloned(),
+        }
     }
 }
 
@@ -1246,9 +1241,14 @@ where
             };
             // A cancelled run is not undone: whoever cancelled it decides
             // (a host that stops leaves a durable run to be resumed). Nor is
-            // one whose journal could not record a step: it is driven again.
+            // one whose journal could not record a step (rather than the
+            // step failing): it is driven again.
+            let journal_failed = matches!(
+                (&*this.journal, &error),
+                (Some(journal), WorkflowError::Failed { error, .. }) if journal.fault(error).is_some()
+            );
             if matches!(error, WorkflowError::Cancelled { .. })
-                || journal_failed(&error)
+                || journal_failed
                 || !this.inner.compensates()
             {
                 return Poll::Ready(Err(error));

@@ -1,6 +1,7 @@
 //! The workflow context: who is running, what ran, and what travels along.
 
 pub(crate) mod active;
+mod journal;
 mod metadata;
 mod options;
 mod overrides;
@@ -19,6 +20,7 @@ use uuid::Uuid;
 use crate::behavior::{Behavior, Behaviors, Breakers, IntoBehavior, Layer, Layers};
 
 pub use active::Scoped;
+pub(crate) use journal::{JournalFault, RunJournal};
 pub use metadata::MetadataError;
 use metadata::{Extensions, Metadata};
 pub use options::WorkflowOptions;
@@ -76,8 +78,7 @@ struct Inner {
     overrides: Option<overrides::Overrides>,
     clock: crate::Clock,
     /// The durable run's journal, when a runner with a store runs it.
-    #[cfg(feature = "durable")]
-    journal: Option<Arc<crate::durable::Journal>>,
+    journal: Option<Arc<dyn RunJournal>>,
 }
 
 /// What cleanup hooks learn about the run that ended.
@@ -189,8 +190,7 @@ pub struct ContextBuilder {
     /// [`override_method`](Self::override_method) finds a method in.
     step_metas: &'static [crate::StepMeta],
     clock: crate::Clock,
-    #[cfg(feature = "durable")]
-    journal: Option<Arc<crate::durable::Journal>>,
+    journal: Option<Arc<dyn RunJournal>>,
 }
 
 impl ContextBuilder {
@@ -357,7 +357,7 @@ impl ContextBuilder {
 
     /// Makes the context a durable run's.
     #[cfg(feature = "durable")]
-    pub(crate) fn journal(mut self, journal: Arc<crate::durable::Journal>) -> Self {
+    pub(crate) fn journal(mut self, journal: Arc<dyn RunJournal>) -> Self {
         self.journal = Some(journal);
         self
     }
@@ -410,7 +410,6 @@ impl ContextBuilder {
                 cancel,
                 overrides: self.overrides,
                 clock: self.clock,
-                #[cfg(feature = "durable")]
                 journal: self.journal,
             }),
         }
@@ -452,7 +451,6 @@ impl WorkflowContext {
             overrides: None,
             step_metas: &[],
             clock: crate::Clock::system(),
-            #[cfg(feature = "durable")]
             journal: None,
         }
     }
@@ -570,9 +568,8 @@ impl WorkflowContext {
     // ---- step records -------------------------------------------------
 
     /// The durable run's journal, if this context is a durable run's.
-    #[cfg(feature = "durable")]
     #[inline]
-    pub(crate) fn journal(&self) -> Option<&Arc<crate::durable::Journal>> {
+    pub(crate) fn run_journal(&self) -> Option<&Arc<dyn RunJournal>> {
         self.inner.journal.as_ref()
     }
 

@@ -41,7 +41,7 @@ pub struct WorkflowOptions {
     /// The longest any async step may take.
     #[cfg_attr(
         feature = "serde",
-        serde(deserialize_with = "crate::config::optional_limit")
+        serde(deserialize_with = "crate::durations::optional_limit")
     )]
     pub step_timeout: Option<Duration>,
     /// Record the steps a failure prevented as skipped.

@@ -11,6 +11,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::codec::ValueCodec;
 use super::store::{FailureRow, Fence, StepRow, Store, StoreError};
 use crate::behavior::Resumed;
+use crate::context::{JournalFault, RunJournal, WorkflowContext};
+use crate::error::StepError;
 
 /// Where a compensation's row goes: its step's index past this.
 pub(crate) const COMPENSATIONS: u32 = 1_000_000;
@@ -183,11 +185,7 @@ impl Journal {
     /// Why the run was compensating when its process stopped, if it was
     /// and the step of `kind` titled `title` is the one whose failure
     /// started it.
-    pub(crate) fn compensating_for(
-        &self,
-        kind: crate::StepKind,
-        title: &str,
-    ) -> Option<Compensating> {
+    pub(crate) fn compensating(&self, kind: crate::StepKind, title: &str) -> Option<Compensating> {
         let row = self.done.get(&COMPENSATING)?;
         (row.title.split_once(' ') == Some((kind.as_str(), title)))
             .then(|| Compensating(String::from_utf8_lossy(&row.output).into_owned()))
@@ -277,5 +275,30 @@ impl Journal {
     pub(crate) async fn stored(&self, index: u32) -> Result<Option<StepRow>, StoreError> {
         let steps = self.store.backend().steps(&self.run).await?;
         Ok(steps.into_iter().find(|row| row.index == index))
+    }
+}
+
+impl RunJournal for Journal {
+    fn run_id(&self) -> &str {
+        &self.run
+    }
+
+    fn compensating_for(&self, kind: crate::StepKind, title: &str) -> Option<StepError> {
+        self.compensating(kind, title).map(StepError::new)
+    }
+
+    fn fault(&self, error: &StepError) -> Option<JournalFault> {
+        Some(match error.downcast_ref::<StoreError>()? {
+            StoreError::LeaseLost { .. } => JournalFault::LeaseLost,
+            _ => JournalFault::Store,
+        })
+    }
+}
+
+impl WorkflowContext {
+    /// The durable run's journal, if this context is a durable run's.
+    pub(crate) fn journal(&self) -> Option<Arc<Journal>> {
+        let journal: Arc<dyn std::any::Any + Send + Sync> = self.run_journal()?.clone();
+        journal.downcast().ok()
     }
 }

@@ -66,7 +66,10 @@ pub struct HostOptions {
     /// Keep going after a failed run.
     pub continue_on_failure: bool,
     /// Grace for in-flight runs at shutdown.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "crate::config::duration"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::durations::duration")
+    )]
     pub shutdown_timeout: Duration,
 }
 

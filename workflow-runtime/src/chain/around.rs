@@ -4,8 +4,8 @@
 
 use std::future::Future;
 
-use super::{IntoBehavior, Layer, Layers};
-use crate::chain::{Place, Workflow};
+use super::{Place, Workflow};
+use crate::behavior::{IntoBehavior, Layer, Layers};
 use crate::context::WorkflowContext;
 use crate::context::active::current;
 use crate::error::{StepError, WorkflowError};
@@ -125,13 +125,13 @@ impl<'c> Around<'c> {
     }
 
     /// Runs `call` once under the behaviors. A behavior that would run it
-    /// again cannot, as a future runs once: a [`Retry`](super::Retry)
+    /// again cannot, as a future runs once: a [`Retry`](crate::behavior::Retry)
     /// hands on the first failure and logs a warning that says so. Use
     /// [`run_again`](Self::run_again) to retry a call.
     ///
     /// The error is the call's own (in a [`StepError`], so
     /// `downcast_ref` finds it), or the behavior's: a breaker's
-    /// [`CircuitOpen`](super::CircuitOpen), or the [`WorkflowError`] of a
+    /// [`CircuitOpen`](crate::behavior::CircuitOpen), or the [`WorkflowError`] of a
     /// timeout, panic or cancellation, naming the workflow and the call.
     ///
     /// ```
@@ -216,7 +216,8 @@ fn unwrap<T>(result: Result<T, WorkflowError>) -> Result<T, StepError> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use workflow_runtime::behavior::{BehaviorExt, BreakerConfig, CircuitBreaker, CircuitOpen};
+/// use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker, CircuitOpen};
+/// use workflow_runtime::chain::BehaviorExt;
 /// use workflow_runtime::prelude::*;
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -248,7 +249,8 @@ pub trait BehaviorExt: IntoBehavior + Clone {
     /// attempt it asks for; see [`Around::run_again`].
     ///
     /// ```
-    /// use workflow_runtime::behavior::{BehaviorExt, Retry};
+    /// use workflow_runtime::behavior::Retry;
+    /// use workflow_runtime::chain::BehaviorExt;
     /// use workflow_runtime::prelude::*;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let ctx = WorkflowContext::new("W");

@@ -1,0 +1,124 @@
+//! Durations written as text (`"30s"`, `"100ms"`), as configuration files
+//! hold them: parsing, and the serde helpers the settings use. Public
+//! through [`config`](crate::config).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+const UNITS: [(&str, f64); 7] = [
+    ("ns", 1e-9),
+    ("us", 1e-6),
+    ("ms", 1e-3),
+    ("s", 1.0),
+    ("m", 60.0),
+    ("h", 3600.0),
+    ("d", 86_400.0),
+];
+
+/// A duration as people write it in a configuration file: a number and a
+/// unit, `ns`, `us`, `ms`, `s`, `m`, `h` or `d` (`"30s"`, `"1.5m"`).
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::config::parse_duration;
+/// assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+/// assert!(parse_duration("30 sec").is_err());
+/// ```
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let scale = UNITS
+        .iter()
+        .find(|(u, _)| *u == unit.trim())
+        .map(|(_, s)| *s);
+    let error = || DurationError(text.to_owned());
+    let (Ok(number), Some(scale)) = (number.parse::<f64>(), scale) else {
+        return Err(error());
+    };
+    Duration::try_from_secs_f64(number * scale).map_err(|_| error())
+}
+
+/// Text that is not a duration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DurationError(String);
+
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "\"{}\" is not a duration: write a number and a unit (ns, us, ms, s, m, h, d), \
+             such as \"30s\"",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for DurationError {}
+
+/// A `Duration` written as text, for `#[serde(deserialize_with =
+/// "workflow_runtime::config::duration")]` in an application's own
+/// settings.
+///
+/// ```
+/// use std::time::Duration;
+/// #[derive(serde::Deserialize)]
+/// struct Poll {
+///     #[serde(deserialize_with = "workflow_runtime::config::duration")]
+///     every: Duration,
+/// }
+/// let poll: Poll = serde_json::from_str(r#"{ "every": "250ms" }"#).unwrap();
+/// assert_eq!(poll.every, Duration::from_millis(250));
+/// ```
+pub fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// A `Duration` written as text that must be more than zero (an interval,
+/// a time limit).
+///
+/// ```
+/// #[derive(serde::Deserialize, Debug)]
+/// struct Poll {
+///     #[serde(deserialize_with = "workflow_runtime::config::positive_duration")]
+///     every: std::time::Duration,
+/// }
+/// let err = serde_json::from_str::<Poll>(r#"{ "every": "0s" }"#).unwrap_err();
+/// assert!(err.to_string().contains("more than zero"), "{err}");
+/// ```
+pub fn positive_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let duration = duration(d)?;
+    if duration.is_zero() {
+        return Err(serde::de::Error::custom(
+            "the duration must be more than zero",
+        ));
+    }
+    Ok(duration)
+}
+
+/// An optional time limit written as text: more than zero when given.
+pub(crate) fn optional_limit<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    match optional_duration(d)? {
+        Some(limit) if limit.is_zero() => Err(serde::de::Error::custom(
+            "the time limit must be more than zero",
+        )),
+        limit => Ok(limit),
+    }
+}
+
+/// The same for an optional `Duration` (with `#[serde(default)]`, a
+/// missing key is `None`).
+pub fn optional_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|text| parse_duration(&text).map_err(serde::de::Error::custom))
+        .transpose()
+}
