@@ -115,11 +115,11 @@ fn main() {
         &tower_case,
         &[
             Case {
-                name: "ours: retry + timeout + circuit breaker",
+                name: "ours: retry + timeout + breaker, with context",
                 per_iter: o,
             },
             Case {
-                name: "ours: no behaviors (plain chain)",
+                name: "ours: plain chain, with context",
                 per_iter: p,
             },
             Case {

@@ -47,19 +47,28 @@ per_iter() {
     echo $(((two - one) / n))
 }
 
+# Instruction counts measured so far, by "bench case".
+declare -A COUNTS
+
+# BASE / CASE as a ratio with two decimals.
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'
+}
+
 # Prints BASELINE's count, then each case's count and ratio against it.
 compare() {
-    local title=$1 bin base base_count case count
-    bin=$(binary "$2")
+    local title=$1 bench=$2 bin base base_count case count
+    bin=$(binary "$bench")
     base=$3
     shift 3
     base_count=$(per_iter "$bin" "$base")
+    COUNTS["$bench $base"]=$base_count
     echo "$title (instructions per run, callgrind)"
     printf '  %-44s %12d\n' "$base" "$base_count"
     for case in "$@"; do
         count=$(per_iter "$bin" "$case")
-        printf '  %-44s %12d   ratio %s\n' "$case" "$count" \
-            "$(awk -v a="$count" -v b="$base_count" 'BEGIN { printf "%.2f", a / b }')"
+        COUNTS["$bench $case"]=$count
+        printf '  %-44s %12d   ratio %s\n' "$case" "$count" "$(ratio "$count" "$base_count")"
     done
     echo
 }
@@ -67,13 +76,9 @@ compare() {
 compare "10-step workflow" overhead hand workflow chain bare
 compare "behaviors on the happy path" behaviors tower ours plain bare
 # What the behaviors add: ours over the plain chain, tower over the bare call.
-bin=$(binary behaviors)
-ours=$(per_iter "$bin" ours)
-plain=$(per_iter "$bin" plain)
-tower=$(per_iter "$bin" tower)
-bare=$(per_iter "$bin" bare)
+ours=$((COUNTS["behaviors ours"] - COUNTS["behaviors plain"]))
+tower=$((COUNTS["behaviors tower"] - COUNTS["behaviors bare"]))
 printf '  added by the behaviors: ours %d over the plain chain, tower %d over the bare call   ratio %s\n\n' \
-    $((ours - plain)) $((tower - bare)) \
-    "$(awk -v a=$((ours - plain)) -v b=$((tower - bare)) 'BEGIN { printf "%.2f", a / b }')"
+    "$ours" "$tower" "$(ratio "$ours" "$tower")"
 compare "one run, spawned and awaited" throughput spawn runner
 compare "a 3-step run, durable on the in-memory store" durable plain memory

@@ -885,6 +885,10 @@ enum Stack {
     RetryOutsideBreaker,
     /// A timeout drops the breaker's half-open trial, which frees the trial.
     TimeoutOutsideBreaker,
+    /// A timeout whose deadline falls where the retry's backoff ends.
+    TimeoutOnBackoff,
+    /// A retry whose filter panics: the step fails with the panic.
+    PanickingFilter,
 }
 
 /// Runs `stack` around a step whose attempt `n` takes 20ms if `n <= slow`
@@ -926,6 +930,8 @@ async fn run_stack_case(stack: Stack, slow: u32, failures: u32, general: bool) -
         Stack::TimeoutOutsideBreaker => chain
             .with(Timeout::new(ms(10)))
             .circuit_breaker(breaker.clone()),
+        Stack::TimeoutOnBackoff => chain.with(Timeout::new(ms(15))).with(retry),
+        Stack::PanickingFilter => chain.with(retry.filter(|_| panic!("filter broke"))),
     };
     let _ = if general {
         chain.with(PassThrough).await
@@ -954,6 +960,8 @@ async fn built_in_behaviors_run_inline_exactly_as_through_their_around() {
         (Stack::TimeoutOutsideRetry, 0, 4),
         (Stack::RetryOutsideBreaker, 0, 4),
         (Stack::TimeoutOutsideBreaker, 1, 0),
+        (Stack::TimeoutOnBackoff, 0, 4),
+        (Stack::PanickingFilter, 0, 4),
     ];
     let mut seen = Vec::new();
     for (stack, slow, failures) in cases {
@@ -963,7 +971,7 @@ async fn built_in_behaviors_run_inline_exactly_as_through_their_around() {
         seen.push(inline);
     }
     // What the runs were, so agreeing cannot mean both ran nothing.
-    let [timed, limited, refused, trial] = &seen[..] else {
+    let [timed, limited, refused, trial, on_backoff, panicked] = &seen[..] else {
         unreachable!()
     };
     // Two attempts dropped at 15ms, 10ms and 20ms of backoff, one that passed.
@@ -982,4 +990,53 @@ async fn built_in_behaviors_run_inline_exactly_as_through_their_around() {
     assert_eq!(refused.breaker, CircuitState::Open);
     assert_eq!(trial.outcome, "timed out after 10ms");
     assert_eq!(trial.breaker, CircuitState::Closed);
+    // The attempt at 0ms fails at 5ms; its 10ms backoff ends on the limit,
+    // and the next attempt does not start.
+    assert_eq!(on_backoff.outcome, "timed out after 15ms");
+    assert_eq!(on_backoff.starts, [ms(0)]);
+    assert!(
+        panicked.outcome.contains("filter broke"),
+        "{}",
+        panicked.outcome
+    );
+    assert_eq!(panicked.starts, [ms(0)]);
+}
+
+/// A step that blocks its thread for 10ms and fails, retried with no
+/// backoff inside a 30ms timeout: no attempt ever waits, so only a check
+/// before each new attempt can see the time run out.
+async fn quick_failures_under_a_timeout(general: bool) -> StepRecord {
+    let ctx = WorkflowContext::new("Quick");
+    let chain = Workflow::given(&ctx, "n", || 1u32)
+        .try_when("work", |n| {
+            std::thread::sleep(ms(10));
+            Err::<u32, _>(Flaky(n))
+        })
+        .with(Timeout::new(ms(30)))
+        .retry(Retry::max_attempts(100).backoff(Duration::ZERO));
+    let _ = if general {
+        chain.with(PassThrough).await
+    } else {
+        chain.await
+    };
+    ctx.steps().into_iter().find(|s| s.title == "work").unwrap()
+}
+
+// On the real clock: the body blocks the thread, which paused time cannot
+// see. Bounded: at most 100 attempts of 10ms.
+#[tokio::test]
+async fn an_outer_timeout_ends_a_retry_of_quick_failures_both_ways() {
+    for general in [false, true] {
+        let step = quick_failures_under_a_timeout(general).await;
+        assert_eq!(
+            step.outcome.to_string(),
+            "timed out after 30ms",
+            "general: {general}"
+        );
+        assert!(
+            (3..10).contains(&step.attempts),
+            "general: {general}, {} attempts",
+            step.attempts
+        );
+    }
 }

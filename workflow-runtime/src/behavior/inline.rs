@@ -104,6 +104,15 @@ pub(crate) fn poll_inline<A: Attempts>(
                 }
             }
             let mut now = state.started.take();
+            // Going down again inside layers (a retry's next attempt): the
+            // timeouts around it may have run out meanwhile.
+            if state.depth > 0
+                && !body.in_flight()
+                && let Some(fired) =
+                    overdue(layers, state.depth, *now.get_or_insert_with(Instant::now))
+            {
+                break 'produced fired;
+            }
             while state.depth < n {
                 let depth = state.depth;
                 if let Err(failure) = enter(&mut layers[depth], &mut now) {
@@ -134,7 +143,7 @@ pub(crate) fn poll_inline<A: Attempts>(
                 Left::Again => {
                     state.depth = at + 1;
                     again += 1;
-                    if again > AGAIN_PER_POLL {
+                    if again >= AGAIN_PER_POLL {
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
@@ -195,6 +204,26 @@ fn leave(layer: &mut Layer, outcome: Attempted, can_replay: bool, site: &Site<'_
     }
     layer.frame = Frame::Idle;
     Left::Up(outcome)
+}
+
+/// Before the run goes down again inside the first `inside` layers: the
+/// innermost of their timeouts whose deadline has passed, which hands up
+/// its failure.
+fn overdue(layers: &mut [Layer], inside: usize, now: Instant) -> Option<(usize, Attempted)> {
+    let (at, limit) = layers[..inside]
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(at, layer)| match (&layer.kind, &layer.frame) {
+            (Kind::Timeout(timeout), Frame::Timeout { deadline, .. }) if now >= *deadline => {
+                Some((at, timeout.limit()))
+            }
+            _ => None,
+        })?;
+    for layer in &mut layers[at..] {
+        layer.reset();
+    }
+    Some((at, Err(StepFailure::TimedOut(limit))))
 }
 
 /// While the run waits inside the first `waiting_in` layers: arms their

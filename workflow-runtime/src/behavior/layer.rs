@@ -150,3 +150,23 @@ impl std::fmt::Debug for Layer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::behavior::{BreakerConfig, Logging};
+
+    #[test]
+    fn shared_built_ins_are_known_and_others_are_not() {
+        let retry: Arc<dyn Behavior> = Arc::new(Retry::max_attempts(2));
+        let timeout: Arc<dyn Behavior> = Arc::new(Timeout::new(Duration::from_secs(1)));
+        let breaker: Arc<dyn Behavior> = CircuitBreaker::new("b", BreakerConfig::default());
+        let logging: Arc<dyn Behavior> = Arc::new(Logging::default());
+        assert!(matches!(Layer::shared(retry).kind, Kind::Retry(_)));
+        assert!(matches!(Layer::shared(timeout).kind, Kind::Timeout(_)));
+        assert!(matches!(Layer::shared(breaker).kind, Kind::Breaker(_)));
+        assert!(!Layer::shared(logging).is_builtin());
+    }
+}

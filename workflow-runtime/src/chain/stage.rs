@@ -241,6 +241,9 @@ pin_project! {
         #[pin]
         fut: Option<F::Future>,
         tally: Tally,
+        // What the body returned last: the step's value once the layers
+        // let it through.
+        last: Option<StepResult<F::Output>>,
         replayable: bool,
         // A call inside a step's body, whose advice on running again
         // differs from a step's.
@@ -291,8 +294,7 @@ struct InlineBody<'p, 'a, F: StepFn<In>, In> {
     input: &'p mut Option<In>,
     fut: Pin<&'p mut Option<F::Future>>,
     tally: &'p mut Tally,
-    /// What the body returned last, in this poll.
-    last: Option<StepResult<F::Output>>,
+    last: &'p mut Option<StepResult<F::Output>>,
     active: &'p mut Option<Active>,
     at: StepAt<'a>,
     call: bool,
@@ -306,7 +308,7 @@ impl<F: StepFn<In>, In> Attempts for InlineBody<'_, '_, F, In> {
 
     fn start(&mut self) -> Result<(), StepFailure> {
         // A value is the latest attempt's own, never an earlier one's.
-        self.last = None;
+        *self.last = None;
         let (body, input, at) = (&mut *self.body, &mut *self.input, self.at);
         let made = catch_unwind(AssertUnwindSafe(|| {
             enter(self.active, || begin(body, input, at))
@@ -336,7 +338,7 @@ impl<F: StepFn<In>, In> Attempts for InlineBody<'_, '_, F, In> {
                     Ok(_) => Ok(()),
                     Err(failed) => Err(failed.failure.clone()),
                 };
-                self.last = Some(result);
+                *self.last = Some(result);
                 attempted
             }
             Err(payload) => Err(StepFailure::Panic(panic_message(&*payload).into())),
@@ -535,6 +537,7 @@ where
                         input: Some(value),
                         fut: None,
                         tally: Tally::starting(started),
+                        last: None,
                         call: matches!(this.place, Place::Inside { .. }),
                     }),
                 }
@@ -665,30 +668,34 @@ fn poll_body<F: StepFn<In>, In>(
                 input,
                 fut,
                 tally,
+                last,
                 replayable,
                 call,
             } = run.as_mut().project();
+            let call = *call;
             let mut attempts = InlineBody {
                 body,
                 input,
                 fut,
                 tally,
-                last: None,
+                last,
                 active,
                 at,
-                call: *call,
+                call,
                 replayable: *replayable,
             };
-            let attempted = ready!(poll_inline(
-                lane,
-                layers,
-                at.ctx,
-                at.title,
-                *call,
-                &mut attempts,
-                cx
-            ));
+            // The body's start and polls catch their own panics; this
+            // catches a behavior's (a retry's filter, a metrics recorder).
+            let polled = catch_unwind(AssertUnwindSafe(|| {
+                poll_inline(lane, layers, at.ctx, at.title, call, &mut attempts, cx)
+            }));
+            let attempted = match polled {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(attempted)) => attempted,
+                Err(payload) => return Poll::Ready(Polled::Panic(payload)),
+            };
             let result = settle(attempted, attempts.last.take());
+            let tally = attempts.tally;
             return Poll::Ready(
                 Ended::Behaved {
                     result,
