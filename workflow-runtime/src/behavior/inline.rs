@@ -1,7 +1,7 @@
 //! A stack of built-in behaviors (retry, timeout, circuit breaker), run
 //! inline by the step that owns it: one state machine over the layers,
 //! their states kept in the stack the step already holds, so the happy
-//! path allocates nothing, boxes no future and arms no timer. It keeps
+//! path boxes no future per layer and arms no timer. It keeps
 //! the nesting's meaning exactly: each layer wraps the ones after it, as
 //! [`Behavior::around`](super::Behavior::around) would.
 //!

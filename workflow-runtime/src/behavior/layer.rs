@@ -163,7 +163,7 @@ mod tests {
         let retry: Arc<dyn Behavior> = Arc::new(Retry::max_attempts(2));
         let timeout: Arc<dyn Behavior> = Arc::new(Timeout::new(Duration::from_secs(1)));
         let breaker: Arc<dyn Behavior> = CircuitBreaker::new("b", BreakerConfig::default());
-        let logging: Arc<dyn Behavior> = Arc::new(Logging::default());
+        let logging: Arc<dyn Behavior> = Arc::new(Logging);
         assert!(matches!(Layer::shared(retry).kind, Kind::Retry(_)));
         assert!(matches!(Layer::shared(timeout).kind, Kind::Timeout(_)));
         assert!(matches!(Layer::shared(breaker).kind, Kind::Breaker(_)));

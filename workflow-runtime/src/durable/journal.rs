@@ -297,7 +297,14 @@ impl RunJournal for Journal {
 
 impl WorkflowContext {
     /// The durable run's journal, if this context is a durable run's.
-    pub(crate) fn journal(&self) -> Option<Arc<Journal>> {
+    pub(crate) fn journal(&self) -> Option<&Journal> {
+        let journal: &dyn std::any::Any = &**self.run_journal()?;
+        journal.downcast_ref()
+    }
+
+    /// [`journal`](Self::journal), shared: for a future that outlives the
+    /// borrow.
+    pub(crate) fn shared_journal(&self) -> Option<Arc<Journal>> {
         let journal: Arc<dyn std::any::Any + Send + Sync> = self.run_journal()?.clone();
         journal.downcast().ok()
     }

@@ -185,7 +185,7 @@ impl<'c, C, O: Send + 'c> Journaled<'c, C, O> {
     where
         Fut: Future<Output = Result<O, StepError>> + Send + 'c,
     {
-        let journal = ctx.journal();
+        let journal = ctx.shared_journal();
         let started = ctx.clock().now_ms();
         Box::pin(async move {
             if here > 1
@@ -335,7 +335,7 @@ impl<'c, X: Transaction, C, O: Send + 'c> Transacted<'c, X, C, O> {
         Fut: Future<Output = (X, Result<O, StepError>)> + Send + 'c,
         In: Send + 'c,
     {
-        let journal: Option<Arc<Journal>> = ctx.journal();
+        let journal: Option<Arc<Journal>> = ctx.shared_journal();
         Box::pin(async move {
             let Some(journal) = journal else {
                 return Err(Failed::error(NoStore { title: place.title }));
@@ -504,7 +504,7 @@ where
             },
             &self.attempts,
         );
-        let journal = self.ctx.journal();
+        let journal = self.ctx.shared_journal();
         let (cause, title) = (self.cause.clone(), self.place.title);
         let work = (self.undo)(value);
         Box::pin(async move {
