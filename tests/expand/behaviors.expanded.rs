@@ -44,23 +44,6 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
         >,
     > + ::core::marker::Send + 'a {
         #[diagnostic::on_unimplemented(
-            message = "step \"charged\" takes `{T}`, but step \"an order\" produces `{Self}`",
-            label = "expected `{Self}`, the output of step \"an order\"",
-            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
-        )]
-        trait ChargeInput<T> {
-            fn checked(self) -> T;
-            fn checked_ref(&self) -> &T;
-        }
-        impl<T> ChargeInput<T> for T {
-            fn checked(self) -> T {
-                self
-            }
-            fn checked_ref(&self) -> &T {
-                self
-            }
-        }
-        #[diagnostic::on_unimplemented(
             message = "step \"charged\" has `retry`, so it may run more than once: its input `{Self}` must be `Clone`",
             label = "this step's input is `{Self}`, which is not `Clone`",
             note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it"
@@ -113,9 +96,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                             move |value| async move {
                                 <_ as ChargeResult<
                                     Order,
-                                >>::checked(
-                                    self.charge(<_ as ChargeInput<Order>>::checked(value)).await,
-                                )
+                                >>::checked(self.charge(value).await)
                             },
                         ),
                 )

@@ -64,23 +64,6 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
         >,
     > + ::core::marker::Send + 'a {
         #[diagnostic::on_unimplemented(
-            message = "step \"charge card\" takes `{T}`, but step \"an order\" produces `{Self}`",
-            label = "expected `{Self}`, the output of step \"an order\"",
-            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
-        )]
-        trait ChargeInput<T> {
-            fn checked(self) -> T;
-            fn checked_ref(&self) -> &T;
-        }
-        impl<T> ChargeInput<T> for T {
-            fn checked(self) -> T {
-                self
-            }
-            fn checked_ref(&self) -> &T {
-                self
-            }
-        }
-        #[diagnostic::on_unimplemented(
             message = "step \"charge card\" returns `{Self}`, whose error cannot become a workflow error",
             label = "the error type must implement `std::error::Error + Send + Sync + 'static`"
         )]
@@ -156,23 +139,6 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
                 self.map_err(::core::convert::Into::into)
             }
         }
-        #[diagnostic::on_unimplemented(
-            message = "step \"ship\" takes `{T}`, but step \"charge card\" produces `{Self}`",
-            label = "expected `{Self}`, the output of step \"charge card\"",
-            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
-        )]
-        trait ShipInput<T> {
-            fn checked(self) -> T;
-            fn checked_ref(&self) -> &T;
-        }
-        impl<T> ShipInput<T> for T {
-            fn checked(self) -> T {
-                self
-            }
-            fn checked_ref(&self) -> &T {
-                self
-            }
-        }
         ::workflow_runtime::__private::Workflow::given(
                 ctx,
                 "an order",
@@ -182,11 +148,7 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
             .try_when_async(
                 "charge card",
                 move |value| async move {
-                    <_ as ChargeResult<
-                        Receipt,
-                    >>::checked(
-                        self.charge(<_ as ChargeInput<u32>>::checked(value)).await,
-                    )
+                    <_ as ChargeResult<Receipt>>::checked(self.charge(value).await)
                 },
             )
             .overridable()
@@ -204,10 +166,7 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
                 },
             )
             .compensation_with(::workflow_runtime::behavior::Retry::max_attempts(3u32))
-            .when(
-                "ship",
-                move |value| self.ship(<_ as ShipInput<Receipt>>::checked(value)),
-            )
+            .when("ship", move |value| self.ship(value))
             .overridable()
             .result()
     }

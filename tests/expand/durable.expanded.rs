@@ -78,23 +78,6 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
         >,
     > + ::core::marker::Send + 'a {
         #[diagnostic::on_unimplemented(
-            message = "step \"process payment\" takes `{T}`, but step \"pending order\" produces `{Self}`",
-            label = "expected `{Self}`, the output of step \"pending order\"",
-            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
-        )]
-        trait ChargeInput<T> {
-            fn checked(self) -> T;
-            fn checked_ref(&self) -> &T;
-        }
-        impl<T> ChargeInput<T> for T {
-            fn checked(self) -> T {
-                self
-            }
-            fn checked_ref(&self) -> &T {
-                self
-            }
-        }
-        #[diagnostic::on_unimplemented(
             message = "step \"process payment\" has `retry`, so it may run more than once: its input `{Self}` must be `Clone`",
             label = "this step's input is `{Self}`, which is not `Clone`",
             note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it"
@@ -132,23 +115,6 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             }
         }
         #[diagnostic::on_unimplemented(
-            message = "step \"update status\" takes `{T}`, but step \"process payment\" produces `{Self}`",
-            label = "expected `{Self}`, the output of step \"process payment\"",
-            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
-        )]
-        trait SaveInput<T> {
-            fn checked(self) -> T;
-            fn checked_ref(&self) -> &T;
-        }
-        impl<T> SaveInput<T> for T {
-            fn checked(self) -> T {
-                self
-            }
-            fn checked_ref(&self) -> &T {
-                self
-            }
-        }
-        #[diagnostic::on_unimplemented(
             message = "step \"update status\" returns `{Self}`, whose error cannot become a workflow error",
             label = "the error type must implement `std::error::Error + Send + Sync + 'static`"
         )]
@@ -172,23 +138,6 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                 ::workflow_runtime::__private::StepError,
             > {
                 self.map_err(::core::convert::Into::into)
-            }
-        }
-        #[diagnostic::on_unimplemented(
-            message = "step \"processed\" takes `{T}`, but step \"update status\" produces `{Self}`",
-            label = "expected `{Self}`, the output of step \"update status\"",
-            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
-        )]
-        trait ProcessedInput<T> {
-            fn checked(self) -> T;
-            fn checked_ref(&self) -> &T;
-        }
-        impl<T> ProcessedInput<T> for T {
-            fn checked(self) -> T {
-                self
-            }
-            fn checked_ref(&self) -> &T {
-                self
             }
         }
         let codecs = <Self as ::workflow_runtime::__private::Durable>::CODECS;
@@ -223,11 +172,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                                 async move {
                                     <_ as ChargeResult<
                                         Receipt,
-                                    >>::checked(
-                                        self
-                                            .charge(&step, <_ as ChargeInput<Order>>::checked(value))
-                                            .await,
-                                    )
+                                    >>::checked(self.charge(&step, value).await)
                                 }
                             },
                         ),
@@ -253,21 +198,12 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                     async move {
                         let result = <_ as SaveResult<
                             Order,
-                        >>::checked(
-                            self
-                                .save(&mut tx, <_ as SaveInput<Receipt>>::checked(value))
-                                .await,
-                        );
+                        >>::checked(self.save(&mut tx, value).await);
                         (tx, result)
                     }
                 },
             )
-            .then(
-                "processed",
-                move |value| {
-                    self.processed(<_ as ProcessedInput<Order>>::checked_ref(value))
-                },
-            )
+            .then("processed", move |value| self.processed(value))
             .result()
     }
 }

@@ -47,40 +47,6 @@ impl my_runtime::WorkflowDefinition for Report {
     ) -> impl my_runtime::__private::Future<
         Output = my_runtime::__private::Result<Self::Output, my_runtime::WorkflowError>,
     > + ::core::marker::Send + 'a {
-        #[diagnostic::on_unimplemented(
-            message = "step \"summed\" takes `{T}`, but step \"load numbers\" produces `{Self}`",
-            label = "expected `{Self}`, the output of step \"load numbers\"",
-            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
-        )]
-        trait SumInput<T> {
-            fn checked(self) -> T;
-            fn checked_ref(&self) -> &T;
-        }
-        impl<T> SumInput<T> for T {
-            fn checked(self) -> T {
-                self
-            }
-            fn checked_ref(&self) -> &T {
-                self
-            }
-        }
-        #[diagnostic::on_unimplemented(
-            message = "step \"clean up\" takes `{T}`, but step \"summed\" produces `{Self}`",
-            label = "expected `{Self}`, the output of step \"summed\"",
-            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
-        )]
-        trait CleanUpInput<T> {
-            fn checked(self) -> T;
-            fn checked_ref(&self) -> &T;
-        }
-        impl<T> CleanUpInput<T> for T {
-            fn checked(self) -> T {
-                self
-            }
-            fn checked_ref(&self) -> &T {
-                self
-            }
-        }
         let () = input;
         my_runtime::__private::Workflow::given(
                 ctx,
@@ -89,20 +55,9 @@ impl my_runtime::WorkflowDefinition for Report {
             )
             .kind(my_runtime::StepKind::When)
             .overridable()
-            .and(
-                "summed",
-                move |value| self.sum(<_ as SumInput<Vec<u32>>>::checked(value)),
-            )
+            .and("summed", move |value| self.sum(value))
             .overridable()
-            .finally(
-                "clean up",
-                move |value| {
-                    self
-                        .clean_up(
-                            value.map(|v| <_ as CleanUpInput<u32>>::checked_ref(v)),
-                        )
-                },
-            )
+            .finally("clean up", move |value| self.clean_up(value))
             .result()
     }
 }

@@ -73,23 +73,6 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
         >,
     > + ::core::marker::Send + 'a {
         #[diagnostic::on_unimplemented(
-            message = "step \"process payment\" takes `{T}`, but step \"pending order\" produces `{Self}`",
-            label = "expected `{Self}`, the output of step \"pending order\"",
-            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
-        )]
-        trait ChargeInput<T> {
-            fn checked(self) -> T;
-            fn checked_ref(&self) -> &T;
-        }
-        impl<T> ChargeInput<T> for T {
-            fn checked(self) -> T {
-                self
-            }
-            fn checked_ref(&self) -> &T {
-                self
-            }
-        }
-        #[diagnostic::on_unimplemented(
             message = "step \"process payment\" returns `{Self}`, whose error cannot become a workflow error",
             label = "the error type must implement `std::error::Error + Send + Sync + 'static`"
         )]
@@ -115,40 +98,6 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                 self.map_err(::core::convert::Into::into)
             }
         }
-        #[diagnostic::on_unimplemented(
-            message = "step \"update status\" takes `{T}`, but step \"process payment\" produces `{Self}`",
-            label = "expected `{Self}`, the output of step \"process payment\"",
-            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
-        )]
-        trait SaveInput<T> {
-            fn checked(self) -> T;
-            fn checked_ref(&self) -> &T;
-        }
-        impl<T> SaveInput<T> for T {
-            fn checked(self) -> T {
-                self
-            }
-            fn checked_ref(&self) -> &T {
-                self
-            }
-        }
-        #[diagnostic::on_unimplemented(
-            message = "step \"processed\" takes `{T}`, but step \"update status\" produces `{Self}`",
-            label = "expected `{Self}`, the output of step \"update status\"",
-            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
-        )]
-        trait ProcessedInput<T> {
-            fn checked(self) -> T;
-            fn checked_ref(&self) -> &T;
-        }
-        impl<T> ProcessedInput<T> for T {
-            fn checked(self) -> T {
-                self
-            }
-            fn checked_ref(&self) -> &T {
-                self
-            }
-        }
         ::workflow_runtime::__private::Workflow::given(
                 ctx,
                 "pending order",
@@ -158,25 +107,13 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             .try_when_async(
                 "process payment",
                 move |value| async move {
-                    <_ as ChargeResult<
-                        Order,
-                    >>::checked(
-                        self.charge(<_ as ChargeInput<Order>>::checked(value)).await,
-                    )
+                    <_ as ChargeResult<Order>>::checked(self.charge(value).await)
                 },
             )
             .overridable()
-            .when_async(
-                "update status",
-                move |value| self.save(<_ as SaveInput<Order>>::checked(value)),
-            )
+            .when_async("update status", move |value| self.save(value))
             .overridable()
-            .then(
-                "processed",
-                move |value| {
-                    self.processed(<_ as ProcessedInput<Order>>::checked_ref(value))
-                },
-            )
+            .then("processed", move |value| self.processed(value))
             .result()
     }
 }

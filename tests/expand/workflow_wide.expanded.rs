@@ -81,23 +81,6 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
         impl<T: ::core::clone::Clone> AmountRetries for T {}
         let () = <u64 as AmountRetries>::CLONE;
         #[diagnostic::on_unimplemented(
-            message = "step \"charged\" takes `{T}`, but step \"an amount\" produces `{Self}`",
-            label = "expected `{Self}`, the output of step \"an amount\"",
-            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
-        )]
-        trait ChargeInput<T> {
-            fn checked(self) -> T;
-            fn checked_ref(&self) -> &T;
-        }
-        impl<T> ChargeInput<T> for T {
-            fn checked(self) -> T {
-                self
-            }
-            fn checked_ref(&self) -> &T {
-                self
-            }
-        }
-        #[diagnostic::on_unimplemented(
             message = "step \"charged\" has `retry`, so it may run more than once: its input `{Self}` must be `Clone`",
             label = "this step's input is `{Self}`, which is not `Clone`",
             note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it"
@@ -134,23 +117,6 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                 self.map_err(::core::convert::Into::into)
             }
         }
-        #[diagnostic::on_unimplemented(
-            message = "step \"charged something\" takes `{T}`, but step \"charged\" produces `{Self}`",
-            label = "expected `{Self}`, the output of step \"charged\"",
-            note = "each step takes the previous step's output (the `Ok` type of a fallible step); `then` and `finally` steps pass the value on unchanged"
-        )]
-        trait PositiveInput<T> {
-            fn checked(self) -> T;
-            fn checked_ref(&self) -> &T;
-        }
-        impl<T> PositiveInput<T> for T {
-            fn checked(self) -> T {
-                self
-            }
-            fn checked_ref(&self) -> &T {
-                self
-            }
-        }
         {
             use ::workflow_runtime::__private::{
                 RetryFallback as _, RetryWithReplay as _,
@@ -185,11 +151,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                         .try_when_async(
                             "charged",
                             move |value| async move {
-                                <_ as ChargeResult<
-                                    u64,
-                                >>::checked(
-                                    self.charge(<_ as ChargeInput<u64>>::checked(value)).await,
-                                )
+                                <_ as ChargeResult<u64>>::checked(self.charge(value).await)
                             },
                         ),
                 )
@@ -197,10 +159,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
         }
             .timeout(::core::time::Duration::from_nanos(1000000000u64))
             .overridable()
-            .then(
-                "charged something",
-                move |value| self.positive(<_ as PositiveInput<u64>>::checked_ref(value)),
-            )
+            .then("charged something", move |value| self.positive(value))
             .result()
     }
 }

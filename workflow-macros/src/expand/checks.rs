@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 
 use proc_macro2::{TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
-use syn::Ident;
 use syn::spanned::Spanned;
+use syn::{Ident, Type};
 
 use crate::model::{Input, Output, Step};
 
@@ -100,6 +100,26 @@ fn taken_names(steps: &[Step]) -> BTreeSet<String> {
         }
     }
     names
+}
+
+/// Whether a step's input type is written exactly as the type the step
+/// before it produces: then they are one type, and the chain's own type
+/// check is enough. A type from a macro or an `impl Trait` is not taken
+/// on its looks.
+pub(crate) fn written_alike(taken: Option<&Type>, produced: &Type) -> bool {
+    fn plain(tokens: TokenStream) -> bool {
+        tokens.into_iter().all(|token| match token {
+            TokenTree::Ident(ident) => ident != "impl",
+            TokenTree::Punct(punct) => punct.as_char() != '!',
+            TokenTree::Group(group) => plain(group.stream()),
+            TokenTree::Literal(_) => true,
+        })
+    }
+    let Some(taken) = taken else {
+        return false;
+    };
+    let (taken, produced) = (quote!(#taken), quote!(#produced));
+    taken.to_string() == produced.to_string() && plain(taken)
 }
 
 pub(crate) fn input_check(step: &Step, producer: &Step, names: &mut CheckNames) -> InputCheck {
@@ -227,4 +247,30 @@ pub(crate) fn map_error(step: &Step, check: &Ident, call: TokenStream) -> TokenS
     let span = full.span();
     let check = Ident::new(&check.to_string(), span);
     quote_spanned!(span=> <_ as #check<#ok>>::checked(#call))
+}
+
+#[cfg(test)]
+mod tests {
+    use syn::parse_quote;
+
+    use super::written_alike;
+
+    #[test]
+    fn only_types_written_alike_skip_their_check() {
+        let order: syn::Type = parse_quote!(Order);
+        assert!(written_alike(Some(&parse_quote!(Order)), &order));
+        let list: syn::Type = parse_quote!(Vec<(u8, &'static str)>);
+        assert!(written_alike(
+            Some(&parse_quote!(Vec<(u8, &'static str)>)),
+            &list
+        ));
+        assert!(!written_alike(Some(&parse_quote!(Invoice)), &order));
+        assert!(!written_alike(None, &order));
+        // An `impl Trait` (each its own type) or a type a macro makes keeps
+        // its check.
+        let opaque: syn::Type = parse_quote!(impl Into<u64>);
+        assert!(!written_alike(Some(&opaque), &opaque));
+        let expanded: syn::Type = parse_quote!(order_type!());
+        assert!(!written_alike(Some(&expanded), &expanded));
+    }
 }

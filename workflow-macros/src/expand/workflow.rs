@@ -36,7 +36,10 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         None => vec![None; model.steps.len()],
     };
     for (index, step) in model.steps.iter().enumerate() {
-        let check = (index > 0).then(|| checks::input_check(step, producer, &mut names));
+        // A step taking what the one before produces, written the same,
+        // cannot mismatch: it needs no check of its own.
+        let check = (index > 0 && !checks::written_alike(step.input.ty(), current))
+            .then(|| checks::input_check(step, producer, &mut names));
         if let Some(InputCheck { item, .. }) = &check {
             items.push(item.clone());
         }
