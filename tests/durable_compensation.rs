@@ -15,6 +15,7 @@ use workflow_runtime::durable::{
 };
 use workflow_runtime::host::{HealthStatus, Runner};
 use workflow_runtime::prelude::*;
+use workflow_runtime::testing::{Crash, CrashingStore};
 
 #[allow(dead_code)] // each test binary uses part of it
 mod common;
@@ -122,6 +123,20 @@ impl PlaceOrder {
         }
         Ok(())
     }
+}
+
+/// A first process whose store dies at `crash` while it runs order `n`:
+/// what it journaled stays in the memory store handed back, for the next.
+async fn first_life(world: &Arc<World>, crash: Crash, n: u32) -> MemoryStore {
+    let memory = MemoryStore::new();
+    let dying = CrashingStore::new(memory.clone(), crash);
+    let first = runner(&Store::new(dying.clone()), world);
+    let _ = first
+        .start(&PlaceOrder::ID, format!("order-{n}"), n)
+        .await
+        .unwrap();
+    dying.crashed().await;
+    memory
 }
 
 fn runner(store: &Store, world: &Arc<World>) -> Runner {
@@ -344,15 +359,9 @@ async fn a_compensation_that_fails_for_good_marks_the_run_and_health_shows_it() 
 
 #[tokio::test]
 async fn a_run_stopped_right_after_its_refund_was_journaled_only_releases_the_stock() {
-    use workflow_runtime::testing::{Crash, CrashingStore};
-
-    let memory = MemoryStore::new();
     let world = Arc::new(World::default());
     world.ship_fails.store(true, Ordering::SeqCst);
-    let dying = CrashingStore::new(memory.clone(), Crash::after("refund"));
-    let first = runner(&Store::new(dying.clone()), &world);
-    let _ = first.start(&PlaceOrder::ID, "order-4", 4).await.unwrap();
-    dying.crashed().await;
+    let memory = first_life(&world, Crash::after("refund"), 4).await;
     assert_eq!(
         world.log(),
         ["reserve 4", "charge 4", "ship 4", "refund ch-4"]
@@ -381,14 +390,8 @@ async fn a_run_stopped_right_after_its_refund_was_journaled_only_releases_the_st
 
 #[tokio::test]
 async fn a_run_stopped_before_its_charge_was_journaled_charges_again_then_completes() {
-    use workflow_runtime::testing::{Crash, CrashingStore};
-
-    let memory = MemoryStore::new();
     let world = Arc::new(World::default());
-    let dying = CrashingStore::new(memory.clone(), Crash::before("charge card"));
-    let first = runner(&Store::new(dying.clone()), &world);
-    let _ = first.start(&PlaceOrder::ID, "order-5", 5).await.unwrap();
-    dying.crashed().await;
+    let memory = first_life(&world, Crash::before("charge card"), 5).await;
 
     let second = runner(&Store::new(memory), &world);
     assert_eq!(second.resume().await.unwrap(), 1);
@@ -401,15 +404,9 @@ async fn a_run_stopped_before_its_charge_was_journaled_charges_again_then_comple
 
 #[tokio::test]
 async fn a_run_resumed_mid_undo_fails_its_assertion_again_even_if_it_would_pass_now() {
-    use workflow_runtime::testing::{Crash, CrashingStore};
-
-    let memory = MemoryStore::new();
     let world = Arc::new(World::default());
     world.label_fails.store(true, Ordering::SeqCst);
-    let dying = CrashingStore::new(memory.clone(), Crash::after("refund"));
-    let first = runner(&Store::new(dying.clone()), &world);
-    let _ = first.start(&PlaceOrder::ID, "order-6", 6).await.unwrap();
-    dying.crashed().await;
+    let memory = first_life(&world, Crash::after("refund"), 6).await;
 
     // Labels work now; the run was undoing for the check that failed.
     world.label_fails.store(false, Ordering::SeqCst);

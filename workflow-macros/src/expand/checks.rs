@@ -172,9 +172,20 @@ pub(crate) fn retry_check(step: &Step, names: &mut CheckNames) -> Option<TokenSt
     );
     let label = "this step's input is `{Self}`, which is not `Clone`";
     let note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it";
-    // Only the type carries the user's span: the error lands on it, with
-    // the trait's own message and no suggestion to borrow it instead.
-    Some(quote! {
+    Some(must_clone(&trait_name, &message, label, note, quote!(#ty)))
+}
+
+/// A check that `ty` is `Clone`, failing with the given words. Only the
+/// type carries the user's span: the error lands on it, with the trait's
+/// own message and no suggestion to borrow it instead.
+pub(crate) fn must_clone(
+    trait_name: &Ident,
+    message: &str,
+    label: &str,
+    note: &str,
+    ty: TokenStream,
+) -> TokenStream {
+    quote! {
         #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
         trait #trait_name {
             const CLONE: () = ();
@@ -182,7 +193,7 @@ pub(crate) fn retry_check(step: &Step, names: &mut CheckNames) -> Option<TokenSt
         #[diagnostic::do_not_recommend]
         impl<T: ::core::clone::Clone> #trait_name for T {}
         let () = <#ty as #trait_name>::CLONE;
-    })
+    }
 }
 
 /// The argument expression handing `value` to the step, checked.

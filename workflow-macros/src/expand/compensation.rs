@@ -10,7 +10,7 @@ use syn::spanned::Spanned;
 use syn::{Ident, Type};
 
 use super::behaviors::behavior_value;
-use super::checks::CheckNames;
+use super::checks::{CheckNames, must_clone};
 use crate::model::{Compensation, Output, Step};
 
 /// Where a durable workflow journals a compensation: its step's index.
@@ -114,16 +114,13 @@ fn clone_check(
     );
     let label = "this step's output is `{Self}`, which is not `Clone`";
     let note = "derive or implement `Clone` for `{Self}`, or return an `Arc` of it";
-    let ty = quote_spanned!(span=> #output);
-    quote! {
-        #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
-        trait #trait_name {
-            const CLONE: () = ();
-        }
-        #[diagnostic::do_not_recommend]
-        impl<T: ::core::clone::Clone> #trait_name for T {}
-        let () = <#ty as #trait_name>::CLONE;
-    }
+    must_clone(
+        &trait_name,
+        &message,
+        label,
+        note,
+        quote_spanned!(span=> #output),
+    )
 }
 
 /// The compensation takes what its step produces.

@@ -55,6 +55,24 @@ impl BehaviorOption {
     }
 }
 
+/// Reads a behavior option (`retry`, `timeout`, `circuit_breaker`) into
+/// `behaviors`, which hold at most one of each: `false` when `word` names
+/// none of them.
+pub(crate) fn push_behavior(
+    behaviors: &mut Vec<BehaviorOption>,
+    word: &str,
+    meta: &ParseNestedMeta<'_>,
+) -> syn::Result<bool> {
+    let Some(behavior) = parse_behavior(word, meta)? else {
+        return Ok(false);
+    };
+    if behaviors.iter().any(|b| b.keyword() == behavior.keyword()) {
+        return Err(meta.error(format!("duplicate option `{word}`")));
+    }
+    behaviors.push(behavior);
+    Ok(true)
+}
+
 pub(crate) fn parse_behavior(
     word: &str,
     meta: &ParseNestedMeta<'_>,

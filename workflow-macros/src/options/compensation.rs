@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use syn::LitStr;
 use syn::meta::ParseNestedMeta;
 
-use super::behavior::{BehaviorOption, parse_behavior};
+use super::behavior::{BehaviorOption, push_behavior};
 use super::path_word;
 use crate::errors::Errors;
 
@@ -28,15 +28,7 @@ impl CompensationOptions {
 
     fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
         let word = path_word(&meta.path);
-        if let Some(behavior) = parse_behavior(&word, &meta)? {
-            if self
-                .behaviors
-                .iter()
-                .any(|b| b.keyword() == behavior.keyword())
-            {
-                return Err(meta.error(format!("duplicate option `{word}`")));
-            }
-            self.behaviors.push(behavior);
+        if push_behavior(&mut self.behaviors, &word, &meta)? {
             return Ok(());
         }
         if word == "title" {

@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use syn::LitStr;
 use syn::meta::ParseNestedMeta;
 
-use super::behavior::{BehaviorOption, parse_behavior};
+use super::behavior::{BehaviorOption, push_behavior};
 use super::{Kind, path_word, span_of};
 use crate::errors::Errors;
 
@@ -40,15 +40,7 @@ impl StepOptions {
 
     fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
         let word = path_word(&meta.path);
-        if let Some(behavior) = parse_behavior(&word, &meta)? {
-            if self
-                .behaviors
-                .iter()
-                .any(|b| b.keyword() == behavior.keyword())
-            {
-                return Err(meta.error(format!("duplicate option `{word}`")));
-            }
-            self.behaviors.push(behavior);
+        if push_behavior(&mut self.behaviors, &word, &meta)? {
             return Ok(());
         }
         if word == "replayable" {

@@ -309,40 +309,17 @@ impl<F: StepFn<In>, In> Attempts for InlineBody<'_, '_, F, In> {
     fn start(&mut self) -> Result<(), StepFailure> {
         // A value is the latest attempt's own, never an earlier one's.
         *self.last = None;
-        let (body, input, at) = (&mut *self.body, &mut *self.input, self.at);
-        let made = catch_unwind(AssertUnwindSafe(|| {
-            enter(self.active, || begin(body, input, at))
-        }));
-        match made {
-            Ok(Some(fut)) => {
-                self.fut.set(Some(fut));
-                self.tally.start();
-                Ok(())
-            }
-            Ok(None) => Err(StepFailure::Error(StepError::new(RunsOnce {
-                inside: self.call,
-            }))),
-            Err(payload) => Err(StepFailure::Panic(panic_message(&*payload).into())),
-        }
+        let fut = start_attempt(self.body, self.input, self.active, self.at, self.call)?;
+        self.fut.set(Some(fut));
+        self.tally.start();
+        Ok(())
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Attempted> {
         let Some(fut) = self.fut.as_mut().as_pin_mut() else {
             unreachable!("an attempt in flight has its future");
         };
-        let active = &mut *self.active;
-        let attempted = match catch_unwind(AssertUnwindSafe(|| enter(active, || fut.poll(cx)))) {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(result)) => {
-                let attempted = match &result {
-                    Ok(_) => Ok(()),
-                    Err(failed) => Err(failed.failure.clone()),
-                };
-                *self.last = Some(result);
-                attempted
-            }
-            Err(payload) => Err(StepFailure::Panic(panic_message(&*payload).into())),
-        };
+        let attempted = ready!(poll_attempt(fut, self.active, self.last, cx));
         self.fut.set(None);
         if attempted.is_err() {
             self.tally.failed();
@@ -789,25 +766,13 @@ fn poll_behaved<F: StepFn<In>, In>(
             }
             // A value is the latest attempt's own, never an earlier one's.
             *this.last = None;
-            let (body, input) = (&mut *this.body, &mut *this.input);
-            let made = catch_unwind(AssertUnwindSafe(|| {
-                enter(active, || begin(body, input, at))
-            }));
-            match made {
-                Ok(Some(fut)) => {
+            match start_attempt(this.body, this.input, active, at, *this.inside) {
+                Ok(fut) => {
                     this.fut.set(Some(fut));
                     *this.attempt = Some((wanted, Instant::now()));
                     this.scope.attempt_started();
                 }
-                Ok(None) => {
-                    let once = RunsOnce {
-                        inside: *this.inside,
-                    };
-                    handoff.complete(wanted, Err(StepFailure::Error(StepError::new(once))));
-                    continue;
-                }
-                Err(payload) => {
-                    let failure = StepFailure::Panic(panic_message(&*payload).into());
+                Err(failure) => {
                     handoff.complete(wanted, Err(failure));
                     continue;
                 }
@@ -816,21 +781,9 @@ fn poll_behaved<F: StepFn<In>, In>(
         let Some(fut) = this.fut.as_mut().as_pin_mut() else {
             unreachable!("an attempt in flight has its future");
         };
-        let polled = catch_unwind(AssertUnwindSafe(|| enter(active, || fut.poll(cx))));
-        let attempted = match polled {
-            Ok(Poll::Pending) => {
-                handoff.wake_if_untaken();
-                return Poll::Pending;
-            }
-            Ok(Poll::Ready(result)) => {
-                let attempted = match &result {
-                    Ok(_) => Ok(()),
-                    Err(failed) => Err(failed.failure.clone()),
-                };
-                *this.last = Some(result);
-                attempted
-            }
-            Err(payload) => Err(StepFailure::Panic(panic_message(&*payload).into())),
+        let Poll::Ready(attempted) = poll_attempt(fut, active, this.last, cx) else {
+            handoff.wake_if_untaken();
+            return Poll::Pending;
         };
         end_attempt(this.fut.as_mut(), this.attempt, this.scope);
         handoff.complete(wanted, attempted);
@@ -847,6 +800,51 @@ fn end_attempt<Fut>(
     if let Some((_, started)) = attempt.take() {
         scope.attempt_ended(started.elapsed());
     }
+}
+
+/// Starts an attempt under the active step. A panic, or a body that runs
+/// once asked again, is the attempt's failure.
+fn start_attempt<F: StepFn<In>, In>(
+    body: &mut Option<F>,
+    input: &mut Option<In>,
+    active: &mut Option<Active>,
+    at: StepAt<'_>,
+    inside: bool,
+) -> Result<F::Future, StepFailure> {
+    match catch_unwind(AssertUnwindSafe(|| {
+        enter(active, || begin(body, input, at))
+    })) {
+        Ok(Some(fut)) => Ok(fut),
+        Ok(None) => Err(StepFailure::Error(StepError::new(RunsOnce { inside }))),
+        Err(payload) => Err(StepFailure::Panic(panic_message(&*payload).into())),
+    }
+}
+
+/// Polls the attempt in flight under the active step; once it is over,
+/// keeps what the body returned in `last` and says how the attempt ended.
+fn poll_attempt<Fut, O>(
+    fut: Pin<&mut Fut>,
+    active: &mut Option<Active>,
+    last: &mut Option<StepResult<O>>,
+    cx: &mut Context<'_>,
+) -> Poll<Attempted>
+where
+    Fut: Future<Output = StepResult<O>>,
+{
+    Poll::Ready(
+        match catch_unwind(AssertUnwindSafe(|| enter(active, || fut.poll(cx)))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(result)) => {
+                let attempted = match &result {
+                    Ok(_) => Ok(()),
+                    Err(failed) => Err(failed.failure.clone()),
+                };
+                *last = Some(result);
+                attempted
+            }
+            Err(payload) => Err(StepFailure::Panic(panic_message(&*payload).into())),
+        },
+    )
 }
 
 /// Starts an attempt: on a copy of the input when the body can replay it,
