@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use workflow_runtime::durable::{
-    Backend, Durable, DurableError, MemoryStore, RunRow, RunStatus, SqliteOptions, SqliteStore,
-    SqliteTx, StepCtx, StepRow, Store,
+    Backend, Durable, DurableError, JournalMark, MemoryStore, RunRow, RunStatus, SqliteOptions,
+    SqliteStore, SqliteTx, StepCtx, StepRow, Store,
 };
 use workflow_runtime::host::{Cadence, Runner};
 use workflow_runtime::prelude::*;
@@ -437,10 +437,17 @@ async fn a_failed_transactional_step_leaves_no_write_behind() {
         saved(&sqlite).await.is_empty(),
         "the failed step's write was kept"
     );
+    let steps = sqlite.steps("o-9").await.unwrap();
     assert_eq!(
-        sqlite.steps("o-9").await.unwrap().len(),
+        steps.iter().filter(|row| row.mark().is_none()).count(),
         1,
         "only the first step is journaled"
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|row| row.mark() == Some(JournalMark::FailedAt(1))),
+        "the journal says where the run failed"
     );
 }
 
@@ -909,7 +916,7 @@ impl Backend for FailsOnce {
 }
 
 #[tokio::test]
-async fn a_run_whose_journal_write_failed_is_driven_again_not_failed() {
+async fn a_journal_write_that_failed_once_is_tried_again_with_the_value() {
     let pay = Arc::new(Pay::default());
     let journal = MemoryStore::new();
     let store = Store::new(FailsOnce {
@@ -924,8 +931,9 @@ async fn a_run_whose_journal_write_failed_is_driven_again_not_failed() {
         .unwrap();
     let run = runner.start(&ArcPay::ID, "order-17", 17).await.unwrap();
     assert_eq!(run.result().await.unwrap(), Order { id: 17, paid: true });
-    // The first step's row did not land: it ran again (at least once).
-    assert_eq!(pay.loads.load(Ordering::SeqCst), 2);
+    // The first step's row did not land at first: written again with the
+    // value in hand, so the step ran once.
+    assert_eq!(pay.loads.load(Ordering::SeqCst), 1);
     assert_eq!(pay.charges.load(Ordering::SeqCst), 1);
     assert_eq!(
         journal.run("order-17").await.unwrap().unwrap().status,
@@ -1018,7 +1026,7 @@ impl ArcReserve {
 }
 
 #[tokio::test]
-async fn a_step_whose_row_did_not_land_is_driven_again_not_undone() {
+async fn a_step_whose_row_did_not_land_at_first_is_not_undone() {
     let reserve = Arc::new(Reserve::default());
     let journal = MemoryStore::new();
     let store = Store::new(FailsOnce {
@@ -1033,7 +1041,8 @@ async fn a_step_whose_row_did_not_land_is_driven_again_not_undone() {
         .unwrap();
     let run = runner.start(&ArcReserve::ID, "order-18", 18).await.unwrap();
     assert_eq!(run.result().await.unwrap(), 18);
-    // The journal's failure is no failure of the step's: nothing undone.
+    // The journal's failure is no failure of the step's: nothing undone,
+    // and the charge's row written again rather than the charge run again.
     assert_eq!(reserve.released.load(Ordering::SeqCst), 0);
-    assert_eq!(reserve.charges.load(Ordering::SeqCst), 2);
+    assert_eq!(reserve.charges.load(Ordering::SeqCst), 1);
 }

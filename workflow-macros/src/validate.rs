@@ -79,8 +79,16 @@ pub(crate) fn workflow(
         .iter()
         .map(|raw_step| raw_step.options.compensate.clone())
         .collect();
-    let mut steps = Vec::with_capacity(raw.steps.len());
+    let mut steps: Vec<Step> = Vec::with_capacity(raw.steps.len());
+    let mut repeated = false;
     for (index, raw_step) in raw.steps.into_iter().enumerate() {
+        // Where a repeated title is pointed at: the title as written, or
+        // the method whose name the title comes from.
+        let title_span = raw_step
+            .options
+            .title
+            .as_ref()
+            .map_or_else(|| raw_step.method.sig.ident.span(), |title| title.span());
         let step = method_step(
             index,
             raw_step.options,
@@ -90,10 +98,24 @@ pub(crate) fn workflow(
             errors,
         );
         if let Some(step) = step {
+            // A title names its step in records, health and a durable
+            // run's journal: two alike would make a failure or a
+            // compensation ambiguous.
+            if let Some(earlier) = steps.iter().find(|earlier| earlier.title == step.title) {
+                repeated = true;
+                errors.push(syn::Error::new(
+                    title_span,
+                    format!(
+                        "two steps are titled \"{}\": `{}` and `{}`; a title names its step in \
+                         records, health and the journal, so each step needs its own",
+                        step.title, earlier.method, step.method
+                    ),
+                ));
+            }
             steps.push(step);
         }
     }
-    if steps.len() != raw.step_attrs {
+    if repeated || steps.len() != raw.step_attrs {
         return None;
     }
     if !compensations(&mut steps, undone_by, &raw.compensations, errors) {

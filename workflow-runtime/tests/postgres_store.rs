@@ -28,7 +28,7 @@ async fn instances_opening_together_migrate_once() {
             .await
             .unwrap();
     // Each migration applied once, in order, though four instances raced.
-    let expected: Vec<i32> = (1..=3).collect();
+    let expected: Vec<i32> = (1..=4).collect();
     assert_eq!(versions, expected);
     store
         .insert_run(&RunRow::new("r", "Pay", "f", b"1".to_vec()))
@@ -75,7 +75,7 @@ async fn claims_hold_until_their_lease_runs_out_and_fence_the_loser() {
         .insert_run(&RunRow::new("r", "Pay", "f", b"1".to_vec()))
         .await
         .unwrap();
-    let workflows = ["Pay".to_owned()];
+    let workflows = [("Pay".to_owned(), "f".to_owned())];
     let now = || {
         i64::try_from(
             std::time::SystemTime::now()
@@ -107,16 +107,47 @@ async fn claims_hold_until_their_lease_runs_out_and_fence_the_loser() {
             .unwrap()
             .is_none()
     );
+    // Nor does a itself take its own live claim again: its driver has it.
+    assert!(
+        store
+            .claim_run("a", "r", (now(), now() + 60_000))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // An instance that runs another version of Pay leaves the run alone.
+    store
+        .renew("a", &["r".to_owned()], (now(), now() - 1))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim(
+                "v2",
+                &[("Pay".to_owned(), "g".to_owned())],
+                10,
+                (now(), now() + 60_000)
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // a's lease runs out (renewed into the past): b takes the run over.
     // Renewals touch only the runs named (the ones `a` drives).
-    assert_eq!(store.renew("a", &[], now() - 1).await.unwrap(), 0);
+    assert!(
+        store
+            .renew("a", &[], (now(), now() - 1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         store
-            .renew("a", &["r".to_owned()], now() - 1)
+            .renew("a", &["r".to_owned()], (now(), now() - 1))
             .await
             .unwrap(),
-        1
+        ["r"]
     );
     let b = store
         .claim("b", &workflows, 10, (now(), now() + 60_000))

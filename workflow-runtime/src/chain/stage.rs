@@ -474,11 +474,11 @@ where
                 let id = ctx.next_step_id();
                 return Poll::Ready(self.end(started, id, active, Ended::Replayed(result)));
             }
-            // Resumed while undoing: the step whose failure started it
-            // fails again, as journaled, rather than running again.
+            // Resumed after the run failed for good here: the step fails
+            // again, as journaled, rather than running again.
             if let Some(why) = ctx
                 .run_journal()
-                .and_then(|journal| journal.compensating_for(*this.kind, this.title))
+                .and_then(|journal| journal.failed_before(*this.kind, this.title))
             {
                 *this.phase = Phase::Done;
                 let id = ctx.next_step_id();
@@ -1213,7 +1213,23 @@ pin_project! {
         // A durable run's journal: a failure to record a step is not
         // undone, as the run is driven again.
         journal: Option<Arc<dyn RunJournal>>,
+        // The run's end, while the journal records a failure for good.
+        marking: Option<Marking>,
     }
+}
+
+/// A durable run's failure for good, being journaled: then compensated,
+/// or handed back.
+struct Marking {
+    write: crate::behavior::BoxFuture<'static, Option<StepError>>,
+    then: AfterMark,
+}
+
+enum AfterMark {
+    /// Undo the steps before the failure (kept in `cause`).
+    Undo,
+    /// Hand this back: the undoing is over.
+    End(WorkflowError),
 }
 
 impl<F> ChainFuture<F> {
@@ -1222,6 +1238,7 @@ impl<F> ChainFuture<F> {
             inner,
             cause: None,
             journal: ctx.run_journal().cloned(),
+            marking: None,
         }
     }
 }
@@ -1234,7 +1251,55 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if this.cause.is_none() {
+        loop {
+            if let Some(marking) = this.marking.as_mut() {
+                let fault = ready!(marking.write.as_mut().poll(cx));
+                let then = this.marking.take().map(|marking| marking.then);
+                let end = match then {
+                    Some(AfterMark::End(end)) => end,
+                    _ => {
+                        let cause = this.cause.take().expect("a failure is marked for a cause");
+                        if fault.is_none() && this.inner.compensates() {
+                            *this.cause = Some(cause);
+                            continue;
+                        }
+                        cause
+                    }
+                };
+                // The journal could not say the run failed: it is driven
+                // again, and fails (or not) from its journal then.
+                return Poll::Ready(Err(match fault {
+                    Some(fault) => WorkflowError::Failed {
+                        step: end.step().clone(),
+                        error: fault,
+                    },
+                    None => end,
+                }));
+            }
+            if let Some(cause) = this.cause.as_ref() {
+                let failure = ready!(this.inner.as_mut().poll_unwind(cx, cause));
+                let cause = this.cause.take().expect("undoing for a cause");
+                let end = match failure {
+                    None => cause,
+                    // Cancelled while undoing: left for whoever cancelled
+                    // it, as below (a durable run resumes its compensations).
+                    Some(cancelled @ WorkflowError::Cancelled { .. }) => cancelled,
+                    Some(failure) => WorkflowError::CompensationFailed {
+                        cause: Box::new(cause),
+                        failure: Box::new(failure),
+                    },
+                };
+                if let (Some(journal), WorkflowError::CompensationFailed { .. }) =
+                    (&*this.journal, &end)
+                {
+                    *this.marking = Some(Marking {
+                        write: journal.clone().failed_for_good(&end),
+                        then: AfterMark::End(end),
+                    });
+                    continue;
+                }
+                return Poll::Ready(Err(end));
+            }
             let error = match ready!(this.inner.as_mut().poll(cx)) {
                 Ok(Carry {
                     value, soft: None, ..
@@ -1252,31 +1317,22 @@ where
                 (&*this.journal, &error),
                 (Some(journal), WorkflowError::Failed { error, .. }) if journal.fault(error).is_some()
             );
-            if matches!(error, WorkflowError::Cancelled { .. })
-                || journal_failed
-                || !this.inner.compensates()
-            {
+            if matches!(error, WorkflowError::Cancelled { .. }) || journal_failed {
                 return Poll::Ready(Err(error));
             }
-            *this.cause = Some(error);
+            match &*this.journal {
+                // Journaled before anything is undone: a crash from here on
+                // does not run the failed step again.
+                Some(journal) => {
+                    *this.marking = Some(Marking {
+                        write: journal.clone().failed_for_good(&error),
+                        then: AfterMark::Undo,
+                    });
+                    *this.cause = Some(error);
+                }
+                None if this.inner.compensates() => *this.cause = Some(error),
+                None => return Poll::Ready(Err(error)),
+            }
         }
-        let failure = match this.cause.as_ref() {
-            Some(cause) => ready!(this.inner.as_mut().poll_unwind(cx, cause)),
-            None => None,
-        };
-        let cause = this
-            .cause
-            .take()
-            .expect("a chain compensates for the failure it keeps");
-        Poll::Ready(Err(match failure {
-            None => cause,
-            // Cancelled while undoing: left for whoever cancelled it, as
-            // above (a durable run resumes its compensations).
-            Some(cancelled @ WorkflowError::Cancelled { .. }) => cancelled,
-            Some(failure) => WorkflowError::CompensationFailed {
-                cause: Box::new(cause),
-                failure: Box::new(failure),
-            },
-        }))
     }
 }

@@ -4,8 +4,10 @@
 //! durable module built on them.
 
 use std::any::Any;
+use std::sync::Arc;
 
-use crate::error::StepError;
+use crate::behavior::BoxFuture;
+use crate::error::{StepError, WorkflowError};
 use crate::step::StepKind;
 
 /// A durable run's journal, as the engine sees it.
@@ -14,13 +16,23 @@ pub(crate) trait RunJournal: Any + Send + Sync {
     /// The run's id: the same in every process that drives the run.
     fn run_id(&self) -> &str;
 
-    /// Resumed while undoing: the failure of the step `kind` `title`, when
-    /// it is the one whose failure started the undoing.
-    fn compensating_for(&self, kind: StepKind, title: &str) -> Option<StepError>;
+    /// Resumed: the failure the step `kind` `title` failed the run with
+    /// for good before, if it did. The step fails with it again rather
+    /// than run.
+    fn failed_before(&self, kind: StepKind, title: &str) -> Option<StepError>;
 
     /// Whether `error` is the journal's own failure to record a step, not
     /// the step's.
     fn fault(&self, error: &StepError) -> Option<JournalFault>;
+
+    /// Journals that the run failed for good with `error`, before any
+    /// compensation runs (or, for a failed compensation, after the
+    /// undoing): a run resumed after a crash does not run the failed step
+    /// again. `Some` is the journal's own failure to say so.
+    fn failed_for_good(
+        self: Arc<Self>,
+        error: &WorkflowError,
+    ) -> BoxFuture<'static, Option<StepError>>;
 }
 
 /// How the journal failed a step.

@@ -4,66 +4,107 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use std::time::{Duration, UNIX_EPOCH};
+
+use tokio_util::sync::CancellationToken;
 
 use super::codec::ValueCodec;
 use super::store::{FailureRow, Fence, StepRow, Store, StoreError};
+use crate::behavior::BoxFuture;
 use crate::behavior::Resumed;
 use crate::context::{JournalFault, RunJournal, WorkflowContext};
-use crate::error::StepError;
+use crate::error::{StepError, WorkflowError};
+use crate::step::StepMeta;
 
-/// Where a compensation's row goes: its step's index past this.
+// A run's journal is a state machine keyed by step index, never by
+// title: rows below `COMPENSATIONS` are the steps' outputs, and the rows
+// past it are the journal's own marks, each written once.
+
+/// `COMPENSATIONS + k`: step `k`'s compensation completed.
 pub(crate) const COMPENSATIONS: u32 = 1_000_000;
-/// The row that says the run is compensating, and for what.
-pub(crate) const COMPENSATING: u32 = 2_000_000;
+/// `FAILED_AT + k`: the run failed for good at step `k` (its output is the
+/// reason). Written before any compensation runs: resumed, step `k` fails
+/// again as journaled instead of running, and undoing goes on.
+pub(crate) const FAILED_AT: u32 = 2_000_000;
+/// The run's compensations ended with one failed for good (its output is
+/// the failure): resumed, the run ends `compensation_failed` at once.
+pub(crate) const UNDO_FAILED: u32 = 3_000_000;
 
-/// The failure a resumed run that was compensating fails its step with
-/// again, as journaled, rather than running the step again.
+/// A failure journaled before: a resumed run fails its step with it again.
 #[derive(Debug)]
-pub(crate) struct Compensating(pub(crate) String);
+pub(crate) struct Journaled(pub(crate) String);
 
-impl std::fmt::Display for Compensating {
+impl std::fmt::Display for Journaled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::error::Error for Compensating {}
+impl std::error::Error for Journaled {}
+
+/// The journal's own failure to read or record a step, as the step fails
+/// with it: marked where the journal raises it, so a step body that
+/// returns a [`StoreError`] of its own (one that orchestrates another run)
+/// is an ordinary step failure, retried and compensated like any other.
+#[derive(Debug)]
+pub(crate) struct JournalFailure(pub(crate) StoreError);
+
+impl std::fmt::Display for JournalFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for JournalFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// A journal error as the step fails with it.
+pub(crate) fn fault<O>(error: StoreError) -> crate::chain::Failed<O> {
+    crate::chain::Failed::error(JournalFailure(error))
+}
+
+/// How long a journal write that failed (a locked file, a dropped
+/// connection) is tried again with the row in hand, before the step is
+/// given up and its run driven again from the journal.
+const WRITE_PATIENCE: Duration = Duration::from_secs(5);
 
 /// A running durable run's journal, carried by its context.
 pub(crate) struct Journal {
     store: Store,
     run: Arc<str>,
+    /// The workflow's steps, whose positions are the journal's indices.
+    steps: &'static [StepMeta],
     done: HashMap<u32, StepRow>,
     failed: HashMap<u32, FailureRow>,
     /// The claim this process holds the run by, on a store with leases.
     fence: Option<Fence>,
+    /// Cancelled when a write finds the claim gone: the run stops here.
+    lost: CancellationToken,
     /// The runner's clock, for the rows' times.
     clock: crate::Clock,
-    /// Set once this process has journaled that the run is compensating
-    /// (or found it so when it loaded the run): later compensations
-    /// neither look for the failed step's row nor write the mark again.
-    marked: AtomicBool,
 }
 
 impl Journal {
     pub(crate) fn new(
         store: Store,
         run: Arc<str>,
-        done: Vec<StepRow>,
-        failed: Vec<FailureRow>,
+        steps: &'static [StepMeta],
+        (done, failed): (Vec<StepRow>, Vec<FailureRow>),
         fence: Option<Fence>,
+        lost: CancellationToken,
         clock: crate::Clock,
     ) -> Self {
         Journal {
             store,
             run,
+            steps,
             done: done.into_iter().map(|row| (row.index, row)).collect(),
             failed: failed.into_iter().map(|row| (row.index, row)).collect(),
-            marked: AtomicBool::new(false),
             fence,
+            lost,
             clock,
         }
     }
@@ -91,15 +132,19 @@ impl Journal {
     pub(crate) async fn failed(&self, index: u32, attempts: u32, error: String) {
         let mut row = FailureRow::new(index, attempts, error);
         row.failed_ms = self.now_ms();
-        let written = match &self.fence {
-            Some(fence) => {
-                self.store
-                    .backend()
-                    .record_failure_fenced(&self.run, &row, fence)
-                    .await
-            }
-            None => self.store.backend().record_failure(&self.run, &row).await,
-        };
+        let written = self
+            .patiently(|| async {
+                match &self.fence {
+                    Some(fence) => {
+                        self.store
+                            .backend()
+                            .record_failure_fenced(&self.run, &row, fence)
+                            .await
+                    }
+                    None => self.store.backend().record_failure(&self.run, &row).await,
+                }
+            })
+            .await;
         if let Err(e) = written {
             tracing::warn!(run = %self.run, step = index, error = %e, "could not journal a failed attempt");
         }
@@ -137,7 +182,10 @@ impl Journal {
             })
     }
 
-    /// The row that journals step `index`'s output.
+    /// The row that journals step `index`'s output. A value that does not
+    /// read back as what it was (NaN in JSON becomes `null`) is the step's
+    /// failure, found before anything is written, not a run that completes
+    /// and then cannot be resumed or read.
     pub(crate) fn row<T>(
         &self,
         index: u32,
@@ -147,12 +195,22 @@ impl Journal {
         attempts: u32,
         started_ms: i64,
     ) -> Result<StepRow, StoreError> {
+        let unfit = |detail: String| StoreError::Encode {
+            run: self.run.to_string(),
+            detail: format!(
+                "step {index} (\"{title}\") output of type `{}` {detail}",
+                std::any::type_name::<T>()
+            ),
+        };
         let output = codec
             .encode(self.store.codec(), value)
-            .map_err(|e| StoreError::Encode {
-                run: self.run.to_string(),
-                detail: format!("step {index} (\"{title}\") output does not encode: {e}"),
-            })?;
+            .map_err(|e| unfit(format!("does not encode: {e}")))?;
+        if let Err(e) = codec.decode(self.store.codec(), &output) {
+            return Err(unfit(format!(
+                "does not read back from the journal ({}): {e}",
+                self.store.codec().name()
+            )));
+        }
         Ok(StepRow::new(
             index,
             title,
@@ -182,51 +240,96 @@ impl Journal {
         }
     }
 
-    /// Why the run was compensating when its process stopped, if it was
-    /// and the step of `kind` titled `title` is the one whose failure
-    /// started it.
-    pub(crate) fn compensating(&self, kind: crate::StepKind, title: &str) -> Option<Compensating> {
-        let row = self.done.get(&COMPENSATING)?;
-        (row.title.split_once(' ') == Some((kind.as_str(), title)))
-            .then(|| Compensating(String::from_utf8_lossy(&row.output).into_owned()))
+    /// The index of the step of `kind` titled `title`: titles are unique
+    /// in a workflow (the macro refuses two alike), so this is the one
+    /// place a title is read as a key.
+    fn index_of(&self, kind: crate::StepKind, title: &str) -> Option<u32> {
+        let at = self
+            .steps
+            .iter()
+            .position(|meta| meta.kind == kind && meta.title == title)?;
+        u32::try_from(at).ok()
+    }
+
+    /// The failure step `kind` `title` failed with for good before this
+    /// process took the run up, if it did.
+    pub(crate) fn failed_at(&self, kind: crate::StepKind, title: &str) -> Option<Journaled> {
+        let row = self.done.get(&(FAILED_AT + self.index_of(kind, title)?))?;
+        Some(Journaled(String::from_utf8_lossy(&row.output).into_owned()))
+    }
+
+    /// The failed compensation the run ended its undoing with before this
+    /// process took it up, if it did.
+    pub(crate) fn undo_failed(&self) -> Option<(String, String)> {
+        let row = self.done.get(&UNDO_FAILED)?;
+        let title = row.title.split_once(' ').map_or(&*row.title, |(_, t)| t);
+        Some((
+            title.to_owned(),
+            String::from_utf8_lossy(&row.output).into_owned(),
+        ))
+    }
+
+    /// Journals that the run failed for good at step `kind` `title`, for
+    /// `reason`. A value step whose row is in the journal after all (a
+    /// timeout that fired as its commit went through) did not fail: that
+    /// is the journal's fault to report, and the run is driven again.
+    async fn mark_failed(
+        &self,
+        kind: crate::StepKind,
+        title: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        // A step the workflow does not list (one called inside another
+        // step) has no index: the step that called it fails with it.
+        let Some(index) = self.index_of(kind, title) else {
+            return Ok(());
+        };
+        if self.done.contains_key(&(FAILED_AT + index)) {
+            return Ok(());
+        }
+        if !matches!(kind, crate::StepKind::Then | crate::StepKind::Finally)
+            && self.stored(index).await?.is_some()
+        {
+            return Err(StoreError::Database {
+                store: self.store.describe(),
+                doing: format!("failing run \"{}\" at step {index}", self.run),
+                source: format!("step {index} (\"{title}\") has its row: it did not fail").into(),
+            });
+        }
+        let now = self.now_ms();
+        // Titled like no step, so it is never mistaken for a step's row.
+        let row = StepRow::new(
+            FAILED_AT + index,
+            format!("{kind} {title}"),
+            reason.as_bytes().to_vec(),
+            1,
+            now,
+            now,
+        );
+        self.write_once(&row).await
+    }
+
+    /// Journals that the run's undoing ended with `title`'s compensation
+    /// failed for `reason`.
+    async fn mark_undo_failed(&self, title: &str, reason: &str) -> Result<(), StoreError> {
+        if self.done.contains_key(&UNDO_FAILED) {
+            return Ok(());
+        }
+        let now = self.now_ms();
+        let row = StepRow::new(
+            UNDO_FAILED,
+            format!("{} {title}", crate::StepKind::Compensate),
+            reason.as_bytes().to_vec(),
+            1,
+            now,
+            now,
+        );
+        self.write_once(&row).await
     }
 
     /// Whether step `index`'s compensation completed before.
     pub(crate) fn compensated(&self, index: u32) -> bool {
         self.done.contains_key(&(COMPENSATIONS + index))
-    }
-
-    /// Journals that the run is compensating for `reason`, the failure of
-    /// `step` (`"{kind} {title}"`), before the first compensation runs:
-    /// resumed after a crash, the run fails that step the same way instead
-    /// of running it again, and goes on undoing. A step whose row is in the
-    /// journal after all (a timeout that fired as its commit went through)
-    /// did not fail: the run is not undone, it is driven again.
-    pub(crate) async fn mark_compensating(
-        &self,
-        step: &str,
-        title: &str,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        if self.done.contains_key(&COMPENSATING) || self.marked.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let rows = self.store.backend().steps(&self.run).await?;
-        if rows
-            .iter()
-            .any(|row| row.index < COMPENSATIONS && row.title == title)
-        {
-            return Err(StoreError::Database {
-                store: self.store.describe(),
-                doing: format!("undoing run \"{}\"", self.run),
-                source: format!("step \"{title}\" has its row: it did not fail").into(),
-            });
-        }
-        let now = self.now_ms();
-        let row = StepRow::new(COMPENSATING, step, reason.as_bytes().to_vec(), 1, now, now);
-        self.write_once(&row).await?;
-        self.marked.store(true, Ordering::Release);
-        Ok(())
     }
 
     /// Journals step `index`'s compensation as done.
@@ -259,14 +362,50 @@ impl Journal {
 
     /// Writes `row`, fenced when this process holds the run by a lease.
     async fn record(&self, row: &StepRow) -> Result<(), StoreError> {
-        match &self.fence {
-            Some(fence) => {
-                self.store
-                    .backend()
-                    .record_step_fenced(&self.run, row, fence)
-                    .await
+        self.patiently(|| async {
+            match &self.fence {
+                Some(fence) => {
+                    self.store
+                        .backend()
+                        .record_step_fenced(&self.run, row, fence)
+                        .await
+                }
+                None => self.store.backend().record_step(&self.run, row).await,
             }
-            None => self.store.backend().record_step(&self.run, row).await,
+        })
+        .await
+    }
+
+    /// Runs `write` until it succeeds or fails for a reason other than the
+    /// database's (a conflict, a lost lease), trying a database failure
+    /// again for up to [`WRITE_PATIENCE`]: a step's value is in hand, and
+    /// giving it up would run a plain step's body again.
+    async fn patiently<F, Fut>(&self, mut write: F) -> Result<(), StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), StoreError>>,
+    {
+        let deadline = tokio::time::Instant::now() + WRITE_PATIENCE;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match write().await {
+                Err(error @ StoreError::Database { .. }) => {
+                    if tokio::time::Instant::now() + pause > deadline {
+                        return Err(error);
+                    }
+                    tracing::debug!(run = %self.run, %error, "journal write failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(lost @ StoreError::LeaseLost { .. }) => {
+                    // Even a write whose failure the step shrugs off (a
+                    // failed attempt's) stops the run: another instance
+                    // owns it, so no more of its effects may happen here.
+                    self.lost.cancel();
+                    return Err(lost);
+                }
+                other => return other,
+            }
         }
     }
 
@@ -283,18 +422,54 @@ impl RunJournal for Journal {
         &self.run
     }
 
-    fn compensating_for(&self, kind: crate::StepKind, title: &str) -> Option<StepError> {
-        self.compensating(kind, title).map(StepError::new)
+    fn failed_before(&self, kind: crate::StepKind, title: &str) -> Option<StepError> {
+        self.failed_at(kind, title).map(StepError::new)
     }
 
     fn fault(&self, error: &StepError) -> Option<JournalFault> {
-        Some(match error.downcast_ref::<StoreError>()? {
-            StoreError::LeaseLost { .. } => JournalFault::LeaseLost,
-            _ => JournalFault::Store,
+        Some(match error.downcast_ref::<JournalFailure>()? {
+            JournalFailure(StoreError::LeaseLost { .. }) => JournalFault::LeaseLost,
+            JournalFailure(_) => JournalFault::Store,
+        })
+    }
+
+    fn failed_for_good(
+        self: Arc<Self>,
+        error: &WorkflowError,
+    ) -> BoxFuture<'static, Option<StepError>> {
+        let faulted = |error: &WorkflowError| match error {
+            WorkflowError::Failed { error, .. } => self.fault(error).is_some(),
+            _ => false,
+        };
+        let mark = match error {
+            // Left as it is for whoever cancelled it, or driven again.
+            WorkflowError::Cancelled { .. } => None,
+            error if faulted(error) => None,
+            // Kept as the run's end reads: the step whose failure started
+            // the undoing, and the whole story.
+            WorkflowError::CompensationFailed { failure, .. } => {
+                if faulted(failure) || matches!(**failure, WorkflowError::Cancelled { .. }) {
+                    None
+                } else {
+                    Some((None, error.step().title.to_string(), error.to_string()))
+                }
+            }
+            error => Some((
+                Some(error.step().kind),
+                error.step().title.to_string(),
+                error.to_string(),
+            )),
+        };
+        Box::pin(async move {
+            let (kind, title, reason) = mark?;
+            let marked = match kind {
+                Some(kind) => self.mark_failed(kind, &title, &reason).await,
+                None => self.mark_undo_failed(&title, &reason).await,
+            };
+            marked.err().map(|e| StepError::new(JournalFailure(e)))
         })
     }
 }
-
 impl WorkflowContext {
     /// The durable run's journal, if this context is a durable run's.
     pub(crate) fn journal(&self) -> Option<&Journal> {

@@ -55,7 +55,7 @@ use std::marker::PhantomData;
 
 pub use codec::{Codec, CodecError, DecodeFn, EncodeFn, Json, ValueCodec, decode, encode};
 pub use handle::{DurableError, RunHandle};
-pub(crate) use journal::Journal;
+pub(crate) use journal::{Journal, JournalFailure};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PgTx, PostgresStore};
@@ -66,8 +66,8 @@ pub use step::Transaction;
 pub use step::{Journaled, JournaledUndo, JournaledUndoStep, Place, Transacted};
 pub use step_ctx::StepCtx;
 pub use store::{
-    Backend, Claimed, FailureRow, Fence, Inserted, RunCounts, RunEnd, RunRow, RunStatus, StepRow,
-    Store, StoreError, WorkflowCounts,
+    Backend, Claimed, FailureRow, Fence, Inserted, JournalMark, RunCounts, RunEnd, RunRow,
+    RunStatus, StepRow, Store, StoreError, WorkflowCounts,
 };
 
 use crate::definition::WorkflowDefinition;

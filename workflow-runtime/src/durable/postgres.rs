@@ -17,7 +17,7 @@ pub type PgTx = sqlx::Transaction<'static, sqlx::Postgres>;
 
 /// The schema, one migration per entry, applied in order on open under an
 /// advisory lock, so instances starting together apply each once.
-const MIGRATIONS: &[&str] = &[RUNS_STEPS_FAILURES, LEASES, SCHEDULES];
+const MIGRATIONS: &[&str] = &[RUNS_STEPS_FAILURES, LEASES, SCHEDULES, CLAIMABLE_BY_LEASE];
 
 /// 1: runs, their completed steps, and failed attempts.
 const RUNS_STEPS_FAILURES: &str = "
@@ -68,6 +68,22 @@ const SCHEDULES: &str = "
         workflow     TEXT PRIMARY KEY,
         next_tick_ms BIGINT NOT NULL
     );";
+
+/// 4: claims look runs up by lease end, so a poll reads the runs whose
+/// lease ran out (and those never claimed, whose lease ends at 0), not
+/// every leased run.
+const CLAIMABLE_BY_LEASE: &str = "
+    CREATE INDEX workflow_runs_by_lease ON workflow_runs (lease_until_ms, created_ms)
+        WHERE status = 'running';";
+
+/// Now by the database's clock, in ms since the Unix epoch: leases are
+/// given and judged by one clock, not by each instance's. A macro, so the
+/// queries that use it stay `&'static str`.
+macro_rules! db_now_ms {
+    () => {
+        "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+    };
+}
 
 /// The advisory lock migrations take: one number for this library.
 const MIGRATION_LOCK: i64 = 0x776f_726b_666c_6f77; // "workflow"
@@ -604,7 +620,7 @@ impl Backend for PostgresStore {
         })
     }
 
-    fn counts_by_workflow(&self, now_ms: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
+    fn counts_by_workflow(&self, _: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
         Box::pin(async move {
             let groups: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
                 "SELECT workflow, status, COUNT(*), MIN(created_ms)
@@ -617,12 +633,13 @@ impl Backend for PostgresStore {
             for group in groups {
                 count_group(&mut counts, group)?;
             }
-            let waiting: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+            let waiting: Vec<(String, i64, Option<i64>)> = sqlx::query_as(concat!(
                 "SELECT workflow, COUNT(*), MIN(created_ms) FROM workflow_runs
-                 WHERE status = 'running' AND (owner IS NULL OR lease_until_ms < $1)
-                 GROUP BY workflow",
-            )
-            .bind(now_ms)
+                 WHERE status = 'running' AND lease_until_ms < ",
+                db_now_ms!(),
+                "
+                 GROUP BY workflow"
+            ))
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.error("counting waiting runs", e))?;
@@ -646,26 +663,35 @@ impl Backend for PostgresStore {
     fn claim<'a>(
         &'a self,
         owner: &'a str,
-        workflows: &'a [String],
+        workflows: &'a [(String, String)],
         limit: u32,
         (now_ms, until_ms): (i64, i64),
     ) -> BoxFuture<'a, Result<Vec<Claimed>, StoreError>> {
+        let (names, fingerprints): (Vec<&str>, Vec<&str>) = workflows
+            .iter()
+            .map(|(name, fingerprint)| (name.as_str(), fingerprint.as_str()))
+            .unzip();
         Box::pin(async move {
-            let rows = sqlx::query(
-                "UPDATE workflow_runs r SET owner = $1, epoch = r.epoch + 1, lease_until_ms = $2
+            let rows = sqlx::query(concat!(
+                "UPDATE workflow_runs r
+                 SET owner = $1, epoch = r.epoch + 1, lease_until_ms = ",
+                db_now_ms!(),
+                " + $2
                  WHERE r.id IN (
                      SELECT id FROM workflow_runs
-                     WHERE status = 'running' AND workflow = ANY($3)
-                       AND (owner IS NULL OR lease_until_ms < $4)
+                     WHERE status = 'running' AND lease_until_ms < ",
+                db_now_ms!(),
+                "
+                       AND (workflow, fingerprint) IN (SELECT * FROM unnest($3::text[], $4::text[]))
                      ORDER BY created_ms LIMIT $5
                      FOR UPDATE SKIP LOCKED)
                  RETURNING r.id, r.workflow, r.fingerprint, r.status, r.input, r.output, r.error,
-                     r.failed_step, r.created_ms, r.updated_ms, r.epoch",
-            )
+                     r.failed_step, r.created_ms, r.updated_ms, r.epoch"
+            ))
             .bind(owner)
-            .bind(until_ms)
-            .bind(workflows)
-            .bind(now_ms)
+            .bind(until_ms - now_ms)
+            .bind(names)
+            .bind(fingerprints)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
@@ -681,20 +707,25 @@ impl Backend for PostgresStore {
         (now_ms, until_ms): (i64, i64),
     ) -> BoxFuture<'a, Result<Option<Claimed>, StoreError>> {
         Box::pin(async move {
-            let row = sqlx::query(
-                "UPDATE workflow_runs r SET owner = $1, epoch = r.epoch + 1, lease_until_ms = $2
+            // A live lease is never taken over, not even from `owner`
+            // itself: its driver is running the run.
+            let row = sqlx::query(concat!(
+                "UPDATE workflow_runs r
+                 SET owner = $1, epoch = r.epoch + 1, lease_until_ms = ",
+                db_now_ms!(),
+                " + $2
                  WHERE r.id IN (
                      SELECT id FROM workflow_runs
-                     WHERE id = $3 AND status = 'running'
-                       AND (owner IS NULL OR owner = $1 OR lease_until_ms < $4)
+                     WHERE id = $3 AND status = 'running' AND lease_until_ms < ",
+                db_now_ms!(),
+                "
                      FOR UPDATE SKIP LOCKED)
                  RETURNING r.id, r.workflow, r.fingerprint, r.status, r.input, r.output, r.error,
-                     r.failed_step, r.created_ms, r.updated_ms, r.epoch",
-            )
+                     r.failed_step, r.created_ms, r.updated_ms, r.epoch"
+            ))
             .bind(owner)
-            .bind(until_ms)
+            .bind(until_ms - now_ms)
             .bind(id)
-            .bind(now_ms)
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| self.error(format!("claiming run \"{id}\" for {owner}"), e))?;
@@ -706,20 +737,23 @@ impl Backend for PostgresStore {
         &'a self,
         owner: &'a str,
         runs: &'a [String],
-        until_ms: i64,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        (now_ms, until_ms): (i64, i64),
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         Box::pin(async move {
-            let done = sqlx::query(
-                "UPDATE workflow_runs SET lease_until_ms = $2
-                 WHERE owner = $1 AND status = 'running' AND id = ANY($3)",
-            )
+            let held = sqlx::query_scalar(concat!(
+                "UPDATE workflow_runs SET lease_until_ms = ",
+                db_now_ms!(),
+                " + $2
+                 WHERE owner = $1 AND status = 'running' AND id = ANY($3)
+                 RETURNING id"
+            ))
             .bind(owner)
-            .bind(until_ms)
+            .bind(until_ms - now_ms)
             .bind(runs)
-            .execute(&self.pool)
+            .fetch_all(&self.pool)
             .await
             .map_err(|e| self.error(format!("renewing the leases of {owner}"), e))?;
-            Ok(done.rows_affected())
+            Ok(held)
         })
     }
 
@@ -739,15 +773,16 @@ impl Backend for PostgresStore {
 
     fn holders(
         &self,
-        now_ms: i64,
+        _: i64,
     ) -> BoxFuture<'_, Result<std::collections::BTreeMap<String, u64>, StoreError>> {
         Box::pin(async move {
-            let rows: Vec<(String, i64)> = sqlx::query_as(
+            let rows: Vec<(String, i64)> = sqlx::query_as(concat!(
                 "SELECT owner, COUNT(*) FROM workflow_runs
-                 WHERE status = 'running' AND owner IS NOT NULL AND lease_until_ms >= $1
-                 GROUP BY owner",
-            )
-            .bind(now_ms)
+                 WHERE status = 'running' AND owner IS NOT NULL AND lease_until_ms >= ",
+                db_now_ms!(),
+                "
+                 GROUP BY owner"
+            ))
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.error("reading who holds leases", e))?;

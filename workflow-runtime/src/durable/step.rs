@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::codec::ValueCodec;
-use super::journal::{COMPENSATIONS, Journal};
+use super::journal::{COMPENSATIONS, Journal, fault};
 use super::step_ctx::StepCtx;
 use super::store::{Fence, StepRow, Store, StoreError};
 use crate::behavior::BoxFuture;
@@ -156,7 +156,7 @@ fn resumed(ctx: &WorkflowContext, place: Place) -> Option<crate::behavior::Resum
 
 fn replayed<O>(ctx: &WorkflowContext, place: Place, codec: ValueCodec<O>) -> Option<StepResult<O>> {
     let journal = ctx.journal()?;
-    Some(journal.replayed(place.index, codec)?.map_err(Failed::error))
+    Some(journal.replayed(place.index, codec)?.map_err(fault))
 }
 
 /// A durable step's body, `(step, input) -> Result<output, error>`, with
@@ -190,9 +190,9 @@ impl<'c, C, O: Send + 'c> Journaled<'c, C, O> {
         Box::pin(async move {
             if here > 1
                 && let Some(journal) = &journal
-                && let Some(row) = journal.stored(place.index).await.map_err(Failed::error)?
+                && let Some(row) = journal.stored(place.index).await.map_err(fault)?
             {
-                return journal.decode(&row, codec).map_err(Failed::error);
+                return journal.decode(&row, codec).map_err(fault);
             }
             let value = match work.await {
                 Ok(value) => value,
@@ -217,10 +217,7 @@ impl<'c, C, O: Send + 'c> Journaled<'c, C, O> {
                             started,
                         )
                         .map_err(Failed::error)?;
-                    journal
-                        .commit(&row, value, codec)
-                        .await
-                        .map_err(Failed::error)
+                    journal.commit(&row, value, codec).await.map_err(fault)
                 }
                 None => Ok(value),
             }
@@ -343,16 +340,12 @@ impl<'c, X: Transaction, C, O: Send + 'c> Transacted<'c, X, C, O> {
             let attempt = step.attempt();
             let started = journal.now_ms();
             let (store, run) = (journal.store(), journal.run_id().clone());
-            let mut tx = X::begin(store).await.map_err(Failed::error)?;
+            let mut tx = X::begin(store).await.map_err(fault)?;
             // An earlier attempt may have committed and then been cut short
             // (a timeout that fired during the commit): its row is the
             // step's result, and the effect must not happen twice.
-            if let Some(row) = tx
-                .recorded(store, &run, place.index)
-                .await
-                .map_err(Failed::error)?
-            {
-                return journal.decode(&row, codec).map_err(Failed::error);
+            if let Some(row) = tx.recorded(store, &run, place.index).await.map_err(fault)? {
+                return journal.decode(&row, codec).map_err(fault);
             }
             let (tx, result) = body(step, tx, input).await;
             let value = match result {
@@ -372,7 +365,7 @@ impl<'c, X: Transaction, C, O: Send + 'c> Transacted<'c, X, C, O> {
                 .map_err(Failed::error)?;
             tx.commit_with(store, &run, row, journal.fence())
                 .await
-                .map_err(Failed::error)?;
+                .map_err(fault)?;
             Ok(value)
         })
     }
@@ -416,9 +409,9 @@ where
 }
 
 /// A durable workflow's compensation: journaled once done, so a resumed
-/// run does not undo twice, and preceded by a row saying the run is
-/// compensating, so a run resumed mid-compensation fails its step again
-/// rather than running it. What `#[workflow(durable)]` generates for
+/// run does not undo twice. The run's failure for good is journaled before
+/// any compensation runs, so a run resumed mid-compensation fails its step
+/// again rather than running it. What `#[workflow(durable)]` generates for
 /// `#[step(compensate = ..)]`.
 #[doc(hidden)]
 pub struct JournaledUndo<'c, C> {
@@ -447,7 +440,7 @@ where
         _: &'c WorkflowContext,
         value: O,
         keep: fn(&O) -> O,
-        cause: &WorkflowError,
+        _: &WorkflowError,
     ) -> Self::Step {
         JournaledUndoStep {
             ctx: self.ctx,
@@ -455,11 +448,6 @@ where
             undo: self.undo,
             value,
             keep,
-            cause: Cause {
-                step: format!("{} {}", cause.step().kind, cause.step().title).into(),
-                title: cause.step().title.to_string().into(),
-                reason: cause.reason().into(),
-            },
             attempts: AtomicU32::new(0),
         }
     }
@@ -473,17 +461,7 @@ pub struct JournaledUndoStep<'c, C, O> {
     undo: C,
     value: O,
     keep: fn(&O) -> O,
-    cause: Cause,
     attempts: AtomicU32,
-}
-
-/// The failure a compensation undoes for: its step (`"{kind} {title}"`
-/// and title) and why.
-#[derive(Clone)]
-struct Cause {
-    step: Arc<str>,
-    title: Arc<str>,
-    reason: Arc<str>,
 }
 
 impl<C, O> Sealed for JournaledUndoStep<'_, C, O> {}
@@ -505,25 +483,15 @@ where
             &self.attempts,
         );
         let journal = self.ctx.shared_journal();
-        let (cause, title) = (self.cause.clone(), self.place.title);
+        let title = self.place.title;
         let work = (self.undo)(value);
         Box::pin(async move {
             let Some(journal) = journal else {
                 return work.await.map_err(Failed::error);
             };
-            journal
-                .mark_compensating(&cause.step, &cause.title, &cause.reason)
-                .await
-                .map_err(Failed::error)?;
             // An attempt after the first in this process: the one before may
             // have undone and journaled it, then been cut short.
-            if here > 1
-                && journal
-                    .stored(index)
-                    .await
-                    .map_err(Failed::error)?
-                    .is_some()
-            {
+            if here > 1 && journal.stored(index).await.map_err(fault)?.is_some() {
                 return Ok(());
             }
             let started = journal.now_ms();
@@ -531,7 +499,7 @@ where
                 Ok(()) => journal
                     .compensation_done(step_index, title, step.attempt(), started)
                     .await
-                    .map_err(Failed::error),
+                    .map_err(fault),
                 Err(error) => {
                     journal
                         .failed(index, step.attempt(), error.to_string())

@@ -142,7 +142,10 @@ impl RunRow {
 }
 
 /// A completed step as the journal holds it: its output is what a resumed
-/// run hands on instead of running the step again.
+/// run hands on instead of running the step again. The journal keeps its
+/// own marks in rows of this shape too, past the steps' indices (a
+/// compensation done, the step the run failed at): [`mark`](Self::mark)
+/// tells them apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StepRow {
@@ -160,7 +163,40 @@ pub struct StepRow {
     pub ended_ms: i64,
 }
 
+/// What a journal row past the steps' own says about its run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JournalMark {
+    /// Step `n`'s compensation completed.
+    Compensated(u32),
+    /// The run failed for good at step `n`; the row's output is why.
+    FailedAt(u32),
+    /// The run's undoing ended with a compensation failed for good.
+    UndoFailed,
+}
+
 impl StepRow {
+    /// What the row marks, if it is one of the journal's own rows rather
+    /// than a completed step's.
+    ///
+    /// ```
+    /// use workflow_runtime::durable::{JournalMark, StepRow};
+    /// assert_eq!(StepRow::new(1, "charge", vec![], 1, 0, 0).mark(), None);
+    /// assert_eq!(
+    ///     StepRow::new(1_000_001, "charge", vec![], 1, 0, 0).mark(),
+    ///     Some(JournalMark::Compensated(1))
+    /// );
+    /// ```
+    pub fn mark(&self) -> Option<JournalMark> {
+        use super::journal::{COMPENSATIONS, FAILED_AT, UNDO_FAILED};
+        match self.index {
+            i if i < COMPENSATIONS => None,
+            i if i < FAILED_AT => Some(JournalMark::Compensated(i - COMPENSATIONS)),
+            i if i < UNDO_FAILED => Some(JournalMark::FailedAt(i - FAILED_AT)),
+            _ => Some(JournalMark::UndoFailed),
+        }
+    }
+
     /// A completed step's row.
     ///
     /// ```
@@ -538,15 +574,19 @@ pub trait Backend: Send + Sync + 'static {
         false
     }
 
-    /// Claims up to `limit` running runs of `workflows` that no live lease
-    /// holds (never claimed, released, or whose lease ran out before
-    /// `now_ms`), oldest first, for `owner` until `until_ms`; each claim
-    /// counts the run's epoch up. Runs other instances are claiming at
-    /// the same moment are skipped, not waited for.
+    /// Claims up to `limit` running runs of `workflows` (each a name and
+    /// the fingerprint of the definition `owner` runs: a run journaled by
+    /// another version of the workflow is left to an instance that runs
+    /// it) that no live lease holds (never claimed, released, or whose
+    /// lease ran out before `now_ms`), oldest first, for `owner` until
+    /// `until_ms`; each claim counts the run's epoch up. Runs other
+    /// instances are claiming at the same moment are skipped, not waited
+    /// for. A store with a clock of its own (a database's) judges and
+    /// gives leases by it, for `until_ms - now_ms`.
     fn claim<'a>(
         &'a self,
         owner: &'a str,
-        workflows: &'a [String],
+        workflows: &'a [(String, String)],
         limit: u32,
         (now_ms, until_ms): (i64, i64),
     ) -> BoxFuture<'a, Result<Vec<Claimed>, StoreError>> {
@@ -555,7 +595,8 @@ pub trait Backend: Send + Sync + 'static {
     }
 
     /// Claims run `id` for `owner` until `until_ms` if no lease live at
-    /// `now_ms` holds it.
+    /// `now_ms` holds it, `owner`'s own included (its driver is running
+    /// the run).
     fn claim_run<'a>(
         &'a self,
         owner: &'a str,
@@ -578,16 +619,17 @@ pub trait Backend: Send + Sync + 'static {
     }
 
     /// Extends `owner`'s leases on `runs` (the ones it drives) to
-    /// `until_ms`; how many it still holds. Runs `owner` holds but no
-    /// longer drives (a predecessor's, under the same name) are left to
-    /// run out.
+    /// `until_ms` (judged as for [`claim`](Self::claim)); the runs it
+    /// still holds. A run left out was taken over: its driver stops. Runs
+    /// `owner` holds but no longer drives (a predecessor's, under the same
+    /// name) are left to run out.
     fn renew<'a>(
         &'a self,
         owner: &'a str,
         runs: &'a [String],
-        until_ms: i64,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        let _ = (owner, runs, until_ms);
+        (now_ms, until_ms): (i64, i64),
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        let _ = (owner, runs, now_ms, until_ms);
         Box::pin(std::future::ready(Err(self.no_leases())))
     }
 
@@ -600,7 +642,8 @@ pub trait Backend: Send + Sync + 'static {
 
     /// [`record_step`](Self::record_step), refused with
     /// [`StoreError::LeaseLost`] unless `fence` still holds the run. Stores
-    /// without leases write unfenced.
+    /// without leases write unfenced; a store with leases must implement
+    /// this (and the other fenced writes), or its fenced writes fail.
     fn record_step_fenced<'a>(
         &'a self,
         run: &'a str,
@@ -608,6 +651,9 @@ pub trait Backend: Send + Sync + 'static {
         fence: &'a Fence,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let _ = fence;
+        if self.leases() {
+            return Box::pin(std::future::ready(Err(unfenced(self.describe()))));
+        }
         self.record_step(run, step)
     }
 
@@ -620,6 +666,9 @@ pub trait Backend: Send + Sync + 'static {
         fence: &'a Fence,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let _ = fence;
+        if self.leases() {
+            return Box::pin(std::future::ready(Err(unfenced(self.describe()))));
+        }
         self.record_failure(run, failure)
     }
 
@@ -632,6 +681,9 @@ pub trait Backend: Send + Sync + 'static {
         fence: &'a Fence,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         let _ = fence;
+        if self.leases() {
+            return Box::pin(std::future::ready(Err(unfenced(self.describe()))));
+        }
         self.finish_run(run, end)
     }
 
@@ -668,6 +720,16 @@ pub trait Backend: Send + Sync + 'static {
             store: self.describe(),
             what: "this store has no leases: one process drives its runs".to_owned(),
         }
+    }
+}
+
+/// The error of a fenced write on a store with leases that did not
+/// implement it: an unfenced write there would let an instance that lost
+/// its lease record over the one that took the run over.
+fn unfenced(store: String) -> StoreError {
+    StoreError::Unsupported {
+        store,
+        what: "a store with leases must implement its fenced writes".to_owned(),
     }
 }
 

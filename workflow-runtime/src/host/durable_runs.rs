@@ -6,26 +6,47 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::runner::Runner;
 use crate::behavior::BoxFuture;
 use crate::durable::{
-    Claimed, Durable, DurableError, Fence, Inserted, Journal, RunCounts, RunEnd, RunHandle, RunRow,
-    RunStatus, Store, StoreError, WorkflowId,
+    Claimed, Durable, DurableError, Fence, Inserted, Journal, JournalFailure, RunCounts, RunEnd,
+    RunHandle, RunRow, RunStatus, Store, StoreError, WorkflowId,
 };
 use crate::error::WorkflowError;
 
 /// A registered durable workflow, with its types erased.
 pub(crate) trait DurableEntry: Send + Sync {
+    /// The fingerprint of the definition registered.
+    fn fingerprint(&self) -> &'static str;
+
     /// Runs (or resumes) `row` to its end under `runner`, its writes
-    /// fenced by `fence` on a store with leases.
-    fn drive(&self, runner: Runner, row: RunRow, fence: Option<Fence>) -> BoxFuture<'static, ()>;
+    /// fenced by `fence` on a store with leases; `lost` is cancelled when
+    /// the lease is found gone, and the run stops at its next await.
+    fn drive(
+        &self,
+        runner: Runner,
+        row: RunRow,
+        fence: Option<Fence>,
+        lost: CancellationToken,
+    ) -> BoxFuture<'static, ()>;
 }
 
 pub(crate) struct DurableDef<W>(pub(crate) Arc<W>);
 
 impl<W: Durable> DurableEntry for DurableDef<W> {
-    fn drive(&self, runner: Runner, row: RunRow, fence: Option<Fence>) -> BoxFuture<'static, ()> {
+    fn fingerprint(&self) -> &'static str {
+        W::FINGERPRINT
+    }
+
+    fn drive(
+        &self,
+        runner: Runner,
+        row: RunRow,
+        fence: Option<Fence>,
+        lost: CancellationToken,
+    ) -> BoxFuture<'static, ()> {
         let workflow = self.0.clone();
         Box::pin(async move {
             let Some(store) = runner.store().cloned() else {
@@ -35,7 +56,11 @@ impl<W: Durable> DurableEntry for DurableDef<W> {
             // A run the store could not read or write goes on being driven
             // (after a pause) rather than be left running with nobody on it.
             let end = loop {
-                match run_to_end(&runner, &*workflow, &store, &row.id, fence.as_ref()).await {
+                let at = Claim {
+                    fence: fence.as_ref(),
+                    lost: &lost,
+                };
+                match run_to_end(&runner, &*workflow, &store, &row.id, at).await {
                     Driven::End(end) => break end,
                     Driven::Stopped => return,
                     Driven::Again(why) => {
@@ -109,13 +134,21 @@ enum Driven {
     Again(String),
 }
 
+/// What a driver holds its run by: on a store with leases, its claim, and
+/// the token cancelled when that claim is found gone.
+#[derive(Clone, Copy)]
+struct Claim<'a> {
+    fence: Option<&'a Fence>,
+    lost: &'a CancellationToken,
+}
+
 /// Runs the run `id`, resumed from its journal.
 async fn run_to_end<W: Durable>(
     runner: &Runner,
     workflow: &W,
     store: &Store,
     id: &str,
-    fence: Option<&Fence>,
+    Claim { fence, lost }: Claim<'_>,
 ) -> Driven {
     // Read afresh: a driver that ended the run may have left just before
     // this one was started from an older copy of its row.
@@ -153,11 +186,20 @@ async fn run_to_end<W: Durable>(
     let journal = Arc::new(Journal::new(
         store.clone(),
         row.id.as_str().into(),
-        done,
-        failed,
+        W::STEPS,
+        (done, failed),
         fence.cloned(),
+        lost.clone(),
         runner.clock(),
     ));
+    // Its undoing ended with a compensation failed for good: journaled,
+    // so that compensation does not run again.
+    if let Some((title, failure)) = journal.undo_failed() {
+        return Driven::End(RunEnd::CompensationFailed {
+            error: failure,
+            step: Some(title),
+        });
+    }
     let ctx = runner.context(W::context().journal(journal));
     // Unless the runner's context factory gave one, a durable run's
     // correlation id is its run id: journaled, so every process that
@@ -170,7 +212,22 @@ async fn run_to_end<W: Durable>(
             row.id.as_str().to_owned(),
         );
     }
-    let error = match runner.run_caught(workflow, &ctx, input).await {
+    // A lease found gone (a refused write, a renewal that did not renew)
+    // stops the run at its next await: nothing more of it runs here.
+    let run = runner.run_caught(workflow, &ctx, input);
+    tokio::pin!(run);
+    let ran = tokio::select! {
+        ran = &mut run => ran,
+        () = lost.cancelled() => {
+            ctx.cancel();
+            run.await
+        }
+    };
+    if lost.is_cancelled() {
+        tracing::warn!(run = %row.id, workflow = W::NAME, instance = runner.instance(), "lease lost: this instance stopped the run; another owns it");
+        return Driven::Stopped;
+    }
+    let error = match ran {
         Ok(Ok(output)) => {
             return Driven::End(match W::OUTPUT.encode(store.codec(), &output) {
                 Ok(bytes) => RunEnd::Completed(bytes),
@@ -223,44 +280,18 @@ async fn run_to_end<W: Durable>(
             step: Some(error.step().title.to_string()),
         });
     }
-    if failed_after_its_row::<W>(store, &row.id, &error).await {
-        return Driven::Again(error.to_string());
-    }
     Driven::End(RunEnd::Failed {
         error: error.to_string(),
         step: Some(error.step().title.to_string()),
     })
 }
 
-/// Whether the step `error` names has its row in the journal after all: a
-/// timeout that fired while its commit went through. Resumed, the run
-/// hands that row on.
-async fn failed_after_its_row<W: Durable>(store: &Store, run: &str, error: &WorkflowError) -> bool {
-    let Ok(done) = store.backend().steps(run).await else {
-        return false;
-    };
-    let done: std::collections::HashSet<u32> = done.iter().map(|row| row.index).collect();
-    let first_missing = W::STEPS.iter().enumerate().find(|(i, meta)| {
-        !matches!(meta.kind, crate::StepKind::Then | crate::StepKind::Finally)
-            && !done.contains(&u32::try_from(*i).unwrap_or(u32::MAX))
-    });
-    let failed = error.step();
-    match first_missing {
-        // The first step without a row is not the one that failed: the
-        // failed one has its row.
-        Some((_, meta)) => meta.title != &*failed.title,
-        // Every value step has its row: an assertion or `finally` failed.
-        None => !matches!(
-            failed.kind,
-            crate::StepKind::Then | crate::StepKind::Finally
-        ),
-    }
-}
-
 /// The journal error a step failed with, if that is why it failed.
 fn journal_error(error: &WorkflowError) -> Option<&StoreError> {
     match error {
-        WorkflowError::Failed { error, .. } => error.downcast_ref::<StoreError>(),
+        WorkflowError::Failed { error, .. } => error
+            .downcast_ref::<JournalFailure>()
+            .map(|JournalFailure(error)| error),
         // A compensation that could not journal itself did not fail: it
         // runs again.
         WorkflowError::CompensationFailed { failure, .. } => journal_error(failure),
@@ -268,17 +299,24 @@ fn journal_error(error: &WorkflowError) -> Option<&StoreError> {
     }
 }
 
-/// The runs this process is driving, by id, each with the flag its
-/// handles wait on.
+/// The runs this process is driving, by id: each with the flag its
+/// handles wait on, and the token that stops it when its lease is gone.
 #[derive(Default)]
 pub(crate) struct InFlight {
-    runs: Mutex<HashMap<String, watch::Receiver<bool>>>,
+    runs: Mutex<HashMap<String, Driving>>,
     // Told whenever a run leaves, for a host draining at shutdown.
     left: Notify,
 }
 
+/// A run in flight here.
+#[derive(Clone)]
+pub(crate) struct Driving {
+    ended: watch::Receiver<bool>,
+    lost: CancellationToken,
+}
+
 impl InFlight {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, watch::Receiver<bool>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Driving>> {
         self.runs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -289,6 +327,22 @@ impl InFlight {
     /// The ids of the runs in flight.
     pub(crate) fn ids(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
+    }
+
+    /// The flag run `id`'s handles wait on, if it is in flight here.
+    fn ended(&self, id: &str) -> Option<watch::Receiver<bool>> {
+        self.lock().get(id).map(|driving| driving.ended.clone())
+    }
+
+    /// Stops the runs among `ids` still in flight here: their leases are
+    /// gone.
+    fn lost(&self, ids: &[String]) {
+        let runs = self.lock();
+        for id in ids {
+            if let Some(driving) = runs.get(id) {
+                driving.lost.cancel();
+            }
+        }
     }
 
     fn remove(&self, id: &str) {
@@ -599,8 +653,13 @@ impl Runner {
         if !store.backend().leases() {
             return Ok(Some(self.drive(entry, row, None)));
         }
-        if let Some(ended) = self.in_flight().lock().get(&row.id) {
-            return Ok(Some(ended.clone()));
+        if let Some(ended) = self.in_flight().ended(&row.id) {
+            return Ok(Some(ended));
+        }
+        // Journaled by another version of the workflow: left to an
+        // instance that runs that version; the handle reads the store.
+        if row.fingerprint != entry.fingerprint() {
+            return Ok(None);
         }
         // Shared: drive it here if no other instance holds it; otherwise
         // its handle reads the store until the holder ends it.
@@ -626,7 +685,7 @@ impl Runner {
     /// live lease holds, and drives them; how many it claimed.
     async fn claim_some(&self, limit: u32) -> Result<usize, DurableError> {
         let store = self.store().ok_or(DurableError::NoStore)?;
-        let workflows = self.durable_names();
+        let workflows = self.durable_versions();
         if workflows.is_empty() || limit == 0 {
             return Ok(0);
         }
@@ -700,7 +759,7 @@ impl Runner {
     ) -> RunHandle<W::Output> {
         let _ = workflow;
         let id = run_id.into();
-        let ended = self.in_flight().lock().get(&id).cloned();
+        let ended = self.in_flight().ended(&id);
         let store = self.store().cloned().unwrap_or_else(Store::memory);
         RunHandle::new(id, store, ended, W::OUTPUT)
     }
@@ -928,13 +987,27 @@ impl Runner {
                     () = runner.stopping().cancelled() => return,
                 }
                 let Some(store) = runner.store() else { return };
-                let until = runner.clock().now_ms() + runner.lease_ms();
+                let now = runner.clock().now_ms();
                 let runs = runner.in_flight().ids();
                 if runs.is_empty() {
                     continue;
                 }
-                if let Err(error) = store.backend().renew(runner.instance(), &runs, until).await {
-                    tracing::warn!(%error, "could not renew leases");
+                match store
+                    .backend()
+                    .renew(runner.instance(), &runs, (now, now + runner.lease_ms()))
+                    .await
+                {
+                    Ok(held) => {
+                        // Taken over while this instance was paused or
+                        // cut off: those drivers stop at their next await.
+                        let gone: Vec<String> =
+                            runs.into_iter().filter(|id| !held.contains(id)).collect();
+                        if !gone.is_empty() {
+                            tracing::warn!(instance = runner.instance(), runs = ?gone, "leases lost; stopping those runs here");
+                            runner.in_flight().lost(&gone);
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "could not renew leases"),
                 }
             }
         });
@@ -949,13 +1022,14 @@ impl Runner {
         fence: Option<Fence>,
     ) -> watch::Receiver<bool> {
         let mut in_flight = self.in_flight().lock();
-        if let Some(ended) = in_flight.get(&row.id) {
-            let ended = ended.clone();
+        if let Some(driving) = in_flight.get(&row.id) {
+            let ended = driving.ended.clone();
             if fence.is_some() {
                 // Claimed afresh while a driver here still holds an older
                 // claim (its lease ran out while this process was paused):
-                // that driver stops at its next write; drive the run again,
+                // that driver stops at its next await; drive the run again,
                 // under this claim, once it has.
+                driving.lost.cancel();
                 let (runner, mut old) = (self.clone(), ended.clone());
                 tokio::spawn(async move {
                     let _ = old.wait_for(|ended| *ended).await;
@@ -965,7 +1039,14 @@ impl Runner {
             return ended;
         }
         let (tx, rx) = watch::channel(false);
-        in_flight.insert(row.id.clone(), rx.clone());
+        let lost = CancellationToken::new();
+        in_flight.insert(
+            row.id.clone(),
+            Driving {
+                ended: rx.clone(),
+                lost: lost.clone(),
+            },
+        );
         drop(in_flight);
         let done = Done {
             runner: self.clone(),
@@ -973,7 +1054,7 @@ impl Runner {
             tx,
         };
         tokio::spawn(async move {
-            entry.drive(done.runner.clone(), row, fence).await;
+            entry.drive(done.runner.clone(), row, fence, lost).await;
             drop(done);
         });
         rx

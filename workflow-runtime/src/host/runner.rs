@@ -1046,6 +1046,17 @@ impl Runner {
         self.inner.durable.poll
     }
 
+    /// Each durable workflow registered, with its definition's fingerprint.
+    #[cfg(feature = "durable")]
+    pub(super) fn durable_versions(&self) -> Vec<(String, String)> {
+        self.inner
+            .durable
+            .workflows
+            .iter()
+            .map(|(name, entry)| ((*name).to_owned(), entry.fingerprint().to_owned()))
+            .collect()
+    }
+
     #[cfg(feature = "durable")]
     pub(super) fn durable_names(&self) -> Vec<String> {
         self.inner
