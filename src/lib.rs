@@ -2,6 +2,7 @@
 //! (The README above is this package's documentation, so its examples run as
 //! doctests and stay true.)
 
+pub mod bank;
 pub mod cluster;
 pub mod db;
 pub mod external_api;

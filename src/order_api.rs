@@ -5,6 +5,13 @@
 //! handlers; `GET /health` serves the runner's health report and
 //! `GET /metrics` Prometheus text.
 //!
+//! The order pays or is undone: the payment carries the payment step's
+//! idempotency key (`step.key()`) to the bank, so a retried or resumed
+//! payment charges once, and when the payment fails for good (a declined
+//! card, or no answer after the retries) the `create order` step's
+//! compensation cancels the order, which the worker, paying `pending`
+//! orders from the same file, then never charges.
+//!
 //! The run belongs to the runner, not to the request: a client that goes
 //! away mid-request leaves its order to finish, and the journal agrees
 //! with the orders table. An `Idempotency-Key` header names the run (with
@@ -31,12 +38,16 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use workflow_runtime::behavior::{BreakerConfig, Breakers, CircuitOpen, Logging, Metrics, Tracing};
-use workflow_runtime::durable::{DurableError, SqliteOptions, SqliteStore, SqliteTx, Store};
+use workflow_runtime::durable::{
+    DurableError, SqliteOptions, SqliteStore, SqliteTx, StepCtx, Store,
+};
 use workflow_runtime::handlers::Handlers;
 use workflow_runtime::host::{HealthStatus, Runner, Schedule, WorkflowHost};
 use workflow_runtime::prelude::*;
 use workflow_runtime::{StepError, StepFailure};
 
+use crate::bank::Bank;
+pub use crate::bank::PaymentError;
 use crate::orders::{self, Item, Order, OrderStore, Status, StoreError, order_total};
 use crate::worker::{HealthMonitor, MetricsCollector};
 
@@ -58,6 +69,9 @@ pub struct CreateOrderRequest {
 pub struct ProcessPayment {
     order: Order,
     method: String,
+    /// The payment step's idempotency key: the same on every attempt and
+    /// after a restart, so the bank charges the order once.
+    key: String,
 }
 
 /// The `send confirmation` handler's request.
@@ -71,10 +85,12 @@ pub struct Placed {
 }
 
 /// The create-order workflow: the order is inserted in the step's
-/// transaction, committed with its journal row; payment and notification
-/// go through the typed handlers.
+/// transaction, committed with its journal row, and cancelled by the
+/// step's compensation if the run fails before it is paid; payment and
+/// notification go through the typed handlers.
 pub struct CreateOrder {
     handlers: Handlers,
+    store: OrderStore,
 }
 
 /// Creates, pays and confirms an order.
@@ -85,7 +101,7 @@ impl CreateOrder {
         req
     }
 
-    #[step(when = "create order", transactional)]
+    #[step(when = "create order", transactional, compensate = cancel)]
     async fn create(
         &self,
         tx: &mut SqliteTx,
@@ -102,11 +118,12 @@ impl CreateOrder {
         when = "process payment",
         retry(max_attempts = 3, backoff = "50ms", filter = is_transient)
     )]
-    async fn pay(&self, placed: Placed) -> Result<Order, StepError> {
+    async fn pay(&self, step: &StepCtx, placed: Placed) -> Result<Order, StepError> {
         self.handlers
             .call(ProcessPayment {
                 order: placed.order,
                 method: placed.method,
+                key: step.key(),
             })
             .await
     }
@@ -120,30 +137,22 @@ impl CreateOrder {
     fn completed(&self, order: &Order) -> bool {
         order.status == Status::Confirmed
     }
-}
 
-/// Why a payment failed; only transient failures are retried.
-#[derive(Debug)]
-pub struct PaymentError {
-    reason: &'static str,
-    transient: bool,
-}
-
-impl PaymentError {
-    /// The card was declined: final, and the client's to act on.
-    pub const DECLINED: PaymentError = PaymentError {
-        reason: "card declined",
-        transient: false,
-    };
-}
-
-impl std::fmt::Display for PaymentError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "payment failed: {}", self.reason)
+    /// Undoes `create order` once a later step failed for good. An unpaid
+    /// order is cancelled: left pending, the worker would charge a card
+    /// the client was told had failed. A paid one (the confirmation
+    /// failed) stays paid: undoing it would be a refund, not a cancel.
+    #[compensation(retry(max_attempts = 3, backoff = "50ms"))]
+    async fn cancel(&self, placed: Placed) -> Result<(), StoreError> {
+        let id = placed.order.id;
+        if self.store.cancel_pending(id).await? {
+            tracing::info!(order = id, "order cancelled: its payment failed");
+        } else {
+            tracing::warn!(order = id, "order not cancelled: it is no longer pending");
+        }
+        Ok(())
     }
 }
-
-impl std::error::Error for PaymentError {}
 
 /// The notification service is unreachable.
 #[derive(Debug)]
@@ -255,6 +264,7 @@ pub struct App {
     /// The host of the recurring workflows, until `serve` runs it.
     host: Arc<std::sync::Mutex<Option<WorkflowHost>>>,
     store: OrderStore,
+    bank: Bank,
     notifications_down: Arc<AtomicBool>,
     metrics: PrometheusHandle,
 }
@@ -280,23 +290,24 @@ impl App {
         let sqlite = SqliteStore::open(SqliteOptions::new(&config.database)).await?;
         let store = OrderStore::from_pool(sqlite.pool().clone()).await?;
         let notifications_down = Arc::new(AtomicBool::new(false));
+        let bank = Bank::new();
         let handlers = {
             let (pay, notify) = (store.clone(), store.clone());
-            let down = notifications_down.clone();
+            let (down, payments) = (notifications_down.clone(), bank.clone());
             let latency = config.payment_latency;
             Handlers::builder()
                 .register(move |req: ProcessPayment| {
-                    let store = pay.clone();
+                    let (store, bank) = (pay.clone(), payments.clone());
                     async move {
                         tokio::time::sleep(latency).await;
-                        if req.method == "declined-card" {
-                            return Err(StepError::new(PaymentError::DECLINED));
-                        }
                         let mut order = req.order;
+                        let charge = bank
+                            .charge(&req.key, order.id, order.total_cents, &req.method)
+                            .map_err(StepError::new)?;
                         order.status = Status::Paid;
-                        order.payment_id = Some(format!("tx-{}", order.id));
+                        order.payment_id = Some(charge.id);
                         store.update(&order).await.map_err(StepError::new)?;
-                        Ok(order)
+                        Ok::<_, StepError>(order)
                     }
                 })
                 .register(move |SendConfirmation(mut order): SendConfirmation| {
@@ -326,6 +337,7 @@ impl App {
             .store(Store::new(sqlite))
             .durable(CreateOrder {
                 handlers: handlers.clone(),
+                store: store.clone(),
             })
             .recurring_every(
                 HealthMonitor {
@@ -355,6 +367,7 @@ impl App {
             runner,
             host: Arc::new(std::sync::Mutex::new(Some(host))),
             store,
+            bank,
             notifications_down,
             metrics: prometheus(),
         })
@@ -374,6 +387,12 @@ impl App {
     /// The store, for inspection.
     pub fn store(&self) -> &OrderStore {
         &self.store
+    }
+
+    /// The (simulated) bank the payments go to: what it was asked, with
+    /// which keys, and what it charged.
+    pub fn bank(&self) -> &Bank {
+        &self.bank
     }
 
     /// The HTTP routes.
@@ -477,7 +496,9 @@ fn validate(req: &CreateOrderRequest) -> Result<(), String> {
 
 fn is_transient(failure: &StepFailure) -> bool {
     match failure {
-        StepFailure::Error(e) => e.downcast_ref::<PaymentError>().is_none_or(|p| p.transient),
+        StepFailure::Error(e) => e
+            .downcast_ref::<PaymentError>()
+            .is_none_or(PaymentError::is_transient),
         _ => true,
     }
 }
@@ -561,7 +582,12 @@ async fn create_order(
             }
             created
         }
-        Err(DurableError::Failed { step, error, .. }) => {
+        // A failed compensation lands here too: its error ends with the
+        // compensation's failure, so it answers 500, never 402.
+        Err(
+            DurableError::Failed { step, error, .. }
+            | DurableError::CompensationFailed { step, error, .. },
+        ) => {
             // The journal keeps a failure as its message; the run's last
             // error says which kind it was.
             let circuit_open = error.ends_with(

@@ -26,6 +26,9 @@ pub enum Status {
     Paid,
     /// Paid and confirmed to the customer.
     Confirmed,
+    /// Never paid, and never to be: its payment failed for good. Nothing
+    /// charges a cancelled order (the worker pays only pending ones).
+    Cancelled,
 }
 
 impl Status {
@@ -35,6 +38,7 @@ impl Status {
             Status::Pending => "pending",
             Status::Paid => "paid",
             Status::Confirmed => "confirmed",
+            Status::Cancelled => "cancelled",
         }
     }
 
@@ -42,6 +46,7 @@ impl Status {
         match s {
             "paid" => Status::Paid,
             "confirmed" => Status::Confirmed,
+            "cancelled" => Status::Cancelled,
             _ => Status::Pending,
         }
     }
@@ -210,6 +215,19 @@ impl OrderStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Cancels the order with `id` if it is still pending; whether it did.
+    /// A paid order is left as it is: cancelling it would need a refund.
+    pub async fn cancel_pending(&self, id: i64) -> Result<bool, StoreError> {
+        let cancelled = sqlx::query(
+            "UPDATE orders SET status = 'cancelled' WHERE id = ?1 AND status = 'pending'",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(cancelled == 1)
     }
 
     /// The order with `id`, if any.

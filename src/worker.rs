@@ -193,7 +193,8 @@ impl PayOrder {
 /// Finds the pending orders and pays each with a durable [`PayOrder`]
 /// run whose id is the order's: a run a killed worker left unfinished is
 /// the run the next pass starts (and the host resumes), never a second
-/// payment.
+/// payment. Only `pending` orders: one the order API cancelled, its card
+/// declined, is never charged.
 pub struct PendingOrderProcessor {
     /// The orders.
     pub store: OrderStore,

@@ -337,15 +337,16 @@ async fn a_missing_handler_is_reported_when_the_host_is_built() {
     assert_eq!(order, Order(3));
 }
 
+/// Faults (panics) on its first four runs: the system failing.
 struct Flaky(Arc<AtomicU32>);
 
 #[workflow]
 impl Flaky {
     #[step(given = "a try")]
-    fn attempt(&self) -> Result<u32, std::fmt::Error> {
+    fn attempt(&self) -> u32 {
         match self.0.fetch_add(1, Ordering::SeqCst) {
-            0..=3 => Err(std::fmt::Error),
-            n => Ok(n),
+            0..=3 => panic!("the try fell over"),
+            n => n,
         }
     }
 }
@@ -387,6 +388,49 @@ async fn health_degrades_then_turns_unhealthy_and_recovers() {
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["status"], "healthy");
     assert_eq!(json["workflows"][0]["consecutive_failures"], 0);
+    assert_eq!(json["workflows"][0]["consecutive_faults"], 0);
+}
+
+/// Refuses its first four runs with a step error: the business saying no.
+struct Refusing(Arc<AtomicU32>);
+
+#[workflow]
+impl Refusing {
+    #[step(given = "a card")]
+    fn charge(&self) -> Result<u32, Declined> {
+        match self.0.fetch_add(1, Ordering::SeqCst) {
+            0..=3 => Err(Declined),
+            n => Ok(n),
+        }
+    }
+}
+
+#[tokio::test]
+async fn step_errors_in_a_row_degrade_health_but_never_make_it_unhealthy() {
+    let runner = Runner::builder()
+        .register(Refusing(Arc::default()))
+        .unhealthy_after(3)
+        .build()
+        .unwrap();
+    let mut verdicts = Vec::new();
+    for _ in 0..5 {
+        let _ = runner.run_named("Refusing").await;
+        verdicts.push(runner.health().status);
+    }
+    use HealthStatus::*;
+    assert_eq!(verdicts, [Degraded, Degraded, Degraded, Degraded, Healthy]);
+    let report = runner.health();
+    let refusing = &report.workflows[0];
+    // Counted all the same.
+    assert_eq!((refusing.runs, refusing.failures), (5, 4));
+    let declined = refusing.last_failure.as_ref().unwrap();
+    assert!(
+        declined
+            .error
+            .as_deref()
+            .unwrap()
+            .ends_with("card declined")
+    );
 }
 
 // ---- ten thousand runs --------------------------------------------------

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{Value, json};
 use workflow_suite::order_api::{App, BODY_LIMIT, Config};
+use workflow_suite::orders::Status;
+use workflow_suite::worker::{Gateway, Worker, WorkerConfig};
 
 struct Server {
     base: String,
@@ -18,6 +20,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", self.db.display()));
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.gateway().display()));
         }
     }
 }
@@ -54,6 +57,30 @@ async fn start_with(config: Config) -> Server {
 }
 
 impl Server {
+    /// The worker's card gateway file, beside this server's orders.
+    fn gateway(&self) -> std::path::PathBuf {
+        self.db.with_extension("gateway.db")
+    }
+
+    /// One pass of the worker's `PendingOrderProcessor` over this server's
+    /// orders file, as the `worker` example runs it beside the API; the
+    /// worker's gateway, to see what it charged.
+    async fn worker_pass(&self) -> Gateway {
+        let config = WorkerConfig {
+            gateway: Some(self.gateway()),
+            gateway_latency: std::time::Duration::ZERO,
+            ..WorkerConfig::default()
+        };
+        let worker = Worker::open(&self.db, &config).await.unwrap();
+        worker
+            .host
+            .runner()
+            .run_named("PendingOrderProcessor")
+            .await
+            .unwrap();
+        worker.gateway
+    }
+
     async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.base))
@@ -137,15 +164,109 @@ async fn a_declined_payment_is_a_problem_naming_the_step_and_is_not_retried() {
             .as_str()
             .is_some_and(|id| id.len() == 36)
     );
-    // The order was created, then left pending.
+    // The order was created, then undone by its step's compensation.
     let stored = server.app.store().get(1).await.unwrap().unwrap();
-    assert_eq!(stored.status, workflow_suite::orders::Status::Pending);
+    assert_eq!(stored.status, Status::Cancelled);
+    assert_eq!(server.app.bank().requests().len(), 1);
     // A declined card is not transient: the retry filter lets it through.
     let metrics = server.get("/metrics").await.text().await.unwrap();
     assert!(
         !metrics
             .contains("workflow_retries_total{workflow=\"CreateOrder\",step=\"process payment\"}")
     );
+}
+
+/// The bug: a declined card answered 402 but left its order `pending`, and
+/// the worker, over the same file, then charged it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_card_leaves_no_order_the_worker_charges() {
+    let server = start().await;
+    let response = server.post_order("declined-card").await;
+    assert_eq!(response.status(), 402);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["title"], "payment declined");
+
+    let gateway = server.worker_pass().await;
+    assert_eq!(
+        gateway.charges().await.unwrap(),
+        [],
+        "the worker charged the declined order"
+    );
+    assert_eq!(gateway.requests().await.unwrap(), 0);
+    // Undone, in a status the worker does not select, and it stays so.
+    let order = server.app.store().get(1).await.unwrap().unwrap();
+    assert_eq!(order.status, Status::Cancelled);
+    assert_eq!(order.payment_id, None);
+    assert!(server.app.store().pending().await.unwrap().is_empty());
+    server.worker_pass().await;
+    assert_eq!(gateway.charges().await.unwrap(), []);
+}
+
+/// The payment carries its step's idempotency key: the bank's answer to the
+/// first attempt is lost after it charged, the retry asks again with the
+/// same key and gets that charge back, and the card is charged once.
+#[tokio::test]
+async fn the_payment_carries_the_step_key_and_a_retry_charges_once() {
+    let server = start().await;
+    server.app.bank().lose_answers(1);
+    let response = server
+        .client
+        .post(format!("{}/api/orders", server.base))
+        .header("idempotency-key", "k-pay")
+        .json(&order("card"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let run = response.headers()["x-correlation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let created: Value = response.json().await.unwrap();
+
+    let requests = server.app.bank().requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    // The durable step's key: the run's id and the step's place in it,
+    // the same on both attempts.
+    assert!(
+        requests[0].key.starts_with(&format!("{run}/")),
+        "{requests:?}"
+    );
+    assert_eq!(requests[0].key, requests[1].key);
+    let charges = server.app.bank().charges();
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    assert_eq!(charges[0].order, created["id"].as_i64().unwrap());
+    assert_eq!(created["payment_id"], charges[0].id.as_str());
+    assert_eq!(created["status"], "confirmed");
+}
+
+/// Declined cards are the customers' business, not the service failing:
+/// three in a row left the host unhealthy and `/health` answering 503.
+#[tokio::test]
+async fn three_declined_cards_in_a_row_leave_the_host_healthy() {
+    let server = start().await;
+    for _ in 0..3 {
+        assert_eq!(server.post_order("declined-card").await.status(), 402);
+    }
+    let health = server.get("/health").await;
+    assert_eq!(health.status(), 200);
+    let health: Value = health.json().await.unwrap();
+    // Degraded, the last run having failed; counted, not a fault.
+    assert_eq!(health["status"], "degraded", "{health}");
+    let create = &health["workflows"][0];
+    assert_eq!(create["name"], "CreateOrder");
+    assert_eq!(create["consecutive_failures"], 3, "{health}");
+    assert_eq!(create["consecutive_faults"], 0, "{health}");
+    assert_eq!(health["durable"]["counts"]["failed"], 3, "{health}");
+
+    // A fourth declined card is still the client's to fix, and a good
+    // card still gets its order.
+    assert_eq!(server.post_order("declined-card").await.status(), 402);
+    assert_eq!(server.post_order("card").await.status(), 201);
+    let health = server.get("/health").await;
+    assert_eq!(health.status(), 200);
+    let health: Value = health.json().await.unwrap();
+    assert_eq!(health["status"], "healthy", "{health}");
 }
 
 #[tokio::test]

@@ -177,6 +177,20 @@ pub enum WorkflowError {
 }
 
 impl WorkflowError {
+    /// Whether the system faulted (a step panicked or timed out) rather
+    /// than the workflow failing on its own terms (a step returned its
+    /// error, such as a declined card, or an assertion did not hold). A
+    /// failed compensation is judged by the failure that started it.
+    pub(crate) fn is_fault(&self) -> bool {
+        match self {
+            WorkflowError::Panicked { .. } | WorkflowError::TimedOut { .. } => true,
+            WorkflowError::CompensationFailed { cause, .. } => cause.is_fault(),
+            WorkflowError::Failed { .. }
+            | WorkflowError::Assertion { .. }
+            | WorkflowError::Cancelled { .. } => false,
+        }
+    }
+
     /// The step the error is about: for a failed compensation, the step
     /// whose failure started compensating.
     ///

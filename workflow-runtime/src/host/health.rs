@@ -1,5 +1,11 @@
 //! Health: each workflow's last run, last failure and failures in a row,
 //! the circuit breakers' states, and one verdict.
+//!
+//! A run that fails on its own terms (a step's error, such as a declined
+//! card) is the business working: it degrades the verdict while it is the
+//! latest, and is counted, but only faults (panics, timeouts) in a row make
+//! a workflow unhealthy. Otherwise any client could take a service out of
+//! its load balancer with a few bad requests.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,9 +29,12 @@ pub enum RunOutcome {
 
 /// The overall verdict.
 ///
-/// - `Unhealthy`: a workflow failed `unhealthy_after` runs in a row
-///   (default 3), or a circuit breaker is open;
-/// - `Degraded`: a workflow's last run failed, or a breaker is half-open;
+/// - `Unhealthy`: a workflow faulted (a step panicked or timed out)
+///   `unhealthy_after` runs in a row (default 3), or a circuit breaker is
+///   open;
+/// - `Degraded`: a workflow's last run failed, however it failed (a step's
+///   own error, such as a declined card, included), or a breaker is
+///   half-open;
 /// - `Healthy`: otherwise (and before anything ran).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -76,6 +85,11 @@ pub struct WorkflowHealth {
     pub last_failure: Option<RunInfo>,
     /// Failed runs since the last one that passed.
     pub consecutive_failures: u32,
+    /// Faulted runs (a step panicked or timed out) since the last run that
+    /// did not fault: what makes the workflow unhealthy. A run that failed
+    /// on its own terms, a step returning its error, ends the streak: the
+    /// system did its job.
+    pub consecutive_faults: u32,
     /// Runs so far.
     pub runs: u64,
     /// Failed runs so far.
@@ -158,6 +172,7 @@ impl Health {
         duration: Duration,
         outcome: RunOutcome,
         error: Option<String>,
+        fault: bool,
     ) {
         let run = RunInfo {
             at_unix_ms: started
@@ -181,6 +196,7 @@ impl Health {
                     last_run: None,
                     last_failure: None,
                     consecutive_failures: 0,
+                    consecutive_faults: 0,
                     runs: 0,
                     failures: 0,
                 },
@@ -191,10 +207,18 @@ impl Health {
         };
         entry.runs += 1;
         match outcome {
-            RunOutcome::Passed => entry.consecutive_failures = 0,
+            RunOutcome::Passed => {
+                entry.consecutive_failures = 0;
+                entry.consecutive_faults = 0;
+            }
             RunOutcome::Failed => {
                 entry.failures += 1;
                 entry.consecutive_failures += 1;
+                entry.consecutive_faults = if fault {
+                    entry.consecutive_faults + 1
+                } else {
+                    0
+                };
                 entry.last_failure = Some(run.clone());
             }
             RunOutcome::Cancelled => {}
@@ -223,10 +247,14 @@ impl Health {
                 }
             })
             .collect();
-        let workflow_status = workflows.iter().map(|w| match w.consecutive_failures {
-            0 => HealthStatus::Healthy,
-            n if n >= self.unhealthy_after => HealthStatus::Unhealthy,
-            _ => HealthStatus::Degraded,
+        let workflow_status = workflows.iter().map(|w| {
+            if w.consecutive_faults >= self.unhealthy_after {
+                HealthStatus::Unhealthy
+            } else if w.consecutive_failures > 0 {
+                HealthStatus::Degraded
+            } else {
+                HealthStatus::Healthy
+            }
         });
         let breaker_status = breakers_now.iter().map(|b| match b.state() {
             CircuitState::Closed => HealthStatus::Healthy,
@@ -243,5 +271,111 @@ impl Health {
             breakers,
             checks: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{StepError, StepInfo, StepKind, WorkflowError};
+
+    fn step(title: &'static str) -> StepInfo {
+        StepInfo::new("Orders", StepKind::When, title)
+    }
+
+    fn declined() -> WorkflowError {
+        WorkflowError::Failed {
+            step: step("charge card"),
+            error: StepError::new(std::io::Error::other("card declined")),
+        }
+    }
+
+    fn panicked() -> WorkflowError {
+        WorkflowError::Panicked {
+            step: step("charge card"),
+            message: Arc::from("index out of bounds"),
+        }
+    }
+
+    fn timed_out() -> WorkflowError {
+        WorkflowError::TimedOut {
+            step: step("charge card"),
+            after: Duration::from_secs(2),
+        }
+    }
+
+    /// Records one run of "Orders" and returns the verdict after it.
+    fn run(health: &Health, outcome: Result<(), WorkflowError>) -> HealthStatus {
+        let (outcome, error, fault) = match outcome {
+            Ok(()) => (RunOutcome::Passed, None, false),
+            Err(e) => (RunOutcome::Failed, Some(e.to_string()), e.is_fault()),
+        };
+        health.record(
+            "Orders",
+            SystemTime::now(),
+            Duration::ZERO,
+            outcome,
+            error,
+            fault,
+        );
+        health.report(&Breakers::new()).status
+    }
+
+    #[test]
+    fn business_failures_in_a_row_degrade_but_never_make_a_workflow_unhealthy() {
+        let health = Health::new(3);
+        let verdicts: Vec<_> = (0..5).map(|_| run(&health, Err(declined()))).collect();
+        assert_eq!(verdicts, [HealthStatus::Degraded; 5]);
+        let report = health.report(&Breakers::new());
+        let orders = &report.workflows[0];
+        assert_eq!(
+            (
+                orders.failures,
+                orders.consecutive_failures,
+                orders.consecutive_faults
+            ),
+            (5, 5, 0)
+        );
+        assert_eq!(run(&health, Ok(())), HealthStatus::Healthy);
+    }
+
+    #[test]
+    fn faults_in_a_row_make_a_workflow_unhealthy_until_a_run_does_not_fault() {
+        let health = Health::new(3);
+        assert_eq!(run(&health, Err(panicked())), HealthStatus::Degraded);
+        assert_eq!(run(&health, Err(timed_out())), HealthStatus::Degraded);
+        // The system did its job on this one: the streak starts again.
+        assert_eq!(run(&health, Err(declined())), HealthStatus::Degraded);
+        let verdicts: Vec<_> = [panicked(), timed_out(), panicked()]
+            .into_iter()
+            .map(|e| run(&health, Err(e)))
+            .collect();
+        use HealthStatus::*;
+        assert_eq!(verdicts, [Degraded, Degraded, Unhealthy]);
+        assert_eq!(
+            health.report(&Breakers::new()).workflows[0].consecutive_faults,
+            3
+        );
+        assert_eq!(run(&health, Ok(())), Healthy);
+        assert_eq!(
+            health.report(&Breakers::new()).workflows[0].consecutive_faults,
+            0
+        );
+    }
+
+    #[test]
+    fn a_fault_is_a_panic_or_a_timeout_and_a_failed_compensation_is_judged_by_its_cause() {
+        assert!(!declined().is_fault());
+        assert!(!WorkflowError::Assertion { step: step("paid") }.is_fault());
+        assert!(panicked().is_fault());
+        assert!(timed_out().is_fault());
+        let compensation = |cause: WorkflowError| WorkflowError::CompensationFailed {
+            cause: Box::new(cause),
+            failure: Box::new(panicked()),
+        };
+        assert!(!compensation(declined()).is_fault());
+        assert!(compensation(timed_out()).is_fault());
     }
 }

@@ -606,8 +606,9 @@ impl HostBuilder {
         self
     }
 
-    /// Failed runs in a row that make a workflow unhealthy (see
-    /// [`RunnerBuilder::unhealthy_after`]).
+    /// Faulted runs in a row (a step panicked or timed out) that make a
+    /// workflow unhealthy; a step's own error only degrades it (see
+    /// [`HealthStatus`] and [`RunnerBuilder::unhealthy_after`]).
     ///
     /// ```
     /// use workflow_runtime::host::WorkflowHost;

@@ -579,7 +579,10 @@ impl RunnerBuilder {
         self
     }
 
-    /// Failed runs in a row that make a workflow unhealthy (default 3).
+    /// Faulted runs in a row (a step panicked or timed out, or the run
+    /// panicked) that make a workflow unhealthy (default 3). A run that
+    /// fails on its own terms (a step's error, an assertion) only degrades
+    /// it: a few bad requests must not take a service out of its balancer.
     ///
     /// ```
     /// use workflow_runtime::host::Runner;
@@ -1167,15 +1170,28 @@ impl Runner {
         }
         .instrument(span.clone())
         .await;
-        let (outcome, error) = match &tracked {
-            Tracked::Done(Ok(_)) => (RunOutcome::Passed, None),
+        // A durable run its journal could not record is driven again: it
+        // was interrupted, not failed, and counts as such.
+        let interrupted = |e: &WorkflowError| match (e, ctx.run_journal()) {
+            (WorkflowError::Failed { error, .. }, Some(journal)) => journal.fault(error).is_some(),
+            _ => false,
+        };
+        let (outcome, error, fault) = match &tracked {
+            Tracked::Done(Ok(_)) => (RunOutcome::Passed, None, false),
             Tracked::Done(Err(WorkflowError::Cancelled { .. })) => {
-                (RunOutcome::Cancelled, Some("cancelled".to_owned()))
+                (RunOutcome::Cancelled, Some("cancelled".to_owned()), false)
             }
-            Tracked::Done(Err(e)) => (RunOutcome::Failed, Some(e.to_string())),
-            Tracked::Panicked(message) => {
-                (RunOutcome::Failed, Some(format!("panicked: {message}")))
-            }
+            Tracked::Done(Err(e)) if interrupted(e) => (
+                RunOutcome::Cancelled,
+                Some(format!("interrupted: {e}")),
+                false,
+            ),
+            Tracked::Done(Err(e)) => (RunOutcome::Failed, Some(e.to_string()), e.is_fault()),
+            Tracked::Panicked(message) => (
+                RunOutcome::Failed,
+                Some(format!("panicked: {message}")),
+                true,
+            ),
         };
         span.record(
             "otel.status_code",
@@ -1185,7 +1201,7 @@ impl Runner {
                 "ERROR"
             },
         );
-        guard.finish(outcome, error);
+        guard.finish(outcome, error, fault);
         ctx.finish();
         tracked
     }
@@ -1204,7 +1220,7 @@ struct RunGuard<'r> {
 }
 
 impl RunGuard<'_> {
-    fn finish(&mut self, outcome: RunOutcome, error: Option<String>) {
+    fn finish(&mut self, outcome: RunOutcome, error: Option<String>, fault: bool) {
         self.done = true;
         let counters = &self.runner.inner.counters;
         match outcome {
@@ -1219,6 +1235,7 @@ impl RunGuard<'_> {
             self.started.elapsed(),
             outcome,
             error,
+            fault,
         );
     }
 }
@@ -1226,7 +1243,7 @@ impl RunGuard<'_> {
 impl Drop for RunGuard<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.finish(RunOutcome::Cancelled, Some("cancelled".to_owned()));
+            self.finish(RunOutcome::Cancelled, Some("cancelled".to_owned()), false);
         }
     }
 }
