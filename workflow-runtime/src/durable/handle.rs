@@ -68,6 +68,16 @@ pub enum DurableError {
         /// Why.
         reason: String,
     },
+    /// The run is parked: nobody could make progress on it (its journal
+    /// failed it past the runner's bound, or a row does not read back).
+    /// [`Runner::resume_parked`](crate::host::Runner::resume_parked) puts
+    /// it back once the cause is fixed.
+    Stuck {
+        /// The run.
+        run: String,
+        /// Why.
+        reason: String,
+    },
     /// The runner stopped (shut down) before the run ended; the run is
     /// still in the journal and resumes when a runner opens the store.
     Stopped {
@@ -106,6 +116,9 @@ impl fmt::Display for DurableError {
             }
             DurableError::Incompatible { run, reason } => {
                 write!(f, "run \"{run}\" is incompatible with this code: {reason}")
+            }
+            DurableError::Stuck { run, reason } => {
+                write!(f, "run \"{run}\" is parked as stuck: {reason}")
             }
             DurableError::Stopped { run } => write!(
                 f,
@@ -234,6 +247,10 @@ impl<T> RunHandle<T> {
                 error: run.error.unwrap_or_default(),
             }),
             RunStatus::Incompatible => Err(DurableError::Incompatible {
+                run: self.id,
+                reason: run.error.unwrap_or_default(),
+            }),
+            RunStatus::Stuck => Err(DurableError::Stuck {
                 run: self.id,
                 reason: run.error.unwrap_or_default(),
             }),

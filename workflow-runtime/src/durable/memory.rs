@@ -167,6 +167,23 @@ impl Backend for MemoryStore {
         Box::pin(std::future::ready(Ok(running)))
     }
 
+    fn unpark<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let mut runs = self.lock();
+        let parked = match runs.get_mut(run) {
+            Some(entry)
+                if matches!(entry.run.status, RunStatus::Stuck | RunStatus::Incompatible) =>
+            {
+                entry.run.status = RunStatus::Running;
+                entry.run.error = None;
+                entry.run.failed_step = None;
+                entry.run.updated_ms = now_ms();
+                true
+            }
+            _ => false,
+        };
+        Box::pin(std::future::ready(Ok(parked)))
+    }
+
     fn counts_by_workflow(&self, _: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
         let mut counts = WorkflowCounts::new();
         for entry in self.lock().values() {

@@ -31,6 +31,11 @@ pub enum RunStatus {
     /// Its definition's fingerprint no longer matches the code: parked,
     /// never replayed silently.
     Incompatible,
+    /// Parked because nobody could make progress on it: its journal failed
+    /// it again and again past the runner's bound, or one of its rows does
+    /// not read back. The error says why; a person resumes it
+    /// ([`Runner::resume_parked`](crate::host::Runner::resume_parked)).
+    Stuck,
 }
 
 impl RunStatus {
@@ -47,6 +52,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::CompensationFailed => "compensation_failed",
             RunStatus::Incompatible => "incompatible",
+            RunStatus::Stuck => "stuck",
         }
     }
 
@@ -63,11 +69,13 @@ impl RunStatus {
             "failed" => RunStatus::Failed,
             "compensation_failed" => RunStatus::CompensationFailed,
             "incompatible" => RunStatus::Incompatible,
+            "stuck" => RunStatus::Stuck,
             _ => return None,
         })
     }
 
-    /// Whether a runner will never touch the run again.
+    /// Whether a runner will never touch the run again (parked runs wait
+    /// for a person to resume them).
     ///
     /// ```
     /// # use workflow_runtime::durable::RunStatus;
@@ -279,6 +287,8 @@ pub enum RunEnd {
     },
     /// Parked: the code no longer matches the journal.
     Incompatible(String),
+    /// Parked: nobody could make progress on it, for this reason.
+    Stuck(String),
 }
 
 /// A row that does not read back as a journal row: the run, and why.
@@ -332,6 +342,8 @@ pub struct RunCounts {
     pub compensation_failed: u64,
     /// Runs parked because their definition changed.
     pub incompatible: u64,
+    /// Runs parked because nobody could make progress on them.
+    pub stuck: u64,
     /// When the oldest unfinished run started (ms since the Unix epoch).
     pub oldest_running_ms: Option<i64>,
     /// On a store with leases: running runs no live lease holds, waiting
@@ -375,6 +387,7 @@ impl RunCounts {
             RunStatus::Failed => self.failed += n,
             RunStatus::CompensationFailed => self.compensation_failed += n,
             RunStatus::Incompatible => self.incompatible += n,
+            RunStatus::Stuck => self.stuck += n,
         }
     }
 
@@ -385,6 +398,7 @@ impl RunCounts {
         self.failed += other.failed;
         self.compensation_failed += other.compensation_failed;
         self.incompatible += other.incompatible;
+        self.stuck += other.stuck;
         self.waiting += other.waiting;
         self.oldest_running_ms = earliest(self.oldest_running_ms, other.oldest_running_ms);
         self.oldest_waiting_ms = earliest(self.oldest_waiting_ms, other.oldest_waiting_ms);
@@ -407,6 +421,7 @@ impl RunEnd {
                 step.as_deref(),
             ),
             RunEnd::Incompatible(why) => (RunStatus::Incompatible, None, Some(why), None),
+            RunEnd::Stuck(why) => (RunStatus::Stuck, None, Some(why), None),
         }
     }
 }
@@ -557,8 +572,21 @@ pub trait Backend: Send + Sync + 'static {
         end: &'a RunEnd,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
-    /// Every running run, oldest first.
+    /// Every running run, oldest first. A row that does not read back is
+    /// parked [`RunStatus::Stuck`] with why, not returned: one bad row
+    /// must not keep every other run from resuming.
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>>;
+
+    /// Puts a parked run ([`RunStatus::Stuck`] or
+    /// [`RunStatus::Incompatible`]) back to running, unclaimed, its error
+    /// cleared and its journal kept; whether it was parked.
+    fn unpark<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = run;
+        Box::pin(std::future::ready(Err(StoreError::Unsupported {
+            store: self.describe(),
+            what: "this store cannot resume parked runs".to_owned(),
+        })))
+    }
 
     /// Runs per status, for each workflow with runs in the store; a
     /// running run whose lease ran out before `now_ms` counts as waiting.

@@ -64,6 +64,10 @@ impl<W: Durable> DurableEntry for DurableDef<W> {
                     Driven::End(end) => break end,
                     Driven::Stopped => return,
                     Driven::Again(why) => {
+                        if let Some(spent) = pause.spent(&runner) {
+                            tracing::error!(run = %row.id, workflow = W::NAME, %why, "{spent}: parking the run as stuck");
+                            break RunEnd::Stuck(format!("{spent}; last: {why}"));
+                        }
                         tracing::warn!(run = %row.id, workflow = W::NAME, %why, "durable run interrupted; driving it again");
                         if !pause.wait(&runner).await {
                             return;
@@ -103,18 +107,41 @@ impl<W: Durable> DurableEntry for DurableDef<W> {
 const RESUME_BATCH: u32 = 64;
 
 /// Growing waits between attempts to drive a run again, cut short when the
-/// runner stops.
-struct Pause(std::time::Duration);
+/// runner stops, and bounded: past the runner's limit the run is parked.
+struct Pause {
+    wait: std::time::Duration,
+    again: u32,
+    since: Option<tokio::time::Instant>,
+}
 
 impl Pause {
     fn new() -> Self {
-        Pause(std::time::Duration::from_millis(50))
+        Pause {
+            wait: std::time::Duration::from_millis(50),
+            again: 0,
+            since: None,
+        }
+    }
+
+    /// Counts one more drive the journal failed: why the run is parked
+    /// when that is past the runner's limit.
+    fn spent(&mut self, runner: &Runner) -> Option<String> {
+        let (times, within) = runner.redrive_limit();
+        let since = *self.since.get_or_insert_with(tokio::time::Instant::now);
+        self.again += 1;
+        (self.again > times || since.elapsed() > within).then(|| {
+            format!(
+                "driven again {} times over {:?} without getting past the journal's failure",
+                self.again - 1,
+                since.elapsed()
+            )
+        })
     }
 
     /// Waits; false when the runner is stopping instead.
     async fn wait(&mut self, runner: &Runner) -> bool {
-        let wait = self.0;
-        self.0 = (self.0 * 2).min(std::time::Duration::from_secs(5));
+        let wait = self.wait;
+        self.wait = (self.wait * 2).min(std::time::Duration::from_secs(5));
         tokio::select! {
             () = tokio::time::sleep(wait) => true,
             () = runner.stopping().cancelled() => false,
@@ -181,6 +208,11 @@ async fn run_to_end<W: Durable>(
         store.backend().failures(&row.id).await,
     ) {
         (Ok(done), Ok(failed)) => (done, failed),
+        // A row that does not read back will not on the next drive either.
+        (Err(error @ StoreError::Corrupt { .. }), _)
+        | (_, Err(error @ StoreError::Corrupt { .. })) => {
+            return Driven::End(RunEnd::Stuck(format!("in {}: {error}", store.describe())));
+        }
         (Err(error), _) | (_, Err(error)) => return Driven::Again(error.to_string()),
     };
     let journal = Arc::new(Journal::new(
@@ -258,7 +290,7 @@ async fn run_to_end<W: Durable>(
             return Driven::Stopped;
         }
         Some(StoreError::Corrupt { .. }) => {
-            return Driven::End(RunEnd::Incompatible(format!(
+            return Driven::End(RunEnd::Stuck(format!(
                 "in {}: {}",
                 store.describe(),
                 journal_error(&error)
@@ -372,7 +404,7 @@ impl InFlight {
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct DurableHealth {
-    /// Healthy; degraded when runs are parked as incompatible or their
+    /// Healthy; degraded when runs are parked (incompatible or stuck) or their
     /// compensation failed (they wait for a person); unhealthy when the
     /// store cannot be read.
     pub status: super::HealthStatus,
@@ -527,6 +559,66 @@ impl Runner {
         Ok(resumed)
     }
 
+    /// Puts a parked run back to work once its cause is fixed: a run
+    /// parked [`Stuck`](RunStatus::Stuck) (its journal failed it past the
+    /// runner's bound, a row did not read back) or
+    /// [`Incompatible`](RunStatus::Incompatible) (journaled by a definition
+    /// this runner now registers again). It resumes from its journal, here
+    /// or, on a shared store, on whichever worker claims it. False when
+    /// the run was not parked.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::durable::Store;
+    /// # use workflow_runtime::host::Runner;
+    /// # struct Ping;
+    /// # #[workflow(durable)] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().store(Store::memory()).durable(Ping).build().unwrap();
+    /// runner.start(&Ping::ID, "p-1", ()).await.unwrap().result().await.unwrap();
+    /// // Completed runs are not parked: nothing to put back.
+    /// assert!(!runner.resume_parked("p-1").await.unwrap());
+    /// # }
+    /// ```
+    pub async fn resume_parked(&self, run_id: &str) -> Result<bool, DurableError> {
+        let store = self.store().ok_or(DurableError::NoStore)?;
+        let row = store
+            .backend()
+            .run(run_id)
+            .await?
+            .ok_or_else(|| DurableError::Store(StoreError::NoSuchRun(run_id.to_owned())))?;
+        if !matches!(row.status, RunStatus::Stuck | RunStatus::Incompatible) {
+            return Ok(false);
+        }
+        let refused = |reason: String| DurableError::Incompatible {
+            run: row.id.clone(),
+            reason,
+        };
+        let Some(entry) = self.durable_entry(&row.workflow) else {
+            return Err(refused(format!(
+                "workflow \"{}\" is not registered with this runner",
+                row.workflow
+            )));
+        };
+        if row.fingerprint != entry.fingerprint() {
+            return Err(refused(format!(
+                "its journal was written by definition {} of \"{}\", this runner registers {}",
+                row.fingerprint,
+                row.workflow,
+                entry.fingerprint()
+            )));
+        }
+        if !store.backend().unpark(run_id).await? {
+            return Ok(false);
+        }
+        if store.backend().leases() {
+            self.wake_worker();
+        } else if let Some(row) = store.backend().run(run_id).await? {
+            drop(self.drive(entry, row, None));
+        }
+        Ok(true)
+    }
+
     /// How many durable runs this process is driving now.
     ///
     /// ```
@@ -571,7 +663,7 @@ impl Runner {
                 // Parked runs and failed compensations wait for a person.
                 let parked = counts
                     .values()
-                    .any(|c| c.incompatible > 0 || c.compensation_failed > 0);
+                    .any(|c| c.incompatible > 0 || c.stuck > 0 || c.compensation_failed > 0);
                 let status = if parked {
                     super::HealthStatus::Degraded
                 } else {

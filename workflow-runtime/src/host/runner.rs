@@ -196,6 +196,9 @@ struct Durables {
     lease: std::time::Duration,
     /// How often an idle worker looks for runs to claim.
     poll: std::time::Duration,
+    /// How often, and for how long, a run the journal failed is driven
+    /// again before it is parked as stuck.
+    redrive: (u32, std::time::Duration),
     renewing: std::sync::atomic::AtomicBool,
     /// Per workflow: runs this instance claimed, and how many of them
     /// another instance had held before.
@@ -214,6 +217,7 @@ impl Default for Durables {
             instance: crate::context::execution_id().to_string(),
             lease: std::time::Duration::from_secs(30),
             poll: std::time::Duration::from_millis(100),
+            redrive: (10, std::time::Duration::from_secs(300)),
             renewing: std::sync::atomic::AtomicBool::new(false),
             claims: std::sync::Mutex::default(),
             wake: tokio::sync::Notify::new(),
@@ -350,6 +354,25 @@ impl RunnerBuilder {
     #[cfg(feature = "durable")]
     pub fn poll_every(mut self, every: std::time::Duration) -> Self {
         self.durable.poll = every;
+        self
+    }
+
+    /// How far a durable run whose journal failed it (a database that
+    /// does not answer, a write refused) is driven again from its journal:
+    /// at most `times` more drives, within `within` of the first failure
+    /// (default 10 times, 5 minutes). Past either, the run is parked
+    /// [`Stuck`](crate::durable::RunStatus::Stuck) with the last error,
+    /// which health shows, until [`Runner::resume_parked`] puts it back.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::host::Runner;
+    /// let runner = Runner::builder().redrive(3, Duration::from_secs(30)).build().unwrap();
+    /// # drop(runner);
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn redrive(mut self, times: u32, within: std::time::Duration) -> Self {
+        self.durable.redrive = (times, within);
         self
     }
 
@@ -1047,6 +1070,11 @@ impl Runner {
     #[cfg(feature = "durable")]
     pub(super) fn poll_every(&self) -> std::time::Duration {
         self.inner.durable.poll
+    }
+
+    #[cfg(feature = "durable")]
+    pub(super) fn redrive_limit(&self) -> (u32, std::time::Duration) {
+        self.inner.durable.redrive
     }
 
     /// Each durable workflow registered, with its definition's fingerprint.

@@ -227,6 +227,9 @@ impl Backend for CrashingStore {
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
         self.alive(move || self.inner.running())
     }
+    fn unpark<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.alive(move || self.inner.unpark(run))
+    }
     fn counts_by_workflow(&self, now_ms: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
         self.alive(move || self.inner.counts_by_workflow(now_ms))
     }
