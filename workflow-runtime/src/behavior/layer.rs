@@ -91,6 +91,15 @@ impl Layer {
         }
     }
 
+    /// Whether this layer may run the step again after a failed attempt.
+    pub(crate) fn runs_again(&self) -> bool {
+        match &self.kind {
+            Kind::Retry(_) => true,
+            Kind::Other(behavior) => behavior.runs_again(),
+            Kind::Timeout(_) | Kind::Breaker(_) => false,
+        }
+    }
+
     /// Whether the inline runner knows this layer.
     pub(crate) fn is_builtin(&self) -> bool {
         !matches!(self.kind, Kind::Other(_))

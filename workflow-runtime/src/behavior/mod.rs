@@ -98,6 +98,15 @@ pub type Attempted = Result<(), StepFailure>;
 pub trait Behavior: std::any::Any + Send + Sync {
     /// Runs around the rest of the stack: call `next.run().await` to run it.
     fn around<'a>(&'a self, step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted>;
+
+    /// Whether this behavior may run the rest of the stack again after an
+    /// attempt failed, as a retry does (false by default). A durable run
+    /// resumed after a step's journaled failed attempt hands that failure
+    /// on as final unless a behavior around the step says so; one that
+    /// does reads the journaled attempts from [`StepScope::resumed`].
+    fn runs_again(&self) -> bool {
+        false
+    }
 }
 
 /// What a durable run's journal says of a step's earlier attempts, when
@@ -138,6 +147,11 @@ impl Resumed {
     /// The last attempt's error, as journaled.
     pub fn error(&self) -> &str {
         &self.error
+    }
+
+    /// The earlier attempt's error, read back.
+    pub(crate) fn step_error(&self) -> crate::error::StepError {
+        crate::error::StepError::new(EarlierFailure(self.error.clone()))
     }
 
     /// The last attempt's failure, to end the step with when no attempt

@@ -304,6 +304,10 @@ impl Retry {
 }
 
 impl Behavior for Retry {
+    fn runs_again(&self) -> bool {
+        true
+    }
+
     fn around<'a>(&'a self, step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
         Box::pin(async move {
             let site = Site {

@@ -491,6 +491,17 @@ where
                 Place::Chain | Place::Inside { parent: None } => ctx.stack_for::<F::Output>(own),
                 Place::Inside { parent: Some(_) } => own,
             };
+            // Resumed after a journaled failed attempt that nothing around
+            // the step would have run again: that failure was final, though
+            // the process stopped before the run said so.
+            if let Some(earlier) = body.resumed()
+                && !stack.iter().any(crate::behavior::Layer::runs_again)
+            {
+                *this.phase = Phase::Done;
+                let id = ctx.next_step_id();
+                let failed = Ended::Replayed(Err(Failed::error(earlier.step_error())));
+                return Poll::Ready(self.end(started, id, active, failed));
+            }
             let id = ctx.next_step_id();
             let active = match active {
                 Some(mut active) => {
