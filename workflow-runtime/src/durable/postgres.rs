@@ -81,9 +81,13 @@ const CLAIMABLE_BY_LEASE: &str = "
 /// queries that use it stay `&'static str`.
 macro_rules! db_now_ms {
     () => {
-        "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+        "(extract(epoch from now()) * 1000)::bigint"
     };
 }
+
+/// Connections a store keeps for claiming and renewing leases, apart from
+/// the pool its steps use.
+const LEASE_CONNECTIONS: u32 = 2;
 
 /// The advisory lock migrations take: one number for this library.
 const MIGRATION_LOCK: i64 = 0x776f_726b_666c_6f77; // "workflow"
@@ -93,6 +97,11 @@ const MIGRATION_LOCK: i64 = 0x776f_726b_666c_6f77; // "workflow"
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Claims, renewals and releases have connections of their own: a
+    /// worker whose steps hold every connection of `pool` (transactional
+    /// steps, the application's queries) still renews its leases in time,
+    /// so a capacity above the pool's size never lets leases lapse.
+    leases: PgPool,
     /// The URL without its password, for messages.
     name: String,
 }
@@ -188,8 +197,12 @@ impl PostgresStore {
     /// # }
     /// ```
     pub async fn from_pool(pool: PgPool, url: &str) -> Result<Self, StoreError> {
+        let leases = PgPoolOptions::new()
+            .max_connections(LEASE_CONNECTIONS)
+            .connect_lazy_with((*pool.connect_options()).clone());
         let store = PostgresStore {
             pool,
+            leases,
             name: redact(url),
         };
         store.migrate().await?;
@@ -726,7 +739,7 @@ impl Backend for PostgresStore {
             .bind(names)
             .bind(fingerprints)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.leases)
             .await
             .map_err(|e| self.error(format!("claiming runs for {owner}"), e))?;
             rows.iter().map(|row| claimed(owner, row)).collect()
@@ -759,7 +772,7 @@ impl Backend for PostgresStore {
             .bind(owner)
             .bind(until_ms - now_ms)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.leases)
             .await
             .map_err(|e| self.error(format!("claiming run \"{id}\" for {owner}"), e))?;
             row.map(|row| claimed(owner, &row)).transpose()
@@ -783,7 +796,7 @@ impl Backend for PostgresStore {
             .bind(owner)
             .bind(until_ms - now_ms)
             .bind(runs)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.leases)
             .await
             .map_err(|e| self.error(format!("renewing the leases of {owner}"), e))?;
             Ok(held)
@@ -797,7 +810,7 @@ impl Backend for PostgresStore {
                  WHERE owner = $1 AND status = 'running'",
             )
             .bind(owner)
-            .execute(&self.pool)
+            .execute(&self.leases)
             .await
             .map_err(|e| self.error(format!("releasing the leases of {owner}"), e))?;
             Ok(done.rows_affected())

@@ -1,0 +1,271 @@
+//! Leases on PostgreSQL that hold under load. `Runner::start` while the
+//! same runner's worker polls: the run is claimed once, by one of them,
+//! and its step runs once. Before,
+//! `start` claimed a run its own worker had just claimed, the epoch moved
+//! on, the worker's step ran and was refused, and the step ran again: 33
+//! of 400 starts ran their charge twice. The same id started many times
+//! at once (a client retrying with its idempotency key) is one run too.
+//! And two instances whose capacity is well above their pool's size, busy
+//! with transactional steps that hold connections, keep their leases:
+//! before, renewals queued behind the steps for a connection, leases
+//! lapsed, and the instances took each other's runs over in a loop.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use workflow_runtime::durable::{PgTx, PostgresStore, StepCtx, Store};
+use workflow_runtime::host::Runner;
+use workflow_runtime::prelude::*;
+use workflow_runtime::testing::TempPostgres;
+
+/// How often each run's charge ran, by run id.
+#[derive(Default)]
+struct Charges(Mutex<HashMap<String, u32>>);
+
+struct Charge(Arc<Charges>);
+
+#[workflow(durable)]
+impl Charge {
+    #[step(given = "an order")]
+    fn order(&self, cents: u32) -> u32 {
+        cents
+    }
+
+    #[step(when = "charge")]
+    async fn charge(&self, step: &StepCtx, cents: u32) -> u32 {
+        *self
+            .0
+            .0
+            .lock()
+            .unwrap()
+            .entry(step.run_id().to_owned())
+            .or_default() += 1;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        cents
+    }
+}
+
+async fn runner(url: &str, charges: &Arc<Charges>) -> Runner {
+    Runner::builder()
+        .store(Store::postgres(url).await.unwrap())
+        .durable(Charge(charges.clone()))
+        .instance("api")
+        .poll_every(Duration::from_millis(1))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_never_claims_a_run_its_own_worker_drives() {
+    let pg = TempPostgres::start().expect("PostgreSQL starts");
+    let charges = Arc::new(Charges::default());
+    let runner = runner(&pg.url(), &charges).await;
+    let worker = tokio::spawn({
+        let runner = runner.clone();
+        async move { runner.work(64).await }
+    });
+    let starts = 200;
+    let mut handles = Vec::new();
+    for n in 0..starts {
+        handles.push(
+            runner
+                .start(&Charge::ID, format!("o-{n}"), n)
+                .await
+                .unwrap(),
+        );
+    }
+    for (n, handle) in handles.into_iter().enumerate() {
+        let cents = tokio::time::timeout(Duration::from_secs(60), handle.result())
+            .await
+            .expect("the run ends")
+            .unwrap();
+        assert_eq!(cents as usize, n);
+    }
+    worker.abort();
+    let charges = charges.0.lock().unwrap();
+    assert_eq!(charges.len(), starts as usize);
+    let twice: Vec<_> = charges.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "charged more than once: {twice:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_id_started_many_times_at_once_runs_once() {
+    let pg = TempPostgres::start().expect("PostgreSQL starts");
+    let charges = Arc::new(Charges::default());
+    let runner = runner(&pg.url(), &charges).await;
+    for round in 0..20 {
+        let id = format!("retried-{round}");
+        let starts: Vec<_> = (0..8)
+            .map(|_| {
+                let (runner, id) = (runner.clone(), id.clone());
+                tokio::spawn(async move { runner.start(&Charge::ID, id, 7).await })
+            })
+            .collect();
+        for start in starts {
+            let handle = start.await.unwrap().unwrap();
+            let ended = tokio::time::timeout(Duration::from_secs(60), handle.result()).await;
+            assert_eq!(ended.expect("the run ends").unwrap(), 7);
+        }
+        assert_eq!(
+            charges.0.lock().unwrap()[&id],
+            1,
+            "{id} charged more than once"
+        );
+    }
+}
+
+/// A transactional step that holds its connection a while.
+struct Slow;
+
+#[workflow(durable)]
+impl Slow {
+    #[step(given = "an order")]
+    fn order(&self, n: u32) -> u32 {
+        n
+    }
+
+    #[step(when = "booked", transactional)]
+    async fn book(&self, tx: &mut PgTx, n: u32) -> Result<u32, sqlx::Error> {
+        sqlx::query("INSERT INTO bookings (n) VALUES ($1)")
+            .bind(i64::from(n))
+            .execute(&mut **tx)
+            .await?;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        Ok(n)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capacity_above_the_pool_keeps_its_leases() {
+    let pg = TempPostgres::start().expect("PostgreSQL starts");
+    let url = pg.url();
+    let instance = |name: &'static str| {
+        let url = url.clone();
+        async move {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(3)
+                .connect(&url)
+                .await
+                .unwrap();
+            let store = PostgresStore::from_pool(pool, &url).await.unwrap();
+            Runner::builder()
+                .store(Store::new(store))
+                .durable(Slow)
+                .instance(name)
+                .lease(Duration::from_millis(900))
+                .poll_every(Duration::from_millis(20))
+                .build()
+                .unwrap()
+        }
+    };
+    let (a, b) = (instance("a").await, instance("b").await);
+    let pool = Store::postgres(&url)
+        .await
+        .unwrap()
+        .as_postgres()
+        .unwrap()
+        .pool()
+        .clone();
+    sqlx::query("CREATE TABLE bookings (n BIGINT NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let runs = 16u32;
+    for n in 0..runs {
+        a.enqueue(&Slow::ID, format!("slow-{n}"), n).await.unwrap();
+    }
+    let workers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|runner| tokio::spawn(async move { runner.work(8).await }))
+        .collect();
+    for n in 0..runs {
+        let ended = tokio::time::timeout(
+            Duration::from_secs(60),
+            a.handle(&Slow::ID, format!("slow-{n}")).result(),
+        )
+        .await
+        .expect("every run ends");
+        assert_eq!(ended.unwrap(), n);
+    }
+    for worker in workers {
+        worker.abort();
+    }
+    let takeovers =
+        a.durable_health().await.unwrap().takeovers + b.durable_health().await.unwrap().takeovers;
+    assert_eq!(takeovers, 0, "an instance took a run over from a live one");
+    let booked: Vec<i64> = sqlx::query_scalar("SELECT n FROM bookings ORDER BY n")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(booked, (0..i64::from(runs)).collect::<Vec<_>>());
+}
+
+/// Point 7: before, the claim scanned every running row (no index on the
+/// lease), so each poll of each worker read every leased run. Now a claim
+/// among 20,000 live leases reads the lease index (judged by the
+/// database's `now()`, which an index can use; its clock's
+/// `clock_timestamp()` could not be).
+#[tokio::test]
+async fn a_claim_reads_the_lease_index_not_every_leased_run() {
+    use workflow_runtime::durable::Backend;
+    let pg = TempPostgres::start().expect("PostgreSQL starts");
+    let store = PostgresStore::open(&pg.url()).await.unwrap();
+    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO workflow_runs
+             (id, workflow, fingerprint, status, input, created_ms, updated_ms, owner, epoch, lease_until_ms)
+         SELECT 'held-' || g, 'W', 'f', 'running', '\\x31', g, g, 'busy', 1, 9000000000000
+         FROM generate_series(1, 20000) g",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO workflow_runs (id, workflow, fingerprint, status, input, created_ms, updated_ms)
+         SELECT 'free-' || g, 'W', 'f', 'running', '\\x31', g, g FROM generate_series(1, 5) g",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE workflow_runs")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let scans = || async {
+        // Statistics reach other sessions within a second of a transaction.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let (index,): (i64,) = sqlx::query_as(
+            "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'workflow_runs_by_lease'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        index
+    };
+    let before = scans().await;
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let claimed = store
+        .claim(
+            "me",
+            &[("W".to_owned(), "f".to_owned())],
+            10,
+            (now, now + 30_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 5, "only the runs no lease holds");
+    // A session reports its statistics when it ends, at the latest.
+    drop(store);
+    let after = scans().await;
+    assert!(
+        after > before,
+        "the claim did not read the lease index: {before} -> {after} scans"
+    );
+}
