@@ -436,3 +436,108 @@ async fn a_journal_write_that_meets_a_locked_file_is_tried_again_with_the_value(
     assert_eq!(run.result().await.unwrap(), 7);
     assert_eq!(LOCKED_RUNS.load(Ordering::SeqCst), 1);
 }
+
+/// Counts the steps running at once.
+#[derive(Default)]
+struct Gauge {
+    now: AtomicU32,
+    most: AtomicU32,
+}
+
+struct Busy(Arc<Gauge>);
+
+#[workflow(durable)]
+impl Busy {
+    #[step(given = "some work")]
+    async fn work(&self, n: u32) -> u32 {
+        let now = self.0.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.0.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+        n
+    }
+}
+
+/// Point 13: before, a worker on SQLite resumed every unfinished run at
+/// once, whatever its capacity.
+#[tokio::test]
+async fn a_worker_on_sqlite_resumes_no_more_runs_at_once_than_its_capacity() {
+    use workflow_runtime::host::WorkflowHost;
+    let dir = TempDir::new("resume-capacity");
+    let store = sqlite(&dir).await;
+    for n in 0..8u32 {
+        let row = workflow_runtime::durable::RunRow::new(
+            format!("busy-{n}"),
+            Busy::NAME,
+            Busy::FINGERPRINT,
+            n.to_string().into_bytes(),
+        );
+        store.backend().insert_run(&row).await.unwrap();
+    }
+    let gauge = Arc::new(Gauge::default());
+    let host = WorkflowHost::builder()
+        .store(store.clone())
+        .durable(Busy(gauge.clone()))
+        .worker(2)
+        .build()
+        .unwrap();
+    let runner = host.runner();
+    host.run_until(async {
+        for n in 0..8u32 {
+            let ended = runner.handle(&Busy::ID, format!("busy-{n}")).result();
+            assert_eq!(ended.await.unwrap(), n);
+        }
+    })
+    .await;
+    assert_eq!(gauge.most.load(Ordering::SeqCst), 2);
+}
+
+/// Point 13: before, a handle from a runner without a store read a fresh
+/// memory store and said the run did not exist.
+#[tokio::test]
+async fn a_handle_from_a_runner_without_a_store_says_so() {
+    let runner = Runner::builder()
+        .durable(Busy(Arc::default()))
+        .build()
+        .unwrap();
+    let error = runner.handle(&Busy::ID, "x").result().await.unwrap_err();
+    assert!(matches!(error, DurableError::NoStore), "{error:?}");
+}
+
+/// Runs every minute.
+struct Minutely;
+
+#[workflow(durable, every = "1m")]
+impl Minutely {
+    #[step(given = "a tick")]
+    fn tick(&self) -> u8 {
+        1
+    }
+}
+
+/// Point 13: before, a recurring durable workflow on a store without
+/// leases only logged an error at each tick.
+#[test]
+fn a_recurring_durable_workflow_needs_a_store_with_leases() {
+    use workflow_runtime::host::{HostError, WorkflowHost};
+    let refused = WorkflowHost::builder()
+        .store(Store::memory())
+        .recurring_durable(Minutely)
+        .worker(2)
+        .build();
+    match refused {
+        Err(
+            error @ HostError::TicksNeedLeases {
+                workflow: "Minutely",
+                ..
+            },
+        ) => {
+            assert!(
+                error.to_string().contains("memory has no leases"),
+                "{error}"
+            );
+        }
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("built a host whose ticks nobody could fire once"),
+    }
+}

@@ -269,3 +269,46 @@ async fn a_claim_reads_the_lease_index_not_every_leased_run() {
         "the claim did not read the lease index: {before} -> {after} scans"
     );
 }
+
+/// Runs every minute.
+struct Minutely;
+
+#[workflow(durable, every = "1m")]
+impl Minutely {
+    #[step(given = "a tick")]
+    fn tick(&self) -> u8 {
+        1
+    }
+}
+
+/// Point 13: before, a host that fired durable ticks but was no worker
+/// inserted tick runs nobody claimed, and then skipped every later tick
+/// as overlapping the first.
+#[tokio::test]
+async fn a_host_that_fires_durable_ticks_must_be_a_worker() {
+    use workflow_runtime::host::{HostError, WorkflowHost};
+    let pg = TempPostgres::start().expect("PostgreSQL starts");
+    let store = Store::postgres(&pg.url()).await.unwrap();
+    let refused = WorkflowHost::builder()
+        .store(store.clone())
+        .recurring_durable(Minutely)
+        .build();
+    assert!(
+        matches!(
+            refused,
+            Err(HostError::TicksNeedWorker {
+                workflow: "Minutely"
+            })
+        ),
+        "{:?}",
+        refused.err()
+    );
+    assert!(
+        WorkflowHost::builder()
+            .store(store)
+            .recurring_durable(Minutely)
+            .worker(1)
+            .build()
+            .is_ok()
+    );
+}

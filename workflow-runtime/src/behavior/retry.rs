@@ -1,6 +1,5 @@
 //! Retry: run the step again after a failure, with exponential backoff.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -244,15 +243,24 @@ impl Retry {
 
 /// Jitter differs per run and per step, and repeats for the same ones.
 /// The jitter's seed: the run and the step, so a resumed durable run
-/// (a new execution, the same run id) waits the same jittered backoff.
+/// (a new execution, the same run id, maybe a newer build) waits the same
+/// jittered backoff. FNV-1a, spelled out: std's `DefaultHasher` may change
+/// between Rust releases, and a journaled run outlives a build.
 fn seed(ctx: &WorkflowContext, title: &str) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    match ctx.run_journal() {
-        Some(journal) => journal.run_id().hash(&mut hasher),
-        None => ctx.execution_id().hash(&mut hasher),
-    }
-    title.hash(&mut hasher);
-    hasher.finish()
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let run = match ctx.run_journal() {
+        Some(journal) => journal.run_id().to_owned(),
+        None => ctx.execution_id().to_string(),
+    };
+    // A separator no UTF-8 text holds, so ("ab", "c") and ("a", "bc")
+    // differ.
+    run.bytes()
+        .chain([0xff])
+        .chain(title.bytes())
+        .fold(OFFSET, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+        })
 }
 
 /// The step a retry runs in, as the stack or the inline runner sees it.

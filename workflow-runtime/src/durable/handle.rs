@@ -151,23 +151,42 @@ impl From<StoreError> for DurableError {
 #[must_use = "a run goes on without its handle; keep it to read the result"]
 pub struct RunHandle<T> {
     id: String,
-    store: Store,
+    /// `None` for a handle from a runner without a store: its result says
+    /// so rather than read an empty store.
+    store: Option<Store>,
     ended: Option<watch::Receiver<bool>>,
     output: ValueCodec<T>,
+    /// How long a running run not driven here is waited for.
+    elsewhere: Elsewhere,
+}
+
+/// Whether a run that is running but not driven in this process will
+/// end: on a shared store another instance drives it; on a store of one
+/// process, this process's worker takes it up while it works.
+#[derive(Clone, Debug)]
+pub(crate) enum Elsewhere {
+    /// Nobody will: the runner that drove it stopped.
+    Stopped,
+    /// Another instance will: read until it ends the run.
+    Instance,
+    /// This process's worker will, until this token says it stopped.
+    Worker(tokio_util::sync::CancellationToken),
 }
 
 impl<T> RunHandle<T> {
     pub(crate) fn new(
         id: String,
-        store: Store,
+        store: Option<Store>,
         ended: Option<watch::Receiver<bool>>,
         output: ValueCodec<T>,
+        elsewhere: Elsewhere,
     ) -> Self {
         RunHandle {
             id,
             store,
             ended,
             output,
+            elsewhere,
         }
     }
 
@@ -211,17 +230,26 @@ impl<T> RunHandle<T> {
             // An error means the task is gone: the row says how it ended.
             let _ = ended.wait_for(|ended| *ended).await;
         }
+        let store = self.store.as_ref().ok_or(DurableError::NoStore)?;
+        // Reads grow apart (25ms, doubling, up to a second): a waiter on a
+        // long run elsewhere costs a read a second, not forty.
+        let mut pause = std::time::Duration::from_millis(25);
         let run = loop {
-            let run = self
-                .store
+            let run = store
                 .run(&self.id)
                 .await?
                 .ok_or_else(|| StoreError::NoSuchRun(self.id.clone()))?;
-            // Driven by another instance of a shared store: read until
-            // it ends the run. With one process per store, a running run
-            // not driven here is one its runner stopped.
-            if run.status == RunStatus::Running && self.store.backend().leases() {
-                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            // Driven by another instance of a shared store, or waiting for
+            // this process's worker: read until the run ends. Otherwise a
+            // running run not driven here is one its runner stopped.
+            let waits = match &self.elsewhere {
+                Elsewhere::Stopped => false,
+                Elsewhere::Instance => true,
+                Elsewhere::Worker(stopped) => !stopped.is_cancelled(),
+            };
+            if run.status == RunStatus::Running && waits {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(1));
                 continue;
             }
             break run;
@@ -229,7 +257,7 @@ impl<T> RunHandle<T> {
         match run.status {
             RunStatus::Completed => {
                 let bytes = run.output.unwrap_or_default();
-                self.output.decode(self.store.codec(), &bytes).map_err(|e| {
+                self.output.decode(store.codec(), &bytes).map_err(|e| {
                     DurableError::Store(StoreError::Corrupt {
                         run: self.id.clone(),
                         detail: format!("the output does not decode: {e}"),

@@ -54,6 +54,7 @@ mod store;
 use std::marker::PhantomData;
 
 pub use codec::{Codec, CodecError, DecodeFn, EncodeFn, Json, ValueCodec, decode, encode};
+pub(crate) use handle::Elsewhere;
 pub use handle::{DurableError, RunHandle};
 pub(crate) use journal::{Journal, JournalFailure};
 pub use memory::MemoryStore;

@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use super::runner::Runner;
 use crate::behavior::BoxFuture;
 use crate::durable::{
-    Claimed, Durable, DurableError, Fence, Inserted, Journal, JournalFailure, RunCounts, RunEnd,
-    RunHandle, RunRow, RunStatus, Store, StoreError, WorkflowId,
+    Claimed, Durable, DurableError, Elsewhere, Fence, Inserted, Journal, JournalFailure, RunCounts,
+    RunEnd, RunHandle, RunRow, RunStatus, Store, StoreError, WorkflowId,
 };
 use crate::error::WorkflowError;
 
@@ -521,7 +521,13 @@ impl Runner {
                 }));
             }
         };
-        Ok(RunHandle::new(id, store.clone(), ended, W::OUTPUT))
+        Ok(RunHandle::new(
+            id,
+            Some(store.clone()),
+            ended,
+            W::OUTPUT,
+            self.elsewhere(),
+        ))
     }
 
     /// Resumes every unfinished run in the store of a workflow registered
@@ -773,6 +779,42 @@ impl Runner {
         )
     }
 
+    /// Who drives a running run that is not in flight here.
+    fn elsewhere(&self) -> Elsewhere {
+        match self.store() {
+            Some(store) if store.backend().leases() => Elsewhere::Instance,
+            _ => match self.working() {
+                Some(stopped) => Elsewhere::Worker(stopped),
+                None => Elsewhere::Stopped,
+            },
+        }
+    }
+
+    /// Drives up to `room` of the store's running runs not in flight here
+    /// (a store of one process, without leases): how many it took up.
+    async fn resume_some(&self, room: usize) -> Result<usize, DurableError> {
+        let store = self.store().ok_or(DurableError::NoStore)?;
+        if room == 0 {
+            return Ok(0);
+        }
+        let in_flight: std::collections::HashSet<String> =
+            self.in_flight().ids().into_iter().collect();
+        let mut resumed = 0;
+        for row in store.backend().running().await? {
+            if resumed == room {
+                break;
+            }
+            if in_flight.contains(&row.id) {
+                continue;
+            }
+            if let Some(entry) = self.durable_entry(&row.workflow) {
+                drop(self.drive(entry, row, None));
+                resumed += 1;
+            }
+        }
+        Ok(resumed)
+    }
+
     /// Claims up to `limit` runs of this runner's durable workflows that no
     /// live lease holds, and drives them; how many it claimed.
     async fn claim_some(&self, limit: u32) -> Result<usize, DurableError> {
@@ -830,7 +872,8 @@ impl Runner {
     }
 
     /// A handle on run `run_id` of `W`, wherever it runs: its result once
-    /// an instance ends it.
+    /// an instance ends it ([`DurableError::NoStore`] on a runner without
+    /// a store).
     ///
     /// ```
     /// # use workflow_runtime::prelude::*;
@@ -852,8 +895,13 @@ impl Runner {
         let _ = workflow;
         let id = run_id.into();
         let ended = self.in_flight().ended(&id);
-        let store = self.store().cloned().unwrap_or_else(Store::memory);
-        RunHandle::new(id, store, ended, W::OUTPUT)
+        RunHandle::new(
+            id,
+            self.store().cloned(),
+            ended,
+            W::OUTPUT,
+            self.elsewhere(),
+        )
     }
 
     /// Works as a worker instance: claims runs of its durable workflows
@@ -889,18 +937,18 @@ impl Runner {
         stop: tokio_util::sync::CancellationToken,
     ) {
         let Some(store) = self.store() else { return };
-        if !store.backend().leases() {
-            if let Err(error) = self.resume().await {
-                tracing::warn!(%error, "could not resume durable runs");
-            }
-            return;
-        }
+        let leases = store.backend().leases();
+        // Handles wait for the runs this loop will take up, until it ends.
+        let _working = self.start_working();
         loop {
             let room = capacity.saturating_sub(self.durable_in_flight());
-            let claimed = match self
-                .claim_some(u32::try_from(room).unwrap_or(u32::MAX))
-                .await
-            {
+            let took = if leases {
+                self.claim_some(u32::try_from(room).unwrap_or(u32::MAX))
+                    .await
+            } else {
+                self.resume_some(room).await
+            };
+            let claimed = match took {
                 Ok(n) => n,
                 Err(error) => {
                     tracing::warn!(%error, "could not claim durable runs");
@@ -1059,15 +1107,18 @@ impl Runner {
         if !store.backend().leases() {
             return Ok(0);
         }
+        // Nothing is renewed after this (a drained host's runner lives on
+        // in its handles); a run claimed later starts the renewals again.
+        self.stop_renewing();
         Ok(store.backend().release(self.instance()).await?)
     }
 
     /// Starts, once, the task that renews this instance's leases every
     /// third of a lease, until the runner stops.
     fn keep_leases(&self) {
-        if !self.start_renewing() {
+        let Some(released) = self.start_renewing() else {
             return;
-        }
+        };
         let runner = self.clone();
         tokio::spawn(async move {
             let every = std::time::Duration::from_millis(
@@ -1077,6 +1128,7 @@ impl Runner {
                 tokio::select! {
                     () = tokio::time::sleep(every) => {}
                     () = runner.stopping().cancelled() => return,
+                    () = released.cancelled() => return,
                 }
                 let Some(store) = runner.store() else { return };
                 let now = runner.clock().now_ms();

@@ -169,6 +169,23 @@ pub enum HostError {
         /// The workflow.
         workflow: &'static str,
     },
+    /// A recurring durable workflow needs a store that instances share,
+    /// with leases (PostgreSQL), so each tick runs once across them; the
+    /// memory and SQLite stores have none.
+    TicksNeedLeases {
+        /// The workflow.
+        workflow: &'static str,
+        /// The store it was given, if any.
+        store: Option<String>,
+    },
+    /// A recurring durable workflow's ticks are runs that workers claim:
+    /// a host that fires them must be a worker too
+    /// ([`HostBuilder::worker`]), or nobody runs them and every later tick
+    /// is skipped as overlapping.
+    TicksNeedWorker {
+        /// The workflow.
+        workflow: &'static str,
+    },
 }
 
 impl fmt::Display for HostError {
@@ -184,6 +201,20 @@ impl fmt::Display for HostError {
                 f,
                 "workflow {workflow:?} is recurring but has no schedule: \
                  use `#[workflow(every = \"30s\")]` or `recurring_every`"
+            ),
+            HostError::TicksNeedLeases { workflow, store } => write!(
+                f,
+                "recurring durable workflow {workflow:?} needs a store shared with leases \
+                 (`Store::postgres`), so each tick runs once; {}",
+                match store {
+                    Some(store) => format!("store {store} has no leases"),
+                    None => "the host has no store".to_owned(),
+                }
+            ),
+            HostError::TicksNeedWorker { workflow } => write!(
+                f,
+                "recurring durable workflow {workflow:?} fires ticks that workers run: \
+                 make this host a worker with `.worker(capacity)`"
             ),
         }
     }
@@ -269,6 +300,10 @@ pub struct HostBuilder {
     options: HostOptions,
     worker: Option<usize>,
     tickers: Vec<Ticker>,
+    /// The recurring durable workflows, whose ticks need leases and a
+    /// worker.
+    #[cfg(feature = "durable")]
+    durable_ticks: Vec<&'static str>,
     /// The first durable recurring workflow found with no schedule:
     /// reported by `build`.
     #[cfg(feature = "durable")]
@@ -469,19 +504,29 @@ impl HostBuilder {
     /// still going is skipped, so runs never overlap; missed ticks follow
     /// the schedule's [`CatchUp`]. Worker instances run the ticks' runs.
     ///
-    /// ```
+    /// ```no_run
     /// # use workflow_runtime::prelude::*;
     /// # struct Report;
     /// # #[workflow(durable, every = "1m")] impl Report { #[step(given = "a report")] fn report(&self) -> u8 { 1 } }
     /// use workflow_runtime::durable::Store;
-    /// use workflow_runtime::host::WorkflowHost;
+    /// use workflow_runtime::host::{HostError, WorkflowHost};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = Store::postgres("postgres://app@127.0.0.1/jobs").await.unwrap();
     /// let host = WorkflowHost::builder()
-    ///     .store(Store::memory())
+    ///     .store(store)
     ///     .recurring_durable(Report)
     ///     .worker(8)
     ///     .build()
     ///     .unwrap();
+    /// // A store of one process has no leases to fire each tick once by.
+    /// let refused = WorkflowHost::builder()
+    ///     .store(Store::memory())
+    ///     .recurring_durable(Report)
+    ///     .worker(8)
+    ///     .build();
+    /// assert!(matches!(refused, Err(HostError::TicksNeedLeases { .. })));
     /// # drop(host);
+    /// # }
     /// ```
     #[cfg(feature = "durable")]
     pub fn recurring_durable<W>(mut self, workflow: W) -> Self
@@ -493,6 +538,7 @@ impl HostBuilder {
         match W::schedule() {
             Some(schedule) => {
                 let ticks = schedule.ticks();
+                self.durable_ticks.push(workflow_name);
                 self.tickers
                     .push(Box::new(move |runner: Runner, stop: CancellationToken| {
                         Box::pin(async move { runner.ticks::<W>(&schedule, &ticks, stop).await })
@@ -674,9 +720,27 @@ impl HostBuilder {
         if let Some(error) = self.unscheduled {
             return Err(error);
         }
+        #[cfg(feature = "durable")]
+        if let Some(&workflow) = self.durable_ticks.first() {
+            let store = self.runner.shared_store();
+            if !store.is_some_and(|store| store.backend().leases()) {
+                return Err(HostError::TicksNeedLeases {
+                    workflow,
+                    store: store.map(|store| store.describe()),
+                });
+            }
+            if self.worker.is_none() {
+                return Err(HostError::TicksNeedWorker { workflow });
+            }
+        }
         let hard_stop = CancellationToken::new();
+        let runner = self.runner.build_with(hard_stop)?;
+        #[cfg(feature = "durable")]
+        if self.worker.is_some() {
+            runner.expect_worker();
+        }
         Ok(WorkflowHost {
-            runner: self.runner.build_with(hard_stop)?,
+            runner,
             one_time,
             recurring,
             options: self.options,
@@ -703,6 +767,8 @@ impl WorkflowHost {
             options: HostOptions::default(),
             worker: None,
             tickers: Vec::new(),
+            #[cfg(feature = "durable")]
+            durable_ticks: Vec::new(),
             #[cfg(feature = "durable")]
             unscheduled: None,
         }

@@ -199,7 +199,11 @@ struct Durables {
     /// How often, and for how long, a run the journal failed is driven
     /// again before it is parked as stuck.
     redrive: (u32, std::time::Duration),
-    renewing: std::sync::atomic::AtomicBool,
+    /// Cancelled when this runner's worker loop ends: handles wait for
+    /// the runs it would take up until then.
+    working: std::sync::Mutex<Option<tokio_util::sync::CancellationToken>>,
+    /// Stops the lease renewals, while they run.
+    renewing: std::sync::Mutex<Option<tokio_util::sync::CancellationToken>>,
     /// Per workflow: runs this instance claimed, and how many of them
     /// another instance had held before.
     claims: std::sync::Mutex<BTreeMap<String, super::durable_runs::Claims>>,
@@ -218,7 +222,8 @@ impl Default for Durables {
             lease: std::time::Duration::from_secs(30),
             poll: std::time::Duration::from_millis(100),
             redrive: (10, std::time::Duration::from_secs(300)),
-            renewing: std::sync::atomic::AtomicBool::new(false),
+            renewing: std::sync::Mutex::new(None),
+            working: std::sync::Mutex::new(None),
             claims: std::sync::Mutex::default(),
             wake: tokio::sync::Notify::new(),
         }
@@ -311,6 +316,12 @@ impl RunnerBuilder {
     pub fn store(mut self, store: crate::durable::Store) -> Self {
         self.durable.store = Some(store);
         self
+    }
+
+    /// The store given, for a host's checks at build time.
+    #[cfg(feature = "durable")]
+    pub(super) fn shared_store(&self) -> Option<&crate::durable::Store> {
+        self.durable.store.as_ref()
     }
 
     /// This instance's name in leases on a shared store (default: a fresh
@@ -1098,14 +1109,78 @@ impl Runner {
             .collect()
     }
 
-    /// True the first time only: the caller starts the renewals.
+    /// The token that stops the renewals, when none run yet: the caller
+    /// starts them.
     #[cfg(feature = "durable")]
-    pub(super) fn start_renewing(&self) -> bool {
-        !self
+    pub(super) fn start_renewing(&self) -> Option<tokio_util::sync::CancellationToken> {
+        let mut renewing = self
             .inner
             .durable
             .renewing
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if renewing.is_some() {
+            return None;
+        }
+        let stop = tokio_util::sync::CancellationToken::new();
+        *renewing = Some(stop.clone());
+        Some(stop)
+    }
+
+    /// Marks this runner's worker loop as running until the guard drops.
+    #[cfg(feature = "durable")]
+    pub(super) fn start_working(&self) -> tokio_util::sync::DropGuard {
+        let mut working = self
+            .inner
+            .durable
+            .working
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let token = working
+            .clone()
+            .filter(|token| !token.is_cancelled())
+            .unwrap_or_default();
+        *working = Some(token.clone());
+        token.drop_guard()
+    }
+
+    /// Says a worker loop will run (a host built with one): handles made
+    /// before it starts wait for it.
+    #[cfg(feature = "durable")]
+    pub(super) fn expect_worker(&self) {
+        self.inner
+            .durable
+            .working
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(tokio_util::sync::CancellationToken::new);
+    }
+
+    /// The token cancelled when the worker loop ends, while one runs.
+    #[cfg(feature = "durable")]
+    pub(super) fn working(&self) -> Option<tokio_util::sync::CancellationToken> {
+        self.inner
+            .durable
+            .working
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .filter(|token| !token.is_cancelled())
+    }
+
+    /// Stops the renewals, if they run: the leases were let go.
+    #[cfg(feature = "durable")]
+    pub(super) fn stop_renewing(&self) {
+        let stop = self
+            .inner
+            .durable
+            .renewing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(stop) = stop {
+            stop.cancel();
+        }
     }
 
     /// Counts a claim of a run of `workflow`; a takeover when an earlier
