@@ -312,3 +312,108 @@ async fn a_host_that_fires_durable_ticks_must_be_a_worker() {
             .is_ok()
     );
 }
+
+/// A pricing workflow, as release 1 defines it.
+struct PriceV1;
+
+#[workflow(name = "Price", durable = "v1")]
+impl PriceV1 {
+    #[step(given = "an amount")]
+    fn amount(&self, cents: u32) -> u32 {
+        cents
+    }
+
+    #[step(when = "taxed")]
+    fn taxed(&self, cents: u32) -> u32 {
+        cents + cents / 10
+    }
+}
+
+/// The same workflow in release 2, with a step more.
+struct PriceV2;
+
+#[workflow(name = "Price", durable = "v2")]
+impl PriceV2 {
+    #[step(given = "an amount")]
+    fn amount(&self, cents: u32) -> u32 {
+        cents
+    }
+
+    #[step(when = "taxed")]
+    fn taxed(&self, cents: u32) -> u32 {
+        cents + cents / 10
+    }
+
+    #[step(when = "rounded")]
+    fn rounded(&self, cents: u32) -> u32 {
+        cents.div_ceil(100) * 100
+    }
+}
+
+/// Point 4, a rolling deploy: v1 and v2 instances side by side on one
+/// store, each enqueuing runs. Before, claims filtered by name only, so a
+/// v1 worker claimed a run a v2 node enqueued and parked it `incompatible`
+/// (7 of 20 in the report). Now each version runs its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_and_v2_instances_side_by_side_each_run_their_own_version() {
+    let pg = TempPostgres::start().expect("PostgreSQL starts");
+    let url = pg.url();
+    let v1 = Runner::builder()
+        .store(Store::postgres(&url).await.unwrap())
+        .durable(PriceV1)
+        .instance("v1")
+        .poll_every(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let v2 = Runner::builder()
+        .store(Store::postgres(&url).await.unwrap())
+        .durable(PriceV2)
+        .instance("v2")
+        .poll_every(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let workers: Vec<_> = [v1.clone(), v2.clone()]
+        .into_iter()
+        .map(|runner| tokio::spawn(async move { runner.work(4).await }))
+        .collect();
+    for n in 0..20u32 {
+        if n % 2 == 0 {
+            v1.enqueue(&PriceV1::ID, format!("p-{n}"), 1000 + n)
+                .await
+                .unwrap();
+        } else {
+            v2.enqueue(&PriceV2::ID, format!("p-{n}"), 1000 + n)
+                .await
+                .unwrap();
+        }
+    }
+    for n in 0..20u32 {
+        let id = format!("p-{n}");
+        let ended = if n % 2 == 0 {
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                v1.handle(&PriceV1::ID, id).result(),
+            )
+            .await
+        } else {
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                v2.handle(&PriceV2::ID, id).result(),
+            )
+            .await
+        };
+        let cents = ended.expect("the run ends").unwrap();
+        let taxed = (1000 + n) + (1000 + n) / 10;
+        let expected = if n % 2 == 0 {
+            taxed
+        } else {
+            taxed.div_ceil(100) * 100
+        };
+        assert_eq!(cents, expected, "p-{n} ran as the other version");
+    }
+    for worker in workers {
+        worker.abort();
+    }
+    let counts = v1.durable_health().await.unwrap().counts;
+    assert_eq!((counts.completed, counts.incompatible), (20, 0));
+}
