@@ -257,6 +257,7 @@ async fn a_claim_reads_the_lease_index_not_every_leased_run() {
             &[("W".to_owned(), "f".to_owned())],
             10,
             (now, now + 30_000),
+            600_000,
         )
         .await
         .unwrap();
@@ -416,4 +417,63 @@ async fn v1_and_v2_instances_side_by_side_each_run_their_own_version() {
     }
     let counts = v1.durable_health().await.unwrap().counts;
     assert_eq!((counts.completed, counts.incompatible), (20, 0));
+}
+
+/// Point 4's other half: once no instance runs a version any more, its
+/// runs end. Before the rolling-deploy fix they were parked by any other
+/// version at once; with it alone they would wait forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_a_retired_version_is_parked_once_nobody_claims_it() {
+    let pg = TempPostgres::start().expect("PostgreSQL starts");
+    let url = pg.url();
+    let v1 = Runner::builder()
+        .store(Store::postgres(&url).await.unwrap())
+        .durable(PriceV1)
+        .instance("v1")
+        .build()
+        .unwrap();
+    v1.enqueue(&PriceV1::ID, "old", 500).await.unwrap();
+    // v1 is retired: only v2 instances remain, and they wait for a v1
+    // instance no longer than they are told to.
+    let v2 = Runner::builder()
+        .store(Store::postgres(&url).await.unwrap())
+        .durable(PriceV2)
+        .instance("v2")
+        .poll_every(Duration::from_millis(10))
+        .orphans_after(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let worker = tokio::spawn({
+        let v2 = v2.clone();
+        async move { v2.work(4).await }
+    });
+    let ended = tokio::time::timeout(
+        Duration::from_secs(30),
+        v2.handle(&PriceV2::ID, "old").result(),
+    )
+    .await
+    .expect("the run ends");
+    worker.abort();
+    assert!(
+        matches!(
+            &ended,
+            Err(workflow_runtime::durable::DurableError::Incompatible { .. })
+        ),
+        "{ended:?}"
+    );
+    // A v1 instance brought back for it finishes it as v1 would.
+    assert!(v1.resume_parked("old").await.unwrap());
+    let worker = tokio::spawn({
+        let v1 = v1.clone();
+        async move { v1.work(4).await }
+    });
+    let cents = tokio::time::timeout(
+        Duration::from_secs(30),
+        v1.handle(&PriceV1::ID, "old").result(),
+    )
+    .await
+    .expect("the run ends")
+    .unwrap();
+    worker.abort();
+    assert_eq!(cents, 550);
 }

@@ -94,15 +94,15 @@ impl Backend for Flaky {
     }
 }
 
-static COUNTS: AtomicU32 = AtomicU32::new(0);
-
-struct Count;
+/// Counts how often its first step ran.
+#[derive(Default)]
+struct Count(Arc<AtomicU32>);
 
 #[workflow(durable)]
 impl Count {
     #[step(given = "a number")]
     fn number(&self, n: u32) -> u32 {
-        COUNTS.fetch_add(1, Ordering::SeqCst);
+        self.0.fetch_add(1, Ordering::SeqCst);
         n
     }
 
@@ -123,10 +123,12 @@ async fn a_run_the_journal_keeps_failing_is_parked_stuck_and_resumed_by_hand() {
         inner: memory.clone(),
         down: down.clone(),
     });
+    let count = Count::default();
+    let counts = count.0.clone();
     let runner = Runner::builder()
         .store(store.clone())
-        .durable(Count)
-        .redrive(3, Duration::from_secs(600))
+        .durable(count)
+        .redrive(3, Duration::from_secs(10))
         .build()
         .unwrap();
     let run = runner.start(&Count::ID, "c-1", 21).await.unwrap();
@@ -135,6 +137,8 @@ async fn a_run_the_journal_keeps_failing_is_parked_stuck_and_resumed_by_hand() {
         .expect("the run is parked within the bound");
     match &ended {
         Err(DurableError::Stuck { reason, .. }) => {
+            // Past 3 drives and past 10s, both: each drive tries its
+            // row for 5s before it gives up, so both hold at the fourth.
             assert!(reason.contains("driven again 3 times"), "{reason}");
             assert!(reason.contains("connection refused"), "{reason}");
         }
@@ -145,7 +149,7 @@ async fn a_run_the_journal_keeps_failing_is_parked_stuck_and_resumed_by_hand() {
     assert_eq!(health.status, HealthStatus::Degraded);
     // Four drives (the first and three more), each running the body once:
     // the journal never took its row.
-    let drives = COUNTS.load(Ordering::SeqCst);
+    let drives = counts.load(Ordering::SeqCst);
     assert_eq!(drives, 4);
 
     // The database answers again: a person puts the run back.
@@ -153,7 +157,7 @@ async fn a_run_the_journal_keeps_failing_is_parked_stuck_and_resumed_by_hand() {
     assert!(runner.resume_parked("c-1").await.unwrap());
     let again = runner.handle(&Count::ID, "c-1");
     assert_eq!(again.result().await.unwrap(), 42);
-    assert_eq!(COUNTS.load(Ordering::SeqCst), drives + 1);
+    assert_eq!(counts.load(Ordering::SeqCst), drives + 1);
     assert!(
         !runner.resume_parked("c-1").await.unwrap(),
         "not parked now"
@@ -197,7 +201,7 @@ async fn a_corrupt_row_parks_its_run_and_the_others_resume() {
 
     let runner = Runner::builder()
         .store(store.clone())
-        .durable(Count)
+        .durable(Count::default())
         .build()
         .unwrap();
     assert_eq!(
@@ -269,7 +273,7 @@ async fn an_incompatible_run_is_resumed_only_by_code_that_registers_its_definiti
     // Code that registers v1 can, and finishes it as v1 would.
     let v1 = Runner::builder()
         .store(store.clone())
-        .durable(Count)
+        .durable(Count::default())
         .build()
         .unwrap();
     assert!(v1.resume_parked("old").await.unwrap());

@@ -679,11 +679,38 @@ impl Round {
                             && matches!(e.what, What::Exec { slot: s, .. } if s == slot)
                     })
                 };
+                // Nor a compensation once journaled as done, nor any once
+                // the undoing was journaled as failed.
+                let undone_later = |slot: Option<usize>| {
+                    mine.iter().any(|e| {
+                        e.life as usize > life + 1
+                            && matches!(e.what, What::Undo { slot: s } if slot.is_none_or(|k| k == s))
+                    })
+                };
                 for row in &journal[&plan.run] {
                     let slot = match row.mark() {
                         None => row.index as usize,
                         Some(JournalMark::FailedAt(k)) => k as usize,
-                        Some(_) => continue,
+                        Some(JournalMark::Compensated(k)) => {
+                            if undone_later(Some(k as usize)) {
+                                return fail(format!(
+                                    "run {}: slot {k}'s compensation ran after life {} journaled it",
+                                    plan.run,
+                                    life + 1
+                                ));
+                            }
+                            continue;
+                        }
+                        Some(_) => {
+                            if undone_later(None) {
+                                return fail(format!(
+                                    "run {}: a compensation ran after life {} journaled the undoing failed",
+                                    plan.run,
+                                    life + 1
+                                ));
+                            }
+                            continue;
+                        }
                     };
                     if slot < SLOTS && later(slot) {
                         return fail(format!(
@@ -691,6 +718,22 @@ impl Round {
                             plan.run,
                             life + 1,
                             row.mark()
+                        ));
+                    }
+                }
+            }
+            // No step passed twice in one life: that would be a step run
+            // again without a crash.
+            for slot in 0..SLOTS {
+                for life in 1..=self.journals.len() as u32 {
+                    let passed = mine
+                        .iter()
+                        .filter(|e| e.life == life && e.what == What::Passed { slot })
+                        .count();
+                    if passed > 1 {
+                        return fail(format!(
+                            "run {}: slot {slot} passed {passed} times in life {life}",
+                            plan.run
                         ));
                     }
                 }

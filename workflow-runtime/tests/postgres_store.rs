@@ -88,14 +88,14 @@ async fn claims_hold_until_their_lease_runs_out_and_fence_the_loser() {
 
     // a claims it for a minute: b finds nothing to claim.
     let a = store
-        .claim("a", &workflows, 10, (now(), now() + 60_000))
+        .claim("a", &workflows, 10, (now(), now() + 60_000), 600_000)
         .await
         .unwrap();
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].fence.epoch, 1);
     assert!(
         store
-            .claim("b", &workflows, 10, (now(), now() + 60_000))
+            .claim("b", &workflows, 10, (now(), now() + 60_000), 600_000)
             .await
             .unwrap()
             .is_empty()
@@ -115,9 +115,10 @@ async fn claims_hold_until_their_lease_runs_out_and_fence_the_loser() {
             .unwrap()
             .is_none()
     );
-    // An instance that runs another version of Pay leaves the run alone.
+    // An instance that runs another version of Pay leaves the run alone
+    // (for ten minutes: then it would take it, to park it).
     store
-        .renew("a", &["r".to_owned()], (now(), now() - 1))
+        .renew("a", &["r".to_owned()], (0, -1000))
         .await
         .unwrap();
     assert!(
@@ -126,7 +127,8 @@ async fn claims_hold_until_their_lease_runs_out_and_fence_the_loser() {
                 "v2",
                 &[("Pay".to_owned(), "g".to_owned())],
                 10,
-                (now(), now() + 60_000)
+                (now(), now() + 60_000),
+                600_000,
             )
             .await
             .unwrap()
@@ -135,22 +137,16 @@ async fn claims_hold_until_their_lease_runs_out_and_fence_the_loser() {
 
     // a's lease runs out (renewed into the past): b takes the run over.
     // Renewals touch only the runs named (the ones `a` drives).
-    assert!(
-        store
-            .renew("a", &[], (now(), now() - 1))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.renew("a", &[], (0, -1000)).await.unwrap().is_empty());
     assert_eq!(
         store
-            .renew("a", &["r".to_owned()], (now(), now() - 1))
+            .renew("a", &["r".to_owned()], (0, -1000))
             .await
             .unwrap(),
         ["r"]
     );
     let b = store
-        .claim("b", &workflows, 10, (now(), now() + 60_000))
+        .claim("b", &workflows, 10, (now(), now() + 60_000), 600_000)
         .await
         .unwrap();
     assert_eq!(b.len(), 1);
@@ -201,7 +197,7 @@ async fn claims_hold_until_their_lease_runs_out_and_fence_the_loser() {
     // Finished runs are claimed by no one.
     assert!(
         store
-            .claim("d", &workflows, 10, (now(), now() + 60_000))
+            .claim("d", &workflows, 10, (now(), now() + 60_000), 600_000)
             .await
             .unwrap()
             .is_empty()

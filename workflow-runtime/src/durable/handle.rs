@@ -18,7 +18,7 @@ pub enum DurableError {
     /// (`Runner::builder().durable(..)`).
     NotRegistered {
         /// Its name.
-        workflow: &'static str,
+        workflow: String,
     },
     /// The run id belongs to a run of another workflow.
     OtherWorkflow {

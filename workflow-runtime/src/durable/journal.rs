@@ -258,8 +258,9 @@ impl Journal {
         Some(Journaled(String::from_utf8_lossy(&row.output).into_owned()))
     }
 
-    /// The failed compensation the run ended its undoing with before this
-    /// process took it up, if it did.
+    /// How the run's undoing ended, before this process took it up, if a
+    /// compensation failed for good: the title of the step whose failure
+    /// started it, and both failures.
     pub(crate) fn undo_failed(&self) -> Option<(String, String)> {
         let row = self.done.get(&UNDO_FAILED)?;
         let title = row.title.split_once(' ').map_or(&*row.title, |(_, t)| t);
@@ -309,17 +310,23 @@ impl Journal {
         self.write_once(&row).await
     }
 
-    /// Journals that the run's undoing ended with `title`'s compensation
-    /// failed for `reason`.
-    async fn mark_undo_failed(&self, title: &str, reason: &str) -> Result<(), StoreError> {
+    /// Journals that the run's undoing, started by the failure of step
+    /// `kind` `title`, ended with a compensation failed for good; `story`
+    /// tells both failures, as the run's end reads.
+    async fn mark_undo_failed(
+        &self,
+        kind: crate::StepKind,
+        title: &str,
+        story: &str,
+    ) -> Result<(), StoreError> {
         if self.done.contains_key(&UNDO_FAILED) {
             return Ok(());
         }
         let now = self.now_ms();
         let row = StepRow::new(
             UNDO_FAILED,
-            format!("{} {title}", crate::StepKind::Compensate),
-            reason.as_bytes().to_vec(),
+            format!("{kind} {title}"),
+            story.as_bytes().to_vec(),
             1,
             now,
             now,
@@ -451,20 +458,28 @@ impl RunJournal for Journal {
                 if faulted(failure) || matches!(**failure, WorkflowError::Cancelled { .. }) {
                     None
                 } else {
-                    Some((None, error.step().title.to_string(), error.to_string()))
+                    Some((
+                        error.step().kind,
+                        None,
+                        error.step().title.to_string(),
+                        error.to_string(),
+                    ))
                 }
             }
+            // The reason alone: resumed, the step fails with it again, and
+            // its error reads as it did.
             error => Some((
-                Some(error.step().kind),
+                error.step().kind,
+                Some(()),
                 error.step().title.to_string(),
-                error.to_string(),
+                error.reason(),
             )),
         };
         Box::pin(async move {
-            let (kind, title, reason) = mark?;
-            let marked = match kind {
-                Some(kind) => self.mark_failed(kind, &title, &reason).await,
-                None => self.mark_undo_failed(&title, &reason).await,
+            let (kind, step, title, reason) = mark?;
+            let marked = match step {
+                Some(()) => self.mark_failed(kind, &title, &reason).await,
+                None => self.mark_undo_failed(kind, &title, &reason).await,
             };
             marked.err().map(|e| StepError::new(JournalFailure(e)))
         })

@@ -712,6 +712,7 @@ impl Backend for PostgresStore {
         workflows: &'a [(String, String)],
         limit: u32,
         (now_ms, until_ms): (i64, i64),
+        orphans_ms: i64,
     ) -> BoxFuture<'a, Result<Vec<Claimed>, StoreError>> {
         let (names, fingerprints): (Vec<&str>, Vec<&str>) = workflows
             .iter()
@@ -728,7 +729,11 @@ impl Backend for PostgresStore {
                      WHERE status = 'running' AND lease_until_ms < ",
                 db_now_ms!(),
                 "
-                       AND (workflow, fingerprint) IN (SELECT * FROM unnest($3::text[], $4::text[]))
+                       AND ((workflow, fingerprint) IN (SELECT * FROM unnest($3::text[], $4::text[]))
+                            OR (workflow = ANY($3::text[])
+                                AND GREATEST(lease_until_ms, created_ms) < ",
+                db_now_ms!(),
+                " - $6))
                      ORDER BY created_ms LIMIT $5
                      FOR UPDATE SKIP LOCKED)
                  RETURNING r.id, r.workflow, r.fingerprint, r.status, r.input, r.output, r.error,
@@ -739,6 +744,7 @@ impl Backend for PostgresStore {
             .bind(names)
             .bind(fingerprints)
             .bind(i64::from(limit))
+            .bind(orphans_ms)
             .fetch_all(&self.leases)
             .await
             .map_err(|e| self.error(format!("claiming runs for {owner}"), e))?;

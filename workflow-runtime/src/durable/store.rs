@@ -610,15 +610,19 @@ pub trait Backend: Send + Sync + 'static {
     /// `until_ms`; each claim counts the run's epoch up. Runs other
     /// instances are claiming at the same moment are skipped, not waited
     /// for. A store with a clock of its own (a database's) judges and
-    /// gives leases by it, for `until_ms - now_ms`.
+    /// gives leases by it, for `until_ms - now_ms`. A run of one of the
+    /// names journaled by another definition is claimed too once no lease
+    /// or start has touched it for `orphans_ms` (no instance runs its
+    /// version any more): its driver parks it.
     fn claim<'a>(
         &'a self,
         owner: &'a str,
         workflows: &'a [(String, String)],
         limit: u32,
         (now_ms, until_ms): (i64, i64),
+        orphans_ms: i64,
     ) -> BoxFuture<'a, Result<Vec<Claimed>, StoreError>> {
-        let _ = (owner, workflows, limit, now_ms, until_ms);
+        let _ = (owner, workflows, limit, now_ms, until_ms, orphans_ms);
         Box::pin(std::future::ready(Err(self.no_leases())))
     }
 

@@ -124,12 +124,13 @@ impl Pause {
     }
 
     /// Counts one more drive the journal failed: why the run is parked
-    /// when that is past the runner's limit.
+    /// when that is past the runner's limit, in count and in time both (a
+    /// database failover of a few seconds parks nothing).
     fn spent(&mut self, runner: &Runner) -> Option<String> {
         let (times, within) = runner.redrive_limit();
         let since = *self.since.get_or_insert_with(tokio::time::Instant::now);
         self.again += 1;
-        (self.again > times || since.elapsed() > within).then(|| {
+        (self.again > times && since.elapsed() > within).then(|| {
             format!(
                 "driven again {} times over {:?} without getting past the journal's failure",
                 self.again - 1,
@@ -289,22 +290,19 @@ async fn run_to_end<W: Durable>(
             tracing::warn!(run = %row.id, workflow = W::NAME, instance = runner.instance(), %lost, "lease lost: this instance's step result was refused");
             return Driven::Stopped;
         }
-        Some(StoreError::Corrupt { .. }) => {
-            return Driven::End(RunEnd::Stuck(format!(
-                "in {}: {}",
-                store.describe(),
-                journal_error(&error)
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            )));
-        }
         // The step did its work, or may have; the journal could not say so.
         Some(
             StoreError::Database { .. } | StoreError::NoSuchRun(_) | StoreError::Conflict { .. },
         ) => {
             return Driven::Again(error.to_string());
         }
-        _ => {}
+        // A row that does not read back, a store that cannot do what the
+        // step asks: driving it again changes nothing, and it was not the
+        // step's failure to undo. Parked, with why.
+        Some(fault) => {
+            return Driven::End(RunEnd::Stuck(format!("in {}: {fault}", store.describe())));
+        }
+        None => {}
     }
     if let WorkflowError::CompensationFailed { .. } = error {
         return Driven::End(RunEnd::CompensationFailed {
@@ -497,7 +495,9 @@ impl Runner {
         let name = workflow.name();
         let entry = self
             .durable_entry(name)
-            .ok_or(DurableError::NotRegistered { workflow: name })?;
+            .ok_or_else(|| DurableError::NotRegistered {
+                workflow: name.to_owned(),
+            })?;
         let row = new_row(
             store,
             workflow,
@@ -601,10 +601,9 @@ impl Runner {
             reason,
         };
         let Some(entry) = self.durable_entry(&row.workflow) else {
-            return Err(refused(format!(
-                "workflow \"{}\" is not registered with this runner",
-                row.workflow
-            )));
+            return Err(DurableError::NotRegistered {
+                workflow: row.workflow.clone(),
+            });
         };
         if row.fingerprint != entry.fingerprint() {
             return Err(refused(format!(
@@ -828,7 +827,13 @@ impl Runner {
         let until = now + self.lease_ms();
         let claimed = store
             .backend()
-            .claim(self.instance(), &workflows, limit, (now, until))
+            .claim(
+                self.instance(),
+                &workflows,
+                limit,
+                (now, until),
+                self.orphans_after_ms(),
+            )
             .await?;
         let n = claimed.len();
         for Claimed { run, fence } in claimed {
@@ -1124,6 +1129,11 @@ impl Runner {
             let every = std::time::Duration::from_millis(
                 u64::try_from(runner.lease_ms() / 3).unwrap_or(1).max(1),
             );
+            let lease =
+                std::time::Duration::from_millis(u64::try_from(runner.lease_ms()).unwrap_or(0));
+            // When the leases last held, as renewed (or when there were
+            // none to hold).
+            let mut held_since = tokio::time::Instant::now();
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(every) => {}
@@ -1134,14 +1144,17 @@ impl Runner {
                 let now = runner.clock().now_ms();
                 let runs = runner.in_flight().ids();
                 if runs.is_empty() {
+                    held_since = tokio::time::Instant::now();
                     continue;
                 }
+                let asked = tokio::time::Instant::now();
                 match store
                     .backend()
                     .renew(runner.instance(), &runs, (now, now + runner.lease_ms()))
                     .await
                 {
                     Ok(held) => {
+                        held_since = asked;
                         // Taken over while this instance was paused or
                         // cut off: those drivers stop at their next await.
                         let gone: Vec<String> =
@@ -1150,6 +1163,13 @@ impl Runner {
                             tracing::warn!(instance = runner.instance(), runs = ?gone, "leases lost; stopping those runs here");
                             runner.in_flight().lost(&gone);
                         }
+                    }
+                    // Cut off from the store past what is left of the
+                    // lease: others may take the runs over any moment, so
+                    // none of their effects may happen here any more.
+                    Err(error) if held_since.elapsed() + every >= lease => {
+                        tracing::error!(%error, instance = runner.instance(), "could not renew leases for a lease's length; stopping this instance's runs");
+                        runner.in_flight().lost(&runs);
                     }
                     Err(error) => tracing::warn!(%error, "could not renew leases"),
                 }

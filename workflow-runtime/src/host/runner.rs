@@ -199,6 +199,9 @@ struct Durables {
     /// How often, and for how long, a run the journal failed is driven
     /// again before it is parked as stuck.
     redrive: (u32, std::time::Duration),
+    /// How long a run of a registered workflow, journaled by a definition
+    /// no instance claims, waits before this instance parks it.
+    orphans_after: std::time::Duration,
     /// Cancelled when this runner's worker loop ends: handles wait for
     /// the runs it would take up until then.
     working: std::sync::Mutex<Option<tokio_util::sync::CancellationToken>>,
@@ -222,6 +225,7 @@ impl Default for Durables {
             lease: std::time::Duration::from_secs(30),
             poll: std::time::Duration::from_millis(100),
             redrive: (10, std::time::Duration::from_secs(300)),
+            orphans_after: std::time::Duration::from_secs(600),
             renewing: std::sync::Mutex::new(None),
             working: std::sync::Mutex::new(None),
             claims: std::sync::Mutex::default(),
@@ -384,6 +388,27 @@ impl RunnerBuilder {
     #[cfg(feature = "durable")]
     pub fn redrive(mut self, times: u32, within: std::time::Duration) -> Self {
         self.durable.redrive = (times, within);
+        self
+    }
+
+    /// On a shared store, how long a run of one of this runner's
+    /// workflows, journaled by a definition this instance does not register
+    /// (a version retired in a deploy), waits for an instance that does
+    /// before this one claims it and parks it
+    /// [`Incompatible`](crate::durable::RunStatus::Incompatible) (default
+    /// 10 minutes; [`Runner::resume_parked`] puts it back for code that
+    /// registers its definition). During a rolling deploy each version's
+    /// instances claim their own runs long before that.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::host::Runner;
+    /// let runner = Runner::builder().orphans_after(Duration::from_secs(3600)).build().unwrap();
+    /// # drop(runner);
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn orphans_after(mut self, wait: std::time::Duration) -> Self {
+        self.durable.orphans_after = wait;
         self
     }
 
@@ -1086,6 +1111,11 @@ impl Runner {
     #[cfg(feature = "durable")]
     pub(super) fn redrive_limit(&self) -> (u32, std::time::Duration) {
         self.inner.durable.redrive
+    }
+
+    #[cfg(feature = "durable")]
+    pub(super) fn orphans_after_ms(&self) -> i64 {
+        i64::try_from(self.inner.durable.orphans_after.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// Each durable workflow registered, with its definition's fingerprint.
