@@ -22,12 +22,11 @@
 //! `WF_FAULT_ROUNDS` sets the number of rounds (default 150) and
 //! `WF_FAULT_SEED` the first seed; a failing round prints its seed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use workflow_runtime::behavior::BoxFuture;
 use workflow_runtime::durable::{
@@ -41,109 +40,9 @@ use workflow_runtime::prelude::*;
 mod common;
 use common::TempDir;
 
-// ---------------------------------------------------------------- plans
-
-/// What one step slot does in a run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-struct Slot {
-    /// Inactive slots pass their value on and do nothing else.
-    active: bool,
-    /// The step fails while its attempt number is at most this.
-    fail_until: u32,
-    /// Its compensation fails on every attempt.
-    undo_fails: bool,
-}
-
-/// A run's plan: its id and its slots. The workflow's input, so every
-/// life of the process reads the same plan from the journal.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Plan {
-    run: String,
-    slots: [Slot; SLOTS],
-}
-
-const SLOTS: usize = 8;
-/// Attempts each slot gets: its retry's `max_attempts`, or 1.
-const ATTEMPTS: [u32; SLOTS] = [1, 3, 2, 1, 1, 1, 3, 1];
-/// Slots with a compensation.
-const UNDONE: [usize; 2] = [1, 5];
-
-/// How a plan's run must end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Expected {
-    Completed,
-    /// Failed for good at this slot, its compensations passing.
-    Failed(usize),
-    /// Failed at this slot, and a compensation failed too.
-    CompensationFailed(usize),
-}
-
-impl Plan {
-    fn expected(&self) -> Expected {
-        let failed_at = (0..SLOTS).find(|&i| {
-            let slot = self.slots[i];
-            slot.active && i != 7 && slot.fail_until >= ATTEMPTS[i]
-        });
-        match failed_at {
-            None => Expected::Completed,
-            Some(k) => {
-                let undo_fails = UNDONE
-                    .iter()
-                    .any(|&j| j < k && self.slots[j].active && self.slots[j].undo_fails);
-                if undo_fails {
-                    Expected::CompensationFailed(k)
-                } else {
-                    Expected::Failed(k)
-                }
-            }
-        }
-    }
-}
-
-/// splitmix64: small, seedable, and the same on every platform.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
-
-fn draw_plan(rng: &mut Rng, run: String) -> Plan {
-    let mut slots = [Slot::default(); SLOTS];
-    // The first step always runs; the others are drawn, so a run has 2 to
-    // 8 active steps (the first plus at least one more).
-    slots[0].active = true;
-    for slot in slots.iter_mut().skip(1) {
-        slot.active = rng.chance(70);
-    }
-    if !slots.iter().skip(1).any(|s| s.active) {
-        slots[1 + rng.below(7) as usize].active = true;
-    }
-    for (i, slot) in slots.iter_mut().enumerate() {
-        if i == 7 || !slot.active {
-            continue;
-        }
-        // Mostly passing; some retried past a failure; some failing for good.
-        slot.fail_until = match rng.below(10) {
-            0 => ATTEMPTS[i],
-            1 | 2 => rng.below(u64::from(ATTEMPTS[i])) as u32,
-            _ => 0,
-        };
-        slot.undo_fails = rng.chance(15);
-    }
-    Plan { run, slots }
-}
+#[path = "fault/plan.rs"]
+mod plan;
+use plan::{Expected, Plan, Rng, SLOTS, draw_plan};
 
 // ---------------------------------------------------------------- the world
 
@@ -773,47 +672,8 @@ impl Round {
                 .iter()
                 .filter(|e| matches!(e.what, What::Undo { .. }))
                 .count();
-            match expected {
-                Expected::Completed => {
-                    if undos > 0 {
-                        return fail(format!("run {} completed, yet was undone", plan.run));
-                    }
-                }
-                Expected::Failed(k) | Expected::CompensationFailed(k) => {
-                    let owed: BTreeSet<usize> = UNDONE
-                        .iter()
-                        .copied()
-                        .filter(|&j| j < k && plan.slots[j].active && !plan.slots[j].undo_fails)
-                        .collect();
-                    let got: BTreeSet<usize> = undone.iter().copied().collect();
-                    if got != owed {
-                        return fail(format!(
-                            "run {}: compensated {got:?}, owed {owed:?}",
-                            plan.run
-                        ));
-                    }
-                    for slot in &owed {
-                        let n = undone.iter().filter(|s| *s == slot).count();
-                        if n > bound {
-                            return fail(format!(
-                                "run {}: slot {slot} compensated {n} times",
-                                plan.run
-                            ));
-                        }
-                    }
-                    let mut firsts: Vec<usize> = Vec::new();
-                    for slot in &undone {
-                        if !firsts.contains(slot) {
-                            firsts.push(*slot);
-                        }
-                    }
-                    if firsts.windows(2).any(|w| w[0] < w[1]) {
-                        return fail(format!(
-                            "run {}: compensations ran in the order {firsts:?}",
-                            plan.run
-                        ));
-                    }
-                }
+            if let Err(violation) = plan.check_compensations(&undone, undos, bound) {
+                return fail(violation);
             }
         }
         // Health counts what the plans imply.

@@ -14,7 +14,7 @@ use sqlx::{Connection, Row};
 
 use super::store::{
     Backend, FailureRow, Fence, Inserted, RunEnd, RunRow, RunStatus, StepRow, Store, StoreError,
-    WorkflowCounts, corrupt, count_group, now_ms,
+    WorkflowCounts, corrupt, count_group, now_ms, readable,
 };
 use crate::behavior::BoxFuture;
 
@@ -624,26 +624,20 @@ impl Backend for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.error("listing running runs", e))?;
-            let mut running = Vec::with_capacity(rows.len());
-            for row in &rows {
-                match run_row(row) {
-                    Ok(run) => running.push(run),
-                    // Parked with why, so the other runs resume.
-                    Err(error) => {
-                        let Ok(id) = row.try_get::<String, _>("id") else {
-                            tracing::error!(%error, "a running run's row does not read back, not even its id");
-                            continue;
-                        };
-                        tracing::error!(run = %id, %error, "parking a run whose row does not read back");
-                        sqlx::query("UPDATE workflow_runs SET status = 'stuck', error = ?, updated_ms = ? WHERE id = ? AND status = 'running'")
-                            .bind(error.to_string())
-                            .bind(now_ms())
-                            .bind(&id)
-                            .execute(&self.pool)
-                            .await
-                            .map_err(|e| self.error(format!("parking run \"{id}\""), e))?;
-                    }
-                }
+            let (running, unreadable) =
+                readable(&rows, run_row, |row| row.try_get::<String, _>("id").ok());
+            // Parked with why, so the other runs resume.
+            for (id, error) in unreadable {
+                sqlx::query(
+                    "UPDATE workflow_runs SET status = 'stuck', error = ?, updated_ms = ?
+                 WHERE id = ? AND status = 'running'",
+                )
+                .bind(error.to_string())
+                .bind(now_ms())
+                .bind(&id)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.error(format!("parking run \"{id}\""), e))?;
             }
             Ok(running)
         })
@@ -651,12 +645,15 @@ impl Backend for SqliteStore {
 
     fn unpark<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let done = sqlx::query("UPDATE workflow_runs SET status = 'running', error = NULL, failed_step = NULL, updated_ms = ? WHERE id = ? AND status IN ('stuck', 'incompatible')")
-                .bind(now_ms())
-                .bind(run)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| self.error(format!("resuming parked run \"{run}\""), e))?;
+            let done = sqlx::query(
+                "UPDATE workflow_runs SET status = 'running', error = NULL, failed_step = NULL,
+                 updated_ms = ? WHERE id = ? AND status IN ('stuck', 'incompatible')",
+            )
+            .bind(now_ms())
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("resuming parked run \"{run}\""), e))?;
             Ok(done.rows_affected() == 1)
         })
     }

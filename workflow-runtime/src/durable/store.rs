@@ -299,6 +299,31 @@ pub(crate) fn corrupt(run: &str, detail: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// A SQL store's running rows, read: the runs that read back, and each
+/// that does not (and has an id) with why, for the store to park: one bad
+/// row must not keep every other run from resuming.
+pub(crate) fn readable<R>(
+    rows: &[R],
+    read: impl Fn(&R) -> Result<RunRow, StoreError>,
+    id: impl Fn(&R) -> Option<String>,
+) -> (Vec<RunRow>, Vec<(String, StoreError)>) {
+    let mut running = Vec::with_capacity(rows.len());
+    let mut unreadable = Vec::new();
+    for row in rows {
+        match (read(row), id(row)) {
+            (Ok(run), _) => running.push(run),
+            (Err(error), Some(id)) => {
+                tracing::error!(run = %id, %error, "parking a run whose row does not read back");
+                unreadable.push((id, error));
+            }
+            (Err(error), None) => {
+                tracing::error!(%error, "a running run's row does not read back, not even its id");
+            }
+        }
+    }
+    (running, unreadable)
+}
+
 /// Counts one `(workflow, status)` group of a SQL store's
 /// `SELECT workflow, status, COUNT(*), MIN(created_ms) .. GROUP BY
 /// workflow, status` into `counts`.
