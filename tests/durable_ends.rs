@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use workflow_runtime::durable::{
-    DurableError, MemoryStore, RunStatus, SqliteOptions, SqliteStore, Store, StoreError,
+    DurableError, MemoryStore, RunStatus, SqliteOptions, SqliteStore, StepCtx, Store, StoreError,
 };
 use workflow_runtime::host::Runner;
 use workflow_runtime::prelude::*;
@@ -540,4 +540,65 @@ fn a_recurring_durable_workflow_needs_a_store_with_leases() {
         Err(other) => panic!("refused for another reason: {other}"),
         Ok(_) => panic!("built a host whose ticks nobody could fire once"),
     }
+}
+
+/// A refund that is declined once, then passes, and says which key it
+/// refunded with.
+struct Refunds(Arc<Log>);
+
+#[workflow(durable)]
+impl Refunds {
+    #[step(given = "an order")]
+    fn order(&self, id: u32) -> u32 {
+        id
+    }
+
+    #[step(when = "charge", compensate = refund)]
+    fn charge(&self, id: u32) -> u32 {
+        id
+    }
+
+    #[step(when = "ship")]
+    fn ship(&self, _id: u32) -> Result<u32, Declined> {
+        Err(Declined)
+    }
+
+    #[compensation(retry(max_attempts = 2, backoff = "1ms"))]
+    fn refund(&self, step: &StepCtx, _id: u32) -> Result<(), Declined> {
+        self.0
+            .note(format!("refund {} attempt {}", step.key(), step.attempt()));
+        if step.attempt() == 1 {
+            Err(Declined)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Point 13: before, compensations got no `&StepCtx`, so a refund had no
+/// idempotency key though it runs at least once. Its key is its own, the
+/// same on every attempt.
+#[tokio::test]
+async fn a_compensation_takes_its_step_ctx_and_keeps_its_key_across_attempts() {
+    let log = Arc::new(Log::default());
+    let runner = Runner::builder()
+        .store(Store::memory())
+        .durable(Refunds(log.clone()))
+        .build()
+        .unwrap();
+    let error = runner
+        .start(&Refunds::ID, "r-1", 1)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, DurableError::Failed { .. }), "{error:?}");
+    assert_eq!(
+        log.all(),
+        [
+            "refund r-1/1000001 attempt 1",
+            "refund r-1/1000001 attempt 2"
+        ]
+    );
 }

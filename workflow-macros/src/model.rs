@@ -80,6 +80,8 @@ pub(crate) struct Compensation {
     pub(crate) title: String,
     pub(crate) method: Ident,
     pub(crate) has_receiver: bool,
+    /// Whether it takes `&StepCtx` before its input (durable only).
+    pub(crate) step_ctx: bool,
     /// What it takes: its step's output (`None`: it takes nothing).
     pub(crate) input: Option<Type>,
     /// The whole `Result<(), E>` type, when it returns one.

@@ -118,7 +118,8 @@ pub(crate) fn workflow(
     if repeated || steps.len() != raw.step_attrs {
         return None;
     }
-    if !compensations(&mut steps, undone_by, &raw.compensations, errors) {
+    let durable = raw.options.durable.is_some();
+    if !compensations(&mut steps, undone_by, &raw.compensations, durable, errors) {
         return None;
     }
     if !generic_free(&item.generics, &steps, errors) {
@@ -188,10 +189,14 @@ fn compensations(
     steps: &mut [Step],
     undone_by: Vec<Option<syn::Ident>>,
     raw: &[crate::parse::RawCompensation],
+    durable: bool,
     errors: &mut Errors,
 ) -> bool {
     let before = errors_len(errors);
-    let checked: Vec<Option<Compensation>> = raw.iter().map(|c| compensation(c, errors)).collect();
+    let checked: Vec<Option<Compensation>> = raw
+        .iter()
+        .map(|c| compensation(c, durable, errors))
+        .collect();
     let mut used = vec![false; raw.len()];
     // A misspelt name leaves its compensation unnamed: one error, not two.
     let mut unknown = false;
@@ -243,7 +248,11 @@ fn compensations(
 
 /// One `#[compensation]` method, checked: `&self` or no receiver, its
 /// step's output or nothing as input, nothing or `Result<(), E>` back.
-fn compensation(raw: &crate::parse::RawCompensation, errors: &mut Errors) -> Option<Compensation> {
+fn compensation(
+    raw: &crate::parse::RawCompensation,
+    durable: bool,
+    errors: &mut Errors,
+) -> Option<Compensation> {
     let before = errors_len(errors);
     let sig = &raw.method.sig;
     let name = &sig.ident;
@@ -258,9 +267,24 @@ fn compensation(raw: &crate::parse::RawCompensation, errors: &mut Errors) -> Opt
             format!("compensation `{name}` cannot be generic: it takes its step's output"),
         ));
     }
-    let (has_receiver, params) = receiver_and_params(sig, errors, || {
+    let (has_receiver, mut params) = receiver_and_params(sig, errors, || {
         format!("compensation `{name}` must take `&self`, as steps do")
     });
+    // A durable compensation runs at least once, like a step: it may take
+    // `&StepCtx` first, for an idempotency key of its own.
+    let step_ctx = params.first().is_some_and(|param| is_step_ctx(&param.ty));
+    if step_ctx {
+        if !durable {
+            errors.push(syn::Error::new_spanned(
+                &params[0].ty,
+                format!(
+                    "compensation `{name}` takes `&StepCtx`, which durable runs give: declare \
+                     the workflow `#[workflow(durable)]`"
+                ),
+            ));
+        }
+        params.remove(0);
+    }
     if let Some(extra) = params.get(1) {
         errors.push(syn::Error::new_spanned(
             extra,
@@ -288,6 +312,7 @@ fn compensation(raw: &crate::parse::RawCompensation, errors: &mut Errors) -> Opt
         title,
         method: name.clone(),
         has_receiver,
+        step_ctx,
         input: params.first().map(|param| (*param.ty).clone()),
         fallible,
         is_async: sig.asyncness.is_some(),

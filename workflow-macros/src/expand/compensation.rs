@@ -48,10 +48,16 @@ pub(crate) fn link(
         None => TokenStream::new(),
     };
     let method = &compensation.method;
-    let mut call = if compensation.has_receiver {
-        quote!(self.#method(#arg))
+    let step_arg = format_ident!("step");
+    let args = if compensation.step_ctx {
+        quote!(&#step_arg, #arg)
     } else {
-        quote!(Self::#method(#arg))
+        arg
+    };
+    let mut call = if compensation.has_receiver {
+        quote!(self.#method(#args))
+    } else {
+        quote!(Self::#method(#args))
     };
     if compensation.is_async {
         call = quote!(#call.await);
@@ -76,12 +82,24 @@ pub(crate) fn link(
         None => quote!(_),
     };
     let title = &compensation.title;
-    let undo = quote!(move |#param| async move { #result });
     let undo = match journaled {
-        None => quote!(#private::Undo::new(#undo)),
-        Some(Journaled { index }) => quote! {
-            #private::JournaledUndo::new(ctx, #private::Place { index: #index, title: #title }, #undo)
-        },
+        None => quote!(#private::Undo::new(move |#param| async move { #result })),
+        Some(Journaled { index }) => {
+            // A journaled compensation's body gets its `StepCtx`, whether
+            // it asks for it or not.
+            let step = if compensation.step_ctx {
+                quote!(#step_arg)
+            } else {
+                quote!(_)
+            };
+            quote! {
+                #private::JournaledUndo::new(
+                    ctx,
+                    #private::Place { index: #index, title: #title },
+                    move |#step, #param| async move { #result },
+                )
+            }
+        }
     };
     // `Clone::clone` when the output is `Clone`; otherwise the check
     // above is the one error, and this compiles regardless.

@@ -431,7 +431,7 @@ impl<C> Sealed for JournaledUndo<'_, C> {}
 
 impl<'c, C, O, Fut> Compensation<'c, O> for JournaledUndo<'c, C>
 where
-    C: Fn(O) -> Fut,
+    C: Fn(StepCtx, O) -> Fut,
     Fut: Future<Output = Result<(), StepError>> + Send + 'c,
 {
     type Step = JournaledUndoStep<'c, C, O>;
@@ -468,7 +468,7 @@ impl<C, O> Sealed for JournaledUndoStep<'_, C, O> {}
 
 impl<'c, C, O, Fut> JournaledUndoStep<'c, C, O>
 where
-    C: Fn(O) -> Fut,
+    C: Fn(StepCtx, O) -> Fut,
     Fut: Future<Output = Result<(), StepError>> + Send + 'c,
 {
     fn attempt(&self, value: O) -> BoxFuture<'c, StepResult<()>> {
@@ -484,7 +484,7 @@ where
         );
         let journal = self.ctx.shared_journal();
         let title = self.place.title;
-        let work = (self.undo)(value);
+        let work = (self.undo)(step.clone(), value);
         Box::pin(async move {
             let Some(journal) = journal else {
                 return work.await.map_err(Failed::error);
@@ -513,7 +513,7 @@ where
 
 impl<'c, C, O, Fut> StepFn<()> for JournaledUndoStep<'c, C, O>
 where
-    C: Fn(O) -> Fut,
+    C: Fn(StepCtx, O) -> Fut,
     Fut: Future<Output = Result<(), StepError>> + Send + 'c,
 {
     type Output = ();
