@@ -3,7 +3,8 @@
 //! every kind, failures anywhere), enqueues them, starts one to three
 //! worker processes (this test binary, re-run) with a one-second lease,
 //! and meets them with faults drawn from the seed: a worker SIGKILLed and
-//! started again, a worker SIGSTOPped past its lease and continued. When
+//! started again, a worker SIGSTOPped past its lease and continued, a
+//! worker restarted gracefully (SIGTERM, drained, replaced). When
 //! every run has ended it checks:
 //!
 //! - every run ended, in the status its plan implies;
@@ -12,7 +13,7 @@
 //! - compensations of completed steps ran, latest first, at most once per
 //!   fault plus one, and never for a run that completed.
 //!
-//! `WF_PG_FAULT_ROUNDS` sets the number of rounds (default 4) and
+//! `WF_PG_FAULT_ROUNDS` sets the number of rounds (default 8) and
 //! `WF_PG_FAULT_SEED` the first seed; a failing round prints its seed.
 
 use std::collections::BTreeSet;
@@ -240,9 +241,14 @@ enum Fault {
     Kill(usize),
     /// SIGSTOP worker `n` past its lease, then SIGCONT.
     Stop(usize),
+    /// Restart worker `n` gracefully (SIGTERM, then a new process), as a
+    /// rolling restart does: it drains, releases its leases, and another
+    /// takes its place.
+    Restart(usize),
 }
 
-async fn round(url: &str, pool: &PgPool, api: &Runner, seed: u64) -> Result<(), String> {
+/// One round; the faults it met.
+async fn round(url: &str, pool: &PgPool, api: &Runner, seed: u64) -> Result<Vec<Fault>, String> {
     let fail = |what: String| Err(format!("seed {seed}: {what}"));
     let mut rng = Rng(seed);
     let plans: Vec<Plan> = (0..2 + rng.below(4))
@@ -290,6 +296,12 @@ async fn round(url: &str, pool: &PgPool, api: &Runner, seed: u64) -> Result<(), 
                 signal(&workers.0[n], "STOP");
                 tokio::time::sleep(Duration::from_millis(1500)).await;
                 signal(&workers.0[n], "CONT");
+            }
+            Fault::Restart(n) => {
+                signal(&workers.0[n], "TERM");
+                let _ = workers.0[n].wait();
+                workers.0[n] = spawn_worker(url, &format!("pg{seed}-w{n}-{lives}"));
+                lives += 1;
             }
         }
     }
@@ -392,7 +404,7 @@ async fn round(url: &str, pool: &PgPool, api: &Runner, seed: u64) -> Result<(), 
             ));
         }
     }
-    Ok(())
+    Ok(faults.into_iter().map(|(_, fault)| fault).collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,7 +412,7 @@ async fn durable_runs_keep_their_promises_under_seeded_faults_on_postgres() {
     let rounds: u64 = std::env::var("WF_PG_FAULT_ROUNDS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(4);
+        .unwrap_or(8);
     let first: u64 = std::env::var("WF_PG_FAULT_SEED")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -426,10 +438,25 @@ async fn durable_runs_keep_their_promises_under_seeded_faults_on_postgres() {
         })
         .build()
         .unwrap();
+    let (mut kills, mut stops, mut restarts) = (0, 0, 0);
     for seed in first..first + rounds {
-        if let Err(violation) = round(&url, &pool, &api, seed).await {
-            panic!("{violation}\nreplay: WF_PG_FAULT_SEED={seed} WF_PG_FAULT_ROUNDS=1");
+        match round(&url, &pool, &api, seed).await {
+            Ok(faults) => {
+                for fault in faults {
+                    match fault {
+                        Fault::Kill(_) => kills += 1,
+                        Fault::Stop(_) => stops += 1,
+                        Fault::Restart(_) => restarts += 1,
+                    }
+                }
+            }
+            Err(violation) => {
+                panic!("{violation}\nreplay: WF_PG_FAULT_SEED={seed} WF_PG_FAULT_ROUNDS=1")
+            }
         }
     }
-    eprintln!("postgres fault suite: {rounds} rounds from seed {first}, no violation");
+    eprintln!(
+        "postgres fault suite: {rounds} rounds from seed {first}, {kills} kills, {stops} stops \
+         past the lease, {restarts} graceful restarts, no violation"
+    );
 }
