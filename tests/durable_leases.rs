@@ -477,3 +477,53 @@ async fn a_run_of_a_retired_version_is_parked_once_nobody_claims_it() {
     worker.abort();
     assert_eq!(cents, 550);
 }
+
+/// Awaiting a run another instance drives: every handle waits on this
+/// runner's one watcher, which asks the store about all the runs it
+/// watches in one query per poll, rather than each handle reading the
+/// run's row every 25ms for as long as it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_waiters_on_runs_driven_elsewhere_share_one_watcher() {
+    let pg = TempPostgres::start().expect("PostgreSQL starts");
+    let url = pg.url();
+    let api = Runner::builder()
+        .store(Store::postgres(&url).await.unwrap())
+        .durable(Slow)
+        .instance("api")
+        .poll_every(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let pool = api.store().unwrap().as_postgres().unwrap().pool().clone();
+    sqlx::query("CREATE TABLE bookings (n BIGINT NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let worker = Runner::builder()
+        .store(Store::postgres(&url).await.unwrap())
+        .durable(Slow)
+        .instance("worker")
+        .poll_every(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    for n in 0..4u32 {
+        api.enqueue(&Slow::ID, format!("w-{n}"), n).await.unwrap();
+    }
+    let waiters: Vec<_> = (0..400u32)
+        .map(|i| {
+            let handle = api.handle(&Slow::ID, format!("w-{}", i % 4));
+            tokio::spawn(async move { (i % 4, handle.result().await) })
+        })
+        .collect();
+    let working = tokio::spawn({
+        let worker = worker.clone();
+        async move { worker.work(4).await }
+    });
+    for waiter in waiters {
+        let (n, ended) = tokio::time::timeout(Duration::from_secs(60), waiter)
+            .await
+            .expect("every waiter hears of its run's end")
+            .unwrap();
+        assert_eq!(ended.unwrap(), n);
+    }
+    working.abort();
+}

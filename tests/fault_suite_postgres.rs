@@ -259,14 +259,12 @@ async fn round(url: &str, pool: &PgPool, api: &Runner, seed: u64) -> Result<Vec<
         .map(|_| {
             let at = rng.below(400);
             let n = rng.below(processes as u64) as usize;
-            (
-                at,
-                if rng.chance(50) {
-                    Fault::Kill(n)
-                } else {
-                    Fault::Stop(n)
-                },
-            )
+            let fault = match rng.below(3) {
+                0 => Fault::Kill(n),
+                1 => Fault::Stop(n),
+                _ => Fault::Restart(n),
+            };
+            (at, fault)
         })
         .collect();
     for plan in &plans {

@@ -167,8 +167,9 @@ pub struct RunHandle<T> {
 pub(crate) enum Elsewhere {
     /// Nobody will: the runner that drove it stopped.
     Stopped,
-    /// Another instance will: read until it ends the run.
-    Instance,
+    /// Another instance will: this flag, set by the runner's one watcher
+    /// of runs elsewhere, says when it has.
+    Instance(watch::Receiver<bool>),
     /// This process's worker will, until this token says it stopped.
     Worker(tokio_util::sync::CancellationToken),
 }
@@ -231,28 +232,35 @@ impl<T> RunHandle<T> {
             let _ = ended.wait_for(|ended| *ended).await;
         }
         let store = self.store.as_ref().ok_or(DurableError::NoStore)?;
-        // Reads grow apart (25ms, doubling, up to a second): a waiter on a
-        // long run elsewhere costs a read a second, not forty.
+        // Waiting for this process's worker, reads grow apart (25ms,
+        // doubling, up to a second).
         let mut pause = std::time::Duration::from_millis(25);
         let run = loop {
             let run = store
                 .run(&self.id)
                 .await?
                 .ok_or_else(|| StoreError::NoSuchRun(self.id.clone()))?;
-            // Driven by another instance of a shared store, or waiting for
-            // this process's worker: read until the run ends. Otherwise a
-            // running run not driven here is one its runner stopped.
-            let waits = match &self.elsewhere {
-                Elsewhere::Stopped => false,
-                Elsewhere::Instance => true,
-                Elsewhere::Worker(stopped) => !stopped.is_cancelled(),
-            };
-            if run.status == RunStatus::Running && waits {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(std::time::Duration::from_secs(1));
-                continue;
+            if run.status != RunStatus::Running {
+                break run;
             }
-            break run;
+            // Driven by another instance of a shared store: the runner's
+            // watcher says when it ended (one query for every waiter). A
+            // watcher gone (the runner stopped) leaves the run as it is.
+            // Waiting for this process's worker: read until the run ends.
+            // Otherwise a running run not driven here is one its runner
+            // stopped.
+            match &mut self.elsewhere {
+                Elsewhere::Instance(ended) => {
+                    if ended.wait_for(|ended| *ended).await.is_err() {
+                        break run;
+                    }
+                }
+                Elsewhere::Worker(stopped) if !stopped.is_cancelled() => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                }
+                _ => break run,
+            }
         };
         match run.status {
             RunStatus::Completed => {

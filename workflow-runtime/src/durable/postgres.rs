@@ -648,6 +648,21 @@ impl Backend for PostgresStore {
         })
     }
 
+    fn finished<'a>(
+        &'a self,
+        runs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            sqlx::query_scalar(
+                "SELECT id FROM workflow_runs WHERE id = ANY($1) AND status <> 'running'",
+            )
+            .bind(runs)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error("reading which runs ended", e))
+        })
+    }
+
     fn unpark<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let done = sqlx::query(

@@ -602,6 +602,25 @@ pub trait Backend: Send + Sync + 'static {
     /// must not keep every other run from resuming.
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>>;
 
+    /// Of `runs`, the ones no longer running: what a runner's watcher of
+    /// runs driven elsewhere asks, once for all its waiters.
+    fn finished<'a>(
+        &'a self,
+        runs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            let mut finished = Vec::new();
+            for id in runs {
+                if let Some(run) = self.run(id).await?
+                    && run.status != RunStatus::Running
+                {
+                    finished.push(id.clone());
+                }
+            }
+            Ok(finished)
+        })
+    }
+
     /// Puts a parked run ([`RunStatus::Stuck`] or
     /// [`RunStatus::Incompatible`]) back to running, unclaimed, its error
     /// cleared and its journal kept; whether it was parked.

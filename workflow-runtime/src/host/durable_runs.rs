@@ -396,6 +396,42 @@ impl InFlight {
     }
 }
 
+/// Runs driven elsewhere that handles here wait for, each with the flag
+/// its handles watch, and whether the watcher runs. One lock for both, so
+/// a run watched as the watcher leaves still gets one.
+#[derive(Default)]
+pub(crate) struct Watched {
+    state: Mutex<(HashMap<String, watch::Sender<bool>>, bool)>,
+}
+
+/// The watched runs, locked, with the watcher's flag.
+pub(crate) struct WatchedGuard<'a>(MutexGuard<'a, (HashMap<String, watch::Sender<bool>>, bool)>);
+
+impl Watched {
+    fn lock(&self) -> WatchedGuard<'_> {
+        WatchedGuard(self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl std::ops::Deref for WatchedGuard<'_> {
+    type Target = HashMap<String, watch::Sender<bool>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0.0
+    }
+}
+
+impl std::ops::DerefMut for WatchedGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0.0
+    }
+}
+
+impl WatchedGuard<'_> {
+    fn polling(&mut self) -> &mut bool {
+        &mut self.0.1
+    }
+}
+
 /// Durable runs as a health check sees them: the journal's counts, the
 /// oldest unfinished run's age, and what this process is driving.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -521,12 +557,13 @@ impl Runner {
                 }));
             }
         };
+        let elsewhere = self.elsewhere(&id);
         Ok(RunHandle::new(
             id,
             Some(store.clone()),
             ended,
             W::OUTPUT,
-            self.elsewhere(),
+            elsewhere,
         ))
     }
 
@@ -778,14 +815,70 @@ impl Runner {
         )
     }
 
-    /// Who drives a running run that is not in flight here.
-    fn elsewhere(&self) -> Elsewhere {
+    /// Who drives run `id`, running and not in flight here.
+    fn elsewhere(&self, id: &str) -> Elsewhere {
         match self.store() {
-            Some(store) if store.backend().leases() => Elsewhere::Instance,
+            Some(store) if store.backend().leases() => Elsewhere::Instance(self.watch(id)),
             _ => match self.working() {
                 Some(stopped) => Elsewhere::Worker(stopped),
                 None => Elsewhere::Stopped,
             },
+        }
+    }
+
+    /// The flag that says run `id`, driven elsewhere, ended: set by this
+    /// runner's one watcher, which asks the store about every watched run
+    /// at once, every poll interval, while any is watched.
+    fn watch(&self, id: &str) -> watch::Receiver<bool> {
+        let mut runs = self.watched().lock();
+        let ended = runs
+            .entry(id.to_owned())
+            .or_insert_with(|| watch::channel(false).0)
+            .subscribe();
+        if !std::mem::replace(runs.polling(), true) {
+            let runner = self.clone();
+            tokio::spawn(async move { runner.watch_runs().await });
+        }
+        drop(runs);
+        ended
+    }
+
+    /// The watcher: until no run is watched or the runner stops.
+    async fn watch_runs(&self) {
+        let Some(store) = self.store().cloned() else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(self.poll_every()) => {}
+                () = self.stopping().cancelled() => {
+                    let mut runs = self.watched().lock();
+                    runs.clear();
+                    *runs.polling() = false;
+                    return;
+                }
+            }
+            let ids: Vec<String> = {
+                let mut runs = self.watched().lock();
+                // Handles dropped: nobody waits for those.
+                runs.retain(|_, ended| ended.receiver_count() > 0);
+                if runs.is_empty() {
+                    *runs.polling() = false;
+                    return;
+                }
+                runs.keys().cloned().collect()
+            };
+            match store.backend().finished(&ids).await {
+                Ok(finished) => {
+                    let mut runs = self.watched().lock();
+                    for id in finished {
+                        if let Some(ended) = runs.remove(&id) {
+                            let _ = ended.send(true);
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "could not read which runs ended"),
+            }
         }
     }
 
@@ -900,13 +993,8 @@ impl Runner {
         let _ = workflow;
         let id = run_id.into();
         let ended = self.in_flight().ended(&id);
-        RunHandle::new(
-            id,
-            self.store().cloned(),
-            ended,
-            W::OUTPUT,
-            self.elsewhere(),
-        )
+        let elsewhere = self.elsewhere(&id);
+        RunHandle::new(id, self.store().cloned(), ended, W::OUTPUT, elsewhere)
     }
 
     /// Works as a worker instance: claims runs of its durable workflows

@@ -190,6 +190,8 @@ struct Durables {
     store: Option<crate::durable::Store>,
     workflows: BTreeMap<&'static str, Arc<dyn super::durable_runs::DurableEntry>>,
     in_flight: super::durable_runs::InFlight,
+    /// Runs driven elsewhere that handles here wait for.
+    watched: super::durable_runs::Watched,
     /// This instance's name in leases.
     instance: String,
     /// How long a claim holds a run without renewal.
@@ -221,6 +223,7 @@ impl Default for Durables {
             store: None,
             workflows: BTreeMap::new(),
             in_flight: super::durable_runs::InFlight::default(),
+            watched: super::durable_runs::Watched::default(),
             instance: crate::context::execution_id().to_string(),
             lease: std::time::Duration::from_secs(30),
             poll: std::time::Duration::from_millis(100),
@@ -1079,6 +1082,11 @@ impl Runner {
         name: &str,
     ) -> Option<Arc<dyn super::durable_runs::DurableEntry>> {
         self.inner.durable.workflows.get(name).cloned()
+    }
+
+    #[cfg(feature = "durable")]
+    pub(super) fn watched(&self) -> &super::durable_runs::Watched {
+        &self.inner.durable.watched
     }
 
     #[cfg(feature = "durable")]
