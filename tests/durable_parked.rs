@@ -279,3 +279,87 @@ async fn an_incompatible_run_is_resumed_only_by_code_that_registers_its_definiti
     assert!(v1.resume_parked("old").await.unwrap());
     assert_eq!(v1.handle(&Count::ID, "old").result().await.unwrap(), 8);
 }
+
+/// JSON, laid out for people: a codec of another name.
+struct Pretty;
+
+impl workflow_runtime::durable::Codec for Pretty {
+    fn name(&self) -> &'static str {
+        "pretty"
+    }
+    fn encode(
+        &self,
+        value: &serde_json::Value,
+    ) -> Result<Vec<u8>, workflow_runtime::durable::CodecError> {
+        serde_json::to_vec_pretty(value).map_err(workflow_runtime::durable::CodecError::new)
+    }
+    fn decode(
+        &self,
+        bytes: &[u8],
+    ) -> Result<serde_json::Value, workflow_runtime::durable::CodecError> {
+        serde_json::from_slice(bytes).map_err(workflow_runtime::durable::CodecError::new)
+    }
+}
+
+/// Runs `id` of `Count` on `memory`, through a store with `codec`, until
+/// its first step's row is journaled, then stops, as a killed process
+/// would.
+async fn left_after_its_first_step(
+    memory: &MemoryStore,
+    codec: impl workflow_runtime::durable::Codec,
+    id: &str,
+) {
+    use workflow_runtime::testing::{Crash, CrashingStore};
+    let dying = CrashingStore::new(memory.clone(), Crash::after("a number"));
+    let runner = Runner::builder()
+        .store(Store::new(dying.clone()).with_codec(codec))
+        .durable(Count::default())
+        .build()
+        .unwrap();
+    let _ = runner.start(&Count::ID, id, 5).await.unwrap();
+    dying.crashed().await;
+}
+
+/// Point 13: before, a store given another codec read every run it had
+/// with the new one: every run journaled before was corrupt. Each run now
+/// keeps the codec it started with.
+#[tokio::test]
+async fn a_store_given_another_codec_still_reads_the_runs_it_had() {
+    let memory = MemoryStore::new();
+    left_after_its_first_step(&memory, workflow_runtime::durable::Json, "before").await;
+    let store = Store::new(memory.clone()).with_codec(Pretty);
+    let runner = Runner::builder()
+        .store(store.clone())
+        .durable(Count::default())
+        .build()
+        .unwrap();
+    assert_eq!(runner.resume().await.unwrap(), 1);
+    assert_eq!(
+        runner.handle(&Count::ID, "before").result().await.unwrap(),
+        10
+    );
+    // New runs take the store's codec.
+    let after = runner.start(&Count::ID, "after", 7).await.unwrap();
+    assert_eq!(after.result().await.unwrap(), 14);
+    let row = memory.run("after").await.unwrap().unwrap();
+    assert_eq!(row.codec, "pretty");
+    assert!(
+        String::from_utf8(row.output.unwrap())
+            .unwrap()
+            .contains("14")
+    );
+
+    // A runner whose store lacks a run's codec parks the run, naming both.
+    left_after_its_first_step(&memory, Pretty, "pretty-left").await;
+    let plain = Runner::builder()
+        .store(Store::new(memory))
+        .durable(Count::default())
+        .build()
+        .unwrap();
+    assert_eq!(plain.resume().await.unwrap(), 1);
+    let parked = plain.handle(&Count::ID, "pretty-left").result().await;
+    assert!(
+        matches!(&parked, Err(DurableError::Stuck { reason, .. }) if reason.contains("codec pretty")),
+        "{parked:?}"
+    );
+}

@@ -264,8 +264,9 @@ impl<T> RunHandle<T> {
         };
         match run.status {
             RunStatus::Completed => {
-                let bytes = run.output.unwrap_or_default();
-                self.output.decode(store.codec(), &bytes).map_err(|e| {
+                let codec = store.codec_of(&run)?;
+                let bytes = run.output.as_deref().unwrap_or_default();
+                self.output.decode(codec, bytes).map_err(|e| {
                     DurableError::Store(StoreError::Corrupt {
                         run: self.id.clone(),
                         detail: format!("the output does not decode: {e}"),

@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
 
-use super::codec::ValueCodec;
+use super::codec::{Codec, ValueCodec};
 use super::store::{FailureRow, Fence, StepRow, Store, StoreError};
 use crate::behavior::BoxFuture;
 use crate::behavior::Resumed;
@@ -74,6 +74,8 @@ const WRITE_PATIENCE: Duration = Duration::from_secs(5);
 /// A running durable run's journal, carried by its context.
 pub(crate) struct Journal {
     store: Store,
+    /// The codec the run's payloads are written with.
+    codec: Arc<dyn Codec>,
     run: Arc<str>,
     /// The workflow's steps, whose positions are the journal's indices.
     steps: &'static [StepMeta],
@@ -89,7 +91,7 @@ pub(crate) struct Journal {
 
 impl Journal {
     pub(crate) fn new(
-        store: Store,
+        (store, codec): (Store, Arc<dyn Codec>),
         run: Arc<str>,
         steps: &'static [StepMeta],
         (done, failed): (Vec<StepRow>, Vec<FailureRow>),
@@ -99,6 +101,7 @@ impl Journal {
     ) -> Self {
         Journal {
             store,
+            codec,
             run,
             steps,
             done: done.into_iter().map(|row| (row.index, row)).collect(),
@@ -170,7 +173,7 @@ impl Journal {
 
     pub(crate) fn decode<T>(&self, row: &StepRow, codec: ValueCodec<T>) -> Result<T, StoreError> {
         codec
-            .decode(self.store.codec(), &row.output)
+            .decode(&*self.codec, &row.output)
             .map_err(|e| StoreError::Corrupt {
                 run: self.run.to_string(),
                 detail: format!(
@@ -203,12 +206,12 @@ impl Journal {
             ),
         };
         let output = codec
-            .encode(self.store.codec(), value)
+            .encode(&*self.codec, value)
             .map_err(|e| unfit(format!("does not encode: {e}")))?;
-        if let Err(e) = codec.decode(self.store.codec(), &output) {
+        if let Err(e) = codec.decode(&*self.codec, &output) {
             return Err(unfit(format!(
                 "does not read back from the journal ({}): {e}",
-                self.store.codec().name()
+                self.codec.name()
             )));
         }
         Ok(StepRow::new(

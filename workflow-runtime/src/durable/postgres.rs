@@ -17,7 +17,16 @@ pub type PgTx = sqlx::Transaction<'static, sqlx::Postgres>;
 
 /// The schema, one migration per entry, applied in order on open under an
 /// advisory lock, so instances starting together apply each once.
-const MIGRATIONS: &[&str] = &[RUNS_STEPS_FAILURES, LEASES, SCHEDULES, CLAIMABLE_BY_LEASE];
+const MIGRATIONS: &[&str] = &[
+    RUNS_STEPS_FAILURES,
+    LEASES,
+    SCHEDULES,
+    CLAIMABLE_BY_LEASE,
+    RUN_CODEC,
+];
+
+/// 5: the codec each run's payloads are written with (runs before it: JSON).
+const RUN_CODEC: &str = "ALTER TABLE workflow_runs ADD COLUMN codec TEXT NOT NULL DEFAULT 'json';";
 
 /// 1: runs, their completed steps, and failed attempts.
 const RUNS_STEPS_FAILURES: &str = "
@@ -443,6 +452,7 @@ fn run_row(row: &PgRow) -> Result<RunRow, StoreError> {
         failed_step: row.try_get("failed_step").map_err(get)?,
         created_ms: row.try_get("created_ms").map_err(get)?,
         updated_ms: row.try_get("updated_ms").map_err(get)?,
+        codec: row.try_get("codec").map_err(get)?,
         id,
     })
 }
@@ -467,8 +477,8 @@ async fn insert_new<'e>(
 ) -> Result<sqlx::postgres::PgQueryResult, sqlx::Error> {
     sqlx::query(
         "INSERT INTO workflow_runs
-         (id, workflow, fingerprint, status, input, created_ms, updated_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+         (id, workflow, fingerprint, status, input, created_ms, updated_ms, codec)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
     )
     .bind(&run.id)
     .bind(&run.workflow)
@@ -477,6 +487,7 @@ async fn insert_new<'e>(
     .bind(&run.input)
     .bind(run.created_ms)
     .bind(run.updated_ms)
+    .bind(&run.codec)
     .execute(executor)
     .await
 }
@@ -505,7 +516,7 @@ impl Backend for PostgresStore {
         Box::pin(async move {
             let row = sqlx::query(
                 "SELECT id, workflow, fingerprint, status, input, output, error, failed_step,
-                 created_ms, updated_ms FROM workflow_runs WHERE id = $1",
+                 created_ms, updated_ms, codec FROM workflow_runs WHERE id = $1",
             )
             .bind(id)
             .fetch_optional(&self.pool)
@@ -623,7 +634,7 @@ impl Backend for PostgresStore {
         Box::pin(async move {
             let rows = sqlx::query(
                 "SELECT id, workflow, fingerprint, status, input, output, error, failed_step,
-                 created_ms, updated_ms FROM workflow_runs WHERE status = 'running'
+                 created_ms, updated_ms, codec FROM workflow_runs WHERE status = 'running'
                  ORDER BY created_ms, id",
             )
             .fetch_all(&self.pool)
@@ -750,7 +761,7 @@ impl Backend for PostgresStore {
                      ORDER BY created_ms LIMIT $5
                      FOR UPDATE SKIP LOCKED)
                  RETURNING r.id, r.workflow, r.fingerprint, r.status, r.input, r.output, r.error,
-                     r.failed_step, r.created_ms, r.updated_ms, r.epoch"
+                     r.failed_step, r.created_ms, r.updated_ms, r.codec, r.epoch"
             ))
             .bind(owner)
             .bind(until_ms - now_ms)
@@ -786,7 +797,7 @@ impl Backend for PostgresStore {
                 "
                      FOR UPDATE SKIP LOCKED)
                  RETURNING r.id, r.workflow, r.fingerprint, r.status, r.input, r.output, r.error,
-                     r.failed_step, r.created_ms, r.updated_ms, r.epoch"
+                     r.failed_step, r.created_ms, r.updated_ms, r.codec, r.epoch"
             ))
             .bind(owner)
             .bind(until_ms - now_ms)

@@ -24,7 +24,7 @@ pub type SqliteTx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 /// The schema, one migration per entry, applied in order on open; the
 /// version reached is kept in `workflow_schema`.
-const MIGRATIONS: &[&str] = &[RUNS_AND_STEPS, FAILURES, FAILED_STEP];
+const MIGRATIONS: &[&str] = &[RUNS_AND_STEPS, FAILURES, FAILED_STEP, RUN_CODEC];
 
 /// 1: runs and their completed steps.
 const RUNS_AND_STEPS: &str = "
@@ -64,6 +64,9 @@ const FAILURES: &str = "
 
 /// 3: the step a failed run failed at.
 const FAILED_STEP: &str = "ALTER TABLE workflow_runs ADD COLUMN failed_step TEXT;";
+
+/// 4: the codec each run's payloads are written with (runs before it: JSON).
+const RUN_CODEC: &str = "ALTER TABLE workflow_runs ADD COLUMN codec TEXT NOT NULL DEFAULT 'json';";
 
 /// How the file is synced on commit.
 ///
@@ -417,6 +420,7 @@ fn run_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
         failed_step: row.try_get("failed_step").map_err(get)?,
         created_ms: row.try_get("created_ms").map_err(get)?,
         updated_ms: row.try_get("updated_ms").map_err(get)?,
+        codec: row.try_get("codec").map_err(get)?,
         id,
     })
 }
@@ -447,8 +451,8 @@ impl Backend for SqliteStore {
             let done = payload(
                 sqlx::query(
                     "INSERT INTO workflow_runs
-                     (id, workflow, fingerprint, status, input, created_ms, updated_ms)
-                     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                     (id, workflow, fingerprint, status, input, created_ms, updated_ms, codec)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 )
                 .bind(&run.id)
                 .bind(&run.workflow)
@@ -458,6 +462,7 @@ impl Backend for SqliteStore {
             )
             .bind(run.created_ms)
             .bind(run.updated_ms)
+            .bind(&run.codec)
             .execute(&self.pool)
             .await
             .map_err(|e| self.error(format!("starting run \"{}\"", run.id), e))?;
@@ -475,7 +480,7 @@ impl Backend for SqliteStore {
         Box::pin(async move {
             let row = sqlx::query(
                 "SELECT id, workflow, fingerprint, status, input, output, error, failed_step,
-                 created_ms, updated_ms FROM workflow_runs WHERE id = ?",
+                 created_ms, updated_ms, codec FROM workflow_runs WHERE id = ?",
             )
             .bind(id)
             .fetch_optional(&self.pool)
@@ -618,7 +623,7 @@ impl Backend for SqliteStore {
         Box::pin(async move {
             let rows = sqlx::query(
                 "SELECT id, workflow, fingerprint, status, input, output, error, failed_step,
-                 created_ms, updated_ms FROM workflow_runs WHERE status = 'running'
+                 created_ms, updated_ms, codec FROM workflow_runs WHERE status = 'running'
                  ORDER BY created_ms, id",
             )
             .fetch_all(&self.pool)

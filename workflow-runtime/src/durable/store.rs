@@ -116,6 +116,10 @@ pub struct RunRow {
     pub created_ms: i64,
     /// When its row last changed, in milliseconds since the Unix epoch.
     pub updated_ms: i64,
+    /// The name of the codec its payloads are written with: the store's
+    /// when it started, kept for its whole life, so a store given another
+    /// codec still reads the runs it had.
+    pub codec: String,
 }
 
 impl RunRow {
@@ -145,6 +149,7 @@ impl RunRow {
             failed_step: None,
             created_ms: now,
             updated_ms: now,
+            codec: "json".to_owned(),
         }
     }
 }
@@ -453,6 +458,9 @@ impl RunEnd {
 
 /// What [`Backend::insert_run`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Returned once per insert, never kept: boxing the row would cost an
+// allocation and save nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Inserted {
     /// The run is new: its row was written.
     New,
@@ -861,6 +869,46 @@ impl Store {
     pub fn with_codec(mut self, codec: impl Codec) -> Self {
         self.codec = Arc::new(codec);
         self
+    }
+
+    /// The codec `run`'s payloads are written with: this store's, or JSON
+    /// for a run started before the store was given another codec. A run
+    /// journaled with a codec this store does not have is
+    /// [`StoreError::Unsupported`], named, rather than rows that do not
+    /// decode.
+    ///
+    /// ```
+    /// use workflow_runtime::durable::{RunRow, Store};
+    /// let store = Store::memory();
+    /// let run = RunRow::new("r", "W", "f", b"1".to_vec());
+    /// assert_eq!(store.codec_of(&run).unwrap().name(), "json");
+    /// ```
+    pub fn codec_of(&self, run: &RunRow) -> Result<&dyn Codec, StoreError> {
+        if run.codec == self.codec.name() {
+            Ok(&*self.codec)
+        } else if run.codec == Json.name() {
+            Ok(&Json)
+        } else {
+            Err(StoreError::Unsupported {
+                store: self.describe(),
+                what: format!(
+                    "run \"{}\" is journaled with codec {}, this store has {} (and json)",
+                    run.id,
+                    run.codec,
+                    self.codec.name()
+                ),
+            })
+        }
+    }
+
+    /// [`codec_of`](Self::codec_of), shared: for a run's journal.
+    pub(crate) fn shared_codec_of(&self, run: &RunRow) -> Result<Arc<dyn Codec>, StoreError> {
+        self.codec_of(run)?;
+        Ok(if run.codec == self.codec.name() {
+            self.codec.clone()
+        } else {
+            Arc::new(Json)
+        })
     }
 
     /// The backend.

@@ -194,7 +194,12 @@ async fn run_to_end<W: Durable>(
             W::VERSION.map(|v| format!(" ({v})")).unwrap_or_default()
         )));
     }
-    let input: W::Input = match W::INPUT.decode(store.codec(), &row.input) {
+    // The codec the run started with, though the store may have another now.
+    let codec = match store.shared_codec_of(&row) {
+        Ok(codec) => codec,
+        Err(error) => return Driven::End(RunEnd::Stuck(error.to_string())),
+    };
+    let input: W::Input = match W::INPUT.decode(&*codec, &row.input) {
         Ok(input) => input,
         Err(e) => {
             return Driven::End(RunEnd::Incompatible(format!(
@@ -217,7 +222,7 @@ async fn run_to_end<W: Durable>(
         (Err(error), _) | (_, Err(error)) => return Driven::Again(error.to_string()),
     };
     let journal = Arc::new(Journal::new(
-        store.clone(),
+        (store.clone(), codec.clone()),
         row.id.as_str().into(),
         W::STEPS,
         (done, failed),
@@ -262,7 +267,7 @@ async fn run_to_end<W: Durable>(
     }
     let error = match ran {
         Ok(Ok(output)) => {
-            return Driven::End(match W::OUTPUT.encode(store.codec(), &output) {
+            return Driven::End(match W::OUTPUT.encode(&*codec, &output) {
                 Ok(bytes) => RunEnd::Completed(bytes),
                 Err(e) => RunEnd::Failed {
                     error: format!("the output does not encode: {e}"),
@@ -1157,12 +1162,14 @@ impl Runner {
             // missed (no instance ran): the catch-up policy decides.
             let (fire, following) = ticks.plan(next, self.clock().now_ms(), schedule.catch_up);
             let run = fire.map(|tick| {
-                RunRow::new(
+                let mut run = RunRow::new(
                     format!("{}@{tick}", W::NAME),
                     W::NAME,
                     W::FINGERPRINT,
                     input.clone(),
-                )
+                );
+                run.codec = store.codec().name().to_owned();
+                run
             });
             // After its last tick the schedule's row points at the end of
             // time, so no instance fires it again.
@@ -1326,6 +1333,7 @@ fn new_row<W: Durable>(
             let mut row = RunRow::new(id, workflow.name(), W::FINGERPRINT, bytes);
             // By the runner's clock, which health's ages read too.
             (row.created_ms, row.updated_ms) = (now_ms, now_ms);
+            row.codec = store.codec().name().to_owned();
             Ok(row)
         }
         Err(source) => Err(DurableError::Encode { run: id, source }),
@@ -1346,8 +1354,8 @@ async fn admit(store: &Store, row: RunRow) -> Result<RunRow, DurableError> {
         Inserted::Existing(existing) => {
             // Compared as values, not bytes: a map may encode its keys in
             // another order.
-            let codec = store.codec();
-            if codec.decode(&existing.input).ok() != codec.decode(&row.input).ok() {
+            let theirs = store.codec_of(&existing)?.decode(&existing.input).ok();
+            if theirs != store.codec().decode(&row.input).ok() {
                 return Err(DurableError::InputMismatch { run: row.id });
             }
             Ok(existing)
