@@ -4,7 +4,9 @@
 //! worker processes (this test binary, re-run) with a one-second lease,
 //! and meets them with faults drawn from the seed: a worker SIGKILLed and
 //! started again, a worker SIGSTOPped past its lease and continued, a
-//! worker restarted gracefully (SIGTERM, drained, replaced). When
+//! worker restarted gracefully (SIGTERM, drained, replaced), a worker
+//! deployed as release 2 of the workflow beside release 1 (some runs start
+//! on release 2; each release keeps a worker for its runs). When
 //! every run has ended it checks:
 //!
 //! - every run ended, in the status its plan implies;
@@ -102,8 +104,13 @@ impl PgFuzz {
     }
 }
 
-#[workflow(durable)]
-impl PgFuzz {
+/// Both releases of the workflow, one definition: release 2 differs by its
+/// version label alone, so its fingerprint differs and a rolling deploy
+/// runs both side by side.
+macro_rules! fuzz_workflow {
+    ($ty:ident, $($durable:tt)*) => {
+        #[workflow(name = "PgFuzz", $($durable)*)]
+        impl $ty {
     #[step(given = "open")]
     async fn open(&self, step: &StepCtx, plan: Plan) -> Result<Plan, Noted> {
         self.body(0, step, plan).await
@@ -165,7 +172,23 @@ impl PgFuzz {
     async fn unnotify(&self, plan: Plan) -> Result<(), Noted> {
         self.undo(5, &plan).await
     }
+        }
+    };
 }
+
+fuzz_workflow!(PgFuzz, durable);
+
+/// Release 2: the same steps, journaled under another fingerprint.
+struct PgFuzzV2(PgFuzz);
+
+impl std::ops::Deref for PgFuzzV2 {
+    type Target = PgFuzz;
+    fn deref(&self) -> &PgFuzz {
+        &self.0
+    }
+}
+
+fuzz_workflow!(PgFuzzV2, durable = "v2");
 
 /// A worker process: this test binary, re-run, until killed or asked to
 /// stop (SIGTERM).
@@ -177,6 +200,7 @@ fn pg_fault_worker() {
     ) else {
         return; // Run as a test of its own: nothing to do.
     };
+    let v2 = std::env::var("WF_PG_FAULT_V2").is_ok();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -185,12 +209,17 @@ fn pg_fault_worker() {
     rt.block_on(async move {
         let store = Store::postgres(&url).await.unwrap();
         let pool = store.as_postgres().unwrap().pool().clone();
-        let host = WorkflowHost::builder()
+        let fuzz = PgFuzz {
+            pool,
+            instance: instance.clone(),
+        };
+        let host = if v2 {
+            WorkflowHost::builder().durable(PgFuzzV2(fuzz))
+        } else {
+            WorkflowHost::builder().durable(fuzz)
+        };
+        let host = host
             .store(store)
-            .durable(PgFuzz {
-                pool,
-                instance: instance.clone(),
-            })
             .instance(instance, Duration::from_secs(1))
             .worker(4)
             .build()
@@ -199,8 +228,10 @@ fn pg_fault_worker() {
     });
 }
 
-fn spawn_worker(url: &str, instance: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
+/// A worker process running release 1 of the workflow, or release 2.
+fn spawn_worker(url: &str, instance: &str, v2: bool) -> Child {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args([
             "pg_fault_worker",
             "--exact",
@@ -210,9 +241,11 @@ fn spawn_worker(url: &str, instance: &str) -> Child {
         .env("WF_PG_FAULT_URL", url)
         .env("WF_PG_FAULT_INSTANCE", instance)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::null());
+    if v2 {
+        command.env("WF_PG_FAULT_V2", "1");
+    }
+    command.spawn().unwrap()
 }
 
 fn signal(child: &Child, name: &str) {
@@ -245,10 +278,19 @@ enum Fault {
     /// rolling restart does: it drains, releases its leases, and another
     /// takes its place.
     Restart(usize),
+    /// A rolling deploy's step: worker `n` is restarted gracefully as
+    /// release 2 of the workflow, beside the others still on release 1.
+    Deploy(usize),
 }
 
 /// One round; the faults it met.
-async fn round(url: &str, pool: &PgPool, api: &Runner, seed: u64) -> Result<Vec<Fault>, String> {
+/// The instances that only enqueue: one per release.
+struct Apis {
+    v1: Runner,
+    v2: Runner,
+}
+
+async fn round(url: &str, pool: &PgPool, apis: &Apis, seed: u64) -> Result<Vec<Fault>, String> {
     let fail = |what: String| Err(format!("seed {seed}: {what}"));
     let mut rng = Rng(seed);
     let plans: Vec<Plan> = (0..2 + rng.below(4))
@@ -259,24 +301,38 @@ async fn round(url: &str, pool: &PgPool, api: &Runner, seed: u64) -> Result<Vec<
         .map(|_| {
             let at = rng.below(400);
             let n = rng.below(processes as u64) as usize;
-            let fault = match rng.below(3) {
+            let fault = match rng.below(4) {
                 0 => Fault::Kill(n),
                 1 => Fault::Stop(n),
-                _ => Fault::Restart(n),
+                2 => Fault::Restart(n),
+                _ => Fault::Deploy(n),
             };
             (at, fault)
         })
         .collect();
+    // Some runs start on release 2 (a node already deployed).
+    let (mut any_v1, mut any_v2) = (false, false);
     for plan in &plans {
-        api.enqueue(&PgFuzz::ID, plan.run.clone(), plan.clone())
-            .await
-            .unwrap();
+        if rng.chance(25) {
+            any_v2 = true;
+            apis.v2
+                .enqueue(&PgFuzzV2::ID, plan.run.clone(), plan.clone())
+                .await
+                .unwrap();
+        } else {
+            any_v1 = true;
+            apis.v1
+                .enqueue(&PgFuzz::ID, plan.run.clone(), plan.clone())
+                .await
+                .unwrap();
+        }
     }
     let mut workers = Workers(
         (0..processes)
-            .map(|n| spawn_worker(url, &format!("pg{seed}-w{n}")))
+            .map(|n| spawn_worker(url, &format!("pg{seed}-w{n}"), false))
             .collect(),
     );
+    let mut on_v2 = vec![false; processes];
     let started = Instant::now();
     let mut lives = processes;
     for (at, fault) in &faults {
@@ -287,7 +343,7 @@ async fn round(url: &str, pool: &PgPool, api: &Runner, seed: u64) -> Result<Vec<
                 let _ = workers.0[n].kill();
                 let _ = workers.0[n].wait();
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                workers.0[n] = spawn_worker(url, &format!("pg{seed}-w{n}-{lives}"));
+                workers.0[n] = spawn_worker(url, &format!("pg{seed}-w{n}-{lives}"), on_v2[n]);
                 lives += 1;
             }
             Fault::Stop(n) => {
@@ -295,13 +351,25 @@ async fn round(url: &str, pool: &PgPool, api: &Runner, seed: u64) -> Result<Vec<
                 tokio::time::sleep(Duration::from_millis(1500)).await;
                 signal(&workers.0[n], "CONT");
             }
-            Fault::Restart(n) => {
+            Fault::Restart(n) | Fault::Deploy(n) => {
                 signal(&workers.0[n], "TERM");
                 let _ = workers.0[n].wait();
-                workers.0[n] = spawn_worker(url, &format!("pg{seed}-w{n}-{lives}"));
+                on_v2[n] |= matches!(fault, Fault::Deploy(_));
+                workers.0[n] = spawn_worker(url, &format!("pg{seed}-w{n}-{lives}"), on_v2[n]);
                 lives += 1;
             }
         }
+    }
+    // Mid-deploy, each release still has a worker for its runs.
+    if any_v1 && on_v2.iter().all(|v2| *v2) {
+        workers
+            .0
+            .push(spawn_worker(url, &format!("pg{seed}-v1"), false));
+    }
+    if any_v2 && !on_v2.iter().any(|v2| *v2) {
+        workers
+            .0
+            .push(spawn_worker(url, &format!("pg{seed}-v2"), true));
     }
     let deadline = Instant::now() + Duration::from_secs(90);
     let ids: Vec<String> = plans.iter().map(|p| p.run.clone()).collect();
@@ -332,7 +400,7 @@ async fn round(url: &str, pool: &PgPool, api: &Runner, seed: u64) -> Result<Vec<
     workers.0.clear();
 
     let bound = 1 + faults.len();
-    let store = api.store().unwrap();
+    let store = apis.v1.store().unwrap();
     for plan in &plans {
         let run = store.backend().run(&plan.run).await.unwrap().unwrap();
         let rows = store.backend().steps(&plan.run).await.unwrap();
@@ -428,23 +496,33 @@ async fn durable_runs_keep_their_promises_under_seeded_faults_on_postgres() {
     .await
     .unwrap();
     // An instance that only enqueues.
-    let api = Runner::builder()
-        .store(store)
-        .durable(PgFuzz {
+    let api = |store: Store, v2: bool| {
+        let fuzz = PgFuzz {
             pool: pool.clone(),
             instance: "api".into(),
-        })
-        .build()
-        .unwrap();
-    let (mut kills, mut stops, mut restarts) = (0, 0, 0);
+        };
+        let builder = Runner::builder().store(store);
+        let builder = if v2 {
+            builder.durable(PgFuzzV2(fuzz))
+        } else {
+            builder.durable(fuzz)
+        };
+        builder.build().unwrap()
+    };
+    let apis = Apis {
+        v1: api(store.clone(), false),
+        v2: api(store, true),
+    };
+    let (mut kills, mut stops, mut restarts, mut deploys) = (0, 0, 0, 0);
     for seed in first..first + rounds {
-        match round(&url, &pool, &api, seed).await {
+        match round(&url, &pool, &apis, seed).await {
             Ok(faults) => {
                 for fault in faults {
                     match fault {
                         Fault::Kill(_) => kills += 1,
                         Fault::Stop(_) => stops += 1,
                         Fault::Restart(_) => restarts += 1,
+                        Fault::Deploy(_) => deploys += 1,
                     }
                 }
             }
@@ -455,6 +533,7 @@ async fn durable_runs_keep_their_promises_under_seeded_faults_on_postgres() {
     }
     eprintln!(
         "postgres fault suite: {rounds} rounds from seed {first}, {kills} kills, {stops} stops \
-         past the lease, {restarts} graceful restarts, no violation"
+         past the lease, {restarts} graceful restarts, {deploys} workers deployed as release 2, \
+         no violation"
     );
 }
