@@ -527,3 +527,92 @@ async fn many_waiters_on_runs_driven_elsewhere_share_one_watcher() {
     }
     working.abort();
 }
+
+/// A charge that is declined every time, retried many times, noting each
+/// attempt.
+struct Declining(sqlx::PgPool);
+
+#[derive(Debug)]
+struct Declined;
+
+impl std::fmt::Display for Declined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("declined")
+    }
+}
+
+impl std::error::Error for Declined {}
+
+#[workflow(durable)]
+impl Declining {
+    #[step(given = "an order")]
+    fn order(&self, n: u32) -> u32 {
+        n
+    }
+
+    #[step(when = "charge", retry(max_attempts = 40, backoff = "50ms"))]
+    async fn charge(&self, _n: u32) -> Result<u32, Declined> {
+        sqlx::query("INSERT INTO attempts (at) VALUES (clock_timestamp())")
+            .execute(&self.0)
+            .await
+            .unwrap();
+        Err(Declined)
+    }
+}
+
+/// Point 6: before, an instance whose run was taken over kept retrying the
+/// step (its failed attempts' writes swallowed `LeaseLost`), running the
+/// side effect again and again for nothing. Now the first refused write,
+/// or the next renewal, stops the run there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_run_was_taken_over_stops_retrying_it() {
+    let pg = TempPostgres::start().expect("PostgreSQL starts");
+    let url = pg.url();
+    let store = Store::postgres(&url).await.unwrap();
+    let pool = store.as_postgres().unwrap().pool().clone();
+    sqlx::query("CREATE TABLE attempts (at TIMESTAMPTZ NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let a = Runner::builder()
+        .store(store)
+        .durable(Declining(pool.clone()))
+        .instance("a")
+        .lease(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let run = a.start(&Declining::ID, "held", 1).await.unwrap();
+    let attempts = || async {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM attempts")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        n
+    };
+    while attempts().await < 3 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another instance takes the run over, as its claim would after a's
+    // lease ran out.
+    sqlx::query("UPDATE workflow_runs SET owner = 'b', epoch = epoch + 1 WHERE id = 'held'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let at_takeover = attempts().await;
+    // a lets the run go (its handle would now wait for b to end it).
+    drop(run);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while a.durable_in_flight() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a never let the run go"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = attempts().await - at_takeover;
+    assert!(
+        after <= 1,
+        "a ran the charge {after} more times after b took the run over"
+    );
+}
