@@ -363,3 +363,36 @@ async fn a_store_given_another_codec_still_reads_the_runs_it_had() {
         "{parked:?}"
     );
 }
+
+/// Point 13: before, each drive of a run its journal failed counted as a
+/// failed run, so a database blip made health report failures the code
+/// never had. A run driven again is interrupted, not failed.
+#[tokio::test(start_paused = true)]
+async fn a_run_driven_again_counts_no_failed_run() {
+    let down = Arc::new(AtomicBool::new(true));
+    let store = Store::new(Flaky {
+        inner: MemoryStore::new(),
+        down: down.clone(),
+    });
+    let runner = Runner::builder()
+        .store(store)
+        .durable(Count::default())
+        .build()
+        .unwrap();
+    // The database answers again after the first drive gave up its row.
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        down.store(false, Ordering::SeqCst);
+    });
+    let run = runner.start(&Count::ID, "blip", 4).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), 8);
+    let health = runner.health();
+    let count = health
+        .workflows
+        .iter()
+        .find(|w| w.name == "Count")
+        .expect("Count ran");
+    assert_eq!((count.failures, count.consecutive_failures), (0, 0));
+    assert!(count.runs >= 2, "driven twice: {}", count.runs);
+    assert_eq!(health.status, HealthStatus::Healthy);
+}
