@@ -641,7 +641,8 @@ pub trait Backend: Send + Sync + 'static {
     }
 
     /// Runs per status, for each workflow with runs in the store; a
-    /// running run whose lease ran out before `now_ms` counts as waiting.
+    /// running run whose lease ran out before `now_ms` counts as waiting
+    /// (a store with a clock of its own judges leases by it instead).
     fn counts_by_workflow(&self, now_ms: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>>;
 
     /// The concrete store, for what only it offers (a SQL transaction).
@@ -691,9 +692,9 @@ pub trait Backend: Send + Sync + 'static {
         Box::pin(std::future::ready(Err(self.no_leases())))
     }
 
-    /// The instances that hold leases live at `now_ms`, with how many
-    /// runs each holds: who is working on a shared store. Empty without
-    /// leases.
+    /// The instances that hold leases live at `now_ms` (or by the store's
+    /// own clock, if it has one), with how many runs each holds: who is
+    /// working on a shared store. Empty without leases.
     fn holders(
         &self,
         now_ms: i64,
