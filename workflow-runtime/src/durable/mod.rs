@@ -40,6 +40,7 @@
 //! writes commit with its row (exactly once).
 
 pub(crate) mod codec;
+pub(crate) mod driver;
 mod handle;
 mod journal;
 mod memory;

@@ -188,10 +188,10 @@ struct Inner {
 #[cfg(feature = "durable")]
 struct Durables {
     store: Option<crate::durable::Store>,
-    workflows: BTreeMap<&'static str, Arc<dyn super::durable_runs::DurableEntry>>,
-    in_flight: super::durable_runs::InFlight,
+    workflows: BTreeMap<&'static str, Arc<dyn crate::durable::driver::DurableEntry<Runner>>>,
+    in_flight: crate::durable::driver::InFlight,
     /// Runs driven elsewhere that handles here wait for.
-    watched: super::durable_runs::Watched,
+    watched: crate::durable::driver::Watched,
     /// This instance's name in leases.
     instance: String,
     /// How long a claim holds a run without renewal.
@@ -211,7 +211,7 @@ struct Durables {
     renewing: std::sync::Mutex<Option<tokio_util::sync::CancellationToken>>,
     /// Per workflow: runs this instance claimed, and how many of them
     /// another instance had held before.
-    claims: std::sync::Mutex<BTreeMap<String, super::durable_runs::Claims>>,
+    claims: std::sync::Mutex<BTreeMap<String, crate::durable::driver::Claims>>,
     /// Wakes an idle worker: a run ended here, or was enqueued here.
     wake: tokio::sync::Notify,
 }
@@ -222,8 +222,8 @@ impl Default for Durables {
         Durables {
             store: None,
             workflows: BTreeMap::new(),
-            in_flight: super::durable_runs::InFlight::default(),
-            watched: super::durable_runs::Watched::default(),
+            in_flight: crate::durable::driver::InFlight::default(),
+            watched: crate::durable::driver::Watched::default(),
             instance: crate::context::execution_id().to_string(),
             lease: std::time::Duration::from_secs(30),
             poll: std::time::Duration::from_millis(100),
@@ -429,7 +429,7 @@ impl RunnerBuilder {
     /// ```
     #[cfg(feature = "durable")]
     pub fn durable<W: crate::durable::Durable>(mut self, workflow: W) -> Self {
-        let entry = Arc::new(super::durable_runs::DurableDef(Arc::new(workflow)));
+        let entry = Arc::new(crate::durable::driver::DurableDef(Arc::new(workflow)));
         if self.durable.workflows.insert(W::NAME, entry).is_some() {
             self.duplicates.push(W::NAME);
         }
@@ -1080,17 +1080,17 @@ impl Runner {
     pub(super) fn durable_entry(
         &self,
         name: &str,
-    ) -> Option<Arc<dyn super::durable_runs::DurableEntry>> {
+    ) -> Option<Arc<dyn crate::durable::driver::DurableEntry<Runner>>> {
         self.inner.durable.workflows.get(name).cloned()
     }
 
     #[cfg(feature = "durable")]
-    pub(super) fn watched(&self) -> &super::durable_runs::Watched {
+    pub(super) fn watched(&self) -> &crate::durable::driver::Watched {
         &self.inner.durable.watched
     }
 
     #[cfg(feature = "durable")]
-    pub(super) fn in_flight(&self) -> &super::durable_runs::InFlight {
+    pub(super) fn in_flight(&self) -> &crate::durable::driver::InFlight {
         &self.inner.durable.in_flight
     }
 
@@ -1243,7 +1243,7 @@ impl Runner {
 
     /// Runs claimed, and takeovers among them, per workflow.
     #[cfg(feature = "durable")]
-    pub(super) fn claims(&self) -> BTreeMap<String, super::durable_runs::Claims> {
+    pub(super) fn claims(&self) -> BTreeMap<String, crate::durable::driver::Claims> {
         self.inner
             .durable
             .claims

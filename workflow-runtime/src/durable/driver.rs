@@ -1,0 +1,472 @@
+//! Driving one durable run to its end, whoever hosts it: resumed from its
+//! journal, driven again (a bounded number of times) when the journal
+//! fails it, parked when nobody can make progress, stopped when its lease
+//! is found gone; and the bookkeeping a host keeps of the runs it drives
+//! (in flight, watched elsewhere, claimed). The host gives the driver what
+//! only it has, running a workflow under its behaviors and health, through
+//! [`Drives`]: the host uses this module, never the other way round.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    Durable, Fence, Journal, JournalFailure, RunEnd, RunRow, RunStatus, Store, StoreError,
+};
+use crate::behavior::BoxFuture;
+use crate::context::{ContextBuilder, WorkflowContext};
+use crate::error::WorkflowError;
+
+/// What a host gives the driver: its store, clock and name in leases, when
+/// it stops, how far a run is driven again, and running a workflow.
+pub(crate) trait Drives: Clone + Send + Sync + 'static {
+    /// The journal's store.
+    fn store(&self) -> Option<&Store>;
+    /// The clock rows are stamped by.
+    fn clock(&self) -> crate::Clock;
+    /// This instance's name in leases.
+    fn instance(&self) -> &str;
+    /// Cancelled when the host stops.
+    fn stopping(&self) -> &CancellationToken;
+    /// At most how many more drives, within how long, before a run the
+    /// journal keeps failing is parked.
+    fn redrive_limit(&self) -> (u32, Duration);
+    /// A run's context, with the host's behaviors and settings.
+    fn context(&self, builder: ContextBuilder) -> WorkflowContext;
+    /// Runs `workflow` in `ctx`, a panic caught as its message.
+    fn run_caught<'a, W: Durable>(
+        &'a self,
+        workflow: &'a W,
+        ctx: &'a WorkflowContext,
+        input: W::Input,
+    ) -> impl Future<Output = Result<Result<W::Output, WorkflowError>, String>> + Send + 'a;
+}
+
+/// A registered durable workflow, with its types erased.
+pub(crate) trait DurableEntry<R>: Send + Sync {
+    /// The fingerprint of the definition registered.
+    fn fingerprint(&self) -> &'static str;
+
+    /// Runs (or resumes) `row` to its end under `runner`, its writes
+    /// fenced by `fence` on a store with leases; `lost` is cancelled when
+    /// the lease is found gone, and the run stops at its next await.
+    fn drive(
+        &self,
+        runner: R,
+        row: RunRow,
+        fence: Option<Fence>,
+        lost: CancellationToken,
+    ) -> BoxFuture<'static, ()>;
+}
+
+pub(crate) struct DurableDef<W>(pub(crate) Arc<W>);
+
+impl<W: Durable, R: Drives> DurableEntry<R> for DurableDef<W> {
+    fn fingerprint(&self) -> &'static str {
+        W::FINGERPRINT
+    }
+
+    fn drive(
+        &self,
+        runner: R,
+        row: RunRow,
+        fence: Option<Fence>,
+        lost: CancellationToken,
+    ) -> BoxFuture<'static, ()> {
+        let workflow = self.0.clone();
+        Box::pin(async move {
+            let Some(store) = runner.store().cloned() else {
+                return;
+            };
+            let mut pause = Pause::new();
+            // A run the store could not read or write goes on being driven
+            // (after a pause) rather than be left running with nobody on it.
+            let end = loop {
+                let at = Claim {
+                    fence: fence.as_ref(),
+                    lost: &lost,
+                };
+                match run_to_end(&runner, &*workflow, &store, &row.id, at).await {
+                    Driven::End(end) => break end,
+                    Driven::Stopped => return,
+                    Driven::Again(why) => {
+                        if let Some(spent) = pause.spent(&runner) {
+                            tracing::error!(run = %row.id, workflow = W::NAME, %why, "{spent}: parking the run as stuck");
+                            break RunEnd::Stuck(format!("{spent}; last: {why}"));
+                        }
+                        tracing::warn!(run = %row.id, workflow = W::NAME, %why, "durable run interrupted; driving it again");
+                        if !pause.wait(&runner).await {
+                            return;
+                        }
+                    }
+                }
+            };
+            loop {
+                let finished = match &fence {
+                    Some(fence) => {
+                        store
+                            .backend()
+                            .finish_run_fenced(&row.id, &end, fence)
+                            .await
+                    }
+                    None => store.backend().finish_run(&row.id, &end).await,
+                };
+                let error = match finished {
+                    Ok(_) => return,
+                    // Another instance took the run over: its end is theirs.
+                    Err(lost @ StoreError::LeaseLost { .. }) => {
+                        tracing::warn!(run = %row.id, workflow = W::NAME, instance = runner.instance(), %lost, "lease lost: this instance's end of the run was refused");
+                        return;
+                    }
+                    Err(error) => error,
+                };
+                tracing::error!(run = %row.id, workflow = W::NAME, %error, "could not record the end of a durable run; trying again");
+                if !pause.wait(&runner).await {
+                    return;
+                }
+            }
+        })
+    }
+}
+
+/// Growing waits between attempts to drive a run again, cut short when the
+/// runner stops, and bounded: past the runner's limit the run is parked.
+pub(crate) struct Pause {
+    wait: std::time::Duration,
+    again: u32,
+    since: Option<tokio::time::Instant>,
+}
+
+impl Pause {
+    pub(crate) fn new() -> Self {
+        Pause {
+            wait: std::time::Duration::from_millis(50),
+            again: 0,
+            since: None,
+        }
+    }
+
+    /// Counts one more drive the journal failed: why the run is parked
+    /// when that is past the runner's limit, in count and in time both (a
+    /// database failover of a few seconds parks nothing).
+    fn spent(&mut self, runner: &impl Drives) -> Option<String> {
+        let (times, within) = runner.redrive_limit();
+        let since = *self.since.get_or_insert_with(tokio::time::Instant::now);
+        self.again += 1;
+        (self.again > times && since.elapsed() > within).then(|| {
+            format!(
+                "driven again {} times over {:?} without getting past the journal's failure",
+                self.again - 1,
+                since.elapsed()
+            )
+        })
+    }
+
+    /// Waits; false when the runner is stopping instead.
+    pub(crate) async fn wait(&mut self, runner: &impl Drives) -> bool {
+        let wait = self.wait;
+        self.wait = (self.wait * 2).min(std::time::Duration::from_secs(5));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => true,
+            () = runner.stopping().cancelled() => false,
+        }
+    }
+}
+
+/// How driving a run went.
+enum Driven {
+    /// It ended: record this.
+    End(RunEnd),
+    /// The runner is stopping, or the run is not this driver's to end (it
+    /// ended meanwhile): leave it as it is.
+    Stopped,
+    /// The store failed, or a step failed after its row was written (a
+    /// commit cut short): drive it again from the journal.
+    Again(String),
+}
+
+/// What a driver holds its run by: on a store with leases, its claim, and
+/// the token cancelled when that claim is found gone.
+#[derive(Clone, Copy)]
+struct Claim<'a> {
+    fence: Option<&'a Fence>,
+    lost: &'a CancellationToken,
+}
+
+/// Runs the run `id`, resumed from its journal.
+async fn run_to_end<W: Durable, R: Drives>(
+    runner: &R,
+    workflow: &W,
+    store: &Store,
+    id: &str,
+    Claim { fence, lost }: Claim<'_>,
+) -> Driven {
+    // Read afresh: a driver that ended the run may have left just before
+    // this one was started from an older copy of its row.
+    let row = match store.backend().run(id).await {
+        Ok(Some(row)) if row.status == RunStatus::Running => row,
+        Ok(_) => return Driven::Stopped,
+        Err(error) => return Driven::Again(error.to_string()),
+    };
+    if row.fingerprint != W::FINGERPRINT {
+        return Driven::End(RunEnd::Incompatible(format!(
+            "its journal was written by definition {} of \"{}\", the code is {}{}",
+            row.fingerprint,
+            W::NAME,
+            W::FINGERPRINT,
+            W::VERSION.map(|v| format!(" ({v})")).unwrap_or_default()
+        )));
+    }
+    // The codec the run started with, though the store may have another now.
+    let codec = match store.shared_codec_of(&row) {
+        Ok(codec) => codec,
+        Err(error) => return Driven::End(RunEnd::Stuck(error.to_string())),
+    };
+    let input: W::Input = match W::INPUT.decode(&*codec, &row.input) {
+        Ok(input) => input,
+        Err(e) => {
+            return Driven::End(RunEnd::Incompatible(format!(
+                "in {}: its input does not decode as `{}`: {e}",
+                store.describe(),
+                std::any::type_name::<W::Input>()
+            )));
+        }
+    };
+    let (done, failed) = match (
+        store.backend().steps(&row.id).await,
+        store.backend().failures(&row.id).await,
+    ) {
+        (Ok(done), Ok(failed)) => (done, failed),
+        // A row that does not read back will not on the next drive either.
+        (Err(error @ StoreError::Corrupt { .. }), _)
+        | (_, Err(error @ StoreError::Corrupt { .. })) => {
+            return Driven::End(RunEnd::Stuck(format!("in {}: {error}", store.describe())));
+        }
+        (Err(error), _) | (_, Err(error)) => return Driven::Again(error.to_string()),
+    };
+    let journal = Arc::new(Journal::new(
+        (store.clone(), codec.clone()),
+        row.id.as_str().into(),
+        W::STEPS,
+        (done, failed),
+        fence.cloned(),
+        lost.clone(),
+        runner.clock(),
+    ));
+    // Its undoing ended with a compensation failed for good: journaled,
+    // so that compensation does not run again.
+    if let Some((title, failure)) = journal.undo_failed() {
+        return Driven::End(RunEnd::CompensationFailed {
+            error: failure,
+            step: Some(title),
+        });
+    }
+    let ctx = runner.context(W::context().journal(journal));
+    // Unless the runner's context factory gave one, a durable run's
+    // correlation id is its run id: journaled, so every process that
+    // drives the run, before a crash or after, logs the same id.
+    if let Err(crate::context::MetadataError::Missing { .. }) =
+        ctx.try_metadata::<String>(crate::behavior::logging::CORRELATION_ID)
+    {
+        ctx.set_metadata(
+            crate::behavior::logging::CORRELATION_ID,
+            row.id.as_str().to_owned(),
+        );
+    }
+    // A lease found gone (a refused write, a renewal that did not renew)
+    // stops the run at its next await: nothing more of it runs here.
+    let run = runner.run_caught(workflow, &ctx, input);
+    tokio::pin!(run);
+    let ran = tokio::select! {
+        ran = &mut run => ran,
+        () = lost.cancelled() => {
+            ctx.cancel();
+            run.await
+        }
+    };
+    if lost.is_cancelled() {
+        tracing::warn!(run = %row.id, workflow = W::NAME, instance = runner.instance(), "lease lost: this instance stopped the run; another owns it");
+        return Driven::Stopped;
+    }
+    let error = match ran {
+        Ok(Ok(output)) => {
+            return Driven::End(match W::OUTPUT.encode(&*codec, &output) {
+                Ok(bytes) => RunEnd::Completed(bytes),
+                Err(e) => RunEnd::Failed {
+                    error: format!("the output does not encode: {e}"),
+                    step: None,
+                },
+            });
+        }
+        Ok(Err(error)) => error,
+        Err(panic) => {
+            return Driven::End(RunEnd::Failed {
+                error: format!("panicked: {panic}"),
+                step: None,
+            });
+        }
+    };
+    if let WorkflowError::Cancelled { .. } = error
+        && runner.stopping().is_cancelled()
+    {
+        return Driven::Stopped;
+    }
+    match journal_error(&error) {
+        // Another instance owns the run now; this one stops here, and says
+        // so: the step's work here was done for nothing.
+        Some(lost @ StoreError::LeaseLost { .. }) => {
+            tracing::warn!(run = %row.id, workflow = W::NAME, instance = runner.instance(), %lost, "lease lost: this instance's step result was refused");
+            return Driven::Stopped;
+        }
+        // The step did its work, or may have; the journal could not say so.
+        Some(
+            StoreError::Database { .. } | StoreError::NoSuchRun(_) | StoreError::Conflict { .. },
+        ) => {
+            return Driven::Again(error.to_string());
+        }
+        // A row that does not read back, a store that cannot do what the
+        // step asks: driving it again changes nothing, and it was not the
+        // step's failure to undo. Parked, with why.
+        Some(fault) => {
+            return Driven::End(RunEnd::Stuck(format!("in {}: {fault}", store.describe())));
+        }
+        None => {}
+    }
+    if let WorkflowError::CompensationFailed { .. } = error {
+        return Driven::End(RunEnd::CompensationFailed {
+            error: error.to_string(),
+            step: Some(error.step().title.to_string()),
+        });
+    }
+    Driven::End(RunEnd::Failed {
+        error: error.to_string(),
+        step: Some(error.step().title.to_string()),
+    })
+}
+
+/// The journal error a step failed with, if that is why it failed.
+fn journal_error(error: &WorkflowError) -> Option<&StoreError> {
+    match error {
+        WorkflowError::Failed { error, .. } => error
+            .downcast_ref::<JournalFailure>()
+            .map(|JournalFailure(error)| error),
+        // A compensation that could not journal itself did not fail: it
+        // runs again.
+        WorkflowError::CompensationFailed { failure, .. } => journal_error(failure),
+        _ => None,
+    }
+}
+
+/// The runs this process is driving, by id: each with the flag its
+/// handles wait on, and the token that stops it when its lease is gone.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    runs: Mutex<HashMap<String, Driving>>,
+    // Told whenever a run leaves, for a host draining at shutdown.
+    left: Notify,
+}
+
+/// A run in flight here.
+#[derive(Clone)]
+pub(crate) struct Driving {
+    pub(crate) ended: watch::Receiver<bool>,
+    pub(crate) lost: CancellationToken,
+}
+
+impl InFlight {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, HashMap<String, Driving>> {
+        self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// The ids of the runs in flight.
+    pub(crate) fn ids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// The flag run `id`'s handles wait on, if it is in flight here.
+    pub(crate) fn ended(&self, id: &str) -> Option<watch::Receiver<bool>> {
+        self.lock().get(id).map(|driving| driving.ended.clone())
+    }
+
+    /// Stops the runs among `ids` still in flight here: their leases are
+    /// gone.
+    pub(crate) fn lost(&self, ids: &[String]) {
+        let runs = self.lock();
+        for id in ids {
+            if let Some(driving) = runs.get(id) {
+                driving.lost.cancel();
+            }
+        }
+    }
+
+    pub(crate) fn remove(&self, id: &str) {
+        self.lock().remove(id);
+        self.left.notify_waiters();
+    }
+
+    /// Waits until no run is in flight.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let left = self.left.notified();
+            tokio::pin!(left);
+            // Registered before the check, so a run leaving in between
+            // still wakes this.
+            left.as_mut().enable();
+            if self.len() == 0 {
+                return;
+            }
+            left.await;
+        }
+    }
+}
+
+/// Runs driven elsewhere that handles here wait for, each with the flag
+/// its handles watch, and whether the watcher runs. One lock for both, so
+/// a run watched as the watcher leaves still gets one.
+#[derive(Default)]
+pub(crate) struct Watched {
+    state: Mutex<(HashMap<String, watch::Sender<bool>>, bool)>,
+}
+
+/// The watched runs, locked, with the watcher's flag.
+pub(crate) struct WatchedGuard<'a>(MutexGuard<'a, (HashMap<String, watch::Sender<bool>>, bool)>);
+
+impl Watched {
+    pub(crate) fn lock(&self) -> WatchedGuard<'_> {
+        WatchedGuard(self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl std::ops::Deref for WatchedGuard<'_> {
+    type Target = HashMap<String, watch::Sender<bool>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0.0
+    }
+}
+
+impl std::ops::DerefMut for WatchedGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0.0
+    }
+}
+
+impl WatchedGuard<'_> {
+    pub(crate) fn polling(&mut self) -> &mut bool {
+        &mut self.0.1
+    }
+}
+
+/// Runs of one workflow an instance claimed, and takeovers among them.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Claims {
+    pub(crate) claimed: u64,
+    pub(crate) takeovers: u64,
+}
