@@ -250,6 +250,12 @@ impl<T> RunHandle<T> {
             // Otherwise a running run not driven here is one its runner
             // stopped.
             match &mut self.elsewhere {
+                // Said ended, yet running (put back since): read at
+                // growing intervals rather than in a loop.
+                Elsewhere::Instance(ended) if *ended.borrow() => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                }
                 Elsewhere::Instance(ended) => {
                     if ended.wait_for(|ended| *ended).await.is_err() {
                         break run;
