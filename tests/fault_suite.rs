@@ -463,7 +463,9 @@ impl Round {
             };
             (end, faulty.crashes.load(Ordering::SeqCst))
         });
-        rt.shutdown_background();
+        // Waits for the runtime's threads to stop: one still inside a poll
+        // when the next life starts would note its step under that life.
+        rt.shutdown_timeout(Duration::from_secs(10));
         self.crashes += crashes;
         self.journals.push(self.snapshot());
         end
