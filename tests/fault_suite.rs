@@ -42,7 +42,7 @@ use common::TempDir;
 
 #[path = "fault/plan.rs"]
 mod plan;
-use plan::{Expected, Plan, Rng, SLOTS, draw_plan};
+use plan::{Expected, Plan, Planned, Rng, SLOTS, draw_plan};
 
 // ---------------------------------------------------------------- the world
 
@@ -85,17 +85,6 @@ impl World {
         self.events.lock().unwrap().clone()
     }
 }
-
-#[derive(Debug)]
-struct Planned(&'static str);
-
-impl std::fmt::Display for Planned {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "planned failure: {}", self.0)
-    }
-}
-
-impl std::error::Error for Planned {}
 
 struct Fuzz(Arc<World>);
 

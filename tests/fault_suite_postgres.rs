@@ -30,18 +30,7 @@ use workflow_runtime::testing::TempPostgres;
 
 #[path = "fault/plan.rs"]
 mod plan;
-use plan::{Expected, Plan, Rng, SLOTS, draw_plan};
-
-#[derive(Debug)]
-struct Planned(&'static str);
-
-impl std::fmt::Display for Planned {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "planned failure: {}", self.0)
-    }
-}
-
-impl std::error::Error for Planned {}
+use plan::{Expected, Plan, Planned, Rng, SLOTS, draw_plan};
 
 /// What the steps did goes to the database, where every process writes.
 #[derive(Debug)]

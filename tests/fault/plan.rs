@@ -162,3 +162,15 @@ impl Plan {
         Ok(())
     }
 }
+
+/// A failure a plan asked for.
+#[derive(Debug)]
+pub struct Planned(pub &'static str);
+
+impl std::fmt::Display for Planned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "planned failure: {}", self.0)
+    }
+}
+
+impl std::error::Error for Planned {}
