@@ -6,7 +6,9 @@
 //! started again, a worker SIGSTOPped past its lease and continued, a
 //! worker restarted gracefully (SIGTERM, drained, replaced), a worker
 //! deployed as release 2 of the workflow beside release 1 (some runs start
-//! on release 2; each release keeps a worker for its runs). When
+//! on release 2; each release keeps a worker for its runs); in half the
+//! rounds the workers take eight runs at once on pools of two connections.
+//! When
 //! every run has ended it checks:
 //!
 //! - every run ended, in the status its plan implies;
@@ -190,13 +192,25 @@ fn pg_fault_worker() {
         return; // Run as a test of its own: nothing to do.
     };
     let v2 = std::env::var("WF_PG_FAULT_V2").is_ok();
+    // A pool smaller than the load: two connections for a capacity of eight.
+    let small_pool = std::env::var("WF_PG_FAULT_SMALL_POOL").is_ok();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
-        let store = Store::postgres(&url).await.unwrap();
+        let (store, capacity) = if small_pool {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(2)
+                .connect(&url)
+                .await
+                .unwrap();
+            let store = workflow_runtime::durable::PostgresStore::from_pool(pool, &url);
+            (Store::new(store.await.unwrap()), 8)
+        } else {
+            (Store::postgres(&url).await.unwrap(), 4)
+        };
         let pool = store.as_postgres().unwrap().pool().clone();
         let fuzz = PgFuzz {
             pool,
@@ -210,15 +224,16 @@ fn pg_fault_worker() {
         let host = host
             .store(store)
             .instance(instance, Duration::from_secs(1))
-            .worker(4)
+            .worker(capacity)
             .build()
             .unwrap();
         host.run_until_signal().await;
     });
 }
 
-/// A worker process running release 1 of the workflow, or release 2.
-fn spawn_worker(url: &str, instance: &str, v2: bool) -> Child {
+/// A worker process running release 1 of the workflow, or release 2, on
+/// a pool smaller than its capacity or not.
+fn spawn_worker(url: &str, instance: &str, v2: bool, small_pool: bool) -> Child {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args([
@@ -233,6 +248,9 @@ fn spawn_worker(url: &str, instance: &str, v2: bool) -> Child {
         .stderr(Stdio::null());
     if v2 {
         command.env("WF_PG_FAULT_V2", "1");
+    }
+    if small_pool {
+        command.env("WF_PG_FAULT_SMALL_POOL", "1");
     }
     command.spawn().unwrap()
 }
@@ -279,7 +297,14 @@ struct Apis {
     v2: Runner,
 }
 
-async fn round(url: &str, pool: &PgPool, apis: &Apis, seed: u64) -> Result<Vec<Fault>, String> {
+/// One round; the faults it met, and whether its workers' pools were
+/// smaller than their capacity.
+async fn round(
+    url: &str,
+    pool: &PgPool,
+    apis: &Apis,
+    seed: u64,
+) -> Result<(Vec<Fault>, bool), String> {
     let fail = |what: String| Err(format!("seed {seed}: {what}"));
     let mut rng = Rng(seed);
     let plans: Vec<Plan> = (0..2 + rng.below(4))
@@ -299,6 +324,8 @@ async fn round(url: &str, pool: &PgPool, apis: &Apis, seed: u64) -> Result<Vec<F
             (at, fault)
         })
         .collect();
+    // Half the rounds' workers have a pool smaller than their capacity.
+    let small_pool = rng.chance(50);
     // Some runs start on release 2 (a node already deployed).
     let (mut any_v1, mut any_v2) = (false, false);
     for plan in &plans {
@@ -318,7 +345,7 @@ async fn round(url: &str, pool: &PgPool, apis: &Apis, seed: u64) -> Result<Vec<F
     }
     let mut workers = Workers(
         (0..processes)
-            .map(|n| spawn_worker(url, &format!("pg{seed}-w{n}"), false))
+            .map(|n| spawn_worker(url, &format!("pg{seed}-w{n}"), false, small_pool))
             .collect(),
     );
     let mut on_v2 = vec![false; processes];
@@ -332,7 +359,8 @@ async fn round(url: &str, pool: &PgPool, apis: &Apis, seed: u64) -> Result<Vec<F
                 let _ = workers.0[n].kill();
                 let _ = workers.0[n].wait();
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                workers.0[n] = spawn_worker(url, &format!("pg{seed}-w{n}-{lives}"), on_v2[n]);
+                workers.0[n] =
+                    spawn_worker(url, &format!("pg{seed}-w{n}-{lives}"), on_v2[n], small_pool);
                 lives += 1;
             }
             Fault::Stop(n) => {
@@ -344,21 +372,25 @@ async fn round(url: &str, pool: &PgPool, apis: &Apis, seed: u64) -> Result<Vec<F
                 signal(&workers.0[n], "TERM");
                 let _ = workers.0[n].wait();
                 on_v2[n] |= matches!(fault, Fault::Deploy(_));
-                workers.0[n] = spawn_worker(url, &format!("pg{seed}-w{n}-{lives}"), on_v2[n]);
+                workers.0[n] =
+                    spawn_worker(url, &format!("pg{seed}-w{n}-{lives}"), on_v2[n], small_pool);
                 lives += 1;
             }
         }
     }
     // Mid-deploy, each release still has a worker for its runs.
     if any_v1 && on_v2.iter().all(|v2| *v2) {
-        workers
-            .0
-            .push(spawn_worker(url, &format!("pg{seed}-v1"), false));
+        workers.0.push(spawn_worker(
+            url,
+            &format!("pg{seed}-v1"),
+            false,
+            small_pool,
+        ));
     }
     if any_v2 && !on_v2.iter().any(|v2| *v2) {
         workers
             .0
-            .push(spawn_worker(url, &format!("pg{seed}-v2"), true));
+            .push(spawn_worker(url, &format!("pg{seed}-v2"), true, small_pool));
     }
     let deadline = Instant::now() + Duration::from_secs(90);
     let ids: Vec<String> = plans.iter().map(|p| p.run.clone()).collect();
@@ -459,7 +491,10 @@ async fn round(url: &str, pool: &PgPool, apis: &Apis, seed: u64) -> Result<Vec<F
             ));
         }
     }
-    Ok(faults.into_iter().map(|(_, fault)| fault).collect())
+    Ok((
+        faults.into_iter().map(|(_, fault)| fault).collect(),
+        small_pool,
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,10 +537,11 @@ async fn durable_runs_keep_their_promises_under_seeded_faults_on_postgres() {
         v1: api(store.clone(), false),
         v2: api(store, true),
     };
-    let (mut kills, mut stops, mut restarts, mut deploys) = (0, 0, 0, 0);
+    let (mut kills, mut stops, mut restarts, mut deploys, mut small) = (0, 0, 0, 0, 0);
     for seed in first..first + rounds {
         match round(&url, &pool, &apis, seed).await {
-            Ok(faults) => {
+            Ok((faults, small_pool)) => {
+                small += u32::from(small_pool);
                 for fault in faults {
                     match fault {
                         Fault::Kill(_) => kills += 1,
@@ -523,6 +559,6 @@ async fn durable_runs_keep_their_promises_under_seeded_faults_on_postgres() {
     eprintln!(
         "postgres fault suite: {rounds} rounds from seed {first}, {kills} kills, {stops} stops \
          past the lease, {restarts} graceful restarts, {deploys} workers deployed as release 2, \
-         no violation"
+         {small} rounds on pools smaller than the load, no violation"
     );
 }
