@@ -550,7 +550,7 @@ impl Declining {
         n
     }
 
-    #[step(when = "charge", retry(max_attempts = 40, backoff = "50ms"))]
+    #[step(when = "charge", retry(max_attempts = 8, backoff = "50ms"))]
     async fn charge(&self, _n: u32) -> Result<u32, Declined> {
         sqlx::query("INSERT INTO attempts (at) VALUES (clock_timestamp())")
             .execute(&self.0)
@@ -614,5 +614,29 @@ async fn an_instance_whose_run_was_taken_over_stops_retrying_it() {
     assert!(
         after <= 1,
         "a ran the charge {after} more times after b took the run over"
+    );
+    // b dies at once; its lease runs out and a worker takes the run up
+    // again and ends it: no run is left running with nobody on it.
+    sqlx::query("UPDATE workflow_runs SET lease_until_ms = 0 WHERE id = 'held'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let worker = tokio::spawn({
+        let a = a.clone();
+        async move { a.work(1).await }
+    });
+    let ended = tokio::time::timeout(
+        Duration::from_secs(30),
+        a.handle(&Declining::ID, "held").result(),
+    )
+    .await
+    .expect("the run ends");
+    worker.abort();
+    assert!(
+        matches!(
+            ended,
+            Err(workflow_runtime::durable::DurableError::Failed { .. })
+        ),
+        "{ended:?}"
     );
 }

@@ -104,6 +104,33 @@ pub trait Behavior: std::any::Any + Send + Sync {
     /// resumed after a step's journaled failed attempt hands that failure
     /// on as final unless a behavior around the step says so; one that
     /// does reads the journaled attempts from [`StepScope::resumed`].
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::{Attempted, Behavior, BoxFuture, Next, StepScope};
+    ///
+    /// /// Tries a step twice, going on from a resumed run's attempts.
+    /// struct Twice;
+    ///
+    /// impl Behavior for Twice {
+    ///     fn around<'a>(&'a self, step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
+    ///         Box::pin(async move {
+    ///             let before = step.resumed().map_or(0, |earlier| earlier.attempts);
+    ///             let mut outcome = next.run().await;
+    ///             for _ in before + 1..2 {
+    ///                 if outcome.is_ok() {
+    ///                     break;
+    ///                 }
+    ///                 outcome = next.run().await;
+    ///             }
+    ///             outcome
+    ///         })
+    ///     }
+    ///     fn runs_again(&self) -> bool {
+    ///         true
+    ///     }
+    /// }
+    /// assert!(Twice.runs_again());
+    /// ```
     fn runs_again(&self) -> bool {
         false
     }
@@ -163,10 +190,10 @@ impl Resumed {
     }
 }
 
-/// An attempt's error read back from a journal: its message is all that
-/// survives a process.
+/// An error read back from a journal (a failed attempt's, a run's failure
+/// for good): its message is all that survives a process.
 #[derive(Debug)]
-struct EarlierFailure(Arc<str>);
+pub(crate) struct EarlierFailure(pub(crate) Arc<str>);
 
 impl std::fmt::Display for EarlierFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -494,7 +494,8 @@ where
             // Resumed after a journaled failed attempt that nothing around
             // the step would have run again: that failure was final, though
             // the process stopped before the run said so.
-            if let Some(earlier) = body.resumed()
+            let resumed = body.resumed();
+            if let Some(earlier) = &resumed
                 && !stack.iter().any(crate::behavior::Layer::runs_again)
             {
                 *this.phase = Phase::Done;
@@ -515,7 +516,7 @@ where
                     body: Some(body),
                     input: Some(value),
                 }
-            } else if runs_inline(&stack, body.resumed().is_some()) {
+            } else if runs_inline(&stack, resumed.is_some()) {
                 Body::Inline {
                     run: Box::pin(InlineRun {
                         layers: stack,
@@ -535,7 +536,7 @@ where
                     *this.kind,
                     this.title.clone(),
                     body.can_replay(),
-                    body.resumed(),
+                    resumed,
                     stack,
                 );
                 if let Place::Inside { .. } = this.place {

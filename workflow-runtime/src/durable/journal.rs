@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::codec::{Codec, ValueCodec};
 use super::store::{FailureRow, Fence, StepRow, Store, StoreError};
 use crate::behavior::BoxFuture;
-use crate::behavior::Resumed;
+use crate::behavior::{EarlierFailure, Resumed};
 use crate::context::{JournalFault, RunJournal, WorkflowContext};
 use crate::error::{StepError, WorkflowError};
 use crate::step::StepMeta;
@@ -29,18 +29,6 @@ pub(crate) const FAILED_AT: u32 = 2_000_000;
 /// The run's compensations ended with one failed for good (its output is
 /// the failure): resumed, the run ends `compensation_failed` at once.
 pub(crate) const UNDO_FAILED: u32 = 3_000_000;
-
-/// A failure journaled before: a resumed run fails its step with it again.
-#[derive(Debug)]
-pub(crate) struct Journaled(pub(crate) String);
-
-impl std::fmt::Display for Journaled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Journaled {}
 
 /// The journal's own failure to read or record a step, as the step fails
 /// with it: marked where the journal raises it, so a step body that
@@ -256,9 +244,9 @@ impl Journal {
 
     /// The failure step `kind` `title` failed with for good before this
     /// process took the run up, if it did.
-    pub(crate) fn failed_at(&self, kind: crate::StepKind, title: &str) -> Option<Journaled> {
+    pub(crate) fn failed_at(&self, kind: crate::StepKind, title: &str) -> Option<EarlierFailure> {
         let row = self.done.get(&(FAILED_AT + self.index_of(kind, title)?))?;
-        Some(Journaled(String::from_utf8_lossy(&row.output).into_owned()))
+        Some(EarlierFailure(String::from_utf8_lossy(&row.output).into()))
     }
 
     /// How the run's undoing ended, before this process took it up, if a
@@ -395,12 +383,14 @@ impl Journal {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<(), StoreError>>,
     {
-        let deadline = tokio::time::Instant::now() + WRITE_PATIENCE;
+        // The clock is read once a write has failed, not for every write.
+        let mut deadline = None;
         let mut pause = Duration::from_millis(10);
         loop {
             match write().await {
                 Err(error @ StoreError::Database { .. }) => {
-                    if tokio::time::Instant::now() + pause > deadline {
+                    let now = tokio::time::Instant::now();
+                    if now + pause > *deadline.get_or_insert(now + WRITE_PATIENCE) {
                         return Err(error);
                     }
                     tracing::debug!(run = %self.run, %error, "journal write failed; trying again");

@@ -177,6 +177,12 @@ pub struct StepRow {
 }
 
 /// What a journal row past the steps' own says about its run.
+///
+/// ```
+/// use workflow_runtime::durable::{JournalMark, StepRow};
+/// let failed = StepRow::new(2_000_003, "When ship", b"no carrier".to_vec(), 1, 0, 0);
+/// assert_eq!(failed.mark(), Some(JournalMark::FailedAt(3)));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum JournalMark {

@@ -207,14 +207,7 @@ impl Runner {
             // a bounded batch; workers claim the rest as they have room.
             return self.claim_some(RESUME_BATCH).await;
         }
-        let mut resumed = 0;
-        for row in store.backend().running().await? {
-            if let Some(entry) = self.durable_entry(&row.workflow) {
-                drop(self.drive(entry, row, None));
-                resumed += 1;
-            }
-        }
-        Ok(resumed)
+        self.resume_some(usize::MAX).await
     }
 
     /// Puts a parked run back to work once its cause is fixed: a run
