@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::journal::{Cancelled, Halt};
 use super::{
     Durable, Fence, Journal, JournalFailure, RunEnd, RunRow, RunStatus, Store, StoreError,
 };
@@ -37,6 +38,9 @@ pub(crate) trait Drives: Clone + Send + Sync + 'static {
     fn redrive_limit(&self) -> (u32, Duration);
     /// A run's context, with the host's behaviors and settings.
     fn context(&self, builder: ContextBuilder) -> WorkflowContext;
+    /// A run driven here suspended itself until `wake_ms` (`None`: until
+    /// an event): whoever wakes runs on this store looks again.
+    fn suspended(&self, wake_ms: Option<i64>);
     /// Runs `workflow` in `ctx`, a panic caught as its message.
     fn run_caught<'a, W: Durable>(
         &'a self,
@@ -51,23 +55,40 @@ pub(crate) trait DurableEntry<R>: Send + Sync {
     /// The fingerprint of the definition registered.
     fn fingerprint(&self) -> &'static str;
 
+    /// The definition's steps, by index.
+    fn steps(&self) -> &'static [crate::step::StepMeta];
+
     /// Runs (or resumes) `row` to its end under `runner`, its writes
-    /// fenced by `fence` on a store with leases; `lost` is cancelled when
-    /// the lease is found gone, and the run stops at its next await.
+    /// fenced by `fence` on a store with leases; `signals.lost` is
+    /// cancelled when the lease is found gone, and the run stops at its
+    /// next await; `signals.cancel` when the run is asked to stop, and it
+    /// is undone.
     fn drive(
         &self,
         runner: R,
         row: RunRow,
         fence: Option<Fence>,
-        lost: CancellationToken,
+        signals: Signals,
     ) -> BoxFuture<'static, ()>;
 }
 
 pub(crate) struct DurableDef<W>(pub(crate) Arc<W>);
 
+/// What tells a driver to stop its run where it is: its lease found gone
+/// (it stops), or a cancel asked for (it is undone).
+#[derive(Clone, Default)]
+pub(crate) struct Signals {
+    pub(crate) lost: CancellationToken,
+    pub(crate) cancel: CancellationToken,
+}
+
 impl<W: Durable, R: Drives> DurableEntry<R> for DurableDef<W> {
     fn fingerprint(&self) -> &'static str {
         W::FINGERPRINT
+    }
+
+    fn steps(&self) -> &'static [crate::step::StepMeta] {
+        W::STEPS
     }
 
     fn drive(
@@ -75,7 +96,7 @@ impl<W: Durable, R: Drives> DurableEntry<R> for DurableDef<W> {
         runner: R,
         row: RunRow,
         fence: Option<Fence>,
-        lost: CancellationToken,
+        signals: Signals,
     ) -> BoxFuture<'static, ()> {
         let workflow = self.0.clone();
         Box::pin(async move {
@@ -88,11 +109,17 @@ impl<W: Durable, R: Drives> DurableEntry<R> for DurableDef<W> {
             let end = loop {
                 let at = Claim {
                     fence: fence.as_ref(),
-                    lost: &lost,
+                    signals: &signals,
                 };
                 match run_to_end(&runner, &*workflow, &store, &row.id, at).await {
                     Driven::End(end) => break end,
                     Driven::Stopped => return,
+                    Driven::Suspended(wake) => {
+                        runner.suspended(wake);
+                        return;
+                    }
+                    // Stopped where it was: driven again, it is undone.
+                    Driven::Cancelling => continue,
                     Driven::Again(why) => {
                         if let Some(spent) = pause.spent(&runner) {
                             tracing::error!(run = %row.id, workflow = W::NAME, %why, "{spent}: parking the run as stuck");
@@ -184,6 +211,12 @@ enum Driven {
     /// The runner is stopping, or the run is not this driver's to end (it
     /// ended meanwhile): leave it as it is.
     Stopped,
+    /// A step suspended it until then (`None`: until an event): a worker
+    /// takes it up when it is due.
+    Suspended(Option<i64>),
+    /// It was asked to stop, and stopped where it was: drive it again to
+    /// undo it.
+    Cancelling,
     /// The store failed, or a step failed after its row was written (a
     /// commit cut short): drive it again from the journal.
     Again(String),
@@ -194,7 +227,7 @@ enum Driven {
 #[derive(Clone, Copy)]
 struct Claim<'a> {
     fence: Option<&'a Fence>,
-    lost: &'a CancellationToken,
+    signals: &'a Signals,
 }
 
 /// Runs the run `id`, resumed from its journal.
@@ -203,8 +236,9 @@ async fn run_to_end<W: Durable, R: Drives>(
     workflow: &W,
     store: &Store,
     id: &str,
-    Claim { fence, lost }: Claim<'_>,
+    Claim { fence, signals }: Claim<'_>,
 ) -> Driven {
+    let lost = &signals.lost;
     // Read afresh: a driver that ended the run may have left just before
     // this one was started from an older copy of its row.
     let row = match store.backend().run(id).await {
@@ -212,6 +246,16 @@ async fn run_to_end<W: Durable, R: Drives>(
         Ok(_) => return Driven::Stopped,
         Err(error) => return Driven::Again(error.to_string()),
     };
+    // Suspended again since it was found due (another driver had it).
+    if !row.due(runner.clock().now_ms()) {
+        return Driven::Stopped;
+    }
+    // Awake: it waits for nothing while it is driven.
+    if row.waiting.is_some()
+        && let Err(error) = store.backend().suspend(&row.id, None, fence).await
+    {
+        return Driven::Again(error.to_string());
+    }
     if row.fingerprint != W::FINGERPRINT {
         return Driven::End(RunEnd::Incompatible(format!(
             "its journal was written by definition {} of \"{}\", the code is {}{}",
@@ -248,15 +292,18 @@ async fn run_to_end<W: Durable, R: Drives>(
         }
         (Err(error), _) | (_, Err(error)) => return Driven::Again(error.to_string()),
     };
-    let journal = Arc::new(Journal::new(
-        (store.clone(), codec.clone()),
-        row.id.as_str().into(),
-        W::STEPS,
-        (done, failed),
-        fence.cloned(),
-        lost.clone(),
-        runner.clock(),
-    ));
+    let journal = Arc::new(
+        Journal::new(
+            (store.clone(), codec.clone()),
+            row.id.as_str().into(),
+            W::STEPS,
+            (done, failed),
+            fence.cloned(),
+            lost.clone(),
+            runner.clock(),
+        )
+        .cancelling(row.cancel.clone()),
+    );
     // Its undoing ended with a compensation failed for good: journaled,
     // so that compensation does not run again.
     if let Some((title, failure)) = journal.undo_failed() {
@@ -265,7 +312,7 @@ async fn run_to_end<W: Durable, R: Drives>(
             step: Some(title),
         });
     }
-    let ctx = runner.context(W::context().journal(journal));
+    let ctx = runner.context(W::context().journal(journal.clone()));
     // Unless the runner's context factory gave one, a durable run's
     // correlation id is its run id: journaled, so every process that
     // drives the run, before a crash or after, logs the same id.
@@ -286,6 +333,22 @@ async fn run_to_end<W: Durable, R: Drives>(
         () = lost.cancelled() => {
             ctx.cancel();
             run.await
+        }
+        // A wait suspended the run (or could not reach the journal): the
+        // run is let go here, its future dropped where it waits.
+        () = journal.halted().cancelled() => {
+            return match journal.halt() {
+                Some(Halt::Suspended(wake)) => Driven::Suspended(wake),
+                Some(Halt::Fault(error)) => Driven::Again(error.to_string()),
+                None => Driven::Again("a wait stopped the run".to_owned()),
+            };
+        }
+        // Asked to stop while it runs: stopped at its next await, then
+        // driven again to be undone.
+        () = signals.cancel.cancelled(), if row.cancel.is_none() => {
+            ctx.cancel();
+            drop(run.await);
+            return Driven::Cancelling;
         }
     };
     if lost.is_cancelled() {
@@ -342,6 +405,16 @@ async fn run_to_end<W: Durable, R: Drives>(
             step: Some(error.step().title.to_string()),
         });
     }
+    // Failed with the cancel it was asked for (here, or journaled before
+    // a restart), and undone.
+    if let Some(reason) = &row.cancel
+        && error.reason() == Cancelled::reason_of(reason)
+    {
+        return Driven::End(RunEnd::Cancelled {
+            reason: reason.clone(),
+            step: Some(error.step().title.to_string()),
+        });
+    }
     Driven::End(RunEnd::Failed {
         error: error.to_string(),
         step: Some(error.step().title.to_string()),
@@ -374,7 +447,15 @@ pub(crate) struct InFlight {
 #[derive(Clone)]
 pub(crate) struct Driving {
     pub(crate) ended: watch::Receiver<bool>,
-    pub(crate) lost: CancellationToken,
+    pub(crate) signals: Signals,
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight")
+            .field("runs", &self.len())
+            .finish()
+    }
 }
 
 impl InFlight {
@@ -402,7 +483,18 @@ impl InFlight {
         let runs = self.lock();
         for id in ids {
             if let Some(driving) = runs.get(id) {
-                driving.lost.cancel();
+                driving.signals.lost.cancel();
+            }
+        }
+    }
+
+    /// Stops the runs among `ids` still in flight here, to be undone: they
+    /// were asked to stop.
+    pub(crate) fn cancel(&self, ids: &[String]) {
+        let runs = self.lock();
+        for id in ids {
+            if let Some(driving) = runs.get(id) {
+                driving.signals.cancel.cancel();
             }
         }
     }
@@ -469,4 +561,13 @@ impl WatchedGuard<'_> {
 pub(crate) struct Claims {
     pub(crate) claimed: u64,
     pub(crate) takeovers: u64,
+}
+
+/// A one-process store's suspended runs, as the runner that owns it wakes
+/// them: whether its waker runs, and what tells it to look again (a run
+/// suspended here, an event or cancel sent here).
+#[derive(Default)]
+pub(crate) struct Sleepers {
+    pub(crate) waking: Mutex<bool>,
+    pub(crate) look: Notify,
 }

@@ -78,6 +78,24 @@ pub enum DurableError {
         /// Why.
         reason: String,
     },
+    /// The run was cancelled by id: it stopped, and what it had done was
+    /// undone.
+    Cancelled {
+        /// The run.
+        run: String,
+        /// Who or why, as the canceller said.
+        reason: String,
+    },
+    /// The run is not running, so it cannot be acted on as asked (a
+    /// cancel of a finished run, a redrive of one that did not fail).
+    NotRunning {
+        /// The run.
+        run: String,
+        /// Its status.
+        status: RunStatus,
+        /// What was asked.
+        asked: &'static str,
+    },
     /// The runner stopped (shut down) before the run ended; the run is
     /// still in the journal and resumes when a runner opens the store.
     Stopped {
@@ -119,6 +137,12 @@ impl fmt::Display for DurableError {
             }
             DurableError::Stuck { run, reason } => {
                 write!(f, "run \"{run}\" is parked as stuck: {reason}")
+            }
+            DurableError::Cancelled { run, reason } => {
+                write!(f, "run \"{run}\" was cancelled: {reason}")
+            }
+            DurableError::NotRunning { run, status, asked } => {
+                write!(f, "cannot {asked} run \"{run}\": it is {status}")
             }
             DurableError::Stopped { run } => write!(
                 f,
@@ -165,8 +189,13 @@ pub struct RunHandle<T> {
 /// process, this process's worker takes it up while it works.
 #[derive(Clone, Debug)]
 pub(crate) enum Elsewhere {
-    /// Nobody will: the runner that drove it stopped.
-    Stopped,
+    /// This process's runner will, if the run is suspended (its waker
+    /// drives it when it is due) or in flight again, until `stopped` says
+    /// the runner stopped; nobody will otherwise.
+    Waker {
+        stopped: tokio_util::sync::CancellationToken,
+        in_flight: std::sync::Arc<super::driver::InFlight>,
+    },
     /// Another instance will: this flag, set by the runner's one watcher
     /// of runs elsewhere, says when it has.
     Instance(watch::Receiver<bool>),
@@ -235,6 +264,8 @@ impl<T> RunHandle<T> {
         // Waiting for this process's worker, reads grow apart (25ms,
         // doubling, up to a second).
         let mut pause = std::time::Duration::from_millis(25);
+        // Reads of a run neither suspended nor driven here, in a row.
+        let mut missed = 0;
         let run = loop {
             let run = store
                 .run(&self.id)
@@ -265,6 +296,26 @@ impl<T> RunHandle<T> {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(std::time::Duration::from_secs(1));
                 }
+                // Woken and driven here again: wait for that drive. A
+                // driver is in flight before it clears the run's wait, and
+                // a run suspends before its driver leaves.
+                Elsewhere::Waker { stopped, in_flight } if !stopped.is_cancelled() => {
+                    if let Some(mut ended) = in_flight.ended(&self.id) {
+                        let _ = ended.wait_for(|ended| *ended).await;
+                        missed = 0;
+                    } else if run.waiting.is_some() {
+                        // Suspended: read until the waker drives it.
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                        missed = 0;
+                    } else if missed == 0 {
+                        // Neither: read once more, as it may have ended or
+                        // suspended since.
+                        missed += 1;
+                    } else {
+                        break run;
+                    }
+                }
                 _ => break run,
             }
         };
@@ -294,6 +345,10 @@ impl<T> RunHandle<T> {
                 reason: run.error.unwrap_or_default(),
             }),
             RunStatus::Stuck => Err(DurableError::Stuck {
+                run: self.id,
+                reason: run.error.unwrap_or_default(),
+            }),
+            RunStatus::Cancelled => Err(DurableError::Cancelled {
                 run: self.id,
                 reason: run.error.unwrap_or_default(),
             }),

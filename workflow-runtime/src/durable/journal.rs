@@ -29,6 +29,57 @@ pub(crate) const FAILED_AT: u32 = 2_000_000;
 /// The run's compensations ended with one failed for good (its output is
 /// the failure): resumed, the run ends `compensation_failed` at once.
 pub(crate) const UNDO_FAILED: u32 = 3_000_000;
+/// `REDRIVEN + n`: the `n`th redrive put the failed run back to work (its
+/// output is the failure it had then): the run's record keeps it.
+pub(crate) const REDRIVEN: u32 = 4_000_000;
+/// `WAITS + k * WAITS_PER_STEP + 2j`: step `k` reached its `j`th wait
+/// (output: when it wakes); `+ 1`: that wait ended (output: the event it
+/// consumed, or nothing at a deadline).
+pub(crate) const WAITS: u32 = 100_000_000;
+/// The index of the note the `n`th redrive leaves.
+pub(crate) fn redriven_index(n: u32) -> u32 {
+    REDRIVEN + n.min(WAITS - REDRIVEN - 1)
+}
+
+/// Room for each step's waits: 5,000 of them.
+const WAITS_PER_STEP: u32 = 10_000;
+
+/// The journal index of step `step`'s `wait`th wait's start (or end), if
+/// the step has room for it.
+pub(crate) fn wait_index(step: u32, wait: u32, ended: bool) -> Option<u32> {
+    if wait >= WAITS_PER_STEP / 2 || step >= (u32::MAX - WAITS) / WAITS_PER_STEP {
+        return None;
+    }
+    Some(WAITS + step * WAITS_PER_STEP + 2 * wait + u32::from(ended))
+}
+
+/// The step and wait a wait row's index names.
+pub(crate) fn wait_place(index: u32) -> (u32, u32) {
+    let i = index - WAITS;
+    (i / WAITS_PER_STEP, (i % WAITS_PER_STEP) / 2)
+}
+
+/// What a run waiting for events named `name` is suspended on.
+pub(crate) fn awaiting(name: &str) -> String {
+    format!("event:{name}")
+}
+
+/// A wait this short is slept here rather than suspended: a store round
+/// trip and a worker's wake-up would cost more than it saves.
+const SLEEP_HERE: Duration = Duration::from_secs(1);
+
+/// Whether an event's value is what a wait takes (why not, if not).
+pub(crate) type Accept<'a> = dyn Fn(&dyn Codec, &[u8]) -> Result<(), String> + Sync + 'a;
+
+/// Why a run stopped being driven here though it has not ended.
+#[derive(Debug)]
+pub(crate) enum Halt {
+    /// A step suspended it (a sleep, an event wait), in the store: a worker
+    /// takes it up when it is due.
+    Suspended(Option<i64>),
+    /// A wait could not read or write the journal: driven again.
+    Fault(StoreError),
+}
 
 /// The journal's own failure to read or record a step, as the step fails
 /// with it: marked where the journal raises it, so a step body that
@@ -48,6 +99,26 @@ impl std::error::Error for JournalFailure {
         Some(&self.0)
     }
 }
+
+/// What a step of a run asked to stop fails with: its compensations run,
+/// and the run ends cancelled.
+#[derive(Debug)]
+pub(crate) struct Cancelled(pub(crate) String);
+
+impl Cancelled {
+    /// The failure a run cancelled for `reason` fails with, as journaled.
+    pub(crate) fn reason_of(reason: &str) -> String {
+        Cancelled(reason.to_owned()).to_string()
+    }
+}
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cancelled: {}", self.0)
+    }
+}
+
+impl std::error::Error for Cancelled {}
 
 /// A journal error as the step fails with it.
 pub(crate) fn fault<O>(error: StoreError) -> crate::chain::Failed<O> {
@@ -75,6 +146,15 @@ pub(crate) struct Journal {
     lost: CancellationToken,
     /// The runner's clock, for the rows' times.
     clock: crate::Clock,
+    /// Why the run was asked to stop, if it was when it was loaded: every
+    /// step it has not completed fails with it, and what it completed is
+    /// undone.
+    cancel: Option<String>,
+    /// Wait rows written in this process, by index.
+    waits: std::sync::Mutex<HashMap<u32, StepRow>>,
+    /// Why a wait stopped the run here, once one did; `halted` says so.
+    halt: std::sync::Mutex<Option<Halt>>,
+    halted: CancellationToken,
 }
 
 impl Journal {
@@ -97,7 +177,239 @@ impl Journal {
             fence,
             lost,
             clock,
+            cancel: None,
+            waits: Default::default(),
+            halt: Default::default(),
+            halted: CancellationToken::new(),
         }
+    }
+
+    /// This journal for a run asked to stop (`reason`): the steps it has
+    /// not completed fail with it.
+    pub(crate) fn cancelling(mut self, reason: Option<String>) -> Self {
+        self.cancel = reason;
+        self
+    }
+
+    /// Cancelled when a wait stopped the run here (suspended it, or could
+    /// not reach the journal): its driver lets the run go.
+    pub(crate) fn halted(&self) -> &CancellationToken {
+        &self.halted
+    }
+
+    /// Why a wait stopped the run here.
+    pub(crate) fn halt(&self) -> Option<Halt> {
+        self.halt.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Stops the run here for `why`; the wait that calls this never ends
+    /// (its driver drops the run).
+    async fn stop(&self, why: Halt) -> std::convert::Infallible {
+        *self.halt.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        self.halted.cancel();
+        std::future::pending().await
+    }
+
+    /// Wait row `index`: loaded with the journal, or written here since.
+    fn wait_row(&self, index: u32) -> Option<StepRow> {
+        if let Some(row) = self.done.get(&index) {
+            return Some(row.clone());
+        }
+        let waits = self.waits.lock().unwrap_or_else(|e| e.into_inner());
+        waits.get(&index).cloned()
+    }
+
+    /// Writes wait row `row` unless one is there; the row as journaled
+    /// (an earlier attempt's, if it wrote one first).
+    async fn write_wait(&self, row: StepRow) -> Result<StepRow, StoreError> {
+        let index = row.index;
+        let row = match self.record(&row).await {
+            Ok(()) => row,
+            Err(StoreError::Conflict { .. }) => self
+                .stored(index)
+                .await?
+                .ok_or_else(|| StoreError::NoSuchRun(self.run.to_string()))?,
+            Err(e) => return Err(e),
+        };
+        let mut waits = self.waits.lock().unwrap_or_else(|e| e.into_inner());
+        waits.insert(index, row.clone());
+        Ok(row)
+    }
+
+    /// The event seqs consumed by this run's waits so far.
+    fn consumed(&self) -> std::collections::HashSet<u32> {
+        let waits = self.waits.lock().unwrap_or_else(|e| e.into_inner());
+        self.done
+            .values()
+            .chain(waits.values())
+            .filter(|row| {
+                matches!(
+                    row.mark(),
+                    Some(super::store::JournalMark::WaitEnded { .. })
+                )
+            })
+            .filter_map(|row| {
+                row.title
+                    .strip_prefix("event ")?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    }
+
+    /// The start of step `step`'s `wait`th wait: when it wakes, journaled
+    /// the first time the step reaches it (`wake_ms` then), so a run
+    /// resumed after a crash wakes at the original time.
+    async fn wait_start(
+        &self,
+        (step, wait): (u32, u32),
+        what: &str,
+        wake_ms: Option<i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        let index = wait_index(step, wait, false).ok_or_else(|| StoreError::Encode {
+            run: self.run.to_string(),
+            detail: format!("step {step} waits more than {} times", WAITS_PER_STEP / 2),
+        })?;
+        let row = match self.wait_row(index) {
+            Some(row) => row,
+            None => {
+                let now = self.now_ms();
+                let wake = wake_ms.map(|ms| ms.to_string()).unwrap_or_default();
+                self.write_wait(StepRow::new(index, what, wake.into_bytes(), 1, now, now))
+                    .await?
+            }
+        };
+        let wake = String::from_utf8_lossy(&row.output);
+        match wake.as_ref() {
+            "" => Ok(None),
+            wake => wake.parse().map(Some).map_err(|_| StoreError::Corrupt {
+                run: self.run.to_string(),
+                detail: format!("wait row {index} holds \"{wake}\", not a time"),
+            }),
+        }
+    }
+
+    /// Sleeps step `step`'s `wait`th wait until `wake_ms` (or the time
+    /// journaled the first time it was reached): here if that is soon,
+    /// otherwise by suspending the run until then.
+    pub(crate) async fn sleep(&self, place: (u32, u32), wake_ms: i64) {
+        if let Err(fault) = self.sleep_or_suspend(place, wake_ms).await {
+            self.stop(Halt::Fault(fault)).await;
+        }
+    }
+
+    async fn sleep_or_suspend(&self, place: (u32, u32), wake_ms: i64) -> Result<(), StoreError> {
+        let wake = self.wait_start(place, "sleep", Some(wake_ms)).await?;
+        let wake = wake.unwrap_or(wake_ms);
+        let left = wake.saturating_sub(self.now_ms());
+        if left <= 0 {
+            return Ok(());
+        }
+        let left = Duration::from_millis(u64::try_from(left).unwrap_or(0));
+        if left <= SLEEP_HERE {
+            tokio::time::sleep(left).await;
+            return Ok(());
+        }
+        // A sleep wakes for no event: however many arrive, it suspends.
+        let suspension = super::store::Suspension::new("sleep", Some(wake), u32::MAX);
+        self.suspend(&suspension).await?;
+        self.stop(Halt::Suspended(Some(wake))).await;
+        Ok(())
+    }
+
+    /// Waits for the next event named `name` this run has not consumed and
+    /// `accept` takes (a value that is not the waiter's type is logged and
+    /// passed over), until the deadline `within` sets the first time the
+    /// step reaches the wait: the event's number and value, journaled as
+    /// consumed by this wait, or `None` at the deadline (journaled too).
+    /// The run is suspended while nothing is there.
+    pub(crate) async fn event(
+        &self,
+        place: (u32, u32),
+        name: &str,
+        within: Option<Duration>,
+        accept: &Accept<'_>,
+    ) -> Option<Vec<u8>> {
+        match self.event_or_suspend(place, name, within, accept).await {
+            Ok(event) => event,
+            Err(fault) => match self.stop(Halt::Fault(fault)).await {},
+        }
+    }
+
+    async fn event_or_suspend(
+        &self,
+        (step, wait): (u32, u32),
+        name: &str,
+        within: Option<Duration>,
+        accept: &Accept<'_>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let what = awaiting(name);
+        let deadline = within.map(|within| {
+            self.now_ms()
+                .saturating_add(i64::try_from(within.as_millis()).unwrap_or(i64::MAX))
+        });
+        let deadline = self.wait_start((step, wait), &what, deadline).await?;
+        let index = wait_index(step, wait, true).unwrap_or(u32::MAX);
+        loop {
+            if let Some(row) = self.wait_row(index) {
+                return Ok(row.title.starts_with("event ").then_some(row.output));
+            }
+            let events = self.store.backend().events(&self.run).await?;
+            let seen = events.last().map_or(0, |event| event.seq);
+            let consumed = self.consumed();
+            let next = events.into_iter().find(|event| {
+                if event.name != name || consumed.contains(&event.seq) {
+                    return false;
+                }
+                match accept(&*self.codec, &event.payload) {
+                    Ok(()) => true,
+                    Err(why) => {
+                        tracing::error!(run = %self.run, event = name, seq = event.seq, %why, "passing over an event whose value is not what the step waits for");
+                        false
+                    }
+                }
+            });
+            let now = self.now_ms();
+            let ended = match next {
+                Some(event) => StepRow::new(
+                    index,
+                    format!("event {} {name}", event.seq),
+                    event.payload,
+                    1,
+                    now,
+                    now,
+                ),
+                None if deadline.is_some_and(|deadline| deadline <= now) => {
+                    StepRow::new(index, format!("timeout {name}"), Vec::new(), 1, now, now)
+                }
+                None => {
+                    let suspension = super::store::Suspension::new(&what, deadline, seen);
+                    if self.suspend(&suspension).await? {
+                        self.stop(Halt::Suspended(deadline)).await;
+                    }
+                    // An event came in since the look: look again.
+                    continue;
+                }
+            };
+            let row = self.write_wait(ended).await?;
+            return Ok(row.title.starts_with("event ").then_some(row.output));
+        }
+    }
+
+    /// Suspends the run in the store; false when an event came in since
+    /// the step looked.
+    async fn suspend(&self, suspension: &super::store::Suspension) -> Result<bool, StoreError> {
+        let suspended = self
+            .store
+            .backend()
+            .suspend(&self.run, Some(suspension), self.fence.as_ref())
+            .await;
+        if let Err(StoreError::LeaseLost { .. }) = suspended {
+            self.lost.cancel();
+        }
+        suspended
     }
 
     /// Now, by the runner's clock.
@@ -157,6 +469,14 @@ impl Journal {
     ) -> Option<Result<T, StoreError>> {
         let row = self.done.get(&index)?;
         Some(self.decode(row, codec))
+    }
+
+    /// A value journaled with the run's codec, as a `T`.
+    pub(crate) fn decode_value<T: serde::de::DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+    ) -> Result<T, super::codec::CodecError> {
+        super::codec::decode(&*self.codec, bytes)
     }
 
     pub(crate) fn decode<T>(&self, row: &StepRow, codec: ValueCodec<T>) -> Result<T, StoreError> {
@@ -423,7 +743,17 @@ impl RunJournal for Journal {
     }
 
     fn failed_before(&self, kind: crate::StepKind, title: &str) -> Option<StepError> {
-        self.failed_at(kind, title).map(StepError::new)
+        if let Some(earlier) = self.failed_at(kind, title) {
+            return Some(StepError::new(earlier));
+        }
+        // Asked to stop: a step it has not completed fails with that (a
+        // step outside the workflow's list, called inside another, too);
+        // the compensations that undo the ones it completed run.
+        let reason = self.cancel.as_ref()?;
+        if matches!(kind, crate::StepKind::Compensate | crate::StepKind::Finally) {
+            return None;
+        }
+        Some(StepError::new(Cancelled(reason.clone())))
     }
 
     fn fault(&self, error: &StepError) -> Option<JournalFault> {

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::store::{
-    Backend, FailureRow, Inserted, RunEnd, RunRow, RunStatus, StepRow, StoreError, WorkflowCounts,
-    now_ms,
+    Backend, EventRow, FailureRow, Fence, Inserted, Redrive, RunEnd, RunRow, RunStatus, Sent,
+    StepRow, StoreError, Suspension, WorkflowCounts, now_ms,
 };
 use crate::behavior::BoxFuture;
 
@@ -29,6 +29,7 @@ struct Entry {
     run: RunRow,
     steps: BTreeMap<u32, StepRow>,
     failures: BTreeMap<u32, FailureRow>,
+    events: Vec<EventRow>,
 }
 
 impl MemoryStore {
@@ -66,6 +67,7 @@ impl Backend for MemoryStore {
                         run: run.clone(),
                         steps: BTreeMap::new(),
                         failures: BTreeMap::new(),
+                        events: Vec::new(),
                     },
                 );
                 Inserted::New
@@ -150,6 +152,7 @@ impl Backend for MemoryStore {
                 row.error = error.map(str::to_owned);
                 row.failed_step = step.map(str::to_owned);
                 row.updated_ms = now_ms();
+                (row.waiting, row.wake_ms) = (None, None);
                 Ok(true)
             }
         };
@@ -182,6 +185,131 @@ impl Backend for MemoryStore {
             _ => false,
         };
         Box::pin(std::future::ready(Ok(parked)))
+    }
+
+    fn suspend<'a>(
+        &'a self,
+        run: &'a str,
+        suspension: Option<&'a Suspension>,
+        _: Option<&'a Fence>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let mut runs = self.lock();
+        let result = match runs.get_mut(run) {
+            None => Err(StoreError::NoSuchRun(run.to_owned())),
+            Some(entry) if entry.run.status != RunStatus::Running => Ok(false),
+            Some(entry) => match suspension {
+                Some(s) if entry.run.events > s.events_seen => Ok(false),
+                Some(s) => {
+                    entry.run.waiting = Some(s.waiting.clone());
+                    entry.run.wake_ms = s.wake_ms;
+                    entry.run.updated_ms = now_ms();
+                    Ok(true)
+                }
+                None => {
+                    (entry.run.waiting, entry.run.wake_ms) = (None, None);
+                    Ok(true)
+                }
+            },
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn send_event<'a>(
+        &'a self,
+        run: &'a str,
+        name: &'a str,
+        payload: &'a [u8],
+        key: Option<&'a str>,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Sent, StoreError>> {
+        let mut runs = self.lock();
+        let result = match runs.get_mut(run) {
+            None => Err(StoreError::NoSuchRun(run.to_owned())),
+            Some(entry) if entry.run.status != RunStatus::Running => {
+                Ok(Sent::Finished(entry.run.status))
+            }
+            Some(entry) => match entry
+                .events
+                .iter()
+                .find(|event| key.is_some() && event.key.as_deref() == key)
+            {
+                Some(earlier) => Ok(Sent::Duplicate(earlier.seq)),
+                None => {
+                    let seq = entry.run.events + 1;
+                    entry.events.push(EventRow {
+                        seq,
+                        name: name.to_owned(),
+                        payload: payload.to_vec(),
+                        key: key.map(str::to_owned),
+                        sent_ms: now_ms,
+                    });
+                    entry.run.events = seq;
+                    if entry.run.waiting.as_deref() == Some(&*super::journal::awaiting(name)) {
+                        entry.run.wake_ms = Some(now_ms);
+                    }
+                    Ok(Sent::Delivered(seq))
+                }
+            },
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn events<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<EventRow>, StoreError>> {
+        let events = self
+            .lock()
+            .get(run)
+            .map(|entry| entry.events.clone())
+            .unwrap_or_default();
+        Box::pin(std::future::ready(Ok(events)))
+    }
+
+    fn request_cancel<'a>(
+        &'a self,
+        run: &'a str,
+        reason: &'a str,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<RunStatus, StoreError>> {
+        let mut runs = self.lock();
+        let result = match runs.get_mut(run) {
+            None => Err(StoreError::NoSuchRun(run.to_owned())),
+            Some(entry) => {
+                let row = &mut entry.run;
+                if row.status == RunStatus::Running {
+                    row.cancel.get_or_insert_with(|| reason.to_owned());
+                    if row.waiting.is_some() {
+                        row.wake_ms = Some(now_ms);
+                    }
+                }
+                Ok(row.status)
+            }
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn redrive<'a>(
+        &'a self,
+        run: &'a str,
+        redrive: &'a Redrive,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let mut runs = self.lock();
+        let result = match runs.get_mut(run) {
+            None => Err(StoreError::NoSuchRun(run.to_owned())),
+            Some(entry) if entry.run.status != RunStatus::Failed => Ok(false),
+            Some(entry) => {
+                for index in &redrive.drop {
+                    entry.steps.remove(index);
+                }
+                entry.failures.retain(|&index, _| index < redrive.from);
+                entry.steps.insert(redrive.note.index, redrive.note.clone());
+                let row = &mut entry.run;
+                row.status = RunStatus::Running;
+                (row.error, row.failed_step, row.cancel) = (None, None, None);
+                (row.waiting, row.wake_ms) = (None, None);
+                row.updated_ms = now_ms();
+                Ok(true)
+            }
+        };
+        Box::pin(std::future::ready(result))
     }
 
     fn counts_by_workflow(&self, _: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {

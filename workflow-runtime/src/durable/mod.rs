@@ -48,6 +48,7 @@ mod memory;
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod status;
 mod step;
 mod step_ctx;
 mod store;
@@ -57,19 +58,20 @@ use std::marker::PhantomData;
 pub use codec::{Codec, CodecError, DecodeFn, EncodeFn, Json, ValueCodec, decode, encode};
 pub(crate) use handle::Elsewhere;
 pub use handle::{DurableError, RunHandle};
-pub(crate) use journal::{Journal, JournalFailure};
+pub(crate) use journal::{Journal, JournalFailure, redriven_index};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PgTx, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore, SqliteTx, Synchronous};
+pub use status::{EventReport, RunReport, StepReport, StepState, Waiting};
 pub use step::Transaction;
 #[doc(hidden)]
 pub use step::{Journaled, JournaledUndo, JournaledUndoStep, Place, Transacted};
-pub use step_ctx::StepCtx;
+pub use step_ctx::{EventWait, StepCtx};
 pub use store::{
-    Backend, Claimed, FailureRow, Fence, Inserted, JournalMark, RunCounts, RunEnd, RunRow,
-    RunStatus, StepRow, Store, StoreError, WorkflowCounts,
+    Backend, Claimed, EventRow, FailureRow, Fence, Inserted, JournalMark, Redrive, RunCounts,
+    RunEnd, RunRow, RunStatus, Sent, StepRow, Store, StoreError, Suspension, WorkflowCounts,
 };
 
 use crate::definition::WorkflowDefinition;

@@ -6,8 +6,9 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Row};
 
 use super::store::{
-    Backend, Claimed, FailureRow, Fence, Inserted, RunEnd, RunRow, RunStatus, StepRow, Store,
-    StoreError, WorkflowCounts, corrupt, count_group, now_ms, readable,
+    Backend, Claimed, EventRow, FailureRow, Fence, Inserted, Redrive, RunEnd, RunRow, RunStatus,
+    Sent, StepRow, Store, StoreError, Suspension, WorkflowCounts, corrupt, count_group, now_ms,
+    readable,
 };
 use crate::behavior::BoxFuture;
 
@@ -23,7 +24,29 @@ const MIGRATIONS: &[&str] = &[
     SCHEDULES,
     CLAIMABLE_BY_LEASE,
     RUN_CODEC,
+    WAITS_EVENTS,
 ];
+
+/// 6: suspended runs (what they wait for, until when: a suspended run's
+/// lease runs until it wakes, held by nobody, so claims find due runs
+/// by the lease index), cancel requests, and the events sent to runs.
+const WAITS_EVENTS: &str = "
+    ALTER TABLE workflow_runs
+        ADD COLUMN waiting TEXT,
+        ADD COLUMN wake_ms BIGINT,
+        ADD COLUMN cancel TEXT,
+        ADD COLUMN events BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE workflow_events (
+        run_id    TEXT NOT NULL REFERENCES workflow_runs (id),
+        seq       BIGINT NOT NULL,
+        name      TEXT NOT NULL,
+        payload   BYTEA NOT NULL,
+        dedup_key TEXT,
+        sent_ms   BIGINT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE UNIQUE INDEX workflow_events_by_key ON workflow_events (run_id, dedup_key)
+        WHERE dedup_key IS NOT NULL;";
 
 /// 5: the codec each run's payloads are written with (runs before it: JSON).
 const RUN_CODEC: &str = "ALTER TABLE workflow_runs ADD COLUMN codec TEXT NOT NULL DEFAULT 'json';";
@@ -361,7 +384,8 @@ impl PostgresStore {
         let (status, output, error, step) = end.columns();
         let done = sqlx::query(
             "UPDATE workflow_runs SET status = $1, output = $2, error = $3, failed_step = $4,
-             updated_ms = $5, owner = NULL WHERE id = $6 AND status = 'running'",
+             updated_ms = $5, owner = NULL, waiting = NULL, wake_ms = NULL
+             WHERE id = $6 AND status = 'running'",
         )
         .bind(status.as_str())
         .bind(output)
@@ -453,6 +477,10 @@ fn run_row(row: &PgRow) -> Result<RunRow, StoreError> {
         created_ms: row.try_get("created_ms").map_err(get)?,
         updated_ms: row.try_get("updated_ms").map_err(get)?,
         codec: row.try_get("codec").map_err(get)?,
+        waiting: row.try_get("waiting").map_err(get)?,
+        wake_ms: row.try_get("wake_ms").map_err(get)?,
+        cancel: row.try_get("cancel").map_err(get)?,
+        events: count(&id, row, "events")?,
         id,
     })
 }
@@ -514,14 +542,11 @@ impl Backend for PostgresStore {
 
     fn run<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RunRow>, StoreError>> {
         Box::pin(async move {
-            let row = sqlx::query(
-                "SELECT id, workflow, fingerprint, status, input, output, error, failed_step,
-                 created_ms, updated_ms, codec FROM workflow_runs WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.error(format!("reading run \"{id}\""), e))?;
+            let row = sqlx::query("SELECT * FROM workflow_runs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.error(format!("reading run \"{id}\""), e))?;
             row.as_ref().map(run_row).transpose()
         })
     }
@@ -633,9 +658,7 @@ impl Backend for PostgresStore {
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT id, workflow, fingerprint, status, input, output, error, failed_step,
-                 created_ms, updated_ms, codec FROM workflow_runs WHERE status = 'running'
-                 ORDER BY created_ms, id",
+                "SELECT * FROM workflow_runs WHERE status = 'running' ORDER BY created_ms, id",
             )
             .fetch_all(&self.pool)
             .await
@@ -687,6 +710,231 @@ impl Backend for PostgresStore {
             .await
             .map_err(|e| self.error(format!("resuming parked run \"{run}\""), e))?;
             Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn suspend<'a>(
+        &'a self,
+        run: &'a str,
+        suspension: Option<&'a Suspension>,
+        fence: Option<&'a Fence>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let doing = format!("suspending run \"{run}\"");
+            let mut tx = self.pool.begin().await.map_err(|e| self.error(&doing, e))?;
+            if let Some(fence) = fence {
+                self.hold(&mut tx, run, fence).await?;
+            }
+            let done = match suspension {
+                // Let go, leased to nobody until it wakes: claims find it
+                // by the lease index once it is due.
+                Some(s) => sqlx::query(
+                    "UPDATE workflow_runs SET waiting = $1, wake_ms = $2, updated_ms = $3,
+                     owner = NULL, lease_until_ms = COALESCE($2, 9223372036854775807)
+                     WHERE id = $4 AND status = 'running' AND events <= $5",
+                )
+                .bind(&s.waiting)
+                .bind(s.wake_ms)
+                .bind(now_ms())
+                .bind(run)
+                .bind(i64::from(s.events_seen)),
+                None => sqlx::query(
+                    "UPDATE workflow_runs SET waiting = NULL, wake_ms = NULL
+                     WHERE id = $1 AND status = 'running'",
+                )
+                .bind(run),
+            }
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(&doing, e))?;
+            tx.commit().await.map_err(|e| self.error(doing, e))?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn send_event<'a>(
+        &'a self,
+        run: &'a str,
+        name: &'a str,
+        payload: &'a [u8],
+        key: Option<&'a str>,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Sent, StoreError>> {
+        Box::pin(async move {
+            let doing = format!("sending event \"{name}\" to run \"{run}\"");
+            let mut tx = self.pool.begin().await.map_err(|e| self.error(&doing, e))?;
+            // The run's row, locked: sends to one run take turns, so two
+            // with one key add one event.
+            let found: Option<(String, i64)> =
+                sqlx::query_as("SELECT status, events FROM workflow_runs WHERE id = $1 FOR UPDATE")
+                    .bind(run)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| self.error(&doing, e))?;
+            let Some((status, events)) = found else {
+                return Err(StoreError::NoSuchRun(run.to_owned()));
+            };
+            let status = RunStatus::parse(&status)
+                .ok_or_else(|| corrupt(run, format!("unknown status \"{status}\"")))?;
+            if status != RunStatus::Running {
+                return Ok(Sent::Finished(status));
+            }
+            if let Some(key) = key {
+                let earlier: Option<i64> = sqlx::query_scalar(
+                    "SELECT seq FROM workflow_events WHERE run_id = $1 AND dedup_key = $2",
+                )
+                .bind(run)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.error(&doing, e))?;
+                if let Some(seq) = earlier {
+                    return Ok(Sent::Duplicate(u32::try_from(seq).unwrap_or(0)));
+                }
+            }
+            let seq = events + 1;
+            sqlx::query(
+                "INSERT INTO workflow_events (run_id, seq, name, payload, dedup_key, sent_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(run)
+            .bind(seq)
+            .bind(name)
+            .bind(payload)
+            .bind(key)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(&doing, e))?;
+            sqlx::query(
+                "UPDATE workflow_runs SET events = $1,
+                 wake_ms = CASE WHEN waiting = $2 THEN $3 ELSE wake_ms END,
+                 lease_until_ms = CASE WHEN waiting = $2 THEN 0 ELSE lease_until_ms END
+                 WHERE id = $4",
+            )
+            .bind(seq)
+            .bind(super::journal::awaiting(name))
+            .bind(now_ms)
+            .bind(run)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(&doing, e))?;
+            tx.commit().await.map_err(|e| self.error(doing, e))?;
+            Ok(Sent::Delivered(u32::try_from(seq).unwrap_or(u32::MAX)))
+        })
+    }
+
+    fn events<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<EventRow>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT seq, name, payload, dedup_key, sent_ms FROM workflow_events
+                 WHERE run_id = $1 ORDER BY seq",
+            )
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("reading the events of run \"{run}\""), e))?;
+            rows.iter()
+                .map(|row| {
+                    let get = |e: sqlx::Error| corrupt(run, e);
+                    Ok(EventRow {
+                        seq: count(run, row, "seq")?,
+                        name: row.try_get("name").map_err(get)?,
+                        payload: row.try_get("payload").map_err(get)?,
+                        key: row.try_get("dedup_key").map_err(get)?,
+                        sent_ms: row.try_get("sent_ms").map_err(get)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn request_cancel<'a>(
+        &'a self,
+        run: &'a str,
+        reason: &'a str,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<RunStatus, StoreError>> {
+        Box::pin(async move {
+            let doing = format!("cancelling run \"{run}\"");
+            sqlx::query(
+                "UPDATE workflow_runs SET cancel = COALESCE(cancel, $1),
+                 wake_ms = CASE WHEN waiting IS NOT NULL THEN $2 ELSE wake_ms END,
+                 lease_until_ms = CASE WHEN waiting IS NOT NULL THEN 0 ELSE lease_until_ms END
+                 WHERE id = $3 AND status = 'running'",
+            )
+            .bind(reason)
+            .bind(now_ms)
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(&doing, e))?;
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM workflow_runs WHERE id = $1")
+                    .bind(run)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| self.error(&doing, e))?;
+            let status = status.ok_or_else(|| StoreError::NoSuchRun(run.to_owned()))?;
+            RunStatus::parse(&status)
+                .ok_or_else(|| corrupt(run, format!("unknown status \"{status}\"")))
+        })
+    }
+
+    fn cancelling<'a>(
+        &'a self,
+        runs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            sqlx::query_scalar(
+                "SELECT id FROM workflow_runs
+                 WHERE id = ANY($1) AND status = 'running' AND cancel IS NOT NULL",
+            )
+            .bind(runs)
+            .fetch_all(&self.leases)
+            .await
+            .map_err(|e| self.error("reading which runs are cancelled", e))
+        })
+    }
+
+    fn redrive<'a>(
+        &'a self,
+        run: &'a str,
+        redrive: &'a Redrive,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let doing = format!("redriving run \"{run}\"");
+            let mut tx = self.pool.begin().await.map_err(|e| self.error(&doing, e))?;
+            let done = sqlx::query(
+                "UPDATE workflow_runs SET status = 'running', error = NULL, failed_step = NULL,
+                 cancel = NULL, waiting = NULL, wake_ms = NULL, updated_ms = $1,
+                 owner = NULL, lease_until_ms = 0
+                 WHERE id = $2 AND status = 'failed'",
+            )
+            .bind(now_ms())
+            .bind(run)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(&doing, e))?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            let drop: Vec<i64> = redrive.drop.iter().map(|&i| i64::from(i)).collect();
+            sqlx::query("DELETE FROM workflow_steps WHERE run_id = $1 AND step_index = ANY($2)")
+                .bind(run)
+                .bind(drop)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.error(&doing, e))?;
+            sqlx::query("DELETE FROM workflow_failures WHERE run_id = $1 AND step_index >= $2")
+                .bind(run)
+                .bind(i64::from(redrive.from))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.error(&doing, e))?;
+            self.record_step_in(&mut tx, run, &redrive.note).await?;
+            tx.commit().await.map_err(|e| self.error(doing, e))?;
+            Ok(true)
         })
     }
 
@@ -745,7 +993,8 @@ impl Backend for PostgresStore {
         Box::pin(async move {
             let rows = sqlx::query(concat!(
                 "UPDATE workflow_runs r
-                 SET owner = $1, epoch = r.epoch + 1, lease_until_ms = ",
+                 SET owner = $1, epoch = r.epoch + 1, waiting = NULL, wake_ms = NULL,
+                     lease_until_ms = ",
                 db_now_ms!(),
                 " + $2
                  WHERE r.id IN (
@@ -760,8 +1009,7 @@ impl Backend for PostgresStore {
                 " - $6))
                      ORDER BY created_ms LIMIT $5
                      FOR UPDATE SKIP LOCKED)
-                 RETURNING r.id, r.workflow, r.fingerprint, r.status, r.input, r.output, r.error,
-                     r.failed_step, r.created_ms, r.updated_ms, r.codec, r.epoch"
+                 RETURNING r.*"
             ))
             .bind(owner)
             .bind(until_ms - now_ms)
@@ -787,7 +1035,8 @@ impl Backend for PostgresStore {
             // itself: its driver is running the run.
             let row = sqlx::query(concat!(
                 "UPDATE workflow_runs r
-                 SET owner = $1, epoch = r.epoch + 1, lease_until_ms = ",
+                 SET owner = $1, epoch = r.epoch + 1, waiting = NULL, wake_ms = NULL,
+                     lease_until_ms = ",
                 db_now_ms!(),
                 " + $2
                  WHERE r.id IN (
@@ -796,8 +1045,7 @@ impl Backend for PostgresStore {
                 db_now_ms!(),
                 "
                      FOR UPDATE SKIP LOCKED)
-                 RETURNING r.id, r.workflow, r.fingerprint, r.status, r.input, r.output, r.error,
-                     r.failed_step, r.created_ms, r.updated_ms, r.codec, r.epoch"
+                 RETURNING r.*"
             ))
             .bind(owner)
             .bind(until_ms - now_ms)

@@ -13,8 +13,8 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 
 use super::store::{
-    Backend, FailureRow, Fence, Inserted, RunEnd, RunRow, RunStatus, StepRow, Store, StoreError,
-    WorkflowCounts, corrupt, count_group, now_ms, readable,
+    Backend, EventRow, FailureRow, Fence, Inserted, Redrive, RunEnd, RunRow, RunStatus, Sent,
+    StepRow, Store, StoreError, Suspension, WorkflowCounts, corrupt, count_group, now_ms, readable,
 };
 use crate::behavior::BoxFuture;
 
@@ -24,7 +24,13 @@ pub type SqliteTx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 /// The schema, one migration per entry, applied in order on open; the
 /// version reached is kept in `workflow_schema`.
-const MIGRATIONS: &[&str] = &[RUNS_AND_STEPS, FAILURES, FAILED_STEP, RUN_CODEC];
+const MIGRATIONS: &[&str] = &[
+    RUNS_AND_STEPS,
+    FAILURES,
+    FAILED_STEP,
+    RUN_CODEC,
+    WAITS_EVENTS,
+];
 
 /// 1: runs and their completed steps.
 const RUNS_AND_STEPS: &str = "
@@ -67,6 +73,29 @@ const FAILED_STEP: &str = "ALTER TABLE workflow_runs ADD COLUMN failed_step TEXT
 
 /// 4: the codec each run's payloads are written with (runs before it: JSON).
 const RUN_CODEC: &str = "ALTER TABLE workflow_runs ADD COLUMN codec TEXT NOT NULL DEFAULT 'json';";
+
+/// 5: suspended runs (what they wait for, until when), cancel requests,
+/// and the events sent to runs.
+const WAITS_EVENTS: &str = "
+    ALTER TABLE workflow_runs ADD COLUMN waiting TEXT;
+    ALTER TABLE workflow_runs ADD COLUMN wake_ms INTEGER;
+    ALTER TABLE workflow_runs ADD COLUMN cancel TEXT;
+    ALTER TABLE workflow_runs ADD COLUMN events INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE workflow_events (
+        run_id    TEXT NOT NULL REFERENCES workflow_runs (id),
+        seq       INTEGER NOT NULL,
+        name      TEXT NOT NULL,
+        payload   BLOB NOT NULL,
+        dedup_key TEXT,
+        sent_ms   INTEGER NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE UNIQUE INDEX workflow_events_by_key ON workflow_events (run_id, dedup_key)
+        WHERE dedup_key IS NOT NULL;
+    CREATE INDEX workflow_runs_awake ON workflow_runs (created_ms)
+        WHERE status = 'running' AND waiting IS NULL;
+    CREATE INDEX workflow_runs_asleep ON workflow_runs (wake_ms)
+        WHERE status = 'running' AND waiting IS NOT NULL;";
 
 /// How the file is synced on commit.
 ///
@@ -334,6 +363,24 @@ impl SqliteStore {
             .map_err(|e| self.error("beginning a step's transaction", e))
     }
 
+    /// Parks the runs whose rows do not read back, with why, so the other
+    /// runs resume.
+    async fn park(&self, unreadable: Vec<(String, StoreError)>) -> Result<(), StoreError> {
+        for (id, error) in unreadable {
+            sqlx::query(
+                "UPDATE workflow_runs SET status = 'stuck', error = ?, updated_ms = ?
+                 WHERE id = ? AND status = 'running'",
+            )
+            .bind(error.to_string())
+            .bind(now_ms())
+            .bind(&id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("parking run \"{id}\""), e))?;
+        }
+        Ok(())
+    }
+
     /// The step's row, read inside `conn`'s transaction.
     pub(crate) async fn step_in(
         &self,
@@ -421,6 +468,13 @@ fn run_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
         created_ms: row.try_get("created_ms").map_err(get)?,
         updated_ms: row.try_get("updated_ms").map_err(get)?,
         codec: row.try_get("codec").map_err(get)?,
+        waiting: row.try_get("waiting").map_err(get)?,
+        wake_ms: row.try_get("wake_ms").map_err(get)?,
+        cancel: row.try_get("cancel").map_err(get)?,
+        events: {
+            let n: i64 = row.try_get("events").map_err(get)?;
+            u32::try_from(n).map_err(|_| corrupt(&id, format!("events {n} is out of range")))?
+        },
         id,
     })
 }
@@ -478,14 +532,11 @@ impl Backend for SqliteStore {
 
     fn run<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RunRow>, StoreError>> {
         Box::pin(async move {
-            let row = sqlx::query(
-                "SELECT id, workflow, fingerprint, status, input, output, error, failed_step,
-                 created_ms, updated_ms, codec FROM workflow_runs WHERE id = ?",
-            )
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.error(format!("reading run \"{id}\""), e))?;
+            let row = sqlx::query("SELECT * FROM workflow_runs WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.error(format!("reading run \"{id}\""), e))?;
             row.as_ref().map(run_row).transpose()
         })
     }
@@ -594,7 +645,8 @@ impl Backend for SqliteStore {
             let (status, output, error, step) = end.columns();
             let query = sqlx::query(
                 "UPDATE workflow_runs SET status = ?, output = ?, error = ?, failed_step = ?,
-                 updated_ms = ? WHERE id = ? AND status = 'running'",
+                 updated_ms = ?, waiting = NULL, wake_ms = NULL
+                 WHERE id = ? AND status = 'running'",
             )
             .bind(status.as_str());
             let query = match output {
@@ -622,28 +674,14 @@ impl Backend for SqliteStore {
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT id, workflow, fingerprint, status, input, output, error, failed_step,
-                 created_ms, updated_ms, codec FROM workflow_runs WHERE status = 'running'
-                 ORDER BY created_ms, id",
+                "SELECT * FROM workflow_runs WHERE status = 'running' ORDER BY created_ms, id",
             )
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.error("listing running runs", e))?;
             let (running, unreadable) =
                 readable(&rows, run_row, |row| row.try_get::<String, _>("id").ok());
-            // Parked with why, so the other runs resume.
-            for (id, error) in unreadable {
-                sqlx::query(
-                    "UPDATE workflow_runs SET status = 'stuck', error = ?, updated_ms = ?
-                 WHERE id = ? AND status = 'running'",
-                )
-                .bind(error.to_string())
-                .bind(now_ms())
-                .bind(&id)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| self.error(format!("parking run \"{id}\""), e))?;
-            }
+            self.park(unreadable).await?;
             Ok(running)
         })
     }
@@ -660,6 +698,259 @@ impl Backend for SqliteStore {
             .await
             .map_err(|e| self.error(format!("resuming parked run \"{run}\""), e))?;
             Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn due(&self, now_ms: i64, limit: usize) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
+        Box::pin(async move {
+            // Two halves, each read by its own partial index: thousands of
+            // sleeping runs cost a worker's look nothing.
+            let rows = sqlx::query(
+                "SELECT * FROM (
+                     SELECT * FROM workflow_runs WHERE status = 'running' AND waiting IS NULL
+                     UNION ALL
+                     SELECT * FROM workflow_runs
+                     WHERE status = 'running' AND waiting IS NOT NULL AND wake_ms <= ?)
+                 ORDER BY created_ms, id LIMIT ?",
+            )
+            .bind(now_ms)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error("listing due runs", e))?;
+            let (due, unreadable) =
+                readable(&rows, run_row, |row| row.try_get::<String, _>("id").ok());
+            self.park(unreadable).await?;
+            Ok(due)
+        })
+    }
+
+    fn next_wake(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+        Box::pin(async move {
+            sqlx::query_scalar(
+                "SELECT MIN(wake_ms) FROM workflow_runs
+                 WHERE status = 'running' AND waiting IS NOT NULL",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.error("reading when the next run wakes", e))
+        })
+    }
+
+    fn suspend<'a>(
+        &'a self,
+        run: &'a str,
+        suspension: Option<&'a Suspension>,
+        _: Option<&'a Fence>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let query = match suspension {
+                Some(s) => sqlx::query(
+                    "UPDATE workflow_runs SET waiting = ?, wake_ms = ?, updated_ms = ?
+                     WHERE id = ? AND status = 'running' AND events <= ?",
+                )
+                .bind(&s.waiting)
+                .bind(s.wake_ms)
+                .bind(now_ms())
+                .bind(run)
+                .bind(i64::from(s.events_seen)),
+                None => sqlx::query(
+                    "UPDATE workflow_runs SET waiting = NULL, wake_ms = NULL
+                     WHERE id = ? AND status = 'running'",
+                )
+                .bind(run),
+            };
+            let done = query
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.error(format!("suspending run \"{run}\""), e))?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn send_event<'a>(
+        &'a self,
+        run: &'a str,
+        name: &'a str,
+        value: &'a [u8],
+        key: Option<&'a str>,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Sent, StoreError>> {
+        Box::pin(async move {
+            let doing = format!("sending event \"{name}\" to run \"{run}\"");
+            let mut tx = self.pool.begin().await.map_err(|e| self.error(&doing, e))?;
+            let found: Option<(String, i64)> =
+                sqlx::query_as("SELECT status, events FROM workflow_runs WHERE id = ?")
+                    .bind(run)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| self.error(&doing, e))?;
+            let Some((status, events)) = found else {
+                return Err(StoreError::NoSuchRun(run.to_owned()));
+            };
+            let status = RunStatus::parse(&status)
+                .ok_or_else(|| corrupt(run, format!("unknown status \"{status}\"")))?;
+            if status != RunStatus::Running {
+                return Ok(Sent::Finished(status));
+            }
+            if let Some(key) = key {
+                let earlier: Option<i64> = sqlx::query_scalar(
+                    "SELECT seq FROM workflow_events WHERE run_id = ? AND dedup_key = ?",
+                )
+                .bind(run)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.error(&doing, e))?;
+                if let Some(seq) = earlier {
+                    return Ok(Sent::Duplicate(u32::try_from(seq).unwrap_or(0)));
+                }
+            }
+            let seq = events + 1;
+            payload(
+                sqlx::query(
+                    "INSERT INTO workflow_events (run_id, seq, name, payload, dedup_key, sent_ms)
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(run)
+                .bind(seq)
+                .bind(name),
+                value,
+            )
+            .bind(key)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(&doing, e))?;
+            sqlx::query(
+                "UPDATE workflow_runs SET events = ?,
+                 wake_ms = CASE WHEN waiting = ? THEN ? ELSE wake_ms END WHERE id = ?",
+            )
+            .bind(seq)
+            .bind(super::journal::awaiting(name))
+            .bind(now_ms)
+            .bind(run)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(&doing, e))?;
+            tx.commit().await.map_err(|e| self.error(doing, e))?;
+            Ok(Sent::Delivered(u32::try_from(seq).unwrap_or(u32::MAX)))
+        })
+    }
+
+    fn events<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<EventRow>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT seq, name, payload, dedup_key, sent_ms FROM workflow_events
+                 WHERE run_id = ? ORDER BY seq",
+            )
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error(format!("reading the events of run \"{run}\""), e))?;
+            rows.iter()
+                .map(|row| {
+                    let get = |e: sqlx::Error| corrupt(run, e);
+                    let seq: i64 = row.try_get("seq").map_err(get)?;
+                    Ok(EventRow {
+                        seq: u32::try_from(seq)
+                            .map_err(|_| corrupt(run, format!("event {seq} is out of range")))?,
+                        name: row.try_get("name").map_err(get)?,
+                        payload: row.try_get("payload").map_err(get)?,
+                        key: row.try_get("dedup_key").map_err(get)?,
+                        sent_ms: row.try_get("sent_ms").map_err(get)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn request_cancel<'a>(
+        &'a self,
+        run: &'a str,
+        reason: &'a str,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<RunStatus, StoreError>> {
+        Box::pin(async move {
+            let doing = format!("cancelling run \"{run}\"");
+            sqlx::query(
+                "UPDATE workflow_runs SET cancel = COALESCE(cancel, ?),
+                 wake_ms = CASE WHEN waiting IS NOT NULL THEN ? ELSE wake_ms END
+                 WHERE id = ? AND status = 'running'",
+            )
+            .bind(reason)
+            .bind(now_ms)
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(&doing, e))?;
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM workflow_runs WHERE id = ?")
+                    .bind(run)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| self.error(&doing, e))?;
+            let status = status.ok_or_else(|| StoreError::NoSuchRun(run.to_owned()))?;
+            RunStatus::parse(&status)
+                .ok_or_else(|| corrupt(run, format!("unknown status \"{status}\"")))
+        })
+    }
+
+    fn cancelling<'a>(
+        &'a self,
+        runs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            let ids = serde_json::to_string(runs).unwrap_or_else(|_| "[]".to_owned());
+            sqlx::query_scalar(
+                "SELECT id FROM workflow_runs WHERE status = 'running' AND cancel IS NOT NULL
+                 AND id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error("reading which runs are cancelled", e))
+        })
+    }
+
+    fn redrive<'a>(
+        &'a self,
+        run: &'a str,
+        redrive: &'a Redrive,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let doing = format!("redriving run \"{run}\"");
+            let mut tx = self.pool.begin().await.map_err(|e| self.error(&doing, e))?;
+            let done = sqlx::query(
+                "UPDATE workflow_runs SET status = 'running', error = NULL, failed_step = NULL,
+                 cancel = NULL, waiting = NULL, wake_ms = NULL, updated_ms = ?
+                 WHERE id = ? AND status = 'failed'",
+            )
+            .bind(now_ms())
+            .bind(run)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(&doing, e))?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            for index in &redrive.drop {
+                sqlx::query("DELETE FROM workflow_steps WHERE run_id = ? AND step_index = ?")
+                    .bind(run)
+                    .bind(i64::from(*index))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.error(&doing, e))?;
+            }
+            sqlx::query("DELETE FROM workflow_failures WHERE run_id = ? AND step_index >= ?")
+                .bind(run)
+                .bind(i64::from(redrive.from))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.error(&doing, e))?;
+            self.record_step_in(&mut tx, run, &redrive.note).await?;
+            tx.commit().await.map_err(|e| self.error(doing, e))?;
+            Ok(true)
         })
     }
 

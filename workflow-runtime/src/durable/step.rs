@@ -140,14 +140,16 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
 /// attempt's number in this process.
 fn next_attempt(ctx: &WorkflowContext, place: Place, attempts: &AtomicU32) -> (StepCtx, u32) {
     let here = attempts.fetch_add(1, Ordering::Relaxed) + 1;
-    let (run, before): (Arc<str>, u32) = match ctx.journal() {
+    let journal = ctx.shared_journal();
+    let (run, before): (Arc<str>, u32) = match &journal {
         Some(journal) => (
             journal.run_id().clone(),
             journal.resumed(place.index).map_or(0, |r| r.attempts),
         ),
         None => (ctx.execution_id().to_string().into(), 0),
     };
-    (StepCtx::new(run, place.index, before + here), here)
+    let step = StepCtx::new(run, place.index, before + here).journaled(journal);
+    (step, here)
 }
 
 fn resumed(ctx: &WorkflowContext, place: Place) -> Option<crate::behavior::Resumed> {

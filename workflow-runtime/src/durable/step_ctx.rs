@@ -1,7 +1,16 @@
-//! What a durable step may know of itself: the run, its place, its attempt.
+//! What a durable step may know of itself (the run, its place, its
+//! attempt) and do with its run: sleep, and wait for events, durably.
 
 use std::fmt;
+use std::future::IntoFuture;
+use std::marker::PhantomData;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::codec::Codec;
+use super::journal::Journal;
+use crate::behavior::BoxFuture;
 
 /// Handed to a step that takes `&StepCtx` before its input. Its
 /// [`key`](Self::key) is the same in every attempt and after every
@@ -15,11 +24,30 @@ use std::sync::Arc;
 /// assert_eq!(step.attempt(), 2);
 /// assert_eq!(step.run_id(), "order-42");
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct StepCtx {
     run: Arc<str>,
     index: u32,
     attempt: u32,
+    /// The run's journal, in a durable run.
+    journal: Option<Arc<Journal>>,
+    /// The attempt's waits so far: each sleep and event wait is numbered
+    /// in the order the attempt reaches it, the same in every process.
+    waits: Arc<AtomicU32>,
+}
+
+impl PartialEq for StepCtx {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.run, self.index, self.attempt) == (&other.run, other.index, other.attempt)
+    }
+}
+
+impl Eq for StepCtx {}
+
+impl std::hash::Hash for StepCtx {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (&self.run, self.index, self.attempt).hash(state);
+    }
 }
 
 impl StepCtx {
@@ -34,6 +62,105 @@ impl StepCtx {
             run: run.into(),
             index,
             attempt,
+            journal: None,
+            waits: Arc::default(),
+        }
+    }
+
+    /// A durable step's view, its waits journaled in `journal`.
+    pub(crate) fn journaled(mut self, journal: Option<Arc<Journal>>) -> Self {
+        self.journal = journal;
+        self
+    }
+
+    /// The next wait's place: the step's index and the wait's number.
+    fn next_wait(&self) -> (u32, u32) {
+        (self.index, self.waits.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Sleeps for `duration`, durably: the wake time is journaled the
+    /// first time the step gets here, and a long sleep suspends the run
+    /// (it holds no task and no worker slot; a worker takes it up when it
+    /// is due, after a crash or a restart too, at the original time).
+    /// A run woken runs the step again from its start: its work before
+    /// the sleep runs again, and the sleep, journaled, returns at once.
+    /// Outside a durable run it is `tokio::time::sleep`.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::StepCtx;
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let step = StepCtx::new("r", 0, 1);
+    /// step.sleep(Duration::from_secs(3_600)).await; // on tokio's paused clock
+    /// # }
+    /// ```
+    pub async fn sleep(&self, duration: Duration) {
+        let place = self.next_wait();
+        match &self.journal {
+            Some(journal) => {
+                let wake = journal
+                    .now_ms()
+                    .saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
+                journal.sleep(place, wake).await;
+            }
+            None => tokio::time::sleep(duration).await,
+        }
+    }
+
+    /// Sleeps until `at` (wall-clock time), durably, as
+    /// [`sleep`](Self::sleep) does.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::StepCtx;
+    /// # use std::time::{Duration, SystemTime};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let step = StepCtx::new("r", 0, 1);
+    /// step.sleep_until(SystemTime::now() - Duration::from_secs(1)).await; // already past
+    /// # }
+    /// ```
+    pub async fn sleep_until(&self, at: SystemTime) {
+        let wake = at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let place = self.next_wait();
+        match &self.journal {
+            Some(journal) => journal.sleep(place, wake).await,
+            None => {
+                let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+                tokio::time::sleep(left).await;
+            }
+        }
+    }
+
+    /// Waits for the next event named `name` sent to this run
+    /// ([`Runner::send`](crate::host::Runner::send)), as a `T`: an event
+    /// sent before the step got here is waiting for it; each event is
+    /// consumed once, by one wait, journaled with it. Await it for
+    /// `Option<T>`: `None` when [`within`](EventWait::within) set a
+    /// deadline that passed first (journaled too). While nothing is
+    /// there, the run is suspended: it holds no task and no worker slot.
+    /// An event whose value is not a `T` is logged and passed over.
+    /// Outside a durable run nothing is ever sent: it waits for the
+    /// deadline.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::StepCtx;
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let step = StepCtx::new("r", 0, 1);
+    /// let approved: Option<bool> = step.event("approval").within(Duration::from_secs(60)).await;
+    /// assert_eq!(approved, None);
+    /// # }
+    /// ```
+    pub fn event<T>(&self, name: impl Into<String>) -> EventWait<'_, T>
+    where
+        T: serde::de::DeserializeOwned + Send,
+    {
+        EventWait {
+            step: self,
+            name: name.into(),
+            within: None,
+            value: PhantomData,
         }
     }
 
@@ -86,5 +213,73 @@ impl fmt::Debug for StepCtx {
             .field("key", &self.key())
             .field("attempt", &self.attempt)
             .finish()
+    }
+}
+
+/// A step's wait for an event: [`StepCtx::event`]. Await it.
+#[must_use = "an event wait does nothing unless awaited"]
+pub struct EventWait<'a, T> {
+    step: &'a StepCtx,
+    name: String,
+    within: Option<Duration>,
+    value: PhantomData<fn() -> T>,
+}
+
+impl<T> EventWait<'_, T> {
+    /// Gives up `within` after the step first gets here (journaled: a
+    /// resumed run keeps the original deadline); the wait is then `None`.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::StepCtx;
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let step = StepCtx::new("r", 0, 1);
+    /// let paid: Option<u64> = step.event("paid").within(Duration::from_secs(1)).await;
+    /// assert!(paid.is_none());
+    /// # }
+    /// ```
+    pub fn within(mut self, within: Duration) -> Self {
+        self.within = Some(within);
+        self
+    }
+}
+
+impl<T> fmt::Debug for EventWait<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventWait")
+            .field("name", &self.name)
+            .field("within", &self.within)
+            .finish()
+    }
+}
+
+impl<'a, T> IntoFuture for EventWait<'a, T>
+where
+    T: serde::de::DeserializeOwned + Send + 'a,
+{
+    type Output = Option<T>;
+    type IntoFuture = BoxFuture<'a, Option<T>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let place = self.step.next_wait();
+        Box::pin(async move {
+            let Some(journal) = &self.step.journal else {
+                match self.within {
+                    Some(within) => tokio::time::sleep(within).await,
+                    None => std::future::pending().await,
+                }
+                return None;
+            };
+            let accept = |codec: &dyn Codec, bytes: &[u8]| {
+                super::codec::decode::<T>(codec, bytes)
+                    .map(drop)
+                    .map_err(|e| format!("not a `{}`: {e}", std::any::type_name::<T>()))
+            };
+            let bytes = journal
+                .event(place, &self.name, self.within, &accept)
+                .await?;
+            // Accepted as a `T` before it was journaled.
+            journal.decode_value::<T>(&bytes).ok()
+        })
     }
 }

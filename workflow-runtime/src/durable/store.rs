@@ -16,6 +16,8 @@ use crate::behavior::BoxFuture;
 /// assert!(!RunStatus::Running.is_finished());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum RunStatus {
     /// Started and not finished: resumed by a runner that opens the store.
@@ -36,6 +38,10 @@ pub enum RunStatus {
     /// not read back. The error says why; a person resumes it
     /// ([`Runner::resume_parked`](crate::host::Runner::resume_parked)).
     Stuck,
+    /// Cancelled by id ([`Runner::cancel`](crate::host::Runner::cancel)):
+    /// it stopped at its next await, and the steps it had completed were
+    /// undone. The error says who or why, as the canceller gave it.
+    Cancelled,
 }
 
 impl RunStatus {
@@ -53,6 +59,7 @@ impl RunStatus {
             RunStatus::CompensationFailed => "compensation_failed",
             RunStatus::Incompatible => "incompatible",
             RunStatus::Stuck => "stuck",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 
@@ -70,6 +77,7 @@ impl RunStatus {
             "compensation_failed" => RunStatus::CompensationFailed,
             "incompatible" => RunStatus::Incompatible,
             "stuck" => RunStatus::Stuck,
+            "cancelled" => RunStatus::Cancelled,
             _ => return None,
         })
     }
@@ -120,6 +128,38 @@ pub struct RunRow {
     /// when it started, kept for its whole life, so a store given another
     /// codec still reads the runs it had.
     pub codec: String,
+    /// What a suspended run waits for (`"sleep"`, `"event:approval"`):
+    /// it holds no task and no worker until [`wake_ms`](Self::wake_ms),
+    /// or until an event it waits for arrives. `None` when it is not
+    /// suspended.
+    pub waiting: Option<String>,
+    /// When a suspended run wakes, in ms since the Unix epoch; `None` for
+    /// a wait without a deadline.
+    pub wake_ms: Option<i64>,
+    /// Why it was asked to stop ([`Runner::cancel`](crate::host::Runner::cancel)),
+    /// once it was: whichever instance drives it next undoes it.
+    pub cancel: Option<String>,
+    /// How many events were sent to it.
+    pub events: u32,
+}
+
+impl RunRow {
+    /// Whether a worker may take the run up at `now_ms`: running, and not
+    /// suspended past `now_ms`.
+    ///
+    /// ```
+    /// use workflow_runtime::durable::RunRow;
+    /// let mut run = RunRow::new("r", "W", "f", b"1".to_vec());
+    /// assert!(run.due(0));
+    /// run.waiting = Some("sleep".into());
+    /// run.wake_ms = Some(10);
+    /// assert!(!run.due(9));
+    /// assert!(run.due(10));
+    /// ```
+    pub fn due(&self, now_ms: i64) -> bool {
+        self.status == RunStatus::Running
+            && (self.waiting.is_none() || self.wake_ms.is_some_and(|wake| wake <= now_ms))
+    }
 }
 
 impl RunRow {
@@ -150,6 +190,10 @@ impl RunRow {
             created_ms: now,
             updated_ms: now,
             codec: "json".to_owned(),
+            waiting: None,
+            wake_ms: None,
+            cancel: None,
+            events: 0,
         }
     }
 }
@@ -192,6 +236,25 @@ pub enum JournalMark {
     FailedAt(u32),
     /// The run's undoing ended with a compensation failed for good.
     UndoFailed,
+    /// The `n`th redrive ([`Runner::redrive`](crate::host::Runner::redrive))
+    /// put the run back to work; the row keeps the failure it had then.
+    Redriven(u32),
+    /// Step `step` reached its `wait`th sleep or event wait (from 0, in
+    /// the attempt's order); the row holds when it wakes.
+    WaitStarted {
+        /// The step's index.
+        step: u32,
+        /// The wait's number in the step.
+        wait: u32,
+    },
+    /// That wait ended: the row holds the event it consumed, or says it
+    /// timed out.
+    WaitEnded {
+        /// The step's index.
+        step: u32,
+        /// The wait's number in the step.
+        wait: u32,
+    },
 }
 
 impl StepRow {
@@ -207,12 +270,21 @@ impl StepRow {
     /// );
     /// ```
     pub fn mark(&self) -> Option<JournalMark> {
-        use super::journal::{COMPENSATIONS, FAILED_AT, UNDO_FAILED};
+        use super::journal::{COMPENSATIONS, FAILED_AT, REDRIVEN, UNDO_FAILED, WAITS};
         match self.index {
             i if i < COMPENSATIONS => None,
             i if i < FAILED_AT => Some(JournalMark::Compensated(i - COMPENSATIONS)),
             i if i < UNDO_FAILED => Some(JournalMark::FailedAt(i - FAILED_AT)),
-            _ => Some(JournalMark::UndoFailed),
+            i if i < REDRIVEN => Some(JournalMark::UndoFailed),
+            i if i < WAITS => Some(JournalMark::Redriven(i - REDRIVEN)),
+            i => {
+                let (step, wait) = super::journal::wait_place(i);
+                Some(if (i - WAITS).is_multiple_of(2) {
+                    JournalMark::WaitStarted { step, wait }
+                } else {
+                    JournalMark::WaitEnded { step, wait }
+                })
+            }
         }
     }
 
@@ -300,6 +372,95 @@ pub enum RunEnd {
     Incompatible(String),
     /// Parked: nobody could make progress on it, for this reason.
     Stuck(String),
+    /// Cancelled by id, for this reason, at this step (the first it had
+    /// not completed); what it completed was undone.
+    Cancelled {
+        /// Who or why, as the canceller said.
+        reason: String,
+        /// The step it stopped at.
+        step: Option<String>,
+    },
+}
+
+/// What a suspended run waits for: what a step's sleep or event wait
+/// hands [`Backend::suspend`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Suspension {
+    /// What it waits for: `"sleep"`, `"event:{name}"`.
+    pub waiting: String,
+    /// When it wakes (ms since the Unix epoch); `None` waits for an event
+    /// without a deadline.
+    pub wake_ms: Option<i64>,
+    /// How many events the run had when the step last looked: one sent
+    /// since (the run's count is higher) keeps it from suspending.
+    pub events_seen: u32,
+}
+
+impl Suspension {
+    /// A suspension: waiting for `waiting` until `wake_ms`, having seen
+    /// `events_seen` events.
+    ///
+    /// ```
+    /// use workflow_runtime::durable::Suspension;
+    /// let sleep = Suspension::new("sleep", Some(1_000), 0);
+    /// assert_eq!(sleep.wake_ms, Some(1_000));
+    /// ```
+    pub fn new(waiting: impl Into<String>, wake_ms: Option<i64>, events_seen: u32) -> Self {
+        Suspension {
+            waiting: waiting.into(),
+            wake_ms,
+            events_seen,
+        }
+    }
+}
+
+/// An event sent to a run, as the store keeps it until (and after) the
+/// run consumes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EventRow {
+    /// Its number among the run's events, from 1, in the order they
+    /// arrived.
+    pub seq: u32,
+    /// Its name: what a step waits for.
+    pub name: String,
+    /// The encoded value.
+    pub payload: Vec<u8>,
+    /// The sender's deduplication key, if it gave one: a second event
+    /// with the same key to the same run is not added.
+    pub key: Option<String>,
+    /// When it arrived (ms since the Unix epoch).
+    pub sent_ms: i64,
+}
+
+/// What [`Backend::send_event`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sent {
+    /// Added as the run's event number `seq`.
+    Delivered(u32),
+    /// An event with the same deduplication key was there: nothing was
+    /// added; it is number `seq`.
+    Duplicate(u32),
+    /// The run has ended (in this status): nothing was added.
+    Finished(RunStatus),
+}
+
+/// What [`Backend::redrive`] changes in one transaction: a failed run is
+/// put back to running, its journal cut back to before step `from` (the
+/// rows in `drop` go: later steps', compensations', the failure marks),
+/// its failed attempts from step `from` on forgotten, and `note` (the
+/// failure it had) added.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Redrive {
+    /// The first step that runs again.
+    pub from: u32,
+    /// The journal rows removed.
+    pub drop: Vec<u32>,
+    /// The row that keeps the earlier failure.
+    pub note: StepRow,
 }
 
 /// A row that does not read back as a journal row: the run, and why.
@@ -380,6 +541,8 @@ pub struct RunCounts {
     pub incompatible: u64,
     /// Runs parked because nobody could make progress on them.
     pub stuck: u64,
+    /// Runs cancelled by id.
+    pub cancelled: u64,
     /// When the oldest unfinished run started (ms since the Unix epoch).
     pub oldest_running_ms: Option<i64>,
     /// On a store with leases: running runs no live lease holds, waiting
@@ -424,6 +587,7 @@ impl RunCounts {
             RunStatus::CompensationFailed => self.compensation_failed += n,
             RunStatus::Incompatible => self.incompatible += n,
             RunStatus::Stuck => self.stuck += n,
+            RunStatus::Cancelled => self.cancelled += n,
         }
     }
 
@@ -435,6 +599,7 @@ impl RunCounts {
         self.compensation_failed += other.compensation_failed;
         self.incompatible += other.incompatible;
         self.stuck += other.stuck;
+        self.cancelled += other.cancelled;
         self.waiting += other.waiting;
         self.oldest_running_ms = earliest(self.oldest_running_ms, other.oldest_running_ms);
         self.oldest_waiting_ms = earliest(self.oldest_waiting_ms, other.oldest_waiting_ms);
@@ -458,6 +623,9 @@ impl RunEnd {
             ),
             RunEnd::Incompatible(why) => (RunStatus::Incompatible, None, Some(why), None),
             RunEnd::Stuck(why) => (RunStatus::Stuck, None, Some(why), None),
+            RunEnd::Cancelled { reason, step } => {
+                (RunStatus::Cancelled, None, Some(reason), step.as_deref())
+            }
         }
     }
 }
@@ -616,6 +784,30 @@ pub trait Backend: Send + Sync + 'static {
     /// must not keep every other run from resuming.
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>>;
 
+    /// Up to `limit` running runs due at `now_ms` ([`RunRow::due`]: not
+    /// suspended, or suspended until then), oldest first: what the one
+    /// process of a store without leases takes up.
+    fn due(&self, now_ms: i64, limit: usize) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
+        Box::pin(async move {
+            let mut due = self.running().await?;
+            due.retain(|run| run.due(now_ms));
+            due.truncate(limit);
+            Ok(due)
+        })
+    }
+
+    /// When the next suspended run wakes, if one waits with a deadline.
+    fn next_wake(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+        Box::pin(async move {
+            let running = self.running().await?;
+            Ok(running
+                .iter()
+                .filter(|run| run.waiting.is_some())
+                .filter_map(|run| run.wake_ms)
+                .min())
+        })
+    }
+
     /// Of `runs`, the ones no longer running: what a runner's watcher of
     /// runs driven elsewhere asks, once for all its waiters.
     fn finished<'a>(
@@ -644,6 +836,100 @@ pub trait Backend: Send + Sync + 'static {
             store: self.describe(),
             what: "this store cannot resume parked runs".to_owned(),
         })))
+    }
+
+    /// Suspends running run `run`: a step sleeps, or waits for an event.
+    /// Until it wakes it is not due ([`RunRow::due`]): no worker takes it
+    /// up, and on a store with leases its lease is let go (a suspended
+    /// run's lease runs until it wakes, held by nobody). Refused
+    /// (`Ok(false)`, nothing changed) when the run has had more events
+    /// than `events_seen` (the step looks at them again) or is not
+    /// running; with a `fence`, refused with [`StoreError::LeaseLost`]
+    /// unless it holds. `None` marks the run awake, driven again.
+    fn suspend<'a>(
+        &'a self,
+        run: &'a str,
+        suspension: Option<&'a Suspension>,
+        fence: Option<&'a Fence>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = (run, suspension, fence);
+        Box::pin(std::future::ready(Err(self.unsupported("suspend runs"))))
+    }
+
+    /// Adds an event named `name` to run `run`'s, unless one with the
+    /// same deduplication `key` is there; wakes the run (due at `now_ms`)
+    /// if it is suspended waiting for an event of that name. One
+    /// transaction: two sends with one key add one event.
+    fn send_event<'a>(
+        &'a self,
+        run: &'a str,
+        name: &'a str,
+        payload: &'a [u8],
+        key: Option<&'a str>,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Sent, StoreError>> {
+        let _ = (run, name, payload, key, now_ms);
+        Box::pin(std::future::ready(Err(self.unsupported("take events"))))
+    }
+
+    /// The events sent to run `run`, by number.
+    fn events<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<EventRow>, StoreError>> {
+        let _ = run;
+        Box::pin(std::future::ready(Err(self.unsupported("take events"))))
+    }
+
+    /// Asks running run `run` to stop: records `reason` (a second request
+    /// keeps the first) and wakes it at `now_ms` if it is suspended, so
+    /// whichever instance drives it next undoes it. The run's status as
+    /// found: a run that is not running is left as it is.
+    fn request_cancel<'a>(
+        &'a self,
+        run: &'a str,
+        reason: &'a str,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<RunStatus, StoreError>> {
+        let _ = (run, reason, now_ms);
+        Box::pin(std::future::ready(Err(self.unsupported("cancel runs"))))
+    }
+
+    /// Of `runs`, the running ones asked to stop: what a runner driving
+    /// them asks now and then, so a cancel sent from another process
+    /// reaches them.
+    fn cancelling<'a>(
+        &'a self,
+        runs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            let mut cancelling = Vec::new();
+            for id in runs {
+                if let Some(run) = self.run(id).await?
+                    && run.status == RunStatus::Running
+                    && run.cancel.is_some()
+                {
+                    cancelling.push(id.clone());
+                }
+            }
+            Ok(cancelling)
+        })
+    }
+
+    /// Puts failed run `run` back to running, as [`Redrive`] says, in one
+    /// transaction; whether it was failed.
+    fn redrive<'a>(
+        &'a self,
+        run: &'a str,
+        redrive: &'a Redrive,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = (run, redrive);
+        Box::pin(std::future::ready(Err(self.unsupported("redrive runs"))))
+    }
+
+    /// The error of a method this store does not implement.
+    fn unsupported(&self, what: &str) -> StoreError {
+        StoreError::Unsupported {
+            store: self.describe(),
+            what: format!("this store cannot {what}"),
+        }
     }
 
     /// Runs per status, for each workflow with runs in the store; a
@@ -994,6 +1280,40 @@ impl Store {
     /// ```
     pub async fn run(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
         self.backend.run(id).await
+    }
+
+    /// Where run `id` is, what it waits for, what each step did, as its
+    /// journal tells it ([`Runner::status`](crate::host::Runner::status)
+    /// adds the steps the definition has and the run has not reached).
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::Store;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// assert!(Store::memory().status("nope").await.is_err());
+    /// # }
+    /// ```
+    pub async fn status(&self, id: &str) -> Result<super::RunReport, StoreError> {
+        self.status_with(id, &[]).await
+    }
+
+    /// [`status`](Self::status), the definition's step titles known.
+    pub(crate) async fn status_with(
+        &self,
+        id: &str,
+        titles: &[&str],
+    ) -> Result<super::RunReport, StoreError> {
+        let run = self
+            .backend
+            .run(id)
+            .await?
+            .ok_or_else(|| StoreError::NoSuchRun(id.to_owned()))?;
+        let steps = self.backend.steps(id).await?;
+        let failures = self.backend.failures(id).await?;
+        let events = match self.backend.events(id).await {
+            Err(StoreError::Unsupported { .. }) => Vec::new(),
+            events => events?,
+        };
+        super::RunReport::new(run, (steps, failures, events), titles)
     }
 }
 

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::runner::Runner;
 use crate::context::{ContextBuilder, WorkflowContext};
-use crate::durable::driver::{Drives, Driving, DurableEntry, Pause};
+use crate::durable::driver::{Drives, Driving, DurableEntry, Pause, Signals};
 use crate::durable::{
     Claimed, Durable, DurableError, Elsewhere, Fence, Inserted, RunCounts, RunHandle, RunRow,
     RunStatus, Store, StoreError, WorkflowId,
@@ -36,6 +36,10 @@ impl Drives for Runner {
     }
     fn redrive_limit(&self) -> (u32, std::time::Duration) {
         Runner::redrive_limit(self)
+    }
+    fn suspended(&self, wake_ms: Option<i64>) {
+        let _ = wake_ms;
+        self.wake_sleepers();
     }
     fn context(&self, builder: ContextBuilder) -> WorkflowContext {
         Runner::context(self, builder)
@@ -207,6 +211,8 @@ impl Runner {
             // a bounded batch; workers claim the rest as they have room.
             return self.claim_some(RESUME_BATCH).await;
         }
+        // Runs a process left suspended wake when they are due.
+        self.wake_sleepers();
         self.resume_some(usize::MAX).await
     }
 
@@ -393,6 +399,14 @@ impl Runner {
             return Ok(None);
         }
         if !store.backend().leases() {
+            if let Some(ended) = self.in_flight().ended(&row.id) {
+                return Ok(Some(ended));
+            }
+            // Suspended: its waker takes it up when it is due.
+            if !row.due(self.clock().now_ms()) {
+                self.wake_sleepers();
+                return Ok(None);
+            }
             return Ok(Some(self.drive(entry, row, None)));
         }
         if let Some(ended) = self.in_flight().ended(&row.id) {
@@ -429,7 +443,10 @@ impl Runner {
             Some(store) if store.backend().leases() => Elsewhere::Instance(self.watch(id)),
             _ => match self.working() {
                 Some(stopped) => Elsewhere::Worker(stopped),
-                None => Elsewhere::Stopped,
+                None => Elsewhere::Waker {
+                    stopped: self.stopping().clone(),
+                    in_flight: self.in_flight().clone(),
+                },
             },
         }
     }
@@ -500,7 +517,14 @@ impl Runner {
         let in_flight: std::collections::HashSet<String> =
             self.in_flight().ids().into_iter().collect();
         let mut resumed = 0;
-        for row in store.backend().running().await? {
+        let now = self.clock().now_ms();
+        // Runs suspended until later are not due: a sleeping run holds no
+        // worker slot.
+        let due = store
+            .backend()
+            .due(now, room.saturating_add(in_flight.len()))
+            .await?;
+        for row in due {
             if resumed == room {
                 break;
             }
@@ -861,6 +885,14 @@ impl Runner {
                             tracing::warn!(instance = runner.instance(), runs = ?gone, "leases lost; stopping those runs here");
                             runner.in_flight().lost(&gone);
                         }
+                        // Cancels asked by any instance reach the runs
+                        // driven here by the next renewal.
+                        match store.backend().cancelling(&held).await {
+                            Ok(cancelling) => runner.in_flight().cancel(&cancelling),
+                            Err(error) => {
+                                tracing::warn!(%error, "could not read which runs are cancelled")
+                            }
+                        }
                     }
                     // Cut off from the store past what is left of the
                     // lease: others may take the runs over any moment, so
@@ -877,7 +909,7 @@ impl Runner {
 
     /// Drives `row` on a task of its own unless this process already is;
     /// either way, the flag that says when it ended.
-    fn drive(
+    pub(super) fn drive(
         &self,
         entry: Arc<dyn DurableEntry<Runner>>,
         row: RunRow,
@@ -891,7 +923,7 @@ impl Runner {
                 // claim (its lease ran out while this process was paused):
                 // that driver stops at its next await; drive the run again,
                 // under this claim, once it has.
-                driving.lost.cancel();
+                driving.signals.lost.cancel();
                 let (runner, mut old) = (self.clone(), ended.clone());
                 tokio::spawn(async move {
                     let _ = old.wait_for(|ended| *ended).await;
@@ -901,12 +933,12 @@ impl Runner {
             return ended;
         }
         let (tx, rx) = watch::channel(false);
-        let lost = CancellationToken::new();
+        let signals = Signals::default();
         in_flight.insert(
             row.id.clone(),
             Driving {
                 ended: rx.clone(),
-                lost: lost.clone(),
+                signals: signals.clone(),
             },
         );
         drop(in_flight);
@@ -916,7 +948,7 @@ impl Runner {
             tx,
         };
         tokio::spawn(async move {
-            entry.drive(done.runner.clone(), row, fence, lost).await;
+            entry.drive(done.runner.clone(), row, fence, signals).await;
             drop(done);
         });
         rx

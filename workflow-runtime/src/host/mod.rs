@@ -2,6 +2,8 @@
 //! it runs them with, and their health.
 
 #[cfg(feature = "durable")]
+mod durable_control;
+#[cfg(feature = "durable")]
 mod durable_runs;
 mod health;
 mod runner;

@@ -189,7 +189,7 @@ struct Inner {
 struct Durables {
     store: Option<crate::durable::Store>,
     workflows: BTreeMap<&'static str, Arc<dyn crate::durable::driver::DurableEntry<Runner>>>,
-    in_flight: crate::durable::driver::InFlight,
+    in_flight: Arc<crate::durable::driver::InFlight>,
     /// Runs driven elsewhere that handles here wait for.
     watched: crate::durable::driver::Watched,
     /// This instance's name in leases.
@@ -214,6 +214,8 @@ struct Durables {
     claims: std::sync::Mutex<BTreeMap<String, crate::durable::driver::Claims>>,
     /// Wakes an idle worker: a run ended here, or was enqueued here.
     wake: tokio::sync::Notify,
+    /// On a store without leases, the suspended runs' waker.
+    sleepers: crate::durable::driver::Sleepers,
 }
 
 #[cfg(feature = "durable")]
@@ -222,7 +224,7 @@ impl Default for Durables {
         Durables {
             store: None,
             workflows: BTreeMap::new(),
-            in_flight: crate::durable::driver::InFlight::default(),
+            in_flight: Arc::default(),
             watched: crate::durable::driver::Watched::default(),
             instance: crate::context::execution_id().to_string(),
             lease: std::time::Duration::from_secs(30),
@@ -233,6 +235,7 @@ impl Default for Durables {
             working: std::sync::Mutex::new(None),
             claims: std::sync::Mutex::default(),
             wake: tokio::sync::Notify::new(),
+            sleepers: crate::durable::driver::Sleepers::default(),
         }
     }
 }
@@ -1090,7 +1093,7 @@ impl Runner {
     }
 
     #[cfg(feature = "durable")]
-    pub(super) fn in_flight(&self) -> &crate::durable::driver::InFlight {
+    pub(super) fn in_flight(&self) -> &Arc<crate::durable::driver::InFlight> {
         &self.inner.durable.in_flight
     }
 
@@ -1255,6 +1258,11 @@ impl Runner {
     #[cfg(feature = "durable")]
     pub(super) fn wake_worker(&self) {
         self.inner.durable.wake.notify_waiters();
+    }
+
+    #[cfg(feature = "durable")]
+    pub(super) fn sleepers(&self) -> &crate::durable::driver::Sleepers {
+        &self.inner.durable.sleepers
     }
 
     #[cfg(feature = "durable")]

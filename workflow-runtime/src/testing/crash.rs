@@ -11,7 +11,8 @@ use tokio::sync::Notify;
 
 use crate::behavior::BoxFuture;
 use crate::durable::{
-    Backend, FailureRow, Inserted, MemoryStore, RunEnd, RunRow, StepRow, StoreError, WorkflowCounts,
+    Backend, EventRow, FailureRow, Fence, Inserted, MemoryStore, Redrive, RunEnd, RunRow,
+    RunStatus, Sent, StepRow, StoreError, Suspension, WorkflowCounts,
 };
 
 /// Where the process dies.
@@ -232,6 +233,42 @@ impl Backend for CrashingStore {
     }
     fn counts_by_workflow(&self, now_ms: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
         self.alive(move || self.inner.counts_by_workflow(now_ms))
+    }
+    fn suspend<'a>(
+        &'a self,
+        run: &'a str,
+        suspension: Option<&'a Suspension>,
+        fence: Option<&'a Fence>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.alive(move || self.inner.suspend(run, suspension, fence))
+    }
+    fn send_event<'a>(
+        &'a self,
+        run: &'a str,
+        name: &'a str,
+        payload: &'a [u8],
+        key: Option<&'a str>,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Sent, StoreError>> {
+        self.alive(move || self.inner.send_event(run, name, payload, key, now_ms))
+    }
+    fn events<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<EventRow>, StoreError>> {
+        self.alive(move || self.inner.events(run))
+    }
+    fn request_cancel<'a>(
+        &'a self,
+        run: &'a str,
+        reason: &'a str,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<RunStatus, StoreError>> {
+        self.alive(move || self.inner.request_cancel(run, reason, now_ms))
+    }
+    fn redrive<'a>(
+        &'a self,
+        run: &'a str,
+        redrive: &'a Redrive,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.alive(move || self.inner.redrive(run, redrive))
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
