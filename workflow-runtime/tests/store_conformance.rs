@@ -3,8 +3,8 @@
 //! from the machine's binaries).
 
 use workflow_runtime::durable::{
-    Backend, FailureRow, Inserted, MemoryStore, PostgresStore, RunEnd, RunRow, RunStatus,
-    SqliteOptions, SqliteStore, StepRow, StoreError,
+    Backend, FailureRow, Inserted, JournalMark, MemoryStore, PostgresStore, Redrive, RunEnd,
+    RunRow, RunStatus, Sent, SqliteOptions, SqliteStore, StepRow, StoreError, Suspension,
 };
 
 mod common;
@@ -199,6 +199,203 @@ async fn failures_are_kept_per_step_the_latest_count_replacing_the_last(store: &
     );
 }
 
+async fn a_suspended_run_is_due_when_it_wakes_or_an_event_it_waits_for_comes(store: &dyn Backend) {
+    store.insert_run(&run("s1", 1)).await.unwrap();
+    store.insert_run(&run("s2", 2)).await.unwrap();
+    let sleep = Suspension::new("sleep", Some(1_000), u32::MAX);
+    assert!(store.suspend("s1", Some(&sleep), None).await.unwrap());
+    let s1 = store.run("s1").await.unwrap().unwrap();
+    assert_eq!(
+        (s1.waiting.as_deref(), s1.wake_ms),
+        (Some("sleep"), Some(1_000))
+    );
+    let due = |rows: Vec<RunRow>| -> Vec<String> { rows.into_iter().map(|r| r.id).collect() };
+    assert_eq!(due(store.due(999, 10).await.unwrap()), ["s2"]);
+    assert_eq!(due(store.due(1_000, 10).await.unwrap()), ["s1", "s2"]);
+    assert_eq!(store.next_wake().await.unwrap(), Some(1_000));
+
+    // Waiting for an event, with no deadline: due only once one comes.
+    let wait = Suspension::new("event:approval", None, 0);
+    assert!(store.suspend("s2", Some(&wait), None).await.unwrap());
+    assert_eq!(due(store.due(i64::MAX, 10).await.unwrap()), ["s1"]);
+    // An event of another name wakes nothing.
+    let other = store
+        .send_event("s2", "other", b"1", None, 50)
+        .await
+        .unwrap();
+    assert_eq!(other, Sent::Delivered(1));
+    assert_eq!(due(store.due(i64::MAX, 10).await.unwrap()), ["s1"]);
+    // Seen one event, it may suspend; an event it has not seen refuses.
+    let stale = Suspension::new("event:approval", None, 0);
+    assert!(!store.suspend("s2", Some(&stale), None).await.unwrap());
+    let sent = store
+        .send_event("s2", "approval", b"true", None, 60)
+        .await
+        .unwrap();
+    assert_eq!(sent, Sent::Delivered(2));
+    assert_eq!(due(store.due(60, 10).await.unwrap()), ["s2"]);
+    // Awake: waiting for nothing.
+    assert!(store.suspend("s2", None, None).await.unwrap());
+    let s2 = store.run("s2").await.unwrap().unwrap();
+    assert_eq!((s2.waiting, s2.events), (None, 2));
+    let events = store.events("s2").await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.seq, e.name.as_str(), e.payload.as_slice()))
+            .collect::<Vec<_>>(),
+        [(1, "other", &b"1"[..]), (2, "approval", &b"true"[..])]
+    );
+    // An ended run takes no events and is not suspended.
+    store
+        .finish_run("s1", &RunEnd::Completed(b"1".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .send_event("s1", "approval", b"1", None, 70)
+            .await
+            .unwrap(),
+        Sent::Finished(RunStatus::Completed)
+    );
+    assert!(!store.suspend("s1", Some(&sleep), None).await.unwrap());
+    let err = store
+        .send_event("nope", "x", b"1", None, 0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NoSuchRun(run) if run == "nope"),
+        "{err}"
+    );
+}
+
+async fn an_event_with_a_key_is_added_once(store: &dyn Backend) {
+    store.insert_run(&run("k1", 1)).await.unwrap();
+    let first = store
+        .send_event("k1", "paid", b"1", Some("m-1"), 1)
+        .await
+        .unwrap();
+    let again = store
+        .send_event("k1", "paid", b"2", Some("m-1"), 2)
+        .await
+        .unwrap();
+    let other = store
+        .send_event("k1", "paid", b"3", Some("m-2"), 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        (first, again, other),
+        (Sent::Delivered(1), Sent::Duplicate(1), Sent::Delivered(2))
+    );
+    let events = store.events("k1").await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].key.as_deref(), Some("m-1"));
+    assert_eq!(events[0].payload, b"1");
+}
+
+async fn a_cancel_is_asked_of_a_running_run_once_and_wakes_it(store: &dyn Backend) {
+    store.insert_run(&run("c1", 1)).await.unwrap();
+    let wait = Suspension::new("event:approval", None, 0);
+    assert!(store.suspend("c1", Some(&wait), None).await.unwrap());
+    assert!(store.due(i64::MAX, 10).await.unwrap().is_empty());
+    let status = store.request_cancel("c1", "ops", 5).await.unwrap();
+    assert_eq!(status, RunStatus::Running);
+    assert_eq!(
+        store.request_cancel("c1", "later", 6).await.unwrap(),
+        RunStatus::Running
+    );
+    let c1 = store.run("c1").await.unwrap().unwrap();
+    assert_eq!(c1.cancel.as_deref(), Some("ops"), "the first reason stands");
+    assert_eq!(
+        store.due(5, 10).await.unwrap().len(),
+        1,
+        "woken to be undone"
+    );
+    assert_eq!(
+        store
+            .cancelling(&["c1".to_owned(), "nope".to_owned()])
+            .await
+            .unwrap(),
+        ["c1"]
+    );
+    store
+        .finish_run(
+            "c1",
+            &RunEnd::Cancelled {
+                reason: "ops".to_owned(),
+                step: Some("wait".to_owned()),
+            },
+        )
+        .await
+        .unwrap();
+    let c1 = store.run("c1").await.unwrap().unwrap();
+    assert_eq!(
+        (c1.status, c1.error.as_deref()),
+        (RunStatus::Cancelled, Some("ops"))
+    );
+    assert_eq!(
+        store.request_cancel("c1", "again", 7).await.unwrap(),
+        RunStatus::Cancelled
+    );
+    assert!(
+        store
+            .cancelling(&["c1".to_owned()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let err = store.request_cancel("nope", "x", 0).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NoSuchRun(run) if run == "nope"),
+        "{err}"
+    );
+}
+
+async fn a_failed_run_is_redriven_with_its_journal_cut_back(store: &dyn Backend) {
+    store.insert_run(&run("f1", 1)).await.unwrap();
+    let kept = StepRow::new(0, "load", b"1".to_vec(), 1, 1, 2);
+    let undone = StepRow::new(1, "reserve", b"2".to_vec(), 1, 2, 3);
+    let compensated = StepRow::new(1_000_001, "reserve", Vec::new(), 1, 4, 5);
+    let failed_at = StepRow::new(2_000_002, "When charge", b"declined".to_vec(), 1, 3, 3);
+    for row in [&kept, &undone, &compensated, &failed_at] {
+        store.record_step("f1", row).await.unwrap();
+    }
+    store
+        .record_failure("f1", &FailureRow::new(2, 3, "declined"))
+        .await
+        .unwrap();
+    store
+        .record_failure("f1", &FailureRow::new(0, 1, "slow"))
+        .await
+        .unwrap();
+    let redrive = Redrive::new(
+        1,
+        vec![1, 1_000_001, 2_000_002],
+        StepRow::new(4_000_000, "charge", b"declined".to_vec(), 1, 5, 6),
+    );
+    // Only a failed run.
+    assert!(!store.redrive("f1", &redrive).await.unwrap());
+    store
+        .finish_run(
+            "f1",
+            &RunEnd::Failed {
+                error: "declined".to_owned(),
+                step: Some("charge".to_owned()),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(store.redrive("f1", &redrive).await.unwrap());
+    let f1 = store.run("f1").await.unwrap().unwrap();
+    assert_eq!((f1.status, f1.error), (RunStatus::Running, None));
+    let rows = store.steps("f1").await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0], kept);
+    assert_eq!(rows[1].mark(), Some(JournalMark::Redriven(0)));
+    let failures = store.failures("f1").await.unwrap();
+    assert_eq!(failures.iter().map(|f| f.index).collect::<Vec<_>>(), [0]);
+}
+
 /// Every rule, each on a fresh store from `open`.
 async fn conformance<S: Backend, F: Future<Output = S>>(open: impl Fn() -> F) {
     inserting_a_run_twice_keeps_the_first(&open().await).await;
@@ -207,6 +404,10 @@ async fn conformance<S: Backend, F: Future<Output = S>>(open: impl Fn() -> F) {
     a_run_ends_once(&open().await).await;
     running_runs_are_listed_oldest_first_and_counted(&open().await).await;
     failures_are_kept_per_step_the_latest_count_replacing_the_last(&open().await).await;
+    a_suspended_run_is_due_when_it_wakes_or_an_event_it_waits_for_comes(&open().await).await;
+    an_event_with_a_key_is_added_once(&open().await).await;
+    a_cancel_is_asked_of_a_running_run_once_and_wakes_it(&open().await).await;
+    a_failed_run_is_redriven_with_its_journal_cut_back(&open().await).await;
 }
 
 #[tokio::test]

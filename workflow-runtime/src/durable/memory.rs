@@ -245,7 +245,8 @@ impl Backend for MemoryStore {
                     });
                     entry.run.events = seq;
                     if entry.run.waiting.as_deref() == Some(&*super::journal::awaiting(name)) {
-                        entry.run.wake_ms = Some(now_ms);
+                        entry.run.wake_ms =
+                            Some(entry.run.wake_ms.map_or(now_ms, |w| w.min(now_ms)));
                     }
                     Ok(Sent::Delivered(seq))
                 }
@@ -277,7 +278,7 @@ impl Backend for MemoryStore {
                 if row.status == RunStatus::Running {
                     row.cancel.get_or_insert_with(|| reason.to_owned());
                     if row.waiting.is_some() {
-                        row.wake_ms = Some(now_ms);
+                        row.wake_ms = Some(row.wake_ms.map_or(now_ms, |w| w.min(now_ms)));
                     }
                 }
                 Ok(row.status)

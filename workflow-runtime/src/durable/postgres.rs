@@ -808,7 +808,8 @@ impl Backend for PostgresStore {
             .map_err(|e| self.error(&doing, e))?;
             sqlx::query(
                 "UPDATE workflow_runs SET events = $1,
-                 wake_ms = CASE WHEN waiting = $2 THEN $3 ELSE wake_ms END,
+                 wake_ms = CASE WHEN waiting = $2 THEN LEAST(COALESCE(wake_ms, $3), $3)
+                     ELSE wake_ms END,
                  lease_until_ms = CASE WHEN waiting = $2 THEN 0 ELSE lease_until_ms END
                  WHERE id = $4",
             )
@@ -859,7 +860,8 @@ impl Backend for PostgresStore {
             let doing = format!("cancelling run \"{run}\"");
             sqlx::query(
                 "UPDATE workflow_runs SET cancel = COALESCE(cancel, $1),
-                 wake_ms = CASE WHEN waiting IS NOT NULL THEN $2 ELSE wake_ms END,
+                 wake_ms = CASE WHEN waiting IS NOT NULL THEN LEAST(COALESCE(wake_ms, $2), $2)
+                     ELSE wake_ms END,
                  lease_until_ms = CASE WHEN waiting IS NOT NULL THEN 0 ELSE lease_until_ms END
                  WHERE id = $3 AND status = 'running'",
             )

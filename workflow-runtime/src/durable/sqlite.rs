@@ -823,8 +823,9 @@ impl Backend for SqliteStore {
             .await
             .map_err(|e| self.error(&doing, e))?;
             sqlx::query(
-                "UPDATE workflow_runs SET events = ?,
-                 wake_ms = CASE WHEN waiting = ? THEN ? ELSE wake_ms END WHERE id = ?",
+                "UPDATE workflow_runs SET events = ?1,
+                 wake_ms = CASE WHEN waiting = ?2 THEN MIN(COALESCE(wake_ms, ?3), ?3) ELSE wake_ms END
+                 WHERE id = ?4",
             )
             .bind(seq)
             .bind(super::journal::awaiting(name))
@@ -874,9 +875,10 @@ impl Backend for SqliteStore {
         Box::pin(async move {
             let doing = format!("cancelling run \"{run}\"");
             sqlx::query(
-                "UPDATE workflow_runs SET cancel = COALESCE(cancel, ?),
-                 wake_ms = CASE WHEN waiting IS NOT NULL THEN ? ELSE wake_ms END
-                 WHERE id = ? AND status = 'running'",
+                "UPDATE workflow_runs SET cancel = COALESCE(cancel, ?1),
+                 wake_ms = CASE WHEN waiting IS NOT NULL
+                     THEN MIN(COALESCE(wake_ms, ?2), ?2) ELSE wake_ms END
+                 WHERE id = ?3 AND status = 'running'",
             )
             .bind(reason)
             .bind(now_ms)

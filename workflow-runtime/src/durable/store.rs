@@ -447,6 +447,19 @@ pub enum Sent {
     Finished(RunStatus),
 }
 
+impl Redrive {
+    /// From step `from`, without the rows in `drop`, with `note` added.
+    ///
+    /// ```
+    /// use workflow_runtime::durable::{Redrive, StepRow};
+    /// let redrive = Redrive::new(2, vec![2_000_002], StepRow::new(4_000_000, "charge", vec![], 1, 0, 0));
+    /// assert_eq!(redrive.from, 2);
+    /// ```
+    pub fn new(from: u32, drop: Vec<u32>, note: StepRow) -> Self {
+        Redrive { from, drop, note }
+    }
+}
+
 /// What [`Backend::redrive`] changes in one transaction: a failed run is
 /// put back to running, its journal cut back to before step `from` (the
 /// rows in `drop` go: later steps', compensations', the failure marks),
