@@ -13,7 +13,7 @@ use sqlx::SqlitePool;
 use workflow_runtime::StepError;
 use workflow_runtime::behavior::{Metrics, Tracing};
 use workflow_runtime::durable::{
-    DurableError, SqliteOptions, SqliteStore, SqliteTx, StepCtx, Store,
+    DurableError, RunHandle, RunStatus, SqliteOptions, SqliteStore, SqliteTx, StepCtx, Store,
 };
 use workflow_runtime::host::{HostOptions, Runner, Schedule, WorkflowHost};
 use workflow_runtime::prelude::*;
@@ -30,11 +30,32 @@ pub struct Declined {
     pub order: i64,
 }
 
+/// How a decline reads in a payment run's journaled failure: a declined
+/// card is the customer's to fix, not a blip to try again.
+const DECLINED: &str = "declined: over the card limit";
+
+/// How many times a pass redrives a payment run that failed for another
+/// reason (the gateway unreachable): once per pass, so the passes are its
+/// backoff.
+pub const PAYMENT_REDRIVES: usize = 3;
+
 impl std::fmt::Display for Declined {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "order {} declined: over the card limit", self.order)
+        write!(f, "order {} {DECLINED}", self.order)
     }
 }
+
+/// The gateway could not be reached: a transient failure.
+#[derive(Debug)]
+pub struct Unreachable;
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the card gateway did not answer")
+    }
+}
+
+impl std::error::Error for Unreachable {}
 
 impl std::error::Error for Declined {}
 
@@ -57,6 +78,8 @@ pub struct Processed {
 pub struct Gateway {
     pool: SqlitePool,
     latency: Duration,
+    /// Requests still to fail as unreachable: an outage, for tests.
+    outage: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// A charge the gateway made.
@@ -83,7 +106,17 @@ impl Gateway {
         )
         .execute(&pool)
         .await?;
-        Ok(Gateway { pool, latency })
+        Ok(Gateway {
+            pool,
+            latency,
+            outage: Arc::default(),
+        })
+    }
+
+    /// Makes the next `requests` requests fail as unreachable.
+    pub fn outage(&self, requests: u32) {
+        self.outage
+            .store(requests, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Charges `order` once per `key`.
@@ -94,6 +127,17 @@ impl Gateway {
             .execute(&self.pool)
             .await?;
         tokio::time::sleep(self.latency).await;
+        let down = self
+            .outage
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        if down {
+            return Err(StepError::new(Unreachable));
+        }
         if order.total_cents > CARD_LIMIT_CENTS {
             return Err(StepError::new(Declined { order: order.id }));
         }
@@ -218,9 +262,7 @@ impl PendingOrderProcessor {
         // One chain per order, as the guide writes it; each order's failure
         // is logged and counted, and the next order goes on.
         for order in orders {
-            let run = runner
-                .start(&PayOrder::ID, format!("pay-order-{}", order.id), order.id)
-                .await;
+            let run = payment(runner, order.id).await;
             match run {
                 Ok(run) => match run.result().await {
                     Ok(_) => {
@@ -258,6 +300,32 @@ impl PendingOrderProcessor {
             "pending orders processed"
         );
         true
+    }
+}
+
+/// The payment run of order `id`: started, or the one a pass started
+/// before. One that failed on an earlier pass for a reason other than a
+/// decline (the gateway down) is redriven, once a pass and at most
+/// [`PAYMENT_REDRIVES`] times, so a blip never leaves an order pending for
+/// good; a declined card is left for the customer.
+async fn payment(runner: &Runner, id: i64) -> Result<RunHandle<Order>, DurableError> {
+    let run = format!("pay-order-{id}");
+    match runner.status(&run).await {
+        Ok(status) if status.status == RunStatus::Failed => {
+            let error = status.error.unwrap_or_default();
+            let redrives = status.earlier_failures.len();
+            if error.contains(DECLINED) || redrives >= PAYMENT_REDRIVES {
+                return Err(DurableError::Failed {
+                    run,
+                    step: status.current_step,
+                    error,
+                });
+            }
+            tracing::warn!(%run, %error, redrive = redrives + 1, "redriving a failed payment");
+            runner.redrive(&run).await?;
+            Ok(runner.handle(&PayOrder::ID, run))
+        }
+        _ => runner.start(&PayOrder::ID, run, id).await,
     }
 }
 

@@ -97,6 +97,56 @@ async fn the_worker_pays_pending_orders_and_leaves_declined_ones_pending() {
     assert_eq!((durable.counts.completed, durable.counts.failed), (2, 1));
 }
 
+/// Before redrive, one unanswered request failed the order's payment run
+/// for good, and every later pass read that failure back: the order
+/// stayed pending forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_failed_by_a_gateway_outage_is_redriven_on_a_later_pass() {
+    let dir = TempDir::new("outage");
+    let db = dir.0.join("orders.db");
+    let store = OrderStore::open(&db).await.unwrap();
+    let order = store.create("c-1".into(), item(500)).await.unwrap();
+    store.pool().close().await;
+
+    let config = WorkerConfig {
+        every: Duration::from_millis(50),
+        shutdown_timeout: Duration::from_secs(2),
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::open(&db, &config).await.unwrap();
+    let (store, gateway) = (worker.orders.clone(), worker.gateway.clone());
+    gateway.outage(1);
+    let runner = worker.host.runner();
+    let watched = store.clone();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        worker.host.run_until(async move {
+            while !watched.pending().await.unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }),
+    )
+    .await
+    .expect("the order is paid");
+    let paid = store.get(order.id).await.unwrap().unwrap();
+    assert_eq!(paid.status, Status::Paid);
+    assert_eq!(
+        gateway.requests().await.unwrap(),
+        2,
+        "one refused, one paid"
+    );
+    let status = runner
+        .status(&format!("pay-order-{}", order.id))
+        .await
+        .unwrap();
+    assert_eq!(status.earlier_failures.len(), 1, "{status:?}");
+    assert!(
+        status.earlier_failures[0].contains("did not answer"),
+        "{:?}",
+        status.earlier_failures
+    );
+}
+
 fn runner_ran(runner: &workflow_runtime::host::Runner, passes: u64) -> bool {
     runner
         .health()
