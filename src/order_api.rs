@@ -91,7 +91,55 @@ pub struct Placed {
 pub struct CreateOrder {
     handlers: Handlers,
     store: OrderStore,
+    approval: Approval,
 }
+
+/// Which orders wait for a manager, and for how long.
+#[derive(Clone, Copy, Debug)]
+pub struct Approval {
+    /// Orders whose total is above this many cents wait for a decision.
+    pub above_cents: u64,
+    /// How long they wait before they are rejected.
+    pub within: Duration,
+}
+
+/// A manager's decision on an order: `POST /api/orders/{id}/approval`'s
+/// body, and the event the order's run waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// Go on: the order is paid.
+    Approve,
+    /// Stop: the order is cancelled, nothing charged.
+    Reject,
+}
+
+/// Why an order awaiting approval was not approved.
+#[derive(Debug)]
+pub enum NotApproved {
+    /// A manager rejected it.
+    Rejected,
+    /// Nobody decided in time.
+    TimedOut(Duration),
+}
+
+impl NotApproved {
+    /// How a rejection reads in the run's journaled failure.
+    pub const REJECTED: &'static str = "rejected by a manager";
+}
+
+impl std::fmt::Display for NotApproved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotApproved::Rejected => f.write_str(Self::REJECTED),
+            NotApproved::TimedOut(within) => {
+                write!(f, "not approved within {}s", within.as_secs())
+            }
+        }
+    }
+}
+
+impl std::error::Error for NotApproved {}
 
 /// Creates, pays and confirms an order.
 #[workflow(durable, name = "CreateOrder", handlers(ProcessPayment => Order, SendConfirmation => Order))]
@@ -107,11 +155,46 @@ impl CreateOrder {
         tx: &mut SqliteTx,
         req: CreateOrderRequest,
     ) -> Result<Placed, StoreError> {
-        let order = orders::insert(tx, req.customer_id, req.items).await?;
+        // Above the limit, created awaiting approval: no worker charges it
+        // before a manager says so.
+        let status = match order_total(&req.items) {
+            Some(total) if total > self.approval.above_cents => Status::AwaitingApproval,
+            _ => Status::Pending,
+        };
+        let order = orders::insert_as(tx, req.customer_id, req.items, status).await?;
         Ok(Placed {
             order,
             method: req.payment_method,
         })
+    }
+
+    /// An order above the limit waits (durably: the run is suspended,
+    /// holding no worker) for `POST /api/orders/{id}/approval`, for a day
+    /// at most; a rejection, or no decision in time, fails the run, and
+    /// `create order`'s compensation cancels the order.
+    #[step(when = "manager approval")]
+    async fn approval(&self, step: &StepCtx, mut placed: Placed) -> Result<Placed, StepError> {
+        if placed.order.status != Status::AwaitingApproval {
+            return Ok(placed);
+        }
+        self.store
+            .link_run(placed.order.id, step.run_id())
+            .await
+            .map_err(StepError::new)?;
+        let within = self.approval.within;
+        match step.event::<Decision>("approval").within(within).await {
+            Some(Decision::Approve) => {
+                self.store
+                    .approve(placed.order.id)
+                    .await
+                    .map_err(StepError::new)?;
+                placed.order.status = Status::Pending;
+                tracing::info!(order = placed.order.id, "order approved");
+                Ok(placed)
+            }
+            Some(Decision::Reject) => Err(StepError::new(NotApproved::Rejected)),
+            None => Err(StepError::new(NotApproved::TimedOut(within))),
+        }
     }
 
     #[step(
@@ -179,6 +262,10 @@ pub struct Config {
     pub payment_latency: Duration,
     /// How often the recurring workflows run (the first at start).
     pub recurring_every: Duration,
+    /// Which orders wait for a manager's approval, and how long.
+    pub approval: Approval,
+    /// The wall clock the runs read (a test's follows tokio's).
+    pub clock: workflow_runtime::host::Clock,
 }
 
 impl Default for Config {
@@ -189,6 +276,11 @@ impl Default for Config {
             breaker_open_for: Duration::from_secs(30),
             payment_latency: Duration::ZERO,
             recurring_every: Duration::from_secs(30),
+            approval: Approval {
+                above_cents: 50_000,
+                within: Duration::from_secs(86_400),
+            },
+            clock: workflow_runtime::host::Clock::system(),
         }
     }
 }
@@ -338,7 +430,9 @@ impl App {
             .durable(CreateOrder {
                 handlers: handlers.clone(),
                 store: store.clone(),
+                approval: config.approval,
             })
+            .clock(config.clock)
             .recurring_every(
                 HealthMonitor {
                     store: store.clone(),
@@ -400,6 +494,7 @@ impl App {
         Router::new()
             .route("/api/orders", post(create_order))
             .route("/api/orders/{id}", get(get_order))
+            .route("/api/orders/{id}/approval", post(decide))
             .route("/health", get(health))
             .route("/metrics", get(metrics_text))
             .fallback(not_found)
@@ -562,8 +657,17 @@ async fn create_order(
         }
         Err(error) => return start_failed(&run_id, &error),
     };
-    // Dropped with the request if the client leaves: the run goes on.
-    match run.result().await {
+    // Dropped with the request if the client leaves: the run goes on. An
+    // order that waits for a manager is answered once it waits: 202,
+    // awaiting approval.
+    let result = tokio::select! {
+        result = run.result() => result,
+        order = awaiting_approval(&app, &run_id) => {
+            let location = format!("/api/orders/{}", order.id);
+            return (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(order)).into_response();
+        }
+    };
+    match result {
         // The run id is the run's correlation id: its `Logging` events
         // carry it, in whichever process drives the run.
         Ok(order) => {
@@ -597,9 +701,12 @@ async fn create_order(
                 .to_string(),
             );
             let declined = error.ends_with(&PaymentError::DECLINED.to_string());
+            let not_approved = step.as_deref() == Some("manager approval");
             let (status, title) = if declined {
                 // A business refusal: the client's to act on, not ours.
                 (StatusCode::PAYMENT_REQUIRED, "payment declined")
+            } else if not_approved {
+                (StatusCode::CONFLICT, "order not approved")
             } else if circuit_open {
                 (StatusCode::SERVICE_UNAVAILABLE, "order creation failed")
             } else {
@@ -610,8 +717,8 @@ async fn create_order(
                 .iter()
                 .find(|meta| meta.title == step)
                 .map(|meta| meta.kind.as_str());
-            if declined {
-                tracing::info!(%error, %step, correlation_id = run_id, "payment declined");
+            if declined || not_approved {
+                tracing::info!(%error, %step, correlation_id = run_id, "order refused");
             } else {
                 tracing::error!(%error, %step, correlation_id = run_id, "order creation failed");
             }
@@ -628,6 +735,128 @@ async fn create_order(
             )
         }
         Err(error) => start_failed(&run_id, &error),
+    }
+}
+
+/// The order run `run_id` made, once the run waits for its approval.
+async fn awaiting_approval(app: &App, run_id: &str) -> Order {
+    loop {
+        if let Ok(status) = app.runner.status(run_id).await
+            && status.waits_for("approval")
+            && let Ok(Some(order)) = app.store.order_of_run(run_id).await
+        {
+            return order;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// `POST /api/orders/{id}/approval`'s body.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct DecisionRequest {
+    /// `"approve"` or `"reject"`.
+    pub decision: Decision,
+}
+
+/// A manager's decision on an order awaiting approval: sent to the
+/// order's run, which goes on (paid) or is undone (cancelled). An
+/// `idempotency-key` header makes a retried request one decision.
+async fn decide(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<DecisionRequest>, JsonRejection>,
+) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "invalid order id",
+            format!("{id:?} is not a number"),
+            json!({}),
+        );
+    };
+    let decision = match body {
+        Ok(Json(body)) => body.decision,
+        Err(rejection) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "invalid request body",
+                rejection.body_text(),
+                json!({}),
+            );
+        }
+    };
+    let order = match app.store.get(id).await {
+        Ok(Some(order)) => order,
+        Ok(None) => {
+            return problem(
+                StatusCode::NOT_FOUND,
+                "order not found",
+                format!("no order {id}"),
+                json!({}),
+            );
+        }
+        Err(e) => {
+            return problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store failure",
+                e.to_string(),
+                json!({}),
+            );
+        }
+    };
+    let run = match app.store.run_of(id).await {
+        Ok(Some(run)) if order.status == Status::AwaitingApproval => run,
+        Ok(_) => {
+            return problem(
+                StatusCode::CONFLICT,
+                "order not awaiting approval",
+                format!("order {id} is {}", order.status.as_str()),
+                json!({ "status": order.status.as_str() }),
+            );
+        }
+        Err(e) => {
+            return problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store failure",
+                e.to_string(),
+                json!({}),
+            );
+        }
+    };
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|key| key.to_str().ok())
+        .filter(|key| !key.is_empty() && key.len() <= 200);
+    let sent = match key {
+        Some(key) => {
+            app.runner
+                .send_once(&CreateOrder::ID, &run, "approval", decision, key)
+                .await
+        }
+        None => {
+            app.runner
+                .send(&CreateOrder::ID, &run, "approval", decision)
+                .await
+        }
+    };
+    match sent {
+        Ok(_) => {
+            tracing::info!(order = id, ?decision, run, "approval decision sent");
+            (
+                StatusCode::ACCEPTED,
+                [(header::LOCATION, format!("/api/orders/{id}"))],
+                Json(json!({ "order": id, "decision": decision })),
+            )
+                .into_response()
+        }
+        Err(error @ DurableError::NotRunning { .. }) => problem(
+            StatusCode::CONFLICT,
+            "order not awaiting approval",
+            error.to_string(),
+            json!({}),
+        ),
+        Err(error) => start_failed(&run, &error),
     }
 }
 

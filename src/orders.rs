@@ -20,6 +20,9 @@ pub struct Item {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// Created, above the total that needs a manager's approval, and not
+    /// approved yet: nothing charges it.
+    AwaitingApproval,
     /// Created, awaiting payment.
     Pending,
     /// Paid.
@@ -35,6 +38,7 @@ impl Status {
     /// The status as stored.
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::AwaitingApproval => "awaiting_approval",
             Status::Pending => "pending",
             Status::Paid => "paid",
             Status::Confirmed => "confirmed",
@@ -47,6 +51,7 @@ impl Status {
             "paid" => Status::Paid,
             "confirmed" => Status::Confirmed,
             "cancelled" => Status::Cancelled,
+            "awaiting_approval" => Status::AwaitingApproval,
             _ => Status::Pending,
         }
     }
@@ -136,6 +141,17 @@ pub async fn insert(
     customer_id: String,
     items: Vec<Item>,
 ) -> Result<Order, StoreError> {
+    insert_as(conn, customer_id, items, Status::Pending).await
+}
+
+/// [`insert`], in `status`: an order above the approval limit is
+/// created awaiting approval, so no worker charges it before then.
+pub async fn insert_as(
+    conn: &mut SqliteConnection,
+    customer_id: String,
+    items: Vec<Item>,
+    status: Status,
+) -> Result<Order, StoreError> {
     let total_cents = order_total(&items).ok_or_else(|| {
         StoreError::from(sqlx::Error::Encode(
             "the order's total does not fit in a 63-bit count of cents".into(),
@@ -143,12 +159,13 @@ pub async fn insert(
     })?;
     let json = serde_json::to_string(&items).expect("items serialize");
     let id = sqlx::query(
-        "INSERT INTO orders (customer_id, items, total_cents, status) VALUES (?1, ?2, ?3, 'pending')",
+        "INSERT INTO orders (customer_id, items, total_cents, status) VALUES (?1, ?2, ?3, ?4)",
     )
     .bind(&customer_id)
     .bind(json)
     // SQLite integers are signed; `order_of` casts back.
     .bind(total_cents as i64)
+    .bind(status.as_str())
     .execute(conn)
     .await?
     .last_insert_rowid();
@@ -157,7 +174,7 @@ pub async fn insert(
         customer_id,
         items,
         total_cents,
-        status: Status::Pending,
+        status,
         payment_id: None,
     })
 }
@@ -191,6 +208,16 @@ impl OrderStore {
         )
         .execute(&pool)
         .await?;
+        // Which run decides an order awaiting approval: where an
+        // approval is sent.
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS order_runs (
+                 order_id INTEGER PRIMARY KEY,
+                 run_id TEXT NOT NULL
+             )",
+        )
+        .execute(&pool)
+        .await?;
         Ok(OrderStore { pool })
     }
 
@@ -217,11 +244,61 @@ impl OrderStore {
         Ok(())
     }
 
-    /// Cancels the order with `id` if it is still pending; whether it did.
-    /// A paid order is left as it is: cancelling it would need a refund.
+    /// Notes that run `run` decides whether order `id` is approved.
+    pub async fn link_run(&self, id: i64, run: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO order_runs (order_id, run_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(run)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The run that decides whether order `id` is approved, if one does.
+    pub async fn run_of(&self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT run_id FROM order_runs WHERE order_id = ?1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The order run `run` decides the approval of, if any.
+    pub async fn order_of_run(&self, run: &str) -> Result<Option<Order>, StoreError> {
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT order_id FROM order_runs WHERE run_id = ?1")
+                .bind(run)
+                .fetch_optional(&self.pool)
+                .await?;
+        match id {
+            Some(id) => self.get(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Approves order `id` if it awaits approval: it is pending payment
+    /// from then on. Whether it did.
+    pub async fn approve(&self, id: i64) -> Result<bool, StoreError> {
+        let approved = sqlx::query(
+            "UPDATE orders SET status = 'pending' WHERE id = ?1 AND status = 'awaiting_approval'",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(approved == 1)
+    }
+
+    /// Cancels the order with `id` if it is not paid (pending, or awaiting
+    /// approval); whether it did. A paid order is left as it is:
+    /// cancelling it would need a refund.
     pub async fn cancel_pending(&self, id: i64) -> Result<bool, StoreError> {
         let cancelled = sqlx::query(
-            "UPDATE orders SET status = 'cancelled' WHERE id = ?1 AND status = 'pending'",
+            "UPDATE orders SET status = 'cancelled'
+             WHERE id = ?1 AND status IN ('pending', 'awaiting_approval')",
         )
         .bind(id)
         .execute(&self.pool)

@@ -583,3 +583,144 @@ async fn the_recurring_workflows_run_beside_the_api_and_stop_with_it() {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
 }
+
+fn big_order(customer: &str) -> Value {
+    json!({
+        "customer_id": customer,
+        "items": [{"sku": "PIANO", "quantity": 1, "unit_cents": 250_000}],
+        "payment_method": "card",
+    })
+}
+
+async fn until_status(server: &Server, location: &str, status: &str) -> Value {
+    for _ in 0..500 {
+        let order: Value = server.get(location).await.json().await.unwrap();
+        if order["status"] == status {
+            return order;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("order {location} never became {status}");
+}
+
+/// An order above the approval limit is answered 202 awaiting approval,
+/// its run suspended; an approval sent by id goes on to charge and
+/// confirm it, once; a rejection cancels it, charging nothing.
+#[tokio::test]
+async fn an_order_above_the_limit_waits_for_a_managers_decision() {
+    let server = start().await;
+    let url = format!("{}/api/orders", server.base);
+    let response = server
+        .client
+        .post(&url)
+        .json(&big_order("c-big"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let order: Value = response.json().await.unwrap();
+    assert_eq!(order["status"], "awaiting_approval");
+    let fetched: Value = server.get(&location).await.json().await.unwrap();
+    assert_eq!(fetched["status"], "awaiting_approval");
+    assert_eq!(
+        server.app.runner().durable_in_flight(),
+        0,
+        "the run waits, holding no task"
+    );
+    assert!(server.app.bank().charges().is_empty());
+
+    let decide = |decision: &'static str, key: &'static str| {
+        let (client, url) = (
+            server.client.clone(),
+            format!("{}{location}/approval", server.base),
+        );
+        async move {
+            client
+                .post(url)
+                .header("idempotency-key", key)
+                .json(&json!({ "decision": decision }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Twice, as a retrying client would: one decision.
+    assert_eq!(decide("approve", "m-1").await.status(), 202);
+    assert_eq!(decide("approve", "m-1").await.status(), 202);
+    let confirmed = until_status(&server, &location, "confirmed").await;
+    assert_eq!(confirmed["id"], order["id"]);
+    assert_eq!(server.app.bank().charges().len(), 1);
+    // Decided: nothing awaits approval any more.
+    let late = decide("reject", "m-2").await;
+    assert_eq!(late.status(), 409);
+
+    let rejected = server
+        .client
+        .post(&url)
+        .json(&big_order("c-other"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rejected.status(), 202);
+    let location = rejected.headers()["location"].to_str().unwrap().to_owned();
+    let decision = server
+        .client
+        .post(format!("{}{location}/approval", server.base))
+        .json(&json!({ "decision": "reject" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(decision.status(), 202);
+    until_status(&server, &location, "cancelled").await;
+    assert_eq!(
+        server.app.bank().charges().len(),
+        1,
+        "nothing charged for the rejected order"
+    );
+    // A small order does not wait.
+    assert_eq!(server.post_order("card").await.status(), 201);
+}
+
+/// Nobody decides in time: the run gives up and the order is cancelled,
+/// nothing charged. The window is the configuration's (a day by default);
+/// here it is short, on the real clock, as sqlx's pool timeouts fire
+/// under tokio's paused clock. A day-long wait's deadline on the paused
+/// clock is `durable_talk`'s
+/// `a_wait_gives_up_at_its_deadline_and_the_run_fails_as_the_step_says`.
+#[tokio::test]
+async fn an_order_nobody_approves_in_time_is_cancelled() {
+    use workflow_runtime::durable::{Durable, DurableError};
+    use workflow_suite::order_api::{Approval, CreateOrder, CreateOrderRequest};
+    let db = std::env::temp_dir().join(format!("order-api-approval-{}.db", std::process::id()));
+    let within = std::time::Duration::from_millis(1_500);
+    let config = Config {
+        database: db.clone(),
+        approval: Approval {
+            above_cents: 50_000,
+            within,
+        },
+        ..Config::default()
+    };
+    let app = App::new(&config).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let req: CreateOrderRequest = serde_json::from_value(big_order("c-slow")).unwrap();
+    let run = app
+        .runner()
+        .start(&CreateOrder::ID, "slow-1", req)
+        .await
+        .unwrap();
+    let ended = run.result().await;
+    assert!(
+        matches!(&ended, Err(DurableError::Failed { step: Some(step), error, .. })
+            if step == "manager approval" && error.contains("not approved within")),
+        "{ended:?}"
+    );
+    assert!(started.elapsed() >= within);
+    let order = app.store().order_of_run("slow-1").await.unwrap().unwrap();
+    assert_eq!(order.status, Status::Cancelled);
+    assert!(app.bank().charges().is_empty());
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+}
