@@ -633,3 +633,133 @@ async fn ten_thousand_sleeping_runs_leave_a_small_worker_free() {
     );
     worker.abort();
 }
+
+/// A parcel shipped by a child run; the carrier fails parcels for
+/// customers it does not serve.
+struct ShipParcel(Arc<Log>);
+
+#[workflow(durable)]
+impl ShipParcel {
+    #[step(given = "a parcel")]
+    async fn label(&self, step: &StepCtx, order: u32) -> Result<String, Declined> {
+        self.0.note("label");
+        if order == 13 {
+            return Err(Declined);
+        }
+        // Long enough to be cancelled while it sleeps, when asked to.
+        if order == 7 {
+            step.sleep(3 * DAY).await;
+        }
+        Ok(format!("parcel {order}"))
+    }
+}
+
+/// An order whose shipping is a child run.
+struct ShippedOrder(Arc<Log>);
+
+#[workflow(durable)]
+impl ShippedOrder {
+    #[step(given = "an order", compensate = refund)]
+    fn order(&self, id: u32) -> u32 {
+        self.0.note("order");
+        id
+    }
+
+    #[step(when = "it ships")]
+    async fn ship(&self, step: &StepCtx, id: u32) -> Result<String, DurableError> {
+        step.child(&ShipParcel::ID, id).await
+    }
+
+    #[compensation]
+    async fn refund(&self, _: u32) {
+        self.0.note("refund");
+    }
+}
+
+fn shipping(store: &Store, log: &Arc<Log>) -> Runner {
+    Runner::builder()
+        .store(store.clone())
+        .clock(Clock::following_tokio(std::time::SystemTime::now()))
+        .durable(ShippedOrder(log.clone()))
+        .durable(ShipParcel(log.clone()))
+        .build()
+        .unwrap()
+}
+
+async fn a_child_run_links_both_ways_and_its_failure_fails_its_step(store: Store) {
+    let log = Arc::new(Log::default());
+    let runner = shipping(&store, &log);
+    let out = runner
+        .start(&ShippedOrder::ID, "o-1", 1)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
+    assert_eq!(out, "parcel 1");
+    let parent = runner.status("o-1").await.unwrap();
+    assert_eq!(parent.children, ["o-1/1/0"]);
+    let child = runner.status("o-1/1/0").await.unwrap();
+    assert_eq!(child.parent.as_deref(), Some("o-1"));
+    assert_eq!(child.status, RunStatus::Completed);
+    // The child's failure is the parent's step's: undone there.
+    let failed = runner
+        .start(&ShippedOrder::ID, "o-13", 13)
+        .await
+        .unwrap()
+        .result()
+        .await;
+    assert!(
+        matches!(&failed, Err(DurableError::Failed { step: Some(step), error, .. })
+            if step == "it ships" && error.contains("card declined")),
+        "{failed:?}"
+    );
+    assert_eq!(log.count("refund"), 1);
+}
+
+#[tokio::test]
+async fn a_child_run_links_both_ways_and_its_failure_fails_its_step_in_memory() {
+    a_child_run_links_both_ways_and_its_failure_fails_its_step(Store::memory()).await;
+}
+
+#[tokio::test]
+async fn a_child_run_links_both_ways_and_its_failure_fails_its_step_on_sqlite() {
+    let dir = TempDir::new("talk-child");
+    a_child_run_links_both_ways_and_its_failure_fails_its_step(sqlite(&dir).await).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_a_parent_cancels_its_child() {
+    let store = Store::memory();
+    let log = Arc::new(Log::default());
+    let runner = shipping(&store, &log);
+    let run = runner.start(&ShippedOrder::ID, "o-7", 7).await.unwrap();
+    // The parent waits for its child, which sleeps.
+    for _ in 0..1_000 {
+        let child = store.status("o-7/1/0").await;
+        if child.is_ok_and(|child| child.waiting.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(matches!(
+        runner.status("o-7").await.unwrap().waiting,
+        Some(Waiting::Child { run }) if run == "o-7/1/0"
+    ));
+    assert_eq!(runner.durable_in_flight(), 0, "neither holds a task");
+    runner.cancel("o-7", "customer withdrew").await.unwrap();
+    let ended = run.result().await;
+    assert!(
+        matches!(ended, Err(DurableError::Cancelled { .. })),
+        "{ended:?}"
+    );
+    let child = runner.status("o-7/1/0").await.unwrap();
+    assert_eq!(child.status, RunStatus::Cancelled);
+    assert!(
+        child
+            .error
+            .unwrap()
+            .contains("its parent o-7 was cancelled")
+    );
+    assert_eq!(log.count("refund"), 1);
+}

@@ -105,6 +105,31 @@ impl Hold {
     }
 }
 
+/// A parcel, packed slowly: long enough to kill the process packing it.
+struct Pack(Notes);
+
+#[workflow(durable)]
+impl Pack {
+    #[step(given = "a parcel")]
+    async fn pack(&self, step: &StepCtx, id: u32) -> String {
+        self.0.note(step.run_id(), "packing").await;
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        format!("parcel {id}")
+    }
+}
+
+/// An order whose packing is a child run.
+struct Parcel(Notes);
+
+#[workflow(durable)]
+impl Parcel {
+    #[step(given = "an order")]
+    async fn ship(&self, step: &StepCtx, id: u32) -> Result<String, DurableError> {
+        self.0.note(step.run_id(), "shipping").await;
+        step.child(&Pack::ID, id).await
+    }
+}
+
 /// A worker process: this test binary, re-run, until killed.
 #[test]
 fn talk_pg_worker() {
@@ -125,7 +150,9 @@ fn talk_pg_worker() {
         let host = WorkflowHost::builder()
             .durable(Sleepy)
             .durable(Decide)
-            .durable(Hold(notes))
+            .durable(Hold(notes.clone()))
+            .durable(Pack(notes.clone()))
+            .durable(Parcel(notes))
             .store(store)
             .instance(instance, Duration::from_secs(3))
             .worker(4)
@@ -186,6 +213,7 @@ fn client(store: &Store, notes: &Notes) -> Runner {
         .durable(Sleepy)
         .durable(Decide)
         .durable(Hold(notes.clone()))
+        .durable(Parcel(notes.clone()))
         .instance("client")
         .poll_every(Duration::from_millis(50))
         .build()
@@ -348,4 +376,36 @@ async fn sends_with_one_key_deliver_once_and_a_failed_run_is_redriven() {
         "charged 1"
     );
     working.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_waits_through_its_childs_instance_being_killed() {
+    let pg = TempPostgres::start().expect("PostgreSQL starts");
+    let (store, notes) = setup(&pg).await;
+    let client = client(&store, &notes);
+    let mut first = spawn_worker(&pg.url(), "first");
+    client.enqueue(&Parcel::ID, "p-1", 1).await.unwrap();
+    until("the child packs", async || {
+        notes.count("p-1/0/0", "packing").await == 1
+    })
+    .await;
+    let parent = client.status("p-1").await.unwrap();
+    assert!(
+        matches!(&parent.waiting, Some(Waiting::Child { run }) if run == "p-1/0/0"),
+        "{parent:?}"
+    );
+    // Killed mid-packing: the child's lease runs out, another instance
+    // takes it over, and its end wakes the parent.
+    first.kill();
+    let _second = spawn_worker(&pg.url(), "second");
+    let out = client.handle(&Parcel::ID, "p-1").result().await.unwrap();
+    assert_eq!(out, "parcel 1");
+    assert_eq!(
+        notes.count("p-1/0/0", "packing").await,
+        2,
+        "packed again after the kill"
+    );
+    let child = client.status("p-1/0/0").await.unwrap();
+    assert_eq!(child.parent.as_deref(), Some("p-1"));
+    assert_eq!(client.status("p-1").await.unwrap().children, ["p-1/0/0"]);
 }

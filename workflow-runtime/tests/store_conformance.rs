@@ -396,6 +396,25 @@ async fn a_failed_run_is_redriven_with_its_journal_cut_back(store: &dyn Backend)
     assert_eq!(failures.iter().map(|f| f.index).collect::<Vec<_>>(), [0]);
 }
 
+async fn a_child_that_ends_wakes_its_waiting_parent(store: &dyn Backend) {
+    store.insert_run(&run("p1", 1)).await.unwrap();
+    let mut child = run("p1/0/0", 2);
+    child.parent = Some("p1".to_owned());
+    (child.waiting, child.wake_ms) = (Some("start".to_owned()), Some(2));
+    assert_eq!(store.insert_run(&child).await.unwrap(), Inserted::New);
+    assert_eq!(store.run("p1/0/0").await.unwrap(), Some(child));
+    let wait = Suspension::new("child:p1/0/0", None, u32::MAX);
+    assert!(store.suspend("p1", Some(&wait), None).await.unwrap());
+    let due = |rows: Vec<RunRow>| -> Vec<String> { rows.into_iter().map(|r| r.id).collect() };
+    assert_eq!(due(store.due(i64::MAX, 10).await.unwrap()), ["p1/0/0"]);
+    store
+        .finish_run("p1/0/0", &RunEnd::Completed(b"1".to_vec()))
+        .await
+        .unwrap();
+    // Due now, by the store's clock or the caller's.
+    assert_eq!(due(store.due(i64::MAX, 10).await.unwrap()), ["p1"]);
+}
+
 /// Every rule, each on a fresh store from `open`.
 async fn conformance<S: Backend, F: Future<Output = S>>(open: impl Fn() -> F) {
     inserting_a_run_twice_keeps_the_first(&open().await).await;
@@ -408,6 +427,7 @@ async fn conformance<S: Backend, F: Future<Output = S>>(open: impl Fn() -> F) {
     an_event_with_a_key_is_added_once(&open().await).await;
     a_cancel_is_asked_of_a_running_run_once_and_wakes_it(&open().await).await;
     a_failed_run_is_redriven_with_its_journal_cut_back(&open().await).await;
+    a_child_that_ends_wakes_its_waiting_parent(&open().await).await;
 }
 
 #[tokio::test]

@@ -38,9 +38,9 @@ pub(crate) trait Drives: Clone + Send + Sync + 'static {
     fn redrive_limit(&self) -> (u32, Duration);
     /// A run's context, with the host's behaviors and settings.
     fn context(&self, builder: ContextBuilder) -> WorkflowContext;
-    /// A run driven here suspended itself until `wake_ms` (`None`: until
-    /// an event): whoever wakes runs on this store looks again.
-    fn suspended(&self, wake_ms: Option<i64>);
+    /// A run driven here suspended itself, or ended (a parent waiting for
+    /// it is due): whoever wakes runs on this store looks again.
+    fn look_again(&self);
     /// Runs `workflow` in `ctx`, a panic caught as its message.
     fn run_caught<'a, W: Durable>(
         &'a self,
@@ -114,8 +114,9 @@ impl<W: Durable, R: Drives> DurableEntry<R> for DurableDef<W> {
                 match run_to_end(&runner, &*workflow, &store, &row.id, at).await {
                     Driven::End(end) => break end,
                     Driven::Stopped => return,
-                    Driven::Suspended(wake) => {
-                        runner.suspended(wake);
+                    Driven::Suspended(wake_ms) => {
+                        tracing::debug!(run = %row.id, workflow = W::NAME, ?wake_ms, "durable run suspended");
+                        runner.look_again();
                         return;
                     }
                     // Stopped where it was: driven again, it is undone.
@@ -143,7 +144,10 @@ impl<W: Durable, R: Drives> DurableEntry<R> for DurableDef<W> {
                     None => store.backend().finish_run(&row.id, &end).await,
                 };
                 let error = match finished {
-                    Ok(_) => return,
+                    Ok(_) => {
+                        runner.look_again();
+                        return;
+                    }
                     // Another instance took the run over: its end is theirs.
                     Err(lost @ StoreError::LeaseLost { .. }) => {
                         tracing::warn!(run = %row.id, workflow = W::NAME, instance = runner.instance(), %lost, "lease lost: this instance's end of the run was refused");

@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 use super::codec::{Codec, ValueCodec};
-use super::store::{FailureRow, Fence, StepRow, Store, StoreError};
+use super::store::{FailureRow, Fence, RunRow, StepRow, Store, StoreError};
 use crate::behavior::BoxFuture;
 use crate::behavior::{EarlierFailure, Resumed};
 use crate::context::{JournalFault, RunJournal, WorkflowContext};
@@ -59,6 +59,11 @@ pub(crate) fn wait_place(index: u32) -> (u32, u32) {
     (i / WAITS_PER_STEP, (i % WAITS_PER_STEP) / 2)
 }
 
+/// What a run waiting for its child run `child` is suspended on.
+pub(crate) fn awaiting_child(child: &str) -> String {
+    format!("child:{child}")
+}
+
 /// What a run waiting for events named `name` is suspended on.
 pub(crate) fn awaiting(name: &str) -> String {
     format!("event:{name}")
@@ -70,6 +75,37 @@ const SLEEP_HERE: Duration = Duration::from_secs(1);
 
 /// Whether an event's value is what a wait takes (why not, if not).
 pub(crate) type Accept<'a> = dyn Fn(&dyn Codec, &[u8]) -> Result<(), String> + Sync + 'a;
+
+/// How a child run ended, as its parent's journal keeps it.
+pub(crate) enum ChildEnd {
+    /// Completed with this encoded output.
+    Completed(Vec<u8>),
+    /// Ended otherwise: its status, the step it failed at, why.
+    Ended {
+        status: super::RunStatus,
+        step: Option<String>,
+        error: String,
+    },
+}
+
+impl ChildEnd {
+    /// What a child's wait-end row says.
+    fn of(row: &StepRow) -> Self {
+        let rest = row.title.strip_prefix("child ").unwrap_or_default();
+        let (status, step) = match rest.split_once(' ') {
+            Some((status, step)) => (status, Some(step.to_owned())),
+            None => (rest, None),
+        };
+        match super::RunStatus::parse(status) {
+            Some(super::RunStatus::Completed) => ChildEnd::Completed(row.output.clone()),
+            status => ChildEnd::Ended {
+                status: status.unwrap_or(super::RunStatus::Failed),
+                step,
+                error: String::from_utf8_lossy(&row.output).into_owned(),
+            },
+        }
+    }
+}
 
 /// Why a run stopped being driven here though it has not ended.
 #[derive(Debug)]
@@ -396,6 +432,100 @@ impl Journal {
             let row = self.write_wait(ended).await?;
             return Ok(row.title.starts_with("event ").then_some(row.output));
         }
+    }
+
+    /// Runs `child` (a new run's row, started once: its id is derived
+    /// from this step's place) as step `step`'s `wait`th wait, and waits,
+    /// suspended, until it ends: how it ended, journaled in this run the
+    /// first time it is seen.
+    pub(crate) async fn child(&self, place: (u32, u32), child: RunRow) -> ChildEnd {
+        match self.child_or_suspend(place, child).await {
+            Ok(end) => end,
+            Err(fault) => match self.stop(Halt::Fault(fault)).await {},
+        }
+    }
+
+    async fn child_or_suspend(
+        &self,
+        (step, wait): (u32, u32),
+        child: RunRow,
+    ) -> Result<ChildEnd, StoreError> {
+        let id = child.id.clone();
+        let what = awaiting_child(&id);
+        let start = wait_index(step, wait, false).ok_or_else(|| StoreError::Encode {
+            run: self.run.to_string(),
+            detail: format!("step {step} waits more than {} times", WAITS_PER_STEP / 2),
+        })?;
+        let end = start + 1;
+        if self.wait_row(start).is_none() {
+            if let super::store::Inserted::Existing(other) =
+                self.store.backend().insert_run(&child).await?
+                && (other.workflow != child.workflow || other.parent != child.parent)
+            {
+                return Err(StoreError::Corrupt {
+                    run: self.run.to_string(),
+                    detail: format!(
+                        "child run \"{id}\" is a run of {} not started by this run",
+                        other.workflow
+                    ),
+                });
+            }
+            let now = self.now_ms();
+            self.write_wait(StepRow::new(start, &what, Vec::new(), 1, now, now))
+                .await?;
+        }
+        loop {
+            if let Some(row) = self.wait_row(end) {
+                return Ok(ChildEnd::of(&row));
+            }
+            let row = self
+                .store
+                .backend()
+                .run(&id)
+                .await?
+                .ok_or_else(|| StoreError::NoSuchRun(id.clone()))?;
+            if row.status.is_finished() {
+                let now = self.now_ms();
+                let (title, output) = match (row.status, row.output) {
+                    (super::RunStatus::Completed, Some(output)) => {
+                        ("child completed".to_owned(), output)
+                    }
+                    (status, _) => (
+                        match &row.failed_step {
+                            Some(step) => format!("child {status} {step}"),
+                            None => format!("child {status}"),
+                        },
+                        row.error.unwrap_or_default().into_bytes(),
+                    ),
+                };
+                let row = self
+                    .write_wait(StepRow::new(end, title, output, 1, now, now))
+                    .await?;
+                return Ok(ChildEnd::of(&row));
+            }
+            let suspension = super::store::Suspension::new(&what, None, u32::MAX);
+            self.suspend(&suspension).await?;
+            // Ended while this run suspended itself: its end may have
+            // looked for a parent waiting before there was one.
+            let ended = self
+                .store
+                .backend()
+                .run(&id)
+                .await?
+                .is_some_and(|row| row.status.is_finished());
+            if !ended {
+                self.stop(Halt::Suspended(None)).await;
+            }
+            self.store
+                .backend()
+                .suspend(&self.run, None, self.fence.as_ref())
+                .await?;
+        }
+    }
+
+    /// The codec the run's payloads are written with.
+    pub(crate) fn codec(&self) -> &dyn Codec {
+        &*self.codec
     }
 
     /// Suspends the run in the store; false when an event came in since

@@ -153,6 +153,14 @@ impl Backend for MemoryStore {
                 row.failed_step = step.map(str::to_owned);
                 row.updated_ms = now_ms();
                 (row.waiting, row.wake_ms) = (None, None);
+                // A parent waiting for this child wakes.
+                let (parent, waited) = (row.parent.clone(), super::journal::awaiting_child(run));
+                if let Some(parent) = parent.and_then(|parent| runs.get_mut(&parent))
+                    && parent.run.waiting.as_deref() == Some(&*waited)
+                {
+                    let now = now_ms();
+                    parent.run.wake_ms = Some(parent.run.wake_ms.map_or(now, |w| w.min(now)));
+                }
                 Ok(true)
             }
         };

@@ -25,7 +25,11 @@ const MIGRATIONS: &[&str] = &[
     CLAIMABLE_BY_LEASE,
     RUN_CODEC,
     WAITS_EVENTS,
+    PARENTS,
 ];
+
+/// 7: the run that started a run as its child.
+const PARENTS: &str = "ALTER TABLE workflow_runs ADD COLUMN parent TEXT;";
 
 /// 6: suspended runs (what they wait for, until when: a suspended run's
 /// lease runs until it wakes, held by nobody, so claims find due runs
@@ -393,10 +397,24 @@ impl PostgresStore {
         .bind(step)
         .bind(now_ms())
         .bind(run)
-        .execute(conn)
+        .execute(&mut *conn)
         .await
         .map_err(|e| self.error(format!("ending run \"{run}\""), e))?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        // A parent waiting for this child wakes, due at once.
+        sqlx::query(
+            "UPDATE workflow_runs SET wake_ms = LEAST(COALESCE(wake_ms, $1), $1), lease_until_ms = 0
+             WHERE id = (SELECT parent FROM workflow_runs WHERE id = $2) AND waiting = $3",
+        )
+        .bind(now_ms())
+        .bind(run)
+        .bind(super::journal::awaiting_child(run))
+        .execute(conn)
+        .await
+        .map_err(|e| self.error(format!("waking the parent of run \"{run}\""), e))?;
+        Ok(true)
     }
 
     /// The step's row, read inside `conn`'s transaction.
@@ -480,6 +498,7 @@ fn run_row(row: &PgRow) -> Result<RunRow, StoreError> {
         waiting: row.try_get("waiting").map_err(get)?,
         wake_ms: row.try_get("wake_ms").map_err(get)?,
         cancel: row.try_get("cancel").map_err(get)?,
+        parent: row.try_get("parent").map_err(get)?,
         events: count(&id, row, "events")?,
         id,
     })
@@ -505,8 +524,9 @@ async fn insert_new<'e>(
 ) -> Result<sqlx::postgres::PgQueryResult, sqlx::Error> {
     sqlx::query(
         "INSERT INTO workflow_runs
-         (id, workflow, fingerprint, status, input, created_ms, updated_ms, codec)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+         (id, workflow, fingerprint, status, input, created_ms, updated_ms, codec,
+          waiting, wake_ms, parent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
     )
     .bind(&run.id)
     .bind(&run.workflow)
@@ -516,6 +536,9 @@ async fn insert_new<'e>(
     .bind(run.created_ms)
     .bind(run.updated_ms)
     .bind(&run.codec)
+    .bind(&run.waiting)
+    .bind(run.wake_ms)
+    .bind(&run.parent)
     .execute(executor)
     .await
 }

@@ -30,7 +30,11 @@ const MIGRATIONS: &[&str] = &[
     FAILED_STEP,
     RUN_CODEC,
     WAITS_EVENTS,
+    PARENTS,
 ];
+
+/// 6: the run that started a run as its child.
+const PARENTS: &str = "ALTER TABLE workflow_runs ADD COLUMN parent TEXT;";
 
 /// 1: runs and their completed steps.
 const RUNS_AND_STEPS: &str = "
@@ -471,6 +475,7 @@ fn run_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
         waiting: row.try_get("waiting").map_err(get)?,
         wake_ms: row.try_get("wake_ms").map_err(get)?,
         cancel: row.try_get("cancel").map_err(get)?,
+        parent: row.try_get("parent").map_err(get)?,
         events: {
             let n: i64 = row.try_get("events").map_err(get)?;
             u32::try_from(n).map_err(|_| corrupt(&id, format!("events {n} is out of range")))?
@@ -505,8 +510,9 @@ impl Backend for SqliteStore {
             let done = payload(
                 sqlx::query(
                     "INSERT INTO workflow_runs
-                     (id, workflow, fingerprint, status, input, created_ms, updated_ms, codec)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                     (id, workflow, fingerprint, status, input, created_ms, updated_ms, codec,
+                      waiting, wake_ms, parent)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 )
                 .bind(&run.id)
                 .bind(&run.workflow)
@@ -517,6 +523,9 @@ impl Backend for SqliteStore {
             .bind(run.created_ms)
             .bind(run.updated_ms)
             .bind(&run.codec)
+            .bind(&run.waiting)
+            .bind(run.wake_ms)
+            .bind(&run.parent)
             .execute(&self.pool)
             .await
             .map_err(|e| self.error(format!("starting run \"{}\"", run.id), e))?;
@@ -662,6 +671,20 @@ impl Backend for SqliteStore {
                 .await
                 .map_err(|e| self.error(format!("ending run \"{run}\""), e))?;
             if done.rows_affected() == 1 {
+                // A parent waiting for this child wakes; after the end is
+                // written, so a parent that looks at the child after
+                // suspending itself sees one or the other.
+                sqlx::query(
+                    "UPDATE workflow_runs SET wake_ms = MIN(COALESCE(wake_ms, ?1), ?1)
+                     WHERE id = (SELECT parent FROM workflow_runs WHERE id = ?2)
+                       AND waiting = ?3",
+                )
+                .bind(now_ms())
+                .bind(run)
+                .bind(super::journal::awaiting_child(run))
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.error(format!("waking the parent of run \"{run}\""), e))?;
                 return Ok(true);
             }
             match self.run(run).await? {

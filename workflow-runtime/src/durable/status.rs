@@ -22,21 +22,35 @@ pub enum Waiting {
         /// When the wait gives up (ms since the Unix epoch).
         deadline_ms: Option<i64>,
     },
+    /// A child run's end.
+    Child {
+        /// The child's run id.
+        run: String,
+    },
 }
 
 impl Waiting {
     /// What a run row's suspension columns say.
     fn of(run: &RunRow) -> Option<Self> {
         let waiting = run.waiting.as_deref()?;
-        Some(match waiting.strip_prefix("event:") {
-            Some(name) => Waiting::Event {
+        if let Some(name) = waiting.strip_prefix("event:") {
+            return Some(Waiting::Event {
                 name: name.to_owned(),
                 deadline_ms: run.wake_ms,
-            },
-            None => Waiting::Sleep {
+            });
+        }
+        if let Some(child) = waiting.strip_prefix("child:") {
+            return Some(Waiting::Child {
+                run: child.to_owned(),
+            });
+        }
+        match waiting {
+            // Started as a child, not yet taken up: due, not waiting.
+            "start" => None,
+            _ => Some(Waiting::Sleep {
                 until_ms: run.wake_ms.unwrap_or(i64::MAX),
-            },
-        })
+            }),
+        }
     }
 }
 
@@ -175,6 +189,10 @@ pub struct RunReport {
     pub events: Vec<EventReport>,
     /// The failures redrives put behind it, oldest first.
     pub earlier_failures: Vec<String>,
+    /// The run that started this one as its child, if one did.
+    pub parent: Option<String>,
+    /// The child runs this one started, in the order it started them.
+    pub children: Vec<String>,
 }
 
 impl RunReport {
@@ -193,6 +211,7 @@ impl RunReport {
             })
             .collect();
         let mut earlier_failures = Vec::new();
+        let mut children = Vec::new();
         let mut consumed = std::collections::HashSet::new();
         let mut stepped = Vec::new();
         for row in &rows {
@@ -219,6 +238,9 @@ impl RunReport {
                     }
                 }
                 Some(JournalMark::WaitStarted { step: k, .. }) => {
+                    if let Some(child) = row.title.strip_prefix("child:") {
+                        children.push(child.to_owned());
+                    }
                     let at = step(&mut steps, k, None);
                     if steps[at].state == StepState::Pending {
                         steps[at].state = StepState::Running;
@@ -289,6 +311,8 @@ impl RunReport {
             steps,
             events,
             earlier_failures,
+            parent: run.parent,
+            children,
         })
     }
 

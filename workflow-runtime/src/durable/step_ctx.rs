@@ -216,6 +216,114 @@ impl fmt::Debug for StepCtx {
     }
 }
 
+impl StepCtx {
+    /// Runs another durable workflow as this run's child, and waits for
+    /// its output: the child's run id is derived from this step's place
+    /// (`"{run}/{step}/{n}"`), so a parent resumed after a crash waits for
+    /// the same child rather than start another. While the child runs,
+    /// the parent is suspended (no task, no worker slot) and woken when
+    /// the child ends; cancelling the parent cancels the child. The child
+    /// workflow must be registered with the runner (on a store shared by
+    /// instances, with some worker's). Its failure is the
+    /// [`DurableError`](super::DurableError) its handle would give.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::durable::{DurableError, Store, StepCtx};
+    /// # use workflow_runtime::host::Runner;
+    /// struct Ship;
+    ///
+    /// #[workflow(durable)]
+    /// impl Ship {
+    ///     #[step(given = "a parcel")]
+    ///     fn label(&self, order: u32) -> String { format!("parcel {order}") }
+    /// }
+    ///
+    /// struct Order;
+    ///
+    /// #[workflow(durable)]
+    /// impl Order {
+    ///     #[step(given = "an order")]
+    ///     async fn ship(&self, step: &StepCtx, id: u32) -> Result<String, DurableError> {
+    ///         step.child(&Ship::ID, id).await
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().store(Store::memory()).durable(Order).durable(Ship).build().unwrap();
+    /// let run = runner.start(&Order::ID, "order-9", 9).await.unwrap();
+    /// assert_eq!(run.result().await.unwrap(), "parcel 9");
+    /// let child = runner.status("order-9/0/0").await.unwrap();
+    /// assert_eq!(child.parent.as_deref(), Some("order-9"));
+    /// # }
+    /// ```
+    pub async fn child<W: super::Durable>(
+        &self,
+        workflow: &super::WorkflowId<W>,
+        input: W::Input,
+    ) -> Result<W::Output, super::DurableError> {
+        use super::{DurableError, RunStatus};
+        let (step, wait) = self.next_wait();
+        let id = format!("{}/{step}/{wait}", self.run);
+        let Some(journal) = &self.journal else {
+            // Outside a durable run there is no journal to start it in.
+            return Err(DurableError::NoStore);
+        };
+        let bytes =
+            W::INPUT
+                .encode(journal.codec(), &input)
+                .map_err(|source| DurableError::Encode {
+                    run: id.clone(),
+                    source,
+                })?;
+        let mut row = super::RunRow::new(&id, workflow.name(), W::FINGERPRINT, bytes);
+        let now = journal.now_ms();
+        (row.created_ms, row.updated_ms) = (now, now);
+        row.codec = journal.codec().name().to_owned();
+        row.parent = Some(self.run.to_string());
+        // Due at once, as a run woken: whoever wakes runs takes it up.
+        (row.waiting, row.wake_ms) = (Some("start".to_owned()), Some(now));
+        match journal.child((step, wait), row).await {
+            super::journal::ChildEnd::Completed(bytes) => {
+                W::OUTPUT.decode(journal.codec(), &bytes).map_err(|e| {
+                    DurableError::Store(super::StoreError::Corrupt {
+                        run: id,
+                        detail: format!("the child's output does not decode: {e}"),
+                    })
+                })
+            }
+            super::journal::ChildEnd::Ended {
+                status,
+                step,
+                error,
+            } => Err(match status {
+                RunStatus::CompensationFailed => DurableError::CompensationFailed {
+                    run: id,
+                    step,
+                    error,
+                },
+                RunStatus::Cancelled => DurableError::Cancelled {
+                    run: id,
+                    reason: error,
+                },
+                RunStatus::Incompatible => DurableError::Incompatible {
+                    run: id,
+                    reason: error,
+                },
+                RunStatus::Stuck => DurableError::Stuck {
+                    run: id,
+                    reason: error,
+                },
+                _ => DurableError::Failed {
+                    run: id,
+                    step,
+                    error,
+                },
+            }),
+        }
+    }
+}
+
 /// A step's wait for an event: [`StepCtx::event`]. Await it.
 #[must_use = "an event wait does nothing unless awaited"]
 pub struct EventWait<'a, T> {

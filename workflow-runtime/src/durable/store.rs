@@ -141,6 +141,10 @@ pub struct RunRow {
     pub cancel: Option<String>,
     /// How many events were sent to it.
     pub events: u32,
+    /// The run that started this one as a child
+    /// ([`StepCtx::child`](super::StepCtx::child)), if one did: it is
+    /// woken when this one ends.
+    pub parent: Option<String>,
 }
 
 impl RunRow {
@@ -194,6 +198,7 @@ impl RunRow {
             wake_ms: None,
             cancel: None,
             events: 0,
+            parent: None,
         }
     }
 }

@@ -183,6 +183,18 @@ impl Runner {
         tracing::info!(run = run_id, reason, "durable run asked to stop");
         // Driven here: stopped now. Suspended: woken, to be undone.
         self.in_flight().cancel(&[run_id.to_owned()]);
+        // Its children (and theirs) stop too; one that ended is left.
+        let mut parents = vec![run_id.to_owned()];
+        while let Some(parent) = parents.pop() {
+            for child in children(&store.backend().steps(&parent).await?) {
+                let why = format!("its parent {run_id} was cancelled: {reason}");
+                let now = self.clock().now_ms();
+                if store.backend().request_cancel(&child, &why, now).await? == RunStatus::Running {
+                    self.in_flight().cancel(std::slice::from_ref(&child));
+                    parents.push(child);
+                }
+            }
+        }
         self.look_again();
         Ok(())
     }
@@ -424,6 +436,14 @@ impl Runner {
             }
         }
     }
+}
+
+/// The child runs a run's journal started.
+fn children(rows: &[StepRow]) -> Vec<String> {
+    rows.iter()
+        .filter(|row| matches!(row.mark(), Some(JournalMark::WaitStarted { .. })))
+        .filter_map(|row| row.title.strip_prefix("child:").map(str::to_owned))
+        .collect()
 }
 
 /// What redriving failed run `run` changes: it goes on from the step it

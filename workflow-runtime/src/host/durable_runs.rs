@@ -37,8 +37,7 @@ impl Drives for Runner {
     fn redrive_limit(&self) -> (u32, std::time::Duration) {
         Runner::redrive_limit(self)
     }
-    fn suspended(&self, wake_ms: Option<i64>) {
-        let _ = wake_ms;
+    fn look_again(&self) {
         self.wake_sleepers();
     }
     fn context(&self, builder: ContextBuilder) -> WorkflowContext {
