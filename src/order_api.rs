@@ -266,6 +266,8 @@ pub struct Config {
     pub approval: Approval,
     /// The wall clock the runs read (a test's follows tokio's).
     pub clock: workflow_runtime::host::Clock,
+    /// How long a query waits for the database's one connection.
+    pub pool_timeout: Duration,
 }
 
 impl Default for Config {
@@ -281,6 +283,7 @@ impl Default for Config {
                 within: Duration::from_secs(86_400),
             },
             clock: workflow_runtime::host::Clock::system(),
+            pool_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -379,7 +382,10 @@ impl App {
     /// the runner and the breaker. Orders a stopped server left unfinished
     /// resume at once.
     pub async fn new(config: &Config) -> Result<App, AppError> {
-        let sqlite = SqliteStore::open(SqliteOptions::new(&config.database)).await?;
+        let sqlite = SqliteStore::open(
+            SqliteOptions::new(&config.database).acquire_timeout(config.pool_timeout),
+        )
+        .await?;
         let store = OrderStore::from_pool(sqlite.pool().clone()).await?;
         let notifications_down = Arc::new(AtomicBool::new(false));
         let bank = Bank::new();

@@ -682,27 +682,30 @@ async fn an_order_above_the_limit_waits_for_a_managers_decision() {
     assert_eq!(server.post_order("card").await.status(), 201);
 }
 
-/// Nobody decides in time: the run gives up and the order is cancelled,
-/// nothing charged. The window is the configuration's (a day by default);
-/// here it is short, on the real clock, as sqlx's pool timeouts fire
-/// under tokio's paused clock. A day-long wait's deadline on the paused
-/// clock is `durable_talk`'s
-/// `a_wait_gives_up_at_its_deadline_and_the_run_fails_as_the_step_says`.
+/// Nobody decides: a day later, on tokio's paused clock, the run gives up
+/// and the order is cancelled, nothing charged.
 #[tokio::test]
-async fn an_order_nobody_approves_in_time_is_cancelled() {
+async fn an_order_nobody_approves_is_cancelled_after_a_day() {
     use workflow_runtime::durable::{Durable, DurableError};
-    use workflow_suite::order_api::{Approval, CreateOrder, CreateOrderRequest};
+    use workflow_suite::order_api::{CreateOrder, CreateOrderRequest};
     let db = std::env::temp_dir().join(format!("order-api-approval-{}.db", std::process::id()));
-    let within = std::time::Duration::from_millis(1_500);
     let config = Config {
         database: db.clone(),
-        approval: Approval {
-            above_cents: 50_000,
-            within,
-        },
+        clock: workflow_runtime::host::Clock::following_tokio(std::time::SystemTime::now()),
+        // Tokio's paused clock jumps to the next timer while a query waits
+        // on SQLite's thread: the pool must not time out meanwhile.
+        pool_timeout: std::time::Duration::from_secs(10 * 365 * 86_400),
         ..Config::default()
     };
     let app = App::new(&config).await.unwrap();
+    // Paused once the file is open; a second's tick keeps each jump short
+    // while a query is in flight.
+    tokio::time::pause();
+    let tick = tokio::spawn(async {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
     let started = tokio::time::Instant::now();
     let req: CreateOrderRequest = serde_json::from_value(big_order("c-slow")).unwrap();
     let run = app
@@ -711,12 +714,21 @@ async fn an_order_nobody_approves_in_time_is_cancelled() {
         .await
         .unwrap();
     let ended = run.result().await;
+    tick.abort();
     assert!(
         matches!(&ended, Err(DurableError::Failed { step: Some(step), error, .. })
-            if step == "manager approval" && error.contains("not approved within")),
+            if step == "manager approval" && error.contains("not approved within 86400s")),
         "{ended:?}"
     );
-    assert!(started.elapsed() >= within);
+    // Never early. Late only by this test's clock: every query lets it
+    // jump up to a tick (the memory store's virtual-time tests bound the
+    // lateness to a second).
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_secs(86_400)
+            && waited < std::time::Duration::from_secs(86_400 + 3_600),
+        "gave up after {waited:?}"
+    );
     let order = app.store().order_of_run("slow-1").await.unwrap().unwrap();
     assert_eq!(order.status, Status::Cancelled);
     assert!(app.bank().charges().is_empty());

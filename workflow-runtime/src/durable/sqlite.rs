@@ -133,6 +133,7 @@ pub struct SqliteOptions {
     path: PathBuf,
     sync: Synchronous,
     busy_timeout: Duration,
+    acquire_timeout: Duration,
 }
 
 impl SqliteOptions {
@@ -148,6 +149,7 @@ impl SqliteOptions {
             path: path.as_ref().to_owned(),
             sync: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(30),
         }
     }
 
@@ -173,6 +175,22 @@ impl SqliteOptions {
     /// ```
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
+        self
+    }
+
+    /// How long a query waits for the store's one connection (30 seconds
+    /// by default) before it fails. A test on tokio's paused clock, whose
+    /// time jumps while a query waits on SQLite's thread, gives it a
+    /// long one.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use workflow_runtime::durable::SqliteOptions;
+    /// let options = SqliteOptions::new("runs.db").acquire_timeout(Duration::from_secs(5));
+    /// # drop(options);
+    /// ```
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
         self
     }
 }
@@ -261,6 +279,7 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await
             .map_err(|e| fail("opening the database", e))?;
