@@ -34,10 +34,8 @@ pub struct Declined {
 /// card is the customer's to fix, not a blip to try again.
 const DECLINED: &str = "declined: over the card limit";
 
-/// How many times a pass redrives a payment run that failed for another
-/// reason (the gateway unreachable): once per pass, so the passes are its
-/// backoff.
-pub const PAYMENT_REDRIVES: usize = 3;
+/// The longest a failed payment waits between redrives.
+pub const LONGEST_REDRIVE_WAIT: Duration = Duration::from_secs(3_600);
 
 impl std::fmt::Display for Declined {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -244,6 +242,9 @@ pub struct PendingOrderProcessor {
     pub store: OrderStore,
     /// The runner that owns the payment runs; set once the host is built.
     pub runner: Arc<OnceLock<Runner>>,
+    /// How long a payment that failed waits before its first redrive;
+    /// each redrive doubles it, up to [`LONGEST_REDRIVE_WAIT`].
+    pub redrive_after: Duration,
 }
 
 /// Processes orders awaiting payment.
@@ -262,7 +263,7 @@ impl PendingOrderProcessor {
         // One chain per order, as the guide writes it; each order's failure
         // is logged and counted, and the next order goes on.
         for order in orders {
-            let run = payment(runner, order.id).await;
+            let run = payment(runner, order.id, self.redrive_after).await;
             match run {
                 Ok(run) => match run.result().await {
                     Ok(_) => {
@@ -304,17 +305,29 @@ impl PendingOrderProcessor {
 }
 
 /// The payment run of order `id`: started, or the one a pass started
-/// before. One that failed on an earlier pass for a reason other than a
-/// decline (the gateway down) is redriven, once a pass and at most
-/// [`PAYMENT_REDRIVES`] times, so a blip never leaves an order pending for
+/// before. One that failed for a reason other than a decline (the gateway
+/// down) is redriven once it has waited `first` (doubling with each
+/// redrive, up to [`LONGEST_REDRIVE_WAIT`]): a durable backoff across
+/// passes, so an outage of any length never leaves an order pending for
 /// good; a declined card is left for the customer.
-async fn payment(runner: &Runner, id: i64) -> Result<RunHandle<Order>, DurableError> {
+async fn payment(
+    runner: &Runner,
+    id: i64,
+    first: Duration,
+) -> Result<RunHandle<Order>, DurableError> {
     let run = format!("pay-order-{id}");
     match runner.status(&run).await {
         Ok(status) if status.status == RunStatus::Failed => {
             let error = status.error.unwrap_or_default();
             let redrives = status.earlier_failures.len();
-            if error.contains(DECLINED) || redrives >= PAYMENT_REDRIVES {
+            let wait = first
+                .saturating_mul(1 << redrives.min(16))
+                .min(LONGEST_REDRIVE_WAIT);
+            let failed_ms = u64::try_from(status.updated_ms).unwrap_or(0);
+            let since = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH + Duration::from_millis(failed_ms))
+                .unwrap_or_default();
+            if error.contains(DECLINED) || since < wait {
                 return Err(DurableError::Failed {
                     run,
                     step: status.current_step,
@@ -484,6 +497,7 @@ impl Worker {
                 PendingOrderProcessor {
                     store: orders.clone(),
                     runner: runner.clone(),
+                    redrive_after: config.every,
                 },
                 every.clone(),
             )

@@ -763,3 +763,133 @@ async fn cancelling_a_parent_cancels_its_child() {
     );
     assert_eq!(log.count("refund"), 1);
 }
+
+/// Reaches a day-long sleep once the test lets it go on.
+struct Gated {
+    log: Arc<Log>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+#[workflow(durable)]
+impl Gated {
+    #[step(given = "a booking", compensate = unbook)]
+    fn book(&self, id: u32) -> u32 {
+        id
+    }
+
+    #[step(when = "it waits a day")]
+    async fn wait(&self, step: &StepCtx, id: u32) -> u32 {
+        self.log.note("started");
+        let _ = self.gate.acquire().await.unwrap();
+        step.sleep(DAY).await;
+        id
+    }
+
+    #[compensation]
+    async fn unbook(&self, step: &StepCtx, _: u32) {
+        // A compensation may sleep too (a back-off before a refund).
+        step.sleep(Duration::from_secs(5)).await;
+        self.log.note("unbooked");
+    }
+}
+
+/// Found by review: a cancel sent by another process while a step runs
+/// was lost when the step then suspended: the run slept its whole day
+/// (for ever, on a wait without a deadline) with the cancel recorded.
+#[tokio::test(start_paused = true)]
+async fn a_cancel_sent_while_a_step_runs_is_not_lost_when_it_then_suspends() {
+    let clock = Clock::following_tokio(UNIX_EPOCH + Duration::from_millis(START_MS as u64));
+    let memory = MemoryStore::new();
+    let log = Arc::new(Log::default());
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let runner = Runner::builder()
+        .store(Store::new(memory.clone()))
+        .clock(clock)
+        .durable(Gated {
+            log: log.clone(),
+            gate: gate.clone(),
+        })
+        .build()
+        .unwrap();
+    // Another process's runner on the same journal.
+    let other = Runner::builder()
+        .store(Store::new(memory))
+        .clock(clock)
+        .build()
+        .unwrap();
+    let run = runner.start(&Gated::ID, "g-1", 1).await.unwrap();
+    while log.count("started") == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    other.cancel("g-1", "ops").await.unwrap();
+    gate.add_permits(1);
+    let ended = run.result().await;
+    assert!(
+        matches!(ended, Err(DurableError::Cancelled { .. })),
+        "{ended:?}"
+    );
+    assert_eq!(
+        log.count("unbooked"),
+        1,
+        "undone, its compensation's sleep included"
+    );
+    assert!(
+        clock.now_ms() < START_MS + DAY.as_millis() as i64,
+        "it slept its day with the cancel recorded"
+    );
+}
+
+/// Found by review: a redriven wait took the event its failed run had
+/// consumed (the rejection) again, and failed the same way.
+#[tokio::test]
+async fn a_redriven_wait_waits_for_a_new_event() {
+    let store = Store::memory();
+    let log = Arc::new(Log::default());
+    let runner = approvals(&store, &log);
+    let run = runner.start(&Approval::ID, "a-5", 5).await.unwrap();
+    wait_until_waiting(&runner, "a-5").await;
+    runner
+        .send(&Approval::ID, "a-5", "approval", Decision::Reject)
+        .await
+        .unwrap();
+    assert!(matches!(
+        run.result().await,
+        Err(DurableError::Failed { .. })
+    ));
+    runner.redrive("a-5").await.unwrap();
+    wait_until_waiting(&runner, "a-5").await;
+    runner
+        .send(&Approval::ID, "a-5", "approval", Decision::Approve)
+        .await
+        .unwrap();
+    let out = runner.handle(&Approval::ID, "a-5").result().await.unwrap();
+    assert_eq!(out, "5: second None");
+    let status = runner.status("a-5").await.unwrap();
+    assert!(
+        status.events.iter().all(|e| e.consumed),
+        "{:?}",
+        status.events
+    );
+}
+
+/// Found by review: a child's end woke its parent by the system clock, so
+/// a runner whose clock is behind it (a virtual one) never found the
+/// parent due.
+#[tokio::test(start_paused = true)]
+async fn a_child_wakes_its_parent_whatever_the_runners_clock() {
+    let clock = Clock::following_tokio(UNIX_EPOCH + Duration::from_millis(START_MS as u64));
+    let log = Arc::new(Log::default());
+    let runner = Runner::builder()
+        .store(Store::memory())
+        .clock(clock)
+        .durable(ShippedOrder(log.clone()))
+        .durable(ShipParcel(log.clone()))
+        .build()
+        .unwrap();
+    let run = runner.start(&ShippedOrder::ID, "o-2", 2).await.unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), run.result())
+        .await
+        .expect("the parent woke when its child ended")
+        .unwrap();
+    assert_eq!(out, "parcel 2");
+}

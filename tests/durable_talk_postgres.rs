@@ -243,6 +243,12 @@ async fn a_run_sleeping_on_a_killed_instance_wakes_on_another_at_its_time() {
     else {
         panic!("not asleep");
     };
+    let holders = store.backend().holders(0).await.unwrap();
+    assert_eq!(
+        holders.values().sum::<u64>(),
+        0,
+        "a sleeping run holds no lease: {holders:?}"
+    );
     // Killed while the run sleeps: it held no lease to run out.
     first.kill();
     let _second = spawn_worker(&pg.url(), "second");

@@ -99,9 +99,10 @@ async fn the_worker_pays_pending_orders_and_leaves_declined_ones_pending() {
 
 /// Before redrive, one unanswered request failed the order's payment run
 /// for good, and every later pass read that failure back: the order
-/// stayed pending forever.
+/// stayed pending forever. An outage of three requests now costs three
+/// redrives, each after a longer wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_payment_failed_by_a_gateway_outage_is_redriven_on_a_later_pass() {
+async fn a_payment_failed_by_a_gateway_outage_is_redriven_on_later_passes() {
     let dir = TempDir::new("outage");
     let db = dir.0.join("orders.db");
     let store = OrderStore::open(&db).await.unwrap();
@@ -115,7 +116,7 @@ async fn a_payment_failed_by_a_gateway_outage_is_redriven_on_a_later_pass() {
     };
     let worker = Worker::open(&db, &config).await.unwrap();
     let (store, gateway) = (worker.orders.clone(), worker.gateway.clone());
-    gateway.outage(1);
+    gateway.outage(3);
     let runner = worker.host.runner();
     let watched = store.clone();
     tokio::time::timeout(
@@ -132,14 +133,14 @@ async fn a_payment_failed_by_a_gateway_outage_is_redriven_on_a_later_pass() {
     assert_eq!(paid.status, Status::Paid);
     assert_eq!(
         gateway.requests().await.unwrap(),
-        2,
-        "one refused, one paid"
+        4,
+        "three refused, one paid"
     );
     let status = runner
         .status(&format!("pay-order-{}", order.id))
         .await
         .unwrap();
-    assert_eq!(status.earlier_failures.len(), 1, "{status:?}");
+    assert_eq!(status.earlier_failures.len(), 3, "{status:?}");
     assert!(
         status.earlier_failures[0].contains("did not answer"),
         "{:?}",

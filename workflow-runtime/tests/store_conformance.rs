@@ -311,6 +311,12 @@ async fn a_cancel_is_asked_of_a_running_run_once_and_wakes_it(store: &dyn Backen
         1,
         "woken to be undone"
     );
+    // Asked to stop, it is not suspended again, unless it is being undone.
+    let sleep = Suspension::new("sleep", Some(100), u32::MAX);
+    assert!(!store.suspend("c1", Some(&sleep), None).await.unwrap());
+    let undoing = sleep.clone().undoing(true);
+    assert!(store.suspend("c1", Some(&undoing), None).await.unwrap());
+    assert!(store.suspend("c1", None, None).await.unwrap());
     assert_eq!(
         store
             .cancelling(&["c1".to_owned(), "nope".to_owned()])
@@ -371,7 +377,14 @@ async fn a_failed_run_is_redriven_with_its_journal_cut_back(store: &dyn Backend)
     let redrive = Redrive::new(
         1,
         vec![1, 1_000_001, 2_000_002],
-        StepRow::new(4_000_000, "charge", b"declined".to_vec(), 1, 5, 6),
+        vec![StepRow::new(
+            4_000_000,
+            "charge",
+            b"declined".to_vec(),
+            1,
+            5,
+            6,
+        )],
     );
     // Only a failed run.
     assert!(!store.redrive("f1", &redrive).await.unwrap());

@@ -145,6 +145,9 @@ impl<W: Durable, R: Drives> DurableEntry<R> for DurableDef<W> {
                 };
                 let error = match finished {
                     Ok(_) => {
+                        if let RunEnd::Cancelled { reason, .. } = &end {
+                            cancel_children(&store, &row.id, reason, runner.clock().now_ms()).await;
+                        }
                         runner.look_again();
                         return;
                     }
@@ -161,6 +164,30 @@ impl<W: Durable, R: Drives> DurableEntry<R> for DurableDef<W> {
                 }
             }
         })
+    }
+}
+
+/// Asks the children run `id` started (found in its journal) to stop:
+/// it was cancelled, and a child started as the cancel arrived would
+/// otherwise run on. Each, when driven, does the same for its own.
+async fn cancel_children(store: &Store, id: &str, reason: &str, now_ms: i64) {
+    let rows = match store.backend().steps(id).await {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::warn!(run = id, %error, "could not read a cancelled run's children");
+            return;
+        }
+    };
+    let why = format!("its parent {id} was cancelled: {reason}");
+    for row in rows {
+        if !matches!(row.mark(), Some(super::JournalMark::WaitStarted { .. })) {
+            continue;
+        }
+        if let Some(child) = row.title.strip_prefix("child:")
+            && let Err(error) = store.backend().request_cancel(child, &why, now_ms).await
+        {
+            tracing::warn!(run = id, child, %error, "could not cancel a child run");
+        }
     }
 }
 
@@ -243,6 +270,10 @@ async fn run_to_end<W: Durable, R: Drives>(
     Claim { fence, signals }: Claim<'_>,
 ) -> Driven {
     let lost = &signals.lost;
+    // Its lease found gone: another instance owns it.
+    if lost.is_cancelled() {
+        return Driven::Stopped;
+    }
     // Read afresh: a driver that ended the run may have left just before
     // this one was started from an older copy of its row.
     let row = match store.backend().run(id).await {
@@ -250,8 +281,9 @@ async fn run_to_end<W: Durable, R: Drives>(
         Ok(_) => return Driven::Stopped,
         Err(error) => return Driven::Again(error.to_string()),
     };
-    // Suspended again since it was found due (another driver had it).
-    if !row.due(runner.clock().now_ms()) {
+    // Suspended again since it was found due (another driver had it);
+    // one asked to stop is undone now, whatever it waits for.
+    if !row.due(runner.clock().now_ms()) && row.cancel.is_none() {
         return Driven::Stopped;
     }
     // Awake: it waits for nothing while it is driven.
@@ -343,6 +375,9 @@ async fn run_to_end<W: Durable, R: Drives>(
         () = journal.halted().cancelled() => {
             return match journal.halt() {
                 Some(Halt::Suspended(wake)) => Driven::Suspended(wake),
+                Some(Halt::Cancelled) => Driven::Cancelling,
+                // Another instance owns the run now.
+                Some(Halt::Fault(StoreError::LeaseLost { .. })) => Driven::Stopped,
                 Some(Halt::Fault(error)) => Driven::Again(error.to_string()),
                 None => Driven::Again("a wait stopped the run".to_owned()),
             };

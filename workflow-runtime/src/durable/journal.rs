@@ -32,13 +32,20 @@ pub(crate) const UNDO_FAILED: u32 = 3_000_000;
 /// `REDRIVEN + n`: the `n`th redrive put the failed run back to work (its
 /// output is the failure it had then): the run's record keeps it.
 pub(crate) const REDRIVEN: u32 = 4_000_000;
+/// `CONSUMED + n`: event `n` was consumed by a wait a redrive dropped.
+pub(crate) const CONSUMED: u32 = 5_000_000;
 /// `WAITS + k * WAITS_PER_STEP + 2j`: step `k` reached its `j`th wait
 /// (output: when it wakes); `+ 1`: that wait ended (output: the event it
 /// consumed, or nothing at a deadline).
 pub(crate) const WAITS: u32 = 100_000_000;
 /// The index of the note the `n`th redrive leaves.
 pub(crate) fn redriven_index(n: u32) -> u32 {
-    REDRIVEN + n.min(WAITS - REDRIVEN - 1)
+    REDRIVEN + n.min(CONSUMED - REDRIVEN - 1)
+}
+
+/// The index of the note that event `seq` stays consumed.
+pub(crate) fn consumed_index(seq: u32) -> u32 {
+    CONSUMED + seq.min(WAITS - CONSUMED - 1)
 }
 
 /// Room for each step's waits: 5,000 of them.
@@ -47,16 +54,31 @@ const WAITS_PER_STEP: u32 = 10_000;
 /// The journal index of step `step`'s `wait`th wait's start (or end), if
 /// the step has room for it.
 pub(crate) fn wait_index(step: u32, wait: u32, ended: bool) -> Option<u32> {
-    if wait >= WAITS_PER_STEP / 2 || step >= (u32::MAX - WAITS) / WAITS_PER_STEP {
+    // A compensation (`COMPENSATIONS + k`) waits in a room of its own.
+    let room = match step.checked_sub(COMPENSATIONS) {
+        Some(k) => k.checked_add(COMPENSATION_WAITS)?,
+        None if step >= COMPENSATION_WAITS => return None,
+        None => step,
+    };
+    if wait >= WAITS_PER_STEP / 2 || room >= (u32::MAX - WAITS) / WAITS_PER_STEP {
         return None;
     }
-    Some(WAITS + step * WAITS_PER_STEP + 2 * wait + u32::from(ended))
+    Some(WAITS + room * WAITS_PER_STEP + 2 * wait + u32::from(ended))
 }
+
+/// Where compensations' waits begin, in rooms of `WAITS_PER_STEP`: a
+/// workflow has fewer steps than this.
+const COMPENSATION_WAITS: u32 = 200_000;
 
 /// The step and wait a wait row's index names.
 pub(crate) fn wait_place(index: u32) -> (u32, u32) {
     let i = index - WAITS;
-    (i / WAITS_PER_STEP, (i % WAITS_PER_STEP) / 2)
+    let room = i / WAITS_PER_STEP;
+    let step = match room.checked_sub(COMPENSATION_WAITS) {
+        Some(k) => COMPENSATIONS + k,
+        None => room,
+    };
+    (step, (i % WAITS_PER_STEP) / 2)
 }
 
 /// What a run waiting for its child run `child` is suspended on.
@@ -68,6 +90,9 @@ pub(crate) fn awaiting_child(child: &str) -> String {
 pub(crate) fn awaiting(name: &str) -> String {
     format!("event:{name}")
 }
+
+/// How often a run waiting for its child looks at it, whatever wakes it.
+const CHILD_BACKSTOP_MS: i64 = 60_000;
 
 /// A wait this short is slept here rather than suspended: a store round
 /// trip and a worker's wake-up would cost more than it saves.
@@ -113,8 +138,11 @@ pub(crate) enum Halt {
     /// A step suspended it (a sleep, an event wait), in the store: a worker
     /// takes it up when it is due.
     Suspended(Option<i64>),
-    /// A wait could not read or write the journal: driven again.
+    /// A wait could not read or write the journal: driven again (or, its
+    /// lease lost, left to the instance that has it).
     Fault(StoreError),
+    /// The run was asked to stop while a step ran: driven again, undone.
+    Cancelled,
 }
 
 /// The journal's own failure to read or record a step, as the step fails
@@ -278,19 +306,16 @@ impl Journal {
         self.done
             .values()
             .chain(waits.values())
-            .filter(|row| {
-                matches!(
-                    row.mark(),
-                    Some(super::store::JournalMark::WaitEnded { .. })
-                )
-            })
-            .filter_map(|row| {
-                row.title
+            .filter_map(|row| match row.mark() {
+                Some(super::store::JournalMark::WaitEnded { .. }) => row
+                    .title
                     .strip_prefix("event ")?
                     .split(' ')
                     .next()?
                     .parse()
-                    .ok()
+                    .ok(),
+                Some(super::store::JournalMark::Consumed(seq)) => Some(seq),
+                _ => None,
             })
             .collect()
     }
@@ -349,10 +374,33 @@ impl Journal {
             return Ok(());
         }
         // A sleep wakes for no event: however many arrive, it suspends.
-        let suspension = super::store::Suspension::new("sleep", Some(wake), u32::MAX);
-        self.suspend(&suspension).await?;
+        let suspension =
+            super::store::Suspension::new("sleep", Some(wake), u32::MAX).at(self.now_ms());
+        if !self.suspend(&suspension).await? {
+            self.stop(self.refused().await?).await;
+        }
         self.stop(Halt::Suspended(Some(wake))).await;
         Ok(())
+    }
+
+    /// Why the store refused to suspend the run, as the driver is to take
+    /// it: asked to stop (undone), or no longer running (let go). `None`
+    /// for neither: an event came in, and the step looks again.
+    async fn refused_for(&self) -> Result<Option<Halt>, StoreError> {
+        let run = self.store.backend().run(&self.run).await?;
+        Ok(match run {
+            Some(run) if run.status == super::RunStatus::Running && run.cancel.is_some() => {
+                Some(Halt::Cancelled)
+            }
+            Some(run) if run.status == super::RunStatus::Running => None,
+            _ => Some(Halt::Suspended(None)),
+        })
+    }
+
+    /// [`refused_for`](Self::refused_for), for a wait that no event
+    /// changes: the run stops here either way.
+    async fn refused(&self) -> Result<Halt, StoreError> {
+        Ok(self.refused_for().await?.unwrap_or(Halt::Suspended(None)))
     }
 
     /// Waits for the next event named `name` this run has not consumed and
@@ -421,9 +469,12 @@ impl Journal {
                     StepRow::new(index, format!("timeout {name}"), Vec::new(), 1, now, now)
                 }
                 None => {
-                    let suspension = super::store::Suspension::new(&what, deadline, seen);
+                    let suspension = super::store::Suspension::new(&what, deadline, seen).at(now);
                     if self.suspend(&suspension).await? {
                         self.stop(Halt::Suspended(deadline)).await;
+                    }
+                    if let Some(halt) = self.refused_for().await? {
+                        self.stop(halt).await;
                     }
                     // An event came in since the look: look again.
                     continue;
@@ -503,24 +554,42 @@ impl Journal {
                     .await?;
                 return Ok(ChildEnd::of(&row));
             }
-            let suspension = super::store::Suspension::new(&what, None, u32::MAX);
-            self.suspend(&suspension).await?;
-            // Ended while this run suspended itself: its end may have
-            // looked for a parent waiting before there was one.
+            // The child's end wakes this run; a look every minute is the
+            // backstop for an end that looked for a waiting parent just
+            // before this one suspended (or a process that died between
+            // the two).
+            let now = self.now_ms();
+            let backstop = now.saturating_add(CHILD_BACKSTOP_MS);
+            let suspension = super::store::Suspension::new(&what, Some(backstop), u32::MAX).at(now);
+            if !self.suspend(&suspension).await? {
+                self.stop(self.refused().await?).await;
+            }
             let ended = self
                 .store
                 .backend()
                 .run(&id)
                 .await?
                 .is_some_and(|row| row.status.is_finished());
-            if !ended {
-                self.stop(Halt::Suspended(None)).await;
+            if ended {
+                // Ended meanwhile: due at once, for whoever takes it up.
+                let now = self.now_ms();
+                let due = super::store::Suspension::new(&what, Some(now), u32::MAX).at(now);
+                self.store
+                    .backend()
+                    .suspend(&self.run, Some(&due), None)
+                    .await?;
             }
-            self.store
-                .backend()
-                .suspend(&self.run, None, self.fence.as_ref())
-                .await?;
+            self.stop(Halt::Suspended(None)).await;
         }
+    }
+
+    /// How many times the run was redriven: a redriven step's children
+    /// are new runs.
+    pub(crate) fn redrives(&self) -> usize {
+        self.done
+            .values()
+            .filter(|row| matches!(row.mark(), Some(super::store::JournalMark::Redriven(_))))
+            .count()
     }
 
     /// The codec the run's payloads are written with.
@@ -531,10 +600,12 @@ impl Journal {
     /// Suspends the run in the store; false when an event came in since
     /// the step looked.
     async fn suspend(&self, suspension: &super::store::Suspension) -> Result<bool, StoreError> {
+        // Being undone for a cancel, a compensation's wait suspends.
+        let suspension = suspension.clone().undoing(self.cancel.is_some());
         let suspended = self
             .store
             .backend()
-            .suspend(&self.run, Some(suspension), self.fence.as_ref())
+            .suspend(&self.run, Some(&suspension), self.fence.as_ref())
             .await;
         if let Err(StoreError::LeaseLost { .. }) = suspended {
             self.lost.cancel();

@@ -158,8 +158,8 @@ impl Backend for MemoryStore {
                 if let Some(parent) = parent.and_then(|parent| runs.get_mut(&parent))
                     && parent.run.waiting.as_deref() == Some(&*waited)
                 {
-                    let now = now_ms();
-                    parent.run.wake_ms = Some(parent.run.wake_ms.map_or(now, |w| w.min(now)));
+                    // Due at once, by any clock.
+                    parent.run.wake_ms = Some(i64::MIN);
                 }
                 Ok(true)
             }
@@ -206,7 +206,12 @@ impl Backend for MemoryStore {
             None => Err(StoreError::NoSuchRun(run.to_owned())),
             Some(entry) if entry.run.status != RunStatus::Running => Ok(false),
             Some(entry) => match suspension {
-                Some(s) if entry.run.events > s.events_seen => Ok(false),
+                Some(s)
+                    if entry.run.events > s.events_seen
+                        || (entry.run.cancel.is_some() && !s.undoing) =>
+                {
+                    Ok(false)
+                }
                 Some(s) => {
                     entry.run.waiting = Some(s.waiting.clone());
                     entry.run.wake_ms = s.wake_ms;
@@ -309,7 +314,9 @@ impl Backend for MemoryStore {
                     entry.steps.remove(index);
                 }
                 entry.failures.retain(|&index, _| index < redrive.from);
-                entry.steps.insert(redrive.note.index, redrive.note.clone());
+                for note in &redrive.notes {
+                    entry.steps.insert(note.index, note.clone());
+                }
                 let row = &mut entry.run;
                 row.status = RunStatus::Running;
                 (row.error, row.failed_step, row.cancel) = (None, None, None);

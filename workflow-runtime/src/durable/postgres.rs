@@ -405,10 +405,11 @@ impl PostgresStore {
         }
         // A parent waiting for this child wakes, due at once.
         sqlx::query(
-            "UPDATE workflow_runs SET wake_ms = LEAST(COALESCE(wake_ms, $1), $1), lease_until_ms = 0
+            "UPDATE workflow_runs SET wake_ms = $1, lease_until_ms = 0
              WHERE id = (SELECT parent FROM workflow_runs WHERE id = $2) AND waiting = $3",
         )
-        .bind(now_ms())
+        // Due at once, by any clock.
+        .bind(i64::MIN)
         .bind(run)
         .bind(super::journal::awaiting_child(run))
         .execute(conn)
@@ -751,16 +752,25 @@ impl Backend for PostgresStore {
             let done = match suspension {
                 // Let go, leased to nobody until it wakes: claims find it
                 // by the lease index once it is due.
-                Some(s) => sqlx::query(
+                // Its lease runs out when it is due by the database's clock:
+                // as long from the database's now as the wake time is from
+                // the runner's.
+                Some(s) => sqlx::query(concat!(
                     "UPDATE workflow_runs SET waiting = $1, wake_ms = $2, updated_ms = $3,
-                     owner = NULL, lease_until_ms = COALESCE($2, 9223372036854775807)
-                     WHERE id = $4 AND status = 'running' AND events <= $5",
-                )
+                     owner = NULL,
+                     lease_until_ms = COALESCE(",
+                    db_now_ms!(),
+                    " + ($2 - $6), 9223372036854775807)
+                     WHERE id = $4 AND status = 'running' AND events <= $5
+                       AND (cancel IS NULL OR $7)"
+                ))
                 .bind(&s.waiting)
                 .bind(s.wake_ms)
                 .bind(now_ms())
                 .bind(run)
-                .bind(i64::from(s.events_seen)),
+                .bind(i64::from(s.events_seen))
+                .bind(s.now_ms)
+                .bind(s.undoing),
                 None => sqlx::query(
                     "UPDATE workflow_runs SET waiting = NULL, wake_ms = NULL
                      WHERE id = $1 AND status = 'running'",
@@ -957,7 +967,9 @@ impl Backend for PostgresStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.error(&doing, e))?;
-            self.record_step_in(&mut tx, run, &redrive.note).await?;
+            for note in &redrive.notes {
+                self.record_step_in(&mut tx, run, note).await?;
+            }
             tx.commit().await.map_err(|e| self.error(doing, e))?;
             Ok(true)
         })

@@ -694,11 +694,12 @@ impl Backend for SqliteStore {
                 // written, so a parent that looks at the child after
                 // suspending itself sees one or the other.
                 sqlx::query(
-                    "UPDATE workflow_runs SET wake_ms = MIN(COALESCE(wake_ms, ?1), ?1)
+                    "UPDATE workflow_runs SET wake_ms = ?1
                      WHERE id = (SELECT parent FROM workflow_runs WHERE id = ?2)
                        AND waiting = ?3",
                 )
-                .bind(now_ms())
+                // Due at once, by any clock.
+                .bind(i64::MIN)
                 .bind(run)
                 .bind(super::journal::awaiting_child(run))
                 .execute(&self.pool)
@@ -789,13 +790,15 @@ impl Backend for SqliteStore {
             let query = match suspension {
                 Some(s) => sqlx::query(
                     "UPDATE workflow_runs SET waiting = ?, wake_ms = ?, updated_ms = ?
-                     WHERE id = ? AND status = 'running' AND events <= ?",
+                     WHERE id = ? AND status = 'running' AND events <= ?
+                       AND (cancel IS NULL OR ?)",
                 )
                 .bind(&s.waiting)
                 .bind(s.wake_ms)
                 .bind(now_ms())
                 .bind(run)
-                .bind(i64::from(s.events_seen)),
+                .bind(i64::from(s.events_seen))
+                .bind(s.undoing),
                 None => sqlx::query(
                     "UPDATE workflow_runs SET waiting = NULL, wake_ms = NULL
                      WHERE id = ? AND status = 'running'",
@@ -820,7 +823,13 @@ impl Backend for SqliteStore {
     ) -> BoxFuture<'a, Result<Sent, StoreError>> {
         Box::pin(async move {
             let doing = format!("sending event \"{name}\" to run \"{run}\"");
-            let mut tx = self.pool.begin().await.map_err(|e| self.error(&doing, e))?;
+            // Immediate: it reads then writes, and another process may be
+            // writing the file.
+            let mut tx = self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(|e| self.error(&doing, e))?;
             let found: Option<(String, i64)> =
                 sqlx::query_as("SELECT status, events FROM workflow_runs WHERE id = ?")
                     .bind(run)
@@ -964,7 +973,11 @@ impl Backend for SqliteStore {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let doing = format!("redriving run \"{run}\"");
-            let mut tx = self.pool.begin().await.map_err(|e| self.error(&doing, e))?;
+            let mut tx = self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(|e| self.error(&doing, e))?;
             let done = sqlx::query(
                 "UPDATE workflow_runs SET status = 'running', error = NULL, failed_step = NULL,
                  cancel = NULL, waiting = NULL, wake_ms = NULL, updated_ms = ?
@@ -992,7 +1005,9 @@ impl Backend for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.error(&doing, e))?;
-            self.record_step_in(&mut tx, run, &redrive.note).await?;
+            for note in &redrive.notes {
+                self.record_step_in(&mut tx, run, note).await?;
+            }
             tx.commit().await.map_err(|e| self.error(doing, e))?;
             Ok(true)
         })

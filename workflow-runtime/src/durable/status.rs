@@ -227,6 +227,9 @@ impl RunReport {
                 Some(JournalMark::Redriven(_)) => {
                     earlier_failures.push(String::from_utf8_lossy(&row.output).into_owned());
                 }
+                Some(JournalMark::Consumed(seq)) => {
+                    consumed.insert(seq);
+                }
                 Some(JournalMark::WaitEnded { .. }) => {
                     if let Some(seq) = row
                         .title
@@ -240,6 +243,10 @@ impl RunReport {
                 Some(JournalMark::WaitStarted { step: k, .. }) => {
                     if let Some(child) = row.title.strip_prefix("child:") {
                         children.push(child.to_owned());
+                    }
+                    // A compensation's wait is not a step's.
+                    if k >= COMPENSATIONS {
+                        continue;
                     }
                     let at = step(&mut steps, k, None);
                     if steps[at].state == StepState::Pending {

@@ -140,8 +140,13 @@ impl StepCtx {
     /// deadline that passed first (journaled too). While nothing is
     /// there, the run is suspended: it holds no task and no worker slot.
     /// An event whose value is not a `T` is logged and passed over.
-    /// Outside a durable run nothing is ever sent: it waits for the
-    /// deadline.
+    /// Woken, the step runs again from its start, as after a sleep: its
+    /// work before the wait runs again, and the wait, journaled, hands on
+    /// the same event at once. Outside a durable run nothing is ever
+    /// sent: it waits for the deadline.
+    ///
+    /// A step's waits run one after another: two raced in one step
+    /// (`select!`, `join!`) are not supported.
     ///
     /// ```
     /// # use workflow_runtime::durable::StepCtx;
@@ -225,7 +230,10 @@ impl StepCtx {
     /// the child ends; cancelling the parent cancels the child. The child
     /// workflow must be registered with the runner (on a store shared by
     /// instances, with some worker's). Its failure is the
-    /// [`DurableError`](super::DurableError) its handle would give.
+    /// [`DurableError`](super::DurableError) its handle would give. Woken,
+    /// the parent's step runs again from its start, and the journaled
+    /// child hands on its result at once; a redriven parent starts its
+    /// children afresh (`"{run}/{step}/{n}~{redrives}"`).
     ///
     /// ```
     /// # use workflow_runtime::prelude::*;
@@ -264,10 +272,14 @@ impl StepCtx {
     ) -> Result<W::Output, super::DurableError> {
         use super::{DurableError, RunStatus};
         let (step, wait) = self.next_wait();
-        let id = format!("{}/{step}/{wait}", self.run);
         let Some(journal) = &self.journal else {
             // Outside a durable run there is no journal to start it in.
             return Err(DurableError::NoStore);
+        };
+        // A redriven parent starts its children afresh.
+        let id = match journal.redrives() {
+            0 => format!("{}/{step}/{wait}", self.run),
+            n => format!("{}/{step}/{wait}~{n}", self.run),
         };
         let bytes =
             W::INPUT

@@ -244,6 +244,9 @@ pub enum JournalMark {
     /// The `n`th redrive ([`Runner::redrive`](crate::host::Runner::redrive))
     /// put the run back to work; the row keeps the failure it had then.
     Redriven(u32),
+    /// Event number `n` was consumed by a wait a redrive dropped: it stays
+    /// consumed.
+    Consumed(u32),
     /// Step `step` reached its `wait`th sleep or event wait (from 0, in
     /// the attempt's order); the row holds when it wakes.
     WaitStarted {
@@ -275,13 +278,14 @@ impl StepRow {
     /// );
     /// ```
     pub fn mark(&self) -> Option<JournalMark> {
-        use super::journal::{COMPENSATIONS, FAILED_AT, REDRIVEN, UNDO_FAILED, WAITS};
+        use super::journal::{COMPENSATIONS, CONSUMED, FAILED_AT, REDRIVEN, UNDO_FAILED, WAITS};
         match self.index {
             i if i < COMPENSATIONS => None,
             i if i < FAILED_AT => Some(JournalMark::Compensated(i - COMPENSATIONS)),
             i if i < UNDO_FAILED => Some(JournalMark::FailedAt(i - FAILED_AT)),
             i if i < REDRIVEN => Some(JournalMark::UndoFailed),
-            i if i < WAITS => Some(JournalMark::Redriven(i - REDRIVEN)),
+            i if i < CONSUMED => Some(JournalMark::Redriven(i - REDRIVEN)),
+            i if i < WAITS => Some(JournalMark::Consumed(i - CONSUMED)),
             i => {
                 let (step, wait) = super::journal::wait_place(i);
                 Some(if (i - WAITS).is_multiple_of(2) {
@@ -400,6 +404,13 @@ pub struct Suspension {
     /// How many events the run had when the step last looked: one sent
     /// since (the run's count is higher) keeps it from suspending.
     pub events_seen: u32,
+    /// Now, by the clock `wake_ms` was reckoned by: a store with a clock
+    /// of its own (a database's) wakes the run `wake_ms - now_ms` from
+    /// its own now.
+    pub now_ms: i64,
+    /// The run is being undone because it was asked to stop (a
+    /// compensation sleeps): it suspends though a cancel is recorded.
+    pub undoing: bool,
 }
 
 impl Suspension {
@@ -416,7 +427,36 @@ impl Suspension {
             waiting: waiting.into(),
             wake_ms,
             events_seen,
+            now_ms: now_ms(),
+            undoing: false,
         }
+    }
+
+    /// The same, `wake_ms` reckoned by a clock that reads `now_ms` now
+    /// (a runner's).
+    ///
+    /// ```
+    /// use workflow_runtime::durable::Suspension;
+    /// let sleep = Suspension::new("sleep", Some(1_000), 0).at(400);
+    /// assert_eq!(sleep.now_ms, 400);
+    /// ```
+    #[must_use]
+    pub fn at(mut self, now_ms: i64) -> Self {
+        self.now_ms = now_ms;
+        self
+    }
+
+    /// The same, for a run being undone for a cancel: suspended though
+    /// the cancel is recorded.
+    ///
+    /// ```
+    /// use workflow_runtime::durable::Suspension;
+    /// assert!(Suspension::new("sleep", Some(1_000), 0).undoing(true).undoing);
+    /// ```
+    #[must_use]
+    pub fn undoing(mut self, undoing: bool) -> Self {
+        self.undoing = undoing;
+        self
     }
 }
 
@@ -453,23 +493,25 @@ pub enum Sent {
 }
 
 impl Redrive {
-    /// From step `from`, without the rows in `drop`, with `note` added.
+    /// From step `from`, without the rows in `drop`, with `notes` added.
     ///
     /// ```
     /// use workflow_runtime::durable::{Redrive, StepRow};
-    /// let redrive = Redrive::new(2, vec![2_000_002], StepRow::new(4_000_000, "charge", vec![], 1, 0, 0));
+    /// let note = StepRow::new(4_000_000, "charge", vec![], 1, 0, 0);
+    /// let redrive = Redrive::new(2, vec![2_000_002], vec![note]);
     /// assert_eq!(redrive.from, 2);
     /// ```
-    pub fn new(from: u32, drop: Vec<u32>, note: StepRow) -> Self {
-        Redrive { from, drop, note }
+    pub fn new(from: u32, drop: Vec<u32>, notes: Vec<StepRow>) -> Self {
+        Redrive { from, drop, notes }
     }
 }
 
 /// What [`Backend::redrive`] changes in one transaction: a failed run is
 /// put back to running, its journal cut back to before step `from` (the
 /// rows in `drop` go: later steps', compensations', the failure marks),
-/// its failed attempts from step `from` on forgotten, and `note` (the
-/// failure it had) added.
+/// its failed attempts from step `from` on forgotten, and `notes` added
+/// (the failure it had; the events its dropped waits had consumed, which
+/// stay consumed).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Redrive {
@@ -477,8 +519,8 @@ pub struct Redrive {
     pub from: u32,
     /// The journal rows removed.
     pub drop: Vec<u32>,
-    /// The row that keeps the earlier failure.
-    pub note: StepRow,
+    /// The rows added.
+    pub notes: Vec<StepRow>,
 }
 
 /// A row that does not read back as a journal row: the run, and why.
@@ -861,9 +903,13 @@ pub trait Backend: Send + Sync + 'static {
     /// up, and on a store with leases its lease is let go (a suspended
     /// run's lease runs until it wakes, held by nobody). Refused
     /// (`Ok(false)`, nothing changed) when the run has had more events
-    /// than `events_seen` (the step looks at them again) or is not
+    /// than `events_seen` (the step looks at them again), was asked to
+    /// stop (it is undone instead; unless it is being undone), or is not
     /// running; with a `fence`, refused with [`StoreError::LeaseLost`]
-    /// unless it holds. `None` marks the run awake, driven again.
+    /// unless it holds. `None` marks the run awake, driven again. On a
+    /// store that does not implement it, a run that sleeps longer than a
+    /// second or waits for an event is driven again until it is parked
+    /// `stuck`.
     fn suspend<'a>(
         &'a self,
         run: &'a str,
@@ -871,7 +917,10 @@ pub trait Backend: Send + Sync + 'static {
         fence: Option<&'a Fence>,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         let _ = (run, suspension, fence);
-        Box::pin(std::future::ready(Err(self.unsupported("suspend runs"))))
+        Box::pin(std::future::ready(Err(unsupported(
+            self.describe(),
+            "suspend runs",
+        ))))
     }
 
     /// Adds an event named `name` to run `run`'s, unless one with the
@@ -887,13 +936,19 @@ pub trait Backend: Send + Sync + 'static {
         now_ms: i64,
     ) -> BoxFuture<'a, Result<Sent, StoreError>> {
         let _ = (run, name, payload, key, now_ms);
-        Box::pin(std::future::ready(Err(self.unsupported("take events"))))
+        Box::pin(std::future::ready(Err(unsupported(
+            self.describe(),
+            "take events",
+        ))))
     }
 
     /// The events sent to run `run`, by number.
     fn events<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<EventRow>, StoreError>> {
         let _ = run;
-        Box::pin(std::future::ready(Err(self.unsupported("take events"))))
+        Box::pin(std::future::ready(Err(unsupported(
+            self.describe(),
+            "take events",
+        ))))
     }
 
     /// Asks running run `run` to stop: records `reason` (a second request
@@ -907,7 +962,10 @@ pub trait Backend: Send + Sync + 'static {
         now_ms: i64,
     ) -> BoxFuture<'a, Result<RunStatus, StoreError>> {
         let _ = (run, reason, now_ms);
-        Box::pin(std::future::ready(Err(self.unsupported("cancel runs"))))
+        Box::pin(std::future::ready(Err(unsupported(
+            self.describe(),
+            "cancel runs",
+        ))))
     }
 
     /// Of `runs`, the running ones asked to stop: what a runner driving
@@ -939,15 +997,10 @@ pub trait Backend: Send + Sync + 'static {
         redrive: &'a Redrive,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         let _ = (run, redrive);
-        Box::pin(std::future::ready(Err(self.unsupported("redrive runs"))))
-    }
-
-    /// The error of a method this store does not implement.
-    fn unsupported(&self, what: &str) -> StoreError {
-        StoreError::Unsupported {
-            store: self.describe(),
-            what: format!("this store cannot {what}"),
-        }
+        Box::pin(std::future::ready(Err(unsupported(
+            self.describe(),
+            "redrive runs",
+        ))))
     }
 
     /// Runs per status, for each workflow with runs in the store; a
@@ -1115,6 +1168,14 @@ pub trait Backend: Send + Sync + 'static {
             store: self.describe(),
             what: "this store has no leases: one process drives its runs".to_owned(),
         }
+    }
+}
+
+/// The error of a method a store does not implement.
+fn unsupported(store: String, what: &str) -> StoreError {
+    StoreError::Unsupported {
+        store,
+        what: format!("this store cannot {what}"),
     }
 }
 

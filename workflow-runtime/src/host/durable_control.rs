@@ -21,6 +21,8 @@ impl Runner {
     /// run suspended waiting for it wakes; sent before the step waits, it
     /// waits for the step. Each event is consumed once. The event's
     /// number, or [`DurableError::NotRunning`] for a run that has ended.
+    /// The value's type is checked when a step takes it: one that is not
+    /// what the step waits for is logged and passed over there.
     ///
     /// ```
     /// # use workflow_runtime::prelude::*;
@@ -343,7 +345,10 @@ impl Runner {
     /// cancel): the waker of a one-process store looks again, a worker
     /// too.
     pub(super) fn look_again(&self) {
-        self.wake_sleepers();
+        // Only a waker that runs: a runner that only sends or cancels
+        // (another process sharing a SQLite file) must not start driving
+        // the runs of the one that owns them.
+        self.sleepers().look.notify_waiters();
         self.wake_worker();
     }
 
@@ -475,11 +480,11 @@ fn redrive_of(run: &crate::durable::RunRow, rows: &[StepRow], now_ms: i64) -> Re
         }
         next
     });
-    let drop = rows
+    let drop: Vec<u32> = rows
         .iter()
         .filter(|row| match row.mark() {
             None => row.index >= from,
-            Some(JournalMark::Redriven(_)) => false,
+            Some(JournalMark::Redriven(_) | JournalMark::Consumed(_)) => false,
             Some(JournalMark::WaitStarted { step, .. } | JournalMark::WaitEnded { step, .. }) => {
                 step >= from
             }
@@ -488,13 +493,33 @@ fn redrive_of(run: &crate::durable::RunRow, rows: &[StepRow], now_ms: i64) -> Re
         .map(|row| row.index)
         .collect();
     let error = run.error.clone().unwrap_or_default();
-    let note = StepRow::new(
+    let mut notes = vec![StepRow::new(
         crate::durable::redriven_index(earlier),
         run.failed_step.clone().unwrap_or_default(),
         error.into_bytes(),
         1,
         run.updated_ms,
         now_ms,
-    );
-    Redrive { from, drop, note }
+    )];
+    // The events the dropped waits consumed stay consumed: a redriven
+    // wait waits for a new one (not the rejection that failed the run).
+    for row in rows.iter().filter(|row| drop.contains(&row.index)) {
+        if let Some(JournalMark::WaitEnded { .. }) = row.mark()
+            && let Some(seq) = row
+                .title
+                .strip_prefix("event ")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|seq| seq.parse::<u32>().ok())
+        {
+            notes.push(StepRow::new(
+                crate::durable::consumed_index(seq),
+                row.title.clone(),
+                Vec::new(),
+                1,
+                row.started_ms,
+                now_ms,
+            ));
+        }
+    }
+    Redrive::new(from, drop, notes)
 }
