@@ -1040,3 +1040,37 @@ async fn an_outer_timeout_ends_a_retry_of_quick_failures_both_ways() {
         );
     }
 }
+
+/// Issue 25, point 5: a sync step that panicked under a behavior recorded
+/// `attempts = 0` and no attempt times though its body ran each time: the
+/// attempt was counted only once its future existed, and a sync body
+/// panics while it is made. On the inline path (built-in retry) and the
+/// general one (a custom behavior around the retry).
+#[tokio::test(start_paused = true)]
+async fn a_sync_step_that_panics_under_a_retry_counts_its_attempts() {
+    for custom in [false, true] {
+        let ran = Arc::new(AtomicU32::new(0));
+        let ctx = WorkflowContext::new("Panics");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let chain = Workflow::given(&ctx, "n", || 1)
+            .when("explodes", {
+                let ran = ran.clone();
+                move |_: i32| -> i32 {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    panic!("boom")
+                }
+            })
+            .replayable()
+            .retry(Retry::max_attempts(3).backoff(ms(10)));
+        let err = if custom {
+            chain.with(Mark("outer", seen.clone())).await.unwrap_err()
+        } else {
+            chain.await.unwrap_err()
+        };
+        assert!(matches!(err, WorkflowError::Panicked { .. }), "{err}");
+        assert_eq!(ran.load(Ordering::SeqCst), 3, "custom: {custom}");
+        let step = &ctx.steps()[1];
+        assert_eq!(step.attempts, 3, "custom: {custom}");
+        assert_eq!(step.attempt_elapsed.len(), 3, "custom: {custom}");
+    }
+}

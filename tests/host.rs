@@ -280,6 +280,37 @@ async fn unknown_names_list_the_registered_ones() {
     ));
 }
 
+/// Two steps that pass, read back from the context `run_named` returns.
+struct Greeting;
+
+#[workflow]
+impl Greeting {
+    #[step(given = "a name")]
+    fn name(&self) -> String {
+        "ada".to_owned()
+    }
+
+    // A `then` step takes the value by reference: a `String` here.
+    #[allow(clippy::ptr_arg)]
+    #[step(then = "it is not empty")]
+    fn not_empty(&self, name: &String) -> bool {
+        !name.is_empty()
+    }
+}
+
+/// Issue 25, point 9: `run_named` returned `()`, so a caller could not
+/// read the run it asked for; the guide's `RunAsync` returns the context.
+#[tokio::test]
+async fn run_named_returns_the_runs_context() {
+    let runner = Runner::builder().register(Greeting).build().unwrap();
+    let first = runner.run_named("Greeting").await.unwrap();
+    let second = runner.run_named("Greeting").await.unwrap();
+    assert!(first.all_passed());
+    let titles: Vec<_> = first.steps().iter().map(|s| s.title.to_string()).collect();
+    assert_eq!(titles, ["a name", "it is not empty"]);
+    assert_ne!(first.execution_id(), second.execution_id());
+}
+
 struct CreateOrder(u32);
 #[derive(Debug, PartialEq)]
 struct Order(u32);

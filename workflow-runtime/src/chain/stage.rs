@@ -309,10 +309,24 @@ impl<F: StepFn<In>, In> Attempts for InlineBody<'_, '_, F, In> {
     fn start(&mut self) -> Result<(), StepFailure> {
         // A value is the latest attempt's own, never an earlier one's.
         *self.last = None;
-        let fut = start_attempt(self.body, self.input, self.active, self.at, self.call)?;
-        self.fut.set(Some(fut));
-        self.tally.start();
-        Ok(())
+        match start_attempt(self.body, self.input, self.active, self.at, self.call) {
+            Ok(fut) => {
+                self.fut.set(Some(fut));
+                self.tally.start();
+                Ok(())
+            }
+            // A sync body panics while its future is made: it ran, and
+            // the attempt counts.
+            Err(StartFailed {
+                failure,
+                ran: Some(_),
+            }) => {
+                self.tally.start();
+                self.tally.failed();
+                Err(failure)
+            }
+            Err(StartFailed { failure, ran: None }) => Err(failure),
+        }
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Attempted> {
@@ -784,7 +798,12 @@ fn poll_behaved<F: StepFn<In>, In>(
                     *this.attempt = Some((wanted, Instant::now()));
                     this.scope.attempt_started();
                 }
-                Err(failure) => {
+                Err(StartFailed { failure, ran }) => {
+                    // A sync body that panicked ran: its attempt counts.
+                    if let Some(elapsed) = ran {
+                        this.scope.attempt_started();
+                        this.scope.attempt_ended(elapsed);
+                    }
                     handoff.complete(wanted, Err(failure));
                     continue;
                 }
@@ -814,6 +833,15 @@ fn end_attempt<Fut>(
     }
 }
 
+/// An attempt that failed as it was started.
+struct StartFailed {
+    failure: StepFailure,
+    /// How long the body ran, if it ran (a sync body that panicked), so
+    /// the attempt counts; `None` when it never ran (one that runs once,
+    /// asked again).
+    ran: Option<std::time::Duration>,
+}
+
 /// Starts an attempt under the active step. A panic, or a body that runs
 /// once asked again, is the attempt's failure.
 fn start_attempt<F: StepFn<In>, In>(
@@ -822,13 +850,20 @@ fn start_attempt<F: StepFn<In>, In>(
     active: &mut Option<Active>,
     at: StepAt<'_>,
     inside: bool,
-) -> Result<F::Future, StepFailure> {
+) -> Result<F::Future, StartFailed> {
+    let started = Instant::now();
     match catch_unwind(AssertUnwindSafe(|| {
         enter(active, || begin(body, input, at))
     })) {
         Ok(Some(fut)) => Ok(fut),
-        Ok(None) => Err(StepFailure::Error(StepError::new(RunsOnce { inside }))),
-        Err(payload) => Err(StepFailure::Panic(panic_message(&*payload).into())),
+        Ok(None) => Err(StartFailed {
+            failure: StepFailure::Error(StepError::new(RunsOnce { inside })),
+            ran: None,
+        }),
+        Err(payload) => Err(StartFailed {
+            failure: StepFailure::Panic(panic_message(&*payload).into()),
+            ran: Some(started.elapsed()),
+        }),
     }
 }
 

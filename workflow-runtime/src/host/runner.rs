@@ -853,7 +853,9 @@ impl Runner {
         }
     }
 
-    /// Runs the workflow registered as `name`.
+    /// Runs the workflow registered as `name`; the run's context, as the
+    /// guide's `RunAsync` returns it: its execution id, metadata and
+    /// step records.
     ///
     /// ```
     /// # use workflow_runtime::prelude::*;
@@ -862,11 +864,13 @@ impl Runner {
     /// use workflow_runtime::host::Runner;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let runner = Runner::builder().register(Ping).build().unwrap();
-    /// runner.run_named("Ping").await.unwrap();
+    /// let ctx = runner.run_named("Ping").await.unwrap();
+    /// assert!(ctx.all_passed());
+    /// assert_eq!(ctx.steps()[0].title, "ping");
     /// assert!(runner.run_named("Pong").await.is_err());
     /// # }
     /// ```
-    pub async fn run_named(&self, name: &str) -> Result<(), RunError> {
+    pub async fn run_named(&self, name: &str) -> Result<WorkflowContext, RunError> {
         let Some(workflow) = self.inner.workflows.get(name).cloned() else {
             return Err(RunError::UnknownWorkflow {
                 name: name.to_owned(),
@@ -879,10 +883,10 @@ impl Runner {
     pub(crate) async fn run_registered(
         &self,
         workflow: &Arc<dyn Registered>,
-    ) -> Result<(), RunError> {
+    ) -> Result<WorkflowContext, RunError> {
         let ctx = self.context(workflow.context());
         match self.track(&ctx, workflow.run(&ctx)).await {
-            Tracked::Done(result) => result.map_err(RunError::Failed),
+            Tracked::Done(result) => result.map(|()| ctx).map_err(RunError::Failed),
             Tracked::Panicked(message) => Err(RunError::Panicked {
                 workflow: workflow.name().to_owned(),
                 message,
@@ -1004,7 +1008,7 @@ impl Runner {
                 continue;
             };
             let (status, message) = match result {
-                Ok(()) => (super::HealthStatus::Healthy, None),
+                Ok(_) => (super::HealthStatus::Healthy, None),
                 Err(error) => (super::HealthStatus::Unhealthy, Some(error.to_string())),
             };
             let description = self
