@@ -348,6 +348,7 @@ async fn run_to_end<W: Durable, R: Drives>(
             step: Some(title),
         });
     }
+    let cancel_seen = signals.cancel.is_cancelled();
     let ctx = runner.context(W::context().journal(journal.clone()));
     // Unless the runner's context factory gave one, a durable run's
     // correlation id is its run id: journaled, so every process that
@@ -383,8 +384,9 @@ async fn run_to_end<W: Durable, R: Drives>(
             };
         }
         // Asked to stop while it runs: stopped at its next await, then
-        // driven again to be undone.
-        () = signals.cancel.cancelled(), if row.cancel.is_none() => {
+        // driven again to be undone. Once: a token already cancelled when
+        // the row read shows no cancel would fire at once, in a loop.
+        () = signals.cancel.cancelled(), if row.cancel.is_none() && !cancel_seen => {
             ctx.cancel();
             drop(run.await);
             return Driven::Cancelling;
