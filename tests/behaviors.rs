@@ -533,6 +533,64 @@ async fn a_tower_layer_wraps_a_step_as_a_behavior() {
     );
 }
 
+/// Issue 25, point 4: the layer was applied anew on every step run, so a
+/// stateful one limited nothing: `ConcurrencyLimitLayer::new(1)` let four
+/// bodies run at once across four runs. Built once, it holds; and a layer
+/// whose services must be `'static` (tower's `Buffer`) works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tower_layer_is_built_once_so_its_state_holds_across_runs() {
+    use workflow_runtime::behavior::TowerLayer;
+    use workflow_runtime::host::Runner;
+
+    let running = Arc::new(AtomicU32::new(0));
+    let most = Arc::new(AtomicU32::new(0));
+    let runner = Runner::builder()
+        .behavior(TowerLayer::new(tower::limit::ConcurrencyLimitLayer::new(1)))
+        .build()
+        .unwrap();
+    let runs: Vec<_> = (0..4)
+        .map(|i| {
+            let (runner, running, most) = (runner.clone(), running.clone(), most.clone());
+            tokio::spawn(async move {
+                runner
+                    .run_fn("Limited", move |ctx| async move {
+                        Workflow::given(&ctx, "n", move || i)
+                            .when_async("busy", move |n| {
+                                let (running, most) = (running.clone(), most.clone());
+                                async move {
+                                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                                    most.fetch_max(now, Ordering::SeqCst);
+                                    tokio::time::sleep(Duration::from_millis(20)).await;
+                                    running.fetch_sub(1, Ordering::SeqCst);
+                                    n
+                                }
+                            })
+                            .await
+                    })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for run in runs {
+        run.await.unwrap();
+    }
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        1,
+        "one body at a time across runs"
+    );
+
+    // A layer that spawns its service: it needs `'static` services.
+    let ctx = WorkflowContext::new("Buffered");
+    let n = Workflow::given(&ctx, "one", || 1)
+        .when_async("buffered", |n| async move { n + 1 })
+        .with(TowerLayer::new(tower::buffer::BufferLayer::new(8)))
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_retry_with_no_backoff_starts_each_attempt_afresh_after_a_timeout() {
     // The timeout abandons an attempt and the retry asks for the next one

@@ -52,7 +52,7 @@ pub(crate) use next::{Handoff, run_stack};
 pub use retry::Retry;
 pub use timeout::Timeout;
 #[cfg(feature = "tower")]
-pub use tower::{NextService, TowerLayer, WrapsNext};
+pub use tower::{StepGate, TowerLayer, Turn};
 pub use tracing::{Tracing, workflow_span};
 
 /// A boxed, sendable future: what behaviors return, so they can be stored
