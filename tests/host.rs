@@ -751,9 +751,54 @@ struct HungCheck;
 #[workflow]
 impl HungCheck {
     #[step(given = "a ping that hangs")]
-    async fn ping(&self) -> u8 {
+    async fn ping(&self) -> bool {
         std::future::pending().await
     }
+}
+
+/// A replica that answers, but late.
+struct ReplicaCheck;
+
+#[workflow]
+impl ReplicaCheck {
+    #[step(given = "the replica's lag")]
+    fn lag(&self) -> (HealthStatus, String) {
+        (HealthStatus::Degraded, "replica lag 40s".to_owned())
+    }
+}
+
+/// A queue that is gone.
+struct QueueCheck;
+
+#[workflow]
+impl QueueCheck {
+    #[step(given = "a ping")]
+    fn ping(&self) -> bool {
+        false
+    }
+}
+
+/// Issue 25, point 6: a check was pass or fail only; the guide's checks
+/// report Healthy, Degraded or Unhealthy with a message.
+#[tokio::test]
+async fn a_health_check_reports_the_status_it_returns() {
+    let runner = Runner::builder()
+        .health_check(ReplicaCheck)
+        .build()
+        .unwrap();
+    let report = runner.check_health().await;
+    assert_eq!(report.status, HealthStatus::Degraded);
+    assert_eq!(report.checks[0].status, HealthStatus::Degraded);
+    assert_eq!(report.checks[0].message.as_deref(), Some("replica lag 40s"));
+
+    let runner = Runner::builder()
+        .health_check(ReplicaCheck)
+        .health_check(QueueCheck)
+        .build()
+        .unwrap();
+    let report = runner.check_health().await;
+    assert_eq!(report.status, HealthStatus::Unhealthy);
+    assert_eq!(report.checks[1].status, HealthStatus::Unhealthy);
 }
 
 #[tokio::test(start_paused = true)]

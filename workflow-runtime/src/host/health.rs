@@ -49,6 +49,58 @@ pub enum HealthStatus {
     Unhealthy,
 }
 
+/// What a health check's workflow returns
+/// ([`RunnerBuilder::health_check`](super::RunnerBuilder::health_check)):
+/// its status and, if it says one, why. A check that fails (an error, a
+/// panic, a timeout) is unhealthy, with the failure as its message.
+///
+/// ```
+/// use workflow_runtime::host::{CheckOutcome, HealthStatus};
+/// assert_eq!(().outcome(), (HealthStatus::Healthy, None));
+/// assert_eq!(false.outcome().0, HealthStatus::Unhealthy);
+/// let slow = (HealthStatus::Degraded, "replica lag 40s".to_owned());
+/// assert_eq!(slow.outcome().1.as_deref(), Some("replica lag 40s"));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "a health check returns `()`, `bool`, `HealthStatus` or `(HealthStatus, String)`, not `{Self}`",
+    label = "what the check's last step returns",
+    note = "return the check's status from its last step"
+)]
+pub trait CheckOutcome {
+    /// The check's status and message.
+    fn outcome(&self) -> (HealthStatus, Option<String>);
+}
+
+impl CheckOutcome for () {
+    fn outcome(&self) -> (HealthStatus, Option<String>) {
+        (HealthStatus::Healthy, None)
+    }
+}
+
+impl CheckOutcome for bool {
+    fn outcome(&self) -> (HealthStatus, Option<String>) {
+        match self {
+            true => (HealthStatus::Healthy, None),
+            false => (
+                HealthStatus::Unhealthy,
+                Some("the check said no".to_owned()),
+            ),
+        }
+    }
+}
+
+impl CheckOutcome for HealthStatus {
+    fn outcome(&self) -> (HealthStatus, Option<String>) {
+        (*self, None)
+    }
+}
+
+impl CheckOutcome for (HealthStatus, String) {
+    fn outcome(&self) -> (HealthStatus, Option<String>) {
+        (self.0, Some(self.1.clone()))
+    }
+}
+
 impl fmt::Display for HealthStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(match self {

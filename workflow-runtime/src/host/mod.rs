@@ -25,7 +25,8 @@ pub use crate::schedule::{Cadence, CatchUp, Schedule, ScheduleError};
 #[cfg(feature = "durable")]
 pub use durable_runs::{DurableHealth, DurableWorkflowHealth};
 pub use health::{
-    BreakerHealth, CheckHealth, HealthReport, HealthStatus, RunInfo, RunOutcome, WorkflowHealth,
+    BreakerHealth, CheckHealth, CheckOutcome, HealthReport, HealthStatus, RunInfo, RunOutcome,
+    WorkflowHealth,
 };
 pub use runner::{ContextFactory, RunError, RunStats, Runner, RunnerBuilder};
 
@@ -639,7 +640,7 @@ impl HostBuilder {
     /// # use workflow_runtime::prelude::*;
     /// use workflow_runtime::host::WorkflowHost;
     /// # struct Ping;
-    /// # #[workflow] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// # #[workflow] impl Ping { #[step(given = "ping")] fn ping(&self) -> bool { true } }
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let host = WorkflowHost::builder().health_check(Ping).build().unwrap();
     /// assert_eq!(host.runner().check_health().await.checks[0].name, "Ping");
@@ -649,6 +650,7 @@ impl HostBuilder {
     where
         W: crate::definition::WorkflowDefinition,
         W::Input: Default,
+        W::Output: CheckOutcome,
     {
         self.runner = self.runner.health_check(workflow);
         self

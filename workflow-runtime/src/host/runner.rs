@@ -67,6 +67,41 @@ where
     }
 }
 
+/// A registered health check, with its output's status.
+pub(crate) trait Check: Send + Sync {
+    /// Runs the check under `runner`: its status and message.
+    fn check<'a>(
+        &'a self,
+        runner: &'a Runner,
+    ) -> BoxFuture<'a, Result<(super::HealthStatus, Option<String>), RunError>>;
+}
+
+impl<W> Check for Definition<W>
+where
+    W: WorkflowDefinition,
+    W::Input: Default,
+    W::Output: super::CheckOutcome,
+{
+    fn check<'a>(
+        &'a self,
+        runner: &'a Runner,
+    ) -> BoxFuture<'a, Result<(super::HealthStatus, Option<String>), RunError>> {
+        Box::pin(async move {
+            let ctx = runner.context(W::context());
+            let run = self.0.run(&ctx, W::Input::default());
+            match runner.track(&ctx, run).await {
+                Tracked::Done(result) => result
+                    .map(|output| super::CheckOutcome::outcome(&output))
+                    .map_err(RunError::Failed),
+                Tracked::Panicked(message) => Err(RunError::Panicked {
+                    workflow: W::NAME.to_owned(),
+                    message,
+                }),
+            }
+        })
+    }
+}
+
 /// Why a run by name did not happen or did not pass.
 ///
 /// ```
@@ -166,7 +201,7 @@ struct Inner {
     workflows: BTreeMap<&'static str, Arc<dyn Registered>>,
     /// The health-check workflows, run by `check_health`, and how long
     /// each may take.
-    checks: Vec<&'static str>,
+    checks: Vec<(&'static str, Arc<dyn Check>)>,
     check_timeout: std::time::Duration,
     behaviors: Behaviors,
     typed_behaviors: TypedBehaviors,
@@ -285,7 +320,7 @@ type TypedBehaviors = Vec<(std::any::TypeId, Arc<dyn crate::behavior::Behavior>)
 #[must_use]
 pub struct RunnerBuilder {
     workflows: BTreeMap<&'static str, Arc<dyn Registered>>,
-    checks: Vec<&'static str>,
+    checks: Vec<(&'static str, Arc<dyn Check>)>,
     check_timeout: std::time::Duration,
     duplicates: Vec<&'static str>,
     behaviors: Behaviors,
@@ -482,13 +517,24 @@ impl RunnerBuilder {
     /// let runner = Runner::builder().health_check(DatabaseCheck).build().unwrap();
     /// assert_eq!(runner.names(), ["DatabaseCheck"]);
     /// ```
+    ///
+    /// What the workflow returns is its status
+    /// ([`CheckOutcome`](super::CheckOutcome)): `()` or `true` is healthy,
+    /// `false` unhealthy, a [`HealthStatus`](super::HealthStatus) (with a
+    /// message, as `(status, String)`) says degraded too, as the guide's
+    /// checks do; a failure is unhealthy.
     pub fn health_check<W>(mut self, workflow: W) -> Self
     where
         W: WorkflowDefinition,
         W::Input: Default,
+        W::Output: super::CheckOutcome,
     {
-        self.checks.push(W::NAME);
-        self.register(workflow)
+        let definition = Arc::new(Definition(workflow));
+        self.checks.push((W::NAME, definition.clone()));
+        if self.workflows.insert(W::NAME, definition).is_some() {
+            self.duplicates.push(W::NAME);
+        }
+        self
     }
 
     /// The longest a health check may take before
@@ -980,13 +1026,13 @@ impl Runner {
     pub async fn check_health(&self) -> HealthReport {
         // Side by side, so a slow check does not hold up the others.
         let mut running = tokio::task::JoinSet::new();
-        for (index, name) in self.inner.checks.iter().copied().enumerate() {
+        for (index, (name, check)) in self.inner.checks.iter().cloned().enumerate() {
             let runner = self.clone();
             let limit = self.inner.check_timeout;
             running.spawn(
                 async move {
                     let started = std::time::Instant::now();
-                    let result = tokio::time::timeout(limit, runner.run_named(name))
+                    let result = tokio::time::timeout(limit, check.check(&runner))
                         .await
                         .unwrap_or_else(|_| {
                             Err(RunError::CheckTimedOut {
@@ -1008,7 +1054,7 @@ impl Runner {
                 continue;
             };
             let (status, message) = match result {
-                Ok(_) => (super::HealthStatus::Healthy, None),
+                Ok(outcome) => outcome,
                 Err(error) => (super::HealthStatus::Unhealthy, Some(error.to_string())),
             };
             let description = self
@@ -1030,7 +1076,7 @@ impl Runner {
         }
         // A check whose task was lost (the runtime is stopping) is
         // unhealthy, never missing from the report.
-        for (index, name) in self.inner.checks.iter().enumerate() {
+        for (index, (name, _)) in self.inner.checks.iter().enumerate() {
             if !checks.iter().any(|(at, _)| *at == index) {
                 checks.push((
                     index,
