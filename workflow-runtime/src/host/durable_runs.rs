@@ -518,11 +518,10 @@ impl Runner {
         let mut resumed = 0;
         let now = self.clock().now_ms();
         // Runs suspended until later are not due: a sleeping run holds no
-        // worker slot.
-        let due = store
-            .backend()
-            .due(now, room.saturating_add(in_flight.len()))
-            .await?;
+        // worker slot. Every due run is read, not `room` of them: runs of
+        // workflows this runner does not register must not crowd out its
+        // own.
+        let due = store.backend().due(now, usize::MAX).await?;
         for row in due {
             if resumed == room {
                 break;
