@@ -212,6 +212,9 @@ async fn a_suspended_run_is_due_when_it_wakes_or_an_event_it_waits_for_comes(sto
     let due = |rows: Vec<RunRow>| -> Vec<String> { rows.into_iter().map(|r| r.id).collect() };
     assert_eq!(due(store.due(999, 10).await.unwrap()), ["s2"]);
     assert_eq!(due(store.due(1_000, 10).await.unwrap()), ["s1", "s2"]);
+    // Of those, the suspended ones: what a waker drives.
+    assert_eq!(due(store.woken(1_000, 10).await.unwrap()), ["s1"]);
+    assert!(store.woken(999, 10).await.unwrap().is_empty());
     assert_eq!(store.next_wake().await.unwrap(), Some(1_000));
 
     // Waiting for an event, with no deadline: due only once one comes.

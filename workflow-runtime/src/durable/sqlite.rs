@@ -768,6 +768,26 @@ impl Backend for SqliteStore {
         })
     }
 
+    fn woken(&self, now_ms: i64, limit: usize) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
+        Box::pin(async move {
+            // The sleepers' index alone: the awake runs are not read.
+            let rows = sqlx::query(
+                "SELECT * FROM workflow_runs
+                 WHERE status = 'running' AND waiting IS NOT NULL AND wake_ms <= ?
+                 ORDER BY created_ms, id LIMIT ?",
+            )
+            .bind(now_ms)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error("listing woken runs", e))?;
+            let (woken, unreadable) =
+                readable(&rows, run_row, |row| row.try_get::<String, _>("id").ok());
+            self.park(unreadable).await?;
+            Ok(woken)
+        })
+    }
+
     fn next_wake(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
         Box::pin(async move {
             sqlx::query_scalar(

@@ -856,6 +856,18 @@ pub trait Backend: Send + Sync + 'static {
         })
     }
 
+    /// Of the runs [`due`](Self::due) at `now_ms`, the suspended ones
+    /// (woken by their time, an event, a child's end or a cancel), up to
+    /// `limit`: what the waker of a store without leases drives.
+    fn woken(&self, now_ms: i64, limit: usize) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
+        Box::pin(async move {
+            let mut due = self.due(now_ms, usize::MAX).await?;
+            due.retain(|run| run.waiting.is_some());
+            due.truncate(limit);
+            Ok(due)
+        })
+    }
+
     /// When the next suspended run wakes, if one waits with a deadline.
     fn next_wake(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
         Box::pin(async move {

@@ -388,14 +388,14 @@ impl Runner {
             // event sent, while it is read still wakes the next nap.
             look.as_mut().enable();
             let now = self.clock().now_ms();
-            match store.backend().due(now, usize::MAX).await {
-                Ok(due) => {
+            // Runs that are not suspended are resume()'s and a worker's to
+            // take up.
+            match store.backend().woken(now, usize::MAX).await {
+                Ok(woken) => {
                     let in_flight: std::collections::HashSet<String> =
                         self.in_flight().ids().into_iter().collect();
-                    for row in due {
-                        // Runs that are not suspended are resume()'s and
-                        // a worker's to take up.
-                        if row.waiting.is_none() || in_flight.contains(&row.id) {
+                    for row in woken {
+                        if in_flight.contains(&row.id) {
                             continue;
                         }
                         if let Some(entry) = self.durable_entry(&row.workflow) {
