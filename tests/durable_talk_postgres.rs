@@ -253,8 +253,10 @@ async fn a_run_sleeping_on_a_killed_instance_wakes_on_another_at_its_time() {
     first.kill();
     let _second = spawn_worker(&pg.url(), "second");
     let shipped = client.handle(&Sleepy::ID, "s-1").result().await.unwrap();
+    // Never early; late by a poll and a worker process's start at most
+    // (ten seconds leaves room for a busy machine).
     assert!(
-        shipped >= wake && shipped < wake + 3_000,
+        shipped >= wake && shipped < wake + 10_000,
         "woke at {shipped}, due at {wake}"
     );
 }
