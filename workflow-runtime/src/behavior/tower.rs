@@ -17,6 +17,14 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// One step run's turn through a [`TowerLayer`]'s service: what the
 /// service's requests are. The innermost service, [`StepGate`], hands the
 /// turn to the step and waits for its result.
+///
+/// ```
+/// use tower::Service;
+/// use workflow_runtime::behavior::{StepGate, Turn};
+/// // What a layer's service is called with, and passes on inward.
+/// fn wraps_gate<S: Service<Turn, Response = ()>>(_: &S) {}
+/// wraps_gate(&StepGate);
+/// ```
 pub struct Turn {
     go: oneshot::Sender<()>,
     done: oneshot::Receiver<Attempted>,

@@ -179,14 +179,9 @@ async fn cancel_children(store: &Store, id: &str, reason: &str, now_ms: i64) {
         }
     };
     let why = format!("its parent {id} was cancelled: {reason}");
-    for row in rows {
-        if !matches!(row.mark(), Some(super::JournalMark::WaitStarted { .. })) {
-            continue;
-        }
-        if let Some(child) = row.title.strip_prefix("child:")
-            && let Err(error) = store.backend().request_cancel(child, &why, now_ms).await
-        {
-            tracing::warn!(run = id, child, %error, "could not cancel a child run");
+    for child in super::journal::children(&rows) {
+        if let Err(error) = store.backend().request_cancel(&child, &why, now_ms).await {
+            tracing::warn!(run = id, %child, %error, "could not cancel a child run");
         }
     }
 }

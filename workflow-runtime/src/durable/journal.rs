@@ -81,6 +81,34 @@ pub(crate) fn wait_place(index: u32) -> (u32, u32) {
     (step, (i % WAITS_PER_STEP) / 2)
 }
 
+/// The event a wait-end row says its wait consumed, if it took one.
+pub(crate) fn consumed_event(row: &StepRow) -> Option<u32> {
+    match row.mark()? {
+        super::store::JournalMark::WaitEnded { .. } => row
+            .title
+            .strip_prefix("event ")?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok(),
+        super::store::JournalMark::Consumed(seq) => Some(seq),
+        _ => None,
+    }
+}
+
+/// The child runs a run's journal says it started, in order.
+pub(crate) fn children(rows: &[StepRow]) -> Vec<String> {
+    rows.iter()
+        .filter(|row| {
+            matches!(
+                row.mark(),
+                Some(super::store::JournalMark::WaitStarted { .. })
+            )
+        })
+        .filter_map(|row| row.title.strip_prefix("child:").map(str::to_owned))
+        .collect()
+}
+
 /// What a run waiting for its child run `child` is suspended on.
 pub(crate) fn awaiting_child(child: &str) -> String {
     format!("child:{child}")
@@ -306,17 +334,7 @@ impl Journal {
         self.done
             .values()
             .chain(waits.values())
-            .filter_map(|row| match row.mark() {
-                Some(super::store::JournalMark::WaitEnded { .. }) => row
-                    .title
-                    .strip_prefix("event ")?
-                    .split(' ')
-                    .next()?
-                    .parse()
-                    .ok(),
-                Some(super::store::JournalMark::Consumed(seq)) => Some(seq),
-                _ => None,
-            })
+            .filter_map(consumed_event)
             .collect()
     }
 

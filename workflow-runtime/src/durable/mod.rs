@@ -58,7 +58,9 @@ use std::marker::PhantomData;
 pub use codec::{Codec, CodecError, DecodeFn, EncodeFn, Json, ValueCodec, decode, encode};
 pub(crate) use handle::Elsewhere;
 pub use handle::{DurableError, RunHandle};
-pub(crate) use journal::{Journal, JournalFailure, consumed_index, redriven_index};
+pub(crate) use journal::{
+    Journal, JournalFailure, children, consumed_event, consumed_index, redriven_index,
+};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PgTx, PostgresStore};

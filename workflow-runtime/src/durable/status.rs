@@ -2,10 +2,16 @@
 //! each step did. Read from the journal's rows alone, so any process that
 //! opens the store can answer, whether or not it runs the workflow.
 
-use super::journal::{COMPENSATIONS, awaiting};
+use super::journal::{COMPENSATIONS, awaiting, children, consumed_event};
 use super::store::{EventRow, FailureRow, JournalMark, RunRow, RunStatus, StepRow, StoreError};
 
 /// What a suspended run waits for.
+///
+/// ```
+/// use workflow_runtime::durable::Waiting;
+/// let wait = Waiting::Event { name: "approval".into(), deadline_ms: None };
+/// assert!(matches!(wait, Waiting::Event { deadline_ms: None, .. }));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -55,6 +61,11 @@ impl Waiting {
 }
 
 /// How far a step got.
+///
+/// ```
+/// use workflow_runtime::durable::StepState;
+/// assert_ne!(StepState::Completed, StepState::Compensated);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -71,7 +82,14 @@ pub enum StepState {
     Compensated,
 }
 
-/// One step of a run.
+/// One step of a run, as [`RunReport::steps`] lists it.
+///
+/// ```
+/// # use workflow_runtime::durable::{RunReport, StepState};
+/// fn failed_steps(report: &RunReport) -> Vec<&str> {
+///     report.steps.iter().filter(|s| s.state == StepState::Failed).map(|s| s.title.as_str()).collect()
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -126,7 +144,14 @@ fn step(steps: &mut Vec<StepReport>, index: u32, title: Option<&str>) -> usize {
     at
 }
 
-/// An event sent to a run.
+/// An event sent to a run, as [`RunReport::events`] lists it.
+///
+/// ```
+/// # use workflow_runtime::durable::RunReport;
+/// fn unconsumed(report: &RunReport) -> usize {
+///     report.events.iter().filter(|e| !e.consumed).count()
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -211,7 +236,6 @@ impl RunReport {
             })
             .collect();
         let mut earlier_failures = Vec::new();
-        let mut children = Vec::new();
         let mut consumed = std::collections::HashSet::new();
         let mut stepped = Vec::new();
         for row in &rows {
@@ -227,23 +251,10 @@ impl RunReport {
                 Some(JournalMark::Redriven(_)) => {
                     earlier_failures.push(String::from_utf8_lossy(&row.output).into_owned());
                 }
-                Some(JournalMark::Consumed(seq)) => {
-                    consumed.insert(seq);
-                }
-                Some(JournalMark::WaitEnded { .. }) => {
-                    if let Some(seq) = row
-                        .title
-                        .strip_prefix("event ")
-                        .and_then(|rest| rest.split(' ').next())
-                        .and_then(|seq| seq.parse::<u32>().ok())
-                    {
-                        consumed.insert(seq);
-                    }
+                Some(JournalMark::Consumed(_) | JournalMark::WaitEnded { .. }) => {
+                    consumed.extend(consumed_event(row));
                 }
                 Some(JournalMark::WaitStarted { step: k, .. }) => {
-                    if let Some(child) = row.title.strip_prefix("child:") {
-                        children.push(child.to_owned());
-                    }
                     // A compensation's wait is not a step's.
                     if k >= COMPENSATIONS {
                         continue;
@@ -319,7 +330,7 @@ impl RunReport {
             events,
             earlier_failures,
             parent: run.parent,
-            children,
+            children: children(&rows),
         })
     }
 

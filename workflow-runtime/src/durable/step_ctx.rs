@@ -24,7 +24,6 @@ use crate::behavior::BoxFuture;
 /// assert_eq!(step.attempt(), 2);
 /// assert_eq!(step.run_id(), "order-42");
 /// ```
-#[derive(Clone)]
 pub struct StepCtx {
     run: Arc<str>,
     index: u32,
@@ -32,8 +31,21 @@ pub struct StepCtx {
     /// The run's journal, in a durable run.
     journal: Option<Arc<Journal>>,
     /// The attempt's waits so far: each sleep and event wait is numbered
-    /// in the order the attempt reaches it, the same in every process.
-    waits: Arc<AtomicU32>,
+    /// in the order the attempt reaches it, the same in every process. A
+    /// clone counts on from where it was made (no allocation per attempt).
+    waits: AtomicU32,
+}
+
+impl Clone for StepCtx {
+    fn clone(&self) -> Self {
+        StepCtx {
+            run: self.run.clone(),
+            index: self.index,
+            attempt: self.attempt,
+            journal: self.journal.clone(),
+            waits: AtomicU32::new(self.waits.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl PartialEq for StepCtx {
@@ -63,7 +75,7 @@ impl StepCtx {
             index,
             attempt,
             journal: None,
-            waits: Arc::default(),
+            waits: AtomicU32::new(0),
         }
     }
 

@@ -462,6 +462,17 @@ impl Suspension {
 
 /// An event sent to a run, as the store keeps it until (and after) the
 /// run consumes it.
+///
+/// ```
+/// # use workflow_runtime::durable::{Backend, MemoryStore, RunRow};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let store = MemoryStore::new();
+/// store.insert_run(&RunRow::new("r", "W", "f", b"1".to_vec())).await.unwrap();
+/// store.send_event("r", "approval", b"true", Some("req-1"), 5).await.unwrap();
+/// let events = store.events("r").await.unwrap();
+/// assert_eq!((events[0].seq, events[0].key.as_deref()), (1, Some("req-1")));
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EventRow {
@@ -480,6 +491,17 @@ pub struct EventRow {
 }
 
 /// What [`Backend::send_event`] did.
+///
+/// ```
+/// # use workflow_runtime::durable::{Backend, MemoryStore, RunRow, Sent};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let store = MemoryStore::new();
+/// store.insert_run(&RunRow::new("r", "W", "f", b"1".to_vec())).await.unwrap();
+/// let first = store.send_event("r", "paid", b"1", Some("m-1"), 0).await.unwrap();
+/// let again = store.send_event("r", "paid", b"1", Some("m-1"), 0).await.unwrap();
+/// assert_eq!((first, again), (Sent::Delivered(1), Sent::Duplicate(1)));
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Sent {
@@ -1384,27 +1406,29 @@ impl Store {
     /// # }
     /// ```
     pub async fn status(&self, id: &str) -> Result<super::RunReport, StoreError> {
-        self.status_with(id, &[]).await
+        self.status_with(id, |_| Vec::new()).await
     }
 
-    /// [`status`](Self::status), the definition's step titles known.
+    /// [`status`](Self::status), with the step titles of the definition
+    /// `titles` finds for the run (when the asker registers it).
     pub(crate) async fn status_with(
         &self,
         id: &str,
-        titles: &[&str],
+        titles: impl FnOnce(&RunRow) -> Vec<&'static str>,
     ) -> Result<super::RunReport, StoreError> {
         let run = self
             .backend
             .run(id)
             .await?
             .ok_or_else(|| StoreError::NoSuchRun(id.to_owned()))?;
+        let titles = titles(&run);
         let steps = self.backend.steps(id).await?;
         let failures = self.backend.failures(id).await?;
         let events = match self.backend.events(id).await {
             Err(StoreError::Unsupported { .. }) => Vec::new(),
             events => events?,
         };
-        super::RunReport::new(run, (steps, failures, events), titles)
+        super::RunReport::new(run, (steps, failures, events), &titles)
     }
 }
 

@@ -188,7 +188,7 @@ impl Runner {
         // Its children (and theirs) stop too; one that ended is left.
         let mut parents = vec![run_id.to_owned()];
         while let Some(parent) = parents.pop() {
-            for child in children(&store.backend().steps(&parent).await?) {
+            for child in crate::durable::children(&store.backend().steps(&parent).await?) {
                 let why = format!("its parent {run_id} was cancelled: {reason}");
                 let now = self.clock().now_ms();
                 if store.backend().request_cancel(&child, &why, now).await? == RunStatus::Running {
@@ -329,16 +329,13 @@ impl Runner {
     /// ```
     pub async fn status(&self, run_id: &str) -> Result<RunReport, DurableError> {
         let store = self.store().ok_or(DurableError::NoStore)?;
-        let titles: Vec<&str> = match store.run(run_id).await? {
-            Some(run) => match self.durable_entry(&run.workflow) {
-                Some(entry) if entry.fingerprint() == run.fingerprint => {
-                    entry.steps().iter().map(|meta| meta.title).collect()
-                }
-                _ => Vec::new(),
-            },
-            None => return Err(StoreError::NoSuchRun(run_id.to_owned()).into()),
+        let titles = |run: &crate::durable::RunRow| match self.durable_entry(&run.workflow) {
+            Some(entry) if entry.fingerprint() == run.fingerprint => {
+                entry.steps().iter().map(|meta| meta.title).collect()
+            }
+            _ => Vec::new(),
         };
-        Ok(store.status_with(run_id, &titles).await?)
+        Ok(store.status_with(run_id, titles).await?)
     }
 
     /// Something changed that a suspended run may wait for (an event, a
@@ -443,14 +440,6 @@ impl Runner {
     }
 }
 
-/// The child runs a run's journal started.
-fn children(rows: &[StepRow]) -> Vec<String> {
-    rows.iter()
-        .filter(|row| matches!(row.mark(), Some(JournalMark::WaitStarted { .. })))
-        .filter_map(|row| row.title.strip_prefix("child:").map(str::to_owned))
-        .collect()
-}
-
 /// What redriving failed run `run` changes: it goes on from the step it
 /// failed at, or from the first step a compensation undid if that is
 /// earlier (an undone step's effect is gone: it must happen again, and
@@ -504,13 +493,7 @@ fn redrive_of(run: &crate::durable::RunRow, rows: &[StepRow], now_ms: i64) -> Re
     // The events the dropped waits consumed stay consumed: a redriven
     // wait waits for a new one (not the rejection that failed the run).
     for row in rows.iter().filter(|row| drop.contains(&row.index)) {
-        if let Some(JournalMark::WaitEnded { .. }) = row.mark()
-            && let Some(seq) = row
-                .title
-                .strip_prefix("event ")
-                .and_then(|rest| rest.split(' ').next())
-                .and_then(|seq| seq.parse::<u32>().ok())
-        {
+        if let Some(seq) = crate::durable::consumed_event(row) {
             notes.push(StepRow::new(
                 crate::durable::consumed_index(seq),
                 row.title.clone(),
