@@ -2,9 +2,12 @@
 //! SQLite store, and the PostgreSQL store (on a throwaway server started
 //! from the machine's binaries).
 
+use std::time::Duration;
+
 use workflow_runtime::durable::{
-    Backend, FailureRow, Inserted, JournalMark, MemoryStore, PostgresStore, Redrive, RunEnd,
-    RunRow, RunStatus, Sent, SqliteOptions, SqliteStore, StepRow, StoreError, Suspension,
+    Backend, Cursor, FailureRow, Inserted, JournalMark, MemoryStore, PostgresStore, Redrive,
+    Retention, RunEnd, RunFilter, RunRow, RunStatus, Sent, SqliteOptions, SqliteStore, StepRow,
+    StoreError, Suspension,
 };
 
 mod common;
@@ -431,6 +434,218 @@ async fn a_child_that_ends_wakes_its_waiting_parent(store: &dyn Backend) {
     assert_eq!(due(store.due(i64::MAX, 10).await.unwrap()), ["p1"]);
 }
 
+/// The ids `filter` lists, in order.
+async fn listed(store: &dyn Backend, filter: &RunFilter) -> Vec<String> {
+    let rows = store.runs(filter).await.unwrap();
+    rows.into_iter().map(|r| r.id).collect()
+}
+
+async fn runs_are_listed_newest_first_by_filter_and_by_key(store: &dyn Backend) {
+    // (id, workflow, created, status)
+    let runs = [
+        ("pay-1", "Pay", 10, RunStatus::Completed),
+        ("pay-2", "Pay", 20, RunStatus::Failed),
+        ("ship-1", "Ship", 20, RunStatus::Failed),
+        ("pay-3", "Pay", 30, RunStatus::Running),
+        ("a_b-1", "Ship", 40, RunStatus::Completed),
+        ("axb-1", "Ship", 50, RunStatus::Completed),
+    ];
+    for (id, workflow, created, status) in runs {
+        let mut row = run(id, created);
+        row.workflow = workflow.to_owned();
+        store.insert_run(&row).await.unwrap();
+        let end = match status {
+            RunStatus::Completed => Some(RunEnd::Completed(b"1".to_vec())),
+            RunStatus::Failed => Some(RunEnd::Failed {
+                error: "no".into(),
+                step: None,
+            }),
+            _ => None,
+        };
+        if let Some(end) = end {
+            store.finish_run(id, &end).await.unwrap();
+        }
+    }
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // Newest first; a tie in start time goes by id, descending.
+    assert_eq!(
+        listed(store, &RunFilter::new()).await,
+        ids(&["axb-1", "a_b-1", "pay-3", "ship-1", "pay-2", "pay-1"])
+    );
+    assert_eq!(
+        listed(store, &RunFilter::new().workflow("Pay")).await,
+        ids(&["pay-3", "pay-2", "pay-1"])
+    );
+    assert_eq!(
+        listed(store, &RunFilter::new().status(RunStatus::Failed)).await,
+        ids(&["ship-1", "pay-2"])
+    );
+    assert_eq!(
+        listed(
+            store,
+            &RunFilter::new()
+                .workflow("Ship")
+                .status(RunStatus::Completed)
+        )
+        .await,
+        ids(&["axb-1", "a_b-1"])
+    );
+    assert_eq!(
+        listed(store, &RunFilter::new().since_ms(20).until_ms(40)).await,
+        ids(&["pay-3", "ship-1", "pay-2"])
+    );
+    // A prefix is text, not a pattern: `_` matches only itself.
+    assert_eq!(
+        listed(store, &RunFilter::new().id_prefix("a_b")).await,
+        ids(&["a_b-1"])
+    );
+    assert_eq!(
+        listed(store, &RunFilter::new().id_prefix("pay-")).await,
+        ids(&["pay-3", "pay-2", "pay-1"])
+    );
+    // A page holds one run more than asked: the caller's sign of a next.
+    assert_eq!(
+        listed(store, &RunFilter::new().limit(2)).await,
+        ids(&["axb-1", "a_b-1", "pay-3"])
+    );
+    // After a key, whatever was started since: the tie at 20 splits by id.
+    let after = Cursor {
+        created_ms: 20,
+        id: "ship-1".into(),
+    };
+    store.insert_run(&run("new-1", 60)).await.unwrap();
+    assert_eq!(
+        listed(store, &RunFilter::new().after(after.clone())).await,
+        ids(&["pay-2", "pay-1"])
+    );
+    assert_eq!(
+        listed(store, &RunFilter::new().workflow("Pay").after(after)).await,
+        ids(&["pay-2", "pay-1"])
+    );
+}
+
+async fn a_purge_removes_ended_runs_past_the_policy_and_nothing_else(store: &dyn Backend) {
+    let day = 24 * 3600 * 1000;
+    // (id, workflow, created, how it ended)
+    let runs: [(&str, &str, i64, Option<RunEnd>); 8] = [
+        ("old-done", "Pay", 1, Some(RunEnd::Completed(b"1".to_vec()))),
+        (
+            "old-failed",
+            "Pay",
+            2,
+            Some(RunEnd::Failed {
+                error: "no".into(),
+                step: None,
+            }),
+        ),
+        (
+            "old-cancelled",
+            "Ship",
+            3,
+            Some(RunEnd::Cancelled {
+                reason: "asked".into(),
+                step: None,
+            }),
+        ),
+        ("old-running", "Pay", 4, None),
+        ("old-stuck", "Pay", 5, Some(RunEnd::Stuck("why".into()))),
+        (
+            "old-incompatible",
+            "Pay",
+            6,
+            Some(RunEnd::Incompatible("changed".into())),
+        ),
+        (
+            "new-done-1",
+            "Pay",
+            10 * day,
+            Some(RunEnd::Completed(b"1".to_vec())),
+        ),
+        (
+            "new-done-2",
+            "Pay",
+            10 * day + 1,
+            Some(RunEnd::Completed(b"1".to_vec())),
+        ),
+    ];
+    for (id, workflow, created, end) in &runs {
+        let mut row = run(id, *created);
+        row.workflow = (*workflow).to_owned();
+        store.insert_run(&row).await.unwrap();
+        store
+            .record_step(id, &StepRow::new(0, "load", b"1".to_vec(), 1, 0, 0))
+            .await
+            .unwrap();
+        store
+            .send_event(id, "poke", b"1", None, *created)
+            .await
+            .ok();
+        if let Some(end) = end {
+            store.finish_run(id, end).await.unwrap();
+        }
+    }
+    // The stores stamp an ending with their own clock: the "old" runs are
+    // aged by asking as of a time far ahead, and the "new" ones by a
+    // policy that keeps them.
+    let now = store.run("new-done-2").await.unwrap().unwrap().updated_ms;
+    let keep_a_day = Retention::new().keep_for(Duration::from_secs(24 * 3600));
+    // As of now nothing ended a day ago.
+    assert_eq!(store.purge(&keep_a_day.purge_at(now)).await.unwrap(), 0);
+    // Two days on: every ended run goes, in batches; running and parked stay.
+    let later = now + 2 * day;
+    let in_twos = keep_a_day.clone().batch(2);
+    let mut removed = 0;
+    for _ in 0..10 {
+        let batch = store.purge(&in_twos.purge_at(later)).await.unwrap();
+        assert!(batch <= 2, "a batch of {batch}");
+        removed += batch;
+        if batch == 0 {
+            break;
+        }
+    }
+    assert_eq!(removed, 5);
+    for gone in [
+        "old-done",
+        "old-failed",
+        "old-cancelled",
+        "new-done-1",
+        "new-done-2",
+    ] {
+        assert_eq!(store.run(gone).await.unwrap(), None, "{gone}");
+        assert!(
+            store.steps(gone).await.unwrap().is_empty(),
+            "{gone}'s steps"
+        );
+    }
+    for kept in ["old-running", "old-stuck", "old-incompatible"] {
+        assert!(store.run(kept).await.unwrap().is_some(), "{kept}");
+        assert_eq!(store.steps(kept).await.unwrap().len(), 1, "{kept}'s steps");
+    }
+}
+
+async fn a_purge_keeps_the_newest_runs_of_each_workflow(store: &dyn Backend) {
+    for (i, workflow) in ["Pay", "Pay", "Pay", "Ship", "Ship", "Pay"]
+        .iter()
+        .enumerate()
+    {
+        let id = format!("{workflow}-{i}");
+        let mut row = run(&id, i as i64);
+        row.workflow = (*workflow).to_owned();
+        store.insert_run(&row).await.unwrap();
+        if i != 5 {
+            store
+                .finish_run(&id, &RunEnd::Completed(b"1".to_vec()))
+                .await
+                .unwrap();
+        }
+    }
+    let keep_one = Retention::new().keep_at_most(1).purge_at(0);
+    assert_eq!(store.purge(&keep_one).await.unwrap(), 3);
+    let left = listed(store, &RunFilter::new()).await;
+    // Pay-5 is running: it is kept and not counted among the ended.
+    assert_eq!(left, vec!["Pay-5", "Ship-4", "Pay-2"]);
+}
+
 /// Every rule, each on a fresh store from `open`.
 async fn conformance<S: Backend, F: Future<Output = S>>(open: impl Fn() -> F) {
     inserting_a_run_twice_keeps_the_first(&open().await).await;
@@ -444,6 +659,9 @@ async fn conformance<S: Backend, F: Future<Output = S>>(open: impl Fn() -> F) {
     a_cancel_is_asked_of_a_running_run_once_and_wakes_it(&open().await).await;
     a_failed_run_is_redriven_with_its_journal_cut_back(&open().await).await;
     a_child_that_ends_wakes_its_waiting_parent(&open().await).await;
+    runs_are_listed_newest_first_by_filter_and_by_key(&open().await).await;
+    a_purge_removes_ended_runs_past_the_policy_and_nothing_else(&open().await).await;
+    a_purge_keeps_the_newest_runs_of_each_workflow(&open().await).await;
 }
 
 #[tokio::test]

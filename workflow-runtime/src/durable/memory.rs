@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::query::RunFilter;
+use super::retention::Purge;
 use super::store::{
     Backend, EventRow, FailureRow, Fence, Inserted, Redrive, RunEnd, RunRow, RunStatus, Sent,
     StepRow, StoreError, Suspension, WorkflowCounts, now_ms,
@@ -338,6 +340,27 @@ impl Backend for MemoryStore {
             );
         }
         Box::pin(std::future::ready(Ok(counts)))
+    }
+
+    fn runs<'a>(&'a self, filter: &'a RunFilter) -> BoxFuture<'a, Result<Vec<RunRow>, StoreError>> {
+        let mut runs: Vec<RunRow> = self
+            .lock()
+            .values()
+            .filter(|entry| filter.admits(&entry.run))
+            .map(|entry| entry.run.clone())
+            .collect();
+        runs.sort_by(|a, b| (b.created_ms, &b.id).cmp(&(a.created_ms, &a.id)));
+        runs.truncate(filter.page_size() + 1);
+        Box::pin(std::future::ready(Ok(runs)))
+    }
+
+    fn purge<'a>(&'a self, purge: &'a Purge) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let mut runs = self.lock();
+        let doomed = purge.pick(runs.values().map(|entry| &entry.run));
+        for id in &doomed {
+            runs.remove(id);
+        }
+        Box::pin(std::future::ready(Ok(doomed.len() as u64)))
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -46,6 +46,10 @@ mod journal;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod query;
+mod retention;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod status;
@@ -64,6 +68,8 @@ pub(crate) use journal::{
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PgTx, PostgresStore};
+pub use query::{BadCursor, Cursor, MAX_PAGE, RunFilter, RunPage};
+pub use retention::{Purge, Retention};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore, SqliteTx, Synchronous};
 pub use status::{EventReport, RunReport, StepReport, StepState, Waiting};

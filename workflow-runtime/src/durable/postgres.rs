@@ -5,6 +5,9 @@
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Row};
 
+use super::query::RunFilter;
+use super::retention::Purge;
+use super::sql;
 use super::store::{
     Backend, Claimed, EventRow, FailureRow, Fence, Inserted, Redrive, RunEnd, RunRow, RunStatus,
     Sent, StepRow, Store, StoreError, Suspension, WorkflowCounts, corrupt, count_group, now_ms,
@@ -26,7 +29,19 @@ const MIGRATIONS: &[&str] = &[
     RUN_CODEC,
     WAITS_EVENTS,
     PARENTS,
+    LISTING,
 ];
+
+/// 8: listing runs newest first, by workflow, status or both: one index
+/// per filter keeps a page's cost flat ([`Store::runs`]). The status index
+/// it replaces lacked the id that breaks ties.
+const LISTING: &str = "
+    DROP INDEX workflow_runs_by_status;
+    CREATE INDEX workflow_runs_listing ON workflow_runs (created_ms, id);
+    CREATE INDEX workflow_runs_listing_by_workflow ON workflow_runs (workflow, created_ms, id);
+    CREATE INDEX workflow_runs_listing_by_status ON workflow_runs (status, created_ms, id);
+    CREATE INDEX workflow_runs_listing_by_both
+        ON workflow_runs (workflow, status, created_ms, id);";
 
 /// 7: the run that started a run as its child.
 const PARENTS: &str = "ALTER TABLE workflow_runs ADD COLUMN parent TEXT;";
@@ -127,6 +142,8 @@ const LEASE_CONNECTIONS: u32 = 2;
 
 /// The advisory lock migrations take: one number for this library.
 const MIGRATION_LOCK: i64 = 0x776f_726b_666c_6f77; // "workflow"
+/// The advisory lock one purging instance holds for its transaction.
+const PURGE_LOCK: i64 = 0x776f_726b_7075_7267; // "workpurg"
 
 /// The PostgreSQL journal. Open it with [`Store::postgres`] or
 /// [`PostgresStore::open`].
@@ -256,6 +273,18 @@ impl PostgresStore {
     /// ```
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// How PostgreSQL reads a page of runs `filter` asks for (`EXPLAIN`,
+    /// one line per plan node): whether the listing indexes serve it, for
+    /// an operator checking a slow page.
+    pub async fn explain_runs(&self, filter: &RunFilter) -> Result<String, StoreError> {
+        let lines: Vec<String> = sql::list_runs::<sqlx::Postgres>("EXPLAIN ", filter)
+            .build_query_scalar()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error("explaining a page of runs", e))?;
+        Ok(lines.join("\n"))
     }
 
     fn error(&self, doing: impl Into<String>, source: sqlx::Error) -> StoreError {
@@ -1004,6 +1033,61 @@ impl Backend for PostgresStore {
                 counts.oldest_waiting_ms = oldest;
             }
             Ok(counts)
+        })
+    }
+
+    fn runs<'a>(&'a self, filter: &'a RunFilter) -> BoxFuture<'a, Result<Vec<RunRow>, StoreError>> {
+        Box::pin(async move {
+            let rows = sql::list_runs::<sqlx::Postgres>("", filter)
+                .build()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.error("listing runs", e))?;
+            rows.iter().map(run_row).collect()
+        })
+    }
+
+    fn purge<'a>(&'a self, purge: &'a Purge) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let doing = "purging finished runs";
+            let fail = |e| self.error(doing, e);
+            let mut tx = self.pool.begin().await.map_err(fail)?;
+            // One instance purges at a time; the others find the lock
+            // taken and leave the batch to it.
+            let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(PURGE_LOCK)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(fail)?;
+            if !mine {
+                return Ok(0);
+            }
+            let picked: Vec<String> = sql::purge_ids::<sqlx::Postgres>(purge)
+                .build_query_scalar()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(fail)?;
+            // Locked and read again: a run redriven since the pick is
+            // running, and stays; a redrive after this waits, then finds
+            // the run gone.
+            let ids: Vec<String> = sqlx::query_scalar(concat!(
+                "SELECT id FROM workflow_runs WHERE id = ANY($1) AND status IN (",
+                sql::ended!(),
+                ") FOR UPDATE"
+            ))
+            .bind(&picked)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(fail)?;
+            for delete in sql::DELETE_RUNS {
+                sqlx::query(delete)
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+            }
+            tx.commit().await.map_err(fail)?;
+            Ok(ids.len() as u64)
         })
     }
 

@@ -6,6 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::codec::{Codec, Json};
+use super::query::{RunFilter, RunPage};
+use super::retention::{Purge, Retention};
 use crate::behavior::BoxFuture;
 
 /// Where a durable run is.
@@ -1042,6 +1044,30 @@ pub trait Backend: Send + Sync + 'static {
     /// (a store with a clock of its own judges leases by it instead).
     fn counts_by_workflow(&self, now_ms: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>>;
 
+    /// The runs `filter` admits, newest first (by start time, then id),
+    /// at most one more than its [`page_size`](RunFilter::page_size): the
+    /// extra one tells the caller there is a next page.
+    fn runs<'a>(&'a self, filter: &'a RunFilter) -> BoxFuture<'a, Result<Vec<RunRow>, StoreError>> {
+        let _ = filter;
+        Box::pin(std::future::ready(Err(unsupported(
+            self.describe(),
+            "listing runs",
+        ))))
+    }
+
+    /// Removes at most [`purge.batch`](Purge::batch) runs the purge names,
+    /// with their steps, failures and events, in one transaction, and
+    /// says how many went. Running and parked runs are never removed. A
+    /// store many instances share lets one of them purge at a time (the
+    /// others remove nothing and say 0).
+    fn purge<'a>(&'a self, purge: &'a Purge) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let _ = purge;
+        Box::pin(std::future::ready(Err(unsupported(
+            self.describe(),
+            "purging finished runs",
+        ))))
+    }
+
     /// The concrete store, for what only it offers (a SQL transaction).
     fn as_any(&self) -> &dyn std::any::Any;
 
@@ -1393,6 +1419,66 @@ impl Store {
     /// ```
     pub async fn run(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
         self.backend.run(id).await
+    }
+
+    /// A page of the runs `filter` admits, newest first; the page's
+    /// [`next`](RunPage::next) asks for the one after it. Pages are cut by
+    /// key, not offset: runs started meanwhile never shift a later page.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::durable::{RunFilter, RunStatus, Store};
+    /// # use workflow_runtime::host::Runner;
+    /// # struct Ping;
+    /// # #[workflow(durable)] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = Store::memory();
+    /// let runner = Runner::builder().store(store.clone()).durable(Ping).build().unwrap();
+    /// for id in ["p-1", "p-2", "p-3"] {
+    ///     runner.start(&Ping::ID, id, ()).await.unwrap().result().await.unwrap();
+    /// }
+    /// let filter = RunFilter::new().status(RunStatus::Completed).limit(2);
+    /// let first = store.runs(&filter).await.unwrap();
+    /// assert_eq!(first.runs.len(), 2);
+    /// let rest = store.runs(&filter.after(first.next.unwrap())).await.unwrap();
+    /// assert_eq!(rest.runs.len(), 1);
+    /// assert!(rest.next.is_none());
+    /// # }
+    /// ```
+    pub async fn runs(&self, filter: &RunFilter) -> Result<RunPage, StoreError> {
+        let rows = self.backend.runs(filter).await?;
+        Ok(RunPage::of(rows, filter.page_size()))
+    }
+
+    /// Removes the finished runs `policy` no longer keeps, a batch per
+    /// transaction until none is left, and says how many went.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::{Retention, Store};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let removed = Store::memory().purge(&Retention::new().keep_at_most(100)).await.unwrap();
+    /// assert_eq!(removed, 0);
+    /// # }
+    /// ```
+    pub async fn purge(&self, policy: &Retention) -> Result<u64, StoreError> {
+        self.purge_at(policy, now_ms()).await
+    }
+
+    /// [`purge`](Self::purge) as of `now_ms` (the runner's clock).
+    pub(crate) async fn purge_at(
+        &self,
+        policy: &Retention,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let purge = policy.purge_at(now_ms);
+        let mut removed = 0;
+        loop {
+            let batch = self.backend.purge(&purge).await?;
+            removed += batch;
+            if batch < purge.batch as u64 {
+                return Ok(removed);
+            }
+        }
     }
 
     /// Where run `id` is, what it waits for, what each step did, as its

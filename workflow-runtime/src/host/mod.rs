@@ -5,6 +5,8 @@
 mod durable_control;
 #[cfg(feature = "durable")]
 mod durable_runs;
+#[cfg(feature = "durable")]
+mod durable_views;
 mod health;
 mod runner;
 
@@ -189,6 +191,9 @@ pub enum HostError {
         /// The workflow.
         workflow: &'static str,
     },
+    /// A retention policy ([`HostBuilder::retention`]) purges a store:
+    /// the host has none.
+    RetentionNeedsStore,
 }
 
 impl fmt::Display for HostError {
@@ -218,6 +223,11 @@ impl fmt::Display for HostError {
                 f,
                 "recurring durable workflow {workflow:?} fires ticks that workers run: \
                  make this host a worker with `.worker(capacity)`"
+            ),
+            HostError::RetentionNeedsStore => write!(
+                f,
+                "a retention policy purges finished durable runs, but the host has no store: \
+                 give it one with `.store(..)`"
             ),
         }
     }
@@ -311,6 +321,9 @@ pub struct HostBuilder {
     /// reported by `build`.
     #[cfg(feature = "durable")]
     unscheduled: Option<HostError>,
+    /// Which finished durable runs the host purges, if any.
+    #[cfg(feature = "durable")]
+    retention: Option<crate::durable::Retention>,
 }
 
 impl HostBuilder {
@@ -583,6 +596,32 @@ impl HostBuilder {
         self
     }
 
+    /// Purges the finished durable runs `policy` no longer keeps, every
+    /// [`policy.every`](crate::durable::Retention::every) while the host
+    /// runs (the first time as it starts). Instances sharing a
+    /// PostgreSQL store take turns: one purges at a time.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # struct Ping;
+    /// # #[workflow(durable)] impl Ping { #[step(given = "ping")] fn ping(&self) -> u8 { 1 } }
+    /// use std::time::Duration;
+    /// use workflow_runtime::durable::{Retention, Store};
+    /// use workflow_runtime::host::WorkflowHost;
+    /// let host = WorkflowHost::builder()
+    ///     .store(Store::memory())
+    ///     .durable(Ping)
+    ///     .retention(Retention::new().keep_for(Duration::from_secs(7 * 24 * 3600)))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(host);
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn retention(mut self, policy: crate::durable::Retention) -> Self {
+        self.retention = Some(policy);
+        self
+    }
+
     /// The runner's settings for a shared store: this instance's name
     /// and the lease on its runs (see [`RunnerBuilder::instance`] and
     /// [`RunnerBuilder::lease`]).
@@ -737,6 +776,19 @@ impl HostBuilder {
                 return Err(HostError::TicksNeedWorker { workflow });
             }
         }
+        #[cfg(feature = "durable")]
+        let mut tickers = self.tickers;
+        #[cfg(not(feature = "durable"))]
+        let tickers = self.tickers;
+        #[cfg(feature = "durable")]
+        if let Some(policy) = self.retention {
+            if self.runner.shared_store().is_none() {
+                return Err(HostError::RetentionNeedsStore);
+            }
+            tickers.push(Box::new(move |runner: Runner, stop| {
+                Box::pin(async move { runner.retain_until(policy, stop).await })
+            }));
+        }
         let hard_stop = CancellationToken::new();
         let runner = self.runner.build_with(hard_stop)?;
         #[cfg(feature = "durable")]
@@ -750,7 +802,7 @@ impl HostBuilder {
             options: self.options,
             shutdown: CancellationToken::new(),
             worker: self.worker,
-            tickers: self.tickers,
+            tickers,
         })
     }
 }
@@ -775,6 +827,8 @@ impl WorkflowHost {
             durable_ticks: Vec::new(),
             #[cfg(feature = "durable")]
             unscheduled: None,
+            #[cfg(feature = "durable")]
+            retention: None,
         }
     }
 
