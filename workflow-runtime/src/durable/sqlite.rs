@@ -345,11 +345,11 @@ impl SqliteStore {
     /// indexes serve it, for an operator checking a slow page.
     ///
     /// ```
-    /// # use workflow_runtime::durable::{RunFilter, RunStatus, SqliteStore};
+    /// # use workflow_runtime::durable::{RunFilter, RunStatus, SqliteOptions, SqliteStore};
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// # let dir = std::env::temp_dir().join(format!("explain-{}", std::process::id()));
     /// # std::fs::create_dir_all(&dir).unwrap();
-    /// let store = SqliteStore::open(dir.join("runs.db").into()).await.unwrap();
+    /// let store = SqliteStore::open(SqliteOptions::new(dir.join("runs.db"))).await.unwrap();
     /// let plan = store.explain_runs(&RunFilter::new().status(RunStatus::Failed)).await.unwrap();
     /// assert!(plan.contains("workflow_runs_listing_by_status"), "{plan}");
     /// # }
