@@ -38,6 +38,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use workflow_runtime::behavior::{BreakerConfig, Breakers, CircuitOpen, Logging, Metrics, Tracing};
+use workflow_runtime::console::Console;
 use workflow_runtime::durable::{
     DurableError, SqliteOptions, SqliteStore, SqliteTx, StepCtx, Store,
 };
@@ -268,7 +269,24 @@ pub struct Config {
     pub clock: workflow_runtime::host::Clock,
     /// How long a query waits for the database's one connection.
     pub pool_timeout: Duration,
+    /// Who may act on runs in the console at `/workflows` (cancel,
+    /// redrive, send events): each operator's name and the token its
+    /// session cookie (`order_api_operator`) holds. Empty: the console is
+    /// read-only.
+    pub operators: Vec<Operator>,
 }
+
+/// A person allowed to act on runs in the console.
+#[derive(Clone, Debug)]
+pub struct Operator {
+    /// Who they are, as the console logs their actions.
+    pub name: String,
+    /// The secret their session cookie holds.
+    pub token: String,
+}
+
+/// The cookie an operator's session sets.
+pub const OPERATOR_COOKIE: &str = "order_api_operator";
 
 impl Default for Config {
     fn default() -> Self {
@@ -284,6 +302,7 @@ impl Default for Config {
             },
             clock: workflow_runtime::host::Clock::system(),
             pool_timeout: Duration::from_secs(30),
+            operators: Vec::new(),
         }
     }
 }
@@ -362,6 +381,7 @@ pub struct App {
     bank: Bank,
     notifications_down: Arc<AtomicBool>,
     metrics: PrometheusHandle,
+    operators: Arc<Vec<Operator>>,
 }
 
 fn prometheus() -> PrometheusHandle {
@@ -470,6 +490,7 @@ impl App {
             bank,
             notifications_down,
             metrics: prometheus(),
+            operators: Arc::new(config.operators.clone()),
         })
     }
 
@@ -497,7 +518,27 @@ impl App {
 
     /// The HTTP routes.
     pub fn router(self) -> Router {
+        // The console acts for the operator whose session cookie it
+        // finds; anyone else reads. With no operators it only reads.
+        let operators = self.operators.clone();
+        let mut console = Console::new(self.runner.clone());
+        if !operators.is_empty() {
+            console = console.authorize(move |request| {
+                let token = request
+                    .headers
+                    .get_all(header::COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(';'))
+                    .filter_map(|pair| pair.trim().split_once('='))
+                    .find(|(name, _)| *name == OPERATOR_COOKIE)?
+                    .1;
+                let operator = operators.iter().find(|op| op.token == token)?;
+                Some(operator.name.clone())
+            });
+        }
         Router::new()
+            .nest("/workflows", console.router())
             .route("/api/orders", post(create_order))
             .route("/api/orders/{id}", get(get_order))
             .route("/api/orders/{id}/approval", post(decide))

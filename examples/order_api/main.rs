@@ -1,26 +1,32 @@
 //! The guide's web API on axum: `POST /api/orders`, `GET /api/orders/{id}`,
-//! `GET /health`, `GET /metrics`, orders in SQLite.
+//! `GET /health`, `GET /metrics`, orders in SQLite, and the workflow
+//! console at `/workflows`.
 //!
 //! `cargo run --example order_api -- --help`
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use workflow_suite::order_api::{App, Config, DEFAULT_ADDR};
+use workflow_suite::order_api::{App, Config, DEFAULT_ADDR, Operator};
 
 const HELP: &str = "order_api: the create-order workflow behind an HTTP API
 
-USAGE: cargo run --example order_api -- [--addr HOST:PORT] [--db PATH]
+USAGE: cargo run --example order_api -- [--addr HOST:PORT] [--db PATH] [--operator NAME:TOKEN]
 
   --addr HOST:PORT   where to listen (default 127.0.0.1:3000; env ORDER_API_ADDR)
   --db PATH          the SQLite file, created on first start (default orders.db; env ORDER_API_DB)
+  --operator NAME:TOKEN
+                     lets NAME act on runs in the console (/workflows) when the
+                     browser's cookie order_api_operator holds TOKEN; repeatable.
+                     Without one the console is read-only.
   --help             this text
 
 Try:
   curl -i -X POST localhost:3000/api/orders -H 'content-type: application/json' \\
        -d '{\"customer_id\":\"c-1\",\"items\":[{\"sku\":\"A\",\"quantity\":2,\"unit_cents\":500}],\"payment_method\":\"card\"}'
   curl -s localhost:3000/health
-  curl -s localhost:3000/metrics";
+  curl -s localhost:3000/metrics
+  open http://localhost:3000/workflows";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut addr: SocketAddr = std::env::var("ORDER_API_ADDR")
@@ -40,6 +46,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             "--addr" => addr = args.next().ok_or("--addr needs HOST:PORT")?.parse()?,
             "--db" => config.database = args.next().ok_or("--db needs a path")?.into(),
+            "--operator" => {
+                let given = args.next().ok_or("--operator needs NAME:TOKEN")?;
+                let (name, token) = given.split_once(':').ok_or("--operator needs NAME:TOKEN")?;
+                config.operators.push(Operator {
+                    name: name.to_owned(),
+                    token: token.to_owned(),
+                });
+            }
             other => return Err(format!("unknown argument {other:?}; see --help").into()),
         }
     }

@@ -39,6 +39,8 @@ pub mod chain;
 mod clock;
 #[cfg(feature = "serde")]
 pub mod config;
+#[cfg(feature = "console")]
+pub mod console;
 mod context;
 mod definition;
 #[cfg(feature = "durable")]

@@ -93,9 +93,55 @@ impl Runner {
             .await
     }
 
+    /// Sends event `name` with a JSON `value` to run `run_id`, whatever
+    /// its workflow: for tools that do not know the workflow's types (the
+    /// console, a command line). The step that waits for it reads it as
+    /// its type, and passes over a value that is not one.
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::durable::{Store, StepCtx};
+    /// # use workflow_runtime::host::Runner;
+    /// # struct Approve;
+    /// # #[workflow(durable)]
+    /// # impl Approve {
+    /// #     #[step(given = "a request")]
+    /// #     async fn wait(&self, step: &StepCtx, id: u32) -> bool {
+    /// #         step.event::<bool>("approval").await.unwrap_or(false)
+    /// #     }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().store(Store::memory()).durable(Approve).build().unwrap();
+    /// let run = runner.start(&Approve::ID, "req-1", 7).await.unwrap();
+    /// runner.send_json("req-1", "approval", serde_json::json!(true)).await.unwrap();
+    /// assert!(run.result().await.unwrap());
+    /// # }
+    /// ```
+    pub async fn send_json(
+        &self,
+        run_id: &str,
+        name: &str,
+        value: serde_json::Value,
+    ) -> Result<u32, DurableError> {
+        self.send_value(None, run_id, name, value, None).await
+    }
+
     async fn send_event<W: Durable, T: serde::Serialize>(
         &self,
         workflow: &WorkflowId<W>,
+        run_id: &str,
+        name: &str,
+        value: T,
+        key: Option<&str>,
+    ) -> Result<u32, DurableError> {
+        self.send_value(Some(workflow.name()), run_id, name, value, key)
+            .await
+    }
+
+    /// Sends an event to a run of `workflow` (any, when `None`).
+    async fn send_value<T: serde::Serialize>(
+        &self,
+        workflow: Option<&str>,
         run_id: &str,
         name: &str,
         value: T,
@@ -106,7 +152,7 @@ impl Runner {
             .run(run_id)
             .await?
             .ok_or_else(|| StoreError::NoSuchRun(run_id.to_owned()))?;
-        if run.workflow != workflow.name() {
+        if workflow.is_some_and(|workflow| run.workflow != workflow) {
             return Err(DurableError::OtherWorkflow {
                 run: run.id,
                 owner: run.workflow,

@@ -1190,6 +1190,28 @@ impl Runner {
             .collect()
     }
 
+    /// Each durable workflow's name, fingerprint and steps, by name.
+    #[cfg(feature = "durable")]
+    pub(crate) fn durable_definitions(
+        &self,
+    ) -> Vec<(&'static str, &'static str, &'static [crate::step::StepMeta])> {
+        let mut all: Vec<_> = self
+            .inner
+            .durable
+            .workflows
+            .iter()
+            .map(|(name, entry)| (*name, entry.fingerprint(), entry.steps()))
+            .collect();
+        all.sort_by_key(|d| d.0);
+        all
+    }
+
+    /// The schedule of the registered workflow `name`, if it recurs.
+    #[cfg(feature = "console")]
+    pub(crate) fn schedule_of(&self, name: &str) -> Option<super::Schedule> {
+        self.inner.workflows.get(name).and_then(|w| w.schedule())
+    }
+
     #[cfg(feature = "durable")]
     pub(super) fn durable_names(&self) -> Vec<String> {
         self.inner
