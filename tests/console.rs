@@ -6,103 +6,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use workflow_runtime::durable::{RunFilter, RunStatus};
-use workflow_suite::order_api::{App, Config, OPERATOR_COOKIE, Operator};
+use workflow_runtime::durable::RunStatus;
+use workflow_suite::order_api::OPERATOR_COOKIE;
 
-struct Server {
-    base: String,
-    client: reqwest::Client,
-    app: App,
-    _stop: tokio::sync::oneshot::Sender<()>,
-    _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn start(operators: Vec<Operator>) -> Server {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "console-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = Config {
-        database: dir.join("orders.db"),
-        operators,
-        ..Config::default()
-    };
-    let app = App::new(&config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.clone().serve(listener, async move {
-        let _ = stopped.await;
-    }));
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    Server {
-        base,
-        client,
-        app,
-        _stop: stop,
-        _dir: TempDir(dir),
-    }
-}
-
-fn ana() -> Vec<Operator> {
-    vec![Operator {
-        name: "ana".into(),
-        token: "s3cret".into(),
-    }]
-}
+#[allow(dead_code)] // each test binary uses part of it
+mod console_server;
+use console_server::{Server, ana, start};
 
 impl Server {
-    /// Places an order for `customer`; a total above $500 waits for a
-    /// manager's approval, so its run stays running. Its run id.
-    async fn order(&self, customer: &str, cents: u64) -> String {
-        let before = self.run_ids().await;
-        let response = self
-            .client
-            .post(format!("{}/api/orders", self.base))
-            .json(&serde_json::json!({
-                "customer_id": customer,
-                "items": [{"sku": "A", "quantity": 1, "unit_cents": cents}],
-                "payment_method": "card",
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{}", response.text().await.unwrap());
-        let after = self.run_ids().await;
-        after.into_iter().find(|id| !before.contains(id)).expect("a new run")
-    }
-
-    async fn run_ids(&self) -> Vec<String> {
-        let page = self.app.runner().runs(&RunFilter::new()).await.unwrap();
-        page.runs.into_iter().map(|r| r.id).collect()
-    }
-
-    async fn status(&self, run: &str) -> RunStatus {
-        self.app.runner().status(run).await.unwrap().status
-    }
-
-    async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
-        let mut request = self.client.get(format!("{}{path}", self.base));
-        if let Some(cookie) = cookie {
-            request = request.header("cookie", cookie);
-        }
-        request.send().await.unwrap()
-    }
-
     /// The confirmation page's CSRF token and the cookie that came with it.
     async fn token_for(&self, run: &str, operator_cookie: &str) -> (String, String) {
         let page = self
@@ -121,14 +32,25 @@ impl Server {
         (token, csrf_cookie)
     }
 
-    async fn post_cancel(&self, run: &str, token: &str, cookie: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+    async fn post_cancel(
+        &self,
+        run: &str,
+        token: &str,
+        cookie: &str,
+        extra: &[(&str, &str)],
+    ) -> reqwest::Response {
         let host = self.base.trim_start_matches("http://");
         let mut request = self
             .client
             .post(format!("{}/workflows/act", self.base))
             .header("cookie", cookie)
             .header("host", host)
-            .form(&[("action", "cancel"), ("id", run), ("csrf", token), ("reason", "test")]);
+            .form(&[
+                ("action", "cancel"),
+                ("id", run),
+                ("csrf", token),
+                ("reason", "test"),
+            ]);
         for (name, value) in extra {
             request = request.header(*name, *value);
         }
@@ -149,16 +71,38 @@ async fn a_run_whose_data_holds_markup_renders_escaped_on_every_page() {
     ] {
         let page = server.get(&path, None).await;
         assert_eq!(page.status(), 200, "{path}");
-        let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
-        assert!(csp.starts_with("default-src 'none'") && !csp.contains("script-src"), "{csp}");
+        let csp = page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.starts_with("default-src 'none'") && !csp.contains("script-src"),
+            "{csp}"
+        );
         let body = page.text().await.unwrap();
-        assert!(!body.contains("<script"), "{path} holds a script tag:\n{body}");
+        assert!(
+            !body.contains("<script"),
+            "{path} holds a script tag:\n{body}"
+        );
         assert!(!body.contains("<img"), "{path} holds an img tag");
     }
-    let body = server.get(&format!("/workflows/run?id={run}"), None).await.text().await.unwrap();
-    assert!(body.contains("&lt;script&gt;alert('pwned')&lt;/script&gt;"), "{body}");
+    let body = server
+        .get(&format!("/workflows/run?id={run}"), None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("&lt;script&gt;alert('pwned')&lt;/script&gt;"),
+        "{body}"
+    );
     // A filter typed into the form is escaped in it too.
-    let body = server.get("/workflows?prefix=%22%3E%3Cb%3E", None).await.text().await.unwrap();
+    let body = server
+        .get("/workflows?prefix=%22%3E%3Cb%3E", None)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(body.contains("value=\"&quot;&gt;&lt;b&gt;\""), "{body}");
 }
 
@@ -167,10 +111,20 @@ async fn actions_without_the_apps_consent_are_forbidden() {
     // No operators: the console is read-only.
     let server = start(Vec::new()).await;
     let run = server.order("c-1", 90_000).await;
-    let confirm = server.get(&format!("/workflows/confirm?action=cancel&id={run}"), None).await;
+    let confirm = server
+        .get(&format!("/workflows/confirm?action=cancel&id={run}"), None)
+        .await;
     assert_eq!(confirm.status(), 403);
-    let page = server.get(&format!("/workflows/run?id={run}"), None).await.text().await.unwrap();
-    assert!(!page.contains("Cancel…"), "a read-only console offers no actions");
+    let page = server
+        .get(&format!("/workflows/run?id={run}"), None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("Cancel…"),
+        "a read-only console offers no actions"
+    );
     // Even a well-formed POST with a matching token is refused.
     let token = "0123456789abcdef0123456789abcdef";
     let cookie = format!("workflow_console_csrf={token}");
@@ -245,7 +199,10 @@ async fn a_cross_site_post_is_refused_and_a_confirmed_one_acts_and_is_logged() {
             &run,
             &token,
             &cookies,
-            &[("origin", origin.as_str()), ("sec-fetch-site", "same-origin")],
+            &[
+                ("origin", origin.as_str()),
+                ("sec-fetch-site", "same-origin"),
+            ],
         )
         .await;
     assert_eq!(done.status(), 303, "{}", done.text().await.unwrap());
@@ -265,8 +222,15 @@ async fn a_cross_site_post_is_refused_and_a_confirmed_one_acts_and_is_logged() {
     let report = server.app.runner().status(&run).await.unwrap();
     assert_eq!(report.error.as_deref(), Some("test (by ana)"));
     let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert_eq!(logged.matches("console action refused").count(), 5, "{logged}");
-    let acted: Vec<&str> = logged.lines().filter(|l| l.contains("console action") && !l.contains("refused")).collect();
+    assert_eq!(
+        logged.matches("console action refused").count(),
+        5,
+        "{logged}"
+    );
+    let acted: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("console action") && !l.contains("refused"))
+        .collect();
     assert_eq!(acted.len(), 1, "{logged}");
     assert!(
         acted[0].contains("actor=ana") && acted[0].contains("action=\"cancel\""),
@@ -281,10 +245,21 @@ async fn a_bad_filter_or_an_unknown_run_is_a_clear_error() {
     let server = start(Vec::new()).await;
     let bad = server.get("/workflows?status=nope", None).await;
     assert_eq!(bad.status(), 400);
-    assert!(bad.text().await.unwrap().contains("there is no status &quot;nope&quot;"));
+    assert!(
+        bad.text()
+            .await
+            .unwrap()
+            .contains("there is no status &quot;nope&quot;")
+    );
     let bad = server.get("/workflows?after=garbage", None).await;
     assert_eq!(bad.status(), 400);
     let missing = server.get("/workflows/run?id=nope", None).await;
     assert_eq!(missing.status(), 404);
-    assert!(missing.text().await.unwrap().contains("there is no run &quot;nope&quot;"));
+    assert!(
+        missing
+            .text()
+            .await
+            .unwrap()
+            .contains("there is no run &quot;nope&quot;")
+    );
 }

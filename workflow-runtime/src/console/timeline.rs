@@ -65,9 +65,13 @@ pub(super) fn timeline(report: &RunReport, now_ms: i64) -> Markup {
     html! {
         svg.timeline xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (height) }
             role="img" aria-label="step timeline" {
-            @for (at, label) in &ticks {
+            @for (n, (at, label)) in ticks.iter().enumerate() {
                 line.axis x1=(at) x2=(at) y1=(TOP - 6) y2=(height - 6) {}
-                text.tick x=(at + 2) y="14" { "+" (label) }
+                @if n + 1 == ticks.len() {
+                    text.tick x=(at - 2) y="14" text-anchor="end" { "+" (label) }
+                } @else {
+                    text.tick x=(at + 2) y="14" { "+" (label) }
+                }
             }
             @for (row, step) in report.steps.iter().enumerate() {
                 @let y = TOP + i64::try_from(row).unwrap_or(0) * ROW;

@@ -547,6 +547,7 @@ pub struct Redrive {
     pub notes: Vec<StepRow>,
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// A row that does not read back as a journal row: the run, and why.
 pub(crate) fn corrupt(run: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
@@ -555,6 +556,7 @@ pub(crate) fn corrupt(run: &str, detail: impl std::fmt::Display) -> StoreError {
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// A SQL store's running rows, read: the runs that read back, and each
 /// that does not (and has an id) with why, for the store to park: one bad
 /// row must not keep every other run from resuming.
@@ -580,6 +582,7 @@ pub(crate) fn readable<R>(
     (running, unreadable)
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// Counts one `(workflow, status)` group of a SQL store's
 /// `SELECT workflow, status, COUNT(*), MIN(created_ms) .. GROUP BY
 /// workflow, status` into `counts`.

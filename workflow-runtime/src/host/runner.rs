@@ -1191,7 +1191,7 @@ impl Runner {
     }
 
     /// Each durable workflow's name, fingerprint and steps, by name.
-    #[cfg(feature = "durable")]
+    #[cfg(feature = "console")]
     pub(crate) fn durable_definitions(
         &self,
     ) -> Vec<(&'static str, &'static str, &'static [crate::step::StepMeta])> {
