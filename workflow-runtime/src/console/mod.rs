@@ -123,7 +123,7 @@ impl Console {
 /// # use workflow_runtime::durable::Store;
 /// # use workflow_runtime::host::Runner;
 /// # let runner = Runner::builder().store(Store::memory()).build().unwrap();
-/// let app = axum::Router::new().nest("/workflows", workflow_runtime::console::router(runner));
+/// let app: axum::Router = axum::Router::new().nest("/workflows", workflow_runtime::console::router(runner));
 /// # drop(app);
 /// ```
 pub fn router<S: Clone + Send + Sync + 'static>(runner: Runner) -> Router<S> {
