@@ -645,6 +645,9 @@ fn is_transient(failure: &StepFailure) -> bool {
     }
 }
 
+// The request's span: a traced order's run journals it, so every step, in
+// whichever process and however late, joins the request's trace.
+#[tracing::instrument(name = "request", skip_all, fields(otel.name = "POST /api/orders", otel.kind = "server"))]
 async fn create_order(
     State(app): State<App>,
     headers: HeaderMap,

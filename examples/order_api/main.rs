@@ -19,6 +19,8 @@ USAGE: cargo run --example order_api -- [--addr HOST:PORT] [--db PATH] [--operat
                      lets NAME act on runs in the console (/workflows) when the
                      browser's cookie order_api_operator holds TOKEN; repeatable.
                      Without one the console is read-only.
+  --trace-stdout     export OpenTelemetry spans to stdout: one trace per order,
+                     from the request through every step (see the README for OTLP)
   --help             this text
 
 Try:
@@ -37,6 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(db) = std::env::var("ORDER_API_DB") {
         config.database = PathBuf::from(db);
     }
+    let mut trace_stdout = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -46,6 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             "--addr" => addr = args.next().ok_or("--addr needs HOST:PORT")?.parse()?,
             "--db" => config.database = args.next().ok_or("--db needs a path")?.into(),
+            "--trace-stdout" => trace_stdout = true,
             "--operator" => {
                 let given = args.next().ok_or("--operator needs NAME:TOKEN")?;
                 let (name, token) = given.split_once(':').ok_or("--operator needs NAME:TOKEN")?;
@@ -57,10 +61,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => return Err(format!("unknown argument {other:?}; see --help").into()),
         }
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // Spans to OpenTelemetry when asked: the request's span is journaled
+    // with its order's run, so the run's steps join the request's trace.
+    let provider = trace_stdout.then(|| {
+        opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(opentelemetry_stdout::SpanExporter::default())
+            .build()
+    });
+    let otel = provider.as_ref().map(|provider| {
+        use opentelemetry::trace::TracerProvider;
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("order_api"))
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer())
+        .with(otel)
         .init();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::journal::{Cancelled, Halt};
 use super::{
@@ -358,7 +359,9 @@ async fn run_to_end<W: Durable, R: Drives>(
     }
     // A lease found gone (a refused write, a renewal that did not renew)
     // stops the run at its next await: nothing more of it runs here.
-    let run = runner.run_caught(workflow, &ctx, input);
+    let run = runner
+        .run_caught(workflow, &ctx, input)
+        .instrument(super::trace::drive_span(&row).unwrap_or_else(tracing::Span::none));
     tokio::pin!(run);
     let ran = tokio::select! {
         ran = &mut run => ran,

@@ -56,6 +56,7 @@ mod status;
 mod step;
 mod step_ctx;
 mod store;
+pub(crate) mod trace;
 
 use std::marker::PhantomData;
 

@@ -30,7 +30,11 @@ const MIGRATIONS: &[&str] = &[
     WAITS_EVENTS,
     PARENTS,
     LISTING,
+    TRACES,
 ];
+
+/// 9: the W3C trace context of the code that started each run.
+const TRACES: &str = "ALTER TABLE workflow_runs ADD COLUMN trace TEXT;";
 
 /// 8: listing runs newest first, by workflow, status or both: one index
 /// per filter keeps a page's cost flat ([`Store::runs`]). The status index
@@ -529,6 +533,7 @@ fn run_row(row: &PgRow) -> Result<RunRow, StoreError> {
         wake_ms: row.try_get("wake_ms").map_err(get)?,
         cancel: row.try_get("cancel").map_err(get)?,
         parent: row.try_get("parent").map_err(get)?,
+        trace: row.try_get("trace").map_err(get)?,
         events: count(&id, row, "events")?,
         id,
     })
@@ -555,8 +560,8 @@ async fn insert_new<'e>(
     sqlx::query(
         "INSERT INTO workflow_runs
          (id, workflow, fingerprint, status, input, created_ms, updated_ms, codec,
-          waiting, wake_ms, parent)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
+          waiting, wake_ms, parent, trace)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING",
     )
     .bind(&run.id)
     .bind(&run.workflow)
@@ -569,6 +574,7 @@ async fn insert_new<'e>(
     .bind(&run.waiting)
     .bind(run.wake_ms)
     .bind(&run.parent)
+    .bind(&run.trace)
     .execute(executor)
     .await
 }

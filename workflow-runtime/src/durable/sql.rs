@@ -11,6 +11,7 @@ macro_rules! ended {
         "'completed', 'failed', 'compensation_failed', 'cancelled'"
     };
 }
+#[cfg(feature = "postgres")]
 pub(crate) use ended;
 
 use super::query::RunFilter;
@@ -91,6 +92,7 @@ where
 
 /// A run's rows, children first, as a purge deletes them (`?` for the
 /// run's id: the SQLite store runs each per run).
+#[cfg(feature = "sqlite")]
 pub(crate) const DELETE_RUN: [&str; 4] = [
     "DELETE FROM workflow_steps WHERE run_id = ?",
     "DELETE FROM workflow_failures WHERE run_id = ?",
@@ -100,6 +102,7 @@ pub(crate) const DELETE_RUN: [&str; 4] = [
 
 /// The same for a batch of runs (`$1`, an array of ids), as PostgreSQL
 /// takes it.
+#[cfg(feature = "postgres")]
 pub(crate) const DELETE_RUNS: [&str; 4] = [
     "DELETE FROM workflow_steps WHERE run_id = ANY($1)",
     "DELETE FROM workflow_failures WHERE run_id = ANY($1)",

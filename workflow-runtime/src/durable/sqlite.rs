@@ -35,7 +35,11 @@ const MIGRATIONS: &[&str] = &[
     WAITS_EVENTS,
     PARENTS,
     LISTING,
+    TRACES,
 ];
+
+/// 8: the W3C trace context of the code that started each run.
+const TRACES: &str = "ALTER TABLE workflow_runs ADD COLUMN trace TEXT;";
 
 /// 7: listing runs newest first, by workflow, status or both: one index
 /// per filter keeps a page's cost flat ([`Store::runs`]). The status index
@@ -537,6 +541,7 @@ fn run_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
         wake_ms: row.try_get("wake_ms").map_err(get)?,
         cancel: row.try_get("cancel").map_err(get)?,
         parent: row.try_get("parent").map_err(get)?,
+        trace: row.try_get("trace").map_err(get)?,
         events: {
             let n: i64 = row.try_get("events").map_err(get)?;
             u32::try_from(n).map_err(|_| corrupt(&id, format!("events {n} is out of range")))?
@@ -572,8 +577,8 @@ impl Backend for SqliteStore {
                 sqlx::query(
                     "INSERT INTO workflow_runs
                      (id, workflow, fingerprint, status, input, created_ms, updated_ms, codec,
-                      waiting, wake_ms, parent)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                      waiting, wake_ms, parent, trace)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 )
                 .bind(&run.id)
                 .bind(&run.workflow)
@@ -587,6 +592,7 @@ impl Backend for SqliteStore {
             .bind(&run.waiting)
             .bind(run.wake_ms)
             .bind(&run.parent)
+            .bind(&run.trace)
             .execute(&self.pool)
             .await
             .map_err(|e| self.error(format!("starting run \"{}\"", run.id), e))?;

@@ -305,6 +305,8 @@ impl StepCtx {
         (row.created_ms, row.updated_ms) = (now, now);
         row.codec = journal.codec().name().to_owned();
         row.parent = Some(self.run.to_string());
+        // The child joins the trace of the step that started it.
+        row.trace = super::trace::current();
         // Due at once, as a run woken: whoever wakes runs takes it up.
         (row.waiting, row.wake_ms) = (Some("start".to_owned()), Some(now));
         match journal.child((step, wait), row).await {

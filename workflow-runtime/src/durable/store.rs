@@ -147,6 +147,11 @@ pub struct RunRow {
     /// ([`StepCtx::child`](super::StepCtx::child)), if one did: it is
     /// woken when this one ends.
     pub parent: Option<String>,
+    /// The W3C trace context (`traceparent`) of the code that started the
+    /// run, when it ran in a trace (feature `opentelemetry`): whichever
+    /// process drives the run parents its spans on it, so one trace shows
+    /// the whole run.
+    pub trace: Option<String>,
 }
 
 impl RunRow {
@@ -201,6 +206,7 @@ impl RunRow {
             cancel: None,
             events: 0,
             parent: None,
+            trace: None,
         }
     }
 }

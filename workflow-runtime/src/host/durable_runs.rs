@@ -967,6 +967,8 @@ fn new_row<W: Durable>(
             // By the runner's clock, which health's ages read too.
             (row.created_ms, row.updated_ms) = (now_ms, now_ms);
             row.codec = store.codec().name().to_owned();
+            // The starter's trace, which every drive of the run joins.
+            row.trace = crate::durable::trace::current();
             Ok(row)
         }
         Err(source) => Err(DurableError::Encode { run: id, source }),
