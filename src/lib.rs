@@ -10,6 +10,7 @@ pub mod message_queue;
 pub mod multi_tenant;
 pub mod order_api;
 pub mod orders;
+pub mod runs_cli;
 pub mod saga;
 pub mod transactions;
 pub mod worker;

@@ -6,13 +6,8 @@
 use super::runner::Runner;
 use crate::durable::{
     Durable, DurableError, JournalMark, Redrive, RunReport, RunStatus, Sent, StepRow, StoreError,
-    WorkflowId,
+    Suspension, WorkflowId,
 };
-
-/// The longest the waker of a one-process store sleeps before it looks at
-/// the store again: events and cancels sent by other processes sharing
-/// the file are seen by then (a worker sees them every poll).
-const LONGEST_NAP: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Runner {
     /// Sends event `name` with `value` to run `run_id` of `W`, from any
@@ -254,7 +249,9 @@ impl Runner {
     /// ([`status`](Self::status)) keeps the earlier failure. A parked run
     /// is put back as [`resume_parked`](Self::resume_parked) does; any
     /// other is [`DurableError::NotRunning`]. It resumes here or, on a
-    /// shared store, on whichever worker claims it.
+    /// shared store, on whichever worker claims it. A runner that does not
+    /// register the workflow (a console, a command line) leaves it due for
+    /// the process that does, whose waker takes it up within a minute.
     ///
     /// ```
     /// # use workflow_runtime::prelude::*;
@@ -311,12 +308,12 @@ impl Runner {
                 });
             }
         }
-        let entry =
-            self.durable_entry(&run.workflow)
-                .ok_or_else(|| DurableError::NotRegistered {
-                    workflow: run.workflow.clone(),
-                })?;
-        if run.fingerprint != entry.fingerprint() {
+        // A runner that does not run the workflow (a console, a command
+        // line) redrives it for the process that does.
+        let entry = self.durable_entry(&run.workflow);
+        if let Some(entry) = &entry
+            && run.fingerprint != entry.fingerprint()
+        {
             return Err(DurableError::Incompatible {
                 run: run.id.clone(),
                 reason: format!(
@@ -345,7 +342,15 @@ impl Runner {
         if store.backend().leases() {
             self.wake_worker();
         } else if let Some(row) = store.run(run_id).await? {
-            drop(self.drive(entry, row, None));
+            match entry {
+                Some(entry) => drop(self.drive(entry, row, None)),
+                // Due as a woken run: the process that runs the workflow
+                // takes it up at its waker's next look.
+                None => {
+                    let start = Suspension::new("start", Some(now), row.events).at(now);
+                    store.backend().suspend(run_id, Some(&start), None).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -455,7 +460,9 @@ impl Runner {
                     Err(error) => tracing::warn!(%error, "could not read which runs are cancelled"),
                 }
             }
-            let mut nap = LONGEST_NAP;
+            // Events, cancels and redrives from other processes sharing
+            // the file are seen by then (a worker sees them every poll).
+            let mut nap = self.look_every();
             match store.backend().next_wake().await {
                 Ok(Some(wake)) => {
                     // A due run still there is one this runner does not

@@ -233,6 +233,9 @@ struct Durables {
     lease: std::time::Duration,
     /// How often an idle worker looks for runs to claim.
     poll: std::time::Duration,
+    /// How long a one-process store's waker sleeps at most before it
+    /// looks for what other processes sent.
+    look: std::time::Duration,
     /// How often, and for how long, a run the journal failed is driven
     /// again before it is parked as stuck.
     redrive: (u32, std::time::Duration),
@@ -264,6 +267,7 @@ impl Default for Durables {
             instance: crate::context::execution_id().to_string(),
             lease: std::time::Duration::from_secs(30),
             poll: std::time::Duration::from_millis(100),
+            look: std::time::Duration::from_secs(60),
             redrive: (10, std::time::Duration::from_secs(300)),
             orphans_after: std::time::Duration::from_secs(600),
             renewing: std::sync::Mutex::new(None),
@@ -410,6 +414,24 @@ impl RunnerBuilder {
     #[cfg(feature = "durable")]
     pub fn poll_every(mut self, every: std::time::Duration) -> Self {
         self.durable.poll = every;
+        self
+    }
+
+    /// How often a runner on a store of one process (memory, SQLite)
+    /// looks at the store for what other processes sharing the file did:
+    /// events sent, cancels asked, runs redriven from a console or a
+    /// command line (default a minute). Its own sends and the wake times
+    /// it knows wake it at once regardless.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::host::Runner;
+    /// let runner = Runner::builder().look_every(Duration::from_secs(5)).build().unwrap();
+    /// # drop(runner);
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn look_every(mut self, every: std::time::Duration) -> Self {
+        self.durable.look = every;
         self
     }
 
@@ -1167,6 +1189,11 @@ impl Runner {
     #[cfg(feature = "durable")]
     pub(super) fn poll_every(&self) -> std::time::Duration {
         self.inner.durable.poll
+    }
+
+    #[cfg(feature = "durable")]
+    pub(super) fn look_every(&self) -> std::time::Duration {
+        self.inner.durable.look
     }
 
     #[cfg(feature = "durable")]
