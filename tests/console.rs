@@ -263,3 +263,99 @@ async fn a_bad_filter_or_an_unknown_run_is_a_clear_error() {
             .contains("there is no run &quot;nope&quot;")
     );
 }
+
+/// Ticks every second: a schedule the console can pause.
+struct Beat;
+
+#[workflow_runtime::workflow(durable, every = "1s", run_immediately)]
+impl Beat {
+    #[workflow_runtime::step(given = "a beat")]
+    fn beat(&self) -> u8 {
+        1
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_pauses_and_resumes_a_schedule_for_every_instance() {
+    use workflow_runtime::durable::Store;
+    use workflow_runtime::host::WorkflowHost;
+    let pg = workflow_runtime::testing::TempPostgres::start().expect("PostgreSQL starts");
+    let store = Store::postgres(&pg.url()).await.unwrap();
+    let host = WorkflowHost::builder()
+        .store(store)
+        .recurring_durable(Beat)
+        .instance("one", std::time::Duration::from_secs(5))
+        .worker(2)
+        .build()
+        .unwrap();
+    let runner = host.runner();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let hosting = tokio::spawn(host.run_until(stop.clone().cancelled_owned()));
+    let console =
+        workflow_runtime::console::Console::new(runner.clone()).authorize(|_| Some("ops".into()));
+    let app: axum::Router = axum::Router::new().nest("/workflows", console.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for _ in 0..50 {
+        if !runner.schedules().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let page = client
+        .get(format!("{base}/workflows/workflows"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Schedules") && page.contains(" active"),
+        "{page}"
+    );
+    assert!(
+        page.contains("/workflows/confirm?action=pause&amp;id=Beat"),
+        "{page}"
+    );
+
+    for (action, paused) in [("pause", true), ("resume", false)] {
+        let confirm = client
+            .get(format!("{base}/workflows/confirm?action={action}&id=Beat"))
+            .send()
+            .await
+            .unwrap();
+        let cookie = confirm.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let token = cookie
+            .trim_start_matches("workflow_console_csrf=")
+            .to_owned();
+        let done = client
+            .post(format!("{base}/workflows/act"))
+            .header("cookie", &cookie)
+            .header("origin", &base)
+            .form(&[("action", action), ("id", "Beat"), ("csrf", &token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), 303, "{action}");
+        assert_eq!(done.headers()["location"], "/workflows/workflows");
+        assert_eq!(
+            runner.schedules().await.unwrap()[0].paused,
+            paused,
+            "{action}"
+        );
+    }
+    stop.cancel();
+    hosting.await.unwrap();
+}

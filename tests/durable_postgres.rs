@@ -714,3 +714,87 @@ async fn a_cron_schedule_fires_each_tick_once_across_instances() {
     assert!(!expected.is_empty());
     assert_eq!(at, expected, "each second's tick once");
 }
+
+/// How many runs of `workflow` the store holds.
+async fn runs_of(pool: &PgPool, workflow: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM workflow_runs WHERE workflow = $1")
+        .bind(workflow)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_paused_on_one_instance_fires_on_none_until_another_resumes_it() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let pg = TempPostgres::start().expect("PostgreSQL starts");
+    let store = Store::postgres(&pg.url()).await.unwrap();
+    let pool = store.as_postgres().unwrap().pool().clone();
+    let host = |name: &str| {
+        WorkflowHost::builder()
+            .store(store.clone())
+            .recurring_durable(Tick)
+            .instance(name, Duration::from_secs(5))
+            .worker(4)
+            .build()
+            .unwrap()
+    };
+    let (one, two) = (host("one"), host("two"));
+    let (a, b) = (one.runner(), two.runner());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let hosts = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            tokio::join!(
+                one.run_until(stop.cancelled()),
+                two.run_until(stop.cancelled())
+            );
+        }
+    });
+    // Ticking, every second, once across the two.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(runs_of(&pool, "Tick").await >= 2);
+
+    assert!(a.pause_schedule("Tick").await.unwrap());
+    // A tick fired as the pause landed may still be written.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let paused_at = runs_of(&pool, "Tick").await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(
+        runs_of(&pool, "Tick").await,
+        paused_at,
+        "a paused schedule fired"
+    );
+    let schedule = b.schedules().await.unwrap();
+    assert_eq!(schedule.len(), 1);
+    assert!(schedule[0].paused);
+    // Its ticks still pass: the next is ahead, not stuck where it paused.
+    assert!(
+        schedule[0].next_tick_ms.unwrap() > now_ms() - 1000,
+        "{schedule:?}"
+    );
+    let last = schedule[0].last_tick_ms.unwrap();
+    assert!(
+        last < now_ms() - 3000,
+        "the last tick that fired is before the pause"
+    );
+
+    assert!(b.resume_schedule("Tick").await.unwrap());
+    let mut fired = paused_at;
+    for _ in 0..40 {
+        fired = runs_of(&pool, "Tick").await;
+        if fired > paused_at {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        fired > paused_at,
+        "resumed on another instance, it fires again"
+    );
+    assert!(!a.schedules().await.unwrap()[0].paused);
+    // Nothing to pause under a name never scheduled.
+    assert!(!a.pause_schedule("Nope").await.unwrap());
+    stop.cancel();
+    hosts.await.unwrap();
+}

@@ -22,6 +22,10 @@ pub(super) enum Action {
     Cancel,
     Redrive,
     Send,
+    /// Pause a recurring workflow's schedule, for every instance.
+    Pause,
+    /// Let a paused schedule fire again.
+    Resume,
 }
 
 impl Action {
@@ -30,10 +34,18 @@ impl Action {
             Action::Cancel => "cancel",
             Action::Redrive => "redrive",
             Action::Send => "send",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
         }
+    }
+
+    /// Whether it acts on a workflow's schedule rather than on a run.
+    fn on_schedule(self) -> bool {
+        matches!(self, Action::Pause | Action::Resume)
     }
 }
 
+/// A run's id, or for a schedule's action the workflow's name.
 #[derive(Deserialize)]
 pub(super) struct Asked {
     action: Action,
@@ -54,7 +66,11 @@ pub(super) async fn confirm(
         );
     }
     let token = token(&parts.headers, &base);
-    let back = format!("{base}/run{}", query(&[("id", &asked.id)]));
+    let back = if asked.action.on_schedule() {
+        format!("{base}/workflows")
+    } else {
+        format!("{base}/run{}", query(&[("id", &asked.id)]))
+    };
     let (title, question) = match asked.action {
         Action::Cancel => (
             "Cancel",
@@ -68,9 +84,22 @@ pub(super) async fn confirm(
             "Send an event to",
             "A step waiting for the event gets it; sent early, it waits for the step.",
         ),
+        Action::Pause => (
+            "Pause",
+            "Its ticks pass and fire nothing on any instance until it is resumed; runs already started go on.",
+        ),
+        Action::Resume => (
+            "Resume",
+            "It fires again from its next tick; the ticks it passed while paused do not fire.",
+        ),
+    };
+    let noun = if asked.action.on_schedule() {
+        "the schedule of"
+    } else {
+        "run"
     };
     let body = html! {
-        h1 { (title) " run " span.id { (asked.id) } "?" }
+        h1 { (title) " " (noun) " " span.id { (asked.id) } "?" }
         p { (question) }
         form.confirm method="post" action={ (base) "/act" } {
             (hidden("action", asked.action.as_str()))
@@ -82,7 +111,7 @@ pub(super) async fn confirm(
                     label { "Event name" input type="text" name="name" required; }
                     label { "Payload (JSON)" textarea name="payload" rows="4" cols="50" { "null" } }
                 },
-                Action::Redrive => {},
+                Action::Redrive | Action::Pause | Action::Resume => {},
             }
             p.actions {
                 button.danger type="submit" name="confirm" value="yes" { "Yes, " (asked.action.as_str()) }
@@ -165,17 +194,46 @@ pub(super) async fn act(
                 .await
                 .map(drop)
         }
+        Action::Pause | Action::Resume => {
+            let set = if act.action == Action::Pause {
+                runner.pause_schedule(&act.id).await
+            } else {
+                runner.resume_schedule(&act.id).await
+            };
+            match set {
+                Ok(true) => Ok(()),
+                Ok(false) => {
+                    let why = format!("no instance has scheduled \"{}\"", act.id);
+                    return problem(&base, StatusCode::NOT_FOUND, &why);
+                }
+                Err(e) => Err(e),
+            }
+        }
     };
     match done {
         Ok(()) => {
-            tracing::info!(
-                target: "workflow_runtime::console",
-                %actor,
-                action = act.action.as_str(),
-                run = %act.id,
-                "console action"
-            );
-            let to = format!("{base}/run{}", query(&[("id", &act.id)]));
+            if act.action.on_schedule() {
+                tracing::info!(
+                    target: "workflow_runtime::console",
+                    %actor,
+                    action = act.action.as_str(),
+                    workflow = %act.id,
+                    "console action"
+                );
+            } else {
+                tracing::info!(
+                    target: "workflow_runtime::console",
+                    %actor,
+                    action = act.action.as_str(),
+                    run = %act.id,
+                    "console action"
+                );
+            }
+            let to = if act.action.on_schedule() {
+                format!("{base}/workflows")
+            } else {
+                format!("{base}/run{}", query(&[("id", &act.id)]))
+            };
             (StatusCode::SEE_OTHER, [(LOCATION, to)]).into_response()
         }
         Err(e) => problem(&base, StatusCode::CONFLICT, &e.to_string()),

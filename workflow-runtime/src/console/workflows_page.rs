@@ -8,7 +8,7 @@ use axum::response::Response;
 use maud::html;
 
 use super::Shared;
-use super::layout::{Nav, badge, base, duration, home, page, query};
+use super::layout::{Nav, badge, base, duration, home, page, query, time};
 use crate::host::{Cadence, HealthStatus};
 
 fn cadence(cadence: &Cadence) -> String {
@@ -39,6 +39,14 @@ pub(super) async fn show(State(console): State<Shared>, parts: Parts) -> Respons
     let holders = match runner.store() {
         Some(store) => store.backend().holders(now).await.unwrap_or_default(),
         None => Default::default(),
+    };
+    // Only a shared store keeps schedules; the others have none to show.
+    let schedules = runner.schedules().await.unwrap_or_default();
+    let act = |action: &str, workflow: &str| {
+        format!(
+            "{base}/confirm{}",
+            query(&[("action", action), ("id", workflow)])
+        )
     };
     let health = runner.health();
     let health_word = |status: HealthStatus| match status {
@@ -73,6 +81,31 @@ pub(super) async fn show(State(console): State<Shared>, parts: Parts) -> Respons
                         td { a href=(list(name, "completed")) { (c.completed) } }
                         td { a href=(list(name, "failed")) { (c.failed + c.compensation_failed) } }
                         td { (c.cancelled + c.stuck + c.incompatible) }
+                    }
+                }
+            }
+        }
+        @if !schedules.is_empty() {
+            h2 { "Schedules" }
+            table.schedules {
+                thead { tr { th { "Workflow" } th { "Next tick (UTC)" } th { "Last fired (UTC)" } th { "State" } th {} } }
+                tbody {
+                    @for schedule in &schedules {
+                        tr data-workflow=(schedule.workflow) {
+                            td { (schedule.workflow) }
+                            td { @match schedule.next_tick_ms { Some(at) => (time(at)), None => span.muted { "fires no more" } } }
+                            td { @match schedule.last_tick_ms { Some(at) => (time(at)), None => span.muted { "never" } } }
+                            td.state { @if schedule.paused { (badge("cancelled")) " paused" } @else { (badge("running")) " active" } }
+                            td {
+                                @if console.actions_on() {
+                                    @if schedule.paused {
+                                        a.button href=(act("resume", &schedule.workflow)) { "Resume…" }
+                                    } @else {
+                                        a.button.danger href=(act("pause", &schedule.workflow)) { "Pause…" }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }

@@ -80,7 +80,8 @@ pub use step::{Journaled, JournaledUndo, JournaledUndoStep, Place, Transacted};
 pub use step_ctx::{EventWait, StepCtx};
 pub use store::{
     Backend, Claimed, EventRow, FailureRow, Fence, Inserted, JournalMark, Redrive, RunCounts,
-    RunEnd, RunRow, RunStatus, Sent, StepRow, Store, StoreError, Suspension, WorkflowCounts,
+    RunEnd, RunRow, RunStatus, ScheduleRow, Sent, StepRow, Store, StoreError, Suspension,
+    WorkflowCounts,
 };
 
 use crate::definition::WorkflowDefinition;

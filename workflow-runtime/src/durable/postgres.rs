@@ -10,8 +10,8 @@ use super::retention::Purge;
 use super::sql;
 use super::store::{
     Backend, Claimed, EventRow, FailureRow, Fence, Inserted, Redrive, RunEnd, RunRow, RunStatus,
-    Sent, StepRow, Store, StoreError, Suspension, WorkflowCounts, corrupt, count_group, now_ms,
-    readable,
+    ScheduleRow, Sent, StepRow, Store, StoreError, Suspension, WorkflowCounts, corrupt,
+    count_group, now_ms, readable,
 };
 use crate::behavior::BoxFuture;
 
@@ -31,7 +31,14 @@ const MIGRATIONS: &[&str] = &[
     PARENTS,
     LISTING,
     TRACES,
+    SCHEDULE_PAUSES,
 ];
+
+/// 10: a recurring workflow paused across instances (its ticks pass and
+/// fire nothing), and when it last fired.
+const SCHEDULE_PAUSES: &str = "
+    ALTER TABLE workflow_schedules ADD COLUMN paused BOOLEAN NOT NULL DEFAULT FALSE;
+    ALTER TABLE workflow_schedules ADD COLUMN last_tick_ms BIGINT;";
 
 /// 9: the W3C trace context of the code that started each run.
 const TRACES: &str = "ALTER TABLE workflow_runs ADD COLUMN trace TEXT;";
@@ -1278,19 +1285,21 @@ impl Backend for PostgresStore {
         Box::pin(async move {
             let doing = format!("advancing the schedule of {workflow}");
             let mut tx = self.pool.begin().await.map_err(|e| self.error(&doing, e))?;
-            let won = sqlx::query(
+            // A paused schedule's ticks pass and fire nothing.
+            let paused: Option<bool> = sqlx::query_scalar(
                 "UPDATE workflow_schedules SET next_tick_ms = $3
-                 WHERE workflow = $1 AND next_tick_ms = $2",
+                 WHERE workflow = $1 AND next_tick_ms = $2 RETURNING paused",
             )
             .bind(workflow)
             .bind(from)
             .bind(to)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(|e| self.error(&doing, e))?
-            .rows_affected()
-                == 1;
-            if won && let Some(run) = run {
+            .map_err(|e| self.error(&doing, e))?;
+            let won = paused.is_some();
+            if paused == Some(false)
+                && let Some(run) = run
+            {
                 let going: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM workflow_runs WHERE workflow = $1 AND status = 'running'",
                 )
@@ -1302,10 +1311,55 @@ impl Backend for PostgresStore {
                     insert_new(&mut *tx, run)
                         .await
                         .map_err(|e| self.error(&doing, e))?;
+                    sqlx::query(
+                        "UPDATE workflow_schedules SET last_tick_ms = $2 WHERE workflow = $1",
+                    )
+                    .bind(workflow)
+                    .bind(from)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.error(&doing, e))?;
                 }
             }
             tx.commit().await.map_err(|e| self.error(doing, e))?;
             Ok(won)
+        })
+    }
+
+    fn schedules(&self) -> BoxFuture<'_, Result<Vec<ScheduleRow>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<(String, i64, Option<i64>, bool)> = sqlx::query_as(
+                "SELECT workflow, next_tick_ms, last_tick_ms, paused FROM workflow_schedules
+                 ORDER BY workflow",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error("reading the schedules", e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(workflow, next, last, paused)| ScheduleRow {
+                    workflow,
+                    next_tick_ms: (next != i64::MAX).then_some(next),
+                    last_tick_ms: last,
+                    paused,
+                })
+                .collect())
+        })
+    }
+
+    fn pause_schedule<'a>(
+        &'a self,
+        workflow: &'a str,
+        paused: bool,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query("UPDATE workflow_schedules SET paused = $2 WHERE workflow = $1")
+                .bind(workflow)
+                .bind(paused)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.error(format!("pausing the schedule of {workflow}"), e))?;
+            Ok(done.rows_affected() == 1)
         })
     }
 

@@ -645,6 +645,21 @@ pub struct RunCounts {
     pub oldest_waiting_ms: Option<i64>,
 }
 
+/// A recurring workflow's schedule as a shared store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScheduleRow {
+    /// The workflow.
+    pub workflow: String,
+    /// Its next tick (ms since the Unix epoch); `None` once it fires no
+    /// more.
+    pub next_tick_ms: Option<i64>,
+    /// The last tick that fired a run, if any has.
+    pub last_tick_ms: Option<i64>,
+    /// Whether it is paused: its ticks pass and fire nothing.
+    pub paused: bool,
+}
+
 /// Who holds a run, and since which claim: a write carrying a fence
 /// lands only while the run's owner and epoch are still these, so an
 /// instance that lost its lease (paused, partitioned) cannot record over
@@ -1228,6 +1243,24 @@ pub trait Backend: Send + Sync + 'static {
         run: Option<&'a RunRow>,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         let _ = (workflow, from, to, run);
+        Box::pin(std::future::ready(Err(self.no_leases())))
+    }
+
+    /// Every recurring workflow's schedule on a shared store: its next
+    /// tick, the last one that fired a run, whether it is paused.
+    fn schedules(&self) -> BoxFuture<'_, Result<Vec<ScheduleRow>, StoreError>> {
+        Box::pin(std::future::ready(Err(self.no_leases())))
+    }
+
+    /// Pauses (or resumes) recurring workflow `workflow` for every
+    /// instance: while paused its ticks pass and fire nothing. False when
+    /// the store has no schedule of that name yet.
+    fn pause_schedule<'a>(
+        &'a self,
+        workflow: &'a str,
+        paused: bool,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = (workflow, paused);
         Box::pin(std::future::ready(Err(self.no_leases())))
     }
 

@@ -355,6 +355,37 @@ impl Runner {
         Ok(())
     }
 
+    /// Pauses recurring durable workflow `workflow` on the shared store,
+    /// for every instance: its ticks pass and fire no run until
+    /// [`resume_schedule`](Self::resume_schedule). False when no instance
+    /// has scheduled it yet. Only a store with leases keeps schedules
+    /// (PostgreSQL); others answer [`StoreError::Unsupported`].
+    pub async fn pause_schedule(&self, workflow: &str) -> Result<bool, DurableError> {
+        self.set_paused(workflow, true).await
+    }
+
+    /// Lets paused recurring workflow `workflow` fire again, from its next
+    /// tick (the ticks it passed while paused do not fire).
+    pub async fn resume_schedule(&self, workflow: &str) -> Result<bool, DurableError> {
+        self.set_paused(workflow, false).await
+    }
+
+    async fn set_paused(&self, workflow: &str, paused: bool) -> Result<bool, DurableError> {
+        let store = self.store().ok_or(DurableError::NoStore)?;
+        let found = store.backend().pause_schedule(workflow, paused).await?;
+        if found {
+            tracing::info!(workflow, paused, "recurring workflow's schedule changed");
+        }
+        Ok(found)
+    }
+
+    /// The recurring durable workflows' schedules on the shared store:
+    /// next tick, last tick that fired, paused or not.
+    pub async fn schedules(&self) -> Result<Vec<crate::durable::ScheduleRow>, DurableError> {
+        let store = self.store().ok_or(DurableError::NoStore)?;
+        Ok(store.backend().schedules().await?)
+    }
+
     /// Where run `run_id` is: its status, the step it is at and what it
     /// waits for, each step's state, attempts, times and error, the events
     /// sent to it, and the failures redrives put behind it. Three or four
