@@ -13,13 +13,15 @@ pub const HELP: &str = "runs: list, show and act on durable runs
 USAGE: cargo run --example runs -- COMMAND [ARGS] --db FILE|URL
 
 COMMANDS
-  list [--workflow NAME] [--status STATUS] [--prefix ID] [--after CURSOR] [--limit N]
+  list [--workflow NAME] [--status STATUS] [--prefix ID] [--since TIME] [--until TIME]
+       [--after CURSOR] [--limit N]
                        runs newest first, a page at a time (the last line gives the next
-                       page's --after); and the runs per workflow and status
+                       page's --after); and the runs per workflow and status. TIME is UTC,
+                       2026-12-05 or 2026-12-05T14:30; --since includes it, --until not
   show ID              one run: status, where it waits, its steps, events, family
   cancel ID [--reason TEXT]
                        asks the run to stop; its compensations undo what it did
-  redrive ID           puts a failed (or cancelled, or parked) run back to work
+  redrive ID           puts a failed (or parked: stuck, incompatible) run back to work
   send ID NAME JSON    sends event NAME with the JSON payload to the run
   purge [--keep-days N] [--keep-at-most N]
                        removes runs that ended more than N days ago, or past the newest
@@ -165,7 +167,8 @@ pub async fn run(args: Vec<String>, out: &mut String) -> Result<(), Error> {
                 let days: u64 = days
                     .parse()
                     .map_err(|_| format!("--keep-days {days:?} is not a number"))?;
-                policy = policy.keep_for(Duration::from_secs(days * 86_400));
+                let secs = days.checked_mul(86_400).ok_or("--keep-days is too large")?;
+                policy = policy.keep_for(Duration::from_secs(secs));
             }
             if let Some(n) = args.flag("keep-at-most") {
                 let n: u64 = n
@@ -196,6 +199,12 @@ async fn list(store: &Store, args: &Args, out: &mut String) -> Result<(), Error>
     }
     if let Some(prefix) = args.flag("prefix") {
         filter = filter.id_prefix(prefix);
+    }
+    if let Some(since) = args.flag("since") {
+        filter = filter.since_ms(ms_of(since)?);
+    }
+    if let Some(until) = args.flag("until") {
+        filter = filter.until_ms(ms_of(until)?);
     }
     if let Some(after) = args.flag("after") {
         filter = filter.after(after.parse::<Cursor>()?);
@@ -303,6 +312,20 @@ fn show(report: &RunReport, out: &mut String) {
             if event.consumed { ", consumed" } else { "" }
         );
     }
+}
+
+/// A UTC day (`2026-12-05`) or minute (`2026-12-05T14:30`, or with a
+/// space) as ms since the Unix epoch.
+fn ms_of(text: &str) -> Result<i64, Error> {
+    let minute = chrono::NaiveDateTime::parse_from_str(&text.replace(' ', "T"), "%Y-%m-%dT%H:%M");
+    let day = || {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map(|day| day.and_hms_opt(0, 0, 0).unwrap_or_default())
+    };
+    let at = minute
+        .or_else(|_| day())
+        .map_err(|_| format!("{text:?} is not a UTC time like 2026-12-05 or 2026-12-05T14:30"))?;
+    Ok(at.and_utc().timestamp_millis())
 }
 
 /// Ms since the Unix epoch as UTC, to the second.

@@ -237,7 +237,7 @@ async fn a_cross_site_post_is_refused_and_a_confirmed_one_acts_and_is_logged() {
         "{}",
         acted[0]
     );
-    assert!(acted[0].contains(&format!("run={run}")), "{}", acted[0]);
+    assert!(acted[0].contains(&format!("run=\"{run}\"")), "{}", acted[0]);
 }
 
 #[tokio::test]
@@ -253,6 +253,14 @@ async fn a_bad_filter_or_an_unknown_run_is_a_clear_error() {
     );
     let bad = server.get("/workflows?after=garbage", None).await;
     assert_eq!(bad.status(), 400);
+    // No diagram module configured: no script, not even the console's.
+    assert_eq!(
+        server.get("/workflows/console.js", None).await.status(),
+        404
+    );
+    let bad = server.get("/workflows?since=yesterday", None).await;
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("is not a UTC time"));
     let missing = server.get("/workflows/run?id=nope", None).await;
     assert_eq!(missing.status(), 404);
     assert!(
@@ -358,4 +366,38 @@ async fn an_operator_pauses_and_resumes_a_schedule_for_every_instance() {
     }
     stop.cancel();
     hosting.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_time_filter_reads_utc_minutes_and_days() {
+    let server = start(Vec::new()).await;
+    let run = server.order("c-time", 1_000).await;
+    let created = server.app.runner().status(&run).await.unwrap().created_ms;
+    let minute = |offset: i64| {
+        let at =
+            chrono::DateTime::from_timestamp_millis(created - created % 60_000 + offset * 60_000)
+                .unwrap();
+        at.format("%Y-%m-%dT%H:%M").to_string()
+    };
+    let day = chrono::DateTime::from_timestamp_millis(created)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
+    let (server, run) = (&server, &run);
+    let listed = |query: String| async move {
+        let body = server
+            .get(&format!("/workflows?{query}"), None)
+            .await
+            .text()
+            .await
+            .unwrap();
+        body.contains(&format!("data-run=\"{run}\""))
+    };
+    // The minute it started in is "from"; the next is "before".
+    assert!(listed(format!("since={}", minute(0))).await);
+    assert!(!listed(format!("since={}", minute(1))).await);
+    assert!(listed(format!("until={}", minute(1))).await);
+    assert!(!listed(format!("until={}", minute(0))).await);
+    assert!(listed(format!("since={day}")).await);
+    assert!(listed(format!("since={}&until={}", minute(-5), minute(5))).await);
 }

@@ -177,3 +177,70 @@ async fn an_operator_finds_a_failed_run_reads_its_timeline_and_cancels_a_running
     shoot(&browser, "workflows").await;
     browser.quit().await;
 }
+
+/// A stand-in for Mermaid, served from another origin as a CDN would: it
+/// marks each diagram it was asked to draw.
+const FAKE_MERMAID: &str = "export default {
+  initialize(options) { window.mermaidOptions = options; },
+  async run({ querySelector }) {
+    for (const pre of document.querySelectorAll(querySelector)) {
+      pre.setAttribute('data-drawn', window.mermaidOptions.securityLevel);
+    }
+  },
+};";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_told_where_mermaid_is_draws_the_definition_and_no_other_script_runs() {
+    use axum::http::header;
+    // The "CDN": module scripts from another origin need CORS.
+    let cdn = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cdn_url = format!("http://{}/mermaid.mjs", cdn.local_addr().unwrap());
+    let module = axum::Router::new().route(
+        "/mermaid.mjs",
+        axum::routing::get(|| async {
+            (
+                [
+                    (header::CONTENT_TYPE, "text/javascript"),
+                    (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+                ],
+                FAKE_MERMAID,
+            )
+        }),
+    );
+    tokio::spawn(async move { axum::serve(cdn, module).await });
+    let server = console_server::start_with(workflow_suite::order_api::Config {
+        mermaid: Some(cdn_url),
+        ..Default::default()
+    })
+    .await;
+    // A customer's name that would run if any inline script could.
+    let run = server
+        .order(
+            "<img src=x onerror=\"document.body.dataset.pwned=1\">",
+            1_000,
+        )
+        .await;
+    let driver = Driver::start().await;
+    let browser = driver.session().await;
+    browser
+        .goto(&format!("{}/workflows/run?id={run}", server.base))
+        .await;
+    let mut drawn = None;
+    for _ in 0..50 {
+        let diagram = browser.find("pre.mermaid").await;
+        drawn = browser.attribute(&diagram, "data-drawn").await;
+        if drawn.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        drawn.as_deref(),
+        Some("strict"),
+        "the module drew the diagram"
+    );
+    let body = browser.find("body").await;
+    assert_eq!(browser.attribute(&body, "data-pwned").await, None);
+    shoot(&browser, "run-diagram").await;
+    browser.quit().await;
+}

@@ -11,14 +11,17 @@ use workflow_suite::order_api::{App, Config, DEFAULT_ADDR, Operator};
 
 const HELP: &str = "order_api: the create-order workflow behind an HTTP API
 
-USAGE: cargo run --example order_api -- [--addr HOST:PORT] [--db PATH] [--operator NAME:TOKEN]
+USAGE: cargo run --example order_api -- [--addr HOST:PORT] [--db PATH] [--operator NAME:TOKEN] [--mermaid URL] [--trace-stdout]
 
   --addr HOST:PORT   where to listen (default 127.0.0.1:3000; env ORDER_API_ADDR)
   --db PATH          the SQLite file, created on first start (default orders.db; env ORDER_API_DB)
   --operator NAME:TOKEN
                      lets NAME act on runs in the console (/workflows) when the
-                     browser's cookie order_api_operator holds TOKEN; repeatable.
-                     Without one the console is read-only.
+                     browser's cookie order_api_operator holds TOKEN (8 characters
+                     or more); repeatable (or env ORDER_API_OPERATORS, comma-separated,
+                     which keeps tokens out of `ps`). Without one it is read-only.
+  --mermaid URL      draw the console's diagrams with the Mermaid ES module at URL
+                     (e.g. https://cdn.jsdelivr.net/npm/mermaid@11/dist/mermaid.esm.min.mjs)
   --trace-stdout     export OpenTelemetry spans to stdout: one trace per order,
                      from the request through every step (see the README for OTLP)
   --help             this text
@@ -40,7 +43,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.database = PathBuf::from(db);
     }
     let mut trace_stdout = false;
-    let mut args = std::env::args().skip(1);
+    let from_env = std::env::var("ORDER_API_OPERATORS").unwrap_or_default();
+    let mut args = from_env
+        .split(',')
+        .filter(|o| !o.is_empty())
+        .flat_map(|o| ["--operator".to_owned(), o.to_owned()])
+        .collect::<Vec<_>>()
+        .into_iter()
+        .chain(std::env::args().skip(1));
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--help" | "-h" => {
@@ -50,9 +60,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--addr" => addr = args.next().ok_or("--addr needs HOST:PORT")?.parse()?,
             "--db" => config.database = args.next().ok_or("--db needs a path")?.into(),
             "--trace-stdout" => trace_stdout = true,
+            "--mermaid" => config.mermaid = Some(args.next().ok_or("--mermaid needs a URL")?),
             "--operator" => {
                 let given = args.next().ok_or("--operator needs NAME:TOKEN")?;
-                let (name, token) = given.split_once(':').ok_or("--operator needs NAME:TOKEN")?;
+                let (name, token) = given
+                    .split_once(':')
+                    .filter(|(name, token)| !name.is_empty() && token.len() >= 8)
+                    .ok_or("--operator needs NAME:TOKEN, the token at least 8 characters")?;
                 config.operators.push(Operator {
                     name: name.to_owned(),
                     token: token.to_owned(),

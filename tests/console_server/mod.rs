@@ -21,6 +21,15 @@ impl Drop for TempDir {
 }
 
 pub async fn start(operators: Vec<Operator>) -> Server {
+    start_with(Config {
+        operators,
+        ..Config::default()
+    })
+    .await
+}
+
+/// The order API as `config` says, its file in a fresh directory.
+pub async fn start_with(config: Config) -> Server {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "console-{}-{}",
@@ -30,8 +39,7 @@ pub async fn start(operators: Vec<Operator>) -> Server {
     std::fs::create_dir_all(&dir).unwrap();
     let config = Config {
         database: dir.join("orders.db"),
-        operators,
-        ..Config::default()
+        ..config
     };
     let app = App::new(&config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

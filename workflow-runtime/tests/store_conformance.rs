@@ -577,9 +577,16 @@ async fn a_purge_removes_ended_runs_past_the_policy_and_nothing_else(store: &dyn
             .await
             .unwrap();
         store
-            .send_event(id, "poke", b"1", None, *created)
+            .record_failure(id, &FailureRow::new(1, 1, "flaky"))
             .await
-            .ok();
+            .unwrap();
+        assert!(matches!(
+            store
+                .send_event(id, "poke", b"1", None, *created)
+                .await
+                .unwrap(),
+            Sent::Delivered(_)
+        ));
         if let Some(end) = end {
             store.finish_run(id, end).await.unwrap();
         }
@@ -617,10 +624,53 @@ async fn a_purge_removes_ended_runs_past_the_policy_and_nothing_else(store: &dyn
             "{gone}'s steps"
         );
     }
+    for gone in ["old-done", "old-failed", "new-done-2"] {
+        assert!(
+            store.failures(gone).await.unwrap().is_empty(),
+            "{gone}'s failures"
+        );
+        assert!(
+            store.events(gone).await.unwrap().is_empty(),
+            "{gone}'s events"
+        );
+    }
     for kept in ["old-running", "old-stuck", "old-incompatible"] {
         assert!(store.run(kept).await.unwrap().is_some(), "{kept}");
         assert_eq!(store.steps(kept).await.unwrap().len(), 1, "{kept}'s steps");
+        assert_eq!(
+            store.failures(kept).await.unwrap().len(),
+            1,
+            "{kept}'s failures"
+        );
     }
+    assert_eq!(store.events("old-running").await.unwrap().len(), 1);
+}
+
+async fn a_purge_keeps_an_ended_child_while_its_parent_runs(store: &dyn Backend) {
+    let mut parent = run("parent", 1);
+    parent.workflow = "Order".into();
+    store.insert_run(&parent).await.unwrap();
+    for (id, parent) in [("parent/1/0", Some("parent")), ("orphan", None)] {
+        let mut child = run(id, 2);
+        child.parent = parent.map(str::to_owned);
+        store.insert_run(&child).await.unwrap();
+        store
+            .finish_run(id, &RunEnd::Completed(b"7".to_vec()))
+            .await
+            .unwrap();
+    }
+    let everything = Retention::new().keep_at_most(0).purge_at(0);
+    // The parent has not read its child's result yet: the child stays.
+    assert_eq!(store.purge(&everything).await.unwrap(), 1);
+    assert!(store.run("parent/1/0").await.unwrap().is_some());
+    assert_eq!(store.run("orphan").await.unwrap(), None);
+    // Once the parent ended, both go.
+    store
+        .finish_run("parent", &RunEnd::Completed(b"7".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(store.purge(&everything).await.unwrap(), 2);
+    assert!(listed(store, &RunFilter::new()).await.is_empty());
 }
 
 async fn a_purge_keeps_the_newest_runs_of_each_workflow(store: &dyn Backend) {
@@ -662,6 +712,7 @@ async fn conformance<S: Backend, F: Future<Output = S>>(open: impl Fn() -> F) {
     runs_are_listed_newest_first_by_filter_and_by_key(&open().await).await;
     a_purge_removes_ended_runs_past_the_policy_and_nothing_else(&open().await).await;
     a_purge_keeps_the_newest_runs_of_each_workflow(&open().await).await;
+    a_purge_keeps_an_ended_child_while_its_parent_runs(&open().await).await;
 }
 
 #[tokio::test]

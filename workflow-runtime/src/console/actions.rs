@@ -154,7 +154,7 @@ pub(super) async fn act(
             tracing::warn!(
                 target: "workflow_runtime::console",
                 action = act.action.as_str(),
-                run = %act.id,
+                run = ?act.id,
                 %refusal,
                 "console action refused"
             );
@@ -217,7 +217,7 @@ pub(super) async fn act(
                     target: "workflow_runtime::console",
                     %actor,
                     action = act.action.as_str(),
-                    workflow = %act.id,
+                    workflow = ?act.id,
                     "console action"
                 );
             } else {
@@ -225,7 +225,7 @@ pub(super) async fn act(
                     target: "workflow_runtime::console",
                     %actor,
                     action = act.action.as_str(),
-                    run = %act.id,
+                    run = ?act.id,
                     "console action"
                 );
             }

@@ -71,9 +71,9 @@ impl std::fmt::Display for Refusal {
 
 /// Checks a POST carrying `form_token`; who is acting, if it may.
 pub(super) fn admit(console: &Shared, parts: &Parts, form_token: &str) -> Result<String, Refusal> {
-    same_origin(&parts.headers)?;
+    same_origin(parts, console.0.origin.as_deref())?;
     match cookie(&parts.headers) {
-        Some(expected) if expected == form_token => {}
+        Some(expected) if same_secret(&expected, form_token) => {}
         _ => {
             return Err(Refusal::CrossSite(
                 "the form's token does not match this browser's",
@@ -84,10 +84,20 @@ pub(super) fn admit(console: &Shared, parts: &Parts, form_token: &str) -> Result
     authorize(parts).ok_or(Refusal::Unauthorized)
 }
 
+/// Whether two secrets are equal, in a time that does not tell how much
+/// of them matched.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0, |d, (x, y)| d | (x ^ y)) == 0
+}
+
 /// A browser names where a POST comes from: `Sec-Fetch-Site`, and
 /// `Origin` on every cross-site POST. Either naming another site is
-/// refused.
-fn same_origin(headers: &HeaderMap) -> Result<(), Refusal> {
+/// refused. The console's own origin is the one the app configured
+/// ([`Console::origin`](super::Console::origin), behind a proxy that
+/// rewrites `Host`), else the request's `Host` (HTTP/1) or authority
+/// (HTTP/2).
+fn same_origin(parts: &Parts, configured: Option<&str>) -> Result<(), Refusal> {
+    let headers = &parts.headers;
     if let Some(site) = headers.get("sec-fetch-site")
         && site != "same-origin"
     {
@@ -95,9 +105,18 @@ fn same_origin(headers: &HeaderMap) -> Result<(), Refusal> {
     }
     if let Some(origin) = headers.get(ORIGIN) {
         let origin = origin.to_str().unwrap_or_default();
-        let authority = origin.split_once("://").map(|(_, rest)| rest);
-        let host = headers.get(HOST).and_then(|h| h.to_str().ok());
-        if authority.is_none() || authority != host {
+        let ours = match configured {
+            Some(configured) => origin == configured.trim_end_matches('/'),
+            None => {
+                let authority = origin.split_once("://").map(|(_, rest)| rest);
+                let host = headers
+                    .get(HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+                authority.is_some() && authority == host
+            }
+        };
+        if !ours {
             return Err(Refusal::CrossSite(
                 "the request's origin is not this console's",
             ));

@@ -39,6 +39,31 @@ pub(super) fn page_with(
     status: StatusCode,
     set_cookie: Option<HeaderValue>,
 ) -> Response {
+    framed(base, nav, title, body, status, set_cookie, None)
+}
+
+/// A page that draws its Mermaid diagrams with the module at `mermaid`
+/// (a URL the app trusts), through the console's own `console.js`: the
+/// policy allows those two scripts and no other.
+pub(super) fn page_drawing(
+    base: &str,
+    nav: Nav,
+    title: &str,
+    body: Markup,
+    mermaid: &str,
+) -> Response {
+    framed(base, nav, title, body, StatusCode::OK, None, Some(mermaid))
+}
+
+fn framed(
+    base: &str,
+    nav: Nav,
+    title: &str,
+    body: Markup,
+    status: StatusCode,
+    set_cookie: Option<HeaderValue>,
+    mermaid: Option<&str>,
+) -> Response {
     let current = |n: Nav| if n == nav { "current" } else { "" };
     let markup = html! {
         (DOCTYPE)
@@ -48,6 +73,9 @@ pub(super) fn page_with(
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · workflows" }
                 link rel="stylesheet" href={ (base) "/console.css" };
+                @if mermaid.is_some() {
+                    script type="module" src={ (base) "/console.js" } {}
+                }
             }
             body {
                 header {
@@ -63,13 +91,22 @@ pub(super) fn page_with(
     };
     let mut response = (status, markup).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
+    let policy = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+                  form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    // Mermaid styles its diagrams inline: a drawing page allows that too.
+    let policy = match mermaid.and_then(script_source) {
+        Some(source) => HeaderValue::from_str(&format!(
+            "{policy}; script-src {source}; style-src 'self' 'unsafe-inline'"
+        ))
+        .unwrap_or(HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'",
+        )),
+        None => HeaderValue::from_static(
             "default-src 'none'; style-src 'self'; img-src 'self' data:; \
              form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
-    );
+    };
+    headers.insert(CONTENT_SECURITY_POLICY, policy);
     headers.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
@@ -90,6 +127,43 @@ pub(super) fn problem(base: &str, status: StatusCode, message: &str) -> Response
         p { a href=(home(base)) { "Back to the runs" } }
     };
     page_with(base, Nav::Runs, "Error", body, status, None)
+}
+
+/// The scripts a drawing page may load: the console's own, and the
+/// Mermaid module when another origin serves it. `None` for a URL a
+/// policy cannot name safely (quotes, spaces, `;`).
+fn script_source(url: &str) -> Option<String> {
+    if url
+        .chars()
+        .any(|c| c.is_whitespace() || matches!(c, ';' | ',' | '\'' | '"'))
+    {
+        return None;
+    }
+    Some(
+        if url.starts_with("https://") || url.starts_with("http://") {
+            format!("'self' {url}")
+        } else {
+            "'self'".to_owned()
+        },
+    )
+}
+
+/// The console's one script, served only when it draws diagrams: loads
+/// Mermaid from the app's URL and draws every `pre.mermaid` (labels are
+/// escaped: `securityLevel: "strict"`).
+pub(super) fn drawing_script(mermaid: &str) -> Response {
+    let url = serde_json::to_string(mermaid).unwrap_or_else(|_| "\"\"".to_owned());
+    let script = format!(
+        "import mermaid from {url};\n\
+         mermaid.initialize({{ startOnLoad: false, securityLevel: \"strict\" }});\n\
+         await mermaid.run({{ querySelector: \"pre.mermaid\" }});\n"
+    );
+    let mut response = script.into_response();
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    response
 }
 
 pub(super) async fn stylesheet() -> Response {
@@ -131,6 +205,44 @@ fn civil(days: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
+}
+
+/// A UTC day (`2026-12-05`) or minute (`2026-12-05T14:30`, as a browser's
+/// `datetime-local` input sends it, or with a space) as ms since the Unix
+/// epoch; `None` when it is neither.
+pub(super) fn parse_time(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (day, minute) = match text.split_once(['T', ' ']) {
+        Some((day, minute)) => (day, Some(minute)),
+        None => (text, None),
+    };
+    let mut parts = day.splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let (hh, mm) = match minute {
+        Some(minute) => {
+            let (h, m) = minute.split_once(':')?;
+            let (h, m): (i64, i64) = (h.parse().ok()?, m.get(..2).unwrap_or(m).parse().ok()?);
+            if !(0..24).contains(&h) || !(0..60).contains(&m) {
+                return None;
+            }
+            (h, m)
+        }
+        None => (0, 0),
+    };
+    // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hh) * 60 + mm) * 60_000)
 }
 
 /// A duration in ms, as a person reads it: `850 ms`, `4.2 s`, `3 min 5 s`,

@@ -24,7 +24,8 @@
 //!
 //! **Security.** Everything a run holds is escaped as it is written into
 //! the page, and the page forbids scripts (a `Content-Security-Policy`
-//! without `script-src`). An action is a POST that must come from the
+//! without `script-src`; with [`Console::mermaid`], a run's page allows
+//! the console's script and the Mermaid module, nothing else). An action is a POST that must come from the
 //! console's own page: its origin is checked, and it carries a token that
 //! matches a cookie only that page could read (double submit). Then the
 //! app's authorization hook decides; its answer names who acted, and the
@@ -61,9 +62,12 @@ type Authorize = dyn Fn(&Parts) -> Option<String> + Send + Sync;
 /// # drop(router);
 /// ```
 #[must_use]
+#[derive(Clone)]
 pub struct Console {
     runner: Runner,
     authorize: Option<Arc<Authorize>>,
+    origin: Option<String>,
+    mermaid: Option<String>,
 }
 
 impl Console {
@@ -72,6 +76,8 @@ impl Console {
         Console {
             runner,
             authorize: None,
+            origin: None,
+            mermaid: None,
         }
     }
 
@@ -101,9 +107,50 @@ impl Console {
         self
     }
 
-    /// The console's routes, to mount with `Router::nest` (links follow
-    /// the path it is mounted at) or to serve alone. It keeps its own
-    /// state, so it nests into a router of any state `S`.
+    /// The origin browsers reach the console at
+    /// (`"https://ops.example.com"`), when a proxy in front of the app
+    /// rewrites the `Host` header: an action's `Origin` must be this one.
+    /// Without it, the request's own `Host` (or HTTP/2 authority) is.
+    ///
+    /// ```
+    /// use workflow_runtime::console::Console;
+    /// # use workflow_runtime::durable::Store;
+    /// # use workflow_runtime::host::Runner;
+    /// # let runner = Runner::builder().store(Store::memory()).build().unwrap();
+    /// let console = Console::new(runner).origin("https://ops.example.com");
+    /// # drop(console);
+    /// ```
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// Draws each run's definition as a diagram with the Mermaid module at
+    /// `url` (an ES module the app serves or trusts, such as
+    /// `"/static/mermaid.esm.min.mjs"` or a CDN's): the run pages then load
+    /// the console's own script, which imports it, and their policy allows
+    /// those two scripts. Without it the pages carry no script and show
+    /// the diagram's Mermaid text.
+    ///
+    /// ```
+    /// use workflow_runtime::console::Console;
+    /// # use workflow_runtime::durable::Store;
+    /// # use workflow_runtime::host::Runner;
+    /// # let runner = Runner::builder().store(Store::memory()).build().unwrap();
+    /// let console = Console::new(runner)
+    ///     .mermaid("https://cdn.jsdelivr.net/npm/mermaid@11/dist/mermaid.esm.min.mjs");
+    /// # drop(console);
+    /// ```
+    pub fn mermaid(mut self, url: impl Into<String>) -> Self {
+        self.mermaid = Some(url.into());
+        self
+    }
+
+    /// The console's routes, to mount with `Router::nest` at a fixed path
+    /// (links follow the path it is mounted at) or to serve alone. It
+    /// keeps its own state, so it nests into a router of any state `S`.
+    /// Reading is open to whoever reaches the routes: to restrict it, wrap
+    /// them in the app's own auth layer (`.layer(..)`).
     pub fn router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
         let state = Shared(Arc::new(self));
         Router::new()
@@ -113,6 +160,7 @@ impl Console {
             .route("/confirm", get(actions::confirm))
             .route("/act", post(actions::act))
             .route("/console.css", get(layout::stylesheet))
+            .route("/console.js", get(script))
             .with_state(state)
     }
 }
@@ -130,6 +178,17 @@ pub fn router<S: Clone + Send + Sync + 'static>(runner: Runner) -> Router<S> {
     Console::new(runner).router()
 }
 
+/// The console's script, when it draws diagrams; 404 otherwise.
+async fn script(
+    axum::extract::State(console): axum::extract::State<Shared>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match &console.0.mermaid {
+        Some(url) => layout::drawing_script(url),
+        None => axum::http::StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 /// The console as every handler sees it.
 #[derive(Clone)]
 struct Shared(Arc<Console>);
@@ -141,5 +200,9 @@ impl Shared {
 
     fn actions_on(&self) -> bool {
         self.0.authorize.is_some()
+    }
+
+    fn mermaid(&self) -> Option<&str> {
+        self.0.mermaid.as_deref()
     }
 }

@@ -10,7 +10,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::Shared;
-use super::layout::{Nav, badge, base, duration, page, payload, problem, query, time};
+use super::layout::{
+    Nav, badge, base, duration, page, page_drawing, payload, problem, query, time,
+};
 use super::timeline::{timeline, waiting_words};
 use crate::durable::{DurableError, RunReport, RunStatus, StepState, StoreError};
 
@@ -107,7 +109,7 @@ pub(super) async fn show(
                 @if report.status == RunStatus::Running {
                     a.button.danger href=(act("cancel")) { "Cancel…" }
                     a.button href=(act("send")) { "Send an event…" }
-                } @else if report.status != RunStatus::Completed {
+                } @else if matches!(report.status, RunStatus::Failed | RunStatus::Stuck | RunStatus::Incompatible) {
                     a.button href=(act("redrive")) { "Redrive…" }
                 }
             }
@@ -157,11 +159,16 @@ pub(super) async fn show(
         }
         @if let Some((_, _, steps)) = definition {
             h2 { "Definition" }
-            p.muted { "Mermaid; the run's place is class " code { "current" } "." }
+            @if console.mermaid().is_none() {
+                p.muted { "Mermaid; the run's place is class " code { "current" } "." }
+            }
             pre.mermaid { (diagram(&report, steps)) }
         }
     };
-    page(&base, Nav::Runs, &report.id, body)
+    match console.mermaid() {
+        Some(url) => page_drawing(&base, Nav::Runs, &report.id, body, url),
+        None => page(&base, Nav::Runs, &report.id, body),
+    }
 }
 
 fn state_word(state: StepState) -> &'static str {

@@ -9,7 +9,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::Shared;
-use super::layout::{Nav, badge, base, duration, home, page, problem, query, time};
+use super::layout::{Nav, badge, base, duration, home, page, parse_time, problem, query, time};
 use crate::durable::{Cursor, RunCounts, RunFilter, RunStatus};
 
 /// The filter as the form and the links write it: empty means "any".
@@ -19,6 +19,8 @@ pub(super) struct Filter {
     workflow: String,
     status: String,
     prefix: String,
+    since: String,
+    until: String,
     after: String,
 }
 
@@ -63,6 +65,20 @@ pub(super) async fn show(
     }
     if !form.prefix.is_empty() {
         filter = filter.id_prefix(&form.prefix);
+    }
+    for (text, what) in [(&form.since, "since"), (&form.until, "until")] {
+        if text.is_empty() {
+            continue;
+        }
+        let Some(ms) = parse_time(text) else {
+            let why = format!("\"{text}\" is not a UTC time like 2026-12-05 or 2026-12-05T14:30");
+            return problem(&base, StatusCode::BAD_REQUEST, &why);
+        };
+        filter = if what == "since" {
+            filter.since_ms(ms)
+        } else {
+            filter.until_ms(ms)
+        };
     }
     if !form.after.is_empty() {
         match form.after.parse::<Cursor>() {
@@ -129,6 +145,8 @@ pub(super) async fn show(
                 ("workflow", &form.workflow),
                 ("status", status),
                 ("prefix", &form.prefix),
+                ("since", &form.since),
+                ("until", &form.until),
                 ("after", after),
             ])
         )
@@ -168,6 +186,12 @@ pub(super) async fn show(
             }
             label { "Run id starts with"
                 input type="text" name="prefix" value=(form.prefix);
+            }
+            label { "Started from (UTC)"
+                input type="datetime-local" name="since" value=(form.since);
+            }
+            label { "Started before (UTC)"
+                input type="datetime-local" name="until" value=(form.until);
             }
             button type="submit" { "Filter" }
         }

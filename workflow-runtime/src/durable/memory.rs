@@ -356,7 +356,8 @@ impl Backend for MemoryStore {
 
     fn purge<'a>(&'a self, purge: &'a Purge) -> BoxFuture<'a, Result<u64, StoreError>> {
         let mut runs = self.lock();
-        let doomed = purge.pick(runs.values().map(|entry| &entry.run));
+        let all: Vec<&RunRow> = runs.values().map(|entry| &entry.run).collect();
+        let doomed = purge.pick(&all);
         for id in &doomed {
             runs.remove(id);
         }

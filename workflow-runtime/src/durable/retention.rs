@@ -1,5 +1,6 @@
 //! Retention: which finished runs a store removes, so the journal does not
-//! grow forever. Unfinished and parked runs are never removed.
+//! grow forever. Unfinished and parked runs are never removed, nor the
+//! ended children of runs still going.
 
 use super::store::{RunRow, RunStatus};
 
@@ -18,7 +19,10 @@ pub(crate) fn purgeable(status: RunStatus) -> bool {
 
 /// Which runs a retention policy removes: finished runs older than a
 /// while, and finished runs past the newest so many of each workflow.
-/// Running and parked runs are never removed.
+/// Running and parked runs are never removed, nor a child whose parent
+/// still runs. A removed run's id is free again: keep runs at least as
+/// long as a caller may retry a start with the same id (an idempotency
+/// key), or the retry starts a new run.
 ///
 /// ```
 /// use std::time::Duration;
@@ -36,7 +40,8 @@ pub struct Retention {
     /// Of each workflow's finished runs, only this many of the newest are
     /// kept.
     pub keep_at_most: Option<u64>,
-    /// How often the runner purges (default hourly).
+    /// How often a host (or [`Runner::retain_until`](crate::host::Runner::retain_until))
+    /// purges (default hourly); a single purge ignores it.
     pub every: std::time::Duration,
     /// How many runs one purge transaction removes at most (default 500):
     /// a purge never holds the journal long.
@@ -120,14 +125,27 @@ pub struct Purge {
 impl Purge {
     /// Finished runs to remove, at most a batch of them: the memory
     /// store's reading of the policy (the databases say it in SQL).
-    pub(crate) fn pick<'a>(&self, runs: impl Iterator<Item = &'a RunRow>) -> Vec<String> {
-        let mut finished: Vec<&RunRow> = runs.filter(|r| purgeable(r.status)).collect();
-        finished.sort_by(|a, b| (b.created_ms, &b.id).cmp(&(a.created_ms, &a.id)));
+    pub(crate) fn pick(&self, runs: &[&RunRow]) -> Vec<String> {
+        let running: std::collections::HashSet<&str> = runs
+            .iter()
+            .filter(|r| r.status == RunStatus::Running)
+            .map(|r| r.id.as_str())
+            .collect();
+        let mut ended: Vec<&RunRow> = runs
+            .iter()
+            .copied()
+            .filter(|r| purgeable(r.status))
+            .collect();
+        ended.sort_by(|a, b| (b.created_ms, &b.id).cmp(&(a.created_ms, &a.id)));
         let mut seen = std::collections::HashMap::<&str, u64>::new();
         let mut doomed = Vec::new();
-        for run in finished {
+        for run in ended {
             let rank = seen.entry(run.workflow.as_str()).or_default();
             *rank += 1;
+            // A running parent reads its child's result when it wakes.
+            if run.parent.as_deref().is_some_and(|p| running.contains(p)) {
+                continue;
+            }
             let too_old = self.ended_before_ms.is_some_and(|t| run.updated_ms < t);
             let too_many = self.keep_at_most.is_some_and(|n| *rank > n);
             if too_old || too_many {

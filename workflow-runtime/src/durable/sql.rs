@@ -18,9 +18,12 @@ use super::query::RunFilter;
 use super::retention::Purge;
 
 /// `SELECT * FROM workflow_runs` narrowed by `filter`, newest first, one
-/// row more than the page: each filter is a column the listing indexes
-/// lead with, so a page costs the same at a thousand runs and a million.
-/// `explain` puts the database's word for "how would you read it" first.
+/// row more than the page: workflow and status are columns the listing
+/// indexes lead with, and the time range and the page's key bound their
+/// order, so such a page costs the same at a thousand runs and a million.
+/// An id prefix is matched exactly along that order: a prefix few runs
+/// have reads further. `explain` puts the database's word for "how would
+/// you read it" first.
 pub(crate) fn list_runs<DB>(explain: &str, filter: &RunFilter) -> QueryBuilder<DB>
 where
     DB: Database,
@@ -62,7 +65,8 @@ where
 
 /// The ids of at most a batch of runs `purge` removes: ended runs whose
 /// row last changed before its time, or past each workflow's newest so
-/// many.
+/// many; never a child whose parent still runs (it reads the child's
+/// result when it wakes).
 pub(crate) fn purge_ids<DB>(purge: &Purge) -> QueryBuilder<DB>
 where
     DB: Database,
@@ -70,13 +74,16 @@ where
 {
     let mut sql = QueryBuilder::new(concat!(
         "SELECT id FROM (
-             SELECT id, updated_ms,
+             SELECT id, updated_ms, parent,
                     row_number() OVER (PARTITION BY workflow ORDER BY created_ms DESC, id DESC)
                         AS newest
              FROM workflow_runs WHERE status IN (",
         ended!(),
         ")
-         ) AS ended WHERE FALSE"
+         ) AS ended
+         WHERE NOT EXISTS (SELECT 1 FROM workflow_runs AS parents
+                           WHERE parents.id = ended.parent AND parents.status = 'running')
+           AND (FALSE"
     ));
     if let Some(before) = purge.ended_before_ms {
         sql.push(" OR updated_ms < ").push_bind(before);
@@ -85,7 +92,7 @@ where
         sql.push(" OR newest > ")
             .push_bind(i64::try_from(keep).unwrap_or(i64::MAX));
     }
-    sql.push(" LIMIT ")
+    sql.push(") LIMIT ")
         .push_bind(i64::try_from(purge.batch).unwrap_or(i64::MAX));
     sql
 }

@@ -1081,9 +1081,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Removes at most [`purge.batch`](Purge::batch) runs the purge names,
     /// with their steps, failures and events, in one transaction, and
-    /// says how many went. Running and parked runs are never removed. A
-    /// store many instances share lets one of them purge at a time (the
-    /// others remove nothing and say 0).
+    /// says how many went. Running and parked runs are never removed, nor
+    /// a child whose parent still runs. A store many instances share lets
+    /// one of them purge at a time (the others remove nothing and say 0).
     fn purge<'a>(&'a self, purge: &'a Purge) -> BoxFuture<'a, Result<u64, StoreError>> {
         let _ = purge;
         Box::pin(std::future::ready(Err(unsupported(

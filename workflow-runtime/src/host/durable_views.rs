@@ -2,8 +2,6 @@
 //! listing them page by page, and purging the finished ones a retention
 //! policy no longer keeps.
 
-use tokio_util::sync::CancellationToken;
-
 use super::runner::Runner;
 use crate::durable::{DurableError, Retention, RunFilter, RunPage};
 
@@ -55,11 +53,16 @@ impl Runner {
     }
 
     /// Purges by `policy` every [`policy.every`](Retention::every) until
-    /// `stop` is cancelled: what a host with
+    /// `stop` completes: what a host with
     /// [`retention`](super::HostBuilder::retention) runs. Every instance
     /// sharing a store may run it; a store many share lets one purge at a
     /// time. A purge that fails is logged and tried at the next turn.
-    pub async fn retain_until(&self, policy: Retention, stop: CancellationToken) {
+    pub async fn retain_until(
+        &self,
+        policy: Retention,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
         loop {
             match self.purge(&policy).await {
                 Ok(0) => {}
@@ -67,7 +70,7 @@ impl Runner {
                 Err(error) => tracing::warn!(%error, "could not purge finished durable runs"),
             }
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = &mut stop => return,
                 () = tokio::time::sleep(policy.every) => {}
             }
         }

@@ -786,7 +786,7 @@ impl HostBuilder {
                 return Err(HostError::RetentionNeedsStore);
             }
             tickers.push(Box::new(move |runner: Runner, stop| {
-                Box::pin(async move { runner.retain_until(policy, stop).await })
+                Box::pin(async move { runner.retain_until(policy, stop.cancelled()).await })
             }));
         }
         let hard_stop = CancellationToken::new();
