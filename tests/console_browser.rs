@@ -86,11 +86,7 @@ async fn an_operator_finds_a_failed_run_reads_its_timeline_and_cancels_a_running
     browser.select("status", "failed").await;
     let filter = browser.find("form.filters button[type='submit']").await;
     browser.click(&filter).await;
-    assert!(
-        browser.url().await.contains("status=failed"),
-        "{}",
-        browser.url().await
-    );
+    browser.wait_for_url("status=failed").await;
     let rows = browser.all("table.runs tbody tr").await;
     assert_eq!(rows.len(), 1);
     assert_eq!(
@@ -104,6 +100,7 @@ async fn an_operator_finds_a_failed_run_reads_its_timeline_and_cancels_a_running
     // and the order it created undone.
     let link = browser.find("table.runs tbody td.id a").await;
     browser.click(&link).await;
+    browser.wait_for_url("/workflows/run?id=").await;
     assert_eq!(texts(&browser, "#status").await, ["failed"]);
     let steps = browser.all("svg.timeline g.step").await;
     let mut indices = Vec::new();
@@ -134,14 +131,11 @@ async fn an_operator_finds_a_failed_run_reads_its_timeline_and_cancels_a_running
     shoot(&browser, "run-waiting").await;
     let cancel = browser.find("a.button.danger").await;
     browser.click(&cancel).await;
-    assert!(
-        browser.url().await.contains("/workflows/confirm"),
-        "{}",
-        browser.url().await
-    );
+    browser.wait_for_url("/workflows/confirm").await;
     shoot(&browser, "confirm-cancel").await;
     let yes = browser.find("form.confirm button[type='submit']").await;
     browser.click(&yes).await;
+    browser.wait_for_url("/workflows/run?id=").await;
     // Back on the run's page; the run stops at its next await.
     let mut status = Vec::new();
     for _ in 0..50 {

@@ -124,6 +124,31 @@ impl Browser {
             .await;
     }
 
+    /// Waits (up to 10 s) until the page's URL contains `part`: a click
+    /// that navigates returns before the next page is there.
+    pub async fn wait_for_url(&self, part: &str) -> String {
+        for _ in 0..100 {
+            let url = self.url().await;
+            if url.contains(part) && self.ready().await {
+                return url;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the page never reached {part:?}: {}", self.url().await);
+    }
+
+    /// Whether the current document has loaded.
+    async fn ready(&self) -> bool {
+        let state = self
+            .call(
+                reqwest::Method::POST,
+                "/execute/sync",
+                Some(json!({ "script": "return document.readyState", "args": [] })),
+            )
+            .await;
+        state == "complete"
+    }
+
     pub async fn url(&self) -> String {
         let url = self.call(reqwest::Method::GET, "/url", None).await;
         url.as_str().unwrap().to_owned()
