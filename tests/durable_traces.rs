@@ -1,8 +1,9 @@
 //! One trace per durable run: the W3C trace context of the span that
 //! starts a run is journaled with it, and every drive of the run (woken
 //! from a sleep by the waker, or resumed by another runner after the
-//! first one went away) parents its spans on it. Spans go through
-//! `tracing-opentelemetry` to OpenTelemetry's in-memory exporter.
+//! first one went away) parents its spans on it; and a failed step's span
+//! as OpenTelemetry sees it. Spans go through `tracing-opentelemetry` to
+//! OpenTelemetry's in-memory exporter.
 
 use std::time::{Duration, SystemTime};
 
@@ -133,4 +134,60 @@ async fn every_drive_of_a_run_joins_the_trace_of_the_code_that_started_it() {
     let traces: std::collections::HashSet<TraceId> =
         spans.iter().map(|s| s.span_context.trace_id()).collect();
     assert_eq!(traces.len(), 1, "{} traces", traces.len());
+}
+
+#[derive(Debug)]
+struct Declined;
+
+impl std::fmt::Display for Declined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("card declined")
+    }
+}
+
+impl std::error::Error for Declined {}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_failed_step_is_its_spans_exception_with_kind_phase_and_correlation_id() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let ctx = WorkflowContext::builder("Pay").behavior(Tracing).build();
+    ctx.set_metadata(
+        workflow_runtime::behavior::logging::CORRELATION_ID,
+        "req-9".to_string(),
+    );
+    let failed = Workflow::given(&ctx, "an order", || 1)
+        .try_when("charged", |_| Err::<u32, _>(Declined))
+        .await;
+    assert!(failed.is_err());
+    provider.force_flush().unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+    let charged = named(&spans, "Pay.charged");
+    assert_eq!(charged.len(), 1);
+    let attribute = |name: &str| {
+        charged[0]
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == name)
+            .map(|kv| kv.value.to_string())
+    };
+    assert_eq!(attribute("step.kind").as_deref(), Some("When"));
+    assert_eq!(attribute("step.phase").as_deref(), Some("action"));
+    assert_eq!(attribute("correlation_id").as_deref(), Some("req-9"));
+    let exception = charged[0]
+        .events
+        .iter()
+        .find(|e| e.name == "exception")
+        .expect("an exception event");
+    let message = exception
+        .attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == "exception.message")
+        .map(|kv| kv.value.to_string());
+    assert_eq!(message.as_deref(), Some("card declined"));
 }

@@ -116,36 +116,37 @@ fn steps_retries_and_breakers_report_through_the_metrics_facade() {
     let wf = "workflow=CreateOrder";
     assert_eq!(
         count(&format!(
-            "workflow_steps_total{{{wf},step=an order,phase=Given,status=success}}"
+            "workflow_steps_total{{{wf},step=an order,kind=Given,phase=setup,status=success}}"
         )),
         1.0
     );
     assert_eq!(
         count(&format!(
-            "workflow_steps_total{{{wf},step=text,phase=Given,status=success}}"
+            "workflow_steps_total{{{wf},step=text,kind=Given,phase=setup,status=success}}"
         )),
         1.0
     );
     assert_eq!(
         count(&format!(
-            "workflow_steps_total{{{wf},step=priced,phase=When,status=success}}"
+            "workflow_steps_total{{{wf},step=priced,kind=When,phase=action,status=success}}"
         )),
         1.0
     );
     assert_eq!(
         count(&format!(
-            "workflow_steps_total{{{wf},step=charged,phase=When,status=error}}"
+            "workflow_steps_total{{{wf},step=charged,kind=When,phase=action,status=error}}"
         )),
         1.0
     );
     assert_eq!(
         count(&format!(
-            "workflow_steps_total{{{wf},step=parsed,phase=When,status=error}}"
+            "workflow_steps_total{{{wf},step=parsed,kind=When,phase=action,status=error}}"
         )),
         1.0
     );
-    let durations = &series
-        [&format!("workflow_step_duration_seconds{{{wf},step=charged,phase=When,status=error}}")];
+    let durations = &series[&format!(
+        "workflow_step_duration_seconds{{{wf},step=charged,kind=When,phase=action,status=error}}"
+    )];
     assert_eq!(durations.len(), 1);
     // The breaker opens on the first failure; both retries are rejected by
     // it, so the body itself ran once.

@@ -140,20 +140,24 @@ fn each_run_is_a_span_and_each_step_a_child_span_with_otel_fields() {
         assert_eq!(step.fields["otel.kind"], "internal");
     }
     let charged = &spans[3].fields;
-    assert_eq!(charged["step.phase"], "When");
+    assert_eq!(charged["step.kind"], "When");
+    assert_eq!(charged["step.phase"], "action");
+    assert_eq!(spans[1].fields["step.phase"], "setup");
     assert_eq!(charged["step.title"], "charged");
     assert_eq!(charged["otel.status_code"], "ERROR");
     assert_eq!(charged["error.message"], "card declined");
     assert_eq!(spans[2].fields["otel.status_code"], "OK");
 
     let events = capture.events.lock().unwrap();
+    // The failure is the span's exception, as OpenTelemetry names one.
     let failures: Vec<_> = events
         .iter()
-        .filter(|(_, f)| f.get("message").map(String::as_str) == Some("step failed"))
+        .filter(|(_, f)| f.get("message").map(String::as_str) == Some("exception"))
         .collect();
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].0.as_deref(), Some("step"));
-    assert_eq!(failures[0].1["error"], "card declined");
+    assert_eq!(failures[0].1["exception.message"], "card declined");
+    assert_eq!(failures[0].1["exception.type"], "error");
 }
 
 #[test]
@@ -196,11 +200,60 @@ fn logging_tells_when_each_step_starts_completes_or_fails() {
         assert_eq!(fields["workflow.execution_id"], id);
         assert_eq!(fields["correlation_id"], "req-42");
     }
-    assert_eq!(events[4].1["step.phase"], "When");
+    assert_eq!(events[4].1["step.kind"], "When");
+    assert_eq!(events[4].1["step.phase"], "action");
     assert!(events[1].1.contains_key("elapsed_ms"));
     assert!(!events[0].1.contains_key("elapsed_ms"));
     assert_eq!(events[5].1["error"], "card declined");
     assert!(events[5].1.contains_key("elapsed_ms"));
+}
+
+#[test]
+fn a_step_body_logs_inside_the_logging_scope_and_tracing_spans_carry_the_correlation_id() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let ctx = WorkflowContext::builder("CreateOrder")
+        .behavior(Logging)
+        .build();
+    ctx.set_metadata(CORRELATION_ID, "req-7".to_string());
+    let traced = WorkflowContext::builder("CreateOrder")
+        .behavior(Tracing)
+        .build();
+    traced.set_metadata(CORRELATION_ID, "req-8".to_string());
+    tracing::subscriber::with_default(subscriber, || {
+        runtime().block_on(async {
+            Workflow::given(&ctx, "an order", || 40)
+                .when("charged", |n| {
+                    tracing::info!("calling the bank");
+                    n + 2
+                })
+                .await
+                .unwrap();
+            Workflow::given(&traced, "an order", || 1).await.unwrap();
+        })
+    });
+    let spans = capture.spans.lock().unwrap();
+    let scopes: Vec<&SpanRecord> = spans.iter().filter(|s| s.name == "step").collect();
+    assert_eq!(scopes.len(), 3, "{spans:?}");
+    let charged = scopes
+        .iter()
+        .find(|s| s.fields["step.title"] == "charged")
+        .unwrap();
+    assert_eq!(charged.fields["workflow.name"], "CreateOrder");
+    assert_eq!(charged.fields["step.kind"], "When");
+    assert_eq!(charged.fields["step.phase"], "action");
+    assert_eq!(charged.fields["correlation_id"], "req-7");
+    assert_eq!(
+        scopes[2].fields["correlation_id"], "req-8",
+        "the Tracing span"
+    );
+    // The body's own line sits in the step's scope, so it carries them.
+    let events = capture.events.lock().unwrap();
+    let body = events
+        .iter()
+        .find(|(_, f)| f.get("message").map(String::as_str) == Some("calling the bank"))
+        .unwrap();
+    assert_eq!(body.0.as_deref(), Some("step"));
 }
 
 struct Ship;

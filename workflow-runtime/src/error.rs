@@ -94,6 +94,24 @@ pub enum StepFailure {
     TimedOut(Duration),
 }
 
+impl StepFailure {
+    /// What kind of failure it is, as an exception's type reads:
+    /// `"error"`, `"assertion"`, `"panic"` or `"timeout"`.
+    ///
+    /// ```
+    /// use workflow_runtime::StepFailure;
+    /// assert_eq!(StepFailure::Assertion.kind(), "assertion");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StepFailure::Error(_) => "error",
+            StepFailure::Assertion => "assertion",
+            StepFailure::Panic(_) => "panic",
+            StepFailure::TimedOut(_) => "timeout",
+        }
+    }
+}
+
 impl Error for StepFailure {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {

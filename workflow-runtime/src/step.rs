@@ -53,6 +53,27 @@ impl StepKind {
     }
 }
 
+impl StepKind {
+    /// Where a step of this kind stands in a workflow, as spans, logs and
+    /// metrics name it beside the kind: `setup` (Given), `action` (When,
+    /// And, But), `assertion` (Then), `cleanup` (Finally), `compensation`.
+    ///
+    /// ```
+    /// use workflow_runtime::StepKind;
+    /// assert_eq!(StepKind::But.phase(), "action");
+    /// assert_eq!(StepKind::Then.phase(), "assertion");
+    /// ```
+    pub const fn phase(self) -> &'static str {
+        match self {
+            StepKind::Given => "setup",
+            StepKind::When | StepKind::And | StepKind::But => "action",
+            StepKind::Then => "assertion",
+            StepKind::Finally => "cleanup",
+            StepKind::Compensate => "compensation",
+        }
+    }
+}
+
 impl fmt::Display for StepKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.as_str())

@@ -2,6 +2,7 @@
 //! starts, completes or fails, carrying who and what.
 
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::{Attempted, Behavior, BoxFuture, Next, StepScope};
 
@@ -13,13 +14,19 @@ use super::{Attempted, Behavior, BoxFuture, Next, StepScope};
 /// run logs the same.
 pub const CORRELATION_ID: &str = "correlationId";
 
-/// Logs each step through `tracing`: a `debug` event when it starts, an
-/// `info` event when it completes with `elapsed_ms`, an `error` event when
-/// it fails with `elapsed_ms` and `error`. Every event carries
-/// `workflow.name`, `workflow.execution_id`, `step.phase`, `step.title`
-/// and, when the context's metadata holds one under [`CORRELATION_ID`],
-/// `correlation_id`. Their target is `workflow_runtime::behavior::logging`,
-/// so `RUST_LOG=workflow_runtime::behavior::logging=info` shows them alone.
+/// Logs each step through `tracing`, in a scope: the step runs inside an
+/// `info` span `step` carrying `workflow.name`, `workflow.execution_id`,
+/// `step.kind` (`Given`, `When`, ..), `step.phase` (`setup`, `action`,
+/// `assertion`, `cleanup`, `compensation`), `step.title` and, when the
+/// context's metadata holds one under [`CORRELATION_ID`],
+/// `correlation_id`, so the step body's own log lines carry them too (as
+/// the .NET guide's logger scope does). In it: a `debug` event when the
+/// step starts, an `info` event when it completes with `elapsed_ms`, an
+/// `error` event when it fails with `elapsed_ms` and `error`, each with
+/// the same fields for loggers that print no spans. Their target is
+/// `workflow_runtime::behavior::logging`, so
+/// `RUST_LOG=workflow_runtime::behavior::logging=info` shows them alone.
+/// With [`Tracing`](super::Tracing) too, a step body sits in both spans.
 ///
 /// ```
 /// use workflow_runtime::behavior::{Logging, logging::CORRELATION_ID};
@@ -37,52 +44,66 @@ pub struct Logging;
 
 impl Behavior for Logging {
     fn around<'a>(&'a self, step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
-        Box::pin(async move {
-            let ctx = step.ctx();
-            // Recorded only when present (`None` records nothing).
-            let correlation = correlation_id(ctx);
-            let correlation = correlation.as_deref();
-            let id = ctx.execution_id();
-            tracing::debug!(
-                workflow.name = ctx.name(),
-                workflow.execution_id = %id,
-                step.phase = step.kind().as_str(),
-                step.title = step.title(),
-                correlation_id = correlation,
-                "step started"
-            );
-            let started = Instant::now();
-            let result = next.run().await;
-            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-            match &result {
-                Ok(()) => tracing::info!(
+        let ctx = step.ctx();
+        // Recorded only when present (`None` records nothing).
+        let correlation = correlation_id(ctx);
+        let scope = tracing::info_span!(
+            "step",
+            workflow.name = ctx.name(),
+            workflow.execution_id = %ctx.execution_id(),
+            step.kind = step.kind().as_str(),
+            step.phase = step.kind().phase(),
+            step.title = step.title(),
+            correlation_id = correlation.as_deref(),
+        );
+        Box::pin(
+            async move {
+                let correlation = correlation.as_deref();
+                let id = ctx.execution_id();
+                let (kind, phase) = (step.kind().as_str(), step.kind().phase());
+                tracing::debug!(
                     workflow.name = ctx.name(),
                     workflow.execution_id = %id,
-                    step.phase = step.kind().as_str(),
+                    step.kind = kind,
+                    step.phase = phase,
                     step.title = step.title(),
                     correlation_id = correlation,
-                    elapsed_ms,
-                    "step completed"
-                ),
-                Err(failure) => tracing::error!(
-                    workflow.name = ctx.name(),
-                    workflow.execution_id = %id,
-                    step.phase = step.kind().as_str(),
-                    step.title = step.title(),
-                    correlation_id = correlation,
-                    elapsed_ms,
-                    error = %failure,
-                    "step failed"
-                ),
+                    "step started"
+                );
+                let started = Instant::now();
+                let result = next.run().await;
+                let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                match &result {
+                    Ok(()) => tracing::info!(
+                        workflow.name = ctx.name(),
+                        workflow.execution_id = %id,
+                        step.kind = kind,
+                        step.phase = phase,
+                        step.title = step.title(),
+                        correlation_id = correlation,
+                        elapsed_ms,
+                        "step completed"
+                    ),
+                    Err(failure) => tracing::error!(
+                        workflow.name = ctx.name(),
+                        workflow.execution_id = %id,
+                        step.kind = kind,
+                        step.phase = phase,
+                        step.title = step.title(),
+                        correlation_id = correlation,
+                        elapsed_ms,
+                        error = %failure,
+                        "step failed"
+                    ),
+                }
+                result
             }
-            result
-        })
+            .instrument(scope),
+        )
     }
 }
 
-/// The context's correlation id, in whichever of the usual types it was
-/// set.
-fn correlation_id(ctx: &crate::context::WorkflowContext) -> Option<String> {
+pub(crate) fn correlation_id(ctx: &crate::context::WorkflowContext) -> Option<String> {
     ctx.metadata::<String>(CORRELATION_ID)
         .or_else(|| {
             ctx.metadata::<&'static str>(CORRELATION_ID)

@@ -8,8 +8,10 @@ use crate::error::StepFailure;
 
 /// Records `workflow_steps_total` (a counter) and
 /// `workflow_step_duration_seconds` (a histogram) for every step, labelled
-/// `workflow`, `step` (its title), `phase` (`Given`, `When`, ..) and
-/// `status` (`success`, `error` or `timeout`). With no recorder installed
+/// `workflow`, `step` (its title), `kind` (`Given`, `When`, ..), `phase`
+/// (`setup`, `action`, `assertion`, `cleanup`, `compensation`: see
+/// [`StepKind::phase`](crate::StepKind::phase)) and `status` (`success`,
+/// `error` or `timeout`). With no recorder installed
 /// the facade drops them at the cost of a check.
 ///
 /// Retries (`workflow_retries_total`) and breaker states
@@ -45,7 +47,8 @@ impl Behavior for Metrics {
             let labels = [
                 ("workflow", workflow),
                 ("step", title),
-                ("phase", SharedString::const_str(step.kind().as_str())),
+                ("kind", SharedString::const_str(step.kind().as_str())),
+                ("phase", SharedString::const_str(step.kind().phase())),
                 ("status", SharedString::const_str(status)),
             ];
             metrics::counter!("workflow_steps_total", &labels).increment(1);

@@ -78,6 +78,11 @@ struct Slot {
     /// untaken after the step re-polls the behaviors (a combinator such as
     /// `FuturesUnordered` re-polls a child only when its own waker fires).
     waker: Option<Waker>,
+    /// The span the behaviors had entered when they asked for the attempt
+    /// (a [`Logging`](super::Logging) scope, a [`Tracing`](super::Tracing)
+    /// span): the body runs in it, so its own log lines carry the step's
+    /// fields. `None` when no span was entered.
+    span: Option<tracing::Span>,
 }
 
 impl Slot {
@@ -98,6 +103,12 @@ impl Handoff {
     /// The attempt the behaviors are waiting on, if any.
     pub(crate) fn wanted(&self) -> Option<u32> {
         self.slot().wanted
+    }
+
+    /// The span the wanted attempt's body runs in, if the behaviors were
+    /// in one when they asked for it.
+    pub(crate) fn span(&self) -> Option<tracing::Span> {
+        self.slot().span.clone()
     }
 
     /// Hands `attempt`'s outcome back to the behaviors.
@@ -145,6 +156,8 @@ impl Future for Attempt<'_> {
                 slot.wanted = Some(number);
                 slot.ended = None;
                 slot.remember(cx.waker());
+                let current = tracing::Span::current();
+                slot.span = (!current.is_none()).then_some(current);
                 drop(slot);
                 self.number = Some(number);
                 // The step polls the behaviors and serves the request as soon

@@ -38,11 +38,15 @@ pub fn workflow_span(ctx: &WorkflowContext) -> Span {
 /// Runs each step in a span `step` with `otel.name`
 /// (`"CreateOrder.charge card"`: the workflow and the step's title, as the
 /// .NET guide names its activities), `otel.kind` (`internal`),
-/// `workflow.name`, `workflow.execution_id`, `step.phase` (`Given`,
-/// `When`, ..), `step.title`, and at the end `otel.status_code` (`OK` /
-/// `ERROR`), `step.attempts` and, on failure, `error.message`, plus an
-/// error event. `tracing` span names are static, so the name an
-/// OpenTelemetry exporter shows comes from `otel.name`.
+/// `workflow.name`, `workflow.execution_id`, `step.kind` (`Given`,
+/// `When`, ..), `step.phase` (`setup`, `action`, `assertion`, `cleanup`,
+/// `compensation`), `step.title`, `correlation_id` (when the context has
+/// one), and at the end `otel.status_code` (`OK` / `ERROR`),
+/// `step.attempts` and, on failure, `error.message`, plus an event named
+/// `exception` with `exception.type` and `exception.message`: what
+/// OpenTelemetry reads as the span's exception. `tracing` span names are
+/// static, so the name an OpenTelemetry exporter shows comes from
+/// `otel.name`.
 ///
 /// ```
 /// use workflow_runtime::WorkflowContext;
@@ -56,14 +60,17 @@ pub struct Tracing;
 impl Behavior for Tracing {
     fn around<'a>(&'a self, step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
         let ctx = step.ctx();
+        let correlation = super::logging::correlation_id(ctx);
         let span = tracing::info_span!(
             "step",
             otel.name = %format_args!("{}.{}", ctx.name(), step.title()),
             otel.kind = "internal",
             workflow.name = ctx.name(),
             workflow.execution_id = %ctx.execution_id(),
-            step.phase = step.kind().as_str(),
+            step.kind = step.kind().as_str(),
+            step.phase = step.kind().phase(),
             step.title = step.title(),
+            correlation_id = correlation.as_deref(),
             step.attempts = Empty,
             otel.status_code = Empty,
             error.message = Empty,
@@ -78,7 +85,12 @@ impl Behavior for Tracing {
                 Err(failure) => {
                     span.record("otel.status_code", "ERROR");
                     span.record("error.message", display(failure));
-                    tracing::error!(parent: &span, error = %failure, "step failed");
+                    tracing::error!(
+                        parent: &span,
+                        exception.r#type = failure.kind(),
+                        exception.message = %failure,
+                        "exception"
+                    );
                 }
             }
             result

@@ -780,6 +780,9 @@ fn poll_behaved<F: StepFn<In>, In>(
             handoff.wake_if_untaken();
             return Poll::Pending;
         };
+        // The body runs in the span the behaviors asked from.
+        let span = handoff.span();
+        let _in_span = span.as_ref().map(tracing::Span::enter);
         if this.attempt.is_none() {
             // A behavior that keeps asking for attempts that end at once (a
             // refusal, a sync body failing) would spin here: after a budget,
