@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 use workflow_runtime::StepError;
@@ -380,17 +381,17 @@ impl MetricsCollector {
     }
 }
 
-/// How the worker runs; every key may come from a TOML file
-/// ([`WorkerConfig::from_toml`]), durations written as `"30s"`.
+/// How the worker runs. Every key may come from a TOML file, then from
+/// environment variables `WORKFLOW__KEY` (`__` between a table and its
+/// key: `WORKFLOW__HOST__MAX_PARALLELISM=8`, `WORKFLOW__WORKFLOW__STEP_TIMEOUT=30s`)
+/// ([`WorkerConfig::load`]); durations as `"30s"` or `"00:00:30"`, keys in
+/// snake_case or as the guide writes them (`StepTimeout`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerConfig {
     /// How often each workflow runs.
     #[serde(deserialize_with = "workflow_runtime::config::positive_duration")]
     pub every: Duration,
-    /// Grace for in-flight runs at shutdown.
-    #[serde(deserialize_with = "workflow_runtime::config::duration")]
-    pub shutdown_timeout: Duration,
     /// The gateway's file (default: `gateway.db` beside the orders).
     pub gateway: Option<PathBuf>,
     /// How long a gateway request takes.
@@ -398,7 +399,13 @@ pub struct WorkerConfig {
     pub gateway_latency: Duration,
     /// The options every run starts from (`[workflow]` in the file).
     pub workflow: workflow_runtime::WorkflowOptions,
+    /// The host's options (`[host]`): parallelism, the shutdown's grace.
+    pub host: HostOptions,
 }
+
+/// The prefix of the environment variables the worker reads its settings
+/// from.
+pub const ENV_PREFIX: &str = "WORKFLOW__";
 
 impl WorkerConfig {
     /// Reads the configuration from TOML text; keys left out keep their
@@ -409,11 +416,32 @@ impl WorkerConfig {
     /// use workflow_suite::worker::WorkerConfig;
     /// let config = WorkerConfig::from_toml("every = \"5s\"\n[workflow]\nstep_timeout = \"2s\"").unwrap();
     /// assert_eq!(config.every, Duration::from_secs(5));
-    /// assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
+    /// assert_eq!(config.host.shutdown_timeout, Duration::from_secs(30));
     /// assert_eq!(config.workflow.step_timeout, Some(Duration::from_secs(2)));
     /// ```
-    pub fn from_toml(text: &str) -> Result<WorkerConfig, toml::de::Error> {
-        toml::from_str(text)
+    pub fn from_toml(text: &str) -> Result<WorkerConfig, Box<figment::Error>> {
+        Self::layered(figment::Figment::new().merge(SnakeKeys(Toml::string(text))))
+    }
+
+    /// The defaults, then the TOML file at `file` (when given), then the
+    /// environment's `WORKFLOW__…` variables, each over the one before. An
+    /// error names the key and where its value came from.
+    pub fn load(file: Option<&Path>) -> Result<WorkerConfig, Box<figment::Error>> {
+        let mut sources = figment::Figment::new();
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(Box::new(figment::Error::from(format!(
+                    "the configuration file {} does not exist",
+                    file.display()
+                ))));
+            }
+            sources = sources.merge(SnakeKeys(Toml::file(file)));
+        }
+        Self::layered(sources.merge(Env::prefixed(ENV_PREFIX).split("__")))
+    }
+
+    fn layered(sources: figment::Figment) -> Result<WorkerConfig, Box<figment::Error>> {
+        sources.extract().map_err(Box::new)
     }
 }
 
@@ -421,12 +449,72 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             every: Duration::from_secs(30),
-            shutdown_timeout: Duration::from_secs(10),
             gateway: None,
             gateway_latency: Duration::from_millis(5),
             workflow: workflow_runtime::WorkflowOptions::default(),
+            // The library's: a `[host]` table that sets one key keeps the
+            // others' defaults.
+            host: HostOptions::default(),
         }
     }
+}
+
+/// A provider whose keys are read in snake_case, however the file wrote
+/// them (`MaxParallelism`, `maxParallelism`): the environment's keys are,
+/// and a key written two ways in two sources must merge as one.
+struct SnakeKeys<P>(P);
+
+impl<P: figment::Provider> figment::Provider for SnakeKeys<P> {
+    fn metadata(&self) -> figment::Metadata {
+        self.0.metadata()
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Ok(self
+            .0
+            .data()?
+            .into_iter()
+            .map(|(profile, dict)| (profile, snake_dict(dict)))
+            .collect())
+    }
+}
+
+fn snake_dict(dict: figment::value::Dict) -> figment::value::Dict {
+    dict.into_iter()
+        .map(|(key, value)| (snake_case(&key), snake_value(value)))
+        .collect()
+}
+
+fn snake_value(value: figment::value::Value) -> figment::value::Value {
+    use figment::value::Value;
+    match value {
+        Value::Dict(tag, dict) => Value::Dict(tag, snake_dict(dict)),
+        Value::Array(tag, values) => {
+            Value::Array(tag, values.into_iter().map(snake_value).collect())
+        }
+        other => other,
+    }
+}
+
+/// `StepTimeout` and `stepTimeout` as `step_timeout`.
+fn snake_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    let mut previous_lower = false;
+    for c in key.chars() {
+        if c.is_uppercase() {
+            if previous_lower {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+            previous_lower = false;
+        } else {
+            out.push(c);
+            previous_lower = c.is_lowercase() || c.is_ascii_digit();
+        }
+    }
+    out
 }
 
 /// Why the worker could not start.
@@ -516,11 +604,7 @@ impl Worker {
             .behavior(Tracing)
             .behavior(Metrics)
             .workflow_options(config.workflow.clone())
-            .options(
-                HostOptions::default()
-                    .max_parallelism(4)
-                    .shutdown_timeout(config.shutdown_timeout),
-            )
+            .options(config.host.clone())
             .build()
             .expect("the worker's workflows need no handlers");
         let _ = runner.set(host.runner());

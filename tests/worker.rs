@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use workflow_runtime::host::HostOptions;
 use workflow_suite::orders::{Item, OrderStore, Status};
 use workflow_suite::worker::{CARD_LIMIT_CENTS, Worker, WorkerConfig};
 
@@ -38,7 +39,7 @@ async fn the_worker_pays_pending_orders_and_leaves_declined_ones_pending() {
 
     let config = WorkerConfig {
         every: Duration::from_millis(50),
-        shutdown_timeout: Duration::from_secs(2),
+        host: HostOptions::default().shutdown_timeout(Duration::from_secs(2)),
         ..WorkerConfig::default()
     };
     let worker = Worker::open(&db, &config).await.unwrap();
@@ -111,7 +112,7 @@ async fn a_payment_failed_by_a_gateway_outage_is_redriven_on_later_passes() {
 
     let config = WorkerConfig {
         every: Duration::from_millis(50),
-        shutdown_timeout: Duration::from_secs(2),
+        host: HostOptions::default().shutdown_timeout(Duration::from_secs(2)),
         ..WorkerConfig::default()
     };
     let worker = Worker::open(&db, &config).await.unwrap();
@@ -339,8 +340,8 @@ fn the_worker_reads_its_config_file_with_defaults_and_names_a_bad_key() {
     assert_eq!(config.every, Duration::from_secs(5));
     assert_eq!(config.gateway_latency, Duration::from_millis(20));
     assert_eq!(
-        config.shutdown_timeout,
-        WorkerConfig::default().shutdown_timeout
+        config.host.shutdown_timeout,
+        WorkerConfig::default().host.shutdown_timeout
     );
     assert_eq!(config.workflow.step_timeout, Some(Duration::from_secs(2)));
     assert!(config.workflow.continue_on_error);
@@ -352,15 +353,70 @@ fn the_worker_reads_its_config_file_with_defaults_and_names_a_bad_key() {
         .unwrap_err()
         .to_string();
     assert!(
-        bad.contains("every = \"30 sec\"") && bad.contains("is not a duration"),
+        bad.contains("\"30 sec\" is not a duration") && bad.contains("key \"default.every\""),
         "{bad}"
     );
     let unknown = WorkerConfig::from_toml("evry = \"30s\"")
         .unwrap_err()
         .to_string();
-    assert!(unknown.contains("unknown field `evry`"), "{unknown}");
+    assert!(
+        unknown.contains("unknown field") && unknown.contains("`evry`"),
+        "{unknown}"
+    );
     let nested = WorkerConfig::from_toml("[workflow]\nstep_timout = \"1s\"")
         .unwrap_err()
         .to_string();
-    assert!(nested.contains("unknown field `step_timout`"), "{nested}");
+    assert!(
+        nested.contains("unknown field") && nested.contains("`step_timout`"),
+        "{nested}"
+    );
+}
+
+#[test]
+// The closure's error type is figment's, as `Jail` asks.
+#[allow(clippy::result_large_err)]
+fn the_worker_takes_the_guides_keys_and_layers_the_environment_over_its_file() {
+    figment::Jail::expect_with(|jail| {
+        // The guide's appsettings, PascalCase and TimeSpan text.
+        jail.create_file(
+            "worker.toml",
+            r#"
+            Every = "00:00:05"
+
+            [Workflow]
+            StepTimeout = "00:00:30"
+            ContinueOnError = true
+
+            [host]
+            EnableParallelExecution = false
+            MaxParallelism = 2
+            "#,
+        )?;
+        jail.set_env("WORKFLOW__HOST__MAX_PARALLELISM", "8");
+        jail.set_env("WORKFLOW__HOST__SHUTDOWN_TIMEOUT", "5s");
+        let config =
+            WorkerConfig::load(Some(std::path::Path::new("worker.toml"))).map_err(|e| *e)?;
+        assert_eq!(config.every, Duration::from_secs(5));
+        assert_eq!(config.workflow.step_timeout, Some(Duration::from_secs(30)));
+        assert!(config.workflow.continue_on_error);
+        assert!(!config.host.parallel);
+        // The environment is read after the file.
+        assert_eq!(config.host.max_parallelism, 8);
+        assert_eq!(config.host.shutdown_timeout, Duration::from_secs(5));
+
+        // A bad value names its key and where it came from.
+        jail.set_env("WORKFLOW__WORKFLOW__STEP_TIMEOUT", "3x");
+        let bad = WorkerConfig::load(None).unwrap_err().to_string();
+        assert!(bad.contains("\"3x\" is not a duration"), "{bad}");
+        assert!(
+            bad.to_lowercase().contains("key \"workflow.step_timeout\""),
+            "{bad}"
+        );
+        assert!(bad.contains("`WORKFLOW__` environment"), "{bad}");
+        let missing = WorkerConfig::load(Some(std::path::Path::new("nope.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("nope.toml does not exist"), "{missing}");
+        Ok(())
+    });
 }

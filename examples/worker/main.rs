@@ -15,13 +15,15 @@ const HELP: &str = "worker: recurring workflows over the orders database, until 
 
 USAGE: cargo run --example worker -- [--config FILE] [--db PATH] [--gateway PATH] [--every SECONDS] [--shutdown-timeout SECONDS]
 
-  --config FILE              a TOML file: every, shutdown_timeout, gateway, gateway_latency (durations as \"30s\")
-                             and a [workflow] table of WorkflowOptions; keys left out keep their defaults;
-                             WORKER_EVERY and the flags below override it
+  --config FILE              a TOML file: every, gateway, gateway_latency, a [workflow] table of
+                             WorkflowOptions and a [host] table of HostOptions (durations as \"30s\" or
+                             \"00:00:30\", keys in snake_case or PascalCase); keys left out keep their
+                             defaults; then environment variables WORKFLOW__KEY override it
+                             (WORKFLOW__HOST__MAX_PARALLELISM=8), then WORKER_EVERY and the flags below
   --db PATH                  the SQLite file the order API writes, and the payments' journal (default orders.db; env WORKER_DB)
   --gateway PATH             the simulated card gateway's SQLite file (default gateway.db beside --db)
   --every SECONDS            how often each workflow runs (default 30; env WORKER_EVERY)
-  --shutdown-timeout SECONDS grace for in-flight runs on SIGTERM or ctrl-c (default 10)
+  --shutdown-timeout SECONDS grace for in-flight runs on SIGTERM or ctrl-c (default 30; [host] shutdown_timeout)
   --help                     this text";
 
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -49,15 +51,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         println!("{HELP}");
         return Ok(());
     }
-    let mut config = match args.iter().position(|a| a == "--config") {
-        Some(at) => {
-            let path = args.get(at + 1).ok_or("--config needs a value")?;
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("reading the configuration {path}: {e}"))?;
-            WorkerConfig::from_toml(&text).map_err(|e| format!("{path}: {e}"))?
-        }
-        None => WorkerConfig::default(),
+    // The defaults, the file, then WORKFLOW__… variables; flags last.
+    let file = match args.iter().position(|a| a == "--config") {
+        Some(at) => Some(PathBuf::from(
+            args.get(at + 1).ok_or("--config needs a value")?,
+        )),
+        None => None,
     };
+    let mut config = WorkerConfig::load(file.as_deref())?;
     if let Ok(every) = std::env::var("WORKER_EVERY") {
         config.every = seconds(&every)?;
     }
@@ -73,7 +74,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--db" => db = value()?.into(),
             "--gateway" => config.gateway = Some(value()?.into()),
             "--every" => config.every = seconds(&value()?)?,
-            "--shutdown-timeout" => config.shutdown_timeout = seconds(&value()?)?,
+            "--shutdown-timeout" => config.host.shutdown_timeout = seconds(&value()?)?,
             other => return Err(format!("unknown argument {other:?}; see --help").into()),
         }
     }

@@ -1,8 +1,14 @@
 //! Settings from a configuration file (feature `serde`): `WorkflowOptions`,
 //! `HostOptions`, `BreakerConfig` and [`RetrySettings`] deserialize from
-//! any serde format, durations written as text (`"30s"`, `"100ms"`), the
-//! way the .NET guide binds them from `appsettings.json`. A key a struct
-//! does not know is an error naming it; a key left out keeps its default.
+//! any serde format, the way the .NET guide binds them from
+//! `appsettings.json`: keys in snake_case or as the guide writes them
+//! (`StepTimeout`, `MaxRetries`, `FailureThreshold`, `OpenDuration`,
+//! `EnableParallelExecution`, camelCase too), durations as text (`"30s"`,
+//! `"100ms"`) or as a .NET `TimeSpan` (`"00:00:30"`, `"1.00:00:00"`). A
+//! key a struct does not know is an error naming it; a key left out keeps
+//! its default. Layer sources (a file, then environment variables) with a
+//! crate such as `figment`, whose errors name the key a bad value sits at:
+//! the worker example does.
 //!
 //! ```
 //! use serde::Deserialize;
@@ -25,6 +31,16 @@
 //! assert_eq!(service.workflow.step_timeout, Some(std::time::Duration::from_secs(30)));
 //! assert_eq!(service.payments.retry().attempt_limit(), 4);
 //! assert_eq!(service.bank.open_for, std::time::Duration::from_secs(60));
+//!
+//! // As the guide's appsettings.json writes them.
+//! let guide: Service = serde_json::from_str(r#"{
+//!     "workflow": { "StepTimeout": "00:00:30", "ContinueOnError": false },
+//!     "payments": { "MaxRetries": 3 },
+//!     "bank": { "FailureThreshold": 5, "OpenDuration": "00:01:00" }
+//! }"#).unwrap();
+//! assert_eq!(guide.workflow.step_timeout, Some(std::time::Duration::from_secs(30)));
+//! assert_eq!(guide.payments.retry().attempt_limit(), 4);
+//! assert_eq!(guide.bank.failures, 5);
 //! ```
 
 use std::time::Duration;
@@ -62,14 +78,37 @@ pub struct RetrySettings {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRetry {
+    #[serde(alias = "MaxAttempts", alias = "maxAttempts")]
     max_attempts: Option<u32>,
+    #[serde(
+        alias = "Retries",
+        alias = "MaxRetries",
+        alias = "maxRetries",
+        alias = "max_retries"
+    )]
     retries: Option<u32>,
-    #[serde(default, deserialize_with = "optional_duration")]
+    #[serde(
+        default,
+        deserialize_with = "optional_duration",
+        alias = "Backoff",
+        alias = "Delay",
+        alias = "delay"
+    )]
     backoff: Option<Duration>,
+    #[serde(
+        alias = "Factor",
+        alias = "BackoffMultiplier",
+        alias = "backoffMultiplier"
+    )]
     factor: Option<f64>,
-    #[serde(default, deserialize_with = "optional_duration")]
+    #[serde(
+        default,
+        deserialize_with = "optional_duration",
+        alias = "MaxDelay",
+        alias = "maxDelay"
+    )]
     max_delay: Option<Duration>,
-    #[serde(default)]
+    #[serde(default, alias = "Jitter")]
     jitter: bool,
 }
 

@@ -70,11 +70,29 @@ impl fmt::Display for CircuitState {
 #[non_exhaustive]
 pub struct BreakerConfig {
     /// Consecutive failures that open the circuit.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            alias = "Failures",
+            alias = "FailureThreshold",
+            alias = "failureThreshold",
+            alias = "failure_threshold"
+        )
+    )]
     pub failures: u32,
     /// How long it stays open before a trial call.
     #[cfg_attr(
         feature = "serde",
         serde(deserialize_with = "crate::durations::duration")
+    )]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            alias = "OpenFor",
+            alias = "OpenDuration",
+            alias = "openDuration",
+            alias = "open_duration"
+        )
     )]
     pub open_for: Duration,
 }

@@ -35,18 +35,32 @@ use std::time::Duration;
 #[non_exhaustive]
 pub struct WorkflowOptions {
     /// Go on after a failed pass-through step.
+    #[cfg_attr(
+        feature = "serde",
+        serde(alias = "ContinueOnError", alias = "continueOnError")
+    )]
     pub continue_on_error: bool,
     /// Stop at the first `then` that does not hold.
+    #[cfg_attr(
+        feature = "serde",
+        serde(alias = "HaltOnFailedAssertion", alias = "haltOnFailedAssertion")
+    )]
     pub halt_on_failed_assertion: bool,
     /// The longest any async step may take.
     #[cfg_attr(
         feature = "serde",
         serde(deserialize_with = "crate::durations::optional_limit")
     )]
+    #[cfg_attr(feature = "serde", serde(alias = "StepTimeout", alias = "stepTimeout"))]
     pub step_timeout: Option<Duration>,
     /// Record the steps a failure prevented as skipped.
+    #[cfg_attr(
+        feature = "serde",
+        serde(alias = "SkipRemainingOnFailure", alias = "skipRemainingOnFailure")
+    )]
     pub skip_remaining_on_failure: bool,
     /// Record step inputs and outputs in `Debug` form.
+    #[cfg_attr(feature = "serde", serde(alias = "CaptureIo", alias = "captureIo"))]
     pub capture_io: bool,
 }
 

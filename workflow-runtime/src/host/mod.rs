@@ -63,17 +63,42 @@ use runner::Registered;
 #[non_exhaustive]
 pub struct HostOptions {
     /// Start workflows when the host runs.
+    #[cfg_attr(
+        feature = "serde",
+        serde(alias = "StartAutomatically", alias = "startAutomatically")
+    )]
     pub start_automatically: bool,
     /// One-time workflows side by side.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            alias = "Parallel",
+            alias = "EnableParallelExecution",
+            alias = "enableParallelExecution",
+            alias = "enable_parallel_execution"
+        )
+    )]
     pub parallel: bool,
     /// The most runs at once.
+    #[cfg_attr(
+        feature = "serde",
+        serde(alias = "MaxParallelism", alias = "maxParallelism")
+    )]
     pub max_parallelism: usize,
     /// Keep going after a failed run.
+    #[cfg_attr(
+        feature = "serde",
+        serde(alias = "ContinueOnFailure", alias = "continueOnFailure")
+    )]
     pub continue_on_failure: bool,
     /// Grace for in-flight runs at shutdown.
     #[cfg_attr(
         feature = "serde",
         serde(deserialize_with = "crate::durations::duration")
+    )]
+    #[cfg_attr(
+        feature = "serde",
+        serde(alias = "ShutdownTimeout", alias = "shutdownTimeout")
     )]
     pub shutdown_timeout: Duration,
 }
