@@ -743,3 +743,73 @@ async fn a_step_method_wraps_one_call_in_a_breaker_on_a_spawned_task() {
     assert!(error.downcast_ref::<CircuitOpen>().is_some(), "{error}");
     assert_eq!(steps[1].title, "call bank");
 }
+
+/// Steps that read their run's context: the tenant a request set in its
+/// metadata, and the run's execution id.
+struct Tenanted;
+
+#[workflow]
+impl Tenanted {
+    #[step(given = "an order")]
+    fn order(&self, ctx: &WorkflowContext, amount: u32) -> (String, u32) {
+        let tenant: String = ctx.metadata("tenant").unwrap_or_default();
+        (tenant, amount)
+    }
+
+    #[step(when = "it is priced for the tenant")]
+    async fn priced(
+        &self,
+        ctx: &workflow_runtime::WorkflowContext,
+        (tenant, amount): (String, u32),
+    ) -> String {
+        tokio::task::yield_now().await;
+        format!("{tenant}:{amount}:{}", ctx.name())
+    }
+
+    #[step(then = "the run knows its tenant")]
+    // A `then` step takes a reference to what the step before it made.
+    #[allow(clippy::ptr_arg)]
+    fn knows(&self, ctx: &WorkflowContext, priced: &String) -> bool {
+        ctx.metadata::<String>("tenant")
+            .is_some_and(|t| priced.starts_with(&t))
+    }
+}
+
+#[tokio::test]
+async fn a_step_takes_its_runs_context_before_its_input() {
+    let ctx = Tenanted::context().build();
+    ctx.set_metadata("tenant", "acme".to_string());
+    let priced = Tenanted.run(&ctx, 42).await.unwrap();
+    assert_eq!(priced, "acme:42:Tenanted");
+    assert!(ctx.all_passed());
+}
+
+struct DurableTenanted;
+
+#[workflow(durable)]
+impl DurableTenanted {
+    #[step(given = "an order")]
+    fn order(
+        &self,
+        ctx: &WorkflowContext,
+        step: &workflow_runtime::durable::StepCtx,
+        n: u32,
+    ) -> String {
+        format!("{}:{}:{n}", ctx.name(), step.key())
+    }
+}
+
+#[tokio::test]
+async fn a_durable_step_takes_the_runs_context_and_its_step_context() {
+    use workflow_runtime::durable::Store;
+    use workflow_runtime::host::Runner;
+    let runner = Runner::builder()
+        .store(Store::memory())
+        .durable(DurableTenanted)
+        .build()
+        .unwrap();
+    let run = runner.start(&DurableTenanted::ID, "t-1", 7).await.unwrap();
+    let said = run.result().await.unwrap();
+    assert!(said.starts_with("DurableTenanted:t-1"), "{said}");
+    assert!(said.ends_with(":7"), "{said}");
+}

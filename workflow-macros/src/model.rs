@@ -62,6 +62,8 @@ pub(crate) struct Step {
     pub(crate) is_async: bool,
     /// Per-step behaviors, outermost first.
     pub(crate) behaviors: Vec<BehaviorOption>,
+    /// Whether it takes `&WorkflowContext` first: its run's context.
+    pub(crate) workflow_ctx: bool,
     /// Whether it takes `&StepCtx` before its input.
     pub(crate) step_ctx: bool,
     /// `#[step(transactional)]`: the transaction type `T` of its `&mut T`.

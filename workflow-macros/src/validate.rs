@@ -544,6 +544,13 @@ fn method_step(
             "step \"{title}\" must take `&self`: a workflow's steps share it, so none may own or mutate it"
         )
     });
+    // `&WorkflowContext` first: the run's context, for its metadata.
+    let workflow_ctx = params
+        .first()
+        .is_some_and(|param| is_workflow_ctx(&param.ty));
+    if workflow_ctx {
+        params.remove(0);
+    }
     let step_ctx = params.first().is_some_and(|param| is_step_ctx(&param.ty));
     if step_ctx {
         let param = params.remove(0);
@@ -693,6 +700,7 @@ fn method_step(
         output,
         is_async: sig.asyncness.is_some(),
         behaviors: options.behaviors,
+        workflow_ctx,
         step_ctx,
         tx,
         replayable: options.replayable.is_some(),
@@ -703,6 +711,16 @@ fn method_step(
 
 /// `&StepCtx`, by any path (`&durable::StepCtx`).
 fn is_step_ctx(ty: &Type) -> bool {
+    is_shared_ref_to(ty, "StepCtx")
+}
+
+/// `&WorkflowContext`, by any path (`&workflow_runtime::WorkflowContext`).
+fn is_workflow_ctx(ty: &Type) -> bool {
+    is_shared_ref_to(ty, "WorkflowContext")
+}
+
+/// `&Name` (no lifetime parameters on `Name`), by any path.
+fn is_shared_ref_to(ty: &Type, name: &str) -> bool {
     let Type::Reference(r) = ty else {
         return false;
     };
@@ -711,7 +729,7 @@ fn is_step_ctx(ty: &Type) -> bool {
             .path
             .segments
             .last()
-            .is_some_and(|s| s.ident == "StepCtx" && s.arguments.is_none()),
+            .is_some_and(|s| s.ident == name && s.arguments.is_none()),
         _ => false,
     }
 }

@@ -226,6 +226,9 @@ pub(crate) fn link(
         quote!(_)
     };
     let mut args = Vec::new();
+    if step.workflow_ctx {
+        args.push(quote!(ctx));
+    }
     if step.step_ctx {
         args.push(quote!(&step));
     }

@@ -222,10 +222,11 @@ fn link(
         _ => checks::pass(step, check, &value),
     };
     let method = &step.method;
+    let ctx = step.workflow_ctx.then(|| quote!(ctx,));
     let mut call = if step.has_receiver {
-        quote!(self.#method(#arg))
+        quote!(self.#method(#ctx #arg))
     } else {
-        quote!(Self::#method(#arg))
+        quote!(Self::#method(#ctx #arg))
     };
     if step.is_async && error_check.is_some() {
         call = quote!(#call.await);
