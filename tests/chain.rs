@@ -200,6 +200,8 @@ async fn continue_on_error_goes_past_a_panicking_assertion_but_not_past_a_failed
         .then("holds", |n| *n == 1)
         .try_when("fails", |_| Err::<i32, _>(Boom("hard")))
         .when("unreachable", |n| n)
+        .then("needs the value", |n| *n == 1)
+        .finally("cleanup", |outcome| assert!(outcome.is_err()))
         .await
         .unwrap_err();
     // The first failure is the run's error, even though the chain went on.
@@ -217,7 +219,11 @@ async fn continue_on_error_goes_past_a_panicking_assertion_but_not_past_a_failed
             ),
             row(StepKind::Then, "holds", "passed"),
             row(StepKind::When, "fails", "failed: boom: hard"),
+            // No value to take: what needed one is skipped, and the cleanup
+            // still runs.
             row(StepKind::When, "unreachable", "skipped"),
+            row(StepKind::Then, "needs the value", "skipped"),
+            row(StepKind::Finally, "cleanup", "passed"),
         ]
     );
 

@@ -13,7 +13,11 @@ use std::time::Duration;
 /// | `capture_io` | `false` | `#[step]` functions record their input and output in `Debug` form |
 ///
 /// A step that produces a new value (`given`, `when`, `and`, `but`) always
-/// stops the chain when it fails: there is no value for the next step to take.
+/// stops the chain when it fails: there is no value for the next step to
+/// take. With `continue_on_error` too, the steps after it that would take
+/// its value are recorded skipped, `finally` steps still run, and the run
+/// ends in its first failure (the .NET guide's `ContinueOnError` goes on
+/// past any step; nothing can stand in for a value here).
 ///
 /// ```
 /// use std::time::Duration;
