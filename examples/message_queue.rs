@@ -11,12 +11,13 @@ use workflow_suite::message_queue::{Consumer, Queue, process_one};
 
 const HELP: &str = "message_queue: receive → process → acknowledge, until SIGTERM or ctrl-c
 
-USAGE: cargo run --example message_queue -- [--db PATH] [--enqueue BODY]... [--visibility MS] [--work MS] [--drain]
+USAGE: cargo run --example message_queue -- [--db PATH] [--enqueue BODY]... [--visibility MS] [--work MS] [--max-deliveries N] [--drain]
 
   --db PATH          the queue's SQLite file (default queue.db)
   --enqueue BODY     add a message first (repeatable); a body containing \"poison\" always fails
   --visibility MS    how long a received message stays hidden (default 30000)
   --work MS          how long processing one message takes (default 100)
+  --max-deliveries N deliveries before a message goes to the dead-letter table (default 5)
   --drain            stop when no message is visible instead of waiting for more
   --help             this text";
 
@@ -27,6 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut consumer = Consumer {
         visibility: Duration::from_secs(30),
         work: Duration::from_millis(100),
+        max_deliveries: 5,
     };
     let mut drain = false;
     let mut args = std::env::args().skip(1);
@@ -41,6 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--enqueue" => enqueue.push(value()?),
             "--visibility" => consumer.visibility = Duration::from_millis(value()?.parse()?),
             "--work" => consumer.work = Duration::from_millis(value()?.parse()?),
+            "--max-deliveries" => consumer.max_deliveries = value()?.parse()?,
             "--drain" => drain = true,
             other => return Err(format!("unknown argument {other:?}; see --help").into()),
         }
@@ -64,6 +67,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Err(error) => println!("not acknowledged, it will come back: {error}"),
             },
         }
+    }
+    for dead in queue.dead_letters().await? {
+        println!(
+            "dead letter: message {} after {} deliveries: {}",
+            dead.id,
+            dead.deliveries,
+            dead.error.unwrap_or_default()
+        );
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use workflow_runtime::WorkflowError;
 use workflow_runtime::host::Runner;
-use workflow_suite::message_queue::{Consumer, Poison, Queue, process_one};
+use workflow_suite::message_queue::{Consumer, DeadLetter, Poison, Queue, process_one};
 
 fn db(name: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("queue-{name}-{}.db", std::process::id()));
@@ -20,6 +20,7 @@ fn db(name: &str) -> PathBuf {
 const QUICK: Consumer = Consumer {
     visibility: Duration::from_millis(200),
     work: Duration::from_millis(1),
+    max_deliveries: 3,
 };
 
 #[tokio::test]
@@ -113,6 +114,7 @@ async fn completed_fails_when_another_consumer_acknowledged_first() {
     let slow = Consumer {
         visibility: Duration::from_millis(50),
         work: Duration::from_millis(2_000),
+        max_deliveries: 3,
     };
     let slow_run = {
         let (runner, queue) = (runner.clone(), queue.clone());
@@ -128,4 +130,49 @@ async fn completed_fails_when_another_consumer_acknowledged_first() {
     // Processed twice, which the failed run reports; acknowledged once.
     assert_eq!(queue.processed().await.unwrap(), [id, id]);
     assert_eq!(queue.state(id).await.unwrap(), (2, true));
+}
+
+#[tokio::test]
+async fn a_poison_message_goes_to_the_dead_letters_after_its_last_delivery() {
+    let queue = Queue::open(&db("dead")).await.unwrap();
+    let runner = Runner::builder().build().unwrap();
+    let poison = queue.enqueue("poison pill").await.unwrap();
+    let quick = Consumer {
+        visibility: Duration::from_millis(30),
+        ..QUICK
+    };
+    // Three deliveries, each failing and recording why.
+    for delivery in 1..=3 {
+        let err = process_one(&runner, &queue, quick).await.unwrap_err();
+        assert!(
+            matches!(&err, WorkflowError::Failed { step, .. } if step.title == "process message")
+        );
+        assert_eq!(queue.state(poison).await.unwrap(), (delivery, false));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The fourth receive dead-letters it instead, and the next message
+    // goes on.
+    let good = queue.enqueue("hello").await.unwrap();
+    assert_eq!(
+        process_one(&runner, &queue, quick).await.unwrap(),
+        Some(good)
+    );
+    assert_eq!(
+        queue.dead_letters().await.unwrap(),
+        [DeadLetter {
+            id: poison,
+            body: "poison pill".into(),
+            deliveries: 3,
+            error: Some(format!("message {poison} cannot be processed")),
+        }]
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // It never comes back, and it was never processed.
+    let before = runner.stats();
+    assert_eq!(process_one(&runner, &queue, quick).await.unwrap(), None);
+    assert_eq!(queue.processed().await.unwrap(), [good]);
+    // An empty queue fails the run's "completed" assertion, as the guide's
+    // workflow does: the runner counts it failed.
+    let after = runner.stats();
+    assert_eq!(after.failed, before.failed + 1);
 }
