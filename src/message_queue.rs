@@ -88,7 +88,9 @@ impl Queue {
             .await;
             match added {
                 Err(sqlx::Error::Database(e)) if e.message().contains("duplicate column") => {}
-                other => drop(other?),
+                other => {
+                    other?;
+                }
             }
         }
         Ok(Queue { pool })
