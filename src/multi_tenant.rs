@@ -53,6 +53,8 @@ pub struct TenantOrder {
     pub tenant_id: String,
     /// What it says.
     pub note: String,
+    /// `Pending`, or `Complete` once processed.
+    pub status: String,
 }
 
 /// The order belongs to another tenant.
@@ -98,11 +100,24 @@ impl TenantApp {
         let pool = crate::db::open_pool(db).await?;
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS tenant_orders (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, note TEXT NOT NULL);
+                 id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, note TEXT NOT NULL,
+                 status TEXT NOT NULL DEFAULT 'Pending');
              CREATE TABLE IF NOT EXISTS tenants (id TEXT PRIMARY KEY, name TEXT NOT NULL);",
         )
         .execute(&pool)
         .await?;
+        // Files made before orders had a status.
+        let added = sqlx::raw_sql(
+            "ALTER TABLE tenant_orders ADD COLUMN status TEXT NOT NULL DEFAULT 'Pending'",
+        )
+        .execute(&pool)
+        .await;
+        match added {
+            Err(sqlx::Error::Database(e)) if e.message().contains("duplicate column") => {}
+            other => {
+                other?;
+            }
+        }
         // Every context the runner makes carries the request's tenant, as
         // the guide's tenant-aware factory sets it.
         let runner = Runner::builder()
@@ -122,6 +137,7 @@ impl TenantApp {
         Router::new()
             .route("/api/orders", post(create))
             .route("/api/orders/{id}", get(read))
+            .route("/api/orders/{id}/process", post(process))
             .with_state(self)
     }
 
@@ -178,17 +194,28 @@ impl TenantApp {
     /// Reads an order whatever its tenant: checking the tenant is the
     /// workflow's step, so the check shows in the run.
     async fn load(&self, id: i64) -> Result<Option<TenantOrder>, sqlx::Error> {
-        let row = sqlx::query_as::<_, (i64, String, String)>(
-            "SELECT id, tenant_id, note FROM tenant_orders WHERE id = ?1",
+        let row = sqlx::query_as::<_, (i64, String, String, String)>(
+            "SELECT id, tenant_id, note, status FROM tenant_orders WHERE id = ?1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(id, tenant_id, note)| TenantOrder {
+        Ok(row.map(|(id, tenant_id, note, status)| TenantOrder {
             id,
             tenant_id,
             note,
+            status,
         }))
+    }
+
+    /// Processes `order`: its status becomes `Complete`.
+    async fn complete(&self, mut order: TenantOrder) -> Result<TenantOrder, sqlx::Error> {
+        sqlx::query("UPDATE tenant_orders SET status = 'Complete' WHERE id = ?1")
+            .bind(order.id)
+            .execute(&self.pool)
+            .await?;
+        order.status = "Complete".to_owned();
+        Ok(order)
     }
 
     /// Stores an order for `tenant`, returning its id.
@@ -229,6 +256,61 @@ async fn create(
         Err(_) => problem(
             StatusCode::INTERNAL_SERVER_ERROR,
             "could not store the order",
+        ),
+    }
+}
+
+/// The guide's `TenantOrderProcessor`: order → validate tenant → process
+/// → then "completed" (the status is `Complete`), the tenant read from
+/// the run's context as the guide's factory put it there.
+async fn process(
+    State(app): State<TenantApp>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<i64>,
+) -> Response {
+    let tenant = match app.tenant_of(&headers).await {
+        Ok(tenant) => tenant,
+        Err(answer) => return answer,
+    };
+    let order = match app.load(id).await {
+        Ok(Some(order)) => order,
+        Ok(None) => return problem(StatusCode::NOT_FOUND, "order not found"),
+        Err(_) => {
+            return problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not read the order",
+            );
+        }
+    };
+    let runner = app.runner.clone();
+    let run = runner.run_fn("ProcessOrder", move |ctx| async move {
+        let app = &app;
+        Workflow::given(&ctx, "order", || order)
+            .try_when("validate tenant", |order| {
+                let tenant = ctx.metadata::<String>("tenantId");
+                if tenant.as_deref() == Some(order.tenant_id.as_str()) {
+                    Ok(order)
+                } else {
+                    Err(StepError::new(TenantError))
+                }
+            })
+            .try_when_async(
+                "process",
+                move |order| async move { app.complete(order).await },
+            )
+            .then("completed", |order| order.status == "Complete")
+            .await
+    });
+    match TENANT.scope(tenant, run).await {
+        Ok(order) => Json(order).into_response(),
+        Err(WorkflowError::Failed { error, .. })
+            if error.downcast_ref::<TenantError>().is_some() =>
+        {
+            problem(StatusCode::FORBIDDEN, "forbidden")
+        }
+        Err(_) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not process the order",
         ),
     }
 }

@@ -4,7 +4,9 @@
 use workflow_suite::multi_tenant::{Tenant, TenantApp};
 
 async fn start() -> String {
-    let db = std::env::temp_dir().join(format!("tenants-{}.db", std::process::id()));
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let db = std::env::temp_dir().join(format!("tenants-{}-{n}.db", std::process::id()));
     // The store runs in WAL mode: a stale -wal of an earlier run with the
     // same pid would be replayed into the fresh file.
     for suffix in ["", "-wal", "-shm"] {
@@ -102,4 +104,56 @@ async fn tenants_never_see_each_others_orders() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn the_guides_processor_validates_the_tenant_processes_and_checks_completed() {
+    let base = start().await;
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{base}/api/orders"))
+        .header("x-tenant", "acme")
+        .json(&serde_json::json!({"note": "ten anvils"}))
+        .send()
+        .await
+        .unwrap();
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let status = |tenant: &'static str| {
+        let (client, url) = (client.clone(), format!("{base}{location}"));
+        async move {
+            let order: serde_json::Value = client
+                .get(url)
+                .header("x-tenant", tenant)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            order["status"].as_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(status("acme").await, "Pending");
+
+    // Another tenant's processor fails "validate tenant": 403, nothing done.
+    let refused = client
+        .post(format!("{base}{location}/process"))
+        .header("x-tenant", "globex")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(status("acme").await, "Pending");
+
+    // Its own: processed, and "completed" held.
+    let processed = client
+        .post(format!("{base}{location}/process"))
+        .header("x-tenant", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(processed.status(), 200);
+    let order: serde_json::Value = processed.json().await.unwrap();
+    assert_eq!(order["status"], "Complete");
+    assert_eq!(status("acme").await, "Complete");
 }
