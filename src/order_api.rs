@@ -200,7 +200,7 @@ impl CreateOrder {
 
     #[step(
         when = "process payment",
-        retry(max_attempts = 3, backoff = "50ms", filter = is_transient)
+        retry(retries = 3, backoff = "50ms", filter = is_transient)
     )]
     async fn pay(&self, step: &StepCtx, placed: Placed) -> Result<Order, StepError> {
         self.handlers
@@ -255,8 +255,12 @@ impl std::error::Error for NotificationError {}
 pub struct Config {
     /// The SQLite file (created on first start).
     pub database: PathBuf,
-    /// Failed notifications in a row that open the breaker.
+    /// Failed notifications in a row that open the breaker (the guide's
+    /// 5).
     pub breaker_failures: u32,
+    /// The longest any step of a run may take (the guide's
+    /// `DefaultWorkflowOptions.StepTimeout`, 30 s).
+    pub step_timeout: Duration,
     /// How long the breaker stays open.
     pub breaker_open_for: Duration,
     /// How long the (simulated) payment service takes to answer.
@@ -295,8 +299,9 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             database: PathBuf::from("orders.db"),
-            breaker_failures: 3,
+            breaker_failures: 5,
             breaker_open_for: Duration::from_secs(30),
+            step_timeout: Duration::from_secs(30),
             payment_latency: Duration::ZERO,
             recurring_every: Duration::from_secs(30),
             approval: Approval {
@@ -484,6 +489,9 @@ impl App {
             .behavior(Logging)
             .handlers(handlers)
             .breakers(breakers)
+            // The guide's DefaultWorkflowOptions: a 30 s step timeout, and
+            // a failed step ends the run (ContinueOnError = false).
+            .workflow_options(WorkflowOptions::default().step_timeout(config.step_timeout))
             .build()
             .expect("the workflow's handlers are registered");
         let runner = host.runner();
