@@ -176,7 +176,14 @@ fn the_definition_describes_the_workflow() {
             .output("Order")
             .is_async(true)
             .fallible(true)
+            .produces::<Order>()
     );
+    assert_eq!(
+        PendingOrderProcessor::STEPS[1].output_type(),
+        Some(std::any::TypeId::of::<Order>())
+    );
+    // An assertion hands its value on: it makes none of its own.
+    assert_eq!(PendingOrderProcessor::STEPS[3].output_type(), None);
     assert_eq!(PendingOrderProcessor::STEPS[3].input, "Order");
     assert_eq!(PendingOrderProcessor::STEPS[3].output, "Order");
 }
@@ -675,6 +682,74 @@ async fn a_service_wide_typed_retry_reaches_replayable_steps() {
     assert_eq!(ctx.steps()[1].attempts, 2);
     // The `u64` step is not a `Receipt`: the typed retry left it alone.
     assert_eq!(ctx.steps()[0].attempts, 1);
+}
+
+/// The same charge, not declared `replayable`: a type-wide retry cannot
+/// run it again.
+struct CheckoutOnce;
+
+#[workflow]
+impl CheckoutOnce {
+    #[step(given = "an amount")]
+    fn amount(&self, cents: u64) -> u64 {
+        cents
+    }
+
+    #[step(when = "charged once")]
+    async fn charge(&self, cents: u64) -> Result<Receipt, PaymentError> {
+        Ok(Receipt(cents))
+    }
+}
+
+#[test]
+fn a_type_wide_retry_that_cannot_run_a_registered_step_again_is_refused_when_built() {
+    use workflow_runtime::behavior::{Logging, Retry};
+    use workflow_runtime::host::{HostError, Runner};
+    let refused = Runner::builder()
+        .register(CheckoutOnce)
+        .behavior_for::<Receipt>(Retry::retries(2))
+        .build()
+        .expect_err("refused");
+    assert_eq!(
+        refused,
+        HostError::RetryCannotApply {
+            workflow: "CheckoutOnce",
+            step: "charged once",
+            output: "Receipt",
+        }
+    );
+    let said = refused.to_string();
+    assert!(
+        said.contains("step \"charged once\" of workflow \"CheckoutOnce\""),
+        "{said}"
+    );
+    assert!(said.contains("#[step(replayable)]"), "{said}");
+    // A behavior that runs a step once is no problem, nor a retry for a
+    // type no registered step hands on.
+    assert!(
+        Runner::builder()
+            .register(CheckoutOnce)
+            .behavior_for::<Receipt>(Logging)
+            .build()
+            .is_ok()
+    );
+    assert!(
+        Runner::builder()
+            .register(CheckoutOnce)
+            .behavior_for::<String>(Retry::retries(2))
+            .build()
+            .is_ok()
+    );
+    // The replayable one is fine.
+    assert!(
+        Runner::builder()
+            .register(Checkout {
+                calls: Default::default()
+            })
+            .behavior_for::<Receipt>(Retry::retries(2))
+            .build()
+            .is_ok()
+    );
 }
 
 // ---- behaviors around one call inside a step method ---------------------

@@ -22,7 +22,9 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
             .input("Order")
             .output("Order")
             .is_async(false)
-            .fallible(false),
+            .fallible(false)
+            .replayable(false)
+            .produces::<Order>(),
         ::workflow_runtime::StepMeta::new(
                 ::workflow_runtime::StepKind::When,
                 "charged",
@@ -31,7 +33,9 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
             .input("Order")
             .output("Order")
             .is_async(true)
-            .fallible(true),
+            .fallible(true)
+            .replayable(true)
+            .produces::<Order>(),
     ];
     fn run<'a>(
         &'a self,

@@ -33,7 +33,9 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
             .input("u32")
             .output("u32")
             .is_async(false)
-            .fallible(false),
+            .fallible(false)
+            .replayable(false)
+            .produces::<u32>(),
         ::workflow_runtime::StepMeta::new(
                 ::workflow_runtime::StepKind::When,
                 "charge card",
@@ -42,7 +44,9 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
             .input("u32")
             .output("Receipt")
             .is_async(true)
-            .fallible(true),
+            .fallible(true)
+            .replayable(false)
+            .produces::<Receipt>(),
         ::workflow_runtime::StepMeta::new(
                 ::workflow_runtime::StepKind::When,
                 "ship",
@@ -51,7 +55,9 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
             .input("Receipt")
             .output("bool")
             .is_async(false)
-            .fallible(false),
+            .fallible(false)
+            .replayable(false)
+            .produces::<bool>(),
     ];
     fn run<'a>(
         &'a self,

@@ -38,7 +38,9 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             .input("OrderId")
             .output("Order")
             .is_async(false)
-            .fallible(false),
+            .fallible(false)
+            .replayable(false)
+            .produces::<Order>(),
         ::workflow_runtime::StepMeta::new(
                 ::workflow_runtime::StepKind::When,
                 "process payment",
@@ -47,7 +49,9 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             .input("Order")
             .output("Receipt")
             .is_async(true)
-            .fallible(true),
+            .fallible(true)
+            .replayable(true)
+            .produces::<Receipt>(),
         ::workflow_runtime::StepMeta::new(
                 ::workflow_runtime::StepKind::When,
                 "update status",
@@ -56,7 +60,9 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             .input("Receipt")
             .output("Order")
             .is_async(true)
-            .fallible(true),
+            .fallible(true)
+            .replayable(false)
+            .produces::<Order>(),
         ::workflow_runtime::StepMeta::new(
                 ::workflow_runtime::StepKind::Then,
                 "processed",
@@ -65,7 +71,8 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             .input("Order")
             .output("Order")
             .is_async(false)
-            .fallible(false),
+            .fallible(false)
+            .replayable(false),
     ];
     fn run<'a>(
         &'a self,

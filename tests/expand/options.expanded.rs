@@ -27,17 +27,22 @@ impl my_runtime::WorkflowDefinition for Report {
             .input("")
             .output("Vec<u32>")
             .is_async(false)
-            .fallible(false),
+            .fallible(false)
+            .replayable(false)
+            .produces::<Vec<u32>>(),
         my_runtime::StepMeta::new(my_runtime::StepKind::And, "summed", "sum")
             .input("Vec<u32>")
             .output("u32")
             .is_async(false)
-            .fallible(false),
+            .fallible(false)
+            .replayable(false)
+            .produces::<u32>(),
         my_runtime::StepMeta::new(my_runtime::StepKind::Finally, "clean up", "clean_up")
             .input("u32")
             .output("u32")
             .is_async(false)
-            .fallible(false),
+            .fallible(false)
+            .replayable(false),
     ];
     #[allow(clippy::redundant_closure)]
     fn run<'a>(

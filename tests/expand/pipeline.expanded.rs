@@ -33,7 +33,9 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             .input("Order")
             .output("Order")
             .is_async(false)
-            .fallible(false),
+            .fallible(false)
+            .replayable(false)
+            .produces::<Order>(),
         ::workflow_runtime::StepMeta::new(
                 ::workflow_runtime::StepKind::When,
                 "process payment",
@@ -42,7 +44,9 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             .input("Order")
             .output("Order")
             .is_async(true)
-            .fallible(true),
+            .fallible(true)
+            .replayable(false)
+            .produces::<Order>(),
         ::workflow_runtime::StepMeta::new(
                 ::workflow_runtime::StepKind::When,
                 "update status",
@@ -51,7 +55,9 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             .input("Order")
             .output("Order")
             .is_async(true)
-            .fallible(false),
+            .fallible(false)
+            .replayable(false)
+            .produces::<Order>(),
         ::workflow_runtime::StepMeta::new(
                 ::workflow_runtime::StepKind::Then,
                 "processed",
@@ -60,7 +66,8 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             .input("Order")
             .output("Order")
             .is_async(false)
-            .fallible(false),
+            .fallible(false)
+            .replayable(false),
     ];
     fn run<'a>(
         &'a self,

@@ -29,7 +29,9 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
             .input("u64")
             .output("u64")
             .is_async(false)
-            .fallible(false),
+            .fallible(false)
+            .replayable(true)
+            .produces::<u64>(),
         ::workflow_runtime::StepMeta::new(
                 ::workflow_runtime::StepKind::When,
                 "charged",
@@ -38,7 +40,9 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
             .input("u64")
             .output("u64")
             .is_async(true)
-            .fallible(true),
+            .fallible(true)
+            .replayable(true)
+            .produces::<u64>(),
         ::workflow_runtime::StepMeta::new(
                 ::workflow_runtime::StepKind::Then,
                 "charged something",
@@ -47,7 +51,8 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
             .input("u64")
             .output("u64")
             .is_async(false)
-            .fallible(false),
+            .fallible(false)
+            .replayable(false),
     ];
     fn context() -> ::workflow_runtime::ContextBuilder {
         ::workflow_runtime::__private::default_context::<Self>()

@@ -156,9 +156,64 @@ pub struct StepMeta {
     pub is_async: bool,
     /// Whether it returns `Result`.
     pub fallible: bool,
+    /// Whether its body may run again for a behavior of the context (a
+    /// type-wide retry): it is `#[step(replayable)]` or has a `retry` of
+    /// its own, so its input is copied for each attempt.
+    pub replayable: bool,
+    /// The type it hands on, for a value step: what a type-wide behavior
+    /// (`behavior_for::<T>`) keys on.
+    produced: Option<Produced>,
+}
+
+/// A type, by the function that names its id: const to build, compared by
+/// the id.
+#[derive(Clone, Copy)]
+struct Produced(fn() -> std::any::TypeId);
+
+impl PartialEq for Produced {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0)() == (other.0)()
+    }
+}
+
+impl Eq for Produced {}
+
+impl fmt::Debug for Produced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&(self.0)(), f)
+    }
 }
 
 impl StepMeta {
+    /// Marks it a value step handing on `T`.
+    ///
+    /// ```
+    /// # use workflow_runtime::{StepKind, StepMeta};
+    /// const STEP: StepMeta = StepMeta::new(StepKind::When, "t", "m").produces::<u32>();
+    /// assert_eq!(STEP.output_type(), Some(std::any::TypeId::of::<u32>()));
+    /// ```
+    pub const fn produces<T: ?Sized>(mut self) -> Self {
+        self.produced = Some(Produced(typeid::of::<T>));
+        self
+    }
+
+    /// The type it hands on, for a value step (see
+    /// [`produces`](Self::produces)).
+    pub fn output_type(&self) -> Option<std::any::TypeId> {
+        self.produced.map(|p| (p.0)())
+    }
+
+    /// Whether a behavior of the context may run its body again.
+    ///
+    /// ```
+    /// # use workflow_runtime::{StepKind, StepMeta};
+    /// assert!(StepMeta::new(StepKind::When, "t", "m").replayable(true).replayable);
+    /// ```
+    pub const fn replayable(mut self, yes: bool) -> Self {
+        self.replayable = yes;
+        self
+    }
+
     /// A sync, infallible step of `kind` titled `title`, implemented by
     /// `method`, taking and producing nothing.
     ///
@@ -176,6 +231,8 @@ impl StepMeta {
             output: "",
             is_async: false,
             fallible: false,
+            replayable: false,
+            produced: None,
         }
     }
 

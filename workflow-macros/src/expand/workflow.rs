@@ -80,10 +80,13 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         ));
 
         let input = step.input.ty().map(type_string).unwrap_or_default();
+        let mut typed = None;
         if !step.passes_value_on() {
             current = produces(step, &unit);
             producer = step;
+            typed = Some(quote!(.produces::<#current>()));
         }
+        let replayable = step.may_run_again();
         let kind = format_ident!("{}", step.kind.variant());
         let title = &step.title;
         let method = step.method.to_string();
@@ -96,6 +99,8 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
                 .output(#output)
                 .is_async(#is_async)
                 .fallible(#fallible)
+                .replayable(#replayable)
+                #typed
         });
     }
 

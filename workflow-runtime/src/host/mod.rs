@@ -219,6 +219,17 @@ pub enum HostError {
     /// A retention policy ([`HostBuilder::retention`]) purges a store:
     /// the host has none.
     RetentionNeedsStore,
+    /// A retry registered for a type
+    /// ([`RunnerBuilder::behavior_for`]) cannot run one of that type's
+    /// steps again: the step's input is not copied for each attempt.
+    RetryCannotApply {
+        /// The workflow.
+        workflow: &'static str,
+        /// The step's title.
+        step: &'static str,
+        /// The type the step hands on, as written.
+        output: &'static str,
+    },
 }
 
 impl fmt::Display for HostError {
@@ -248,6 +259,17 @@ impl fmt::Display for HostError {
                 f,
                 "recurring durable workflow {workflow:?} fires ticks that workers run: \
                  make this host a worker with `.worker(capacity)`"
+            ),
+            HostError::RetryCannotApply {
+                workflow,
+                step,
+                output,
+            } => write!(
+                f,
+                "the retry registered for `{output}` (`behavior_for`) cannot run step \"{step}\" of \
+                 workflow {workflow:?} again, as its input is not copied for each attempt: declare \
+                 the step `#[step(replayable)]` (its input must be `Clone`) or give it a `retry` \
+                 of its own"
             ),
             HostError::RetentionNeedsStore => write!(
                 f,

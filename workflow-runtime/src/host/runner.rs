@@ -37,6 +37,7 @@ pub(crate) trait Registered: Send + Sync {
     fn context(&self) -> ContextBuilder;
     fn schedule(&self) -> Option<Schedule>;
     fn handlers(&self) -> Vec<HandlerKey>;
+    fn steps(&self) -> &'static [crate::step::StepMeta];
     fn run<'a>(&'a self, ctx: &'a WorkflowContext) -> BoxFuture<'a, Result<(), WorkflowError>>;
 }
 
@@ -61,6 +62,9 @@ where
     }
     fn handlers(&self) -> Vec<HandlerKey> {
         W::handlers()
+    }
+    fn steps(&self) -> &'static [crate::step::StepMeta] {
+        W::STEPS
     }
     fn run<'a>(&'a self, ctx: &'a WorkflowContext) -> BoxFuture<'a, Result<(), WorkflowError>> {
         Box::pin(async move { self.0.run(ctx, W::Input::default()).await.map(drop) })
@@ -756,6 +760,7 @@ impl RunnerBuilder {
                     })?;
             }
         }
+        self.check_type_wide_retries()?;
         Ok(Runner {
             inner: Arc::new(Inner {
                 workflows: self.workflows,
@@ -779,6 +784,43 @@ impl RunnerBuilder {
 
     pub(crate) fn workflow(&self, name: &str) -> Option<&Arc<dyn Registered>> {
         self.workflows.get(name)
+    }
+
+    /// A behavior registered for a type that runs steps again (a retry)
+    /// can only do so for a step whose input is copied for each attempt:
+    /// one registered workflow's step it cannot run again is an error
+    /// now, naming the step, rather than a warning at each run.
+    fn check_type_wide_retries(&self) -> Result<(), HostError> {
+        let again: Vec<std::any::TypeId> = self
+            .typed_behaviors
+            .iter()
+            .filter(|(_, behavior)| behavior.runs_again())
+            .map(|(id, _)| *id)
+            .collect();
+        if again.is_empty() {
+            return Ok(());
+        }
+        let registered = self.workflows.iter().map(|(name, w)| (*name, w.steps()));
+        #[cfg(feature = "durable")]
+        let registered = registered.chain(
+            self.durable
+                .workflows
+                .iter()
+                .map(|(name, entry)| (*name, entry.steps())),
+        );
+        for (workflow, steps) in registered {
+            let stuck = steps.iter().find(|step| {
+                !step.replayable && step.output_type().is_some_and(|t| again.contains(&t))
+            });
+            if let Some(step) = stuck {
+                return Err(HostError::RetryCannotApply {
+                    workflow,
+                    step: step.title,
+                    output: step.output,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
