@@ -114,7 +114,9 @@ impl ExternalApiWorkflow {
         ApiRequest { payload }
     }
 
-    #[step(when = "call external api")]
+    // A hung API must not hang the run: the guide's client has
+    // HttpClient's 100 s default; this step allows 10 s.
+    #[step(when = "call external api", timeout = "10s")]
     async fn call(
         &self,
         ctx: &WorkflowContext,

@@ -134,7 +134,8 @@ impl Queue {
             let Some((id, body, attempts)) = next else {
                 break None;
             };
-            if attempts < max_deliveries {
+            // At least one delivery, whatever the consumer asked.
+            if attempts < max_deliveries.max(1) {
                 break Some(Message {
                     id,
                     body,
@@ -207,12 +208,16 @@ impl Queue {
 
     /// Acknowledges a message: it never comes back. `false` when it was
     /// acknowledged already, by a consumer that received it again after
-    /// this one's visibility ran out: then it was processed twice.
+    /// this one's visibility ran out (then it was processed twice), or
+    /// dead-lettered meanwhile.
     pub async fn acknowledge(&self, id: i64) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("UPDATE queue SET acked = 1 WHERE id = ?1 AND acked = 0")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        // A message dead-lettered meanwhile (this consumer ran past its
+        // visibility on the last delivery) stays dead: not acknowledged.
+        let done =
+            sqlx::query("UPDATE queue SET acked = 1 WHERE id = ?1 AND acked = 0 AND dead = 0")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -429,13 +429,8 @@ impl WorkerConfig {
     pub fn load(file: Option<&Path>) -> Result<WorkerConfig, Box<figment::Error>> {
         let mut sources = figment::Figment::new();
         if let Some(file) = file {
-            if !file.exists() {
-                return Err(Box::new(figment::Error::from(format!(
-                    "the configuration file {} does not exist",
-                    file.display()
-                ))));
-            }
-            sources = sources.merge(SnakeKeys(Toml::file(file)));
+            // Exactly this file: a missing one is an error naming it.
+            sources = sources.merge(SnakeKeys(Toml::file_exact(file)));
         }
         Self::layered(sources.merge(Env::prefixed(ENV_PREFIX).split("__")))
     }

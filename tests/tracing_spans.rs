@@ -247,6 +247,7 @@ fn a_step_body_logs_inside_the_logging_scope_and_tracing_spans_carry_the_correla
         scopes[2].fields["correlation_id"], "req-8",
         "the Tracing span"
     );
+    drop(spans);
     // The body's own line sits in the step's scope, so it carries them.
     let events = capture.events.lock().unwrap();
     let body = events
@@ -254,6 +255,30 @@ fn a_step_body_logs_inside_the_logging_scope_and_tracing_spans_carry_the_correla
         .find(|(_, f)| f.get("message").map(String::as_str) == Some("calling the bank"))
         .unwrap();
     assert_eq!(body.0.as_deref(), Some("step"));
+    drop(events);
+
+    // With `Tracing` outside it, `Logging` uses its span: one per step.
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let both = WorkflowContext::builder("CreateOrder")
+        .behavior(Tracing)
+        .behavior(Logging)
+        .build();
+    tracing::subscriber::with_default(subscriber, || {
+        runtime().block_on(async {
+            Workflow::given(&both, "an order", || 40)
+                .when("priced", |n| n + 2)
+                .await
+                .unwrap();
+        })
+    });
+    let spans = capture.spans.lock().unwrap();
+    let steps: Vec<&str> = spans
+        .iter()
+        .filter(|s| s.name == "step")
+        .map(|s| s.fields["step.title"].as_str())
+        .collect();
+    assert_eq!(steps, ["an order", "priced"]);
 }
 
 struct Ship;

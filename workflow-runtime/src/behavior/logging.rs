@@ -26,7 +26,9 @@ pub const CORRELATION_ID: &str = "correlationId";
 /// the same fields for loggers that print no spans. Their target is
 /// `workflow_runtime::behavior::logging`, so
 /// `RUST_LOG=workflow_runtime::behavior::logging=info` shows them alone.
-/// With [`Tracing`](super::Tracing) too, a step body sits in both spans.
+/// Inside [`Tracing`](super::Tracing)'s span for the step (`Tracing`
+/// registered before `Logging`), that span is the scope; registered the
+/// other way round, a step body sits in both.
 ///
 /// ```
 /// use workflow_runtime::behavior::{Logging, logging::CORRELATION_ID};
@@ -47,15 +49,25 @@ impl Behavior for Logging {
         let ctx = step.ctx();
         // Recorded only when present (`None` records nothing).
         let correlation = correlation_id(ctx);
-        let scope = tracing::info_span!(
-            "step",
-            workflow.name = ctx.name(),
-            workflow.execution_id = %ctx.execution_id(),
-            step.kind = step.kind().as_str(),
-            step.phase = step.kind().phase(),
-            step.title = step.title(),
-            correlation_id = correlation.as_deref(),
-        );
+        // Inside `Tracing`'s span for this step, that span is the scope:
+        // it carries the same fields, and a second would be exported too.
+        let current = tracing::Span::current();
+        let in_step = current
+            .metadata()
+            .is_some_and(|m| m.name() == "step" && m.target() == super::tracing::TARGET);
+        let scope = if in_step {
+            current
+        } else {
+            tracing::info_span!(
+                "step",
+                workflow.name = ctx.name(),
+                workflow.execution_id = %ctx.execution_id(),
+                step.kind = step.kind().as_str(),
+                step.phase = step.kind().phase(),
+                step.title = step.title(),
+                correlation_id = correlation.as_deref(),
+            )
+        };
         Box::pin(
             async move {
                 let correlation = correlation.as_deref();

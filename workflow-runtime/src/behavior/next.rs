@@ -117,6 +117,9 @@ impl Handoff {
         if slot.wanted == Some(attempt) {
             slot.wanted = None;
             slot.ended = Some((attempt, outcome));
+            // Its span ends when its behaviors say so, not held here
+            // through a retry's backoff.
+            slot.span = None;
         }
     }
 

@@ -313,7 +313,7 @@ impl Retry {
 
 impl Behavior for Retry {
     fn runs_again(&self) -> bool {
-        true
+        self.max_attempts > 1
     }
 
     fn around<'a>(&'a self, step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {

@@ -5,6 +5,9 @@ use tracing::field::{Empty, display};
 use tracing::{Instrument, Span};
 
 use super::{Attempted, Behavior, BoxFuture, Next, StepScope};
+
+/// The target of the spans and events this module makes.
+pub(crate) const TARGET: &str = module_path!();
 use crate::context::WorkflowContext;
 
 /// The span of one workflow run; step spans nest inside it. Instrument the
@@ -76,7 +79,10 @@ impl Behavior for Tracing {
             error.message = Empty,
         );
         Box::pin(async move {
-            let result = next.run().instrument(span.clone()).await;
+            // The layers inside start in the span too (`Logging` reads it
+            // as its scope).
+            let inner = span.in_scope(|| next.run());
+            let result = inner.instrument(span.clone()).await;
             span.record("step.attempts", step.attempts());
             match &result {
                 Ok(()) => {
