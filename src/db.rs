@@ -26,3 +26,17 @@ pub async fn open_pool(path: &Path) -> Result<SqlitePool, sqlx::Error> {
         .connect_with(options)
         .await
 }
+
+/// Adds `column` (`"name TYPE .."`) to `table` unless a file made before it
+/// has it already: the examples' schemas grow by these.
+pub async fn add_column(pool: &SqlitePool, table: &str, column: &str) -> Result<(), sqlx::Error> {
+    let added = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER TABLE {table} ADD COLUMN {column}"
+    )))
+    .execute(pool)
+    .await;
+    match added {
+        Err(sqlx::Error::Database(e)) if e.message().contains("duplicate column") => Ok(()),
+        other => other.map(drop),
+    }
+}

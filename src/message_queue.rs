@@ -81,17 +81,7 @@ impl Queue {
         .await?;
         // Files made before the dead-letter queue lack its columns.
         for column in ["last_error TEXT", "dead INTEGER NOT NULL DEFAULT 0"] {
-            let added = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "ALTER TABLE queue ADD COLUMN {column}"
-            )))
-            .execute(&pool)
-            .await;
-            match added {
-                Err(sqlx::Error::Database(e)) if e.message().contains("duplicate column") => {}
-                other => {
-                    other?;
-                }
-            }
+            crate::db::add_column(&pool, "queue", column).await?;
         }
         Ok(Queue { pool })
     }

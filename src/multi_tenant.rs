@@ -107,19 +107,12 @@ impl TenantApp {
         .execute(&pool)
         .await?;
         // Files made before orders had a status.
-        let added = sqlx::raw_sql(
-            "ALTER TABLE tenant_orders ADD COLUMN status TEXT NOT NULL DEFAULT 'Pending'",
+        crate::db::add_column(
+            &pool,
+            "tenant_orders",
+            "status TEXT NOT NULL DEFAULT 'Pending'",
         )
-        .execute(&pool)
-        .await;
-        match added {
-            Err(sqlx::Error::Database(e)) if e.message().contains("duplicate column") => {}
-            other => {
-                other?;
-            }
-        }
-        // Every context the runner makes carries the request's tenant, as
-        // the guide's tenant-aware factory sets it.
+        .await?;
         let runner = Runner::builder()
             .context_factory(|ctx| {
                 let _ = TENANT.try_with(|tenant| {

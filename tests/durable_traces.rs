@@ -44,19 +44,29 @@ fn runner(store: &Store, clock: Clock) -> Runner {
         .unwrap()
 }
 
-fn named<'a>(spans: &'a [SpanData], name: &str) -> Vec<&'a SpanData> {
-    spans.iter().filter(|s| s.name == name).collect()
-}
-
-#[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn every_drive_of_a_run_joins_the_trace_of_the_code_that_started_it() {
+/// Spans of this thread's runs, exported to memory until the guard drops.
+fn exported() -> (
+    InMemorySpanExporter,
+    SdkTracerProvider,
+    tracing::subscriber::DefaultGuard,
+) {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let guard = tracing::subscriber::set_default(subscriber);
+    (exporter, provider, guard)
+}
+
+fn named<'a>(spans: &'a [SpanData], name: &str) -> Vec<&'a SpanData> {
+    spans.iter().filter(|s| s.name == name).collect()
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn every_drive_of_a_run_joins_the_trace_of_the_code_that_started_it() {
+    let (exporter, provider, _guard) = exported();
 
     let store = Store::memory();
     let clock = Clock::following_tokio(SystemTime::now());
@@ -149,13 +159,7 @@ impl std::error::Error for Declined {}
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_failed_step_is_its_spans_exception_with_kind_phase_and_correlation_id() {
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (exporter, provider, _guard) = exported();
     let ctx = WorkflowContext::builder("Pay").behavior(Tracing).build();
     ctx.set_metadata(
         workflow_runtime::behavior::logging::CORRELATION_ID,

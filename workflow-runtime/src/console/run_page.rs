@@ -13,7 +13,7 @@ use super::Shared;
 use super::layout::{
     Nav, badge, base, duration, page, page_drawing, payload, problem, query, time,
 };
-use super::timeline::{timeline, waiting_words};
+use super::timeline::{state_class, timeline, waiting_words};
 use crate::durable::{DurableError, RunReport, RunStatus, StepState, StoreError};
 
 #[derive(Deserialize)]
@@ -124,7 +124,7 @@ pub(super) async fn show(
                     tr data-index=(step.index) {
                         td { (step.index + 1) }
                         td { (step.title) }
-                        td { (state_word(step.state)) }
+                        td { (state_class(step.state)) }
                         td { (step.attempts) }
                         td { @if let Some(at) = step.started_ms { (time(at)) } }
                         td { @if let (Some(a), Some(b)) = (step.started_ms, step.ended_ms) { (duration(b - a)) } }
@@ -168,16 +168,6 @@ pub(super) async fn show(
     match console.mermaid() {
         Some(url) => page_drawing(&base, Nav::Runs, &report.id, body, url),
         None => page(&base, Nav::Runs, &report.id, body),
-    }
-}
-
-fn state_word(state: StepState) -> &'static str {
-    match state {
-        StepState::Completed => "completed",
-        StepState::Failed => "failed",
-        StepState::Compensated => "compensated",
-        StepState::Running => "running",
-        _ => "pending",
     }
 }
 

@@ -11,7 +11,8 @@ const LABELS: i64 = 260;
 const ROW: i64 = 26;
 const TOP: i64 = 24;
 
-fn state_class(state: StepState) -> &'static str {
+/// A step's state as one word: its bar's class and its table cell.
+pub(super) fn state_class(state: StepState) -> &'static str {
     match state {
         StepState::Completed => "completed",
         StepState::Failed => "failed",
