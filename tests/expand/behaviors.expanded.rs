@@ -125,3 +125,16 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
             .result()
     }
 }
+#[allow(dead_code)]
+impl Payments {
+    ///The step "an order", for a test's stand-in (`ContextBuilder::stand_in`), which takes `&()`: the chain starts from nothing.
+    pub const ORDER: ::workflow_runtime::StepRef<(), Order> = ::workflow_runtime::StepRef::new(
+        "Payments",
+        "an order",
+    );
+    ///The step "charged", for a test's stand-in (`ContextBuilder::stand_in`).
+    pub const CHARGE: ::workflow_runtime::StepRef<Order, Order> = ::workflow_runtime::StepRef::new(
+        "Payments",
+        "charged",
+    );
+}

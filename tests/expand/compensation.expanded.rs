@@ -177,3 +177,21 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
             .result()
     }
 }
+#[allow(dead_code)]
+impl PlaceOrder {
+    ///The step "an order", for a test's stand-in (`ContextBuilder::stand_in`), which takes `&()`: the chain starts from nothing.
+    pub const ORDER: ::workflow_runtime::StepRef<(), u32> = ::workflow_runtime::StepRef::new(
+        "PlaceOrder",
+        "an order",
+    );
+    ///The step "charge card", for a test's stand-in (`ContextBuilder::stand_in`).
+    pub const CHARGE: ::workflow_runtime::StepRef<u32, Receipt> = ::workflow_runtime::StepRef::new(
+        "PlaceOrder",
+        "charge card",
+    );
+    ///The step "ship", for a test's stand-in (`ContextBuilder::stand_in`).
+    pub const SHIP: ::workflow_runtime::StepRef<Receipt, bool> = ::workflow_runtime::StepRef::new(
+        "PlaceOrder",
+        "ship",
+    );
+}

@@ -66,3 +66,16 @@ impl my_runtime::WorkflowDefinition for Report {
             .result()
     }
 }
+#[allow(dead_code)]
+impl Report {
+    ///The step "load numbers", for a test's stand-in (`ContextBuilder::stand_in`), which takes `&()`: the chain starts from nothing.
+    pub const LOAD_NUMBERS: my_runtime::StepRef<(), Vec<u32>> = my_runtime::StepRef::new(
+        "NightlyReport",
+        "load numbers",
+    );
+    ///The step "summed", for a test's stand-in (`ContextBuilder::stand_in`).
+    pub const SUM: my_runtime::StepRef<Vec<u32>, u32> = my_runtime::StepRef::new(
+        "NightlyReport",
+        "summed",
+    );
+}

@@ -124,3 +124,21 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             .result()
     }
 }
+#[allow(dead_code)]
+impl PendingOrderProcessor {
+    ///The step "pending order", for a test's stand-in (`ContextBuilder::stand_in`), which takes `&()`: the chain starts from nothing.
+    pub const PENDING: ::workflow_runtime::StepRef<(), Order> = ::workflow_runtime::StepRef::new(
+        "PendingOrderProcessor",
+        "pending order",
+    );
+    ///The step "process payment", for a test's stand-in (`ContextBuilder::stand_in`).
+    pub const CHARGE: ::workflow_runtime::StepRef<Order, Order> = ::workflow_runtime::StepRef::new(
+        "PendingOrderProcessor",
+        "process payment",
+    );
+    ///The step "update status", for a test's stand-in (`ContextBuilder::stand_in`).
+    pub const SAVE: ::workflow_runtime::StepRef<Order, Order> = ::workflow_runtime::StepRef::new(
+        "PendingOrderProcessor",
+        "update status",
+    );
+}

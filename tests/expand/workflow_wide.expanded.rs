@@ -168,3 +168,16 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
             .result()
     }
 }
+#[allow(dead_code)]
+impl Payments {
+    ///The step "an amount", for a test's stand-in (`ContextBuilder::stand_in`), which takes `&()`: the chain starts from nothing.
+    pub const AMOUNT: ::workflow_runtime::StepRef<(), u64> = ::workflow_runtime::StepRef::new(
+        "Payments",
+        "an amount",
+    );
+    ///The step "charged", for a test's stand-in (`ContextBuilder::stand_in`).
+    pub const CHARGE: ::workflow_runtime::StepRef<u64, u64> = ::workflow_runtime::StepRef::new(
+        "Payments",
+        "charged",
+    );
+}

@@ -61,7 +61,7 @@ pub use chain::Workflow;
 pub use clock::Clock;
 pub use context::{
     ContextBuilder, MetadataError, OverrideMismatch, Scoped, StepId, StepOutcome, StepRecord,
-    UnknownStep, WorkflowContext, WorkflowOptions, WorkflowSummary,
+    StepRef, UnknownStep, WorkflowContext, WorkflowOptions, WorkflowSummary,
 };
 pub use definition::{WorkflowDefinition, mermaid};
 pub use error::{StepError, StepFailure, WorkflowError};

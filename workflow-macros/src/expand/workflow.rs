@@ -26,6 +26,7 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
 
     let mut items = Vec::new();
     let mut metas = Vec::new();
+    let mut handles = Vec::new();
     let mut chain = TokenStream::new();
     let mut current: &Type = &input_ty;
     let mut producer = &model.steps[0];
@@ -71,6 +72,30 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         // a durable step's result is journaled, so it takes none.
         if slots[index].is_none() && !step.passes_value_on() {
             chain = quote!(#chain.overridable());
+            // Its typed handle, for a test's `stand_in`: what the step
+            // takes in the chain (nothing, for the first) and makes.
+            let takes = if index == 0 { &unit } else { current };
+            let makes = produces(step, &unit);
+            let handle = format_ident!(
+                "{}",
+                step.method
+                    .to_string()
+                    .trim_start_matches("r#")
+                    .to_uppercase()
+            );
+            let title = &step.title;
+            let doc = if index == 0 {
+                format!(
+                    "The step \"{title}\", for a test's stand-in (`ContextBuilder::stand_in`), \
+                     which takes `&()`: the chain starts from nothing."
+                )
+            } else {
+                format!("The step \"{title}\", for a test's stand-in (`ContextBuilder::stand_in`).")
+            };
+            handles.push(quote! {
+                #[doc = #doc]
+                pub const #handle: #krate::StepRef<#takes, #makes> = #krate::StepRef::new(#name, #title);
+            });
         }
         let journaled = slots[index].map(|_| super::compensation::Journaled {
             index: u32::try_from(index).unwrap_or(u32::MAX),
@@ -161,6 +186,16 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         None => (TokenStream::new(), TokenStream::new()),
     };
     let context = super::behaviors::workflow_context(model);
+    // A test names a step by its handle; a workflow that uses none is
+    // not warned about them.
+    let handles = (!handles.is_empty()).then(|| {
+        quote! {
+            #[allow(dead_code)]
+            impl #impl_generics #self_ty #where_clause {
+                #(#handles)*
+            }
+        }
+    });
     quote! {
         impl #impl_generics #krate::WorkflowDefinition for #self_ty #where_clause {
             type Input = #input_ty;
@@ -187,6 +222,7 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             }
         }
         #durable
+        #handles
     }
 }
 

@@ -24,7 +24,7 @@ pub(crate) use journal::{JournalFault, RunJournal};
 pub use metadata::MetadataError;
 use metadata::{Extensions, Metadata};
 pub use options::WorkflowOptions;
-pub use overrides::{OverrideMismatch, UnknownStep};
+pub use overrides::{OverrideMismatch, StepRef, UnknownStep};
 pub use record::{StepId, StepOutcome, StepRecord};
 
 type CleanupHook = Box<dyn FnOnce(&WorkflowSummary) + Send>;

@@ -166,7 +166,92 @@ impl fmt::Display for UnknownStep {
 
 impl std::error::Error for UnknownStep {}
 
+/// A step of a `#[workflow]` definition, with the types a stand-in for it
+/// takes and makes: `#[workflow]` gives each step that makes a value one,
+/// named after its method in capitals (`Pay::CHARGE` for `fn charge`), for
+/// [`ContextBuilder::stand_in`]. A stand-in of other types does not
+/// compile.
+///
+/// ```
+/// use workflow_runtime::StepRef;
+/// const CHARGE: StepRef<u32, String> = StepRef::new("Pay", "charge card");
+/// assert_eq!(CHARGE.title(), "charge card");
+/// ```
+pub struct StepRef<In, O> {
+    workflow: &'static str,
+    title: &'static str,
+    types: std::marker::PhantomData<fn(&In) -> O>,
+}
+
+impl<In, O> Clone for StepRef<In, O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<In, O> Copy for StepRef<In, O> {}
+
+impl<In, O> fmt::Debug for StepRef<In, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StepRef({:?}, {:?})", self.workflow, self.title)
+    }
+}
+
+impl<In, O> StepRef<In, O> {
+    /// The step titled `title` of workflow `workflow`.
+    pub const fn new(workflow: &'static str, title: &'static str) -> Self {
+        StepRef {
+            workflow,
+            title,
+            types: std::marker::PhantomData,
+        }
+    }
+
+    /// The step's title.
+    pub const fn title(&self) -> &'static str {
+        self.title
+    }
+
+    /// Its workflow's name.
+    pub const fn workflow(&self) -> &'static str {
+        self.workflow
+    }
+}
+
 impl ContextBuilder {
+    /// [`override_step`](Self::override_step), naming the step by the
+    /// handle `#[workflow]` makes for it (`Pay::CHARGE`): the stand-in's
+    /// types are checked by the compiler, so a wrong one does not build
+    /// instead of failing the step when it runs.
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    /// struct Pay;
+    /// #[workflow]
+    /// impl Pay {
+    ///     #[step(given = "an order")]
+    ///     fn order(&self, cents: u32) -> u32 { cents }
+    ///     #[step(when = "charge card")]
+    ///     fn charge(&self, cents: u32) -> String { format!("charged {cents}") }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = Pay::context()
+    ///     .stand_in(Pay::CHARGE, |cents: &u32| Ok::<_, std::io::Error>(format!("free {cents}")))
+    ///     .build();
+    /// assert_eq!(Pay.run(&ctx, 250).await.unwrap(), "free 250");
+    /// # }
+    /// ```
+    pub fn stand_in<In, O, E, F>(self, step: StepRef<In, O>, stand_in: F) -> Self
+    where
+        In: 'static,
+        O: 'static,
+        E: Into<StepError>,
+        F: Fn(&In) -> Result<O, E> + Send + Sync + 'static,
+    {
+        self.override_step(step.title, stand_in)
+    }
+
     /// [`override_step`](Self::override_step), naming the step by its
     /// method, on a builder a definition made (`Checkout::context()`): a
     /// method that is no step of it is an [`UnknownStep`] error, listing
