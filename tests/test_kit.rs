@@ -105,10 +105,10 @@ async fn a_stand_in_of_other_types_fails_the_step_naming_both() {
         .build();
     let err = Checkout::default().run(&ctx, 250).await.unwrap_err();
     let message = err.to_string();
+    // The types as the user wrote them, not their paths.
     assert!(
-        message.contains(
-            "the override of step \"charge card\" is a `fn(&alloc::string::String) -> u8`"
-        ) && message.contains("but the step is a `fn(&u32) -> test_kit::Receipt`"),
+        message.contains("the override of step \"charge card\" is a `fn(&String) -> u8`")
+            && message.contains("but the step is a `fn(&u32) -> Receipt`"),
         "{message}"
     );
 }

@@ -43,7 +43,11 @@ struct Entry {
 ///     .unwrap_err();
 /// let WorkflowError::Failed { error, .. } = err else { unreachable!() };
 /// assert!(error.downcast_ref::<OverrideMismatch>().is_some());
-/// assert!(error.to_string().contains("the override of step \"rate\""), "{error}");
+/// // The types as written, not their paths (`alloc::string::String`).
+/// assert_eq!(
+///     error.to_string(),
+///     "the override of step \"rate\" is a `fn(&String) -> u8`, but the step is a `fn(&u32) -> u32`"
+/// );
 /// # }
 /// ```
 #[derive(Debug)]
@@ -68,9 +72,32 @@ impl std::error::Error for OverrideMismatch {}
 fn shape<In, O>() -> String {
     format!(
         "fn(&{}) -> {}",
-        std::any::type_name::<In>(),
-        std::any::type_name::<O>()
+        short_type_name(std::any::type_name::<In>()),
+        short_type_name(std::any::type_name::<O>())
     )
+}
+
+/// A type's name as a person writes it: each path cut to its last segment
+/// (`alloc::vec::Vec<alloc::string::String>` reads `Vec<String>`).
+fn short_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut segment = String::new();
+    let mut chars = full.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() || c == '_' {
+            segment.push(c);
+        } else if c == ':' && chars.peek() == Some(&':') {
+            // A path: what came before it is a module.
+            chars.next();
+            segment.clear();
+        } else {
+            out.push_str(&segment);
+            segment.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(&segment);
+    out
 }
 
 impl ContextBuilder {
