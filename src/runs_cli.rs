@@ -109,6 +109,8 @@ pub async fn run(args: Vec<String>, out: &mut String) -> Result<(), Error> {
         "workflow",
         "status",
         "prefix",
+        "since",
+        "until",
         "after",
         "limit",
         "reason",

@@ -126,6 +126,37 @@ async fn the_commands_list_show_and_act_on_a_sqlite_journal() {
         ["chore-1", "chore-13", "chore-2", "chore-3", "chore-7"]
     );
 
+    // By start time (UTC minutes or days): everything started since
+    // yesterday (a day's margin either side of midnight), nothing from
+    // tomorrow on.
+    let day = |offset: i64| {
+        (chrono::Utc::now() + chrono::Duration::days(offset))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let (yesterday, tomorrow) = (day(-1), day(1));
+    let since_today = cli(db, &["list", "--since", &yesterday, "--until", &tomorrow])
+        .await
+        .unwrap();
+    assert_eq!(
+        since_today
+            .lines()
+            .filter(|l| l.starts_with("Chore "))
+            .count(),
+        6
+    );
+    let from_tomorrow = cli(db, &["list", "--since", &format!("{tomorrow} 00:00")])
+        .await
+        .unwrap();
+    assert!(
+        from_tomorrow.contains("(0 runs, no more)"),
+        "{from_tomorrow}"
+    );
+    let bad = cli(db, &["list", "--since", "yesterday"])
+        .await
+        .unwrap_err();
+    assert!(bad.contains("is not a UTC time"), "{bad}");
+
     let shown = cli(db, &["show", "chore-13"]).await.unwrap();
     assert!(shown.starts_with("Chore chore-13: failed"), "{shown}");
     assert!(
