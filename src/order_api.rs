@@ -675,11 +675,45 @@ fn is_transient(failure: &StepFailure) -> bool {
     }
 }
 
-// The request's span: a traced order's run journals it, so every step, in
-// whichever process and however late, joins the request's trace.
-#[tracing::instrument(name = "request", skip_all, fields(otel.name = "POST /api/orders", otel.kind = "server"))]
+/// A request's headers, as OpenTelemetry's propagators read them.
+struct Carrier<'a>(&'a HeaderMap);
+
+impl opentelemetry::propagation::Extractor for Carrier<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// The request's span: a traced order's run journals it, so every step, in
+/// whichever process and however late, joins the request's trace. A
+/// caller that sent its own trace context (`traceparent`) is its parent.
 async fn create_order(
     State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<Json<CreateOrderRequest>, JsonRejection>,
+) -> Response {
+    use opentelemetry::propagation::TextMapPropagator;
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = tracing::info_span!(
+        "request",
+        otel.name = "POST /api/orders",
+        otel.kind = "server"
+    );
+    let caller =
+        opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&Carrier(&headers));
+    let _ = span.set_parent(caller);
+    create_order_in_span(app, headers, body)
+        .instrument(span)
+        .await
+}
+
+async fn create_order_in_span(
+    app: App,
     headers: HeaderMap,
     body: Result<Json<CreateOrderRequest>, JsonRejection>,
 ) -> Response {

@@ -739,3 +739,41 @@ async fn an_order_nobody_approves_is_cancelled_after_a_day() {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
 }
+
+/// A caller that sends its W3C trace context (`traceparent`) gets its
+/// order's run in its trace: the request's span takes the caller's as its
+/// parent, and the run journals it.
+#[tokio::test]
+async fn a_callers_trace_context_reaches_its_orders_run() {
+    use opentelemetry::trace::TracerProvider;
+    use tracing_subscriber::layer::SubscriberExt;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let server = start().await;
+    let caller = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let response = server
+        .client
+        .post(format!("{}/api/orders", server.base))
+        .header("traceparent", format!("00-{caller}-00f067aa0ba902b7-01"))
+        .header("idempotency-key", "traced-1")
+        .json(&order("card"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let run = server
+        .app
+        .runner()
+        .store()
+        .unwrap()
+        .run("c-1/traced-1")
+        .await
+        .unwrap()
+        .unwrap();
+    let trace = run.trace.expect("the run journaled a trace context");
+    assert!(trace.starts_with(&format!("00-{caller}-")), "{trace}");
+    // Its parent is the request's span, not the caller's.
+    assert!(!trace.contains("00f067aa0ba902b7"), "{trace}");
+}
