@@ -199,6 +199,12 @@ impl StepMeta {
 
     /// The type it hands on, for a value step (see
     /// [`produces`](Self::produces)).
+    ///
+    /// ```
+    /// # use workflow_runtime::{StepKind, StepMeta};
+    /// // An assertion hands its value on: it makes none of its own.
+    /// assert_eq!(StepMeta::new(StepKind::Then, "holds", "check").output_type(), None);
+    /// ```
     pub fn output_type(&self) -> Option<std::any::TypeId> {
         self.produced.map(|p| (p.0)())
     }

@@ -289,6 +289,14 @@ impl PostgresStore {
     /// How PostgreSQL reads a page of runs `filter` asks for (`EXPLAIN`,
     /// one line per plan node): whether the listing indexes serve it, for
     /// an operator checking a slow page.
+    ///
+    /// ```no_run
+    /// # use workflow_runtime::durable::{PostgresStore, RunFilter, RunStatus};
+    /// # async fn f(store: PostgresStore) -> Result<(), workflow_runtime::durable::StoreError> {
+    /// let plan = store.explain_runs(&RunFilter::new().status(RunStatus::Failed)).await?;
+    /// assert!(plan.contains("workflow_runs_listing"), "{plan}");
+    /// # Ok(()) }
+    /// ```
     pub async fn explain_runs(&self, filter: &RunFilter) -> Result<String, StoreError> {
         let lines: Vec<String> = sql::list_runs::<sqlx::Postgres>("EXPLAIN ", filter)
             .build_query_scalar()

@@ -44,53 +44,100 @@ const DEFAULT_PAGE: usize = 50;
 
 impl RunFilter {
     /// Every run, 50 to a page.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::RunFilter;
+    /// assert_eq!(RunFilter::new().page_size(), 50);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Only runs of `workflow`.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::RunFilter;
+    /// assert_eq!(RunFilter::new().workflow("Pay").workflow.as_deref(), Some("Pay"));
+    /// ```
     pub fn workflow(mut self, workflow: impl Into<String>) -> Self {
         self.workflow = Some(workflow.into());
         self
     }
 
     /// Only runs in `status`.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::{RunFilter, RunStatus};
+    /// assert_eq!(RunFilter::new().status(RunStatus::Failed).status, Some(RunStatus::Failed));
+    /// ```
     pub fn status(mut self, status: RunStatus) -> Self {
         self.status = Some(status);
         self
     }
 
     /// Only runs started at or after `ms` (since the Unix epoch).
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::RunFilter;
+    /// assert_eq!(RunFilter::new().since_ms(1_000).since_ms, Some(1_000));
+    /// ```
     pub fn since_ms(mut self, ms: i64) -> Self {
         self.since_ms = Some(ms);
         self
     }
 
     /// Only runs started before `ms` (since the Unix epoch).
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::RunFilter;
+    /// assert_eq!(RunFilter::new().until_ms(2_000).until_ms, Some(2_000));
+    /// ```
     pub fn until_ms(mut self, ms: i64) -> Self {
         self.until_ms = Some(ms);
         self
     }
 
     /// Only runs whose id starts with `prefix`.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::RunFilter;
+    /// assert_eq!(RunFilter::new().id_prefix("order-").id_prefix.as_deref(), Some("order-"));
+    /// ```
     pub fn id_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.id_prefix = Some(prefix.into());
         self
     }
 
     /// The page after the one that ended at `cursor`.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::{Cursor, RunFilter};
+    /// let next: Cursor = "1700000000000:order-42".parse().unwrap();
+    /// assert_eq!(RunFilter::new().after(next.clone()).after, Some(next));
+    /// ```
     pub fn after(mut self, cursor: Cursor) -> Self {
         self.after = Some(cursor);
         self
     }
 
     /// At most `n` runs a page (1 to [`MAX_PAGE`]).
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::{MAX_PAGE, RunFilter};
+    /// assert_eq!(RunFilter::new().limit(0).page_size(), 1);
+    /// assert_eq!(RunFilter::new().limit(1_000_000).page_size(), MAX_PAGE);
+    /// ```
     pub fn limit(mut self, n: usize) -> Self {
         self.limit = Some(n);
         self
     }
 
     /// The page size this filter asks for, within 1 and [`MAX_PAGE`].
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::RunFilter;
+    /// assert_eq!(RunFilter::new().limit(20).page_size(), 20);
+    /// ```
     pub fn page_size(&self) -> usize {
         self.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
     }
@@ -134,6 +181,13 @@ pub struct Cursor {
 
 impl Cursor {
     /// Where a page ending at `run` ended.
+    ///
+    /// ```
+    /// use workflow_runtime::durable::{Cursor, RunRow};
+    /// let run = RunRow::new("order-42", "Pay", "f", b"1".to_vec());
+    /// let cursor = Cursor::of(&run);
+    /// assert_eq!((cursor.created_ms, cursor.id.as_str()), (run.created_ms, "order-42"));
+    /// ```
     pub fn of(run: &RunRow) -> Self {
         Cursor {
             created_ms: run.created_ms,
@@ -178,6 +232,14 @@ impl FromStr for Cursor {
 }
 
 /// One page of runs, newest first.
+///
+/// ```
+/// # use workflow_runtime::durable::{RunFilter, Store};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let page = Store::memory().runs(&RunFilter::new()).await.unwrap();
+/// assert!(page.runs.is_empty() && page.next.is_none());
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RunPage {

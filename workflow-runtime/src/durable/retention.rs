@@ -61,29 +61,58 @@ impl Default for Retention {
 
 impl Retention {
     /// A policy that keeps everything until told otherwise.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::Retention;
+    /// let keep_all = Retention::new();
+    /// assert_eq!((keep_all.keep_for, keep_all.keep_at_most), (None, None));
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Removes finished runs that ended more than `age` ago.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use workflow_runtime::durable::Retention;
+    /// let week = Retention::new().keep_for(Duration::from_secs(7 * 86_400));
+    /// assert_eq!(week.keep_for, Some(Duration::from_secs(604_800)));
+    /// ```
     pub fn keep_for(mut self, age: std::time::Duration) -> Self {
         self.keep_for = Some(age);
         self
     }
 
     /// Keeps only the newest `n` finished runs of each workflow.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::Retention;
+    /// assert_eq!(Retention::new().keep_at_most(100).keep_at_most, Some(100));
+    /// ```
     pub fn keep_at_most(mut self, n: u64) -> Self {
         self.keep_at_most = Some(n);
         self
     }
 
     /// Purges every `every` (default hourly).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use workflow_runtime::durable::Retention;
+    /// assert_eq!(Retention::new().every(Duration::from_secs(60)).every, Duration::from_secs(60));
+    /// ```
     pub fn every(mut self, every: std::time::Duration) -> Self {
         self.every = every;
         self
     }
 
     /// Removes at most `n` runs per transaction (default 500).
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::Retention;
+    /// assert_eq!(Retention::new().batch(0).batch, 1, "at least one");
+    /// ```
     pub fn batch(mut self, n: usize) -> Self {
         self.batch = n.max(1);
         self
@@ -111,6 +140,12 @@ impl Retention {
 
 /// One batch of a retention policy, as a store carries it out: see
 /// [`Backend::purge`](super::Backend::purge).
+///
+/// ```
+/// use workflow_runtime::durable::Retention;
+/// let purge = Retention::new().keep_at_most(3).batch(100).purge_at(0);
+/// assert_eq!((purge.keep_at_most, purge.batch, purge.ended_before_ms), (Some(3), 100, None));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Purge {

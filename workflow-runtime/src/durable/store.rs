@@ -645,7 +645,17 @@ pub struct RunCounts {
     pub oldest_waiting_ms: Option<i64>,
 }
 
-/// A recurring workflow's schedule as a shared store keeps it.
+/// A recurring workflow's schedule as a shared store keeps it
+/// ([`Runner::schedules`](crate::host::Runner::schedules)).
+///
+/// ```
+/// use workflow_runtime::durable::ScheduleRow;
+/// fn line(s: &ScheduleRow) -> String {
+///     let state = if s.paused { "paused" } else { "active" };
+///     format!("{} {state}, next tick {:?}", s.workflow, s.next_tick_ms)
+/// }
+/// # let _ = line;
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ScheduleRow {

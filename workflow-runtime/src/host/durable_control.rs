@@ -360,12 +360,38 @@ impl Runner {
     /// [`resume_schedule`](Self::resume_schedule). False when no instance
     /// has scheduled it yet. Only a store with leases keeps schedules
     /// (PostgreSQL); others answer [`StoreError::Unsupported`].
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::Store;
+    /// # use workflow_runtime::host::Runner;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().store(Store::memory()).build().unwrap();
+    /// // One process's store keeps no schedules to share.
+    /// let err = runner.pause_schedule("NightlyReport").await.unwrap_err();
+    /// assert!(err.to_string().contains("no leases"), "{err}");
+    /// # }
+    /// ```
+    ///
+    /// On PostgreSQL, from any instance (a console, a command line):
+    ///
+    /// ```no_run
+    /// # async fn f(runner: workflow_runtime::host::Runner) -> Result<(), workflow_runtime::durable::DurableError> {
+    /// if runner.pause_schedule("NightlyReport").await? {
+    ///     // ... the maintenance ...
+    ///     runner.resume_schedule("NightlyReport").await?;
+    /// }
+    /// for schedule in runner.schedules().await? {
+    ///     println!("{} paused: {}", schedule.workflow, schedule.paused);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn pause_schedule(&self, workflow: &str) -> Result<bool, DurableError> {
         self.set_paused(workflow, true).await
     }
 
     /// Lets paused recurring workflow `workflow` fire again, from its next
-    /// tick (the ticks it passed while paused do not fire).
+    /// tick (the ticks it passed while paused do not fire). See
+    /// [`pause_schedule`](Self::pause_schedule) for an example.
     pub async fn resume_schedule(&self, workflow: &str) -> Result<bool, DurableError> {
         self.set_paused(workflow, false).await
     }
@@ -380,7 +406,8 @@ impl Runner {
     }
 
     /// The recurring durable workflows' schedules on the shared store:
-    /// next tick, last tick that fired, paused or not.
+    /// next tick, last tick that fired, paused or not. See
+    /// [`pause_schedule`](Self::pause_schedule) for an example.
     pub async fn schedules(&self) -> Result<Vec<crate::durable::ScheduleRow>, DurableError> {
         let store = self.store().ok_or(DurableError::NoStore)?;
         Ok(store.backend().schedules().await?)

@@ -57,6 +57,25 @@ impl Runner {
     /// [`retention`](super::HostBuilder::retention) runs. Every instance
     /// sharing a store may run it; a store many share lets one purge at a
     /// time. A purge that fails is logged and tried at the next turn.
+    ///
+    /// ```
+    /// # use workflow_runtime::durable::{Retention, Store};
+    /// # use workflow_runtime::host::Runner;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::builder().store(Store::memory()).build().unwrap();
+    /// // Purges at once, then every hour until the service stops.
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let retaining = tokio::spawn({
+    ///     let runner = runner.clone();
+    ///     async move {
+    ///         let stopped = async { let _ = stopped.await; };
+    ///         runner.retain_until(Retention::new().keep_at_most(1_000), stopped).await
+    ///     }
+    /// });
+    /// drop(stop);
+    /// retaining.await.unwrap();
+    /// # }
+    /// ```
     pub async fn retain_until(
         &self,
         policy: Retention,
