@@ -1,11 +1,13 @@
 //! The SQLite store's own promises: its file survives reopening, and a
 //! file it cannot use (not SQLite, locked, holding a bad row) is an error
-//! naming the file or the run, never a panic or lost data.
+//! naming the file or the run, never a panic or lost data. Concurrent
+//! writes share a transaction, each with its own outcome.
 
 use std::time::Duration;
 
 use workflow_runtime::durable::{
-    Backend, Cursor, RunFilter, RunRow, RunStatus, SqliteOptions, SqliteStore, StepRow, StoreError,
+    Backend, Cursor, Inserted, RunEnd, RunFilter, RunRow, RunStatus, SqliteOptions, SqliteStore,
+    StepRow, StoreError, Suspension,
 };
 
 mod common;
@@ -194,4 +196,150 @@ async fn a_page_of_runs_is_read_by_index_at_a_hundred_thousand_runs() {
         .await
         .unwrap();
     assert_eq!(after[0].id, "run-79999");
+}
+
+fn run(id: &str) -> RunRow {
+    RunRow::new(id, "Pay", "f", b"1".to_vec())
+}
+
+fn step(index: u32) -> StepRow {
+    StepRow::new(index, "load", b"2".to_vec(), 1, 1, 2)
+}
+
+/// Writes made at once (the test's one task polls them all before the
+/// writer runs) go in one transaction, and each gets what it would have
+/// got alone: the refused ones fail, the rest are written.
+#[tokio::test]
+async fn concurrent_writes_share_a_transaction_and_keep_their_own_outcomes() {
+    let dir = TempDir::new("group");
+    let store = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
+        .await
+        .unwrap();
+    for id in ["a", "b", "c"] {
+        store.insert_run(&run(id)).await.unwrap();
+    }
+    store.record_step("a", &step(0)).await.unwrap();
+    let before = store.commits();
+    assert_eq!((before.transactions, before.writes), (4, 4));
+
+    let cancelled = RunEnd::Cancelled {
+        reason: "by hand".into(),
+        step: None,
+    };
+    let (a, n, first) = (run("a"), run("n"), step(0));
+    let (again, new, new_twice, taken, fresh, ghost_step, ended, ended_twice, ghost_end) = tokio::join!(
+        store.insert_run(&a),
+        store.insert_run(&n),
+        store.insert_run(&n),
+        store.record_step("a", &first),
+        store.record_step("b", &first),
+        store.record_step("ghost", &first),
+        store.finish_run("c", &cancelled),
+        store.finish_run("c", &cancelled),
+        store.finish_run("ghost", &cancelled),
+    );
+    let after = store.commits();
+    assert_eq!(
+        (
+            after.transactions - before.transactions,
+            after.writes - before.writes
+        ),
+        (1, 9),
+        "nine writes at once, one transaction"
+    );
+
+    assert!(matches!(again.unwrap(), Inserted::Existing(row) if row.id == "a"));
+    assert!(
+        matches!(new.unwrap(), Inserted::New),
+        "the first start of an id writes it"
+    );
+    assert!(matches!(new_twice.unwrap(), Inserted::Existing(row) if row.id == "n"));
+    assert!(
+        matches!(taken, Err(StoreError::Conflict { ref run, index: 0 }) if run == "a"),
+        "{taken:?}"
+    );
+    fresh.unwrap();
+    assert!(
+        matches!(ghost_step, Err(StoreError::NoSuchRun(ref id)) if id == "ghost"),
+        "{ghost_step:?}"
+    );
+    assert!(ended.unwrap(), "the first end ends the run");
+    assert!(!ended_twice.unwrap(), "the second finds it ended");
+    assert!(
+        matches!(ghost_end, Err(StoreError::NoSuchRun(ref id)) if id == "ghost"),
+        "{ghost_end:?}"
+    );
+
+    assert_eq!(store.steps("a").await.unwrap(), vec![step(0)]);
+    assert_eq!(store.steps("b").await.unwrap(), vec![step(0)]);
+    let c = store.run("c").await.unwrap().unwrap();
+    assert_eq!(
+        (c.status, c.error.as_deref()),
+        (RunStatus::Cancelled, Some("by hand"))
+    );
+    assert!(store.run("n").await.unwrap().is_some());
+    assert!(
+        store.run("ghost").await.unwrap().is_none(),
+        "nothing made up a run"
+    );
+}
+
+/// A child ended in a batch beside another run's end wakes the parent
+/// waiting for it, and only that parent.
+#[tokio::test]
+async fn a_child_ended_in_a_batch_wakes_its_waiting_parent() {
+    let dir = TempDir::new("group-child");
+    let store = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
+        .await
+        .unwrap();
+    for (id, parent) in [("p", None), ("q", None), ("c", Some("p")), ("d", Some("q"))] {
+        let mut row = run(id);
+        row.parent = parent.map(str::to_owned);
+        store.insert_run(&row).await.unwrap();
+    }
+    let far = i64::MAX / 2;
+    store
+        .suspend("p", Some(&Suspension::new("child:c", Some(far), 0)), None)
+        .await
+        .unwrap();
+    // q waits for something else than its child d.
+    store
+        .suspend("q", Some(&Suspension::new("event:go", Some(far), 0)), None)
+        .await
+        .unwrap();
+    let (three, four) = (
+        RunEnd::Completed(b"3".to_vec()),
+        RunEnd::Completed(b"4".to_vec()),
+    );
+    let (c, d) = tokio::join!(store.finish_run("c", &three), store.finish_run("d", &four));
+    assert!(c.unwrap() && d.unwrap());
+    assert_eq!(
+        store.run("p").await.unwrap().unwrap().wake_ms,
+        Some(i64::MIN)
+    );
+    assert_eq!(store.run("q").await.unwrap().unwrap().wake_ms, Some(far));
+    let due: Vec<String> = store
+        .due(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(due, vec!["p"]);
+}
+
+/// A waiter that leaves once its write is queued (a timeout, a cancelled
+/// run) does not take the write, or the next batch, with it.
+#[tokio::test]
+async fn a_write_whose_waiter_left_is_still_made() {
+    let dir = TempDir::new("group-left");
+    let store = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
+        .await
+        .unwrap();
+    // Polled once (queued, the writer spawned), then dropped.
+    let left = tokio::time::timeout(Duration::ZERO, store.insert_run(&run("left"))).await;
+    assert!(left.is_err(), "the write was still waiting for its commit");
+    store.insert_run(&run("stayed")).await.unwrap();
+    assert!(store.run("left").await.unwrap().is_some());
+    assert!(store.run("stayed").await.unwrap().is_some());
 }

@@ -1,9 +1,16 @@
 //! The SQLite store: the journal in a file, through sqlx. One connection
 //! writes, so writers queue in the pool rather than meeting `SQLITE_BUSY`;
 //! WAL keeps readers of the file (the `sqlite3` tool) out of its way.
+//! Concurrent runs' starts, steps and ends share transactions
+//! ([`group_commit`]).
+
+mod group_commit;
+
+pub use group_commit::Commits;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -20,6 +27,7 @@ use super::store::{
     StepRow, Store, StoreError, Suspension, WorkflowCounts, corrupt, count_group, now_ms, readable,
 };
 use crate::behavior::BoxFuture;
+use group_commit::Write;
 
 /// A transaction on the store's database, as a `#[step(transactional)]`
 /// step takes it: its writes and the step's journal row commit together.
@@ -219,7 +227,12 @@ impl SqliteOptions {
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Read-only connections for the journal reads a drive makes (a run,
+    /// its steps, failures and events): in WAL mode they read the last
+    /// commit while the writer syncs the next, rather than queue behind it.
+    reader: SqlitePool,
     path: PathBuf,
+    queue: Arc<group_commit::Queue>,
 }
 
 impl Store {
@@ -299,11 +312,24 @@ impl SqliteStore {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(|e| fail("opening the database", e))?;
-        let store = SqliteStore { pool, path };
+        let mut store = SqliteStore {
+            reader: pool.clone(),
+            pool,
+            path,
+            queue: Arc::default(),
+        };
         store.migrate().await?;
+        // Opened once the schema is there: a read-only connection cannot
+        // create it.
+        store.reader = SqlitePoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.read_only(true))
+            .await
+            .map_err(|e| store.error("opening the database for reading", e))?;
         Ok(store)
     }
 
@@ -573,30 +599,7 @@ impl Backend for SqliteStore {
 
     fn insert_run<'a>(&'a self, run: &'a RunRow) -> BoxFuture<'a, Result<Inserted, StoreError>> {
         Box::pin(async move {
-            let done = payload(
-                sqlx::query(
-                    "INSERT INTO workflow_runs
-                     (id, workflow, fingerprint, status, input, created_ms, updated_ms, codec,
-                      waiting, wake_ms, parent, trace)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(&run.id)
-                .bind(&run.workflow)
-                .bind(&run.fingerprint)
-                .bind(run.status.as_str()),
-                &run.input,
-            )
-            .bind(run.created_ms)
-            .bind(run.updated_ms)
-            .bind(&run.codec)
-            .bind(&run.waiting)
-            .bind(run.wake_ms)
-            .bind(&run.parent)
-            .bind(&run.trace)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.error(format!("starting run \"{}\"", run.id), e))?;
-            if done.rows_affected() == 1 {
+            if self.write(Write::Start(run.clone())).await? {
                 return Ok(Inserted::New);
             }
             match self.run(&run.id).await? {
@@ -610,7 +613,7 @@ impl Backend for SqliteStore {
         Box::pin(async move {
             let row = sqlx::query("SELECT * FROM workflow_runs WHERE id = ?")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reader)
                 .await
                 .map_err(|e| self.error(format!("reading run \"{id}\""), e))?;
             row.as_ref().map(run_row).transpose()
@@ -624,7 +627,7 @@ impl Backend for SqliteStore {
                  FROM workflow_steps WHERE run_id = ? ORDER BY step_index",
             )
             .bind(run)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await
             .map_err(|e| self.error(format!("reading the steps of run \"{run}\""), e))?;
             rows.iter().map(|row| step_row(run, row)).collect()
@@ -637,13 +640,12 @@ impl Backend for SqliteStore {
         step: &'a StepRow,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut conn = self.pool.acquire().await.map_err(|e| {
-                self.error(
-                    format!("journaling step {} of run \"{run}\"", step.index),
-                    e,
-                )
-            })?;
-            self.record_step_in(&mut conn, run, step).await
+            self.write(Write::Step {
+                run: run.to_owned(),
+                row: step.clone(),
+            })
+            .await
+            .map(drop)
         })
     }
 
@@ -690,7 +692,7 @@ impl Backend for SqliteStore {
                  WHERE run_id = ? ORDER BY step_index",
             )
             .bind(run)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await
             .map_err(|e| self.error(format!("reading the failures of run \"{run}\""), e))?;
             rows.iter()
@@ -718,41 +720,12 @@ impl Backend for SqliteStore {
         end: &'a RunEnd,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let (status, output, error, step) = end.columns();
-            let query = sqlx::query(
-                "UPDATE workflow_runs SET status = ?, output = ?, error = ?, failed_step = ?,
-                 updated_ms = ?, waiting = NULL, wake_ms = NULL
-                 WHERE id = ? AND status = 'running'",
-            )
-            .bind(status.as_str());
-            let query = match output {
-                Some(bytes) => payload(query, bytes),
-                None => query.bind(None::<Vec<u8>>),
+            let finish = Write::Finish {
+                run: run.to_owned(),
+                end: end.clone(),
+                now_ms: now_ms(),
             };
-            let done = query
-                .bind(error)
-                .bind(step)
-                .bind(now_ms())
-                .bind(run)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| self.error(format!("ending run \"{run}\""), e))?;
-            if done.rows_affected() == 1 {
-                // A parent waiting for this child wakes; after the end is
-                // written, so a parent that looks at the child after
-                // suspending itself sees one or the other.
-                sqlx::query(
-                    "UPDATE workflow_runs SET wake_ms = ?1
-                     WHERE id = (SELECT parent FROM workflow_runs WHERE id = ?2)
-                       AND waiting = ?3",
-                )
-                // Due at once, by any clock.
-                .bind(i64::MIN)
-                .bind(run)
-                .bind(super::journal::awaiting_child(run))
-                .execute(&self.pool)
-                .await
-                .map_err(|e| self.error(format!("waking the parent of run \"{run}\""), e))?;
+            if self.write(finish).await? {
                 return Ok(true);
             }
             match self.run(run).await? {
@@ -965,7 +938,7 @@ impl Backend for SqliteStore {
                  WHERE run_id = ? ORDER BY seq",
             )
             .bind(run)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await
             .map_err(|e| self.error(format!("reading the events of run \"{run}\""), e))?;
             rows.iter()

@@ -1,0 +1,537 @@
+//! Group commit: the journal writes of concurrent runs share one
+//! transaction, so one sync of the file.
+//!
+//! A write joins the store's queue; the first to find no batch being
+//! written spawns the task that writes batches until the queue is empty.
+//! While one batch syncs, the next gathers. A batch is a handful of
+//! statements however many runs it holds (one multi-row INSERT for new
+//! runs, one for steps, one UPDATE for ends, one for the parents they
+//! wake): each statement crosses to sqlx's SQLite thread and back, and
+//! that hand-off, more than the sync, is what a statement per row pays.
+//!
+//! Each waiter wakes after the COMMIT that holds its row, with its own
+//! outcome, so a step's row is durable before its `.await` returns, as
+//! with a transaction per write. The batch is written by a spawned task,
+//! not by the waiter that started it: a waiter dropped mid-commit (a
+//! timeout, a cancelled run) leaves the others' writes whole.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use sqlx::error::ErrorKind;
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{QueryBuilder, Row, Sqlite};
+use tokio::sync::oneshot;
+
+use super::SqliteStore;
+use crate::durable::journal::awaiting_child;
+use crate::durable::store::{RunEnd, RunRow, StepRow, StoreError};
+
+/// Most writes in one transaction. It bounds each statement's parameters
+/// (12 per run row: 3,072, far under SQLite's 32,766) and how long a
+/// reader waits for the one connection behind a batch.
+const MOST: usize = 256;
+
+/// One journal write that may share a transaction with others.
+// Moved into the queue once and out into its batch, never kept: boxing
+// the run row would cost each start an allocation and save nothing.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Write {
+    /// A new run's row; `true` if written, `false` if its id was taken.
+    Start(RunRow),
+    /// A completed step's row.
+    Step { run: String, row: StepRow },
+    /// A run's end; `true` if it was running and is now ended.
+    Finish {
+        run: String,
+        end: RunEnd,
+        now_ms: i64,
+    },
+}
+
+impl Write {
+    /// What the write was doing, for its error.
+    fn doing(&self) -> String {
+        match self {
+            Write::Start(row) => format!("starting run \"{}\"", row.id),
+            Write::Step { run, row } => format!("journaling step {} of run \"{run}\"", row.index),
+            Write::Finish { run, .. } => format!("ending run \"{run}\""),
+        }
+    }
+}
+
+/// What one write came to.
+type Outcome = Result<bool, StoreError>;
+
+struct Pending {
+    write: Write,
+    done: oneshot::Sender<Outcome>,
+}
+
+/// The writes waiting for the next batch, and whether a task is writing.
+#[derive(Default)]
+pub(super) struct Queue {
+    state: Mutex<State>,
+    transactions: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// How the store's journal writes were grouped: transactions committed,
+/// and the writes they held (new runs, steps, ends). Writes over
+/// transactions is how many runs shared each sync.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use workflow_runtime::durable::{Backend, RunRow, SqliteOptions, SqliteStore};
+/// let dir = std::env::temp_dir().join(format!("wf-doc-commits-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let store = SqliteStore::open(SqliteOptions::new(dir.join("runs.db"))).await.unwrap();
+/// let (a, b) = (RunRow::new("a", "Pay", "f", b"1".to_vec()), RunRow::new("b", "Pay", "f", b"2".to_vec()));
+/// let (first, second) = tokio::join!(store.insert_run(&a), store.insert_run(&b));
+/// first.unwrap();
+/// second.unwrap();
+/// let commits = store.commits();
+/// assert_eq!((commits.transactions, commits.writes), (1, 2));
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Commits {
+    /// Journal transactions committed.
+    pub transactions: u64,
+    /// Writes they held.
+    pub writes: u64,
+}
+
+#[derive(Default)]
+struct State {
+    pending: Vec<Pending>,
+    writing: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding it; a poisoned queue is still whole.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Queue")
+            .field("pending", &state.pending.len())
+            .field("writing", &state.writing)
+            .finish()
+    }
+}
+
+/// Marks the queue idle however the writing task ends. Cut short (its
+/// runtime shut down), it drops what is left, so those waiters hear that
+/// their writes were never made rather than wait forever.
+struct Writing<'a> {
+    queue: &'a Queue,
+    finished: bool,
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut state = self.queue.lock();
+            state.writing = false;
+            drop(std::mem::take(&mut state.pending));
+        }
+    }
+}
+
+/// A batch's failure, handed to each of its writes' errors.
+#[derive(Clone, Debug)]
+struct Shared(Arc<sqlx::Error>);
+
+impl fmt::Display for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Shared {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// A statement that failed on one row's constraint: the batch goes on
+/// row by row. Anything else (a full disk, an I/O error) may have rolled
+/// the whole transaction back, so the batch fails.
+fn on_a_row(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if !matches!(e.kind(), ErrorKind::Other))
+}
+
+/// Binds a payload as text when it is UTF-8, as a blob otherwise (as
+/// [`super::payload`] does for one row).
+fn bind_payload(
+    values: &mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>,
+    bytes: &[u8],
+) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => values.push_bind(text.to_owned()),
+        Err(_) => values.push_bind(bytes.to_vec()),
+    };
+}
+
+impl SqliteStore {
+    /// How the journal writes made so far were grouped into transactions
+    /// (those of `#[step(transactional)]` steps and of the application's
+    /// own use of [`pool`](SqliteStore::pool) apart).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use workflow_runtime::durable::{SqliteOptions, SqliteStore};
+    /// # let dir = std::env::temp_dir().join(format!("wf-doc-commits0-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let store = SqliteStore::open(SqliteOptions::new(dir.join("runs.db"))).await.unwrap();
+    /// assert_eq!(store.commits().transactions, 0);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
+    pub fn commits(&self) -> Commits {
+        Commits {
+            transactions: self.queue.transactions.load(Ordering::Relaxed),
+            writes: self.queue.writes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Makes `write` in the next batch; returns once that batch has
+    /// committed (or failed).
+    pub(super) async fn write(&self, write: Write) -> Outcome {
+        let (done, outcome) = oneshot::channel();
+        let lead = {
+            let mut state = self.queue.lock();
+            state.pending.push(Pending { write, done });
+            !std::mem::replace(&mut state.writing, true)
+        };
+        if lead {
+            tokio::spawn(self.clone().drain());
+        }
+        outcome.await.unwrap_or_else(|_| {
+            Err(StoreError::Database {
+                store: self.path.display().to_string(),
+                doing: "journaling".to_owned(),
+                source: "the store's writer stopped (its runtime shut down) before the write \
+                         was known to be committed"
+                    .into(),
+            })
+        })
+    }
+
+    /// Writes batches until the queue is empty.
+    async fn drain(self) {
+        let mut writing = Writing {
+            queue: &self.queue,
+            finished: false,
+        };
+        loop {
+            let batch: Vec<Pending> = {
+                let mut state = self.queue.lock();
+                if state.pending.is_empty() {
+                    state.writing = false;
+                    writing.finished = true;
+                    return;
+                }
+                let n = state.pending.len().min(MOST);
+                state.pending.drain(..n).collect()
+            };
+            let (writes, waiters): (Vec<Write>, Vec<_>) =
+                batch.into_iter().map(|p| (p.write, p.done)).unzip();
+            let outcomes = match self.commit(&writes).await {
+                Ok(outcomes) => outcomes,
+                Err(error) => {
+                    let error = Shared(Arc::new(error));
+                    writes
+                        .iter()
+                        .map(|write| {
+                            Err(StoreError::Database {
+                                store: self.path.display().to_string(),
+                                doing: write.doing(),
+                                source: Box::new(error.clone()),
+                            })
+                        })
+                        .collect()
+                }
+            };
+            for (waiter, outcome) in waiters.into_iter().zip(outcomes) {
+                // A waiter that left (its run cancelled) needs no answer.
+                let _ = waiter.send(outcome);
+            }
+        }
+    }
+
+    /// Writes `writes` in one transaction: each write's outcome, or why
+    /// none of them was made.
+    async fn commit(&self, writes: &[Write]) -> Result<Vec<Outcome>, sqlx::Error> {
+        let mut outcomes: Vec<Option<Outcome>> = writes.iter().map(|_| None).collect();
+        let mut tx = self.pool.begin().await?;
+        self.start_runs(&mut tx, writes, &mut outcomes).await?;
+        self.add_steps(&mut tx, writes, &mut outcomes).await?;
+        end_runs(&mut tx, writes, &mut outcomes).await?;
+        tx.commit().await?;
+        self.queue.transactions.fetch_add(1, Ordering::Relaxed);
+        self.queue
+            .writes
+            .fetch_add(writes.len() as u64, Ordering::Relaxed);
+        Ok(outcomes
+            .into_iter()
+            .zip(writes)
+            .map(|(outcome, write)| {
+                outcome.unwrap_or_else(|| {
+                    Err(StoreError::Unsupported {
+                        store: self.path.display().to_string(),
+                        what: format!("{}: no statement wrote it", write.doing()),
+                    })
+                })
+            })
+            .collect())
+    }
+
+    /// The new runs, in one INSERT; an id already taken (by an earlier
+    /// run, or earlier in this batch) is not written.
+    async fn start_runs(
+        &self,
+        conn: &mut SqliteConnection,
+        writes: &[Write],
+        outcomes: &mut [Option<Outcome>],
+    ) -> Result<(), sqlx::Error> {
+        let starts: Vec<(usize, &RunRow)> = writes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, write)| match write {
+                Write::Start(row) => Some((i, row)),
+                _ => None,
+            })
+            .collect();
+        if starts.is_empty() {
+            return Ok(());
+        }
+        let inserted = match insert_runs(conn, starts.iter().map(|(_, row)| *row)).await {
+            Ok(inserted) => inserted,
+            Err(error) if on_a_row(&error) => {
+                for (i, row) in starts {
+                    outcomes[i] = Some(
+                        insert_runs(conn, [row])
+                            .await
+                            .map(|ids| !ids.is_empty())
+                            .map_err(|e| self.error(format!("starting run \"{}\"", row.id), e)),
+                    );
+                }
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
+        // Rows go in in order: of two starts of one id, the first wrote it.
+        let mut first = HashSet::new();
+        for (i, row) in starts {
+            outcomes[i] = Some(Ok(
+                inserted.contains(&row.id) && first.insert(row.id.as_str())
+            ));
+        }
+        Ok(())
+    }
+
+    /// The steps' rows, in one INSERT. A row refused (a second writer of
+    /// a step, a run that is gone) sends the batch's steps one by one, so
+    /// that only its own write fails.
+    async fn add_steps(
+        &self,
+        conn: &mut SqliteConnection,
+        writes: &[Write],
+        outcomes: &mut [Option<Outcome>],
+    ) -> Result<(), sqlx::Error> {
+        let steps: Vec<(usize, &str, &StepRow)> = writes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, write)| match write {
+                Write::Step { run, row } => Some((i, run.as_str(), row)),
+                _ => None,
+            })
+            .collect();
+        if steps.is_empty() {
+            return Ok(());
+        }
+        match insert_steps(conn, steps.iter().map(|&(_, run, row)| (run, row))).await {
+            Ok(()) => {
+                for (i, ..) in steps {
+                    outcomes[i] = Some(Ok(true));
+                }
+            }
+            Err(error) if on_a_row(&error) => {
+                for (i, run, row) in steps {
+                    outcomes[i] = Some(self.record_step_in(conn, run, row).await.map(|()| true));
+                }
+            }
+            Err(error) => return Err(error),
+        }
+        Ok(())
+    }
+}
+
+/// Inserts `rows` unless their ids are taken; the ids written.
+async fn insert_runs<'r>(
+    conn: &mut SqliteConnection,
+    rows: impl IntoIterator<Item = &'r RunRow>,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO workflow_runs
+         (id, workflow, fingerprint, status, input, created_ms, updated_ms, codec,
+          waiting, wake_ms, parent, trace) ",
+    );
+    let mut n = 0;
+    query.push_values(rows, |mut values, run| {
+        n += 1;
+        values
+            .push_bind(run.id.clone())
+            .push_bind(run.workflow.clone())
+            .push_bind(run.fingerprint.clone())
+            .push_bind(run.status.as_str());
+        bind_payload(&mut values, &run.input);
+        values
+            .push_bind(run.created_ms)
+            .push_bind(run.updated_ms)
+            .push_bind(run.codec.clone())
+            .push_bind(run.waiting.clone())
+            .push_bind(run.wake_ms)
+            .push_bind(run.parent.clone())
+            .push_bind(run.trace.clone());
+    });
+    query.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+    // One shape per batch size: only the single row's is worth caching.
+    let rows = query.build().persistent(n == 1).fetch_all(conn).await?;
+    rows.iter().map(|row| row.try_get::<String, _>(0)).collect()
+}
+
+/// Inserts the step rows `rows` of their runs.
+async fn insert_steps<'r>(
+    conn: &mut SqliteConnection,
+    rows: impl IntoIterator<Item = (&'r str, &'r StepRow)>,
+) -> Result<(), sqlx::Error> {
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO workflow_steps
+         (run_id, step_index, title, output, attempts, started_ms, ended_ms) ",
+    );
+    let mut n = 0;
+    query.push_values(rows, |mut values, (run, step)| {
+        n += 1;
+        values
+            .push_bind(run.to_owned())
+            .push_bind(i64::from(step.index))
+            .push_bind(step.title.clone());
+        bind_payload(&mut values, &step.output);
+        values
+            .push_bind(i64::from(step.attempts))
+            .push_bind(step.started_ms)
+            .push_bind(step.ended_ms);
+    });
+    query.build().persistent(n == 1).execute(conn).await?;
+    Ok(())
+}
+
+/// Ends the runs that are still running, in one UPDATE, then wakes the
+/// parents waiting for them. A run ended twice in one batch (two drivers
+/// racing) is ended by the first; the second finds it ended.
+async fn end_runs(
+    conn: &mut SqliteConnection,
+    writes: &[Write],
+    outcomes: &mut [Option<Outcome>],
+) -> Result<(), sqlx::Error> {
+    let mut ids = HashSet::new();
+    let (mut first, mut again) = (Vec::new(), Vec::new());
+    for (i, write) in writes.iter().enumerate() {
+        if let Write::Finish { run, end, now_ms } = write {
+            let end = (i, run.as_str(), end, *now_ms);
+            if ids.insert(run.as_str()) {
+                first.push(end);
+            } else {
+                again.push(end);
+            }
+        }
+    }
+    end_some(conn, &first, outcomes).await?;
+    // One at a time: each row of an UPDATE … FROM must meet a run once.
+    for end in again {
+        end_some(conn, &[end], outcomes).await?;
+    }
+    Ok(())
+}
+
+/// Ends the distinct runs `ends`, setting each one's outcome, and wakes
+/// their waiting parents.
+async fn end_some(
+    conn: &mut SqliteConnection,
+    ends: &[(usize, &str, &RunEnd, i64)],
+    outcomes: &mut [Option<Outcome>],
+) -> Result<(), sqlx::Error> {
+    if ends.is_empty() {
+        return Ok(());
+    }
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "UPDATE workflow_runs SET status = v.column2, output = v.column3, error = v.column4,
+         failed_step = v.column5, updated_ms = v.column6, waiting = NULL, wake_ms = NULL
+         FROM (",
+    );
+    query.push_values(ends, |mut values, &(_, run, end, now_ms)| {
+        let (status, output, error, step) = end.columns();
+        values.push_bind(run.to_owned()).push_bind(status.as_str());
+        match output {
+            Some(bytes) => bind_payload(&mut values, bytes),
+            None => {
+                values.push_bind(None::<Vec<u8>>);
+            }
+        }
+        values
+            .push_bind(error.map(str::to_owned))
+            .push_bind(step.map(str::to_owned))
+            .push_bind(now_ms);
+    });
+    query.push(
+        ") AS v WHERE workflow_runs.id = v.column1 AND workflow_runs.status = 'running'
+         RETURNING workflow_runs.id, workflow_runs.parent",
+    );
+    let ended = query
+        .build()
+        .persistent(ends.len() == 1)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut wakes = Vec::new();
+    let mut done = HashSet::new();
+    for row in &ended {
+        let id: String = row.try_get(0)?;
+        if let Some(parent) = row.try_get::<Option<String>, _>(1)? {
+            wakes.push((parent, awaiting_child(&id)));
+        }
+        done.insert(id);
+    }
+    for &(i, run, ..) in ends {
+        outcomes[i] = Some(Ok(done.contains(run)));
+    }
+    if wakes.is_empty() {
+        return Ok(());
+    }
+    // A parent waiting for a child ended here wakes, after the child's end
+    // is written: a parent that looks at the child after suspending itself
+    // sees one or the other.
+    let mut query = QueryBuilder::<Sqlite>::new("UPDATE workflow_runs SET wake_ms = ");
+    // Due at once, by any clock.
+    query.push_bind(i64::MIN).push(" FROM (");
+    query.push_values(&wakes, |mut values, (parent, waiting)| {
+        values.push_bind(parent.clone()).push_bind(waiting.clone());
+    });
+    query.push(") AS v WHERE workflow_runs.id = v.column1 AND workflow_runs.waiting = v.column2");
+    query
+        .build()
+        .persistent(wakes.len() == 1)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
