@@ -1046,3 +1046,231 @@ async fn a_step_whose_row_did_not_land_at_first_is_not_undone() {
     assert_eq!(reserve.released.load(Ordering::SeqCst), 0);
     assert_eq!(reserve.charges.load(Ordering::SeqCst), 1);
 }
+
+/// A memory store that counts the journal reads a drive makes.
+#[derive(Clone, Default)]
+struct CountsReads {
+    inner: MemoryStore,
+    reads: Arc<Reads>,
+}
+
+#[derive(Default)]
+struct Reads {
+    runs: AtomicU32,
+    steps: AtomicU32,
+    failures: AtomicU32,
+}
+
+use workflow_runtime::behavior::BoxFuture;
+use workflow_runtime::durable::{FailureRow, Inserted, RunEnd, StoreError, WorkflowCounts};
+
+impl Backend for CountsReads {
+    fn describe(&self) -> String {
+        "counts-reads".to_owned()
+    }
+    fn insert_run<'a>(&'a self, run: &'a RunRow) -> BoxFuture<'a, Result<Inserted, StoreError>> {
+        self.inner.insert_run(run)
+    }
+    fn run<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RunRow>, StoreError>> {
+        self.reads.runs.fetch_add(1, Ordering::SeqCst);
+        self.inner.run(id)
+    }
+    fn steps<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<StepRow>, StoreError>> {
+        self.reads.steps.fetch_add(1, Ordering::SeqCst);
+        self.inner.steps(run)
+    }
+    fn record_step<'a>(
+        &'a self,
+        run: &'a str,
+        step: &'a StepRow,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.record_step(run, step)
+    }
+    fn record_failure<'a>(
+        &'a self,
+        run: &'a str,
+        failure: &'a FailureRow,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.record_failure(run, failure)
+    }
+    fn failures<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<FailureRow>, StoreError>> {
+        self.reads.failures.fetch_add(1, Ordering::SeqCst);
+        self.inner.failures(run)
+    }
+    fn finish_run<'a>(
+        &'a self,
+        run: &'a str,
+        end: &'a RunEnd,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.finish_run(run, end)
+    }
+    fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
+        self.inner.running()
+    }
+    fn counts_by_workflow(&self, now_ms: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
+        self.inner.counts_by_workflow(now_ms)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl CountsReads {
+    fn reads(&self) -> [u32; 3] {
+        let reads = &self.reads;
+        [&reads.runs, &reads.steps, &reads.failures].map(|n| n.load(Ordering::SeqCst))
+    }
+}
+
+/// A run this process starts is driven from the row it wrote: its journal
+/// is known empty, so the drive reads neither the row back nor its steps
+/// and failures (the handle's one read of the end is all). A run found in
+/// the store is read afresh before it is resumed.
+#[tokio::test]
+async fn a_started_run_is_driven_from_the_row_it_wrote() {
+    let counts = CountsReads::default();
+    let runner = Runner::builder()
+        .store(Store::new(counts.clone()))
+        .durable(Pay::default())
+        .build()
+        .unwrap();
+    let run = runner.start(&Pay::ID, "fresh", 1).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), Order { id: 1, paid: true });
+    assert_eq!(counts.reads(), [1, 0, 0], "run, steps, failures read");
+
+    // Written by someone else (a process that crashed after the write):
+    // resumed from what the store holds.
+    let order = serde_json::to_vec(&5_u64).unwrap();
+    counts
+        .inner
+        .insert_run(&RunRow::new("found", "Pay", Pay::FINGERPRINT, order))
+        .await
+        .unwrap();
+    runner.resume().await.unwrap();
+    let found = runner.handle(&Pay::ID, "found").result().await.unwrap();
+    assert_eq!(found, Order { id: 5, paid: true });
+    let [runs, steps, failures] = counts.reads();
+    assert!(
+        runs >= 3 && steps == 1 && failures == 1,
+        "{:?}",
+        counts.reads()
+    );
+}
+
+/// A memory store whose run writes wait, once written, for the test to
+/// let them return: the moment between a start's write and its drive,
+/// held open. It counts the worker's looks for due runs.
+#[derive(Clone)]
+struct HeldStart {
+    inner: MemoryStore,
+    gate: Arc<tokio::sync::Semaphore>,
+    looks: Arc<AtomicU32>,
+}
+
+impl Default for HeldStart {
+    fn default() -> Self {
+        HeldStart {
+            inner: MemoryStore::new(),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            looks: Arc::default(),
+        }
+    }
+}
+
+impl Backend for HeldStart {
+    fn describe(&self) -> String {
+        "held-start".to_owned()
+    }
+    fn insert_run<'a>(&'a self, run: &'a RunRow) -> BoxFuture<'a, Result<Inserted, StoreError>> {
+        Box::pin(async move {
+            let inserted = self.inner.insert_run(run).await;
+            drop(self.gate.acquire().await.unwrap());
+            inserted
+        })
+    }
+    fn run<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RunRow>, StoreError>> {
+        self.inner.run(id)
+    }
+    fn steps<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<StepRow>, StoreError>> {
+        self.inner.steps(run)
+    }
+    fn record_step<'a>(
+        &'a self,
+        run: &'a str,
+        step: &'a StepRow,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.record_step(run, step)
+    }
+    fn record_failure<'a>(
+        &'a self,
+        run: &'a str,
+        failure: &'a FailureRow,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.record_failure(run, failure)
+    }
+    fn failures<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<FailureRow>, StoreError>> {
+        self.inner.failures(run)
+    }
+    fn finish_run<'a>(
+        &'a self,
+        run: &'a str,
+        end: &'a RunEnd,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.finish_run(run, end)
+    }
+    fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
+        self.looks.fetch_add(1, Ordering::SeqCst);
+        self.inner.running()
+    }
+    fn counts_by_workflow(&self, now_ms: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
+        self.inner.counts_by_workflow(now_ms)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// A start whose run is written but not yet driven, while this process's
+/// worker looks for due runs again and again: the worker leaves the run
+/// to the start (it is in flight here from before its write), and the
+/// order is charged once. Taken up by the worker, it would be charged by
+/// the worker and again by the start's drive from the row it wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_leaves_a_started_run_to_its_start() {
+    let held = HeldStart::default();
+    let pay = Arc::new(Pay::default());
+    let runner = Runner::builder()
+        .store(Store::new(held.clone()))
+        .durable(ArcPay(pay.clone()))
+        .look_every(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let worker = tokio::spawn({
+        let runner = runner.clone();
+        async move { runner.work(8).await }
+    });
+    let start = tokio::spawn({
+        let runner = runner.clone();
+        async move {
+            let run = runner.start(&ArcPay::ID, "held", 7).await.unwrap();
+            run.result().await.unwrap()
+        }
+    });
+    // Written, and held there while the worker looks ten times more.
+    while held.inner.run("held").await.unwrap().is_none() {
+        tokio::task::yield_now().await;
+    }
+    let looked = held.looks.load(Ordering::SeqCst);
+    while held.looks.load(Ordering::SeqCst) < looked + 10 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(
+        pay.charges.load(Ordering::SeqCst),
+        0,
+        "the worker took the run up"
+    );
+    held.gate.add_permits(1);
+    assert!(start.await.unwrap().paid);
+    assert_eq!(pay.charges.load(Ordering::SeqCst), 1, "one charge");
+    worker.abort();
+}

@@ -6,6 +6,7 @@
 //! only it has, running a workflow under its behaviors and health, through
 //! [`Drives`]: the host uses this module, never the other way round.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -63,14 +64,28 @@ pub(crate) trait DurableEntry<R>: Send + Sync {
     /// fenced by `fence` on a store with leases; `signals.lost` is
     /// cancelled when the lease is found gone, and the run stops at its
     /// next await; `signals.cancel` when the run is asked to stop, and it
-    /// is undone.
+    /// is undone. `from` says whether `row` may be trusted as the run's
+    /// whole journal.
     fn drive(
         &self,
         runner: R,
         row: RunRow,
         fence: Option<Fence>,
         signals: Signals,
+        from: RowSource,
     ) -> BoxFuture<'static, ()>;
+}
+
+/// Where a driver's row came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RowSource {
+    /// Written by this process a moment ago, and held in flight here since
+    /// before it was written: the run has no step, failure or event yet,
+    /// and nobody else has touched it. Its first drive reads nothing back.
+    Written,
+    /// Read from the store, maybe some time ago: the first drive reads the
+    /// run afresh.
+    Store,
 }
 
 pub(crate) struct DurableDef<W>(pub(crate) Arc<W>);
@@ -98,6 +113,7 @@ impl<W: Durable, R: Drives> DurableEntry<R> for DurableDef<W> {
         row: RunRow,
         fence: Option<Fence>,
         signals: Signals,
+        mut from: RowSource,
     ) -> BoxFuture<'static, ()> {
         let workflow = self.0.clone();
         Box::pin(async move {
@@ -112,7 +128,10 @@ impl<W: Durable, R: Drives> DurableEntry<R> for DurableDef<W> {
                     fence: fence.as_ref(),
                     signals: &signals,
                 };
-                match run_to_end(&runner, &*workflow, &store, &row.id, at).await {
+                // Only the first drive: one driven again has a journal.
+                let known = std::mem::replace(&mut from, RowSource::Store);
+                let known = (known == RowSource::Written).then_some(&row);
+                match run_to_end(&runner, &*workflow, &store, (&row.id, known), at).await {
                     Driven::End(end) => break end,
                     Driven::Stopped => return,
                     Driven::Suspended(wake_ms) => {
@@ -257,12 +276,13 @@ struct Claim<'a> {
     signals: &'a Signals,
 }
 
-/// Runs the run `id`, resumed from its journal.
+/// Runs the run `id`, resumed from its journal, or from `written`, its
+/// row as this process wrote it, when nothing else is in its journal.
 async fn run_to_end<W: Durable, R: Drives>(
     runner: &R,
     workflow: &W,
     store: &Store,
-    id: &str,
+    (id, written): (&str, Option<&RunRow>),
     Claim { fence, signals }: Claim<'_>,
 ) -> Driven {
     let lost = &signals.lost;
@@ -272,10 +292,13 @@ async fn run_to_end<W: Durable, R: Drives>(
     }
     // Read afresh: a driver that ended the run may have left just before
     // this one was started from an older copy of its row.
-    let row = match store.backend().run(id).await {
-        Ok(Some(row)) if row.status == RunStatus::Running => row,
-        Ok(_) => return Driven::Stopped,
-        Err(error) => return Driven::Again(error.to_string()),
+    let row: Cow<'_, RunRow> = match written {
+        Some(row) => Cow::Borrowed(row),
+        None => match store.backend().run(id).await {
+            Ok(Some(row)) if row.status == RunStatus::Running => Cow::Owned(row),
+            Ok(_) => return Driven::Stopped,
+            Err(error) => return Driven::Again(error.to_string()),
+        },
     };
     // Suspended again since it was found due (another driver had it);
     // one asked to stop is undone now, whatever it waits for.
@@ -312,10 +335,14 @@ async fn run_to_end<W: Durable, R: Drives>(
             )));
         }
     };
-    let (done, failed) = match (
-        store.backend().steps(&row.id).await,
-        store.backend().failures(&row.id).await,
-    ) {
+    let journaled = match written {
+        Some(_) => (Ok(Vec::new()), Ok(Vec::new())),
+        None => (
+            store.backend().steps(&row.id).await,
+            store.backend().failures(&row.id).await,
+        ),
+    };
+    let (done, failed) = match journaled {
         (Ok(done), Ok(failed)) => (done, failed),
         // A row that does not read back will not on the next drive either.
         (Err(error @ StoreError::Corrupt { .. }), _)

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::runner::Runner;
 use crate::context::{ContextBuilder, WorkflowContext};
-use crate::durable::driver::{Drives, Driving, DurableEntry, Pause, Signals};
+use crate::durable::driver::{Drives, Driving, DurableEntry, Pause, RowSource, Signals};
 use crate::durable::{
     Claimed, Durable, DurableError, Elsewhere, Fence, Inserted, RunCounts, RunHandle, RunRow,
     RunStatus, Store, StoreError, WorkflowId,
@@ -393,20 +393,39 @@ impl Runner {
         row: RunRow,
     ) -> Result<Option<watch::Receiver<bool>>, DurableError> {
         let store = self.store().ok_or(DurableError::NoStore)?;
-        let row = admit(store, row).await?;
+        // Held in flight here before its row is written, on a store
+        // without leases: no worker or waker of this runner takes the run
+        // up between the write and the drive, so a run this call writes is
+        // driven from the row it wrote, with nothing read back.
+        let reserved = if store.backend().leases() {
+            None
+        } else {
+            self.reserve(&row.id)
+        };
+        let (row, new) = admit(store, row).await?;
         if row.status != RunStatus::Running {
             return Ok(None);
         }
         if !store.backend().leases() {
-            if let Some(ended) = self.in_flight().ended(&row.id) {
-                return Ok(Some(ended));
-            }
-            // Suspended: its waker takes it up when it is due.
+            let Some(reserved) = reserved else {
+                if let Some(ended) = self.in_flight().ended(&row.id) {
+                    return Ok(Some(ended));
+                }
+                // Left this process since: as a run found anew.
+                return Ok(self.drive_if_due(entry, row));
+            };
             if !row.due(self.clock().now_ms()) {
+                // Out of flight before its waker looks.
+                drop(reserved);
                 self.wake_sleepers();
                 return Ok(None);
             }
-            return Ok(Some(self.drive(entry, row, None)));
+            let from = if new {
+                RowSource::Written
+            } else {
+                RowSource::Store
+            };
+            return Ok(Some(self.drive_reserved(reserved, entry, row, None, from)));
         }
         if let Some(ended) = self.in_flight().ended(&row.id) {
             return Ok(Some(ended));
@@ -594,7 +613,7 @@ impl Runner {
     ) -> Result<String, DurableError> {
         let store = self.store().ok_or(DurableError::NoStore)?;
         let now = self.clock().now_ms();
-        let row = admit(store, new_row(store, workflow, run_id.into(), &input, now)?).await?;
+        let (row, _) = admit(store, new_row(store, workflow, run_id.into(), &input, now)?).await?;
         self.wake_worker();
         Ok(row.id)
     }
@@ -913,43 +932,97 @@ impl Runner {
         row: RunRow,
         fence: Option<Fence>,
     ) -> watch::Receiver<bool> {
-        let mut in_flight = self.in_flight().lock();
-        if let Some(driving) = in_flight.get(&row.id) {
-            let ended = driving.ended.clone();
-            if fence.is_some() {
-                // Claimed afresh while a driver here still holds an older
-                // claim (its lease ran out while this process was paused):
-                // that driver stops at its next await; drive the run again,
-                // under this claim, once it has.
-                driving.signals.lost.cancel();
-                let (runner, mut old) = (self.clone(), ended.clone());
-                tokio::spawn(async move {
-                    let _ = old.wait_for(|ended| *ended).await;
-                    drop(runner.drive(entry, row, fence));
-                });
+        match self.reserve(&row.id) {
+            Some(reserved) => self.drive_reserved(reserved, entry, row, fence, RowSource::Store),
+            None => {
+                let in_flight = self.in_flight().lock();
+                let Some(driving) = in_flight.get(&row.id) else {
+                    // Left in between: as a run found anew.
+                    drop(in_flight);
+                    return self.drive(entry, row, fence);
+                };
+                let ended = driving.ended.clone();
+                if fence.is_some() {
+                    // Claimed afresh while a driver here still holds an
+                    // older claim (its lease ran out while this process was
+                    // paused): that driver stops at its next await; drive
+                    // the run again, under this claim, once it has.
+                    driving.signals.lost.cancel();
+                    let (runner, mut old) = (self.clone(), ended.clone());
+                    tokio::spawn(async move {
+                        let _ = old.wait_for(|ended| *ended).await;
+                        drop(runner.drive(entry, row, fence));
+                    });
+                }
+                ended
             }
-            return ended;
+        }
+    }
+
+    /// Drives `row` unless it waits for something; the flag that says
+    /// when it ended, if it is driven.
+    fn drive_if_due(
+        &self,
+        entry: Arc<dyn DurableEntry<Runner>>,
+        row: RunRow,
+    ) -> Option<watch::Receiver<bool>> {
+        if row.due(self.clock().now_ms()) {
+            Some(self.drive(entry, row, None))
+        } else {
+            self.wake_sleepers();
+            None
+        }
+    }
+
+    /// Puts run `id` in flight here, unless it is: from then on, no other
+    /// driver of this process takes it up. Dropped undriven, it leaves.
+    fn reserve(&self, id: &str) -> Option<Reserved> {
+        let mut in_flight = self.in_flight().lock();
+        if in_flight.contains_key(id) {
+            return None;
         }
         let (tx, rx) = watch::channel(false);
         let signals = Signals::default();
         in_flight.insert(
-            row.id.clone(),
+            id.to_owned(),
             Driving {
                 ended: rx.clone(),
                 signals: signals.clone(),
             },
         );
-        drop(in_flight);
-        let done = Done {
-            runner: self.clone(),
-            id: row.id.clone(),
-            tx,
-        };
+        Some(Reserved {
+            done: Done {
+                runner: self.clone(),
+                id: id.to_owned(),
+                tx,
+            },
+            signals,
+            ended: rx,
+        })
+    }
+
+    /// Drives `row`, put in flight by `reserved`, on a task of its own;
+    /// the flag that says when it ended.
+    fn drive_reserved(
+        &self,
+        reserved: Reserved,
+        entry: Arc<dyn DurableEntry<Runner>>,
+        row: RunRow,
+        fence: Option<Fence>,
+        from: RowSource,
+    ) -> watch::Receiver<bool> {
+        let Reserved {
+            done,
+            signals,
+            ended,
+        } = reserved;
         tokio::spawn(async move {
-            entry.drive(done.runner.clone(), row, fence, signals).await;
+            entry
+                .drive(done.runner.clone(), row, fence, signals, from)
+                .await;
             drop(done);
         });
-        rx
+        ended
     }
 }
 
@@ -975,11 +1048,12 @@ fn new_row<W: Durable>(
     }
 }
 
-/// Writes `row` unless its run exists; the run as the store has it. An
-/// existing run must be of the same workflow, started with the same input.
-async fn admit(store: &Store, row: RunRow) -> Result<RunRow, DurableError> {
+/// Writes `row` unless its run exists; the run as the store has it, and
+/// whether this call wrote it. An existing run must be of the same
+/// workflow, started with the same input.
+async fn admit(store: &Store, row: RunRow) -> Result<(RunRow, bool), DurableError> {
     match store.backend().insert_run(&row).await? {
-        Inserted::New => Ok(row),
+        Inserted::New => Ok((row, true)),
         Inserted::Existing(existing) if existing.workflow != row.workflow => {
             Err(DurableError::OtherWorkflow {
                 run: row.id,
@@ -993,9 +1067,16 @@ async fn admit(store: &Store, row: RunRow) -> Result<RunRow, DurableError> {
             if theirs != store.codec().decode(&row.input).ok() {
                 return Err(DurableError::InputMismatch { run: row.id });
             }
-            Ok(existing)
+            Ok((existing, false))
         }
     }
+}
+
+/// A run put in flight here, not yet driven.
+struct Reserved {
+    done: Done,
+    signals: Signals,
+    ended: watch::Receiver<bool>,
 }
 
 /// Takes a run off the in-flight list and wakes its handles, however its
