@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(rustc --version)"
 echo
 if [ "${1:-}" != "--instructions" ]; then
-    for bench in overhead behaviors throughput durable; do
+    for bench in overhead behaviors throughput durable order_api; do
         cargo bench --quiet --bench "$bench" 2>/dev/null
         echo
     done

@@ -392,6 +392,8 @@ pub struct App {
     metrics: PrometheusHandle,
     operators: Arc<Vec<Operator>>,
     mermaid: Option<String>,
+    /// Orders above this many cents wait for a manager's approval.
+    approval_above: u64,
 }
 
 fn prometheus() -> PrometheusHandle {
@@ -416,7 +418,7 @@ impl App {
             SqliteOptions::new(&config.database).acquire_timeout(config.pool_timeout),
         )
         .await?;
-        let store = OrderStore::from_pool(sqlite.pool().clone()).await?;
+        let store = OrderStore::beside(&sqlite).await?;
         let notifications_down = Arc::new(AtomicBool::new(false));
         let bank = Bank::new();
         let handlers = {
@@ -505,6 +507,7 @@ impl App {
             metrics: prometheus(),
             operators: Arc::new(config.operators.clone()),
             mermaid: config.mermaid.clone(),
+            approval_above: config.approval.above_cents,
         })
     }
 
@@ -735,7 +738,7 @@ async fn create_order_in_span(
     if let Err(detail) = validate(&req) {
         return problem(StatusCode::BAD_REQUEST, "invalid order", detail, json!({}));
     }
-    if order_total(&req.items).is_none() {
+    let Some(total) = order_total(&req.items) else {
         return problem(
             StatusCode::UNPROCESSABLE_ENTITY,
             "order total too large",
@@ -744,7 +747,7 @@ async fn create_order_in_span(
                 .to_owned(),
             json!({}),
         );
-    }
+    };
     // The client's key, scoped to its customer, makes a retried request
     // the same run; without one, each request is a run of its own.
     let run_id = headers
@@ -773,13 +776,18 @@ async fn create_order_in_span(
     };
     // Dropped with the request if the client leaves: the run goes on. An
     // order that waits for a manager is answered once it waits: 202,
-    // awaiting approval.
-    let result = tokio::select! {
-        result = run.result() => result,
-        order = awaiting_approval(&app, &run_id) => {
-            let location = format!("/api/orders/{}", order.id);
-            return (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(order)).into_response();
+    // awaiting approval. Only an order above the limit may, and only its
+    // request reads how its run stands.
+    let result = if total > app.approval_above {
+        tokio::select! {
+            result = run.result() => result,
+            order = awaiting_approval(&app, &run_id) => {
+                let location = format!("/api/orders/{}", order.id);
+                return (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(order)).into_response();
+            }
         }
+    } else {
+        run.result().await
     };
     match result {
         // The run id is the run's correlation id: its `Logging` events
@@ -855,13 +863,15 @@ async fn create_order_in_span(
 /// The order run `run_id` made, once the run waits for its approval.
 async fn awaiting_approval(app: &App, run_id: &str) -> Order {
     loop {
+        // First after a pause: most orders are answered by then, without
+        // a read of their status.
+        tokio::time::sleep(Duration::from_millis(25)).await;
         if let Ok(status) = app.runner.status(run_id).await
             && status.waits_for("approval")
             && let Ok(Some(order)) = app.store.order_of_run(run_id).await
         {
             return order;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 

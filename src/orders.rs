@@ -4,6 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sqlx::{SqliteConnection, SqlitePool};
+use workflow_runtime::durable::SqliteStore;
 
 /// One line of an order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,9 +75,10 @@ pub struct Order {
     pub payment_id: Option<String>,
 }
 
-/// A storage failure.
+/// A storage failure: the database's, or the journal's when the orders
+/// write through it.
 #[derive(Debug)]
-pub struct StoreError(sqlx::Error);
+pub struct StoreError(Box<dyn std::error::Error + Send + Sync>);
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -86,13 +88,19 @@ impl std::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
+        Some(&*self.0)
     }
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError(e)
+        StoreError(Box::new(e))
+    }
+}
+
+impl From<workflow_runtime::durable::StoreError> for StoreError {
+    fn from(e: workflow_runtime::durable::StoreError) -> Self {
+        StoreError(Box::new(e))
     }
 }
 
@@ -183,6 +191,9 @@ pub async fn insert_as(
 #[derive(Clone)]
 pub struct OrderStore {
     pool: SqlitePool,
+    /// The journal in the same file, when the orders live beside it: their
+    /// writes then share its transactions (and syncs) with the runs'.
+    journal: Option<SqliteStore>,
 }
 
 impl OrderStore {
@@ -218,7 +229,34 @@ impl OrderStore {
         )
         .execute(&pool)
         .await?;
-        Ok(OrderStore { pool })
+        Ok(OrderStore {
+            pool,
+            journal: None,
+        })
+    }
+
+    /// A store in the journal's file, creating its tables if they are
+    /// missing. Its writes go through the journal's group commit
+    /// ([`SqliteStore::execute`]): an order's update shares its sync with
+    /// every run's journal writes of the moment, rather than take one of
+    /// its own.
+    pub async fn beside(journal: &SqliteStore) -> Result<Self, StoreError> {
+        Ok(OrderStore {
+            journal: Some(journal.clone()),
+            ..Self::from_pool(journal.pool().clone()).await?
+        })
+    }
+
+    /// Executes the write `query`: through the journal's group commit if
+    /// the store is beside one; the rows it changed.
+    async fn write(
+        &self,
+        query: sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<u64, StoreError> {
+        Ok(match &self.journal {
+            Some(journal) => journal.execute(query).await?,
+            None => query.execute(&self.pool).await?.rows_affected(),
+        })
     }
 
     /// The pool the store runs on, for queries of the caller's own on the
@@ -235,24 +273,22 @@ impl OrderStore {
 
     /// Saves an order's status and payment id.
     pub async fn update(&self, order: &Order) -> Result<(), StoreError> {
-        sqlx::query("UPDATE orders SET status = ?1, payment_id = ?2 WHERE id = ?3")
+        let update = sqlx::query("UPDATE orders SET status = ?1, payment_id = ?2 WHERE id = ?3")
             .bind(order.status.as_str())
-            .bind(order.payment_id.as_deref())
-            .bind(order.id)
-            .execute(&self.pool)
-            .await?;
+            .bind(order.payment_id.clone())
+            .bind(order.id);
+        self.write(update).await?;
         Ok(())
     }
 
     /// Notes that run `run` decides whether order `id` is approved.
     pub async fn link_run(&self, id: i64, run: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        let link = sqlx::query(
             "INSERT INTO order_runs (order_id, run_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         )
         .bind(id)
-        .bind(run)
-        .execute(&self.pool)
-        .await?;
+        .bind(run.to_owned());
+        self.write(link).await?;
         Ok(())
     }
 
@@ -282,29 +318,23 @@ impl OrderStore {
     /// Approves order `id` if it awaits approval: it is pending payment
     /// from then on. Whether it did.
     pub async fn approve(&self, id: i64) -> Result<bool, StoreError> {
-        let approved = sqlx::query(
+        let approve = sqlx::query(
             "UPDATE orders SET status = 'pending' WHERE id = ?1 AND status = 'awaiting_approval'",
         )
-        .bind(id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(approved == 1)
+        .bind(id);
+        Ok(self.write(approve).await? == 1)
     }
 
     /// Cancels the order with `id` if it is not paid (pending, or awaiting
     /// approval); whether it did. A paid order is left as it is:
     /// cancelling it would need a refund.
     pub async fn cancel_pending(&self, id: i64) -> Result<bool, StoreError> {
-        let cancelled = sqlx::query(
+        let cancel = sqlx::query(
             "UPDATE orders SET status = 'cancelled'
              WHERE id = ?1 AND status IN ('pending', 'awaiting_approval')",
         )
-        .bind(id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(cancelled == 1)
+        .bind(id);
+        Ok(self.write(cancel).await? == 1)
     }
 
     /// The order with `id`, if any.

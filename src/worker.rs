@@ -558,7 +558,7 @@ impl Worker {
         let sqlite = SqliteStore::open(SqliteOptions::new(db))
             .await
             .map_err(WorkerError::Journal)?;
-        let orders = OrderStore::from_pool(sqlite.pool().clone())
+        let orders = OrderStore::beside(&sqlite)
             .await
             .map_err(WorkerError::Database)?;
         let gateway_file = config

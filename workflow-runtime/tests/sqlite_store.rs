@@ -349,3 +349,113 @@ async fn a_write_whose_waiter_left_is_still_made() {
     assert!(store.run("left").await.unwrap().is_some());
     assert!(store.run("stayed").await.unwrap().is_some());
 }
+
+/// The application's own writes share the journal's transactions: one
+/// that breaks a constraint fails alone, the rest of its batch is made.
+#[tokio::test]
+async fn application_writes_share_the_journals_transactions_and_fail_alone() {
+    let dir = TempDir::new("group-app");
+    let store = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let note = |id: i64, text: Option<&str>| {
+        sqlx::query("INSERT INTO notes (id, text) VALUES (?, ?)")
+            .bind(id)
+            .bind(text.map(str::to_owned))
+    };
+    let before = store.commits();
+    let row = run("r");
+    let (one, refused, two, started) = tokio::join!(
+        store.execute(note(1, Some("one"))),
+        store.execute(note(2, None)),
+        store.execute(note(3, Some("three"))),
+        store.insert_run(&row),
+    );
+    let after = store.commits();
+    assert_eq!(
+        (
+            after.transactions - before.transactions,
+            after.writes - before.writes
+        ),
+        (1, 4)
+    );
+    assert_eq!((one.unwrap(), two.unwrap()), (1, 1));
+    let refused = refused.unwrap_err().to_string();
+    assert!(refused.contains("NOT NULL"), "{refused}");
+    assert!(refused.contains("runs.db"), "{refused}");
+    assert!(matches!(started.unwrap(), Inserted::New));
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM notes ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(ids, [1, 3]);
+}
+
+/// A transactional step's commit carries the journal writes queued while
+/// its transaction held the one connection: they are made (and answered)
+/// by its commit, not by a transaction of their own after it.
+#[tokio::test]
+async fn a_transactional_steps_commit_carries_the_writes_queued_behind_it() {
+    use std::task::Poll;
+    use workflow_runtime::durable::{SqliteTx, Store, Transaction};
+
+    let dir = TempDir::new("group-carry");
+    let sqlite = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
+        .await
+        .unwrap();
+    let store = Store::new(sqlite.clone());
+    sqlite.insert_run(&run("t")).await.unwrap();
+    let mut tx = <SqliteTx as Transaction>::begin(&store).await.unwrap();
+    sqlx::query("CREATE TABLE notes (text TEXT)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+
+    // The writer takes a first write and waits for the connection.
+    let first = tokio::spawn({
+        let sqlite = sqlite.clone();
+        async move { sqlite.insert_run(&run("q0")).await }
+    });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    // Two more queue behind it.
+    let (q1, q2) = (run("q1"), run("q2"));
+    let mut queued = [sqlite.insert_run(&q1), sqlite.insert_run(&q2)];
+    for write in &mut queued {
+        let polled = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        assert!(polled.is_pending());
+    }
+
+    let before = sqlite.commits();
+    let row = StepRow::new(1, "noted", b"1".to_vec(), 1, 1, 2);
+    tx.commit_with(&store, "t", row.clone(), None)
+        .await
+        .unwrap();
+    // Answered by the step's commit: ready without the writer running.
+    for write in &mut queued {
+        let polled = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        assert!(
+            matches!(polled, Poll::Ready(Ok(Inserted::New))),
+            "{polled:?}"
+        );
+    }
+    let after = sqlite.commits();
+    assert_eq!(
+        (
+            after.transactions - before.transactions,
+            after.writes - before.writes
+        ),
+        (1, 2),
+        "the step's commit held the two queued writes"
+    );
+    assert!(matches!(first.await.unwrap().unwrap(), Inserted::New));
+    assert_eq!(sqlite.steps("t").await.unwrap(), vec![row]);
+    for id in ["q0", "q1", "q2"] {
+        assert!(sqlite.run(id).await.unwrap().is_some(), "{id}");
+    }
+}

@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sqlx::error::ErrorKind;
-use sqlx::sqlite::SqliteConnection;
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteConnection};
 use sqlx::{QueryBuilder, Row, Sqlite};
 use tokio::sync::oneshot;
 
@@ -49,7 +50,13 @@ pub(super) enum Write {
         end: RunEnd,
         now_ms: i64,
     },
+    /// A statement of the application's own ([`SqliteStore::execute`]),
+    /// taken when its batch runs it.
+    Execute(Option<AppWrite>),
 }
+
+/// A statement of the application's own, with its arguments bound.
+type AppWrite = Query<'static, Sqlite, SqliteArguments>;
 
 impl Write {
     /// What the write was doing, for its error.
@@ -58,12 +65,14 @@ impl Write {
             Write::Start(row) => format!("starting run \"{}\"", row.id),
             Write::Step { run, row } => format!("journaling step {} of run \"{run}\"", row.index),
             Write::Finish { run, .. } => format!("ending run \"{run}\""),
+            Write::Execute(_) => "executing a write of the application's".to_owned(),
         }
     }
 }
 
-/// What one write came to.
-type Outcome = Result<bool, StoreError>;
+/// What one write came to: the rows it wrote (for a start or an end, 1
+/// if it took).
+type Outcome = Result<u64, StoreError>;
 
 struct Pending {
     write: Write,
@@ -204,6 +213,39 @@ impl SqliteStore {
         }
     }
 
+    /// Executes `query`, a write of the application's own tables in the
+    /// store's file, in the journal's next transaction: it shares its sync
+    /// with the concurrent runs' journal writes, and is durable when this
+    /// returns; the rows it changed. A statement that breaks a constraint
+    /// fails alone; the batch goes on.
+    ///
+    /// Unlike a `#[step(transactional)]` step's transaction, it is one
+    /// statement, run when its batch is written, after the `.await` that
+    /// made it: a write that must commit with a step's journal row belongs
+    /// in that step's transaction.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use workflow_runtime::durable::{SqliteOptions, SqliteStore};
+    /// # let dir = std::env::temp_dir().join(format!("wf-doc-execute-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let store = SqliteStore::open(SqliteOptions::new(dir.join("runs.db"))).await.unwrap();
+    /// sqlx::query("CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT)")
+    ///     .execute(store.pool())
+    ///     .await
+    ///     .unwrap();
+    /// let paid = sqlx::query("INSERT INTO orders (id, status) VALUES (?, 'paid')").bind(7_i64);
+    /// assert_eq!(store.execute(paid).await.unwrap(), 1);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
+    pub async fn execute(
+        &self,
+        query: Query<'static, Sqlite, SqliteArguments>,
+    ) -> Result<u64, StoreError> {
+        self.write(Write::Execute(Some(query))).await
+    }
+
     /// Makes `write` in the next batch; returns once that batch has
     /// committed (or failed).
     pub(super) async fn write(&self, write: Write) -> Outcome {
@@ -244,44 +286,116 @@ impl SqliteStore {
                 let n = state.pending.len().min(MOST);
                 state.pending.drain(..n).collect()
             };
-            let (writes, waiters): (Vec<Write>, Vec<_>) =
+            let (mut writes, waiters): (Vec<Write>, Vec<_>) =
                 batch.into_iter().map(|p| (p.write, p.done)).unzip();
-            let outcomes = match self.commit(&writes).await {
-                Ok(outcomes) => outcomes,
-                Err(error) => {
-                    let error = Shared(Arc::new(error));
-                    writes
-                        .iter()
-                        .map(|write| {
-                            Err(StoreError::Database {
-                                store: self.path.display().to_string(),
-                                doing: write.doing(),
-                                source: Box::new(error.clone()),
-                            })
-                        })
-                        .collect()
-                }
-            };
-            for (waiter, outcome) in waiters.into_iter().zip(outcomes) {
-                // A waiter that left (its run cancelled) needs no answer.
-                let _ = waiter.send(outcome);
-            }
+            let committed = self.commit(&mut writes).await;
+            self.answer(&writes, waiters, committed);
         }
+    }
+
+    /// Wakes each waiter with its write's outcome, or with why the
+    /// transaction that held it failed.
+    fn answer(
+        &self,
+        writes: &[Write],
+        waiters: Vec<oneshot::Sender<Outcome>>,
+        committed: Result<Vec<Outcome>, sqlx::Error>,
+    ) {
+        let outcomes = match committed {
+            Ok(outcomes) => {
+                self.queue.transactions.fetch_add(1, Ordering::Relaxed);
+                self.queue
+                    .writes
+                    .fetch_add(writes.len() as u64, Ordering::Relaxed);
+                outcomes
+            }
+            Err(error) => {
+                let error = Shared(Arc::new(error));
+                writes
+                    .iter()
+                    .map(|write| {
+                        Err(StoreError::Database {
+                            store: self.path.display().to_string(),
+                            doing: write.doing(),
+                            source: Box::new(error.clone()),
+                        })
+                    })
+                    .collect()
+            }
+        };
+        for (waiter, outcome) in waiters.into_iter().zip(outcomes) {
+            // A waiter that left (its run cancelled) needs no answer.
+            let _ = waiter.send(outcome);
+        }
+    }
+
+    /// Commits `tx`, a transactional step's, carrying the journal writes
+    /// queued meanwhile: its sync is theirs too, and the writer finds
+    /// them done. Until it commits, the step's transaction holds the one
+    /// connection, so they would wait for it anyway. On a task of its own,
+    /// as a batch is: a step dropped mid-commit (a timeout around it)
+    /// leaves the writes it carries whole.
+    pub(super) async fn commit_carrying(&self, tx: super::SqliteTx) -> Result<(), sqlx::Error> {
+        let store = self.clone();
+        tokio::spawn(async move { store.carry(tx).await })
+            .await
+            .unwrap_or_else(|gone| {
+                Err(sqlx::Error::Protocol(format!(
+                    "the step's commit stopped: {gone}"
+                )))
+            })
+    }
+
+    async fn carry(&self, mut tx: super::SqliteTx) -> Result<(), sqlx::Error> {
+        let batch: Vec<Pending> = {
+            let mut state = self.queue.lock();
+            let n = state.pending.len().min(MOST);
+            state.pending.drain(..n).collect()
+        };
+        if batch.is_empty() {
+            return tx.commit().await;
+        }
+        let (mut writes, waiters): (Vec<Write>, Vec<_>) =
+            batch.into_iter().map(|p| (p.write, p.done)).unzip();
+        let committed = match self.write_into(&mut tx, &mut writes).await {
+            Ok(outcomes) => tx.commit().await.map(|()| outcomes),
+            Err(error) => Err(error),
+        };
+        // The step learns how its commit went, and the carried writes'
+        // waiters the same, each with its own context.
+        let step = match &committed {
+            Ok(_) => Ok(()),
+            Err(error) => Err(sqlx::Error::Protocol(format!(
+                "the transaction, carrying {} journal writes, failed: {error}",
+                writes.len()
+            ))),
+        };
+        self.answer(&writes, waiters, committed);
+        step
     }
 
     /// Writes `writes` in one transaction: each write's outcome, or why
     /// none of them was made.
-    async fn commit(&self, writes: &[Write]) -> Result<Vec<Outcome>, sqlx::Error> {
-        let mut outcomes: Vec<Option<Outcome>> = writes.iter().map(|_| None).collect();
+    async fn commit(&self, writes: &mut [Write]) -> Result<Vec<Outcome>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        self.start_runs(&mut tx, writes, &mut outcomes).await?;
-        self.add_steps(&mut tx, writes, &mut outcomes).await?;
-        end_runs(&mut tx, writes, &mut outcomes).await?;
+        let outcomes = self.write_into(&mut tx, writes).await?;
         tx.commit().await?;
-        self.queue.transactions.fetch_add(1, Ordering::Relaxed);
-        self.queue
-            .writes
-            .fetch_add(writes.len() as u64, Ordering::Relaxed);
+        Ok(outcomes)
+    }
+
+    /// Writes `writes` in `conn`'s transaction: each write's outcome once
+    /// it commits, or why none of them can be made.
+    async fn write_into(
+        &self,
+        conn: &mut SqliteConnection,
+        writes: &mut [Write],
+    ) -> Result<Vec<Outcome>, sqlx::Error> {
+        let mut outcomes: Vec<Option<Outcome>> = writes.iter().map(|_| None).collect();
+        self.app_writes(conn, writes, &mut outcomes).await?;
+        let writes = &*writes;
+        self.start_runs(conn, writes, &mut outcomes).await?;
+        self.add_steps(conn, writes, &mut outcomes).await?;
+        end_runs(conn, writes, &mut outcomes).await?;
         Ok(outcomes
             .into_iter()
             .zip(writes)
@@ -294,6 +408,27 @@ impl SqliteStore {
                 })
             })
             .collect())
+    }
+
+    /// The application's statements, one by one.
+    async fn app_writes(
+        &self,
+        conn: &mut SqliteConnection,
+        writes: &mut [Write],
+        outcomes: &mut [Option<Outcome>],
+    ) -> Result<(), sqlx::Error> {
+        for (i, write) in writes.iter_mut().enumerate() {
+            let Write::Execute(query) = write else {
+                continue;
+            };
+            let Some(query) = query.take() else { continue };
+            outcomes[i] = Some(match query.execute(&mut *conn).await {
+                Ok(done) => Ok(done.rows_affected()),
+                Err(error) if on_a_row(&error) => Err(self.error(write.doing(), error)),
+                Err(error) => return Err(error),
+            });
+        }
+        Ok(())
     }
 
     /// The new runs, in one INSERT; an id already taken (by an earlier
@@ -322,7 +457,7 @@ impl SqliteStore {
                     outcomes[i] = Some(
                         insert_runs(conn, [row])
                             .await
-                            .map(|ids| !ids.is_empty())
+                            .map(|ids| u64::from(!ids.is_empty()))
                             .map_err(|e| self.error(format!("starting run \"{}\"", row.id), e)),
                     );
                 }
@@ -333,9 +468,9 @@ impl SqliteStore {
         // Rows go in in order: of two starts of one id, the first wrote it.
         let mut first = HashSet::new();
         for (i, row) in starts {
-            outcomes[i] = Some(Ok(
-                inserted.contains(&row.id) && first.insert(row.id.as_str())
-            ));
+            outcomes[i] = Some(Ok(u64::from(
+                inserted.contains(&row.id) && first.insert(row.id.as_str()),
+            )));
         }
         Ok(())
     }
@@ -363,12 +498,12 @@ impl SqliteStore {
         match insert_steps(conn, steps.iter().map(|&(_, run, row)| (run, row))).await {
             Ok(()) => {
                 for (i, ..) in steps {
-                    outcomes[i] = Some(Ok(true));
+                    outcomes[i] = Some(Ok(1));
                 }
             }
             Err(error) if on_a_row(&error) => {
                 for (i, run, row) in steps {
-                    outcomes[i] = Some(self.record_step_in(conn, run, row).await.map(|()| true));
+                    outcomes[i] = Some(self.record_step_in(conn, run, row).await.map(|()| 1));
                 }
             }
             Err(error) => return Err(error),
@@ -513,7 +648,7 @@ async fn end_some(
         done.insert(id);
     }
     for &(i, run, ..) in ends {
-        outcomes[i] = Some(Ok(done.contains(run)));
+        outcomes[i] = Some(Ok(u64::from(done.contains(run))));
     }
     if wakes.is_empty() {
         return Ok(());

@@ -599,7 +599,7 @@ impl Backend for SqliteStore {
 
     fn insert_run<'a>(&'a self, run: &'a RunRow) -> BoxFuture<'a, Result<Inserted, StoreError>> {
         Box::pin(async move {
-            if self.write(Write::Start(run.clone())).await? {
+            if self.write(Write::Start(run.clone())).await? == 1 {
                 return Ok(Inserted::New);
             }
             match self.run(&run.id).await? {
@@ -725,7 +725,7 @@ impl Backend for SqliteStore {
                 end: end.clone(),
                 now_ms: now_ms(),
             };
-            if self.write(finish).await? {
+            if self.write(finish).await? == 1 {
                 return Ok(true);
             }
             match self.run(run).await? {
@@ -1150,7 +1150,7 @@ impl super::step::Transaction for SqliteTx {
         Box::pin(async move {
             let sqlite = sqlite_of(store)?;
             sqlite.record_step_in(&mut self, run, &row).await?;
-            self.commit().await.map_err(|e| {
+            sqlite.commit_carrying(self).await.map_err(|e| {
                 sqlite.error(format!("committing step {} of run \"{run}\"", row.index), e)
             })
         })

@@ -1,0 +1,144 @@
+//! The order API under load: a real server on 127.0.0.1, durable on
+//! SQLite (`synchronous=FULL`), and 32 clients posting orders over
+//! keep-alive connections, each waiting for its answer before the next
+//! (as `wrk -c32` does). Each order is a durable run of five steps, two of
+//! them writing the orders table, one a transaction of its own.
+//!
+//! Printed: requests per second and latency percentiles at 32 clients,
+//! and at one client for the latency alone; beside them, in the same run,
+//! the floor of the HTTP stack: the same server answering a `GET` of a
+//! page it does not have (a 404 problem, no disk), at 32 clients.
+//!
+//! `cargo bench --bench order_api`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use workflow_suite::order_api::{App, Config};
+
+/// Requests per measurement, per client count.
+const REQUESTS: u64 = 3_000;
+
+/// Answers per second and the latency percentiles of `requests` requests
+/// made by `clients` clients, each request made by `one`.
+async fn load<F, Fut>(clients: u64, requests: u64, one: F) -> (f64, Vec<Duration>)
+where
+    F: Fn(reqwest::Client) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let (next, one) = (next.clone(), one.clone());
+        // A client of its own: one keep-alive connection each.
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .build()
+            .unwrap();
+        set.spawn(async move {
+            let mut took = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < requests {
+                let sent = Instant::now();
+                one(client.clone()).await;
+                took.push(sent.elapsed());
+            }
+            took
+        });
+    }
+    let mut took = Vec::new();
+    while let Some(done) = set.join_next().await {
+        took.extend(done.unwrap());
+    }
+    let rate = requests as f64 / start.elapsed().as_secs_f64();
+    took.sort();
+    (rate, took)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p) as usize]
+}
+
+fn print(name: &str, (rate, took): &(f64, Vec<Duration>)) {
+    println!(
+        "  {name:<40} {rate:>8.0} req/s   p50 {:>9.1?}   p99 {:>9.1?}",
+        percentile(took, 0.5),
+        percentile(took, 0.99)
+    );
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("wf-bench-orders-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    rt.block_on(async {
+        let config = Config {
+            database: dir.join("orders.db"),
+            ..Config::default()
+        };
+        let app = App::new(&config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.clone().serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        let orders = format!("{base}/api/orders");
+        let post = move |client: reqwest::Client| {
+            let orders = orders.clone();
+            async move {
+                let order = json!({
+                    "customer_id": "c-1",
+                    "items": [{"sku": "A", "quantity": 2, "unit_cents": 500}],
+                    "payment_method": "card",
+                });
+                let response = client.post(&orders).json(&order).send().await.unwrap();
+                assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+            }
+        };
+        let missing = format!("{base}/no-such-page");
+        let get = move |client: reqwest::Client| {
+            let missing = missing.clone();
+            async move {
+                let response = client.get(&missing).send().await.unwrap();
+                assert_eq!(response.status(), 404);
+            }
+        };
+        // Warm: connections, statements, the page cache.
+        load(32, 300, post.clone()).await;
+        println!("the order API, durable on SQLite (synchronous=FULL)");
+        print(
+            "GET of a missing page, 32 clients (floor)",
+            &load(32, REQUESTS * 4, get).await,
+        );
+        let journal = app.runner().store().and_then(|s| s.as_sqlite()).unwrap();
+        let before = journal.commits();
+        print(
+            "POST /api/orders, 32 clients",
+            &load(32, REQUESTS, post.clone()).await,
+        );
+        let after = journal.commits();
+        println!(
+            "  {:.2} group transactions per order, {:.1} writes each (a transactional step's \
+             commit, which carries the writes queued meanwhile, counts as one)",
+            (after.transactions - before.transactions) as f64 / REQUESTS as f64,
+            (after.writes - before.writes) as f64
+                / (after.transactions - before.transactions).max(1) as f64
+        );
+        print(
+            "POST /api/orders, 1 client",
+            &load(1, REQUESTS / 10, post).await,
+        );
+        let _ = stop.send(());
+        let _ = server.await;
+        drop(app);
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
