@@ -1124,8 +1124,8 @@ impl CountsReads {
 
 /// A run this process starts is driven from the row it wrote: its journal
 /// is known empty, so the drive reads neither the row back nor its steps
-/// and failures (the handle's one read of the end is all). A run found in
-/// the store is read afresh before it is resumed.
+/// and failures, and its handle takes the end the drive wrote: nothing is
+/// read. A run found in the store is read afresh before it is resumed.
 #[tokio::test]
 async fn a_started_run_is_driven_from_the_row_it_wrote() {
     let counts = CountsReads::default();
@@ -1136,7 +1136,7 @@ async fn a_started_run_is_driven_from_the_row_it_wrote() {
         .unwrap();
     let run = runner.start(&Pay::ID, "fresh", 1).await.unwrap();
     assert_eq!(run.result().await.unwrap(), Order { id: 1, paid: true });
-    assert_eq!(counts.reads(), [1, 0, 0], "run, steps, failures read");
+    assert_eq!(counts.reads(), [0, 0, 0], "run, steps, failures read");
 
     // Written by someone else (a process that crashed after the write):
     // resumed from what the store holds.
@@ -1151,7 +1151,7 @@ async fn a_started_run_is_driven_from_the_row_it_wrote() {
     assert_eq!(found, Order { id: 5, paid: true });
     let [runs, steps, failures] = counts.reads();
     assert!(
-        runs >= 3 && steps == 1 && failures == 1,
+        runs >= 1 && steps == 1 && failures == 1,
         "{:?}",
         counts.reads()
     );

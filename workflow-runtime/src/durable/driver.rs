@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::journal::{Cancelled, Halt};
 use super::{
-    Durable, Fence, Journal, JournalFailure, RunEnd, RunRow, RunStatus, Store, StoreError,
+    Codec, Durable, Fence, Journal, JournalFailure, RunEnd, RunRow, RunStatus, Store, StoreError,
 };
 use crate::behavior::BoxFuture;
 use crate::context::{ContextBuilder, WorkflowContext};
@@ -91,11 +91,29 @@ pub(crate) enum RowSource {
 pub(crate) struct DurableDef<W>(pub(crate) Arc<W>);
 
 /// What tells a driver to stop its run where it is: its lease found gone
-/// (it stops), or a cancel asked for (it is undone).
+/// (it stops), or a cancel asked for (it is undone); and where it leaves
+/// the end it wrote, for the run's handles here.
 #[derive(Clone, Default)]
 pub(crate) struct Signals {
     pub(crate) lost: CancellationToken,
     pub(crate) cancel: CancellationToken,
+    pub(crate) end: Arc<OnceLock<Written>>,
+}
+
+/// The end a driver wrote to the store: the run's handles in this process
+/// take its outcome from here rather than read it back.
+pub(crate) struct Written {
+    pub(crate) end: RunEnd,
+    /// The codec of its output: the run's.
+    pub(crate) codec: Arc<dyn Codec>,
+}
+
+/// A run in flight here, as its handles see it: the flag set when its
+/// driver leaves, and the end it wrote, if it wrote one.
+#[derive(Clone)]
+pub(crate) struct Flight {
+    pub(crate) ended: watch::Receiver<bool>,
+    pub(crate) end: Arc<OnceLock<Written>>,
 }
 
 impl<W: Durable, R: Drives> DurableEntry<R> for DurableDef<W> {
@@ -164,9 +182,13 @@ impl<W: Durable, R: Drives> DurableEntry<R> for DurableDef<W> {
                     None => store.backend().finish_run(&row.id, &end).await,
                 };
                 let error = match finished {
-                    Ok(_) => {
+                    Ok(ended) => {
                         if let RunEnd::Cancelled { reason, .. } = &end {
                             cancel_children(&store, &row.id, reason, runner.clock().now_ms()).await;
+                        }
+                        // This end, and no other driver's, is the run's.
+                        if ended && let Ok(codec) = store.shared_codec_of(&row) {
+                            let _ = signals.end.set(Written { end, codec });
                         }
                         runner.look_again();
                         return;
@@ -516,6 +538,15 @@ pub(crate) struct Driving {
     pub(crate) signals: Signals,
 }
 
+impl Driving {
+    pub(crate) fn flight(&self) -> Flight {
+        Flight {
+            ended: self.ended.clone(),
+            end: self.signals.end.clone(),
+        }
+    }
+}
+
 impl std::fmt::Debug for InFlight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InFlight")
@@ -541,6 +572,11 @@ impl InFlight {
     /// The flag run `id`'s handles wait on, if it is in flight here.
     pub(crate) fn ended(&self, id: &str) -> Option<watch::Receiver<bool>> {
         self.lock().get(id).map(|driving| driving.ended.clone())
+    }
+
+    /// Run `id`'s flight, if it is in flight here.
+    pub(crate) fn flight(&self, id: &str) -> Option<Flight> {
+        self.lock().get(id).map(Driving::flight)
     }
 
     /// Stops the runs among `ids` still in flight here: their leases are

@@ -5,8 +5,10 @@ use std::fmt;
 
 use tokio::sync::watch;
 
+use super::codec::Codec;
 use super::codec::{CodecError, ValueCodec};
-use super::store::{RunStatus, Store, StoreError};
+use super::driver::{Flight, Written};
+use super::store::{RunEnd, RunStatus, Store, StoreError};
 
 /// Why a durable run could not be started, or did not complete.
 #[derive(Debug)]
@@ -178,7 +180,9 @@ pub struct RunHandle<T> {
     /// `None` for a handle from a runner without a store: its result says
     /// so rather than read an empty store.
     store: Option<Store>,
-    ended: Option<watch::Receiver<bool>>,
+    /// The run's drive in this process, when there was one as the handle
+    /// was made: the handle waits for it, and takes the end it wrote.
+    flight: Option<Flight>,
     output: ValueCodec<T>,
     /// How long a running run not driven here is waited for.
     elsewhere: Elsewhere,
@@ -207,14 +211,14 @@ impl<T> RunHandle<T> {
     pub(crate) fn new(
         id: String,
         store: Option<Store>,
-        ended: Option<watch::Receiver<bool>>,
+        flight: Option<Flight>,
         output: ValueCodec<T>,
         elsewhere: Elsewhere,
     ) -> Self {
         RunHandle {
             id,
             store,
-            ended,
+            flight,
             output,
             elsewhere,
         }
@@ -256,11 +260,17 @@ impl<T> RunHandle<T> {
     /// # }
     /// ```
     pub async fn result(mut self) -> Result<T, DurableError> {
-        if let Some(mut ended) = self.ended.take() {
+        let store = self.store.clone().ok_or(DurableError::NoStore)?;
+        if let Some(Flight { mut ended, end }) = self.flight.take() {
             // An error means the task is gone: the row says how it ended.
             let _ = ended.wait_for(|ended| *ended).await;
+            // Ended by that drive: its end is the run's, read back from
+            // nowhere.
+            if let Some(Written { end, codec }) = end.get() {
+                return self.outcome(end.clone(), || Ok(&**codec));
+            }
         }
-        let store = self.store.as_ref().ok_or(DurableError::NoStore)?;
+        let store = &store;
         // Waiting for this process's worker, reads grow apart (25ms,
         // doubling, up to a second).
         let mut pause = std::time::Duration::from_millis(25);
@@ -319,40 +329,48 @@ impl<T> RunHandle<T> {
                 _ => break run,
             }
         };
-        match run.status {
-            RunStatus::Completed => {
-                let codec = store.codec_of(&run)?;
-                let bytes = run.output.as_deref().unwrap_or_default();
-                self.output.decode(codec, bytes).map_err(|e| {
-                    DurableError::Store(StoreError::Corrupt {
-                        run: self.id.clone(),
-                        detail: format!("the output does not decode: {e}"),
-                    })
+        let Some(end) = run.end() else {
+            return Err(DurableError::Stopped { run: self.id });
+        };
+        self.outcome(end, || store.codec_of(&run))
+    }
+
+    /// The result a run that ended with `end` gives, its output decoded
+    /// with the run's codec.
+    fn outcome<'c>(
+        self,
+        end: RunEnd,
+        codec: impl FnOnce() -> Result<&'c dyn Codec, StoreError>,
+    ) -> Result<T, DurableError> {
+        match end {
+            RunEnd::Completed(bytes) => self.output.decode(codec()?, &bytes).map_err(|e| {
+                DurableError::Store(StoreError::Corrupt {
+                    run: self.id.clone(),
+                    detail: format!("the output does not decode: {e}"),
                 })
-            }
-            RunStatus::Failed => Err(DurableError::Failed {
-                run: self.id,
-                step: run.failed_step,
-                error: run.error.unwrap_or_default(),
             }),
-            RunStatus::CompensationFailed => Err(DurableError::CompensationFailed {
+            RunEnd::Failed { error, step } => Err(DurableError::Failed {
                 run: self.id,
-                step: run.failed_step,
-                error: run.error.unwrap_or_default(),
+                step,
+                error,
             }),
-            RunStatus::Incompatible => Err(DurableError::Incompatible {
+            RunEnd::CompensationFailed { error, step } => Err(DurableError::CompensationFailed {
                 run: self.id,
-                reason: run.error.unwrap_or_default(),
+                step,
+                error,
             }),
-            RunStatus::Stuck => Err(DurableError::Stuck {
+            RunEnd::Incompatible(reason) => Err(DurableError::Incompatible {
                 run: self.id,
-                reason: run.error.unwrap_or_default(),
+                reason,
             }),
-            RunStatus::Cancelled => Err(DurableError::Cancelled {
+            RunEnd::Stuck(reason) => Err(DurableError::Stuck {
                 run: self.id,
-                reason: run.error.unwrap_or_default(),
+                reason,
             }),
-            RunStatus::Running => Err(DurableError::Stopped { run: self.id }),
+            RunEnd::Cancelled { reason, .. } => Err(DurableError::Cancelled {
+                run: self.id,
+                reason,
+            }),
         }
     }
 }

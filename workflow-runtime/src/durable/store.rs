@@ -724,6 +724,33 @@ impl RunCounts {
     }
 }
 
+impl RunRow {
+    /// How the run ended, as its row says ([`RunEnd::columns`] read
+    /// back); `None` while it runs.
+    pub(crate) fn end(&self) -> Option<RunEnd> {
+        let error = || self.error.clone().unwrap_or_default();
+        let step = || self.failed_step.clone();
+        Some(match self.status {
+            RunStatus::Running => return None,
+            RunStatus::Completed => RunEnd::Completed(self.output.clone().unwrap_or_default()),
+            RunStatus::Failed => RunEnd::Failed {
+                error: error(),
+                step: step(),
+            },
+            RunStatus::CompensationFailed => RunEnd::CompensationFailed {
+                error: error(),
+                step: step(),
+            },
+            RunStatus::Incompatible => RunEnd::Incompatible(error()),
+            RunStatus::Stuck => RunEnd::Stuck(error()),
+            RunStatus::Cancelled => RunEnd::Cancelled {
+                reason: error(),
+                step: step(),
+            },
+        })
+    }
+}
+
 impl RunEnd {
     /// The status the run ends in and the columns it sets: the output,
     /// the error, the step it failed at.

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::runner::Runner;
 use crate::context::{ContextBuilder, WorkflowContext};
-use crate::durable::driver::{Drives, Driving, DurableEntry, Pause, RowSource, Signals};
+use crate::durable::driver::{Drives, Driving, DurableEntry, Flight, Pause, RowSource, Signals};
 use crate::durable::{
     Claimed, Durable, DurableError, Elsewhere, Fence, Inserted, RunCounts, RunHandle, RunRow,
     RunStatus, Store, StoreError, WorkflowId,
@@ -165,8 +165,8 @@ impl Runner {
         // client that left) must not leave a run that nobody drives.
         let runner = self.clone();
         let started = tokio::spawn(async move { runner.insert_and_drive(entry, row).await });
-        let ended = match started.await {
-            Ok(ended) => ended?,
+        let flight = match started.await {
+            Ok(flight) => flight?,
             Err(panic) => {
                 return Err(DurableError::Store(StoreError::Database {
                     store: store.describe(),
@@ -179,7 +179,7 @@ impl Runner {
         Ok(RunHandle::new(
             id,
             Some(store.clone()),
-            ended,
+            flight,
             W::OUTPUT,
             elsewhere,
         ))
@@ -391,7 +391,7 @@ impl Runner {
         &self,
         entry: Arc<dyn DurableEntry<Runner>>,
         row: RunRow,
-    ) -> Result<Option<watch::Receiver<bool>>, DurableError> {
+    ) -> Result<Option<Flight>, DurableError> {
         let store = self.store().ok_or(DurableError::NoStore)?;
         // Held in flight here before its row is written, on a store
         // without leases: no worker or waker of this runner takes the run
@@ -408,8 +408,8 @@ impl Runner {
         }
         if !store.backend().leases() {
             let Some(reserved) = reserved else {
-                if let Some(ended) = self.in_flight().ended(&row.id) {
-                    return Ok(Some(ended));
+                if let Some(flight) = self.in_flight().flight(&row.id) {
+                    return Ok(Some(flight));
                 }
                 // Left this process since: as a run found anew.
                 return Ok(self.drive_if_due(entry, row));
@@ -427,8 +427,8 @@ impl Runner {
             };
             return Ok(Some(self.drive_reserved(reserved, entry, row, None, from)));
         }
-        if let Some(ended) = self.in_flight().ended(&row.id) {
-            return Ok(Some(ended));
+        if let Some(flight) = self.in_flight().flight(&row.id) {
+            return Ok(Some(flight));
         }
         // Journaled by another version of the workflow: left to an
         // instance that runs that version; the handle reads the store.
@@ -641,9 +641,9 @@ impl Runner {
     ) -> RunHandle<W::Output> {
         let _ = workflow;
         let id = run_id.into();
-        let ended = self.in_flight().ended(&id);
+        let flight = self.in_flight().flight(&id);
         let elsewhere = self.elsewhere(&id);
-        RunHandle::new(id, self.store().cloned(), ended, W::OUTPUT, elsewhere)
+        RunHandle::new(id, self.store().cloned(), flight, W::OUTPUT, elsewhere)
     }
 
     /// Works as a worker instance: claims runs of its durable workflows
@@ -931,7 +931,7 @@ impl Runner {
         entry: Arc<dyn DurableEntry<Runner>>,
         row: RunRow,
         fence: Option<Fence>,
-    ) -> watch::Receiver<bool> {
+    ) -> Flight {
         match self.reserve(&row.id) {
             Some(reserved) => self.drive_reserved(reserved, entry, row, fence, RowSource::Store),
             None => {
@@ -941,31 +941,27 @@ impl Runner {
                     drop(in_flight);
                     return self.drive(entry, row, fence);
                 };
-                let ended = driving.ended.clone();
+                let flight = driving.flight();
                 if fence.is_some() {
                     // Claimed afresh while a driver here still holds an
                     // older claim (its lease ran out while this process was
                     // paused): that driver stops at its next await; drive
                     // the run again, under this claim, once it has.
                     driving.signals.lost.cancel();
-                    let (runner, mut old) = (self.clone(), ended.clone());
+                    let (runner, mut old) = (self.clone(), flight.ended.clone());
                     tokio::spawn(async move {
                         let _ = old.wait_for(|ended| *ended).await;
                         drop(runner.drive(entry, row, fence));
                     });
                 }
-                ended
+                flight
             }
         }
     }
 
     /// Drives `row` unless it waits for something; the flag that says
     /// when it ended, if it is driven.
-    fn drive_if_due(
-        &self,
-        entry: Arc<dyn DurableEntry<Runner>>,
-        row: RunRow,
-    ) -> Option<watch::Receiver<bool>> {
+    fn drive_if_due(&self, entry: Arc<dyn DurableEntry<Runner>>, row: RunRow) -> Option<Flight> {
         if row.due(self.clock().now_ms()) {
             Some(self.drive(entry, row, None))
         } else {
@@ -996,8 +992,11 @@ impl Runner {
                 id: id.to_owned(),
                 tx,
             },
+            flight: Flight {
+                ended: rx,
+                end: signals.end.clone(),
+            },
             signals,
-            ended: rx,
         })
     }
 
@@ -1010,11 +1009,11 @@ impl Runner {
         row: RunRow,
         fence: Option<Fence>,
         from: RowSource,
-    ) -> watch::Receiver<bool> {
+    ) -> Flight {
         let Reserved {
             done,
             signals,
-            ended,
+            flight,
         } = reserved;
         tokio::spawn(async move {
             entry
@@ -1022,7 +1021,7 @@ impl Runner {
                 .await;
             drop(done);
         });
-        ended
+        flight
     }
 }
 
@@ -1076,7 +1075,7 @@ async fn admit(store: &Store, row: RunRow) -> Result<(RunRow, bool), DurableErro
 struct Reserved {
     done: Done,
     signals: Signals,
-    ended: watch::Receiver<bool>,
+    flight: Flight,
 }
 
 /// Takes a run off the in-flight list and wakes its handles, however its
