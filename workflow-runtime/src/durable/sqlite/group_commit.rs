@@ -276,6 +276,18 @@ impl SqliteStore {
             finished: false,
         };
         loop {
+            // Tasks woken by the last commit get to queue their next
+            // writes first, while the queue grows: a batch a moment later
+            // is a batch fuller, and its statements cost the same.
+            let mut queued = self.queue.lock().pending.len();
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+                let now = self.queue.lock().pending.len();
+                if now == queued {
+                    break;
+                }
+                queued = now;
+            }
             let batch: Vec<Pending> = {
                 let mut state = self.queue.lock();
                 if state.pending.is_empty() {
