@@ -389,6 +389,13 @@ impl SqliteStore {
     /// Writes `writes` in one transaction: each write's outcome, or why
     /// none of them was made.
     async fn commit(&self, writes: &mut [Write]) -> Result<Vec<Outcome>, sqlx::Error> {
+        // Alone, a write that is one statement is its own transaction:
+        // no BEGIN and COMMIT to send across (an end may wake a parent
+        // too, so it keeps them).
+        if let [Write::Start(_) | Write::Step { .. } | Write::Execute(_)] = writes {
+            let mut conn = self.pool.acquire().await?;
+            return self.write_into(&mut conn, writes).await;
+        }
         let mut tx = self.pool.begin().await?;
         let outcomes = self.write_into(&mut tx, writes).await?;
         tx.commit().await?;
