@@ -1047,11 +1047,16 @@ async fn a_step_whose_row_did_not_land_at_first_is_not_undone() {
     assert_eq!(reserve.charges.load(Ordering::SeqCst), 1);
 }
 
-/// A memory store that counts the journal reads a drive makes.
-#[derive(Clone, Default)]
-struct CountsReads {
+/// A memory store that counts the journal reads a drive makes and the
+/// worker's looks for due runs, and can hold each run write, once made,
+/// until the test lets it return (the moment between a start's write and
+/// its drive, held open).
+#[derive(Clone)]
+struct Watched {
     inner: MemoryStore,
     reads: Arc<Reads>,
+    /// `Some`: each run write waits for a permit once written.
+    gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 #[derive(Default)]
@@ -1059,17 +1064,47 @@ struct Reads {
     runs: AtomicU32,
     steps: AtomicU32,
     failures: AtomicU32,
+    looks: AtomicU32,
 }
 
 use workflow_runtime::behavior::BoxFuture;
 use workflow_runtime::durable::{FailureRow, Inserted, RunEnd, StoreError, WorkflowCounts};
 
-impl Backend for CountsReads {
+impl Watched {
+    fn new() -> Self {
+        Watched {
+            inner: MemoryStore::new(),
+            reads: Arc::default(),
+            gate: None,
+        }
+    }
+
+    fn holding_starts() -> Self {
+        Watched {
+            gate: Some(Arc::new(tokio::sync::Semaphore::new(0))),
+            ..Watched::new()
+        }
+    }
+
+    /// Runs, steps and failures read so far.
+    fn reads(&self) -> [u32; 3] {
+        let reads = &self.reads;
+        [&reads.runs, &reads.steps, &reads.failures].map(|n| n.load(Ordering::SeqCst))
+    }
+}
+
+impl Backend for Watched {
     fn describe(&self) -> String {
-        "counts-reads".to_owned()
+        "watched".to_owned()
     }
     fn insert_run<'a>(&'a self, run: &'a RunRow) -> BoxFuture<'a, Result<Inserted, StoreError>> {
-        self.inner.insert_run(run)
+        Box::pin(async move {
+            let inserted = self.inner.insert_run(run).await;
+            if let Some(gate) = &self.gate {
+                drop(gate.acquire().await.unwrap());
+            }
+            inserted
+        })
     }
     fn run<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RunRow>, StoreError>> {
         self.reads.runs.fetch_add(1, Ordering::SeqCst);
@@ -1105,6 +1140,7 @@ impl Backend for CountsReads {
         self.inner.finish_run(run, end)
     }
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
+        self.reads.looks.fetch_add(1, Ordering::SeqCst);
         self.inner.running()
     }
     fn counts_by_workflow(&self, now_ms: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
@@ -1115,20 +1151,13 @@ impl Backend for CountsReads {
     }
 }
 
-impl CountsReads {
-    fn reads(&self) -> [u32; 3] {
-        let reads = &self.reads;
-        [&reads.runs, &reads.steps, &reads.failures].map(|n| n.load(Ordering::SeqCst))
-    }
-}
-
 /// A run this process starts is driven from the row it wrote: its journal
 /// is known empty, so the drive reads neither the row back nor its steps
 /// and failures, and its handle takes the end the drive wrote: nothing is
 /// read. A run found in the store is read afresh before it is resumed.
 #[tokio::test]
 async fn a_started_run_is_driven_from_the_row_it_wrote() {
-    let counts = CountsReads::default();
+    let counts = Watched::new();
     let runner = Runner::builder()
         .store(Store::new(counts.clone()))
         .durable(Pay::default())
@@ -1157,79 +1186,6 @@ async fn a_started_run_is_driven_from_the_row_it_wrote() {
     );
 }
 
-/// A memory store whose run writes wait, once written, for the test to
-/// let them return: the moment between a start's write and its drive,
-/// held open. It counts the worker's looks for due runs.
-#[derive(Clone)]
-struct HeldStart {
-    inner: MemoryStore,
-    gate: Arc<tokio::sync::Semaphore>,
-    looks: Arc<AtomicU32>,
-}
-
-impl Default for HeldStart {
-    fn default() -> Self {
-        HeldStart {
-            inner: MemoryStore::new(),
-            gate: Arc::new(tokio::sync::Semaphore::new(0)),
-            looks: Arc::default(),
-        }
-    }
-}
-
-impl Backend for HeldStart {
-    fn describe(&self) -> String {
-        "held-start".to_owned()
-    }
-    fn insert_run<'a>(&'a self, run: &'a RunRow) -> BoxFuture<'a, Result<Inserted, StoreError>> {
-        Box::pin(async move {
-            let inserted = self.inner.insert_run(run).await;
-            drop(self.gate.acquire().await.unwrap());
-            inserted
-        })
-    }
-    fn run<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RunRow>, StoreError>> {
-        self.inner.run(id)
-    }
-    fn steps<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<StepRow>, StoreError>> {
-        self.inner.steps(run)
-    }
-    fn record_step<'a>(
-        &'a self,
-        run: &'a str,
-        step: &'a StepRow,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.inner.record_step(run, step)
-    }
-    fn record_failure<'a>(
-        &'a self,
-        run: &'a str,
-        failure: &'a FailureRow,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.inner.record_failure(run, failure)
-    }
-    fn failures<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<FailureRow>, StoreError>> {
-        self.inner.failures(run)
-    }
-    fn finish_run<'a>(
-        &'a self,
-        run: &'a str,
-        end: &'a RunEnd,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.inner.finish_run(run, end)
-    }
-    fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
-        self.looks.fetch_add(1, Ordering::SeqCst);
-        self.inner.running()
-    }
-    fn counts_by_workflow(&self, now_ms: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
-        self.inner.counts_by_workflow(now_ms)
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-}
-
 /// A start whose run is written but not yet driven, while this process's
 /// worker looks for due runs again and again: the worker leaves the run
 /// to the start (it is in flight here from before its write), and the
@@ -1237,7 +1193,7 @@ impl Backend for HeldStart {
 /// the worker and again by the start's drive from the row it wrote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_leaves_a_started_run_to_its_start() {
-    let held = HeldStart::default();
+    let held = Watched::holding_starts();
     let pay = Arc::new(Pay::default());
     let runner = Runner::builder()
         .store(Store::new(held.clone()))
@@ -1260,8 +1216,8 @@ async fn a_worker_leaves_a_started_run_to_its_start() {
     while held.inner.run("held").await.unwrap().is_none() {
         tokio::task::yield_now().await;
     }
-    let looked = held.looks.load(Ordering::SeqCst);
-    while held.looks.load(Ordering::SeqCst) < looked + 10 {
+    let looked = held.reads.looks.load(Ordering::SeqCst);
+    while held.reads.looks.load(Ordering::SeqCst) < looked + 10 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     assert_eq!(
@@ -1269,7 +1225,7 @@ async fn a_worker_leaves_a_started_run_to_its_start() {
         0,
         "the worker took the run up"
     );
-    held.gate.add_permits(1);
+    held.gate.as_ref().unwrap().add_permits(1);
     assert!(start.await.unwrap().paid);
     assert_eq!(pay.charges.load(Ordering::SeqCst), 1, "one charge");
     worker.abort();
