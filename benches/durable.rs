@@ -214,7 +214,7 @@ async fn throughput(dir: &std::path::Path) {
     );
     println!("3-step durable runs per second, synchronous=FULL");
     println!(
-        "  {:<10} {:>14} {:>14} {:>8}",
+        "  {:<10} {:>18} {:>14} {:>8}",
         "in flight", "group-commit floor", "durable runs", "ratio"
     );
     for (i, n) in IN_FLIGHT.iter().enumerate() {

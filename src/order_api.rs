@@ -776,18 +776,21 @@ async fn create_order_in_span(
     };
     // Dropped with the request if the client leaves: the run goes on. An
     // order that waits for a manager is answered once it waits: 202,
-    // awaiting approval. Only an order above the limit may, and only its
-    // request reads how its run stands.
-    let result = if total > app.approval_above {
-        tokio::select! {
-            result = run.result() => result,
-            order = awaiting_approval(&app, &run_id) => {
-                let location = format!("/api/orders/{}", order.id);
-                return (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(order)).into_response();
-            }
-        }
+    // awaiting approval. One above today's limit is looked at soon; any
+    // other (a retried request whose order was made under another limit)
+    // only if it is not done in a second, so most requests never read how
+    // their run stands.
+    let first_look = if total > app.approval_above {
+        Duration::from_millis(25)
     } else {
-        run.result().await
+        Duration::from_secs(1)
+    };
+    let result = tokio::select! {
+        result = run.result() => result,
+        order = awaiting_approval(&app, &run_id, first_look) => {
+            let location = format!("/api/orders/{}", order.id);
+            return (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(order)).into_response();
+        }
     };
     match result {
         // The run id is the run's correlation id: its `Logging` events
@@ -861,17 +864,16 @@ async fn create_order_in_span(
 }
 
 /// The order run `run_id` made, once the run waits for its approval.
-async fn awaiting_approval(app: &App, run_id: &str) -> Order {
+async fn awaiting_approval(app: &App, run_id: &str, first_look: Duration) -> Order {
+    tokio::time::sleep(first_look).await;
     loop {
-        // First after a pause: most orders are answered by then, without
-        // a read of their status.
-        tokio::time::sleep(Duration::from_millis(25)).await;
         if let Ok(status) = app.runner.status(run_id).await
             && status.waits_for("approval")
             && let Ok(Some(order)) = app.store.order_of_run(run_id).await
         {
             return order;
         }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 

@@ -1143,6 +1143,14 @@ impl Backend for Watched {
         self.reads.looks.fetch_add(1, Ordering::SeqCst);
         self.inner.running()
     }
+    fn request_cancel<'a>(
+        &'a self,
+        run: &'a str,
+        reason: &'a str,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<RunStatus, StoreError>> {
+        self.inner.request_cancel(run, reason, now_ms)
+    }
     fn counts_by_workflow(&self, now_ms: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
         self.inner.counts_by_workflow(now_ms)
     }
@@ -1229,4 +1237,38 @@ async fn a_worker_leaves_a_started_run_to_its_start() {
     assert!(start.await.unwrap().paid);
     assert_eq!(pay.charges.load(Ordering::SeqCst), 1, "one charge");
     worker.abort();
+}
+
+/// A cancel asked for while a start holds its written run (in flight here,
+/// not yet driven) is not lost: the first drive, which would otherwise
+/// take the row as written, reads the cancel from the store and undoes
+/// the run before its steps run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_between_a_starts_write_and_its_drive_is_kept() {
+    let held = Watched::holding_starts();
+    let pay = Arc::new(Pay::default());
+    let runner = Runner::builder()
+        .store(Store::new(held.clone()))
+        .durable(ArcPay(pay.clone()))
+        .build()
+        .unwrap();
+    let start = tokio::spawn({
+        let runner = runner.clone();
+        async move { runner.start(&ArcPay::ID, "held", 7).await.unwrap() }
+    });
+    while held.inner.run("held").await.unwrap().is_none() {
+        tokio::task::yield_now().await;
+    }
+    runner
+        .cancel("held", "the customer changed their mind")
+        .await
+        .unwrap();
+    held.gate.as_ref().unwrap().add_permits(1);
+    let ended = start.await.unwrap().result().await;
+    assert!(
+        matches!(&ended, Err(DurableError::Cancelled { reason, .. }) if reason == "the customer changed their mind"),
+        "{ended:?}"
+    );
+    assert_eq!(pay.loads.load(Ordering::SeqCst), 0, "no step ran");
+    assert_eq!(pay.charges.load(Ordering::SeqCst), 0);
 }

@@ -329,7 +329,7 @@ async fn a_child_ended_in_a_batch_wakes_its_waiting_parent() {
 }
 
 /// A waiter that leaves once its write is queued (a timeout, a cancelled
-/// run) does not take the write, or the next batch, with it.
+/// run) does not take the write, or the writes queued with it, along.
 #[tokio::test]
 async fn a_write_whose_waiter_left_is_still_made() {
     let dir = TempDir::new("group-left");
@@ -351,7 +351,8 @@ async fn a_write_whose_waiter_left_is_still_made() {
 }
 
 /// The application's own writes share the journal's transactions: one
-/// that breaks a constraint fails alone, the rest of its batch is made.
+/// that fails (a constraint, a trigger's abort, a table that is not
+/// there) fails alone, the rest of its batch is made.
 #[tokio::test]
 async fn application_writes_share_the_journals_transactions_and_fail_alone() {
     let dir = TempDir::new("group-app");
@@ -367,12 +368,22 @@ async fn application_writes_share_the_journals_transactions_and_fail_alone() {
             .bind(id)
             .bind(text.map(str::to_owned))
     };
+    // A trigger refuses note 7; no table is named `missing`.
+    sqlx::query(
+        "CREATE TRIGGER no_sevens BEFORE INSERT ON notes WHEN NEW.id = 7
+         BEGIN SELECT RAISE(ABORT, 'no sevens'); END",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
     let before = store.commits();
     let row = run("r");
-    let (one, refused, two, started) = tokio::join!(
+    let (one, refused, two, seven, missing, started) = tokio::join!(
         store.execute(note(1, Some("one"))),
         store.execute(note(2, None)),
         store.execute(note(3, Some("three"))),
+        store.execute(note(7, Some("seven"))),
+        store.execute(sqlx::query("INSERT INTO missing VALUES (1)")),
         store.insert_run(&row),
     );
     let after = store.commits();
@@ -381,12 +392,16 @@ async fn application_writes_share_the_journals_transactions_and_fail_alone() {
             after.transactions - before.transactions,
             after.writes - before.writes
         ),
-        (1, 4)
+        (1, 6)
     );
     assert_eq!((one.unwrap(), two.unwrap()), (1, 1));
     let refused = refused.unwrap_err().to_string();
     assert!(refused.contains("NOT NULL"), "{refused}");
     assert!(refused.contains("runs.db"), "{refused}");
+    let seven = seven.unwrap_err().to_string();
+    assert!(seven.contains("no sevens"), "{seven}");
+    let missing = missing.unwrap_err().to_string();
+    assert!(missing.contains("no such table"), "{missing}");
     assert!(matches!(started.unwrap(), Inserted::New));
     let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM notes ORDER BY id")
         .fetch_all(store.pool())
@@ -458,4 +473,48 @@ async fn a_transactional_steps_commit_carries_the_writes_queued_behind_it() {
     for id in ["q0", "q1", "q2"] {
         assert!(sqlite.run(id).await.unwrap().is_some(), "{id}");
     }
+}
+
+/// A writer task whose runtime shut down before it ever ran lets go of
+/// the queue: the write it held fails, and a later write, from another
+/// runtime, starts a writer anew rather than wait for the gone one.
+#[test]
+fn a_writer_lost_with_its_runtime_does_not_hold_up_later_writes() {
+    let current = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let dir = TempDir::new("group-lost");
+    let main = current();
+    let store = main
+        .block_on(SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db"))))
+        .unwrap();
+    let doomed = current();
+    let lost = run("lost");
+    let mut write = store.insert_run(&lost);
+    // Queued, its writer spawned on `doomed` but never run.
+    let polled = doomed.block_on(std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(write.as_mut().poll(cx))
+    }));
+    assert!(polled.is_pending());
+    drop(doomed);
+    let answered =
+        main.block_on(async { tokio::time::timeout(Duration::from_secs(10), write).await });
+    let error = answered
+        .expect("the lost write was never answered")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("starting run \"lost\""), "{error}");
+    assert!(error.contains("writer stopped"), "{error}");
+
+    let later = run("later");
+    let written = main.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), store.insert_run(&later)).await
+    });
+    assert!(
+        matches!(written, Ok(Ok(Inserted::New))),
+        "a later write waited for the lost writer: {written:?}"
+    );
 }

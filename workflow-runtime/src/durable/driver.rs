@@ -312,6 +312,12 @@ async fn run_to_end<W: Durable, R: Drives>(
     if lost.is_cancelled() {
         return Driven::Stopped;
     }
+    // Before the row is read: a cancel asked for after this is one the
+    // row may not show, and the run stops for it at its next await.
+    let cancel_seen = signals.cancel.is_cancelled();
+    // Asked to stop since it was written (it was in flight here all
+    // along): the row in the store says so, the written one does not.
+    let written = written.filter(|_| !cancel_seen);
     // Read afresh: a driver that ended the run may have left just before
     // this one was started from an older copy of its row.
     let row: Cow<'_, RunRow> = match written {
@@ -393,7 +399,6 @@ async fn run_to_end<W: Durable, R: Drives>(
             step: Some(title),
         });
     }
-    let cancel_seen = signals.cancel.is_cancelled();
     let ctx = runner.context(W::context().journal(journal.clone()));
     // Unless the runner's context factory gave one, a durable run's
     // correlation id is its run id: journaled, so every process that

@@ -402,7 +402,18 @@ impl Runner {
         } else {
             self.reserve(&row.id)
         };
-        let (row, new) = admit(store, row).await?;
+        let (row, new) = match admit(store, row).await {
+            Ok(admitted) => admitted,
+            Err(error) => {
+                // Out of flight: a waker that passed the run over while it
+                // was held here looks again.
+                if reserved.is_some() {
+                    drop(reserved);
+                    self.wake_sleepers();
+                }
+                return Err(error);
+            }
+        };
         if row.status != RunStatus::Running {
             return Ok(None);
         }

@@ -92,7 +92,7 @@ where
     ) -> BoxFuture<'a, Result<(super::HealthStatus, Option<String>), RunError>> {
         Box::pin(async move {
             let ctx = runner.context(W::context());
-            let run = self.0.run(&ctx, W::Input::default());
+            let run = Box::pin(self.0.run(&ctx, W::Input::default()));
             match runner.track(&ctx, run).await {
                 Tracked::Done(result) => result
                     .map(|output| super::CheckOutcome::outcome(&output))
@@ -957,7 +957,11 @@ impl Runner {
         ctx: &WorkflowContext,
         input: W::Input,
     ) -> Result<W::Output, WorkflowError> {
-        match self.track(ctx, workflow.run(ctx, input)).await {
+        // Boxed here, before anything holds it: the run's whole state
+        // machine goes to the heap once, and every future around it (this
+        // one, a task spawned on it) holds a pointer, not kilobytes.
+        let run = Box::pin(workflow.run(ctx, input));
+        match self.track(ctx, run).await {
             Tracked::Done(result) => result,
             Tracked::Panicked(message) => resume(message),
         }
@@ -1025,7 +1029,7 @@ impl Runner {
         Fut: Future<Output = Result<T, WorkflowError>>,
     {
         let ctx = self.context(WorkflowContext::builder(name));
-        let run = ctx.scope(body(ctx.clone()));
+        let run = Box::pin(ctx.scope(body(ctx.clone())));
         match self.track(&ctx, run).await {
             Tracked::Done(result) => result,
             Tracked::Panicked(message) => resume(message),
@@ -1420,7 +1424,8 @@ impl Runner {
         ctx: &WorkflowContext,
         input: W::Input,
     ) -> Result<Result<W::Output, WorkflowError>, String> {
-        match self.track(ctx, workflow.run(ctx, input)).await {
+        let run = Box::pin(workflow.run(ctx, input));
+        match self.track(ctx, run).await {
             Tracked::Done(result) => Ok(result),
             Tracked::Panicked(message) => Err(message),
         }
@@ -1439,9 +1444,13 @@ impl Runner {
     /// Runs `fut` in the workflow's span, catching panics, counting and
     /// recording the outcome; a run dropped before it ends counts as
     /// cancelled.
-    async fn track<T, F>(&self, ctx: &WorkflowContext, fut: F) -> Tracked<Result<T, WorkflowError>>
+    async fn track<T, F>(
+        &self,
+        ctx: &WorkflowContext,
+        fut: Pin<Box<F>>,
+    ) -> Tracked<Result<T, WorkflowError>>
     where
-        F: Future<Output = Result<T, WorkflowError>>,
+        F: Future<Output = Result<T, WorkflowError>> + ?Sized,
     {
         let counters = &self.inner.counters;
         counters.started.fetch_add(1, Ordering::Relaxed);
@@ -1453,13 +1462,7 @@ impl Runner {
             done: false,
         };
         let span = workflow_span(ctx);
-        // Boxed once, so the wrappers below move a pointer, not the run's
-        // whole state machine.
-        let tracked = CatchUnwind {
-            inner: Box::pin(fut),
-        }
-        .instrument(span.clone())
-        .await;
+        let tracked = CatchUnwind { inner: fut }.instrument(span.clone()).await;
         // A durable run its journal could not record is driven again: it
         // was interrupted, not failed, and counts as such.
         let interrupted = |e: &WorkflowError| match (e, ctx.run_journal()) {

@@ -20,7 +20,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use sqlx::error::ErrorKind;
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection};
 use sqlx::{QueryBuilder, Row, Sqlite};
@@ -88,8 +87,9 @@ pub(super) struct Queue {
 }
 
 /// How the store's journal writes were grouped: transactions committed,
-/// and the writes they held (new runs, steps, ends). Writes over
-/// transactions is how many runs shared each sync.
+/// and the writes they held (new runs, steps, ends, and the application's
+/// statements given to [`SqliteStore::execute`]). Writes over
+/// transactions is how many writes shared each sync.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -138,15 +138,17 @@ impl fmt::Debug for Queue {
     }
 }
 
-/// Marks the queue idle however the writing task ends. Cut short (its
-/// runtime shut down), it drops what is left, so those waiters hear that
-/// their writes were never made rather than wait forever.
-struct Writing<'a> {
-    queue: &'a Queue,
+/// Marks the queue idle however the writing task ends. Made before the
+/// task is spawned and moved into it, so a task dropped before it ever
+/// ran (its runtime shutting down) lets go too. Cut short, it drops what
+/// is left, so those waiters hear that their writes were never made
+/// rather than wait forever, and the next write starts a writer anew.
+struct Writing {
+    queue: Arc<Queue>,
     finished: bool,
 }
 
-impl Drop for Writing<'_> {
+impl Drop for Writing {
     fn drop(&mut self) {
         if !self.finished {
             let mut state = self.queue.lock();
@@ -172,11 +174,30 @@ impl std::error::Error for Shared {
     }
 }
 
-/// A statement that failed on one row's constraint: the batch goes on
-/// row by row. Anything else (a full disk, an I/O error) may have rolled
-/// the whole transaction back, so the batch fails.
-fn on_a_row(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(e) if !matches!(e.kind(), ErrorKind::Other))
+/// Whether `error` failed its own statement and left the transaction as it
+/// was: a constraint, a trigger's `RAISE(ABORT)`, a type or a missing
+/// table. SQLite undoes only that statement, and the batch goes on. The
+/// errors after which SQLite may have rolled the whole transaction back
+/// (a full disk, an I/O error, no memory, a busy or interrupted database,
+/// a corrupt file), and errors not from the database, fail the batch.
+fn fails_alone(error: &sqlx::Error) -> bool {
+    const BUSY: i32 = 5;
+    const NOMEM: i32 = 7;
+    const INTERRUPT: i32 = 9;
+    const IOERR: i32 = 10;
+    const CORRUPT: i32 = 11;
+    const FULL: i32 = 13;
+    let sqlx::Error::Database(e) = error else {
+        return false;
+    };
+    // Extended result codes keep the primary code in their low byte.
+    match e.code().and_then(|code| code.parse::<i32>().ok()) {
+        Some(code) => !matches!(
+            code & 0xff,
+            BUSY | NOMEM | INTERRUPT | IOERR | CORRUPT | FULL
+        ),
+        None => false,
+    }
 }
 
 /// Binds a payload as text when it is UTF-8, as a blob otherwise (as
@@ -192,9 +213,11 @@ fn bind_payload(
 }
 
 impl SqliteStore {
-    /// How the journal writes made so far were grouped into transactions
-    /// (those of `#[step(transactional)]` steps and of the application's
-    /// own use of [`pool`](SqliteStore::pool) apart).
+    /// How the journal writes made so far were grouped into transactions:
+    /// the writer's, and the commits of `#[step(transactional)]` steps
+    /// that carried writes queued behind them (a step's commit that
+    /// carried none, and the application's own use of
+    /// [`pool`](SqliteStore::pool), are not counted).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -222,7 +245,14 @@ impl SqliteStore {
     /// Unlike a `#[step(transactional)]` step's transaction, it is one
     /// statement, run when its batch is written, after the `.await` that
     /// made it: a write that must commit with a step's journal row belongs
-    /// in that step's transaction.
+    /// in that step's transaction. Once called, it is made even if the
+    /// caller stops waiting for it.
+    ///
+    /// Never inside a transactional step: its transaction holds the one
+    /// connection until it commits, so the write would wait for it until
+    /// the pool's acquire timeout; write through its `tx`. And the
+    /// statement must not end the transaction it shares with other runs
+    /// (`OR ROLLBACK`, a trigger's `RAISE(ROLLBACK)`, `COMMIT`).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -250,31 +280,32 @@ impl SqliteStore {
     /// committed (or failed).
     pub(super) async fn write(&self, write: Write) -> Outcome {
         let (done, outcome) = oneshot::channel();
+        let doing = write.doing();
         let lead = {
             let mut state = self.queue.lock();
             state.pending.push(Pending { write, done });
             !std::mem::replace(&mut state.writing, true)
         };
         if lead {
-            tokio::spawn(self.clone().drain());
+            let writing = Writing {
+                queue: self.queue.clone(),
+                finished: false,
+            };
+            tokio::spawn(self.clone().drain(writing));
         }
         outcome.await.unwrap_or_else(|_| {
             Err(StoreError::Database {
                 store: self.path.display().to_string(),
-                doing: "journaling".to_owned(),
-                source: "the store's writer stopped (its runtime shut down) before the write \
-                         was known to be committed"
+                doing,
+                source: "the store's writer stopped (its runtime shut down, or it panicked) \
+                         before the write was known to be committed"
                     .into(),
             })
         })
     }
 
     /// Writes batches until the queue is empty.
-    async fn drain(self) {
-        let mut writing = Writing {
-            queue: &self.queue,
-            finished: false,
-        };
+    async fn drain(self, mut writing: Writing) {
         loop {
             // Tasks woken by the last commit get to queue their next
             // writes first, while the queue grows: a batch a moment later
@@ -300,7 +331,7 @@ impl SqliteStore {
             };
             let (mut writes, waiters): (Vec<Write>, Vec<_>) =
                 batch.into_iter().map(|p| (p.write, p.done)).unzip();
-            let committed = self.commit(&mut writes).await;
+            let committed = self.commit(&mut writes).await.map_err(Arc::new);
             self.answer(&writes, waiters, committed);
         }
     }
@@ -311,7 +342,7 @@ impl SqliteStore {
         &self,
         writes: &[Write],
         waiters: Vec<oneshot::Sender<Outcome>>,
-        committed: Result<Vec<Outcome>, sqlx::Error>,
+        committed: Result<Vec<Outcome>, Arc<sqlx::Error>>,
     ) {
         let outcomes = match committed {
             Ok(outcomes) => {
@@ -322,7 +353,7 @@ impl SqliteStore {
                 outcomes
             }
             Err(error) => {
-                let error = Shared(Arc::new(error));
+                let error = Shared(error);
                 writes
                     .iter()
                     .map(|write| {
@@ -347,41 +378,44 @@ impl SqliteStore {
     /// connection, so they would wait for it anyway. On a task of its own,
     /// as a batch is: a step dropped mid-commit (a timeout around it)
     /// leaves the writes it carries whole.
-    pub(super) async fn commit_carrying(&self, tx: super::SqliteTx) -> Result<(), sqlx::Error> {
+    pub(super) async fn commit_carrying(
+        &self,
+        tx: super::SqliteTx,
+        doing: String,
+    ) -> Result<(), StoreError> {
         let store = self.clone();
-        tokio::spawn(async move { store.carry(tx).await })
-            .await
-            .unwrap_or_else(|gone| {
-                Err(sqlx::Error::Protocol(format!(
-                    "the step's commit stopped: {gone}"
-                )))
-            })
+        let carried = tokio::spawn(async move { store.carry(tx).await }).await;
+        let source: Box<dyn std::error::Error + Send + Sync> = match carried {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(error)) => Box::new(Shared(error)),
+            Err(stopped) => Box::new(stopped),
+        };
+        Err(StoreError::Database {
+            store: self.path.display().to_string(),
+            doing,
+            source,
+        })
     }
 
-    async fn carry(&self, mut tx: super::SqliteTx) -> Result<(), sqlx::Error> {
+    async fn carry(&self, mut tx: super::SqliteTx) -> Result<(), Arc<sqlx::Error>> {
         let batch: Vec<Pending> = {
             let mut state = self.queue.lock();
             let n = state.pending.len().min(MOST);
             state.pending.drain(..n).collect()
         };
         if batch.is_empty() {
-            return tx.commit().await;
+            return tx.commit().await.map_err(Arc::new);
         }
         let (mut writes, waiters): (Vec<Write>, Vec<_>) =
             batch.into_iter().map(|p| (p.write, p.done)).unzip();
         let committed = match self.write_into(&mut tx, &mut writes).await {
             Ok(outcomes) => tx.commit().await.map(|()| outcomes),
             Err(error) => Err(error),
-        };
+        }
+        .map_err(Arc::new);
         // The step learns how its commit went, and the carried writes'
         // waiters the same, each with its own context.
-        let step = match &committed {
-            Ok(_) => Ok(()),
-            Err(error) => Err(sqlx::Error::Protocol(format!(
-                "the transaction, carrying {} journal writes, failed: {error}",
-                writes.len()
-            ))),
-        };
+        let step = committed.as_ref().map(drop).map_err(Arc::clone);
         self.answer(&writes, waiters, committed);
         step
     }
@@ -443,7 +477,7 @@ impl SqliteStore {
             let Some(query) = query.take() else { continue };
             outcomes[i] = Some(match query.execute(&mut *conn).await {
                 Ok(done) => Ok(done.rows_affected()),
-                Err(error) if on_a_row(&error) => Err(self.error(write.doing(), error)),
+                Err(error) if fails_alone(&error) => Err(self.error(write.doing(), error)),
                 Err(error) => return Err(error),
             });
         }
@@ -471,14 +505,15 @@ impl SqliteStore {
         }
         let inserted = match insert_runs(conn, starts.iter().map(|(_, row)| *row)).await {
             Ok(inserted) => inserted,
-            Err(error) if on_a_row(&error) => {
+            Err(error) if fails_alone(&error) => {
                 for (i, row) in starts {
-                    outcomes[i] = Some(
-                        insert_runs(conn, [row])
-                            .await
-                            .map(|ids| u64::from(!ids.is_empty()))
-                            .map_err(|e| self.error(format!("starting run \"{}\"", row.id), e)),
-                    );
+                    outcomes[i] = Some(match insert_runs(conn, [row]).await {
+                        Ok(ids) => Ok(u64::from(!ids.is_empty())),
+                        Err(e) if fails_alone(&e) => {
+                            Err(self.error(format!("starting run \"{}\"", row.id), e))
+                        }
+                        Err(e) => return Err(e),
+                    });
                 }
                 return Ok(());
             }
@@ -520,9 +555,13 @@ impl SqliteStore {
                     outcomes[i] = Some(Ok(1));
                 }
             }
-            Err(error) if on_a_row(&error) => {
+            Err(error) if fails_alone(&error) => {
                 for (i, run, row) in steps {
-                    outcomes[i] = Some(self.record_step_in(conn, run, row).await.map(|()| 1));
+                    outcomes[i] = Some(match insert_steps(conn, [(run, row)]).await {
+                        Ok(()) => Ok(1),
+                        Err(e) if fails_alone(&e) => Err(self.step_refused(run, row.index, e)),
+                        Err(e) => return Err(e),
+                    });
                 }
             }
             Err(error) => return Err(error),

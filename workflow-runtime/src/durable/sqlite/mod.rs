@@ -518,19 +518,23 @@ impl SqliteStore {
         .bind(step.ended_ms)
         .execute(conn)
         .await;
-        match inserted {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict {
+        inserted
+            .map(drop)
+            .map_err(|e| self.step_refused(run, step.index, e))
+    }
+
+    /// Why step `index` of `run` was not journaled: a second writer, a run
+    /// that is gone, or the database's own error.
+    fn step_refused(&self, run: &str, index: u32, error: sqlx::Error) -> StoreError {
+        match error {
+            sqlx::Error::Database(e) if e.is_unique_violation() => StoreError::Conflict {
                 run: run.to_owned(),
-                index: step.index,
-            }),
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-                Err(StoreError::NoSuchRun(run.to_owned()))
+                index,
+            },
+            sqlx::Error::Database(e) if e.is_foreign_key_violation() => {
+                StoreError::NoSuchRun(run.to_owned())
             }
-            Err(e) => Err(self.error(
-                format!("journaling step {} of run \"{run}\"", step.index),
-                e,
-            )),
+            e => self.error(format!("journaling step {index} of run \"{run}\""), e),
         }
     }
 }
@@ -1150,9 +1154,8 @@ impl super::step::Transaction for SqliteTx {
         Box::pin(async move {
             let sqlite = sqlite_of(store)?;
             sqlite.record_step_in(&mut self, run, &row).await?;
-            sqlite.commit_carrying(self).await.map_err(|e| {
-                sqlite.error(format!("committing step {} of run \"{run}\"", row.index), e)
-            })
+            let doing = format!("committing step {} of run \"{run}\"", row.index);
+            sqlite.commit_carrying(self, doing).await
         })
     }
 }
