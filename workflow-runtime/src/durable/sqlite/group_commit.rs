@@ -239,8 +239,10 @@ impl SqliteStore {
     /// Executes `query`, a write of the application's own tables in the
     /// store's file, in the journal's next transaction: it shares its sync
     /// with the concurrent runs' journal writes, and is durable when this
-    /// returns; the rows it changed. A statement that breaks a constraint
-    /// fails alone; the batch goes on.
+    /// returns; the rows it changed. A statement that fails (a constraint,
+    /// a trigger's abort, a missing table) fails alone, and the batch goes
+    /// on; a failure that may have rolled the transaction back (a full
+    /// disk, an I/O error) fails the batch, each write with its context.
     ///
     /// Unlike a `#[step(transactional)]` step's transaction, it is one
     /// statement, run when its batch is written, after the `.await` that
