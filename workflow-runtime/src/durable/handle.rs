@@ -5,8 +5,7 @@ use std::fmt;
 
 use tokio::sync::watch;
 
-use super::codec::Codec;
-use super::codec::{CodecError, ValueCodec};
+use super::codec::{Codec, CodecError, ValueCodec};
 use super::driver::{Flight, Written};
 use super::store::{RunEnd, RunStatus, Store, StoreError};
 
@@ -264,8 +263,8 @@ impl<T> RunHandle<T> {
         if let Some(Flight { mut ended, end }) = self.flight.take() {
             // An error means the task is gone: the row says how it ended.
             let _ = ended.wait_for(|ended| *ended).await;
-            // Ended by that drive: its end is the run's, read back from
-            // nowhere.
+            // Ended by that drive: the end it wrote is the run's, with
+            // nothing to read back.
             if let Some(Written { end, codec }) = end.get() {
                 return self.outcome(end.clone(), || Ok(&**codec));
             }
