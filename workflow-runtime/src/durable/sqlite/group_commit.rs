@@ -138,22 +138,59 @@ impl fmt::Debug for Queue {
     }
 }
 
-/// Marks the queue idle however the writing task ends. Made before the
-/// task is spawned and moved into it, so a task dropped before it ever
-/// ran (its runtime shutting down) lets go too. Cut short, it drops what
-/// is left, so those waiters hear that their writes were never made
-/// rather than wait forever, and the next write starts a writer anew.
+/// The task writing the queue's batches, as it is spawned. However it
+/// ends, it marks the queue idle; cut short (its runtime shut down, even
+/// before it first ran), it answers what is left with that, so no waiter
+/// waits forever and the next write starts a writer anew.
 struct Writing {
-    queue: Arc<Queue>,
+    store: SqliteStore,
     finished: bool,
 }
 
 impl Drop for Writing {
     fn drop(&mut self) {
         if !self.finished {
-            let mut state = self.queue.lock();
-            state.writing = false;
-            drop(std::mem::take(&mut state.pending));
+            let left = {
+                let mut state = self.store.queue.lock();
+                state.writing = false;
+                std::mem::take(&mut state.pending)
+            };
+            drop(Batch::of(left, &self.store.path));
+        }
+    }
+}
+
+/// Writes taken from the queue, each answered once: with its outcome by
+/// [`SqliteStore::answer`], or, dropped unanswered (the task writing it
+/// cut short), with an error saying it was never known to be made. So a
+/// write's context is built only when it fails.
+struct Batch<'a> {
+    writes: Vec<Write>,
+    waiters: Vec<oneshot::Sender<Outcome>>,
+    path: &'a std::path::Path,
+}
+
+impl<'a> Batch<'a> {
+    fn of(pending: Vec<Pending>, path: &'a std::path::Path) -> Self {
+        let (writes, waiters) = pending.into_iter().map(|p| (p.write, p.done)).unzip();
+        Batch {
+            writes,
+            waiters,
+            path,
+        }
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        for (write, waiter) in self.writes.iter().zip(self.waiters.drain(..)) {
+            let _ = waiter.send(Err(StoreError::Database {
+                store: self.path.display().to_string(),
+                doing: write.doing(),
+                source: "the store's writer stopped (its runtime shut down, or it panicked) \
+                         before the write was known to be committed"
+                    .into(),
+            }));
         }
     }
 }
@@ -282,7 +319,6 @@ impl SqliteStore {
     /// committed (or failed).
     pub(super) async fn write(&self, write: Write) -> Outcome {
         let (done, outcome) = oneshot::channel();
-        let doing = write.doing();
         let lead = {
             let mut state = self.queue.lock();
             state.pending.push(Pending { write, done });
@@ -290,62 +326,62 @@ impl SqliteStore {
         };
         if lead {
             let writing = Writing {
-                queue: self.queue.clone(),
+                store: self.clone(),
                 finished: false,
             };
-            tokio::spawn(self.clone().drain(writing));
+            tokio::spawn(writing.drain());
         }
+        // Every write is answered (see `Batch`); a sender gone unanswered
+        // would be a panic between taking a batch and answering it.
         outcome.await.unwrap_or_else(|_| {
             Err(StoreError::Database {
                 store: self.path.display().to_string(),
-                doing,
-                source: "the store's writer stopped (its runtime shut down, or it panicked) \
-                         before the write was known to be committed"
-                    .into(),
+                doing: "journaling".to_owned(),
+                source: "the store's writer failed before it answered".into(),
             })
         })
     }
+}
 
+impl Writing {
     /// Writes batches until the queue is empty.
-    async fn drain(self, mut writing: Writing) {
+    async fn drain(mut self) {
+        let store = &self.store;
         loop {
             // Tasks woken by the last commit get to queue their next
             // writes first, while the queue grows: a batch a moment later
             // is a batch fuller, and its statements cost the same.
-            let mut queued = self.queue.lock().pending.len();
+            let mut queued = store.queue.lock().pending.len();
             for _ in 0..4 {
                 tokio::task::yield_now().await;
-                let now = self.queue.lock().pending.len();
+                let now = store.queue.lock().pending.len();
                 if now == queued {
                     break;
                 }
                 queued = now;
             }
             let batch: Vec<Pending> = {
-                let mut state = self.queue.lock();
+                let mut state = store.queue.lock();
                 if state.pending.is_empty() {
                     state.writing = false;
-                    writing.finished = true;
+                    self.finished = true;
                     return;
                 }
                 let n = state.pending.len().min(MOST);
                 state.pending.drain(..n).collect()
             };
-            let (mut writes, waiters): (Vec<Write>, Vec<_>) =
-                batch.into_iter().map(|p| (p.write, p.done)).unzip();
-            let committed = self.commit(&mut writes).await.map_err(Arc::new);
-            self.answer(&writes, waiters, committed);
+            let mut batch = Batch::of(batch, &store.path);
+            let committed = store.commit(&mut batch.writes).await.map_err(Arc::new);
+            store.answer(&mut batch, committed);
         }
     }
+}
 
+impl SqliteStore {
     /// Wakes each waiter with its write's outcome, or with why the
     /// transaction that held it failed.
-    fn answer(
-        &self,
-        writes: &[Write],
-        waiters: Vec<oneshot::Sender<Outcome>>,
-        committed: Result<Vec<Outcome>, Arc<sqlx::Error>>,
-    ) {
+    fn answer(&self, batch: &mut Batch<'_>, committed: Result<Vec<Outcome>, Arc<sqlx::Error>>) {
+        let (writes, waiters) = (&batch.writes, std::mem::take(&mut batch.waiters));
         let outcomes = match committed {
             Ok(outcomes) => {
                 self.queue.transactions.fetch_add(1, Ordering::Relaxed);
@@ -408,9 +444,8 @@ impl SqliteStore {
         if batch.is_empty() {
             return tx.commit().await.map_err(Arc::new);
         }
-        let (mut writes, waiters): (Vec<Write>, Vec<_>) =
-            batch.into_iter().map(|p| (p.write, p.done)).unzip();
-        let committed = match self.write_into(&mut tx, &mut writes).await {
+        let mut batch = Batch::of(batch, &self.path);
+        let committed = match self.write_into(&mut tx, &mut batch.writes).await {
             Ok(outcomes) => tx.commit().await.map(|()| outcomes),
             Err(error) => Err(error),
         }
@@ -418,7 +453,7 @@ impl SqliteStore {
         // The step learns how its commit went, and the carried writes'
         // waiters the same, each with its own context.
         let step = committed.as_ref().map(drop).map_err(Arc::clone);
-        self.answer(&writes, waiters, committed);
+        self.answer(&mut batch, committed);
         step
     }
 
