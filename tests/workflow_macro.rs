@@ -176,6 +176,8 @@ fn the_definition_describes_the_workflow() {
             .output("Order")
             .is_async(true)
             .fallible(true)
+            // `Order` is `Clone`: a type-wide retry may run it again.
+            .replayable(true)
             .produces::<Order>()
     );
     assert_eq!(
@@ -684,21 +686,102 @@ async fn a_service_wide_typed_retry_reaches_replayable_steps() {
     assert_eq!(ctx.steps()[0].attempts, 1);
 }
 
-/// The same charge, not declared `replayable`: a type-wide retry cannot
-/// run it again.
+/// The same charge, not declared `replayable` and taking an input that is
+/// not `Clone`: a type-wide retry cannot run it again.
 struct CheckoutOnce;
+
+/// An amount that cannot be copied.
+struct Cents(u64);
 
 #[workflow]
 impl CheckoutOnce {
     #[step(given = "an amount")]
-    fn amount(&self, cents: u64) -> u64 {
-        cents
+    fn amount(&self, cents: u64) -> Cents {
+        Cents(cents)
     }
 
     #[step(when = "charged once")]
-    async fn charge(&self, cents: u64) -> Result<Receipt, PaymentError> {
-        Ok(Receipt(cents))
+    async fn charge(&self, cents: Cents) -> Result<Receipt, PaymentError> {
+        Ok(Receipt(cents.0))
     }
+}
+
+/// A charge that fails once and counts the copies made of its input: not
+/// declared `replayable`, but its input is `Clone`.
+struct CheckoutCounted {
+    calls: std::sync::atomic::AtomicU32,
+}
+
+/// An amount that counts its copies.
+#[derive(Debug, Default)]
+struct Counted(u64, std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Counted(self.0, self.1.clone())
+    }
+}
+
+#[workflow]
+impl CheckoutCounted {
+    #[step(given = "an amount")]
+    fn amount(&self, cents: Counted) -> Counted {
+        cents
+    }
+
+    #[step(when = "charged")]
+    async fn charge(&self, cents: Counted) -> Result<Receipt, PaymentError> {
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            return Err(PaymentError("the first attempt fails".into()));
+        }
+        Ok(Receipt(cents.0))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_type_wide_retry_runs_a_step_with_a_clone_input_again_without_opting_in() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use workflow_runtime::behavior::Retry;
+    use workflow_runtime::host::Runner;
+    let runner = Runner::builder()
+        .register(CheckoutCounted {
+            calls: AtomicU32::new(0),
+        })
+        .behavior_for::<Receipt>(Retry::retries(2).backoff(std::time::Duration::from_millis(5)))
+        .build()
+        .expect("a step whose input is `Clone` can be run again");
+    let copies = std::sync::Arc::new(AtomicU32::new(0));
+    let checkout = CheckoutCounted {
+        calls: AtomicU32::new(0),
+    };
+    let ctx = runner.context(CheckoutCounted::context());
+    let receipt = runner
+        .run_in(&checkout, &ctx, Counted(250, copies.clone()))
+        .await
+        .unwrap();
+    assert_eq!(receipt, Receipt(250));
+    assert_eq!(ctx.steps()[1].attempts, 2);
+    assert_eq!(checkout.calls.load(Ordering::SeqCst), 2);
+    // One copy per attempt, kept for the retry.
+    assert_eq!(copies.load(Ordering::SeqCst), 2);
+
+    // Nothing runs it again on a plain runner: the input is never copied.
+    let plain = Runner::builder().build().unwrap();
+    let copies = std::sync::Arc::new(AtomicU32::new(0));
+    let checkout = CheckoutCounted {
+        calls: AtomicU32::new(1),
+    };
+    let ctx = plain.context(CheckoutCounted::context());
+    plain
+        .run_in(&checkout, &ctx, Counted(100, copies.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        copies.load(Ordering::SeqCst),
+        0,
+        "no copy on a run nothing retries"
+    );
 }
 
 #[test]
@@ -723,7 +806,7 @@ fn a_type_wide_retry_that_cannot_run_a_registered_step_again_is_refused_when_bui
         said.contains("step \"charged once\" of workflow \"CheckoutOnce\""),
         "{said}"
     );
-    assert!(said.contains("#[step(replayable)]"), "{said}");
+    assert!(said.contains("make the input `Clone`"), "{said}");
     // A behavior that runs a step once is no problem, nor a retry for a
     // type no registered step hands on.
     assert!(

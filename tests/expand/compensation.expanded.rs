@@ -24,41 +24,44 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
     type Output = bool;
     const NAME: &'static str = "PlaceOrder";
     const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::None;
-    const STEPS: &'static [::workflow_runtime::StepMeta] = &[
-        ::workflow_runtime::StepMeta::new(
-                ::workflow_runtime::StepKind::Given,
-                "an order",
-                "order",
-            )
-            .input("u32")
-            .output("u32")
-            .is_async(false)
-            .fallible(false)
-            .replayable(false)
-            .produces::<u32>(),
-        ::workflow_runtime::StepMeta::new(
-                ::workflow_runtime::StepKind::When,
-                "charge card",
-                "charge",
-            )
-            .input("u32")
-            .output("Receipt")
-            .is_async(true)
-            .fallible(true)
-            .replayable(false)
-            .produces::<Receipt>(),
-        ::workflow_runtime::StepMeta::new(
-                ::workflow_runtime::StepKind::When,
-                "ship",
-                "ship",
-            )
-            .input("Receipt")
-            .output("bool")
-            .is_async(false)
-            .fallible(false)
-            .replayable(false)
-            .produces::<bool>(),
-    ];
+    const STEPS: &'static [::workflow_runtime::StepMeta] = {
+        use ::workflow_runtime::__private::NotClone as _;
+        &[
+            ::workflow_runtime::StepMeta::new(
+                    ::workflow_runtime::StepKind::Given,
+                    "an order",
+                    "order",
+                )
+                .input("u32")
+                .output("u32")
+                .is_async(false)
+                .fallible(false)
+                .replayable(false)
+                .produces::<u32>(),
+            ::workflow_runtime::StepMeta::new(
+                    ::workflow_runtime::StepKind::When,
+                    "charge card",
+                    "charge",
+                )
+                .input("u32")
+                .output("Receipt")
+                .is_async(true)
+                .fallible(true)
+                .replayable(::workflow_runtime::__private::CloneProbe::<u32>::CLONES)
+                .produces::<Receipt>(),
+            ::workflow_runtime::StepMeta::new(
+                    ::workflow_runtime::StepKind::When,
+                    "ship",
+                    "ship",
+                )
+                .input("Receipt")
+                .output("bool")
+                .is_async(false)
+                .fallible(false)
+                .replayable(::workflow_runtime::__private::CloneProbe::<Receipt>::CLONES)
+                .produces::<bool>(),
+        ]
+    };
     fn run<'a>(
         &'a self,
         ctx: &'a ::workflow_runtime::WorkflowContext,
@@ -69,6 +72,9 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
             ::workflow_runtime::WorkflowError,
         >,
     > + ::core::marker::Send + 'a {
+        use ::workflow_runtime::__private::{
+            IntoProbe as _, RetryFallback as _, RetryWithReplay as _,
+        };
         #[diagnostic::on_unimplemented(
             message = "step \"charge card\" returns `{Self}`, whose error cannot become a workflow error",
             label = "the error type must implement `std::error::Error + Send + Sync + 'static`"
@@ -157,6 +163,8 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
                     <_ as ChargeResult<Receipt>>::checked(self.charge(value).await)
                 },
             )
+            .__probe()
+            .__replayable_for_retries()
             .overridable()
             .compensate_by(
                 "refund",
@@ -173,6 +181,8 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
             )
             .compensation_with(::workflow_runtime::behavior::Retry::max_attempts(3u32))
             .when("ship", move |value| self.ship(value))
+            .__probe()
+            .__replayable_for_retries()
             .overridable()
             .result()
     }

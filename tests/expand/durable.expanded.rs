@@ -29,51 +29,54 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
     type Output = Order;
     const NAME: &'static str = "PendingOrderProcessor";
     const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::None;
-    const STEPS: &'static [::workflow_runtime::StepMeta] = &[
-        ::workflow_runtime::StepMeta::new(
-                ::workflow_runtime::StepKind::Given,
-                "pending order",
-                "load",
-            )
-            .input("OrderId")
-            .output("Order")
-            .is_async(false)
-            .fallible(false)
-            .replayable(false)
-            .produces::<Order>(),
-        ::workflow_runtime::StepMeta::new(
-                ::workflow_runtime::StepKind::When,
-                "process payment",
-                "charge",
-            )
-            .input("Order")
-            .output("Receipt")
-            .is_async(true)
-            .fallible(true)
-            .replayable(true)
-            .produces::<Receipt>(),
-        ::workflow_runtime::StepMeta::new(
-                ::workflow_runtime::StepKind::When,
-                "update status",
-                "save",
-            )
-            .input("Receipt")
-            .output("Order")
-            .is_async(true)
-            .fallible(true)
-            .replayable(false)
-            .produces::<Order>(),
-        ::workflow_runtime::StepMeta::new(
-                ::workflow_runtime::StepKind::Then,
-                "processed",
-                "processed",
-            )
-            .input("Order")
-            .output("Order")
-            .is_async(false)
-            .fallible(false)
-            .replayable(false),
-    ];
+    const STEPS: &'static [::workflow_runtime::StepMeta] = {
+        use ::workflow_runtime::__private::NotClone as _;
+        &[
+            ::workflow_runtime::StepMeta::new(
+                    ::workflow_runtime::StepKind::Given,
+                    "pending order",
+                    "load",
+                )
+                .input("OrderId")
+                .output("Order")
+                .is_async(false)
+                .fallible(false)
+                .replayable(false)
+                .produces::<Order>(),
+            ::workflow_runtime::StepMeta::new(
+                    ::workflow_runtime::StepKind::When,
+                    "process payment",
+                    "charge",
+                )
+                .input("Order")
+                .output("Receipt")
+                .is_async(true)
+                .fallible(true)
+                .replayable(true)
+                .produces::<Receipt>(),
+            ::workflow_runtime::StepMeta::new(
+                    ::workflow_runtime::StepKind::When,
+                    "update status",
+                    "save",
+                )
+                .input("Receipt")
+                .output("Order")
+                .is_async(true)
+                .fallible(true)
+                .replayable(::workflow_runtime::__private::CloneProbe::<Receipt>::CLONES)
+                .produces::<Order>(),
+            ::workflow_runtime::StepMeta::new(
+                    ::workflow_runtime::StepKind::Then,
+                    "processed",
+                    "processed",
+                )
+                .input("Order")
+                .output("Order")
+                .is_async(false)
+                .fallible(false)
+                .replayable(false),
+        ]
+    };
     fn run<'a>(
         &'a self,
         ctx: &'a ::workflow_runtime::WorkflowContext,
@@ -84,6 +87,9 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             ::workflow_runtime::WorkflowError,
         >,
     > + ::core::marker::Send + 'a {
+        use ::workflow_runtime::__private::{
+            IntoProbe as _, RetryFallback as _, RetryWithReplay as _,
+        };
         #[diagnostic::on_unimplemented(
             message = "step \"process payment\" has `retry`, so it may run more than once: its input `{Self}` must be `Clone`",
             label = "this step's input is `{Self}`, which is not `Clone`",
@@ -210,6 +216,8 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                     }
                 },
             )
+            .__probe()
+            .__replayable_for_retries()
             .then("processed", move |value| self.processed(value))
             .result()
     }

@@ -18,32 +18,39 @@ impl my_runtime::WorkflowDefinition for Report {
     const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::Some(
         "Sums the day",
     );
-    const STEPS: &'static [my_runtime::StepMeta] = &[
-        my_runtime::StepMeta::new(
-                my_runtime::StepKind::When,
-                "load numbers",
-                "load_numbers",
-            )
-            .input("")
-            .output("Vec<u32>")
-            .is_async(false)
-            .fallible(false)
-            .replayable(false)
-            .produces::<Vec<u32>>(),
-        my_runtime::StepMeta::new(my_runtime::StepKind::And, "summed", "sum")
-            .input("Vec<u32>")
-            .output("u32")
-            .is_async(false)
-            .fallible(false)
-            .replayable(false)
-            .produces::<u32>(),
-        my_runtime::StepMeta::new(my_runtime::StepKind::Finally, "clean up", "clean_up")
-            .input("u32")
-            .output("u32")
-            .is_async(false)
-            .fallible(false)
-            .replayable(false),
-    ];
+    const STEPS: &'static [my_runtime::StepMeta] = {
+        use my_runtime::__private::NotClone as _;
+        &[
+            my_runtime::StepMeta::new(
+                    my_runtime::StepKind::When,
+                    "load numbers",
+                    "load_numbers",
+                )
+                .input("")
+                .output("Vec<u32>")
+                .is_async(false)
+                .fallible(false)
+                .replayable(false)
+                .produces::<Vec<u32>>(),
+            my_runtime::StepMeta::new(my_runtime::StepKind::And, "summed", "sum")
+                .input("Vec<u32>")
+                .output("u32")
+                .is_async(false)
+                .fallible(false)
+                .replayable(my_runtime::__private::CloneProbe::<Vec<u32>>::CLONES)
+                .produces::<u32>(),
+            my_runtime::StepMeta::new(
+                    my_runtime::StepKind::Finally,
+                    "clean up",
+                    "clean_up",
+                )
+                .input("u32")
+                .output("u32")
+                .is_async(false)
+                .fallible(false)
+                .replayable(false),
+        ]
+    };
     #[allow(clippy::redundant_closure)]
     fn run<'a>(
         &'a self,
@@ -52,6 +59,9 @@ impl my_runtime::WorkflowDefinition for Report {
     ) -> impl my_runtime::__private::Future<
         Output = my_runtime::__private::Result<Self::Output, my_runtime::WorkflowError>,
     > + ::core::marker::Send + 'a {
+        use my_runtime::__private::{
+            IntoProbe as _, RetryFallback as _, RetryWithReplay as _,
+        };
         let () = input;
         my_runtime::__private::Workflow::given(
                 ctx,
@@ -61,6 +71,8 @@ impl my_runtime::WorkflowDefinition for Report {
             .kind(my_runtime::StepKind::When)
             .overridable()
             .and("summed", move |value| self.sum(value))
+            .__probe()
+            .__replayable_for_retries()
             .overridable()
             .finally("clean up", move |value| self.clean_up(value))
             .result()

@@ -24,51 +24,54 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
     const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::Some(
         "Processes orders awaiting payment.",
     );
-    const STEPS: &'static [::workflow_runtime::StepMeta] = &[
-        ::workflow_runtime::StepMeta::new(
-                ::workflow_runtime::StepKind::Given,
-                "pending order",
-                "pending",
-            )
-            .input("Order")
-            .output("Order")
-            .is_async(false)
-            .fallible(false)
-            .replayable(false)
-            .produces::<Order>(),
-        ::workflow_runtime::StepMeta::new(
-                ::workflow_runtime::StepKind::When,
-                "process payment",
-                "charge",
-            )
-            .input("Order")
-            .output("Order")
-            .is_async(true)
-            .fallible(true)
-            .replayable(false)
-            .produces::<Order>(),
-        ::workflow_runtime::StepMeta::new(
-                ::workflow_runtime::StepKind::When,
-                "update status",
-                "save",
-            )
-            .input("Order")
-            .output("Order")
-            .is_async(true)
-            .fallible(false)
-            .replayable(false)
-            .produces::<Order>(),
-        ::workflow_runtime::StepMeta::new(
-                ::workflow_runtime::StepKind::Then,
-                "processed",
-                "processed",
-            )
-            .input("Order")
-            .output("Order")
-            .is_async(false)
-            .fallible(false)
-            .replayable(false),
-    ];
+    const STEPS: &'static [::workflow_runtime::StepMeta] = {
+        use ::workflow_runtime::__private::NotClone as _;
+        &[
+            ::workflow_runtime::StepMeta::new(
+                    ::workflow_runtime::StepKind::Given,
+                    "pending order",
+                    "pending",
+                )
+                .input("Order")
+                .output("Order")
+                .is_async(false)
+                .fallible(false)
+                .replayable(false)
+                .produces::<Order>(),
+            ::workflow_runtime::StepMeta::new(
+                    ::workflow_runtime::StepKind::When,
+                    "process payment",
+                    "charge",
+                )
+                .input("Order")
+                .output("Order")
+                .is_async(true)
+                .fallible(true)
+                .replayable(::workflow_runtime::__private::CloneProbe::<Order>::CLONES)
+                .produces::<Order>(),
+            ::workflow_runtime::StepMeta::new(
+                    ::workflow_runtime::StepKind::When,
+                    "update status",
+                    "save",
+                )
+                .input("Order")
+                .output("Order")
+                .is_async(true)
+                .fallible(false)
+                .replayable(::workflow_runtime::__private::CloneProbe::<Order>::CLONES)
+                .produces::<Order>(),
+            ::workflow_runtime::StepMeta::new(
+                    ::workflow_runtime::StepKind::Then,
+                    "processed",
+                    "processed",
+                )
+                .input("Order")
+                .output("Order")
+                .is_async(false)
+                .fallible(false)
+                .replayable(false),
+        ]
+    };
     fn run<'a>(
         &'a self,
         ctx: &'a ::workflow_runtime::WorkflowContext,
@@ -79,6 +82,9 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             ::workflow_runtime::WorkflowError,
         >,
     > + ::core::marker::Send + 'a {
+        use ::workflow_runtime::__private::{
+            IntoProbe as _, RetryFallback as _, RetryWithReplay as _,
+        };
         #[diagnostic::on_unimplemented(
             message = "step \"process payment\" returns `{Self}`, whose error cannot become a workflow error",
             label = "the error type must implement `std::error::Error + Send + Sync + 'static`"
@@ -117,8 +123,12 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                     <_ as ChargeResult<Order>>::checked(self.charge(value).await)
                 },
             )
+            .__probe()
+            .__replayable_for_retries()
             .overridable()
             .when_async("update status", move |value| self.save(value))
+            .__probe()
+            .__replayable_for_retries()
             .overridable()
             .then("processed", move |value| self.processed(value))
             .result()

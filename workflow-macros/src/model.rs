@@ -146,6 +146,18 @@ impl Step {
         self.retries() || self.replayable
     }
 
+    /// The input a type-wide retry may run the step again on, when it is
+    /// `Clone`: a value step after the first (whose body takes the
+    /// workflow's input once) that is neither `retry` nor `replayable`.
+    pub(crate) fn replays_if_clone(&self, first: bool) -> Option<&Type> {
+        match &self.input {
+            Input::Value(ty) if !first && !self.may_run_again() && !self.passes_value_on() => {
+                Some(ty)
+            }
+            _ => None,
+        }
+    }
+
     /// Whether a durable run journals its output: every step that makes
     /// the value (assertions and `finally` pass it on).
     pub(crate) fn journaled(&self) -> bool {

@@ -181,6 +181,9 @@ pub trait RetryWithReplay {
     fn __retry(self, retry: crate::behavior::Retry) -> Self::Out;
     /// Lets the context's behaviors run the step again.
     fn __replayable(self) -> Self::Out;
+    /// Lets a behavior that runs steps again (a type-wide retry) run the
+    /// step again, keeping its input only then.
+    fn __replayable_for_retries(self) -> Self::Out;
 }
 
 impl<'c, P, F> RetryWithReplay for ReplayProbe<Workflow<'c, crate::chain::Step<P, F>>>
@@ -197,6 +200,10 @@ where
     fn __replayable(self) -> Self::Out {
         let chain = self.0.into_inner().expect("a probe holds its chain");
         chain.replayable()
+    }
+    fn __replayable_for_retries(self) -> Self::Out {
+        let chain = self.0.into_inner().expect("a probe holds its chain");
+        chain.replayable_for_retries()
     }
 }
 
@@ -228,6 +235,10 @@ pub trait RetryFallback<W: LastInput> {
     fn __replayable(self) -> W
     where
         W: LastBodyAgain;
+    /// The chain as it was: a step whose input is not `Clone` runs once,
+    /// and `build()` names it if a type-wide retry is registered for what
+    /// it makes.
+    fn __replayable_for_retries(self) -> W;
 }
 
 impl<W: LastInput> RetryFallback<W> for &ReplayProbe<W> {
@@ -243,4 +254,36 @@ impl<W: LastInput> RetryFallback<W> for &ReplayProbe<W> {
     {
         unreachable!("chosen only for a step that does not compile")
     }
+    fn __replayable_for_retries(self) -> W {
+        self.0.take().expect("a probe holds its chain")
+    }
 }
+
+/// Puts a chain in a [`ReplayProbe`], postfix, so an expansion reads in
+/// the chain's order.
+pub trait IntoProbe: Sized {
+    /// The chain, probed.
+    fn __probe(self) -> ReplayProbe<Self> {
+        ReplayProbe::new(self)
+    }
+}
+
+impl<'c, S> IntoProbe for Workflow<'c, S> {}
+
+/// Whether a step's input is `Clone`, in a const: `CloneProbe::<T>::CLONES`
+/// is the inherent `true` when `T: Clone`, and otherwise [`NotClone`]'s
+/// `false`.
+pub struct CloneProbe<T: ?Sized>(std::marker::PhantomData<T>);
+
+impl<T: Clone> CloneProbe<T> {
+    /// The input is `Clone`.
+    pub const CLONES: bool = true;
+}
+
+/// The fallback of [`CloneProbe`].
+pub trait NotClone {
+    /// The input is not `Clone`.
+    const CLONES: bool = false;
+}
+
+impl<T: ?Sized> NotClone for CloneProbe<T> {}

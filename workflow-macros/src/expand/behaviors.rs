@@ -54,7 +54,12 @@ pub(crate) fn workflow_context(model: &crate::model::Workflow) -> Option<TokenSt
 /// Applies the step's behaviors to `chain`, giving the chain after.
 /// Breakers come by name from the run's context, which shares them across
 /// runs of one runner.
-pub(crate) fn apply(step: &Step, krate: &syn::Path, mut chain: TokenStream) -> TokenStream {
+pub(crate) fn apply(
+    step: &Step,
+    first: bool,
+    krate: &syn::Path,
+    mut chain: TokenStream,
+) -> TokenStream {
     // `replayable` without a retry of its own: the step's body may be run
     // again by the context's behaviors. (A retry makes it so already.)
     if step.replayable && !step.retries() {
@@ -62,6 +67,11 @@ pub(crate) fn apply(step: &Step, krate: &syn::Path, mut chain: TokenStream) -> T
             use #krate::__private::{RetryFallback as _, RetryWithReplay as _};
             #krate::__private::ReplayProbe::new(#chain).__replayable()
         }};
+    } else if step.replays_if_clone(first).is_some() {
+        // Neither: a type-wide retry may still run it again when its
+        // input is `Clone`, which the probe picks without an error if not.
+        // (`run` imports the probe's traits once.)
+        chain = quote!(#chain.__probe().__replayable_for_retries());
     }
     for behavior in &step.behaviors {
         let span = behavior.span();

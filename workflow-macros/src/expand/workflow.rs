@@ -31,6 +31,9 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
     let mut current: &Type = &input_ty;
     let mut producer = &model.steps[0];
 
+    // Whether a step is replayable when its input is `Clone`, which the
+    // steps' list and the chain find out through probes.
+    let mut probes = false;
     let mut names = checks::CheckNames::new(&model.steps);
     let slots = match model.durable {
         Some(_) => super::durable::slots(model),
@@ -67,7 +70,7 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             ),
         };
         chain.extend(link);
-        chain = super::behaviors::apply(step, krate, chain);
+        chain = super::behaviors::apply(step, index == 0, krate, chain);
         // A test's override may stand in for a step that makes a value;
         // a durable step's result is journaled, so it takes none.
         if slots[index].is_none() && !step.passes_value_on() {
@@ -111,7 +114,16 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             producer = step;
             typed = Some(quote!(.produces::<#current>()));
         }
-        let replayable = step.may_run_again();
+        let replayable = match step.replays_if_clone(index == 0) {
+            Some(ty) => {
+                probes = true;
+                quote!(#krate::__private::CloneProbe::<#ty>::CLONES)
+            }
+            None => {
+                let yes = step.may_run_again();
+                quote!(#yes)
+            }
+        };
         let kind = format_ident!("{}", step.kind.variant());
         let title = &step.title;
         let method = step.method.to_string();
@@ -196,13 +208,26 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             }
         }
     });
+    let (steps, probe_traits) = if probes {
+        (
+            quote!({
+                use #krate::__private::NotClone as _;
+                &[#(#metas),*]
+            }),
+            Some(
+                quote!(use #krate::__private::{IntoProbe as _, RetryFallback as _, RetryWithReplay as _};),
+            ),
+        )
+    } else {
+        (quote!(&[#(#metas),*]), None)
+    };
     quote! {
         impl #impl_generics #krate::WorkflowDefinition for #self_ty #where_clause {
             type Input = #input_ty;
             type Output = #current;
             const NAME: &'static str = #name;
             const DESCRIPTION: ::core::option::Option<&'static str> = #description;
-            const STEPS: &'static [#krate::StepMeta] = &[#(#metas),*];
+            const STEPS: &'static [#krate::StepMeta] = #steps;
             #schedule
             #handlers
             #context
@@ -215,6 +240,7 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             ) -> impl #krate::__private::Future<
                 Output = #krate::__private::Result<Self::Output, #krate::WorkflowError>,
             > + ::core::marker::Send + 'a {
+                #probe_traits
                 #(#items)*
                 #unpack
                 #codecs

@@ -100,7 +100,9 @@ pub trait Behavior: std::any::Any + Send + Sync {
     fn around<'a>(&'a self, step: &'a StepScope, next: Next<'a>) -> BoxFuture<'a, Attempted>;
 
     /// Whether this behavior may run the rest of the stack again after an
-    /// attempt failed, as a retry does (false by default). A durable run
+    /// attempt failed, as a retry does (false by default). A `#[workflow]`
+    /// step that is not declared `replayable` keeps a copy of its input
+    /// for another attempt only when a behavior around it says so. A durable run
     /// resumed after a step's journaled failed attempt hands that failure
     /// on as final unless a behavior around the step says so; one that
     /// does reads the journaled attempts from [`StepScope::resumed`].
@@ -300,9 +302,11 @@ impl StepScope {
     }
 
     /// Whether [`Next::run`] can run the step's body more than once: true
-    /// only for steps declared with `retry` or made `.replayable()`, whose
-    /// input is cloned for each attempt. Running a one-shot step again ends
-    /// that run with an error that says so.
+    /// for steps declared with `retry` or made `.replayable()`, whose input
+    /// is cloned for each attempt, and for a `#[workflow]` step whose input
+    /// is `Clone` when a behavior around it says it runs steps again
+    /// ([`Behavior::runs_again`]). Running a one-shot step again ends that
+    /// run with an error that says so.
     pub fn replayable(&self) -> bool {
         self.replayable
     }

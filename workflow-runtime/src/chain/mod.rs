@@ -47,6 +47,7 @@ use crate::behavior::{CircuitBreaker, IntoBehavior, Layer, Layers};
 use crate::context::WorkflowContext;
 use crate::error::{StepError, WorkflowError};
 use crate::step::{StepKind, Title};
+use step_fn::Keep;
 
 /// A chain of steps under a [`WorkflowContext`]. Nothing runs until it is
 /// awaited; awaiting runs the steps in order and yields the last value.
@@ -548,7 +549,21 @@ where
     {
         Workflow {
             ctx: self.ctx,
-            stage: self.stage.map_body(Replay),
+            stage: self.stage.map_body(|body| Replay(body, Keep::Always)),
+        }
+    }
+
+    /// [`replayable`](Self::replayable), keeping the input only for a
+    /// behavior that runs steps again: how `#[workflow]` lets a type-wide
+    /// retry run a step whose input is `Clone`.
+    pub(crate) fn replayable_for_retries(self) -> Workflow<'c, Step<P, Replay<F>>>
+    where
+        F: CallAgain<P::Output>,
+        P::Output: ReplayInput,
+    {
+        Workflow {
+            ctx: self.ctx,
+            stage: self.stage.map_body(|body| Replay(body, Keep::ForRetries)),
         }
     }
 

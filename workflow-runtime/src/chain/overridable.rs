@@ -110,6 +110,9 @@ where
     fn can_replay(&self) -> bool {
         self.0.can_replay()
     }
+    fn replays_always(&self) -> bool {
+        self.0.replays_always()
+    }
     fn recorded(&self) -> Option<StepResult<O>> {
         self.0.recorded()
     }

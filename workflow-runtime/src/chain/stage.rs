@@ -309,7 +309,13 @@ impl<F: StepFn<In>, In> Attempts for InlineBody<'_, '_, F, In> {
     fn start(&mut self) -> Result<(), StepFailure> {
         // A value is the latest attempt's own, never an earlier one's.
         *self.last = None;
-        match start_attempt(self.body, self.input, self.active, self.at, self.call) {
+        match start_attempt(
+            self.body,
+            self.input,
+            self.active,
+            self.at,
+            (self.call, self.replayable),
+        ) {
             Ok(fut) => {
                 self.fut.set(Some(fut));
                 self.tally.start();
@@ -525,6 +531,9 @@ where
                 }
                 None => Some(Active::new(ctx.clone(), Some(id))),
             };
+            // The input is kept for another attempt only where one may come.
+            let replayable = body.can_replay()
+                && (body.replays_always() || stack.iter().any(crate::behavior::Layer::runs_again));
             let body = if stack.is_empty() {
                 Body::Start {
                     body: Some(body),
@@ -535,7 +544,7 @@ where
                     run: Box::pin(InlineRun {
                         layers: stack,
                         lane: Inline::new(started),
-                        replayable: body.can_replay(),
+                        replayable,
                         body: Some(body),
                         input: Some(value),
                         fut: None,
@@ -549,7 +558,7 @@ where
                     ctx.clone(),
                     *this.kind,
                     this.title.clone(),
-                    body.can_replay(),
+                    replayable,
                     resumed,
                     stack,
                 );
@@ -795,7 +804,8 @@ fn poll_behaved<F: StepFn<In>, In>(
             }
             // A value is the latest attempt's own, never an earlier one's.
             *this.last = None;
-            match start_attempt(this.body, this.input, active, at, *this.inside) {
+            let keep = this.scope.replayable();
+            match start_attempt(this.body, this.input, active, at, (*this.inside, keep)) {
                 Ok(fut) => {
                     this.fut.set(Some(fut));
                     *this.attempt = Some((wanted, Instant::now()));
@@ -846,17 +856,19 @@ struct StartFailed {
 }
 
 /// Starts an attempt under the active step. A panic, or a body that runs
-/// once asked again, is the attempt's failure.
+/// once asked again, is the attempt's failure. `inside` says whether it is
+/// a call inside a step's body, `keep` whether the input is kept for
+/// another attempt.
 fn start_attempt<F: StepFn<In>, In>(
     body: &mut Option<F>,
     input: &mut Option<In>,
     active: &mut Option<Active>,
     at: StepAt<'_>,
-    inside: bool,
+    (inside, keep): (bool, bool),
 ) -> Result<F::Future, StartFailed> {
     let started = Instant::now();
     match catch_unwind(AssertUnwindSafe(|| {
-        enter(active, || begin(body, input, at))
+        enter(active, || begin(body, input, at, keep))
     })) {
         Ok(Some(fut)) => Ok(fut),
         Ok(None) => Err(StartFailed {
@@ -897,14 +909,17 @@ where
     )
 }
 
-/// Starts an attempt: on a copy of the input when the body can replay it,
-/// otherwise by consuming body and input, which only the first can do.
+/// Starts an attempt: on a copy of the input when it is kept for another
+/// attempt, otherwise by consuming body and input, which only the first
+/// can do.
 fn begin<F: StepFn<In>, In>(
     body: &mut Option<F>,
     input: &mut Option<In>,
     at: StepAt<'_>,
+    keep: bool,
 ) -> Option<F::Future> {
-    if let (Some(b), Some(i)) = (body.as_ref(), input.as_ref())
+    if keep
+        && let (Some(b), Some(i)) = (body.as_ref(), input.as_ref())
         && let Some(fut) = b.replay_at(i, at)
     {
         return Some(fut);

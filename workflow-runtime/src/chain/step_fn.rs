@@ -78,6 +78,17 @@ pub trait StepFn<In> {
         false
     }
 
+    /// Whether the step keeps a copy of its input for another attempt even
+    /// when no behavior around it says it runs steps again
+    /// ([`Behavior::runs_again`](crate::behavior::Behavior::runs_again)):
+    /// true for a step made replayable on purpose, false for one
+    /// `#[workflow]` made replayable because its input is `Clone`, which
+    /// then costs no clone on a run that nothing retries.
+    #[doc(hidden)]
+    fn replays_always(&self) -> bool {
+        true
+    }
+
     /// The step's result as a durable run's journal recorded it, when the
     /// run is resumed past this step: the chain hands it on without
     /// running the body or its behaviors. `None`, the default, runs the
@@ -130,7 +141,17 @@ pub trait CallAgain<In>: StepFn<In> + Sealed {
 
 /// A replayable step: its input is cloned for every attempt.
 #[derive(Clone, Copy, Debug)]
-pub struct Replay<S>(pub(crate) S);
+pub struct Replay<S>(pub(crate) S, pub(crate) Keep);
+
+/// When a [`Replay`] step keeps a copy of its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// For any behavior around it (`.replayable()`, `.retry(..)`).
+    Always,
+    /// Only when a behavior around it runs steps again: what `#[workflow]`
+    /// gives a step whose input is `Clone`.
+    ForRetries,
+}
 
 impl<S: CallAgain<In>, In: ReplayInput> CallAgain<In> for Replay<S> {
     fn call_again(&self, input: In) -> Self::Future {
@@ -160,6 +181,9 @@ impl<S: CallAgain<In>, In: ReplayInput> StepFn<In> for Replay<S> {
     }
     fn can_replay(&self) -> bool {
         true
+    }
+    fn replays_always(&self) -> bool {
+        self.1 == Keep::Always
     }
     fn recorded(&self) -> Option<StepResult<Self::Output>> {
         self.0.recorded()

@@ -221,7 +221,8 @@ pub enum HostError {
     RetentionNeedsStore,
     /// A retry registered for a type
     /// ([`RunnerBuilder::behavior_for`]) cannot run one of that type's
-    /// steps again: the step's input is not copied for each attempt.
+    /// steps again: the step's input is not copied for each attempt, as it
+    /// is not `Clone` (or the step is the first, not `replayable`).
     RetryCannotApply {
         /// The workflow.
         workflow: &'static str,
@@ -267,9 +268,9 @@ impl fmt::Display for HostError {
             } => write!(
                 f,
                 "the retry registered for `{output}` (`behavior_for`) cannot run step \"{step}\" of \
-                 workflow {workflow:?} again, as its input is not copied for each attempt: declare \
-                 the step `#[step(replayable)]` (its input must be `Clone`) or give it a `retry` \
-                 of its own"
+                 workflow {workflow:?} again, as its input is not copied for each attempt: make \
+                 the input `Clone` (the workflow's first step, which takes the run's input, also \
+                 needs `#[step(replayable)]`) or give the step a `retry` of its own"
             ),
             HostError::RetentionNeedsStore => write!(
                 f,
