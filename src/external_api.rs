@@ -1,19 +1,21 @@
 //! The guide's HTTP client scenario: a workflow calling an external API
 //! through reqwest, its circuit breaker (3 failures, open for a minute)
 //! wrapping the call inside the step, as the guide's `WrapAsync` does,
-//! against a flaky local server.
+//! against a flaky local server. Beside it, a pricing workflow whose cache
+//! serves the last price while the pricing service is down.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use workflow_runtime::StepError;
-use workflow_runtime::behavior::{BreakerConfig, CircuitBreaker};
+use workflow_runtime::behavior::{BreakerConfig, Cache, CircuitBreaker};
 use workflow_runtime::chain::BehaviorExt;
 use workflow_runtime::prelude::*;
 
@@ -51,25 +53,46 @@ impl Flaky {
         self.calls.load(Ordering::SeqCst)
     }
 
-    /// Serves `POST /api/process` on `listener`: 503 while down, else 200.
+    /// Serves `POST /api/process` and `GET /api/price/{sku}` on
+    /// `listener`: 503 while down, else 200. A price is the sku's length in
+    /// dollars plus the call's number in cents, so each fetch is told apart.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        let app = Router::new().route(
-            "/api/process",
-            post(move |Json(_): Json<ApiRequest>| {
-                let flaky = self.clone();
-                async move {
-                    let call = flaky.calls.fetch_add(1, Ordering::SeqCst) + 1;
-                    if flaky.down.load(Ordering::SeqCst) {
-                        Err(StatusCode::SERVICE_UNAVAILABLE)
-                    } else {
-                        Ok(Json(ApiResponse {
-                            success: true,
-                            call,
+        let pricing = self.clone();
+        let app = Router::new()
+            .route(
+                "/api/price/{sku}",
+                get(move |Path(sku): Path<String>| {
+                    let flaky = pricing.clone();
+                    async move {
+                        let call = flaky.calls.fetch_add(1, Ordering::SeqCst) + 1;
+                        if flaky.down.load(Ordering::SeqCst) {
+                            return Err(StatusCode::SERVICE_UNAVAILABLE);
+                        }
+                        let dollars = u32::try_from(sku.len()).unwrap_or(u32::MAX);
+                        Ok(Json(Price {
+                            sku,
+                            cents: dollars.saturating_mul(100).saturating_add(call),
                         }))
                     }
-                }
-            }),
-        );
+                }),
+            )
+            .route(
+                "/api/process",
+                post(move |Json(_): Json<ApiRequest>| {
+                    let flaky = self.clone();
+                    async move {
+                        let call = flaky.calls.fetch_add(1, Ordering::SeqCst) + 1;
+                        if flaky.down.load(Ordering::SeqCst) {
+                            Err(StatusCode::SERVICE_UNAVAILABLE)
+                        } else {
+                            Ok(Json(ApiResponse {
+                                success: true,
+                                call,
+                            }))
+                        }
+                    }
+                }),
+            );
         axum::serve(listener, app).await
     }
 }
@@ -140,5 +163,74 @@ impl ExternalApiWorkflow {
     #[step(then = "successful")]
     fn successful(&self, response: &ApiResponse) -> bool {
         response.success
+    }
+}
+
+/// A sku's price, as the pricing API answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    /// The sku.
+    pub sku: String,
+    /// Its price, in cents.
+    pub cents: u32,
+}
+
+/// Prices a sku through the pricing API, with the guide's "serve the
+/// cached price when the pricing service is down": a cache on the step
+/// keeps each sku's price for `fresh_for` (answered without a call) and
+/// answers with the last price while the API fails.
+pub struct PricingWorkflow {
+    /// The HTTP client.
+    pub client: reqwest::Client,
+    /// The API's base URL.
+    pub base: String,
+    /// The prices, kept across runs.
+    pub prices: Arc<Cache<Price>>,
+}
+
+impl PricingWorkflow {
+    /// Prices kept fresh for `fresh_for`, keyed by sku.
+    pub fn new(client: reqwest::Client, base: impl Into<String>, fresh_for: Duration) -> Self {
+        PricingWorkflow {
+            client,
+            base: base.into(),
+            prices: Arc::new(
+                Cache::fresh_for(fresh_for)
+                    .or_stale_on_failure()
+                    .key(|step| step.ctx().metadata::<String>(SKU).unwrap_or_default()),
+            ),
+        }
+    }
+}
+
+/// The run's metadata key holding its sku, which the cache keys on.
+const SKU: &str = "sku";
+
+/// Fetches a sku's price, served from the cache while fresh or while the
+/// API is down.
+#[workflow(name = "PriceLookup")]
+impl PricingWorkflow {
+    #[step(given = "a sku")]
+    fn sku(&self, ctx: &WorkflowContext, sku: String) -> String {
+        ctx.set_metadata(SKU, sku.clone());
+        sku
+    }
+
+    #[step(when = "price fetched", timeout = "10s", behaviors(self.prices.clone()))]
+    async fn fetch(&self, sku: String) -> Result<Price, StepError> {
+        let price = self
+            .client
+            .get(format!("{}/api/price/{sku}", self.base))
+            .send()
+            .await?
+            .error_for_status()?
+            .json::<Price>()
+            .await?;
+        Ok(price)
+    }
+
+    #[step(then = "priced")]
+    fn priced(&self, price: &Price) -> bool {
+        price.cents > 0
     }
 }

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use workflow_runtime::WorkflowError;
 use workflow_runtime::behavior::{BreakerConfig, CircuitOpen, CircuitState};
 use workflow_runtime::host::Runner;
+use workflow_runtime::{WorkflowDefinition, WorkflowError};
 use workflow_suite::external_api::{ExternalApiWorkflow, Flaky};
 
 #[tokio::test]
@@ -67,4 +67,57 @@ async fn the_breaker_opens_goes_half_open_and_closes() {
         .map(|t| (t.from, t.to))
         .collect();
     assert_eq!(path, [(Closed, Open), (Open, HalfOpen), (HalfOpen, Closed)]);
+}
+
+#[tokio::test]
+async fn the_pricing_cache_answers_while_fresh_and_with_the_last_price_while_the_api_is_down() {
+    use workflow_suite::external_api::{Price, PricingWorkflow};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let flaky = Flaky::default();
+    tokio::spawn(flaky.clone().serve(listener));
+    let pricing = PricingWorkflow::new(reqwest::Client::new(), base, Duration::from_secs(1));
+    let runner = Runner::builder().build().unwrap();
+    let price = |sku: &str, cents| Price {
+        sku: sku.into(),
+        cents,
+    };
+
+    // Fetched once, then answered from the cache while fresh, per sku.
+    assert_eq!(
+        runner.run(&pricing, "mug".into()).await.unwrap(),
+        price("mug", 301)
+    );
+    assert_eq!(
+        runner.run(&pricing, "mug".into()).await.unwrap(),
+        price("mug", 301)
+    );
+    assert_eq!(
+        runner.run(&pricing, "lamp".into()).await.unwrap(),
+        price("lamp", 402)
+    );
+    assert_eq!(flaky.calls(), 2);
+
+    // Stale and the API down: the last price answers, after a real call.
+    tokio::time::sleep(Duration::from_millis(1_050)).await;
+    flaky.set_down(true);
+    let ctx = runner.context(PricingWorkflow::context());
+    let served = runner.run_in(&pricing, &ctx, "mug".into()).await.unwrap();
+    assert_eq!(served, price("mug", 301));
+    assert_eq!(flaky.calls(), 3);
+    assert_eq!(ctx.steps()[1].attempts, 1, "the fetch ran and failed");
+
+    // A sku never priced has nothing to fall back on.
+    let err = runner.run(&pricing, "desk".into()).await.unwrap_err();
+    assert!(
+        matches!(&err, WorkflowError::Failed { step, .. } if step.title == "price fetched"),
+        "{err}"
+    );
+
+    // Up again: a fresh price replaces the stale one.
+    flaky.set_down(false);
+    assert_eq!(
+        runner.run(&pricing, "mug".into()).await.unwrap(),
+        price("mug", 305)
+    );
 }

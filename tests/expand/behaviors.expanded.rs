@@ -7,36 +7,53 @@ impl Payments {
     async fn charge(&self, order: Order) -> Result<Order, PaymentError> {
         bank().charge(order).await
     }
+    async fn receipt(&self, order: Order) -> Result<Receipt, PaymentError> {
+        bank().receipt(order).await
+    }
 }
 impl ::workflow_runtime::WorkflowDefinition for Payments {
     type Input = Order;
-    type Output = Order;
+    type Output = Receipt;
     const NAME: &'static str = "Payments";
     const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::None;
-    const STEPS: &'static [::workflow_runtime::StepMeta] = &[
-        ::workflow_runtime::StepMeta::new(
-                ::workflow_runtime::StepKind::Given,
-                "an order",
-                "order",
-            )
-            .input("Order")
-            .output("Order")
-            .is_async(false)
-            .fallible(false)
-            .replayable(false)
-            .produces::<Order>(),
-        ::workflow_runtime::StepMeta::new(
-                ::workflow_runtime::StepKind::When,
-                "charged",
-                "charge",
-            )
-            .input("Order")
-            .output("Order")
-            .is_async(true)
-            .fallible(true)
-            .replayable(true)
-            .produces::<Order>(),
-    ];
+    const STEPS: &'static [::workflow_runtime::StepMeta] = {
+        use ::workflow_runtime::__private::NotClone as _;
+        &[
+            ::workflow_runtime::StepMeta::new(
+                    ::workflow_runtime::StepKind::Given,
+                    "an order",
+                    "order",
+                )
+                .input("Order")
+                .output("Order")
+                .is_async(false)
+                .fallible(false)
+                .replayable(false)
+                .produces::<Order>(),
+            ::workflow_runtime::StepMeta::new(
+                    ::workflow_runtime::StepKind::When,
+                    "charged",
+                    "charge",
+                )
+                .input("Order")
+                .output("Order")
+                .is_async(true)
+                .fallible(true)
+                .replayable(true)
+                .produces::<Order>(),
+            ::workflow_runtime::StepMeta::new(
+                    ::workflow_runtime::StepKind::When,
+                    "receipted",
+                    "receipt",
+                )
+                .input("Order")
+                .output("Receipt")
+                .is_async(true)
+                .fallible(true)
+                .replayable(::workflow_runtime::__private::CloneProbe::<Order>::CLONES)
+                .produces::<Receipt>(),
+        ]
+    };
     fn run<'a>(
         &'a self,
         ctx: &'a ::workflow_runtime::WorkflowContext,
@@ -47,6 +64,9 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
             ::workflow_runtime::WorkflowError,
         >,
     > + ::core::marker::Send + 'a {
+        use ::workflow_runtime::__private::{
+            IntoProbe as _, RetryFallback as _, RetryWithReplay as _,
+        };
         #[diagnostic::on_unimplemented(
             message = "step \"charged\" has `retry`, so it may run more than once: its input `{Self}` must be `Clone`",
             label = "this step's input is `{Self}`, which is not `Clone`",
@@ -84,6 +104,32 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                 self.map_err(::core::convert::Into::into)
             }
         }
+        #[diagnostic::on_unimplemented(
+            message = "step \"receipted\" returns `{Self}`, whose error cannot become a workflow error",
+            label = "the error type must implement `std::error::Error + Send + Sync + 'static`"
+        )]
+        trait ReceiptResult<T> {
+            fn checked(
+                self,
+            ) -> ::workflow_runtime::__private::Result<
+                T,
+                ::workflow_runtime::__private::StepError,
+            >;
+        }
+        #[diagnostic::do_not_recommend]
+        impl<T, E> ReceiptResult<T> for ::workflow_runtime::__private::Result<T, E>
+        where
+            E: ::core::convert::Into<::workflow_runtime::__private::StepError>,
+        {
+            fn checked(
+                self,
+            ) -> ::workflow_runtime::__private::Result<
+                T,
+                ::workflow_runtime::__private::StepError,
+            > {
+                self.map_err(::core::convert::Into::into)
+            }
+        }
         {
             use ::workflow_runtime::__private::{
                 RetryFallback as _, RetryWithReplay as _,
@@ -94,6 +140,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                             "an order",
                             move || self.order(input),
                         )
+                        .value_behaviors()
                         .overridable()
                         .try_when_async(
                             "charged",
@@ -121,6 +168,19 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                     ),
                 ),
             )
+            .value_behaviors()
+            .overridable()
+            .try_when_async(
+                "receipted",
+                move |value| async move {
+                    <_ as ReceiptResult<Receipt>>::checked(self.receipt(value).await)
+                },
+            )
+            .__probe()
+            .__replayable_for_retries()
+            .with(Fallback::to(|_| Some(Receipt::pending())))
+            .with(Logging)
+            .value_behaviors()
             .overridable()
             .result()
     }
@@ -136,5 +196,10 @@ impl Payments {
     pub const CHARGE: ::workflow_runtime::StepRef<Order, Order> = ::workflow_runtime::StepRef::new(
         "Payments",
         "charged",
+    );
+    ///The step "receipted", for a test's stand-in (`ContextBuilder::stand_in`).
+    pub const RECEIPT: ::workflow_runtime::StepRef<Order, Receipt> = ::workflow_runtime::StepRef::new(
+        "Payments",
+        "receipted",
     );
 }

@@ -18,4 +18,10 @@ impl Payments {
     async fn charge(&self, order: Order) -> Result<Order, PaymentError> {
         bank().charge(order).await
     }
+
+    // Behavior values, a value behavior among them, outermost first.
+    #[step(when = "receipted", behaviors(Fallback::to(|_| Some(Receipt::pending())), Logging))]
+    async fn receipt(&self, order: Order) -> Result<Receipt, PaymentError> {
+        bank().receipt(order).await
+    }
 }

@@ -156,6 +156,7 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
                 "an order",
                 move || self.order(input),
             )
+            .value_behaviors()
             .overridable()
             .try_when_async(
                 "charge card",
@@ -165,6 +166,7 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
             )
             .__probe()
             .__replayable_for_retries()
+            .value_behaviors()
             .overridable()
             .compensate_by(
                 "refund",
@@ -183,6 +185,7 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
             .when("ship", move |value| self.ship(value))
             .__probe()
             .__replayable_for_retries()
+            .value_behaviors()
             .overridable()
             .result()
     }

@@ -69,10 +69,12 @@ impl my_runtime::WorkflowDefinition for Report {
                 move || Self::load_numbers(),
             )
             .kind(my_runtime::StepKind::When)
+            .value_behaviors()
             .overridable()
             .and("summed", move |value| self.sum(value))
             .__probe()
             .__replayable_for_retries()
+            .value_behaviors()
             .overridable()
             .finally("clean up", move |value| self.clean_up(value))
             .result()

@@ -116,6 +116,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                 "pending order",
                 move || self.pending(input),
             )
+            .value_behaviors()
             .overridable()
             .try_when_async(
                 "process payment",
@@ -125,10 +126,12 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             )
             .__probe()
             .__replayable_for_retries()
+            .value_behaviors()
             .overridable()
             .when_async("update status", move |value| self.save(value))
             .__probe()
             .__replayable_for_retries()
+            .value_behaviors()
             .overridable()
             .then("processed", move |value| self.processed(value))
             .result()

@@ -152,6 +152,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                             )
                     }
                         .timeout(::core::time::Duration::from_nanos(1000000000u64))
+                        .value_behaviors()
                         .overridable()
                         .try_when_async(
                             "charged",
@@ -163,6 +164,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                 .__retry(::workflow_runtime::behavior::Retry::max_attempts(5u32))
         }
             .timeout(::core::time::Duration::from_nanos(1000000000u64))
+            .value_behaviors()
             .overridable()
             .then("charged something", move |value| self.positive(value))
             .result()

@@ -56,7 +56,7 @@ pub(crate) fn workflow_context(model: &crate::model::Workflow) -> Option<TokenSt
 /// runs of one runner.
 pub(crate) fn apply(
     step: &Step,
-    first: bool,
+    (first, durable): (bool, bool),
     krate: &syn::Path,
     mut chain: TokenStream,
 ) -> TokenStream {
@@ -91,6 +91,19 @@ pub(crate) fn apply(
             BehaviorOption::CircuitBreaker { .. } => {
                 let value = behavior_value(behavior, krate);
                 quote_spanned!(span=> #chain.circuit_breaker(#value))
+            }
+            BehaviorOption::Values { exprs, .. } => {
+                for expr in exprs {
+                    let span = syn::spanned::Spanned::span(expr);
+                    // A durable step's journal keeps what its body
+                    // returned: it takes behaviors that see no value.
+                    chain = if durable {
+                        quote_spanned!(span=> #chain.with_behavior(#expr))
+                    } else {
+                        quote_spanned!(span=> #chain.with(#expr))
+                    };
+                }
+                chain
             }
         };
     }
@@ -136,5 +149,7 @@ pub(crate) fn behavior_value(behavior: &BehaviorOption, krate: &syn::Path) -> To
             let open_for = option(open_for.map(duration));
             quote_spanned!(span=> #krate::__private::breaker(ctx, #name, #failures, #open_for))
         }
+        // Only a step has `behaviors(..)`, applied one value at a time.
+        BehaviorOption::Values { exprs, .. } => quote!(#(#exprs),*),
     }
 }

@@ -70,11 +70,13 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             ),
         };
         chain.extend(link);
-        chain = super::behaviors::apply(step, index == 0, krate, chain);
+        chain = super::behaviors::apply(step, (index == 0, slots[index].is_some()), krate, chain);
         // A test's override may stand in for a step that makes a value;
         // a durable step's result is journaled, so it takes none.
         if slots[index].is_none() && !step.passes_value_on() {
-            chain = quote!(#chain.overridable());
+            // Value behaviors (a fallback, a cache) may see and replace its
+            // value.
+            chain = quote!(#chain.value_behaviors().overridable());
             // Its typed handle, for a test's `stand_in`: what the step
             // takes in the chain (nothing, for the first) and makes.
             let takes = if index == 0 { &unit } else { current };

@@ -35,6 +35,12 @@ pub(crate) enum BehaviorOption {
         failures: Option<u32>,
         open_for: Option<Duration>,
     },
+    /// `behaviors(..)` on a step: behavior values, untyped or value
+    /// behaviors (`Fallback::to(..)`), in the order written.
+    Values {
+        span: Span,
+        exprs: Vec<syn::Expr>,
+    },
 }
 
 impl BehaviorOption {
@@ -43,6 +49,7 @@ impl BehaviorOption {
             BehaviorOption::Retry { .. } => "retry",
             BehaviorOption::Timeout { .. } => "timeout",
             BehaviorOption::CircuitBreaker { .. } => "circuit_breaker",
+            BehaviorOption::Values { .. } => "behaviors",
         }
     }
 
@@ -50,7 +57,8 @@ impl BehaviorOption {
         match self {
             BehaviorOption::Retry { span, .. }
             | BehaviorOption::Timeout { span, .. }
-            | BehaviorOption::CircuitBreaker { span, .. } => *span,
+            | BehaviorOption::CircuitBreaker { span, .. }
+            | BehaviorOption::Values { span, .. } => *span,
         }
     }
 }

@@ -26,7 +26,7 @@ pub(crate) struct StepOptions {
     pub(crate) compensate: Option<syn::Ident>,
 }
 
-const STEP_OPTIONS: &str = "given, when, and, but, then, finally, retry, timeout, circuit_breaker, transactional, replayable, compensate";
+const STEP_OPTIONS: &str = "given, when, and, but, then, finally, retry, timeout, circuit_breaker, behaviors, transactional, replayable, compensate";
 
 impl StepOptions {
     /// Every option that reads; the errors of those that do not go to
@@ -40,6 +40,29 @@ impl StepOptions {
 
     fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
         let word = path_word(&meta.path);
+        if word == "behaviors" {
+            if self
+                .behaviors
+                .iter()
+                .any(|b| matches!(b, BehaviorOption::Values { .. }))
+            {
+                return Err(meta.error("duplicate option `behaviors`"));
+            }
+            let content;
+            syn::parenthesized!(content in meta.input);
+            let exprs = content
+                .parse_terminated(<syn::Expr as syn::parse::Parse>::parse, syn::Token![,])?;
+            if exprs.is_empty() {
+                return Err(meta.error(
+                    "`behaviors(..)` lists behavior values: `behaviors(Fallback::to(cached), Logging)`",
+                ));
+            }
+            self.behaviors.push(BehaviorOption::Values {
+                span: span_of(&meta.path),
+                exprs: exprs.into_iter().collect(),
+            });
+            return Ok(());
+        }
         if push_behavior(&mut self.behaviors, &word, &meta)? {
             return Ok(());
         }

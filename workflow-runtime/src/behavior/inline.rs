@@ -171,7 +171,7 @@ fn enter(layer: &mut Layer, now: &mut Option<Instant>) -> Result<(), StepFailure
             Ok(trial) => Frame::Breaker { trial },
             Err(open) => return Err(StepFailure::Error(StepError::new(open))),
         },
-        Kind::Other(_) => unreachable!("only built-in layers run inline"),
+        Kind::Other(_) | Kind::Value(_) => unreachable!("only built-in layers run inline"),
     };
     Ok(())
 }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use tokio::time::{Instant, Sleep};
 
-use super::{Attempted, Behavior, BoxFuture, CircuitBreaker, Next, Retry, StepScope, Timeout};
+use super::{
+    Attempted, Behavior, BoxFuture, CircuitBreaker, ForType, Next, Retry, StepScope, Timeout,
+};
 
 /// A step's behaviors, outermost first, each with its state in the run.
 pub(crate) type Layers = Vec<Layer>;
@@ -30,6 +32,9 @@ pub(super) enum Kind {
     Breaker(Arc<CircuitBreaker>),
     /// Any other behavior: the stack runs through [`Behavior::around`].
     Other(Arc<dyn Behavior>),
+    /// A value behavior, run as any other, around which the step hands its
+    /// value through the stack's handoff.
+    Value(Arc<dyn Behavior>),
 }
 
 /// A built-in layer's state while the inline runner is inside it.
@@ -75,6 +80,22 @@ impl Layer {
         }
     }
 
+    /// A behavior for one type's steps.
+    pub(crate) fn for_type(behavior: &ForType) -> Self {
+        match behavior.value_type() {
+            Some(_) => Layer {
+                kind: Kind::Value(behavior.behavior.clone()),
+                frame: Frame::Idle,
+            },
+            None => Layer::shared(behavior.behavior.clone()),
+        }
+    }
+
+    /// Whether the step hands its value to this layer.
+    pub(crate) fn sees_value(&self) -> bool {
+        matches!(self.kind, Kind::Value(_))
+    }
+
     /// A retry, kept by value.
     pub(crate) fn retry(retry: Retry) -> Self {
         Layer {
@@ -95,14 +116,14 @@ impl Layer {
     pub(crate) fn runs_again(&self) -> bool {
         match &self.kind {
             Kind::Retry(_) => true,
-            Kind::Other(behavior) => behavior.runs_again(),
+            Kind::Other(behavior) | Kind::Value(behavior) => behavior.runs_again(),
             Kind::Timeout(_) | Kind::Breaker(_) => false,
         }
     }
 
     /// Whether the inline runner knows this layer.
     pub(crate) fn is_builtin(&self) -> bool {
-        !matches!(self.kind, Kind::Other(_))
+        !matches!(self.kind, Kind::Other(_) | Kind::Value(_))
     }
 
     /// The same behavior, idle: for a stack copied from a context.
@@ -113,6 +134,7 @@ impl Layer {
                 Kind::Timeout(timeout) => Kind::Timeout(*timeout),
                 Kind::Breaker(breaker) => Kind::Breaker(breaker.clone()),
                 Kind::Other(other) => Kind::Other(other.clone()),
+                Kind::Value(value) => Kind::Value(value.clone()),
             },
             frame: Frame::Idle,
         }
@@ -128,7 +150,7 @@ impl Layer {
             Kind::Retry(retry) => retry.around(step, next),
             Kind::Timeout(timeout) => timeout.around(step, next),
             Kind::Breaker(breaker) => breaker.around(step, next),
-            Kind::Other(other) => other.around(step, next),
+            Kind::Other(other) | Kind::Value(other) => other.around(step, next),
         }
     }
 
@@ -156,6 +178,7 @@ impl std::fmt::Debug for Layer {
             Kind::Timeout(timeout) => timeout.fmt(f),
             Kind::Breaker(breaker) => breaker.fmt(f),
             Kind::Other(_) => f.write_str("Behavior"),
+            Kind::Value(_) => f.write_str("ValueBehavior"),
         }
     }
 }

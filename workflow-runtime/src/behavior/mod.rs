@@ -17,7 +17,9 @@
 //! path and pays nothing for this module.
 
 mod breakers;
+mod cache;
 pub mod circuit_breaker;
+mod fallback;
 mod inline;
 mod layer;
 pub mod logging;
@@ -28,6 +30,7 @@ pub mod timeout;
 #[cfg(feature = "tower")]
 pub mod tower;
 pub mod tracing;
+mod value;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,9 +43,11 @@ use crate::error::StepFailure;
 use crate::step::{StepInfo, StepKind, Title};
 
 pub use breakers::Breakers;
+pub use cache::Cache;
 pub use circuit_breaker::{
     BreakerConfig, BreakerSnapshot, CircuitBreaker, CircuitOpen, CircuitState, Transition,
 };
+pub use fallback::Fallback;
 pub(crate) use inline::{Attempts, Inline, poll_inline, runs_inline};
 pub(crate) use layer::{Layer, Layers};
 pub use logging::Logging;
@@ -54,6 +59,10 @@ pub use timeout::Timeout;
 #[cfg(feature = "tower")]
 pub use tower::{StepGate, TowerLayer, Turn};
 pub use tracing::{Tracing, workflow_span};
+#[doc(hidden)]
+pub use value::Port;
+pub(crate) use value::ValueNotHanded;
+pub use value::{ForType, IntoBehaviorFor, NextValue, OnValue, ValueBehavior};
 
 /// A boxed, sendable future: what behaviors return, so they can be stored
 /// as trait objects.
@@ -347,6 +356,11 @@ pub type Behaviors = Vec<Arc<dyn Behavior>>;
 
 /// Anything that can sit in a stack: a behavior by value, or shared in an
 /// `Arc` (to keep a handle on it, as for a circuit breaker).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a behavior that leaves the step's value alone",
+    label = "not a `Behavior`",
+    note = "a value behavior (`Fallback`, `Cache`, `OnValue`) goes where steps hand their value on: `behavior_for::<T>`, a `#[workflow]` step that is not durable, or a chain step's `.with(..)`; a durable step's journal keeps what its body returned"
+)]
 pub trait IntoBehavior {
     /// The shared behavior.
     fn into_behavior(self) -> Arc<dyn Behavior>;

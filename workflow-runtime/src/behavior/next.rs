@@ -57,6 +57,10 @@ impl<'a> Next<'a> {
     pub fn can_replay(&self) -> bool {
         self.scope.replayable()
     }
+
+    pub(crate) fn scope(&self) -> &'a StepScope {
+        self.scope
+    }
 }
 
 /// Where the innermost layer and the step meet: which attempt is wanted,
@@ -64,6 +68,10 @@ impl<'a> Next<'a> {
 #[derive(Default)]
 pub(crate) struct Handoff {
     slot: Mutex<Slot>,
+    /// The step's value, while value behaviors hold the stack: handed up
+    /// by the step after an attempt that passed, then by each value
+    /// behavior to the stack around it, and taken back by the step.
+    value: Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 #[derive(Default)]
@@ -98,6 +106,19 @@ impl Handoff {
     fn slot(&self) -> MutexGuard<'_, Slot> {
         // Nothing panics while holding it; recover rather than lose state.
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Leaves the step's value for the behaviors around the one handing it.
+    pub(crate) fn put_value(&self, value: Box<dyn std::any::Any + Send>) {
+        *self.value.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+    }
+
+    /// Takes the value last left, if any.
+    pub(crate) fn take_value(&self) -> Option<Box<dyn std::any::Any + Send>> {
+        self.value
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// The attempt the behaviors are waiting on, if any.

@@ -18,6 +18,7 @@ mod compensate;
 mod overridable;
 mod stage;
 mod step_fn;
+mod valued;
 
 /// The chain's traits are implemented by its own types only: the verbs
 /// build every stage and adapter, so outside impls could never be used.
@@ -42,8 +43,11 @@ pub use step_fn::{
     Assert, Async, Call, CallAgain, CallRef, ErrFuture, Failed, Fallible, Handle, Nullary,
     OkFuture, Plain, Replay, ReplayInput, StepFn, StepResult, TryAsync, Unary,
 };
+pub use valued::Valued;
 
-use crate::behavior::{CircuitBreaker, IntoBehavior, Layer, Layers};
+use crate::behavior::{
+    CircuitBreaker, ForType, IntoBehavior, IntoBehaviorFor, Layer, Layers, ValueBehavior,
+};
 use crate::context::WorkflowContext;
 use crate::error::{StepError, WorkflowError};
 use crate::step::{StepKind, Title};
@@ -474,11 +478,91 @@ where
     /// assert_eq!(n.unwrap(), 1);
     /// # }
     /// ```
-    pub fn with(mut self, behavior: impl IntoBehavior) -> Self {
+    pub fn with(mut self, behavior: impl IntoBehaviorFor<F::Output>) -> Self {
+        self.stage
+            .layers
+            .push(Layer::for_type(&behavior.into_behavior_for()));
+        self
+    }
+
+    /// Wraps the last step in a behavior that sees no value: what a
+    /// durable step's `#[step(behaviors(..))]` becomes, as its journal
+    /// keeps what its body returned.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::Logging;
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = WorkflowContext::new("W");
+    /// let n = Workflow::given(&ctx, "one", || 1).with_behavior(Logging).await;
+    /// assert_eq!(n.unwrap(), 1);
+    /// # }
+    /// ```
+    pub fn with_behavior(mut self, behavior: impl IntoBehavior) -> Self {
         self.stage
             .layers
             .push(Layer::shared(behavior.into_behavior()));
         self
+    }
+
+    /// Lets value behaviors ([`ValueBehavior`], such as
+    /// [`Fallback`](crate::behavior::Fallback) and
+    /// [`Cache`](crate::behavior::Cache)) see and replace the last step's
+    /// value: the context's for its type (`behavior_for::<T>`) and its own
+    /// ([`with`](Self::with)). `#[workflow]` does this for every value
+    /// step that is not durable. A step not made so fails, saying why,
+    /// when a value behavior wraps it.
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::Fallback;
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = WorkflowContext::builder("Quote")
+    ///     .behavior_for::<u32>(Fallback::to(|_| Some(999)))
+    ///     .build();
+    /// let price = Workflow::given(&ctx, "a sku", || "sku-1")
+    ///     .try_when("priced", |_sku| Err::<u32, _>(std::fmt::Error))
+    ///     .value_behaviors()
+    ///     .await;
+    /// assert_eq!(price.unwrap(), 999);
+    /// # }
+    /// ```
+    pub fn value_behaviors(self) -> Workflow<'c, Step<P, Valued<F>>>
+    where
+        F::Output: Send + 'static,
+    {
+        Workflow {
+            ctx: self.ctx,
+            stage: self.stage.map_body(Valued),
+        }
+    }
+
+    /// Wraps the last step in a value behavior, which sees and may
+    /// replace its value (see [`value_behaviors`](Self::value_behaviors)).
+    ///
+    /// ```
+    /// use workflow_runtime::behavior::Fallback;
+    /// # use workflow_runtime::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = WorkflowContext::new("Quote");
+    /// let price = Workflow::given(&ctx, "a sku", || "sku-1")
+    ///     .try_when("priced", |_sku| Err::<u32, _>(std::fmt::Error))
+    ///     .with_value(Fallback::to(|_| Some(999)))
+    ///     .await;
+    /// assert_eq!(price.unwrap(), 999);
+    /// # }
+    /// ```
+    pub fn with_value<V>(self, behavior: V) -> Workflow<'c, Step<P, Valued<F>>>
+    where
+        F::Output: Send + 'static,
+        V: ValueBehavior<F::Output>,
+    {
+        let mut chain = self.value_behaviors();
+        chain
+            .stage
+            .layers
+            .push(Layer::for_type(&ForType::value(behavior)));
+        chain
     }
 
     /// Limits the last step to `limit`; see [`Timeout`](crate::behavior::Timeout).

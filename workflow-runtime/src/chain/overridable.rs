@@ -113,6 +113,9 @@ where
     fn replays_always(&self) -> bool {
         self.0.replays_always()
     }
+    fn value_port(&self) -> Option<crate::behavior::Port<O>> {
+        self.0.value_port()
+    }
     fn recorded(&self) -> Option<StepResult<O>> {
         self.0.recorded()
     }

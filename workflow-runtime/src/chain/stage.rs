@@ -15,7 +15,8 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::step_fn::{Failed, StepAt, StepFn, StepResult};
 use crate::behavior::{
-    Attempted, Attempts, BoxFuture, Inline, Layers, StepScope, poll_inline, run_stack, runs_inline,
+    Attempted, Attempts, BoxFuture, Inline, Layers, Port, StepScope, poll_inline, run_stack,
+    runs_inline,
 };
 use crate::context::active::{Active, enter};
 use crate::context::{RunJournal, StepId, StepOutcome, StepRecord, WorkflowContext};
@@ -366,6 +367,9 @@ pin_project! {
         scope: Arc<StepScope>,
         // Owns the stack and a handle on `scope`; lends them to the layers.
         stack: BoxFuture<'static, Attempted>,
+        // How the body's value goes to the value behaviors in the stack,
+        // when it has any.
+        port: Option<Port<F::Output>>,
         body: Option<F>,
         input: Option<In>,
         // The attempt in flight: its number and when it started.
@@ -531,6 +535,28 @@ where
                 }
                 None => Some(Active::new(ctx.clone(), Some(id))),
             };
+            // A value behavior in the stack takes the value through the
+            // handoff, which only a body that hands it on can do.
+            let port = if stack.iter().any(crate::behavior::Layer::sees_value) {
+                match body.value_port() {
+                    Some(port) => Some(port),
+                    None => {
+                        *this.phase = Phase::Done;
+                        let id = ctx.next_step_id();
+                        let why = crate::behavior::ValueNotHanded {
+                            ty: std::any::type_name::<F::Output>(),
+                        };
+                        return Poll::Ready(self.end(
+                            started,
+                            id,
+                            active,
+                            Ended::Result(Err(Failed::error(why))),
+                        ));
+                    }
+                }
+            } else {
+                None
+            };
             // The input is kept for another attempt only where one may come.
             let replayable = body.can_replay()
                 && (body.replays_always() || stack.iter().any(crate::behavior::Layer::runs_again));
@@ -570,6 +596,7 @@ where
                     behaved: Box::pin(Behaved {
                         stack: run_stack(scope.clone()),
                         scope,
+                        port,
                         body: Some(body),
                         input: Some(value),
                         attempt: None,
@@ -762,7 +789,20 @@ fn poll_behaved<F: StepFn<In>, In>(
             Ok(Poll::Pending) => {}
             Ok(Poll::Ready(attempted)) => {
                 end_attempt(this.fut.as_mut(), this.attempt, this.scope);
-                let result = settle(attempted, this.last.take());
+                // The value the outermost value behavior handed on.
+                let handed = match (*this.port, &attempted) {
+                    (Some(port), Ok(())) => this
+                        .scope
+                        .handoff()
+                        .take_value()
+                        .and_then(|value| port.restore(value)),
+                    _ => None,
+                };
+                let last = match handed {
+                    Some(value) => Some(Ok(value)),
+                    None => this.last.take(),
+                };
+                let result = settle(attempted, last);
                 return Poll::Ready(
                     Ended::Behaved {
                         result,
@@ -830,6 +870,12 @@ fn poll_behaved<F: StepFn<In>, In>(
             return Poll::Pending;
         };
         end_attempt(this.fut.as_mut(), this.attempt, this.scope);
+        if let Some(port) = *this.port
+            && attempted.is_ok()
+            && let Some(Ok(value)) = this.last.take()
+        {
+            handoff.put_value(port.erase(value));
+        }
         handoff.complete(wanted, attempted);
     }
 }

@@ -89,6 +89,15 @@ pub trait StepFn<In> {
         true
     }
 
+    /// How the step hands its value to value behaviors
+    /// ([`ValueBehavior`](crate::behavior::ValueBehavior)), if it does:
+    /// only a body made where its value is known to be `Send + 'static`
+    /// ([`Workflow::value_behaviors`](crate::Workflow::value_behaviors)).
+    #[doc(hidden)]
+    fn value_port(&self) -> Option<crate::behavior::Port<Self::Output>> {
+        None
+    }
+
     /// The step's result as a durable run's journal recorded it, when the
     /// run is resumed past this step: the chain hands it on without
     /// running the body or its behaviors. `None`, the default, runs the
@@ -184,6 +193,9 @@ impl<S: CallAgain<In>, In: ReplayInput> StepFn<In> for Replay<S> {
     }
     fn replays_always(&self) -> bool {
         self.1 == Keep::Always
+    }
+    fn value_port(&self) -> Option<crate::behavior::Port<Self::Output>> {
+        self.0.value_port()
     }
     fn recorded(&self) -> Option<StepResult<Self::Output>> {
         self.0.recorded()

@@ -17,7 +17,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::behavior::{Behavior, Behaviors, Breakers, IntoBehavior, Layer, Layers};
+use crate::behavior::{
+    Behavior, Behaviors, Breakers, ForType, IntoBehavior, IntoBehaviorFor, Layer, Layers,
+};
 
 pub use active::Scoped;
 pub(crate) use journal::{JournalFault, RunJournal};
@@ -182,7 +184,7 @@ pub struct ContextBuilder {
     refine: Option<fn(WorkflowOptions) -> WorkflowOptions>,
     cancel: Option<CancellationToken>,
     behaviors: Behaviors,
-    typed_behaviors: Vec<(TypeId, Arc<dyn Behavior>)>,
+    typed_behaviors: Vec<(TypeId, ForType)>,
     breakers: Option<Breakers>,
     expected_steps: usize,
     overrides: Option<overrides::Overrides>,
@@ -262,7 +264,7 @@ impl ContextBuilder {
 
     /// Puts `typed` before this builder's own typed behaviors: a runner's
     /// service-wide ones sit outside a context's.
-    pub(crate) fn typed_behaviors_first(mut self, typed: &[(TypeId, Arc<dyn Behavior>)]) -> Self {
+    pub(crate) fn typed_behaviors_first(mut self, typed: &[(TypeId, ForType)]) -> Self {
         if !typed.is_empty() {
             let own = std::mem::take(&mut self.typed_behaviors);
             self.typed_behaviors = typed.iter().cloned().chain(own).collect();
@@ -306,20 +308,27 @@ impl ContextBuilder {
 
     /// Wraps every step whose output is a `T` in `behavior` (the guide's
     /// `AddRetryBehavior<PaymentResult>`). These sit inside the untyped ones.
+    /// A value behavior ([`Fallback`](crate::behavior::Fallback),
+    /// [`Cache`](crate::behavior::Cache),
+    /// [`OnValue`](crate::behavior::OnValue)) sees and may replace the
+    /// steps' value.
     ///
     /// ```
-    /// use workflow_runtime::behavior::Retry;
+    /// use workflow_runtime::behavior::{Fallback, Retry};
     /// use workflow_runtime::WorkflowContext;
     ///
+    /// #[derive(Clone)]
     /// struct PaymentResult;
+    /// struct Price(u32);
     /// let ctx = WorkflowContext::builder("W")
     ///     .behavior_for::<PaymentResult>(Retry::max_attempts(3))
+    ///     .behavior_for::<Price>(Fallback::to(|_| Some(Price(999))))
     ///     .build();
     /// # drop(ctx);
     /// ```
-    pub fn behavior_for<T: ?Sized + 'static>(mut self, behavior: impl IntoBehavior) -> Self {
+    pub fn behavior_for<T: ?Sized + 'static>(mut self, behavior: impl IntoBehaviorFor<T>) -> Self {
         self.typed_behaviors
-            .push((TypeId::of::<T>(), behavior.into_behavior()));
+            .push((TypeId::of::<T>(), behavior.into_behavior_for()));
         self
     }
 
@@ -404,7 +413,7 @@ impl ContextBuilder {
                 typed_behaviors: self
                     .typed_behaviors
                     .into_iter()
-                    .map(|(ty, behavior)| (ty, Layer::shared(behavior)))
+                    .map(|(ty, behavior)| (ty, Layer::for_type(&behavior)))
                     .collect(),
                 breakers,
                 cancel,

@@ -216,6 +216,20 @@ pub enum HostError {
         /// The workflow.
         workflow: &'static str,
     },
+    /// A value behavior registered for a type
+    /// ([`RunnerBuilder::behavior_for`] with a
+    /// [`Fallback`](crate::behavior::Fallback), a
+    /// [`Cache`](crate::behavior::Cache) or an
+    /// [`OnValue`](crate::behavior::OnValue)) would replace the value of a
+    /// durable workflow's step, whose journal keeps what its body returned.
+    ValueBehaviorCannotApply {
+        /// The durable workflow.
+        workflow: &'static str,
+        /// The step's title.
+        step: &'static str,
+        /// The type the step hands on, as written.
+        output: &'static str,
+    },
     /// A retention policy ([`HostBuilder::retention`]) purges a store:
     /// the host has none.
     RetentionNeedsStore,
@@ -271,6 +285,17 @@ impl fmt::Display for HostError {
                  workflow {workflow:?} again, as its input is not copied for each attempt: make \
                  the input `Clone` (the workflow's first step, which takes the run's input, also \
                  needs `#[step(replayable)]`) or give the step a `retry` of its own"
+            ),
+            HostError::ValueBehaviorCannotApply {
+                workflow,
+                step,
+                output,
+            } => write!(
+                f,
+                "the value behavior registered for `{output}` (`behavior_for`) cannot replace the \
+                 value of step \"{step}\" of durable workflow {workflow:?}: its journal keeps what \
+                 the step's body returned, which a resumed run hands on; register it for a type \
+                 no durable step makes, or handle the failure inside the step"
             ),
             HostError::RetentionNeedsStore => write!(
                 f,
@@ -503,7 +528,10 @@ impl HostBuilder {
     ///     .unwrap();
     /// # drop(host);
     /// ```
-    pub fn behavior_for<T: ?Sized + 'static>(mut self, behavior: impl IntoBehavior) -> Self {
+    pub fn behavior_for<T: ?Sized + 'static>(
+        mut self,
+        behavior: impl crate::behavior::IntoBehaviorFor<T>,
+    ) -> Self {
         self.runner = self.runner.behavior_for::<T>(behavior);
         self
     }

@@ -322,7 +322,7 @@ pub struct Runner {
 }
 
 /// Behaviors for the steps whose output is one type.
-type TypedBehaviors = Vec<(std::any::TypeId, Arc<dyn crate::behavior::Behavior>)>;
+type TypedBehaviors = Vec<(std::any::TypeId, crate::behavior::ForType)>;
 
 /// Builds a [`Runner`].
 #[must_use]
@@ -627,9 +627,12 @@ impl RunnerBuilder {
     /// assert_eq!(pay.calls.load(Ordering::SeqCst), 3);
     /// # }
     /// ```
-    pub fn behavior_for<T: ?Sized + 'static>(mut self, behavior: impl IntoBehavior) -> Self {
+    pub fn behavior_for<T: ?Sized + 'static>(
+        mut self,
+        behavior: impl crate::behavior::IntoBehaviorFor<T>,
+    ) -> Self {
         self.typed_behaviors
-            .push((std::any::TypeId::of::<T>(), behavior.into_behavior()));
+            .push((std::any::TypeId::of::<T>(), behavior.into_behavior_for()));
         self
     }
 
@@ -761,6 +764,7 @@ impl RunnerBuilder {
             }
         }
         self.check_type_wide_retries()?;
+        self.check_type_wide_values()?;
         Ok(Runner {
             inner: Arc::new(Inner {
                 workflows: self.workflows,
@@ -818,6 +822,32 @@ impl RunnerBuilder {
                     step: step.title,
                     output: step.output,
                 });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RunnerBuilder {
+    /// A value behavior registered for a type (a fallback, a cache)
+    /// replaces a step's value, but a durable step's journal keeps what its
+    /// body returned, and a resumed run would hand that on: one registered
+    /// durable workflow's step of that type is an error now, naming it.
+    fn check_type_wide_values(&self) -> Result<(), HostError> {
+        #[cfg(feature = "durable")]
+        for (id, behavior) in &self.typed_behaviors {
+            if behavior.value_type().is_none() {
+                continue;
+            }
+            for (workflow, entry) in &self.durable.workflows {
+                let steps = entry.steps();
+                if let Some(step) = steps.iter().find(|step| step.output_type() == Some(*id)) {
+                    return Err(HostError::ValueBehaviorCannotApply {
+                        workflow,
+                        step: step.title,
+                        output: step.output,
+                    });
+                }
             }
         }
         Ok(())
