@@ -90,17 +90,20 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
         use ::workflow_runtime::__private::{
             IntoProbe as _, RetryFallback as _, RetryWithReplay as _,
         };
-        #[diagnostic::on_unimplemented(
-            message = "step \"process payment\" has `retry`, so it may run more than once: its input `{Self}` must be `Clone`",
-            label = "this step's input is `{Self}`, which is not `Clone`",
-            note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it"
-        )]
-        trait ChargeRetries {
-            const CLONE: () = ();
+        {
+            #[allow(non_camel_case_types)]
+            #[diagnostic::on_unimplemented(
+                message = "step \"process payment\" has `retry`, so it may run more than once: its input `{Self}` must be `Clone`",
+                label = "this step's input is `{Self}`, which is not `Clone`",
+                note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it"
+            )]
+            trait charge {
+                const CLONE: () = ();
+            }
+            #[diagnostic::do_not_recommend]
+            impl<T: ::core::clone::Clone> charge for T {}
+            let () = <Order as charge>::CLONE;
         }
-        #[diagnostic::do_not_recommend]
-        impl<T: ::core::clone::Clone> ChargeRetries for T {}
-        let () = <Order as ChargeRetries>::CLONE;
         #[diagnostic::on_unimplemented(
             message = "step \"process payment\" returns `{Self}`, whose error cannot become a workflow error",
             label = "the error type must implement `std::error::Error + Send + Sync + 'static`"

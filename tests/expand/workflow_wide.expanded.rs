@@ -74,28 +74,34 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
             ::workflow_runtime::WorkflowError,
         >,
     > + ::core::marker::Send + 'a {
-        #[diagnostic::on_unimplemented(
-            message = "step \"an amount\" has the workflow's `retry` (`#[workflow(retry(..))]`), so it may run more than once: its input `{Self}` must be `Clone`",
-            label = "this step's input is `{Self}`, which is not `Clone`",
-            note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it"
-        )]
-        trait AmountRetries {
-            const CLONE: () = ();
+        {
+            #[allow(non_camel_case_types)]
+            #[diagnostic::on_unimplemented(
+                message = "step \"an amount\" has the workflow's `retry` (`#[workflow(retry(..))]`), so it may run more than once: its input `{Self}` must be `Clone`",
+                label = "this step's input is `{Self}`, which is not `Clone`",
+                note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it"
+            )]
+            trait amount {
+                const CLONE: () = ();
+            }
+            #[diagnostic::do_not_recommend]
+            impl<T: ::core::clone::Clone> amount for T {}
+            let () = <u64 as amount>::CLONE;
         }
-        #[diagnostic::do_not_recommend]
-        impl<T: ::core::clone::Clone> AmountRetries for T {}
-        let () = <u64 as AmountRetries>::CLONE;
-        #[diagnostic::on_unimplemented(
-            message = "step \"charged\" has `retry`, so it may run more than once: its input `{Self}` must be `Clone`",
-            label = "this step's input is `{Self}`, which is not `Clone`",
-            note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it"
-        )]
-        trait ChargeRetries {
-            const CLONE: () = ();
+        {
+            #[allow(non_camel_case_types)]
+            #[diagnostic::on_unimplemented(
+                message = "step \"charged\" has `retry`, so it may run more than once: its input `{Self}` must be `Clone`",
+                label = "this step's input is `{Self}`, which is not `Clone`",
+                note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it"
+            )]
+            trait charge {
+                const CLONE: () = ();
+            }
+            #[diagnostic::do_not_recommend]
+            impl<T: ::core::clone::Clone> charge for T {}
+            let () = <u64 as charge>::CLONE;
         }
-        #[diagnostic::do_not_recommend]
-        impl<T: ::core::clone::Clone> ChargeRetries for T {}
-        let () = <u64 as ChargeRetries>::CLONE;
         #[diagnostic::on_unimplemented(
             message = "step \"charged\" returns `{Self}`, whose error cannot become a workflow error",
             label = "the error type must implement `std::error::Error + Send + Sync + 'static`"

@@ -3,9 +3,12 @@
 //! `#[diagnostic::on_unimplemented]` message names both steps; the call that
 //! needs it is spanned on the user's own type, so the error lands there.
 //!
-//! rustc's note under such an error names the trait, so each is named after
-//! the step's own method (`save` → `SaveInput`, `SaveResult`): a mistake
-//! reads in the user's names, never in generated ones.
+//! rustc's help under such an error names the trait, so each is named after
+//! the step's own method (`save` → `SaveInput`, `SaveResult`). The two a
+//! user meets most, a step taking the wrong type and a retried step whose
+//! input is not `Clone`, are named the method itself (`save`, `charge`),
+//! each in a block of its own, so their help reads in the user's names
+//! alone: "the trait `save<Invoice>` is not implemented for `Order`".
 
 use std::collections::BTreeSet;
 
@@ -41,6 +44,24 @@ impl CheckNames {
     /// `Step1stInput`.
     pub(crate) fn name(&mut self, step: &Step, suffix: &str) -> Ident {
         self.name_of(&step.method, suffix)
+    }
+
+    /// The method's own name, for a check declared in a block of its own
+    /// (so checks of one step need no names apart); `_check` added when a
+    /// type in the steps' signatures is written with it, which the check
+    /// would shadow in its block.
+    pub(crate) fn method(&self, step: &Step) -> Ident {
+        let written = step.method.to_string();
+        let plain = written.strip_prefix("r#").unwrap_or(&written);
+        if !self.taken.contains(plain) {
+            // As written, raw (`r#type`) or not.
+            return step.method.clone();
+        }
+        let mut name = format!("{plain}_check");
+        while self.taken.contains(&name) {
+            name.push_str("_check");
+        }
+        format_ident!("{}", name)
     }
 
     /// [`name`](Self::name), for any method (a compensation's).
@@ -123,7 +144,7 @@ pub(crate) fn written_alike(taken: Option<&Type>, produced: &Type) -> bool {
 }
 
 pub(crate) fn input_check(step: &Step, producer: &Step, names: &mut CheckNames) -> InputCheck {
-    let trait_name = names.name(step, "Input");
+    let trait_name = names.method(step);
     // `Self` is the produced type and `T` the taken one. The call site leaves
     // `Self` to inference from the value, so the compiler cannot settle on
     // the lone impl early and report a bare type mismatch instead.
@@ -138,6 +159,7 @@ pub(crate) fn input_check(step: &Step, producer: &Step, names: &mut CheckNames) 
     let note = "each step takes the previous step's output (the `Ok` type of a fallible \
                 step); `then` and `finally` steps pass the value on unchanged";
     let item = quote! {
+        #[allow(non_camel_case_types)]
         #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
         trait #trait_name<T> {
             fn checked(self) -> T;
@@ -158,7 +180,7 @@ pub(crate) fn retry_check(step: &Step, names: &mut CheckNames) -> Option<TokenSt
         return None;
     }
     let ty = step.input.ty()?;
-    let trait_name = names.name(step, "Retries");
+    let trait_name = names.method(step);
     let why = if step.inherited_retry {
         "has the workflow's `retry` (`#[workflow(retry(..))]`)"
     } else if step.retries() {
@@ -172,7 +194,12 @@ pub(crate) fn retry_check(step: &Step, names: &mut CheckNames) -> Option<TokenSt
     );
     let label = "this step's input is `{Self}`, which is not `Clone`";
     let note = "derive or implement `Clone` for `{Self}`, or pass an `Arc` of it";
-    Some(must_clone(&trait_name, &message, label, note, quote!(#ty)))
+    let check = must_clone(&trait_name, &message, label, note, quote!(#ty));
+    // In a block of its own: the trait has the method's name.
+    Some(quote!({
+        #[allow(non_camel_case_types)]
+        #check
+    }))
 }
 
 /// A check that `ty` is `Clone`, failing with the given words. Only the
@@ -203,15 +230,22 @@ pub(crate) fn pass(step: &Step, check: Option<&InputCheck>, value: &Ident) -> To
     };
     // Spanned on the user's parameter type, so the error lands there.
     let span = ty.span();
-    let name = Ident::new(&check.trait_name.to_string(), span);
-    match step.input {
+    let mut name = check.trait_name.clone();
+    name.set_span(span);
+    let item = &check.item;
+    // The check is declared where it is used, in a block of its own.
+    let checked = match step.input {
         Input::Value(_) => quote_spanned!(span=> <_ as #name<#ty>>::checked(#value)),
         Input::Ref(_) => quote_spanned!(span=> <_ as #name<#ty>>::checked_ref(#value)),
         Input::Outcome(_) => {
             quote_spanned!(span=> #value.map(|v| <_ as #name<#ty>>::checked_ref(v)))
         }
-        Input::Nothing => quote!(#value),
-    }
+        Input::Nothing => return quote!(#value),
+    };
+    quote!({
+        #item
+        #checked
+    })
 }
 
 /// The check that a fallible step's error can become a workflow error.

@@ -44,9 +44,6 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         // cannot mismatch: it needs no check of its own.
         let check = (index > 0 && !checks::written_alike(step.input.ty(), current))
             .then(|| checks::input_check(step, producer, &mut names));
-        if let Some(InputCheck { item, .. }) = &check {
-            items.push(item.clone());
-        }
         items.extend(checks::retry_check(step, &mut names));
         let error_check = checks::error_check(step, krate, &mut names);
         if let Some((_, item)) = &error_check {
