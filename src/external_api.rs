@@ -216,7 +216,9 @@ impl PricingWorkflow {
         sku
     }
 
-    #[step(when = "price fetched", timeout = "10s", behaviors(self.prices.clone()))]
+    // The cache is written first, so it sits outside the timeout: a hung
+    // API answers with the last price too.
+    #[step(when = "price fetched", behaviors(self.prices.clone()), timeout = "10s")]
     async fn fetch(&self, sku: String) -> Result<Price, StepError> {
         let price = self
             .client

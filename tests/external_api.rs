@@ -76,7 +76,7 @@ async fn the_pricing_cache_answers_while_fresh_and_with_the_last_price_while_the
     let base = format!("http://{}", listener.local_addr().unwrap());
     let flaky = Flaky::default();
     tokio::spawn(flaky.clone().serve(listener));
-    let pricing = PricingWorkflow::new(reqwest::Client::new(), base, Duration::from_secs(1));
+    let pricing = PricingWorkflow::new(reqwest::Client::new(), base, Duration::from_secs(2));
     let runner = Runner::builder().build().unwrap();
     let price = |sku: &str, cents| Price {
         sku: sku.into(),
@@ -99,7 +99,7 @@ async fn the_pricing_cache_answers_while_fresh_and_with_the_last_price_while_the
     assert_eq!(flaky.calls(), 2);
 
     // Stale and the API down: the last price answers, after a real call.
-    tokio::time::sleep(Duration::from_millis(1_050)).await;
+    tokio::time::sleep(Duration::from_millis(2_050)).await;
     flaky.set_down(true);
     let ctx = runner.context(PricingWorkflow::context());
     let served = runner.run_in(&pricing, &ctx, "mug".into()).await.unwrap();

@@ -315,3 +315,118 @@ fn a_value_behavior_for_a_durable_steps_type_is_refused_when_built() {
             .is_ok()
     );
 }
+
+/// Prices a sku and checks it: the assertion passes the `Price` on.
+struct CheckedQuote {
+    pricing: Arc<Pricing>,
+}
+
+#[workflow]
+impl CheckedQuote {
+    #[step(given = "a sku")]
+    fn sku(&self, sku: String) -> String {
+        sku
+    }
+
+    #[step(when = "priced")]
+    async fn price(&self, sku: String) -> Result<Price, PricingDown> {
+        self.pricing.quote(&sku)
+    }
+
+    #[step(then = "priced above zero")]
+    fn positive(&self, price: &Price) -> bool {
+        price.0 > 0
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_type_wide_cache_wraps_the_step_making_the_value_not_the_assertion_passing_it_on() {
+    let pricing = Arc::new(Pricing::default());
+    let runner = Runner::builder()
+        .behavior_for::<Price>(Cache::fresh_for(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let quote = CheckedQuote {
+        pricing: pricing.clone(),
+    };
+    assert_eq!(runner.run(&quote, "abc".into()).await.unwrap(), Price(300));
+    let ctx = runner.context(CheckedQuote::context());
+    assert_eq!(
+        runner.run_in(&quote, &ctx, "abc".into()).await.unwrap(),
+        Price(300)
+    );
+    assert_eq!(
+        pricing.calls.load(Ordering::SeqCst),
+        1,
+        "served from the cache"
+    );
+    let steps = ctx.steps();
+    assert_eq!(steps[1].attempts, 0);
+    assert_eq!(steps[2].title, "priced above zero");
+    assert!(matches!(steps[2].outcome, StepOutcome::Passed));
+}
+
+/// Reports success without running the rest of the stack.
+struct Skips;
+
+impl workflow_runtime::behavior::Behavior for Skips {
+    fn around<'a>(
+        &'a self,
+        _step: &'a StepScope,
+        _next: workflow_runtime::behavior::Next<'a>,
+    ) -> BoxFuture<'a, workflow_runtime::behavior::Attempted> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn a_behavior_inside_a_value_behavior_that_runs_nothing_fails_the_step_saying_why() {
+    let ctx = WorkflowContext::new("Skipping");
+    let err = Workflow::given(&ctx, "n", || 1u32)
+        .with_value(Fallback::to(|_: &StepFailure| None::<u32>))
+        .with(Skips)
+        .await
+        .unwrap_err();
+    let said = err.to_string();
+    assert!(
+        said.contains("reported success without running the step"),
+        "{said}"
+    );
+    // A fallback that answers turns even that into its value.
+    let n = Workflow::given(&ctx, "n", || 1u32)
+        .with_value(Fallback::to(|_: &StepFailure| Some(9u32)))
+        .with(Skips)
+        .await
+        .unwrap();
+    assert_eq!(n, 9);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fallback_written_before_a_timeout_answers_a_hung_step() {
+    let ctx = WorkflowContext::new("Hung");
+    let n = Workflow::given(&ctx, "n", || 1u32)
+        .when_async("hangs", |n| async move {
+            std::future::pending::<()>().await;
+            n
+        })
+        .with_value(Fallback::to(|failure: &StepFailure| {
+            assert!(failure.to_string().contains("timed out"), "{failure}");
+            Some(7u32)
+        }))
+        .timeout(Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(n, 7);
+    assert!(matches!(ctx.steps()[1].outcome, StepOutcome::Passed));
+}
+
+#[tokio::test]
+async fn with_value_takes_a_custom_value_behavior_in_on_value_too() {
+    let ctx = WorkflowContext::new("Custom");
+    let discount = Discount(AtomicU32::new(0));
+    let price = Workflow::given(&ctx, "a list price", || Price(400))
+        .with_value(OnValue(discount))
+        .await
+        .unwrap();
+    assert_eq!(price, Price(300));
+}

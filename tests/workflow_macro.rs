@@ -739,6 +739,82 @@ impl CheckoutCounted {
     }
 }
 
+/// A first step that fails once, taking the run's input (`Clone`).
+struct FirstCharge {
+    calls: std::sync::atomic::AtomicU32,
+}
+
+#[workflow]
+impl FirstCharge {
+    #[step(given = "charged")]
+    async fn charge(&self, cents: Counted) -> Result<Receipt, PaymentError> {
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            return Err(PaymentError("the first attempt fails".into()));
+        }
+        Ok(Receipt(cents.0))
+    }
+}
+
+/// A first step taking nothing, failing once.
+struct FirstFetch {
+    calls: std::sync::atomic::AtomicU32,
+}
+
+#[workflow]
+impl FirstFetch {
+    #[step(given = "fetched")]
+    fn fetch(&self) -> Result<Receipt, PaymentError> {
+        match self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Err(PaymentError("the first attempt fails".into())),
+            n => Ok(Receipt(u64::from(n))),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_type_wide_retry_runs_a_first_step_again_copying_the_runs_input_only_then() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use workflow_runtime::behavior::Retry;
+    use workflow_runtime::host::Runner;
+    let runner = Runner::builder()
+        .register(FirstCharge {
+            calls: AtomicU32::new(0),
+        })
+        .register(FirstFetch {
+            calls: AtomicU32::new(0),
+        })
+        .behavior_for::<Receipt>(Retry::retries(2))
+        .build()
+        .expect("first steps can be run again");
+    let copies = std::sync::Arc::new(AtomicU32::new(0));
+    let charge = FirstCharge {
+        calls: AtomicU32::new(0),
+    };
+    let receipt = runner
+        .run(&charge, Counted(70, copies.clone()))
+        .await
+        .unwrap();
+    assert_eq!(receipt, Receipt(70));
+    assert_eq!(copies.load(Ordering::SeqCst), 2, "one copy per attempt");
+    let fetch = FirstFetch {
+        calls: AtomicU32::new(0),
+    };
+    assert_eq!(runner.run(&fetch, ()).await.unwrap(), Receipt(1));
+
+    // Nothing retries it: the run's input is moved in, never copied.
+    let copies = std::sync::Arc::new(AtomicU32::new(0));
+    let charge = FirstCharge {
+        calls: AtomicU32::new(1),
+    };
+    Runner::builder()
+        .build()
+        .unwrap()
+        .run(&charge, Counted(70, copies.clone()))
+        .await
+        .unwrap();
+    assert_eq!(copies.load(Ordering::SeqCst), 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_type_wide_retry_runs_a_step_with_a_clone_input_again_without_opting_in() {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -28,7 +28,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                 .output("Order")
                 .is_async(false)
                 .fallible(false)
-                .replayable(false)
+                .replayable(::workflow_runtime::__private::CloneProbe::<Order>::CLONES)
                 .produces::<Order>(),
             ::workflow_runtime::StepMeta::new(
                     ::workflow_runtime::StepKind::When,
@@ -138,12 +138,15 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                 RetryFallback as _, RetryWithReplay as _,
             };
             ::workflow_runtime::__private::ReplayProbe::new(
-                    ::workflow_runtime::__private::Workflow::given(
+                    ::workflow_runtime::__private::Workflow::__given_with(
                             ctx,
                             "an order",
-                            move || self.order(input),
+                            input,
+                            move |input| self.order(input),
                         )
                         .value_behaviors()
+                        .__probe()
+                        .__replayable_for_retries()
                         .overridable()
                         .try_when_async(
                             "charged",
@@ -152,7 +155,8 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                                     Order,
                                 >>::checked(self.charge(value).await)
                             },
-                        ),
+                        )
+                        .value_behaviors(),
                 )
                 .__retry(
                     ::workflow_runtime::behavior::Retry::max_attempts(3u32)
@@ -171,7 +175,6 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                     ),
                 ),
             )
-            .value_behaviors()
             .overridable()
             .try_when_async(
                 "receipted",
@@ -179,11 +182,11 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                     <_ as ReceiptResult<Receipt>>::checked(self.receipt(value).await)
                 },
             )
+            .value_behaviors()
             .__probe()
             .__replayable_for_retries()
-            .with(Fallback::to(|_| Some(Receipt::pending())))
-            .with(Logging)
-            .value_behaviors()
+            .__with(Fallback::to(|_| Some(Receipt::pending())))
+            .__with(Logging)
             .overridable()
             .result()
     }

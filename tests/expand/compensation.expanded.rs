@@ -36,7 +36,7 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
                 .output("u32")
                 .is_async(false)
                 .fallible(false)
-                .replayable(false)
+                .replayable(::workflow_runtime::__private::CloneProbe::<u32>::CLONES)
                 .produces::<u32>(),
             ::workflow_runtime::StepMeta::new(
                     ::workflow_runtime::StepKind::When,
@@ -151,12 +151,15 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
                 self.map_err(::core::convert::Into::into)
             }
         }
-        ::workflow_runtime::__private::Workflow::given(
+        ::workflow_runtime::__private::Workflow::__given_with(
                 ctx,
                 "an order",
-                move || self.order(input),
+                input,
+                move |input| self.order(input),
             )
             .value_behaviors()
+            .__probe()
+            .__replayable_for_retries()
             .overridable()
             .try_when_async(
                 "charge card",
@@ -164,9 +167,9 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
                     <_ as ChargeResult<Receipt>>::checked(self.charge(value).await)
                 },
             )
+            .value_behaviors()
             .__probe()
             .__replayable_for_retries()
-            .value_behaviors()
             .overridable()
             .compensate_by(
                 "refund",
@@ -183,9 +186,9 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
             )
             .compensation_with(::workflow_runtime::behavior::Retry::max_attempts(3u32))
             .when("ship", move |value| self.ship(value))
+            .value_behaviors()
             .__probe()
             .__replayable_for_retries()
-            .value_behaviors()
             .overridable()
             .result()
     }

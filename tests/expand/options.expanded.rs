@@ -30,7 +30,7 @@ impl my_runtime::WorkflowDefinition for Report {
                 .output("Vec<u32>")
                 .is_async(false)
                 .fallible(false)
-                .replayable(false)
+                .replayable(true)
                 .produces::<Vec<u32>>(),
             my_runtime::StepMeta::new(my_runtime::StepKind::And, "summed", "sum")
                 .input("Vec<u32>")
@@ -63,18 +63,21 @@ impl my_runtime::WorkflowDefinition for Report {
             IntoProbe as _, RetryFallback as _, RetryWithReplay as _,
         };
         let () = input;
-        my_runtime::__private::Workflow::given(
+        my_runtime::__private::Workflow::__given_with(
                 ctx,
                 "load numbers",
-                move || Self::load_numbers(),
+                (),
+                move |()| Self::load_numbers(),
             )
             .kind(my_runtime::StepKind::When)
             .value_behaviors()
-            .overridable()
-            .and("summed", move |value| self.sum(value))
             .__probe()
             .__replayable_for_retries()
+            .overridable()
+            .and("summed", move |value| self.sum(value))
             .value_behaviors()
+            .__probe()
+            .__replayable_for_retries()
             .overridable()
             .finally("clean up", move |value| self.clean_up(value))
             .result()

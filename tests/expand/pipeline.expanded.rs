@@ -36,7 +36,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                 .output("Order")
                 .is_async(false)
                 .fallible(false)
-                .replayable(false)
+                .replayable(::workflow_runtime::__private::CloneProbe::<Order>::CLONES)
                 .produces::<Order>(),
             ::workflow_runtime::StepMeta::new(
                     ::workflow_runtime::StepKind::When,
@@ -111,12 +111,15 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                 self.map_err(::core::convert::Into::into)
             }
         }
-        ::workflow_runtime::__private::Workflow::given(
+        ::workflow_runtime::__private::Workflow::__given_with(
                 ctx,
                 "pending order",
-                move || self.pending(input),
+                input,
+                move |input| self.pending(input),
             )
             .value_behaviors()
+            .__probe()
+            .__replayable_for_retries()
             .overridable()
             .try_when_async(
                 "process payment",
@@ -124,14 +127,14 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                     <_ as ChargeResult<Order>>::checked(self.charge(value).await)
                 },
             )
+            .value_behaviors()
             .__probe()
             .__replayable_for_retries()
-            .value_behaviors()
             .overridable()
             .when_async("update status", move |value| self.save(value))
+            .value_behaviors()
             .__probe()
             .__replayable_for_retries()
-            .value_behaviors()
             .overridable()
             .then("processed", move |value| self.processed(value))
             .result()

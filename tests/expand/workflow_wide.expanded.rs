@@ -151,26 +151,26 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                                             self.amount(input)
                                         },
                                     )
-                                    .kind(::workflow_runtime::StepKind::Given),
+                                    .kind(::workflow_runtime::StepKind::Given)
+                                    .value_behaviors(),
                             )
                             .__retry(
                                 ::workflow_runtime::behavior::Retry::max_attempts(3u32),
                             )
                     }
                         .timeout(::core::time::Duration::from_nanos(1000000000u64))
-                        .value_behaviors()
                         .overridable()
                         .try_when_async(
                             "charged",
                             move |value| async move {
                                 <_ as ChargeResult<u64>>::checked(self.charge(value).await)
                             },
-                        ),
+                        )
+                        .value_behaviors(),
                 )
                 .__retry(::workflow_runtime::behavior::Retry::max_attempts(5u32))
         }
             .timeout(::core::time::Duration::from_nanos(1000000000u64))
-            .value_behaviors()
             .overridable()
             .then("charged something", move |value| self.positive(value))
             .result()

@@ -27,7 +27,11 @@ use proc_macro::TokenStream;
 /// payment"), and without a kind the step is a `when`. On workflow methods,
 /// behaviors too, outermost first as written: `retry(max_attempts = 3, backoff =
 /// "100ms", max_delay = "5s", jitter)`, `timeout = "30s"`,
-/// `circuit_breaker(name = "payments", failures = 5, open_for = "60s")`.
+/// `circuit_breaker(name = "payments", failures = 5, open_for = "60s")`, and
+/// `behaviors(..)`, a list of behavior values, value behaviors among them
+/// (`behaviors(Fallback::to(cached), Logging)`). Write a fallback or a cache
+/// before a `retry` or `timeout` to have it answer after them; written
+/// after, it answers each attempt, and the retry never sees a failure.
 #[proc_macro_attribute]
 pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::free_step(args.into(), item.into()).into()

@@ -146,15 +146,19 @@ impl Step {
         self.retries() || self.replayable
     }
 
-    /// The input a type-wide retry may run the step again on, when it is
-    /// `Clone`: a value step after the first (whose body takes the
-    /// workflow's input once) that is neither `retry` nor `replayable`.
-    pub(crate) fn replays_if_clone(&self, first: bool) -> Option<&Type> {
+    /// Whether a type-wide retry may run this value step again though it
+    /// is neither `retry` nor `replayable`: `Some(Some(ty))` when its input
+    /// `ty` is `Clone`, `Some(None)` for a first step taking nothing.
+    /// `held` says whether the step's body holds its input so it can copy
+    /// it (a durable workflow's first step does not).
+    pub(crate) fn replays_if_clone(&self, held: bool) -> Option<Option<&Type>> {
+        if !held || self.may_run_again() || self.passes_value_on() {
+            return None;
+        }
         match &self.input {
-            Input::Value(ty) if !first && !self.may_run_again() && !self.passes_value_on() => {
-                Some(ty)
-            }
-            _ => None,
+            Input::Value(ty) => Some(Some(ty)),
+            Input::Nothing => Some(None),
+            Input::Ref(_) | Input::Outcome(_) => None,
         }
     }
 

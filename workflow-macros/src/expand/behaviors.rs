@@ -56,7 +56,7 @@ pub(crate) fn workflow_context(model: &crate::model::Workflow) -> Option<TokenSt
 /// runs of one runner.
 pub(crate) fn apply(
     step: &Step,
-    (first, durable): (bool, bool),
+    (held, durable): (bool, bool),
     krate: &syn::Path,
     mut chain: TokenStream,
 ) -> TokenStream {
@@ -67,7 +67,7 @@ pub(crate) fn apply(
             use #krate::__private::{RetryFallback as _, RetryWithReplay as _};
             #krate::__private::ReplayProbe::new(#chain).__replayable()
         }};
-    } else if step.replays_if_clone(first).is_some() {
+    } else if step.replays_if_clone(held).is_some() {
         // Neither: a type-wide retry may still run it again when its
         // input is `Clone`, which the probe picks without an error if not.
         // (`run` imports the probe's traits once.)
@@ -98,9 +98,10 @@ pub(crate) fn apply(
                     // A durable step's journal keeps what its body
                     // returned: it takes behaviors that see no value.
                     chain = if durable {
-                        quote_spanned!(span=> #chain.with_behavior(#expr))
-                    } else {
                         quote_spanned!(span=> #chain.with(#expr))
+                    } else {
+                        // The step hands its value on (`value_behaviors`).
+                        quote_spanned!(span=> #chain.__with(#expr))
                     };
                 }
                 chain

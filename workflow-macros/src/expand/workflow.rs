@@ -67,13 +67,20 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             ),
         };
         chain.extend(link);
-        chain = super::behaviors::apply(step, (index == 0, slots[index].is_some()), krate, chain);
+        // Value behaviors (a fallback, a cache) may see and replace what a
+        // step makes, unless it is durable: its journal keeps that.
+        let values = slots[index].is_none() && !step.passes_value_on();
+        if values {
+            chain = quote!(#chain.value_behaviors());
+        }
+        // Every step's body can copy its input for a retry, but a durable
+        // workflow's first, which takes the run's input once.
+        let held = index > 0 || slots[index].is_none();
+        chain = super::behaviors::apply(step, (held, slots[index].is_some()), krate, chain);
         // A test's override may stand in for a step that makes a value;
         // a durable step's result is journaled, so it takes none.
-        if slots[index].is_none() && !step.passes_value_on() {
-            // Value behaviors (a fallback, a cache) may see and replace its
-            // value.
-            chain = quote!(#chain.value_behaviors().overridable());
+        if values {
+            chain = quote!(#chain.overridable());
             // Its typed handle, for a test's `stand_in`: what the step
             // takes in the chain (nothing, for the first) and makes.
             let takes = if index == 0 { &unit } else { current };
@@ -113,10 +120,15 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             producer = step;
             typed = Some(quote!(.produces::<#current>()));
         }
-        let replayable = match step.replays_if_clone(index == 0) {
-            Some(ty) => {
+        let replayable = match step.replays_if_clone(held) {
+            Some(Some(ty)) => {
                 probes = true;
                 quote!(#krate::__private::CloneProbe::<#ty>::CLONES)
+            }
+            // A first step taking nothing: its body is `Fn`.
+            Some(None) => {
+                probes = true;
+                quote!(true)
             }
             None => {
                 let yes = step.may_run_again();
@@ -338,17 +350,29 @@ fn link(
                     .kind(#krate::StepKind::#kind)
             }
         }
-        (0, Kind::Given) => {
-            let ctor = flavor("given");
-            quote!(#krate::__private::Workflow::#ctor(ctx, #title, move || #call))
-        }
         (0, kind) => {
-            // A first `when` takes the workflow's input as a `given` does.
-            let ctor = flavor("given");
-            let kind = format_ident!("{}", kind.variant());
-            quote! {
-                #krate::__private::Workflow::#ctor(ctx, #title, move || #call)
-                    .kind(#krate::StepKind::#kind)
+            // A first step takes the workflow's input. Its body holds it,
+            // so a type-wide retry can run it on a copy (`__given_with`).
+            let ctor = match (step.output.is_fallible(), step.is_async) {
+                (false, false) => format_ident!("__given_with"),
+                (true, false) => format_ident!("__try_given_with"),
+                (false, true) => format_ident!("__given_with_async"),
+                (true, true) => format_ident!("__try_given_with_async"),
+            };
+            let (held, param) = match step.input {
+                Input::Nothing => (quote!(()), quote!(())),
+                _ => (quote!(input), quote!(input)),
+            };
+            let start = quote! {
+                #krate::__private::Workflow::#ctor(ctx, #title, #held, move |#param| #call)
+            };
+            match kind {
+                Kind::Given => start,
+                // A first `when` takes the workflow's input as a `given` does.
+                kind => {
+                    let kind = format_ident!("{}", kind.variant());
+                    quote!(#start.kind(#krate::StepKind::#kind))
+                }
             }
         }
         (_, Kind::Then) => quote!(.then(#title, move |#value| #call)),

@@ -22,10 +22,13 @@ type KeyFn = dyn Fn(&StepScope) -> String + Send + Sync;
 /// is answered with the last value it made, however old.
 ///
 /// Values are keyed by workflow and step title, or by
-/// [`key`](Self::key): a step's input is its own, so a value that depends
-/// on it needs a key from the run (its metadata). The cache is shared by
-/// every run of the context or runner it is registered on, and keeps at
-/// most [`capacity`](Self::capacity) keys, dropping the oldest.
+/// [`key`](Self::key). A behavior does not see the step's input (as the
+/// guide's do not), so a step whose value depends on its input (a price
+/// per sku) needs a key from the run, such as a metadata entry an earlier
+/// step set; with the default key, every run shares one value. The cache
+/// is shared by every run of the context or runner it is registered on,
+/// and keeps at most [`capacity`](Self::capacity) keys, dropping the
+/// oldest.
 ///
 /// ```
 /// use std::time::Duration;

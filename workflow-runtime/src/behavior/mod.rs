@@ -357,9 +357,9 @@ pub type Behaviors = Vec<Arc<dyn Behavior>>;
 /// Anything that can sit in a stack: a behavior by value, or shared in an
 /// `Arc` (to keep a handle on it, as for a circuit breaker).
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a behavior that leaves the step's value alone",
+    message = "`{Self}` is not a `Behavior`",
     label = "not a `Behavior`",
-    note = "a value behavior (`Fallback`, `Cache`, `OnValue`) goes where steps hand their value on: `behavior_for::<T>`, a `#[workflow]` step that is not durable, or a chain step's `.with(..)`; a durable step's journal keeps what its body returned"
+    note = "a value behavior (`Fallback`, `Cache`, `OnValue`) goes to `behavior_for::<T>`, to `#[step(behaviors(..))]` on a step that is not durable (a durable step's journal keeps what its body returned), or to a chain step's `.with_value(..)`"
 )]
 pub trait IntoBehavior {
     /// The shared behavior.

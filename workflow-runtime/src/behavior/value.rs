@@ -163,13 +163,28 @@ impl<T: ?Sized, B: IntoBehavior> IntoBehaviorFor<T> for B {
     }
 }
 
+impl<T, V: ValueBehavior<T>> ValueBehavior<T> for OnValue<V> {
+    fn around<'a>(
+        &'a self,
+        step: &'a StepScope,
+        next: NextValue<'a, T>,
+    ) -> BoxFuture<'a, Result<T, StepFailure>> {
+        self.0.around(step, next)
+    }
+
+    fn runs_again(&self) -> bool {
+        self.0.runs_again()
+    }
+}
+
 impl<T: Send + 'static, V: ValueBehavior<T>> IntoBehaviorFor<T> for OnValue<V> {
     fn into_behavior_for(self) -> ForType {
         ForType::value::<T, V>(self.0)
     }
 }
 
-/// A behavior kept for one type's steps, with whether it sees their value.
+/// A behavior kept for one type's steps, with whether it sees their value:
+/// made only by [`IntoBehaviorFor`].
 #[derive(Clone)]
 pub struct ForType {
     pub(crate) behavior: Arc<dyn Behavior>,

@@ -40,7 +40,7 @@ pub use stage::{
 #[doc(hidden)]
 pub use step_fn::StepAt;
 pub use step_fn::{
-    Assert, Async, Call, CallAgain, CallRef, ErrFuture, Failed, Fallible, Handle, Nullary,
+    Assert, Async, Call, CallAgain, CallRef, ErrFuture, Failed, Fallible, Handle, Holding, Nullary,
     OkFuture, Plain, Replay, ReplayInput, StepFn, StepResult, TryAsync, Unary,
 };
 pub use valued::Valued;
@@ -117,7 +117,46 @@ macro_rules! given_verb {
     };
 }
 
+macro_rules! given_with_verb {
+    ($name:ident, $adapter:ident, <$($g:ident),*> $ret:ty, [$($wh:tt)*]) => {
+        /// The first step of a `#[workflow]`, holding the run's input.
+        #[doc(hidden)]
+        pub fn $name<T, F, O $(, $g)*>(
+            ctx: &'c WorkflowContext,
+            title: impl Into<Title>,
+            input: T,
+            init: F,
+        ) -> Workflow<'c, Step<Start, $adapter<Holding<T, F>>>>
+        where
+            // `Fn`, so a type-wide retry can call it again (the closure's
+            // kind follows this bound).
+            F: Fn(T) -> $ret,
+            $($wh)*
+        {
+            Workflow {
+                ctx,
+                stage: Step {
+                    prev: Start,
+                    kind: StepKind::Given,
+                    title: title.into(),
+                    body: $adapter(Holding { input, f: init }),
+                    layers: Vec::new(),
+                    place: Place::Chain,
+                },
+            }
+        }
+    };
+}
+
 impl<'c> Workflow<'c, Start> {
+    given_with_verb!(__given_with, Plain, <> O, []);
+    given_with_verb!(__try_given_with, Fallible, <E> Result<O, E>, [E: Into<StepError>]);
+    given_with_verb!(__given_with_async, Async, <Fut> Fut, [Fut: Future<Output = O>]);
+    given_with_verb!(
+        __try_given_with_async, TryAsync, <Fut, E> Fut,
+        [Fut: Future<Output = Result<O, E>>, E: Into<StepError>]
+    );
+
     /// A chain with no steps yet; its value is `()`. Most chains start with
     /// [`given`](Self::given) instead.
     ///
@@ -478,30 +517,20 @@ where
     /// assert_eq!(n.unwrap(), 1);
     /// # }
     /// ```
-    pub fn with(mut self, behavior: impl IntoBehaviorFor<F::Output>) -> Self {
-        self.stage
-            .layers
-            .push(Layer::for_type(&behavior.into_behavior_for()));
-        self
-    }
-
-    /// Wraps the last step in a behavior that sees no value: what a
-    /// durable step's `#[step(behaviors(..))]` becomes, as its journal
-    /// keeps what its body returned.
-    ///
-    /// ```
-    /// use workflow_runtime::behavior::Logging;
-    /// # use workflow_runtime::prelude::*;
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let ctx = WorkflowContext::new("W");
-    /// let n = Workflow::given(&ctx, "one", || 1).with_behavior(Logging).await;
-    /// assert_eq!(n.unwrap(), 1);
-    /// # }
-    /// ```
-    pub fn with_behavior(mut self, behavior: impl IntoBehavior) -> Self {
+    pub fn with(mut self, behavior: impl IntoBehavior) -> Self {
         self.stage
             .layers
             .push(Layer::shared(behavior.into_behavior()));
+        self
+    }
+
+    /// A behavior or a value behavior from `#[step(behaviors(..))]`, on a
+    /// step the macro made [`value_behaviors`](Self::value_behaviors).
+    #[doc(hidden)]
+    pub fn __with(mut self, behavior: impl IntoBehaviorFor<F::Output>) -> Self {
+        self.stage
+            .layers
+            .push(Layer::for_type(&behavior.into_behavior_for()));
         self
     }
 
@@ -509,9 +538,10 @@ where
     /// [`Fallback`](crate::behavior::Fallback) and
     /// [`Cache`](crate::behavior::Cache)) see and replace the last step's
     /// value: the context's for its type (`behavior_for::<T>`) and its own
-    /// ([`with`](Self::with)). `#[workflow]` does this for every value
-    /// step that is not durable. A step not made so fails, saying why,
-    /// when a value behavior wraps it.
+    /// ([`with_value`](Self::with_value), which does this itself).
+    /// `#[workflow]` does this for every value step that is not durable. A
+    /// value step not made so fails, saying why, when a value behavior
+    /// registered for its type wraps it.
     ///
     /// ```
     /// use workflow_runtime::behavior::Fallback;

@@ -510,9 +510,15 @@ where
                 return Poll::Ready(self.end(started, id, active, failed));
             }
             let own = std::mem::take(this.layers);
+            // Value behaviors registered for the type wrap the steps that
+            // make such a value, not an assertion passing one on, nor a
+            // call inside a step's body.
+            let values = *this.place == Place::Chain && !body.passes_value_on();
             let stack = match this.place {
                 // A call made outside any step is a step of its own.
-                Place::Chain | Place::Inside { parent: None } => ctx.stack_for::<F::Output>(own),
+                Place::Chain | Place::Inside { parent: None } => {
+                    ctx.stack_for::<F::Output>(own, values)
+                }
                 Place::Inside { parent: Some(_) } => own,
             };
             // Resumed after a journaled failed attempt that nothing around
@@ -527,14 +533,6 @@ where
                 let failed = Ended::Replayed(Err(Failed::error(earlier.step_error())));
                 return Poll::Ready(self.end(started, id, active, failed));
             }
-            let id = ctx.next_step_id();
-            let active = match active {
-                Some(mut active) => {
-                    active.step = Some(id);
-                    Some(active)
-                }
-                None => Some(Active::new(ctx.clone(), Some(id))),
-            };
             // A value behavior in the stack takes the value through the
             // handoff, which only a body that hands it on can do.
             let port = if stack.iter().any(crate::behavior::Layer::sees_value) {
@@ -556,6 +554,14 @@ where
                 }
             } else {
                 None
+            };
+            let id = ctx.next_step_id();
+            let active = match active {
+                Some(mut active) => {
+                    active.step = Some(id);
+                    Some(active)
+                }
+                None => Some(Active::new(ctx.clone(), Some(id))),
             };
             // The input is kept for another attempt only where one may come.
             let replayable = body.can_replay()

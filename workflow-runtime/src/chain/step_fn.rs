@@ -98,6 +98,14 @@ pub trait StepFn<In> {
         None
     }
 
+    /// Whether the step hands on the value it was given rather than one
+    /// of its own (an assertion): value behaviors registered for the
+    /// value's type leave it alone.
+    #[doc(hidden)]
+    fn passes_value_on(&self) -> bool {
+        false
+    }
+
     /// The step's result as a durable run's journal recorded it, when the
     /// run is resumed past this step: the chain hands it on without
     /// running the body or its behaviors. `None`, the default, runs the
@@ -254,6 +262,29 @@ impl<F: FnOnce() -> O, O> Call<()> for Nullary<F> {
     }
 }
 
+/// A closure and the value it takes, held for the first step of a
+/// `#[workflow]`: called once, it moves the value in; called again (a
+/// retry), it takes a copy, so the value is copied only when a retry runs
+/// the step.
+#[derive(Clone, Copy, Debug)]
+pub struct Holding<T, F> {
+    pub(crate) input: T,
+    pub(crate) f: F,
+}
+
+impl<T, F: FnOnce(T) -> O, O> Call<()> for Holding<T, F> {
+    type Out = O;
+    fn call(self, (): ()) -> O {
+        (self.f)(self.input)
+    }
+}
+
+impl<T: Clone, F: Fn(T) -> O, O> CallRef<()> for Holding<T, F> {
+    fn call_ref(&self, (): ()) -> O {
+        (self.f)(self.input.clone())
+    }
+}
+
 /// A sync step that cannot fail.
 #[derive(Clone, Copy, Debug)]
 pub struct Plain<C>(pub(crate) C);
@@ -370,6 +401,9 @@ pub struct Assert<F>(pub(crate) F);
 impl<F: FnOnce(&T) -> bool, T> StepFn<T> for Assert<F> {
     type Output = T;
     type Future = Ready<StepResult<T>>;
+    fn passes_value_on(&self) -> bool {
+        true
+    }
     fn call(self, value: T) -> Self::Future {
         let failure = match catch_unwind(AssertUnwindSafe(|| (self.0)(&value))) {
             Ok(true) => return ready(Ok(value)),
@@ -480,3 +514,4 @@ impl<C> Sealed for Async<C> {}
 impl<C> Sealed for TryAsync<C> {}
 impl<F, Req, Resp> Sealed for Handle<F, Req, Resp> {}
 impl<F> Sealed for Nullary<F> {}
+impl<T, F> Sealed for Holding<T, F> {}

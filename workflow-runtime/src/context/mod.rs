@@ -546,24 +546,24 @@ impl WorkflowContext {
     /// The behaviors that wrap a step producing a `T`, followed by the
     /// step's own: outermost first. Unallocated when there are none.
     #[inline]
-    pub(crate) fn stack_for<T: ?Sized>(&self, own: Layers) -> Layers {
+    pub(crate) fn stack_for<T: ?Sized>(&self, own: Layers, values: bool) -> Layers {
         let inner = &self.inner;
         if inner.behaviors.is_empty() && inner.typed_behaviors.is_empty() {
             return own;
         }
         // Any output type, borrowed ones too: a step yielding `Foo<'a>`
         // gets the behaviors registered for `Foo<'static>`.
-        self.stack_with(typeid::of::<T>(), own)
+        self.stack_with(typeid::of::<T>(), own, values)
     }
 
     /// [`stack_for`](Self::stack_for) when the context has behaviors of
     /// its own: kept out of line, as most steps never get here.
-    fn stack_with(&self, output_type: TypeId, own: Layers) -> Layers {
+    fn stack_with(&self, output_type: TypeId, own: Layers, values: bool) -> Layers {
         let inner = &self.inner;
         let typed = inner
             .typed_behaviors
             .iter()
-            .filter(|(ty, _)| *ty == output_type)
+            .filter(|(ty, layer)| *ty == output_type && (values || !layer.sees_value()))
             .map(|(_, layer)| layer.idle_copy());
         inner
             .behaviors

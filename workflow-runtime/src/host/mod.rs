@@ -236,7 +236,8 @@ pub enum HostError {
     /// A retry registered for a type
     /// ([`RunnerBuilder::behavior_for`]) cannot run one of that type's
     /// steps again: the step's input is not copied for each attempt, as it
-    /// is not `Clone` (or the step is the first, not `replayable`).
+    /// is not `Clone` (or the step is a durable workflow's first, not
+    /// `replayable`).
     RetryCannotApply {
         /// The workflow.
         workflow: &'static str,
@@ -283,8 +284,8 @@ impl fmt::Display for HostError {
                 f,
                 "the retry registered for `{output}` (`behavior_for`) cannot run step \"{step}\" of \
                  workflow {workflow:?} again, as its input is not copied for each attempt: make \
-                 the input `Clone` (the workflow's first step, which takes the run's input, also \
-                 needs `#[step(replayable)]`) or give the step a `retry` of its own"
+                 the input `Clone` (a durable workflow's first step, which takes the run's input \
+                 once, also needs `#[step(replayable)]`) or give the step a `retry` of its own"
             ),
             HostError::ValueBehaviorCannotApply {
                 workflow,
