@@ -1272,3 +1272,87 @@ async fn a_cancel_between_a_starts_write_and_its_drive_is_kept() {
     assert_eq!(pay.loads.load(Ordering::SeqCst), 0, "no step ran");
     assert_eq!(pay.charges.load(Ordering::SeqCst), 0);
 }
+
+/// A durable workflow whose first step makes an `Order` from the run's
+/// input.
+#[derive(Default)]
+struct LoadOnly;
+
+#[workflow(durable)]
+impl LoadOnly {
+    #[step(given = "pending order")]
+    fn load(&self, id: u64) -> Order {
+        Order { id, paid: false }
+    }
+
+    #[step(when = "process payment")]
+    async fn charge(&self, _step: &StepCtx, order: Order) -> Result<Order, Declined> {
+        Ok(order)
+    }
+}
+
+/// A receipt only the later step makes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Receipt(u64);
+
+/// Settles an order: fails its first try, not declared `replayable`.
+#[derive(Default)]
+struct Settle {
+    tries: Arc<AtomicU32>,
+}
+
+#[workflow(durable)]
+impl Settle {
+    #[step(given = "pending order")]
+    fn load(&self, id: u64) -> Order {
+        Order { id, paid: false }
+    }
+
+    #[step(when = "settled")]
+    async fn settle(&self, _step: &StepCtx, order: Order) -> Result<Receipt, Declined> {
+        match self.tries.fetch_add(1, Ordering::SeqCst) {
+            0 => Err(Declined),
+            _ => Ok(Receipt(order.id)),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_type_wide_retry_runs_a_later_durable_step_again_and_refuses_a_durable_first_step() {
+    use workflow_runtime::behavior::Retry;
+    use workflow_runtime::host::HostError;
+    // The first step makes an `Order` from the run's input, which a durable
+    // workflow's first step takes once: refused, naming it.
+    let refused = Runner::builder()
+        .store(Store::memory())
+        .durable(LoadOnly)
+        .behavior_for::<Order>(Retry::retries(2))
+        .build()
+        .err();
+    assert_eq!(
+        refused,
+        Some(HostError::RetryCannotApply {
+            workflow: "LoadOnly",
+            step: "pending order",
+            output: "Order",
+        })
+    );
+    assert!(LoadOnly::STEPS[1].replayable, "`Order` is `Clone`");
+
+    // For a type only the later step makes, the retry runs it again.
+    let tries = Arc::new(AtomicU32::new(0));
+    let store = Store::memory();
+    let runner = Runner::builder()
+        .store(store.clone())
+        .durable(Settle {
+            tries: tries.clone(),
+        })
+        .behavior_for::<Receipt>(Retry::retries(2))
+        .build()
+        .unwrap();
+    let run = runner.start(&Settle::ID, "settle-1", 7).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), Receipt(7));
+    assert_eq!(tries.load(Ordering::SeqCst), 2);
+    let steps = store.backend().steps("settle-1").await.unwrap();
+    assert_eq!(steps[1].attempts, 2, "journaled as the second attempt");
+}

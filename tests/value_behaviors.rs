@@ -108,8 +108,15 @@ async fn a_type_wide_fallback_answers_a_failed_step_after_its_own_retry() {
 async fn a_fallback_that_serves_nothing_hands_the_failure_on() {
     let pricing = Arc::new(Pricing::default());
     pricing.down.store(true, Ordering::SeqCst);
+    let asked = Arc::new(AtomicU32::new(0));
     let runner = Runner::builder()
-        .behavior_for::<Price>(Fallback::to(|_: &StepFailure| None::<Price>))
+        .behavior_for::<Price>(Fallback::to({
+            let asked = asked.clone();
+            move |_: &StepFailure| {
+                asked.fetch_add(1, Ordering::SeqCst);
+                None::<Price>
+            }
+        }))
         .build()
         .unwrap();
     let err = runner
@@ -117,6 +124,11 @@ async fn a_fallback_that_serves_nothing_hands_the_failure_on() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("pricing service is down"), "{err}");
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        1,
+        "asked once, after the retry"
+    );
 }
 
 /// Quotes through a cache the workflow owns, named on the step: stale
@@ -181,6 +193,8 @@ async fn a_cache_without_stale_values_hands_a_failure_on() {
     };
     let runner = Runner::builder().build().unwrap();
     runner.run(&quote, "abc".into()).await.unwrap();
+    runner.run(&quote, "abc".into()).await.unwrap();
+    assert_eq!(pricing.calls.load(Ordering::SeqCst), 1, "fresh: served");
     tokio::time::advance(Duration::from_secs(61)).await;
     pricing.down.store(true, Ordering::SeqCst);
     let err = runner.run(&quote, "abc".into()).await.unwrap_err();
@@ -429,4 +443,56 @@ async fn with_value_takes_a_custom_value_behavior_in_on_value_too() {
         .await
         .unwrap();
     assert_eq!(price, Price(300));
+}
+
+/// Every step retried twice more by the workflow; the price's fallback
+/// written before the step's own retry, so it answers after it.
+struct RetriedQuote {
+    pricing: Arc<Pricing>,
+}
+
+#[workflow(retry(max_attempts = 2))]
+impl RetriedQuote {
+    #[step(given = "a sku")]
+    fn sku(&self, sku: String) -> String {
+        sku
+    }
+
+    #[step(when = "priced", behaviors(Fallback::to(|_| Some(Price(1)))), retry(max_attempts = 3))]
+    async fn price(&self, sku: String) -> Result<Price, PricingDown> {
+        self.pricing.quote(&sku)
+    }
+
+    // No retry of its own: the workflow's sits outside the fallback,
+    // which answers the first attempt.
+    #[step(when = "priced again", behaviors(Fallback::to(|_| Some(Price(2)))))]
+    async fn again(&self, price: Price) -> Result<Price, PricingDown> {
+        let _ = price;
+        self.pricing.quote("x")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn behaviors_on_a_step_keep_the_order_written_under_a_workflow_wide_retry() {
+    let pricing = Arc::new(Pricing::default());
+    pricing.down.store(true, Ordering::SeqCst);
+    let quote = RetriedQuote {
+        pricing: pricing.clone(),
+    };
+    let runner = Runner::builder().build().unwrap();
+    let ctx = runner.context(RetriedQuote::context());
+    assert_eq!(
+        runner.run_in(&quote, &ctx, "sku".into()).await.unwrap(),
+        Price(2)
+    );
+    let steps = ctx.steps();
+    assert_eq!(
+        steps[1].attempts, 3,
+        "the step's own retry, inside the fallback"
+    );
+    assert_eq!(
+        steps[2].attempts, 1,
+        "the fallback answered the first attempt"
+    );
+    assert_eq!(pricing.calls.load(Ordering::SeqCst), 4);
 }

@@ -739,15 +739,17 @@ impl CheckoutCounted {
     }
 }
 
-/// A first step that fails once, taking the run's input (`Clone`).
+/// A first step that fails once, taking its run's context and the run's
+/// input (`Clone`): a `when`, as a first step may be.
 struct FirstCharge {
     calls: std::sync::atomic::AtomicU32,
 }
 
 #[workflow]
 impl FirstCharge {
-    #[step(given = "charged")]
-    async fn charge(&self, cents: Counted) -> Result<Receipt, PaymentError> {
+    #[step(when = "charged")]
+    async fn charge(&self, ctx: &WorkflowContext, cents: Counted) -> Result<Receipt, PaymentError> {
+        assert_eq!(ctx.name(), "FirstCharge");
         if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
             return Err(PaymentError("the first attempt fails".into()));
         }

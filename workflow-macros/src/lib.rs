@@ -31,7 +31,9 @@ use proc_macro::TokenStream;
 /// `behaviors(..)`, a list of behavior values, value behaviors among them
 /// (`behaviors(Fallback::to(cached), Logging)`). Write a fallback or a cache
 /// before a `retry` or `timeout` to have it answer after them; written
-/// after, it answers each attempt, and the retry never sees a failure.
+/// after, it answers each attempt, and the retry never sees a failure. A
+/// workflow's own `retry` or `timeout` (`#[workflow(retry(..))]`) sits
+/// outside a step's behaviors unless the step gives its own of that kind.
 #[proc_macro_attribute]
 pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::free_step(args.into(), item.into()).into()

@@ -144,14 +144,21 @@ pub(crate) fn workflow(
         // The workflow's behaviors in the workflow's order, each replaced
         // in place by the step's own of its kind (so `retry, timeout`
         // stays a timeout per attempt when a step sets its own retry),
-        // then the step's other behaviors.
+        // then the step's other behaviors. A step with `behaviors(..)`
+        // keeps its own in the order written, after the workflow's it does
+        // not replace: a fallback written before the step's `retry` stays
+        // outside it.
         let mut own = std::mem::take(&mut step.behaviors);
+        let as_written = own
+            .iter()
+            .any(|b| matches!(b, BehaviorOption::Values { .. }));
         let mut behaviors = Vec::with_capacity(inherited.len() + own.len());
         for workflow_wide in &inherited {
             match own
                 .iter()
                 .position(|b| b.keyword() == workflow_wide.keyword())
             {
+                Some(_) if as_written => {}
                 Some(at) => behaviors.push(own.remove(at)),
                 None => {
                     if matches!(workflow_wide, BehaviorOption::Retry { .. }) {

@@ -53,7 +53,7 @@ impl CheckNames {
     pub(crate) fn method(&self, step: &Step) -> Ident {
         let written = step.method.to_string();
         let plain = written.strip_prefix("r#").unwrap_or(&written);
-        if !self.taken.contains(plain) {
+        if !self.taken.contains(plain) && !self.taken.contains(MACRO) {
             // As written, raw (`r#type`) or not.
             return step.method.clone();
         }
@@ -91,13 +91,23 @@ impl CheckNames {
     }
 }
 
+/// Marks, among the taken names, that a signature holds a macro's type.
+const MACRO: &str = "!";
+
 /// Every identifier in the steps' signatures.
 fn taken_names(steps: &[Step]) -> BTreeSet<String> {
     fn collect(tokens: TokenStream, names: &mut BTreeSet<String>) {
         for token in tokens {
             match token {
                 TokenTree::Ident(ident) => {
-                    names.insert(ident.to_string());
+                    // `r#type` shadows as `type` does.
+                    let name = ident.to_string();
+                    names.insert(name.strip_prefix("r#").unwrap_or(&name).to_owned());
+                }
+                // A type a macro makes may name anything: the checks
+                // named after methods take `_check` (see `method`).
+                TokenTree::Punct(punct) if punct.as_char() == '!' => {
+                    names.insert(MACRO.to_owned());
                 }
                 TokenTree::Group(group) => collect(group.stream(), names),
                 _ => {}

@@ -298,7 +298,7 @@ impl Retry {
                 tracing::warn!(
                     workflow.name = site.ctx.name(),
                     step.title = site.title,
-                    "retry skipped: the step runs once, as nothing copies its input for another attempt; make its input `Clone` (a `#[workflow]` step after the first), or give the step a `retry` of its own or make it `.replayable()`"
+                    "retry skipped: the step runs once, as nothing copies its input for another attempt; make its input `Clone` (in a `#[workflow]`), give the step a `retry` of its own, or make it `.replayable()`"
                 );
             }
             return None;

@@ -113,6 +113,9 @@ where
     fn replays_always(&self) -> bool {
         self.0.replays_always()
     }
+    fn passes_value_on(&self) -> bool {
+        self.0.passes_value_on()
+    }
     fn value_port(&self) -> Option<crate::behavior::Port<O>> {
         self.0.value_port()
     }

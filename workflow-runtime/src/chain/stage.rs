@@ -511,10 +511,12 @@ where
             }
             let own = std::mem::take(this.layers);
             // Value behaviors registered for the type wrap the steps that
-            // make such a value, not an assertion passing one on, nor a
-            // call inside a step's body.
-            let values = *this.place == Place::Chain && !body.passes_value_on();
-            let stack = match this.place {
+            // make such a value, not an assertion passing one on, a
+            // compensation, nor a call inside a step's body.
+            let (place, kind) = (*this.place, *this.kind);
+            let values =
+                || place == Place::Chain && kind != StepKind::Compensate && !body.passes_value_on();
+            let stack = match place {
                 // A call made outside any step is a step of its own.
                 Place::Chain | Place::Inside { parent: None } => {
                     ctx.stack_for::<F::Output>(own, values)
@@ -535,7 +537,8 @@ where
             }
             // A value behavior in the stack takes the value through the
             // handoff, which only a body that hands it on can do.
-            let port = if stack.iter().any(crate::behavior::Layer::sees_value) {
+            let port = if !stack.is_empty() && stack.iter().any(crate::behavior::Layer::sees_value)
+            {
                 match body.value_port() {
                     Some(port) => Some(port),
                     None => {
@@ -564,7 +567,8 @@ where
                 None => Some(Active::new(ctx.clone(), Some(id))),
             };
             // The input is kept for another attempt only where one may come.
-            let replayable = body.can_replay()
+            let replayable = !stack.is_empty()
+                && body.can_replay()
                 && (body.replays_always() || stack.iter().any(crate::behavior::Layer::runs_again));
             let body = if stack.is_empty() {
                 Body::Start {

@@ -202,6 +202,9 @@ impl<S: CallAgain<In>, In: ReplayInput> StepFn<In> for Replay<S> {
     fn replays_always(&self) -> bool {
         self.1 == Keep::Always
     }
+    fn passes_value_on(&self) -> bool {
+        self.0.passes_value_on()
+    }
     fn value_port(&self) -> Option<crate::behavior::Port<Self::Output>> {
         self.0.value_port()
     }

@@ -38,6 +38,9 @@ where
     fn replays_always(&self) -> bool {
         self.0.replays_always()
     }
+    fn passes_value_on(&self) -> bool {
+        self.0.passes_value_on()
+    }
     fn recorded(&self) -> Option<StepResult<Self::Output>> {
         self.0.recorded()
     }

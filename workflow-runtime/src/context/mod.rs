@@ -546,14 +546,18 @@ impl WorkflowContext {
     /// The behaviors that wrap a step producing a `T`, followed by the
     /// step's own: outermost first. Unallocated when there are none.
     #[inline]
-    pub(crate) fn stack_for<T: ?Sized>(&self, own: Layers, values: bool) -> Layers {
+    pub(crate) fn stack_for<T: ?Sized>(
+        &self,
+        own: Layers,
+        values: impl FnOnce() -> bool,
+    ) -> Layers {
         let inner = &self.inner;
         if inner.behaviors.is_empty() && inner.typed_behaviors.is_empty() {
             return own;
         }
         // Any output type, borrowed ones too: a step yielding `Foo<'a>`
         // gets the behaviors registered for `Foo<'static>`.
-        self.stack_with(typeid::of::<T>(), own, values)
+        self.stack_with(typeid::of::<T>(), own, values())
     }
 
     /// [`stack_for`](Self::stack_for) when the context has behaviors of
