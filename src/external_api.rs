@@ -62,16 +62,12 @@ impl Flaky {
             .route(
                 "/api/price/{sku}",
                 get(move |Path(sku): Path<String>| {
-                    let flaky = pricing.clone();
+                    let call = pricing.answer();
                     async move {
-                        let call = flaky.calls.fetch_add(1, Ordering::SeqCst) + 1;
-                        if flaky.down.load(Ordering::SeqCst) {
-                            return Err(StatusCode::SERVICE_UNAVAILABLE);
-                        }
                         let dollars = u32::try_from(sku.len()).unwrap_or(u32::MAX);
-                        Ok(Json(Price {
+                        Ok::<_, StatusCode>(Json(Price {
                             sku,
-                            cents: dollars.saturating_mul(100).saturating_add(call),
+                            cents: dollars.saturating_mul(100).saturating_add(call?),
                         }))
                     }
                 }),
@@ -79,21 +75,26 @@ impl Flaky {
             .route(
                 "/api/process",
                 post(move |Json(_): Json<ApiRequest>| {
-                    let flaky = self.clone();
+                    let call = self.answer();
                     async move {
-                        let call = flaky.calls.fetch_add(1, Ordering::SeqCst) + 1;
-                        if flaky.down.load(Ordering::SeqCst) {
-                            Err(StatusCode::SERVICE_UNAVAILABLE)
-                        } else {
-                            Ok(Json(ApiResponse {
-                                success: true,
-                                call,
-                            }))
-                        }
+                        Ok::<_, StatusCode>(Json(ApiResponse {
+                            success: true,
+                            call: call?,
+                        }))
                     }
                 }),
             );
         axum::serve(listener, app).await
+    }
+
+    /// Counts a call and says how it is answered: its number, or 503 while
+    /// down.
+    fn answer(&self) -> Result<u32, StatusCode> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StatusCode::SERVICE_UNAVAILABLE);
+        }
+        Ok(call)
     }
 }
 

@@ -102,17 +102,7 @@ macro_rules! given_verb {
             F: FnOnce() -> $ret,
             $($wh)*
         {
-            Workflow {
-                ctx,
-                stage: Step {
-                    prev: Start,
-                    kind: StepKind::Given,
-                    title: title.into(),
-                    body: $adapter(Nullary(init)),
-                    layers: Vec::new(),
-                    place: Place::Chain,
-                },
-            }
+            Workflow::first(ctx, title.into(), $adapter(Nullary(init)))
         }
     };
 }
@@ -133,22 +123,27 @@ macro_rules! given_with_verb {
             F: Fn(T) -> $ret,
             $($wh)*
         {
-            Workflow {
-                ctx,
-                stage: Step {
-                    prev: Start,
-                    kind: StepKind::Given,
-                    title: title.into(),
-                    body: $adapter(Holding { input, f: init }),
-                    layers: Vec::new(),
-                    place: Place::Chain,
-                },
-            }
+            Workflow::first(ctx, title.into(), $adapter(Holding { input, f: init }))
         }
     };
 }
 
 impl<'c> Workflow<'c, Start> {
+    /// A chain of one `given` step, `body`.
+    fn first<B>(ctx: &'c WorkflowContext, title: Title, body: B) -> Workflow<'c, Step<Start, B>> {
+        Workflow {
+            ctx,
+            stage: Step {
+                prev: Start,
+                kind: StepKind::Given,
+                title,
+                body,
+                layers: Vec::new(),
+                place: Place::Chain,
+            },
+        }
+    }
+
     given_with_verb!(__given_with, Plain, <> O, []);
     given_with_verb!(__try_given_with, Fallible, <E> Result<O, E>, [E: Into<StepError>]);
     given_with_verb!(__given_with_async, Async, <Fut> Fut, [Fut: Future<Output = O>]);

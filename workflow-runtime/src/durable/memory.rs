@@ -1,6 +1,6 @@
 //! The in-memory store: the journal in a map, for tests and examples.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::query::RunFilter;
@@ -23,7 +23,28 @@ use crate::behavior::BoxFuture;
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct MemoryStore {
-    runs: Arc<Mutex<BTreeMap<String, Entry>>>,
+    journal: Arc<Mutex<Journal>>,
+}
+
+#[derive(Debug, Default)]
+struct Journal {
+    runs: BTreeMap<String, Entry>,
+    /// The running runs by start time and id: what the one process's
+    /// worker and waker read at every run's end, without walking the runs
+    /// that ended (a long-lived store holds many).
+    running: BTreeSet<(i64, String)>,
+}
+
+impl Journal {
+    /// Keeps `running` in step with `run`'s status.
+    fn index(&mut self, run: &RunRow) {
+        let key = (run.created_ms, run.id.clone());
+        if run.status == RunStatus::Running {
+            self.running.insert(key);
+        } else {
+            self.running.remove(&key);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -46,10 +67,10 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, Journal> {
         // A panic elsewhere cannot leave a half-written entry: each change
-        // is one insert or one assignment.
-        self.runs.lock().unwrap_or_else(|e| e.into_inner())
+        // is one insert or one assignment, and its index update.
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -59,11 +80,11 @@ impl Backend for MemoryStore {
     }
 
     fn insert_run<'a>(&'a self, run: &'a RunRow) -> BoxFuture<'a, Result<Inserted, StoreError>> {
-        let mut runs = self.lock();
-        let inserted = match runs.get(&run.id) {
+        let mut journal = self.lock();
+        let inserted = match journal.runs.get(&run.id) {
             Some(entry) => Inserted::Existing(entry.run.clone()),
             None => {
-                runs.insert(
+                journal.runs.insert(
                     run.id.clone(),
                     Entry {
                         run: run.clone(),
@@ -72,6 +93,7 @@ impl Backend for MemoryStore {
                         events: Vec::new(),
                     },
                 );
+                journal.index(run);
                 Inserted::New
             }
         };
@@ -79,13 +101,14 @@ impl Backend for MemoryStore {
     }
 
     fn run<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RunRow>, StoreError>> {
-        let run = self.lock().get(id).map(|entry| entry.run.clone());
+        let run = self.lock().runs.get(id).map(|entry| entry.run.clone());
         Box::pin(std::future::ready(Ok(run)))
     }
 
     fn steps<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<StepRow>, StoreError>> {
         let steps = self
             .lock()
+            .runs
             .get(run)
             .map(|entry| entry.steps.values().cloned().collect())
             .unwrap_or_default();
@@ -97,8 +120,8 @@ impl Backend for MemoryStore {
         run: &'a str,
         step: &'a StepRow,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let mut runs = self.lock();
-        let result = match runs.get_mut(run) {
+        let mut journal = self.lock();
+        let result = match journal.runs.get_mut(run) {
             None => Err(StoreError::NoSuchRun(run.to_owned())),
             Some(entry) if entry.steps.contains_key(&step.index) => Err(StoreError::Conflict {
                 run: run.to_owned(),
@@ -118,7 +141,7 @@ impl Backend for MemoryStore {
         run: &'a str,
         failure: &'a FailureRow,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let result = match self.lock().get_mut(run) {
+        let result = match self.lock().runs.get_mut(run) {
             None => Err(StoreError::NoSuchRun(run.to_owned())),
             Some(entry) => {
                 entry.failures.insert(failure.index, failure.clone());
@@ -131,6 +154,7 @@ impl Backend for MemoryStore {
     fn failures<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<FailureRow>, StoreError>> {
         let failures = self
             .lock()
+            .runs
             .get(run)
             .map(|entry| entry.failures.values().cloned().collect())
             .unwrap_or_default();
@@ -142,8 +166,8 @@ impl Backend for MemoryStore {
         run: &'a str,
         end: &'a RunEnd,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let mut runs = self.lock();
-        let result = match runs.get_mut(run) {
+        let mut journal = self.lock();
+        let result = match journal.runs.get_mut(run) {
             None => Err(StoreError::NoSuchRun(run.to_owned())),
             Some(entry) if entry.run.status.is_finished() => Ok(false),
             Some(entry) => {
@@ -157,7 +181,9 @@ impl Backend for MemoryStore {
                 (row.waiting, row.wake_ms) = (None, None);
                 // A parent waiting for this child wakes.
                 let (parent, waited) = (row.parent.clone(), super::journal::awaiting_child(run));
-                if let Some(parent) = parent.and_then(|parent| runs.get_mut(&parent))
+                let ended = (row.created_ms, row.id.clone());
+                journal.running.remove(&ended);
+                if let Some(parent) = parent.and_then(|parent| journal.runs.get_mut(&parent))
                     && parent.run.waiting.as_deref() == Some(&*waited)
                 {
                     // Due at once, by any clock.
@@ -170,19 +196,20 @@ impl Backend for MemoryStore {
     }
 
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
-        let mut running: Vec<RunRow> = self
-            .lock()
-            .values()
-            .filter(|entry| entry.run.status == RunStatus::Running)
+        let journal = self.lock();
+        // Oldest first, as the index is ordered.
+        let running: Vec<RunRow> = journal
+            .running
+            .iter()
+            .filter_map(|(_, id)| journal.runs.get(id))
             .map(|entry| entry.run.clone())
             .collect();
-        running.sort_by(|a, b| a.created_ms.cmp(&b.created_ms).then(a.id.cmp(&b.id)));
         Box::pin(std::future::ready(Ok(running)))
     }
 
     fn unpark<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let mut runs = self.lock();
-        let parked = match runs.get_mut(run) {
+        let mut journal = self.lock();
+        let parked = match journal.runs.get_mut(run) {
             Some(entry)
                 if matches!(entry.run.status, RunStatus::Stuck | RunStatus::Incompatible) =>
             {
@@ -190,6 +217,8 @@ impl Backend for MemoryStore {
                 entry.run.error = None;
                 entry.run.failed_step = None;
                 entry.run.updated_ms = now_ms();
+                let key = (entry.run.created_ms, entry.run.id.clone());
+                journal.running.insert(key);
                 true
             }
             _ => false,
@@ -203,8 +232,8 @@ impl Backend for MemoryStore {
         suspension: Option<&'a Suspension>,
         _: Option<&'a Fence>,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let mut runs = self.lock();
-        let result = match runs.get_mut(run) {
+        let mut journal = self.lock();
+        let result = match journal.runs.get_mut(run) {
             None => Err(StoreError::NoSuchRun(run.to_owned())),
             Some(entry) if entry.run.status != RunStatus::Running => Ok(false),
             Some(entry) => match suspension {
@@ -237,8 +266,8 @@ impl Backend for MemoryStore {
         key: Option<&'a str>,
         now_ms: i64,
     ) -> BoxFuture<'a, Result<Sent, StoreError>> {
-        let mut runs = self.lock();
-        let result = match runs.get_mut(run) {
+        let mut journal = self.lock();
+        let result = match journal.runs.get_mut(run) {
             None => Err(StoreError::NoSuchRun(run.to_owned())),
             Some(entry) if entry.run.status != RunStatus::Running => {
                 Ok(Sent::Finished(entry.run.status))
@@ -273,6 +302,7 @@ impl Backend for MemoryStore {
     fn events<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<Vec<EventRow>, StoreError>> {
         let events = self
             .lock()
+            .runs
             .get(run)
             .map(|entry| entry.events.clone())
             .unwrap_or_default();
@@ -285,8 +315,8 @@ impl Backend for MemoryStore {
         reason: &'a str,
         now_ms: i64,
     ) -> BoxFuture<'a, Result<RunStatus, StoreError>> {
-        let mut runs = self.lock();
-        let result = match runs.get_mut(run) {
+        let mut journal = self.lock();
+        let result = match journal.runs.get_mut(run) {
             None => Err(StoreError::NoSuchRun(run.to_owned())),
             Some(entry) => {
                 let row = &mut entry.run;
@@ -307,8 +337,8 @@ impl Backend for MemoryStore {
         run: &'a str,
         redrive: &'a Redrive,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let mut runs = self.lock();
-        let result = match runs.get_mut(run) {
+        let mut journal = self.lock();
+        let result = match journal.runs.get_mut(run) {
             None => Err(StoreError::NoSuchRun(run.to_owned())),
             Some(entry) if entry.run.status != RunStatus::Failed => Ok(false),
             Some(entry) => {
@@ -324,6 +354,8 @@ impl Backend for MemoryStore {
                 (row.error, row.failed_step, row.cancel) = (None, None, None);
                 (row.waiting, row.wake_ms) = (None, None);
                 row.updated_ms = now_ms();
+                let key = (row.created_ms, row.id.clone());
+                journal.running.insert(key);
                 Ok(true)
             }
         };
@@ -332,7 +364,7 @@ impl Backend for MemoryStore {
 
     fn counts_by_workflow(&self, _: i64) -> BoxFuture<'_, Result<WorkflowCounts, StoreError>> {
         let mut counts = WorkflowCounts::new();
-        for entry in self.lock().values() {
+        for entry in self.lock().runs.values() {
             counts.entry(entry.run.workflow.clone()).or_default().add(
                 entry.run.status,
                 1,
@@ -345,6 +377,7 @@ impl Backend for MemoryStore {
     fn runs<'a>(&'a self, filter: &'a RunFilter) -> BoxFuture<'a, Result<Vec<RunRow>, StoreError>> {
         let mut runs: Vec<RunRow> = self
             .lock()
+            .runs
             .values()
             .filter(|entry| filter.admits(&entry.run))
             .map(|entry| entry.run.clone())
@@ -355,16 +388,106 @@ impl Backend for MemoryStore {
     }
 
     fn purge<'a>(&'a self, purge: &'a Purge) -> BoxFuture<'a, Result<u64, StoreError>> {
-        let mut runs = self.lock();
-        let all: Vec<&RunRow> = runs.values().map(|entry| &entry.run).collect();
+        let mut journal = self.lock();
+        let all: Vec<&RunRow> = journal.runs.values().map(|entry| &entry.run).collect();
         let doomed = purge.pick(&all);
         for id in &doomed {
-            runs.remove(id);
+            if let Some(entry) = journal.runs.remove(id) {
+                journal
+                    .running
+                    .remove(&(entry.run.created_ms, entry.run.id));
+            }
         }
         Box::pin(std::future::ready(Ok(doomed.len() as u64)))
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs with status `Running`, by the map: what the index must hold.
+    fn by_status(store: &MemoryStore) -> Vec<String> {
+        let journal = store.lock();
+        let mut ids: Vec<(i64, String)> = journal
+            .runs
+            .values()
+            .filter(|entry| entry.run.status == RunStatus::Running)
+            .map(|entry| (entry.run.created_ms, entry.run.id.clone()))
+            .collect();
+        ids.sort();
+        ids.into_iter().map(|(_, id)| id).collect()
+    }
+
+    fn running_ids(store: &MemoryStore) -> Vec<String> {
+        let running = now(store.running()).expect("reads");
+        running.into_iter().map(|run| run.id).collect()
+    }
+
+    /// The memory store's futures are ready at once: their outcome.
+    fn now<T>(mut future: BoxFuture<'_, Result<T, StoreError>>) -> Result<T, StoreError> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(result) => result,
+            std::task::Poll::Pending => unreachable!("the memory store's futures are ready"),
+        }
+    }
+
+    #[test]
+    fn the_running_index_follows_every_status_change_in_random_rounds() {
+        // Seeded rounds of starts, ends of every kind, unparks and
+        // redrives over a few ids; after each, the runs `running()` reads
+        // from the index are the runs whose status is running, oldest
+        // first.
+        for seed in 1..=200u64 {
+            let store = MemoryStore::new();
+            let mut state = seed;
+            let mut next = |n: u64| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (state >> 33) % n
+            };
+            for _ in 0..60 {
+                let id = format!("run-{}", next(6));
+                match next(5) {
+                    0 => {
+                        let mut run = RunRow::new(&id, "W", "f", Vec::new());
+                        run.created_ms = i64::try_from(next(4)).unwrap();
+                        now(store.insert_run(&run)).expect("inserts");
+                    }
+                    1 => {
+                        let end = match next(4) {
+                            0 => RunEnd::Completed(Vec::new()),
+                            1 => RunEnd::Failed {
+                                error: "no".into(),
+                                step: None,
+                            },
+                            2 => RunEnd::Stuck("stuck".into()),
+                            _ => RunEnd::Cancelled {
+                                reason: "asked".into(),
+                                step: None,
+                            },
+                        };
+                        // A missing run is refused; the index is checked either way.
+                        let _ = now(store.finish_run(&id, &end));
+                    }
+                    2 => {
+                        now(store.unpark(&id)).expect("unparks or leaves it");
+                    }
+                    3 => {
+                        let _ = now(store.redrive(&id, &Redrive::new(0, Vec::new(), Vec::new())));
+                    }
+                    _ => {
+                        let _ = now(store.suspend(&id, None, None));
+                    }
+                }
+                assert_eq!(running_ids(&store), by_status(&store), "seed {seed}");
+            }
+        }
     }
 }
