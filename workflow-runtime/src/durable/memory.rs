@@ -204,6 +204,11 @@ impl Backend for MemoryStore {
             .filter_map(|(_, id)| journal.runs.get(id))
             .map(|entry| entry.run.clone())
             .collect();
+        debug_assert!(
+            running.len() == journal.running.len()
+                && running.iter().all(|run| run.status == RunStatus::Running),
+            "the running index holds only running runs"
+        );
         Box::pin(std::future::ready(Ok(running)))
     }
 
@@ -420,6 +425,9 @@ mod tests {
             .map(|entry| (entry.run.created_ms, entry.run.id.clone()))
             .collect();
         ids.sort();
+        // The index itself, not only what `running()` reads through it.
+        let indexed: Vec<(i64, String)> = journal.running.iter().cloned().collect();
+        assert_eq!(indexed, ids, "the index holds exactly the running runs");
         ids.into_iter().map(|(_, id)| id).collect()
     }
 
@@ -439,10 +447,10 @@ mod tests {
 
     #[test]
     fn the_running_index_follows_every_status_change_in_random_rounds() {
-        // Seeded rounds of starts, ends of every kind, unparks and
-        // redrives over a few ids; after each, the runs `running()` reads
-        // from the index are the runs whose status is running, oldest
-        // first.
+        // Seeded rounds of starts (some of rows already ended), ends of
+        // every kind, unparks, redrives, suspensions and purges over a few
+        // ids; after each, the index holds exactly the runs whose status
+        // is running, and `running()` reads them oldest first.
         for seed in 1..=200u64 {
             let store = MemoryStore::new();
             let mut state = seed;
@@ -454,20 +462,28 @@ mod tests {
             };
             for _ in 0..60 {
                 let id = format!("run-{}", next(6));
-                match next(5) {
+                match next(6) {
                     0 => {
                         let mut run = RunRow::new(&id, "W", "f", Vec::new());
                         run.created_ms = i64::try_from(next(4)).unwrap();
+                        if next(4) == 0 {
+                            run.status = RunStatus::Completed;
+                        }
                         now(store.insert_run(&run)).expect("inserts");
                     }
                     1 => {
-                        let end = match next(4) {
+                        let end = match next(6) {
                             0 => RunEnd::Completed(Vec::new()),
                             1 => RunEnd::Failed {
                                 error: "no".into(),
                                 step: None,
                             },
                             2 => RunEnd::Stuck("stuck".into()),
+                            3 => RunEnd::Incompatible("changed".into()),
+                            4 => RunEnd::CompensationFailed {
+                                error: "undo failed".into(),
+                                step: None,
+                            },
                             _ => RunEnd::Cancelled {
                                 reason: "asked".into(),
                                 step: None,
@@ -482,8 +498,12 @@ mod tests {
                     3 => {
                         let _ = now(store.redrive(&id, &Redrive::new(0, Vec::new(), Vec::new())));
                     }
-                    _ => {
+                    4 => {
                         let _ = now(store.suspend(&id, None, None));
+                    }
+                    _ => {
+                        let purge = super::super::Retention::new().keep_at_most(1).purge_at(0);
+                        now(store.purge(&purge)).expect("purges");
                     }
                 }
                 assert_eq!(running_ids(&store), by_status(&store), "seed {seed}");
