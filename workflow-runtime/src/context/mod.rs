@@ -252,24 +252,37 @@ impl ContextBuilder {
 
     /// Starts the options from `defaults` (a runner's or host's) with the
     /// definition's own settings on top, unless the caller set them.
-    pub(crate) fn default_options(mut self, defaults: &WorkflowOptions) -> Self {
+    pub(crate) fn default_options(&mut self, defaults: &WorkflowOptions) {
         if !self.options_given {
             self.options = match self.refine {
                 Some(refine) => refine(defaults.clone()),
                 None => defaults.clone(),
             };
         }
-        self
     }
 
     /// Puts `typed` before this builder's own typed behaviors: a runner's
     /// service-wide ones sit outside a context's.
-    pub(crate) fn typed_behaviors_first(mut self, typed: &[(TypeId, ForType)]) -> Self {
+    pub(crate) fn typed_behaviors_first(&mut self, typed: &[(TypeId, ForType)]) {
         if !typed.is_empty() {
             let own = std::mem::take(&mut self.typed_behaviors);
             self.typed_behaviors = typed.iter().cloned().chain(own).collect();
         }
-        self
+    }
+
+    /// What a runner gives each context it makes, set in place: the
+    /// builder is moved once, not through a call per setting.
+    pub(crate) fn under_runner(
+        &mut self,
+        cancel: CancellationToken,
+        breakers: Breakers,
+        clock: crate::Clock,
+        options: &WorkflowOptions,
+    ) {
+        self.cancel = Some(cancel);
+        self.breakers = Some(breakers);
+        self.clock = clock;
+        self.default_options(options);
     }
 
     /// Cancel runs under this context when `token` is cancelled (for
@@ -373,12 +386,11 @@ impl ContextBuilder {
 
     /// Puts `behaviors` outside the ones added so far (a host's, around a
     /// workflow's).
-    pub(crate) fn behaviors_first(mut self, behaviors: &[Arc<dyn Behavior>]) -> Self {
+    pub(crate) fn behaviors_first(&mut self, behaviors: &[Arc<dyn Behavior>]) {
         if !behaviors.is_empty() {
             let own = std::mem::take(&mut self.behaviors);
             self.behaviors = behaviors.iter().cloned().chain(own).collect();
         }
-        self
     }
 
     /// The context, with a fresh execution id.

@@ -915,16 +915,17 @@ impl Runner {
     /// let b = runner.context(WorkflowContext::builder("W"));
     /// assert_ne!(a.execution_id(), b.execution_id());
     /// ```
-    pub fn context(&self, builder: ContextBuilder) -> WorkflowContext {
-        let mut builder = builder
-            .cancellation(self.inner.cancel.child_token())
-            .breakers(self.inner.breakers.clone())
-            .clock(self.inner.clock)
-            .default_options(&self.inner.options);
+    pub fn context(&self, mut builder: ContextBuilder) -> WorkflowContext {
+        let inner = &self.inner;
+        builder.under_runner(
+            inner.cancel.child_token(),
+            inner.breakers.clone(),
+            inner.clock,
+            &inner.options,
+        );
         // Host-wide behaviors sit outside the workflow's own: prepend them.
-        builder = builder
-            .behaviors_first(&self.inner.behaviors)
-            .typed_behaviors_first(&self.inner.typed_behaviors);
+        builder.behaviors_first(&inner.behaviors);
+        builder.typed_behaviors_first(&inner.typed_behaviors);
         let ctx = builder.build();
         if let Some(factory) = &self.inner.factory {
             factory(&ctx);
