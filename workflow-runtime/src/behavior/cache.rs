@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::value::{ForType, IntoBehaviorFor, NextValue, ValueBehavior};
+use super::value::{ForType, IntoBehaviorFor, NextValue, ValueBehavior, serve_instead};
 use super::{BoxFuture, StepScope};
 use crate::error::StepFailure;
 
@@ -178,18 +178,15 @@ impl<T: Clone + Send + 'static> ValueBehavior<T> for Cache<T> {
                     self.keep(key, value.clone());
                     Ok(value)
                 }
-                Err(failure) => match self.stale_on_failure.then(|| self.kept(&key, true)) {
-                    Some(Some(value)) => {
-                        tracing::warn!(
-                            workflow = %step.ctx().name(),
-                            step = %step.title(),
-                            error = %failure,
-                            "step failed: serving its last value from the cache"
-                        );
-                        Ok(value)
-                    }
-                    _ => Err(failure),
-                },
+                Err(failure) => {
+                    let stale = self.stale_on_failure.then(|| self.kept(&key, true));
+                    serve_instead(
+                        step,
+                        failure,
+                        stale.flatten(),
+                        "its last value from the cache",
+                    )
+                }
             }
         })
     }

@@ -3,7 +3,7 @@
 
 use std::marker::PhantomData;
 
-use super::value::{ForType, IntoBehaviorFor, NextValue, ValueBehavior};
+use super::value::{ForType, IntoBehaviorFor, NextValue, ValueBehavior, serve_instead};
 use super::{BoxFuture, StepScope};
 use crate::error::StepFailure;
 
@@ -69,21 +69,12 @@ where
         mut next: NextValue<'a, T>,
     ) -> BoxFuture<'a, Result<T, StepFailure>> {
         Box::pin(async move {
-            let failure = match next.run().await {
-                Ok(value) => return Ok(value),
-                Err(failure) => failure,
-            };
-            match (self.serve)(&failure) {
-                Some(value) => {
-                    tracing::warn!(
-                        workflow = %step.ctx().name(),
-                        step = %step.title(),
-                        error = %failure,
-                        "step failed: serving its fallback"
-                    );
-                    Ok(value)
+            match next.run().await {
+                Ok(value) => Ok(value),
+                Err(failure) => {
+                    let value = (self.serve)(&failure);
+                    serve_instead(step, failure, value, "its fallback")
                 }
-                None => Err(failure),
             }
         })
     }

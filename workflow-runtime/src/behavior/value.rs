@@ -77,6 +77,26 @@ pub trait ValueBehavior<T>: Send + Sync + 'static {
 
 /// The rest of the stack, for a value behavior: each run gives the
 /// step's value, or why there is none.
+///
+/// ```
+/// use workflow_runtime::behavior::{BoxFuture, NextValue, StepScope, ValueBehavior};
+/// use workflow_runtime::StepFailure;
+///
+/// /// Runs the step a second time when its first value is zero.
+/// struct NotZero;
+///
+/// impl ValueBehavior<u32> for NotZero {
+///     fn around<'a>(&'a self, _: &'a StepScope, mut next: NextValue<'a, u32>) -> BoxFuture<'a, Result<u32, StepFailure>> {
+///         Box::pin(async move {
+///             match next.run().await? {
+///                 0 if next.can_replay() => next.run().await,
+///                 n => Ok(n),
+///             }
+///         })
+///     }
+/// }
+/// # let _ = NotZero;
+/// ```
 pub struct NextValue<'a, T> {
     next: Next<'a>,
     value: PhantomData<fn() -> T>,
@@ -149,6 +169,16 @@ pub struct OnValue<V>(pub V);
 /// Anything `behavior_for::<T>` takes: a [`Behavior`] (which sees only
 /// whether the step failed), or a value behavior for `T`
 /// ([`OnValue`], [`Fallback`](super::Fallback), [`Cache`](super::Cache)).
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::behavior::{Cache, IntoBehaviorFor, Logging};
+///
+/// /// Takes what `behavior_for::<u32>` takes.
+/// fn for_numbers(_: impl IntoBehaviorFor<u32>) {}
+/// for_numbers(Logging);
+/// for_numbers(Cache::<u32>::fresh_for(Duration::from_secs(1)));
+/// ```
 pub trait IntoBehaviorFor<T: ?Sized> {
     /// The behavior, for `T`'s steps.
     fn into_behavior_for(self) -> ForType;
@@ -242,6 +272,27 @@ impl<T: Send + 'static, V: ValueBehavior<T>> Behavior for ValueLayer<T, V> {
     fn runs_again(&self) -> bool {
         self.behavior.runs_again()
     }
+}
+
+/// A failed step's outcome when a value behavior has `value` to serve in
+/// its place: the value, logged at `warn` with the failure it hides
+/// (`served` says what it is), or the failure.
+pub(super) fn serve_instead<T>(
+    step: &StepScope,
+    failure: StepFailure,
+    value: Option<T>,
+    served: &str,
+) -> Result<T, StepFailure> {
+    let Some(value) = value else {
+        return Err(failure);
+    };
+    tracing::warn!(
+        workflow = %step.ctx().name(),
+        step = %step.title(),
+        error = %failure,
+        "step failed: serving {served}"
+    );
+    Ok(value)
 }
 
 /// How a step hands its value to the value behaviors around it and takes
