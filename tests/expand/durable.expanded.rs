@@ -157,72 +157,88 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             }
         }
         let codecs = <Self as ::workflow_runtime::__private::Durable>::CODECS;
-        {
-            use ::workflow_runtime::__private::{
-                RetryFallback as _, RetryWithReplay as _,
-            };
-            ::workflow_runtime::__private::ReplayProbe::new(
-                    ::workflow_runtime::__private::Workflow::new(ctx)
-                        .journaled_once(
-                            ::workflow_runtime::StepKind::Given,
+        use ::workflow_runtime::__private::ThenStep as _;
+        ::workflow_runtime::__private::straight(
+            ctx,
+            ::workflow_runtime::__private::Workflow::new(ctx)
+                .journaled_once(
+                    ::workflow_runtime::StepKind::Given,
+                    ::workflow_runtime::__private::Place {
+                        index: 0u32,
+                        title: "pending order",
+                    },
+                    codecs.0,
+                    move |_, ()| {
+                        let value = input;
+                        async move {
+                            ::workflow_runtime::__private::Result::Ok(self.load(value))
+                        }
+                    },
+                )
+                .__step()
+                .__then(move |flow| {
+                    {
+                        use ::workflow_runtime::__private::{
+                            RetryFallback as _, RetryWithReplay as _,
+                        };
+                        ::workflow_runtime::__private::ReplayProbe::new(
+                                ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                                    .journaled(
+                                        ::workflow_runtime::StepKind::When,
+                                        ::workflow_runtime::__private::Place {
+                                            index: 1u32,
+                                            title: "process payment",
+                                        },
+                                        codecs.1,
+                                        move |step, value| {
+                                            async move {
+                                                <_ as ChargeResult<
+                                                    Receipt,
+                                                >>::checked(self.charge(&step, value).await)
+                                            }
+                                        },
+                                    ),
+                            )
+                            .__retry(
+                                ::workflow_runtime::behavior::Retry::max_attempts(5u32)
+                                    .backoff(::core::time::Duration::from_nanos(1000000000u64)),
+                            )
+                    }
+                        .__step()
+                })
+                .__then(move |flow| {
+                    ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                        .transacted::<
+                            SqliteTx,
+                            _,
+                            _,
+                            _,
+                        >(
+                            ::workflow_runtime::StepKind::When,
                             ::workflow_runtime::__private::Place {
-                                index: 0u32,
-                                title: "pending order",
+                                index: 2u32,
+                                title: "update status",
                             },
-                            codecs.0,
-                            move |_, ()| {
-                                let value = input;
+                            codecs.2,
+                            move |_, mut tx: SqliteTx, value| {
                                 async move {
-                                    ::workflow_runtime::__private::Result::Ok(self.load(value))
+                                    let result = <_ as SaveResult<
+                                        Order,
+                                    >>::checked(self.save(&mut tx, value).await);
+                                    (tx, result)
                                 }
                             },
                         )
-                        .journaled(
-                            ::workflow_runtime::StepKind::When,
-                            ::workflow_runtime::__private::Place {
-                                index: 1u32,
-                                title: "process payment",
-                            },
-                            codecs.1,
-                            move |step, value| {
-                                async move {
-                                    <_ as ChargeResult<
-                                        Receipt,
-                                    >>::checked(self.charge(&step, value).await)
-                                }
-                            },
-                        ),
-                )
-                .__retry(
-                    ::workflow_runtime::behavior::Retry::max_attempts(5u32)
-                        .backoff(::core::time::Duration::from_nanos(1000000000u64)),
-                )
-        }
-            .transacted::<
-                SqliteTx,
-                _,
-                _,
-                _,
-            >(
-                ::workflow_runtime::StepKind::When,
-                ::workflow_runtime::__private::Place {
-                    index: 2u32,
-                    title: "update status",
-                },
-                codecs.2,
-                move |_, mut tx: SqliteTx, value| {
-                    async move {
-                        let result = <_ as SaveResult<
-                            Order,
-                        >>::checked(self.save(&mut tx, value).await);
-                        (tx, result)
-                    }
-                },
-            )
-            .__probe()
-            .__replayable_for_retries()
-            .then("processed", move |value| self.processed(value))
-            .result()
+                        .__probe()
+                        .__replayable_for_retries()
+                        .__step()
+                })
+                .__then(move |flow| {
+                    ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                        .then("processed", move |value| self.processed(value))
+                        .__step()
+                }),
+        )
     }
 }
 impl ::workflow_runtime::__private::Durable for PendingOrderProcessor {

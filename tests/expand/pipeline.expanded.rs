@@ -111,33 +111,51 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                 self.map_err(::core::convert::Into::into)
             }
         }
-        ::workflow_runtime::__private::Workflow::__given_with(
-                ctx,
-                "pending order",
-                input,
-                move |input| self.pending(input),
-            )
-            .value_behaviors()
-            .__probe()
-            .__replayable_for_retries()
-            .overridable()
-            .try_when_async(
-                "process payment",
-                move |value| async move {
-                    <_ as ChargeResult<Order>>::checked(self.charge(value).await)
-                },
-            )
-            .value_behaviors()
-            .__probe()
-            .__replayable_for_retries()
-            .overridable()
-            .when_async("update status", move |value| self.save(value))
-            .value_behaviors()
-            .__probe()
-            .__replayable_for_retries()
-            .overridable()
-            .then("processed", move |value| self.processed(value))
-            .result()
+        use ::workflow_runtime::__private::ThenStep as _;
+        ::workflow_runtime::__private::straight(
+            ctx,
+            ::workflow_runtime::__private::Workflow::__given_with(
+                    ctx,
+                    "pending order",
+                    input,
+                    move |input| self.pending(input),
+                )
+                .value_behaviors()
+                .__probe()
+                .__replayable_for_retries()
+                .overridable()
+                .__step()
+                .__then(move |flow| {
+                    ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                        .try_when_async(
+                            "process payment",
+                            move |value| async move {
+                                <_ as ChargeResult<
+                                    Order,
+                                >>::checked(self.charge(value).await)
+                            },
+                        )
+                        .value_behaviors()
+                        .__probe()
+                        .__replayable_for_retries()
+                        .overridable()
+                        .__step()
+                })
+                .__then(move |flow| {
+                    ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                        .when_async("update status", move |value| self.save(value))
+                        .value_behaviors()
+                        .__probe()
+                        .__replayable_for_retries()
+                        .overridable()
+                        .__step()
+                })
+                .__then(move |flow| {
+                    ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                        .then("processed", move |value| self.processed(value))
+                        .__step()
+                }),
+        )
     }
 }
 #[allow(dead_code)]

@@ -128,52 +128,64 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                 self.map_err(::core::convert::Into::into)
             }
         }
-        {
-            use ::workflow_runtime::__private::{
-                RetryFallback as _, RetryWithReplay as _,
-            };
-            ::workflow_runtime::__private::ReplayProbe::new(
+        use ::workflow_runtime::__private::ThenStep as _;
+        ::workflow_runtime::__private::straight(
+            ctx,
+            {
+                use ::workflow_runtime::__private::{
+                    RetryFallback as _, RetryWithReplay as _,
+                };
+                ::workflow_runtime::__private::ReplayProbe::new(
+                        ::workflow_runtime::__private::Workflow::new(ctx)
+                            .when(
+                                "an amount",
+                                move |()| {
+                                    let input = {
+                                        use ::workflow_runtime::__private::{
+                                            Again as _, AgainNever as _,
+                                        };
+                                        (&&::workflow_runtime::__private::Probe(&input)).again()
+                                    };
+                                    self.amount(input)
+                                },
+                            )
+                            .kind(::workflow_runtime::StepKind::Given)
+                            .value_behaviors(),
+                    )
+                    .__retry(::workflow_runtime::behavior::Retry::max_attempts(3u32))
+            }
+                .timeout(::core::time::Duration::from_nanos(1000000000u64))
+                .overridable()
+                .__step()
+                .__then(move |flow| {
                     {
                         use ::workflow_runtime::__private::{
                             RetryFallback as _, RetryWithReplay as _,
                         };
                         ::workflow_runtime::__private::ReplayProbe::new(
-                                ::workflow_runtime::__private::Workflow::new(ctx)
-                                    .when(
-                                        "an amount",
-                                        move |()| {
-                                            let input = {
-                                                use ::workflow_runtime::__private::{
-                                                    Again as _, AgainNever as _,
-                                                };
-                                                (&&::workflow_runtime::__private::Probe(&input)).again()
-                                            };
-                                            self.amount(input)
+                                ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                                    .try_when_async(
+                                        "charged",
+                                        move |value| async move {
+                                            <_ as ChargeResult<u64>>::checked(self.charge(value).await)
                                         },
                                     )
-                                    .kind(::workflow_runtime::StepKind::Given)
                                     .value_behaviors(),
                             )
                             .__retry(
-                                ::workflow_runtime::behavior::Retry::max_attempts(3u32),
+                                ::workflow_runtime::behavior::Retry::max_attempts(5u32),
                             )
                     }
                         .timeout(::core::time::Duration::from_nanos(1000000000u64))
                         .overridable()
-                        .try_when_async(
-                            "charged",
-                            move |value| async move {
-                                <_ as ChargeResult<u64>>::checked(self.charge(value).await)
-                            },
-                        )
-                        .value_behaviors(),
-                )
-                .__retry(::workflow_runtime::behavior::Retry::max_attempts(5u32))
-        }
-            .timeout(::core::time::Duration::from_nanos(1000000000u64))
-            .overridable()
-            .then("charged something", move |value| self.positive(value))
-            .result()
+                        .__step()
+                })
+                .__then(move |flow| {
+                    ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                        .then("charged something", move |value| self.positive(value))
+                        .__step()
+                }),
+        )
     }
 }
 #[allow(dead_code)]

@@ -39,7 +39,16 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         Some(_) => super::durable::slots(model),
         None => vec![None; model.steps.len()],
     };
+    // Each step's future is awaited in turn in one `async` body, but where
+    // a compensation needs the nested chain, which keeps what each earlier
+    // step made for it.
+    let straight = model.steps.iter().all(|step| step.compensation.is_none());
+    let mut segments = Vec::new();
     for (index, step) in model.steps.iter().enumerate() {
+        if straight && index > 0 {
+            segments.push(std::mem::take(&mut chain));
+            chain = quote!(#krate::__private::Workflow::__after(ctx, flow));
+        }
         // A step taking what the one before produces, written the same,
         // cannot mismatch: it needs no check of its own.
         let check = (index > 0 && !checks::written_alike(step.input.ty(), current))
@@ -209,6 +218,21 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         None => (TokenStream::new(), TokenStream::new()),
     };
     let context = super::behaviors::workflow_context(model);
+    let body = if straight {
+        segments.push(chain);
+        let first = segments.remove(0);
+        let rest = segments;
+        quote! {
+            use #krate::__private::ThenStep as _;
+            #krate::__private::straight(
+                ctx,
+                #first.__step()
+                    #(.__then(move |flow| #rest.__step()))*
+            )
+        }
+    } else {
+        quote!(#chain.result())
+    };
     // A test names a step by its handle; a workflow that uses none is
     // not warned about them.
     let handles = (!handles.is_empty()).then(|| {
@@ -255,7 +279,7 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
                 #(#items)*
                 #unpack
                 #codecs
-                #chain.result()
+                #body
             }
         }
         #durable

@@ -18,6 +18,7 @@ mod compensate;
 mod overridable;
 mod stage;
 mod step_fn;
+mod straight;
 mod valued;
 
 /// The chain's traits are implemented by its own types only: the verbs
@@ -43,6 +44,7 @@ pub use step_fn::{
     Assert, Async, Call, CallAgain, CallRef, ErrFuture, Failed, Fallible, Handle, Holding, Nullary,
     OkFuture, Plain, Replay, ReplayInput, StepFn, StepResult, TryAsync, Unary,
 };
+pub use straight::{After, Next, Straight, ThenStep};
 pub use valued::Valued;
 
 use crate::behavior::{

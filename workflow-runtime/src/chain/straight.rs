@@ -1,0 +1,168 @@
+//! A chain cut at every step: each step's future is started from the one
+//! before's [`Flow`] and awaited in turn, in one `async` body.
+//!
+//! `#[workflow]` runs its steps this way. The compiler lays the body out
+//! as one state machine whose size is its largest step's, where a nested
+//! chain holds every step's future inside the next's: a ten-step run's
+//! future shrinks from the sum of its steps to the largest of them, and
+//! is no longer copied whole as it is built and spawned. Each step still
+//! runs in a [`StepFuture`](super::StepFuture), so records, behaviors,
+//! overrides, cancellation and journaling are the chain's own.
+//!
+//! A step's compensation undoes it from inside the nested chain, which
+//! keeps what each earlier step made; a workflow with one keeps that
+//! shape.
+
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+
+use super::stage::{Flow, Stage, Unwind};
+use super::{Workflow, sealed};
+use crate::context::WorkflowContext;
+use crate::error::WorkflowError;
+
+/// A chain's start from the [`Flow`] an earlier step handed on: its
+/// value, first soft failure and end time, or the error that stopped the
+/// run, which the next step hears as the nested chain's would.
+#[derive(Debug)]
+pub struct After<T>(Flow<T>);
+
+impl<T> sealed::Sealed for After<T> {}
+
+impl<'c, T> Stage<'c> for After<T> {
+    type Output = T;
+    type Future = Ready<Flow<T>>;
+    fn start(self, _: &'c WorkflowContext) -> Self::Future {
+        ready(self.0)
+    }
+}
+
+impl<'c, T> Workflow<'c, After<T>> {
+    /// A chain going on from `flow`, for the step after it.
+    #[doc(hidden)]
+    pub fn __after(ctx: &'c WorkflowContext, flow: Flow<T>) -> Self {
+        Workflow {
+            ctx,
+            stage: After(flow),
+        }
+    }
+}
+
+impl<'c, S: Stage<'c>> Workflow<'c, S> {
+    /// The chain's last step's future, whose [`Flow`] the next step
+    /// starts from ([`__after`](Workflow::__after)).
+    #[doc(hidden)]
+    pub fn __step(self) -> S::Future {
+        self.stage.start(self.ctx)
+    }
+}
+
+pin_project! {
+    /// A step's future, then the next step's, made from the first's
+    /// [`Flow`] by `then`: one future the size of the larger of the two,
+    /// as the first is dropped before the second is made.
+    pub struct Next<A, G, B> {
+        #[pin]
+        state: NextState<A, G, B>,
+    }
+}
+
+pin_project! {
+    #[project = NextProj]
+    enum NextState<A, G, B> {
+        Before {
+            #[pin]
+            fut: A,
+            then: Option<G>,
+        },
+        After {
+            #[pin]
+            fut: B,
+        },
+    }
+}
+
+impl<A, G, B> Future for Next<A, G, B>
+where
+    A: Future,
+    G: FnOnce(A::Output) -> B,
+    B: Future,
+{
+    type Output = B::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        if let NextProj::Before { fut, then } = state.as_mut().project() {
+            let flow = ready!(fut.poll(cx));
+            let then = then.take().expect("a step's successor is made once");
+            let next = then(flow);
+            state.set(NextState::After { fut: next });
+        }
+        match state.project() {
+            NextProj::After { fut } => fut.poll(cx),
+            NextProj::Before { .. } => unreachable!("the next step was made above"),
+        }
+    }
+}
+
+/// Puts the next step after a step's future, postfix, so a run reads in
+/// its steps' order.
+#[doc(hidden)]
+pub trait ThenStep: Future + Sized {
+    /// `self`, then the step `then` makes from its [`Flow`].
+    fn __then<G, B>(self, then: G) -> Next<Self, G, B>
+    where
+        G: FnOnce(Self::Output) -> B,
+        B: Future,
+    {
+        Next {
+            state: NextState::Before {
+                fut: self,
+                then: Some(then),
+            },
+        }
+    }
+}
+
+impl<F: Future> ThenStep for F {}
+
+pin_project! {
+    /// A run's steps, each made from the [`Flow`] of the one before
+    /// ([`Next`]), seen as one chain: a failure is journaled and reported
+    /// as the chain's would be.
+    pub struct Straight<F> {
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F> Straight<F> {
+    /// `steps`, seen as one chain.
+    pub(crate) fn new(steps: F) -> Self {
+        Straight { fut: steps }
+    }
+}
+
+impl<F: Future> Future for Straight<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().fut.poll(cx)
+    }
+}
+
+impl<F> sealed::Sealed for Straight<F> {}
+
+impl<F> Unwind for Straight<F> {
+    fn compensates(&self) -> bool {
+        false
+    }
+    fn poll_unwind(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &WorkflowError,
+    ) -> Poll<Option<WorkflowError>> {
+        Poll::Ready(None)
+    }
+}
