@@ -1049,3 +1049,78 @@ async fn a_durable_step_takes_the_runs_context_and_its_step_context() {
     assert!(said.starts_with("DurableTenanted:t-1"), "{said}");
     assert!(said.ends_with(":7"), "{said}");
 }
+
+/// Eight async steps, each holding a kilobyte across its `.await`.
+struct EightBigSteps;
+
+async fn hold_a_kilobyte(n: u64) -> u64 {
+    let buffer = [n as u8; 1024];
+    tokio::task::yield_now().await;
+    std::hint::black_box(&buffer);
+    n + 1
+}
+
+#[workflow]
+impl EightBigSteps {
+    #[step(given = "s0")]
+    async fn s0(&self, n: u64) -> u64 {
+        hold_a_kilobyte(n).await
+    }
+    #[step(when = "s1")]
+    async fn s1(&self, n: u64) -> u64 {
+        hold_a_kilobyte(n).await
+    }
+    #[step(when = "s2")]
+    async fn s2(&self, n: u64) -> u64 {
+        hold_a_kilobyte(n).await
+    }
+    #[step(when = "s3")]
+    async fn s3(&self, n: u64) -> u64 {
+        hold_a_kilobyte(n).await
+    }
+    #[step(when = "s4")]
+    async fn s4(&self, n: u64) -> u64 {
+        hold_a_kilobyte(n).await
+    }
+    #[step(when = "s5")]
+    async fn s5(&self, n: u64) -> u64 {
+        hold_a_kilobyte(n).await
+    }
+    #[step(when = "s6")]
+    async fn s6(&self, n: u64) -> u64 {
+        hold_a_kilobyte(n).await
+    }
+    #[step(when = "s7")]
+    async fn s7(&self, n: u64) -> u64 {
+        hold_a_kilobyte(n).await
+    }
+}
+
+#[tokio::test]
+async fn a_workflows_run_holds_one_step_at_a_time_not_every_step_nested() {
+    let ctx = WorkflowContext::new("EightBigSteps");
+    let step = std::mem::size_of_val(&hold_a_kilobyte(0));
+    let nested = std::mem::size_of_val(
+        &Workflow::given_async(&ctx, "s0", || hold_a_kilobyte(0))
+            .when_async("s1", hold_a_kilobyte)
+            .when_async("s2", hold_a_kilobyte)
+            .when_async("s3", hold_a_kilobyte)
+            .when_async("s4", hold_a_kilobyte)
+            .when_async("s5", hold_a_kilobyte)
+            .when_async("s6", hold_a_kilobyte)
+            .when_async("s7", hold_a_kilobyte)
+            .into_future(),
+    );
+    let run = EightBigSteps.run(&ctx, 1);
+    let straight = std::mem::size_of_val(&run);
+    // The nested chain keeps all eight steps' room; the run keeps one
+    // step's, plus the engine's state around it.
+    assert!(nested >= 8 * step, "nested {nested} B, step {step} B");
+    assert!(
+        straight < 2 * step,
+        "the run's future is {straight} B for steps of {step} B (a nested chain's is {nested} B)"
+    );
+    assert_eq!(run.await.unwrap(), 9);
+    assert_eq!(ctx.steps().len(), 8);
+    assert!(ctx.all_passed());
+}
