@@ -1,6 +1,9 @@
-//! `#[workflow]`: the `WorkflowDefinition` impl, whose `run` is a fluent
-//! chain over the step methods, so a reader of `cargo expand` sees the same
-//! code they would write by hand.
+//! `#[workflow]`: the `WorkflowDefinition` impl, whose `run` calls the
+//! step methods through the fluent chain's verbs, so a reader of `cargo
+//! expand` sees the code they would write by hand. Each step is started
+//! from the outcome of the one before (`__then`), so the run holds one
+//! step's future at a time; a workflow with a compensation is one nested
+//! chain, which keeps each step's output for the undoing.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
