@@ -6,6 +6,7 @@ mod metadata;
 mod options;
 mod overrides;
 mod record;
+pub(crate) mod stop;
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
@@ -74,8 +75,11 @@ struct Inner {
     // Given by the runner, or made on first use for a lone context.
     breakers: OnceLock<Breakers>,
     // Created on first use: most runs are never cancelled, and a token costs
-    // an allocation.
+    // an allocation (and, under a runner, a lock of its token).
     cancel: OnceLock<CancellationToken>,
+    /// The runner's stop, whose token is the parent of `cancel` when one
+    /// is made.
+    stop: Option<Arc<stop::RunsStop>>,
     /// Stand-ins for steps, set by a test.
     overrides: Option<overrides::Overrides>,
     clock: crate::Clock,
@@ -183,6 +187,7 @@ pub struct ContextBuilder {
     /// applied on top of whichever defaults the options start from.
     refine: Option<fn(WorkflowOptions) -> WorkflowOptions>,
     cancel: Option<CancellationToken>,
+    stop: Option<Arc<stop::RunsStop>>,
     behaviors: Behaviors,
     typed_behaviors: Vec<(TypeId, ForType)>,
     breakers: Option<Breakers>,
@@ -274,15 +279,22 @@ impl ContextBuilder {
     /// builder is moved once, not through a call per setting.
     pub(crate) fn under_runner(
         &mut self,
-        cancel: CancellationToken,
+        stop: Arc<stop::RunsStop>,
         breakers: Breakers,
         clock: crate::Clock,
         options: &WorkflowOptions,
     ) {
-        self.cancel = Some(cancel);
+        self.under_stop(stop);
         self.breakers = Some(breakers);
         self.clock = clock;
         self.default_options(options);
+    }
+
+    /// Runs under this context stop with `stop` (a runner's), which
+    /// takes the place of a token given to the builder.
+    pub(crate) fn under_stop(&mut self, stop: Arc<stop::RunsStop>) {
+        self.cancel = None;
+        self.stop = Some(stop);
     }
 
     /// Cancel runs under this context when `token` is cancelled (for
@@ -429,6 +441,7 @@ impl ContextBuilder {
                     .collect(),
                 breakers,
                 cancel,
+                stop: self.stop,
                 overrides: self.overrides,
                 clock: self.clock,
                 journal: self.journal,
@@ -465,6 +478,7 @@ impl WorkflowContext {
             options_given: false,
             refine: None,
             cancel: None,
+            stop: None,
             behaviors: Vec::new(),
             typed_behaviors: Vec::new(),
             breakers: None,
@@ -825,7 +839,10 @@ impl WorkflowContext {
     /// assert!(ctx.is_cancelled());
     /// ```
     pub fn cancellation_token(&self) -> &CancellationToken {
-        self.inner.cancel.get_or_init(CancellationToken::new)
+        self.inner.cancel.get_or_init(|| match &self.inner.stop {
+            Some(stop) => stop.token().child_token(),
+            None => CancellationToken::new(),
+        })
     }
 
     /// Cancels runs under this context: the step in flight is dropped and
@@ -850,6 +867,7 @@ impl WorkflowContext {
     #[inline]
     pub fn is_cancelled(&self) -> bool {
         self.inner.cancel.get().is_some_and(|t| t.is_cancelled())
+            || self.inner.stop.as_ref().is_some_and(|stop| stop.stopped())
     }
 
     // ---- cleanup --------------------------------------------------------

@@ -216,8 +216,8 @@ struct Inner {
     health: Health,
     counters: Counters,
     clock: super::Clock,
-    // Cancelling it cancels every run's context: a host's hard stop.
-    cancel: CancellationToken,
+    // Stopping it cancels every run's context: a host's hard stop.
+    stop: Arc<crate::context::stop::RunsStop>,
     #[cfg(feature = "durable")]
     durable: Durables,
 }
@@ -779,7 +779,7 @@ impl RunnerBuilder {
                 health: Health::new(self.unhealthy_after),
                 counters: Counters::default(),
                 clock: self.clock,
-                cancel,
+                stop: Arc::new(crate::context::stop::RunsStop::new(cancel)),
                 #[cfg(feature = "durable")]
                 durable: self.durable,
             }),
@@ -918,7 +918,7 @@ impl Runner {
     pub fn context(&self, mut builder: ContextBuilder) -> WorkflowContext {
         let inner = &self.inner;
         builder.under_runner(
-            inner.cancel.child_token(),
+            inner.stop.clone(),
             inner.breakers.clone(),
             inner.clock,
             &inner.options,
@@ -1465,11 +1465,11 @@ impl Runner {
     /// Cancelled when the runner's host stops for good.
     #[cfg(feature = "durable")]
     pub(super) fn stopping(&self) -> &CancellationToken {
-        &self.inner.cancel
+        self.inner.stop.token()
     }
 
     pub(crate) fn cancel_all(&self) {
-        self.inner.cancel.cancel();
+        self.inner.stop.cancel();
     }
 
     /// Runs `fut` in the workflow's span, catching panics, counting and

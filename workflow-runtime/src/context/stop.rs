@@ -1,0 +1,82 @@
+//! A runner's stop for every run it makes, which a run's context links
+//! to only when it needs a token of its own.
+//!
+//! Most runs never wait on cancellation (their steps finish without
+//! waiting) and are never cancelled. A child token made per run locks the
+//! runner's token twice (made, then dropped), and the runner's token is
+//! one lock every run on every worker shares; a context holding this stop
+//! instead reads one flag, and makes its child token only when a step
+//! waits or someone cancels the run.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio_util::sync::CancellationToken;
+
+/// The token that stops every run of a runner, with a flag that says so
+/// without taking the token's lock.
+#[derive(Debug)]
+pub(crate) struct RunsStop {
+    stopped: AtomicBool,
+    token: CancellationToken,
+}
+
+impl RunsStop {
+    /// A stop cancelling `token`.
+    pub(crate) fn new(token: CancellationToken) -> Self {
+        RunsStop {
+            stopped: AtomicBool::new(token.is_cancelled()),
+            token,
+        }
+    }
+
+    /// Stops every run: the flag first, so a run that has no token of its
+    /// own yet sees it, then the token, which cancels those that have one.
+    /// The only way the token is cancelled.
+    pub(crate) fn cancel(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// The token, for waiting on it (never for cancelling it).
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunsStop;
+    use crate::WorkflowContext;
+    use std::sync::Arc;
+    use tokio_util::sync::CancellationToken;
+
+    fn under(stop: &Arc<RunsStop>) -> WorkflowContext {
+        let mut builder = WorkflowContext::builder("W");
+        builder.under_stop(stop.clone());
+        builder.build()
+    }
+
+    #[test]
+    fn a_stop_reaches_runs_with_and_without_a_token_of_their_own() {
+        let stop = Arc::new(RunsStop::new(CancellationToken::new()));
+        let (lone, waiting, cancelled) = (under(&stop), under(&stop), under(&stop));
+        let token = waiting.cancellation_token().clone();
+        cancelled.cancel();
+        // One run's cancel is its own.
+        assert!(cancelled.is_cancelled());
+        assert!(!lone.is_cancelled() && !waiting.is_cancelled() && !stop.stopped());
+        stop.cancel();
+        // The stop reaches a run that never made a token, one waiting on
+        // its token, and one whose token is made after.
+        assert!(lone.is_cancelled());
+        assert!(token.is_cancelled() && waiting.is_cancelled());
+        let late = under(&stop);
+        assert!(late.is_cancelled());
+        assert!(late.cancellation_token().is_cancelled());
+    }
+}
