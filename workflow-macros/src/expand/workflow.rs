@@ -42,9 +42,9 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         Some(_) => super::durable::slots(model),
         None => vec![None; model.steps.len()],
     };
-    // Each step's future is awaited in turn in one `async` body, but where
-    // a compensation needs the nested chain, which keeps what each earlier
-    // step made for it.
+    // Each step's future is made from the one before's outcome once that
+    // one has ended (`__then`), but where a compensation needs the nested
+    // chain, which keeps what each earlier step made for it.
     let straight = model.steps.iter().all(|step| step.compensation.is_none());
     let mut segments = Vec::new();
     for (index, step) in model.steps.iter().enumerate() {

@@ -44,6 +44,7 @@ pub use step_fn::{
     Assert, Async, Call, CallAgain, CallRef, ErrFuture, Failed, Fallible, Handle, Holding, Nullary,
     OkFuture, Plain, Replay, ReplayInput, StepFn, StepResult, TryAsync, Unary,
 };
+#[doc(hidden)]
 pub use straight::{After, Next, Straight, ThenStep};
 pub use valued::Valued;
 

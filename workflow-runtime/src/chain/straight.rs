@@ -1,13 +1,15 @@
-//! A chain cut at every step: each step's future is started from the one
-//! before's [`Flow`] and awaited in turn, in one `async` body.
+//! A chain cut at every step: each step's future is made from the one
+//! before's [`Flow`] once that one has ended, and the steps run in turn.
 //!
-//! `#[workflow]` runs its steps this way. The compiler lays the body out
-//! as one state machine whose size is its largest step's, where a nested
-//! chain holds every step's future inside the next's: a ten-step run's
-//! future shrinks from the sum of its steps to the largest of them, and
-//! is no longer copied whole as it is built and spawned. Each step still
-//! runs in a [`StepFuture`](super::StepFuture), so records, behaviors,
-//! overrides, cancellation and journaling are the chain's own.
+//! `#[workflow]` runs its steps this way. A nested chain holds every
+//! step's future inside the next's, so its size is the sum of its steps';
+//! here the next step takes the finished one's place, so a run's
+//! future is as large as its largest step plus what each later step's
+//! maker captures (a reference or two), and what `__then` moves as the
+//! run is built is that small future. Each step still runs in a
+//! [`StepFuture`](super::StepFuture), so records, behaviors, overrides,
+//! cancellation and journaling are the chain's own; a step's behaviors
+//! (and a named breaker's registration) are made when the step starts.
 //!
 //! A step's compensation undoes it from inside the nested chain, which
 //! keeps what each earlier step made; a workflow with one keeps that
@@ -61,9 +63,9 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
 }
 
 pin_project! {
-    /// A step's future, then the next step's, made from the first's
-    /// [`Flow`] by `then`: one future the size of the larger of the two,
-    /// as the first is dropped before the second is made.
+    /// A step's future, then the next step's, made by `then` from the
+    /// first's [`Flow`] once the first has ended, in its place: one future
+    /// the size of the larger of the two.
     pub struct Next<A, G, B> {
         #[pin]
         state: NextState<A, G, B>,
@@ -97,6 +99,10 @@ where
         if let NextProj::Before { fut, then } = state.as_mut().project() {
             let flow = ready!(fut.poll(cx));
             let then = then.take().expect("a step's successor is made once");
+            // The finished step holds nothing by now (its body and running
+            // state went as it ended): it is dropped as the next takes its
+            // place, rather than first, which would cost a second write of
+            // the whole state.
             let next = then(flow);
             state.set(NextState::After { fut: next });
         }

@@ -414,14 +414,10 @@ impl ContextBuilder {
     /// assert_ne!(a.execution_id(), b.execution_id());
     /// ```
     pub fn build(self) -> WorkflowContext {
-        let cancel = OnceLock::new();
-        if let Some(token) = self.cancel {
-            let _ = cancel.set(token);
-        }
-        let breakers = OnceLock::new();
-        if let Some(set) = self.breakers {
-            let _ = breakers.set(set);
-        }
+        // Filled in place rather than set: a set synchronizes, and a
+        // runner fills `breakers` for every run it makes.
+        let cancel = self.cancel.map_or_else(OnceLock::new, OnceLock::from);
+        let breakers = self.breakers.map_or_else(OnceLock::new, OnceLock::from);
         WorkflowContext {
             inner: Arc::new(Inner {
                 name: self.name,
@@ -433,12 +429,20 @@ impl ContextBuilder {
                 metadata: Mutex::default(),
                 extensions: Mutex::default(),
                 cleanup: Mutex::new(Vec::new()),
-                behaviors: self.behaviors.into_iter().map(Layer::shared).collect(),
-                typed_behaviors: self
-                    .typed_behaviors
-                    .into_iter()
-                    .map(|(ty, behavior)| (ty, Layer::for_type(&behavior)))
-                    .collect(),
+                // Most contexts have none: not even an empty collect.
+                behaviors: if self.behaviors.is_empty() {
+                    Vec::new()
+                } else {
+                    self.behaviors.into_iter().map(Layer::shared).collect()
+                },
+                typed_behaviors: if self.typed_behaviors.is_empty() {
+                    Vec::new()
+                } else {
+                    self.typed_behaviors
+                        .into_iter()
+                        .map(|(ty, behavior)| (ty, Layer::for_type(&behavior)))
+                        .collect()
+                },
                 breakers,
                 cancel,
                 stop: self.stop,

@@ -238,12 +238,13 @@ impl Health {
             .workflows
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        // Looked up by `&str` first: a workflow's name is copied only the
-        // first time it runs, not at every run.
-        if !all.contains_key(name) {
-            all.insert(
-                name.to_owned(),
-                WorkflowHealth {
+        // Looked up by `&str`, once: a workflow's name is copied (and
+        // hashed a second time) only the first time it runs.
+        let entry = match all.get_mut(name) {
+            Some(entry) => entry,
+            None => all
+                .entry(name.to_owned())
+                .or_insert_with(|| WorkflowHealth {
                     name: name.to_owned(),
                     last_run: None,
                     last_failure: None,
@@ -251,11 +252,7 @@ impl Health {
                     consecutive_faults: 0,
                     runs: 0,
                     failures: 0,
-                },
-            );
-        }
-        let Some(entry) = all.get_mut(name) else {
-            unreachable!("inserted above");
+                }),
         };
         entry.runs += 1;
         match outcome {
