@@ -290,8 +290,8 @@ impl ContextBuilder {
         self.default_options(options);
     }
 
-    /// Runs under this context stop with `stop` (a runner's), which
-    /// takes the place of a token given to the builder.
+    /// Makes runs under this context stop when `stop` (a runner's)
+    /// does; it takes the place of a token given to the builder.
     pub(crate) fn under_stop(&mut self, stop: Arc<stop::RunsStop>) {
         self.cancel = None;
         self.stop = Some(stop);
@@ -414,8 +414,6 @@ impl ContextBuilder {
     /// assert_ne!(a.execution_id(), b.execution_id());
     /// ```
     pub fn build(self) -> WorkflowContext {
-        // Filled in place rather than set: a set synchronizes, and a
-        // runner fills `breakers` for every run it makes.
         let cancel = self.cancel.map_or_else(OnceLock::new, OnceLock::from);
         let breakers = self.breakers.map_or_else(OnceLock::new, OnceLock::from);
         WorkflowContext {

@@ -29,12 +29,14 @@ impl RunsStop {
         }
     }
 
-    /// Stops every run: the flag first, so a run that has no token of its
-    /// own yet sees it, then the token, which cancels those that have one.
-    /// The only way the token is cancelled.
+    /// Stops every run: the token first, which cancels the runs that
+    /// have one of their own, then the flag, which the others read. In
+    /// that order, a run that sees the flag and ends cancelled finds the
+    /// runner stopping too (a durable run is then left to resume rather
+    /// than ended as cancelled). The only way the token is cancelled.
     pub(crate) fn cancel(&self) {
-        self.stopped.store(true, Ordering::Release);
         self.token.cancel();
+        self.stopped.store(true, Ordering::Release);
     }
 
     /// Whether [`cancel`](Self::cancel) was called.
@@ -69,8 +71,10 @@ mod tests {
         cancelled.cancel();
         // One run's cancel is its own.
         assert!(cancelled.is_cancelled());
-        assert!(!lone.is_cancelled() && !waiting.is_cancelled() && !stop.stopped());
+        assert!(!lone.is_cancelled() && !waiting.is_cancelled());
+        assert!(!stop.stopped() && !stop.token().is_cancelled());
         stop.cancel();
+        assert!(stop.stopped() && stop.token().is_cancelled());
         // The stop reaches a run that never made a token, one waiting on
         // its token, and one whose token is made after.
         assert!(lone.is_cancelled());

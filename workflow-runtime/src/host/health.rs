@@ -239,7 +239,7 @@ impl Health {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         // Looked up by `&str`, once: a workflow's name is copied (and
-        // hashed a second time) only the first time it runs.
+        // searched for a second time) only the first time it runs.
         let entry = match all.get_mut(name) {
             Some(entry) => entry,
             None => all

@@ -1462,7 +1462,9 @@ impl Runner {
         }
     }
 
-    /// Cancelled when the runner's host stops for good.
+    /// Cancelled when the runner's host stops for good: for waiting on,
+    /// never for cancelling, which is `cancel_all`'s (it sets the flag
+    /// the runs read as well).
     #[cfg(feature = "durable")]
     pub(super) fn stopping(&self) -> &CancellationToken {
         self.inner.stop.token()
