@@ -83,4 +83,30 @@ mod tests {
         assert!(late.is_cancelled());
         assert!(late.cancellation_token().is_cancelled());
     }
+
+    #[test]
+    fn whoever_sees_the_flag_finds_the_token_cancelled() {
+        // A durable run that ends cancelled on the flag asks the token
+        // whether the runner is stopping: it must say so by then.
+        for _ in 0..2000 {
+            let stop = Arc::new(RunsStop::new(CancellationToken::new()));
+            // Children the stop's cancel has to reach, which keep the
+            // token's lock held a while.
+            let _waiting: Vec<_> = (0..8).map(|_| stop.token().child_token()).collect();
+            let ready = Arc::new(std::sync::Barrier::new(2));
+            let reader = std::thread::spawn({
+                let (stop, ready) = (stop.clone(), ready.clone());
+                move || {
+                    ready.wait();
+                    while !stop.stopped() {
+                        std::hint::spin_loop();
+                    }
+                    stop.token().is_cancelled()
+                }
+            });
+            ready.wait();
+            stop.cancel();
+            assert!(reader.join().unwrap(), "the flag was up before the token");
+        }
+    }
 }
