@@ -63,33 +63,29 @@ pub trait Stage<'c>: super::sealed::Sealed {
 /// How a chain's finished stage futures undo what completed, once a later
 /// step failed for good: each runs its own compensation, if it has one
 /// and its step completed, then asks the stage before it. Implemented by
-/// the chain's own futures only.
+/// the chain's own futures only; by default, a stage with nothing to undo.
 pub trait Unwind: super::sealed::Sealed {
     /// Whether this stage or one before it has a compensation.
-    fn compensates(&self) -> bool;
+    fn compensates(&self) -> bool {
+        false
+    }
     /// Runs the compensations, latest first; ready with the first that
     /// failed for good, if any. `cause` is the failure that started it.
     fn poll_unwind(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         cause: &WorkflowError,
-    ) -> Poll<Option<WorkflowError>>;
+    ) -> Poll<Option<WorkflowError>> {
+        let _ = (cx, cause);
+        Poll::Ready(None)
+    }
 }
 
 impl<T> super::sealed::Sealed for Ready<T> {}
 
-impl<T> Unwind for Ready<T> {
-    fn compensates(&self) -> bool {
-        false
-    }
-    fn poll_unwind(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        _: &WorkflowError,
-    ) -> Poll<Option<WorkflowError>> {
-        Poll::Ready(None)
-    }
-}
+/// The start of a chain, or the outcome a straight-line step starts
+/// from: nothing before it to undo.
+impl<T> Unwind for Ready<T> {}
 
 /// The empty chain before `given`.
 #[derive(Clone, Copy, Debug, Default)]

@@ -24,7 +24,6 @@ use pin_project_lite::pin_project;
 use super::stage::{Flow, Stage, Unwind};
 use super::{Workflow, sealed};
 use crate::context::WorkflowContext;
-use crate::error::WorkflowError;
 
 /// A chain's start from the [`Flow`] an earlier step handed on: its
 /// value, first soft failure and end time, or the error that stopped the
@@ -160,15 +159,6 @@ impl<F: Future> Future for Straight<F> {
 
 impl<F> sealed::Sealed for Straight<F> {}
 
-impl<F> Unwind for Straight<F> {
-    fn compensates(&self) -> bool {
-        false
-    }
-    fn poll_unwind(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        _: &WorkflowError,
-    ) -> Poll<Option<WorkflowError>> {
-        Poll::Ready(None)
-    }
-}
+/// A straight-line run has no compensation (a workflow with one is a
+/// nested chain).
+impl<F> Unwind for Straight<F> {}
