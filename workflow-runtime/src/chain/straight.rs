@@ -8,8 +8,9 @@
 //! maker captures (a reference or two), and what `__then` moves as the
 //! run is built is that small future. Each step still runs in a
 //! [`StepFuture`](super::StepFuture), so records, behaviors, overrides,
-//! cancellation and journaling are the chain's own; a step's behaviors
-//! (and a named breaker's registration) are made when the step starts.
+//! cancellation and journaling are the chain's own; a later step's
+//! behaviors (and a named breaker's registration) are made when it
+//! starts, the first's as the run is.
 //!
 //! A step's compensation undoes it from inside the nested chain, which
 //! keeps what each earlier step made; a workflow with one keeps that
