@@ -23,14 +23,11 @@ pub use serde;
 /// ([`Workflow::__after`], [`ThenStep::__then`]), as awaiting the whole
 /// chain would: the last step's value, or the run's first failure,
 /// journaled for good in a durable run.
-pub fn straight<T, F>(
-    ctx: &WorkflowContext,
-    steps: F,
-) -> crate::chain::ChainFuture<crate::chain::Straight<F>>
+pub fn straight<T, F>(ctx: &WorkflowContext, steps: F) -> crate::chain::ChainFuture<F>
 where
-    F: Future<Output = crate::chain::Flow<T>>,
+    F: Future<Output = crate::chain::Flow<T>> + crate::chain::Unwind,
 {
-    crate::chain::ChainFuture::new(crate::chain::Straight::new(steps), ctx)
+    crate::chain::ChainFuture::new(steps, ctx)
 }
 
 /// The breaker named `name` in the context's set, made with the step's

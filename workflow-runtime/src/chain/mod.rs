@@ -45,7 +45,7 @@ pub use step_fn::{
     OkFuture, Plain, Replay, ReplayInput, StepFn, StepResult, TryAsync, Unary,
 };
 #[doc(hidden)]
-pub use straight::{After, Next, Straight, ThenStep};
+pub use straight::{After, Next, ThenStep};
 pub use valued::Valued;
 
 use crate::behavior::{

@@ -134,32 +134,8 @@ pub trait ThenStep: Future + Sized {
 
 impl<F: Future> ThenStep for F {}
 
-pin_project! {
-    /// A run's steps, each made from the [`Flow`] of the one before
-    /// ([`Next`]), seen as one chain: a failure is journaled and reported
-    /// as the chain's would be.
-    pub struct Straight<F> {
-        #[pin]
-        fut: F,
-    }
-}
-
-impl<F> Straight<F> {
-    /// `steps`, seen as one chain.
-    pub(crate) fn new(steps: F) -> Self {
-        Straight { fut: steps }
-    }
-}
-
-impl<F: Future> Future for Straight<F> {
-    type Output = F::Output;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().fut.poll(cx)
-    }
-}
-
-impl<F> sealed::Sealed for Straight<F> {}
+impl<A, G, B> sealed::Sealed for Next<A, G, B> {}
 
 /// A straight-line run has no compensation (a workflow with one is a
-/// nested chain).
-impl<F> Unwind for Straight<F> {}
+/// nested chain): its steps are seen as a chain with nothing to undo.
+impl<A, G, B> Unwind for Next<A, G, B> {}
