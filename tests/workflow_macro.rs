@@ -1124,3 +1124,81 @@ async fn a_workflows_run_holds_one_step_at_a_time_not_every_step_nested() {
     assert_eq!(ctx.steps().len(), 8);
     assert!(ctx.all_passed());
 }
+
+struct TwoPlainSteps;
+
+#[workflow]
+impl TwoPlainSteps {
+    #[step(given = "t0")]
+    fn t0(&self, n: u64) -> u64 {
+        n + 1
+    }
+    #[step(when = "t1")]
+    fn t1(&self, n: u64) -> u64 {
+        n + 1
+    }
+}
+
+struct TenPlainSteps;
+
+#[workflow]
+impl TenPlainSteps {
+    #[step(given = "t0")]
+    fn t0(&self, n: u64) -> u64 {
+        n + 1
+    }
+    #[step(when = "t1")]
+    fn t1(&self, n: u64) -> u64 {
+        n + 1
+    }
+    #[step(when = "t2")]
+    fn t2(&self, n: u64) -> u64 {
+        n + 1
+    }
+    #[step(when = "t3")]
+    fn t3(&self, n: u64) -> u64 {
+        n + 1
+    }
+    #[step(when = "t4")]
+    fn t4(&self, n: u64) -> u64 {
+        n + 1
+    }
+    #[step(when = "t5")]
+    fn t5(&self, n: u64) -> u64 {
+        n + 1
+    }
+    #[step(when = "t6")]
+    fn t6(&self, n: u64) -> u64 {
+        n + 1
+    }
+    #[step(when = "t7")]
+    fn t7(&self, n: u64) -> u64 {
+        n + 1
+    }
+    #[step(when = "t8")]
+    fn t8(&self, n: u64) -> u64 {
+        n + 1
+    }
+    #[step(when = "t9")]
+    fn t9(&self, n: u64) -> u64 {
+        n + 1
+    }
+}
+
+#[tokio::test]
+async fn each_later_step_adds_a_tag_to_the_run_not_what_its_maker_captures() {
+    let ctx = WorkflowContext::new("TenPlainSteps");
+    let two = std::mem::size_of_val(&TwoPlainSteps.run(&ctx, 0));
+    let run = TenPlainSteps.run(&ctx, 0);
+    let ten = std::mem::size_of_val(&run);
+    // The makers are handed the workflow and its context rather than
+    // capturing them (16 bytes each): eight more steps add their states'
+    // tags, a word each.
+    assert!(
+        ten - two <= 8 * 8,
+        "2 steps: {two} B, 10 steps: {ten} B, {} B a step",
+        (ten - two) / 8
+    );
+    assert_eq!(run.await.unwrap(), 10);
+    assert_eq!(ctx.steps().len(), 10);
+}

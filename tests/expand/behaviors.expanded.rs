@@ -133,21 +133,23 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                 self.map_err(::core::convert::Into::into)
             }
         }
-        use ::workflow_runtime::__private::ThenStep as _;
         ::workflow_runtime::__private::straight(
             ctx,
-            ::workflow_runtime::__private::Workflow::__given_with(
-                    ctx,
-                    "an order",
-                    input,
-                    move |input| self.order(input),
+            ::workflow_runtime::__private::Straight::__first(
+                    (self, ctx),
+                    ::workflow_runtime::__private::Workflow::__given_with(
+                            ctx,
+                            "an order",
+                            input,
+                            move |input| self.order(input),
+                        )
+                        .value_behaviors()
+                        .__probe()
+                        .__replayable_for_retries()
+                        .overridable()
+                        .__step(),
                 )
-                .value_behaviors()
-                .__probe()
-                .__replayable_for_retries()
-                .overridable()
-                .__step()
-                .__then(move |flow| {
+                .__then(move |(this, ctx), flow| {
                     {
                         use ::workflow_runtime::__private::{
                             RetryFallback as _, RetryWithReplay as _,
@@ -159,7 +161,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                                         move |value| async move {
                                             <_ as ChargeResult<
                                                 Order,
-                                            >>::checked(self.charge(value).await)
+                                            >>::checked(this.charge(value).await)
                                         },
                                     )
                                     .value_behaviors(),
@@ -184,14 +186,14 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                         .overridable()
                         .__step()
                 })
-                .__then(move |flow| {
+                .__then(move |(this, ctx), flow| {
                     ::workflow_runtime::__private::Workflow::__after(ctx, flow)
                         .try_when_async(
                             "receipted",
                             move |value| async move {
                                 <_ as ReceiptResult<
                                     Receipt,
-                                >>::checked(self.receipt(value).await)
+                                >>::checked(this.receipt(value).await)
                             },
                         )
                         .value_behaviors()

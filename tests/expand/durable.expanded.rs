@@ -157,26 +157,28 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
             }
         }
         let codecs = <Self as ::workflow_runtime::__private::Durable>::CODECS;
-        use ::workflow_runtime::__private::ThenStep as _;
         ::workflow_runtime::__private::straight(
             ctx,
-            ::workflow_runtime::__private::Workflow::new(ctx)
-                .journaled_once(
-                    ::workflow_runtime::StepKind::Given,
-                    ::workflow_runtime::__private::Place {
-                        index: 0u32,
-                        title: "pending order",
-                    },
-                    codecs.0,
-                    move |_, ()| {
-                        let value = input;
-                        async move {
-                            ::workflow_runtime::__private::Result::Ok(self.load(value))
-                        }
-                    },
+            ::workflow_runtime::__private::Straight::__first(
+                    (self, ctx),
+                    ::workflow_runtime::__private::Workflow::new(ctx)
+                        .journaled_once(
+                            ::workflow_runtime::StepKind::Given,
+                            ::workflow_runtime::__private::Place {
+                                index: 0u32,
+                                title: "pending order",
+                            },
+                            codecs.0,
+                            move |_, ()| {
+                                let value = input;
+                                async move {
+                                    ::workflow_runtime::__private::Result::Ok(self.load(value))
+                                }
+                            },
+                        )
+                        .__step(),
                 )
-                .__step()
-                .__then(move |flow| {
+                .__then(move |(this, ctx), flow| {
                     {
                         use ::workflow_runtime::__private::{
                             RetryFallback as _, RetryWithReplay as _,
@@ -194,7 +196,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                                             async move {
                                                 <_ as ChargeResult<
                                                     Receipt,
-                                                >>::checked(self.charge(&step, value).await)
+                                                >>::checked(this.charge(&step, value).await)
                                             }
                                         },
                                     ),
@@ -206,7 +208,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                     }
                         .__step()
                 })
-                .__then(move |flow| {
+                .__then(move |(this, ctx), flow| {
                     ::workflow_runtime::__private::Workflow::__after(ctx, flow)
                         .transacted::<
                             SqliteTx,
@@ -224,7 +226,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                                 async move {
                                     let result = <_ as SaveResult<
                                         Order,
-                                    >>::checked(self.save(&mut tx, value).await);
+                                    >>::checked(this.save(&mut tx, value).await);
                                     (tx, result)
                                 }
                             },
@@ -233,9 +235,9 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                         .__replayable_for_retries()
                         .__step()
                 })
-                .__then(move |flow| {
+                .__then(move |(this, ctx), flow| {
                     ::workflow_runtime::__private::Workflow::__after(ctx, flow)
-                        .then("processed", move |value| self.processed(value))
+                        .then("processed", move |value| this.processed(value))
                         .__step()
                 }),
         )

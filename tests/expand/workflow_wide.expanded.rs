@@ -128,36 +128,40 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                 self.map_err(::core::convert::Into::into)
             }
         }
-        use ::workflow_runtime::__private::ThenStep as _;
         ::workflow_runtime::__private::straight(
             ctx,
-            {
-                use ::workflow_runtime::__private::{
-                    RetryFallback as _, RetryWithReplay as _,
-                };
-                ::workflow_runtime::__private::ReplayProbe::new(
-                        ::workflow_runtime::__private::Workflow::new(ctx)
-                            .when(
-                                "an amount",
-                                move |()| {
-                                    let input = {
-                                        use ::workflow_runtime::__private::{
-                                            Again as _, AgainNever as _,
-                                        };
-                                        (&&::workflow_runtime::__private::Probe(&input)).again()
-                                    };
-                                    self.amount(input)
-                                },
+            ::workflow_runtime::__private::Straight::__first(
+                    (self, ctx),
+                    {
+                        use ::workflow_runtime::__private::{
+                            RetryFallback as _, RetryWithReplay as _,
+                        };
+                        ::workflow_runtime::__private::ReplayProbe::new(
+                                ::workflow_runtime::__private::Workflow::new(ctx)
+                                    .when(
+                                        "an amount",
+                                        move |()| {
+                                            let input = {
+                                                use ::workflow_runtime::__private::{
+                                                    Again as _, AgainNever as _,
+                                                };
+                                                (&&::workflow_runtime::__private::Probe(&input)).again()
+                                            };
+                                            self.amount(input)
+                                        },
+                                    )
+                                    .kind(::workflow_runtime::StepKind::Given)
+                                    .value_behaviors(),
                             )
-                            .kind(::workflow_runtime::StepKind::Given)
-                            .value_behaviors(),
-                    )
-                    .__retry(::workflow_runtime::behavior::Retry::max_attempts(3u32))
-            }
-                .timeout(::core::time::Duration::from_nanos(1000000000u64))
-                .overridable()
-                .__step()
-                .__then(move |flow| {
+                            .__retry(
+                                ::workflow_runtime::behavior::Retry::max_attempts(3u32),
+                            )
+                    }
+                        .timeout(::core::time::Duration::from_nanos(1000000000u64))
+                        .overridable()
+                        .__step(),
+                )
+                .__then(move |(this, ctx), flow| {
                     {
                         use ::workflow_runtime::__private::{
                             RetryFallback as _, RetryWithReplay as _,
@@ -167,7 +171,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                                     .try_when_async(
                                         "charged",
                                         move |value| async move {
-                                            <_ as ChargeResult<u64>>::checked(self.charge(value).await)
+                                            <_ as ChargeResult<u64>>::checked(this.charge(value).await)
                                         },
                                     )
                                     .value_behaviors(),
@@ -180,9 +184,9 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                         .overridable()
                         .__step()
                 })
-                .__then(move |flow| {
+                .__then(move |(this, ctx), flow| {
                     ::workflow_runtime::__private::Workflow::__after(ctx, flow)
-                        .then("charged something", move |value| self.positive(value))
+                        .then("charged something", move |value| this.positive(value))
                         .__step()
                 }),
         )

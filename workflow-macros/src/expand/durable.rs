@@ -188,6 +188,7 @@ pub(crate) fn link(
     index: usize,
     slot: usize,
     step: &Step,
+    receiver: &TokenStream,
     check: Option<&InputCheck>,
     error_check: Option<&Ident>,
     krate: &syn::Path,
@@ -238,7 +239,7 @@ pub(crate) fn link(
     args.extend(arg);
     let method = &step.method;
     let mut call = if step.has_receiver {
-        quote!(self.#method(#(#args),*))
+        quote!(#receiver.#method(#(#args),*))
     } else {
         quote!(Self::#method(#(#args),*))
     };

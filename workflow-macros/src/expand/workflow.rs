@@ -48,10 +48,15 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
     let straight = model.steps.iter().all(|step| step.compensation.is_none());
     let mut segments = Vec::new();
     for (index, step) in model.steps.iter().enumerate() {
-        if straight && index > 0 {
+        // A later step of a straight-line run is made by a closure handed
+        // the workflow as `this`, so it captures nothing.
+        let receiver = if straight && index > 0 {
             segments.push(std::mem::take(&mut chain));
             chain = quote!(#krate::__private::Workflow::__after(ctx, flow));
-        }
+            quote!(this)
+        } else {
+            quote!(self)
+        };
         // A step taking what the one before produces, written the same,
         // cannot mismatch: it needs no check of its own.
         let check = (index > 0 && !checks::written_alike(step.input.ty(), current))
@@ -66,6 +71,7 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
                 index,
                 slot,
                 step,
+                &receiver,
                 check.as_ref(),
                 error_check.as_ref().map(|(n, _)| n),
                 krate,
@@ -73,6 +79,7 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             None => link(
                 index,
                 step,
+                &receiver,
                 check.as_ref(),
                 error_check.as_ref().map(|(n, _)| n),
                 krate,
@@ -226,11 +233,10 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         let first = segments.remove(0);
         let rest = segments;
         quote! {
-            use #krate::__private::ThenStep as _;
             #krate::__private::straight(
                 ctx,
-                #first.__step()
-                    #(.__then(move |flow| #rest.__step()))*
+                #krate::__private::Straight::__first((self, ctx), #first.__step())
+                    #(.__then(move |(this, ctx), flow| #rest.__step()))*
             )
         }
     } else {
@@ -315,6 +321,7 @@ fn produces<'a>(step: &'a Step, unit: &'a Type) -> &'a Type {
 fn link(
     index: usize,
     step: &Step,
+    receiver: &TokenStream,
     check: Option<&InputCheck>,
     error_check: Option<&syn::Ident>,
     krate: &syn::Path,
@@ -329,7 +336,7 @@ fn link(
     let method = &step.method;
     let ctx = step.workflow_ctx.then(|| quote!(ctx,));
     let mut call = if step.has_receiver {
-        quote!(self.#method(#ctx #arg))
+        quote!(#receiver.#method(#ctx #arg))
     } else {
         quote!(Self::#method(#ctx #arg))
     };

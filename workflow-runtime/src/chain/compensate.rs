@@ -9,14 +9,14 @@
 //! then the stage before it. Nothing is boxed or type-erased, and a chain
 //! without compensations never takes this path.
 
-use std::future::{Future, Ready};
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 
 use super::sealed::Sealed;
-use super::stage::{Flow, Place, Stage, Start, Step, StepFuture, Unwind};
+use super::stage::{Flow, Place, Stage, Start, StartFuture, Step, StepFuture, Unwind};
 use super::step_fn::{ErrFuture, StepFn};
 use crate::behavior::Layers;
 use crate::context::WorkflowContext;
@@ -142,7 +142,7 @@ where
 }
 
 /// A compensation's step future: the one-step chain that runs it.
-type UndoFuture<'c, B> = StepFuture<'c, Ready<Flow<()>>, B, ()>;
+type UndoFuture<'c, B> = StepFuture<'c, StartFuture, B, ()>;
 
 pin_project! {
     /// The future of a step with a compensation, and every step before it.

@@ -35,8 +35,8 @@ pub use compensate::{Compensated, CompensatedFuture, Compensation, Undo, UndoSte
 pub use overridable::{Overridable, Overridden};
 pub(crate) use stage::Place;
 pub use stage::{
-    Carry, ChainFuture, Finally, FinallyFuture, Flow, KindOfLast, Stage, Start, Step, StepFuture,
-    Unwind,
+    Carry, ChainFuture, Finally, FinallyFuture, Flow, KindOfLast, Stage, Start, StartFuture, Step,
+    StepFuture, Unwind,
 };
 #[doc(hidden)]
 pub use step_fn::StepAt;
@@ -45,7 +45,7 @@ pub use step_fn::{
     OkFuture, Plain, Replay, ReplayInput, StepFn, StepResult, TryAsync, Unary,
 };
 #[doc(hidden)]
-pub use straight::{After, Next, ThenStep};
+pub use straight::{After, First, Handed, Next, Steps, Straight};
 pub use valued::Valued;
 
 use crate::behavior::{

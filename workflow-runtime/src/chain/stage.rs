@@ -2,7 +2,7 @@
 //! machine nested in the next, so a whole chain is one future with no heap
 //! allocation of its own.
 
-use std::future::{Future, Ready, ready};
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -81,12 +81,6 @@ pub trait Unwind: super::sealed::Sealed {
     }
 }
 
-impl<T> super::sealed::Sealed for Ready<T> {}
-
-/// The start of a chain, or the outcome a straight-line step starts
-/// from: nothing before it to undo.
-impl<T> Unwind for Ready<T> {}
-
 /// The empty chain before `given`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Start;
@@ -97,9 +91,22 @@ impl<P, F> super::sealed::Sealed for Finally<P, F> {}
 
 impl<'c> Stage<'c> for Start {
     type Output = ();
-    type Future = Ready<Flow<()>>;
+    type Future = StartFuture;
     fn start(self, _: &'c WorkflowContext) -> Self::Future {
-        ready(Ok(Carry {
+        StartFuture
+    }
+}
+
+/// The empty chain's future, ready at once with nothing before the first
+/// step. It holds nothing, so the first step's future carries no room
+/// for a flow (a `Ready` of one would hold a whole error's).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartFuture;
+
+impl Future for StartFuture {
+    type Output = Flow<()>;
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Flow<()>> {
+        Poll::Ready(Ok(Carry {
             value: (),
             soft: None,
             ended: None,
@@ -107,6 +114,11 @@ impl<'c> Stage<'c> for Start {
         }))
     }
 }
+
+impl super::sealed::Sealed for StartFuture {}
+
+/// Nothing before the first step to undo.
+impl Unwind for StartFuture {}
 
 /// A step after `prev`, with its own behaviors.
 pub struct Step<P, F> {
@@ -1326,12 +1338,14 @@ pin_project! {
         #[pin]
         inner: F,
         // The failure being compensated for, while the compensations run.
-        cause: Option<WorkflowError>,
+        // Boxed, as is `marking`: only a failing run has either, and every
+        // run's future would otherwise carry their room.
+        cause: Option<Box<WorkflowError>>,
         // A durable run's journal: a failure to record a step is not
         // undone, as the run is driven again.
         journal: Option<Arc<dyn RunJournal>>,
         // The run's end, while the journal records a failure for good.
-        marking: Option<Marking>,
+        marking: Option<Box<Marking>>,
     }
 }
 
@@ -1380,7 +1394,7 @@ where
                             *this.cause = Some(cause);
                             continue;
                         }
-                        cause
+                        *cause
                     }
                 };
                 // The journal could not say the run failed: it is driven
@@ -1393,9 +1407,9 @@ where
                     None => end,
                 }));
             }
-            if let Some(cause) = this.cause.as_ref() {
+            if let Some(cause) = this.cause.as_deref() {
                 let failure = ready!(this.inner.as_mut().poll_unwind(cx, cause));
-                let cause = this.cause.take().expect("undoing for a cause");
+                let cause = *this.cause.take().expect("undoing for a cause");
                 let end = match failure {
                     None => cause,
                     // Cancelled while undoing: left for whoever cancelled
@@ -1409,10 +1423,10 @@ where
                 if let (Some(journal), WorkflowError::CompensationFailed { .. }) =
                     (&*this.journal, &end)
                 {
-                    *this.marking = Some(Marking {
+                    *this.marking = Some(Box::new(Marking {
                         write: journal.clone().failed_for_good(&end),
                         then: AfterMark::End(end),
-                    });
+                    }));
                     continue;
                 }
                 return Poll::Ready(Err(end));
@@ -1441,13 +1455,13 @@ where
                 // Journaled before anything is undone: a crash from here on
                 // does not run the failed step again.
                 Some(journal) => {
-                    *this.marking = Some(Marking {
+                    *this.marking = Some(Box::new(Marking {
                         write: journal.clone().failed_for_good(&error),
                         then: AfterMark::Undo,
-                    });
-                    *this.cause = Some(error);
+                    }));
+                    *this.cause = Some(Box::new(error));
                 }
-                None if this.inner.compensates() => *this.cause = Some(error),
+                None if this.inner.compensates() => *this.cause = Some(Box::new(error)),
                 None => return Poll::Ready(Err(error)),
             }
         }

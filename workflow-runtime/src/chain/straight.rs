@@ -4,8 +4,9 @@
 //! `#[workflow]` runs its steps this way. A nested chain holds every
 //! step's future inside the next's, so its size is the sum of its steps';
 //! here the next step takes the finished one's place, so a run's
-//! future is as large as its largest step plus what each later step's
-//! maker captures (a reference or two), and what `__then` moves as the
+//! future is as large as its largest step plus a tag per step. The
+//! makers are handed the workflow and its context, kept once in
+//! [`Straight`], so they capture nothing, and what `__then` moves as the
 //! run is built is that small future. Each step still runs in a
 //! [`StepFuture`](super::StepFuture), so records, behaviors, overrides,
 //! cancellation and journaling are the chain's own; a later step's
@@ -16,15 +17,16 @@
 //! keeps what each earlier step made; a workflow with one keeps that
 //! shape.
 
-use std::future::{Future, Ready, ready};
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 
-use super::stage::{Flow, Stage, Unwind};
+use super::stage::{Carry, Flow, Stage, Unwind};
 use super::{Workflow, sealed};
 use crate::context::WorkflowContext;
+use crate::error::WorkflowError;
 
 /// A chain's start from the [`Flow`] an earlier step handed on: its
 /// value, first soft failure and end time, or the error that stopped the
@@ -36,11 +38,32 @@ impl<T> sealed::Sealed for After<T> {}
 
 impl<'c, T> Stage<'c> for After<T> {
     type Output = T;
-    type Future = Ready<Flow<T>>;
+    type Future = Handed<T>;
     fn start(self, _: &'c WorkflowContext) -> Self::Future {
-        ready(self.0)
+        Handed(Some(self.0.map_err(Box::new)))
     }
 }
+
+/// The [`Flow`] a step was handed, ready at its first poll. The error
+/// that stopped the run is boxed while it waits: only a failed run's
+/// later steps hold one, and each step's future would otherwise carry
+/// its room.
+#[derive(Debug)]
+pub struct Handed<T>(Option<Result<Carry<T>, Box<WorkflowError>>>);
+
+impl<T> Unpin for Handed<T> {}
+
+impl<T> Future for Handed<T> {
+    type Output = Flow<T>;
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Flow<T>> {
+        let flow = self.0.take().expect("a handed flow is taken once");
+        Poll::Ready(flow.map_err(|error| *error))
+    }
+}
+
+impl<T> sealed::Sealed for Handed<T> {}
+
+impl<T> Unwind for Handed<T> {}
 
 impl<'c, T> Workflow<'c, After<T>> {
     /// A chain going on from `flow`, for the step after it.
@@ -63,9 +86,89 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
 }
 
 pin_project! {
-    /// A step's future, then the next step's, made by `then` from the
-    /// first's [`Flow`] once the first has ended, in its place: one future
-    /// the size of the larger of the two.
+    /// A run's steps, and what each later step is made with: `env`, the
+    /// workflow and its context, kept here once and handed to each
+    /// step's maker, so the makers capture nothing and weigh nothing.
+    pub struct Straight<E, S> {
+        env: E,
+        #[pin]
+        steps: S,
+    }
+}
+
+impl<E: Copy, F: Future> Straight<E, First<F>> {
+    /// The run's first step's future, with what later steps are made with.
+    #[doc(hidden)]
+    pub fn __first(env: E, first: F) -> Self {
+        Straight {
+            env,
+            steps: First { fut: first },
+        }
+    }
+}
+
+impl<E: Copy, S: Steps<E>> Straight<E, S> {
+    /// These steps, then the step `then` makes from `env` and the last
+    /// one's [`Flow`] once it has ended, in its place.
+    #[doc(hidden)]
+    pub fn __then<G, B>(self, then: G) -> Straight<E, Next<S, G, B>>
+    where
+        G: Fn(E, S::Output) -> B,
+        B: Future,
+    {
+        Straight {
+            env: self.env,
+            steps: Next {
+                state: NextState::Before {
+                    steps: self.steps,
+                    then,
+                },
+            },
+        }
+    }
+}
+
+impl<E: Copy, S: Steps<E>> Future for Straight<E, S> {
+    type Output = S::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        this.steps.poll_steps(*this.env, cx)
+    }
+}
+
+impl<E, S> sealed::Sealed for Straight<E, S> {}
+
+/// A straight-line run has no compensation (a workflow with one is a
+/// nested chain): its steps are seen as a chain with nothing to undo.
+impl<E, S> Unwind for Straight<E, S> {}
+
+/// Steps run in turn, each later one made with the run's `E`.
+#[doc(hidden)]
+pub trait Steps<E> {
+    /// The last step's outcome.
+    type Output;
+    /// Polls the step under way, making the next from `env` when it ends.
+    fn poll_steps(self: Pin<&mut Self>, env: E, cx: &mut Context<'_>) -> Poll<Self::Output>;
+}
+
+pin_project! {
+    /// The first step's future.
+    pub struct First<F> {
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<E, F: Future> Steps<E> for First<F> {
+    type Output = F::Output;
+    fn poll_steps(self: Pin<&mut Self>, _: E, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().fut.poll(cx)
+    }
+}
+
+pin_project! {
+    /// Steps, then the next step's future, made by `then` once they have
+    /// ended, in their place: as large as the larger of the two.
     pub struct Next<A, G, B> {
         #[pin]
         state: NextState<A, G, B>,
@@ -77,8 +180,8 @@ pin_project! {
     enum NextState<A, G, B> {
         Before {
             #[pin]
-            fut: A,
-            then: Option<G>,
+            steps: A,
+            then: G,
         },
         After {
             #[pin]
@@ -87,23 +190,23 @@ pin_project! {
     }
 }
 
-impl<A, G, B> Future for Next<A, G, B>
+impl<E, A, G, B> Steps<E> for Next<A, G, B>
 where
-    A: Future,
-    G: FnOnce(A::Output) -> B,
+    E: Copy,
+    A: Steps<E>,
+    G: Fn(E, A::Output) -> B,
     B: Future,
 {
     type Output = B::Output;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll_steps(self: Pin<&mut Self>, env: E, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
-        if let NextProj::Before { fut, then } = state.as_mut().project() {
-            let flow = ready!(fut.poll(cx));
-            let then = then.take().expect("a step's successor is made once");
+        if let NextProj::Before { steps, then } = state.as_mut().project() {
+            let flow = ready!(steps.poll_steps(env, cx));
             // The finished step holds nothing by now (its body and running
             // state went as it ended): it is dropped as the next takes its
             // place, rather than first, which would cost a second write of
             // the whole state.
-            let next = then(flow);
+            let next = then(env, flow);
             state.set(NextState::After { fut: next });
         }
         match state.project() {
@@ -112,30 +215,3 @@ where
         }
     }
 }
-
-/// Puts the next step after a step's future, postfix, so a run reads in
-/// its steps' order.
-#[doc(hidden)]
-pub trait ThenStep: Future + Sized {
-    /// `self`, then the step `then` makes from its [`Flow`].
-    fn __then<G, B>(self, then: G) -> Next<Self, G, B>
-    where
-        G: FnOnce(Self::Output) -> B,
-        B: Future,
-    {
-        Next {
-            state: NextState::Before {
-                fut: self,
-                then: Some(then),
-            },
-        }
-    }
-}
-
-impl<F: Future> ThenStep for F {}
-
-impl<A, G, B> sealed::Sealed for Next<A, G, B> {}
-
-/// A straight-line run has no compensation (a workflow with one is a
-/// nested chain): its steps are seen as a chain with nothing to undo.
-impl<A, G, B> Unwind for Next<A, G, B> {}
