@@ -178,6 +178,7 @@ where
 {
     type Output = F::Output;
     type Future = StepFuture<'c, P::Future, F, P::Output>;
+    #[inline]
     fn start(self, ctx: &'c WorkflowContext) -> Self::Future {
         StepFuture {
             ctx,

@@ -55,6 +55,7 @@ impl<T> Unpin for Handed<T> {}
 
 impl<T> Future for Handed<T> {
     type Output = Flow<T>;
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Flow<T>> {
         let flow = self.0.take().expect("a handed flow is taken once");
         Poll::Ready(flow.map_err(|error| *error))
@@ -68,6 +69,7 @@ impl<T> Unwind for Handed<T> {}
 impl<'c, T> Workflow<'c, After<T>> {
     /// A chain going on from `flow`, for the step after it.
     #[doc(hidden)]
+    #[inline]
     pub fn __after(ctx: &'c WorkflowContext, flow: Flow<T>) -> Self {
         Workflow {
             ctx,
@@ -80,6 +82,7 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
     /// The chain's last step's future, whose [`Flow`] the next step
     /// starts from ([`__after`](Workflow::__after)).
     #[doc(hidden)]
+    #[inline]
     pub fn __step(self) -> S::Future {
         self.stage.start(self.ctx)
     }
@@ -161,6 +164,7 @@ pin_project! {
 
 impl<E, F: Future> Steps<E> for First<F> {
     type Output = F::Output;
+    #[inline]
     fn poll_steps(self: Pin<&mut Self>, _: E, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.project().fut.poll(cx)
     }
@@ -198,6 +202,7 @@ where
     B: Future,
 {
     type Output = B::Output;
+    #[inline]
     fn poll_steps(self: Pin<&mut Self>, env: E, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
         if let NextProj::Before { steps, then } = state.as_mut().project() {
