@@ -303,7 +303,7 @@ fn parse_cron(expression: &str) -> Result<cron::Schedule, ScheduleError> {
 }
 
 /// Milliseconds since the Unix epoch: how ticks and rows tell time.
-#[cfg(any(feature = "durable", test))]
+#[cfg(feature = "durable")]
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
