@@ -303,7 +303,7 @@ fn parse_cron(expression: &str) -> Result<cron::Schedule, ScheduleError> {
 }
 
 /// Milliseconds since the Unix epoch: how ticks and rows tell time.
-#[cfg(feature = "durable")]
+#[cfg(any(feature = "durable", all(test, feature = "cron")))]
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
