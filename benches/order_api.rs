@@ -126,8 +126,8 @@ fn main() {
         );
         let after = journal.commits();
         println!(
-            "  {:.2} group transactions per order, {:.1} writes each (a transactional step's \
-             commit, which carries the writes queued meanwhile, counts as one)",
+            "  {:.2} group transactions per order, {:.1} writes each (a transactional step, \
+             lent the batch's transaction, counts as one)",
             (after.transactions - before.transactions) as f64 / REQUESTS as f64,
             (after.writes - before.writes) as f64
                 / (after.transactions - before.transactions).max(1) as f64

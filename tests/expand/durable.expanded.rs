@@ -222,7 +222,11 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                                 title: "update status",
                             },
                             codecs.2,
-                            move |_, mut tx: SqliteTx, value| {
+                            move |
+                                _,
+                                mut tx: ::workflow_runtime::__private::Held<SqliteTx>,
+                                value|
+                            {
                                 async move {
                                     let result = <_ as SaveResult<
                                         Order,

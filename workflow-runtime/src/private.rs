@@ -19,6 +19,10 @@ pub use crate::durable::{
 #[cfg(feature = "durable")]
 pub use serde;
 
+/// What a transactional step's body holds of its transaction `X`.
+#[cfg(feature = "durable")]
+pub type Held<X> = <X as crate::durable::Transaction>::Held;
+
 /// Runs `steps`, a chain's steps each made from the one before's
 /// ([`Workflow::__after`], [`Straight::__then`]), as awaiting the whole
 /// chain would: the last step's value, or the run's first failure,

@@ -410,48 +410,44 @@ async fn application_writes_share_the_journals_transactions_and_fail_alone() {
     assert_eq!(ids, [1, 3]);
 }
 
-/// A transactional step's commit carries the journal writes queued while
-/// its transaction held the one connection: they are made (and answered)
-/// by its commit, not by a transaction of their own after it.
+/// A transactional step is lent the transaction of the batch that holds
+/// the journal writes queued beside its request: its writes and row
+/// commit with theirs, in one transaction.
 #[tokio::test]
-async fn a_transactional_steps_commit_carries_the_writes_queued_behind_it() {
+async fn a_transactional_step_commits_in_the_batch_that_lent_it_the_transaction() {
     use std::task::Poll;
     use workflow_runtime::durable::{SqliteTx, Store, Transaction};
 
-    let dir = TempDir::new("group-carry");
+    let dir = TempDir::new("group-lend");
     let sqlite = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE notes (text TEXT)")
+        .execute(sqlite.pool())
         .await
         .unwrap();
     let store = Store::new(sqlite.clone());
     sqlite.insert_run(&run("t")).await.unwrap();
-    let mut tx = <SqliteTx as Transaction>::begin(&store).await.unwrap();
-    sqlx::query("CREATE TABLE notes (text TEXT)")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
 
-    // The writer takes a first write and waits for the connection.
-    let first = tokio::spawn({
-        let sqlite = sqlite.clone();
-        async move { sqlite.insert_run(&run("q0")).await }
-    });
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
-    }
-    // Two more queue behind it.
+    // Two writes and the step's request queue before the writer runs.
     let (q1, q2) = (run("q1"), run("q2"));
     let mut queued = [sqlite.insert_run(&q1), sqlite.insert_run(&q2)];
     for write in &mut queued {
         let polled = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
         assert!(polled.is_pending());
     }
-
     let before = sqlite.commits();
-    let row = StepRow::new(1, "noted", b"1".to_vec(), 1, 1, 2);
-    tx.commit_with(&store, "t", row.clone(), None)
+    let mut tx = <SqliteTx as Transaction>::begin(&store).await.unwrap();
+    sqlx::query("INSERT INTO notes (text) VALUES ('noted')")
+        .execute(&mut **tx)
         .await
         .unwrap();
-    // Answered by the step's commit: ready without the writer running.
+    // Lent once the batch's own writes are made, before it commits.
+    assert_eq!(sqlite.commits(), before);
+    let row = StepRow::new(1, "noted", b"1".to_vec(), 1, 1, 2);
+    SqliteTx::commit_with(tx, &store, "t", row.clone(), None)
+        .await
+        .unwrap();
     for write in &mut queued {
         let polled = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
         assert!(
@@ -465,14 +461,68 @@ async fn a_transactional_steps_commit_carries_the_writes_queued_behind_it() {
             after.transactions - before.transactions,
             after.writes - before.writes
         ),
-        (1, 2),
-        "the step's commit held the two queued writes"
+        (1, 3),
+        "the two queued writes and the step's, in one transaction"
     );
-    assert!(matches!(first.await.unwrap().unwrap(), Inserted::New));
     assert_eq!(sqlite.steps("t").await.unwrap(), vec![row]);
-    for id in ["q0", "q1", "q2"] {
-        assert!(sqlite.run(id).await.unwrap().is_some(), "{id}");
-    }
+    let notes: Vec<String> = sqlx::query_scalar("SELECT text FROM notes")
+        .fetch_all(sqlite.pool())
+        .await
+        .unwrap();
+    assert_eq!(notes, ["noted"]);
+}
+
+/// A lent transaction dropped rather than kept (the step failed, or was
+/// dropped midway) takes back its own writes only: the batch commits the
+/// writes queued beside it.
+#[tokio::test]
+async fn a_lent_transaction_dropped_takes_back_only_its_own_writes() {
+    use std::task::Poll;
+    use workflow_runtime::durable::{SqliteTx, Store, Transaction};
+
+    let dir = TempDir::new("group-lend-drop");
+    let sqlite = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE notes (text TEXT)")
+        .execute(sqlite.pool())
+        .await
+        .unwrap();
+    let store = Store::new(sqlite.clone());
+
+    let queued_run = run("q1");
+    let mut queued = sqlite.insert_run(&queued_run);
+    let polled = std::future::poll_fn(|cx| Poll::Ready(queued.as_mut().poll(cx))).await;
+    assert!(polled.is_pending());
+    let mut tx = <SqliteTx as Transaction>::begin(&store).await.unwrap();
+    sqlx::query("INSERT INTO notes (text) VALUES ('dropped')")
+        .execute(&mut **tx)
+        .await
+        .unwrap();
+    drop(tx);
+    assert!(matches!(queued.await, Ok(Inserted::New)));
+    assert!(sqlite.run("q1").await.unwrap().is_some());
+    let notes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notes")
+        .fetch_one(sqlite.pool())
+        .await
+        .unwrap();
+    assert_eq!(notes, 0, "the dropped step's write was kept");
+    // And the store goes on: the next lend is kept.
+    sqlite.insert_run(&run("t")).await.unwrap();
+    let mut tx = <SqliteTx as Transaction>::begin(&store).await.unwrap();
+    sqlx::query("INSERT INTO notes (text) VALUES ('kept')")
+        .execute(&mut **tx)
+        .await
+        .unwrap();
+    let row = StepRow::new(1, "noted", b"1".to_vec(), 1, 1, 2);
+    SqliteTx::commit_with(tx, &store, "t", row, None)
+        .await
+        .unwrap();
+    let notes: Vec<String> = sqlx::query_scalar("SELECT text FROM notes")
+        .fetch_all(sqlite.pool())
+        .await
+        .unwrap();
+    assert_eq!(notes, ["kept"]);
 }
 
 /// A writer task whose runtime shut down before it ever ran lets go of

@@ -286,7 +286,7 @@ pub(crate) fn link(
                 #krate::StepKind::#kind,
                 #place,
                 codecs.#slot,
-                move |#step_pat, mut tx: #tx, #param| {
+                move |#step_pat, mut tx: #private::Held<#tx>, #param| {
                     #prelude
                     async move {
                         let result = #result;

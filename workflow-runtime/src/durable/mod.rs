@@ -72,7 +72,7 @@ pub use postgres::{PgTx, PostgresStore};
 pub use query::{BadCursor, Cursor, MAX_PAGE, RunFilter, RunPage};
 pub use retention::{Purge, Retention};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{Commits, SqliteOptions, SqliteStore, SqliteTx, Synchronous};
+pub use sqlite::{Commits, LentTx, SqliteOptions, SqliteStore, SqliteTx, Synchronous};
 pub use status::{EventReport, RunReport, StepReport, StepState, Waiting};
 pub use step::Transaction;
 #[doc(hidden)]

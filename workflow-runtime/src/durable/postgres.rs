@@ -1424,8 +1424,11 @@ fn postgres_of(store: &Store) -> Result<&PostgresStore, StoreError> {
 }
 
 impl super::step::Transaction for PgTx {
-    fn begin(store: &Store) -> BoxFuture<'_, Result<Self, StoreError>> {
-        Box::pin(async move { postgres_of(store)?.begin().await })
+    /// Each step's transaction is its own, on a connection of the pool's.
+    type Held = Box<PgTx>;
+
+    fn begin(store: &Store) -> BoxFuture<'_, Result<Self::Held, StoreError>> {
+        Box::pin(async move { postgres_of(store)?.begin().await.map(Box::new) })
     }
 
     fn recorded<'a>(
@@ -1438,7 +1441,7 @@ impl super::step::Transaction for PgTx {
     }
 
     fn commit_with<'a>(
-        mut self,
+        mut held: Box<PgTx>,
         store: &'a Store,
         run: &'a str,
         row: StepRow,
@@ -1447,10 +1450,10 @@ impl super::step::Transaction for PgTx {
         Box::pin(async move {
             let pg = postgres_of(store)?;
             if let Some(fence) = fence {
-                pg.hold(&mut self, run, fence).await?;
+                pg.hold(&mut held, run, fence).await?;
             }
-            pg.record_step_in(&mut self, run, &row).await?;
-            self.commit()
+            pg.record_step_in(&mut held, run, &row).await?;
+            held.commit()
                 .await
                 .map_err(|e| pg.error(format!("committing step {} of run \"{run}\"", row.index), e))
         })

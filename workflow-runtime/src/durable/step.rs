@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::ops::DerefMut;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -95,8 +96,8 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
     ) -> Workflow<'c, Step<S, Transacted<'c, X, C, O>>>
     where
         X: Transaction,
-        C: Fn(StepCtx, X, S::Output) -> Fut + Send + 'c,
-        Fut: Future<Output = (X, Result<O, StepError>)> + Send + 'c,
+        C: Fn(StepCtx, X::Held, S::Output) -> Fut + Send + 'c,
+        Fut: Future<Output = (X::Held, Result<O, StepError>)> + Send + 'c,
         O: Send + 'c,
         S::Output: Send + 'c,
     {
@@ -114,8 +115,8 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
     ) -> Workflow<'c, Step<S, Transacted<'c, X, C, O>>>
     where
         X: Transaction,
-        C: FnOnce(StepCtx, X, S::Output) -> Fut + Send + 'c,
-        Fut: Future<Output = (X, Result<O, StepError>)> + Send + 'c,
+        C: FnOnce(StepCtx, X::Held, S::Output) -> Fut + Send + 'c,
+        Fut: Future<Output = (X::Held, Result<O, StepError>)> + Send + 'c,
         O: Send + 'c,
         S::Output: Send + 'c,
     {
@@ -263,10 +264,15 @@ where
 
 /// A transaction on the store's database that a step's writes and its
 /// journal row commit in together. Implemented for `SqliteTx`
-/// (`sqlite` feature).
+/// (`sqlite` feature) and `PgTx` (`postgres` feature).
 pub trait Transaction: Send + Sized + 'static {
+    /// What a step holds while its body runs: the transaction, or where
+    /// the store's writer lends the step its own (SQLite's, so the steps
+    /// of concurrent runs share one commit), a handle that gives it back
+    /// however the step ends, even dropped midway.
+    type Held: DerefMut<Target = Self> + Send + 'static;
     /// Begins one on `store`'s database.
-    fn begin(store: &Store) -> BoxFuture<'_, Result<Self, StoreError>>;
+    fn begin(store: &Store) -> BoxFuture<'_, Result<Self::Held, StoreError>>;
     /// The step's row as this transaction sees it.
     fn recorded<'a>(
         &'a mut self,
@@ -278,7 +284,7 @@ pub trait Transaction: Send + Sized + 'static {
     /// still holds the run; otherwise [`StoreError::LeaseLost`], and the
     /// transaction rolls back.
     fn commit_with<'a>(
-        self,
+        held: Self::Held,
         store: &'a Store,
         run: &'a str,
         row: StepRow,
@@ -330,8 +336,8 @@ impl<'c, X: Transaction, C, O: Send + 'c> Transacted<'c, X, C, O> {
         input: In,
     ) -> BoxFuture<'c, StepResult<O>>
     where
-        C: FnOnce(StepCtx, X, In) -> Fut + Send + 'c,
-        Fut: Future<Output = (X, Result<O, StepError>)> + Send + 'c,
+        C: FnOnce(StepCtx, X::Held, In) -> Fut + Send + 'c,
+        Fut: Future<Output = (X::Held, Result<O, StepError>)> + Send + 'c,
         In: Send + 'c,
     {
         let journal: Option<Arc<Journal>> = ctx.shared_journal();
@@ -365,7 +371,7 @@ impl<'c, X: Transaction, C, O: Send + 'c> Transacted<'c, X, C, O> {
             let row = journal
                 .row(place.index, place.title, &value, codec, attempt, started)
                 .map_err(Failed::error)?;
-            tx.commit_with(store, &run, row, journal.fence())
+            X::commit_with(tx, store, &run, row, journal.fence())
                 .await
                 .map_err(fault)?;
             Ok(value)
@@ -376,8 +382,8 @@ impl<'c, X: Transaction, C, O: Send + 'c> Transacted<'c, X, C, O> {
 impl<'c, X, C, In, O, Fut> StepFn<In> for Transacted<'c, X, C, O>
 where
     X: Transaction,
-    C: FnOnce(StepCtx, X, In) -> Fut + Send + 'c,
-    Fut: Future<Output = (X, Result<O, StepError>)> + Send + 'c,
+    C: FnOnce(StepCtx, X::Held, In) -> Fut + Send + 'c,
+    Fut: Future<Output = (X::Held, Result<O, StepError>)> + Send + 'c,
     O: Send + 'c,
     In: Send + 'c,
 {
@@ -398,8 +404,8 @@ where
 impl<'c, X, C, In, O, Fut> CallAgain<In> for Transacted<'c, X, C, O>
 where
     X: Transaction,
-    C: Fn(StepCtx, X, In) -> Fut + Clone + Send + 'c,
-    Fut: Future<Output = (X, Result<O, StepError>)> + Send + 'c,
+    C: Fn(StepCtx, X::Held, In) -> Fut + Clone + Send + 'c,
+    Fut: Future<Output = (X::Held, Result<O, StepError>)> + Send + 'c,
     O: Send + 'c,
     In: Send + 'c,
 {

@@ -14,6 +14,15 @@
 //! with a transaction per write. The batch is written by a spawned task,
 //! not by the waiter that started it: a waiter dropped mid-commit (a
 //! timeout, a cancelled run) leaves the others' writes whole.
+//!
+//! A transactional step's writes share the batch too. The step asks for
+//! the batch's transaction ([`Write::Lend`]); once the batch's own writes
+//! are made, the writer lends it, under a `SAVEPOINT`, to each step that
+//! asked, in turn. The step's body writes through it, the step adds its
+//! row, and gives it back ([`LentTx`]): kept, the savepoint is released
+//! into the batch; given back any other way (the body failed, or the step
+//! was dropped midway), it is rolled back to the savepoint, and the
+//! others' writes stand. Then one COMMIT holds them all.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -52,6 +61,9 @@ pub(super) enum Write {
     /// A statement of the application's own ([`SqliteStore::execute`]),
     /// taken when its batch runs it.
     Execute(Option<AppWrite>),
+    /// A transactional step's turn at the batch's transaction, taken when
+    /// the batch lends it; `1` if the step kept its writes.
+    Lend(Option<oneshot::Sender<LentTx>>),
 }
 
 /// A statement of the application's own, with its arguments bound.
@@ -65,6 +77,7 @@ impl Write {
             Write::Step { run, row } => format!("journaling step {} of run \"{run}\"", row.index),
             Write::Finish { run, .. } => format!("ending run \"{run}\""),
             Write::Execute(_) => "executing a write of the application's".to_owned(),
+            Write::Lend(_) => "lending the store's transaction to a transactional step".to_owned(),
         }
     }
 }
@@ -318,6 +331,13 @@ impl SqliteStore {
     /// Makes `write` in the next batch; returns once that batch has
     /// committed (or failed).
     pub(super) async fn write(&self, write: Write) -> Outcome {
+        let outcome = self.enqueue(write);
+        self.outcome(outcome).await
+    }
+
+    /// Queues `write` for the next batch, starting the writer if none is
+    /// writing: how it went, once that batch has committed (or failed).
+    fn enqueue(&self, write: Write) -> oneshot::Receiver<Outcome> {
         let (done, outcome) = oneshot::channel();
         let lead = {
             let mut state = self.queue.lock();
@@ -331,6 +351,11 @@ impl SqliteStore {
             };
             tokio::spawn(writing.drain());
         }
+        outcome
+    }
+
+    /// A queued write's outcome.
+    async fn outcome(&self, outcome: oneshot::Receiver<Outcome>) -> Outcome {
         // Every write is answered (see `Batch`); a sender gone unanswered
         // would be a panic between taking a batch and answering it.
         outcome.await.unwrap_or_else(|_| {
@@ -340,6 +365,161 @@ impl SqliteStore {
                 source: "the store's writer failed before it answered".into(),
             })
         })
+    }
+
+    /// The next batch's transaction, for a transactional step: lent once
+    /// the batch's own writes are made, under a savepoint of the step's.
+    pub(super) async fn lend(&self) -> Result<LentTx, StoreError> {
+        let (to, lent) = oneshot::channel();
+        let done = self.enqueue(Write::Lend(Some(to)));
+        match lent.await {
+            Ok(mut lent) => {
+                lent.done = Some(done);
+                Ok(lent)
+            }
+            // The batch failed before the step's turn: its error says why.
+            Err(_) => Err(match self.outcome(done).await {
+                Err(error) => error,
+                Ok(_) => StoreError::Database {
+                    store: self.path.display().to_string(),
+                    doing: "beginning a step's transaction".to_owned(),
+                    source: "the store's writer ended its batch without lending it".into(),
+                },
+            }),
+        }
+    }
+}
+
+/// The store's transaction, lent to a transactional step by the batch
+/// that holds its writes: the step's body writes through it as through
+/// any `SqliteTx` (it derefs to one), and however the step ends, the
+/// transaction goes back to the batch, which commits the step's writes
+/// with the others' only if the step kept them. So the transactional
+/// steps of concurrent runs share one commit, and one sync of the file.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use workflow_runtime::prelude::*;
+/// use workflow_runtime::durable::{SqliteOptions, SqliteStore, SqliteTx, Store};
+/// use workflow_runtime::host::Runner;
+///
+/// struct Pay;
+///
+/// #[workflow(durable)]
+/// impl Pay {
+///     #[step(given = "paid", transactional)]
+///     async fn pay(&self, tx: &mut SqliteTx, cents: i64) -> Result<i64, sqlx::Error> {
+///         sqlx::query("INSERT INTO payments (cents) VALUES (?)")
+///             .bind(cents)
+///             .execute(&mut **tx)
+///             .await?;
+///         Ok(cents)
+///     }
+/// }
+///
+/// let dir = std::env::temp_dir().join(format!("wf-doc-lent-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let sqlite = SqliteStore::open(SqliteOptions::new(dir.join("runs.db"))).await.unwrap();
+/// sqlx::query("CREATE TABLE payments (cents INTEGER)")
+///     .execute(sqlite.pool())
+///     .await
+///     .unwrap();
+/// let runner = Runner::builder()
+///     .store(Store::new(sqlite.clone()))
+///     .durable(Pay)
+///     .build()
+///     .unwrap();
+/// let (a, b) = tokio::join!(
+///     runner.start(&Pay::ID, "pay-a", 5),
+///     runner.start(&Pay::ID, "pay-b", 7),
+/// );
+/// assert_eq!(a.unwrap().result().await.unwrap(), 5);
+/// assert_eq!(b.unwrap().result().await.unwrap(), 7);
+/// let total: i64 = sqlx::query_scalar("SELECT SUM(cents) FROM payments")
+///     .fetch_one(sqlite.pool())
+///     .await
+///     .unwrap();
+/// assert_eq!(total, 12);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # }
+/// ```
+pub struct LentTx {
+    tx: Option<super::SqliteTx>,
+    back: Option<oneshot::Sender<Returned>>,
+    done: Option<oneshot::Receiver<Outcome>>,
+}
+
+/// A lent transaction, back with the batch.
+struct Returned {
+    tx: super::SqliteTx,
+    kept: bool,
+}
+
+impl fmt::Debug for LentTx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LentTx").finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for LentTx {
+    type Target = super::SqliteTx;
+    fn deref(&self) -> &super::SqliteTx {
+        self.tx
+            .as_ref()
+            .expect("a lent transaction is held until given back")
+    }
+}
+
+impl std::ops::DerefMut for LentTx {
+    fn deref_mut(&mut self) -> &mut super::SqliteTx {
+        self.tx
+            .as_mut()
+            .expect("a lent transaction is held until given back")
+    }
+}
+
+impl Drop for LentTx {
+    /// Given back without being kept: the batch rolls the step's writes
+    /// back to its savepoint, and commits the others'. Sent, not dropped,
+    /// since dropping it would roll the whole batch back.
+    fn drop(&mut self) {
+        if let (Some(tx), Some(back)) = (self.tx.take(), self.back.take()) {
+            let _ = back.send(Returned { tx, kept: false });
+        }
+    }
+}
+
+impl LentTx {
+    /// Gives the transaction back with the step's writes kept: `Ok` once
+    /// the batch that holds them has committed.
+    pub(super) async fn keep(
+        mut self,
+        store: &SqliteStore,
+        doing: String,
+    ) -> Result<(), StoreError> {
+        let failed = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Database {
+            store: store.path.display().to_string(),
+            doing: doing.clone(),
+            source,
+        };
+        let (Some(tx), Some(back), Some(done)) =
+            (self.tx.take(), self.back.take(), self.done.take())
+        else {
+            return Err(failed(
+                "the step's transaction was given back already".into(),
+            ));
+        };
+        if back.send(Returned { tx, kept: true }).is_err() {
+            return Err(failed(
+                "the store's writer stopped while the step held its transaction".into(),
+            ));
+        }
+        match store.outcome(done).await {
+            Ok(1) => Ok(()),
+            Ok(_) => Err(failed("the batch rolled the step's writes back".into())),
+            Err(StoreError::Database { source, .. }) => Err(failed(source)),
+            Err(other) => Err(other),
+        }
     }
 }
 
@@ -410,53 +590,6 @@ impl SqliteStore {
         }
     }
 
-    /// Commits `tx`, a transactional step's, carrying the journal writes
-    /// queued meanwhile: its sync is theirs too, and the writer finds
-    /// them done. Until it commits, the step's transaction holds the one
-    /// connection, so they would wait for it anyway. On a task of its own,
-    /// as a batch is: a step dropped mid-commit (a timeout around it)
-    /// leaves the writes it carries whole.
-    pub(super) async fn commit_carrying(
-        &self,
-        tx: super::SqliteTx,
-        doing: String,
-    ) -> Result<(), StoreError> {
-        let store = self.clone();
-        let carried = tokio::spawn(async move { store.carry(tx).await }).await;
-        let source: Box<dyn std::error::Error + Send + Sync> = match carried {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(error)) => Box::new(Shared(error)),
-            Err(stopped) => Box::new(stopped),
-        };
-        Err(StoreError::Database {
-            store: self.path.display().to_string(),
-            doing,
-            source,
-        })
-    }
-
-    async fn carry(&self, mut tx: super::SqliteTx) -> Result<(), Arc<sqlx::Error>> {
-        let batch: Vec<Pending> = {
-            let mut state = self.queue.lock();
-            let n = state.pending.len().min(MOST);
-            state.pending.drain(..n).collect()
-        };
-        if batch.is_empty() {
-            return tx.commit().await.map_err(Arc::new);
-        }
-        let mut batch = Batch::of(batch, &self.path);
-        let committed = match self.write_into(&mut tx, &mut batch.writes).await {
-            Ok(outcomes) => tx.commit().await.map(|()| outcomes),
-            Err(error) => Err(error),
-        }
-        .map_err(Arc::new);
-        // The step learns how its commit went, and the carried writes'
-        // waiters the same, each with its own context.
-        let step = committed.as_ref().map(drop).map_err(Arc::clone);
-        self.answer(&mut batch, committed);
-        step
-    }
-
     /// Writes `writes` in one transaction: each write's outcome, or why
     /// none of them was made.
     async fn commit(&self, writes: &mut [Write]) -> Result<Vec<Outcome>, sqlx::Error> {
@@ -468,7 +601,16 @@ impl SqliteStore {
             return self.write_into(&mut conn, writes).await;
         }
         let mut tx = self.pool.begin().await?;
-        let outcomes = self.write_into(&mut tx, writes).await?;
+        let mut outcomes = self.write_into(&mut tx, writes).await?;
+        for (write, outcome) in writes.iter_mut().zip(&mut outcomes) {
+            if let Write::Lend(to) = write
+                && let Some(to) = to.take()
+            {
+                let kept;
+                (tx, kept) = lend_to(tx, to).await?;
+                *outcome = Ok(u64::from(kept));
+            }
+        }
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -480,7 +622,11 @@ impl SqliteStore {
         conn: &mut SqliteConnection,
         writes: &mut [Write],
     ) -> Result<Vec<Outcome>, sqlx::Error> {
-        let mut outcomes: Vec<Option<Outcome>> = writes.iter().map(|_| None).collect();
+        // A lend is answered once the step gives the transaction back.
+        let mut outcomes: Vec<Option<Outcome>> = writes
+            .iter()
+            .map(|write| matches!(write, Write::Lend(_)).then_some(Ok(0)))
+            .collect();
         self.app_writes(conn, writes, &mut outcomes).await?;
         let writes = &*writes;
         self.start_runs(conn, writes, &mut outcomes).await?;
@@ -608,6 +754,50 @@ impl SqliteStore {
 }
 
 /// Inserts `rows` unless their ids are taken; the ids written.
+/// Lends `tx` to the step waiting on `to` under a savepoint, and takes
+/// it back: with the step's writes released into it if the step kept
+/// them, rolled back to the savepoint otherwise.
+async fn lend_to(
+    mut tx: super::SqliteTx,
+    to: oneshot::Sender<LentTx>,
+) -> Result<(super::SqliteTx, bool), sqlx::Error> {
+    sqlx::query("SAVEPOINT lent").execute(&mut *tx).await?;
+    let (back, returned) = oneshot::channel();
+    let lent = LentTx {
+        tx: Some(tx),
+        back: Some(back),
+        done: None,
+    };
+    let Returned { mut tx, kept } = match to.send(lent) {
+        Ok(()) => returned.await.map_err(|_| {
+            // Only a transaction forgotten rather than dropped is not
+            // given back; the batch cannot commit without it.
+            sqlx::Error::Protocol(
+                "a transactional step never gave the batch's transaction back".into(),
+            )
+        })?,
+        // The step left before its turn (its run was cancelled, or a
+        // timeout around it fired).
+        Err(mut lent) => {
+            lent.back = None;
+            let tx = lent
+                .tx
+                .take()
+                .expect("an unsent lend holds its transaction");
+            Returned { tx, kept: false }
+        }
+    };
+    if !kept {
+        sqlx::query("ROLLBACK TO SAVEPOINT lent")
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("RELEASE SAVEPOINT lent")
+        .execute(&mut *tx)
+        .await?;
+    Ok((tx, kept))
+}
+
 async fn insert_runs<'r>(
     conn: &mut SqliteConnection,
     rows: impl IntoIterator<Item = &'r RunRow>,

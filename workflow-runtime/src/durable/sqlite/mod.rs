@@ -6,7 +6,7 @@
 
 mod group_commit;
 
-pub use group_commit::Commits;
+pub use group_commit::{Commits, LentTx};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -448,14 +448,6 @@ impl SqliteStore {
         tx.commit()
             .await
             .map_err(|e| self.error("applying migrations", e))
-    }
-
-    /// Begins a transaction for a transactional step.
-    pub(crate) async fn begin(&self) -> Result<SqliteTx, StoreError> {
-        self.pool
-            .begin()
-            .await
-            .map_err(|e| self.error("beginning a step's transaction", e))
     }
 
     /// Parks the runs whose rows do not read back, with why, so the other
@@ -1130,8 +1122,12 @@ fn sqlite_of(store: &Store) -> Result<&SqliteStore, StoreError> {
 }
 
 impl super::step::Transaction for SqliteTx {
-    fn begin(store: &Store) -> BoxFuture<'_, Result<Self, StoreError>> {
-        Box::pin(async move { sqlite_of(store)?.begin().await })
+    /// Lent by the batch that commits the step's writes with the other
+    /// runs' journal writes (see [`LentTx`]).
+    type Held = LentTx;
+
+    fn begin(store: &Store) -> BoxFuture<'_, Result<LentTx, StoreError>> {
+        Box::pin(async move { sqlite_of(store)?.lend().await })
     }
 
     fn recorded<'a>(
@@ -1144,7 +1140,7 @@ impl super::step::Transaction for SqliteTx {
     }
 
     fn commit_with<'a>(
-        mut self,
+        mut held: LentTx,
         store: &'a Store,
         run: &'a str,
         row: StepRow,
@@ -1153,9 +1149,9 @@ impl super::step::Transaction for SqliteTx {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let sqlite = sqlite_of(store)?;
-            sqlite.record_step_in(&mut self, run, &row).await?;
+            sqlite.record_step_in(&mut held, run, &row).await?;
             let doing = format!("committing step {} of run \"{run}\"", row.index);
-            sqlite.commit_carrying(self, doing).await
+            held.keep(sqlite, doing).await
         })
     }
 }

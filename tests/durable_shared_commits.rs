@@ -1,0 +1,135 @@
+//! Transactional steps on SQLite share the store's batches: the writer
+//! lends each step the batch's transaction under a savepoint, so the
+//! steps of concurrent runs commit together, and a step that gives the
+//! transaction back without keeping its writes (its body failed, or it
+//! was dropped midway) takes back only its own.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use workflow_runtime::durable::{DurableError, SqliteOptions, SqliteStore, SqliteTx, Store};
+use workflow_runtime::host::Runner;
+use workflow_runtime::prelude::*;
+
+#[allow(dead_code)] // each test binary uses part of it
+mod common;
+use common::TempDir;
+
+/// Deposits `cents` once its gate opens. Its transactional step holds the
+/// batch's transaction for `hold`; a negative deposit holds it until its
+/// timeout drops the step.
+struct Deposit {
+    gate: watch::Receiver<bool>,
+    hold: Duration,
+}
+
+#[workflow(durable)]
+impl Deposit {
+    #[step(given = "asked")]
+    async fn asked(&self, cents: i64) -> i64 {
+        let mut gate = self.gate.clone();
+        let _ = gate.wait_for(|open| *open).await;
+        if cents < 0 {
+            // After the others: its transactional step asks last.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        cents
+    }
+
+    #[step(when = "deposited", transactional, timeout = "2s")]
+    async fn deposit(&self, tx: &mut SqliteTx, cents: i64) -> Result<i64, sqlx::Error> {
+        sqlx::query("INSERT INTO deposits (cents) VALUES (?)")
+            .bind(cents)
+            .execute(&mut **tx)
+            .await?;
+        let hold = if cents < 0 {
+            Duration::from_secs(3_600)
+        } else {
+            self.hold
+        };
+        tokio::time::sleep(hold).await;
+        Ok(cents)
+    }
+}
+
+async fn store(dir: &TempDir) -> SqliteStore {
+    let sqlite = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE deposits (cents INTEGER NOT NULL)")
+        .execute(sqlite.pool())
+        .await
+        .unwrap();
+    sqlite
+}
+
+async fn deposits(sqlite: &SqliteStore) -> Vec<i64> {
+    sqlx::query_scalar("SELECT cents FROM deposits ORDER BY cents")
+        .fetch_all(sqlite.pool())
+        .await
+        .unwrap()
+}
+
+fn runner(sqlite: &SqliteStore, gate: watch::Receiver<bool>, hold: Duration) -> Runner {
+    Runner::builder()
+        .store(Store::new(sqlite.clone()))
+        .durable(Deposit { gate, hold })
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_steps_of_concurrent_runs_commit_together() {
+    let dir = TempDir::new("shared-commits");
+    let sqlite = store(&dir).await;
+    let (open, gate) = watch::channel(false);
+    let runner = runner(&sqlite, gate, Duration::from_millis(10));
+    let mut runs = Vec::new();
+    for cents in 1..=16 {
+        let id = format!("d-{cents}");
+        runs.push(runner.start(&Deposit::ID, &id, cents).await.unwrap());
+    }
+    let before = sqlite.commits();
+    open.send(true).unwrap();
+    for (run, cents) in runs.into_iter().zip(1..) {
+        assert_eq!(run.result().await.unwrap(), cents);
+    }
+    let after = sqlite.commits();
+    assert_eq!(deposits(&sqlite).await, (1..=16).collect::<Vec<i64>>());
+    // Sixteen transactional steps, sixteen first steps' rows and sixteen
+    // ends: a transaction a transactional step would be sixteen at least.
+    let transactions = after.transactions - before.transactions;
+    let writes = after.writes - before.writes;
+    assert!(
+        transactions <= 12,
+        "{transactions} transactions for 16 transactional steps and 32 other writes"
+    );
+    assert_eq!(writes, 48, "{transactions} transactions, {writes} writes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_dropped_holding_the_batchs_transaction_takes_back_only_its_own_writes() {
+    let dir = TempDir::new("shared-commits-drop");
+    let sqlite = store(&dir).await;
+    let (open, gate) = watch::channel(false);
+    let runner = runner(&sqlite, gate, Duration::from_millis(200));
+    let kept = runner.start(&Deposit::ID, "kept", 7).await.unwrap();
+    let stuck = runner.start(&Deposit::ID, "stuck", -1).await.unwrap();
+    // The kept deposit is lent the transaction first and holds it for
+    // 200 ms, while the stuck one asks; the stuck one is lent it next, and
+    // holds it until its timeout drops the step, with the kept run's end
+    // queued behind it.
+    open.send(true).unwrap();
+    assert_eq!(kept.result().await.unwrap(), 7);
+    match stuck.result().await {
+        Err(DurableError::Failed { error, .. }) => {
+            assert!(error.contains("timed out"), "{error}");
+        }
+        other => panic!("the stuck step's run ended {other:?}"),
+    }
+    assert_eq!(deposits(&sqlite).await, [7]);
+    // The store goes on committing: a later run's writes land.
+    let later = runner.start(&Deposit::ID, "later", 3).await.unwrap();
+    assert_eq!(later.result().await.unwrap(), 3);
+    assert_eq!(deposits(&sqlite).await, [3, 7]);
+}
