@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use tokio::sync::watch;
+use workflow_runtime::StepError;
 use workflow_runtime::durable::{DurableError, SqliteOptions, SqliteStore, SqliteTx, Store};
 use workflow_runtime::host::Runner;
 use workflow_runtime::prelude::*;
@@ -116,9 +117,10 @@ async fn a_step_dropped_holding_the_batchs_transaction_takes_back_only_its_own_w
     let kept = runner.start(&Deposit::ID, "kept", 7).await.unwrap();
     let stuck = runner.start(&Deposit::ID, "stuck", -1).await.unwrap();
     // The kept deposit is lent the transaction first and holds it for
-    // 200 ms, while the stuck one asks; the stuck one is lent it next, and
-    // holds it until its timeout drops the step, with the kept run's end
-    // queued behind it.
+    // 200 ms, while the stuck one asks; the stuck one is lent it by a later
+    // batch, and holds it until its timeout drops the step. (That a
+    // rollback to the step's savepoint spares the other writes of its own
+    // batch is `sqlite_store.rs`'s `a_lent_transaction_dropped_...`.)
     open.send(true).unwrap();
     assert_eq!(kept.result().await.unwrap(), 7);
     match stuck.result().await {
@@ -132,4 +134,71 @@ async fn a_step_dropped_holding_the_batchs_transaction_takes_back_only_its_own_w
     let later = runner.start(&Deposit::ID, "later", 3).await.unwrap();
     assert_eq!(later.result().await.unwrap(), 3);
     assert_eq!(deposits(&sqlite).await, [3, 7]);
+}
+
+/// Journals a write of the application's from inside its transactional
+/// step, which the rules say not to: the write queues for the batch after
+/// the one that lent the step its transaction.
+struct WritesInside {
+    store: SqliteStore,
+}
+
+#[workflow(durable)]
+impl WritesInside {
+    #[step(given = "deposited", transactional)]
+    async fn deposit(&self, tx: &mut SqliteTx, cents: i64) -> Result<i64, StepError> {
+        sqlx::query("INSERT INTO deposits (cents) VALUES (?)")
+            .bind(cents)
+            .execute(&mut **tx)
+            .await
+            .map_err(StepError::new)?;
+        let audit = sqlx::query("INSERT INTO deposits (cents) VALUES (-100)");
+        self.store.execute(audit).await.map_err(StepError::new)?;
+        Ok(cents)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_from_inside_a_transactional_step_fails_in_time_rather_than_hold_the_store() {
+    let dir = TempDir::new("shared-commits-inside");
+    let sqlite = SqliteStore::open(
+        SqliteOptions::new(dir.0.join("runs.db")).acquire_timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    sqlx::query("CREATE TABLE deposits (cents INTEGER NOT NULL)")
+        .execute(sqlite.pool())
+        .await
+        .unwrap();
+    let runner = Runner::builder()
+        .store(Store::new(sqlite.clone()))
+        .durable(WritesInside {
+            store: sqlite.clone(),
+        })
+        .build()
+        .unwrap();
+    let run = runner.start(&WritesInside::ID, "inside", 5).await.unwrap();
+    // The batch waits for the step no longer than the acquire timeout,
+    // and the write inside waits for the connection no longer either.
+    let ended = tokio::time::timeout(Duration::from_secs(20), run.result())
+        .await
+        .expect("the store was held by a transactional step waiting on its own write");
+    assert!(
+        matches!(ended, Err(DurableError::Failed { .. })),
+        "{ended:?}"
+    );
+    assert_eq!(deposits(&sqlite).await, Vec::<i64>::new());
+    // And the store goes on.
+    let (_open, gate) = watch::channel(true);
+    let later = Runner::builder()
+        .store(Store::new(sqlite.clone()))
+        .durable(Deposit {
+            gate,
+            hold: Duration::ZERO,
+        })
+        .build()
+        .unwrap();
+    let run = later.start(&Deposit::ID, "later", 3).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), 3);
+    assert_eq!(deposits(&sqlite).await, [3]);
 }

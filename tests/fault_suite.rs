@@ -6,7 +6,9 @@
 //! long), failing on some attempts or for good, assertions false anywhere,
 //! compensations that fail; and the faults its processes meet: a crash
 //! before or after a chosen journal write (the process's runtime is torn
-//! down, as a kill leaves it), journal writes that fail for a while. Lives
+//! down, as a kill leaves it), a crash inside a transactional step's body
+//! after its write, while it holds the batch's transaction that other
+//! runs' writes share, journal writes that fail for a while. Lives
 //! of the process follow one another on the same file until one ends
 //! every run. After each round it checks:
 //!
@@ -70,9 +72,36 @@ struct Event {
 struct World {
     life: AtomicU32,
     events: Mutex<Vec<Event>>,
+    /// This life's crash inside the charge step's body, if it has one:
+    /// at which charge it dies, how many it has seen, and its store.
+    charge_crash: Mutex<Option<ChargeCrash>>,
+    /// Lives that died in a charge's body.
+    charge_deaths: AtomicU64,
+}
+
+struct ChargeCrash {
+    at: u32,
+    seen: u32,
+    faulty: Faulty,
 }
 
 impl World {
+    /// Whether the process dies here, in a charge's body: it is dead from
+    /// now on.
+    fn dies_charging(&self) -> bool {
+        let mut crash = self.charge_crash.lock().unwrap();
+        let Some(crash) = crash.as_mut() else {
+            return false;
+        };
+        crash.seen += 1;
+        if crash.seen != crash.at {
+            return false;
+        }
+        crash.faulty.die();
+        self.charge_deaths.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
     fn note(&self, run: &str, what: What) {
         let life = self.life.load(Ordering::SeqCst);
         self.events.lock().unwrap().push(Event {
@@ -166,6 +195,10 @@ impl Fuzz {
             .bind(&plan.run)
             .execute(&mut **tx)
             .await?;
+        if self.0.dies_charging() {
+            // Killed holding the batch's transaction, its write in it.
+            std::future::pending::<()>().await;
+        }
         if slot.fail_until > 0 {
             // After the write: the rollback takes it back.
             return Err(sqlx::Error::RowNotFound);
@@ -208,6 +241,9 @@ struct Faults {
     crash: Option<(u32, bool)>,
     /// These journal writes fail, as a database that is briefly away.
     failing: Option<(u32, u32)>,
+    /// Dies inside the body of this life's charge step of this number
+    /// (counted from 1), after its write.
+    in_charge: Option<u32>,
 }
 
 /// The SQLite store, with this life's faults: a crash stops every call for
@@ -415,6 +451,11 @@ impl Round {
                     .unwrap();
             }
             let faulty = Faulty::new(sqlite, faults);
+            *world.charge_crash.lock().unwrap() = faults.in_charge.map(|at| ChargeCrash {
+                at,
+                seen: 0,
+                faulty: faulty.clone(),
+            });
             let runner = Runner::builder()
                 .store(Store::new(faulty.clone()))
                 .durable(Fuzz(world))
@@ -455,6 +496,8 @@ impl Round {
         // Waits for the runtime's threads to stop: one still inside a poll
         // when the next life starts would note its step under that life.
         rt.shutdown_timeout(Duration::from_secs(10));
+        // The dead life's store goes with it, as the process's would.
+        self.world.charge_crash.lock().unwrap().take();
         self.crashes += crashes;
         self.journals.push(self.snapshot());
         end
@@ -490,6 +533,9 @@ impl Round {
                 }
                 if rng.chance(40) {
                     faults.failing = Some((1 + rng.below(writes) as u32, 1 + rng.below(3) as u32));
+                }
+                if rng.chance(30) {
+                    faults.in_charge = Some(1 + rng.below(self.plans.len() as u64) as u32);
                 }
             }
             if self.life(life, faults) == LifeEnd::Finished {
@@ -688,7 +734,7 @@ fn durable_runs_keep_their_promises_under_seeded_faults() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(1);
-    let mut crashes = 0;
+    let (mut crashes, mut in_charge) = (0, 0);
     for seed in first..first + rounds {
         let mut round = Round::new(seed);
         round.play();
@@ -696,6 +742,10 @@ fn durable_runs_keep_their_promises_under_seeded_faults() {
             panic!("{violation}\nreplay: WF_FAULT_SEED={seed} WF_FAULT_ROUNDS=1");
         }
         crashes += round.crashes;
+        in_charge += round.world.charge_deaths.load(Ordering::SeqCst);
     }
-    eprintln!("fault suite: {rounds} rounds from seed {first}, {crashes} crashes, no violation");
+    eprintln!(
+        "fault suite: {rounds} rounds from seed {first}, {crashes} crashes \
+         ({in_charge} inside a transactional step holding the batch's transaction), no violation"
+    );
 }

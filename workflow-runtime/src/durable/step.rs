@@ -280,9 +280,10 @@ pub trait Transaction: Send + Sized + 'static {
         run: &'a str,
         index: u32,
     ) -> BoxFuture<'a, Result<Option<StepRow>, StoreError>>;
-    /// Writes the step's row and commits, if `fence` (when there is one)
-    /// still holds the run; otherwise [`StoreError::LeaseLost`], and the
-    /// transaction rolls back.
+    /// Writes the step's row and commits (or, for a lent transaction,
+    /// gives it back kept and waits for the commit that holds it), if
+    /// `fence` (when there is one) still holds the run; otherwise
+    /// [`StoreError::LeaseLost`], and the step's writes roll back.
     fn commit_with<'a>(
         held: Self::Held,
         store: &'a Store,

@@ -100,8 +100,9 @@ pub(super) struct Queue {
 }
 
 /// How the store's journal writes were grouped: transactions committed,
-/// and the writes they held (new runs, steps, ends, and the application's
-/// statements given to [`SqliteStore::execute`]). Writes over
+/// and the writes they held (new runs, steps, ends, the application's
+/// statements given to [`SqliteStore::execute`], and the transactional
+/// steps each lent its transaction, kept or not). Writes over
 /// transactions is how many writes shared each sync.
 ///
 /// ```
@@ -263,11 +264,10 @@ fn bind_payload(
 }
 
 impl SqliteStore {
-    /// How the journal writes made so far were grouped into transactions:
-    /// the writer's, and the commits of `#[step(transactional)]` steps
-    /// that carried writes queued behind them (a step's commit that
-    /// carried none, and the application's own use of
-    /// [`pool`](SqliteStore::pool), are not counted).
+    /// How the journal writes made so far were grouped into the writer's
+    /// transactions, a `#[step(transactional)]` step lent one counting as
+    /// one of its writes (the application's own use of
+    /// [`pool`](SqliteStore::pool) is not counted).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -300,9 +300,10 @@ impl SqliteStore {
     /// in that step's transaction. Once called, it is made even if the
     /// caller stops waiting for it.
     ///
-    /// Never inside a transactional step: its transaction holds the one
-    /// connection until it commits, so the write would wait for it until
-    /// the pool's acquire timeout; write through its `tx`. And the
+    /// Never inside a transactional step: the batch that lent the step its
+    /// transaction waits for the step, so the write, queued for the batch
+    /// after, would wait until the writer gives up on the step (the
+    /// store's acquire timeout) and both fail; write through its `tx`. And the
     /// statement must not end the transaction it shares with other runs
     /// (`OR ROLLBACK`, a trigger's `RAISE(ROLLBACK)`, `COMMIT`).
     ///
@@ -511,7 +512,9 @@ impl LentTx {
         };
         if back.send(Returned { tx, kept: true }).is_err() {
             return Err(failed(
-                "the store's writer stopped while the step held its transaction".into(),
+                "the batch that lent the step its transaction gave up on it (held past the \
+                 store's acquire timeout), or the store's writer stopped"
+                    .into(),
             ));
         }
         match store.outcome(done).await {
@@ -602,12 +605,13 @@ impl SqliteStore {
         }
         let mut tx = self.pool.begin().await?;
         let mut outcomes = self.write_into(&mut tx, writes).await?;
+        let limit = self.pool.options().get_acquire_timeout();
         for (write, outcome) in writes.iter_mut().zip(&mut outcomes) {
             if let Write::Lend(to) = write
                 && let Some(to) = to.take()
             {
                 let kept;
-                (tx, kept) = lend_to(tx, to).await?;
+                (tx, kept) = lend_to(tx, to, limit).await?;
                 *outcome = Ok(u64::from(kept));
             }
         }
@@ -753,14 +757,23 @@ impl SqliteStore {
     }
 }
 
-/// Inserts `rows` unless their ids are taken; the ids written.
 /// Lends `tx` to the step waiting on `to` under a savepoint, and takes
 /// it back: with the step's writes released into it if the step kept
-/// them, rolled back to the savepoint otherwise.
+/// them, rolled back to the savepoint otherwise. A step that holds it
+/// past `limit` (what a write waits for the one connection) fails the
+/// batch: the writes in it are answered with that rather than wait on a
+/// step that may be waiting on them (a journal write from inside its
+/// body queues for the batch after).
 async fn lend_to(
     mut tx: super::SqliteTx,
     to: oneshot::Sender<LentTx>,
+    limit: std::time::Duration,
 ) -> Result<(super::SqliteTx, bool), sqlx::Error> {
+    // The step left before its turn (its run was cancelled, or a timeout
+    // around it fired).
+    if to.is_closed() {
+        return Ok((tx, false));
+    }
     sqlx::query("SAVEPOINT lent").execute(&mut *tx).await?;
     let (back, returned) = oneshot::channel();
     let lent = LentTx {
@@ -769,13 +782,22 @@ async fn lend_to(
         done: None,
     };
     let Returned { mut tx, kept } = match to.send(lent) {
-        Ok(()) => returned.await.map_err(|_| {
+        Ok(()) => match tokio::time::timeout(limit, returned).await {
+            Ok(Ok(returned)) => returned,
             // Only a transaction forgotten rather than dropped is not
             // given back; the batch cannot commit without it.
-            sqlx::Error::Protocol(
-                "a transactional step never gave the batch's transaction back".into(),
-            )
-        })?,
+            Ok(Err(_)) => {
+                return Err(sqlx::Error::Protocol(
+                    "a transactional step never gave the batch's transaction back".into(),
+                ));
+            }
+            Err(_) => {
+                return Err(sqlx::Error::Protocol(format!(
+                    "a transactional step held the batch's transaction for more than {limit:?} \
+                     (the store's acquire timeout)"
+                )));
+            }
+        },
         // The step left before its turn (its run was cancelled, or a
         // timeout around it fired).
         Err(mut lent) => {
@@ -798,6 +820,7 @@ async fn lend_to(
     Ok((tx, kept))
 }
 
+/// Inserts `rows` unless their ids are taken; the ids written.
 async fn insert_runs<'r>(
     conn: &mut SqliteConnection,
     rows: impl IntoIterator<Item = &'r RunRow>,

@@ -312,6 +312,18 @@ impl SqliteStore {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(options.acquire_timeout)
+            // A failed COMMIT or ROLLBACK (SQLite may have ended the
+            // transaction itself: a full disk, an I/O error, a statement's
+            // `OR ROLLBACK`) leaves sqlx counting a transaction that is not
+            // there, so its next `begin` would open a savepoint and its
+            // commits would release it without committing. Such a
+            // connection is closed, not reused. (One released with its
+            // rollback still queued is closed too, which only costs a
+            // reconnect after a failure: no ping here, on every batch.)
+            .after_release(|conn, _| {
+                let counted = sqlx::Connection::is_in_transaction(conn);
+                Box::pin(async move { Ok(!counted) })
+            })
             .connect_with(connect.clone())
             .await
             .map_err(|e| fail("opening the database", e))?;
