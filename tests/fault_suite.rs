@@ -94,7 +94,8 @@ impl World {
             return false;
         };
         crash.seen += 1;
-        if crash.seen != crash.at {
+        // Dead already (a crash at a journal write): not a second death.
+        if crash.seen != crash.at || crash.faulty.dead.load(Ordering::SeqCst) {
             return false;
         }
         crash.faulty.die();

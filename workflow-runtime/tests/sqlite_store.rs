@@ -529,18 +529,17 @@ async fn a_lent_transaction_dropped_takes_back_only_its_own_writes() {
 /// `ROLLBACK`, which the rules forbid; a full disk does the same) leaves
 /// sqlx counting a transaction that is not there. Reused, that connection
 /// would open savepoints for transactions, and after one more failed
-/// batch (a step that held its lend too long) sit in a transaction that
-/// never commits, telling writers theirs did. It is closed instead.
+/// batch sit in a transaction that never commits, telling writers theirs
+/// did. It is closed instead, and the writer gets a fresh one.
 #[tokio::test]
 async fn a_connection_left_counting_a_transaction_that_sqlite_ended_is_not_reused() {
+    use sqlx::Connection;
     use workflow_runtime::durable::{SqliteTx, Store, Transaction};
 
     let dir = TempDir::new("group-stuck-depth");
-    let sqlite = SqliteStore::open(
-        SqliteOptions::new(dir.0.join("runs.db")).acquire_timeout(Duration::from_millis(200)),
-    )
-    .await
-    .unwrap();
+    let sqlite = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
+        .await
+        .unwrap();
     let store = Store::new(sqlite.clone());
     sqlite.insert_run(&run("t")).await.unwrap();
 
@@ -553,18 +552,15 @@ async fn a_connection_left_counting_a_transaction_that_sqlite_ended_is_not_reuse
         "a batch whose transaction was ended committed"
     );
 
-    // Held past the acquire timeout: its batch fails, and the step gives
-    // the transaction back later.
-    let tx = <SqliteTx as Transaction>::begin(&store).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    drop(tx);
-
-    // A write told it committed is there for another connection.
-    sqlite.insert_run(&run("after")).await.unwrap();
+    // The writer's connection, handed out again, counts no transaction.
+    let conn = sqlite.pool().acquire().await.unwrap();
     assert!(
-        sqlite.run("after").await.unwrap().is_some(),
-        "the write was answered as committed but another connection does not see it"
+        !conn.is_in_transaction(),
+        "the writer's connection still counts the transaction SQLite ended"
     );
+    drop(conn);
+    sqlite.insert_run(&run("after")).await.unwrap();
+    assert!(sqlite.run("after").await.unwrap().is_some());
 }
 
 /// A writer task whose runtime shut down before it ever ran lets go of

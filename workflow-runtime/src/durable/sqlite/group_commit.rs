@@ -133,6 +133,9 @@ pub struct Commits {
 struct State {
     pending: Vec<Pending>,
     writing: bool,
+    /// The task holding the batch's transaction, lent: a journal write it
+    /// makes would queue for the batch after, which waits for it.
+    lent_to: Option<tokio::task::Id>,
 }
 
 impl Queue {
@@ -301,9 +304,8 @@ impl SqliteStore {
     /// caller stops waiting for it.
     ///
     /// Never inside a transactional step: the batch that lent the step its
-    /// transaction waits for the step, so the write, queued for the batch
-    /// after, would wait until the writer gives up on the step (the
-    /// store's acquire timeout) and both fail; write through its `tx`. And the
+    /// transaction waits for the step, so the write, which would queue for
+    /// the batch after, is refused; write through its `tx`. And the
     /// statement must not end the transaction it shares with other runs
     /// (`OR ROLLBACK`, a trigger's `RAISE(ROLLBACK)`, `COMMIT`).
     ///
@@ -342,6 +344,18 @@ impl SqliteStore {
         let (done, outcome) = oneshot::channel();
         let lead = {
             let mut state = self.queue.lock();
+            let here = tokio::task::try_id();
+            if here.is_some() && state.lent_to == here {
+                drop(state);
+                let _ = done.send(Err(StoreError::Database {
+                    store: self.path.display().to_string(),
+                    doing: write.doing(),
+                    source: "made from inside a transactional step, whose transaction the \
+                             store's next batch would wait for: write through the step's `tx`"
+                        .into(),
+                }));
+                return outcome;
+            }
             state.pending.push(Pending { write, done });
             !std::mem::replace(&mut state.writing, true)
         };
@@ -376,6 +390,10 @@ impl SqliteStore {
         match lent.await {
             Ok(mut lent) => {
                 lent.done = Some(done);
+                if let Some(here) = tokio::task::try_id() {
+                    self.queue.lock().lent_to = Some(here);
+                    lent.held_by = Some((self.queue.clone(), here));
+                }
                 Ok(lent)
             }
             // The batch failed before the step's turn: its error says why.
@@ -448,6 +466,8 @@ pub struct LentTx {
     tx: Option<super::SqliteTx>,
     back: Option<oneshot::Sender<Returned>>,
     done: Option<oneshot::Receiver<Outcome>>,
+    /// The queue, and the task it knows holds this transaction.
+    held_by: Option<(Arc<Queue>, tokio::task::Id)>,
 }
 
 /// A lent transaction, back with the batch.
@@ -484,6 +504,7 @@ impl Drop for LentTx {
     /// back to its savepoint, and commits the others'. Sent, not dropped,
     /// since dropping it would roll the whole batch back.
     fn drop(&mut self) {
+        self.let_go();
         if let (Some(tx), Some(back)) = (self.tx.take(), self.back.take()) {
             let _ = back.send(Returned { tx, kept: false });
         }
@@ -491,6 +512,17 @@ impl Drop for LentTx {
 }
 
 impl LentTx {
+    /// The holding task's journal writes queue again, as the batch is
+    /// about to have its transaction back.
+    fn let_go(&mut self) {
+        if let Some((queue, task)) = self.held_by.take() {
+            let mut state = queue.lock();
+            if state.lent_to == Some(task) {
+                state.lent_to = None;
+            }
+        }
+    }
+
     /// Gives the transaction back with the step's writes kept: `Ok` once
     /// the batch that holds them has committed.
     pub(super) async fn keep(
@@ -503,6 +535,7 @@ impl LentTx {
             doing: doing.clone(),
             source,
         };
+        self.let_go();
         let (Some(tx), Some(back), Some(done)) =
             (self.tx.take(), self.back.take(), self.done.take())
         else {
@@ -512,9 +545,7 @@ impl LentTx {
         };
         if back.send(Returned { tx, kept: true }).is_err() {
             return Err(failed(
-                "the batch that lent the step its transaction gave up on it (held past the \
-                 store's acquire timeout), or the store's writer stopped"
-                    .into(),
+                "the store's writer stopped while the step held its transaction".into(),
             ));
         }
         match store.outcome(done).await {
@@ -605,13 +636,12 @@ impl SqliteStore {
         }
         let mut tx = self.pool.begin().await?;
         let mut outcomes = self.write_into(&mut tx, writes).await?;
-        let limit = self.pool.options().get_acquire_timeout();
         for (write, outcome) in writes.iter_mut().zip(&mut outcomes) {
             if let Write::Lend(to) = write
                 && let Some(to) = to.take()
             {
                 let kept;
-                (tx, kept) = lend_to(tx, to, limit).await?;
+                (tx, kept) = lend_to(tx, to).await?;
                 *outcome = Ok(u64::from(kept));
             }
         }
@@ -759,18 +789,17 @@ impl SqliteStore {
 
 /// Lends `tx` to the step waiting on `to` under a savepoint, and takes
 /// it back: with the step's writes released into it if the step kept
-/// them, rolled back to the savepoint otherwise. A step that holds it
-/// past `limit` (what a write waits for the one connection) fails the
-/// batch: the writes in it are answered with that rather than wait on a
-/// step that may be waiting on them (a journal write from inside its
-/// body queues for the batch after).
+/// them, rolled back to the savepoint otherwise. The batch waits for the
+/// step as long as its body runs, as a transaction of the step's own held
+/// the one connection; not on a timer, which a paused test clock would
+/// fire while the body waits on SQLite's thread. A journal write the
+/// step makes meanwhile, which would wait for this batch, is refused
+/// (`SqliteStore::lend`).
 async fn lend_to(
     mut tx: super::SqliteTx,
     to: oneshot::Sender<LentTx>,
-    limit: std::time::Duration,
 ) -> Result<(super::SqliteTx, bool), sqlx::Error> {
-    // The step left before its turn (its run was cancelled, or a timeout
-    // around it fired).
+    // The step left before its turn.
     if to.is_closed() {
         return Ok((tx, false));
     }
@@ -780,24 +809,16 @@ async fn lend_to(
         tx: Some(tx),
         back: Some(back),
         done: None,
+        held_by: None,
     };
     let Returned { mut tx, kept } = match to.send(lent) {
-        Ok(()) => match tokio::time::timeout(limit, returned).await {
-            Ok(Ok(returned)) => returned,
+        Ok(()) => returned.await.map_err(|_| {
             // Only a transaction forgotten rather than dropped is not
             // given back; the batch cannot commit without it.
-            Ok(Err(_)) => {
-                return Err(sqlx::Error::Protocol(
-                    "a transactional step never gave the batch's transaction back".into(),
-                ));
-            }
-            Err(_) => {
-                return Err(sqlx::Error::Protocol(format!(
-                    "a transactional step held the batch's transaction for more than {limit:?} \
-                     (the store's acquire timeout)"
-                )));
-            }
-        },
+            sqlx::Error::Protocol(
+                "a transactional step never gave the batch's transaction back".into(),
+            )
+        })?,
         // The step left before its turn (its run was cancelled, or a
         // timeout around it fired).
         Err(mut lent) => {
