@@ -141,6 +141,8 @@ async fn a_step_dropped_holding_the_batchs_transaction_takes_back_only_its_own_w
 /// the one that lent the step its transaction.
 struct WritesInside {
     store: SqliteStore,
+    /// Makes the write on a task of its own, and waits for it.
+    spawned: bool,
 }
 
 #[workflow(durable)]
@@ -153,7 +155,15 @@ impl WritesInside {
             .await
             .map_err(StepError::new)?;
         let audit = sqlx::query("INSERT INTO deposits (cents) VALUES (-100)");
-        self.store.execute(audit).await.map_err(StepError::new)?;
+        if self.spawned {
+            let store = self.store.clone();
+            tokio::spawn(async move { store.execute(audit).await })
+                .await
+                .map_err(StepError::new)?
+                .map_err(StepError::new)?;
+        } else {
+            self.store.execute(audit).await.map_err(StepError::new)?;
+        }
         Ok(cents)
     }
 }
@@ -166,6 +176,7 @@ async fn a_write_from_inside_a_transactional_step_is_refused_rather_than_hold_th
         .store(Store::new(sqlite.clone()))
         .durable(WritesInside {
             store: sqlite.clone(),
+            spawned: false,
         })
         .build()
         .unwrap();
@@ -183,6 +194,52 @@ async fn a_write_from_inside_a_transactional_step_is_refused_rather_than_hold_th
     }
     assert_eq!(deposits(&sqlite).await, Vec::<i64>::new());
     // And the store goes on.
+    let (_open, gate) = watch::channel(true);
+    let later = Runner::builder()
+        .store(Store::new(sqlite.clone()))
+        .durable(Deposit {
+            gate,
+            hold: Duration::ZERO,
+        })
+        .build()
+        .unwrap();
+    let run = later.start(&Deposit::ID, "later", 3).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), 3);
+    assert_eq!(deposits(&sqlite).await, [3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_a_transactional_step_waits_for_on_another_task_fails_after_the_acquire_timeout() {
+    let dir = TempDir::new("shared-commits-spawned");
+    let sqlite = SqliteStore::open(
+        SqliteOptions::new(dir.0.join("runs.db")).acquire_timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    sqlx::query("CREATE TABLE deposits (cents INTEGER NOT NULL)")
+        .execute(sqlite.pool())
+        .await
+        .unwrap();
+    let runner = Runner::builder()
+        .store(Store::new(sqlite.clone()))
+        .durable(WritesInside {
+            store: sqlite.clone(),
+            spawned: true,
+        })
+        .build()
+        .unwrap();
+    let run = runner.start(&WritesInside::ID, "spawned", 5).await.unwrap();
+    // The batch waits for the step no longer than the acquire timeout, and
+    // the write, queued behind it, waits for the connection no longer
+    // either: both fail, rather than wait for each other for good.
+    let ended = tokio::time::timeout(Duration::from_secs(20), run.result())
+        .await
+        .expect("a transactional step and the write it waits for held the store");
+    assert!(
+        matches!(ended, Err(DurableError::Failed { .. })),
+        "{ended:?}"
+    );
+    assert_eq!(deposits(&sqlite).await, Vec::<i64>::new());
     let (_open, gate) = watch::channel(true);
     let later = Runner::builder()
         .store(Store::new(sqlite.clone()))

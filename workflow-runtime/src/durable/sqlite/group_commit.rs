@@ -95,6 +95,7 @@ struct Pending {
 #[derive(Default)]
 pub(super) struct Queue {
     state: Mutex<State>,
+    lends: super::lend_watch::LendWatch,
     transactions: AtomicU64,
     writes: AtomicU64,
 }
@@ -347,12 +348,13 @@ impl SqliteStore {
             let here = tokio::task::try_id();
             if here.is_some() && state.lent_to == here {
                 drop(state);
-                let _ = done.send(Err(StoreError::Database {
+                let _ = done.send(Err(StoreError::Unsupported {
                     store: self.path.display().to_string(),
-                    doing: write.doing(),
-                    source: "made from inside a transactional step, whose transaction the \
-                             store's next batch would wait for: write through the step's `tx`"
-                        .into(),
+                    what: format!(
+                        "{} from inside a transactional step, whose transaction the store's \
+                         next batch would wait for: write through the step's `tx`",
+                        write.doing()
+                    ),
                 }));
                 return outcome;
             }
@@ -636,12 +638,13 @@ impl SqliteStore {
         }
         let mut tx = self.pool.begin().await?;
         let mut outcomes = self.write_into(&mut tx, writes).await?;
+        let limit = self.pool.options().get_acquire_timeout();
         for (write, outcome) in writes.iter_mut().zip(&mut outcomes) {
             if let Write::Lend(to) = write
                 && let Some(to) = to.take()
             {
                 let kept;
-                (tx, kept) = lend_to(tx, to).await?;
+                (tx, kept) = lend_to(tx, to, &self.queue.lends, limit).await?;
                 *outcome = Ok(u64::from(kept));
             }
         }
@@ -789,15 +792,16 @@ impl SqliteStore {
 
 /// Lends `tx` to the step waiting on `to` under a savepoint, and takes
 /// it back: with the step's writes released into it if the step kept
-/// them, rolled back to the savepoint otherwise. The batch waits for the
-/// step as long as its body runs, as a transaction of the step's own held
-/// the one connection; not on a timer, which a paused test clock would
-/// fire while the body waits on SQLite's thread. A journal write the
+/// them, rolled back to the savepoint otherwise. A journal write the
 /// step makes meanwhile, which would wait for this batch, is refused
-/// (`SqliteStore::lend`).
+/// (`SqliteStore::enqueue`); one made on another task the step waits for
+/// cannot be told apart, so the batch waits no longer than `limit`, the
+/// store's acquire timeout ([`super::lend_watch`]), then fails.
 async fn lend_to(
     mut tx: super::SqliteTx,
     to: oneshot::Sender<LentTx>,
+    lends: &super::lend_watch::LendWatch,
+    limit: std::time::Duration,
 ) -> Result<(super::SqliteTx, bool), sqlx::Error> {
     // The step left before its turn.
     if to.is_closed() {
@@ -812,13 +816,24 @@ async fn lend_to(
         held_by: None,
     };
     let Returned { mut tx, kept } = match to.send(lent) {
-        Ok(()) => returned.await.map_err(|_| {
-            // Only a transaction forgotten rather than dropped is not
-            // given back; the batch cannot commit without it.
-            sqlx::Error::Protocol(
-                "a transactional step never gave the batch's transaction back".into(),
-            )
-        })?,
+        Ok(()) => {
+            let mut watching = lends.start(limit);
+            tokio::select! {
+                returned = returned => returned.map_err(|_| {
+                    // A lent transaction's drop sends it back: gone
+                    // unsent, the batch cannot commit without it.
+                    sqlx::Error::Protocol(
+                        "a transactional step's transaction went without being given back".into(),
+                    )
+                })?,
+                _ = &mut watching.fired => {
+                    return Err(sqlx::Error::Protocol(format!(
+                        "a transactional step held the batch's transaction for more than \
+                         {limit:?} (the store's acquire timeout)"
+                    )));
+                }
+            }
+        }
         // The step left before its turn (its run was cancelled, or a
         // timeout around it fired).
         Err(mut lent) => {

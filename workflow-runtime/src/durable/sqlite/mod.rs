@@ -5,6 +5,7 @@
 //! ([`group_commit`]).
 
 mod group_commit;
+mod lend_watch;
 
 pub use group_commit::{Commits, LentTx};
 
