@@ -168,18 +168,31 @@ impl WritesInside {
     }
 }
 
+fn writes_inside(sqlite: &SqliteStore, spawned: bool) -> Runner {
+    Runner::builder()
+        .store(Store::new(sqlite.clone()))
+        .durable(WritesInside {
+            store: sqlite.clone(),
+            spawned,
+        })
+        .build()
+        .unwrap()
+}
+
+/// The store goes on: a later run's writes land.
+async fn a_later_run_lands(sqlite: &SqliteStore) {
+    let (_open, gate) = watch::channel(true);
+    let later = runner(sqlite, gate, Duration::ZERO);
+    let run = later.start(&Deposit::ID, "later", 3).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), 3);
+    assert_eq!(deposits(sqlite).await, [3]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_from_inside_a_transactional_step_is_refused_rather_than_hold_the_store() {
     let dir = TempDir::new("shared-commits-inside");
     let sqlite = store(&dir).await;
-    let runner = Runner::builder()
-        .store(Store::new(sqlite.clone()))
-        .durable(WritesInside {
-            store: sqlite.clone(),
-            spawned: false,
-        })
-        .build()
-        .unwrap();
+    let runner = writes_inside(&sqlite, false);
     let run = runner.start(&WritesInside::ID, "inside", 5).await.unwrap();
     // Refused at once: queued, it would wait for the batch that waits for
     // the step.
@@ -193,19 +206,7 @@ async fn a_write_from_inside_a_transactional_step_is_refused_rather_than_hold_th
         other => panic!("the run ended {other:?}"),
     }
     assert_eq!(deposits(&sqlite).await, Vec::<i64>::new());
-    // And the store goes on.
-    let (_open, gate) = watch::channel(true);
-    let later = Runner::builder()
-        .store(Store::new(sqlite.clone()))
-        .durable(Deposit {
-            gate,
-            hold: Duration::ZERO,
-        })
-        .build()
-        .unwrap();
-    let run = later.start(&Deposit::ID, "later", 3).await.unwrap();
-    assert_eq!(run.result().await.unwrap(), 3);
-    assert_eq!(deposits(&sqlite).await, [3]);
+    a_later_run_lands(&sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,14 +221,7 @@ async fn a_write_a_transactional_step_waits_for_on_another_task_fails_after_the_
         .execute(sqlite.pool())
         .await
         .unwrap();
-    let runner = Runner::builder()
-        .store(Store::new(sqlite.clone()))
-        .durable(WritesInside {
-            store: sqlite.clone(),
-            spawned: true,
-        })
-        .build()
-        .unwrap();
+    let runner = writes_inside(&sqlite, true);
     let run = runner.start(&WritesInside::ID, "spawned", 5).await.unwrap();
     // The batch waits for the step no longer than the acquire timeout, and
     // the write, queued behind it, waits for the connection no longer
@@ -240,16 +234,5 @@ async fn a_write_a_transactional_step_waits_for_on_another_task_fails_after_the_
         "{ended:?}"
     );
     assert_eq!(deposits(&sqlite).await, Vec::<i64>::new());
-    let (_open, gate) = watch::channel(true);
-    let later = Runner::builder()
-        .store(Store::new(sqlite.clone()))
-        .durable(Deposit {
-            gate,
-            hold: Duration::ZERO,
-        })
-        .build()
-        .unwrap();
-    let run = later.start(&Deposit::ID, "later", 3).await.unwrap();
-    assert_eq!(run.result().await.unwrap(), 3);
-    assert_eq!(deposits(&sqlite).await, [3]);
+    a_later_run_lands(&sqlite).await;
 }

@@ -410,15 +410,9 @@ async fn application_writes_share_the_journals_transactions_and_fail_alone() {
     assert_eq!(ids, [1, 3]);
 }
 
-/// A transactional step is lent the transaction of the batch that holds
-/// the journal writes queued beside its request: its writes and row
-/// commit with theirs, in one transaction.
-#[tokio::test]
-async fn a_transactional_step_commits_in_the_batch_that_lent_it_the_transaction() {
-    use std::task::Poll;
-    use workflow_runtime::durable::{SqliteTx, Store, Transaction};
-
-    let dir = TempDir::new("group-lend");
+/// A store with a table of the application's, `notes`, for steps to write.
+async fn notes_store(name: &str) -> (TempDir, SqliteStore, workflow_runtime::durable::Store) {
+    let dir = TempDir::new(name);
     let sqlite = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
         .await
         .unwrap();
@@ -426,7 +420,19 @@ async fn a_transactional_step_commits_in_the_batch_that_lent_it_the_transaction(
         .execute(sqlite.pool())
         .await
         .unwrap();
-    let store = Store::new(sqlite.clone());
+    let store = workflow_runtime::durable::Store::new(sqlite.clone());
+    (dir, sqlite, store)
+}
+
+/// A transactional step is lent the transaction of the batch that holds
+/// the journal writes queued beside its request: its writes and row
+/// commit with theirs, in one transaction.
+#[tokio::test]
+async fn a_transactional_step_commits_in_the_batch_that_lent_it_the_transaction() {
+    use std::task::Poll;
+    use workflow_runtime::durable::{SqliteTx, Transaction};
+
+    let (_dir, sqlite, store) = notes_store("group-lend").await;
     sqlite.insert_run(&run("t")).await.unwrap();
 
     // Two writes and the step's request queue before the writer runs.
@@ -478,17 +484,9 @@ async fn a_transactional_step_commits_in_the_batch_that_lent_it_the_transaction(
 #[tokio::test]
 async fn a_lent_transaction_dropped_takes_back_only_its_own_writes() {
     use std::task::Poll;
-    use workflow_runtime::durable::{SqliteTx, Store, Transaction};
+    use workflow_runtime::durable::{SqliteTx, Transaction};
 
-    let dir = TempDir::new("group-lend-drop");
-    let sqlite = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
-        .await
-        .unwrap();
-    sqlx::query("CREATE TABLE notes (text TEXT)")
-        .execute(sqlite.pool())
-        .await
-        .unwrap();
-    let store = Store::new(sqlite.clone());
+    let (_dir, sqlite, store) = notes_store("group-lend-drop").await;
 
     let queued_run = run("q1");
     let mut queued = sqlite.insert_run(&queued_run);
