@@ -54,9 +54,12 @@ impl Deposit {
 }
 
 async fn store(dir: &TempDir) -> SqliteStore {
-    let sqlite = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
-        .await
-        .unwrap();
+    store_with(SqliteOptions::new(dir.0.join("runs.db"))).await
+}
+
+/// A store opened with `options`, with the deposits table.
+async fn store_with(options: SqliteOptions) -> SqliteStore {
+    let sqlite = SqliteStore::open(options).await.unwrap();
     sqlx::query("CREATE TABLE deposits (cents INTEGER NOT NULL)")
         .execute(sqlite.pool())
         .await
@@ -212,15 +215,10 @@ async fn a_write_from_inside_a_transactional_step_is_refused_rather_than_hold_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_a_transactional_step_waits_for_on_another_task_fails_after_the_acquire_timeout() {
     let dir = TempDir::new("shared-commits-spawned");
-    let sqlite = SqliteStore::open(
+    let sqlite = store_with(
         SqliteOptions::new(dir.0.join("runs.db")).acquire_timeout(Duration::from_millis(300)),
     )
-    .await
-    .unwrap();
-    sqlx::query("CREATE TABLE deposits (cents INTEGER NOT NULL)")
-        .execute(sqlite.pool())
-        .await
-        .unwrap();
+    .await;
     let runner = writes_inside(&sqlite, true);
     let run = runner.start(&WritesInside::ID, "spawned", 5).await.unwrap();
     // The batch waits for the step no longer than the acquire timeout, and

@@ -100,6 +100,15 @@ impl<'c> Stage<'c> for Start {
 /// The empty chain's future, ready at once with nothing before the first
 /// step. It holds nothing, so the first step's future carries no room
 /// for a flow (a `Ready` of one would hold a whole error's).
+///
+/// ```
+/// use workflow_runtime::WorkflowContext;
+/// use workflow_runtime::chain::{Stage, Start, StartFuture};
+///
+/// let ctx = WorkflowContext::new("W");
+/// let start: StartFuture = Start.start(&ctx);
+/// assert_eq!(std::mem::size_of_val(&start), 0);
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StartFuture;
 
