@@ -443,7 +443,9 @@ async fn a_transactional_step_commits_in_the_batch_that_lent_it_the_transaction(
         assert!(polled.is_pending());
     }
     let before = sqlite.commits();
-    let mut tx = <SqliteTx as Transaction>::begin(&store).await.unwrap();
+    let (mut tx, _) = <SqliteTx as Transaction>::begin(&store, "t", 1)
+        .await
+        .unwrap();
     sqlx::query("INSERT INTO notes (text) VALUES ('noted')")
         .execute(&mut **tx)
         .await
@@ -492,7 +494,9 @@ async fn a_lent_transaction_dropped_takes_back_only_its_own_writes() {
     let mut queued = sqlite.insert_run(&queued_run);
     let polled = std::future::poll_fn(|cx| Poll::Ready(queued.as_mut().poll(cx))).await;
     assert!(polled.is_pending());
-    let mut tx = <SqliteTx as Transaction>::begin(&store).await.unwrap();
+    let (mut tx, _) = <SqliteTx as Transaction>::begin(&store, "t", 1)
+        .await
+        .unwrap();
     sqlx::query("INSERT INTO notes (text) VALUES ('dropped')")
         .execute(&mut **tx)
         .await
@@ -507,7 +511,9 @@ async fn a_lent_transaction_dropped_takes_back_only_its_own_writes() {
     assert_eq!(notes, 0, "the dropped step's write was kept");
     // And the store goes on: the next lend is kept.
     sqlite.insert_run(&run("t")).await.unwrap();
-    let mut tx = <SqliteTx as Transaction>::begin(&store).await.unwrap();
+    let (mut tx, _) = <SqliteTx as Transaction>::begin(&store, "t", 1)
+        .await
+        .unwrap();
     sqlx::query("INSERT INTO notes (text) VALUES ('kept')")
         .execute(&mut **tx)
         .await
@@ -521,6 +527,234 @@ async fn a_lent_transaction_dropped_takes_back_only_its_own_writes() {
         .await
         .unwrap();
     assert_eq!(notes, ["kept"]);
+}
+
+/// A step lent the transaction gets its row as the transaction sees it:
+/// one an earlier attempt committed is there, so the step does not run
+/// its body again.
+#[tokio::test]
+async fn a_lent_transaction_comes_with_the_steps_row_as_it_sees_it() {
+    use workflow_runtime::durable::{SqliteTx, Transaction};
+
+    let (_dir, sqlite, store) = notes_store("group-lend-read").await;
+    sqlite.insert_run(&run("t")).await.unwrap();
+    let (tx, recorded) = <SqliteTx as Transaction>::begin(&store, "t", 1)
+        .await
+        .unwrap();
+    assert_eq!(recorded, None);
+    let row = StepRow::new(1, "noted", b"1".to_vec(), 1, 1, 2);
+    SqliteTx::commit_with(tx, &store, "t", row.clone(), None)
+        .await
+        .unwrap();
+    let (tx, recorded) = <SqliteTx as Transaction>::begin(&store, "t", 1)
+        .await
+        .unwrap();
+    assert_eq!(recorded, Some(row));
+    drop(tx);
+    let (_tx, other) = <SqliteTx as Transaction>::begin(&store, "t", 2)
+        .await
+        .unwrap();
+    assert_eq!(other, None, "step 2 has no row");
+}
+
+/// The row read for a lent step is read inside the batch's transaction,
+/// after the batch's own writes: a row queued just before the step asked
+/// (so not yet committed) is there.
+#[tokio::test]
+async fn a_lent_steps_row_is_read_after_the_writes_of_its_own_batch() {
+    use std::task::Poll;
+    use workflow_runtime::durable::{SqliteTx, Transaction};
+
+    let (_dir, sqlite, store) = notes_store("group-lend-read-batch").await;
+    sqlite.insert_run(&run("t")).await.unwrap();
+    let before = sqlite.commits();
+    let row = StepRow::new(3, "queued", b"3".to_vec(), 1, 1, 2);
+    let mut queued = sqlite.record_step("t", &row);
+    let polled = std::future::poll_fn(|cx| Poll::Ready(queued.as_mut().poll(cx))).await;
+    assert!(polled.is_pending());
+    let (tx, recorded) = <SqliteTx as Transaction>::begin(&store, "t", 3)
+        .await
+        .unwrap();
+    // Lent before the batch commits, and it sees the batch's row.
+    assert_eq!(sqlite.commits(), before);
+    assert_eq!(recorded.as_ref(), Some(&row));
+    drop(tx);
+    queued.await.unwrap();
+    let after = sqlite.commits();
+    assert_eq!(after.transactions - before.transactions, 1);
+}
+
+/// A child's end that shares its batch with a step given the transaction
+/// back unkept still wakes the parent waiting for it: the wake is written
+/// with the end, before the step's savepoint, not inside it.
+#[tokio::test]
+async fn a_childs_end_beside_an_unkept_lend_still_wakes_its_parent() {
+    use std::task::Poll;
+    use workflow_runtime::durable::{SqliteTx, Transaction};
+
+    let (_dir, sqlite, store) = notes_store("group-lend-wake").await;
+    for (id, parent) in [("p", None), ("c", Some("p")), ("t", None)] {
+        let mut row = run(id);
+        row.parent = parent.map(str::to_owned);
+        sqlite.insert_run(&row).await.unwrap();
+    }
+    let far = i64::MAX / 2;
+    sqlite
+        .suspend("p", Some(&Suspension::new("child:c", Some(far), 0)), None)
+        .await
+        .unwrap();
+    let before = sqlite.commits();
+    let end = RunEnd::Completed(b"3".to_vec());
+    let mut ending = sqlite.finish_run("c", &end);
+    let polled = std::future::poll_fn(|cx| Poll::Ready(ending.as_mut().poll(cx))).await;
+    assert!(polled.is_pending());
+    let (mut tx, _) = <SqliteTx as Transaction>::begin(&store, "t", 1)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO notes (text) VALUES ('unkept')")
+        .execute(&mut **tx)
+        .await
+        .unwrap();
+    drop(tx);
+    assert!(ending.await.unwrap());
+    let after = sqlite.commits();
+    assert_eq!(
+        (
+            after.transactions - before.transactions,
+            after.writes - before.writes
+        ),
+        (1, 2),
+        "the end and the lend, in one transaction"
+    );
+    assert_eq!(
+        sqlite.run("p").await.unwrap().unwrap().wake_ms,
+        Some(i64::MIN),
+        "the parent's wake was rolled back with the unkept step"
+    );
+    let notes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notes")
+        .fetch_one(sqlite.pool())
+        .await
+        .unwrap();
+    assert_eq!(notes, 0);
+}
+
+/// A lent step's row refused when the batch writes it (another writer
+/// journaled the step first) takes the step's writes with it: the step
+/// gets the conflict, and the writes queued beside it commit.
+#[tokio::test]
+async fn a_lent_steps_row_refused_takes_its_writes_with_it() {
+    use std::task::Poll;
+    use workflow_runtime::durable::{SqliteTx, Transaction};
+
+    let (_dir, sqlite, store) = notes_store("group-lend-refused").await;
+    sqlite.insert_run(&run("t")).await.unwrap();
+    let before = sqlite.commits();
+    let queued_run = run("q1");
+    let mut queued = sqlite.insert_run(&queued_run);
+    let polled = std::future::poll_fn(|cx| Poll::Ready(queued.as_mut().poll(cx))).await;
+    assert!(polled.is_pending());
+    let (mut tx, recorded) = <SqliteTx as Transaction>::begin(&store, "t", 1)
+        .await
+        .unwrap();
+    assert_eq!(recorded, None);
+    sqlx::query("INSERT INTO notes (text) VALUES ('refused')")
+        .execute(&mut **tx)
+        .await
+        .unwrap();
+    // A row for the same step, written under the step's savepoint as a
+    // second journaling of it would be; rolled back with the step's writes.
+    sqlx::query(
+        "INSERT INTO workflow_steps (run_id, step_index, title, output, attempts, started_ms, \
+         ended_ms) VALUES ('t', 1, 'first', '1', 1, 1, 2)",
+    )
+    .execute(&mut **tx)
+    .await
+    .unwrap();
+    let row = StepRow::new(1, "second", b"2".to_vec(), 1, 1, 2);
+    let error = SqliteTx::commit_with(tx, &store, "t", row, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::Conflict { ref run, index: 1 } if run == "t"),
+        "{error:?}"
+    );
+    assert!(matches!(queued.await, Ok(Inserted::New)));
+    let after = sqlite.commits();
+    assert_eq!(
+        (
+            after.transactions - before.transactions,
+            after.writes - before.writes
+        ),
+        (1, 2),
+        "the queued run and the lend, in one transaction"
+    );
+    let notes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notes")
+        .fetch_one(sqlite.pool())
+        .await
+        .unwrap();
+    assert_eq!(notes, 0, "the refused step's write was kept");
+    assert!(sqlite.steps("t").await.unwrap().is_empty());
+    assert!(sqlite.run("q1").await.unwrap().is_some());
+}
+
+/// Three steps lent one batch's transaction in turn, the middle one given
+/// back unkept: the first and last keep their writes and rows, the middle
+/// one's are rolled back, and all of it is one transaction.
+#[tokio::test]
+async fn lends_in_one_batch_keep_or_give_back_each_its_own_writes() {
+    use workflow_runtime::durable::{SqliteTx, Transaction};
+
+    let (_dir, sqlite, store) = notes_store("group-lend-three").await;
+    for id in ["a", "b", "c"] {
+        sqlite.insert_run(&run(id)).await.unwrap();
+    }
+    let before = sqlite.commits();
+    let lend = |id: &'static str, keep: bool| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let (mut tx, recorded) = <SqliteTx as Transaction>::begin(&store, id, 1)
+                .await
+                .unwrap();
+            assert_eq!(recorded, None);
+            sqlx::query("INSERT INTO notes (text) VALUES (?)")
+                .bind(id)
+                .execute(&mut **tx)
+                .await
+                .unwrap();
+            if keep {
+                let row = StepRow::new(1, id, b"1".to_vec(), 1, 1, 2);
+                SqliteTx::commit_with(tx, &store, id, row, None)
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    // Spawned before the writer runs: one batch lends to all three.
+    let (a, b, c) = (lend("a", true), lend("b", false), lend("c", true));
+    for task in [a, b, c] {
+        task.await.unwrap();
+    }
+    let after = sqlite.commits();
+    assert_eq!(
+        (
+            after.transactions - before.transactions,
+            after.writes - before.writes
+        ),
+        (1, 3),
+        "the three lends, in one transaction"
+    );
+    let notes: Vec<String> = sqlx::query_scalar("SELECT text FROM notes ORDER BY text")
+        .fetch_all(sqlite.pool())
+        .await
+        .unwrap();
+    assert_eq!(notes, ["a", "c"]);
+    for (id, kept) in [("a", true), ("b", false), ("c", true)] {
+        assert_eq!(
+            sqlite.steps(id).await.unwrap().len(),
+            usize::from(kept),
+            "{id}"
+        );
+    }
 }
 
 /// A batch whose transaction SQLite ended under sqlx (here a body's own
@@ -541,7 +775,9 @@ async fn a_connection_left_counting_a_transaction_that_sqlite_ended_is_not_reuse
     let store = Store::new(sqlite.clone());
     sqlite.insert_run(&run("t")).await.unwrap();
 
-    let mut tx = <SqliteTx as Transaction>::begin(&store).await.unwrap();
+    let (mut tx, _) = <SqliteTx as Transaction>::begin(&store, "t", 1)
+        .await
+        .unwrap();
     sqlx::query("ROLLBACK").execute(&mut **tx).await.unwrap();
     let row = StepRow::new(1, "ended", b"1".to_vec(), 1, 1, 2);
     let ended = SqliteTx::commit_with(tx, &store, "t", row, None).await;

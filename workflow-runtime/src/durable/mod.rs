@@ -74,7 +74,7 @@ pub use retention::{Purge, Retention};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Commits, LentTx, SqliteOptions, SqliteStore, SqliteTx, Synchronous};
 pub use status::{EventReport, RunReport, StepReport, StepState, Waiting};
-pub use step::Transaction;
+pub use step::{Begun, Transaction};
 #[doc(hidden)]
 pub use step::{Journaled, JournaledUndo, JournaledUndoStep, Place, Transacted};
 pub use step_ctx::{EventWait, StepCtx};

@@ -1427,17 +1427,17 @@ impl super::step::Transaction for PgTx {
     /// Each step's transaction is its own, on a connection of the pool's.
     type Held = Box<PgTx>;
 
-    fn begin(store: &Store) -> BoxFuture<'_, Result<Self::Held, StoreError>> {
-        Box::pin(async move { postgres_of(store)?.begin().await.map(Box::new) })
-    }
-
-    fn recorded<'a>(
-        &'a mut self,
+    fn begin<'a>(
         store: &'a Store,
         run: &'a str,
         index: u32,
-    ) -> BoxFuture<'a, Result<Option<StepRow>, StoreError>> {
-        Box::pin(async move { postgres_of(store)?.step_in(self, run, index).await })
+    ) -> BoxFuture<'a, super::step::Begun<Box<PgTx>>> {
+        Box::pin(async move {
+            let pg = postgres_of(store)?;
+            let mut tx = Box::new(pg.begin().await?);
+            let recorded = pg.step_in(&mut tx, run, index).await?;
+            Ok((tx, recorded))
+        })
     }
 
     fn commit_with<'a>(

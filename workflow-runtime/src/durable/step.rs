@@ -262,6 +262,10 @@ where
     }
 }
 
+/// A step's transaction as [`Transaction::begin`] hands it over, held,
+/// with the step's row as it sees it; or why it could not begin.
+pub type Begun<H> = Result<(H, Option<StepRow>), StoreError>;
+
 /// A transaction on the store's database that a step's writes and its
 /// journal row commit in together. Implemented for `SqliteTx`
 /// (`sqlite` feature) and `PgTx` (`postgres` feature).
@@ -271,17 +275,13 @@ pub trait Transaction: Send + Sized + 'static {
     /// of concurrent runs share one commit), a handle that gives it back
     /// however the step ends, even dropped midway.
     type Held: DerefMut<Target = Self> + Send + 'static;
-    /// Begins one on `store`'s database.
-    fn begin(store: &Store) -> BoxFuture<'_, Result<Self::Held, StoreError>>;
-    /// The step's row as this transaction sees it.
-    fn recorded<'a>(
-        &'a mut self,
-        store: &'a Store,
-        run: &'a str,
-        index: u32,
-    ) -> BoxFuture<'a, Result<Option<StepRow>, StoreError>>;
+    /// Begins one on `store`'s database for step `index` of `run`, with
+    /// the step's row as the transaction sees it: an earlier attempt may
+    /// have committed.
+    fn begin<'a>(store: &'a Store, run: &'a str, index: u32) -> BoxFuture<'a, Begun<Self::Held>>;
     /// Writes the step's row and commits (or, for a lent transaction,
-    /// gives it back kept and waits for the commit that holds it), if
+    /// gives it back kept, with the row for the batch to write, and waits
+    /// for the commit that holds them), if
     /// `fence` (when there is one) still holds the run; otherwise
     /// [`StoreError::LeaseLost`], and the step's writes roll back.
     fn commit_with<'a>(
@@ -349,11 +349,11 @@ impl<'c, X: Transaction, C, O: Send + 'c> Transacted<'c, X, C, O> {
             let attempt = step.attempt();
             let started = journal.now_ms();
             let (store, run) = (journal.store(), journal.run_id().clone());
-            let mut tx = X::begin(store).await.map_err(fault)?;
+            let (tx, recorded) = X::begin(store, &run, place.index).await.map_err(fault)?;
             // An earlier attempt may have committed and then been cut short
             // (a timeout that fired during the commit): its row is the
             // step's result, and the effect must not happen twice.
-            if let Some(row) = tx.recorded(store, &run, place.index).await.map_err(fault)? {
+            if let Some(row) = recorded {
                 return journal.decode(&row, codec).map_err(fault);
             }
             let (tx, result) = body(step, tx, input).await;

@@ -5,9 +5,12 @@
 //! ([`group_commit`]).
 
 mod group_commit;
+mod lend;
 mod lend_watch;
+mod statements;
 
-pub use group_commit::{Commits, LentTx};
+pub use group_commit::Commits;
+pub use lend::LentTx;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -313,6 +316,9 @@ impl SqliteStore {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(options.acquire_timeout)
+            // A file's connection does not go stale, and the ping would
+            // be one more crossing to SQLite's thread per batch.
+            .test_before_acquire(false)
             // A failed COMMIT or ROLLBACK (SQLite may have ended the
             // transaction itself: a full disk, an I/O error, a statement's
             // `OR ROLLBACK`) leaves sqlx counting a transaction that is not
@@ -479,25 +485,6 @@ impl SqliteStore {
             .map_err(|e| self.error(format!("parking run \"{id}\""), e))?;
         }
         Ok(())
-    }
-
-    /// The step's row, read inside `conn`'s transaction.
-    pub(crate) async fn step_in(
-        &self,
-        conn: &mut SqliteConnection,
-        run: &str,
-        index: u32,
-    ) -> Result<Option<StepRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT step_index, title, output, attempts, started_ms, ended_ms
-             FROM workflow_steps WHERE run_id = ? AND step_index = ?",
-        )
-        .bind(run)
-        .bind(i64::from(index))
-        .fetch_optional(conn)
-        .await
-        .map_err(|e| self.error(format!("reading step {index} of run \"{run}\""), e))?;
-        row.map(|row| step_row(run, &row)).transpose()
     }
 
     /// Journals a step inside `conn`'s transaction.
@@ -1139,21 +1126,16 @@ impl super::step::Transaction for SqliteTx {
     /// runs' journal writes (see [`LentTx`]).
     type Held = LentTx;
 
-    fn begin(store: &Store) -> BoxFuture<'_, Result<LentTx, StoreError>> {
-        Box::pin(async move { sqlite_of(store)?.lend().await })
-    }
-
-    fn recorded<'a>(
-        &'a mut self,
+    fn begin<'a>(
         store: &'a Store,
         run: &'a str,
         index: u32,
-    ) -> BoxFuture<'a, Result<Option<StepRow>, StoreError>> {
-        Box::pin(async move { sqlite_of(store)?.step_in(self, run, index).await })
+    ) -> BoxFuture<'a, super::step::Begun<LentTx>> {
+        Box::pin(async move { sqlite_of(store)?.lend(run, index).await })
     }
 
     fn commit_with<'a>(
-        mut held: LentTx,
+        held: LentTx,
         store: &'a Store,
         run: &'a str,
         row: StepRow,
@@ -1162,9 +1144,8 @@ impl super::step::Transaction for SqliteTx {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let sqlite = sqlite_of(store)?;
-            sqlite.record_step_in(&mut held, run, &row).await?;
             let doing = format!("committing step {} of run \"{run}\"", row.index);
-            held.keep(sqlite, doing).await
+            held.keep(sqlite, row, doing).await
         })
     }
 }
