@@ -3,8 +3,9 @@
 //! another sent as one script. Each crossing to sqlx's SQLite thread and
 //! back costs more than the statements it carries (tens of microseconds
 //! a crossing on a busy runtime, for statements of a few each), so a
-//! batch's new runs, steps, ends and its first lend's savepoint and read
-//! go over together, and each lent step's row goes with the next lend's.
+//! batch's new runs, steps, ends, the parents those ends wake, and its
+//! first lend's savepoint and read go over together, and each lent
+//! step's row goes with the next lend's.
 //!
 //! A statement that fails alone ([`fails_alone`]) leaves the ones before
 //! it made and the ones after it unsent. New runs and steps fall back to
