@@ -1,7 +1,9 @@
 //! Parse: find the `#[step]` attributes, read their options, and strip them
 //! from the item, which is emitted again whatever happens next.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
+use syn::parse::discouraged::Speculative;
+use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, ImplItem, ImplItemFn, ItemImpl};
 
 use crate::errors::Errors;
@@ -29,6 +31,75 @@ pub(crate) struct RawWorkflow {
     /// not parse (so a bad option is not also reported as "no steps").
     pub(crate) step_attrs: usize,
     pub(crate) doc: Option<String>,
+}
+
+/// Parses `#[workflow]`'s impl block with each method's body kept as the
+/// tokens it came as, in a block of one verbatim item: the macro never
+/// looks inside a body and emits it as it came, and parsing statements
+/// is most of what syn would do here (as tracing-attributes keeps an
+/// instrumented function's body). A body that does not parse is left for
+/// rustc to report where it is. Anything else goes through syn as usual.
+pub(crate) fn impl_block(tokens: TokenStream) -> syn::Result<ItemImpl> {
+    let mut trees: Vec<TokenTree> = tokens.clone().into_iter().collect();
+    let body = match trees.pop() {
+        Some(TokenTree::Group(body)) if body.delimiter() == Delimiter::Brace => body,
+        _ => return syn::parse2(tokens),
+    };
+    // The header, with an empty body, the way syn reads it.
+    let mut header: TokenStream = trees.into_iter().collect();
+    header.extend([TokenTree::Group(Group::new(
+        Delimiter::Brace,
+        TokenStream::new(),
+    ))]);
+    let mut item: ItemImpl = syn::parse2(header)?;
+    item.brace_token = syn::token::Brace(body.delim_span());
+    let (inner, items) = Parser::parse2(impl_items, body.stream())?;
+    item.attrs.extend(inner);
+    item.items = items;
+    Ok(item)
+}
+
+/// An impl block's inner attributes and items, its methods' bodies kept
+/// as tokens.
+fn impl_items(input: ParseStream) -> syn::Result<(Vec<Attribute>, Vec<ImplItem>)> {
+    let inner = Attribute::parse_inner(input)?;
+    let mut items = Vec::new();
+    while !input.is_empty() {
+        let ahead = input.fork();
+        items.push(match method_keeping_body(&ahead) {
+            Ok(method) => {
+                input.advance_to(&ahead);
+                ImplItem::Fn(method)
+            }
+            Err(_) => input.parse()?,
+        });
+    }
+    Ok((inner, items))
+}
+
+/// A method whose body is a brace group, kept as its tokens.
+fn method_keeping_body(input: ParseStream) -> syn::Result<ImplItemFn> {
+    let attrs = Attribute::parse_outer(input)?;
+    let vis: syn::Visibility = input.parse()?;
+    let defaultness: Option<syn::Token![default]> = input.parse()?;
+    let sig: syn::Signature = input.parse()?;
+    let body: Group = input.parse()?;
+    if body.delimiter() != Delimiter::Brace {
+        return Err(syn::Error::new(body.span(), "expected a method body"));
+    }
+    let block = syn::Block {
+        brace_token: syn::token::Brace(body.delim_span()),
+        stmts: vec![syn::Stmt::Item(syn::Item::Verbatim(body.stream()))],
+    };
+    let mut modifiers = syn::FnModifiers::default();
+    modifiers.defaultness = defaultness;
+    Ok(ImplItemFn {
+        attrs,
+        vis,
+        modifiers,
+        sig,
+        block,
+    })
 }
 
 fn is_step_attr(attr: &Attribute) -> bool {
@@ -158,4 +229,58 @@ pub(crate) fn doc_comment(attrs: &[Attribute]) -> Option<String> {
         lines.push(line);
     }
     (!lines.is_empty()).then(|| lines.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::ToTokens;
+
+    /// Read with its bodies kept as tokens, an impl block prints as syn's
+    /// full parse of it does: the same attributes (a body's inner ones
+    /// included), generics, items and bodies.
+    #[test]
+    fn an_impl_read_with_its_bodies_kept_prints_as_syns_full_parse() {
+        let source = quote::quote! {
+            /// Docs.
+            impl<T: Clone> Orders<T> where T: Send {
+                #![allow(unused)]
+                const LIMIT: u32 = 3;
+                type Out = T;
+                #[step(given = "an order")]
+                pub async fn order(&self, order: T) -> Result<T, Error> {
+                    #![allow(clippy::all)]
+                    let copy = order.clone();
+                    if true { return Ok(copy); }
+                    Ok(order)
+                }
+                fn plain(&self) {}
+                nothing!();
+            }
+        };
+        let kept = super::impl_block(source.clone()).unwrap();
+        let full: syn::ItemImpl = syn::parse2(source).unwrap();
+        assert_eq!(
+            kept.to_token_stream().to_string(),
+            full.to_token_stream().to_string()
+        );
+        assert_eq!(kept.items.len(), full.items.len());
+    }
+
+    /// A body that does not parse is kept for rustc, which reports it
+    /// where it is; the rest of the block reads as before.
+    #[test]
+    fn a_body_that_does_not_parse_is_kept_as_it_came() {
+        let source = quote::quote! {
+            impl Orders {
+                fn amount(&self, cents: u64) -> u64 { cents * }
+            }
+        };
+        assert!(syn::parse2::<syn::ItemImpl>(source.clone()).is_err());
+        let kept = super::impl_block(source).unwrap();
+        let syn::ImplItem::Fn(method) = &kept.items[0] else {
+            panic!("the method was not read as one")
+        };
+        assert_eq!(method.sig.ident, "amount");
+        assert_eq!(method.block.to_token_stream().to_string(), "{ cents * }");
+    }
 }

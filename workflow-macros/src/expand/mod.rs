@@ -22,7 +22,7 @@ use crate::options::StepOptions;
 use crate::{parse, validate};
 
 pub(crate) fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut item: syn::ItemImpl = match syn::parse2(item.clone()) {
+    let mut item: syn::ItemImpl = match parse::impl_block(item.clone()) {
         Ok(item) => item,
         Err(_) => {
             let error = syn::Error::new_spanned(
