@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use workflow_runtime::durable::{
-    Backend, Cursor, Inserted, RunEnd, RunFilter, RunRow, RunStatus, SqliteOptions, SqliteStore,
-    StepRow, StoreError, Suspension,
+    Backend, Commits, Cursor, Inserted, RunEnd, RunFilter, RunRow, RunStatus, SqliteOptions,
+    SqliteStore, StepRow, StoreError, Suspension,
 };
 
 mod common;
@@ -206,6 +206,26 @@ fn step(index: u32) -> StepRow {
     StepRow::new(index, "load", b"2".to_vec(), 1, 1, 2)
 }
 
+/// Polls `write` once: queued for the writer's next batch, and the writer
+/// spawned, but not yet run (the test's one task has not yielded).
+async fn queue<F: std::future::Future + Unpin>(write: &mut F) {
+    let polled =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *write).poll(cx)))
+            .await;
+    assert!(
+        polled.is_pending(),
+        "the write was still waiting for its commit"
+    );
+}
+
+/// Transactions committed and the writes they held between two counts.
+fn grouped(before: Commits, after: Commits) -> (u64, u64) {
+    (
+        after.transactions - before.transactions,
+        after.writes - before.writes,
+    )
+}
+
 /// Writes made at once (the test's one task polls them all before the
 /// writer runs) go in one transaction, and each gets what it would have
 /// got alone: the refused ones fail, the rest are written.
@@ -240,10 +260,7 @@ async fn concurrent_writes_share_a_transaction_and_keep_their_own_outcomes() {
     );
     let after = store.commits();
     assert_eq!(
-        (
-            after.transactions - before.transactions,
-            after.writes - before.writes
-        ),
+        grouped(before, after),
         (1, 9),
         "nine writes at once, one transaction"
     );
@@ -339,11 +356,7 @@ async fn a_write_whose_waiter_left_is_still_made() {
     // Polled once (queued, the writer spawned), then dropped.
     let row = run("left");
     let mut left = store.insert_run(&row);
-    let polled = std::future::poll_fn(|cx| std::task::Poll::Ready(left.as_mut().poll(cx))).await;
-    assert!(
-        polled.is_pending(),
-        "the write was still waiting for its commit"
-    );
+    queue(&mut left).await;
     drop(left);
     store.insert_run(&run("stayed")).await.unwrap();
     assert!(store.run("left").await.unwrap().is_some());
@@ -387,13 +400,7 @@ async fn application_writes_share_the_journals_transactions_and_fail_alone() {
         store.insert_run(&row),
     );
     let after = store.commits();
-    assert_eq!(
-        (
-            after.transactions - before.transactions,
-            after.writes - before.writes
-        ),
-        (1, 6)
-    );
+    assert_eq!(grouped(before, after), (1, 6));
     assert_eq!((one.unwrap(), two.unwrap()), (1, 1));
     let refused = refused.unwrap_err().to_string();
     assert!(refused.contains("NOT NULL"), "{refused}");
@@ -439,8 +446,7 @@ async fn a_transactional_step_commits_in_the_batch_that_lent_it_the_transaction(
     let (q1, q2) = (run("q1"), run("q2"));
     let mut queued = [sqlite.insert_run(&q1), sqlite.insert_run(&q2)];
     for write in &mut queued {
-        let polled = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
-        assert!(polled.is_pending());
+        queue(write).await;
     }
     let before = sqlite.commits();
     let (mut tx, _) = <SqliteTx as Transaction>::begin(&store, "t", 1)
@@ -465,10 +471,7 @@ async fn a_transactional_step_commits_in_the_batch_that_lent_it_the_transaction(
     }
     let after = sqlite.commits();
     assert_eq!(
-        (
-            after.transactions - before.transactions,
-            after.writes - before.writes
-        ),
+        grouped(before, after),
         (1, 3),
         "the two queued writes and the step's, in one transaction"
     );
@@ -485,15 +488,13 @@ async fn a_transactional_step_commits_in_the_batch_that_lent_it_the_transaction(
 /// writes queued beside it.
 #[tokio::test]
 async fn a_lent_transaction_dropped_takes_back_only_its_own_writes() {
-    use std::task::Poll;
     use workflow_runtime::durable::{SqliteTx, Transaction};
 
     let (_dir, sqlite, store) = notes_store("group-lend-drop").await;
 
     let queued_run = run("q1");
     let mut queued = sqlite.insert_run(&queued_run);
-    let polled = std::future::poll_fn(|cx| Poll::Ready(queued.as_mut().poll(cx))).await;
-    assert!(polled.is_pending());
+    queue(&mut queued).await;
     let (mut tx, _) = <SqliteTx as Transaction>::begin(&store, "t", 1)
         .await
         .unwrap();
@@ -562,7 +563,6 @@ async fn a_lent_transaction_comes_with_the_steps_row_as_it_sees_it() {
 /// (so not yet committed) is there.
 #[tokio::test]
 async fn a_lent_steps_row_is_read_after_the_writes_of_its_own_batch() {
-    use std::task::Poll;
     use workflow_runtime::durable::{SqliteTx, Transaction};
 
     let (_dir, sqlite, store) = notes_store("group-lend-read-batch").await;
@@ -570,8 +570,7 @@ async fn a_lent_steps_row_is_read_after_the_writes_of_its_own_batch() {
     let before = sqlite.commits();
     let row = StepRow::new(3, "queued", b"3".to_vec(), 1, 1, 2);
     let mut queued = sqlite.record_step("t", &row);
-    let polled = std::future::poll_fn(|cx| Poll::Ready(queued.as_mut().poll(cx))).await;
-    assert!(polled.is_pending());
+    queue(&mut queued).await;
     let (tx, recorded) = <SqliteTx as Transaction>::begin(&store, "t", 3)
         .await
         .unwrap();
@@ -589,7 +588,6 @@ async fn a_lent_steps_row_is_read_after_the_writes_of_its_own_batch() {
 /// with the end, before the step's savepoint, not inside it.
 #[tokio::test]
 async fn a_childs_end_beside_an_unkept_lend_still_wakes_its_parent() {
-    use std::task::Poll;
     use workflow_runtime::durable::{SqliteTx, Transaction};
 
     let (_dir, sqlite, store) = notes_store("group-lend-wake").await;
@@ -606,8 +604,7 @@ async fn a_childs_end_beside_an_unkept_lend_still_wakes_its_parent() {
     let before = sqlite.commits();
     let end = RunEnd::Completed(b"3".to_vec());
     let mut ending = sqlite.finish_run("c", &end);
-    let polled = std::future::poll_fn(|cx| Poll::Ready(ending.as_mut().poll(cx))).await;
-    assert!(polled.is_pending());
+    queue(&mut ending).await;
     let (mut tx, _) = <SqliteTx as Transaction>::begin(&store, "t", 1)
         .await
         .unwrap();
@@ -619,10 +616,7 @@ async fn a_childs_end_beside_an_unkept_lend_still_wakes_its_parent() {
     assert!(ending.await.unwrap());
     let after = sqlite.commits();
     assert_eq!(
-        (
-            after.transactions - before.transactions,
-            after.writes - before.writes
-        ),
+        grouped(before, after),
         (1, 2),
         "the end and the lend, in one transaction"
     );
@@ -643,7 +637,6 @@ async fn a_childs_end_beside_an_unkept_lend_still_wakes_its_parent() {
 /// gets the conflict, and the writes queued beside it commit.
 #[tokio::test]
 async fn a_lent_steps_row_refused_takes_its_writes_with_it() {
-    use std::task::Poll;
     use workflow_runtime::durable::{SqliteTx, Transaction};
 
     let (_dir, sqlite, store) = notes_store("group-lend-refused").await;
@@ -651,8 +644,7 @@ async fn a_lent_steps_row_refused_takes_its_writes_with_it() {
     let before = sqlite.commits();
     let queued_run = run("q1");
     let mut queued = sqlite.insert_run(&queued_run);
-    let polled = std::future::poll_fn(|cx| Poll::Ready(queued.as_mut().poll(cx))).await;
-    assert!(polled.is_pending());
+    queue(&mut queued).await;
     let (mut tx, recorded) = <SqliteTx as Transaction>::begin(&store, "t", 1)
         .await
         .unwrap();
@@ -681,10 +673,7 @@ async fn a_lent_steps_row_refused_takes_its_writes_with_it() {
     assert!(matches!(queued.await, Ok(Inserted::New)));
     let after = sqlite.commits();
     assert_eq!(
-        (
-            after.transactions - before.transactions,
-            after.writes - before.writes
-        ),
+        grouped(before, after),
         (1, 2),
         "the queued run and the lend, in one transaction"
     );
@@ -736,10 +725,7 @@ async fn lends_in_one_batch_keep_or_give_back_each_its_own_writes() {
     }
     let after = sqlite.commits();
     assert_eq!(
-        (
-            after.transactions - before.transactions,
-            after.writes - before.writes
-        ),
+        grouped(before, after),
         (1, 3),
         "the three lends, in one transaction"
     );

@@ -288,19 +288,16 @@ pub(super) async fn write_and_lend(
         let mut done = Done::new(outcomes);
         statements::write(store, &mut tx, &parts, &mut done).await?;
         let rows = done.recorded.take().unwrap_or_default();
-        drop(parts);
         let recorded = rows
             .first()
             .map(|row| super::step_row(&lend.run, row))
             .transpose();
         let back;
         (tx, back) = lend_to(tx, lend.to, recorded, &store.queue, limit).await?;
+        // A lend's outcome is `0` until its kept row is written.
         left = match back {
             None => Left::Nothing,
-            Some(None) => {
-                outcomes[i] = Some(Ok(0));
-                Left::Unkept
-            }
+            Some(None) => Left::Unkept,
             Some(Some(row)) => Left::Kept(i, lend.run, row),
         };
     }
