@@ -32,7 +32,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use workflow_runtime::behavior::BoxFuture;
 use workflow_runtime::durable::{
-    Backend, FailureRow, Inserted, JournalMark, RunEnd, RunRow, RunStatus, SqliteOptions,
+    Backend, FailureRow, Fence, Inserted, JournalMark, RunEnd, RunRow, RunStatus, SqliteOptions,
     SqliteStore, SqliteTx, StepCtx, StepRow, Store, StoreError, WorkflowCounts,
 };
 use workflow_runtime::host::Runner;
@@ -372,6 +372,17 @@ impl Backend for Faulty {
         end: &'a RunEnd,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.write(move || self.inner.finish_run(run, end))
+    }
+    // One write, as the store makes it: a crash before it leaves neither
+    // the last step's row nor the end, one after it both.
+    fn finish_run_with<'a>(
+        &'a self,
+        run: &'a str,
+        end: &'a RunEnd,
+        last: Option<&'a StepRow>,
+        fence: Option<&'a Fence>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.write(move || self.inner.finish_run_with(run, end, last, fence))
     }
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
         self.alive(self.inner.running())

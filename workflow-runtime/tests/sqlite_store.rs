@@ -826,3 +826,61 @@ fn a_writer_lost_with_its_runtime_does_not_hold_up_later_writes() {
         "a later write waited for the lost writer: {written:?}"
     );
 }
+
+/// A run's last step's row and its end, written as one
+/// (`finish_run_with`), share a batch even where the batch fills up
+/// between them: committed together, or not at all.
+#[tokio::test]
+async fn a_last_steps_row_and_its_end_share_a_batch_even_where_it_is_full() {
+    let dir = TempDir::new("last-row-batch");
+    let store = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
+        .await
+        .unwrap();
+    let ids: Vec<String> = (0..256).map(|i| format!("r{i}")).collect();
+    for id in &ids {
+        store.insert_run(&run(id)).await.unwrap();
+    }
+    let (first, last) = (step(0), step(1));
+    let end = RunEnd::Completed(b"3".to_vec());
+    let before = store.commits();
+    // 255 rows, then the pair: the writer's limit of 256 falls between
+    // the last row and its end.
+    let mut rows = Vec::new();
+    for id in &ids[..255] {
+        let mut row = store.record_step(id, &first);
+        queue(&mut row).await;
+        rows.push(row);
+    }
+    let mut finish = store.finish_run_with(&ids[255], &end, Some(&last), None);
+    queue(&mut finish).await;
+    for row in rows {
+        row.await.unwrap();
+    }
+    assert!(finish.await.unwrap(), "the end ended the run");
+    assert_eq!(grouped(before, store.commits()), (1, 257));
+    assert_eq!(store.steps(&ids[255]).await.unwrap(), vec![last]);
+    let ended = store.run(&ids[255]).await.unwrap().unwrap();
+    assert_eq!(ended.status, RunStatus::Completed);
+}
+
+/// A last step's row there already (an earlier drive wrote it) is as
+/// good as the one written with the end: the end commits beside it.
+#[tokio::test]
+async fn a_last_steps_row_there_already_leaves_its_end_to_commit() {
+    let dir = TempDir::new("last-row-there");
+    let store = SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
+        .await
+        .unwrap();
+    store.insert_run(&run("c")).await.unwrap();
+    store.record_step("c", &step(0)).await.unwrap();
+    let (end, again) = (RunEnd::Completed(b"3".to_vec()), step(0));
+    let before = store.commits();
+    let written = store.finish_run_with("c", &end, Some(&again), None);
+    assert!(written.await.unwrap());
+    assert_eq!(grouped(before, store.commits()), (1, 2));
+    assert_eq!(
+        store.run("c").await.unwrap().unwrap().status,
+        RunStatus::Completed
+    );
+    assert_eq!(store.steps("c").await.unwrap(), vec![step(0)]);
+}

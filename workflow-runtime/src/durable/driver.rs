@@ -18,7 +18,8 @@ use tracing::Instrument;
 
 use super::journal::{Cancelled, Halt};
 use super::{
-    Codec, Durable, Fence, Journal, JournalFailure, RunEnd, RunRow, RunStatus, Store, StoreError,
+    Codec, Durable, Fence, Journal, JournalFailure, RunEnd, RunRow, RunStatus, StepRow, Store,
+    StoreError,
 };
 use crate::behavior::BoxFuture;
 use crate::context::{ContextBuilder, WorkflowContext};
@@ -141,7 +142,7 @@ impl<W: Durable, R: Drives> DurableEntry<R> for DurableDef<W> {
             let mut pause = Pause::new();
             // A run the store could not read or write goes on being driven
             // (after a pause) rather than be left running with nobody on it.
-            let end = loop {
+            let (end, last) = loop {
                 let at = Claim {
                     fence: fence.as_ref(),
                     signals: &signals,
@@ -150,7 +151,8 @@ impl<W: Durable, R: Drives> DurableEntry<R> for DurableDef<W> {
                 let known = std::mem::replace(&mut from, RowSource::Store);
                 let known = (known == RowSource::Written).then_some(&row);
                 match run_to_end(&runner, &*workflow, &store, (&row.id, known), at).await {
-                    Driven::End(end) => break end,
+                    Driven::End(end) => break (end, None),
+                    Driven::EndWith(end, row) => break (end, Some(row)),
                     Driven::Stopped => return,
                     Driven::Suspended(wake_ms) => {
                         tracing::debug!(run = %row.id, workflow = W::NAME, ?wake_ms, "durable run suspended");
@@ -162,7 +164,7 @@ impl<W: Durable, R: Drives> DurableEntry<R> for DurableDef<W> {
                     Driven::Again(why) => {
                         if let Some(spent) = pause.spent(&runner) {
                             tracing::error!(run = %row.id, workflow = W::NAME, %why, "{spent}: parking the run as stuck");
-                            break RunEnd::Stuck(format!("{spent}; last: {why}"));
+                            break (RunEnd::Stuck(format!("{spent}; last: {why}")), None);
                         }
                         tracing::warn!(run = %row.id, workflow = W::NAME, %why, "durable run interrupted; driving it again");
                         if !pause.wait(&runner).await {
@@ -172,15 +174,10 @@ impl<W: Durable, R: Drives> DurableEntry<R> for DurableDef<W> {
                 }
             };
             loop {
-                let finished = match &fence {
-                    Some(fence) => {
-                        store
-                            .backend()
-                            .finish_run_fenced(&row.id, &end, fence)
-                            .await
-                    }
-                    None => store.backend().finish_run(&row.id, &end).await,
-                };
+                let finished = store
+                    .backend()
+                    .finish_run_with(&row.id, &end, last.as_ref(), fence.as_ref())
+                    .await;
                 let error = match finished {
                     Ok(ended) => {
                         if let RunEnd::Cancelled { reason, .. } = &end {
@@ -276,6 +273,9 @@ impl Pause {
 enum Driven {
     /// It ended: record this.
     End(RunEnd),
+    /// It ended, and the row of its last journaled step waited for the
+    /// end: record both, in one write where the store can.
+    EndWith(RunEnd, StepRow),
     /// The runner is stopping, or the run is not this driver's to end (it
     /// ended meanwhile): leave it as it is.
     Stopped,
@@ -399,119 +399,145 @@ async fn run_to_end<W: Durable, R: Drives>(
             step: Some(title),
         });
     }
-    let ctx = runner.context(W::context().journal(journal.clone()));
-    // Unless the runner's context factory gave one, a durable run's
-    // correlation id is its run id: journaled, so every process that
-    // drives the run, before a crash or after, logs the same id.
-    if let Err(crate::context::MetadataError::Missing { .. }) =
-        ctx.try_metadata::<String>(crate::behavior::logging::CORRELATION_ID)
-    {
-        ctx.set_metadata(
-            crate::behavior::logging::CORRELATION_ID,
-            row.id.as_str().to_owned(),
-        );
-    }
-    // A lease found gone (a refused write, a renewal that did not renew)
-    // stops the run at its next await: nothing more of it runs here.
-    let run = runner
-        .run_caught(workflow, &ctx, input)
-        .instrument(super::trace::drive_span(&row).unwrap_or_else(tracing::Span::none));
-    tokio::pin!(run);
-    let ran = tokio::select! {
-        ran = &mut run => ran,
-        () = lost.cancelled() => {
-            ctx.cancel();
-            run.await
+    let driven = async {
+        let ctx = runner.context(W::context().journal(journal.clone()));
+        // Unless the runner's context factory gave one, a durable run's
+        // correlation id is its run id: journaled, so every process that
+        // drives the run, before a crash or after, logs the same id.
+        if let Err(crate::context::MetadataError::Missing { .. }) =
+            ctx.try_metadata::<String>(crate::behavior::logging::CORRELATION_ID)
+        {
+            ctx.set_metadata(
+                crate::behavior::logging::CORRELATION_ID,
+                row.id.as_str().to_owned(),
+            );
         }
-        // A wait suspended the run (or could not reach the journal): the
-        // run is let go here, its future dropped where it waits.
-        () = journal.halted().cancelled() => {
-            return match journal.halt() {
-                Some(Halt::Suspended(wake)) => Driven::Suspended(wake),
-                Some(Halt::Cancelled) => Driven::Cancelling,
-                // Another instance owns the run now.
-                Some(Halt::Fault(StoreError::LeaseLost { .. })) => Driven::Stopped,
-                Some(Halt::Fault(error)) => Driven::Again(error.to_string()),
-                None => Driven::Again("a wait stopped the run".to_owned()),
-            };
-        }
-        // Asked to stop while it runs: stopped at its next await, then
-        // driven again to be undone. Once: a token already cancelled when
-        // the row read shows no cancel would fire at once, in a loop.
-        () = signals.cancel.cancelled(), if row.cancel.is_none() && !cancel_seen => {
-            ctx.cancel();
-            drop(run.await);
-            return Driven::Cancelling;
-        }
-    };
-    if lost.is_cancelled() {
-        tracing::warn!(run = %row.id, workflow = W::NAME, instance = runner.instance(), "lease lost: this instance stopped the run; another owns it");
-        return Driven::Stopped;
-    }
-    let error = match ran {
-        Ok(Ok(output)) => {
-            return Driven::End(match W::OUTPUT.encode(&*codec, &output) {
-                Ok(bytes) => RunEnd::Completed(bytes),
-                Err(e) => RunEnd::Failed {
-                    error: format!("the output does not encode: {e}"),
-                    step: None,
-                },
-            });
-        }
-        Ok(Err(error)) => error,
-        Err(panic) => {
-            return Driven::End(RunEnd::Failed {
-                error: format!("panicked: {panic}"),
-                step: None,
-            });
-        }
-    };
-    if let WorkflowError::Cancelled { .. } = error
-        && runner.stopping().is_cancelled()
-    {
-        return Driven::Stopped;
-    }
-    match journal_error(&error) {
-        // Another instance owns the run now; this one stops here, and says
-        // so: the step's work here was done for nothing.
-        Some(lost @ StoreError::LeaseLost { .. }) => {
-            tracing::warn!(run = %row.id, workflow = W::NAME, instance = runner.instance(), %lost, "lease lost: this instance's step result was refused");
+        // A lease found gone (a refused write, a renewal that did not renew)
+        // stops the run at its next await: nothing more of it runs here.
+        let run = runner
+            .run_caught(workflow, &ctx, input)
+            .instrument(super::trace::drive_span(&row).unwrap_or_else(tracing::Span::none));
+        tokio::pin!(run);
+        let ran = tokio::select! {
+            ran = &mut run => ran,
+            () = lost.cancelled() => {
+                ctx.cancel();
+                run.await
+            }
+            // A wait suspended the run (or could not reach the journal): the
+            // run is let go here, its future dropped where it waits.
+            () = journal.halted().cancelled() => {
+                return match journal.halt() {
+                    Some(Halt::Suspended(wake)) => Driven::Suspended(wake),
+                    Some(Halt::Cancelled) => Driven::Cancelling,
+                    // Another instance owns the run now.
+                    Some(Halt::Fault(StoreError::LeaseLost { .. })) => Driven::Stopped,
+                    Some(Halt::Fault(error)) => Driven::Again(error.to_string()),
+                    None => Driven::Again("a wait stopped the run".to_owned()),
+                };
+            }
+            // Asked to stop while it runs: stopped at its next await, then
+            // driven again to be undone. Once: a token already cancelled when
+            // the row read shows no cancel would fire at once, in a loop.
+            () = signals.cancel.cancelled(), if row.cancel.is_none() && !cancel_seen => {
+                ctx.cancel();
+                drop(run.await);
+                return Driven::Cancelling;
+            }
+        };
+        if lost.is_cancelled() {
+            tracing::warn!(run = %row.id, workflow = W::NAME, instance = runner.instance(), "lease lost: this instance stopped the run; another owns it");
             return Driven::Stopped;
         }
-        // The step did its work, or may have; the journal could not say so.
-        Some(
-            StoreError::Database { .. } | StoreError::NoSuchRun(_) | StoreError::Conflict { .. },
-        ) => {
-            return Driven::Again(error.to_string());
+        let error = match ran {
+            Ok(Ok(output)) => {
+                return Driven::End(match W::OUTPUT.encode(&*codec, &output) {
+                    Ok(bytes) => RunEnd::Completed(bytes),
+                    Err(e) => RunEnd::Failed {
+                        error: format!("the output does not encode: {e}"),
+                        step: None,
+                    },
+                });
+            }
+            Ok(Err(error)) => error,
+            Err(panic) => {
+                return Driven::End(RunEnd::Failed {
+                    error: format!("panicked: {panic}"),
+                    step: None,
+                });
+            }
+        };
+        if let WorkflowError::Cancelled { .. } = error
+            && runner.stopping().is_cancelled()
+        {
+            return Driven::Stopped;
         }
-        // A row that does not read back, a store that cannot do what the
-        // step asks: driving it again changes nothing, and it was not the
-        // step's failure to undo. Parked, with why.
-        Some(fault) => {
-            return Driven::End(RunEnd::Stuck(format!("in {}: {fault}", store.describe())));
+        match journal_error(&error) {
+            // Another instance owns the run now; this one stops here, and says
+            // so: the step's work here was done for nothing.
+            Some(lost @ StoreError::LeaseLost { .. }) => {
+                tracing::warn!(run = %row.id, workflow = W::NAME, instance = runner.instance(), %lost, "lease lost: this instance's step result was refused");
+                return Driven::Stopped;
+            }
+            // The step did its work, or may have; the journal could not say so.
+            Some(
+                StoreError::Database { .. } | StoreError::NoSuchRun(_) | StoreError::Conflict { .. },
+            ) => {
+                return Driven::Again(error.to_string());
+            }
+            // A row that does not read back, a store that cannot do what the
+            // step asks: driving it again changes nothing, and it was not the
+            // step's failure to undo. Parked, with why.
+            Some(fault) => {
+                return Driven::End(RunEnd::Stuck(format!("in {}: {fault}", store.describe())));
+            }
+            None => {}
         }
-        None => {}
-    }
-    if let WorkflowError::CompensationFailed { .. } = error {
-        return Driven::End(RunEnd::CompensationFailed {
+        if let WorkflowError::CompensationFailed { .. } = error {
+            return Driven::End(RunEnd::CompensationFailed {
+                error: error.to_string(),
+                step: Some(error.step().title.to_string()),
+            });
+        }
+        // Failed with the cancel it was asked for (here, or journaled before
+        // a restart), and undone.
+        if let Some(reason) = &row.cancel
+            && error.reason() == Cancelled::reason_of(reason)
+        {
+            return Driven::End(RunEnd::Cancelled {
+                reason: reason.clone(),
+                step: Some(error.step().title.to_string()),
+            });
+        }
+        Driven::End(RunEnd::Failed {
             error: error.to_string(),
             step: Some(error.step().title.to_string()),
-        });
+        })
     }
-    // Failed with the cancel it was asked for (here, or journaled before
-    // a restart), and undone.
-    if let Some(reason) = &row.cancel
-        && error.reason() == Cancelled::reason_of(reason)
-    {
-        return Driven::End(RunEnd::Cancelled {
-            reason: reason.clone(),
-            step: Some(error.step().title.to_string()),
-        });
+    .await;
+    settled(&journal, driven, lost).await
+}
+
+/// What the driver does with `driven`: an end takes the row of the last
+/// step, deferred to it, along; any other outcome leaves the run for a
+/// later drive, which reads the journal, so the deferred row is written
+/// first (if this process still holds the run).
+async fn settled(journal: &Journal, driven: Driven, lost: &CancellationToken) -> Driven {
+    match driven {
+        Driven::End(end) => match journal.take_deferred() {
+            Some(row) => Driven::EndWith(end, row),
+            None => Driven::End(end),
+        },
+        Driven::Stopped if lost.is_cancelled() => Driven::Stopped,
+        driven => match (journal.settle().await, driven) {
+            (Ok(()), driven) => driven,
+            (Err(_), Driven::Stopped) => Driven::Stopped,
+            (Err(error), Driven::Again(why)) => {
+                Driven::Again(format!("{why}; the last step's row: {error}"))
+            }
+            (Err(error), _) => Driven::Again(format!("the last step's row: {error}")),
+        },
     }
-    Driven::End(RunEnd::Failed {
-        error: error.to_string(),
-        step: Some(error.step().title.to_string()),
-    })
 }
 
 /// The journal error a step failed with, if that is why it failed.

@@ -247,6 +247,35 @@ pub(crate) struct Journal {
     /// Why a wait stopped the run here, once one did; `halted` says so.
     halt: std::sync::Mutex<Option<Halt>>,
     halted: CancellationToken,
+    /// The step whose row may wait for the run's end (see [`deferrable`]).
+    defers: Option<u32>,
+    /// That step's row, once it completed, until a write takes it.
+    deferred: std::sync::Mutex<Option<StepRow>>,
+}
+
+/// The step of `steps` whose row may be written with the run's end rather
+/// than on its own: the last one, or the last before only `then` steps
+/// and `finally` steps that take nothing. Those are never journaled (a
+/// resumed run runs them again), take no step context, are plain `fn`s
+/// (the macro refuses an `async` one), and are not handed the step's
+/// value to act on (a `then` only judges it), so between that step's
+/// return and the run's end nothing happens that the journal would keep,
+/// that a crash could leave half done, or that would have acted on a
+/// value a crash replaces: its row and the end can be one write, and the
+/// run saves a commit. A crash before that write runs the step again, as
+/// a crash before its own commit would.
+fn deferrable(steps: &[StepMeta]) -> Option<u32> {
+    let tail = steps
+        .iter()
+        .rev()
+        .take_while(|step| match step.kind {
+            crate::StepKind::Then => true,
+            crate::StepKind::Finally => step.input.is_empty(),
+            _ => false,
+        })
+        .count();
+    let last = steps.len().checked_sub(tail + 1)?;
+    u32::try_from(last).ok()
 }
 
 impl Journal {
@@ -273,6 +302,59 @@ impl Journal {
             waits: Default::default(),
             halt: Default::default(),
             halted: CancellationToken::new(),
+            defers: deferrable(steps),
+            deferred: Default::default(),
+        }
+    }
+
+    /// Whether step `index` leaves its row for the run's end to write
+    /// (see [`deferrable`]).
+    pub(crate) fn defers(&self, index: u32) -> bool {
+        self.defers == Some(index)
+    }
+
+    /// Keeps `row`, the completed step's, for the run's next write: its
+    /// end, or whatever the journal writes first.
+    pub(crate) fn defer(&self, row: StepRow) {
+        *self.deferred.lock().unwrap_or_else(|e| e.into_inner()) = Some(row);
+    }
+
+    /// The deferred row, for the run's end to write with it.
+    pub(crate) fn take_deferred(&self) -> Option<StepRow> {
+        self.deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Step `index`'s deferred row, if it is the one waiting: an attempt
+    /// after one that completed (a behavior around it turned its value
+    /// into a failure) hands on that value, as it would a committed row.
+    pub(crate) fn deferred(&self, index: u32) -> Option<StepRow> {
+        let deferred = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
+        deferred.as_ref().filter(|row| row.index == index).cloned()
+    }
+
+    /// Writes the deferred row, if there is one, ahead of any other write
+    /// of the run's: a failure marked, a compensation done, or a driver
+    /// leaving the run for another drive (which reads the journal). One
+    /// that could not be written is kept for the next try.
+    pub(crate) async fn settle(&self) -> Result<(), StoreError> {
+        // Taken only once written: a settle dropped midway leaves it.
+        let Some(row) = self
+            .deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
+            return Ok(());
+        };
+        match self.write_row(&row).await {
+            Ok(()) | Err(StoreError::Conflict { .. }) => {
+                self.take_deferred();
+                Ok(())
+            }
+            Err(error) => Err(error),
         }
     }
 
@@ -652,6 +734,9 @@ impl Journal {
     /// cannot take it costs the resumed run its retry count, not the
     /// step's error: it is logged, and the step's own error stands.
     pub(crate) async fn failed(&self, index: u32, attempts: u32, error: String) {
+        if let Err(e) = self.settle().await {
+            tracing::warn!(run = %self.run, error = %e, "could not journal a completed step");
+        }
         let mut row = FailureRow::new(index, attempts, error);
         row.failed_ms = self.now_ms();
         let written = self
@@ -897,8 +982,15 @@ impl Journal {
         }
     }
 
-    /// Writes `row`, fenced when this process holds the run by a lease.
+    /// Writes `row`, fenced when this process holds the run by a lease;
+    /// a deferred row goes first.
     async fn record(&self, row: &StepRow) -> Result<(), StoreError> {
+        self.settle().await?;
+        self.write_row(row).await
+    }
+
+    /// Writes `row` alone.
+    async fn write_row(&self, row: &StepRow) -> Result<(), StoreError> {
         self.patiently(|| async {
             match &self.fence {
                 Some(fence) => {

@@ -729,6 +729,60 @@ impl Backend for PostgresStore {
         })
     }
 
+    /// The row and the end in one transaction, fenced by `fence` when
+    /// there is one: one commit, where two writes would wait for two.
+    fn finish_run_with<'a>(
+        &'a self,
+        run: &'a str,
+        end: &'a RunEnd,
+        last: Option<&'a StepRow>,
+        fence: Option<&'a Fence>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let doing = format!("ending run \"{run}\"");
+            let mut tx = self.pool.begin().await.map_err(|e| self.error(&doing, e))?;
+            if let Some(fence) = fence {
+                self.hold(&mut tx, run, fence).await?;
+            }
+            if let Some(step) = last {
+                // A row there already (an earlier drive's) is as good.
+                sqlx::query(
+                    "INSERT INTO workflow_steps
+                     (run_id, step_index, title, output, attempts, started_ms, ended_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (run_id, step_index) DO NOTHING",
+                )
+                .bind(run)
+                .bind(i64::from(step.index))
+                .bind(&step.title)
+                .bind(&step.output)
+                .bind(i64::from(step.attempts))
+                .bind(step.started_ms)
+                .bind(step.ended_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(e) if e.is_foreign_key_violation() => {
+                        StoreError::NoSuchRun(run.to_owned())
+                    }
+                    e => self.error(
+                        format!("journaling step {} of run \"{run}\"", step.index),
+                        e,
+                    ),
+                })?;
+            }
+            let ended = self.finish_in(&mut tx, run, end).await?;
+            tx.commit().await.map_err(|e| self.error(&doing, e))?;
+            if ended || fence.is_some() {
+                return Ok(ended);
+            }
+            match self.run(run).await? {
+                Some(_) => Ok(false),
+                None => Err(StoreError::NoSuchRun(run.to_owned())),
+            }
+        })
+    }
+
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
         Box::pin(async move {
             let rows = sqlx::query(

@@ -163,7 +163,9 @@ fn replayed<O>(ctx: &WorkflowContext, place: Place, codec: ValueCodec<O>) -> Opt
 }
 
 /// A durable step's body, `(step, input) -> Result<output, error>`, with
-/// its output journaled when it completes.
+/// its output journaled when it completes: committed before the next step
+/// starts, or, for the run's last journaled step, with the run's end (see
+/// the journal's `deferrable`).
 pub struct Journaled<'c, C, O> {
     ctx: &'c WorkflowContext,
     place: Place,
@@ -193,9 +195,14 @@ impl<'c, C, O: Send + 'c> Journaled<'c, C, O> {
         Box::pin(async move {
             if here > 1
                 && let Some(journal) = &journal
-                && let Some(row) = journal.stored(place.index).await.map_err(fault)?
             {
-                return journal.decode(&row, codec).map_err(fault);
+                let row = match journal.deferred(place.index) {
+                    Some(row) => Some(row),
+                    None => journal.stored(place.index).await.map_err(fault)?,
+                };
+                if let Some(row) = row {
+                    return journal.decode(&row, codec).map_err(fault);
+                }
             }
             let value = match work.await {
                 Ok(value) => value,
@@ -220,6 +227,10 @@ impl<'c, C, O: Send + 'c> Journaled<'c, C, O> {
                             started,
                         )
                         .map_err(Failed::error)?;
+                    if journal.defers(place.index) {
+                        journal.defer(row);
+                        return Ok(value);
+                    }
                     journal.commit(&row, value, codec).await.map_err(fault)
                 }
                 None => Ok(value),

@@ -22,9 +22,13 @@ pub enum Crash {
     /// written: the step did its work, and the journal does not know.
     Before(String),
     /// Right after that row is written: the journal knows, and nothing
-    /// after it happens.
+    /// after it happens. For a last step whose row is written with the
+    /// run's end (see [`BeforeEnd`](Self::BeforeEnd)), the run has ended.
     After(String),
-    /// Before the run's end is written: every step is journaled.
+    /// Before the run's end is written: every step before the last
+    /// journaled one is journaled. That one's row is written with the end
+    /// when only `then` steps (or a `finally` that takes nothing) follow
+    /// it, as the stores do, so it runs again after this crash.
     BeforeEnd,
 }
 
@@ -224,6 +228,24 @@ impl Backend for CrashingStore {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         let here = self.plan.at == Crash::BeforeEnd;
         self.write(here, true, move || self.inner.finish_run(run, end))
+    }
+    // One write, as the stores make it: a crash before the last step's
+    // row is a crash before the end, and one after it follows the end.
+    fn finish_run_with<'a>(
+        &'a self,
+        run: &'a str,
+        end: &'a RunEnd,
+        last: Option<&'a StepRow>,
+        fence: Option<&'a Fence>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let (at_step, before) = last.map_or((false, true), |row| self.at_step(&row.title));
+        let (here, before) = match self.plan.at == Crash::BeforeEnd {
+            true => (true, true),
+            false => (at_step, before),
+        };
+        self.write(here, before, move || {
+            self.inner.finish_run_with(run, end, last, fence)
+        })
     }
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
         self.alive(move || self.inner.running())

@@ -83,6 +83,8 @@ pub(super) type Outcome = Result<u64, StoreError>;
 struct Pending {
     write: Write,
     done: oneshot::Sender<Outcome>,
+    /// Whether the write after it must share its batch.
+    joined: bool,
 }
 
 /// The writes waiting for the next batch, and whether a task is writing.
@@ -324,12 +326,23 @@ impl SqliteStore {
     /// Queues `write` for the next batch, starting the writer if none is
     /// writing: how it went, once that batch has committed (or failed).
     pub(super) fn enqueue(&self, write: Write) -> oneshot::Receiver<Outcome> {
-        let (done, outcome) = oneshot::channel();
-        let lead = {
-            let mut state = self.queue.lock();
-            let here = tokio::task::try_id();
-            if here.is_some() && state.lent_to == here {
-                drop(state);
+        let [outcome] = self.enqueue_all([write]);
+        outcome
+    }
+
+    /// Queues `writes` side by side, in order, as [`enqueue`](Self::enqueue)
+    /// queues one: the batch that takes the first takes the others too,
+    /// so they commit together or not at all.
+    pub(super) fn enqueue_all<const N: usize>(
+        &self,
+        writes: [Write; N],
+    ) -> [oneshot::Receiver<Outcome>; N] {
+        let queued = writes.map(|write| (write, oneshot::channel()));
+        let mut state = self.queue.lock();
+        let here = tokio::task::try_id();
+        if here.is_some() && state.lent_to == here {
+            drop(state);
+            return queued.map(|(write, (done, outcome))| {
                 let _ = done.send(Err(StoreError::Unsupported {
                     store: self.path.display().to_string(),
                     what: format!(
@@ -338,11 +351,21 @@ impl SqliteStore {
                         write.doing()
                     ),
                 }));
-                return outcome;
-            }
-            state.pending.push(Pending { write, done });
-            !std::mem::replace(&mut state.writing, true)
-        };
+                outcome
+            });
+        }
+        let mut left = N;
+        let outcomes = queued.map(|(write, (done, outcome))| {
+            left -= 1;
+            state.pending.push(Pending {
+                write,
+                done,
+                joined: left > 0,
+            });
+            outcome
+        });
+        let lead = !std::mem::replace(&mut state.writing, true);
+        drop(state);
         if lead {
             let writing = Writing {
                 store: self.clone(),
@@ -350,7 +373,7 @@ impl SqliteStore {
             };
             tokio::spawn(writing.drain());
         }
-        outcome
+        outcomes
     }
 
     /// A queued write's outcome.
@@ -391,7 +414,11 @@ impl Writing {
                     self.finished = true;
                     return;
                 }
-                let n = state.pending.len().min(MOST);
+                let mut n = state.pending.len().min(MOST);
+                // Writes queued to commit together are not split.
+                while n < state.pending.len() && state.pending[n - 1].joined {
+                    n += 1;
+                }
                 state.pending.drain(..n).collect()
             };
             let mut batch = Batch::of(batch, &store.path);

@@ -731,6 +731,49 @@ impl Backend for SqliteStore {
         })
     }
 
+    /// The row and the end go in one batch, which commits both or
+    /// neither: one commit, where two writes would wait for two.
+    fn finish_run_with<'a>(
+        &'a self,
+        run: &'a str,
+        end: &'a RunEnd,
+        last: Option<&'a StepRow>,
+        fence: Option<&'a Fence>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let Some(row) = last else {
+            return match fence {
+                Some(fence) => self.finish_run_fenced(run, end, fence),
+                None => self.finish_run(run, end),
+            };
+        };
+        Box::pin(async move {
+            let [step, finish] = self.enqueue_all([
+                Write::Step {
+                    run: run.to_owned(),
+                    row: row.clone(),
+                },
+                Write::Finish {
+                    run: run.to_owned(),
+                    end: end.clone(),
+                    now_ms: now_ms(),
+                },
+            ]);
+            let (step, finish) = (self.outcome(step).await, self.outcome(finish).await);
+            match step {
+                Ok(_) | Err(StoreError::Conflict { .. }) => {}
+                // Refused alone (the run is gone): the end says why.
+                Err(error) => return finish.and(Err(error)),
+            }
+            if finish? == 1 {
+                return Ok(true);
+            }
+            match self.run(run).await? {
+                Some(_) => Ok(false),
+                None => Err(StoreError::NoSuchRun(run.to_owned())),
+            }
+        })
+    }
+
     fn running(&self) -> BoxFuture<'_, Result<Vec<RunRow>, StoreError>> {
         Box::pin(async move {
             let rows = sqlx::query(

@@ -1,0 +1,122 @@
+//! A durable run's last journaled step writes its row with the run's end,
+//! when only synchronous assertions come after it: nothing between that
+//! step's return and the end is journaled or can be left half done, so
+//! one commit holds both. Whatever else the run writes after the step (a
+//! failure marked, a compensation done, a drive left for another) finds
+//! the row written first.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use workflow_runtime::durable::{DurableError, SqliteOptions, SqliteStore, StepCtx, Store};
+use workflow_runtime::host::Runner;
+use workflow_runtime::prelude::*;
+
+#[allow(dead_code)] // each test binary uses part of it
+mod common;
+use common::TempDir;
+
+/// How often each step's body ran, and what the refund found journaled.
+#[derive(Default)]
+struct Ran {
+    charge: AtomicU32,
+    refund: AtomicU32,
+    /// The indices of the steps journaled when the refund ran.
+    journaled_at_refund: std::sync::Mutex<Vec<u32>>,
+}
+
+/// Three journaled steps, then a synchronous assertion.
+struct Charge(Arc<Ran>, Store);
+
+#[workflow(durable)]
+impl Charge {
+    #[step(given = "an amount")]
+    fn amount(&self, cents: u32) -> u32 {
+        cents
+    }
+
+    #[step(when = "priced")]
+    async fn priced(&self, cents: u32) -> u32 {
+        tokio::task::yield_now().await;
+        cents + 1
+    }
+
+    #[step(when = "charged", compensate = refund)]
+    async fn charge(&self, cents: u32) -> u32 {
+        self.0.charge.fetch_add(1, Ordering::SeqCst);
+        cents
+    }
+
+    #[step(then = "under the limit")]
+    fn under_limit(&self, cents: &u32) -> bool {
+        *cents < 1_000
+    }
+
+    #[compensation]
+    async fn refund(&self, step: &StepCtx, _cents: u32) {
+        self.0.refund.fetch_add(1, Ordering::SeqCst);
+        let rows = self.1.backend().steps(step.run_id()).await.unwrap();
+        *self.0.journaled_at_refund.lock().unwrap() = rows.iter().map(|r| r.index).collect();
+    }
+}
+
+async fn sqlite(dir: &TempDir) -> SqliteStore {
+    SqliteStore::open(SqliteOptions::new(dir.0.join("runs.db")))
+        .await
+        .unwrap()
+}
+
+fn runner(sqlite: &SqliteStore, ran: &Arc<Ran>) -> Runner {
+    Runner::builder()
+        .store(Store::new(sqlite.clone()))
+        .durable(Charge(ran.clone(), Store::new(sqlite.clone())))
+        .build()
+        .unwrap()
+}
+
+/// The indices of the steps run `id` journaled.
+async fn journaled(sqlite: &SqliteStore, id: &str) -> Vec<u32> {
+    let store = Store::new(sqlite.clone());
+    let steps = store.backend().steps(id).await.unwrap();
+    steps.iter().map(|row| row.index).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_last_step_commits_with_its_end() {
+    let dir = TempDir::new("last-row");
+    let sqlite = sqlite(&dir).await;
+    let ran = Arc::new(Ran::default());
+    let runner = runner(&sqlite, &ran);
+    let before = sqlite.commits();
+    let run = runner.start(&Charge::ID, "c-1", 41).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), 42);
+    let after = sqlite.commits();
+    // The start, the amount, the price, and the charge with the end: four
+    // commits, where a commit for each row and one for the end are five.
+    assert_eq!(after.transactions - before.transactions, 4);
+    assert_eq!(journaled(&sqlite, "c-1").await, [0, 1, 2]);
+    assert_eq!(ran.charge.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assertion_failing_after_the_last_step_finds_its_row_and_undoes_it() {
+    let dir = TempDir::new("last-row-failed");
+    let sqlite = sqlite(&dir).await;
+    let ran = Arc::new(Ran::default());
+    let runner = runner(&sqlite, &ran);
+    let run = runner.start(&Charge::ID, "c-big", 5_000).await.unwrap();
+    match run.result().await {
+        Err(DurableError::Failed { step, .. }) => {
+            assert_eq!(step.as_deref(), Some("under the limit"));
+        }
+        other => panic!("the run over the limit ended {other:?}"),
+    }
+    // The charge's row went in before the failure was marked and the
+    // refund ran: a drive cut short there and taken up again would replay
+    // the charge and refund it, not charge again.
+    let at_refund = ran.journaled_at_refund.lock().unwrap().clone();
+    assert_eq!(at_refund[..3], [0, 1, 2], "{at_refund:?}");
+    assert_eq!(journaled(&sqlite, "c-big").await[..3], [0, 1, 2]);
+    assert_eq!(ran.charge.load(Ordering::SeqCst), 1);
+    assert_eq!(ran.refund.load(Ordering::SeqCst), 1);
+}
