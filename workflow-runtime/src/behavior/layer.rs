@@ -104,6 +104,14 @@ impl Layer {
         }
     }
 
+    /// A circuit breaker, shared by every step that names it.
+    pub(crate) fn breaker(breaker: Arc<CircuitBreaker>) -> Self {
+        Layer {
+            kind: Kind::Breaker(breaker),
+            frame: Frame::Idle,
+        }
+    }
+
     /// A timeout, kept by value.
     pub(crate) fn timeout(timeout: Timeout) -> Self {
         Layer {

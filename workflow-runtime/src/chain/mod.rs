@@ -630,8 +630,10 @@ where
     /// assert_eq!(sent.unwrap(), 2);
     /// # }
     /// ```
-    pub fn circuit_breaker(self, breaker: Arc<CircuitBreaker>) -> Self {
-        self.with(breaker)
+    pub fn circuit_breaker(mut self, breaker: Arc<CircuitBreaker>) -> Self {
+        // Known by type here: no downcast from a shared behavior.
+        self.stage.layers.push(Layer::breaker(breaker));
+        self
     }
 
     /// Makes the last step replayable: its closure runs again on a clone of
