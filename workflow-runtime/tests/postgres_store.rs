@@ -253,3 +253,70 @@ async fn a_page_of_runs_is_read_by_index_at_a_hundred_thousand_runs() {
         .unwrap();
     assert_eq!(after[0].id, "run-79999");
 }
+
+/// A run's last step's row and its end are one transaction, fenced: an
+/// owner whose lease another took writes neither, and the new owner
+/// writes both.
+#[tokio::test]
+async fn a_last_steps_row_and_its_end_are_fenced_together() {
+    use workflow_runtime::durable::{RunEnd, StepRow, StoreError};
+    let pg = TempPostgres::start().expect("PostgreSQL starts");
+    let store = PostgresStore::open(&pg.url()).await.unwrap();
+    store
+        .insert_run(&RunRow::new("r", "Pay", "f", b"1".to_vec()))
+        .await
+        .unwrap();
+    let now = || {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+    };
+    let a = store
+        .claim_run("a", "r", (now(), now() + 60_000))
+        .await
+        .unwrap()
+        .expect("a claims the run");
+    // a's lease runs out (a paused process), and b takes the run.
+    store
+        .renew("a", &["r".to_owned()], (0, -1000))
+        .await
+        .unwrap();
+    let b = store
+        .claim_run("b", "r", (now(), now() + 60_000))
+        .await
+        .unwrap()
+        .expect("b claims the run once a's lease ran out");
+
+    let (row, done) = (
+        StepRow::new(0, "charged", b"2".to_vec(), 1, 1, 2),
+        RunEnd::Completed(b"2".to_vec()),
+    );
+    let refused = store
+        .finish_run_with("r", &done, Some(&row), Some(&a.fence))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::LeaseLost { .. })),
+        "{refused:?}"
+    );
+    assert!(store.steps("r").await.unwrap().is_empty(), "a wrote no row");
+    assert_eq!(
+        store.run("r").await.unwrap().unwrap().status,
+        RunStatus::Running
+    );
+
+    assert!(
+        store
+            .finish_run_with("r", &done, Some(&row), Some(&b.fence))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.steps("r").await.unwrap(), vec![row]);
+    assert_eq!(
+        store.run("r").await.unwrap().unwrap().status,
+        RunStatus::Completed
+    );
+}

@@ -697,11 +697,76 @@ async fn a_purge_keeps_the_newest_runs_of_each_workflow(store: &dyn Backend) {
 }
 
 /// Every rule, each on a fresh store from `open`.
+/// A run's last step's row written with its end (`finish_run_with`):
+/// both land, a row there already is as good, an ended run is not ended
+/// again, and a run the store does not have is an error naming it.
+async fn a_last_steps_row_is_written_with_its_runs_end(store: &dyn Backend) {
+    let last = StepRow::new(2, "shipped", b"7".to_vec(), 1, 5, 6);
+    let done = RunEnd::Completed(b"7".to_vec());
+    store.insert_run(&run("l1", 1)).await.unwrap();
+    assert!(
+        store
+            .finish_run_with("l1", &done, Some(&last), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.steps("l1").await.unwrap(), vec![last.clone()]);
+    let row = store.run("l1").await.unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.output.as_deref()),
+        (RunStatus::Completed, Some(&b"7"[..]))
+    );
+    // Driven again after a crash that came after that write: ended once.
+    assert!(
+        !store
+            .finish_run_with("l1", &done, Some(&last), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.steps("l1").await.unwrap(), vec![last.clone()]);
+
+    // The row there already (written on its own by an earlier drive).
+    store.insert_run(&run("l2", 1)).await.unwrap();
+    store.record_step("l2", &last).await.unwrap();
+    let late = StepRow::new(2, "shipped", b"8".to_vec(), 2, 7, 8);
+    assert!(
+        store
+            .finish_run_with("l2", &done, Some(&late), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.steps("l2").await.unwrap(), vec![last.clone()]);
+    assert_eq!(
+        store.run("l2").await.unwrap().unwrap().status,
+        RunStatus::Completed
+    );
+
+    // No row: as `finish_run`.
+    store.insert_run(&run("l3", 1)).await.unwrap();
+    assert!(
+        store
+            .finish_run_with("l3", &done, None, None)
+            .await
+            .unwrap()
+    );
+    assert!(store.steps("l3").await.unwrap().is_empty());
+
+    let err = store
+        .finish_run_with("gone", &done, Some(&last), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NoSuchRun(run) if run == "gone"),
+        "{err}"
+    );
+}
+
 async fn conformance<S: Backend, F: Future<Output = S>>(open: impl Fn() -> F) {
     inserting_a_run_twice_keeps_the_first(&open().await).await;
     steps_are_journaled_once_and_read_in_order(&open().await).await;
     payloads_round_trip_as_text_and_bytes(&open().await).await;
     a_run_ends_once(&open().await).await;
+    a_last_steps_row_is_written_with_its_runs_end(&open().await).await;
     running_runs_are_listed_oldest_first_and_counted(&open().await).await;
     failures_are_kept_per_step_the_latest_count_replacing_the_last(&open().await).await;
     a_suspended_run_is_due_when_it_wakes_or_an_event_it_waits_for_comes(&open().await).await;
