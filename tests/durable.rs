@@ -986,8 +986,8 @@ async fn a_run_stopped_before_its_end_was_written_replays_its_first_step_and_run
     assert_eq!(run.result().await.unwrap(), Order { id: 41, paid: true });
     // The first step came from the journal. The last one's row is
     // written with the end, so the crash before the end was a crash
-    // before that row: the charge ran again (with the same step key, as
-    // the bank's idempotency asks).
+    // before that row: the charge ran again, as after a crash before
+    // its own commit (its step key is the same, for a bank's idempotency).
     assert_eq!(pay.loads.load(Ordering::SeqCst), 1);
     assert_eq!(pay.charges.load(Ordering::SeqCst), 2);
     let row = memory.run("order-41").await.unwrap().unwrap();
@@ -1035,7 +1035,9 @@ async fn a_step_whose_row_did_not_land_at_first_is_not_undone() {
     let store = Store::new(FailsOnce {
         inner: journal.clone(),
         failed: std::sync::atomic::AtomicBool::new(false),
-        step: Some("charge card"),
+        // Not the last step, whose row goes with the run's end: the row
+        // of a step with a compensation, written on its own.
+        step: Some("reserve stock"),
     });
     let runner = Runner::builder()
         .store(store)
@@ -1045,7 +1047,8 @@ async fn a_step_whose_row_did_not_land_at_first_is_not_undone() {
     let run = runner.start(&ArcReserve::ID, "order-18", 18).await.unwrap();
     assert_eq!(run.result().await.unwrap(), 18);
     // The journal's failure is no failure of the step's: nothing undone,
-    // and the charge's row written again rather than the charge run again.
+    // and the reservation's row written again rather than the steps run
+    // again.
     assert_eq!(reserve.released.load(Ordering::SeqCst), 0);
     assert_eq!(reserve.charges.load(Ordering::SeqCst), 1);
 }

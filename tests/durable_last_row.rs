@@ -1,5 +1,6 @@
 //! A durable run's last journaled step writes its row with the run's end,
-//! when only synchronous assertions come after it: nothing between that
+//! when only `then` steps (or a `finally` that takes nothing) come after
+//! it: nothing between that
 //! step's return and the end is journaled or can be left half done, so
 //! one commit holds both. Whatever else the run writes after the step (a
 //! failure marked, a compensation done, a drive left for another) finds
@@ -8,9 +9,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use workflow_runtime::behavior::{Attempted, Behavior, BoxFuture, Next, StepScope};
 use workflow_runtime::durable::{DurableError, SqliteOptions, SqliteStore, StepCtx, Store};
 use workflow_runtime::host::Runner;
 use workflow_runtime::prelude::*;
+use workflow_runtime::{StepError, StepFailure};
 
 #[allow(dead_code)] // each test binary uses part of it
 mod common;
@@ -119,4 +122,50 @@ async fn an_assertion_failing_after_the_last_step_finds_its_row_and_undoes_it() 
     assert_eq!(journaled(&sqlite, "c-big").await[..3], [0, 1, 2]);
     assert_eq!(ran.charge.load(Ordering::SeqCst), 1);
     assert_eq!(ran.refund.load(Ordering::SeqCst), 1);
+}
+
+/// Turns the charge's success into a failure, as a behavior around a step
+/// may: the step completed, so its row stands and the run is not failed at
+/// it (nor its effect left un-undone).
+struct RefusesTheCharge;
+
+impl Behavior for RefusesTheCharge {
+    fn around<'a>(&'a self, step: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
+        Box::pin(async move {
+            next.run().await?;
+            if step.title() == "charged" {
+                return Err(StepFailure::Error(StepError::new(std::fmt::Error)));
+            }
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_step_a_behavior_fails_after_it_completed_is_not_marked_failed() {
+    let dir = TempDir::new("last-row-refused");
+    let sqlite = sqlite(&dir).await;
+    let ran = Arc::new(Ran::default());
+    let runner = Runner::builder()
+        .store(Store::new(sqlite.clone()))
+        .durable(Charge(ran.clone(), Store::new(sqlite.clone())))
+        .behavior(RefusesTheCharge)
+        .redrive(2, std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let run = runner.start(&Charge::ID, "c-refused", 5).await.unwrap();
+    let ended = run.result().await;
+    // The charge's row is its result: the journal will not mark the run
+    // failed at a step that completed. The run is driven again from its
+    // journal, where the charge is done; it replays, and never fails at
+    // the charge with its effect left standing and undone by nobody.
+    let rows = journaled(&sqlite, "c-refused").await;
+    assert!(rows.contains(&2), "the charge's row: {rows:?}");
+    assert!(
+        !rows
+            .iter()
+            .any(|&index| index != 2 && index % 1_000_000 == 2),
+        "no mark of a failure at the charge: {rows:?} ({ended:?})"
+    );
+    assert_eq!(ran.charge.load(Ordering::SeqCst), 1, "{ended:?}");
 }

@@ -696,7 +696,6 @@ async fn a_purge_keeps_the_newest_runs_of_each_workflow(store: &dyn Backend) {
     assert_eq!(left, vec!["Pay-5", "Ship-4", "Pay-2"]);
 }
 
-/// Every rule, each on a fresh store from `open`.
 /// A run's last step's row written with its end (`finish_run_with`):
 /// both land, a row there already is as good, an ended run is not ended
 /// again, and a run the store does not have is an error naming it.
@@ -761,6 +760,7 @@ async fn a_last_steps_row_is_written_with_its_runs_end(store: &dyn Backend) {
     );
 }
 
+/// Every rule, each on a fresh store from `open`.
 async fn conformance<S: Backend, F: Future<Output = S>>(open: impl Fn() -> F) {
     inserting_a_run_twice_keeps_the_first(&open().await).await;
     steps_are_journaled_once_and_read_in_order(&open().await).await;

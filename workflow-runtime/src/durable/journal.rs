@@ -275,6 +275,14 @@ fn deferrable(steps: &[StepMeta]) -> Option<u32> {
         })
         .count();
     let last = steps.len().checked_sub(tail + 1)?;
+    // A `finally` handed the outcome stops the tail, and is no journaled
+    // step itself: nothing waits.
+    if matches!(
+        steps[last].kind,
+        crate::StepKind::Then | crate::StepKind::Finally
+    ) {
+        return None;
+    }
     u32::try_from(last).ok()
 }
 
@@ -903,8 +911,9 @@ impl Journal {
         if self.done.contains_key(&(FAILED_AT + index)) {
             return Ok(());
         }
+        // A deferred row is as good as a committed one: the step completed.
         if !matches!(kind, crate::StepKind::Then | crate::StepKind::Finally)
-            && self.stored(index).await?.is_some()
+            && (self.deferred(index).is_some() || self.stored(index).await?.is_some())
         {
             return Err(StoreError::Database {
                 store: self.store.describe(),
@@ -1131,5 +1140,31 @@ impl WorkflowContext {
     pub(crate) fn shared_journal(&self) -> Option<Arc<Journal>> {
         let journal: Arc<dyn std::any::Any + Send + Sync> = self.run_journal()?.clone();
         journal.downcast().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deferrable;
+    use crate::{StepKind, StepMeta};
+
+    fn step(kind: StepKind, input: &'static str) -> StepMeta {
+        StepMeta::new(kind, "a step", "a_step").input(input)
+    }
+
+    #[test]
+    fn the_last_journaled_step_waits_for_the_end_past_then_steps_and_a_bare_finally() {
+        let given = step(StepKind::Given, "u32");
+        let when = step(StepKind::When, "u32");
+        let then = step(StepKind::Then, "u32");
+        let bare_finally = step(StepKind::Finally, "");
+        let told_finally = step(StepKind::Finally, "u32");
+        assert_eq!(deferrable(&[given, when]), Some(1));
+        assert_eq!(deferrable(&[given, when, then, bare_finally]), Some(1));
+        // A `finally` handed the outcome acts on the value: nothing waits.
+        assert_eq!(deferrable(&[given, when, told_finally, then]), None);
+        assert_eq!(deferrable(&[then, bare_finally]), None);
+        assert_eq!(deferrable(&[]), None);
+        assert_eq!(deferrable(&[given]), Some(0));
     }
 }

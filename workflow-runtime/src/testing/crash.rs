@@ -28,7 +28,8 @@ pub enum Crash {
     /// Before the run's end is written: every step before the last
     /// journaled one is journaled. That one's row is written with the end
     /// when only `then` steps (or a `finally` that takes nothing) follow
-    /// it, as the stores do, so it runs again after this crash.
+    /// it and it is not transactional, as the stores do, so it runs again
+    /// after this crash; otherwise it is journaled too.
     BeforeEnd,
 }
 

@@ -31,7 +31,8 @@ use super::lend::{self, LendTo};
 use super::statements::{self, Done};
 use crate::durable::store::{RunEnd, RunRow, StepRow, StoreError};
 
-/// Most writes in one transaction. It bounds each statement's parameters
+/// Most writes in one transaction (one more where it would split writes
+/// queued to commit together). It bounds each statement's parameters
 /// (12 per run row: 3,072, far under SQLite's 32,766) and how long a
 /// reader waits for the one connection behind a batch.
 const MOST: usize = 256;
@@ -331,8 +332,8 @@ impl SqliteStore {
     }
 
     /// Queues `writes` side by side, in order, as [`enqueue`](Self::enqueue)
-    /// queues one: the batch that takes the first takes the others too,
-    /// so they commit together or not at all.
+    /// queues one: the batch that takes the first takes the others too
+    /// (past its limit if it must), so they share its commit.
     pub(super) fn enqueue_all<const N: usize>(
         &self,
         writes: [Write; N],

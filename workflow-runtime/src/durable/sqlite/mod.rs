@@ -731,8 +731,8 @@ impl Backend for SqliteStore {
         })
     }
 
-    /// The row and the end go in one batch, which commits both or
-    /// neither: one commit, where two writes would wait for two.
+    /// The row and the end go in one batch: one commit, where two writes
+    /// would wait for two. A batch that fails fails both.
     fn finish_run_with<'a>(
         &'a self,
         run: &'a str,
@@ -761,8 +761,12 @@ impl Backend for SqliteStore {
             let (step, finish) = (self.outcome(step).await, self.outcome(finish).await);
             match step {
                 Ok(_) | Err(StoreError::Conflict { .. }) => {}
-                // Refused alone (the run is gone): the end says why.
-                Err(error) => return finish.and(Err(error)),
+                // Refused alone: the end, made or not, says how the run
+                // stands (a run that is gone is `NoSuchRun` from it), and
+                // a row that cannot be written is not tried forever.
+                Err(error) => {
+                    tracing::error!(run, %error, "the row of a run's last step was refused beside its end");
+                }
             }
             if finish? == 1 {
                 return Ok(true);
