@@ -169,3 +169,65 @@ async fn a_last_step_a_behavior_fails_after_it_completed_is_not_marked_failed() 
     );
     assert_eq!(ran.charge.load(Ordering::SeqCst), 1, "{ended:?}");
 }
+
+/// Fails the first success it sees, as a behavior around a step may.
+#[derive(Clone, Default)]
+struct RefusesOnce(Arc<std::sync::atomic::AtomicBool>);
+
+impl Behavior for RefusesOnce {
+    fn around<'a>(&'a self, _: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
+        Box::pin(async move {
+            next.run().await?;
+            if !self.0.swap(true, Ordering::SeqCst) {
+                return Err(StepFailure::Error(StepError::new(std::fmt::Error)));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A last step under a retry, with a behavior inside the retry that turns
+/// its first success into a failure.
+struct RetriedCharge {
+    ran: Arc<Ran>,
+    refuses: RefusesOnce,
+}
+
+#[workflow(durable)]
+impl RetriedCharge {
+    #[step(given = "an amount")]
+    fn amount(&self, cents: u32) -> u32 {
+        cents
+    }
+
+    #[step(
+        when = "charged",
+        retry(max_attempts = 2, backoff = "1ms"),
+        behaviors(self.refuses.clone())
+    )]
+    async fn charge(&self, cents: u32) -> u32 {
+        self.ran.charge.fetch_add(1, Ordering::SeqCst);
+        cents
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_the_last_step_completed_hands_on_its_waiting_row() {
+    let dir = TempDir::new("last-row-retried");
+    let sqlite = sqlite(&dir).await;
+    let ran = Arc::new(Ran::default());
+    let runner = Runner::builder()
+        .store(Store::new(sqlite.clone()))
+        .durable(RetriedCharge {
+            ran: ran.clone(),
+            refuses: RefusesOnce::default(),
+        })
+        .build()
+        .unwrap();
+    let run = runner.start(&RetriedCharge::ID, "r-1", 9).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), 9);
+    // The second attempt found the first's value waiting for the end, as
+    // it would have found a committed row: the charge ran once.
+    assert_eq!(ran.charge.load(Ordering::SeqCst), 1);
+    assert_eq!(journaled(&sqlite, "r-1").await, [0, 1]);
+}
