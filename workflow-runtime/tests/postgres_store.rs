@@ -5,6 +5,17 @@
 use workflow_runtime::durable::{Backend, Cursor, PostgresStore, RunFilter, RunRow, RunStatus};
 use workflow_runtime::testing::TempPostgres;
 
+/// Now, in ms since the Unix epoch, as leases are stamped.
+fn now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn instances_opening_together_migrate_once() {
     let pg = TempPostgres::start().expect("PostgreSQL starts");
@@ -76,16 +87,6 @@ async fn claims_hold_until_their_lease_runs_out_and_fence_the_loser() {
         .await
         .unwrap();
     let workflows = [("Pay".to_owned(), "f".to_owned())];
-    let now = || {
-        i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis(),
-        )
-        .unwrap()
-    };
-
     // a claims it for a minute: b finds nothing to claim.
     let a = store
         .claim("a", &workflows, 10, (now(), now() + 60_000), 600_000)
@@ -266,15 +267,6 @@ async fn a_last_steps_row_and_its_end_are_fenced_together() {
         .insert_run(&RunRow::new("r", "Pay", "f", b"1".to_vec()))
         .await
         .unwrap();
-    let now = || {
-        i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis(),
-        )
-        .unwrap()
-    };
     let a = store
         .claim_run("a", "r", (now(), now() + 60_000))
         .await
