@@ -8,7 +8,10 @@
 //! (the median of five rounds, with their range), and at one client for
 //! the latency alone; beside them, in the same run,
 //! the floor of the HTTP stack: the same server answering a `GET` of a
-//! page it does not have (a 404 problem, no disk), at 32 clients.
+//! page it does not have (a 404 problem, no disk), at 32 clients; and
+//! the same orders with random run ids (each with an `Idempotency-Key`
+//! of its own, as clients' keys make them), in rounds paired with the
+//! app's own time-ordered ids (`durable::new_run_id`).
 //!
 //! `cargo bench --bench order_api`
 
@@ -17,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use uuid::Uuid;
 use workflow_suite::order_api::{App, Config};
 
 /// Requests per measurement, per client count.
@@ -95,18 +99,29 @@ fn main() {
             let _ = stopped.await;
         }));
         let orders = format!("{base}/api/orders");
-        let post = move |client: reqwest::Client| {
+        // With `keyed`, each order carries an `Idempotency-Key` of its own,
+        // drawn at random, and its run id is made from it: runs whose ids
+        // do not sort by time, as a client's keys make them.
+        let post_with = move |keyed: bool| {
             let orders = orders.clone();
-            async move {
-                let order = json!({
-                    "customer_id": "c-1",
-                    "items": [{"sku": "A", "quantity": 2, "unit_cents": 500}],
-                    "payment_method": "card",
-                });
-                let response = client.post(&orders).json(&order).send().await.unwrap();
-                assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+            move |client: reqwest::Client| {
+                let orders = orders.clone();
+                async move {
+                    let order = json!({
+                        "customer_id": "c-1",
+                        "items": [{"sku": "A", "quantity": 2, "unit_cents": 500}],
+                        "payment_method": "card",
+                    });
+                    let mut request = client.post(&orders).json(&order);
+                    if keyed {
+                        request = request.header("idempotency-key", Uuid::new_v4().to_string());
+                    }
+                    let response = request.send().await.unwrap();
+                    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+                }
             }
         };
+        let (post, post_keyed) = (post_with(false), post_with(true));
         let missing = format!("{base}/no-such-page");
         let get = move |client: reqwest::Client| {
             let missing = missing.clone();
@@ -123,15 +138,35 @@ fn main() {
             &load(32, REQUESTS * 4, get).await,
         );
         let journal = app.runner().store().and_then(|s| s.as_sqlite()).unwrap();
-        let before = journal.commits();
+        let (mut transactions, mut writes) = (0, 0);
         // The disk's sync time moves from run to run on a shared machine:
         // the round with the median rate stands for them, and the range
-        // is printed beside it.
+        // is printed beside it. Each round of the app's own run ids is
+        // paired with one of random ids, taken in turn first, on the same
+        // file as it grows.
         let mut rounds = Vec::new();
-        for _ in 0..ROUNDS {
+        let mut keyed_rounds = Vec::new();
+        for round in 0..ROUNDS {
+            if round % 2 == 1 {
+                keyed_rounds.push(load(32, REQUESTS, post_keyed.clone()).await);
+            }
+            let before = journal.commits();
             rounds.push(load(32, REQUESTS, post.clone()).await);
+            let after = journal.commits();
+            transactions += after.transactions - before.transactions;
+            writes += after.writes - before.writes;
+            if round % 2 == 0 {
+                keyed_rounds.push(load(32, REQUESTS, post_keyed.clone()).await);
+            }
         }
+        let mut pairs: Vec<f64> = rounds
+            .iter()
+            .zip(&keyed_rounds)
+            .map(|(ours, keyed)| ours.0 / keyed.0)
+            .collect();
+        pairs.sort_by(f64::total_cmp);
         rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+        keyed_rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
         print(
             &format!("POST /api/orders, 32 clients (median of {ROUNDS})"),
             &rounds[ROUNDS / 2],
@@ -142,13 +177,22 @@ fn main() {
             rounds[0].0,
             rounds[ROUNDS - 1].0
         );
-        let after = journal.commits();
         println!(
             "  {:.2} group transactions per order, {:.1} writes each (a transactional step, \
              lent the batch's transaction, counts as one)",
-            (after.transactions - before.transactions) as f64 / (REQUESTS * ROUNDS as u64) as f64,
-            (after.writes - before.writes) as f64
-                / (after.transactions - before.transactions).max(1) as f64
+            transactions as f64 / (REQUESTS * ROUNDS as u64) as f64,
+            writes as f64 / transactions.max(1) as f64
+        );
+        print(
+            &format!("  with random run ids (median of {ROUNDS})"),
+            &keyed_rounds[ROUNDS / 2],
+        );
+        println!(
+            "  {:<40} {:>8.2} (median of {ROUNDS} pairs; {:.2} to {:.2})",
+            "  time-ordered ids over random ones",
+            pairs[ROUNDS / 2],
+            pairs[0],
+            pairs[ROUNDS - 1]
         );
         print(
             "POST /api/orders, 1 client",

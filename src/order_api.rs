@@ -749,15 +749,15 @@ async fn create_order_in_span(
         );
     };
     // The client's key, scoped to its customer, makes a retried request
-    // the same run; without one, each request is a run of its own.
+    // the same run; without one, each request is a run of its own, under
+    // an id that sorts by time, which keeps the journal's writes together.
     let run_id = headers
         .get("idempotency-key")
         .and_then(|key| key.to_str().ok())
         .filter(|key| !key.is_empty() && key.len() <= 200)
-        .map_or_else(
-            || uuid::Uuid::new_v4().to_string(),
-            |key| format!("{}/{key}", req.customer_id),
-        );
+        .map_or_else(workflow_runtime::durable::new_run_id, |key| {
+            format!("{}/{key}", req.customer_id)
+        });
     let run = match app
         .runner
         .start(&CreateOrder::ID, run_id.clone(), req)

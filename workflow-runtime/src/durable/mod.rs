@@ -48,6 +48,7 @@ mod memory;
 mod postgres;
 mod query;
 mod retention;
+mod run_id;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -71,6 +72,7 @@ pub use memory::MemoryStore;
 pub use postgres::{PgTx, PostgresStore};
 pub use query::{BadCursor, Cursor, MAX_PAGE, RunFilter, RunPage};
 pub use retention::{Purge, Retention};
+pub use run_id::new_run_id;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Commits, LentTx, SqliteOptions, SqliteStore, SqliteTx, Synchronous};
 pub use status::{EventReport, RunReport, StepReport, StepState, Waiting};
