@@ -26,7 +26,7 @@ use workflow_suite::order_api::{App, Config};
 /// Requests per measurement, per client count.
 const REQUESTS: u64 = 3_000;
 
-/// Measurements of the order API at 32 clients.
+/// Measurements of the order API at 32 clients, for each kind of run id.
 const ROUNDS: usize = 5;
 
 /// Answers per second and the latency percentiles of `requests` requests

@@ -202,6 +202,28 @@ async fn a_declined_card_leaves_no_order_the_worker_charges() {
     assert_eq!(gateway.charges().await.unwrap(), []);
 }
 
+/// An order without an `Idempotency-Key` runs under an id that sorts by
+/// time (a UUID v7, `durable::new_run_id`), which keeps the journal's
+/// writes for the orders in flight on shared pages: a later order's id
+/// sorts after an earlier one's.
+#[tokio::test]
+async fn an_order_without_a_key_runs_under_an_id_that_sorts_by_time() {
+    let server = start().await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let response = server.post_order("card").await;
+        assert_eq!(response.status(), 201);
+        let id = response.headers()["x-correlation-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let uuid = uuid::Uuid::parse_str(&id).expect("a UUID");
+        assert_eq!(uuid.get_version_num(), 7, "{id}");
+        ids.push(id);
+    }
+    assert!(ids[0] < ids[1], "{ids:?}");
+}
+
 /// The payment carries its step's idempotency key: the bank's answer to the
 /// first attempt is lost after it charged, the retry asks again with the
 /// same key and gets that charge back, and the card is charged once.
