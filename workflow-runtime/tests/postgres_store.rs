@@ -318,7 +318,8 @@ async fn a_last_steps_row_and_its_end_are_fenced_together() {
 /// the store's next write through that connection, one statement on its
 /// own, is committed: another connection sees it. With sqlx 0.9.0 the
 /// session stayed inside the dropped call's transaction, and the write
-/// returned `Ok` but was never committed (sqlx's #4393).
+/// returned `Ok` but was not committed (sqlx's #4393): there this test
+/// fails.
 #[tokio::test]
 async fn a_call_dropped_while_its_transaction_begins_leaves_the_next_write_committed() {
     use std::time::Duration;
@@ -326,9 +327,12 @@ async fn a_call_dropped_while_its_transaction_begins_leaves_the_next_write_commi
 
     let pg = TempPostgres::start().expect("PostgreSQL starts");
     let url = pg.url();
-    // One connection, so the next write takes the one the dropped call had.
+    // One connection, so the next write takes the one the dropped call
+    // had; handed out without a ping, which a stopped server would not
+    // answer.
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
+        .test_before_acquire(false)
         .connect(&url)
         .await
         .unwrap();
@@ -337,52 +341,51 @@ async fn a_call_dropped_while_its_transaction_begins_leaves_the_next_write_commi
         .insert_run(&RunRow::new("r", "Pay", "f", b"1".to_vec()))
         .await
         .unwrap();
+    // The connection's way back to the pool (a ping) ends meanwhile.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let other = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    // The server process behind the store's one connection.
+    let backend: i32 = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+         AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&other)
+    .await
+    .unwrap();
     let fence = Fence {
         owner: "a".to_owned(),
         epoch: 1,
     };
     let failure = FailureRow::new(0, 1, "boom");
-    let other = sqlx::PgPool::connect(&url).await.unwrap();
-    // A fenced write begins a transaction first. It is polled until its
-    // `BEGIN` has run on the server, and dropped before it reads the
-    // answer: the session is then idle in that transaction, its last
-    // statement the `BEGIN`. A busy machine may run a poll past that
-    // window (or through the whole call); such a try is dropped, and
-    // another made.
-    let mut cut = false;
-    'tries: for _ in 0..20 {
-        // A try dropped past the window queued its rollback: its
-        // connection sends it on its way back to the pool, meanwhile.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let mut call = Box::pin(store.record_failure_fenced("r", &failure, &fence));
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        for _ in 0..100 {
-            if call.as_mut().poll(&mut cx).is_ready() {
-                continue 'tries;
-            }
-            for _ in 0..50 {
-                let last: Option<String> = sqlx::query_scalar(
-                    "SELECT query FROM pg_stat_activity
-                     WHERE datname = current_database() AND state = 'idle in transaction'",
-                )
-                .fetch_optional(&other)
-                .await
-                .unwrap();
-                match last.as_deref() {
-                    Some("BEGIN") => {
-                        cut = true;
-                        break 'tries;
-                    }
-                    Some(_) => continue 'tries,
-                    None => tokio::time::sleep(Duration::from_millis(1)).await,
-                }
-            }
-        }
+    // A fenced write begins a transaction first. Its `BEGIN` is sent
+    // while that process is stopped, so no answer can come back before
+    // the call is polled no more; then the process runs the `BEGIN`, and
+    // the call is dropped with its answer unread.
+    let mut call = Box::pin(store.record_failure_fenced("r", &failure, &fence));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    signal(backend, "STOP");
+    for _ in 0..20 {
+        assert!(
+            call.as_mut().poll(&mut cx).is_pending(),
+            "the call finished while its server was stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(
-        cut,
-        "no try caught the call between its BEGIN and the answer"
-    );
+    signal(backend, "CONT");
+    let mut begun = false;
+    for _ in 0..500 {
+        if idle_in_transaction(&other).await.as_deref() == Some("BEGIN") {
+            begun = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(begun, "the call's BEGIN never ran");
+    drop(call);
     let step = StepRow::new(0, "load", b"2".to_vec(), 1, 1, 2);
     store.record_step("r", &step).await.unwrap();
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workflow_steps WHERE run_id = 'r'")
@@ -390,4 +393,24 @@ async fn a_call_dropped_while_its_transaction_begins_leaves_the_next_write_commi
         .await
         .unwrap();
     assert_eq!(rows, 1, "the step's row was not committed");
+}
+
+/// Sends `name` (`STOP`, `CONT`) to process `pid`.
+fn signal(pid: i32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+/// The last statement of the session idle in a transaction, if one is.
+async fn idle_in_transaction(pool: &sqlx::PgPool) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT query FROM pg_stat_activity
+         WHERE datname = current_database() AND state = 'idle in transaction'",
+    )
+    .fetch_optional(pool)
+    .await
+    .unwrap()
 }

@@ -744,11 +744,13 @@ async fn lends_in_one_batch_keep_or_give_back_each_its_own_writes() {
 }
 
 /// A batch whose transaction SQLite ended under sqlx (here a body's own
-/// `ROLLBACK`, which the rules forbid; a full disk does the same) leaves
-/// sqlx counting a transaction that is not there. Reused, that connection
-/// would open savepoints for transactions, and after one more failed
-/// batch sit in a transaction that never commits, telling writers theirs
-/// did. It is closed instead, and the writer gets a fresh one.
+/// `ROLLBACK`, which the rules forbid; a full disk does the same) left
+/// sqlx 0.9.0 counting a transaction that is not there. Reused, that
+/// connection would open savepoints for transactions, and after one more
+/// failed batch sit in a transaction that never commits, telling writers
+/// theirs did. sqlx 0.9.1 recounts at the failed `COMMIT`, and the store
+/// closes a connection released still counting one: either way the
+/// writer's connection counts no transaction, and the next write lands.
 #[tokio::test]
 async fn a_connection_left_counting_a_transaction_that_sqlite_ended_is_not_reused() {
     use sqlx::Connection;

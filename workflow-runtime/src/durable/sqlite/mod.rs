@@ -319,14 +319,14 @@ impl SqliteStore {
             // A file's connection does not go stale, and the ping would
             // be one more crossing to SQLite's thread per batch.
             .test_before_acquire(false)
-            // A failed COMMIT or ROLLBACK (SQLite may have ended the
-            // transaction itself: a full disk, an I/O error, a statement's
-            // `OR ROLLBACK`) leaves sqlx counting a transaction that is not
-            // there, so its next `begin` would open a savepoint and its
-            // commits would release it without committing. Such a
-            // connection is closed, not reused. (One released with its
-            // rollback still queued is closed too, which only costs a
-            // reconnect after a failure: no ping here, on every batch.)
+            // A connection released still counting a transaction is
+            // closed, not reused: its next `begin` would open a savepoint
+            // and its commits would release it without committing. sqlx
+            // 0.9.1 recounts where SQLite ended the transaction itself (a
+            // full disk, an I/O error, a statement's `OR ROLLBACK`), which
+            // 0.9.0 did not; what is left is a connection released with
+            // its rollback still queued, which only costs a reconnect
+            // after a failure: no ping here, on every batch.
             .after_release(|conn, _| {
                 let counted = sqlx::Connection::is_in_transaction(conn);
                 Box::pin(async move { Ok(!counted) })
