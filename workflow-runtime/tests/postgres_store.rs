@@ -367,7 +367,7 @@ async fn a_call_dropped_while_its_transaction_begins_leaves_the_next_write_commi
     // the call is dropped with its answer unread.
     let mut call = Box::pin(store.record_failure_fenced("r", &failure, &fence));
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    signal(backend, "STOP");
+    let stopped = Stopped::new(backend);
     for _ in 0..20 {
         assert!(
             call.as_mut().poll(&mut cx).is_pending(),
@@ -375,7 +375,7 @@ async fn a_call_dropped_while_its_transaction_begins_leaves_the_next_write_commi
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    signal(backend, "CONT");
+    drop(stopped);
     let mut begun = false;
     for _ in 0..500 {
         if idle_in_transaction(&other).await.as_deref() == Some("BEGIN") {
@@ -393,6 +393,23 @@ async fn a_call_dropped_while_its_transaction_begins_leaves_the_next_write_commi
         .await
         .unwrap();
     assert_eq!(rows, 1, "the step's row was not committed");
+}
+
+/// A process stopped (`SIGSTOP`) until this is dropped, even by a failed
+/// assertion: the throwaway server could not shut down around it.
+struct Stopped(i32);
+
+impl Stopped {
+    fn new(pid: i32) -> Self {
+        signal(pid, "STOP");
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal(self.0, "CONT");
+    }
 }
 
 /// Sends `name` (`STOP`, `CONT`) to process `pid`.
