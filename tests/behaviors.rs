@@ -409,6 +409,45 @@ async fn behaviors_compose_host_then_workflow_then_typed_then_step() {
     );
 }
 
+// The built-in behaviors a step is given (`.retry(..)`, `.timeout(..)`)
+// are kept in its type and run there when nothing else wraps the step;
+// here a context-wide behavior and the step's own others do, and the
+// built-ins keep their place between them, in the order written.
+#[tokio::test(start_paused = true)]
+async fn a_steps_built_in_behaviors_keep_their_place_among_the_others() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mark = |name| Mark(name, log.clone());
+    let ctx = WorkflowContext::builder("Order")
+        .behavior(mark("host"))
+        .build();
+    let calls = AtomicU32::new(0);
+    let body_log = log.clone();
+    let paid = Workflow::given(&ctx, "amount", || 5)
+        .try_when("pay", |n| {
+            body_log.lock().unwrap().push("body".into());
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(Flaky(n)),
+                _ => Ok(n),
+            }
+        })
+        .with(mark("before"))
+        .retry(Retry::max_attempts(2))
+        .timeout(ms(1_000))
+        .with(mark("after"))
+        .await
+        .unwrap();
+    assert_eq!(paid, 5);
+    let log = log.lock().unwrap();
+    assert_eq!(
+        log[2..],
+        [
+            "host>", "before>", "after>", "body", "<after", "after>", "body", "<after", "<before",
+            "<host",
+        ]
+    );
+    assert_eq!(ctx.steps()[1].attempts, 2);
+}
+
 /// Runs the step twice and keeps the second result: a custom behavior that
 /// uses `next` more than once.
 struct Twice(Arc<AtomicU32>);
@@ -949,10 +988,22 @@ enum Stack {
     PanickingFilter,
 }
 
+/// How a stack of built-in behaviors is run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Path {
+    /// The step's own, in its type (`.retry(..)`, `.timeout(..)`,
+    /// `.circuit_breaker(..)`), with nothing else around the step.
+    Own,
+    /// In the step's list (`.with(..)`): the inline runner.
+    Inline,
+    /// In the list with a pass-through behavior inside them: each runs
+    /// through its `around`.
+    General,
+}
+
 /// Runs `stack` around a step whose attempt `n` takes 20ms if `n <= slow`
-/// (5ms otherwise) and fails if `n <= failures`. `general` adds a
-/// pass-through behavior inside the built-in ones.
-async fn run_stack_case(stack: Stack, slow: u32, failures: u32, general: bool) -> Seen {
+/// (5ms otherwise) and fails if `n <= failures`, on `path`.
+async fn run_stack_case(stack: Stack, slow: u32, failures: u32, path: Path) -> Seen {
     let breaker = breaker("compared", 2, ms(1_000));
     if let Stack::TimeoutOutsideBreaker = stack {
         // Tripped before, and now due for its half-open trial.
@@ -966,36 +1017,50 @@ async fn run_stack_case(stack: Stack, slow: u32, failures: u32, general: bool) -
     let ctx = WorkflowContext::new("Compared");
     let begun = Instant::now();
     let retry = Retry::max_attempts(4).backoff(ms(10));
-    let chain = Workflow::given(&ctx, "n", || 1u32)
-        .try_when_async("work", |n| {
-            starts.lock().unwrap().push(begun.elapsed());
-            let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
-            async move {
-                let work = if call <= slow { ms(20) } else { ms(5) };
-                tokio::time::sleep(work).await;
-                if call <= failures {
-                    Err(Flaky(call))
-                } else {
-                    Ok(n)
-                }
+    let work = |n| {
+        starts.lock().unwrap().push(begun.elapsed());
+        let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            let work = if call <= slow { ms(20) } else { ms(5) };
+            tokio::time::sleep(work).await;
+            if call <= failures {
+                Err(Flaky(call))
+            } else {
+                Ok(n)
             }
-        })
-        .replayable();
-    let chain = match stack {
-        Stack::RetryOutsideTimeout => chain.with(retry).with(Timeout::new(ms(15))),
-        Stack::TimeoutOutsideRetry => chain.with(Timeout::new(ms(50))).with(retry),
-        Stack::RetryOutsideBreaker => chain.with(retry).circuit_breaker(breaker.clone()),
-        Stack::TimeoutOutsideBreaker => chain
-            .with(Timeout::new(ms(10)))
-            .circuit_breaker(breaker.clone()),
-        Stack::TimeoutOnBackoff => chain.with(Timeout::new(ms(15))).with(retry),
-        Stack::PanickingFilter => chain.with(retry.filter(|_| panic!("filter broke"))),
+        }
     };
-    let _ = if general {
-        chain.with(PassThrough).await
+    let chain = || Workflow::given(&ctx, "n", || 1u32).try_when_async("work", work);
+    if path == Path::Own {
+        let b = breaker.clone();
+        let _ = match stack {
+            Stack::RetryOutsideTimeout => chain().retry(retry).timeout(ms(15)).await,
+            Stack::TimeoutOutsideRetry => chain().timeout(ms(50)).retry(retry).await,
+            Stack::RetryOutsideBreaker => chain().retry(retry).circuit_breaker(b).await,
+            Stack::TimeoutOutsideBreaker => chain().timeout(ms(10)).circuit_breaker(b).await,
+            Stack::TimeoutOnBackoff => chain().timeout(ms(15)).retry(retry).await,
+            Stack::PanickingFilter => {
+                chain()
+                    .retry(retry.filter(|_| panic!("filter broke")))
+                    .await
+            }
+        };
     } else {
-        chain.await
-    };
+        let chain = chain().replayable();
+        let chain = match stack {
+            Stack::RetryOutsideTimeout => chain.with(retry).with(Timeout::new(ms(15))),
+            Stack::TimeoutOutsideRetry => chain.with(Timeout::new(ms(50))).with(retry),
+            Stack::RetryOutsideBreaker => chain.with(retry).with(breaker.clone()),
+            Stack::TimeoutOutsideBreaker => chain.with(Timeout::new(ms(10))).with(breaker.clone()),
+            Stack::TimeoutOnBackoff => chain.with(Timeout::new(ms(15))).with(retry),
+            Stack::PanickingFilter => chain.with(retry.filter(|_| panic!("filter broke"))),
+        };
+        let _ = if path == Path::General {
+            chain.with(PassThrough).await
+        } else {
+            chain.await
+        };
+    }
     let step = ctx.steps().into_iter().find(|s| s.title == "work").unwrap();
     if let Stack::TimeoutOutsideBreaker = stack {
         // The dropped trial left the slot free: the next call is the trial.
@@ -1012,7 +1077,7 @@ async fn run_stack_case(stack: Stack, slow: u32, failures: u32, general: bool) -
 }
 
 #[tokio::test(start_paused = true)]
-async fn built_in_behaviors_run_inline_exactly_as_through_their_around() {
+async fn built_in_behaviors_run_by_their_types_and_inline_exactly_as_through_their_around() {
     let cases = [
         (Stack::RetryOutsideTimeout, 2, 0),
         (Stack::TimeoutOutsideRetry, 0, 4),
@@ -1023,10 +1088,12 @@ async fn built_in_behaviors_run_inline_exactly_as_through_their_around() {
     ];
     let mut seen = Vec::new();
     for (stack, slow, failures) in cases {
-        let inline = run_stack_case(stack, slow, failures, false).await;
-        let general = run_stack_case(stack, slow, failures, true).await;
+        let own = run_stack_case(stack, slow, failures, Path::Own).await;
+        let inline = run_stack_case(stack, slow, failures, Path::Inline).await;
+        let general = run_stack_case(stack, slow, failures, Path::General).await;
         assert_eq!(inline, general, "{stack:?}");
-        seen.push(inline);
+        assert_eq!(own, general, "{stack:?}");
+        seen.push(own);
     }
     // What the runs were, so agreeing cannot mean both ran nothing.
     let [timed, limited, refused, trial, on_backoff, panicked] = &seen[..] else {
@@ -1063,19 +1130,23 @@ async fn built_in_behaviors_run_inline_exactly_as_through_their_around() {
 /// A step that blocks its thread for 10ms and fails, retried with no
 /// backoff inside a 30ms timeout: no attempt ever waits, so only a check
 /// before each new attempt can see the time run out.
-async fn quick_failures_under_a_timeout(general: bool) -> StepRecord {
+async fn quick_failures_under_a_timeout(path: Path) -> StepRecord {
     let ctx = WorkflowContext::new("Quick");
-    let chain = Workflow::given(&ctx, "n", || 1u32)
-        .try_when("work", |n| {
-            std::thread::sleep(ms(10));
-            Err::<u32, _>(Flaky(n))
-        })
-        .with(Timeout::new(ms(30)))
-        .retry(Retry::max_attempts(100).backoff(Duration::ZERO));
-    let _ = if general {
-        chain.with(PassThrough).await
-    } else {
-        chain.await
+    let chain = Workflow::given(&ctx, "n", || 1u32).try_when("work", |n| {
+        std::thread::sleep(ms(10));
+        Err::<u32, _>(Flaky(n))
+    });
+    let retry = Retry::max_attempts(100).backoff(Duration::ZERO);
+    let _ = match path {
+        Path::Own => chain.timeout(ms(30)).retry(retry).await,
+        Path::Inline => chain.with(Timeout::new(ms(30))).retry(retry).await,
+        Path::General => {
+            chain
+                .with(Timeout::new(ms(30)))
+                .retry(retry)
+                .with(PassThrough)
+                .await
+        }
     };
     ctx.steps().into_iter().find(|s| s.title == "work").unwrap()
 }
@@ -1083,17 +1154,13 @@ async fn quick_failures_under_a_timeout(general: bool) -> StepRecord {
 // On the real clock: the body blocks the thread, which paused time cannot
 // see. Bounded: at most 100 attempts of 10ms.
 #[tokio::test]
-async fn an_outer_timeout_ends_a_retry_of_quick_failures_both_ways() {
-    for general in [false, true] {
-        let step = quick_failures_under_a_timeout(general).await;
-        assert_eq!(
-            step.outcome.to_string(),
-            "timed out after 30ms",
-            "general: {general}"
-        );
+async fn an_outer_timeout_ends_a_retry_of_quick_failures_every_way() {
+    for path in [Path::Own, Path::Inline, Path::General] {
+        let step = quick_failures_under_a_timeout(path).await;
+        assert_eq!(step.outcome.to_string(), "timed out after 30ms", "{path:?}");
         assert!(
             (3..10).contains(&step.attempts),
-            "general: {general}, {} attempts",
+            "{path:?}: {} attempts",
             step.attempts
         );
     }

@@ -181,7 +181,7 @@ pub trait LastInput {
     type Input;
 }
 
-impl<'c, P, F> LastInput for Workflow<'c, crate::chain::Step<P, F>>
+impl<'c, P, F, B> LastInput for Workflow<'c, crate::chain::Step<P, F, B>>
 where
     P: crate::chain::Stage<'c>,
 {
@@ -190,10 +190,12 @@ where
 
 /// The real `retry`.
 pub trait RetryWithReplay {
-    /// The chain after.
+    /// The chain after, replayable.
     type Out;
+    /// The chain after, with the retry.
+    type Retried;
     /// Adds the retry.
-    fn __retry(self, retry: crate::behavior::Retry) -> Self::Out;
+    fn __retry(self, retry: crate::behavior::Retry) -> Self::Retried;
     /// Lets the context's behaviors run the step again.
     fn __replayable(self) -> Self::Out;
     /// Lets a behavior that runs steps again (a type-wide retry) run the
@@ -201,14 +203,19 @@ pub trait RetryWithReplay {
     fn __replayable_for_retries(self) -> Self::Out;
 }
 
-impl<'c, P, F> RetryWithReplay for ReplayProbe<Workflow<'c, crate::chain::Step<P, F>>>
+impl<'c, P, F, B> RetryWithReplay for ReplayProbe<Workflow<'c, crate::chain::Step<P, F, B>>>
 where
     P: crate::chain::Stage<'c>,
     F: crate::chain::CallAgain<P::Output>,
     P::Output: crate::chain::ReplayInput,
+    B: crate::behavior::Builtins,
 {
-    type Out = Workflow<'c, crate::chain::Step<P, crate::chain::Replay<F>>>;
-    fn __retry(self, retry: crate::behavior::Retry) -> Self::Out {
+    type Out = Workflow<'c, crate::chain::Step<P, crate::chain::Replay<F>, B>>;
+    type Retried = Workflow<
+        'c,
+        crate::chain::Step<P, crate::chain::Replay<F>, B::Then<crate::behavior::Retry>>,
+    >;
+    fn __retry(self, retry: crate::behavior::Retry) -> Self::Retried {
         let chain = self.0.into_inner().expect("a probe holds its chain");
         chain.retry(retry)
     }
@@ -229,7 +236,7 @@ where
 )]
 pub trait LastBodyAgain {}
 
-impl<'c, P, F> LastBodyAgain for Workflow<'c, crate::chain::Step<P, F>>
+impl<'c, P, F, B> LastBodyAgain for Workflow<'c, crate::chain::Step<P, F, B>>
 where
     P: crate::chain::Stage<'c>,
     F: crate::chain::CallAgain<P::Output>,

@@ -3,6 +3,8 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -212,6 +214,10 @@ pub struct CircuitBreaker {
     name: Arc<str>,
     config: BreakerConfig,
     inner: Mutex<Inner>,
+    /// Closed with no failure counted, as of the last time the lock was
+    /// released: then admitting a call and ending it well change nothing,
+    /// and skip the lock every call on every worker would take.
+    healthy: AtomicBool,
 }
 
 impl CircuitBreaker {
@@ -233,6 +239,7 @@ impl CircuitBreaker {
                 transitions: 0,
                 recent: VecDeque::new(),
             }),
+            healthy: AtomicBool::new(true),
         })
     }
 
@@ -274,8 +281,11 @@ impl CircuitBreaker {
         self.config
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> Locked<'_> {
+        Locked {
+            inner: self.inner.lock().unwrap_or_else(PoisonError::into_inner),
+            healthy: &self.healthy,
+        }
     }
 
     /// The state now. An open circuit whose time is up reports half-open:
@@ -345,6 +355,11 @@ impl CircuitBreaker {
     /// circuit's trial. Each admitted call ends with
     /// [`finish`](Self::finish) or [`abandon`](Self::abandon).
     pub(super) fn admit(&self) -> Result<bool, CircuitOpen> {
+        // Closed: a call is let in, not as a trial, and nothing changes. A
+        // failure counted meanwhile orders after this call's admission.
+        if self.healthy.load(Ordering::Acquire) {
+            return Ok(false);
+        }
         let mut inner = self.lock();
         let trial = match inner.phase {
             Phase::Closed => false,
@@ -376,6 +391,10 @@ impl CircuitBreaker {
 
     /// Ends an admitted call.
     pub(super) fn finish(&self, trial: bool, success: bool) {
+        // Success on a closed circuit with no failures counted leaves it so.
+        if success && !trial && self.healthy.load(Ordering::Acquire) {
+            return;
+        }
         let mut inner = self.lock();
         if success {
             inner.consecutive_failures = 0;
@@ -407,6 +426,36 @@ impl CircuitBreaker {
                 };
             }
         }
+    }
+}
+
+/// The breaker's state, locked; released, it says whether the circuit is
+/// healthy (closed, no failure counted) for the calls that skip the lock.
+struct Locked<'a> {
+    inner: MutexGuard<'a, Inner>,
+    healthy: &'a AtomicBool,
+}
+
+impl Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.inner
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let healthy =
+            matches!(self.inner.phase, Phase::Closed) && self.inner.consecutive_failures == 0;
+        // Under the lock still, so the flag follows the state's changes in
+        // their order.
+        self.healthy.store(healthy, Ordering::Release);
     }
 }
 

@@ -23,7 +23,7 @@ use crate::context::WorkflowContext;
 use crate::error::{StepError, StepFailure};
 
 /// The step's body, as the inline runner drives it: one attempt at a time.
-pub(crate) trait Attempts {
+pub trait Attempts {
     /// Whether an attempt is in flight.
     fn in_flight(&self) -> bool;
     /// Starts an attempt; the failure when it cannot (a body that runs once

@@ -20,7 +20,7 @@ use super::{
 pub(crate) type Layers = Vec<Layer>;
 
 /// One behavior of a step's stack.
-pub(crate) struct Layer {
+pub struct Layer {
     pub(super) kind: Kind,
     /// Where the inline runner is in this layer; idle outside a run.
     pub(super) frame: Frame,

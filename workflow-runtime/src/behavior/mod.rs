@@ -25,6 +25,7 @@ mod layer;
 pub mod logging;
 pub mod metrics;
 mod next;
+mod own;
 pub mod retry;
 pub mod timeout;
 #[cfg(feature = "tower")]
@@ -54,6 +55,8 @@ pub use logging::Logging;
 pub use metrics::Metrics;
 pub use next::Next;
 pub(crate) use next::{Handoff, run_stack};
+pub(crate) use own::Pass;
+pub use own::{Bare, Builtin, Builtins, Guarded, Retrying, TimeLimited};
 pub use retry::Retry;
 pub use timeout::Timeout;
 #[cfg(feature = "tower")]

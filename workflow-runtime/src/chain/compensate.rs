@@ -18,7 +18,7 @@ use pin_project_lite::pin_project;
 use super::sealed::Sealed;
 use super::stage::{Flow, Place, Stage, Start, StartFuture, Step, StepFuture, Unwind};
 use super::step_fn::{ErrFuture, StepFn};
-use crate::behavior::Layers;
+use crate::behavior::{Bare, Layers};
 use crate::context::WorkflowContext;
 use crate::error::{StepError, WorkflowError};
 use crate::step::{StepKind, Title};
@@ -142,7 +142,7 @@ where
 }
 
 /// A compensation's step future: the one-step chain that runs it.
-type UndoFuture<'c, B> = StepFuture<'c, StartFuture, B, ()>;
+type UndoFuture<'c, B> = StepFuture<'c, StartFuture, B, (), Bare>;
 
 pin_project! {
     /// The future of a step with a compensation, and every step before it.
@@ -211,6 +211,7 @@ where
                             title: std::mem::take(this.title),
                             body,
                             layers: std::mem::take(this.layers),
+                            own: Bare,
                             place: Place::Chain,
                         };
                         this.running.set(Some(step.start(this.ctx)));

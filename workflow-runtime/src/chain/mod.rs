@@ -49,7 +49,8 @@ pub use straight::{After, First, Handed, Next, Steps, Straight};
 pub use valued::Valued;
 
 use crate::behavior::{
-    CircuitBreaker, ForType, IntoBehavior, IntoBehaviorFor, Layer, Layers, ValueBehavior,
+    Bare, Builtins, CircuitBreaker, ForType, IntoBehavior, IntoBehaviorFor, Layer, Layers,
+    ValueBehavior,
 };
 use crate::context::WorkflowContext;
 use crate::error::{StepError, WorkflowError};
@@ -142,6 +143,7 @@ impl<'c> Workflow<'c, Start> {
                 title,
                 body,
                 layers: Vec::new(),
+                own: Bare,
                 place: Place::Chain,
             },
         }
@@ -442,6 +444,7 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
                 title: title.into(),
                 body,
                 layers: Vec::new(),
+                own: Bare,
                 place: Place::Chain,
             },
         }
@@ -495,10 +498,11 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
 
 /// Per-step behaviors: each applies to the step just added, outermost
 /// first in the order written.
-impl<'c, P, F> Workflow<'c, Step<P, F>>
+impl<'c, P, F, B> Workflow<'c, Step<P, F, B>>
 where
     P: Stage<'c>,
     F: StepFn<P::Output>,
+    B: Builtins,
 {
     /// Wraps the last step in `behavior`.
     ///
@@ -515,21 +519,27 @@ where
     /// assert_eq!(n.unwrap(), 1);
     /// # }
     /// ```
-    pub fn with(mut self, behavior: impl IntoBehavior) -> Self {
-        self.stage
-            .layers
-            .push(Layer::shared(behavior.into_behavior()));
-        self
+    pub fn with(self, behavior: impl IntoBehavior) -> Workflow<'c, Step<P, F>> {
+        let mut stage = self.stage.listed();
+        stage.layers.push(Layer::shared(behavior.into_behavior()));
+        Workflow {
+            ctx: self.ctx,
+            stage,
+        }
     }
 
     /// A behavior or a value behavior from `#[step(behaviors(..))]`, on a
     /// step the macro made [`value_behaviors`](Self::value_behaviors).
     #[doc(hidden)]
-    pub fn __with(mut self, behavior: impl IntoBehaviorFor<F::Output>) -> Self {
-        self.stage
+    pub fn __with(self, behavior: impl IntoBehaviorFor<F::Output>) -> Workflow<'c, Step<P, F>> {
+        let mut stage = self.stage.listed();
+        stage
             .layers
             .push(Layer::for_type(&behavior.into_behavior_for()));
-        self
+        Workflow {
+            ctx: self.ctx,
+            stage,
+        }
     }
 
     /// Lets value behaviors ([`ValueBehavior`], such as
@@ -555,7 +565,7 @@ where
     /// assert_eq!(price.unwrap(), 999);
     /// # }
     /// ```
-    pub fn value_behaviors(self) -> Workflow<'c, Step<P, Valued<F>>>
+    pub fn value_behaviors(self) -> Workflow<'c, Step<P, Valued<F>, B>>
     where
         F::Output: Send + 'static,
     {
@@ -585,12 +595,14 @@ where
         F::Output: Send + 'static,
         V: ValueBehavior<F::Output>,
     {
-        let mut chain = self.value_behaviors();
-        chain
-            .stage
+        let mut stage = self.stage.map_body(Valued).listed();
+        stage
             .layers
             .push(Layer::for_type(&ForType::value(behavior)));
-        chain
+        Workflow {
+            ctx: self.ctx,
+            stage,
+        }
     }
 
     /// Limits the last step to `limit`; see [`Timeout`](crate::behavior::Timeout).
@@ -608,10 +620,16 @@ where
     /// assert!(matches!(err, WorkflowError::TimedOut { .. }));
     /// # }
     /// ```
-    pub fn timeout(mut self, limit: std::time::Duration) -> Self {
-        let timeout = crate::behavior::Timeout::new(limit);
-        self.stage.layers.push(Layer::timeout(timeout));
-        self
+    pub fn timeout(
+        self,
+        limit: std::time::Duration,
+    ) -> Workflow<'c, Step<P, F, B::Then<crate::behavior::Timeout>>> {
+        Workflow {
+            ctx: self.ctx,
+            stage: self
+                .stage
+                .then_builtin(crate::behavior::Timeout::new(limit)),
+        }
     }
 
     /// Guards the last step with `breaker`; see
@@ -630,10 +648,14 @@ where
     /// assert_eq!(sent.unwrap(), 2);
     /// # }
     /// ```
-    pub fn circuit_breaker(mut self, breaker: Arc<CircuitBreaker>) -> Self {
-        // Known by type here: no downcast from a shared behavior.
-        self.stage.layers.push(Layer::breaker(breaker));
-        self
+    pub fn circuit_breaker(
+        self,
+        breaker: Arc<CircuitBreaker>,
+    ) -> Workflow<'c, Step<P, F, B::Then<Arc<CircuitBreaker>>>> {
+        Workflow {
+            ctx: self.ctx,
+            stage: self.stage.then_builtin(breaker),
+        }
     }
 
     /// Makes the last step replayable: its closure runs again on a clone of
@@ -656,7 +678,7 @@ where
     /// assert_eq!(n.unwrap(), 7);
     /// # }
     /// ```
-    pub fn replayable(self) -> Workflow<'c, Step<P, Replay<F>>>
+    pub fn replayable(self) -> Workflow<'c, Step<P, Replay<F>, B>>
     where
         F: CallAgain<P::Output>,
         P::Output: ReplayInput,
@@ -670,7 +692,7 @@ where
     /// [`replayable`](Self::replayable), keeping the input only for a
     /// behavior that runs steps again: how `#[workflow]` lets a type-wide
     /// retry run a step whose input is `Clone`.
-    pub(crate) fn replayable_for_retries(self) -> Workflow<'c, Step<P, Replay<F>>>
+    pub(crate) fn replayable_for_retries(self) -> Workflow<'c, Step<P, Replay<F>, B>>
     where
         F: CallAgain<P::Output>,
         P::Output: ReplayInput,
@@ -700,7 +722,7 @@ where
     /// assert_eq!(n.unwrap(), 7);
     /// # }
     /// ```
-    pub fn overridable(self) -> Workflow<'c, Step<P, Overridable<F>>>
+    pub fn overridable(self) -> Workflow<'c, Step<P, Overridable<F>, B>>
     where
         P::Output: 'static,
         F::Output: 'static,
@@ -714,10 +736,14 @@ where
     /// Places the last step inside another step's body, with `layers` as
     /// its only behaviors: how [`Around`](super::Around) runs one
     /// wrapped call.
-    pub(crate) fn placed(mut self, place: Place, layers: Layers) -> Self {
-        self.stage.place = place;
-        self.stage.layers.extend(layers);
-        self
+    pub(crate) fn placed(self, place: Place, layers: Layers) -> Workflow<'c, Step<P, F>> {
+        let mut stage = self.stage.listed();
+        stage.place = place;
+        stage.layers.extend(layers);
+        Workflow {
+            ctx: self.ctx,
+            stage,
+        }
     }
 
     /// Retries the last step on failure; see [`Retry`](crate::behavior::Retry).
@@ -743,14 +769,19 @@ where
     /// assert_eq!(ctx.steps()[1].attempts, 3);
     /// # }
     /// ```
-    pub fn retry(self, retry: crate::behavior::Retry) -> Workflow<'c, Step<P, Replay<F>>>
+    pub fn retry(
+        self,
+        retry: crate::behavior::Retry,
+    ) -> Workflow<'c, Step<P, Replay<F>, B::Then<crate::behavior::Retry>>>
     where
         F: CallAgain<P::Output>,
         P::Output: ReplayInput,
     {
-        let mut chain = self.replayable();
-        chain.stage.layers.push(Layer::retry(retry));
-        chain
+        let chain = self.replayable();
+        Workflow {
+            ctx: chain.ctx,
+            stage: chain.stage.then_builtin(retry),
+        }
     }
 
     /// Gives the last step a compensation: if a later step fails for good,
@@ -790,7 +821,7 @@ where
     pub fn compensate<C, Fut, E>(
         self,
         undo: C,
-    ) -> Workflow<'c, Compensated<Step<P, F>, Undo<C>, F::Output>>
+    ) -> Workflow<'c, Compensated<Step<P, F, B>, Undo<C>, F::Output>>
     where
         C: Fn(F::Output) -> Fut,
         F::Output: Clone,
@@ -805,12 +836,13 @@ where
     /// to copy the output for it: what `#[workflow]` generates (a durable
     /// one journals its compensations).
     #[doc(hidden)]
+    #[allow(clippy::type_complexity)]
     pub fn compensate_by<U>(
         self,
         title: impl Into<Title>,
         undo: U,
         keep: fn(&F::Output) -> F::Output,
-    ) -> Workflow<'c, Compensated<Step<P, F>, U, F::Output>>
+    ) -> Workflow<'c, Compensated<Step<P, F, B>, U, F::Output>>
     where
         U: Compensation<'c, F::Output>,
     {

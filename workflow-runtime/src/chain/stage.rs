@@ -15,8 +15,8 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::step_fn::{Failed, StepAt, StepFn, StepResult};
 use crate::behavior::{
-    Attempted, Attempts, BoxFuture, Inline, Layers, Port, StepScope, poll_inline, run_stack,
-    runs_inline,
+    Attempted, Attempts, Bare, BoxFuture, Builtin, Builtins, Inline, Layers, Pass, Port, StepScope,
+    poll_inline, run_stack, runs_inline,
 };
 use crate::context::active::{Active, enter};
 use crate::context::{RunJournal, StepId, StepOutcome, StepRecord, WorkflowContext};
@@ -86,7 +86,7 @@ pub trait Unwind: super::sealed::Sealed {
 pub struct Start;
 
 impl super::sealed::Sealed for Start {}
-impl<P, F> super::sealed::Sealed for Step<P, F> {}
+impl<P, F, B> super::sealed::Sealed for Step<P, F, B> {}
 impl<P, F> super::sealed::Sealed for Finally<P, F> {}
 
 impl<'c> Stage<'c> for Start {
@@ -129,13 +129,15 @@ impl super::sealed::Sealed for StartFuture {}
 /// Nothing before the first step to undo.
 impl Unwind for StartFuture {}
 
-/// A step after `prev`, with its own behaviors.
-pub struct Step<P, F> {
+/// A step after `prev`, with its own behaviors: the built-in ones it was
+/// given last in `B` ([`Builtins`]), any others in its list.
+pub struct Step<P, F, B = Bare> {
     pub(crate) prev: P,
     pub(crate) kind: StepKind,
     pub(crate) title: Title,
     pub(crate) body: F,
     pub(crate) layers: Layers,
+    pub(crate) own: B,
     pub(crate) place: Place,
 }
 
@@ -165,28 +167,58 @@ impl Place {
     }
 }
 
-impl<P, F> Step<P, F> {
+impl<P, F, B: Builtins> Step<P, F, B> {
     /// The same step with its body wrapped by `wrap` (an adapter that
     /// replays it, or lets a test stand in for it).
-    pub(crate) fn map_body<G>(self, wrap: impl FnOnce(F) -> G) -> Step<P, G> {
+    pub(crate) fn map_body<G>(self, wrap: impl FnOnce(F) -> G) -> Step<P, G, B> {
         Step {
             prev: self.prev,
             kind: self.kind,
             title: self.title,
             body: wrap(self.body),
             layers: self.layers,
+            own: self.own,
+            place: self.place,
+        }
+    }
+
+    /// The same step with the built-in `layer` inside its others.
+    pub(crate) fn then_builtin<L: Builtin>(self, layer: L) -> Step<P, F, B::Then<L>> {
+        Step {
+            prev: self.prev,
+            kind: self.kind,
+            title: self.title,
+            body: self.body,
+            layers: self.layers,
+            own: self.own.__then(layer),
+            place: self.place,
+        }
+    }
+
+    /// The same step with its built-in behaviors moved to the end of its
+    /// list, where a behavior added next goes inside them.
+    pub(crate) fn listed(mut self) -> Step<P, F> {
+        self.own.__push_layers(&mut self.layers);
+        Step {
+            prev: self.prev,
+            kind: self.kind,
+            title: self.title,
+            body: self.body,
+            layers: self.layers,
+            own: Bare,
             place: self.place,
         }
     }
 }
 
-impl<'c, P, F> Stage<'c> for Step<P, F>
+impl<'c, P, F, B> Stage<'c> for Step<P, F, B>
 where
     P: Stage<'c>,
     F: StepFn<P::Output>,
+    B: Builtins,
 {
     type Output = F::Output;
-    type Future = StepFuture<'c, P::Future, F, P::Output>;
+    type Future = StepFuture<'c, P::Future, F, P::Output, B>;
     #[inline]
     fn start(self, ctx: &'c WorkflowContext) -> Self::Future {
         StepFuture {
@@ -195,6 +227,7 @@ where
             title: self.title,
             body: Some(self.body),
             layers: self.layers,
+            own: self.own,
             place: self.place,
             soft: None,
             prev: self.prev.start(ctx),
@@ -210,7 +243,7 @@ pub trait KindOfLast: super::sealed::Sealed {
     fn set_kind(&mut self, kind: StepKind);
 }
 
-impl<P, F> KindOfLast for Step<P, F> {
+impl<P, F, B> KindOfLast for Step<P, F, B> {
     fn set_kind(&mut self, kind: StepKind) {
         self.kind = kind;
     }
@@ -218,9 +251,10 @@ impl<P, F> KindOfLast for Step<P, F> {
 
 pin_project! {
     #[project = BodyProj]
-    enum Body<F, In>
+    enum Body<F, In, B>
     where
         F: StepFn<In>,
+        B: Builtins,
     {
         // No behaviors anywhere: the body and its input, until the first
         // poll calls it (under the same active step as that poll)...
@@ -232,8 +266,9 @@ pin_project! {
         Plain {
             #[pin] fut: F::Future,
         },
-        // Built-in behaviors only: run inline, their states in the stack;
-        // boxed, so a step that has none does not carry their room.
+        // Built-in behaviors only, from the context too: run inline, their
+        // states in the stack; boxed, so a step that has none does not
+        // carry their room.
         Inline {
             run: Pin<Box<InlineRun<F, In>>>,
         },
@@ -242,12 +277,19 @@ pin_project! {
         Behaved {
             behaved: Pin<Box<Behaved<F, In>>>,
         },
+        // The step's own built-in behaviors alone: run by their types,
+        // their states in the step's. A step without any has no room
+        // here (`Bare`'s slot holds nothing).
+        Own {
+            #[pin]
+            run: B::Slot<OwnRun<F, In>>,
+        },
     }
 }
 
 pin_project! {
     /// A step under built-in behaviors only: the layers, where the run is
-    /// in them, and the body with its attempt in flight.
+    /// in them, and the body with its attempts.
     #[project = InlineRunProj]
     struct InlineRun<F, In>
     where
@@ -255,6 +297,33 @@ pin_project! {
     {
         layers: Layers,
         lane: Inline,
+        #[pin]
+        attempting: Attempting<F, In>,
+    }
+}
+
+pin_project! {
+    /// A step under its own built-in behaviors alone: the body with its
+    /// attempts (the behaviors' states are in the step's future).
+    #[project = OwnRunProj]
+    struct OwnRun<F, In>
+    where
+        F: StepFn<In>,
+    {
+        // The step's start, for the first way down through the layers.
+        begun: Option<Instant>,
+        #[pin]
+        attempting: Attempting<F, In>,
+    }
+}
+
+pin_project! {
+    /// The body under built-in behaviors, with its attempt in flight.
+    #[project = AttemptingProj]
+    struct Attempting<F, In>
+    where
+        F: StepFn<In>,
+    {
         body: Option<F>,
         input: Option<In>,
         #[pin]
@@ -294,8 +363,14 @@ impl Tally {
         }
     }
 
-    fn start(&mut self) {
-        self.started = Some(self.begun.take().unwrap_or_else(Instant::now));
+    /// When the next attempt starts: the step's own start for the first.
+    fn next_start(&mut self) -> Instant {
+        self.begun.take().unwrap_or_else(Instant::now)
+    }
+
+    /// An attempt started at `at`.
+    fn start(&mut self, at: Instant) {
+        self.started = Some(at);
         self.attempts += 1;
     }
 
@@ -328,16 +403,18 @@ impl<F: StepFn<In>, In> Attempts for InlineBody<'_, '_, F, In> {
     fn start(&mut self) -> Result<(), StepFailure> {
         // A value is the latest attempt's own, never an earlier one's.
         *self.last = None;
+        let at = self.tally.next_start();
         match start_attempt(
             self.body,
             self.input,
             self.active,
             self.at,
             (self.call, self.replayable),
+            at,
         ) {
             Ok(fut) => {
                 self.fut.set(Some(fut));
-                self.tally.start();
+                self.tally.start(at);
                 Ok(())
             }
             // A sync body panics while its future is made: it ran, and
@@ -346,7 +423,7 @@ impl<F: StepFn<In>, In> Attempts for InlineBody<'_, '_, F, In> {
                 failure,
                 ran: Some(_),
             }) => {
-                self.tally.start();
+                self.tally.start(at);
                 self.tally.failed();
                 Err(failure)
             }
@@ -402,12 +479,13 @@ pin_project! {
 }
 
 pin_project! {
-    struct Running<F, In>
+    struct Running<F, In, B>
     where
         F: StepFn<In>,
+        B: Builtins,
     {
         #[pin]
-        body: Body<F, In>,
+        body: Body<F, In, B>,
         // Lent to the thread while the body runs, so `#[step]` functions
         // it calls record as this step's children.
         active: Option<Active>,
@@ -433,27 +511,32 @@ enum Phase {
 
 pin_project! {
     /// The future of one step and every step before it.
-    pub struct StepFuture<'c, P, F, In>
+    pub struct StepFuture<'c, P, F, In, B>
     where
         F: StepFn<In>,
+        B: Builtins,
     {
         ctx: &'c WorkflowContext,
         kind: StepKind,
         title: Title,
         body: Option<F>,
         layers: Layers,
+        // The step's own built-in behaviors, with their states while they
+        // run it.
+        own: B,
         place: Place,
         soft: Option<Box<WorkflowError>>,
         #[pin]
         prev: P,
         phase: Phase,
         #[pin]
-        running: Option<Running<F, In>>,
+        running: Option<Running<F, In, B>>,
     }
 
-    impl<'c, P, F, In> PinnedDrop for StepFuture<'c, P, F, In>
+    impl<'c, P, F, In, B> PinnedDrop for StepFuture<'c, P, F, In, B>
     where
         F: StepFn<In>,
+        B: Builtins,
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
@@ -476,10 +559,11 @@ pin_project! {
     }
 }
 
-impl<'c, P, F, In> Future for StepFuture<'c, P, F, In>
+impl<'c, P, F, In, B> Future for StepFuture<'c, P, F, In, B>
 where
     P: Future<Output = Flow<In>>,
     F: StepFn<In>,
+    B: Builtins,
 {
     type Output = Flow<F::Output>;
 
@@ -534,17 +618,25 @@ where
             let (place, kind) = (*this.place, *this.kind);
             let values =
                 || place == Place::Chain && kind != StepKind::Compensate && !body.passes_value_on();
-            let stack = match place {
+            let mut stack = match place {
                 // A call made outside any step is a step of its own.
                 Place::Chain | Place::Inside { parent: None } => {
                     ctx.stack_for::<F::Output>(own, values)
                 }
                 Place::Inside { parent: Some(_) } => own,
             };
+            let resumed = body.resumed();
+            // The step's own built-in behaviors run by their types when
+            // nothing else wraps the step. Otherwise they join the stack,
+            // innermost as they are, and a resumed retry reads its
+            // schedule from the journal there.
+            let own_alone = !B::EMPTY && stack.is_empty() && resumed.is_none();
+            if !own_alone {
+                this.own.__push_layers(&mut stack);
+            }
             // Resumed after a journaled failed attempt that nothing around
             // the step would have run again: that failure was final, though
             // the process stopped before the run said so.
-            let resumed = body.resumed();
             if let Some(earlier) = &resumed
                 && !stack.iter().any(crate::behavior::Layer::runs_again)
             {
@@ -585,10 +677,26 @@ where
                 None => Some(Active::new(ctx.clone(), Some(id))),
             };
             // The input is kept for another attempt only where one may come.
-            let replayable = !stack.is_empty()
+            let replayable = (own_alone || !stack.is_empty())
                 && body.can_replay()
-                && (body.replays_always() || stack.iter().any(crate::behavior::Layer::runs_again));
-            let body = if stack.is_empty() {
+                && (body.replays_always()
+                    || this.own.__runs_again()
+                    || stack.iter().any(crate::behavior::Layer::runs_again));
+            let call = matches!(this.place, Place::Inside { .. });
+            let body = if own_alone {
+                let attempting = Attempting::new(body, value, started, replayable, call);
+                match B::__slot(OwnRun {
+                    begun: Some(started),
+                    attempting,
+                }) {
+                    Ok(run) => Body::Own { run },
+                    // No room: no behaviors of its own after all.
+                    Err(run) => Body::Start {
+                        body: run.attempting.body,
+                        input: run.attempting.input,
+                    },
+                }
+            } else if stack.is_empty() {
                 Body::Start {
                     body: Some(body),
                     input: Some(value),
@@ -598,13 +706,7 @@ where
                     run: Box::pin(InlineRun {
                         layers: stack,
                         lane: Inline::new(started),
-                        replayable,
-                        body: Some(body),
-                        input: Some(value),
-                        fut: None,
-                        tally: Tally::starting(started),
-                        last: None,
-                        call: matches!(this.place, Place::Inside { .. }),
+                        attempting: Attempting::new(body, value, started, replayable, call),
                     }),
                 }
             } else {
@@ -660,7 +762,7 @@ where
             ctx,
             title: this.title,
         };
-        let ended = match poll_body(at, running.active, running.body, cx) {
+        let ended = match poll_body(at, this.own, running.active, running.body, cx) {
             Poll::Ready(ended) => ended,
             Poll::Pending => {
                 if let Some(limit) = ctx.options().step_timeout {
@@ -688,12 +790,18 @@ where
     }
 }
 
-impl<'c, P, F, In> super::sealed::Sealed for StepFuture<'c, P, F, In> where F: StepFn<In> {}
+impl<'c, P, F, In, B> super::sealed::Sealed for StepFuture<'c, P, F, In, B>
+where
+    F: StepFn<In>,
+    B: Builtins,
+{
+}
 
-impl<'c, P, F, In> Unwind for StepFuture<'c, P, F, In>
+impl<'c, P, F, In, B> Unwind for StepFuture<'c, P, F, In, B>
 where
     P: Unwind,
     F: StepFn<In>,
+    B: Builtins,
 {
     fn compensates(&self) -> bool {
         self.prev.compensates()
@@ -705,6 +813,71 @@ where
     ) -> Poll<Option<WorkflowError>> {
         self.project().prev.poll_unwind(cx, cause)
     }
+}
+
+impl<F: StepFn<In>, In> Attempting<F, In> {
+    fn new(body: F, input: In, started: Instant, replayable: bool, call: bool) -> Self {
+        Attempting {
+            body: Some(body),
+            input: Some(input),
+            fut: None,
+            tally: Tally::starting(started),
+            last: None,
+            replayable,
+            call,
+        }
+    }
+}
+
+/// Runs `drive` (the behaviors' runner) over the body's attempts, and
+/// once it hands up the outcome, the step's result with its attempts.
+fn poll_attempting<F: StepFn<In>, In>(
+    at: StepAt<'_>,
+    active: &mut Option<Active>,
+    attempting: Pin<&mut Attempting<F, In>>,
+    cx: &mut Context<'_>,
+    drive: impl FnOnce(&mut InlineBody<'_, '_, F, In>, bool, &mut Context<'_>) -> Poll<Attempted>,
+) -> Poll<Polled<F::Output>> {
+    let AttemptingProj {
+        body,
+        input,
+        fut,
+        tally,
+        last,
+        replayable,
+        call,
+    } = attempting.project();
+    let call = *call;
+    let mut attempts = InlineBody {
+        body,
+        input,
+        fut,
+        tally,
+        last,
+        active,
+        at,
+        call,
+        replayable: *replayable,
+    };
+    // The body's start and polls catch their own panics; this catches a
+    // behavior's (a retry's filter, a metrics recorder).
+    let polled = catch_unwind(AssertUnwindSafe(|| drive(&mut attempts, call, cx)));
+    let attempted = match polled {
+        Ok(Poll::Pending) => return Poll::Pending,
+        Ok(Poll::Ready(attempted)) => attempted,
+        Err(payload) => return Poll::Ready(Polled::Panic(payload)),
+    };
+    let result = settle(attempted, attempts.last.take());
+    let tally = attempts.tally;
+    Poll::Ready(
+        Ended::Behaved {
+            result,
+            attempts: tally.attempts,
+            attempt_elapsed: std::mem::take(&mut tally.elapsed),
+            last_started: tally.started.take(),
+        }
+        .into(),
+    )
 }
 
 enum Polled<O> {
@@ -719,10 +892,11 @@ impl<O> From<Ended<'static, O>> for Polled<O> {
 }
 
 /// Polls the body, plain or under its behaviors, catching panics.
-fn poll_body<F: StepFn<In>, In>(
+fn poll_body<F: StepFn<In>, In, B: Builtins>(
     at: StepAt<'_>,
+    own: &mut B,
     active: &mut Option<Active>,
-    mut body: Pin<&mut Body<F, In>>,
+    mut body: Pin<&mut Body<F, In, B>>,
     cx: &mut Context<'_>,
 ) -> Poll<Polled<F::Output>> {
     match body.as_mut().project() {
@@ -731,47 +905,22 @@ fn poll_body<F: StepFn<In>, In>(
             let InlineRunProj {
                 layers,
                 lane,
-                body,
-                input,
-                fut,
-                tally,
-                last,
-                replayable,
-                call,
+                attempting,
             } = run.as_mut().project();
-            let call = *call;
-            let mut attempts = InlineBody {
-                body,
-                input,
-                fut,
-                tally,
-                last,
-                active,
-                at,
-                call,
-                replayable: *replayable,
-            };
-            // The body's start and polls catch their own panics; this
-            // catches a behavior's (a retry's filter, a metrics recorder).
-            let polled = catch_unwind(AssertUnwindSafe(|| {
-                poll_inline(lane, layers, at.ctx, at.title, call, &mut attempts, cx)
-            }));
-            let attempted = match polled {
-                Ok(Poll::Pending) => return Poll::Pending,
-                Ok(Poll::Ready(attempted)) => attempted,
-                Err(payload) => return Poll::Ready(Polled::Panic(payload)),
-            };
-            let result = settle(attempted, attempts.last.take());
-            let tally = attempts.tally;
-            return Poll::Ready(
-                Ended::Behaved {
-                    result,
-                    attempts: tally.attempts,
-                    attempt_elapsed: std::mem::take(&mut tally.elapsed),
-                    last_started: tally.started.take(),
-                }
-                .into(),
-            );
+            return poll_attempting(at, active, attempting, cx, |attempts, call, cx| {
+                poll_inline(lane, layers, at.ctx, at.title, call, attempts, cx)
+            });
+        }
+        BodyProj::Own { run } => {
+            let OwnRunProj { begun, attempting } = B::__pin(run).project();
+            let started = begun.take();
+            return poll_attempting(at, active, attempting, cx, |attempts, call, cx| {
+                own.__poll(
+                    &mut Pass::new(at.ctx, at.title, call, started),
+                    attempts,
+                    cx,
+                )
+            });
         }
         _ => {}
     }
@@ -873,10 +1022,11 @@ fn poll_behaved<F: StepFn<In>, In>(
             // A value is the latest attempt's own, never an earlier one's.
             *this.last = None;
             let keep = this.scope.replayable();
-            match start_attempt(this.body, this.input, active, at, (*this.inside, keep)) {
+            let now = Instant::now();
+            match start_attempt(this.body, this.input, active, at, (*this.inside, keep), now) {
                 Ok(fut) => {
                     this.fut.set(Some(fut));
-                    *this.attempt = Some((wanted, Instant::now()));
+                    *this.attempt = Some((wanted, now));
                     this.scope.attempt_started();
                 }
                 Err(StartFailed { failure, ran }) => {
@@ -932,15 +1082,16 @@ struct StartFailed {
 /// Starts an attempt under the active step. A panic, or a body that runs
 /// once asked again, is the attempt's failure. `inside` says whether it is
 /// a call inside a step's body, `keep` whether the input is kept for
-/// another attempt.
+/// another attempt; `started` is the attempt's start, read by the caller,
+/// which times the attempt from it too.
 fn start_attempt<F: StepFn<In>, In>(
     body: &mut Option<F>,
     input: &mut Option<In>,
     active: &mut Option<Active>,
     at: StepAt<'_>,
     (inside, keep): (bool, bool),
+    started: Instant,
 ) -> Result<F::Future, StartFailed> {
-    let started = Instant::now();
     match catch_unwind(AssertUnwindSafe(|| {
         enter(active, || begin(body, input, at, keep))
     })) {
@@ -1064,9 +1215,10 @@ enum Ended<'p, O> {
     Cancelled,
 }
 
-impl<'c, P, F, In> StepFuture<'c, P, F, In>
+impl<'c, P, F, In, B> StepFuture<'c, P, F, In, B>
 where
     F: StepFn<In>,
+    B: Builtins,
 {
     fn info(&self) -> StepInfo {
         StepInfo {
