@@ -354,12 +354,17 @@ impl CircuitBreaker {
     /// Admits a call, or refuses it: whether it is the half-open
     /// circuit's trial. Each admitted call ends with
     /// [`finish`](Self::finish) or [`abandon`](Self::abandon).
+    #[inline]
     pub(super) fn admit(&self) -> Result<bool, CircuitOpen> {
         // Closed: a call is let in, not as a trial, and nothing changes. A
         // failure counted meanwhile orders after this call's admission.
         if self.healthy.load(Ordering::Acquire) {
             return Ok(false);
         }
+        self.admit_locked()
+    }
+
+    fn admit_locked(&self) -> Result<bool, CircuitOpen> {
         let mut inner = self.lock();
         let trial = match inner.phase {
             Phase::Closed => false,
@@ -390,11 +395,16 @@ impl CircuitBreaker {
     }
 
     /// Ends an admitted call.
+    #[inline]
     pub(super) fn finish(&self, trial: bool, success: bool) {
         // Success on a closed circuit with no failures counted leaves it so.
         if success && !trial && self.healthy.load(Ordering::Acquire) {
             return;
         }
+        self.finish_locked(trial, success);
+    }
+
+    fn finish_locked(&self, trial: bool, success: bool) {
         let mut inner = self.lock();
         if success {
             inner.consecutive_failures = 0;

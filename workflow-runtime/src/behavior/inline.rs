@@ -31,6 +31,12 @@ pub trait Attempts {
     fn start(&mut self) -> Result<(), StepFailure>;
     /// Polls the attempt in flight; it is over once ready.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Attempted>;
+    /// Starts an attempt and polls it once: what [`start`](Self::start)
+    /// then [`poll`](Self::poll) do, which a body may do in one go.
+    fn start_and_poll(&mut self, cx: &mut Context<'_>) -> Poll<Attempted> {
+        self.start()?;
+        self.poll(cx)
+    }
     /// Drops the attempt in flight: a timeout outside it fired.
     fn abandon(&mut self);
     /// Whether the body can run again.
@@ -120,12 +126,12 @@ pub(crate) fn poll_inline<A: Attempts>(
                 }
                 state.depth += 1;
             }
-            if !body.in_flight()
-                && let Err(failure) = body.start()
-            {
-                break 'produced (n, Err(failure));
-            }
-            match body.poll(cx) {
+            let polled = if body.in_flight() {
+                body.poll(cx)
+            } else {
+                body.start_and_poll(cx)
+            };
+            match polled {
                 Poll::Ready(outcome) => (n, outcome),
                 Poll::Pending => match expire(layers, n, body, cx) {
                     Some(fired) => fired,

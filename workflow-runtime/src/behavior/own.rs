@@ -166,6 +166,7 @@ impl Builtins for Bare {
     type Slot<T> = Never;
     const EMPTY: bool = true;
 
+    #[inline]
     fn __then<L: Builtin>(self, layer: L) -> Self::Then<L> {
         layer.__around(Bare)
     }
@@ -182,12 +183,11 @@ impl Builtins for Bare {
         body: &mut A,
         cx: &mut Context<'_>,
     ) -> Poll<Attempted> {
-        if !body.in_flight()
-            && let Err(failure) = body.start()
-        {
-            return Poll::Ready(Err(failure));
+        if body.in_flight() {
+            body.poll(cx)
+        } else {
+            body.start_and_poll(cx)
         }
-        body.poll(cx)
     }
 
     fn __reset(&mut self) {}
@@ -259,6 +259,7 @@ impl sealed::Sealed for Arc<CircuitBreaker> {}
 
 impl Builtin for Retry {
     type Around<I: Builtins> = Retrying<I>;
+    #[inline]
     fn __around<I: Builtins>(self, inner: I) -> Retrying<I> {
         Retrying {
             retry: self,
@@ -271,6 +272,7 @@ impl Builtin for Retry {
 
 impl Builtin for Timeout {
     type Around<I: Builtins> = TimeLimited<I>;
+    #[inline]
     fn __around<I: Builtins>(self, inner: I) -> TimeLimited<I> {
         TimeLimited {
             timeout: self,
@@ -283,6 +285,7 @@ impl Builtin for Timeout {
 
 impl Builtin for Arc<CircuitBreaker> {
     type Around<I: Builtins> = Guarded<I>;
+    #[inline]
     fn __around<I: Builtins>(self, inner: I) -> Guarded<I> {
         Guarded {
             admission: Admission {
@@ -318,6 +321,7 @@ impl<I: Builtins> Builtins for Retrying<I> {
     type Then<L: Builtin> = Retrying<I::Then<L>>;
     layered!();
 
+    #[inline]
     fn __then<L: Builtin>(self, layer: L) -> Self::Then<L> {
         Retrying {
             retry: self.retry,
@@ -395,6 +399,7 @@ impl<I: Builtins> Builtins for TimeLimited<I> {
     type Then<L: Builtin> = TimeLimited<I::Then<L>>;
     layered!();
 
+    #[inline]
     fn __then<L: Builtin>(self, layer: L) -> Self::Then<L> {
         TimeLimited {
             timeout: self.timeout,
@@ -459,6 +464,7 @@ impl<I: Builtins> Builtins for Guarded<I> {
     type Then<L: Builtin> = Guarded<I::Then<L>>;
     layered!();
 
+    #[inline]
     fn __then<L: Builtin>(self, layer: L) -> Self::Then<L> {
         Guarded {
             admission: self.admission,

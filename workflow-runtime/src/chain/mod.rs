@@ -620,6 +620,7 @@ where
     /// assert!(matches!(err, WorkflowError::TimedOut { .. }));
     /// # }
     /// ```
+    #[inline]
     pub fn timeout(
         self,
         limit: std::time::Duration,
@@ -648,6 +649,7 @@ where
     /// assert_eq!(sent.unwrap(), 2);
     /// # }
     /// ```
+    #[inline]
     pub fn circuit_breaker(
         self,
         breaker: Arc<CircuitBreaker>,
@@ -678,6 +680,7 @@ where
     /// assert_eq!(n.unwrap(), 7);
     /// # }
     /// ```
+    #[inline]
     pub fn replayable(self) -> Workflow<'c, Step<P, Replay<F>, B>>
     where
         F: CallAgain<P::Output>,
@@ -769,6 +772,7 @@ where
     /// assert_eq!(ctx.steps()[1].attempts, 3);
     /// # }
     /// ```
+    #[inline]
     pub fn retry(
         self,
         retry: crate::behavior::Retry,

@@ -170,6 +170,7 @@ impl Place {
 impl<P, F, B: Builtins> Step<P, F, B> {
     /// The same step with its body wrapped by `wrap` (an adapter that
     /// replays it, or lets a test stand in for it).
+    #[inline]
     pub(crate) fn map_body<G>(self, wrap: impl FnOnce(F) -> G) -> Step<P, G, B> {
         Step {
             prev: self.prev,
@@ -183,6 +184,7 @@ impl<P, F, B: Builtins> Step<P, F, B> {
     }
 
     /// The same step with the built-in `layer` inside its others.
+    #[inline]
     pub(crate) fn then_builtin<L: Builtin>(self, layer: L) -> Step<P, F, B::Then<L>> {
         Step {
             prev: self.prev,
@@ -436,6 +438,46 @@ impl<F: StepFn<In>, In> Attempts for InlineBody<'_, '_, F, In> {
             unreachable!("an attempt in flight has its future");
         };
         let attempted = ready!(poll_attempt(fut, self.active, self.last, cx));
+        self.fut.set(None);
+        if attempted.is_err() {
+            self.tally.failed();
+        }
+        Poll::Ready(attempted)
+    }
+
+    fn start_and_poll(&mut self, cx: &mut Context<'_>) -> Poll<Attempted> {
+        *self.last = None;
+        let at = self.tally.next_start();
+        let (body, input, step, keep) =
+            (&mut *self.body, &mut *self.input, self.at, self.replayable);
+        let (mut fut, last) = (self.fut.as_mut(), &mut *self.last);
+        // One hand-over of the active step for the body's call and its
+        // first poll, as on the plain path.
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            enter(self.active, || {
+                let started = begin(body, input, step, keep)?;
+                fut.set(Some(started));
+                let Some(started) = fut.as_mut().as_pin_mut() else {
+                    unreachable!("the attempt's future was just set");
+                };
+                Some(started.poll(cx).map(|result| attempted(result, last)))
+            })
+        }));
+        let attempted = match polled {
+            Ok(None) => {
+                let inside = self.call;
+                return Poll::Ready(Err(StepFailure::Error(StepError::new(RunsOnce { inside }))));
+            }
+            Ok(Some(Poll::Pending)) => {
+                self.tally.start(at);
+                return Poll::Pending;
+            }
+            Ok(Some(Poll::Ready(attempted))) => attempted,
+            // The body panicked, as it was called (a sync body) or polled:
+            // it ran, and the attempt counts.
+            Err(payload) => Err(StepFailure::Panic(panic_message(&*payload).into())),
+        };
+        self.tally.start(at);
         self.fut.set(None);
         if attempted.is_err() {
             self.tally.failed();
@@ -1121,17 +1163,20 @@ where
     Poll::Ready(
         match catch_unwind(AssertUnwindSafe(|| enter(active, || fut.poll(cx)))) {
             Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(result)) => {
-                let attempted = match &result {
-                    Ok(_) => Ok(()),
-                    Err(failed) => Err(failed.failure.clone()),
-                };
-                *last = Some(result);
-                attempted
-            }
+            Ok(Poll::Ready(result)) => attempted(result, last),
             Err(payload) => Err(StepFailure::Panic(panic_message(&*payload).into())),
         },
     )
+}
+
+/// How an attempt that returned `result` ended, keeping `result` in `last`.
+fn attempted<O>(result: StepResult<O>, last: &mut Option<StepResult<O>>) -> Attempted {
+    let attempted = match &result {
+        Ok(_) => Ok(()),
+        Err(failed) => Err(failed.failure.clone()),
+    };
+    *last = Some(result);
+    attempted
 }
 
 /// Starts an attempt: on a copy of the input when it is kept for another
