@@ -504,7 +504,10 @@ where
     F: StepFn<P::Output>,
     B: Builtins,
 {
-    /// Wraps the last step in `behavior`.
+    /// Wraps the last step in `behavior`, inside the behaviors given to it
+    /// before. The built-in ones among those (`.retry(..)`, `.timeout(..)`,
+    /// `.circuit_breaker(..)`), kept in the step's type until now, move to
+    /// its list to keep that order.
     ///
     /// ```
     /// use std::time::Duration;

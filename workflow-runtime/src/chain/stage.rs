@@ -297,7 +297,7 @@ pin_project! {
     where
         F: StepFn<In>,
     {
-        layers: Layers,
+        layers: LayerList,
         lane: Inline,
         #[pin]
         attempting: Attempting<F, In>,
@@ -338,6 +338,18 @@ pin_project! {
         // A call inside a step's body, whose advice on running again
         // differs from a step's.
         call: bool,
+    }
+}
+
+/// An inline run's layers. Dropped out of line: a step's body is dropped
+/// on every step's path, and the loop over the layers, inlined there,
+/// made every plain step save and restore five registers for it.
+struct LayerList(Layers);
+
+impl Drop for LayerList {
+    #[inline(never)]
+    fn drop(&mut self) {
+        self.0.clear();
     }
 }
 
@@ -746,7 +758,7 @@ where
             } else if runs_inline(&stack, resumed.is_some()) {
                 Body::Inline {
                     run: Box::pin(InlineRun {
-                        layers: stack,
+                        layers: LayerList(stack),
                         lane: Inline::new(started),
                         attempting: Attempting::new(body, value, started, replayable, call),
                     }),
@@ -950,7 +962,7 @@ fn poll_body<F: StepFn<In>, In, B: Builtins>(
                 attempting,
             } = run.as_mut().project();
             return poll_attempting(at, active, attempting, cx, |attempts, call, cx| {
-                poll_inline(lane, layers, at.ctx, at.title, call, attempts, cx)
+                poll_inline(lane, &mut layers.0, at.ctx, at.title, call, attempts, cx)
             });
         }
         BodyProj::Own { run } => {
