@@ -349,6 +349,46 @@ async fn panics_count_as_failures_and_cancellation_does_not() {
     assert_eq!(b.state(), CircuitState::Closed);
 }
 
+// A step's own breaker whose half-open trial the step timeout ended: the
+// step is over but its chain goes on (here, undoing the step before it),
+// and the trial's slot is free for the next caller then, not only once the
+// whole chain is dropped.
+#[tokio::test(start_paused = true)]
+async fn a_trial_the_step_timeout_ended_frees_the_breaker_while_the_chain_goes_on() {
+    let b = breaker("trial-ended", 1, Duration::from_secs(10));
+    assert!(call_through(&b, true).await.is_err());
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let ctx = WorkflowContext::builder("Trial")
+        .options(WorkflowOptions::default().step_timeout(ms(50)))
+        .build();
+    let admitted = Arc::new(Mutex::new(None));
+    let err = Workflow::given(&ctx, "order", || 1u32)
+        .compensate({
+            let (b, admitted) = (b.clone(), admitted.clone());
+            move |_| {
+                let (b, admitted) = (b.clone(), admitted.clone());
+                async move {
+                    *admitted.lock().unwrap() = Some(call_through(&b, false).await.is_ok());
+                    Ok::<_, std::io::Error>(())
+                }
+            }
+        })
+        .when_async("slow trial", |n| async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            n
+        })
+        .circuit_breaker(b.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WorkflowError::TimedOut { .. }), "{err}");
+    assert_eq!(
+        *admitted.lock().unwrap(),
+        Some(true),
+        "the compensation's call was let through as the next trial"
+    );
+    assert_eq!(b.state(), CircuitState::Closed);
+}
+
 /// Notes when it enters and leaves.
 struct Mark(&'static str, Arc<Mutex<Vec<String>>>);
 
@@ -1127,13 +1167,17 @@ async fn built_in_behaviors_run_by_their_types_and_inline_exactly_as_through_the
     assert_eq!(panicked.starts, [ms(0)]);
 }
 
-/// A step that blocks its thread for 10ms and fails, retried with no
+/// A step that blocks its thread for 12ms and fails, retried with no
 /// backoff inside a 30ms timeout: no attempt ever waits, so only a check
-/// before each new attempt can see the time run out.
-async fn quick_failures_under_a_timeout(path: Path) -> StepRecord {
+/// before each new attempt can see the time run out. The record, and when
+/// each attempt started, from just before the run.
+async fn quick_failures_under_a_timeout(path: Path) -> (StepRecord, Vec<Duration>) {
     let ctx = WorkflowContext::new("Quick");
+    let starts = Mutex::new(Vec::new());
+    let begun = std::time::Instant::now();
     let chain = Workflow::given(&ctx, "n", || 1u32).try_when("work", |n| {
-        std::thread::sleep(ms(10));
+        starts.lock().unwrap().push(begun.elapsed());
+        std::thread::sleep(ms(12));
         Err::<u32, _>(Flaky(n))
     });
     let retry = Retry::max_attempts(100).backoff(Duration::ZERO);
@@ -1148,21 +1192,25 @@ async fn quick_failures_under_a_timeout(path: Path) -> StepRecord {
                 .await
         }
     };
-    ctx.steps().into_iter().find(|s| s.title == "work").unwrap()
+    let step = ctx.steps().into_iter().find(|s| s.title == "work").unwrap();
+    (step, starts.into_inner().unwrap())
 }
 
 // On the real clock: the body blocks the thread, which paused time cannot
-// see. Bounded: at most 100 attempts of 10ms.
+// see. Bounded: at most 100 attempts of 12ms.
 #[tokio::test]
 async fn an_outer_timeout_ends_a_retry_of_quick_failures_every_way() {
     for path in [Path::Own, Path::Inline, Path::General] {
-        let step = quick_failures_under_a_timeout(path).await;
+        let (step, starts) = quick_failures_under_a_timeout(path).await;
         assert_eq!(step.outcome.to_string(), "timed out after 30ms", "{path:?}");
+        // Attempts start at 0, 12 and 24ms; the third ends past the limit,
+        // and no fourth starts (a check that waited for the timer to fire
+        // would start one at 36ms).
         assert!(
-            (3..10).contains(&step.attempts),
-            "{path:?}: {} attempts",
-            step.attempts
+            starts.len() >= 2 && starts.iter().all(|start| *start < ms(30)),
+            "{path:?}: attempts started at {starts:?}"
         );
+        assert_eq!(step.attempts as usize, starts.len(), "{path:?}");
     }
 }
 

@@ -464,8 +464,11 @@ impl Drop for Locked<'_> {
         let healthy =
             matches!(self.inner.phase, Phase::Closed) && self.inner.consecutive_failures == 0;
         // Under the lock still, so the flag follows the state's changes in
-        // their order.
-        self.healthy.store(healthy, Ordering::Release);
+        // their order; written only when it changes, as every call on every
+        // worker reads it.
+        if self.healthy.load(Ordering::Relaxed) != healthy {
+            self.healthy.store(healthy, Ordering::Release);
+        }
     }
 }
 

@@ -123,6 +123,10 @@ pub struct Pass<'a> {
     now: Option<Instant>,
     /// The earliest deadline of the timeouts around the layer being run.
     deadline: Option<Instant>,
+    /// A retry found that deadline passed before its next attempt: the
+    /// innermost timeout around it whose deadline has passed fires, with no
+    /// attempt started and no timer looked at.
+    overdue: bool,
     /// Attempts sent back at once in this poll.
     again: u32,
 }
@@ -140,12 +144,18 @@ impl<'a> Pass<'a> {
             site: Site { ctx, title, call },
             now: started,
             deadline: None,
+            overdue: false,
             again: 0,
         }
     }
 
     fn now(&mut self) -> Instant {
         *self.now.get_or_insert_with(Instant::now)
+    }
+
+    /// Whether a timeout around the layer being run is out of time.
+    fn past_deadline(&mut self) -> bool {
+        self.deadline.is_some_and(|deadline| self.now() >= deadline)
     }
 }
 
@@ -207,6 +217,8 @@ pub struct Retrying<I> {
     retry: Retry,
     /// The attempt under way, from 1; 0 outside a run.
     attempt: u32,
+    /// Another attempt is due and has not started.
+    due: bool,
     /// The wait before the next attempt, while it lasts.
     backoff: Option<Pin<Box<Sleep>>>,
     inner: I,
@@ -264,6 +276,7 @@ impl Builtin for Retry {
         Retrying {
             retry: self,
             attempt: 0,
+            due: false,
             backoff: None,
             inner,
         }
@@ -326,13 +339,15 @@ impl<I: Builtins> Builtins for Retrying<I> {
         Retrying {
             retry: self.retry,
             attempt: self.attempt,
+            due: self.due,
             backoff: self.backoff,
             inner: self.inner.__then(layer),
         }
     }
 
     fn __runs_again(&self) -> bool {
-        super::Behavior::runs_again(&self.retry) || self.inner.__runs_again()
+        // As in a list (`Layer::runs_again`): any retry may.
+        true
     }
 
     fn __push_layers(&self, into: &mut Vec<Layer>) {
@@ -353,11 +368,15 @@ impl<I: Builtins> Builtins for Retrying<I> {
             if let Some(sleep) = &mut self.backoff {
                 ready!(sleep.as_mut().poll(cx));
                 self.backoff = None;
-                // A deadline around the retry may have passed meanwhile.
-                if pass.deadline.is_some_and(|deadline| pass.now() >= deadline) {
-                    cx.waker().wake_by_ref();
+            }
+            // Before another attempt (after a backoff, at once, or after
+            // yielding): a timeout around the retry may have run out.
+            if self.due {
+                if pass.past_deadline() {
+                    pass.overdue = true;
                     return Poll::Pending;
                 }
+                self.due = false;
             }
             let outcome = ready!(self.inner.__poll(pass, body, cx));
             if let Err(failure) = &outcome
@@ -366,6 +385,7 @@ impl<I: Builtins> Builtins for Retrying<I> {
                         .again(self.attempt, failure, body.can_replay(), &pass.site)
             {
                 self.attempt += 1;
+                self.due = true;
                 // The next attempt's deadlines start from its own start.
                 pass.now = None;
                 if !wait.is_zero() {
@@ -373,11 +393,8 @@ impl<I: Builtins> Builtins for Retrying<I> {
                     continue;
                 }
                 pass.again += 1;
-                // Yield, so the task's other work runs and a timeout around
-                // the retry that has run out fires before the next attempt.
-                if pass.again >= AGAIN_PER_POLL
-                    || pass.deadline.is_some_and(|deadline| pass.now() >= deadline)
-                {
+                // Yield, so the task's other work runs.
+                if pass.again >= AGAIN_PER_POLL {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
@@ -390,6 +407,7 @@ impl<I: Builtins> Builtins for Retrying<I> {
 
     fn __reset(&mut self) {
         self.attempt = 0;
+        self.due = false;
         self.backoff = None;
         self.inner.__reset();
     }
@@ -433,13 +451,20 @@ impl<I: Builtins> Builtins for TimeLimited<I> {
         let polled = self.inner.__poll(pass, body, cx);
         pass.deadline = around;
         if polled.is_pending() {
-            let sleep = self
-                .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-            if sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
+            // A retry inside found the time up before its next attempt: the
+            // innermost timeout out of time fires now, as the timer would
+            // only once its driver turns.
+            let overdue = pass.overdue && pass.now() >= deadline;
+            if !overdue {
+                let sleep = self
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
             }
             // Out of time: drop what it wraps, which ended unfinished.
+            pass.overdue = false;
             self.inner.__reset();
             if body.in_flight() {
                 body.abandon();

@@ -565,7 +565,7 @@ enum Phase {
 
 pin_project! {
     /// The future of one step and every step before it.
-    pub struct StepFuture<'c, P, F, In, B>
+    pub struct StepFuture<'c, P, F, In, B = Bare>
     where
         F: StepFn<In>,
         B: Builtins,
@@ -1328,6 +1328,11 @@ where
             .as_pin_mut()
             .and_then(|running| running.project().active.take());
         this.running.set(None);
+        // Ended from outside its own behaviors (the step timeout, the
+        // run's cancellation, a behavior that panicked): they leave their
+        // states now, not when the whole chain goes, so a breaker's trial
+        // is freed for other callers and no timer wakes the run for them.
+        this.own.__reset();
         self.end(started, id, active, ended)
     }
 
