@@ -1332,7 +1332,10 @@ where
         // run's cancellation, a behavior that panicked): they leave their
         // states now, not when the whole chain goes, so a breaker's trial
         // is freed for other callers and no timer wakes the run for them.
-        this.own.__reset();
+        // (Ended by them, they are idle already.)
+        if !matches!(ended, Ended::Behaved { .. }) {
+            this.own.__reset();
+        }
         self.end(started, id, active, ended)
     }
 
