@@ -8,10 +8,10 @@
 //! no box per run, and no timer until the step has to wait. Their poll is
 //! one nested function the compiler sees whole.
 //!
-//! A step whose context adds behaviors of its own, or a durable step
-//! resuming a retry the journal began, hands its layers to the
-//! context's stack instead, where they keep the same place (innermost,
-//! in the order given) and the same meaning.
+//! A step that something else wraps too (its context's behaviors, or one
+//! given with `.with(..)` before or after them), or a durable step resuming
+//! a retry the journal began, hands its layers to the step's list instead,
+//! where they keep their place in the order written and the same meaning.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -36,7 +36,7 @@ mod sealed {
 
 /// A step's own built-in behaviors, as a type: [`Bare`] for none, and
 /// each of [`Retrying`], [`TimeLimited`] and [`Guarded`] around the ones
-/// given after it. The chain builds it; a user never names it.
+/// given after it. The chain builds it; a user rarely names it.
 ///
 /// ```
 /// use std::time::Duration;
@@ -463,12 +463,13 @@ impl<I: Builtins> Builtins for TimeLimited<I> {
                     return Poll::Pending;
                 }
             }
-            // Out of time: drop what it wraps, which ended unfinished.
+            // Out of time: drop what it wraps (the attempt first, then the
+            // layers it ran in), which ended unfinished.
             pass.overdue = false;
-            self.inner.__reset();
             if body.in_flight() {
                 body.abandon();
             }
+            self.inner.__reset();
         }
         self.deadline = None;
         self.sleep = None;
