@@ -268,9 +268,9 @@ pin_project! {
         Plain {
             #[pin] fut: F::Future,
         },
-        // Built-in behaviors only, from the context too: run inline, their
-        // states in the stack; boxed, so a step that has none does not
-        // carry their room.
+        // A list of built-in behaviors only (the context's, or the step's
+        // own joined to them): run inline, their states in the list; boxed,
+        // so a step that has none does not carry their room.
         Inline {
             run: Pin<Box<InlineRun<F, In>>>,
         },
