@@ -1214,6 +1214,72 @@ async fn an_outer_timeout_ends_a_retry_of_quick_failures_every_way() {
     }
 }
 
+/// The same quick failures, retried with no backoff and no timeout of
+/// their own, under the options' 30ms step timeout, which sits outside
+/// every behavior: the record, and when each attempt started.
+async fn quick_failures_under_the_step_timeout(path: Path) -> (StepRecord, Vec<Duration>) {
+    let ctx = WorkflowContext::builder("Quick")
+        .options(WorkflowOptions::default().step_timeout(ms(30)))
+        .build();
+    let starts = Mutex::new(Vec::new());
+    let begun = std::time::Instant::now();
+    let chain = Workflow::given(&ctx, "n", || 1u32).try_when("work", |n| {
+        starts.lock().unwrap().push(begun.elapsed());
+        std::thread::sleep(ms(12));
+        Err::<u32, _>(Flaky(n))
+    });
+    let retry = Retry::max_attempts(100).backoff(Duration::ZERO);
+    let _ = match path {
+        Path::Own => chain.retry(retry).await,
+        Path::Inline => chain.replayable().with(retry).await,
+        Path::General => chain.replayable().with(retry).with(PassThrough).await,
+    };
+    let step = ctx.steps().into_iter().find(|s| s.title == "work").unwrap();
+    (step, starts.into_inner().unwrap())
+}
+
+// On the real clock, as above. Before each new attempt the retry sees the
+// step's time is up, where it used to go on until it had made 32 attempts
+// in one poll (or, with a body that waits, started one more).
+#[tokio::test]
+async fn the_step_timeout_ends_a_retry_of_quick_failures_every_way() {
+    for path in [Path::Own, Path::Inline, Path::General] {
+        let (step, starts) = quick_failures_under_the_step_timeout(path).await;
+        assert_eq!(step.outcome.to_string(), "timed out after 30ms", "{path:?}");
+        assert!(
+            !starts.is_empty() && starts.iter().all(|start| *start < ms(30)),
+            "{path:?}: attempts started at {starts:?}"
+        );
+    }
+}
+
+// A run cancelled while its step's retry goes on: no attempt starts after.
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_run_starts_no_further_attempt_every_way() {
+    for path in [Path::Own, Path::Inline, Path::General] {
+        let ctx = WorkflowContext::new("Cancelled");
+        let calls = AtomicU32::new(0);
+        let chain = Workflow::given(&ctx, "n", || 1u32).try_when("work", |n| {
+            // The first attempt's failure comes with the run cancelled.
+            calls.fetch_add(1, Ordering::SeqCst);
+            ctx.cancel();
+            Err::<u32, _>(Flaky(n))
+        });
+        let retry = Retry::max_attempts(5).backoff(Duration::ZERO);
+        let err = match path {
+            Path::Own => chain.retry(retry).await,
+            Path::Inline => chain.replayable().with(retry).await,
+            Path::General => chain.replayable().with(retry).with(PassThrough).await,
+        }
+        .unwrap_err();
+        assert!(
+            matches!(err, WorkflowError::Cancelled { .. }),
+            "{path:?}: {err}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "{path:?}");
+    }
+}
+
 /// Issue 25, point 5: a sync step that panicked under a behavior recorded
 /// `attempts = 0` and no attempt times though its body ran each time: the
 /// attempt was counted only once its future existed, and a sync body

@@ -43,6 +43,19 @@ pub trait Attempts {
     fn can_replay(&self) -> bool;
 }
 
+/// Whether the step that started at `started` is over from outside its
+/// behaviors: past the options' step timeout, or its run cancelled. A
+/// behavior about to start another attempt then lets the step end there
+/// instead (it returns `Pending`; the step's own timer or cancellation,
+/// which it polls next, ends it).
+pub(crate) fn step_over(ctx: &WorkflowContext, started: Instant) -> bool {
+    ctx.is_cancelled()
+        || ctx
+            .options()
+            .step_timeout
+            .is_some_and(|limit| Instant::now() >= started + limit)
+}
+
 /// Where the runner is in the stack between polls.
 #[derive(Debug)]
 pub(crate) struct Inline {
@@ -51,6 +64,8 @@ pub(crate) struct Inline {
     /// The step's start: the first pass down reads the clock from it
     /// rather than again.
     started: Option<Instant>,
+    /// The step's start, for its step timeout.
+    begun: Instant,
 }
 
 impl Inline {
@@ -59,6 +74,7 @@ impl Inline {
         Inline {
             depth: 0,
             started: Some(started),
+            begun: started,
         }
     }
 }
@@ -111,7 +127,11 @@ pub(crate) fn poll_inline<A: Attempts>(
             }
             let mut now = state.started.take();
             // Going down again inside layers (a retry's next attempt): the
-            // timeouts around it may have run out meanwhile.
+            // step may be over, or the timeouts around it may have run out
+            // meanwhile.
+            if state.depth > 0 && !body.in_flight() && step_over(ctx, state.begun) {
+                return Poll::Pending;
+            }
             if state.depth > 0
                 && !body.in_flight()
                 && let Some(fired) =

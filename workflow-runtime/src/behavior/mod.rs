@@ -49,7 +49,7 @@ pub use circuit_breaker::{
     BreakerConfig, BreakerSnapshot, CircuitBreaker, CircuitOpen, CircuitState, Transition,
 };
 pub use fallback::Fallback;
-pub(crate) use inline::{Attempts, Inline, poll_inline, runs_inline};
+pub(crate) use inline::{Attempts, Inline, poll_inline, runs_inline, step_over};
 pub(crate) use layer::{Layer, Layers};
 pub use logging::Logging;
 pub use metrics::Metrics;

@@ -19,7 +19,7 @@ use std::task::{Context, Poll, ready};
 
 use tokio::time::{Instant, Sleep};
 
-use super::inline::Attempts;
+use super::inline::{Attempts, step_over};
 use super::layer::Layer;
 use super::retry::Site;
 use super::{Attempted, CircuitBreaker, Retry, Timeout};
@@ -121,6 +121,8 @@ pub struct Pass<'a> {
     /// The time to start deadlines from on this way down: the step's start
     /// on its first, then read once when a timeout first needs it.
     now: Option<Instant>,
+    /// The step's start, for its step timeout.
+    begun: Instant,
     /// The earliest deadline of the timeouts around the layer being run.
     deadline: Option<Instant>,
     /// A retry found that deadline passed before its next attempt: the
@@ -132,17 +134,20 @@ pub struct Pass<'a> {
 }
 
 impl<'a> Pass<'a> {
-    /// A poll of the step `title` in `ctx`; `started` is the step's start,
-    /// on its first poll. `call` marks a call inside a step's body.
+    /// A poll of the step `title` in `ctx`, which started at `begun`;
+    /// `first` is that start again on the step's first poll. `call` marks a
+    /// call inside a step's body.
     pub(crate) fn new(
         ctx: &'a WorkflowContext,
         title: &'a str,
         call: bool,
-        started: Option<Instant>,
+        begun: Instant,
+        first: Option<Instant>,
     ) -> Self {
         Pass {
             site: Site { ctx, title, call },
-            now: started,
+            now: first,
+            begun,
             deadline: None,
             overdue: false,
             again: 0,
@@ -372,6 +377,9 @@ impl<I: Builtins> Builtins for Retrying<I> {
             // Before another attempt (after a backoff, at once, or after
             // yielding): a timeout around the retry may have run out.
             if self.due {
+                if step_over(pass.site.ctx, pass.begun) {
+                    return Poll::Pending;
+                }
                 if pass.past_deadline() {
                     pass.overdue = true;
                     return Poll::Pending;

@@ -16,7 +16,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use super::step_fn::{Failed, StepAt, StepFn, StepResult};
 use crate::behavior::{
     Attempted, Attempts, Bare, BoxFuture, Builtin, Builtins, Inline, Layers, Pass, Port, StepScope,
-    poll_inline, run_stack, runs_inline,
+    poll_inline, run_stack, runs_inline, step_over,
 };
 use crate::context::active::{Active, enter};
 use crate::context::{RunJournal, StepId, StepOutcome, StepRecord, WorkflowContext};
@@ -816,7 +816,7 @@ where
             ctx,
             title: this.title,
         };
-        let ended = match poll_body(at, this.own, running.active, running.body, cx) {
+        let ended = match poll_body(at, started, this.own, running.active, running.body, cx) {
             Poll::Ready(ended) => ended,
             Poll::Pending => {
                 if let Some(limit) = ctx.options().step_timeout {
@@ -948,13 +948,16 @@ impl<O> From<Ended<'static, O>> for Polled<O> {
 /// Polls the body, plain or under its behaviors, catching panics.
 fn poll_body<F: StepFn<In>, In, B: Builtins>(
     at: StepAt<'_>,
+    started: Instant,
     own: &mut B,
     active: &mut Option<Active>,
     mut body: Pin<&mut Body<F, In, B>>,
     cx: &mut Context<'_>,
 ) -> Poll<Polled<F::Output>> {
     match body.as_mut().project() {
-        BodyProj::Behaved { behaved } => return poll_behaved(at, active, behaved.as_mut(), cx),
+        BodyProj::Behaved { behaved } => {
+            return poll_behaved(at, started, active, behaved.as_mut(), cx);
+        }
         BodyProj::Inline { run } => {
             let InlineRunProj {
                 layers,
@@ -967,13 +970,10 @@ fn poll_body<F: StepFn<In>, In, B: Builtins>(
         }
         BodyProj::Own { run } => {
             let OwnRunProj { begun, attempting } = B::__pin(run).project();
-            let started = begun.take();
+            let first = begun.take();
             return poll_attempting(at, active, attempting, cx, |attempts, call, cx| {
-                own.__poll(
-                    &mut Pass::new(at.ctx, at.title, call, started),
-                    attempts,
-                    cx,
-                )
+                let mut pass = Pass::new(at.ctx, at.title, call, started, first);
+                own.__poll(&mut pass, attempts, cx)
             });
         }
         _ => {}
@@ -1007,6 +1007,7 @@ fn poll_body<F: StepFn<In>, In, B: Builtins>(
 /// for it and hands its outcome back, until the behaviors finish.
 fn poll_behaved<F: StepFn<In>, In>(
     at: StepAt<'_>,
+    started: Instant,
     active: &mut Option<Active>,
     behaved: Pin<&mut Behaved<F, In>>,
     cx: &mut Context<'_>,
@@ -1071,6 +1072,11 @@ fn poll_behaved<F: StepFn<In>, In>(
             ended_at_once += 1;
             if ended_at_once > ATTEMPTS_PER_POLL {
                 cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            // Another attempt, but the step is over from outside the
+            // behaviors: its timer or cancellation ends it next.
+            if this.scope.attempts() > 0 && step_over(at.ctx, started) {
                 return Poll::Pending;
             }
             // A value is the latest attempt's own, never an earlier one's.
