@@ -313,7 +313,9 @@ pin_project! {
         F: StepFn<In>,
     {
         // The step's start, for the first way down through the layers.
-        begun: Option<Instant>,
+        first: Option<Instant>,
+        // The step's start, for its step timeout.
+        begun: Instant,
         #[pin]
         attempting: Attempting<F, In>,
     }
@@ -529,6 +531,8 @@ pin_project! {
         // A call inside a step's body (`Around`), whose advice on running
         // again differs from a step's.
         inside: bool,
+        // The step's start, for its step timeout.
+        begun: Instant,
     }
 }
 
@@ -740,7 +744,8 @@ where
             let body = if own_alone {
                 let attempting = Attempting::new(body, value, started, replayable, call);
                 match B::__slot(OwnRun {
-                    begun: Some(started),
+                    first: Some(started),
+                    begun: started,
                     attempting,
                 }) {
                     Ok(run) => Body::Own { run },
@@ -787,6 +792,7 @@ where
                         fut: None,
                         last: None,
                         inside: matches!(this.place, Place::Inside { .. }),
+                        begun: started,
                     }),
                 }
             };
@@ -816,7 +822,7 @@ where
             ctx,
             title: this.title,
         };
-        let ended = match poll_body(at, started, this.own, running.active, running.body, cx) {
+        let ended = match poll_body(at, this.own, running.active, running.body, cx) {
             Poll::Ready(ended) => ended,
             Poll::Pending => {
                 if let Some(limit) = ctx.options().step_timeout {
@@ -948,7 +954,6 @@ impl<O> From<Ended<'static, O>> for Polled<O> {
 /// Polls the body, plain or under its behaviors, catching panics.
 fn poll_body<F: StepFn<In>, In, B: Builtins>(
     at: StepAt<'_>,
-    started: Instant,
     own: &mut B,
     active: &mut Option<Active>,
     mut body: Pin<&mut Body<F, In, B>>,
@@ -956,7 +961,7 @@ fn poll_body<F: StepFn<In>, In, B: Builtins>(
 ) -> Poll<Polled<F::Output>> {
     match body.as_mut().project() {
         BodyProj::Behaved { behaved } => {
-            return poll_behaved(at, started, active, behaved.as_mut(), cx);
+            return poll_behaved(at, active, behaved.as_mut(), cx);
         }
         BodyProj::Inline { run } => {
             let InlineRunProj {
@@ -969,10 +974,14 @@ fn poll_body<F: StepFn<In>, In, B: Builtins>(
             });
         }
         BodyProj::Own { run } => {
-            let OwnRunProj { begun, attempting } = B::__pin(run).project();
-            let first = begun.take();
+            let OwnRunProj {
+                first,
+                begun,
+                attempting,
+            } = B::__pin(run).project();
+            let (first, begun) = (first.take(), *begun);
             return poll_attempting(at, active, attempting, cx, |attempts, call, cx| {
-                let mut pass = Pass::new(at.ctx, at.title, call, started, first);
+                let mut pass = Pass::new(at.ctx, at.title, call, begun, first);
                 own.__poll(&mut pass, attempts, cx)
             });
         }
@@ -1007,7 +1016,6 @@ fn poll_body<F: StepFn<In>, In, B: Builtins>(
 /// for it and hands its outcome back, until the behaviors finish.
 fn poll_behaved<F: StepFn<In>, In>(
     at: StepAt<'_>,
-    started: Instant,
     active: &mut Option<Active>,
     behaved: Pin<&mut Behaved<F, In>>,
     cx: &mut Context<'_>,
@@ -1076,7 +1084,7 @@ fn poll_behaved<F: StepFn<In>, In>(
             }
             // Another attempt, but the step is over from outside the
             // behaviors: its timer or cancellation ends it next.
-            if this.scope.attempts() > 0 && step_over(at.ctx, started) {
+            if this.scope.attempts() > 0 && step_over(at.ctx, *this.begun) {
                 return Poll::Pending;
             }
             // A value is the latest attempt's own, never an earlier one's.
