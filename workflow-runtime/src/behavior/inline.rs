@@ -53,7 +53,8 @@ pub(crate) fn step_over(ctx: &WorkflowContext, started: Instant) -> bool {
         || ctx
             .options()
             .step_timeout
-            .is_some_and(|limit| Instant::now() >= started + limit)
+            .and_then(|limit| started.checked_add(limit))
+            .is_some_and(|deadline| Instant::now() >= deadline)
 }
 
 /// Where the runner is in the stack between polls.

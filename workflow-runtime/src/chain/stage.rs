@@ -825,10 +825,13 @@ where
         let ended = match poll_body(at, this.own, running.active, running.body, cx) {
             Poll::Ready(ended) => ended,
             Poll::Pending => {
-                if let Some(limit) = ctx.options().step_timeout {
+                // A limit too far to reach (`Duration::MAX`) never ends it.
+                if let Some(limit) = ctx.options().step_timeout
+                    && let Some(deadline) = started.checked_add(limit)
+                {
                     let sleep = running
                         .deadline
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(started + limit)));
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                     if sleep.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(self.finish(started, Ended::TimedOut(limit)));
                     }

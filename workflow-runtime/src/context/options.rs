@@ -8,7 +8,7 @@ use std::time::Duration;
 /// |---|---|---|
 /// | `continue_on_error` | `false` | a failure in a step that passes its value on (`then`, `finally`) is recorded and the chain goes on; the run still ends in the first failure |
 /// | `halt_on_failed_assertion` | `true` | a `then` predicate returning `false` stops the chain; `false` makes assertions soft |
-/// | `step_timeout` | `None` | every async step is dropped after this long and recorded as timed out |
+/// | `step_timeout` | `None` | a step still waiting after this long is dropped and recorded as timed out, and one whose behaviors would start another attempt after it is ended there |
 /// | `skip_remaining_on_failure` | `true` | steps after a failure are recorded as skipped, so the report shows the whole plan |
 /// | `capture_io` | `false` | `#[step]` functions record their input and output in `Debug` form |
 ///
