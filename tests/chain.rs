@@ -236,6 +236,22 @@ async fn continue_on_error_goes_past_a_panicking_assertion_but_not_past_a_failed
     assert!(matches!(strict.steps()[2].outcome, StepOutcome::Skipped));
 }
 
+// A step timeout too long to add to a step's start (`Duration::MAX`, as
+// "no limit" is sometimes spelled) never ends a step: adding it panicked
+// as soon as a step waited, outside any step's own panic handling.
+#[tokio::test(start_paused = true)]
+async fn a_step_timeout_too_long_to_reach_never_ends_a_step() {
+    let ctx = with(WorkflowOptions::default().step_timeout(Duration::MAX));
+    let n = Workflow::given(&ctx, "order", || 1)
+        .when_async("waits", |n| async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            n + 1
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_step_past_its_timeout_is_dropped_and_recorded_as_timed_out() {
     let ctx = with(WorkflowOptions::default().step_timeout(Duration::from_secs(30)));
