@@ -181,7 +181,7 @@ pub fn mermaid(name: &str, steps: &[StepMeta]) -> String {
 /// The context a definition makes unless it says more: its name, its
 /// description, room for its steps' records.
 pub fn default_context<W: WorkflowDefinition>() -> ContextBuilder {
-    let builder = WorkflowContext::builder(W::NAME)
+    let builder = WorkflowContext::static_builder(W::NAME)
         .expected_steps(W::STEPS.len())
         .step_metas(W::STEPS);
     match W::DESCRIPTION {

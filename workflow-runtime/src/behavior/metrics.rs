@@ -28,7 +28,7 @@ pub struct Metrics;
 
 /// The `workflow` and `step` labels, sharing the strings the step holds.
 pub(crate) fn labels(step: &StepScope) -> (SharedString, SharedString) {
-    let workflow = SharedString::from_shared(step.ctx().shared_name());
+    let workflow = step.ctx().name_label();
     let title = SharedString::from_owned(step.title().to_owned());
     (workflow, title)
 }

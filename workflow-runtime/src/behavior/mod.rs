@@ -50,7 +50,7 @@ pub use circuit_breaker::{
 };
 pub use fallback::Fallback;
 pub(crate) use inline::{Attempts, Inline, poll_inline, runs_inline, step_over};
-pub(crate) use layer::{Layer, Layers};
+pub(crate) use layer::{Layer, Layers, discard as discard_layers};
 pub use logging::Logging;
 pub use metrics::Metrics;
 pub use next::Next;

@@ -303,7 +303,7 @@ impl Retry {
             }
             return None;
         }
-        let workflow = SharedString::from_shared(site.ctx.shared_name());
+        let workflow = site.ctx.name_label();
         let title = SharedString::from_owned(site.title.to_owned());
         metrics::counter!("workflow_retries_total", "workflow" => workflow, "step" => title)
             .increment(1);

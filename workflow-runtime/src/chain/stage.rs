@@ -227,8 +227,7 @@ where
             ctx,
             kind: self.kind,
             title: self.title,
-            body: Some(self.body),
-            layers: self.layers,
+            unstarted: Some((self.body, self.layers)),
             own: self.own,
             place: self.place,
             soft: None,
@@ -552,8 +551,32 @@ pin_project! {
         // Made only once the step returns `Pending`: sync and
         // immediately-ready steps never touch the timer or the token, and
         // boxed so they do not weigh on every step's future.
-        deadline: Option<Pin<Box<Sleep>>>,
-        cancelled: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+        waits: Option<Pin<Box<Waits>>>,
+    }
+}
+
+pin_project! {
+    /// What a step that returned `Pending` waits on besides its body, in
+    /// one box: its step timeout, if it has one within reach (a limit of
+    /// `Duration::MAX` never ends it), and the run's cancellation.
+    struct Waits {
+        limit: Duration,
+        #[pin]
+        deadline: Option<Sleep>,
+        #[pin]
+        cancelled: WaitForCancellationFutureOwned,
+    }
+}
+
+impl Waits {
+    fn new(ctx: &WorkflowContext, started: Instant) -> Self {
+        let limit = ctx.options().step_timeout;
+        let deadline = limit.and_then(|limit| started.checked_add(limit));
+        Waits {
+            limit: limit.unwrap_or(Duration::MAX),
+            deadline: deadline.map(tokio::time::sleep_until),
+            cancelled: ctx.cancellation_token().clone().cancelled_owned(),
+        }
     }
 }
 
@@ -577,8 +600,10 @@ pin_project! {
         ctx: &'c WorkflowContext,
         kind: StepKind,
         title: Title,
-        body: Option<F>,
-        layers: Layers,
+        // The body and the behaviors given to the step, until it starts.
+        // Kept together so that, once taken, dropping the step checks
+        // one tag rather than calling out to drop an empty list.
+        unstarted: Option<(F, Layers)>,
         // The step's own built-in behaviors, with their states while they
         // run it.
         own: B,
@@ -647,8 +672,8 @@ where
             if ctx.is_cancelled() {
                 return Poll::Ready(self.finish(started, Ended::Cancelled));
             }
-            let body = this
-                .body
+            let (body, own) = this
+                .unstarted
                 .take()
                 .expect("StepFuture polled after completion");
             // A resumed durable run hands on what the journal holds: the
@@ -669,7 +694,6 @@ where
                 let failed = Ended::Replayed(Err(Failed::error(why)));
                 return Poll::Ready(self.end(started, id, active, failed));
             }
-            let own = std::mem::take(this.layers);
             // Value behaviors registered for the type wrap the steps that
             // make such a value, not an assertion passing one on, a
             // compensation, nor a call inside a step's body.
@@ -742,6 +766,7 @@ where
                     || stack.iter().any(crate::behavior::Layer::runs_again));
             let call = matches!(this.place, Place::Inside { .. });
             let body = if own_alone {
+                crate::behavior::discard_layers(stack);
                 let attempting = Attempting::new(body, value, started, replayable, call);
                 match B::__slot(OwnRun {
                     first: Some(started),
@@ -756,6 +781,7 @@ where
                     },
                 }
             } else if stack.is_empty() {
+                crate::behavior::discard_layers(stack);
                 Body::Start {
                     body: Some(body),
                     input: Some(value),
@@ -801,8 +827,7 @@ where
                 active,
                 id,
                 started,
-                deadline: None,
-                cancelled: None,
+                waits: None,
             }));
             *this.phase = Phase::Running;
         }
@@ -825,21 +850,18 @@ where
         let ended = match poll_body(at, this.own, running.active, running.body, cx) {
             Poll::Ready(ended) => ended,
             Poll::Pending => {
-                // A limit too far to reach (`Duration::MAX`) never ends it.
-                if let Some(limit) = ctx.options().step_timeout
-                    && let Some(deadline) = started.checked_add(limit)
+                let waits = running
+                    .waits
+                    .get_or_insert_with(|| Box::pin(Waits::new(ctx, started)))
+                    .as_mut()
+                    .project();
+                if let Some(deadline) = waits.deadline.as_pin_mut()
+                    && deadline.poll(cx).is_ready()
                 {
-                    let sleep = running
-                        .deadline
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                    if sleep.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(self.finish(started, Ended::TimedOut(limit)));
-                    }
+                    let limit = *waits.limit;
+                    return Poll::Ready(self.finish(started, Ended::TimedOut(limit)));
                 }
-                let cancelled = running.cancelled.get_or_insert_with(|| {
-                    Box::pin(ctx.cancellation_token().clone().cancelled_owned())
-                });
-                match cancelled.as_mut().poll(cx) {
+                match waits.cancelled.poll(cx) {
                     Poll::Ready(()) => Ended::Cancelled.into(),
                     Poll::Pending => return Poll::Pending,
                 }
@@ -1358,6 +1380,10 @@ where
 
     /// Records how the step ended and decides whether the chain goes on.
     /// A run's error is always its first failure, soft or not.
+    ///
+    /// The record is made in one expression, where it is pushed: built
+    /// first and filled in after, it was copied three times on its way
+    /// into the context's list.
     #[inline]
     fn end(
         self: Pin<&mut Self>,
@@ -1367,35 +1393,37 @@ where
         ended: Ended<'_, F::Output>,
     ) -> Flow<F::Output> {
         let options = self.ctx.options();
+        // A step cancelled before it started has no id yet.
+        let id = if id == StepId::UNSET {
+            self.ctx.next_step_id()
+        } else {
+            id
+        };
         let now = Instant::now();
-        let mut record = StepRecord::new(
-            self.kind,
-            self.title.clone(),
-            now.saturating_duration_since(started),
-            StepOutcome::Passed,
-        );
-        record.id = id;
-        record.parent = self.place.parent();
+        let mut elapsed = now.saturating_duration_since(started);
+        let mut attempts = 1;
+        let mut attempt_times = Vec::new();
+        let mut replayed = false;
         let result = match ended {
             Ended::Result(result) => result,
             Ended::Replayed(result) => {
-                record.outcome = StepOutcome::Replayed;
+                replayed = true;
                 result
             }
             Ended::Behaved {
                 result,
-                attempts,
+                attempts: made,
                 mut attempt_elapsed,
                 last_started,
             } => {
-                record.attempts = attempts;
+                attempts = made;
                 // One attempt took the step's own time: listed only when
                 // there were more.
-                if attempts > 1 {
+                if made > 1 {
                     if let Some(started) = last_started {
                         attempt_elapsed.push(now.saturating_duration_since(started));
                     }
-                    record.attempt_elapsed = attempt_elapsed;
+                    attempt_times = attempt_elapsed;
                 }
                 result
             }
@@ -1404,22 +1432,48 @@ where
                 value: None,
             }),
             Ended::TimedOut(after) => {
-                record.elapsed = after;
+                elapsed = after;
                 Err(Failed {
                     failure: StepFailure::TimedOut(after),
                     value: None,
                 })
             }
             Ended::Cancelled => {
-                record.outcome = StepOutcome::Cancelled;
-                self.ctx.record(record);
+                self.ctx.push_record(StepRecord {
+                    kind: self.kind,
+                    title: self.title.clone(),
+                    elapsed,
+                    outcome: StepOutcome::Cancelled,
+                    attempts,
+                    attempt_elapsed: attempt_times,
+                    input: None,
+                    output: None,
+                    id,
+                    parent: self.place.parent(),
+                });
                 let error = WorkflowError::Cancelled { step: self.info() };
                 return Err(self.project().soft.take().map_or(error, |first| *first));
             }
         };
+        let outcome = match &result {
+            Ok(_) if replayed => StepOutcome::Replayed,
+            Ok(_) => StepOutcome::Passed,
+            Err(failed) => StepOutcome::Failed(failed.failure.clone()),
+        };
+        self.ctx.push_record(StepRecord {
+            kind: self.kind,
+            title: self.title.clone(),
+            elapsed,
+            outcome,
+            attempts,
+            attempt_elapsed: attempt_times,
+            input: None,
+            output: None,
+            id,
+            parent: self.place.parent(),
+        });
         let Failed { failure, value } = match result {
             Ok(value) => {
-                self.ctx.record(record);
                 return Ok(Carry {
                     value,
                     soft: self.project().soft.take(),
@@ -1429,8 +1483,6 @@ where
             }
             Err(failed) => failed,
         };
-        record.outcome = StepOutcome::Failed(failure.clone());
-        self.ctx.record(record);
         let soft = match failure {
             StepFailure::Assertion => {
                 !options.halt_on_failed_assertion || options.continue_on_error

@@ -3,6 +3,7 @@
 pub(crate) mod active;
 mod journal;
 mod metadata;
+mod name;
 mod options;
 mod overrides;
 mod record;
@@ -26,6 +27,7 @@ pub use active::Scoped;
 pub(crate) use journal::{JournalFault, RunJournal};
 pub use metadata::MetadataError;
 use metadata::{Extensions, Metadata};
+use name::Name;
 pub use options::WorkflowOptions;
 pub use overrides::{OverrideMismatch, StepRef, UnknownStep};
 pub use record::{StepId, StepOutcome, StepRecord};
@@ -59,7 +61,7 @@ pub struct WorkflowContext {
 }
 
 struct Inner {
-    name: Arc<str>,
+    name: Name,
     description: Option<Arc<str>>,
     execution_id: Uuid,
     options: WorkflowOptions,
@@ -177,7 +179,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// ```
 #[must_use]
 pub struct ContextBuilder {
-    name: Arc<str>,
+    name: Name,
     description: Option<Arc<str>>,
     options: WorkflowOptions,
     /// Whether `options` were set by the caller: then a runner's defaults
@@ -473,8 +475,18 @@ impl WorkflowContext {
     /// assert_eq!(ctx.description(), None);
     /// ```
     pub fn builder(name: impl Into<Arc<str>>) -> ContextBuilder {
+        Self::named(Name::Shared(name.into()))
+    }
+
+    /// [`builder`](Self::builder) for a definition's static name, kept
+    /// as it is rather than copied into each run's context.
+    pub(crate) fn static_builder(name: &'static str) -> ContextBuilder {
+        Self::named(Name::Static(name))
+    }
+
+    fn named(name: Name) -> ContextBuilder {
         ContextBuilder {
-            name: name.into(),
+            name,
             description: None,
             options: WorkflowOptions::default(),
             options_given: false,
@@ -502,7 +514,10 @@ impl WorkflowContext {
         &self.inner.name
     }
 
-    /// The workflow's name as a shared string, for errors and reports.
+    /// The workflow's name as a shared string, for errors and reports. A
+    /// definition's context keeps its static name as it is, so this copies
+    /// it into a new string for such a context; [`name`](Self::name)
+    /// borrows it.
     ///
     /// ```
     /// # use workflow_runtime::WorkflowContext;
@@ -511,7 +526,12 @@ impl WorkflowContext {
     /// ```
     #[inline]
     pub fn shared_name(&self) -> Arc<str> {
-        self.inner.name.clone()
+        self.inner.name.shared()
+    }
+
+    /// The workflow's name as a metrics label.
+    pub(crate) fn name_label(&self) -> metrics::SharedString {
+        self.inner.name.label()
     }
 
     /// The workflow's description, if any.
@@ -635,6 +655,13 @@ impl WorkflowContext {
         if record.id == StepId::UNSET {
             record.id = self.next_step_id();
         }
+        self.push_record(record);
+    }
+
+    /// Appends a step record whose id is set: [`record`](Self::record)
+    /// inlined, for each step's end.
+    #[inline(always)]
+    pub(crate) fn push_record(&self, record: StepRecord) {
         let mut steps = lock(&self.inner.steps);
         if steps.capacity() == 0 {
             // One allocation for a typical run, rather than growing 4, 8, 16.
@@ -912,7 +939,7 @@ impl Inner {
     fn summary(&self) -> WorkflowSummary {
         let steps = lock(&self.steps);
         WorkflowSummary {
-            workflow: self.name.clone(),
+            workflow: self.name.shared(),
             execution_id: self.execution_id,
             all_passed: steps.iter().all(|s| s.outcome.is_passed()),
             steps: steps.len(),

@@ -1489,7 +1489,7 @@ impl Runner {
         counters.started.fetch_add(1, Ordering::Relaxed);
         let mut guard = RunGuard {
             runner: self,
-            name: ctx.shared_name(),
+            name: ctx.name(),
             at: SystemTime::now(),
             started: Instant::now(),
             done: false,
@@ -1539,7 +1539,7 @@ fn resume<T>(message: String) -> T {
 
 struct RunGuard<'r> {
     runner: &'r Runner,
-    name: Arc<str>,
+    name: &'r str,
     at: SystemTime,
     started: Instant,
     done: bool,
@@ -1556,7 +1556,7 @@ impl RunGuard<'_> {
         }
         .fetch_add(1, Ordering::Relaxed);
         self.runner.inner.health.record(
-            &self.name,
+            self.name,
             self.at,
             self.started.elapsed(),
             outcome,
