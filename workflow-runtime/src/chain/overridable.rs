@@ -102,6 +102,13 @@ where
             None => Overridden::own(self.0.call_at(input, at)),
         }
     }
+    const AT_CALL: bool = F::AT_CALL;
+    fn call_now(self, input: In, at: StepAt<'_>) -> Result<StepResult<O>, Self::Future> {
+        match stand_in(at, &input) {
+            Some(result) => Ok(result),
+            None => self.0.call_now(input, at).map_err(Overridden::own),
+        }
+    }
     fn replay(&self, input: &In) -> Option<Self::Future> {
         self.0.replay(input).map(Overridden::own)
     }

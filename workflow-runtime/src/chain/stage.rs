@@ -751,7 +751,7 @@ where
                 None
             };
             let id = ctx.next_step_id();
-            let active = match active {
+            let mut active = match active {
                 Some(mut active) => {
                     active.step = Some(id);
                     Some(active)
@@ -782,6 +782,40 @@ where
                 }
             } else if stack.is_empty() {
                 crate::behavior::discard_layers(stack);
+                if F::AT_CALL {
+                    // A sync body does its work as it is called: called
+                    // here, under the step made active for it, its result
+                    // ends the step with no state kept for it.
+                    let at = StepAt {
+                        ctx,
+                        title: this.title,
+                    };
+                    let called = catch_unwind(AssertUnwindSafe(|| {
+                        enter(&mut active, || body.call_now(value, at))
+                    }));
+                    let ended = match called {
+                        Ok(Ok(result)) => Ended::Result(result),
+                        // Not done after all: its future, polled below.
+                        Ok(Err(fut)) => {
+                            this.running.set(Some(Running {
+                                body: Body::Plain { fut },
+                                active,
+                                id,
+                                started,
+                                waits: None,
+                            }));
+                            *this.phase = Phase::Running;
+                            return self.poll(cx);
+                        }
+                        Err(payload) => {
+                            *this.phase = Phase::Done;
+                            let panicked = Ended::Panic(&*payload);
+                            return Poll::Ready(self.end(started, id, active, panicked));
+                        }
+                    };
+                    *this.phase = Phase::Done;
+                    return Poll::Ready(self.end(started, id, active, ended));
+                }
                 Body::Start {
                     body: Some(body),
                     input: Some(value),

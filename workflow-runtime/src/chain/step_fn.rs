@@ -138,6 +138,23 @@ pub trait StepFn<In> {
         let _ = at;
         self.replay(input)
     }
+
+    /// Whether the body does its work as it is called (a sync step), so
+    /// the chain calls it through [`call_now`](Self::call_now) and keeps
+    /// no future for it.
+    #[doc(hidden)]
+    const AT_CALL: bool = false;
+
+    /// [`call_at`](Self::call_at), with the result itself when the body's
+    /// work is done once it is called, and otherwise the future that
+    /// does it (not yet polled).
+    #[doc(hidden)]
+    fn call_now(self, input: In, at: StepAt<'_>) -> Result<StepResult<Self::Output>, Self::Future>
+    where
+        Self: Sized,
+    {
+        Err(self.call_at(input, at))
+    }
 }
 
 /// Where a step's body runs: its context and title. The chain hands it
@@ -190,8 +207,12 @@ impl<T: Clone> ReplayInput for T {}
 impl<S: CallAgain<In>, In: ReplayInput> StepFn<In> for Replay<S> {
     type Output = S::Output;
     type Future = S::Future;
+    const AT_CALL: bool = S::AT_CALL;
     fn call(self, input: In) -> Self::Future {
         self.0.call(input)
+    }
+    fn call_now(self, input: In, at: StepAt<'_>) -> Result<StepResult<S::Output>, S::Future> {
+        self.0.call_now(input, at)
     }
     fn replay(&self, input: &In) -> Option<Self::Future> {
         Some(self.0.call_again(input.clone()))
@@ -295,8 +316,12 @@ pub struct Plain<C>(pub(crate) C);
 impl<C: Call<In>, In> StepFn<In> for Plain<C> {
     type Output = C::Out;
     type Future = Ready<StepResult<C::Out>>;
+    const AT_CALL: bool = true;
     fn call(self, input: In) -> Self::Future {
         ready(Ok(self.0.call(input)))
+    }
+    fn call_now(self, input: In, _: StepAt<'_>) -> Result<StepResult<C::Out>, Self::Future> {
+        Ok(Ok(self.0.call(input)))
     }
 }
 
@@ -311,8 +336,12 @@ where
 {
     type Output = O;
     type Future = Ready<StepResult<O>>;
+    const AT_CALL: bool = true;
     fn call(self, input: In) -> Self::Future {
         ready(self.0.call(input).map_err(Failed::error))
+    }
+    fn call_now(self, input: In, _: StepAt<'_>) -> Result<StepResult<O>, Self::Future> {
+        Ok(self.0.call(input).map_err(Failed::error))
     }
 }
 
@@ -404,19 +433,32 @@ pub struct Assert<F>(pub(crate) F);
 impl<F: FnOnce(&T) -> bool, T> StepFn<T> for Assert<F> {
     type Output = T;
     type Future = Ready<StepResult<T>>;
+    const AT_CALL: bool = true;
     fn passes_value_on(&self) -> bool {
         true
     }
     fn call(self, value: T) -> Self::Future {
+        ready(self.checked(value))
+    }
+    fn call_now(self, value: T, _: StepAt<'_>) -> Result<StepResult<T>, Self::Future> {
+        Ok(self.checked(value))
+    }
+}
+
+impl<F> Assert<F> {
+    fn checked<T>(self, value: T) -> StepResult<T>
+    where
+        F: FnOnce(&T) -> bool,
+    {
         let failure = match catch_unwind(AssertUnwindSafe(|| (self.0)(&value))) {
-            Ok(true) => return ready(Ok(value)),
+            Ok(true) => return Ok(value),
             Ok(false) => StepFailure::Assertion,
             Err(payload) => StepFailure::Panic(panic_message(&*payload).into()),
         };
-        ready(Err(Failed {
+        Err(Failed {
             failure,
             value: Some(value),
-        }))
+        })
     }
 }
 

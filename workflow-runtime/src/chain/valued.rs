@@ -20,8 +20,12 @@ where
 {
     type Output = F::Output;
     type Future = F::Future;
+    const AT_CALL: bool = F::AT_CALL;
     fn call(self, input: In) -> Self::Future {
         self.0.call(input)
+    }
+    fn call_now(self, input: In, at: StepAt<'_>) -> Result<StepResult<F::Output>, F::Future> {
+        self.0.call_now(input, at)
     }
     fn call_at(self, input: In, at: StepAt<'_>) -> Self::Future {
         self.0.call_at(input, at)
