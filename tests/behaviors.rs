@@ -1167,12 +1167,26 @@ async fn built_in_behaviors_run_by_their_types_and_inline_exactly_as_through_the
     assert_eq!(panicked.starts, [ms(0)]);
 }
 
+/// Where the 30ms limit around [`quick_failures`] sits.
+#[derive(Clone, Copy, Debug)]
+enum Limit {
+    /// A timeout behavior wrapping the retry.
+    AroundTheRetry,
+    /// The options' step timeout, outside every behavior (the retry has
+    /// no timeout of its own).
+    StepTimeout,
+}
+
 /// A step that blocks its thread for 12ms and fails, retried with no
-/// backoff inside a 30ms timeout: no attempt ever waits, so only a check
+/// backoff under a 30ms `limit`: no attempt ever waits, so only a check
 /// before each new attempt can see the time run out. The record, and when
 /// each attempt started, from just before the run.
-async fn quick_failures_under_a_timeout(path: Path) -> (StepRecord, Vec<Duration>) {
-    let ctx = WorkflowContext::new("Quick");
+async fn quick_failures(limit: Limit, path: Path) -> (StepRecord, Vec<Duration>) {
+    let options = match limit {
+        Limit::AroundTheRetry => WorkflowOptions::default(),
+        Limit::StepTimeout => WorkflowOptions::default().step_timeout(ms(30)),
+    };
+    let ctx = WorkflowContext::builder("Quick").options(options).build();
     let starts = Mutex::new(Vec::new());
     let begun = std::time::Instant::now();
     let chain = Workflow::given(&ctx, "n", || 1u32).try_when("work", |n| {
@@ -1181,15 +1195,22 @@ async fn quick_failures_under_a_timeout(path: Path) -> (StepRecord, Vec<Duration
         Err::<u32, _>(Flaky(n))
     });
     let retry = Retry::max_attempts(100).backoff(Duration::ZERO);
-    let _ = match path {
-        Path::Own => chain.timeout(ms(30)).retry(retry).await,
-        Path::Inline => chain.with(Timeout::new(ms(30))).retry(retry).await,
-        Path::General => {
+    let _ = match (limit, path) {
+        (Limit::AroundTheRetry, Path::Own) => chain.timeout(ms(30)).retry(retry).await,
+        (Limit::AroundTheRetry, Path::Inline) => {
+            chain.with(Timeout::new(ms(30))).retry(retry).await
+        }
+        (Limit::AroundTheRetry, Path::General) => {
             chain
                 .with(Timeout::new(ms(30)))
                 .retry(retry)
                 .with(PassThrough)
                 .await
+        }
+        (Limit::StepTimeout, Path::Own) => chain.retry(retry).await,
+        (Limit::StepTimeout, Path::Inline) => chain.replayable().with(retry).await,
+        (Limit::StepTimeout, Path::General) => {
+            chain.replayable().with(retry).with(PassThrough).await
         }
     };
     let step = ctx.steps().into_iter().find(|s| s.title == "work").unwrap();
@@ -1201,7 +1222,7 @@ async fn quick_failures_under_a_timeout(path: Path) -> (StepRecord, Vec<Duration
 #[tokio::test]
 async fn an_outer_timeout_ends_a_retry_of_quick_failures_every_way() {
     for path in [Path::Own, Path::Inline, Path::General] {
-        let (step, starts) = quick_failures_under_a_timeout(path).await;
+        let (step, starts) = quick_failures(Limit::AroundTheRetry, path).await;
         assert_eq!(step.outcome.to_string(), "timed out after 30ms", "{path:?}");
         // Attempts start at 0, 12 and 24ms; the third ends past the limit,
         // and no fourth starts (a check that waited for the timer to fire
@@ -1215,37 +1236,13 @@ async fn an_outer_timeout_ends_a_retry_of_quick_failures_every_way() {
     }
 }
 
-/// The same quick failures, retried with no backoff and no timeout of
-/// their own, under the options' 30ms step timeout, which sits outside
-/// every behavior: the record, and when each attempt started.
-async fn quick_failures_under_the_step_timeout(path: Path) -> (StepRecord, Vec<Duration>) {
-    let ctx = WorkflowContext::builder("Quick")
-        .options(WorkflowOptions::default().step_timeout(ms(30)))
-        .build();
-    let starts = Mutex::new(Vec::new());
-    let begun = std::time::Instant::now();
-    let chain = Workflow::given(&ctx, "n", || 1u32).try_when("work", |n| {
-        starts.lock().unwrap().push(begun.elapsed());
-        std::thread::sleep(ms(12));
-        Err::<u32, _>(Flaky(n))
-    });
-    let retry = Retry::max_attempts(100).backoff(Duration::ZERO);
-    let _ = match path {
-        Path::Own => chain.retry(retry).await,
-        Path::Inline => chain.replayable().with(retry).await,
-        Path::General => chain.replayable().with(retry).with(PassThrough).await,
-    };
-    let step = ctx.steps().into_iter().find(|s| s.title == "work").unwrap();
-    (step, starts.into_inner().unwrap())
-}
-
 // On the real clock, as above. Before each new attempt the retry sees the
 // step's time is up, where it used to go on until it had made 32 attempts
 // in one poll (or, with a body that waits, started one more).
 #[tokio::test]
 async fn the_step_timeout_ends_a_retry_of_quick_failures_every_way() {
     for path in [Path::Own, Path::Inline, Path::General] {
-        let (step, starts) = quick_failures_under_the_step_timeout(path).await;
+        let (step, starts) = quick_failures(Limit::StepTimeout, path).await;
         assert_eq!(step.outcome.to_string(), "timed out after 30ms", "{path:?}");
         // As above: a fourth attempt would start at 36ms or later.
         assert!(

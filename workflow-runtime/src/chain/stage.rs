@@ -1494,7 +1494,7 @@ where
             Ok(_) => StepOutcome::Passed,
             Err(failed) => StepOutcome::Failed(failed.failure.clone()),
         };
-        self.ctx.push_record(StepRecord {
+        self.ctx.push_record_with(|| StepRecord {
             kind: self.kind,
             title: self.title.clone(),
             elapsed,

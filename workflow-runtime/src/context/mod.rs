@@ -662,12 +662,19 @@ impl WorkflowContext {
     /// inlined, for each step's end.
     #[inline(always)]
     pub(crate) fn push_record(&self, record: StepRecord) {
+        self.push_record_with(|| record);
+    }
+
+    /// [`push_record`](Self::push_record), making the record once there
+    /// is room for it, so it is written where it stays.
+    #[inline(always)]
+    pub(crate) fn push_record_with(&self, make: impl FnOnce() -> StepRecord) {
         let mut steps = lock(&self.inner.steps);
-        if steps.capacity() == 0 {
+        if steps.len() == steps.capacity() {
             // One allocation for a typical run, rather than growing 4, 8, 16.
             steps.reserve(16);
         }
-        steps.push(record);
+        steps.push(make());
     }
 
     /// A copy of the step records, in the order the steps ended.
