@@ -544,3 +544,59 @@ async fn total_elapsed_adds_up_the_top_level_steps_only() {
     assert_eq!(ctx.total_elapsed(), ms(50));
     assert_eq!(ctx.summary().total_elapsed, ms(50));
 }
+
+/// A step function of a user's own that says its work is done as it is
+/// called (`at_call`), yet hands back a future that waits: the step keeps
+/// that future and polls it, as it would any step's.
+struct SaysSyncButWaits {
+    forever: bool,
+}
+
+impl workflow_runtime::chain::StepFn<u32> for SaysSyncButWaits {
+    type Output = u32;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = workflow_runtime::chain::StepResult<u32>> + Send>,
+    >;
+    fn call(self, n: u32) -> Self::Future {
+        let forever = self.forever;
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            if forever {
+                std::future::pending::<()>().await;
+            }
+            Ok(n + 1)
+        })
+    }
+    fn at_call() -> bool {
+        true
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_whose_body_waits_after_all_is_polled_and_recorded_as_any() {
+    let ctx = WorkflowContext::new("Waits");
+    let n = Workflow::given(&ctx, "one", || 1u32)
+        .step(StepKind::When, "waits", SaysSyncButWaits { forever: false })
+        .await;
+    assert_eq!(n.unwrap(), 2);
+    let steps = ctx.steps();
+    assert_eq!(steps.len(), 2);
+    assert_eq!(steps[1].title, "waits");
+    assert!(matches!(steps[1].outcome, StepOutcome::Passed));
+    assert!(steps[0].id < steps[1].id);
+
+    // Dropped while it waits: recorded as cancelled, as any step in flight.
+    let ctx = WorkflowContext::new("Dropped");
+    let chain = Workflow::given(&ctx, "one", || 1u32)
+        .step(StepKind::When, "waits", SaysSyncButWaits { forever: true })
+        .into_future();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(10), chain)
+            .await
+            .is_err()
+    );
+    let steps = ctx.steps();
+    assert_eq!(steps.len(), 2);
+    assert_eq!(steps[1].title, "waits");
+    assert!(matches!(steps[1].outcome, StepOutcome::Cancelled));
+}

@@ -112,3 +112,52 @@ async fn a_stand_in_of_other_types_fails_the_step_naming_both() {
         "{message}"
     );
 }
+
+/// A sync step with no behaviors of its own: its stand-in is found as the
+/// step starts, where its body would be called, and the body never runs.
+#[derive(Default)]
+struct Pricing {
+    priced: AtomicU32,
+}
+
+#[workflow]
+impl Pricing {
+    #[step(given = "a cart")]
+    fn cart(&self, cents: u32) -> u32 {
+        cents
+    }
+
+    #[step(when = "priced")]
+    fn price(&self, cents: u32) -> u32 {
+        self.priced.fetch_add(1, Ordering::SeqCst);
+        cents * 2
+    }
+
+    #[step(then = "affordable")]
+    fn affordable(&self, cents: &u32) -> bool {
+        *cents < 1_000
+    }
+}
+
+#[tokio::test]
+async fn a_stand_in_takes_the_place_of_a_sync_step_with_no_behaviors() {
+    let pricing = Pricing::default();
+    let ctx = Pricing::context()
+        .stand_in(Pricing::PRICE, |cents: &u32| Ok::<_, Declined>(cents + 1))
+        .build();
+    assert_eq!(pricing.run(&ctx, 250).await.unwrap(), 251);
+    assert_eq!(pricing.priced.load(Ordering::SeqCst), 0);
+    assert_steps!(ctx, [
+        Given "a cart" passed,
+        When "priced" passed,
+        Then "affordable" passed,
+    ]);
+
+    // A stand-in's error fails the step, as the body's own would.
+    let ctx = Pricing::context()
+        .stand_in(Pricing::PRICE, |_: &u32| Err::<u32, _>(Declined))
+        .build();
+    let error = pricing.run(&ctx, 250).await.unwrap_err();
+    assert!(error.to_string().contains("card declined"), "{error}");
+    assert_eq!(pricing.priced.load(Ordering::SeqCst), 0);
+}

@@ -25,7 +25,9 @@ pub(crate) type Layers = Vec<Layer>;
 #[inline(always)]
 pub(crate) fn discard(layers: Layers) {
     if layers.capacity() == 0 {
-        // Nothing to drop and nothing to free.
+        // Nothing to drop and nothing to free (`Layer` is not zero-sized,
+        // so no room means no entries).
+        debug_assert!(layers.is_empty());
         std::mem::forget(layers);
     } else {
         drop(layers);

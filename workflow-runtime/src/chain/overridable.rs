@@ -102,7 +102,9 @@ where
             None => Overridden::own(self.0.call_at(input, at)),
         }
     }
-    const AT_CALL: bool = F::AT_CALL;
+    fn at_call() -> bool {
+        F::at_call()
+    }
     fn call_now(self, input: In, at: StepAt<'_>) -> Result<StepResult<O>, Self::Future> {
         match stand_in(at, &input) {
             Some(result) => Ok(result),

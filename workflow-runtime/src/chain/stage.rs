@@ -560,7 +560,7 @@ pin_project! {
     /// one box: its step timeout, if it has one within reach (a limit of
     /// `Duration::MAX` never ends it), and the run's cancellation.
     struct Waits {
-        limit: Duration,
+        limit: Option<Duration>,
         #[pin]
         deadline: Option<Sleep>,
         #[pin]
@@ -573,7 +573,7 @@ impl Waits {
         let limit = ctx.options().step_timeout;
         let deadline = limit.and_then(|limit| started.checked_add(limit));
         Waits {
-            limit: limit.unwrap_or(Duration::MAX),
+            limit,
             deadline: deadline.map(tokio::time::sleep_until),
             cancelled: ctx.cancellation_token().clone().cancelled_owned(),
         }
@@ -782,10 +782,17 @@ where
                 }
             } else if stack.is_empty() {
                 crate::behavior::discard_layers(stack);
-                if F::AT_CALL {
+                if F::at_call() {
                     // A sync body does its work as it is called: called
                     // here, under the step made active for it, its result
-                    // ends the step with no state kept for it.
+                    // ends the step with no state kept for it. (No
+                    // built-ins of its own to reset, as `finish_with`
+                    // does: a step with any has them in its stack or runs
+                    // them by its type.)
+                    debug_assert!(
+                        B::EMPTY,
+                        "a step's own built-ins never reach the plain path"
+                    );
                     let at = StepAt {
                         ctx,
                         title: this.title,
@@ -889,10 +896,9 @@ where
                     .get_or_insert_with(|| Box::pin(Waits::new(ctx, started)))
                     .as_mut()
                     .project();
-                if let Some(deadline) = waits.deadline.as_pin_mut()
+                if let (Some(deadline), Some(limit)) = (waits.deadline.as_pin_mut(), *waits.limit)
                     && deadline.poll(cx).is_ready()
                 {
-                    let limit = *waits.limit;
                     return Poll::Ready(self.finish(started, Ended::TimedOut(limit)));
                 }
                 match waits.cancelled.poll(cx) {

@@ -140,14 +140,24 @@ pub trait StepFn<In> {
     }
 
     /// Whether the body does its work as it is called (a sync step), so
-    /// the chain calls it through [`call_now`](Self::call_now) and keeps
-    /// no future for it.
+    /// the chain calls it through [`call_now`](Self::call_now) as the
+    /// step starts and keeps no future for it. A function rather than a
+    /// constant, so `StepFn` stays usable as a trait object.
     #[doc(hidden)]
-    const AT_CALL: bool = false;
+    #[inline(always)]
+    fn at_call() -> bool
+    where
+        Self: Sized,
+    {
+        false
+    }
 
-    /// [`call_at`](Self::call_at), with the result itself when the body's
-    /// work is done once it is called, and otherwise the future that
-    /// does it (not yet polled).
+    /// [`call_at`](Self::call_at), with its result itself when the body's
+    /// work is done once it is called, and otherwise the future
+    /// `call_at` would have made (not yet polled). It must do what
+    /// `call_at` does: a step with no behaviors is started through it
+    /// when [`at_call`](Self::at_call) says so, one with behaviors
+    /// through `call_at`.
     #[doc(hidden)]
     fn call_now(self, input: In, at: StepAt<'_>) -> Result<StepResult<Self::Output>, Self::Future>
     where
@@ -207,7 +217,9 @@ impl<T: Clone> ReplayInput for T {}
 impl<S: CallAgain<In>, In: ReplayInput> StepFn<In> for Replay<S> {
     type Output = S::Output;
     type Future = S::Future;
-    const AT_CALL: bool = S::AT_CALL;
+    fn at_call() -> bool {
+        S::at_call()
+    }
     fn call(self, input: In) -> Self::Future {
         self.0.call(input)
     }
@@ -316,7 +328,9 @@ pub struct Plain<C>(pub(crate) C);
 impl<C: Call<In>, In> StepFn<In> for Plain<C> {
     type Output = C::Out;
     type Future = Ready<StepResult<C::Out>>;
-    const AT_CALL: bool = true;
+    fn at_call() -> bool {
+        true
+    }
     fn call(self, input: In) -> Self::Future {
         ready(Ok(self.0.call(input)))
     }
@@ -336,7 +350,9 @@ where
 {
     type Output = O;
     type Future = Ready<StepResult<O>>;
-    const AT_CALL: bool = true;
+    fn at_call() -> bool {
+        true
+    }
     fn call(self, input: In) -> Self::Future {
         ready(self.0.call(input).map_err(Failed::error))
     }
@@ -433,7 +449,9 @@ pub struct Assert<F>(pub(crate) F);
 impl<F: FnOnce(&T) -> bool, T> StepFn<T> for Assert<F> {
     type Output = T;
     type Future = Ready<StepResult<T>>;
-    const AT_CALL: bool = true;
+    fn at_call() -> bool {
+        true
+    }
     fn passes_value_on(&self) -> bool {
         true
     }
@@ -560,3 +578,30 @@ impl<C> Sealed for TryAsync<C> {}
 impl<F, Req, Resp> Sealed for Handle<F, Req, Resp> {}
 impl<F> Sealed for Nullary<F> {}
 impl<T, F> Sealed for Holding<T, F> {}
+
+#[cfg(test)]
+mod tests {
+    use super::super::overridable::Overridable;
+    use super::super::valued::Valued;
+    use super::*;
+
+    type Sync = Unary<fn(u32) -> u32>;
+    type Fails = Unary<fn(u32) -> Result<u32, std::fmt::Error>>;
+    type Waits = Unary<fn(u32) -> Ready<u32>>;
+
+    fn at_call<F: StepFn<u32>>() -> bool {
+        F::at_call()
+    }
+
+    // What `#[workflow]` wraps a sync body in (`value_behaviors`, then
+    // `Replay` for a `Clone` input, then `Overridable`) keeps it called as
+    // its step starts; an async body is called under its first poll.
+    #[test]
+    fn a_workflows_sync_bodies_are_done_at_their_call_and_async_ones_are_not() {
+        assert!(at_call::<Overridable<Replay<Valued<Plain<Sync>>>>>());
+        assert!(at_call::<Overridable<Valued<Plain<Sync>>>>());
+        assert!(at_call::<Overridable<Replay<Valued<Fallible<Fails>>>>>());
+        assert!(at_call::<Overridable<Valued<Assert<fn(&u32) -> bool>>>>());
+        assert!(!at_call::<Overridable<Replay<Valued<Async<Waits>>>>>());
+    }
+}

@@ -20,7 +20,9 @@ where
 {
     type Output = F::Output;
     type Future = F::Future;
-    const AT_CALL: bool = F::AT_CALL;
+    fn at_call() -> bool {
+        F::at_call()
+    }
     fn call(self, input: In) -> Self::Future {
         self.0.call(input)
     }

@@ -481,7 +481,7 @@ impl WorkflowContext {
     /// [`builder`](Self::builder) for a definition's static name, kept
     /// as it is rather than copied into each run's context.
     pub(crate) fn static_builder(name: &'static str) -> ContextBuilder {
-        Self::named(Name::Static(name))
+        Self::named(Name::of_definition(name))
     }
 
     fn named(name: Name) -> ContextBuilder {
@@ -515,9 +515,9 @@ impl WorkflowContext {
     }
 
     /// The workflow's name as a shared string, for errors and reports. A
-    /// definition's context keeps its static name as it is, so this copies
-    /// it into a new string for such a context; [`name`](Self::name)
-    /// borrows it.
+    /// definition's context keeps its static name as it is, and makes the
+    /// shared copy at the first ask (each ask after it gets the same
+    /// string); [`name`](Self::name) borrows it.
     ///
     /// ```
     /// # use workflow_runtime::WorkflowContext;
@@ -662,6 +662,7 @@ impl WorkflowContext {
     /// inlined, for each step's end.
     #[inline(always)]
     pub(crate) fn push_record(&self, record: StepRecord) {
+        debug_assert_ne!(record.id, StepId::UNSET);
         self.push_record_with(|| record);
     }
 

@@ -7,20 +7,25 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-#[derive(Clone)]
 pub(crate) enum Name {
-    Static(&'static str),
+    /// A definition's name, and the shared copy of it that errors and
+    /// reports ask for, made at the first ask: one per context, so each
+    /// ask hands out the same string, as a given name's does.
+    Static(&'static str, OnceLock<Arc<str>>),
     Shared(Arc<str>),
 }
 
 impl Name {
-    /// The name as a shared string, allocated for a static one: for
-    /// errors and reports, which are made rarely.
+    pub(crate) fn of_definition(name: &'static str) -> Self {
+        Name::Static(name, OnceLock::new())
+    }
+
+    /// The name as a shared string, for errors and reports.
     pub(crate) fn shared(&self) -> Arc<str> {
         match self {
-            Name::Static(name) => Arc::from(*name),
+            Name::Static(name, shared) => shared.get_or_init(|| Arc::from(*name)).clone(),
             Name::Shared(name) => name.clone(),
         }
     }
@@ -28,7 +33,7 @@ impl Name {
     /// The name as a metrics label, without allocating.
     pub(crate) fn label(&self) -> metrics::SharedString {
         match self {
-            Name::Static(name) => metrics::SharedString::const_str(name),
+            Name::Static(name, _) => metrics::SharedString::const_str(name),
             Name::Shared(name) => metrics::SharedString::from_shared(name.clone()),
         }
     }
@@ -39,7 +44,7 @@ impl Deref for Name {
     #[inline]
     fn deref(&self) -> &str {
         match self {
-            Name::Static(name) => name,
+            Name::Static(name, _) => name,
             Name::Shared(name) => name,
         }
     }
