@@ -223,6 +223,9 @@ impl<S: CallAgain<In>, In: ReplayInput> StepFn<In> for Replay<S> {
     fn call(self, input: In) -> Self::Future {
         self.0.call(input)
     }
+    fn call_at(self, input: In, at: StepAt<'_>) -> Self::Future {
+        self.0.call_at(input, at)
+    }
     fn call_now(self, input: In, at: StepAt<'_>) -> Result<StepResult<S::Output>, S::Future> {
         self.0.call_now(input, at)
     }
@@ -601,7 +604,17 @@ mod tests {
         assert!(at_call::<Overridable<Replay<Valued<Plain<Sync>>>>>());
         assert!(at_call::<Overridable<Valued<Plain<Sync>>>>());
         assert!(at_call::<Overridable<Replay<Valued<Fallible<Fails>>>>>());
-        assert!(at_call::<Overridable<Valued<Assert<fn(&u32) -> bool>>>>());
+        // A `then` step's assertion is not wrapped.
+        assert!(at_call::<Assert<fn(&u32) -> bool>>());
         assert!(!at_call::<Overridable<Replay<Valued<Async<Waits>>>>>());
+    }
+
+    // The hidden items stay out of a trait object's way: a step function
+    // made elsewhere can still be handed around as one.
+    #[test]
+    fn a_step_function_can_be_a_trait_object() {
+        let plain: Box<dyn StepFn<u32, Output = u32, Future = Ready<StepResult<u32>>>> =
+            Box::new(Plain(Unary((|n| n + 1) as fn(u32) -> u32)));
+        assert!(!plain.can_replay());
     }
 }

@@ -672,7 +672,8 @@ impl WorkflowContext {
     pub(crate) fn push_record_with(&self, make: impl FnOnce() -> StepRecord) {
         let mut steps = lock(&self.inner.steps);
         if steps.len() == steps.capacity() {
-            // One allocation for a typical run, rather than growing 4, 8, 16.
+            // Room for 16 more at once: one allocation for a typical run
+            // on a bare context, rather than growing 4, 8, 16.
             steps.reserve(16);
         }
         steps.push(make());
@@ -988,6 +989,19 @@ impl fmt::Debug for WorkflowContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // A definition's context keeps its name static and makes the shared
+    // copy once: every ask gets the same string, as a given name's does.
+    #[test]
+    fn a_definitions_context_hands_out_one_shared_name() {
+        let ctx = WorkflowContext::static_builder("Orders").build();
+        assert_eq!(ctx.name(), "Orders");
+        let (first, second) = (ctx.shared_name(), ctx.shared_name());
+        assert_eq!(&*first, "Orders");
+        assert!(Arc::ptr_eq(&first, &second));
+        let given = WorkflowContext::new("Orders");
+        assert!(Arc::ptr_eq(&given.shared_name(), &given.shared_name()));
+    }
 
     #[test]
     fn threads_draw_execution_ids_from_their_own_random_streams() {
