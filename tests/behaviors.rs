@@ -1217,21 +1217,32 @@ async fn quick_failures(limit: Limit, path: Path) -> (StepRecord, Vec<Duration>)
     (step, starts.into_inner().unwrap())
 }
 
-// On the real clock: the body blocks the thread, which paused time cannot
-// see. Bounded: at most 100 attempts of 12ms.
-#[tokio::test]
-async fn an_outer_timeout_ends_a_retry_of_quick_failures_every_way() {
+/// Runs [`quick_failures`] under `limit` every way and checks what holds
+/// for each: the step timed out at 30ms and no attempt started past it.
+/// Attempts start at 0, 12 and 24ms; the third ends past the limit, and
+/// no fourth starts (a check that waited for the timer to fire would
+/// start one at 36ms or later). Starts are read from before the run and
+/// after each check, hence a margin short of that. The records, and when
+/// their attempts started, by path.
+async fn no_attempt_starts_past(limit: Limit) -> Vec<(Path, StepRecord, Vec<Duration>)> {
+    let mut runs = Vec::new();
     for path in [Path::Own, Path::Inline, Path::General] {
-        let (step, starts) = quick_failures(Limit::AroundTheRetry, path).await;
+        let (step, starts) = quick_failures(limit, path).await;
         assert_eq!(step.outcome.to_string(), "timed out after 30ms", "{path:?}");
-        // Attempts start at 0, 12 and 24ms; the third ends past the limit,
-        // and no fourth starts (a check that waited for the timer to fire
-        // would start one at 36ms). Starts are read from before the run
-        // and after each check, hence a margin short of that.
         assert!(
             !starts.is_empty() && starts.iter().all(|start| *start < ms(33)),
             "{path:?}: attempts started at {starts:?}"
         );
+        runs.push((path, step, starts));
+    }
+    runs
+}
+
+// On the real clock: the body blocks the thread, which paused time cannot
+// see. Bounded: at most 100 attempts of 12ms.
+#[tokio::test]
+async fn an_outer_timeout_ends_a_retry_of_quick_failures_every_way() {
+    for (path, step, starts) in no_attempt_starts_past(Limit::AroundTheRetry).await {
         assert_eq!(step.attempts as usize, starts.len(), "{path:?}");
     }
 }
@@ -1241,15 +1252,7 @@ async fn an_outer_timeout_ends_a_retry_of_quick_failures_every_way() {
 // in one poll (or, with a body that waits, started one more).
 #[tokio::test]
 async fn the_step_timeout_ends_a_retry_of_quick_failures_every_way() {
-    for path in [Path::Own, Path::Inline, Path::General] {
-        let (step, starts) = quick_failures(Limit::StepTimeout, path).await;
-        assert_eq!(step.outcome.to_string(), "timed out after 30ms", "{path:?}");
-        // As above: a fourth attempt would start at 36ms or later.
-        assert!(
-            !starts.is_empty() && starts.iter().all(|start| *start < ms(33)),
-            "{path:?}: attempts started at {starts:?}"
-        );
-    }
+    no_attempt_starts_past(Limit::StepTimeout).await;
 }
 
 // A run cancelled while its step's retry goes on: no attempt starts after.

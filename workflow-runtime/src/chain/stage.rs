@@ -1418,12 +1418,34 @@ where
         self.end(started, id, active, ended)
     }
 
+    /// This step's record, as it ended. Inlined where it is pushed, so
+    /// it is written into the context's list in place: built first and
+    /// filled in after, it was copied three times on its way there.
+    #[inline(always)]
+    fn record_of(
+        &self,
+        elapsed: Duration,
+        outcome: StepOutcome,
+        attempts: u32,
+        attempt_elapsed: Vec<Duration>,
+        id: StepId,
+    ) -> StepRecord {
+        StepRecord {
+            kind: self.kind,
+            title: self.title.clone(),
+            elapsed,
+            outcome,
+            attempts,
+            attempt_elapsed,
+            input: None,
+            output: None,
+            id,
+            parent: self.place.parent(),
+        }
+    }
+
     /// Records how the step ended and decides whether the chain goes on.
     /// A run's error is always its first failure, soft or not.
-    ///
-    /// The record is made in one expression, where it is pushed: built
-    /// first and filled in after, it was copied three times on its way
-    /// into the context's list.
     #[inline]
     fn end(
         self: Pin<&mut Self>,
@@ -1479,21 +1501,14 @@ where
                 })
             }
             Ended::Cancelled => {
-                // Spelled out here and below: made by one closure, with
-                // this end handed on as an `Option`, the record cost some
-                // ten instructions a step more.
-                self.ctx.push_record(StepRecord {
-                    kind: self.kind,
-                    title: self.title.clone(),
+                let cancelled = StepOutcome::Cancelled;
+                self.ctx.push_record(self.record_of(
                     elapsed,
-                    outcome: StepOutcome::Cancelled,
+                    cancelled,
                     attempts,
-                    attempt_elapsed: attempt_times,
-                    input: None,
-                    output: None,
+                    attempt_times,
                     id,
-                    parent: self.place.parent(),
-                });
+                ));
                 let error = WorkflowError::Cancelled { step: self.info() };
                 return Err(self.project().soft.take().map_or(error, |first| *first));
             }
@@ -1503,18 +1518,8 @@ where
             Ok(_) => StepOutcome::Passed,
             Err(failed) => StepOutcome::Failed(failed.failure.clone()),
         };
-        self.ctx.push_record_with(|| StepRecord {
-            kind: self.kind,
-            title: self.title.clone(),
-            elapsed,
-            outcome,
-            attempts,
-            attempt_elapsed: attempt_times,
-            input: None,
-            output: None,
-            id,
-            parent: self.place.parent(),
-        });
+        self.ctx
+            .push_record_with(|| self.record_of(elapsed, outcome, attempts, attempt_times, id));
         let Failed { failure, value } = match result {
             Ok(value) => {
                 return Ok(Carry {
