@@ -556,6 +556,39 @@ async fn ten_thousand_runs_are_all_accounted_for() {
     assert_eq!(metrics.num_alive_tasks(), 0, "no task left running");
 }
 
+/// A run's future dropped while a step waits (a `select!`, a timeout
+/// around it) counts once, as cancelled, with its step recorded cancelled;
+/// one dropped before its first poll never started and counts nothing.
+#[tokio::test(start_paused = true)]
+async fn a_run_dropped_mid_step_counts_as_cancelled_and_one_never_polled_not_at_all() {
+    let runner = Runner::builder().build().unwrap();
+    let probe = Probe::default();
+
+    drop(runner.run(&manual(&probe, secs(60)), ()));
+    let stats = runner.stats();
+    assert_eq!((stats.started, stats.cancelled), (0, 0), "never polled");
+    assert!(runner.health().workflows.is_empty());
+    assert!(probe.starts().is_empty(), "its step never ran");
+
+    let ctx = runner.context(WorkflowContext::builder("Manual"));
+    let slow = manual(&probe, secs(60));
+    let timed_out = tokio::time::timeout(secs(1), runner.run_in(&slow, &ctx, ())).await;
+    assert!(timed_out.is_err(), "the step waits a minute");
+    let stats = runner.stats();
+    assert_eq!(
+        (stats.started, stats.passed, stats.failed, stats.cancelled),
+        (1, 0, 0, 1)
+    );
+    let health = runner.health();
+    let last = health.workflows[0].last_run.as_ref().unwrap();
+    assert_eq!(last.outcome, RunOutcome::Cancelled);
+    assert_eq!(last.error.as_deref(), Some("cancelled"));
+    assert_eq!(probe.starts().len(), 1, "its step started once");
+    let records = ctx.steps();
+    assert_eq!(records.len(), 1);
+    assert!(matches!(records[0].outcome, StepOutcome::Cancelled));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_host_that_starts_nothing_serves_its_runner_until_shut_down() {
     let host = WorkflowHost::builder()

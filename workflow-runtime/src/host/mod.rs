@@ -9,6 +9,7 @@ mod durable_runs;
 mod durable_views;
 mod health;
 mod runner;
+mod tracking;
 
 use std::fmt;
 use std::future::Future;

@@ -4,25 +4,19 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::sync::atomic::Ordering;
 
-use pin_project_lite::pin_project;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::HostError;
-use super::health::{Health, HealthReport, RunOutcome};
-use crate::behavior::{Behaviors, BoxFuture, Breakers, IntoBehavior, workflow_span};
+use super::health::{Health, HealthReport};
+use super::tracking::{Counters, Tracked, Tracking};
+use crate::behavior::{Behaviors, BoxFuture, Breakers, IntoBehavior};
 use crate::context::{ContextBuilder, WorkflowContext};
 use crate::definition::WorkflowDefinition;
 use crate::error::WorkflowError;
-use crate::error::panic_message;
 use crate::handlers::{HandlerKey, Handlers};
 use crate::schedule::Schedule;
 
@@ -92,8 +86,11 @@ where
     ) -> BoxFuture<'a, Result<(super::HealthStatus, Option<String>), RunError>> {
         Box::pin(async move {
             let ctx = runner.context(W::context());
-            let run = Box::pin(self.0.run(&ctx, W::Input::default()));
-            match runner.track(&ctx, run).await {
+            // In the check's own box: no second one for the run.
+            match runner
+                .track(&ctx, self.0.run(&ctx, W::Input::default()))
+                .await
+            {
                 Tracked::Done(result) => result
                     .map(|output| super::CheckOutcome::outcome(&output))
                     .map_err(RunError::Failed),
@@ -191,14 +188,6 @@ pub struct RunStats {
     pub failed: u64,
     /// Runs cancelled before they ended.
     pub cancelled: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    started: AtomicU64,
-    passed: AtomicU64,
-    failed: AtomicU64,
-    cancelled: AtomicU64,
 }
 
 struct Inner {
@@ -988,11 +977,13 @@ impl Runner {
         ctx: &WorkflowContext,
         input: W::Input,
     ) -> Result<W::Output, WorkflowError> {
-        // Boxed here, before anything holds it: the run's whole state
-        // machine goes to the heap once, and every future around it (this
-        // one, a task spawned on it) holds a pointer, not kilobytes.
-        let run = Box::pin(workflow.run(ctx, input));
-        match self.track(ctx, run).await {
+        // Boxed here with what tracks it, before anything holds it: the
+        // run's whole state machine goes to the heap once, and every
+        // future around it (this one, a task spawned on it) holds a
+        // pointer, not kilobytes that tokio would copy as it spawns,
+        // stores and completes the task.
+        let run = Box::pin(self.track(ctx, workflow.run(ctx, input)));
+        match run.await {
             Tracked::Done(result) => result,
             Tracked::Panicked(message) => resume(message),
         }
@@ -1060,8 +1051,8 @@ impl Runner {
         Fut: Future<Output = Result<T, WorkflowError>>,
     {
         let ctx = self.context(WorkflowContext::builder(name));
-        let run = Box::pin(ctx.scope(body(ctx.clone())));
-        match self.track(&ctx, run).await {
+        let run = Box::pin(self.track(&ctx, ctx.scope(body(ctx.clone()))));
+        match run.await {
             Tracked::Done(result) => result,
             Tracked::Panicked(message) => resume(message),
         }
@@ -1455,8 +1446,8 @@ impl Runner {
         ctx: &WorkflowContext,
         input: W::Input,
     ) -> Result<Result<W::Output, WorkflowError>, String> {
-        let run = Box::pin(workflow.run(ctx, input));
-        match self.track(ctx, run).await {
+        let run = Box::pin(self.track(ctx, workflow.run(ctx, input)));
+        match run.await {
             Tracked::Done(result) => Ok(result),
             Tracked::Panicked(message) => Err(message),
         }
@@ -1474,128 +1465,17 @@ impl Runner {
         self.inner.stop.cancel();
     }
 
-    /// Runs `fut` in the workflow's span, catching panics, counting and
-    /// recording the outcome; a run dropped before it ends counts as
+    /// `run` in the workflow's span, with panics caught, counted and
+    /// recorded as it ends; a run dropped before it ends counts as
     /// cancelled.
-    async fn track<T, F>(
-        &self,
-        ctx: &WorkflowContext,
-        fut: Pin<Box<F>>,
-    ) -> Tracked<Result<T, WorkflowError>>
-    where
-        F: Future<Output = Result<T, WorkflowError>> + ?Sized,
-    {
-        let counters = &self.inner.counters;
-        counters.started.fetch_add(1, Ordering::Relaxed);
-        let mut guard = RunGuard {
-            runner: self,
-            name: ctx.name(),
-            at: SystemTime::now(),
-            started: Instant::now(),
-            done: false,
-        };
-        let span = workflow_span(ctx);
-        let tracked = CatchUnwind { inner: fut }.instrument(span.clone()).await;
-        // A durable run its journal could not record is driven again: it
-        // was interrupted, not failed, and counts as such.
-        let interrupted = |e: &WorkflowError| match (e, ctx.run_journal()) {
-            (WorkflowError::Failed { error, .. }, Some(journal)) => journal.fault(error).is_some(),
-            _ => false,
-        };
-        let (outcome, error, fault) = match &tracked {
-            Tracked::Done(Ok(_)) => (RunOutcome::Passed, None, false),
-            Tracked::Done(Err(WorkflowError::Cancelled { .. })) => {
-                (RunOutcome::Cancelled, Some("cancelled".to_owned()), false)
-            }
-            Tracked::Done(Err(e)) if interrupted(e) => (
-                RunOutcome::Cancelled,
-                Some(format!("interrupted: {e}")),
-                false,
-            ),
-            Tracked::Done(Err(e)) => (RunOutcome::Failed, Some(e.to_string()), e.is_fault()),
-            Tracked::Panicked(message) => (
-                RunOutcome::Failed,
-                Some(format!("panicked: {message}")),
-                true,
-            ),
-        };
-        span.record(
-            "otel.status_code",
-            if outcome == RunOutcome::Passed {
-                "OK"
-            } else {
-                "ERROR"
-            },
-        );
-        guard.finish(outcome, error, fault);
-        ctx.finish();
-        tracked
+    #[inline(always)]
+    fn track<'r, F>(&'r self, ctx: &'r WorkflowContext, run: F) -> Tracking<'r, F> {
+        Tracking::new(&self.inner.counters, &self.inner.health, ctx, run)
     }
 }
 
 fn resume<T>(message: String) -> T {
     std::panic::resume_unwind(Box::new(message))
-}
-
-struct RunGuard<'r> {
-    runner: &'r Runner,
-    name: &'r str,
-    at: SystemTime,
-    started: Instant,
-    done: bool,
-}
-
-impl RunGuard<'_> {
-    fn finish(&mut self, outcome: RunOutcome, error: Option<String>, fault: bool) {
-        self.done = true;
-        let counters = &self.runner.inner.counters;
-        match outcome {
-            RunOutcome::Passed => &counters.passed,
-            RunOutcome::Failed => &counters.failed,
-            RunOutcome::Cancelled => &counters.cancelled,
-        }
-        .fetch_add(1, Ordering::Relaxed);
-        self.runner.inner.health.record(
-            self.name,
-            self.at,
-            self.started.elapsed(),
-            outcome,
-            error,
-            fault,
-        );
-    }
-}
-
-impl Drop for RunGuard<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.finish(RunOutcome::Cancelled, Some("cancelled".to_owned()), false);
-        }
-    }
-}
-
-enum Tracked<T> {
-    Done(T),
-    Panicked(String),
-}
-
-pin_project! {
-    struct CatchUnwind<F> {
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Tracked<F::Output>;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.project().inner;
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(out)) => Poll::Ready(Tracked::Done(out)),
-            Err(payload) => Poll::Ready(Tracked::Panicked(panic_message(&*payload))),
-        }
-    }
 }
 
 impl fmt::Debug for Runner {
