@@ -480,7 +480,10 @@ impl<I: Builtins> Builtins for TimeLimited<I> {
             self.inner.__reset();
         }
         self.deadline = None;
-        self.sleep = None;
+        // Armed only when what it wraps waited: most runs never drop one.
+        if self.sleep.is_some() {
+            self.sleep = None;
+        }
         match polled {
             Poll::Ready(outcome) => Poll::Ready(outcome),
             Poll::Pending => Poll::Ready(Err(StepFailure::TimedOut(self.timeout.limit()))),

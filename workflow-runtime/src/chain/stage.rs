@@ -1261,6 +1261,7 @@ where
 }
 
 /// How an attempt that returned `result` ended, keeping `result` in `last`.
+#[inline]
 fn attempted<O>(result: StepResult<O>, last: &mut Option<StepResult<O>>) -> Attempted {
     let attempted = match &result {
         Ok(_) => Ok(()),
@@ -1290,6 +1291,7 @@ fn begin<F: StepFn<In>, In>(
 
 /// The step's result from what the behaviors reported and what the body
 /// last returned: the behaviors decide whether it failed.
+#[inline]
 fn settle<O>(attempted: Attempted, last: Option<StepResult<O>>) -> StepResult<O> {
     match (attempted, last) {
         (Ok(()), Some(Ok(value))) => Ok(value),

@@ -971,7 +971,15 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.run_cleanup();
+        // Owned here: the hooks are looked at without a lock, and a run
+        // that set none (or whose `finish` ran them) leaves at once.
+        let hooks = self
+            .cleanup
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !hooks.is_empty() {
+            self.run_cleanup();
+        }
     }
 }
 
