@@ -904,6 +904,7 @@ impl Runner {
     /// let b = runner.context(WorkflowContext::builder("W"));
     /// assert_ne!(a.execution_id(), b.execution_id());
     /// ```
+    #[inline]
     pub fn context(&self, mut builder: ContextBuilder) -> WorkflowContext {
         let inner = &self.inner;
         builder.under_runner(
