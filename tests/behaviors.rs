@@ -1,8 +1,10 @@
 //! Behaviors on tokio's paused clock: exact schedules, exact transitions.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -1041,9 +1043,24 @@ enum Path {
     General,
 }
 
+/// How long a step's quick attempts take.
+#[derive(Clone, Copy, Debug)]
+enum Quick {
+    /// 5ms.
+    Waits,
+    /// No time at all: ready at their first poll, the way most attempts
+    /// end, which a step's own built-ins let through before they run.
+    AtOnce,
+}
+
 /// Runs `stack` around a step whose attempt `n` takes 20ms if `n <= slow`
-/// (5ms otherwise) and fails if `n <= failures`, on `path`.
-async fn run_stack_case(stack: Stack, slow: u32, failures: u32, path: Path) -> Seen {
+/// (`quick` otherwise) and fails if `n <= failures`, on `path`.
+async fn run_stack_case(
+    stack: Stack,
+    (slow, quick): (u32, Quick),
+    failures: u32,
+    path: Path,
+) -> Seen {
     let breaker = breaker("compared", 2, ms(1_000));
     if let Stack::TimeoutOutsideBreaker = stack {
         // Tripped before, and now due for its half-open trial.
@@ -1061,8 +1078,11 @@ async fn run_stack_case(stack: Stack, slow: u32, failures: u32, path: Path) -> S
         starts.lock().unwrap().push(begun.elapsed());
         let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
         async move {
-            let work = if call <= slow { ms(20) } else { ms(5) };
-            tokio::time::sleep(work).await;
+            match (call <= slow, quick) {
+                (true, _) => tokio::time::sleep(ms(20)).await,
+                (false, Quick::Waits) => tokio::time::sleep(ms(5)).await,
+                (false, Quick::AtOnce) => {}
+            }
             if call <= failures {
                 Err(Flaky(call))
             } else {
@@ -1118,25 +1138,45 @@ async fn run_stack_case(stack: Stack, slow: u32, failures: u32, path: Path) -> S
 
 #[tokio::test(start_paused = true)]
 async fn built_in_behaviors_run_by_their_types_and_inline_exactly_as_through_their_around() {
+    use Quick::{AtOnce, Waits};
     let cases = [
-        (Stack::RetryOutsideTimeout, 2, 0),
-        (Stack::TimeoutOutsideRetry, 0, 4),
-        (Stack::RetryOutsideBreaker, 0, 4),
-        (Stack::TimeoutOutsideBreaker, 1, 0),
-        (Stack::TimeoutOnBackoff, 0, 4),
-        (Stack::PanickingFilter, 0, 4),
+        (Stack::RetryOutsideTimeout, (2, Waits), 0),
+        (Stack::TimeoutOutsideRetry, (0, Waits), 4),
+        (Stack::RetryOutsideBreaker, (0, Waits), 4),
+        (Stack::TimeoutOutsideBreaker, (1, Waits), 0),
+        (Stack::TimeoutOnBackoff, (0, Waits), 4),
+        (Stack::PanickingFilter, (0, Waits), 4),
+        // Attempts ready at their first poll, as most are.
+        (Stack::RetryOutsideBreaker, (0, AtOnce), 4),
+        (Stack::RetryOutsideBreaker, (0, AtOnce), 1),
+        (Stack::TimeoutOutsideBreaker, (0, AtOnce), 0),
+        (Stack::RetryOutsideTimeout, (1, AtOnce), 0),
+        (Stack::PanickingFilter, (0, AtOnce), 4),
     ];
     let mut seen = Vec::new();
-    for (stack, slow, failures) in cases {
-        let own = run_stack_case(stack, slow, failures, Path::Own).await;
-        let inline = run_stack_case(stack, slow, failures, Path::Inline).await;
-        let general = run_stack_case(stack, slow, failures, Path::General).await;
-        assert_eq!(inline, general, "{stack:?}");
-        assert_eq!(own, general, "{stack:?}");
+    for (stack, time, failures) in cases {
+        let own = run_stack_case(stack, time, failures, Path::Own).await;
+        let inline = run_stack_case(stack, time, failures, Path::Inline).await;
+        let general = run_stack_case(stack, time, failures, Path::General).await;
+        assert_eq!(inline, general, "{stack:?} {time:?}");
+        assert_eq!(own, general, "{stack:?} {time:?}");
         seen.push(own);
     }
     // What the runs were, so agreeing cannot mean both ran nothing.
-    let [timed, limited, refused, trial, on_backoff, panicked] = &seen[..] else {
+    let [
+        timed,
+        limited,
+        refused,
+        trial,
+        on_backoff,
+        panicked,
+        refused_at_once,
+        retried_at_once,
+        trial_at_once,
+        timed_then_at_once,
+        panicked_at_once,
+    ] = &seen[..]
+    else {
         unreachable!()
     };
     // Two attempts dropped at 15ms, 10ms and 20ms of backoff, one that passed.
@@ -1165,6 +1205,76 @@ async fn built_in_behaviors_run_by_their_types_and_inline_exactly_as_through_the
         panicked.outcome
     );
     assert_eq!(panicked.starts, [ms(0)]);
+    // Failures at once: two open the breaker, which refuses the next two.
+    assert_eq!(refused_at_once.attempts, 2);
+    assert_eq!(refused_at_once.starts, [ms(0), ms(10)]);
+    assert_eq!(refused_at_once.breaker, CircuitState::Open);
+    // One failure at once, then a pass at once after the 10ms backoff.
+    assert_eq!(retried_at_once.outcome, "passed");
+    assert_eq!(retried_at_once.attempts, 2);
+    assert_eq!(retried_at_once.attempt_elapsed, [ms(0), ms(0)]);
+    assert_eq!(retried_at_once.breaker, CircuitState::Closed);
+    // The half-open trial passes at its first poll and closes the circuit.
+    assert_eq!(trial_at_once.outcome, "passed");
+    assert_eq!(trial_at_once.attempts, 1);
+    assert_eq!(trial_at_once.breaker, CircuitState::Closed);
+    // One attempt dropped at 15ms, then one that passes at once.
+    assert_eq!(timed_then_at_once.outcome, "passed");
+    assert_eq!(timed_then_at_once.starts, [ms(0), ms(25)]);
+    assert!(
+        panicked_at_once.outcome.contains("filter broke"),
+        "{}",
+        panicked_at_once.outcome
+    );
+    assert_eq!(panicked_at_once.attempts, 1);
+}
+
+/// A 5ms wait for the value 7 that counts its polls: two, the first and
+/// the one after its timer fired, unless something polls it for nothing.
+struct CountedWait<'a> {
+    polls: &'a AtomicU32,
+    wait: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Future for CountedWait<'_> {
+    type Output = Result<u32, Flaky>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        self.polls.fetch_add(1, Ordering::SeqCst);
+        self.wait.as_mut().poll(cx).map(|()| Ok(7))
+    }
+}
+
+/// A step's own built-ins start its first attempt before they run it;
+/// when that attempt waits, they take it up without polling it again in
+/// the same poll, every way they are stacked.
+#[tokio::test(start_paused = true)]
+async fn an_attempt_that_waits_is_polled_once_per_wake_under_a_steps_own_behaviors() {
+    let breaker = breaker("polled", 2, ms(1_000));
+    for stack in 0..4 {
+        let polls = AtomicU32::new(0);
+        let ctx = WorkflowContext::new("Polled");
+        let chain =
+            Workflow::given(&ctx, "n", || 1u32).try_when_async("waits once", |_| CountedWait {
+                polls: &polls,
+                wait: Box::pin(tokio::time::sleep(ms(5))),
+            });
+        let out = match stack {
+            0 => chain.retry(Retry::max_attempts(2)).await,
+            1 => chain.timeout(ms(1_000)).await,
+            2 => chain.circuit_breaker(breaker.clone()).await,
+            _ => {
+                chain
+                    .retry(Retry::max_attempts(2))
+                    .timeout(ms(1_000))
+                    .circuit_breaker(breaker.clone())
+                    .await
+            }
+        };
+        assert_eq!(out.unwrap(), 7, "stack {stack}");
+        assert_eq!(polls.load(Ordering::SeqCst), 2, "stack {stack}");
+        assert_eq!(ctx.steps()[1].attempts, 1, "stack {stack}");
+    }
+    assert_eq!(breaker.state(), CircuitState::Closed);
 }
 
 /// Where the 30ms limit around [`quick_failures`] sits.

@@ -94,6 +94,19 @@ pub trait Builtins: sealed::Sealed + Send + Sized {
     #[doc(hidden)]
     fn __reset(&mut self);
 
+    /// Lets the step's first attempt in before the layers run it: each
+    /// breaker admits it, outermost first. `false`, with those that had
+    /// admitted it let go, when one refuses; the layers then run the step
+    /// from the start, and hear the refusal themselves.
+    #[doc(hidden)]
+    fn __admit(&mut self) -> bool;
+
+    /// The first attempt, let in by [`__admit`](Self::__admit), passed at
+    /// its first poll: each breaker hears so, innermost first, as the
+    /// layers would have told them on their way back up.
+    #[doc(hidden)]
+    fn __passed(&mut self);
+
     /// Keeps `value` in the slot, or hands it back when there is no room
     /// ([`Bare`]).
     #[doc(hidden)]
@@ -206,6 +219,12 @@ impl Builtins for Bare {
     }
 
     fn __reset(&mut self) {}
+
+    fn __admit(&mut self) -> bool {
+        true
+    }
+
+    fn __passed(&mut self) {}
 
     fn __slot<T>(value: T) -> Result<Never, T> {
         Err(value)
@@ -419,6 +438,16 @@ impl<I: Builtins> Builtins for Retrying<I> {
         self.backoff = None;
         self.inner.__reset();
     }
+
+    #[inline]
+    fn __admit(&mut self) -> bool {
+        self.inner.__admit()
+    }
+
+    #[inline]
+    fn __passed(&mut self) {
+        self.inner.__passed();
+    }
 }
 
 impl<I: Builtins> Builtins for TimeLimited<I> {
@@ -495,6 +524,16 @@ impl<I: Builtins> Builtins for TimeLimited<I> {
         self.sleep = None;
         self.inner.__reset();
     }
+
+    #[inline]
+    fn __admit(&mut self) -> bool {
+        self.inner.__admit()
+    }
+
+    #[inline]
+    fn __passed(&mut self) {
+        self.inner.__passed();
+    }
 }
 
 impl<I: Builtins> Builtins for Guarded<I> {
@@ -541,5 +580,27 @@ impl<I: Builtins> Builtins for Guarded<I> {
     fn __reset(&mut self) {
         self.admission.abandon();
         self.inner.__reset();
+    }
+
+    #[inline]
+    fn __admit(&mut self) -> bool {
+        let admission = &mut self.admission;
+        match admission.breaker.admit() {
+            Ok(trial) => admission.trial = Some(trial),
+            Err(_) => return false,
+        }
+        if self.inner.__admit() {
+            return true;
+        }
+        self.admission.abandon();
+        false
+    }
+
+    #[inline]
+    fn __passed(&mut self) {
+        self.inner.__passed();
+        if let Some(trial) = self.admission.trial.take() {
+            self.admission.breaker.finish(trial, true);
+        }
     }
 }

@@ -339,7 +339,20 @@ pin_project! {
         // A call inside a step's body, whose advice on running again
         // differs from a step's.
         call: bool,
+        // What the first attempt, run before the layers were entered,
+        // left them to take up.
+        left: Left,
     }
+}
+
+/// What a step's first attempt, run before its own built-ins were entered
+/// ([`first_attempt`]), left for them when it did not pass at once.
+enum Left {
+    Nothing,
+    /// Its future is in flight, and was polled in this poll already.
+    Polled,
+    /// It ended, as this says.
+    Ended(Attempted),
 }
 
 /// An inline run's layers. Dropped out of line: a step's body is dropped
@@ -399,6 +412,7 @@ impl Tally {
 
 /// The step's body as the inline runner drives it, for one poll.
 struct InlineBody<'p, 'a, F: StepFn<In>, In> {
+    left: &'p mut Left,
     body: &'p mut Option<F>,
     input: &'p mut Option<In>,
     fut: Pin<&'p mut Option<F::Future>>,
@@ -412,7 +426,7 @@ struct InlineBody<'p, 'a, F: StepFn<In>, In> {
 
 impl<F: StepFn<In>, In> Attempts for InlineBody<'_, '_, F, In> {
     fn in_flight(&self) -> bool {
-        self.fut.is_some()
+        self.fut.is_some() || matches!(self.left, Left::Ended(_))
     }
 
     fn start(&mut self) -> Result<(), StepFailure> {
@@ -447,6 +461,17 @@ impl<F: StepFn<In>, In> Attempts for InlineBody<'_, '_, F, In> {
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Attempted> {
+        match std::mem::replace(self.left, Left::Nothing) {
+            Left::Nothing => {}
+            // Polled once in this poll already: no second poll for it.
+            Left::Polled => return Poll::Pending,
+            Left::Ended(attempted) => {
+                if attempted.is_err() {
+                    self.tally.failed();
+                }
+                return Poll::Ready(attempted);
+            }
+        }
         let Some(fut) = self.fut.as_mut().as_pin_mut() else {
             unreachable!("an attempt in flight has its future");
         };
@@ -950,8 +975,98 @@ impl<F: StepFn<In>, In> Attempting<F, In> {
             last: None,
             replayable,
             call,
+            left: Left::Nothing,
         }
     }
+}
+
+/// A step's first attempt under its own built-ins alone, run before the
+/// layers are entered. Most attempts pass at their first poll, and for
+/// those the layers have nothing to do but let a breaker count the call:
+/// a retry has nothing to run again, a timeout nothing to time. So the
+/// breakers admit the attempt, the body is called and polled as a plain
+/// step's is, and a value that comes back ends the step there.
+///
+/// Otherwise (`None`) the layers run as on any first poll, and find the
+/// attempt started: its future in flight, polled already, or how it
+/// ended, in `left`; each breaker's admission in its state. Their first
+/// way down sets the rest (a retry's first attempt, a timeout's deadline
+/// from the step's start) as it would have before the attempt. A breaker
+/// that refuses lets the layers run the step from the start.
+fn first_attempt<F: StepFn<In>, In, B: Builtins>(
+    at: StepAt<'_>,
+    own: &mut B,
+    active: &mut Option<Active>,
+    attempting: Pin<&mut Attempting<F, In>>,
+    cx: &mut Context<'_>,
+) -> Option<Polled<F::Output>> {
+    // A breaker's bookkeeping can call out (tracing, a metrics recorder):
+    // its panic ends the step as it would under the layers.
+    match catch_unwind(AssertUnwindSafe(|| own.__admit())) {
+        Ok(true) => {}
+        Ok(false) => return None,
+        Err(payload) => return Some(Polled::Panic(payload)),
+    }
+    let AttemptingProj {
+        body,
+        input,
+        mut fut,
+        tally,
+        last,
+        replayable,
+        call,
+        left,
+    } = attempting.project();
+    let at_start = tally.next_start();
+    let keep = *replayable;
+    let polled = catch_unwind(AssertUnwindSafe(|| {
+        enter(active, || {
+            let started = begin(body, input, at, keep)?;
+            fut.set(Some(started));
+            let Some(started) = fut.as_mut().as_pin_mut() else {
+                unreachable!("the attempt's future was just set");
+            };
+            Some(started.poll(cx))
+        })
+    }));
+    let attempted = match polled {
+        Ok(Some(Poll::Ready(Ok(value)))) => {
+            fut.set(None);
+            return Some(match catch_unwind(AssertUnwindSafe(|| own.__passed())) {
+                Ok(()) => Ended::Behaved {
+                    result: Ok(value),
+                    attempts: 1,
+                    attempt_elapsed: Vec::new(),
+                    last_started: None,
+                }
+                .into(),
+                Err(payload) => Polled::Panic(payload),
+            });
+        }
+        Ok(Some(Poll::Pending)) => {
+            tally.start(at_start);
+            *left = Left::Polled;
+            return None;
+        }
+        Ok(Some(Poll::Ready(Err(failed)))) => {
+            tally.start(at_start);
+            fut.set(None);
+            attempted(Err(failed), last)
+        }
+        // Never on a first attempt, which has its body and input; said
+        // as `start_and_poll` says it.
+        Ok(None) => Err(StepFailure::Error(StepError::new(RunsOnce {
+            inside: *call,
+        }))),
+        // It panicked as it was called or polled: it ran, and counts.
+        Err(payload) => {
+            tally.start(at_start);
+            fut.set(None);
+            Err(StepFailure::Panic(panic_message(&*payload).into()))
+        }
+    };
+    *left = Left::Ended(attempted);
+    None
 }
 
 /// Runs `drive` (the behaviors' runner) over the body's attempts, and
@@ -971,9 +1086,11 @@ fn poll_attempting<F: StepFn<In>, In>(
         last,
         replayable,
         call,
+        left,
     } = attempting.project();
     let call = *call;
     let mut attempts = InlineBody {
+        left,
         body,
         input,
         fut,
@@ -987,6 +1104,11 @@ fn poll_attempting<F: StepFn<In>, In>(
     // The body's start and polls catch their own panics; this catches a
     // behavior's (a retry's filter, a metrics recorder).
     let polled = catch_unwind(AssertUnwindSafe(|| drive(&mut attempts, call, cx)));
+    // Polled once already means in this poll only: a later one polls the
+    // attempt again, whether or not the layers went down to it this time.
+    if let Left::Polled = attempts.left {
+        *attempts.left = Left::Nothing;
+    }
     let attempted = match polled {
         Ok(Poll::Pending) => return Poll::Pending,
         Ok(Poll::Ready(attempted)) => attempted,
@@ -1042,9 +1164,15 @@ fn poll_body<F: StepFn<In>, In, B: Builtins>(
             let OwnRunProj {
                 first,
                 begun,
-                attempting,
+                mut attempting,
             } = B::__pin(run).project();
-            let (first, begun) = (first.take(), *begun);
+            let begun = *begun;
+            if first.is_some()
+                && let Some(polled) = first_attempt(at, own, active, attempting.as_mut(), cx)
+            {
+                return Poll::Ready(polled);
+            }
+            let first = first.take();
             return poll_attempting(at, active, attempting, cx, |attempts, call, cx| {
                 let mut pass = Pass::new(at.ctx, at.title, call, begun, first);
                 own.__poll(&mut pass, attempts, cx)
@@ -1380,7 +1508,7 @@ where
     }
 
     /// Drops the step's own future, then records how it ended.
-    #[inline]
+    #[inline(always)]
     fn finish(
         self: Pin<&mut Self>,
         started: Instant,
