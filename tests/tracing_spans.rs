@@ -101,6 +101,45 @@ where
     }
 }
 
+/// A runner runs each workflow in its own span, which ends with the
+/// run's status as OpenTelemetry reads it.
+#[test]
+fn a_runners_run_span_ends_with_the_runs_status() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let runner = workflow_runtime::host::Runner::builder().build().unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        runtime().block_on(async {
+            let passed = runner
+                .run_fn("Passes", |ctx| async move {
+                    Workflow::given(&ctx, "one", || 1).await
+                })
+                .await;
+            assert_eq!(passed.unwrap(), 1);
+            let failed = runner
+                .run_fn("Fails", |ctx| async move {
+                    Workflow::given(&ctx, "one", || 1)
+                        .try_when("charged", |_| Err::<u32, _>(Declined))
+                        .await
+                })
+                .await;
+            assert!(failed.is_err());
+        })
+    });
+    let spans = capture.spans.lock().unwrap();
+    let runs: Vec<_> = spans
+        .iter()
+        .filter(|span| span.name == "workflow")
+        .map(|span| {
+            (
+                span.fields["otel.name"].as_str(),
+                span.fields["otel.status_code"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(runs, [("Passes", "OK"), ("Fails", "ERROR")]);
+}
+
 #[test]
 fn each_run_is_a_span_and_each_step_a_child_span_with_otel_fields() {
     let capture = Capture::default();

@@ -74,8 +74,11 @@ struct Inner {
     /// rather than at every step.
     behaviors: Layers,
     typed_behaviors: Vec<(TypeId, Layer)>,
-    // Given by the runner, or made on first use for a lone context.
-    breakers: OnceLock<Breakers>,
+    // Given by the runner (or the builder)...
+    breakers: Option<Breakers>,
+    // ...or made on first use for a lone context. Apart, so a context
+    // given them is built with no `Once` to run for them.
+    own_breakers: OnceLock<Breakers>,
     // Created on first use: most runs are never cancelled, and a token costs
     // an allocation (and, under a runner, a lock of its token).
     cancel: OnceLock<CancellationToken>,
@@ -417,7 +420,6 @@ impl ContextBuilder {
     /// ```
     pub fn build(self) -> WorkflowContext {
         let cancel = self.cancel.map_or_else(OnceLock::new, OnceLock::from);
-        let breakers = self.breakers.map_or_else(OnceLock::new, OnceLock::from);
         WorkflowContext {
             inner: Arc::new(Inner {
                 name: self.name,
@@ -443,7 +445,8 @@ impl ContextBuilder {
                         .map(|(ty, behavior)| (ty, Layer::for_type(&behavior)))
                         .collect()
                 },
-                breakers,
+                breakers: self.breakers,
+                own_breakers: OnceLock::new(),
                 cancel,
                 stop: self.stop,
                 overrides: self.overrides,
@@ -588,7 +591,10 @@ impl WorkflowContext {
     /// assert!(std::sync::Arc::ptr_eq(&a, &b));
     /// ```
     pub fn breakers(&self) -> &Breakers {
-        self.inner.breakers.get_or_init(Breakers::new)
+        match &self.inner.breakers {
+            Some(breakers) => breakers,
+            None => self.inner.own_breakers.get_or_init(Breakers::new),
+        }
     }
 
     /// The behaviors that wrap a step producing a `T`, followed by the

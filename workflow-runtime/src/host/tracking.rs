@@ -56,7 +56,9 @@ pin_project! {
             // Dropped mid-run: the run's future goes first, in the run's
             // span (its steps record themselves cancelled there), then the
             // guard records the run cancelled.
-            if let Some((_, span)) = this.started.as_ref() {
+            if this.run.is_some()
+                && let Some((_, span)) = this.started.as_ref()
+            {
                 let _in = span.enter();
                 this.run.set(None);
             }
@@ -119,14 +121,17 @@ where
             tracked
         };
         let (outcome, error, fault) = outcome_of(&tracked, ctx);
-        span.record(
-            "otel.status_code",
-            if outcome == RunOutcome::Passed {
-                "OK"
-            } else {
-                "ERROR"
-            },
-        );
+        // A span no subscriber took has nowhere to keep it.
+        if !span.is_disabled() {
+            span.record(
+                "otel.status_code",
+                if outcome == RunOutcome::Passed {
+                    "OK"
+                } else {
+                    "ERROR"
+                },
+            );
+        }
         guard.finish(outcome, error, fault);
         ctx.finish();
         Poll::Ready(tracked)
