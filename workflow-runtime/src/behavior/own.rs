@@ -350,6 +350,22 @@ macro_rules! layered {
     };
 }
 
+/// A layer that is no breaker: a first attempt let in before the layers
+/// run is its inner layers' business.
+macro_rules! no_breaker {
+    () => {
+        #[inline]
+        fn __admit(&mut self) -> bool {
+            self.inner.__admit()
+        }
+
+        #[inline]
+        fn __passed(&mut self) {
+            self.inner.__passed();
+        }
+    };
+}
+
 impl<I> sealed::Sealed for Retrying<I> {}
 impl<I> sealed::Sealed for TimeLimited<I> {}
 impl<I> sealed::Sealed for Guarded<I> {}
@@ -439,15 +455,7 @@ impl<I: Builtins> Builtins for Retrying<I> {
         self.inner.__reset();
     }
 
-    #[inline]
-    fn __admit(&mut self) -> bool {
-        self.inner.__admit()
-    }
-
-    #[inline]
-    fn __passed(&mut self) {
-        self.inner.__passed();
-    }
+    no_breaker!();
 }
 
 impl<I: Builtins> Builtins for TimeLimited<I> {
@@ -525,15 +533,7 @@ impl<I: Builtins> Builtins for TimeLimited<I> {
         self.inner.__reset();
     }
 
-    #[inline]
-    fn __admit(&mut self) -> bool {
-        self.inner.__admit()
-    }
-
-    #[inline]
-    fn __passed(&mut self) {
-        self.inner.__passed();
-    }
+    no_breaker!();
 }
 
 impl<I: Builtins> Builtins for Guarded<I> {
