@@ -1010,6 +1010,9 @@ struct Seen {
     attempt_elapsed: Vec<Duration>,
     elapsed: Duration,
     starts: Vec<Duration>,
+    /// The breaker's state as the run left it...
+    breaker_after_run: CircuitState,
+    /// ...and after one more call through it.
     breaker: CircuitState,
 }
 
@@ -1122,6 +1125,7 @@ async fn run_stack_case(
         };
     }
     let step = ctx.steps().into_iter().find(|s| s.title == "work").unwrap();
+    let breaker_after_run = breaker.state();
     if let Stack::TimeoutOutsideBreaker = stack {
         // The dropped trial left the slot free: the next call is the trial.
         call_through(&breaker, false).await.unwrap();
@@ -1132,6 +1136,7 @@ async fn run_stack_case(
         attempt_elapsed: step.attempt_elapsed,
         elapsed: step.elapsed,
         starts: starts.into_inner().unwrap(),
+        breaker_after_run,
         breaker: breaker.state(),
     }
 }
@@ -1217,7 +1222,10 @@ async fn built_in_behaviors_run_by_their_types_and_inline_exactly_as_through_the
     // The half-open trial passes at its first poll and closes the circuit.
     assert_eq!(trial_at_once.outcome, "passed");
     assert_eq!(trial_at_once.attempts, 1);
-    assert_eq!(trial_at_once.breaker, CircuitState::Closed);
+    assert_eq!(trial_at_once.breaker_after_run, CircuitState::Closed);
+    // Dropped by the timeout, the trial left the circuit half-open, and
+    // free for the next call, which closed it.
+    assert_eq!(trial.breaker_after_run, CircuitState::HalfOpen);
     // One attempt dropped at 15ms, then one that passes at once.
     assert_eq!(timed_then_at_once.outcome, "passed");
     assert_eq!(timed_then_at_once.starts, [ms(0), ms(25)]);
@@ -1246,10 +1254,15 @@ impl Future for CountedWait<'_> {
 
 /// A step's own built-ins start its first attempt before they run it;
 /// when that attempt waits, they take it up without polling it again in
-/// the same poll, every way they are stacked.
+/// the same poll, every way they are stacked, and a half-open breaker's
+/// trial that waited is closed by its pass.
 #[tokio::test(start_paused = true)]
 async fn an_attempt_that_waits_is_polled_once_per_wake_under_a_steps_own_behaviors() {
     let breaker = breaker("polled", 2, ms(1_000));
+    for _ in 0..2 {
+        let _ = call_through(&breaker, true).await;
+    }
+    tokio::time::advance(ms(1_000)).await;
     for stack in 0..4 {
         let polls = AtomicU32::new(0);
         let ctx = WorkflowContext::new("Polled");
@@ -1273,8 +1286,68 @@ async fn an_attempt_that_waits_is_polled_once_per_wake_under_a_steps_own_behavio
         assert_eq!(out.unwrap(), 7, "stack {stack}");
         assert_eq!(polls.load(Ordering::SeqCst), 2, "stack {stack}");
         assert_eq!(ctx.steps()[1].attempts, 1, "stack {stack}");
+        // Tripped before, the breaker was due for its trial: this one.
+        let state = breaker.state();
+        let expected = if stack < 2 {
+            CircuitState::HalfOpen
+        } else {
+            CircuitState::Closed
+        };
+        assert_eq!(state, expected, "stack {stack}");
     }
-    assert_eq!(breaker.state(), CircuitState::Closed);
+}
+
+/// Two breakers on one step, the inner one open: it refuses the step,
+/// whose body never runs, and the outer one, which had let the step in,
+/// hears the refusal as a failure (a half-open outer one's trial fails
+/// and opens it again). The same by the step's types as through the
+/// breakers' `around`.
+#[tokio::test(start_paused = true)]
+async fn an_inner_breaker_that_refuses_is_heard_by_the_outer_one_every_way() {
+    for (path, outer_half_open) in [
+        (Path::Own, false),
+        (Path::General, false),
+        (Path::Own, true),
+        (Path::General, true),
+    ] {
+        let outer = breaker("outer", 1, ms(1_000));
+        let inner = breaker("inner", 1, ms(5_000));
+        let _ = call_through(&inner, true).await;
+        if outer_half_open {
+            let _ = call_through(&outer, true).await;
+            tokio::time::advance(ms(1_000)).await;
+            assert_eq!(outer.state(), CircuitState::HalfOpen);
+        }
+        assert_eq!(inner.state(), CircuitState::Open);
+        let calls = AtomicU32::new(0);
+        let ctx = WorkflowContext::new("Nested");
+        let chain = Workflow::given(&ctx, "n", || 1u32).try_when("work", |n| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok::<u32, Flaky>(n)
+        });
+        let out = match path {
+            Path::Own => {
+                chain
+                    .circuit_breaker(outer.clone())
+                    .circuit_breaker(inner.clone())
+                    .await
+            }
+            _ => {
+                chain
+                    .replayable()
+                    .with(outer.clone())
+                    .with(inner.clone())
+                    .with(PassThrough)
+                    .await
+            }
+        };
+        let seen = format!("{path:?}, outer half-open: {outer_half_open}");
+        let err = out.unwrap_err();
+        assert!(is_open_rejection(&err), "{seen}: {err}");
+        assert!(err.to_string().contains("inner"), "{seen}: {err}");
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "{seen}");
+        assert_eq!(outer.state(), CircuitState::Open, "{seen}");
+    }
 }
 
 /// Where the 30ms limit around [`quick_failures`] sits.

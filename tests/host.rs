@@ -558,7 +558,8 @@ async fn ten_thousand_runs_are_all_accounted_for() {
 
 /// A run's future dropped while a step waits (a `select!`, a timeout
 /// around it) counts once, as cancelled, with its step recorded cancelled;
-/// one dropped before its first poll never started and counts nothing.
+/// a `run` future dropped before its first poll never started a run, and
+/// counts nothing.
 #[tokio::test(start_paused = true)]
 async fn a_run_dropped_mid_step_counts_as_cancelled_and_one_never_polled_not_at_all() {
     let runner = Runner::builder().build().unwrap();

@@ -140,6 +140,45 @@ fn a_runners_run_span_ends_with_the_runs_status() {
     assert_eq!(runs, [("Passes", "OK"), ("Fails", "ERROR")]);
 }
 
+/// Says so, as a tracing event, when it is dropped.
+struct SaysWhenDropped;
+
+impl Drop for SaysWhenDropped {
+    fn drop(&mut self) {
+        tracing::info!(what = "the step's body", "dropped");
+    }
+}
+
+/// A run dropped while its step waits (a timeout around it) drops that
+/// step's body inside the run's span, as it polled it there.
+#[test]
+fn a_run_dropped_mid_step_drops_its_body_in_the_runs_span() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let runner = workflow_runtime::host::Runner::builder().build().unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        runtime().block_on(async {
+            let run = runner.run_fn("Dropped", |ctx| async move {
+                Workflow::given_async(&ctx, "waits", || async {
+                    let _says = SaysWhenDropped;
+                    tokio::time::sleep(std::time::Duration::from_secs(3_600)).await;
+                    1
+                })
+                .await
+            });
+            let timed_out = tokio::time::timeout(std::time::Duration::from_secs(1), run).await;
+            assert!(timed_out.is_err());
+        })
+    });
+    let events = capture.events.lock().unwrap();
+    let dropped: Vec<_> = events
+        .iter()
+        .filter(|(_, fields)| fields.get("what").map(String::as_str) == Some("the step's body"))
+        .map(|(span, _)| span.as_deref())
+        .collect();
+    assert_eq!(dropped, [Some("workflow")]);
+}
+
 #[test]
 fn each_run_is_a_span_and_each_step_a_child_span_with_otel_fields() {
     let capture = Capture::default();

@@ -95,9 +95,10 @@ pub trait Builtins: sealed::Sealed + Send + Sized {
     fn __reset(&mut self);
 
     /// Lets the step's first attempt in before the layers run it: each
-    /// breaker admits it, outermost first. `false`, with those that had
-    /// admitted it let go, when one refuses; the layers then run the step
-    /// from the start, and hear the refusal themselves.
+    /// breaker admits it, outermost first. `false` when one refuses: the
+    /// layers then run the step from the start, the breakers outside the
+    /// one that refused holding their admissions, as their own way down
+    /// would have left them, and hear the refusal themselves.
     #[doc(hidden)]
     fn __admit(&mut self) -> bool;
 
@@ -585,15 +586,13 @@ impl<I: Builtins> Builtins for Guarded<I> {
     #[inline]
     fn __admit(&mut self) -> bool {
         let admission = &mut self.admission;
-        match admission.breaker.admit() {
-            Ok(trial) => admission.trial = Some(trial),
-            Err(_) => return false,
+        if admission.trial.is_none() {
+            match admission.breaker.admit() {
+                Ok(trial) => admission.trial = Some(trial),
+                Err(_) => return false,
+            }
         }
-        if self.inner.__admit() {
-            return true;
-        }
-        self.admission.abandon();
-        false
+        self.inner.__admit()
     }
 
     #[inline]

@@ -311,7 +311,9 @@ pin_project! {
     where
         F: StepFn<In>,
     {
-        // The step's start, for the first way down through the layers.
+        // The step's start, for the first way down through the layers;
+        // set until then, so also a sign that the first attempt, which
+        // runs ahead of them, has not run.
         first: Option<Instant>,
         // The step's start, for its step timeout.
         begun: Instant,
@@ -1000,13 +1002,42 @@ fn first_attempt<F: StepFn<In>, In, B: Builtins>(
     attempting: Pin<&mut Attempting<F, In>>,
     cx: &mut Context<'_>,
 ) -> Option<Polled<F::Output>> {
-    // A breaker's bookkeeping can call out (tracing, a metrics recorder):
-    // its panic ends the step as it would under the layers.
-    match catch_unwind(AssertUnwindSafe(|| own.__admit())) {
-        Ok(true) => {}
-        Ok(false) => return None,
-        Err(payload) => return Some(Polled::Panic(payload)),
+    // As under the layers, whose run is caught whole: a panic in a
+    // breaker's bookkeeping (tracing, a metrics recorder) or in the drop
+    // of the attempt's future ends the step. The body's own, as it is
+    // called or polled, is caught inside, as the attempt's failure.
+    let passed = catch_unwind(AssertUnwindSafe(|| {
+        if !own.__admit() {
+            return None;
+        }
+        let value = first_poll(at, active, attempting, cx)?;
+        own.__passed();
+        Some(value)
+    }));
+    match passed {
+        Ok(Some(value)) => Some(
+            Ended::Behaved {
+                result: Ok(value),
+                attempts: 1,
+                attempt_elapsed: Vec::new(),
+                last_started: None,
+            }
+            .into(),
+        ),
+        Ok(None) => None,
+        Err(payload) => Some(Polled::Panic(payload)),
     }
+}
+
+/// The first attempt's call and first poll, for [`first_attempt`]: its
+/// value if it passed, or `None` with what the layers take up in `left`.
+#[inline]
+fn first_poll<F: StepFn<In>, In>(
+    at: StepAt<'_>,
+    active: &mut Option<Active>,
+    attempting: Pin<&mut Attempting<F, In>>,
+    cx: &mut Context<'_>,
+) -> Option<F::Output> {
     let AttemptingProj {
         body,
         input,
@@ -1032,16 +1063,7 @@ fn first_attempt<F: StepFn<In>, In, B: Builtins>(
     let attempted = match polled {
         Ok(Some(Poll::Ready(Ok(value)))) => {
             fut.set(None);
-            return Some(match catch_unwind(AssertUnwindSafe(|| own.__passed())) {
-                Ok(()) => Ended::Behaved {
-                    result: Ok(value),
-                    attempts: 1,
-                    attempt_elapsed: Vec::new(),
-                    last_started: None,
-                }
-                .into(),
-                Err(payload) => Polled::Panic(payload),
-            });
+            return Some(value);
         }
         Ok(Some(Poll::Pending)) => {
             tally.start(at_start);
