@@ -1466,9 +1466,9 @@ impl Runner {
         self.inner.stop.cancel();
     }
 
-    /// `run` in the workflow's span, with panics caught, counted and
-    /// recorded as it ends; a run dropped before it ends counts as
-    /// cancelled.
+    /// `run`, tracked: polled in the workflow's span with its panics
+    /// caught, and counted and recorded as it ends; a run dropped before
+    /// it ends counts as cancelled.
     #[inline(always)]
     fn track<'r, F>(&'r self, ctx: &'r WorkflowContext, run: F) -> Tracking<'r, F> {
         Tracking::new(&self.inner.counters, &self.inner.health, ctx, run)
