@@ -101,30 +101,38 @@ where
     }
 }
 
+/// What `runs` emit through a fresh runner, driven to their end on a
+/// paused clock under a capturing subscriber.
+fn captured_under_a_runner<F>(runs: impl FnOnce(workflow_runtime::host::Runner) -> F) -> Capture
+where
+    F: std::future::Future<Output = ()>,
+{
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let runner = workflow_runtime::host::Runner::builder().build().unwrap();
+    tracing::subscriber::with_default(subscriber, || runtime().block_on(runs(runner)));
+    capture
+}
+
 /// A runner runs each workflow in its own span, which ends with the
 /// run's status as OpenTelemetry reads it.
 #[test]
 fn a_runners_run_span_ends_with_the_runs_status() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::registry().with(capture.clone());
-    let runner = workflow_runtime::host::Runner::builder().build().unwrap();
-    tracing::subscriber::with_default(subscriber, || {
-        runtime().block_on(async {
-            let passed = runner
-                .run_fn("Passes", |ctx| async move {
-                    Workflow::given(&ctx, "one", || 1).await
-                })
-                .await;
-            assert_eq!(passed.unwrap(), 1);
-            let failed = runner
-                .run_fn("Fails", |ctx| async move {
-                    Workflow::given(&ctx, "one", || 1)
-                        .try_when("charged", |_| Err::<u32, _>(Declined))
-                        .await
-                })
-                .await;
-            assert!(failed.is_err());
-        })
+    let capture = captured_under_a_runner(|runner| async move {
+        let passed = runner
+            .run_fn("Passes", |ctx| async move {
+                Workflow::given(&ctx, "one", || 1).await
+            })
+            .await;
+        assert_eq!(passed.unwrap(), 1);
+        let failed = runner
+            .run_fn("Fails", |ctx| async move {
+                Workflow::given(&ctx, "one", || 1)
+                    .try_when("charged", |_| Err::<u32, _>(Declined))
+                    .await
+            })
+            .await;
+        assert!(failed.is_err());
     });
     let spans = capture.spans.lock().unwrap();
     let runs: Vec<_> = spans
@@ -153,22 +161,17 @@ impl Drop for SaysWhenDropped {
 /// step's body inside the run's span, as it polled it there.
 #[test]
 fn a_run_dropped_mid_step_drops_its_body_in_the_runs_span() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::registry().with(capture.clone());
-    let runner = workflow_runtime::host::Runner::builder().build().unwrap();
-    tracing::subscriber::with_default(subscriber, || {
-        runtime().block_on(async {
-            let run = runner.run_fn("Dropped", |ctx| async move {
-                Workflow::given_async(&ctx, "waits", || async {
-                    let _says = SaysWhenDropped;
-                    tokio::time::sleep(std::time::Duration::from_secs(3_600)).await;
-                    1
-                })
-                .await
-            });
-            let timed_out = tokio::time::timeout(std::time::Duration::from_secs(1), run).await;
-            assert!(timed_out.is_err());
-        })
+    let capture = captured_under_a_runner(|runner| async move {
+        let run = runner.run_fn("Dropped", |ctx| async move {
+            Workflow::given_async(&ctx, "waits", || async {
+                let _says = SaysWhenDropped;
+                tokio::time::sleep(std::time::Duration::from_secs(3_600)).await;
+                1
+            })
+            .await
+        });
+        let timed_out = tokio::time::timeout(std::time::Duration::from_secs(1), run).await;
+        assert!(timed_out.is_err());
     });
     let events = capture.events.lock().unwrap();
     let dropped: Vec<_> = events
