@@ -277,6 +277,7 @@ struct Admission {
 }
 
 impl Admission {
+    #[inline]
     fn abandon(&mut self) {
         if let Some(trial) = self.trial.take() {
             self.breaker.abandon(trial);
@@ -285,6 +286,7 @@ impl Admission {
 }
 
 impl Drop for Admission {
+    #[inline]
     fn drop(&mut self) {
         self.abandon();
     }

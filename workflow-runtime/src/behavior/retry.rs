@@ -84,6 +84,7 @@ impl Retry {
     /// assert_eq!(ctx.steps()[1].attempts, 3);
     /// # }
     /// ```
+    #[inline]
     pub fn max_attempts(max_attempts: u32) -> Self {
         Retry {
             max_attempts: max_attempts.max(1),
@@ -102,6 +103,7 @@ impl Retry {
     /// use workflow_runtime::behavior::Retry;
     /// assert_eq!(Retry::retries(3).attempt_limit(), 4);
     /// ```
+    #[inline]
     pub fn retries(retries: u32) -> Self {
         Retry::max_attempts(retries.saturating_add(1))
     }
@@ -117,6 +119,7 @@ impl Retry {
     /// let long = Retry::max_attempts(3).backoff(Duration::from_secs(600));
     /// assert_eq!(long.delay(2), Duration::from_secs(600));
     /// ```
+    #[inline]
     pub fn backoff(mut self, base: Duration) -> Self {
         self.base = base;
         self
@@ -130,6 +133,7 @@ impl Retry {
     /// let retry = Retry::max_attempts(3).backoff(Duration::from_secs(1)).factor(3.0);
     /// assert_eq!(retry.delay(2), Duration::from_secs(3));
     /// ```
+    #[inline]
     pub fn factor(mut self, factor: f64) -> Self {
         self.factor = factor.max(1.0);
         self
@@ -143,6 +147,7 @@ impl Retry {
     /// let retry = Retry::max_attempts(9).max_delay(Duration::from_millis(150));
     /// assert_eq!(retry.delay(8), Duration::from_millis(150));
     /// ```
+    #[inline]
     pub fn max_delay(mut self, max_delay: Duration) -> Self {
         self.max_delay = Some(max_delay);
         self
@@ -156,6 +161,7 @@ impl Retry {
     /// let retry = Retry::max_attempts(3).jitter(true);
     /// # drop(retry);
     /// ```
+    #[inline]
     pub fn jitter(mut self, on: bool) -> Self {
         self.jitter = on;
         self

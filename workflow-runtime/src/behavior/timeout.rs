@@ -51,6 +51,7 @@ impl Timeout {
     /// assert!(matches!(ctx.steps()[1].outcome, StepOutcome::Failed(StepFailure::TimedOut(d)) if d == Duration::from_secs(2)));
     /// # }
     /// ```
+    #[inline]
     pub fn new(limit: Duration) -> Self {
         Timeout { limit }
     }

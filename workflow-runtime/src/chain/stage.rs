@@ -311,12 +311,10 @@ pin_project! {
     where
         F: StepFn<In>,
     {
-        // The step's start, for the first way down through the layers;
-        // set until then, so also a sign that the first attempt, which
-        // runs ahead of them, has not run.
-        first: Option<Instant>,
-        // The step's start, for its step timeout.
-        begun: Instant,
+        // The first way down through the layers is still to come, and
+        // the first attempt, which runs ahead of them, still to run. (The
+        // step's start, which both take, is the running step's.)
+        first: bool,
         #[pin]
         attempting: Attempting<F, In>,
     }
@@ -375,37 +373,53 @@ impl Drop for LayerList {
 #[derive(Debug)]
 struct Tally {
     attempts: u32,
-    /// The step's start: the first attempt's too.
-    begun: Option<Instant>,
     /// When the attempt in flight, or the last one if it passed, started.
+    /// Before the first, the step's start, which is the first attempt's
+    /// too: kept here rather than beside it, as a behaved step's state is
+    /// moved whole with its chain.
     started: Option<Instant>,
     /// The attempts that failed or were dropped, in order.
     elapsed: Vec<Duration>,
 }
 
 impl Tally {
+    #[inline]
     fn starting(begun: Instant) -> Self {
         Tally {
             attempts: 0,
-            begun: Some(begun),
-            started: None,
+            started: Some(begun),
             elapsed: Vec::new(),
         }
     }
 
     /// When the next attempt starts: the step's own start for the first.
+    #[inline]
     fn next_start(&mut self) -> Instant {
-        self.begun.take().unwrap_or_else(Instant::now)
+        match self.started {
+            Some(begun) if self.attempts == 0 => begun,
+            _ => Instant::now(),
+        }
     }
 
     /// An attempt started at `at`.
+    #[inline]
     fn start(&mut self, at: Instant) {
         self.started = Some(at);
         self.attempts += 1;
     }
 
+    /// When the last attempt started, once the step ends: none before
+    /// the first.
+    fn last_started(&mut self) -> Option<Instant> {
+        let started = self.started.take();
+        if self.attempts == 0 { None } else { started }
+    }
+
     /// The attempt in flight ended without passing.
     fn failed(&mut self) {
+        if self.attempts == 0 {
+            return;
+        }
         if let Some(started) = self.started.take() {
             self.elapsed.push(started.elapsed());
         }
@@ -796,8 +810,7 @@ where
                 crate::behavior::discard_layers(stack);
                 let attempting = Attempting::new(body, value, started, replayable, call);
                 match B::__slot(OwnRun {
-                    first: Some(started),
-                    begun: started,
+                    first: true,
                     attempting,
                 }) {
                     Ok(run) => Body::Own { run },
@@ -915,7 +928,7 @@ where
             ctx,
             title: this.title,
         };
-        let ended = match poll_body(at, this.own, running.active, running.body, cx) {
+        let ended = match poll_body(at, started, this.own, running.active, running.body, cx) {
             Poll::Ready(ended) => ended,
             Poll::Pending => {
                 let waits = running
@@ -1143,7 +1156,7 @@ fn poll_attempting<F: StepFn<In>, In>(
             result,
             attempts: tally.attempts,
             attempt_elapsed: std::mem::take(&mut tally.elapsed),
-            last_started: tally.started.take(),
+            last_started: tally.last_started(),
         }
         .into(),
     )
@@ -1163,6 +1176,7 @@ impl<O> From<Ended<'static, O>> for Polled<O> {
 /// Polls the body, plain or under its behaviors, catching panics.
 fn poll_body<F: StepFn<In>, In, B: Builtins>(
     at: StepAt<'_>,
+    begun: Instant,
     own: &mut B,
     active: &mut Option<Active>,
     mut body: Pin<&mut Body<F, In, B>>,
@@ -1185,16 +1199,13 @@ fn poll_body<F: StepFn<In>, In, B: Builtins>(
         BodyProj::Own { run } => {
             let OwnRunProj {
                 first,
-                begun,
                 mut attempting,
             } = B::__pin(run).project();
-            let begun = *begun;
-            if first.is_some()
-                && let Some(polled) = first_attempt(at, own, active, attempting.as_mut(), cx)
+            if *first && let Some(polled) = first_attempt(at, own, active, attempting.as_mut(), cx)
             {
                 return Poll::Ready(polled);
             }
-            let first = first.take();
+            let first = std::mem::take(first).then_some(begun);
             return poll_attempting(at, active, attempting, cx, |attempts, call, cx| {
                 let mut pass = Pass::new(at.ctx, at.title, call, begun, first);
                 own.__poll(&mut pass, attempts, cx)
