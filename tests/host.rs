@@ -264,6 +264,43 @@ async fn a_panicking_workflow_is_contained() {
     );
 }
 
+/// A run's future is made at its first poll, in the run's span: a body
+/// that panics as it is called, before it hands back a future, is a run
+/// that started and failed, not a panic the runner never saw.
+#[tokio::test]
+async fn a_run_fn_body_that_panics_as_it_is_called_counts_as_a_failed_run() {
+    let runner = Runner::builder().build().unwrap();
+    let caller = runner.clone();
+    let panicked = tokio::spawn(async move {
+        caller
+            .run_fn(
+                "Eager",
+                |_ctx| -> std::future::Ready<Result<(), WorkflowError>> {
+                    panic!("eager body exploded")
+                },
+            )
+            .await
+    })
+    .await
+    .unwrap_err();
+    assert!(panicked.is_panic());
+    let message = panicked.into_panic();
+    assert_eq!(
+        message.downcast_ref::<String>().map(String::as_str),
+        Some("eager body exploded"),
+        "the run's panic is resumed to the caller"
+    );
+    let stats = runner.stats();
+    assert_eq!((stats.started, stats.failed), (1, 1));
+    let health = runner.health();
+    let eager = &health.workflows[0];
+    assert_eq!(eager.name, "Eager");
+    assert_eq!(
+        eager.last_failure.as_ref().unwrap().error.as_deref(),
+        Some("panicked: eager body exploded")
+    );
+}
+
 #[tokio::test]
 async fn unknown_names_list_the_registered_ones() {
     let runner = Runner::builder().register(Failing).build().unwrap();

@@ -88,7 +88,7 @@ where
             let ctx = runner.context(W::context());
             // In the check's own box: no second one for the run.
             match runner
-                .track(&ctx, self.0.run(&ctx, W::Input::default()))
+                .track(&ctx, || self.0.run(&ctx, W::Input::default()))
                 .await
             {
                 Tracked::Done(result) => result
@@ -978,12 +978,13 @@ impl Runner {
         ctx: &WorkflowContext,
         input: W::Input,
     ) -> Result<W::Output, WorkflowError> {
-        // Boxed here with what tracks it, before anything holds it: the
-        // run's whole state machine goes to the heap once, and every
-        // future around it (this one, a task spawned on it) holds a
-        // pointer, not kilobytes that tokio would copy as it spawns,
-        // stores and completes the task.
-        let run = Box::pin(self.track(ctx, workflow.run(ctx, input)));
+        // Boxed here with what tracks it, before anything holds it, and
+        // made in the box at its first poll: the run's whole state machine
+        // is written to the heap once, where it stays, and every future
+        // around it (this one, a task spawned on it) holds a pointer, not
+        // kilobytes that tokio would copy as it spawns, stores and
+        // completes the task.
+        let run = Box::pin(self.track(ctx, move || workflow.run(ctx, input)));
         match run.await {
             Tracked::Done(result) => result,
             Tracked::Panicked(message) => resume(message),
@@ -1022,7 +1023,7 @@ impl Runner {
         workflow: &Arc<dyn Registered>,
     ) -> Result<WorkflowContext, RunError> {
         let ctx = self.context(workflow.context());
-        match self.track(&ctx, workflow.run(&ctx)).await {
+        match self.track(&ctx, || workflow.run(&ctx)).await {
             Tracked::Done(result) => result.map(|()| ctx).map_err(RunError::Failed),
             Tracked::Panicked(message) => Err(RunError::Panicked {
                 workflow: workflow.name().to_owned(),
@@ -1052,7 +1053,7 @@ impl Runner {
         Fut: Future<Output = Result<T, WorkflowError>>,
     {
         let ctx = self.context(WorkflowContext::builder(name));
-        let run = Box::pin(self.track(&ctx, ctx.scope(body(ctx.clone()))));
+        let run = Box::pin(self.track(&ctx, || ctx.scope(body(ctx.clone()))));
         match run.await {
             Tracked::Done(result) => result,
             Tracked::Panicked(message) => resume(message),
@@ -1447,7 +1448,7 @@ impl Runner {
         ctx: &WorkflowContext,
         input: W::Input,
     ) -> Result<Result<W::Output, WorkflowError>, String> {
-        let run = Box::pin(self.track(ctx, workflow.run(ctx, input)));
+        let run = Box::pin(self.track(ctx, move || workflow.run(ctx, input)));
         match run.await {
             Tracked::Done(result) => Ok(result),
             Tracked::Panicked(message) => Err(message),
@@ -1466,12 +1467,16 @@ impl Runner {
         self.inner.stop.cancel();
     }
 
-    /// `run`, tracked: polled in the workflow's span with its panics
-    /// caught, and counted and recorded as it ends; a run dropped before
-    /// it ends counts as cancelled.
+    /// The run `make` makes, tracked: made at its first poll and polled in
+    /// the workflow's span with its panics caught, and counted and
+    /// recorded as it ends; a run dropped before it ends counts as
+    /// cancelled.
     #[inline(always)]
-    fn track<'r, F>(&'r self, ctx: &'r WorkflowContext, run: F) -> Tracking<'r, F> {
-        Tracking::new(&self.inner.counters, &self.inner.health, ctx, run)
+    fn track<'r, M, F>(&'r self, ctx: &'r WorkflowContext, make: M) -> Tracking<'r, M, F>
+    where
+        M: FnOnce() -> F,
+    {
+        Tracking::new(&self.inner.counters, &self.inner.health, ctx, make)
     }
 }
 

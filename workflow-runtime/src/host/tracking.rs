@@ -35,22 +35,27 @@ pub(super) enum Tracked<T> {
 }
 
 pin_project! {
-    /// A run's future under the runner's bookkeeping: polled in the
-    /// workflow's span with panics caught, it counts the run as started at
-    /// its first poll, and as passed, failed or cancelled as it ends or is
-    /// dropped. One value, with no future of its own around the run's, so
+    /// A run's future under the runner's bookkeeping: made at its first
+    /// poll and polled in the workflow's span with panics caught, it counts
+    /// the run as started at that poll, and as passed, failed or cancelled
+    /// as it ends or is dropped. One value, with no future of its own around the run's, so
     /// the runner's callers box or spawn the run and this together, once.
-    pub(super) struct Tracking<'r, F> {
+    pub(super) struct Tracking<'r, M, F> {
         counters: &'r Counters,
         health: &'r Health,
         ctx: &'r WorkflowContext,
         // Set at the first poll: a run never polled never started.
         started: Option<(RunGuard<'r>, Span)>,
+        // What makes the run's future, until the first poll makes it in
+        // its place: boxing or spawning this moves the maker's few
+        // captures, not the run's whole state machine (which, made
+        // first, was copied three times on its way into the box).
+        make: Option<M>,
         #[pin]
         run: Option<F>,
     }
 
-    impl<'r, F> PinnedDrop for Tracking<'r, F> {
+    impl<'r, M, F> PinnedDrop for Tracking<'r, M, F> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
             // Dropped mid-run: the run's future goes first, in the run's
@@ -66,26 +71,28 @@ pin_project! {
     }
 }
 
-impl<'r, F> Tracking<'r, F> {
+impl<'r, M, F> Tracking<'r, M, F> {
     #[inline(always)]
     pub(super) fn new(
         counters: &'r Counters,
         health: &'r Health,
         ctx: &'r WorkflowContext,
-        run: F,
+        make: M,
     ) -> Self {
         Tracking {
             counters,
             health,
             ctx,
             started: None,
-            run: Some(run),
+            make: Some(make),
+            run: None,
         }
     }
 }
 
-impl<F, T> Future for Tracking<'_, F>
+impl<M, F, T> Future for Tracking<'_, M, F>
 where
+    M: FnOnce() -> F,
     F: Future<Output = Result<T, WorkflowError>>,
 {
     type Output = Tracked<Result<T, WorkflowError>>;
@@ -107,12 +114,19 @@ where
         });
         let tracked = {
             let _in = span.enter();
-            let Some(run) = this.run.as_mut().as_pin_mut() else {
-                panic!("a run's future polled after it ended");
-            };
-            let tracked = match catch_unwind(AssertUnwindSafe(|| run.poll(cx))) {
-                Ok(Poll::Pending) => return Poll::Pending,
-                Ok(Poll::Ready(out)) => Tracked::Done(out),
+            let make = this.make.take();
+            let run = &mut this.run;
+            let polled = catch_unwind(AssertUnwindSafe(|| {
+                // Made in the span, with its panics caught, as it is polled.
+                if let Some(make) = make {
+                    run.set(Some(make()));
+                }
+                Some(run.as_mut().as_pin_mut()?.poll(cx))
+            }));
+            let tracked = match polled {
+                Ok(None) => panic!("a run's future polled after it ended"),
+                Ok(Some(Poll::Pending)) => return Poll::Pending,
+                Ok(Some(Poll::Ready(out))) => Tracked::Done(out),
                 Err(payload) => Tracked::Panicked(panic_message(&*payload)),
             };
             // What the run held goes while its span is entered, as it
