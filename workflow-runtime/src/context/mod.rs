@@ -214,11 +214,13 @@ impl ContextBuilder {
     /// let ctx = WorkflowContext::builder("W").clock(Clock::system()).build();
     /// assert!(ctx.clock().now_ms() > 0);
     /// ```
+    #[inline]
     pub fn clock(mut self, clock: crate::Clock) -> Self {
         self.clock = clock;
         self
     }
 
+    #[inline]
     pub(crate) fn step_metas(mut self, metas: &'static [crate::StepMeta]) -> Self {
         self.step_metas = metas;
         self
@@ -245,6 +247,7 @@ impl ContextBuilder {
     ///     .build();
     /// assert!(ctx.options().continue_on_error);
     /// ```
+    #[inline]
     pub fn options(mut self, options: WorkflowOptions) -> Self {
         self.options = options;
         self.options_given = true;
@@ -254,6 +257,7 @@ impl ContextBuilder {
     /// The definition's own option settings, applied to the default
     /// options now and to a runner's defaults when it makes the context.
     #[doc(hidden)]
+    #[inline]
     pub fn __refine_options(mut self, refine: fn(WorkflowOptions) -> WorkflowOptions) -> Self {
         self.options = refine(self.options);
         self.refine = Some(refine);
@@ -262,6 +266,7 @@ impl ContextBuilder {
 
     /// Starts the options from `defaults` (a runner's or host's) with the
     /// definition's own settings on top, unless the caller set them.
+    #[inline]
     pub(crate) fn default_options(&mut self, defaults: &WorkflowOptions) {
         if !self.options_given {
             self.options = match self.refine {
@@ -273,6 +278,7 @@ impl ContextBuilder {
 
     /// Puts `typed` before this builder's own typed behaviors: a runner's
     /// service-wide ones sit outside a context's.
+    #[inline]
     pub(crate) fn typed_behaviors_first(&mut self, typed: &[(TypeId, ForType)]) {
         if !typed.is_empty() {
             let own = std::mem::take(&mut self.typed_behaviors);
@@ -282,6 +288,7 @@ impl ContextBuilder {
 
     /// What a runner gives each context it makes, set in place: the
     /// builder is moved once, not through a call per setting.
+    #[inline]
     pub(crate) fn under_runner(
         &mut self,
         stop: Arc<stop::RunsStop>,
@@ -297,6 +304,7 @@ impl ContextBuilder {
 
     /// Makes runs under this context stop when `stop` (a runner's)
     /// does; it takes the place of a token given to the builder.
+    #[inline]
     pub(crate) fn under_stop(&mut self, stop: Arc<stop::RunsStop>) {
         self.cancel = None;
         self.stop = Some(stop);
@@ -313,6 +321,7 @@ impl ContextBuilder {
     /// token.cancel();
     /// assert!(ctx.is_cancelled());
     /// ```
+    #[inline]
     pub fn cancellation(mut self, token: CancellationToken) -> Self {
         self.cancel = Some(token);
         self
@@ -374,6 +383,7 @@ impl ContextBuilder {
     /// ctx.breakers().breaker("bank", BreakerConfig::default());
     /// assert!(breakers.get("bank").is_some());
     /// ```
+    #[inline]
     pub fn breakers(mut self, breakers: Breakers) -> Self {
         self.breakers = Some(breakers);
         self
@@ -389,6 +399,7 @@ impl ContextBuilder {
     /// let ctx = WorkflowContext::builder("W").expected_steps(10).build();
     /// assert!(ctx.steps().is_empty());
     /// ```
+    #[inline]
     pub fn expected_steps(mut self, steps: usize) -> Self {
         self.expected_steps = steps;
         self
@@ -396,6 +407,7 @@ impl ContextBuilder {
 
     /// Makes the context a durable run's.
     #[cfg(feature = "durable")]
+    #[inline]
     pub(crate) fn journal(mut self, journal: Arc<dyn RunJournal>) -> Self {
         self.journal = Some(journal);
         self
@@ -403,6 +415,7 @@ impl ContextBuilder {
 
     /// Puts `behaviors` outside the ones added so far (a host's, around a
     /// workflow's).
+    #[inline]
     pub(crate) fn behaviors_first(&mut self, behaviors: &[Arc<dyn Behavior>]) {
         if !behaviors.is_empty() {
             let own = std::mem::take(&mut self.behaviors);
@@ -488,10 +501,12 @@ impl WorkflowContext {
 
     /// [`builder`](Self::builder) for a definition's static name, kept
     /// as it is rather than copied into each run's context.
+    #[inline]
     pub(crate) fn static_builder(name: &'static str) -> ContextBuilder {
         Self::named(Name::of_definition(name))
     }
 
+    #[inline]
     fn named(name: Name) -> ContextBuilder {
         ContextBuilder {
             name,
