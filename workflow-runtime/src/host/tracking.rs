@@ -47,9 +47,10 @@ pin_project! {
         // Set at the first poll: a run never polled never started.
         started: Option<(RunGuard<'r>, Span)>,
         // What makes the run's future, until the first poll makes it in
-        // its place: boxing or spawning this moves the maker's few
-        // captures, not the run's whole state machine (which, made
-        // first, was copied three times on its way into the box).
+        // its place, in the run's span and with its panics caught:
+        // boxing or spawning this moves the maker's few captures, and the
+        // run's state machine is copied once, into its place, where made
+        // first it was copied into this and again into the box.
         make: Option<M>,
         #[pin]
         run: Option<F>,
