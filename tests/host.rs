@@ -301,6 +301,56 @@ async fn a_run_fn_body_that_panics_as_it_is_called_counts_as_a_failed_run() {
     );
 }
 
+/// A workflow whose `run` panics as it is called, before it hands back a
+/// future: what a hand-written definition that does work up front does
+/// when that work fails.
+struct EagerBomb;
+
+impl WorkflowDefinition for EagerBomb {
+    type Input = ();
+    type Output = ();
+    const NAME: &'static str = "EagerBomb";
+    const STEPS: &'static [StepMeta] = &[];
+
+    #[allow(clippy::manual_async_fn)]
+    fn run<'a>(
+        &'a self,
+        _: &'a WorkflowContext,
+        (): (),
+    ) -> impl std::future::Future<Output = Result<(), WorkflowError>> + Send + 'a {
+        if Self::NAME.starts_with("Eager") {
+            panic!("exploded before its future");
+        }
+        async { Ok(()) }
+    }
+}
+
+/// A run whose `run` panics as it is called is a run that failed, by
+/// every way of running it: `run` resumes the panic's message to the
+/// caller, `run_named` reports it as `RunError::Panicked`, and both count.
+#[tokio::test]
+async fn a_run_that_panics_as_it_is_made_is_counted_as_failed_every_way() {
+    let runner = Runner::builder().register(EagerBomb).build().unwrap();
+    let caller = runner.clone();
+    let panicked = tokio::spawn(async move { caller.run(&EagerBomb, ()).await })
+        .await
+        .unwrap_err();
+    let message = panicked.into_panic();
+    assert_eq!(
+        message.downcast_ref::<String>().map(String::as_str),
+        Some("exploded before its future")
+    );
+    assert_eq!((runner.stats().started, runner.stats().failed), (1, 1));
+
+    let err = runner.run_named("EagerBomb").await.unwrap_err();
+    assert!(
+        matches!(&err, RunError::Panicked { workflow, message }
+            if workflow == "EagerBomb" && message == "exploded before its future"),
+        "{err:?}"
+    );
+    assert_eq!((runner.stats().started, runner.stats().failed), (2, 2));
+}
+
 #[tokio::test]
 async fn unknown_names_list_the_registered_ones() {
     let runner = Runner::builder().register(Failing).build().unwrap();

@@ -394,7 +394,7 @@ impl Tally {
 
     /// When the next attempt starts: the step's own start for the first.
     #[inline]
-    fn next_start(&mut self) -> Instant {
+    fn next_start(&self) -> Instant {
         match self.started {
             Some(begun) if self.attempts == 0 => begun,
             _ => Instant::now(),

@@ -979,11 +979,9 @@ impl Runner {
         input: W::Input,
     ) -> Result<W::Output, WorkflowError> {
         // Boxed here with what tracks it, before anything holds it, and
-        // made in the box at its first poll: the run's whole state machine
-        // is written to the heap once, where it stays, and every future
-        // around it (this one, a task spawned on it) holds a pointer, not
-        // kilobytes that tokio would copy as it spawns, stores and
-        // completes the task.
+        // made in the box at its first poll: every future around it (this
+        // one, a task spawned on it) holds a pointer, not kilobytes that
+        // tokio would copy as it spawns, stores and completes the task.
         let run = Box::pin(self.track(ctx, move || workflow.run(ctx, input)));
         match run.await {
             Tracked::Done(result) => result,

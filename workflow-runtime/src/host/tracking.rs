@@ -38,22 +38,17 @@ pin_project! {
     /// A run's future under the runner's bookkeeping: made at its first
     /// poll and polled in the workflow's span with panics caught, it counts
     /// the run as started at that poll, and as passed, failed or cancelled
-    /// as it ends or is dropped. One value, with no future of its own around the run's, so
-    /// the runner's callers box or spawn the run and this together, once.
+    /// as it ends or is dropped. One value, with no future of its own
+    /// around the run's, so the runner's callers box or spawn the run and
+    /// this together, once.
     pub(super) struct Tracking<'r, M, F> {
         counters: &'r Counters,
         health: &'r Health,
         ctx: &'r WorkflowContext,
         // Set at the first poll: a run never polled never started.
         started: Option<(RunGuard<'r>, Span)>,
-        // What makes the run's future, until the first poll makes it in
-        // its place, in the run's span and with its panics caught:
-        // boxing or spawning this moves the maker's few captures, and the
-        // run's state machine is copied once, into its place, where made
-        // first it was copied into this and again into the box.
-        make: Option<M>,
         #[pin]
-        run: Option<F>,
+        run: Run<M, F>,
     }
 
     impl<'r, M, F> PinnedDrop for Tracking<'r, M, F> {
@@ -62,13 +57,27 @@ pin_project! {
             // Dropped mid-run: the run's future goes first, in the run's
             // span (its steps record themselves cancelled there), then the
             // guard records the run cancelled.
-            if this.run.is_some()
+            if let RunProj::Made { .. } = this.run.as_mut().project()
                 && let Some((_, span)) = this.started.as_ref()
             {
                 let _in = span.enter();
-                this.run.set(None);
+                this.run.set(Run::Ended);
             }
         }
+    }
+}
+
+pin_project! {
+    /// The run: what makes its future until the first poll makes it, in
+    /// the run's span and with its panics caught, then that future. The
+    /// maker and the future share their room, and boxing or spawning a
+    /// [`Tracking`] moves the maker's few captures rather than the run's
+    /// state machine made before it.
+    #[project = RunProj]
+    enum Run<M, F> {
+        Unmade { make: Option<M> },
+        Made { #[pin] fut: F },
+        Ended,
     }
 }
 
@@ -85,8 +94,7 @@ impl<'r, M, F> Tracking<'r, M, F> {
             health,
             ctx,
             started: None,
-            make: Some(make),
-            run: None,
+            run: Run::Unmade { make: Some(make) },
         }
     }
 }
@@ -115,14 +123,18 @@ where
         });
         let tracked = {
             let _in = span.enter();
-            let make = this.make.take();
             let run = &mut this.run;
             let polled = catch_unwind(AssertUnwindSafe(|| {
-                // Made in the span, with its panics caught, as it is polled.
-                if let Some(make) = make {
-                    run.set(Some(make()));
+                if let RunProj::Unmade { make } = run.as_mut().project()
+                    && let Some(make) = make.take()
+                {
+                    run.set(Run::Made { fut: make() });
                 }
-                Some(run.as_mut().as_pin_mut()?.poll(cx))
+                match run.as_mut().project() {
+                    RunProj::Made { fut } => Some(fut.poll(cx)),
+                    // It ended already.
+                    _ => None,
+                }
             }));
             let tracked = match polled {
                 Ok(None) => panic!("a run's future polled after it ended"),
@@ -132,7 +144,7 @@ where
             };
             // What the run held goes while its span is entered, as it
             // would have under `Instrumented`.
-            this.run.set(None);
+            this.run.set(Run::Ended);
             tracked
         };
         let (outcome, error, fault) = outcome_of(&tracked, ctx);
