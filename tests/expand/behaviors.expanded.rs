@@ -135,75 +135,74 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
         }
         ::workflow_runtime::__private::straight(
             ctx,
-            ::workflow_runtime::__private::Straight::__first(
-                    (self, ctx),
-                    ::workflow_runtime::__private::Workflow::__given_with(
+            async move {
+                let flow = ::workflow_runtime::__private::Workflow::__given_with(
+                        ctx,
+                        "an order",
+                        input,
+                        move |input| self.order(input),
+                    )
+                    .value_behaviors()
+                    .__probe()
+                    .__replayable_for_retries()
+                    .overridable()
+                    .__step()
+                    .await;
+                let flow = {
+                    use ::workflow_runtime::__private::{
+                        RetryFallback as _, RetryWithReplay as _,
+                    };
+                    ::workflow_runtime::__private::ReplayProbe::new(
+                            ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                                .try_when_async(
+                                    "charged",
+                                    move |value| async move {
+                                        <_ as ChargeResult<
+                                            Order,
+                                        >>::checked(self.charge(value).await)
+                                    },
+                                )
+                                .value_behaviors(),
+                        )
+                        .__retry(
+                            ::workflow_runtime::behavior::Retry::max_attempts(3u32)
+                                .backoff(::core::time::Duration::from_nanos(100000000u64))
+                                .jitter(true),
+                        )
+                }
+                    .timeout(::core::time::Duration::from_nanos(30000000000u64))
+                    .circuit_breaker(
+                        ::workflow_runtime::__private::breaker(
                             ctx,
-                            "an order",
-                            input,
-                            move |input| self.order(input),
-                        )
-                        .value_behaviors()
-                        .__probe()
-                        .__replayable_for_retries()
-                        .overridable()
-                        .__step(),
-                )
-                .__then(move |(this, ctx), flow| {
-                    {
-                        use ::workflow_runtime::__private::{
-                            RetryFallback as _, RetryWithReplay as _,
-                        };
-                        ::workflow_runtime::__private::ReplayProbe::new(
-                                ::workflow_runtime::__private::Workflow::__after(ctx, flow)
-                                    .try_when_async(
-                                        "charged",
-                                        move |value| async move {
-                                            <_ as ChargeResult<
-                                                Order,
-                                            >>::checked(this.charge(value).await)
-                                        },
-                                    )
-                                    .value_behaviors(),
-                            )
-                            .__retry(
-                                ::workflow_runtime::behavior::Retry::max_attempts(3u32)
-                                    .backoff(::core::time::Duration::from_nanos(100000000u64))
-                                    .jitter(true),
-                            )
-                    }
-                        .timeout(::core::time::Duration::from_nanos(30000000000u64))
-                        .circuit_breaker(
-                            ::workflow_runtime::__private::breaker(
-                                ctx,
-                                "payments",
-                                ::core::option::Option::Some(5u32),
-                                ::core::option::Option::Some(
-                                    ::core::time::Duration::from_nanos(60000000000u64),
-                                ),
+                            "payments",
+                            ::core::option::Option::Some(5u32),
+                            ::core::option::Option::Some(
+                                ::core::time::Duration::from_nanos(60000000000u64),
                             ),
-                        )
-                        .overridable()
-                        .__step()
-                })
-                .__then(move |(this, ctx), flow| {
-                    ::workflow_runtime::__private::Workflow::__after(ctx, flow)
-                        .try_when_async(
-                            "receipted",
-                            move |value| async move {
-                                <_ as ReceiptResult<
-                                    Receipt,
-                                >>::checked(this.receipt(value).await)
-                            },
-                        )
-                        .value_behaviors()
-                        .__probe()
-                        .__replayable_for_retries()
-                        .__with(Fallback::to(|_| Some(Receipt::pending())))
-                        .__with(Logging)
-                        .overridable()
-                        .__step()
-                }),
+                        ),
+                    )
+                    .overridable()
+                    .__step()
+                    .await;
+                let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                    .try_when_async(
+                        "receipted",
+                        move |value| async move {
+                            <_ as ReceiptResult<
+                                Receipt,
+                            >>::checked(self.receipt(value).await)
+                        },
+                    )
+                    .value_behaviors()
+                    .__probe()
+                    .__replayable_for_retries()
+                    .__with(Fallback::to(|_| Some(Receipt::pending())))
+                    .__with(Logging)
+                    .overridable()
+                    .__step()
+                    .await;
+                flow
+            },
         )
     }
 }

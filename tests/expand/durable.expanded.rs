@@ -159,91 +159,89 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
         let codecs = <Self as ::workflow_runtime::__private::Durable>::CODECS;
         ::workflow_runtime::__private::straight(
             ctx,
-            ::workflow_runtime::__private::Straight::__first(
-                    (self, ctx),
-                    ::workflow_runtime::__private::Workflow::new(ctx)
-                        .journaled_once(
-                            ::workflow_runtime::StepKind::Given,
-                            ::workflow_runtime::__private::Place {
-                                index: 0u32,
-                                title: "pending order",
-                            },
-                            codecs.0,
-                            move |_, ()| {
-                                let value = input;
-                                async move {
-                                    ::workflow_runtime::__private::Result::Ok(self.load(value))
-                                }
-                            },
+            async move {
+                let flow = ::workflow_runtime::__private::Workflow::new(ctx)
+                    .journaled_once(
+                        ::workflow_runtime::StepKind::Given,
+                        ::workflow_runtime::__private::Place {
+                            index: 0u32,
+                            title: "pending order",
+                        },
+                        codecs.0,
+                        move |_, ()| {
+                            let value = input;
+                            async move {
+                                ::workflow_runtime::__private::Result::Ok(self.load(value))
+                            }
+                        },
+                    )
+                    .__step()
+                    .await;
+                let flow = {
+                    use ::workflow_runtime::__private::{
+                        RetryFallback as _, RetryWithReplay as _,
+                    };
+                    ::workflow_runtime::__private::ReplayProbe::new(
+                            ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                                .journaled(
+                                    ::workflow_runtime::StepKind::When,
+                                    ::workflow_runtime::__private::Place {
+                                        index: 1u32,
+                                        title: "process payment",
+                                    },
+                                    codecs.1,
+                                    move |step, value| {
+                                        async move {
+                                            <_ as ChargeResult<
+                                                Receipt,
+                                            >>::checked(self.charge(&step, value).await)
+                                        }
+                                    },
+                                ),
                         )
-                        .__step(),
-                )
-                .__then(move |(this, ctx), flow| {
-                    {
-                        use ::workflow_runtime::__private::{
-                            RetryFallback as _, RetryWithReplay as _,
-                        };
-                        ::workflow_runtime::__private::ReplayProbe::new(
-                                ::workflow_runtime::__private::Workflow::__after(ctx, flow)
-                                    .journaled(
-                                        ::workflow_runtime::StepKind::When,
-                                        ::workflow_runtime::__private::Place {
-                                            index: 1u32,
-                                            title: "process payment",
-                                        },
-                                        codecs.1,
-                                        move |step, value| {
-                                            async move {
-                                                <_ as ChargeResult<
-                                                    Receipt,
-                                                >>::checked(this.charge(&step, value).await)
-                                            }
-                                        },
-                                    ),
-                            )
-                            .__retry(
-                                ::workflow_runtime::behavior::Retry::max_attempts(5u32)
-                                    .backoff(::core::time::Duration::from_nanos(1000000000u64)),
-                            )
-                    }
-                        .__step()
-                })
-                .__then(move |(this, ctx), flow| {
-                    ::workflow_runtime::__private::Workflow::__after(ctx, flow)
-                        .transacted::<
-                            SqliteTx,
-                            _,
-                            _,
-                            _,
-                        >(
-                            ::workflow_runtime::StepKind::When,
-                            ::workflow_runtime::__private::Place {
-                                index: 2u32,
-                                title: "update status",
-                            },
-                            codecs.2,
-                            move |
-                                _,
-                                mut tx: ::workflow_runtime::__private::Held<SqliteTx>,
-                                value|
-                            {
-                                async move {
-                                    let result = <_ as SaveResult<
-                                        Order,
-                                    >>::checked(this.save(&mut tx, value).await);
-                                    (tx, result)
-                                }
-                            },
+                        .__retry(
+                            ::workflow_runtime::behavior::Retry::max_attempts(5u32)
+                                .backoff(::core::time::Duration::from_nanos(1000000000u64)),
                         )
-                        .__probe()
-                        .__replayable_for_retries()
-                        .__step()
-                })
-                .__then(move |(this, ctx), flow| {
-                    ::workflow_runtime::__private::Workflow::__after(ctx, flow)
-                        .then("processed", move |value| this.processed(value))
-                        .__step()
-                }),
+                }
+                    .__step()
+                    .await;
+                let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                    .transacted::<
+                        SqliteTx,
+                        _,
+                        _,
+                        _,
+                    >(
+                        ::workflow_runtime::StepKind::When,
+                        ::workflow_runtime::__private::Place {
+                            index: 2u32,
+                            title: "update status",
+                        },
+                        codecs.2,
+                        move |
+                            _,
+                            mut tx: ::workflow_runtime::__private::Held<SqliteTx>,
+                            value|
+                        {
+                            async move {
+                                let result = <_ as SaveResult<
+                                    Order,
+                                >>::checked(self.save(&mut tx, value).await);
+                                (tx, result)
+                            }
+                        },
+                    )
+                    .__probe()
+                    .__replayable_for_retries()
+                    .__step()
+                    .await;
+                let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                    .then("processed", move |value| self.processed(value))
+                    .__step()
+                    .await;
+                flow
+            },
         )
     }
 }

@@ -65,35 +65,34 @@ impl my_runtime::WorkflowDefinition for Report {
         let () = input;
         my_runtime::__private::straight(
             ctx,
-            my_runtime::__private::Straight::__first(
-                    (self, ctx),
-                    my_runtime::__private::Workflow::__given_with(
-                            ctx,
-                            "load numbers",
-                            (),
-                            move |()| Self::load_numbers(),
-                        )
-                        .kind(my_runtime::StepKind::When)
-                        .value_behaviors()
-                        .__probe()
-                        .__replayable_for_retries()
-                        .overridable()
-                        .__step(),
-                )
-                .__then(move |(this, ctx), flow| {
-                    my_runtime::__private::Workflow::__after(ctx, flow)
-                        .and("summed", move |value| this.sum(value))
-                        .value_behaviors()
-                        .__probe()
-                        .__replayable_for_retries()
-                        .overridable()
-                        .__step()
-                })
-                .__then(move |(this, ctx), flow| {
-                    my_runtime::__private::Workflow::__after(ctx, flow)
-                        .finally("clean up", move |value| this.clean_up(value))
-                        .__step()
-                }),
+            async move {
+                let flow = my_runtime::__private::Workflow::__given_with(
+                        ctx,
+                        "load numbers",
+                        (),
+                        move |()| Self::load_numbers(),
+                    )
+                    .kind(my_runtime::StepKind::When)
+                    .value_behaviors()
+                    .__probe()
+                    .__replayable_for_retries()
+                    .overridable()
+                    .__step()
+                    .await;
+                let flow = my_runtime::__private::Workflow::__after(ctx, flow)
+                    .and("summed", move |value| self.sum(value))
+                    .value_behaviors()
+                    .__probe()
+                    .__replayable_for_retries()
+                    .overridable()
+                    .__step()
+                    .await;
+                let flow = my_runtime::__private::Workflow::__after(ctx, flow)
+                    .finally("clean up", move |value| self.clean_up(value))
+                    .__step()
+                    .await;
+                flow
+            },
         )
     }
 }

@@ -113,50 +113,46 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
         }
         ::workflow_runtime::__private::straight(
             ctx,
-            ::workflow_runtime::__private::Straight::__first(
-                    (self, ctx),
-                    ::workflow_runtime::__private::Workflow::__given_with(
-                            ctx,
-                            "pending order",
-                            input,
-                            move |input| self.pending(input),
-                        )
-                        .value_behaviors()
-                        .__probe()
-                        .__replayable_for_retries()
-                        .overridable()
-                        .__step(),
-                )
-                .__then(move |(this, ctx), flow| {
-                    ::workflow_runtime::__private::Workflow::__after(ctx, flow)
-                        .try_when_async(
-                            "process payment",
-                            move |value| async move {
-                                <_ as ChargeResult<
-                                    Order,
-                                >>::checked(this.charge(value).await)
-                            },
-                        )
-                        .value_behaviors()
-                        .__probe()
-                        .__replayable_for_retries()
-                        .overridable()
-                        .__step()
-                })
-                .__then(move |(this, ctx), flow| {
-                    ::workflow_runtime::__private::Workflow::__after(ctx, flow)
-                        .when_async("update status", move |value| this.save(value))
-                        .value_behaviors()
-                        .__probe()
-                        .__replayable_for_retries()
-                        .overridable()
-                        .__step()
-                })
-                .__then(move |(this, ctx), flow| {
-                    ::workflow_runtime::__private::Workflow::__after(ctx, flow)
-                        .then("processed", move |value| this.processed(value))
-                        .__step()
-                }),
+            async move {
+                let flow = ::workflow_runtime::__private::Workflow::__given_with(
+                        ctx,
+                        "pending order",
+                        input,
+                        move |input| self.pending(input),
+                    )
+                    .value_behaviors()
+                    .__probe()
+                    .__replayable_for_retries()
+                    .overridable()
+                    .__step()
+                    .await;
+                let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                    .try_when_async(
+                        "process payment",
+                        move |value| async move {
+                            <_ as ChargeResult<Order>>::checked(self.charge(value).await)
+                        },
+                    )
+                    .value_behaviors()
+                    .__probe()
+                    .__replayable_for_retries()
+                    .overridable()
+                    .__step()
+                    .await;
+                let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                    .when_async("update status", move |value| self.save(value))
+                    .value_behaviors()
+                    .__probe()
+                    .__replayable_for_retries()
+                    .overridable()
+                    .__step()
+                    .await;
+                let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                    .then("processed", move |value| self.processed(value))
+                    .__step()
+                    .await;
+                flow
+            },
         )
     }
 }

@@ -130,65 +130,60 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
         }
         ::workflow_runtime::__private::straight(
             ctx,
-            ::workflow_runtime::__private::Straight::__first(
-                    (self, ctx),
-                    {
-                        use ::workflow_runtime::__private::{
-                            RetryFallback as _, RetryWithReplay as _,
-                        };
-                        ::workflow_runtime::__private::ReplayProbe::new(
-                                ::workflow_runtime::__private::Workflow::new(ctx)
-                                    .when(
-                                        "an amount",
-                                        move |()| {
-                                            let input = {
-                                                use ::workflow_runtime::__private::{
-                                                    Again as _, AgainNever as _,
-                                                };
-                                                (&&::workflow_runtime::__private::Probe(&input)).again()
+            async move {
+                let flow = {
+                    use ::workflow_runtime::__private::{
+                        RetryFallback as _, RetryWithReplay as _,
+                    };
+                    ::workflow_runtime::__private::ReplayProbe::new(
+                            ::workflow_runtime::__private::Workflow::new(ctx)
+                                .when(
+                                    "an amount",
+                                    move |()| {
+                                        let input = {
+                                            use ::workflow_runtime::__private::{
+                                                Again as _, AgainNever as _,
                                             };
-                                            self.amount(input)
-                                        },
-                                    )
-                                    .kind(::workflow_runtime::StepKind::Given)
-                                    .value_behaviors(),
-                            )
-                            .__retry(
-                                ::workflow_runtime::behavior::Retry::max_attempts(3u32),
-                            )
-                    }
-                        .timeout(::core::time::Duration::from_nanos(1000000000u64))
-                        .overridable()
-                        .__step(),
-                )
-                .__then(move |(this, ctx), flow| {
-                    {
-                        use ::workflow_runtime::__private::{
-                            RetryFallback as _, RetryWithReplay as _,
-                        };
-                        ::workflow_runtime::__private::ReplayProbe::new(
-                                ::workflow_runtime::__private::Workflow::__after(ctx, flow)
-                                    .try_when_async(
-                                        "charged",
-                                        move |value| async move {
-                                            <_ as ChargeResult<u64>>::checked(this.charge(value).await)
-                                        },
-                                    )
-                                    .value_behaviors(),
-                            )
-                            .__retry(
-                                ::workflow_runtime::behavior::Retry::max_attempts(5u32),
-                            )
-                    }
-                        .timeout(::core::time::Duration::from_nanos(1000000000u64))
-                        .overridable()
-                        .__step()
-                })
-                .__then(move |(this, ctx), flow| {
-                    ::workflow_runtime::__private::Workflow::__after(ctx, flow)
-                        .then("charged something", move |value| this.positive(value))
-                        .__step()
-                }),
+                                            (&&::workflow_runtime::__private::Probe(&input)).again()
+                                        };
+                                        self.amount(input)
+                                    },
+                                )
+                                .kind(::workflow_runtime::StepKind::Given)
+                                .value_behaviors(),
+                        )
+                        .__retry(::workflow_runtime::behavior::Retry::max_attempts(3u32))
+                }
+                    .timeout(::core::time::Duration::from_nanos(1000000000u64))
+                    .overridable()
+                    .__step()
+                    .await;
+                let flow = {
+                    use ::workflow_runtime::__private::{
+                        RetryFallback as _, RetryWithReplay as _,
+                    };
+                    ::workflow_runtime::__private::ReplayProbe::new(
+                            ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                                .try_when_async(
+                                    "charged",
+                                    move |value| async move {
+                                        <_ as ChargeResult<u64>>::checked(self.charge(value).await)
+                                    },
+                                )
+                                .value_behaviors(),
+                        )
+                        .__retry(::workflow_runtime::behavior::Retry::max_attempts(5u32))
+                }
+                    .timeout(::core::time::Duration::from_nanos(1000000000u64))
+                    .overridable()
+                    .__step()
+                    .await;
+                let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                    .then("charged something", move |value| self.positive(value))
+                    .__step()
+                    .await;
+                flow
+            },
         )
     }
 }

@@ -23,15 +23,17 @@ pub use serde;
 #[cfg(feature = "durable")]
 pub type Held<X> = <X as crate::durable::Transaction>::Held;
 
-/// Runs `steps`, a chain's steps each made from the one before's
-/// ([`Workflow::__after`], [`Straight::__then`]), as awaiting the whole
-/// chain would: the last step's value, or the run's first failure,
-/// journaled for good in a durable run.
-pub fn straight<T, F>(ctx: &WorkflowContext, steps: F) -> crate::chain::ChainFuture<F>
+/// Runs `steps`, the `async` body that awaits a run's steps in turn,
+/// each made from the one before's [`Flow`](crate::chain::Flow)
+/// ([`Workflow::__after`]), as awaiting the whole chain would: the last
+/// step's value, or the run's first failure, journaled for good in a
+/// durable run.
+#[inline]
+pub fn straight<T, F>(ctx: &WorkflowContext, steps: F) -> crate::chain::ChainFuture<Straight<F>>
 where
-    F: Future<Output = crate::chain::Flow<T>> + crate::chain::Unwind,
+    F: Future<Output = crate::chain::Flow<T>>,
 {
-    crate::chain::ChainFuture::new(steps, ctx)
+    crate::chain::ChainFuture::new(Straight::__new(steps), ctx)
 }
 
 /// The breaker named `name` in the context's set, made with the step's

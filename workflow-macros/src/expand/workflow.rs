@@ -1,9 +1,10 @@
 //! `#[workflow]`: the `WorkflowDefinition` impl, whose `run` calls the
 //! step methods through the fluent chain's verbs, so a reader of `cargo
-//! expand` sees the code they would write by hand. Each step is started
-//! from the outcome of the one before (`__then`), so the run holds one
-//! step's future at a time; a workflow with a compensation is one nested
-//! chain, which keeps each step's output for the undoing.
+//! expand` sees the code they would write by hand. `run` is one `async`
+//! body that awaits each step in turn, started from the outcome of the
+//! one before, so the run holds one step's future at a time; a workflow
+//! with a compensation is one nested chain, which keeps each step's
+//! output for the undoing.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -43,20 +44,18 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         None => vec![None; model.steps.len()],
     };
     // Each step's future is made from the one before's outcome once that
-    // one has ended (`__then`), but where a compensation needs the nested
-    // chain, which keeps what each earlier step made for it.
+    // one has ended (`let flow = ….await`), but where a compensation
+    // needs the nested chain, which keeps what each earlier step made.
     let straight = model.steps.iter().all(|step| step.compensation.is_none());
     let mut segments = Vec::new();
     for (index, step) in model.steps.iter().enumerate() {
-        // A later step of a straight-line run is made by a closure handed
-        // the workflow as `this`, so it captures nothing.
-        let receiver = if straight && index > 0 {
+        // A later step of a straight-line run starts from the `flow` the
+        // one before handed on.
+        if straight && index > 0 {
             segments.push(std::mem::take(&mut chain));
             chain = quote!(#krate::__private::Workflow::__after(ctx, flow));
-            quote!(this)
-        } else {
-            quote!(self)
-        };
+        }
+        let receiver = quote!(self);
         // A step taking what the one before produces, written the same,
         // cannot mismatch: it needs no check of its own.
         let check = (index > 0 && !checks::written_alike(step.input.ty(), current))
@@ -230,14 +229,14 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
     let context = super::behaviors::workflow_context(model);
     let body = if straight {
         segments.push(chain);
-        let first = segments.remove(0);
-        let rest = segments;
+        // One `async` body awaiting each step in turn: the compiler makes
+        // it one state machine, each step's future in the room the one
+        // before left.
         quote! {
-            #krate::__private::straight(
-                ctx,
-                #krate::__private::Straight::__first((self, ctx), #first.__step())
-                    #(.__then(move |(this, ctx), flow| #rest.__step()))*
-            )
+            #krate::__private::straight(ctx, async move {
+                #(let flow = #segments.__step().await;)*
+                flow
+            })
         }
     } else {
         quote!(#chain.result())

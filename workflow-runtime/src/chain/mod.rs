@@ -45,7 +45,7 @@ pub use step_fn::{
     OkFuture, Plain, Replay, ReplayInput, StepFn, StepResult, TryAsync, Unary,
 };
 #[doc(hidden)]
-pub use straight::{After, First, Handed, Next, Steps, Straight};
+pub use straight::{After, Handed, Straight};
 pub use valued::Valued;
 
 use crate::behavior::{

@@ -1,17 +1,17 @@
 //! A chain cut at every step: each step's future is made from the one
 //! before's [`Flow`] once that one has ended, and the steps run in turn.
 //!
-//! `#[workflow]` runs its steps this way. A nested chain holds every
-//! step's future inside the next's, so its size is the sum of its steps';
-//! here the next step takes the finished one's place, so a run's
-//! future is as large as its largest step plus a tag per step. The
-//! makers are handed the workflow and its context, kept once in
-//! [`Straight`], so they capture nothing, and what `__then` moves as the
-//! run is built is that small future. Each step still runs in a
+//! `#[workflow]` runs its steps this way, as one `async` body that
+//! awaits each step in turn (`let flow = ….__step().await;`). A nested
+//! chain holds every step's future inside the next's, so its size is the
+//! sum of its steps'; here the next step takes the finished one's place
+//! in the body's state, so a run's future is as large as its largest
+//! step and what the body keeps across its awaits (the workflow, its
+//! context). Each step still runs in a
 //! [`StepFuture`](super::StepFuture), so records, behaviors, overrides,
 //! cancellation and journaling are the chain's own; a later step's
 //! behaviors (and a named breaker's registration) are made when it
-//! starts, the first's as the run is.
+//! starts.
 //!
 //! A step's compensation undoes it from inside the nested chain, which
 //! keeps what each earlier step made; a workflow with one keeps that
@@ -19,7 +19,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
@@ -80,143 +80,52 @@ impl<'c, T> Workflow<'c, After<T>> {
 
 impl<'c, S: Stage<'c>> Workflow<'c, S> {
     /// The chain's last step's future, whose [`Flow`] the next step
-    /// starts from ([`__after`](Workflow::__after)).
+    /// starts from ([`__after`](Workflow::__after)). Opaque, and `Send` by
+    /// its bound: the `async` body that awaits it is then `Send` by that
+    /// bound too, where the compiler, asked to prove it of the step's own
+    /// type inside the body, loses the lifetimes its closures were given
+    /// ("implementation of `Send` is not general enough").
     #[doc(hidden)]
     #[inline]
-    pub fn __step(self) -> S::Future {
+    pub fn __step(self) -> impl Future<Output = Flow<S::Output>> + Send + use<'c, S>
+    where
+        S::Future: Send,
+    {
         self.stage.start(self.ctx)
     }
 }
 
 pin_project! {
-    /// A run's steps, and what each later step is made with: `env`, the
-    /// workflow and its context, kept here once and handed to each
-    /// step's maker, so the makers capture nothing and weigh nothing.
-    pub struct Straight<E, S> {
-        env: E,
+    /// A run's steps as one future: the `async` body `#[workflow]`
+    /// writes, which awaits each step's future in turn, made from the
+    /// [`Flow`] the one before handed on. The compiler lays that body out
+    /// as one state machine, each step's future in the room the one
+    /// before left.
+    pub struct Straight<F> {
         #[pin]
-        steps: S,
+        steps: F,
     }
 }
 
-impl<E: Copy, F: Future> Straight<E, First<F>> {
-    /// The run's first step's future, with what later steps are made with.
+impl<F> Straight<F> {
+    /// The run whose steps `steps` awaits in turn.
     #[doc(hidden)]
-    pub fn __first(env: E, first: F) -> Self {
-        Straight {
-            env,
-            steps: First { fut: first },
-        }
+    #[inline]
+    pub fn __new(steps: F) -> Self {
+        Straight { steps }
     }
 }
 
-impl<E: Copy, S: Steps<E>> Straight<E, S> {
-    /// These steps, then the step `then` makes from `env` and the last
-    /// one's [`Flow`] once it has ended, in its place.
-    #[doc(hidden)]
-    pub fn __then<G, B>(self, then: G) -> Straight<E, Next<S, G, B>>
-    where
-        G: Fn(E, S::Output) -> B,
-        B: Future,
-    {
-        Straight {
-            env: self.env,
-            steps: Next {
-                state: NextState::Before {
-                    steps: self.steps,
-                    then,
-                },
-            },
-        }
-    }
-}
-
-impl<E: Copy, S: Steps<E>> Future for Straight<E, S> {
-    type Output = S::Output;
+impl<F: Future> Future for Straight<F> {
+    type Output = F::Output;
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        this.steps.poll_steps(*this.env, cx)
+        self.project().steps.poll(cx)
     }
 }
 
-impl<E, S> sealed::Sealed for Straight<E, S> {}
+impl<F> sealed::Sealed for Straight<F> {}
 
 /// A straight-line run has no compensation (a workflow with one is a
 /// nested chain): its steps are seen as a chain with nothing to undo.
-impl<E, S> Unwind for Straight<E, S> {}
-
-/// Steps run in turn, each later one made with the run's `E`.
-#[doc(hidden)]
-pub trait Steps<E> {
-    /// The last step's outcome.
-    type Output;
-    /// Polls the step under way, making the next from `env` when it ends.
-    fn poll_steps(self: Pin<&mut Self>, env: E, cx: &mut Context<'_>) -> Poll<Self::Output>;
-}
-
-pin_project! {
-    /// The first step's future.
-    pub struct First<F> {
-        #[pin]
-        fut: F,
-    }
-}
-
-impl<E, F: Future> Steps<E> for First<F> {
-    type Output = F::Output;
-    #[inline]
-    fn poll_steps(self: Pin<&mut Self>, _: E, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().fut.poll(cx)
-    }
-}
-
-pin_project! {
-    /// Steps, then the next step's future, made by `then` once they have
-    /// ended, in their place: as large as the larger of the two.
-    pub struct Next<A, G, B> {
-        #[pin]
-        state: NextState<A, G, B>,
-    }
-}
-
-pin_project! {
-    #[project = NextProj]
-    enum NextState<A, G, B> {
-        Before {
-            #[pin]
-            steps: A,
-            then: G,
-        },
-        After {
-            #[pin]
-            fut: B,
-        },
-    }
-}
-
-impl<E, A, G, B> Steps<E> for Next<A, G, B>
-where
-    E: Copy,
-    A: Steps<E>,
-    G: Fn(E, A::Output) -> B,
-    B: Future,
-{
-    type Output = B::Output;
-    #[inline]
-    fn poll_steps(self: Pin<&mut Self>, env: E, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
-        if let NextProj::Before { steps, then } = state.as_mut().project() {
-            let flow = ready!(steps.poll_steps(env, cx));
-            // The finished step holds nothing by now (its body and running
-            // state went as it ended): it is dropped as the next takes its
-            // place, rather than first, which would cost a second write of
-            // the whole state.
-            let next = then(env, flow);
-            state.set(NextState::After { fut: next });
-        }
-        match state.project() {
-            NextProj::After { fut } => fut.poll(cx),
-            NextProj::Before { .. } => unreachable!("the next step was made above"),
-        }
-    }
-}
+impl<F> Unwind for Straight<F> {}
