@@ -1,6 +1,7 @@
 //! `#[workflow]` and `#[step]` at run time: order, types, records, errors.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use workflow_runtime::StepMeta;
 use workflow_runtime::prelude::*;
@@ -160,6 +161,8 @@ async fn a_failing_step_names_itself_and_keeps_its_error() {
     }
     assert!(repo.saved.lock().unwrap().is_empty());
     assert!(matches!(ctx.steps()[2].outcome, StepOutcome::Skipped));
+    assert!(matches!(ctx.steps()[3].outcome, StepOutcome::Skipped));
+    assert_eq!(ctx.steps().len(), 4);
 }
 
 #[test]
@@ -1197,4 +1200,88 @@ async fn later_steps_add_nothing_to_the_run_future() {
     assert_eq!(ten, two, "2 steps: {two} B, 10 steps: {ten} B");
     assert_eq!(run.await.unwrap(), 10);
     assert_eq!(ctx.steps().len(), 10);
+}
+
+/// A step that waits an hour between two that do not, the last behind a
+/// named breaker.
+struct WaitsAnHour;
+
+#[workflow]
+impl WaitsAnHour {
+    #[step(given = "a number")]
+    fn number(&self, n: u32) -> u32 {
+        n
+    }
+
+    #[step(when = "it waits")]
+    async fn wait(&self, n: u32) -> u32 {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        n
+    }
+
+    #[step(when = "it is doubled", circuit_breaker(name = "doubler"))]
+    fn double(&self, n: u32) -> u32 {
+        n * 2
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_workflow_dropped_mid_step_records_that_step_cancelled_and_makes_no_later_one() {
+    let ctx = WaitsAnHour::context().build();
+    let run = WaitsAnHour.run(&ctx, 4);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), run)
+            .await
+            .is_err()
+    );
+    let steps = ctx.steps();
+    let seen: Vec<(String, String)> = steps
+        .iter()
+        .map(|s| (s.title.to_string(), s.outcome.to_string()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("a number".to_owned(), "passed".to_owned()),
+            ("it waits".to_owned(), "cancelled".to_owned()),
+        ]
+    );
+    assert_eq!(steps[1].elapsed, Duration::from_secs(1));
+    // The last step was never made: its named breaker is not registered.
+    assert!(ctx.breakers().get("doubler").is_none());
+
+    // Run to its end, it makes the last step, breaker and all.
+    let ctx = WaitsAnHour::context().build();
+    assert_eq!(WaitsAnHour.run(&ctx, 4).await.unwrap(), 8);
+    assert!(ctx.breakers().get("doubler").is_some());
+}
+
+/// A kilobyte of input, taken by the first step.
+struct BigInput;
+
+#[workflow]
+impl BigInput {
+    #[step(given = "a kilobyte")]
+    fn first(&self, bytes: [u8; 1024]) -> u32 {
+        bytes.iter().map(|b| u32::from(*b)).sum()
+    }
+
+    #[step(when = "counted")]
+    async fn counted(&self, n: u32) -> u32 {
+        n
+    }
+}
+
+#[tokio::test]
+async fn a_run_keeps_its_input_as_an_async_fn_keeps_its_argument() {
+    let ctx = BigInput::context().build();
+    let run = BigInput.run(&ctx, [1; 1024]);
+    // The run is one `async` body, which keeps what it captured, the
+    // input, for its whole life, as an `async fn` keeps its arguments:
+    // the input's room beside the first step's future, which has room
+    // for it twice (in what hands it to the step, and in the step's
+    // state until its body is called). 3,296 bytes: nothing more.
+    let size = std::mem::size_of_val(&run);
+    assert!(size <= 3 * 1024 + 256, "{size} B");
+    assert_eq!(run.await.unwrap(), 1024);
 }

@@ -156,7 +156,6 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                 self.map_err(::core::convert::Into::into)
             }
         }
-        let codecs = <Self as ::workflow_runtime::__private::Durable>::CODECS;
         ::workflow_runtime::__private::straight(
             ctx,
             async move {
@@ -167,7 +166,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                             index: 0u32,
                             title: "pending order",
                         },
-                        codecs.0,
+                        <Self as ::workflow_runtime::__private::Durable>::CODECS.0,
                         move |_, ()| {
                             let value = input;
                             async move {
@@ -189,7 +188,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                                         index: 1u32,
                                         title: "process payment",
                                     },
-                                    codecs.1,
+                                    <Self as ::workflow_runtime::__private::Durable>::CODECS.1,
                                     move |step, value| {
                                         async move {
                                             <_ as ChargeResult<
@@ -218,7 +217,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                             index: 2u32,
                             title: "update status",
                         },
-                        codecs.2,
+                        <Self as ::workflow_runtime::__private::Durable>::CODECS.2,
                         move |
                             _,
                             mut tx: ::workflow_runtime::__private::Held<SqliteTx>,

@@ -188,7 +188,6 @@ pub(crate) fn link(
     index: usize,
     slot: usize,
     step: &Step,
-    receiver: &TokenStream,
     check: Option<&InputCheck>,
     error_check: Option<&Ident>,
     krate: &syn::Path,
@@ -239,7 +238,7 @@ pub(crate) fn link(
     args.extend(arg);
     let method = &step.method;
     let mut call = if step.has_receiver {
-        quote!(#receiver.#method(#(#args),*))
+        quote!(self.#method(#(#args),*))
     } else {
         quote!(Self::#method(#(#args),*))
     };
@@ -274,7 +273,7 @@ pub(crate) fn link(
             #start.#journaled(
                 #krate::StepKind::#kind,
                 #place,
-                codecs.#slot,
+                <Self as #private::Durable>::CODECS.#slot,
                 move |#step_pat, #param| {
                     #prelude
                     async move { #result }
@@ -285,7 +284,7 @@ pub(crate) fn link(
             #start.#transacted::<#tx, _, _, _>(
                 #krate::StepKind::#kind,
                 #place,
-                codecs.#slot,
+                <Self as #private::Durable>::CODECS.#slot,
                 move |#step_pat, mut tx: #private::Held<#tx>, #param| {
                     #prelude
                     async move {

@@ -55,7 +55,6 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             segments.push(std::mem::take(&mut chain));
             chain = quote!(#krate::__private::Workflow::__after(ctx, flow));
         }
-        let receiver = quote!(self);
         // A step taking what the one before produces, written the same,
         // cannot mismatch: it needs no check of its own.
         let check = (index > 0 && !checks::written_alike(step.input.ty(), current))
@@ -70,7 +69,6 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
                 index,
                 slot,
                 step,
-                &receiver,
                 check.as_ref(),
                 error_check.as_ref().map(|(n, _)| n),
                 krate,
@@ -78,7 +76,6 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             None => link(
                 index,
                 step,
-                &receiver,
                 check.as_ref(),
                 error_check.as_ref().map(|(n, _)| n),
                 krate,
@@ -219,13 +216,12 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         Input::Nothing => quote!(let () = input;),
         _ => TokenStream::new(),
     };
-    let (durable, codecs) = match model.durable {
-        Some(_) => (
-            super::durable::durable_impl(model, &mut names, &input_ty, current),
-            quote!(let codecs = <Self as #krate::__private::Durable>::CODECS;),
-        ),
-        None => (TokenStream::new(), TokenStream::new()),
-    };
+    // A durable step names its codecs where it is made, as constants:
+    // nothing is captured for them.
+    let durable = model
+        .durable
+        .as_ref()
+        .map(|_| super::durable::durable_impl(model, &mut names, &input_ty, current));
     let context = super::behaviors::workflow_context(model);
     let body = if straight {
         segments.push(chain);
@@ -286,7 +282,6 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
                 #probe_traits
                 #(#items)*
                 #unpack
-                #codecs
                 #body
             }
         }
@@ -320,7 +315,6 @@ fn produces<'a>(step: &'a Step, unit: &'a Type) -> &'a Type {
 fn link(
     index: usize,
     step: &Step,
-    receiver: &TokenStream,
     check: Option<&InputCheck>,
     error_check: Option<&syn::Ident>,
     krate: &syn::Path,
@@ -335,7 +329,7 @@ fn link(
     let method = &step.method;
     let ctx = step.workflow_ctx.then(|| quote!(ctx,));
     let mut call = if step.has_receiver {
-        quote!(#receiver.#method(#ctx #arg))
+        quote!(self.#method(#ctx #arg))
     } else {
         quote!(Self::#method(#ctx #arg))
     };

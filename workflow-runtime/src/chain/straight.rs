@@ -6,12 +6,13 @@
 //! chain holds every step's future inside the next's, so its size is the
 //! sum of its steps'; here the next step takes the finished one's place
 //! in the body's state, so a run's future is as large as its largest
-//! step and what the body keeps across its awaits (the workflow, its
-//! context). Each step still runs in a
+//! step and what the body captured: the workflow, its context and the
+//! run's input, whose room an `async` block keeps, as an `async fn` keeps
+//! its arguments'. Each step still runs in a
 //! [`StepFuture`](super::StepFuture), so records, behaviors, overrides,
-//! cancellation and journaling are the chain's own; a later step's
-//! behaviors (and a named breaker's registration) are made when it
-//! starts.
+//! cancellation and journaling are the chain's own; a step's behaviors
+//! (and a named breaker's registration) are made once the step before it
+//! has ended, the first's at the run's first poll.
 //!
 //! A step's compensation undoes it from inside the nested chain, which
 //! keeps what each earlier step made; a workflow with one keeps that
@@ -87,7 +88,7 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
     /// ("implementation of `Send` is not general enough").
     #[doc(hidden)]
     #[inline]
-    pub fn __step(self) -> impl Future<Output = Flow<S::Output>> + Send + use<'c, S>
+    pub fn __step(self) -> impl Future<Output = Flow<S::Output>> + Send
     where
         S::Future: Send,
     {
@@ -109,9 +110,8 @@ pin_project! {
 
 impl<F> Straight<F> {
     /// The run whose steps `steps` awaits in turn.
-    #[doc(hidden)]
     #[inline]
-    pub fn __new(steps: F) -> Self {
+    pub(crate) fn new(steps: F) -> Self {
         Straight { steps }
     }
 }
