@@ -228,6 +228,7 @@ where
         let chain = self.0.into_inner().expect("a probe holds its chain");
         chain.replayable()
     }
+    #[inline]
     fn __replayable_for_retries(self) -> Self::Out {
         let chain = self.0.into_inner().expect("a probe holds its chain");
         chain.replayable_for_retries()
@@ -281,6 +282,7 @@ impl<W: LastInput> RetryFallback<W> for &ReplayProbe<W> {
     {
         unreachable!("chosen only for a step that does not compile")
     }
+    #[inline]
     fn __replayable_for_retries(self) -> W {
         self.0.take().expect("a probe holds its chain")
     }
@@ -290,6 +292,7 @@ impl<W: LastInput> RetryFallback<W> for &ReplayProbe<W> {
 /// the chain's order.
 pub trait IntoProbe: Sized {
     /// The chain, probed.
+    #[inline]
     fn __probe(self) -> ReplayProbe<Self> {
         ReplayProbe::new(self)
     }

@@ -97,6 +97,7 @@ pub struct Workflow<'c, S> {
 macro_rules! given_verb {
     ($(#[$doc:meta])* $name:ident, $adapter:ident, <$($g:ident),*> $ret:ty, [$($wh:tt)*]) => {
         $(#[$doc])*
+        #[inline]
         pub fn $name<F, O $(, $g)*>(
             ctx: &'c WorkflowContext,
             title: impl Into<Title>,
@@ -115,6 +116,7 @@ macro_rules! given_with_verb {
     ($name:ident, $adapter:ident, <$($g:ident),*> $ret:ty, [$($wh:tt)*]) => {
         /// The first step of a `#[workflow]`, holding the run's input.
         #[doc(hidden)]
+        #[inline]
         pub fn $name<T, F, O $(, $g)*>(
             ctx: &'c WorkflowContext,
             title: impl Into<Title>,
@@ -134,6 +136,7 @@ macro_rules! given_with_verb {
 
 impl<'c> Workflow<'c, Start> {
     /// A chain of one `given` step, `body`.
+    #[inline]
     fn first<B>(ctx: &'c WorkflowContext, title: Title, body: B) -> Workflow<'c, Step<Start, B>> {
         Workflow {
             ctx,
@@ -228,6 +231,7 @@ impl<'c> Workflow<'c, Start> {
 macro_rules! verb {
     ($kind:ident, $(#[$doc:meta])* $name:ident, $adapter:ident, <$($g:ident),*> $ret:ty, [$($wh:tt)*]) => {
         $(#[$doc])*
+        #[inline]
         pub fn $name<F, O $(, $g)*>(
             self,
             title: impl Into<Title>,
@@ -427,6 +431,7 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
     /// assert_eq!(n.unwrap(), 2);
     /// # }
     /// ```
+    #[inline]
     pub fn step<F>(
         self,
         kind: StepKind,
@@ -568,6 +573,7 @@ where
     /// assert_eq!(price.unwrap(), 999);
     /// # }
     /// ```
+    #[inline]
     pub fn value_behaviors(self) -> Workflow<'c, Step<P, Valued<F>, B>>
     where
         F::Output: Send + 'static,
@@ -728,6 +734,7 @@ where
     /// assert_eq!(n.unwrap(), 7);
     /// # }
     /// ```
+    #[inline]
     pub fn overridable(self) -> Workflow<'c, Step<P, Overridable<F>, B>>
     where
         P::Output: 'static,

@@ -40,6 +40,7 @@ impl<T> sealed::Sealed for After<T> {}
 impl<'c, T> Stage<'c> for After<T> {
     type Output = T;
     type Future = Handed<T>;
+    #[inline]
     fn start(self, _: &'c WorkflowContext) -> Self::Future {
         Handed(Some(self.0.map_err(Box::new)))
     }
