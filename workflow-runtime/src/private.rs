@@ -175,6 +175,7 @@ pub struct ReplayProbe<W>(std::cell::Cell<Option<W>>);
 
 impl<W> ReplayProbe<W> {
     /// Wraps the chain.
+    #[inline]
     pub fn new(chain: W) -> Self {
         ReplayProbe(std::cell::Cell::new(Some(chain)))
     }
@@ -220,10 +221,12 @@ where
         'c,
         crate::chain::Step<P, crate::chain::Replay<F>, B::Then<crate::behavior::Retry>>,
     >;
+    #[inline]
     fn __retry(self, retry: crate::behavior::Retry) -> Self::Retried {
         let chain = self.0.into_inner().expect("a probe holds its chain");
         chain.retry(retry)
     }
+    #[inline]
     fn __replayable(self) -> Self::Out {
         let chain = self.0.into_inner().expect("a probe holds its chain");
         chain.replayable()

@@ -335,6 +335,7 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
     /// assert_eq!(err.to_string(), r#"workflow "W", step Then "is even" failed: assertion did not hold"#);
     /// # }
     /// ```
+    #[inline]
     pub fn then<F>(self, title: impl Into<Title>, predicate: F) -> Workflow<'c, Step<S, Assert<F>>>
     where
         F: FnOnce(&S::Output) -> bool,
@@ -392,6 +393,7 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
     /// assert!(result.is_err() && saw_error);
     /// # }
     /// ```
+    #[inline]
     pub fn finally<F>(self, title: impl Into<Title>, body: F) -> Workflow<'c, Finally<S, F>>
     where
         F: FnOnce(Result<&S::Output, &WorkflowError>),
@@ -466,6 +468,7 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
     /// assert_eq!(ctx.steps()[0].kind, StepKind::When);
     /// # }
     /// ```
+    #[inline]
     pub fn kind(mut self, kind: StepKind) -> Self
     where
         S: KindOfLast,
@@ -539,6 +542,7 @@ where
     /// A behavior or a value behavior from `#[step(behaviors(..))]`, on a
     /// step the macro made [`value_behaviors`](Self::value_behaviors).
     #[doc(hidden)]
+    #[inline]
     pub fn __with(self, behavior: impl IntoBehaviorFor<F::Output>) -> Workflow<'c, Step<P, F>> {
         let mut stage = self.stage.listed();
         stage
@@ -704,6 +708,7 @@ where
     /// [`replayable`](Self::replayable), keeping the input only for a
     /// behavior that runs steps again: how `#[workflow]` lets a type-wide
     /// retry run a step whose input is `Clone`.
+    #[inline]
     pub(crate) fn replayable_for_retries(self) -> Workflow<'c, Step<P, Replay<F>, B>>
     where
         F: CallAgain<P::Output>,
@@ -850,6 +855,7 @@ where
     /// to copy the output for it: what `#[workflow]` generates (a durable
     /// one journals its compensations).
     #[doc(hidden)]
+    #[inline]
     #[allow(clippy::type_complexity)]
     pub fn compensate_by<U>(
         self,
