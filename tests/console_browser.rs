@@ -173,11 +173,17 @@ async fn an_operator_finds_a_failed_run_reads_its_timeline_and_cancels_a_running
 }
 
 /// A stand-in for Mermaid, served from another origin as a CDN would: it
-/// marks each diagram it was asked to draw.
+/// marks each diagram it was asked to draw, and styles it with a `<style>`
+/// element of its own, as Mermaid styles the diagrams it draws, noting
+/// the colour the page then gives the diagram.
 const FAKE_MERMAID: &str = "export default {
   initialize(options) { window.mermaidOptions = options; },
   async run({ querySelector }) {
+    const style = document.createElement('style');
+    style.textContent = 'pre.mermaid { outline-color: rgb(1, 2, 3); }';
+    document.head.appendChild(style);
     for (const pre of document.querySelectorAll(querySelector)) {
+      pre.setAttribute('data-styled', getComputedStyle(pre).outlineColor);
       pre.setAttribute('data-drawn', window.mermaidOptions.securityLevel);
     }
   },
@@ -232,6 +238,13 @@ async fn a_console_told_where_mermaid_is_draws_the_definition_and_no_other_scrip
         drawn.as_deref(),
         Some("strict"),
         "the module drew the diagram"
+    );
+    // The page's policy lets the module's inline styles apply.
+    let diagram = browser.find("pre.mermaid").await;
+    assert_eq!(
+        browser.attribute(&diagram, "data-styled").await.as_deref(),
+        Some("rgb(1, 2, 3)"),
+        "the diagram's inline style applied"
     );
     let body = browser.find("body").await;
     assert_eq!(browser.attribute(&body, "data-pwned").await, None);

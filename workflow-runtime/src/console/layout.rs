@@ -91,7 +91,8 @@ fn framed(
     };
     let mut response = (status, markup).into_response();
     let headers = response.headers_mut();
-    let policy = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+    // One `style-src` directive: a browser obeys the first of two.
+    let policy = "default-src 'none'; img-src 'self' data:; \
                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
     // Mermaid styles its diagrams inline: a drawing page allows that too.
     let policy = match mermaid.and_then(script_source) {
