@@ -1,12 +1,16 @@
 //! Step overhead and allocations: a 10-step workflow of trivial steps (five
 //! sync, five async) as (a) a `#[workflow]`, (b) the fluent chain, (c)
 //! hand-written async code making the same calls and recording the same
-//! per-step timings in a `Vec`, and (d) bare calls with no recording.
+//! per-step timings in a `Vec`, (d) bare calls with no recording, and
+//! (e) the floor: hand-written code keeping what the engine keeps for
+//! every step (`common/step_floor.rs`).
 //!
 //! `cargo bench --bench overhead`
 
 #[path = "harness.rs"]
 mod harness;
+#[path = "common/step_floor.rs"]
+mod step_floor;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -141,6 +145,23 @@ async fn by_hand(n: u64) -> (u64, Vec<(&'static str, &'static str, Duration, boo
     (n, log)
 }
 
+/// The same steps with the engine's guarantees kept by hand: the floor
+/// under any shape of the engine (see `common/step_floor.rs`).
+async fn floor(ctx: &WorkflowContext, n: u64) -> Result<u64, step_floor::Stopped> {
+    use StepKind::{Given, When};
+    let mut run = step_floor::Guarded::new(ctx);
+    let n = run.sync(Given, "start", || inc(n))?;
+    let n = run.step(When, "s1", inc_async(n)).await?;
+    let n = run.sync(When, "s2", || inc(n))?;
+    let n = run.step(When, "s3", inc_async(n)).await?;
+    let n = run.sync(When, "s4", || inc(n))?;
+    let n = run.step(When, "s5", inc_async(n)).await?;
+    let n = run.sync(When, "s6", || inc(n))?;
+    let n = run.step(When, "s7", inc_async(n)).await?;
+    let n = run.sync(When, "s8", || inc(n))?;
+    run.step(When, "s9", inc_async(n)).await
+}
+
 async fn bare(n: u64) -> u64 {
     let n = inc(n);
     let n = inc_async(n).await;
@@ -189,22 +210,28 @@ fn main() {
     let bare_run = || async {
         black_box(bare(1).await);
     };
+    let floor_run = || async {
+        let ctx = TenSteps::context().build();
+        black_box(floor(&ctx, 1).await.unwrap());
+    };
     if let Some(mode) = harness::instructions_mode() {
         harness::run_case(&rt, &mode, "workflow", &macro_run);
         harness::run_case(&rt, &mode, "chain", &chain_run);
         harness::run_case(&rt, &mode, "hand", &hand_run);
         harness::run_case(&rt, &mode, "bare", &bare_run);
+        harness::run_case(&rt, &mode, "floor", &floor_run);
         return;
     }
 
-    let (mut a, mut b, mut c, mut d) = (vec![], vec![], vec![], vec![]);
+    let (mut a, mut b, mut c, mut d, mut e) = (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..rounds {
         a.push(time_async(&rt, iters, &macro_run));
         b.push(time_async(&rt, iters, &chain_run));
         c.push(time_async(&rt, iters, &hand_run));
         d.push(time_async(&rt, iters, &bare_run));
+        e.push(time_async(&rt, iters, &floor_run));
     }
-    let (a, b, c, d) = (median(a), median(b), median(c), median(d));
+    let (a, b, c, d, e) = (median(a), median(b), median(c), median(d), median(e));
     {
         let ctx = WorkflowContext::new("TenSteps");
         let run = TenSteps.run(&ctx, 1);
@@ -234,13 +261,19 @@ fn main() {
                 name: "(d) bare calls, nothing recorded",
                 per_iter: d,
             },
+            Case {
+                name: "(e) floor: the engine's guarantees by hand",
+                per_iter: e,
+            },
         ],
     );
     println!(
-        "  ratio (a)/(c) {:.2}   (b)/(c) {:.2}   (a)/(d) {:.0}",
+        "  ratio (a)/(c) {:.2}   (b)/(c) {:.2}   (a)/(d) {:.0}   (e)/(c) {:.2}   (a)/(e) {:.2}",
         a.as_secs_f64() / c.as_secs_f64(),
         b.as_secs_f64() / c.as_secs_f64(),
-        a.as_secs_f64() / d.as_secs_f64()
+        a.as_secs_f64() / d.as_secs_f64(),
+        e.as_secs_f64() / c.as_secs_f64(),
+        a.as_secs_f64() / e.as_secs_f64()
     );
 
     // Allocations: the context is made outside, then one run is counted.

@@ -73,7 +73,13 @@ compare() {
     echo
 }
 
-compare "10-step workflow" overhead hand workflow chain bare
+compare "10-step workflow" overhead hand workflow chain bare floor
+# The floor keeps by hand what the engine keeps for every step
+# (benches/common/step_floor.rs): what no shape of the engine goes under.
+printf '  against the floor: #[workflow] %s, chain %s; the floor against hand-written recording %s\n\n' \
+    "$(ratio "${COUNTS["overhead workflow"]}" "${COUNTS["overhead floor"]}")" \
+    "$(ratio "${COUNTS["overhead chain"]}" "${COUNTS["overhead floor"]}")" \
+    "$(ratio "${COUNTS["overhead floor"]}" "${COUNTS["overhead hand"]}")"
 compare "behaviors on the happy path" behaviors tower ours plain bare
 # What the behaviors add: ours over the plain chain, tower over the bare call.
 ours=$((COUNTS["behaviors ours"] - COUNTS["behaviors plain"]))

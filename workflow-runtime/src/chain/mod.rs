@@ -16,6 +16,7 @@
 mod around;
 mod compensate;
 mod overridable;
+mod plain;
 mod stage;
 mod step_fn;
 mod straight;
@@ -33,6 +34,8 @@ use std::sync::Arc;
 pub use around::{Around, BehaviorExt};
 pub use compensate::{Compensated, CompensatedFuture, Compensation, Undo, UndoStep};
 pub use overridable::{Overridable, Overridden};
+#[doc(hidden)]
+pub use plain::{Handoff, InFlight, StraightStage, StraightStep};
 pub(crate) use stage::Place;
 pub use stage::{
     Carry, ChainFuture, Finally, FinallyFuture, Flow, KindOfLast, Stage, Start, StartFuture, Step,

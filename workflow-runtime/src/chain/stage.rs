@@ -31,16 +31,16 @@ pub type Flow<T> = Result<Carry<T>, WorkflowError>;
 /// What a stage hands on when the chain goes on.
 #[derive(Debug)]
 pub struct Carry<T> {
-    value: T,
+    pub(super) value: T,
     /// The first failure that let the chain go on, if any (boxed: rare,
     /// and it would otherwise weigh on every step's future).
-    soft: Option<Box<WorkflowError>>,
+    pub(super) soft: Option<Box<WorkflowError>>,
     /// When the stage ended: the next step's start, so each step costs one
     /// clock read rather than two.
-    ended: Option<Instant>,
+    pub(super) ended: Option<Instant>,
     /// The run's active-step handle, handed on so each step reuses it
     /// rather than cloning the context again.
-    active: Option<Active>,
+    pub(super) active: Option<Active>,
 }
 
 impl<T> Carry<T> {
@@ -600,7 +600,7 @@ pin_project! {
     /// What a step that returned `Pending` waits on besides its body, in
     /// one box: its step timeout, if it has one within reach (a limit of
     /// `Duration::MAX` never ends it), and the run's cancellation.
-    struct Waits {
+    pub(super) struct Waits {
         limit: Option<Duration>,
         #[pin]
         deadline: Option<Sleep>,
@@ -610,7 +610,7 @@ pin_project! {
 }
 
 impl Waits {
-    fn new(ctx: &WorkflowContext, started: Instant) -> Self {
+    pub(super) fn new(ctx: &WorkflowContext, started: Instant) -> Self {
         let limit = ctx.options().step_timeout;
         let deadline = limit.and_then(|limit| started.checked_add(limit));
         Waits {
@@ -618,6 +618,22 @@ impl Waits {
             deadline: deadline.map(tokio::time::sleep_until),
             cancelled: ctx.cancellation_token().clone().cancelled_owned(),
         }
+    }
+
+    /// How the step ends, if not by its body: its step timeout passed,
+    /// or the run was cancelled.
+    pub(super) fn poll_end<O>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Ended<'static, O>> {
+        let waits = self.project();
+        if let (Some(deadline), Some(limit)) = (waits.deadline.as_pin_mut(), *waits.limit)
+            && deadline.poll(cx).is_ready()
+        {
+            return Poll::Ready(Ended::TimedOut(limit));
+        }
+        ready!(waits.cancelled.poll(cx));
+        Poll::Ready(Ended::Cancelled)
     }
 }
 
@@ -933,18 +949,9 @@ where
             Poll::Pending => {
                 let waits = running
                     .waits
-                    .get_or_insert_with(|| Box::pin(Waits::new(ctx, started)))
-                    .as_mut()
-                    .project();
-                if let (Some(deadline), Some(limit)) = (waits.deadline.as_pin_mut(), *waits.limit)
-                    && deadline.poll(cx).is_ready()
-                {
-                    return Poll::Ready(self.finish(started, Ended::TimedOut(limit)));
-                }
-                match waits.cancelled.poll(cx) {
-                    Poll::Ready(()) => Ended::Cancelled.into(),
-                    Poll::Pending => return Poll::Pending,
-                }
+                    .get_or_insert_with(|| Box::pin(Waits::new(ctx, started)));
+                let ended = ready!(waits.as_mut().poll_end(cx));
+                return Poll::Ready(self.finish(started, ended));
             }
         };
         // The payload of a panic must outlive the state it came from.
@@ -1499,7 +1506,7 @@ impl std::fmt::Display for RunsOnce {
 
 impl std::error::Error for RunsOnce {}
 
-enum Ended<'p, O> {
+pub(super) enum Ended<'p, O> {
     Result(StepResult<O>),
     Replayed(StepResult<O>),
     Behaved {
@@ -1519,14 +1526,6 @@ where
     F: StepFn<In>,
     B: Builtins,
 {
-    fn info(&self) -> StepInfo {
-        StepInfo {
-            workflow: self.ctx.shared_name(),
-            kind: self.kind,
-            title: self.title.clone(),
-        }
-    }
-
     fn skip(&self) {
         if self.ctx.options().skip_remaining_on_failure {
             let mut record = StepRecord::new(
@@ -1581,6 +1580,44 @@ where
         self.end(started, id, active, ended)
     }
 
+    /// Records how the step ended and decides whether the chain goes on.
+    #[inline]
+    fn end(
+        self: Pin<&mut Self>,
+        started: Instant,
+        id: StepId,
+        active: Option<Active>,
+        ended: Ended<'_, F::Output>,
+    ) -> Flow<F::Output> {
+        let this = self.project();
+        let at = StepEnd {
+            ctx: this.ctx,
+            kind: *this.kind,
+            title: this.title,
+            place: *this.place,
+        };
+        at.end(this.soft, started, id, active, ended)
+    }
+}
+
+/// A step as it ends, for [`StepEnd::end`]: what its record and its
+/// error name. Shared by a chain's step and a straight-line one.
+pub(super) struct StepEnd<'a> {
+    pub(super) ctx: &'a WorkflowContext,
+    pub(super) kind: StepKind,
+    pub(super) title: &'a Title,
+    pub(super) place: Place,
+}
+
+impl StepEnd<'_> {
+    fn info(&self) -> StepInfo {
+        StepInfo {
+            workflow: self.ctx.shared_name(),
+            kind: self.kind,
+            title: self.title.clone(),
+        }
+    }
+
     /// This step's record, as it ended. Inlined where it is pushed, so
     /// it is written into the context's list in place: built first and
     /// filled in after, it was copied three times on its way there.
@@ -1607,16 +1644,41 @@ where
         }
     }
 
-    /// Records how the step ended and decides whether the chain goes on.
-    /// A run's error is always its first failure, soft or not.
+    /// [`end`](Self::end) for a step whose body passed: recorded so,
+    /// and its value handed on.
     #[inline]
-    fn end(
-        self: Pin<&mut Self>,
+    pub(super) fn passed<O>(
+        self,
+        soft: Option<Box<WorkflowError>>,
         started: Instant,
         id: StepId,
         active: Option<Active>,
-        ended: Ended<'_, F::Output>,
-    ) -> Flow<F::Output> {
+        value: O,
+    ) -> Flow<O> {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(started);
+        self.ctx
+            .push_record_with(|| self.record_of(elapsed, StepOutcome::Passed, 1, Vec::new(), id));
+        Ok(Carry {
+            value,
+            soft,
+            ended: Some(now),
+            active,
+        })
+    }
+
+    /// Records how the step ended and decides whether the chain goes on.
+    /// A run's error is always its first failure, soft or not: `soft`
+    /// holds the first that let the chain go on, if any.
+    #[inline]
+    pub(super) fn end<O>(
+        self,
+        soft: &mut Option<Box<WorkflowError>>,
+        started: Instant,
+        id: StepId,
+        active: Option<Active>,
+        ended: Ended<'_, O>,
+    ) -> Flow<O> {
         let options = self.ctx.options();
         // A step cancelled before it started has no id yet.
         let id = if id == StepId::UNSET {
@@ -1673,7 +1735,7 @@ where
                     id,
                 ));
                 let error = WorkflowError::Cancelled { step: self.info() };
-                return Err(self.project().soft.take().map_or(error, |first| *first));
+                return Err(soft.take().map_or(error, |first| *first));
             }
         };
         let outcome = match &result {
@@ -1687,22 +1749,22 @@ where
             Ok(value) => {
                 return Ok(Carry {
                     value,
-                    soft: self.project().soft.take(),
+                    soft: soft.take(),
                     ended: Some(now),
                     active,
                 });
             }
             Err(failed) => failed,
         };
-        let soft = match failure {
+        let goes_on = match failure {
             StepFailure::Assertion => {
                 !options.halt_on_failed_assertion || options.continue_on_error
             }
             _ => options.continue_on_error,
         };
         let error = WorkflowError::from_failure(self.info(), failure);
-        let first = self.project().soft.take().map_or(error, |first| *first);
-        match value.filter(|_| soft) {
+        let first = soft.take().map_or(error, |first| *first);
+        match value.filter(|_| goes_on) {
             Some(value) => Ok(Carry {
                 value,
                 soft: Some(Box::new(first)),

@@ -8,11 +8,14 @@
 //! in the body's state, so a run's future is as large as its largest
 //! step and what the body captured: the workflow, its context and the
 //! run's input, whose room an `async` block keeps, as an `async fn` keeps
-//! its arguments'. Each step still runs in a
-//! [`StepFuture`](super::StepFuture), so records, behaviors, overrides,
-//! cancellation and journaling are the chain's own; a step's behaviors
-//! (and a named breaker's registration) are made once the step before it
-//! has ended, the first's at the run's first poll.
+//! its arguments'. A step with no behaviors, in a context with none and
+//! no journal, runs plain (`plain.rs`): a sync body is called as the
+//! step is made, an async one polled in a small future of its own. Any
+//! other runs in a [`StepFuture`](super::StepFuture), so behaviors and
+//! journaling are the chain's own, and both end a step alike: the same
+//! records, outcomes and errors. A step's behaviors (and a named
+//! breaker's registration) are made once the step before it has ended,
+//! the first's at the run's first poll.
 //!
 //! A step's compensation undoes it from inside the nested chain, which
 //! keeps what each earlier step made; a workflow with one keeps that
@@ -24,6 +27,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+use super::plain::StraightStage;
 use super::stage::{Carry, Flow, Stage, Unwind};
 use super::{Workflow, sealed};
 use crate::context::WorkflowContext;
@@ -80,10 +84,24 @@ impl<'c, T> Workflow<'c, After<T>> {
     }
 }
 
-impl<'c, S: Stage<'c>> Workflow<'c, S> {
+impl<T> After<T> {
+    /// The flow handed on.
+    #[inline]
+    pub(super) fn flow(&self) -> &Flow<T> {
+        &self.0
+    }
+
+    /// The same, by value.
+    #[inline]
+    pub(super) fn into_inner(self) -> Flow<T> {
+        self.0
+    }
+}
+
+impl<'c, S: StraightStage<'c>> Workflow<'c, S> {
     /// The chain's last step's future, whose [`Flow`] the next step
-    /// starts from ([`__after`](Workflow::__after)). Opaque, and `Send` by
-    /// its bound: the `async` body that awaits it is then `Send` by that
+    /// starts from ([`__after`](Workflow::__after)): a plain step's or
+    /// the chain's ([`StraightStage`]). Opaque, and `Send` by its bound: the `async` body that awaits it is then `Send` by that
     /// bound too, where the compiler, asked to prove it of the step's own
     /// type inside the body, loses the lifetimes its closures were given
     /// ("implementation of `Send` is not general enough").
@@ -91,9 +109,9 @@ impl<'c, S: Stage<'c>> Workflow<'c, S> {
     #[inline]
     pub fn __step(self) -> impl Future<Output = Flow<S::Output>> + Send
     where
-        S::Future: Send,
+        S::Straight: Send,
     {
-        self.stage.start(self.ctx)
+        self.stage.straight(self.ctx)
     }
 }
 

@@ -660,6 +660,15 @@ impl WorkflowContext {
         self.inner.journal.as_ref()
     }
 
+    /// Whether a step with no behaviors of its own runs as its body
+    /// alone: the context wraps steps in no behaviors and has no journal
+    /// to replay them from.
+    #[inline]
+    pub(crate) fn runs_plain(&self) -> bool {
+        let inner = &self.inner;
+        inner.behaviors.is_empty() && inner.typed_behaviors.is_empty() && inner.journal.is_none()
+    }
+
     /// A fresh step id.
     #[inline]
     pub(crate) fn next_step_id(&self) -> StepId {
