@@ -1596,7 +1596,11 @@ where
             title: this.title,
             place: *this.place,
         };
-        at.end(this.soft, started, id, active, ended)
+        match ended {
+            // As most steps end: recorded passed, its value handed on.
+            Ended::Result(Ok(value)) => at.passed(this.soft.take(), started, id, active, value),
+            ended => at.end(this.soft, started, id, active, ended),
+        }
     }
 }
 
@@ -1655,6 +1659,9 @@ impl StepEnd<'_> {
         active: Option<Active>,
         value: O,
     ) -> Flow<O> {
+        // A step that ran has its id: only one cancelled before it
+        // started has none, and that one did not pass.
+        debug_assert_ne!(id, StepId::UNSET);
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(started);
         self.ctx
