@@ -1,21 +1,26 @@
 //! The floor under any shape of the engine: the 10-step run written by
-//! hand for this one workflow, keeping what the engine keeps for every
-//! step whatever its shape. Each step
+//! hand for this one workflow, doing for each step the work the engine
+//! does for every step whatever its shape, at what it costs. Each step
 //!
 //! - checks the run's cancellation before it starts;
-//! - takes a step id and makes the step the thread's active one while its
-//!   body is called or polled, so a `#[step]` function it calls records
-//!   as its child (a thread-local slot swapped in and out, as the engine's);
-//! - catches a panic of its body, which fails the step and not the process;
+//! - makes itself the thread's active step while its body is called or
+//!   polled: a thread-local slot holding the context and a step number,
+//!   swapped in and out as the engine's is (here the number is a local
+//!   count, and nothing reads the slot);
+//! - catches a panic of its body, which fails the step and not the
+//!   process;
 //! - reads the clock once, its end being the next step's start;
-//! - pushes the engine's own record (`StepRecord`, with its id) into the
-//!   run's context, under the context's lock, as `WorkflowContext::record`
-//!   does for any caller.
+//! - pushes the engine's own record (`StepRecord`, given its id) into the
+//!   run's context, under the context's lock, through
+//!   `WorkflowContext::record`, which copies it in (the engine writes
+//!   it in place).
 //!
-//! It makes the run's context as `#[workflow]`'s `context()` does. What it
-//! leaves out is what the macro could rule out for this workflow: no step
-//! has behaviors, none is durable or overridden, so none needs the checks
-//! for them, and the run's error is built only on its failure path.
+//! It makes the run's context as `#[workflow]`'s `context()` does. It
+//! leaves out what costs a load and a branch a step in the engine: the
+//! checks for the context's behaviors, journal and stand-ins, and the
+//! flag that records a step dropped mid-flight. Its bodies never wait,
+//! so a step's timeout and cancellation watch, made only when a body
+//! waits, cost neither side anything here.
 
 use std::cell::RefCell;
 use std::future::Future;

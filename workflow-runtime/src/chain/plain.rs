@@ -248,6 +248,10 @@ pin_project! {
     where
         F: StepFn<In>,
     {
+        // First, so that dropped mid-step, its future goes before the
+        // rest, as a chain's step's does.
+        #[pin]
+        body: Body<F, In, F::Future>,
         ctx: &'c WorkflowContext,
         kind: StepKind,
         title: Title,
@@ -261,8 +265,6 @@ pin_project! {
         // Made only once the body returns `Pending`, as a chain's step
         // makes them.
         waits: Option<Pin<Box<Waits>>>,
-        #[pin]
-        body: Body<F, In, F::Future>,
     }
 
     impl<'c, F, In> PinnedDrop for InFlight<'c, F, In>
@@ -331,6 +333,12 @@ impl<'c, F: StepFn<In>, In> Future for InFlight<'c, F, In> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        // Outside the catch below, so that it is not taken for the
+        // step's own panic.
+        assert!(
+            !matches!(this.body.as_ref().get_ref(), Body::Called),
+            "a step's future polled after it ended"
+        );
         let ctx = *this.ctx;
         let at = StepAt {
             ctx,
@@ -389,5 +397,84 @@ impl<'c, F: StepFn<In>, In> Future for InFlight<'c, F, In> {
             Ok(value) => end.passed(this.soft.take(), started, *this.id, active, value),
             Err(ended) => end.end(this.soft, started, *this.id, active, ended),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::behavior::{Attempted, Behavior, BoxFuture, Next, StepScope};
+    use crate::chain::Workflow;
+
+    /// Runs each step it wraps, counting them.
+    struct Counting(Arc<AtomicUsize>);
+
+    impl Behavior for Counting {
+        fn around<'a>(&'a self, _: &'a StepScope, mut next: Next<'a>) -> BoxFuture<'a, Attempted> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async move { next.run().await })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plain_sync_step_has_ended_when_it_is_made() {
+        let ctx = WorkflowContext::new("W");
+        let step = Workflow::given(&ctx, "one", || 1).stage.straight(&ctx);
+        assert!(matches!(step, StraightStep::Ended { .. }));
+        // Its record is there before the first poll.
+        assert_eq!(ctx.steps().len(), 1);
+        assert_eq!(step.await.unwrap().value, 1);
+    }
+
+    #[tokio::test]
+    async fn a_plain_async_step_runs_in_its_own_future() {
+        let ctx = WorkflowContext::new("W");
+        let step = Workflow::given_async(&ctx, "one", || async { 1 })
+            .stage
+            .straight(&ctx);
+        assert!(matches!(step, StraightStep::Running { .. }));
+        assert!(ctx.steps().is_empty());
+        assert_eq!(step.await.unwrap().value, 1);
+        assert!(ctx.all_passed());
+    }
+
+    #[tokio::test]
+    async fn a_step_under_a_behavior_or_after_a_failure_runs_in_the_chains_future() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let ctx = WorkflowContext::builder("W")
+            .behavior(Counting(count.clone()))
+            .build();
+        let step = Workflow::given(&ctx, "one", || 1).stage.straight(&ctx);
+        assert!(matches!(step, StraightStep::General { .. }));
+        assert_eq!(step.await.unwrap().value, 1);
+        assert_eq!(count.load(Ordering::Relaxed), 1);
+
+        let ctx = WorkflowContext::new("W");
+        let failed: Flow<u32> = Err(WorkflowError::Cancelled {
+            step: crate::step::StepInfo {
+                workflow: "W".into(),
+                kind: StepKind::Given,
+                title: "before".into(),
+            },
+        });
+        let step = Workflow::__after(&ctx, failed)
+            .when("after", |n: u32| n + 1)
+            .stage
+            .straight(&ctx);
+        assert!(matches!(step, StraightStep::General { .. }));
+        assert!(step.await.is_err());
+        assert!(matches!(ctx.steps()[0].outcome, StepOutcome::Skipped));
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_run_starts_no_plain_step() {
+        let ctx = WorkflowContext::new("W");
+        ctx.cancel();
+        let step = Workflow::given(&ctx, "one", || 1).stage.straight(&ctx);
+        assert!(matches!(step, StraightStep::General { .. }));
+        assert!(step.await.is_err());
     }
 }

@@ -506,7 +506,7 @@ impl<F: StepFn<In>, In> Attempts for InlineBody<'_, '_, F, In> {
             (&mut *self.body, &mut *self.input, self.at, self.replayable);
         let (mut fut, last) = (self.fut.as_mut(), &mut *self.last);
         // One hand-over of the active step for the body's call and its
-        // first poll, as on the plain path.
+        // first poll, as for a step with no behaviors.
         let polled = catch_unwind(AssertUnwindSafe(|| {
             enter(self.active, || {
                 let started = begin(body, input, step, keep)?;
@@ -847,7 +847,7 @@ where
                     // them by its type.)
                     debug_assert!(
                         B::EMPTY,
-                        "a step's own built-ins never reach the plain path"
+                        "a step's own built-ins never reach the path without behaviors"
                     );
                     let at = StepAt {
                         ctx,
@@ -1597,8 +1597,14 @@ where
             place: *this.place,
         };
         match ended {
-            // As most steps end: recorded passed, its value handed on.
-            Ended::Result(Ok(value)) => at.passed(this.soft.take(), started, id, active, value),
+            // As most steps end, at their first attempt: recorded passed,
+            // the value handed on.
+            Ended::Result(Ok(value))
+            | Ended::Behaved {
+                result: Ok(value),
+                attempts: 1,
+                ..
+            } => at.passed(this.soft.take(), started, id, active, value),
             ended => at.end(this.soft, started, id, active, ended),
         }
     }
@@ -1659,9 +1665,13 @@ impl StepEnd<'_> {
         active: Option<Active>,
         value: O,
     ) -> Flow<O> {
-        // A step that ran has its id: only one cancelled before it
-        // started has none, and that one did not pass.
-        debug_assert_ne!(id, StepId::UNSET);
+        // A step that ran has its id (only one cancelled before it
+        // started has none); given one, as `end` gives it, all the same.
+        let id = if id == StepId::UNSET {
+            self.ctx.next_step_id()
+        } else {
+            id
+        };
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(started);
         self.ctx

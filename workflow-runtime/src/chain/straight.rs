@@ -101,9 +101,10 @@ impl<T> After<T> {
 impl<'c, S: StraightStage<'c>> Workflow<'c, S> {
     /// The chain's last step's future, whose [`Flow`] the next step
     /// starts from ([`__after`](Workflow::__after)): a plain step's or
-    /// the chain's ([`StraightStage`]). Opaque, and `Send` by its bound: the `async` body that awaits it is then `Send` by that
-    /// bound too, where the compiler, asked to prove it of the step's own
-    /// type inside the body, loses the lifetimes its closures were given
+    /// the chain's ([`StraightStage`]). Opaque, and `Send` by its bound:
+    /// the `async` body that awaits it is then `Send` by that bound too,
+    /// where the compiler, asked to prove it of the step's own type
+    /// inside the body, loses the lifetimes its closures were given
     /// ("implementation of `Send` is not general enough").
     #[doc(hidden)]
     #[inline]
