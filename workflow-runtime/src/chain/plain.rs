@@ -144,20 +144,21 @@ where
             }
             None => Active::new(ctx.clone(), Some(id)),
         });
+        let in_flight = |title, active, soft, body| StraightStep::Running {
+            run: InFlight {
+                ctx,
+                kind,
+                title,
+                id,
+                started,
+                active,
+                soft,
+                waits: None,
+                body,
+            },
+        };
         if !F::at_call() {
-            return StraightStep::Running {
-                run: InFlight {
-                    ctx,
-                    kind,
-                    title,
-                    id,
-                    started,
-                    active,
-                    soft,
-                    waits: None,
-                    body: Body::Unstarted { body, input: value },
-                },
-            };
+            return in_flight(title, active, soft, Body::Unstarted { body, input: value });
         }
         // A sync body does its work as it is called: its result ends the
         // step with no state kept for it.
@@ -175,21 +176,7 @@ where
             Ok(Ok(Ok(value))) => end.passed(soft, started, id, active, value),
             Ok(Ok(result)) => end.end(&mut soft, started, id, active, Ended::Result(result)),
             // Not done after all: its future, polled as any.
-            Ok(Err(fut)) => {
-                return StraightStep::Running {
-                    run: InFlight {
-                        ctx,
-                        kind,
-                        title,
-                        id,
-                        started,
-                        active,
-                        soft,
-                        waits: None,
-                        body: Body::Running { fut },
-                    },
-                };
-            }
+            Ok(Err(fut)) => return in_flight(title, active, soft, Body::Running { fut }),
             Err(payload) => end.end(&mut soft, started, id, active, Ended::Panic(&*payload)),
         };
         StraightStep::Ended { flow: Some(flow) }
