@@ -456,6 +456,55 @@ mod tests {
         assert!(matches!(ctx.steps()[0].outcome, StepOutcome::Skipped));
     }
 
+    /// A step made as `#[workflow]` makes it, with the adapters a
+    /// context's behaviors, a type-wide retry and a test's stand-ins
+    /// need, is still plain on a plain context.
+    #[tokio::test]
+    async fn a_step_made_as_the_macro_makes_it_runs_plain() {
+        use crate::__private::{IntoProbe as _, RetryWithReplay as _};
+
+        let ctx = WorkflowContext::new("W");
+        let step = Workflow::__given_with(&ctx, "one", 1u32, |n: u32| n + 1)
+            .value_behaviors()
+            .__probe()
+            .__replayable_for_retries()
+            .overridable()
+            .stage
+            .straight(&ctx);
+        assert!(matches!(step, StraightStep::Ended { .. }));
+        let flow = step.await;
+        let step = Workflow::__after(&ctx, flow)
+            .when_async("two", |n: u32| async move { n + 1 })
+            .value_behaviors()
+            .__probe()
+            .__replayable_for_retries()
+            .overridable()
+            .stage
+            .straight(&ctx);
+        assert!(matches!(step, StraightStep::Running { .. }));
+        assert_eq!(step.await.unwrap().value, 3);
+        assert_eq!(ctx.steps().len(), 2);
+    }
+
+    /// Polled again after it ended, a plain step's future panics as a
+    /// chain step's does, rather than taking that for its body's panic
+    /// and recording the step a second time.
+    #[test]
+    fn a_plain_step_polled_after_it_ended_panics_and_records_nothing_more() {
+        let ctx = WorkflowContext::new("W");
+        let mut step = Box::pin(
+            Workflow::given_async(&ctx, "one", || async { 1 })
+                .stage
+                .straight(&ctx),
+        );
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(step.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(ctx.steps().len(), 1);
+        let again = catch_unwind(AssertUnwindSafe(|| step.as_mut().poll(&mut cx)));
+        assert!(again.is_err());
+        assert_eq!(ctx.steps().len(), 1);
+    }
+
     #[tokio::test]
     async fn a_cancelled_run_starts_no_plain_step() {
         let ctx = WorkflowContext::new("W");
