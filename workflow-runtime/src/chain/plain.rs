@@ -338,6 +338,8 @@ impl<'c, F: StepFn<In>, In> Future for InFlight<'c, F, In> {
             enter(this.active, || body.as_mut().poll(at, cx))
         }));
         let started = *this.started;
+        // A panic's payload outlives the body's future, which goes first.
+        let payload;
         let ended = match polled {
             Ok(Poll::Ready(Ok(value))) => Ok(value),
             Ok(Poll::Ready(result)) => Err(Ended::Result(result)),
@@ -350,24 +352,9 @@ impl<'c, F: StepFn<In>, In> Future for InFlight<'c, F, In> {
                     Poll::Pending => return Poll::Pending,
                 }
             }
-            Err(payload) => {
-                // Its future goes before the step's end is recorded.
-                this.body.set(Body::Called);
-                *this.waits = None;
-                let end = StepEnd {
-                    ctx,
-                    kind: *this.kind,
-                    title: this.title,
-                    place: Place::Chain,
-                };
-                let active = this.active.take();
-                return Poll::Ready(end.end(
-                    this.soft,
-                    started,
-                    *this.id,
-                    active,
-                    Ended::Panic(&*payload),
-                ));
+            Err(panicked) => {
+                payload = panicked;
+                Err(Ended::Panic(&*payload))
             }
         };
         // Its future (and its waits) go before the step's end is recorded.
