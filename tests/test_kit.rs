@@ -161,3 +161,31 @@ async fn a_stand_in_takes_the_place_of_a_sync_step_with_no_behaviors() {
     assert!(error.to_string().contains("card declined"), "{error}");
     assert_eq!(pricing.priced.load(Ordering::SeqCst), 0);
 }
+
+/// A type-wide retry runs a step with no behaviors of its own again, and
+/// each attempt asks its stand-in as the first did: the body never runs.
+#[tokio::test(start_paused = true)]
+async fn a_type_wide_retry_asks_the_stand_in_again_at_each_attempt() {
+    use workflow_runtime::behavior::Retry;
+    let pricing = Pricing::default();
+    let asked = Arc::new(AtomicU32::new(0));
+    let counted = asked.clone();
+    let ctx = Pricing::context()
+        .behavior_for::<u32>(Retry::retries(2))
+        .stand_in(Pricing::PRICE, move |cents: &u32| {
+            match counted.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(Declined),
+                _ => Ok(cents + 1),
+            }
+        })
+        .build();
+    assert_eq!(pricing.run(&ctx, 250).await.unwrap(), 251);
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+    assert_eq!(pricing.priced.load(Ordering::SeqCst), 0);
+    assert_eq!(ctx.steps()[1].attempts, 2);
+    assert_steps!(ctx, [
+        Given "a cart" passed,
+        When "priced" passed,
+        Then "affordable" passed,
+    ]);
+}

@@ -65,7 +65,8 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
         >,
     > + ::core::marker::Send + 'a {
         use ::workflow_runtime::__private::{
-            IntoProbe as _, RetryFallback as _, RetryWithReplay as _,
+            DeclareOnce as _, DeclareReplays as _, IntoProbe as _, RetryFallback as _,
+            RetryWithReplay as _,
         };
         {
             #[allow(non_camel_case_types)]
@@ -142,10 +143,8 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                         input,
                         move |input| self.order(input),
                     )
-                    .value_behaviors()
                     .__probe()
-                    .__replayable_for_retries()
-                    .overridable()
+                    .__declared()
                     .__step()
                     .await;
                 let flow = {

@@ -73,7 +73,7 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
         >,
     > + ::core::marker::Send + 'a {
         use ::workflow_runtime::__private::{
-            IntoProbe as _, RetryFallback as _, RetryWithReplay as _,
+            DeclareOnce as _, DeclareReplays as _, IntoProbe as _,
         };
         #[diagnostic::on_unimplemented(
             message = "step \"charge card\" returns `{Self}`, whose error cannot become a workflow error",
@@ -157,20 +157,16 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
                 input,
                 move |input| self.order(input),
             )
-            .value_behaviors()
             .__probe()
-            .__replayable_for_retries()
-            .overridable()
+            .__declared()
             .try_when_async(
                 "charge card",
                 move |value| async move {
                     <_ as ChargeResult<Receipt>>::checked(self.charge(value).await)
                 },
             )
-            .value_behaviors()
             .__probe()
-            .__replayable_for_retries()
-            .overridable()
+            .__declared()
             .compensate_by(
                 "refund",
                 ::workflow_runtime::__private::Undo::new(move |value| async move {
@@ -186,10 +182,8 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
             )
             .compensation_with(::workflow_runtime::behavior::Retry::max_attempts(3u32))
             .when("ship", move |value| self.ship(value))
-            .value_behaviors()
             .__probe()
-            .__replayable_for_retries()
-            .overridable()
+            .__declared()
             .result()
     }
 }

@@ -60,7 +60,7 @@ impl my_runtime::WorkflowDefinition for Report {
         Output = my_runtime::__private::Result<Self::Output, my_runtime::WorkflowError>,
     > + ::core::marker::Send + 'a {
         use my_runtime::__private::{
-            IntoProbe as _, RetryFallback as _, RetryWithReplay as _,
+            DeclareOnce as _, DeclareReplays as _, IntoProbe as _,
         };
         let () = input;
         my_runtime::__private::straight(
@@ -73,23 +73,19 @@ impl my_runtime::WorkflowDefinition for Report {
                         move |()| Self::load_numbers(),
                     )
                     .kind(my_runtime::StepKind::When)
-                    .value_behaviors()
                     .__probe()
-                    .__replayable_for_retries()
-                    .overridable()
+                    .__declared()
                     .__step()
                     .await;
                 let flow = my_runtime::__private::Workflow::__after(ctx, flow)
                     .and("summed", move |value| self.sum(value))
-                    .value_behaviors()
                     .__probe()
-                    .__replayable_for_retries()
-                    .overridable()
+                    .__declared()
                     .__step()
                     .await;
                 let flow = my_runtime::__private::Workflow::__after(ctx, flow)
                     .finally("clean up", move |value| self.clean_up(value))
-                    .__step()
+                    .__send_step()
                     .await;
                 flow
             },

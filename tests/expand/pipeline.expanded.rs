@@ -83,7 +83,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
         >,
     > + ::core::marker::Send + 'a {
         use ::workflow_runtime::__private::{
-            IntoProbe as _, RetryFallback as _, RetryWithReplay as _,
+            DeclareOnce as _, DeclareReplays as _, IntoProbe as _,
         };
         #[diagnostic::on_unimplemented(
             message = "step \"process payment\" returns `{Self}`, whose error cannot become a workflow error",
@@ -120,10 +120,8 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                         input,
                         move |input| self.pending(input),
                     )
-                    .value_behaviors()
                     .__probe()
-                    .__replayable_for_retries()
-                    .overridable()
+                    .__declared()
                     .__step()
                     .await;
                 let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
@@ -133,23 +131,19 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                             <_ as ChargeResult<Order>>::checked(self.charge(value).await)
                         },
                     )
-                    .value_behaviors()
                     .__probe()
-                    .__replayable_for_retries()
-                    .overridable()
+                    .__declared()
                     .__step()
                     .await;
                 let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
                     .when_async("update status", move |value| self.save(value))
-                    .value_behaviors()
                     .__probe()
-                    .__replayable_for_retries()
-                    .overridable()
+                    .__declared()
                     .__step()
                     .await;
                 let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
                     .then("processed", move |value| self.processed(value))
-                    .__step()
+                    .__send_step()
                     .await;
                 flow
             },

@@ -291,6 +291,61 @@ impl<W: LastInput> RetryFallback<W> for &ReplayProbe<W> {
     }
 }
 
+/// How `#[workflow]` declares a step with no behaviors of its own,
+/// when its input is `Clone`: by value, this arm is the probe's first
+/// choice; [`DeclareOnce`], by reference, is taken when it does not hold.
+/// Both give the step's body as one [`Declared`](crate::chain::Declared)
+/// wrapper.
+pub trait DeclareReplays {
+    /// The chain after.
+    type Out;
+    /// The step declared, replayable for a type-wide retry.
+    fn __declared(self) -> Self::Out;
+}
+
+impl<'c, P, F, B> DeclareReplays for ReplayProbe<Workflow<'c, crate::chain::Step<P, F, B>>>
+where
+    P: crate::chain::Stage<'c>,
+    F: crate::chain::CallAgain<P::Output>,
+    P::Output: crate::chain::ReplayInput + 'static,
+    F::Output: Send + 'static,
+    B: crate::behavior::Builtins,
+{
+    type Out =
+        Workflow<'c, crate::chain::Step<P, crate::chain::Declared<F, crate::chain::ForRetries>, B>>;
+    #[inline]
+    fn __declared(self) -> Self::Out {
+        let chain = self.0.into_inner().expect("a probe holds its chain");
+        chain.declared()
+    }
+}
+
+/// The other arm of [`DeclareReplays`]: a step whose input is not
+/// `Clone` (or whose body cannot be called again) runs once.
+pub trait DeclareOnce {
+    /// The chain after.
+    type Out;
+    /// The step declared, run once.
+    fn __declared(self) -> Self::Out;
+}
+
+impl<'c, P, F, B> DeclareOnce for &ReplayProbe<Workflow<'c, crate::chain::Step<P, F, B>>>
+where
+    P: crate::chain::Stage<'c>,
+    F: crate::chain::StepFn<P::Output>,
+    P::Output: 'static,
+    F::Output: Send + 'static,
+    B: crate::behavior::Builtins,
+{
+    type Out =
+        Workflow<'c, crate::chain::Step<P, crate::chain::Declared<F, crate::chain::Once>, B>>;
+    #[inline]
+    fn __declared(self) -> Self::Out {
+        let chain = self.0.take().expect("a probe holds its chain");
+        chain.declared()
+    }
+}
+
 /// Puts a chain in a [`ReplayProbe`], postfix, so an expansion reads in
 /// the chain's order.
 pub trait IntoProbe: Sized {

@@ -38,6 +38,8 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
     // Whether a step is replayable when its input is `Clone`, which the
     // steps' list and the chain find out through probes.
     let mut probes = false;
+    // Which of the probe's traits `run` brings into scope.
+    let (mut declares, mut retry_probes) = (false, false);
     let mut names = checks::CheckNames::new(&model.steps);
     let slots = match model.durable {
         Some(_) => super::durable::slots(model),
@@ -85,17 +87,29 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         // Value behaviors (a fallback, a cache) may see and replace what a
         // step makes, unless it is durable: its journal keeps that.
         let values = slots[index].is_none() && !step.passes_value_on();
-        if values {
-            chain = quote!(#chain.value_behaviors());
-        }
         // Every step's body can copy its input for a retry, but a durable
         // workflow's first, which takes the run's input once.
         let held = index > 0 || slots[index].is_none();
-        chain = super::behaviors::apply(step, (held, slots[index].is_some()), krate, chain);
-        // A test's override may stand in for a step that makes a value;
-        // a durable step's result is journaled, so it takes none.
+        if values && step.behaviors.is_empty() && step.replays_if_clone(held).is_some() {
+            // What the arms below give such a step (its value to value
+            // behaviors, a replay for a type-wide retry when its input is
+            // `Clone`, a test's stand-in), in one wrapper the probe picks.
+            declares = true;
+            chain = quote!(#chain.__probe().__declared());
+        } else {
+            if values {
+                chain = quote!(#chain.value_behaviors());
+            }
+            retry_probes |= step.replays_if_clone(held).is_some();
+            chain = super::behaviors::apply(step, (held, slots[index].is_some()), krate, chain);
+            // A test's override may stand in for a step that makes a
+            // value; a durable step's result is journaled, so it takes
+            // none.
+            if values {
+                chain = quote!(#chain.overridable());
+            }
+        }
         if values {
-            chain = quote!(#chain.overridable());
             // Its typed handle, for a test's `stand_in`: what the step
             // takes in the chain (nothing, for the first) and makes.
             let takes = if index == 0 { &unit } else { current };
@@ -225,12 +239,22 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
     let context = super::behaviors::workflow_context(model);
     let body = if straight {
         segments.push(chain);
+        // Each step's future is `Send` with the run's body, proved once
+        // for all of them; a step whose closure takes a reference is
+        // proved where it is made, as the body would lose its lifetimes.
+        let steps = model.steps.iter().zip(&slots).map(|(step, slot)| {
+            if slot.is_some() || !matches!(step.input, Input::Value(_) | Input::Nothing) {
+                format_ident!("__send_step")
+            } else {
+                format_ident!("__step")
+            }
+        });
         // One `async` body awaiting each step in turn: the compiler makes
         // it one state machine, each step's future in the room the one
         // before left.
         quote! {
             #krate::__private::straight(ctx, async move {
-                #(let flow = #segments.__step().await;)*
+                #(let flow = #segments.#steps().await;)*
                 flow
             })
         }
@@ -253,9 +277,11 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
                 use #krate::__private::NotClone as _;
                 &[#(#metas),*]
             }),
-            Some(
-                quote!(use #krate::__private::{IntoProbe as _, RetryFallback as _, RetryWithReplay as _};),
-            ),
+            (declares || retry_probes).then(|| {
+                let declare = declares.then(|| quote!(DeclareOnce as _, DeclareReplays as _,));
+                let retry = retry_probes.then(|| quote!(RetryFallback as _, RetryWithReplay as _,));
+                quote!(use #krate::__private::{#declare IntoProbe as _, #retry};)
+            }),
         )
     } else {
         (quote!(&[#(#metas),*]), None)

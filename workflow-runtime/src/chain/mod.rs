@@ -15,6 +15,7 @@
 
 mod around;
 mod compensate;
+mod declared;
 mod overridable;
 mod plain;
 mod stage;
@@ -33,6 +34,8 @@ use std::sync::Arc;
 
 pub use around::{Around, BehaviorExt};
 pub use compensate::{Compensated, CompensatedFuture, Compensation, Undo, UndoStep};
+#[doc(hidden)]
+pub use declared::{Declared, ForRetries, Once};
 pub use overridable::{Overridable, Overridden};
 #[doc(hidden)]
 pub use plain::{Handoff, InFlight, StraightStage, StraightStep};
@@ -751,6 +754,19 @@ where
         Workflow {
             ctx: self.ctx,
             stage: self.stage.map_body(Overridable),
+        }
+    }
+
+    /// The last step's body as `#[workflow]` declares a step with no
+    /// behaviors of its own ([`Declared`]): what `value_behaviors`, a
+    /// replay for type-wide retries (`K` = [`ForRetries`]) or none
+    /// ([`Once`]), and `overridable` make of it, in one wrapper. The
+    /// macro's probe picks `K` by whether the input is `Clone`.
+    #[inline]
+    pub(crate) fn declared<K>(self) -> Workflow<'c, Step<P, Declared<F, K>, B>> {
+        Workflow {
+            ctx: self.ctx,
+            stage: self.stage.map_body(Declared::new),
         }
     }
 

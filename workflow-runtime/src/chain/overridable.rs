@@ -35,13 +35,13 @@ pin_project! {
 }
 
 impl<Fut, O> Overridden<Fut, O> {
-    fn own(fut: Fut) -> Self {
+    pub(super) fn own(fut: Fut) -> Self {
         Overridden {
             state: State::Own { fut },
         }
     }
 
-    fn canned(result: StepResult<O>) -> Self {
+    pub(super) fn canned(result: StepResult<O>) -> Self {
         Overridden {
             state: State::Canned {
                 result: Some(result),
@@ -70,7 +70,10 @@ where
 /// pays one inline check: the lookup is out of line, so its registers
 /// are not saved and restored around every step's call.
 #[inline(always)]
-fn stand_in<In: 'static, O: 'static>(at: StepAt<'_>, input: &In) -> Option<StepResult<O>> {
+pub(super) fn stand_in<In: 'static, O: 'static>(
+    at: StepAt<'_>,
+    input: &In,
+) -> Option<StepResult<O>> {
     if !at.ctx.has_overrides() {
         return None;
     }

@@ -445,13 +445,30 @@ mod tests {
 
     /// A step made as `#[workflow]` makes it, with the adapters a
     /// context's behaviors, a type-wide retry and a test's stand-ins
-    /// need, is still plain on a plain context.
+    /// need, is still plain on a plain context: in one wrapper for a step
+    /// with no behaviors of its own, nested for one with some.
     #[tokio::test]
     async fn a_step_made_as_the_macro_makes_it_runs_plain() {
-        use crate::__private::{IntoProbe as _, RetryWithReplay as _};
+        use crate::__private::{DeclareReplays as _, IntoProbe as _, RetryWithReplay as _};
 
         let ctx = WorkflowContext::new("W");
         let step = Workflow::__given_with(&ctx, "one", 1u32, |n: u32| n + 1)
+            .__probe()
+            .__declared()
+            .stage
+            .straight(&ctx);
+        assert!(matches!(step, StraightStep::Ended { .. }));
+        let flow = step.await;
+        let step = Workflow::__after(&ctx, flow)
+            .when_async("two", |n: u32| async move { n + 1 })
+            .__probe()
+            .__declared()
+            .stage
+            .straight(&ctx);
+        assert!(matches!(step, StraightStep::Running { .. }));
+        let flow = step.await;
+        let step = Workflow::__after(&ctx, flow)
+            .when("three", |n: u32| n + 1)
             .value_behaviors()
             .__probe()
             .__replayable_for_retries()
@@ -459,18 +476,8 @@ mod tests {
             .stage
             .straight(&ctx);
         assert!(matches!(step, StraightStep::Ended { .. }));
-        let flow = step.await;
-        let step = Workflow::__after(&ctx, flow)
-            .when_async("two", |n: u32| async move { n + 1 })
-            .value_behaviors()
-            .__probe()
-            .__replayable_for_retries()
-            .overridable()
-            .stage
-            .straight(&ctx);
-        assert!(matches!(step, StraightStep::Running { .. }));
-        assert_eq!(step.await.unwrap().value, 3);
-        assert_eq!(ctx.steps().len(), 2);
+        assert_eq!(step.await.unwrap().value, 4);
+        assert_eq!(ctx.steps().len(), 3);
     }
 
     /// Polled again after it ended, a plain step's future panics as a

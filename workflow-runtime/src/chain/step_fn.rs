@@ -584,6 +584,7 @@ impl<T, F> Sealed for Holding<T, F> {}
 
 #[cfg(test)]
 mod tests {
+    use super::super::declared::{Declared, ForRetries, Once};
     use super::super::overridable::Overridable;
     use super::super::valued::Valued;
     use super::*;
@@ -596,11 +597,16 @@ mod tests {
         F::at_call()
     }
 
-    // What `#[workflow]` wraps a sync body in (`value_behaviors`, then
-    // `Replay` for a `Clone` input, then `Overridable`) keeps it called as
-    // its step starts; an async body is called under its first poll.
+    // What `#[workflow]` wraps a sync body in (`Declared` for a step with
+    // no behaviors of its own; otherwise `value_behaviors`, then `Replay`
+    // for a `Clone` input, then `Overridable`) keeps it called as its
+    // step starts; an async body is called under its first poll.
     #[test]
     fn a_workflows_sync_bodies_are_done_at_their_call_and_async_ones_are_not() {
+        assert!(at_call::<Declared<Plain<Sync>, ForRetries>>());
+        assert!(at_call::<Declared<Plain<Sync>, Once>>());
+        assert!(at_call::<Declared<Fallible<Fails>, ForRetries>>());
+        assert!(!at_call::<Declared<Async<Waits>, ForRetries>>());
         assert!(at_call::<Overridable<Replay<Valued<Plain<Sync>>>>>());
         assert!(at_call::<Overridable<Valued<Plain<Sync>>>>());
         assert!(at_call::<Overridable<Replay<Valued<Fallible<Fails>>>>>());
