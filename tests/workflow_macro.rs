@@ -1287,3 +1287,56 @@ async fn a_run_keeps_its_input_as_an_async_fn_keeps_its_argument() {
     assert!((3 * 1024..=3 * 1024 + 256).contains(&size), "{size} B");
     assert_eq!(run.await.unwrap(), 1024);
 }
+
+/// Steps whose futures hold borrows across an `.await`: of the workflow,
+/// of the run's context, of their own input. The run's body is proved
+/// `Send` with every step's future in it (only steps whose closures take
+/// a reference are proved where they are made), and these must still
+/// compile and run on a spawned task.
+struct Borrows {
+    words: Vec<String>,
+}
+
+#[workflow]
+impl Borrows {
+    #[step(given = "a prefix")]
+    async fn prefix(&self, prefix: String) -> String {
+        let words = &self.words;
+        tokio::task::yield_now().await;
+        format!("{prefix}{}", words.join(","))
+    }
+
+    #[step(when = "named")]
+    async fn named(&self, ctx: &WorkflowContext, line: String) -> String {
+        let name = ctx.name();
+        tokio::task::yield_now().await;
+        format!("{name}:{line}")
+    }
+
+    #[step(when = "trimmed")]
+    async fn trimmed(&self, line: String) -> String {
+        let head = line.split(':').next().unwrap_or_default();
+        tokio::task::yield_now().await;
+        format!("{head}|{}", line.len())
+    }
+
+    #[step(then = "not empty")]
+    fn not_empty(&self, line: &String) -> bool {
+        !line.is_empty()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_holding_borrows_across_an_await_run_on_a_spawned_task() {
+    let borrows = Arc::new(Borrows {
+        words: vec!["a".into(), "b".into()],
+    });
+    let line = tokio::spawn(async move {
+        let ctx = Borrows::context().build();
+        borrows.run(&ctx, "w=".to_owned()).await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(line, "Borrows|13");
+}
