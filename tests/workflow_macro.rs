@@ -1314,15 +1314,15 @@ impl Borrows {
     }
 
     #[step(when = "trimmed")]
-    async fn trimmed(&self, line: String) -> String {
+    async fn trimmed(&self, line: String) -> (String, usize) {
         let head = line.split(':').next().unwrap_or_default();
         tokio::task::yield_now().await;
-        format!("{head}|{}", line.len())
+        (head.to_owned(), line.len())
     }
 
     #[step(then = "not empty")]
-    fn not_empty(&self, line: &String) -> bool {
-        !line.is_empty()
+    fn not_empty(&self, line: &(String, usize)) -> bool {
+        !line.0.is_empty()
     }
 }
 
@@ -1338,5 +1338,5 @@ async fn steps_holding_borrows_across_an_await_run_on_a_spawned_task() {
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(line, "Borrows|13");
+    assert_eq!(line, ("Borrows".to_owned(), 13));
 }
