@@ -1340,3 +1340,129 @@ async fn steps_holding_borrows_across_an_await_run_on_a_spawned_task() {
     .unwrap();
     assert_eq!(line, ("Borrows".to_owned(), 13));
 }
+
+/// Step values whose types hold `'static` lifetimes or trait objects,
+/// into and out of sync, async and behaviored steps: the run's body,
+/// proved `Send` once, sees each held type with its lifetimes erased, and
+/// these must still compile.
+trait Greeter: Send + Sync {
+    fn greet(&self, name: &str) -> String;
+}
+
+struct Hello;
+
+impl Greeter for Hello {
+    fn greet(&self, name: &str) -> String {
+        format!("hello {name}")
+    }
+}
+
+struct Statics;
+
+#[workflow]
+impl Statics {
+    #[step(given = "a name")]
+    fn name(&self, name: &'static str) -> &'static str {
+        name
+    }
+
+    #[step(when = "a cow")]
+    async fn cow(&self, name: &'static str) -> std::borrow::Cow<'static, str> {
+        tokio::task::yield_now().await;
+        std::borrow::Cow::Borrowed(name)
+    }
+
+    #[step(when = "a greeter", timeout = "1s")]
+    async fn greeter(
+        &self,
+        name: std::borrow::Cow<'static, str>,
+    ) -> (Arc<dyn Greeter>, std::borrow::Cow<'static, str>) {
+        tokio::task::yield_now().await;
+        (Arc::new(Hello), name)
+    }
+
+    #[step(when = "greeted")]
+    fn greeted(
+        &self,
+        (greeter, name): (Arc<dyn Greeter>, std::borrow::Cow<'static, str>),
+    ) -> Box<dyn std::error::Error + Send + Sync> {
+        greeter.greet(&name).into()
+    }
+
+    #[step(when = "said")]
+    async fn said(&self, said: Box<dyn std::error::Error + Send + Sync>) -> Arc<str> {
+        tokio::task::yield_now().await;
+        said.to_string().into()
+    }
+
+    #[step(then = "said something")]
+    fn said_something(&self, said: &Arc<str>) -> bool {
+        !said.is_empty()
+    }
+}
+
+#[tokio::test]
+async fn step_values_with_static_lifetimes_and_trait_objects_compile_and_run() {
+    let ctx = Statics::context().build();
+    assert_eq!(&*Statics.run(&ctx, "ada").await.unwrap(), "hello ada");
+    assert_eq!(ctx.steps().len(), 6);
+}
+
+/// A step with no behaviors whose input is not `Clone` runs once: under a
+/// behavior registered for its value that does not run steps again, with
+/// a test's stand-in, and with a type-wide fallback answering its error.
+#[tokio::test]
+async fn a_step_whose_input_is_not_clone_runs_once_under_type_wide_behaviors_and_stand_ins() {
+    use workflow_runtime::behavior::{Fallback, Logging};
+    use workflow_runtime::host::Runner;
+
+    let runner = Runner::builder()
+        .behavior_for::<Receipt>(Logging)
+        .build()
+        .unwrap();
+    let ctx = runner.context(CheckoutOnce::context());
+    let receipt = runner.run_in(&CheckoutOnce, &ctx, 250).await.unwrap();
+    assert_eq!(receipt, Receipt(250));
+    assert_eq!(ctx.steps()[1].attempts, 1);
+
+    let ctx = CheckoutOnce::context()
+        .stand_in(CheckoutOnce::CHARGE, |cents: &Cents| {
+            Ok::<_, PaymentError>(Receipt(cents.0 + 1))
+        })
+        .build();
+    assert_eq!(CheckoutOnce.run(&ctx, 250).await.unwrap(), Receipt(251));
+
+    let ctx = CheckoutOnce::context()
+        .stand_in(CheckoutOnce::CHARGE, |_: &Cents| {
+            Err::<Receipt, _>(PaymentError("declined".into()))
+        })
+        .behavior_for::<Receipt>(Fallback::to(|_| Some(Receipt(7))))
+        .build();
+    assert_eq!(CheckoutOnce.run(&ctx, 250).await.unwrap(), Receipt(7));
+    assert_eq!(ctx.steps()[1].attempts, 1);
+}
+
+/// A step whose input is `Clone` keeps no copy of it for a behavior that
+/// does not run steps again: only a retry's replay makes one.
+#[tokio::test]
+async fn a_behavior_that_runs_steps_once_copies_no_input() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use workflow_runtime::behavior::Logging;
+    use workflow_runtime::host::Runner;
+
+    let runner = Runner::builder()
+        .behavior_for::<Receipt>(Logging)
+        .build()
+        .unwrap();
+    let copies = Arc::new(AtomicU32::new(0));
+    let checkout = CheckoutCounted {
+        calls: AtomicU32::new(1),
+    };
+    let ctx = runner.context(CheckoutCounted::context());
+    let receipt = runner
+        .run_in(&checkout, &ctx, Counted(100, copies.clone()))
+        .await
+        .unwrap();
+    assert_eq!(receipt, Receipt(100));
+    assert_eq!(copies.load(Ordering::SeqCst), 0);
+}

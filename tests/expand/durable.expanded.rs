@@ -174,7 +174,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                             }
                         },
                     )
-                    .__send_step()
+                    .__step()
                     .await;
                 let flow = {
                     use ::workflow_runtime::__private::{
@@ -203,7 +203,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                                 .backoff(::core::time::Duration::from_nanos(1000000000u64)),
                         )
                 }
-                    .__send_step()
+                    .__step()
                     .await;
                 let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
                     .transacted::<
@@ -233,11 +233,11 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                     )
                     .__probe()
                     .__replayable_for_retries()
-                    .__send_step()
+                    .__step()
                     .await;
                 let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
                     .then("processed", move |value| self.processed(value))
-                    .__send_step()
+                    .__step()
                     .await;
                 flow
             },

@@ -85,7 +85,7 @@ impl my_runtime::WorkflowDefinition for Report {
                     .await;
                 let flow = my_runtime::__private::Workflow::__after(ctx, flow)
                     .finally("clean up", move |value| self.clean_up(value))
-                    .__send_step()
+                    .__step()
                     .await;
                 flow
             },

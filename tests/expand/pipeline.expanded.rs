@@ -143,7 +143,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                     .await;
                 let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
                     .then("processed", move |value| self.processed(value))
-                    .__send_step()
+                    .__step()
                     .await;
                 flow
             },

@@ -180,7 +180,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                     .await;
                 let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
                     .then("charged something", move |value| self.positive(value))
-                    .__send_step()
+                    .__step()
                     .await;
                 flow
             },

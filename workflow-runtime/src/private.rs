@@ -295,26 +295,40 @@ impl<W: LastInput> RetryFallback<W> for &ReplayProbe<W> {
 /// when its input is `Clone`: by value, this arm is the probe's first
 /// choice; [`DeclareOnce`], by reference, is taken when it does not hold.
 /// Both give the step's body as one [`Declared`](crate::chain::Declared)
-/// wrapper.
+/// wrapper. What value behaviors and stand-ins ask of the step's types
+/// is asked by the method, not the arm, so a value that is not `Send`
+/// is one error naming it, whichever arm was taken.
 pub trait DeclareReplays {
     /// The chain after.
     type Out;
+    /// The step's input.
+    type Input;
+    /// The step's value.
+    type Value;
     /// The step declared, replayable for a type-wide retry.
-    fn __declared(self) -> Self::Out;
+    fn __declared(self) -> Self::Out
+    where
+        Self::Input: 'static,
+        Self::Value: Send + 'static;
 }
 
 impl<'c, P, F, B> DeclareReplays for ReplayProbe<Workflow<'c, crate::chain::Step<P, F, B>>>
 where
     P: crate::chain::Stage<'c>,
     F: crate::chain::CallAgain<P::Output>,
-    P::Output: crate::chain::ReplayInput + 'static,
-    F::Output: Send + 'static,
+    P::Output: crate::chain::ReplayInput,
     B: crate::behavior::Builtins,
 {
     type Out =
         Workflow<'c, crate::chain::Step<P, crate::chain::Declared<F, crate::chain::ForRetries>, B>>;
+    type Input = P::Output;
+    type Value = F::Output;
     #[inline]
-    fn __declared(self) -> Self::Out {
+    fn __declared(self) -> Self::Out
+    where
+        P::Output: 'static,
+        F::Output: Send + 'static,
+    {
         let chain = self.0.into_inner().expect("a probe holds its chain");
         chain.declared()
     }
@@ -325,22 +339,33 @@ where
 pub trait DeclareOnce {
     /// The chain after.
     type Out;
+    /// The step's input.
+    type Input;
+    /// The step's value.
+    type Value;
     /// The step declared, run once.
-    fn __declared(self) -> Self::Out;
+    fn __declared(self) -> Self::Out
+    where
+        Self::Input: 'static,
+        Self::Value: Send + 'static;
 }
 
 impl<'c, P, F, B> DeclareOnce for &ReplayProbe<Workflow<'c, crate::chain::Step<P, F, B>>>
 where
     P: crate::chain::Stage<'c>,
     F: crate::chain::StepFn<P::Output>,
-    P::Output: 'static,
-    F::Output: Send + 'static,
     B: crate::behavior::Builtins,
 {
     type Out =
-        Workflow<'c, crate::chain::Step<P, crate::chain::Declared<F, crate::chain::Once>, B>>;
+        Workflow<'c, crate::chain::Step<P, crate::chain::Declared<F, crate::chain::RunsOnce>, B>>;
+    type Input = P::Output;
+    type Value = F::Output;
     #[inline]
-    fn __declared(self) -> Self::Out {
+    fn __declared(self) -> Self::Out
+    where
+        P::Output: 'static,
+        F::Output: Send + 'static,
+    {
         let chain = self.0.take().expect("a probe holds its chain");
         chain.declared()
     }

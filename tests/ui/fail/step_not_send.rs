@@ -1,9 +1,8 @@
 //! A step whose future holds an `Rc` across an `.await` cannot run on a
-//! multi-threaded runtime: the error points into the step's body, at the
-//! `Rc` and the `.await` it is held across. (The run's body is proved
-//! `Send` once, with every step's future in it, rather than each step's
-//! apart, which made a re-check some 9 % slower: so the help names the
-//! run's future, not the step's.)
+//! multi-threaded runtime: the error names the step's method, the `Rc` and
+//! the `.await` it is held across. (Its notes name the step's future and
+//! the bound that asks for `Send`: rustc names where an auto trait is
+//! required, and a workflow's run requires it of each step.)
 use std::rc::Rc;
 
 use workflow_runtime::prelude::*;

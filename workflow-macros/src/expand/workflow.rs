@@ -239,22 +239,12 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
     let context = super::behaviors::workflow_context(model);
     let body = if straight {
         segments.push(chain);
-        // Each step's future is `Send` with the run's body, proved once
-        // for all of them; a step whose closure takes a reference is
-        // proved where it is made, as the body would lose its lifetimes.
-        let steps = model.steps.iter().zip(&slots).map(|(step, slot)| {
-            if slot.is_some() || !matches!(step.input, Input::Value(_) | Input::Nothing) {
-                format_ident!("__send_step")
-            } else {
-                format_ident!("__step")
-            }
-        });
         // One `async` body awaiting each step in turn: the compiler makes
         // it one state machine, each step's future in the room the one
         // before left.
         quote! {
             #krate::__private::straight(ctx, async move {
-                #(let flow = #segments.#steps().await;)*
+                #(let flow = #segments.__step().await;)*
                 flow
             })
         }

@@ -101,24 +101,18 @@ impl<T> After<T> {
 impl<'c, S: StraightStage<'c>> Workflow<'c, S> {
     /// The chain's last step's future, whose [`Flow`] the next step
     /// starts from ([`__after`](Workflow::__after)): a plain step's or
-    /// the chain's ([`StraightStage`]). Opaque, its auto traits those of
-    /// the step's own future: the run's `async` body is proved `Send`
-    /// once, with everything it holds, rather than each step apart.
+    /// the chain's ([`StraightStage`]). Opaque, and `Send` by its bound:
+    /// the `async` body that awaits it is then `Send` by that bound too,
+    /// where the compiler, asked to prove it of the step's own type
+    /// inside the body, loses the lifetimes its closures were given
+    /// ("implementation of `Send` is not general enough"): a durable
+    /// step's `&StepCtx`, but also any step whose values are a
+    /// `&'static str` or a `Box<dyn Error>` (the `Statics` workflow of
+    /// `tests/workflow_macro.rs`). Proving it here costs a re-check some
+    /// 10 %, the price of those workflows compiling.
     #[doc(hidden)]
     #[inline]
-    pub fn __step(self) -> impl Future<Output = Flow<S::Output>> {
-        self.stage.straight(self.ctx)
-    }
-
-    /// [`__step`](Self::__step), for a step whose closure takes a
-    /// reference (an assertion's `&T`, a durable step's `&StepCtx` or
-    /// transaction): `Send` by its bound, proved where the step is made.
-    /// Inside the run's body the compiler would have to prove it of a
-    /// closure whose lifetimes it has lost ("implementation of `Send` is
-    /// not general enough").
-    #[doc(hidden)]
-    #[inline]
-    pub fn __send_step(self) -> impl Future<Output = Flow<S::Output>> + Send
+    pub fn __step(self) -> impl Future<Output = Flow<S::Output>> + Send
     where
         S::Straight: Send,
     {
