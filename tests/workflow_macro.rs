@@ -1289,10 +1289,9 @@ async fn a_run_keeps_its_input_as_an_async_fn_keeps_its_argument() {
 }
 
 /// Steps whose futures hold borrows across an `.await`: of the workflow,
-/// of the run's context, of their own input. The run's body is proved
-/// `Send` with every step's future in it (only steps whose closures take
-/// a reference are proved where they are made), and these must still
-/// compile and run on a spawned task.
+/// of the run's context, of their own input. Each step's future is
+/// proved `Send` where it is made (`__step`'s bound), and these compile
+/// and run on a spawned task.
 struct Borrows {
     words: Vec<String>,
 }
@@ -1342,9 +1341,10 @@ async fn steps_holding_borrows_across_an_await_run_on_a_spawned_task() {
 }
 
 /// Step values whose types hold `'static` lifetimes or trait objects,
-/// into and out of sync, async and behaviored steps: the run's body,
-/// proved `Send` once, sees each held type with its lifetimes erased, and
-/// these must still compile.
+/// into and out of sync, async and behaviored steps. Each step's future
+/// is proved `Send` where it is made (`__step`'s bound); proved once with
+/// the run's body instead, where the compiler erases every lifetime in
+/// what the body holds, this workflow did not compile.
 trait Greeter: Send + Sync {
     fn greet(&self, name: &str) -> String;
 }
@@ -1408,9 +1408,11 @@ async fn step_values_with_static_lifetimes_and_trait_objects_compile_and_run() {
     assert_eq!(ctx.steps().len(), 6);
 }
 
-/// A step with no behaviors whose input is not `Clone` runs once: under a
-/// behavior registered for its value that does not run steps again, with
-/// a test's stand-in, and with a type-wide fallback answering its error.
+/// A step with no behaviors whose input is not `Clone` (the arm of
+/// `#[workflow]`'s probe that keeps no replay) runs: under a behavior
+/// registered for its value, with a test's stand-in, and with a type-wide
+/// fallback answering the stand-in's error, which only a body that hands
+/// its value to value behaviors lets it do.
 #[tokio::test]
 async fn a_step_whose_input_is_not_clone_runs_once_under_type_wide_behaviors_and_stand_ins() {
     use workflow_runtime::behavior::{Fallback, Logging};

@@ -297,7 +297,7 @@ impl<W: LastInput> RetryFallback<W> for &ReplayProbe<W> {
 /// Both give the step's body as one [`Declared`](crate::chain::Declared)
 /// wrapper. What value behaviors and stand-ins ask of the step's types
 /// is asked by the method, not the arm, so a value that is not `Send`
-/// is one error naming it, whichever arm was taken.
+/// is first reported naming that value, whichever arm was taken.
 pub trait DeclareReplays {
     /// The chain after.
     type Out;
@@ -357,7 +357,7 @@ where
     B: crate::behavior::Builtins,
 {
     type Out =
-        Workflow<'c, crate::chain::Step<P, crate::chain::Declared<F, crate::chain::RunsOnce>, B>>;
+        Workflow<'c, crate::chain::Step<P, crate::chain::Declared<F, crate::chain::NoReplay>, B>>;
     type Input = P::Output;
     type Value = F::Output;
     #[inline]

@@ -1,6 +1,7 @@
 //! A step whose value cannot be sent between threads (an `Rc`) cannot be
 //! handed from one step to the next of a run that a multi-threaded
-//! runtime may move: one error, naming the type that is not `Send`.
+//! runtime may move: the first error names the type that is not `Send`
+//! (the second, the step that then cannot run).
 use std::rc::Rc;
 
 use workflow_runtime::prelude::*;

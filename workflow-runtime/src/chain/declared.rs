@@ -16,7 +16,7 @@ use super::step_fn::{CallAgain, ReplayInput, StepAt, StepFn, StepResult};
 use crate::behavior::{Port, Resumed};
 
 /// A declared step's body `F`; `K` says whether a type-wide retry may run
-/// it again ([`ForRetries`]) or it runs once ([`RunsOnce`]).
+/// it again ([`ForRetries`]) or it runs once ([`NoReplay`]).
 #[doc(hidden)]
 pub struct Declared<F, K>(F, PhantomData<K>);
 
@@ -27,7 +27,7 @@ pub struct ForRetries;
 
 /// A [`Declared`] step whose input is not `Clone`: it runs once.
 #[doc(hidden)]
-pub struct RunsOnce;
+pub struct NoReplay;
 
 impl<F, K> Declared<F, K> {
     #[inline]
@@ -101,7 +101,7 @@ where
     }
 }
 
-impl<F, In, O> StepFn<In> for Declared<F, RunsOnce>
+impl<F, In, O> StepFn<In> for Declared<F, NoReplay>
 where
     F: StepFn<In, Output = O>,
     In: 'static,

@@ -35,7 +35,7 @@ use std::sync::Arc;
 pub use around::{Around, BehaviorExt};
 pub use compensate::{Compensated, CompensatedFuture, Compensation, Undo, UndoStep};
 #[doc(hidden)]
-pub use declared::{Declared, ForRetries, RunsOnce};
+pub use declared::{Declared, ForRetries, NoReplay};
 pub use overridable::{Overridable, Overridden};
 #[doc(hidden)]
 pub use plain::{Handoff, InFlight, StraightStage, StraightStep};
@@ -760,7 +760,7 @@ where
     /// The last step's body as `#[workflow]` declares a step with no
     /// behaviors of its own ([`Declared`]): what `value_behaviors`, a
     /// replay for type-wide retries (`K` = [`ForRetries`]) or none
-    /// ([`RunsOnce`]), and `overridable` make of it, in one wrapper. The
+    /// ([`NoReplay`]), and `overridable` make of it, in one wrapper. The
     /// macro's probe picks `K` by whether the input is `Clone`.
     #[inline]
     pub(crate) fn declared<K>(self) -> Workflow<'c, Step<P, Declared<F, K>, B>> {

@@ -584,7 +584,7 @@ impl<T, F> Sealed for Holding<T, F> {}
 
 #[cfg(test)]
 mod tests {
-    use super::super::declared::{Declared, ForRetries, RunsOnce};
+    use super::super::declared::{Declared, ForRetries, NoReplay};
     use super::super::overridable::Overridable;
     use super::super::valued::Valued;
     use super::*;
@@ -604,7 +604,7 @@ mod tests {
     #[test]
     fn a_workflows_sync_bodies_are_done_at_their_call_and_async_ones_are_not() {
         assert!(at_call::<Declared<Plain<Sync>, ForRetries>>());
-        assert!(at_call::<Declared<Plain<Sync>, RunsOnce>>());
+        assert!(at_call::<Declared<Plain<Sync>, NoReplay>>());
         assert!(at_call::<Declared<Fallible<Fails>, ForRetries>>());
         assert!(!at_call::<Declared<Async<Waits>, ForRetries>>());
         assert!(at_call::<Overridable<Replay<Valued<Plain<Sync>>>>>());
