@@ -10,7 +10,7 @@
 
 use std::marker::PhantomData;
 
-use super::overridable::{Overridden, stand_in};
+use super::overridable::{Overridden, called_at, called_now, replayed_at, stand_in};
 use super::sealed::Sealed;
 use super::step_fn::{CallAgain, ReplayInput, StepAt, StepFn, StepResult};
 use crate::behavior::{Port, Resumed};
@@ -50,16 +50,10 @@ macro_rules! declared_step_fn {
             Overridden::own(self.0.call(input))
         }
         fn call_at(self, input: In, at: StepAt<'_>) -> Self::Future {
-            match stand_in(at, &input) {
-                Some(result) => Overridden::canned(result),
-                None => Overridden::own(self.0.call_at(input, at)),
-            }
+            called_at(self.0, input, at)
         }
         fn call_now(self, input: In, at: StepAt<'_>) -> Result<StepResult<O>, Self::Future> {
-            match stand_in(at, &input) {
-                Some(result) => Ok(result),
-                None => self.0.call_now(input, at).map_err(Overridden::own),
-            }
+            called_now(self.0, input, at)
         }
         fn passes_value_on(&self) -> bool {
             self.0.passes_value_on()
@@ -113,13 +107,7 @@ where
         self.0.replay(input).map(Overridden::own)
     }
     fn replay_at(&self, input: &In, at: StepAt<'_>) -> Option<Self::Future> {
-        if !self.0.can_replay() {
-            return None;
-        }
-        match stand_in(at, input) {
-            Some(result) => Some(Overridden::canned(result)),
-            None => self.0.replay_at(input, at).map(Overridden::own),
-        }
+        replayed_at(&self.0, input, at)
     }
     fn can_replay(&self) -> bool {
         self.0.can_replay()

@@ -88,6 +88,61 @@ fn looked_up<In: 'static, O: 'static>(at: StepAt<'_>, input: &In) -> Option<Step
     })
 }
 
+/// `body` started as a step a stand-in may take the place of: the
+/// stand-in's result, or the body's future. What [`Overridable`] and
+/// [`Declared`](super::Declared) do alike at each call.
+#[inline]
+pub(super) fn called_at<F, In, O>(body: F, input: In, at: StepAt<'_>) -> Overridden<F::Future, O>
+where
+    F: StepFn<In, Output = O>,
+    In: 'static,
+    O: 'static,
+{
+    match stand_in(at, &input) {
+        Some(result) => Overridden::canned(result),
+        None => Overridden::own(body.call_at(input, at)),
+    }
+}
+
+/// [`called_at`], for a body that may be done as it is called.
+#[inline]
+pub(super) fn called_now<F, In, O>(
+    body: F,
+    input: In,
+    at: StepAt<'_>,
+) -> Result<StepResult<O>, Overridden<F::Future, O>>
+where
+    F: StepFn<In, Output = O>,
+    In: 'static,
+    O: 'static,
+{
+    match stand_in(at, &input) {
+        Some(result) => Ok(result),
+        None => body.call_now(input, at).map_err(Overridden::own),
+    }
+}
+
+/// [`called_at`], for another attempt of a body that can replay.
+#[inline]
+pub(super) fn replayed_at<F, In, O>(
+    body: &F,
+    input: &In,
+    at: StepAt<'_>,
+) -> Option<Overridden<F::Future, O>>
+where
+    F: StepFn<In, Output = O>,
+    In: 'static,
+    O: 'static,
+{
+    if !body.can_replay() {
+        return None;
+    }
+    match stand_in(at, input) {
+        Some(result) => Some(Overridden::canned(result)),
+        None => body.replay_at(input, at).map(Overridden::own),
+    }
+}
+
 impl<F, In, O> StepFn<In> for Overridable<F>
 where
     F: StepFn<In, Output = O>,
@@ -100,31 +155,19 @@ where
         Overridden::own(self.0.call(input))
     }
     fn call_at(self, input: In, at: StepAt<'_>) -> Self::Future {
-        match stand_in(at, &input) {
-            Some(result) => Overridden::canned(result),
-            None => Overridden::own(self.0.call_at(input, at)),
-        }
+        called_at(self.0, input, at)
     }
     fn at_call() -> bool {
         F::at_call()
     }
     fn call_now(self, input: In, at: StepAt<'_>) -> Result<StepResult<O>, Self::Future> {
-        match stand_in(at, &input) {
-            Some(result) => Ok(result),
-            None => self.0.call_now(input, at).map_err(Overridden::own),
-        }
+        called_now(self.0, input, at)
     }
     fn replay(&self, input: &In) -> Option<Self::Future> {
         self.0.replay(input).map(Overridden::own)
     }
     fn replay_at(&self, input: &In, at: StepAt<'_>) -> Option<Self::Future> {
-        if !self.0.can_replay() {
-            return None;
-        }
-        match stand_in(at, input) {
-            Some(result) => Some(Overridden::canned(result)),
-            None => self.0.replay_at(input, at).map(Overridden::own),
-        }
+        replayed_at(&self.0, input, at)
     }
     fn can_replay(&self) -> bool {
         self.0.can_replay()
