@@ -1468,3 +1468,125 @@ async fn a_behavior_that_runs_steps_once_copies_no_input() {
     assert_eq!(receipt, Receipt(100));
     assert_eq!(copies.load(Ordering::SeqCst), 0);
 }
+
+/// User types that share the names the expansion imports for its steps'
+/// list and its chain, written bare in the signatures.
+mod own_names {
+    use workflow_runtime::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct StepMeta(pub u32);
+
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Workflow(pub u32);
+
+    pub struct SameNames;
+
+    #[workflow]
+    impl SameNames {
+        #[step(given = "a number")]
+        fn number(&self, n: u32) -> StepMeta {
+            StepMeta(n)
+        }
+
+        #[step(when = "a workflow")]
+        fn workflow(&self, meta: StepMeta) -> Workflow {
+            Workflow(meta.0 + 1)
+        }
+
+        // Retried, so `run` checks that its input is `Clone`, naming the
+        // type.
+        #[step(when = "checked", retry(max_attempts = 2))]
+        fn checked(&self, w: Workflow) -> u32 {
+            w.0 * 2
+        }
+    }
+}
+
+/// A signature naming `StepMeta` or `Workflow`, names the expansion
+/// imports in its own blocks, keeps the user's type: the steps' list and
+/// `run` write those paths in full for such a workflow, and the type a
+/// step hands on is the user's.
+#[tokio::test]
+async fn user_types_named_as_the_expansion_s_own_keep_their_meaning() {
+    use own_names::SameNames;
+    use std::any::TypeId;
+
+    let ctx = SameNames::context().build();
+    assert_eq!(SameNames.run(&ctx, 20).await.unwrap(), 42);
+    let steps = SameNames::STEPS;
+    assert_eq!(
+        steps[0].output_type(),
+        Some(TypeId::of::<own_names::StepMeta>())
+    );
+    assert_eq!(
+        steps[1].output_type(),
+        Some(TypeId::of::<own_names::Workflow>())
+    );
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Limits {
+    max: u32,
+}
+
+macro_rules! double {
+    () => {
+        fn double(n: u32) -> u32 {
+            n * 2
+        }
+    };
+}
+
+struct Braced;
+
+/// An impl block whose items hold brace groups that are not a method's
+/// body: a `const` built with braces, a macro's braces, an associated
+/// function made by a macro.
+#[workflow]
+impl Braced {
+    const LIMITS: Limits = Limits { max: 10 };
+
+    double! {}
+
+    #[step(given = "a number")]
+    fn number(&self, n: u32) -> u32 {
+        Self::double(n)
+    }
+
+    #[step(when = "capped")]
+    fn capped(&self, n: u32) -> u32 {
+        n.min(Self::LIMITS.max)
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Pair<const N: usize>([u8; N]);
+
+struct ConstBlock;
+
+/// A signature with a brace group of its own, a const argument.
+#[workflow]
+impl ConstBlock {
+    #[step(given = "a pair")]
+    fn pair(&self, n: u8) -> Pair<{ 1 + 1 }> {
+        Pair([n, n])
+    }
+
+    #[step(when = "summed")]
+    fn summed(&self, pair: Pair<2>) -> u8 {
+        pair.0[0] + pair.0[1]
+    }
+}
+
+/// `#[workflow]` reads its methods with their bodies set aside when every
+/// brace group at the impl block's top level is a method's body; a block
+/// with other brace groups is read whole, and each item keeps its tokens.
+#[tokio::test]
+async fn impl_blocks_with_brace_groups_besides_bodies_keep_every_item() {
+    let ctx = Braced::context().build();
+    assert_eq!(Braced.run(&ctx, 3).await.unwrap(), 6);
+    assert_eq!(Braced.run(&ctx, 30).await.unwrap(), 10);
+    let ctx = ConstBlock::context().build();
+    assert_eq!(ConstBlock.run(&ctx, 4).await.unwrap(), 8);
+}

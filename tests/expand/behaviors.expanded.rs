@@ -17,40 +17,30 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
     const NAME: &'static str = "Payments";
     const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::None;
     const STEPS: &'static [::workflow_runtime::StepMeta] = {
-        use ::workflow_runtime::__private::NotClone as _;
+        use ::workflow_runtime::{
+            StepKind, StepMeta, __private::{CloneProbe, NotClone as _},
+        };
         &[
-            ::workflow_runtime::StepMeta::new(
-                    ::workflow_runtime::StepKind::Given,
-                    "an order",
-                    "order",
-                )
+            StepMeta::new(StepKind::Given, "an order", "order")
                 .input("Order")
                 .output("Order")
                 .is_async(false)
                 .fallible(false)
-                .replayable(::workflow_runtime::__private::CloneProbe::<Order>::CLONES)
+                .replayable(CloneProbe::<Order>::CLONES)
                 .produces::<Order>(),
-            ::workflow_runtime::StepMeta::new(
-                    ::workflow_runtime::StepKind::When,
-                    "charged",
-                    "charge",
-                )
+            StepMeta::new(StepKind::When, "charged", "charge")
                 .input("Order")
                 .output("Order")
                 .is_async(true)
                 .fallible(true)
                 .replayable(true)
                 .produces::<Order>(),
-            ::workflow_runtime::StepMeta::new(
-                    ::workflow_runtime::StepKind::When,
-                    "receipted",
-                    "receipt",
-                )
+            StepMeta::new(StepKind::When, "receipted", "receipt")
                 .input("Order")
                 .output("Receipt")
                 .is_async(true)
                 .fallible(true)
-                .replayable(::workflow_runtime::__private::CloneProbe::<Order>::CLONES)
+                .replayable(CloneProbe::<Order>::CLONES)
                 .produces::<Receipt>(),
         ]
     };
@@ -66,7 +56,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
     > + ::core::marker::Send + 'a {
         use ::workflow_runtime::__private::{
             DeclareOnce as _, DeclareReplays as _, IntoProbe as _, RetryFallback as _,
-            RetryWithReplay as _,
+            RetryWithReplay as _, Workflow,
         };
         {
             #[allow(non_camel_case_types)]
@@ -137,7 +127,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
         ::workflow_runtime::__private::straight(
             ctx,
             async move {
-                let flow = ::workflow_runtime::__private::Workflow::__given_with(
+                let flow = Workflow::__given_with(
                         ctx,
                         "an order",
                         input,
@@ -152,7 +142,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                         RetryFallback as _, RetryWithReplay as _,
                     };
                     ::workflow_runtime::__private::ReplayProbe::new(
-                            ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                            Workflow::__after(ctx, flow)
                                 .try_when_async(
                                     "charged",
                                     move |value| async move {
@@ -183,7 +173,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                     .overridable()
                     .__step()
                     .await;
-                let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                let flow = Workflow::__after(ctx, flow)
                     .try_when_async(
                         "receipted",
                         move |value| async move {

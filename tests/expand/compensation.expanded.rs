@@ -25,40 +25,30 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
     const NAME: &'static str = "PlaceOrder";
     const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::None;
     const STEPS: &'static [::workflow_runtime::StepMeta] = {
-        use ::workflow_runtime::__private::NotClone as _;
+        use ::workflow_runtime::{
+            StepKind, StepMeta, __private::{CloneProbe, NotClone as _},
+        };
         &[
-            ::workflow_runtime::StepMeta::new(
-                    ::workflow_runtime::StepKind::Given,
-                    "an order",
-                    "order",
-                )
+            StepMeta::new(StepKind::Given, "an order", "order")
                 .input("u32")
                 .output("u32")
                 .is_async(false)
                 .fallible(false)
-                .replayable(::workflow_runtime::__private::CloneProbe::<u32>::CLONES)
+                .replayable(CloneProbe::<u32>::CLONES)
                 .produces::<u32>(),
-            ::workflow_runtime::StepMeta::new(
-                    ::workflow_runtime::StepKind::When,
-                    "charge card",
-                    "charge",
-                )
+            StepMeta::new(StepKind::When, "charge card", "charge")
                 .input("u32")
                 .output("Receipt")
                 .is_async(true)
                 .fallible(true)
-                .replayable(::workflow_runtime::__private::CloneProbe::<u32>::CLONES)
+                .replayable(CloneProbe::<u32>::CLONES)
                 .produces::<Receipt>(),
-            ::workflow_runtime::StepMeta::new(
-                    ::workflow_runtime::StepKind::When,
-                    "ship",
-                    "ship",
-                )
+            StepMeta::new(StepKind::When, "ship", "ship")
                 .input("Receipt")
                 .output("bool")
                 .is_async(false)
                 .fallible(false)
-                .replayable(::workflow_runtime::__private::CloneProbe::<Receipt>::CLONES)
+                .replayable(CloneProbe::<Receipt>::CLONES)
                 .produces::<bool>(),
         ]
     };
@@ -73,7 +63,7 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
         >,
     > + ::core::marker::Send + 'a {
         use ::workflow_runtime::__private::{
-            DeclareOnce as _, DeclareReplays as _, IntoProbe as _,
+            DeclareOnce as _, DeclareReplays as _, IntoProbe as _, Workflow,
         };
         #[diagnostic::on_unimplemented(
             message = "step \"charge card\" returns `{Self}`, whose error cannot become a workflow error",
@@ -151,12 +141,7 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
                 self.map_err(::core::convert::Into::into)
             }
         }
-        ::workflow_runtime::__private::Workflow::__given_with(
-                ctx,
-                "an order",
-                input,
-                move |input| self.order(input),
-            )
+        Workflow::__given_with(ctx, "an order", input, move |input| self.order(input))
             .__probe()
             .__declared()
             .try_when_async(

@@ -30,46 +30,32 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
     const NAME: &'static str = "PendingOrderProcessor";
     const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::None;
     const STEPS: &'static [::workflow_runtime::StepMeta] = {
-        use ::workflow_runtime::__private::NotClone as _;
+        use ::workflow_runtime::{
+            StepKind, StepMeta, __private::{CloneProbe, NotClone as _},
+        };
         &[
-            ::workflow_runtime::StepMeta::new(
-                    ::workflow_runtime::StepKind::Given,
-                    "pending order",
-                    "load",
-                )
+            StepMeta::new(StepKind::Given, "pending order", "load")
                 .input("OrderId")
                 .output("Order")
                 .is_async(false)
                 .fallible(false)
                 .replayable(false)
                 .produces::<Order>(),
-            ::workflow_runtime::StepMeta::new(
-                    ::workflow_runtime::StepKind::When,
-                    "process payment",
-                    "charge",
-                )
+            StepMeta::new(StepKind::When, "process payment", "charge")
                 .input("Order")
                 .output("Receipt")
                 .is_async(true)
                 .fallible(true)
                 .replayable(true)
                 .produces::<Receipt>(),
-            ::workflow_runtime::StepMeta::new(
-                    ::workflow_runtime::StepKind::When,
-                    "update status",
-                    "save",
-                )
+            StepMeta::new(StepKind::When, "update status", "save")
                 .input("Receipt")
                 .output("Order")
                 .is_async(true)
                 .fallible(true)
-                .replayable(::workflow_runtime::__private::CloneProbe::<Receipt>::CLONES)
+                .replayable(CloneProbe::<Receipt>::CLONES)
                 .produces::<Order>(),
-            ::workflow_runtime::StepMeta::new(
-                    ::workflow_runtime::StepKind::Then,
-                    "processed",
-                    "processed",
-                )
+            StepMeta::new(StepKind::Then, "processed", "processed")
                 .input("Order")
                 .output("Order")
                 .is_async(false)
@@ -88,7 +74,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
         >,
     > + ::core::marker::Send + 'a {
         use ::workflow_runtime::__private::{
-            IntoProbe as _, RetryFallback as _, RetryWithReplay as _,
+            IntoProbe as _, RetryFallback as _, RetryWithReplay as _, Workflow,
         };
         {
             #[allow(non_camel_case_types)]
@@ -181,7 +167,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                         RetryFallback as _, RetryWithReplay as _,
                     };
                     ::workflow_runtime::__private::ReplayProbe::new(
-                            ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                            Workflow::__after(ctx, flow)
                                 .journaled(
                                     ::workflow_runtime::StepKind::When,
                                     ::workflow_runtime::__private::Place {
@@ -205,7 +191,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                 }
                     .__step()
                     .await;
-                let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                let flow = Workflow::__after(ctx, flow)
                     .transacted::<
                         SqliteTx,
                         _,
@@ -235,7 +221,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                     .__replayable_for_retries()
                     .__step()
                     .await;
-                let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                let flow = Workflow::__after(ctx, flow)
                     .then("processed", move |value| self.processed(value))
                     .__step()
                     .await;

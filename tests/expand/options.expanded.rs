@@ -19,31 +19,23 @@ impl my_runtime::WorkflowDefinition for Report {
         "Sums the day",
     );
     const STEPS: &'static [my_runtime::StepMeta] = {
-        use my_runtime::__private::NotClone as _;
+        use my_runtime::{StepKind, StepMeta, __private::{CloneProbe, NotClone as _}};
         &[
-            my_runtime::StepMeta::new(
-                    my_runtime::StepKind::When,
-                    "load numbers",
-                    "load_numbers",
-                )
+            StepMeta::new(StepKind::When, "load numbers", "load_numbers")
                 .input("")
                 .output("Vec<u32>")
                 .is_async(false)
                 .fallible(false)
                 .replayable(true)
                 .produces::<Vec<u32>>(),
-            my_runtime::StepMeta::new(my_runtime::StepKind::And, "summed", "sum")
+            StepMeta::new(StepKind::And, "summed", "sum")
                 .input("Vec<u32>")
                 .output("u32")
                 .is_async(false)
                 .fallible(false)
-                .replayable(my_runtime::__private::CloneProbe::<Vec<u32>>::CLONES)
+                .replayable(CloneProbe::<Vec<u32>>::CLONES)
                 .produces::<u32>(),
-            my_runtime::StepMeta::new(
-                    my_runtime::StepKind::Finally,
-                    "clean up",
-                    "clean_up",
-                )
+            StepMeta::new(StepKind::Finally, "clean up", "clean_up")
                 .input("u32")
                 .output("u32")
                 .is_async(false)
@@ -60,13 +52,13 @@ impl my_runtime::WorkflowDefinition for Report {
         Output = my_runtime::__private::Result<Self::Output, my_runtime::WorkflowError>,
     > + ::core::marker::Send + 'a {
         use my_runtime::__private::{
-            DeclareOnce as _, DeclareReplays as _, IntoProbe as _,
+            DeclareOnce as _, DeclareReplays as _, IntoProbe as _, Workflow,
         };
         let () = input;
         my_runtime::__private::straight(
             ctx,
             async move {
-                let flow = my_runtime::__private::Workflow::__given_with(
+                let flow = Workflow::__given_with(
                         ctx,
                         "load numbers",
                         (),
@@ -77,13 +69,13 @@ impl my_runtime::WorkflowDefinition for Report {
                     .__declared()
                     .__step()
                     .await;
-                let flow = my_runtime::__private::Workflow::__after(ctx, flow)
+                let flow = Workflow::__after(ctx, flow)
                     .and("summed", move |value| self.sum(value))
                     .__probe()
                     .__declared()
                     .__step()
                     .await;
-                let flow = my_runtime::__private::Workflow::__after(ctx, flow)
+                let flow = Workflow::__after(ctx, flow)
                     .finally("clean up", move |value| self.clean_up(value))
                     .__step()
                     .await;

@@ -25,46 +25,32 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
         "Processes orders awaiting payment.",
     );
     const STEPS: &'static [::workflow_runtime::StepMeta] = {
-        use ::workflow_runtime::__private::NotClone as _;
+        use ::workflow_runtime::{
+            StepKind, StepMeta, __private::{CloneProbe, NotClone as _},
+        };
         &[
-            ::workflow_runtime::StepMeta::new(
-                    ::workflow_runtime::StepKind::Given,
-                    "pending order",
-                    "pending",
-                )
+            StepMeta::new(StepKind::Given, "pending order", "pending")
                 .input("Order")
                 .output("Order")
                 .is_async(false)
                 .fallible(false)
-                .replayable(::workflow_runtime::__private::CloneProbe::<Order>::CLONES)
+                .replayable(CloneProbe::<Order>::CLONES)
                 .produces::<Order>(),
-            ::workflow_runtime::StepMeta::new(
-                    ::workflow_runtime::StepKind::When,
-                    "process payment",
-                    "charge",
-                )
+            StepMeta::new(StepKind::When, "process payment", "charge")
                 .input("Order")
                 .output("Order")
                 .is_async(true)
                 .fallible(true)
-                .replayable(::workflow_runtime::__private::CloneProbe::<Order>::CLONES)
+                .replayable(CloneProbe::<Order>::CLONES)
                 .produces::<Order>(),
-            ::workflow_runtime::StepMeta::new(
-                    ::workflow_runtime::StepKind::When,
-                    "update status",
-                    "save",
-                )
+            StepMeta::new(StepKind::When, "update status", "save")
                 .input("Order")
                 .output("Order")
                 .is_async(true)
                 .fallible(false)
-                .replayable(::workflow_runtime::__private::CloneProbe::<Order>::CLONES)
+                .replayable(CloneProbe::<Order>::CLONES)
                 .produces::<Order>(),
-            ::workflow_runtime::StepMeta::new(
-                    ::workflow_runtime::StepKind::Then,
-                    "processed",
-                    "processed",
-                )
+            StepMeta::new(StepKind::Then, "processed", "processed")
                 .input("Order")
                 .output("Order")
                 .is_async(false)
@@ -83,7 +69,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
         >,
     > + ::core::marker::Send + 'a {
         use ::workflow_runtime::__private::{
-            DeclareOnce as _, DeclareReplays as _, IntoProbe as _,
+            DeclareOnce as _, DeclareReplays as _, IntoProbe as _, Workflow,
         };
         #[diagnostic::on_unimplemented(
             message = "step \"process payment\" returns `{Self}`, whose error cannot become a workflow error",
@@ -114,7 +100,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
         ::workflow_runtime::__private::straight(
             ctx,
             async move {
-                let flow = ::workflow_runtime::__private::Workflow::__given_with(
+                let flow = Workflow::__given_with(
                         ctx,
                         "pending order",
                         input,
@@ -124,7 +110,7 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                     .__declared()
                     .__step()
                     .await;
-                let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                let flow = Workflow::__after(ctx, flow)
                     .try_when_async(
                         "process payment",
                         move |value| async move {
@@ -135,13 +121,13 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
                     .__declared()
                     .__step()
                     .await;
-                let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                let flow = Workflow::__after(ctx, flow)
                     .when_async("update status", move |value| self.save(value))
                     .__probe()
                     .__declared()
                     .__step()
                     .await;
-                let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                let flow = Workflow::__after(ctx, flow)
                     .then("processed", move |value| self.processed(value))
                     .__step()
                     .await;

@@ -20,40 +20,31 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
     type Output = u64;
     const NAME: &'static str = "Payments";
     const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::None;
-    const STEPS: &'static [::workflow_runtime::StepMeta] = &[
-        ::workflow_runtime::StepMeta::new(
-                ::workflow_runtime::StepKind::Given,
-                "an amount",
-                "amount",
-            )
-            .input("u64")
-            .output("u64")
-            .is_async(false)
-            .fallible(false)
-            .replayable(true)
-            .produces::<u64>(),
-        ::workflow_runtime::StepMeta::new(
-                ::workflow_runtime::StepKind::When,
-                "charged",
-                "charge",
-            )
-            .input("u64")
-            .output("u64")
-            .is_async(true)
-            .fallible(true)
-            .replayable(true)
-            .produces::<u64>(),
-        ::workflow_runtime::StepMeta::new(
-                ::workflow_runtime::StepKind::Then,
-                "charged something",
-                "positive",
-            )
-            .input("u64")
-            .output("u64")
-            .is_async(false)
-            .fallible(false)
-            .replayable(false),
-    ];
+    const STEPS: &'static [::workflow_runtime::StepMeta] = {
+        use ::workflow_runtime::{StepKind, StepMeta};
+        &[
+            StepMeta::new(StepKind::Given, "an amount", "amount")
+                .input("u64")
+                .output("u64")
+                .is_async(false)
+                .fallible(false)
+                .replayable(true)
+                .produces::<u64>(),
+            StepMeta::new(StepKind::When, "charged", "charge")
+                .input("u64")
+                .output("u64")
+                .is_async(true)
+                .fallible(true)
+                .replayable(true)
+                .produces::<u64>(),
+            StepMeta::new(StepKind::Then, "charged something", "positive")
+                .input("u64")
+                .output("u64")
+                .is_async(false)
+                .fallible(false)
+                .replayable(false),
+        ]
+    };
     fn context() -> ::workflow_runtime::ContextBuilder {
         ::workflow_runtime::__private::default_context::<Self>()
             .__refine_options(|options| {
@@ -74,6 +65,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
             ::workflow_runtime::WorkflowError,
         >,
     > + ::core::marker::Send + 'a {
+        use ::workflow_runtime::__private::Workflow;
         {
             #[allow(non_camel_case_types)]
             #[diagnostic::on_unimplemented(
@@ -136,7 +128,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                         RetryFallback as _, RetryWithReplay as _,
                     };
                     ::workflow_runtime::__private::ReplayProbe::new(
-                            ::workflow_runtime::__private::Workflow::new(ctx)
+                            Workflow::new(ctx)
                                 .when(
                                     "an amount",
                                     move |()| {
@@ -163,7 +155,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                         RetryFallback as _, RetryWithReplay as _,
                     };
                     ::workflow_runtime::__private::ReplayProbe::new(
-                            ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                            Workflow::__after(ctx, flow)
                                 .try_when_async(
                                     "charged",
                                     move |value| async move {
@@ -178,7 +170,7 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
                     .overridable()
                     .__step()
                     .await;
-                let flow = ::workflow_runtime::__private::Workflow::__after(ctx, flow)
+                let flow = Workflow::__after(ctx, flow)
                     .then("charged something", move |value| self.positive(value))
                     .__step()
                     .await;

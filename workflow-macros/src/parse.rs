@@ -53,10 +53,52 @@ pub(crate) fn impl_block(tokens: TokenStream) -> syn::Result<ItemImpl> {
     ))]);
     let mut item: ItemImpl = syn::parse2(header)?;
     item.brace_token = syn::token::Brace(body.delim_span());
-    let (inner, items) = Parser::parse2(impl_items, body.stream())?;
+    let (inner, items) = match items_with_bodies_set_aside(body.stream()) {
+        Some(read) => read,
+        None => Parser::parse2(impl_items, body.stream())?,
+    };
     item.attrs.extend(inner);
     item.items = items;
     Ok(item)
+}
+
+/// The impl block's items read with each method's body set aside: syn's
+/// reader walks every token it is given, every nested group one more
+/// trip through the proc-macro bridge, so a body it only keeps would cost
+/// as much as the code in it. Each brace group at the block's top level
+/// is read as an empty one, then given back to the method that took it.
+/// That holds when every such group is a method's body; a block with any
+/// other (a `const` built with braces, a `{ N }` const argument, a
+/// macro's braces), or one that does not parse, is `None`: read whole.
+fn items_with_bodies_set_aside(block: TokenStream) -> Option<(Vec<Attribute>, Vec<ImplItem>)> {
+    let mut bodies = Vec::new();
+    let emptied: TokenStream = block
+        .into_iter()
+        .map(|tree| match tree {
+            TokenTree::Group(group) if group.delimiter() == Delimiter::Brace => {
+                let mut empty = Group::new(Delimiter::Brace, TokenStream::new());
+                empty.set_span(group.span());
+                bodies.push(group);
+                TokenTree::Group(empty)
+            }
+            tree => tree,
+        })
+        .collect();
+    let (inner, mut items) = Parser::parse2(impl_items, emptied).ok()?;
+    let mut methods: Vec<&mut ImplItemFn> = items
+        .iter_mut()
+        .filter_map(|item| match item {
+            ImplItem::Fn(method) => Some(method),
+            _ => None,
+        })
+        .collect();
+    if methods.len() != bodies.len() {
+        return None;
+    }
+    for (method, body) in methods.iter_mut().zip(bodies) {
+        method.block = kept_body(&body);
+    }
+    Some((inner, items))
 }
 
 /// An impl block's inner attributes and items, its methods' bodies kept
@@ -87,10 +129,7 @@ fn method_keeping_body(input: ParseStream) -> syn::Result<ImplItemFn> {
     if body.delimiter() != Delimiter::Brace {
         return Err(syn::Error::new(body.span(), "expected a method body"));
     }
-    let block = syn::Block {
-        brace_token: syn::token::Brace(body.delim_span()),
-        stmts: vec![syn::Stmt::Item(syn::Item::Verbatim(body.stream()))],
-    };
+    let block = kept_body(&body);
     let mut modifiers = syn::FnModifiers::default();
     modifiers.defaultness = defaultness;
     Ok(ImplItemFn {
@@ -100,6 +139,14 @@ fn method_keeping_body(input: ParseStream) -> syn::Result<ImplItemFn> {
         sig,
         block,
     })
+}
+
+/// A method's body as the tokens it came as.
+fn kept_body(body: &Group) -> syn::Block {
+    syn::Block {
+        brace_token: syn::token::Brace(body.delim_span()),
+        stmts: vec![syn::Stmt::Item(syn::Item::Verbatim(body.stream()))],
+    }
 }
 
 fn is_step_attr(attr: &Attribute) -> bool {

@@ -64,6 +64,13 @@ impl CheckNames {
         format_ident!("{}", name)
     }
 
+    /// Whether none of `names` is written in the steps' signatures (nor
+    /// could be, by a macro's type): then a `use` of them in a block of
+    /// generated code shadows nothing of the user's.
+    pub(crate) fn unwritten(&self, names: &[&str]) -> bool {
+        !self.taken.contains(MACRO) && names.iter().all(|name| !self.taken.contains(*name))
+    }
+
     /// [`name`](Self::name), for any method (a compensation's).
     pub(crate) fn name_of(&mut self, method: &Ident, suffix: &str) -> Ident {
         let method = method.to_string();

@@ -41,6 +41,24 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
     // Which of the probe's traits `run` brings into scope.
     let (mut declares, mut retry_probes) = (false, false);
     let mut names = checks::CheckNames::new(&model.steps);
+    // The steps' list names its types as a person would, imported in its
+    // own block, unless a signature writes one of those names. The
+    // qualified paths it writes otherwise are four tokens more each, in
+    // every step's entry, for the compiler to read and resolve.
+    let short = names.unwritten(&["StepKind", "StepMeta", "CloneProbe"]);
+    let prefix: &[&syn::Path] = if short {
+        &[]
+    } else {
+        std::slice::from_ref(&krate)
+    };
+    // So does `run` the chain's start, `Workflow`.
+    let run_prefix: &[&syn::Path] = if names.unwritten(&["Workflow"]) {
+        &[]
+    } else {
+        std::slice::from_ref(&krate)
+    };
+    // Whether `run` names `Workflow`, which it then imports when it may.
+    let mut starts = false;
     let slots = match model.durable {
         Some(_) => super::durable::slots(model),
         None => vec![None; model.steps.len()],
@@ -55,7 +73,8 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         // one before handed on.
         if straight && index > 0 {
             segments.push(std::mem::take(&mut chain));
-            chain = quote!(#krate::__private::Workflow::__after(ctx, flow));
+            starts = true;
+            chain = quote!(#(#run_prefix::__private::)* Workflow::__after(ctx, flow));
         }
         // A step taking what the one before produces, written the same,
         // cannot mismatch: it needs no check of its own.
@@ -75,13 +94,16 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
                 error_check.as_ref().map(|(n, _)| n),
                 krate,
             ),
-            None => link(
-                index,
-                step,
-                check.as_ref(),
-                error_check.as_ref().map(|(n, _)| n),
-                krate,
-            ),
+            None => {
+                starts |= index == 0;
+                link(
+                    index,
+                    step,
+                    check.as_ref(),
+                    error_check.as_ref().map(|(n, _)| n),
+                    (krate, run_prefix),
+                )
+            }
         };
         chain.extend(link);
         // Value behaviors (a fallback, a cache) may see and replace what a
@@ -143,16 +165,16 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         ));
 
         let input = step.input.ty().map(type_string).unwrap_or_default();
-        let mut typed = None;
-        if !step.passes_value_on() {
+        // What a value step hands on, for `.produces::<T>()`.
+        let typed = (!step.passes_value_on()).then(|| {
             current = produces(step, &unit);
             producer = step;
-            typed = Some(quote!(.produces::<#current>()));
-        }
+            current
+        });
         let replayable = match step.replays_if_clone(held) {
             Some(Some(ty)) => {
                 probes = true;
-                quote!(#krate::__private::CloneProbe::<#ty>::CLONES)
+                quote!(#(#prefix::__private::)* CloneProbe::<#ty>::CLONES)
             }
             // A first step taking nothing: its body is `Fn`.
             Some(None) => {
@@ -170,14 +192,20 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         let output = type_string(current);
         let is_async = step.is_async;
         let fallible = step.output.is_fallible();
+        let comma = (index > 0).then(<syn::Token![,]>::default);
+        // An option as a repetition, not a piece quoted apart: each token
+        // stream spliced into another is more trips through the
+        // proc-macro bridge, most of what expanding costs in a debug build.
+        let typed = typed.iter();
         metas.push(quote! {
-            #krate::StepMeta::new(#krate::StepKind::#kind, #title, #method)
+            #comma
+            #(#prefix::)* StepMeta::new(#(#prefix::)* StepKind::#kind, #title, #method)
                 .input(#input)
                 .output(#output)
                 .is_async(#is_async)
                 .fallible(#fallible)
                 .replayable(#replayable)
-                #typed
+                #(.produces::<#typed>())*
         });
     }
 
@@ -254,28 +282,39 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
     // A test names a step by its handle; a workflow that uses none is
     // not warned about them.
     let handles = (!handles.is_empty()).then(|| {
+        let handles = TokenStream::from_iter(handles);
         quote! {
             #[allow(dead_code)]
             impl #impl_generics #self_ty #where_clause {
-                #(#handles)*
+                #handles
             }
         }
     });
-    let (steps, probe_traits) = if probes {
+    let metas = TokenStream::from_iter(metas);
+    let imports = short.then(|| {
+        let probe = probes.then(|| quote!(, __private::{CloneProbe, NotClone as _}));
+        quote!(use #krate::{StepKind, StepMeta #probe};)
+    });
+    let (steps, probe_traits) = if probes || short {
+        let not_clone = (probes && !short).then(|| quote!(use #krate::__private::NotClone as _;));
         (
             quote!({
-                use #krate::__private::NotClone as _;
-                &[#(#metas),*]
+                #imports
+                #not_clone
+                &[#metas]
             }),
             (declares || retry_probes).then(|| {
                 let declare = declares.then(|| quote!(DeclareOnce as _, DeclareReplays as _,));
                 let retry = retry_probes.then(|| quote!(RetryFallback as _, RetryWithReplay as _,));
-                quote!(use #krate::__private::{#declare IntoProbe as _, #retry};)
+                quote!(#declare IntoProbe as _, #retry)
             }),
         )
     } else {
-        (quote!(&[#(#metas),*]), None)
+        (quote!(&[#metas]), None)
     };
+    let workflow = (starts && run_prefix.is_empty()).then(|| quote!(Workflow,));
+    let run_imports = (probe_traits.is_some() || workflow.is_some())
+        .then(|| quote!(use #krate::__private::{#probe_traits #workflow};));
     quote! {
         impl #impl_generics #krate::WorkflowDefinition for #self_ty #where_clause {
             type Input = #input_ty;
@@ -295,7 +334,7 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             ) -> impl #krate::__private::Future<
                 Output = #krate::__private::Result<Self::Output, #krate::WorkflowError>,
             > + ::core::marker::Send + 'a {
-                #probe_traits
+                #run_imports
                 #(#items)*
                 #unpack
                 #body
@@ -333,7 +372,7 @@ fn link(
     step: &Step,
     check: Option<&InputCheck>,
     error_check: Option<&syn::Ident>,
-    krate: &syn::Path,
+    (krate, prefix): (&syn::Path, &[&syn::Path]),
 ) -> TokenStream {
     let title = &step.title;
     let value = format_ident!("value");
@@ -388,7 +427,7 @@ fn link(
             let verb = flavor("when");
             let kind = format_ident!("{}", kind.variant());
             quote! {
-                #krate::__private::Workflow::new(ctx)
+                #(#prefix::__private::)* Workflow::new(ctx)
                     .#verb(#title, move |()| #call)
                     .kind(#krate::StepKind::#kind)
             }
@@ -407,7 +446,7 @@ fn link(
                 _ => (quote!(input), quote!(input)),
             };
             let start = quote! {
-                #krate::__private::Workflow::#ctor(ctx, #title, #held, move |#param| #call)
+                #(#prefix::__private::)* Workflow::#ctor(ctx, #title, #held, move |#param| #call)
             };
             match kind {
                 Kind::Given => start,
