@@ -1480,6 +1480,29 @@ mod own_names {
     #[derive(Clone, Debug, PartialEq)]
     pub struct Workflow(pub u32);
 
+    impl Workflow {
+        /// A retry's filter, by a path through the user's `Workflow`.
+        pub fn transient(_: &workflow_runtime::StepFailure) -> bool {
+            true
+        }
+    }
+
+    pub struct Filtered;
+
+    /// `Workflow` written only in a retry's filter, which `run` holds.
+    #[workflow]
+    impl Filtered {
+        #[step(given = "a number", retry(max_attempts = 2, filter = Workflow::transient))]
+        fn number(&self, n: u32) -> u32 {
+            n + 1
+        }
+
+        #[step(when = "doubled")]
+        fn doubled(&self, n: u32) -> u32 {
+            n * 2
+        }
+    }
+
     pub struct SameNames;
 
     #[workflow]
@@ -1514,6 +1537,8 @@ async fn user_types_named_as_the_expansion_s_own_keep_their_meaning() {
 
     let ctx = SameNames::context().build();
     assert_eq!(SameNames.run(&ctx, 20).await.unwrap(), 42);
+    let ctx = own_names::Filtered::context().build();
+    assert_eq!(own_names::Filtered.run(&ctx, 20).await.unwrap(), 42);
     let steps = SameNames::STEPS;
     assert_eq!(
         steps[0].output_type(),
@@ -1563,6 +1588,25 @@ impl Braced {
 #[derive(Debug, PartialEq)]
 struct Pair<const N: usize>([u8; N]);
 
+/// A workflow written by a `macro_rules!` macro, its step's body a
+/// `$body:block` fragment (which reaches `#[workflow]` as an invisible
+/// group), beside a `const` built with braces.
+macro_rules! greeter {
+    ($body:block) => {
+        struct Greeting;
+
+        #[workflow]
+        impl Greeting {
+            const LIMITS: Limits = Limits { max: 3 };
+
+            #[step(given = "greeted")]
+            fn greet(&self) -> u32 $body
+        }
+    };
+}
+
+greeter!({ Self::LIMITS.max + 4 });
+
 struct ConstBlock;
 
 /// A signature with a brace group of its own, a const argument.
@@ -1589,4 +1633,6 @@ async fn impl_blocks_with_brace_groups_besides_bodies_keep_every_item() {
     assert_eq!(Braced.run(&ctx, 30).await.unwrap(), 10);
     let ctx = ConstBlock::context().build();
     assert_eq!(ConstBlock.run(&ctx, 4).await.unwrap(), 8);
+    let ctx = Greeting::context().build();
+    assert_eq!(Greeting.run(&ctx, ()).await.unwrap(), 7);
 }

@@ -70,20 +70,23 @@ pub(crate) fn impl_block(tokens: TokenStream) -> syn::Result<ItemImpl> {
 /// That holds when every such group is a method's body; a block with any
 /// other (a `const` built with braces, a `{ N }` const argument, a
 /// macro's braces), or one that does not parse, is `None`: read whole.
+/// So is one holding an invisible group, a `macro_rules!` fragment, which
+/// may be a body (`$body:block`) whose braces syn sees through.
 fn items_with_bodies_set_aside(block: TokenStream) -> Option<(Vec<Attribute>, Vec<ImplItem>)> {
     let mut bodies = Vec::new();
-    let emptied: TokenStream = block
+    let emptied = block
         .into_iter()
         .map(|tree| match tree {
+            TokenTree::Group(group) if group.delimiter() == Delimiter::None => None,
             TokenTree::Group(group) if group.delimiter() == Delimiter::Brace => {
                 let mut empty = Group::new(Delimiter::Brace, TokenStream::new());
                 empty.set_span(group.span());
                 bodies.push(group);
-                TokenTree::Group(empty)
+                Some(TokenTree::Group(empty))
             }
-            tree => tree,
+            tree => Some(tree),
         })
-        .collect();
+        .collect::<Option<TokenStream>>()?;
     let (inner, mut items) = Parser::parse2(impl_items, emptied).ok()?;
     let mut methods: Vec<&mut ImplItemFn> = items
         .iter_mut()
@@ -311,6 +314,57 @@ mod tests {
             full.to_token_stream().to_string()
         );
         assert_eq!(kept.items.len(), full.items.len());
+    }
+
+    /// The bodies are set aside when every brace group at the block's top
+    /// level is a method's body, each given back to its own method; any
+    /// other brace group there, or an invisible group (a `macro_rules!`
+    /// fragment, which may be a body), has the block read whole.
+    #[test]
+    fn bodies_are_set_aside_only_when_every_top_level_brace_is_a_body() {
+        use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
+
+        let plain = quote::quote! {
+            #![allow(unused)]
+            const LIMIT: u32 = 3;
+            #[step(given = "an order")]
+            pub async fn order(&self, order: Order) -> Order { let kept = 1; order }
+            fn plain(&self) -> u32 { 2 }
+            nothing!();
+        };
+        let (_, items) = super::items_with_bodies_set_aside(plain.clone()).unwrap();
+        let (_, full) = syn::parse::Parser::parse2(super::impl_items, plain).unwrap();
+        let printed = |items: &[syn::ImplItem]| -> Vec<String> {
+            items
+                .iter()
+                .map(|item| item.to_token_stream().to_string())
+                .collect()
+        };
+        assert_eq!(printed(&items), printed(&full));
+
+        for other in [
+            quote::quote! { const LIMITS: Limits = Limits { max: 3 }; fn a(&self) {} },
+            quote::quote! { helpers! { fn b() {} } fn a(&self) {} },
+            quote::quote! { fn a(&self) -> Pair<{ 2 }> { Pair } },
+        ] {
+            assert!(super::items_with_bodies_set_aside(other).is_none());
+        }
+
+        // `fn greet(&self) $body` with `const READY: () = {};` before it:
+        // one brace group and one method, but the method's body is the
+        // invisible group.
+        let body = Group::new(
+            Delimiter::None,
+            quote::quote!({
+                println!("hello");
+            }),
+        );
+        let mut fragment: TokenStream = quote::quote! {
+            const READY: () = {};
+            fn greet(&self)
+        };
+        fragment.extend([TokenTree::Group(body)]);
+        assert!(super::items_with_bodies_set_aside(fragment).is_none());
     }
 
     /// A body that does not parse is kept for rustc, which reports it

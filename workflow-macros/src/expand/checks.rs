@@ -18,6 +18,7 @@ use syn::spanned::Spanned;
 use syn::{Ident, Type};
 
 use crate::model::{Input, Output, Step};
+use crate::options::BehaviorOption;
 
 /// The check that step `index` takes what the step before produces.
 pub(crate) struct InputCheck {
@@ -25,17 +26,22 @@ pub(crate) struct InputCheck {
     pub(crate) item: TokenStream,
 }
 
-/// The names the checks of one workflow take: never a name in the steps'
-/// signatures (a check would shadow that type inside `run`), never one
-/// another check took.
+/// The names the checks of one workflow take: never a name written in
+/// the steps' signatures, transaction types or behaviors (a check would
+/// shadow it inside `run`), never one another check took.
 pub(crate) struct CheckNames {
     taken: BTreeSet<String>,
+    /// Whether a behavior's expression calls a macro, which may write any
+    /// name where `run` has it.
+    macro_in_behaviors: bool,
 }
 
 impl CheckNames {
     pub(crate) fn new(steps: &[Step]) -> Self {
+        let (taken, macro_in_behaviors) = taken_names(steps);
         CheckNames {
-            taken: taken_names(steps),
+            taken,
+            macro_in_behaviors,
         }
     }
 
@@ -64,11 +70,15 @@ impl CheckNames {
         format_ident!("{}", name)
     }
 
-    /// Whether none of `names` is written in the steps' signatures (nor
-    /// could be, by a macro's type): then a `use` of them in a block of
-    /// generated code shadows nothing of the user's.
+    /// Whether none of `names` is written in the steps' signatures,
+    /// transaction types or behaviors (nor could be, by a macro there):
+    /// those are all the user's tokens that generated code around the
+    /// steps holds, so a `use` of them there shadows nothing of the
+    /// user's.
     pub(crate) fn unwritten(&self, names: &[&str]) -> bool {
-        !self.taken.contains(MACRO) && names.iter().all(|name| !self.taken.contains(*name))
+        !self.taken.contains(MACRO)
+            && !self.macro_in_behaviors
+            && names.iter().all(|name| !self.taken.contains(*name))
     }
 
     /// [`name`](Self::name), for any method (a compensation's).
@@ -101,8 +111,12 @@ impl CheckNames {
 /// Marks, among the taken names, that a signature holds a macro's type.
 const MACRO: &str = "!";
 
-/// Every identifier in the steps' signatures.
-fn taken_names(steps: &[Step]) -> BTreeSet<String> {
+/// Every identifier in the steps' signatures, transaction types and
+/// behaviors (a retry's filter, a behavior's expression), and whether one
+/// of those expressions calls a macro (or says `!`, which is taken for
+/// one). A macro in an expression marks only that, so the checks named
+/// after methods keep their names (see `method`).
+fn taken_names(steps: &[Step]) -> (BTreeSet<String>, bool) {
     fn collect(tokens: TokenStream, names: &mut BTreeSet<String>) {
         for token in tokens {
             match token {
@@ -121,7 +135,23 @@ fn taken_names(steps: &[Step]) -> BTreeSet<String> {
             }
         }
     }
+    fn behaviors(list: &[BehaviorOption], names: &mut BTreeSet<String>) {
+        for behavior in list {
+            match behavior {
+                BehaviorOption::Retry {
+                    filter: Some(path), ..
+                } => collect(quote!(#path), names),
+                BehaviorOption::Values { exprs, .. } => {
+                    for expr in exprs {
+                        collect(quote!(#expr), names);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
     let mut names = BTreeSet::new();
+    let mut written = BTreeSet::new();
     for step in steps {
         if let Some(ty) = step.input.ty() {
             collect(quote!(#ty), &mut names);
@@ -131,13 +161,20 @@ fn taken_names(steps: &[Step]) -> BTreeSet<String> {
             Output::Fallible { full, .. } => collect(quote!(#full), &mut names),
             Output::Unit => {}
         }
+        if let Some(tx) = &step.tx {
+            collect(quote!(#tx), &mut names);
+        }
+        behaviors(&step.behaviors, &mut written);
         if let Some(compensation) = &step.compensation {
             for ty in compensation.input.iter().chain(&compensation.fallible) {
                 collect(quote!(#ty), &mut names);
             }
+            behaviors(&compensation.behaviors, &mut written);
         }
     }
-    names
+    let macro_in_behaviors = written.remove(MACRO);
+    names.extend(written);
+    (names, macro_in_behaviors)
 }
 
 /// Whether a step's input type is written exactly as the type the step

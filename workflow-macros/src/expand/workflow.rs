@@ -36,15 +36,17 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
     let mut producer = &model.steps[0];
 
     // Whether a step is replayable when its input is `Clone`, which the
-    // steps' list and the chain find out through probes.
+    // steps' list finds out through `CloneProbe` (and the chain through
+    // the probe traits below).
     let mut probes = false;
     // Which of the probe's traits `run` brings into scope.
     let (mut declares, mut retry_probes) = (false, false);
     let mut names = checks::CheckNames::new(&model.steps);
     // The steps' list names its types as a person would, imported in its
     // own block, unless a signature writes one of those names. The
-    // qualified paths it writes otherwise are four tokens more each, in
-    // every step's entry, for the compiler to read and resolve.
+    // qualified paths it writes otherwise are five tokens more each (eight
+    // with `__private`), in every step's entry, for the compiler to read
+    // and resolve.
     let short = names.unwritten(&["StepKind", "StepMeta", "CloneProbe"]);
     let prefix: &[&syn::Path] = if short {
         &[]
@@ -177,10 +179,7 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
                 quote!(#(#prefix::__private::)* CloneProbe::<#ty>::CLONES)
             }
             // A first step taking nothing: its body is `Fn`.
-            Some(None) => {
-                probes = true;
-                quote!(true)
-            }
+            Some(None) => quote!(true),
             None => {
                 let yes = step.may_run_again();
                 quote!(#yes)
@@ -295,23 +294,21 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
         let probe = probes.then(|| quote!(, __private::{CloneProbe, NotClone as _}));
         quote!(use #krate::{StepKind, StepMeta #probe};)
     });
-    let (steps, probe_traits) = if probes || short {
+    let steps = if probes || short {
         let not_clone = (probes && !short).then(|| quote!(use #krate::__private::NotClone as _;));
-        (
-            quote!({
-                #imports
-                #not_clone
-                &[#metas]
-            }),
-            (declares || retry_probes).then(|| {
-                let declare = declares.then(|| quote!(DeclareOnce as _, DeclareReplays as _,));
-                let retry = retry_probes.then(|| quote!(RetryFallback as _, RetryWithReplay as _,));
-                quote!(#declare IntoProbe as _, #retry)
-            }),
-        )
+        quote!({
+            #imports
+            #not_clone
+            &[#metas]
+        })
     } else {
-        (quote!(&[#metas]), None)
+        quote!(&[#metas])
     };
+    let probe_traits = (declares || retry_probes).then(|| {
+        let declare = declares.then(|| quote!(DeclareOnce as _, DeclareReplays as _,));
+        let retry = retry_probes.then(|| quote!(RetryFallback as _, RetryWithReplay as _,));
+        quote!(#declare IntoProbe as _, #retry)
+    });
     let workflow = (starts && run_prefix.is_empty()).then(|| quote!(Workflow,));
     let run_imports = (probe_traits.is_some() || workflow.is_some())
         .then(|| quote!(use #krate::__private::{#probe_traits #workflow};));
