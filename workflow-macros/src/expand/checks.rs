@@ -17,6 +17,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, Type};
 
+use super::workflow::plain_path;
 use crate::model::{Input, Output, Step};
 use crate::options::BehaviorOption;
 
@@ -150,14 +151,25 @@ fn taken_names(steps: &[Step]) -> (BTreeSet<String>, bool) {
             }
         }
     }
+    fn collect_type(ty: &Type, names: &mut BTreeSet<String>) {
+        match plain_path(ty) {
+            Some(path) => {
+                for segment in &path.segments {
+                    let name = segment.ident.to_string();
+                    names.insert(name.strip_prefix("r#").unwrap_or(&name).to_owned());
+                }
+            }
+            None => collect(quote!(#ty), names),
+        }
+    }
     let mut names = BTreeSet::new();
     let mut written = BTreeSet::new();
     for step in steps {
         if let Some(ty) = step.input.ty() {
-            collect(quote!(#ty), &mut names);
+            collect_type(ty, &mut names);
         }
         match &step.output {
-            Output::Value(ty) => collect(quote!(#ty), &mut names),
+            Output::Value(ty) => collect_type(ty, &mut names),
             Output::Fallible { full, .. } => collect(quote!(#full), &mut names),
             Output::Unit => {}
         }
@@ -193,6 +205,14 @@ pub(crate) fn written_alike(taken: Option<&Type>, produced: &Type) -> bool {
     let Some(taken) = taken else {
         return false;
     };
+    if let (Some(a), Some(b)) = (plain_path(taken), plain_path(produced)) {
+        return a.leading_colon.is_some() == b.leading_colon.is_some()
+            && a.segments.len() == b.segments.len()
+            && a.segments
+                .iter()
+                .zip(&b.segments)
+                .all(|(a, b)| a.ident == b.ident);
+    }
     let (taken, produced) = (quote!(#taken), quote!(#produced));
     taken.to_string() == produced.to_string() && plain(taken)
 }
@@ -365,6 +385,17 @@ mod tests {
         ));
         assert!(!written_alike(Some(&parse_quote!(Invoice)), &order));
         assert!(!written_alike(None, &order));
+        // Paths of plain names, compared name by name as printed.
+        let path: syn::Type = parse_quote!(crate::orders::Order);
+        assert!(written_alike(
+            Some(&parse_quote!(crate::orders::Order)),
+            &path
+        ));
+        assert!(!written_alike(Some(&parse_quote!(orders::Order)), &path));
+        assert!(!written_alike(Some(&parse_quote!(::Order)), &order));
+        let raw: syn::Type = parse_quote!(r#type);
+        assert!(written_alike(Some(&parse_quote!(r#type)), &raw));
+        assert!(!written_alike(Some(&parse_quote!(Order<u8>)), &order));
         // An `impl Trait` (each its own type) or a type a macro makes keeps
         // its check.
         let opaque: syn::Type = parse_quote!(impl Into<u64>);

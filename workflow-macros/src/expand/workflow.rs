@@ -469,8 +469,35 @@ fn link(
     }
 }
 
+/// A type written as a path of plain names (`u64`, `Order`,
+/// `crate::orders::Order`), the common case, which the macro reads from
+/// the syntax tree: printing a type's tokens is a trip through the
+/// proc-macro bridge.
+pub(crate) fn plain_path(ty: &Type) -> Option<&syn::Path> {
+    match ty {
+        Type::Path(ty)
+            if ty.qself.is_none()
+                && ty.attrs.is_empty()
+                && ty.path.segments.iter().all(|s| s.arguments.is_none()) =>
+        {
+            Some(&ty.path)
+        }
+        _ => None,
+    }
+}
+
 /// A type as a person writes it: `Vec<u8>`, not `Vec < u8 >`.
 pub(crate) fn type_string(ty: &Type) -> String {
+    if let Some(path) = plain_path(ty) {
+        let mut s = String::new();
+        for (i, segment) in path.segments.iter().enumerate() {
+            if i > 0 || path.leading_colon.is_some() {
+                s.push_str("::");
+            }
+            s.push_str(&segment.ident.to_string());
+        }
+        return s;
+    }
     let mut s = quote!(#ty).to_string();
     for (from, to) in [
         (" < ", "<"),
@@ -495,6 +522,24 @@ pub(crate) fn type_string(ty: &Type) -> String {
 #[cfg(test)]
 mod tests {
     use super::type_string;
+
+    #[test]
+    fn plain_paths_print_as_their_tokens_do() {
+        for ty in [
+            syn::parse_quote!(u64),
+            syn::parse_quote!(crate::orders::Order),
+            syn::parse_quote!(::std::string::String),
+            syn::parse_quote!(r#type),
+        ] {
+            let ty: syn::Type = ty;
+            assert!(super::plain_path(&ty).is_some());
+            let mut printed = quote::quote!(#ty).to_string();
+            for (from, to) in [(" :: ", "::"), (":: ", "::")] {
+                printed = printed.replace(from, to);
+            }
+            assert_eq!(type_string(&ty), printed);
+        }
+    }
 
     #[test]
     fn types_print_as_written() {
