@@ -15,7 +15,6 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
     type Input = Order;
     type Output = Receipt;
     const NAME: &'static str = "Payments";
-    const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::None;
     const STEPS: &'static [::workflow_runtime::StepMeta] = {
         use ::workflow_runtime::{
             StepKind, StepMeta, __private::{CloneProbe, NotClone as _},

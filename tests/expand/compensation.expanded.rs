@@ -23,7 +23,6 @@ impl ::workflow_runtime::WorkflowDefinition for PlaceOrder {
     type Input = u32;
     type Output = bool;
     const NAME: &'static str = "PlaceOrder";
-    const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::None;
     const STEPS: &'static [::workflow_runtime::StepMeta] = {
         use ::workflow_runtime::{
             StepKind, StepMeta, __private::{CloneProbe, NotClone as _},

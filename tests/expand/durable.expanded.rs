@@ -28,7 +28,6 @@ impl ::workflow_runtime::WorkflowDefinition for PendingOrderProcessor {
     type Input = OrderId;
     type Output = Order;
     const NAME: &'static str = "PendingOrderProcessor";
-    const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::None;
     const STEPS: &'static [::workflow_runtime::StepMeta] = {
         use ::workflow_runtime::{
             StepKind, StepMeta, __private::{CloneProbe, NotClone as _},

@@ -19,7 +19,6 @@ impl ::workflow_runtime::WorkflowDefinition for Payments {
     type Input = u64;
     type Output = u64;
     const NAME: &'static str = "Payments";
-    const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::None;
     const STEPS: &'static [::workflow_runtime::StepMeta] = {
         use ::workflow_runtime::{StepKind, StepMeta};
         &[

@@ -20,10 +20,11 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
     let generics = crate::model::impl_generics(&model.generics, self_ty);
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     let name = &model.name;
-    let description = match &model.description {
-        Some(d) => quote!(::core::option::Option::Some(#d)),
-        None => quote!(::core::option::Option::None),
-    };
+    // Written only when there is one: the trait's default is `None`, and
+    // a `const` item is some hundred thousand instructions of a re-check.
+    let description = model.description.as_ref().map(|d| {
+        quote!(const DESCRIPTION: ::core::option::Option<&'static str> = ::core::option::Option::Some(#d);)
+    });
 
     let unit: Type = syn::parse_quote!(());
     let input_ty = model.steps[0].input.ty().unwrap_or(&unit).clone();
@@ -317,7 +318,7 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
             type Input = #input_ty;
             type Output = #current;
             const NAME: &'static str = #name;
-            const DESCRIPTION: ::core::option::Option<&'static str> = #description;
+            #description
             const STEPS: &'static [#krate::StepMeta] = #steps;
             #schedule
             #handlers
