@@ -1405,6 +1405,8 @@ impl Statics {
 async fn step_values_with_static_lifetimes_and_trait_objects_compile_and_run() {
     let ctx = Statics::context().build();
     assert_eq!(&*Statics.run(&ctx, "ada").await.unwrap(), "hello ada");
+    // No description written: the trait's default.
+    assert_eq!(Statics::DESCRIPTION, None);
     assert_eq!(ctx.steps().len(), 6);
 }
 

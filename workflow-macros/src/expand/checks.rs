@@ -395,6 +395,7 @@ mod tests {
         assert!(!written_alike(Some(&parse_quote!(::Order)), &order));
         let raw: syn::Type = parse_quote!(r#type);
         assert!(written_alike(Some(&parse_quote!(r#type)), &raw));
+        assert!(!written_alike(Some(&parse_quote!(r#Order)), &order));
         assert!(!written_alike(Some(&parse_quote!(Order<u8>)), &order));
         // An `impl Trait` (each its own type) or a type a macro makes keeps
         // its check.

@@ -499,7 +499,16 @@ pub(crate) fn type_string(ty: &Type) -> String {
         }
         return s;
     }
-    let mut s = quote!(#ty).to_string();
+    tidy(&quote!(#ty).to_string())
+}
+
+/// A type's printed tokens as a person writes them. The compiler's
+/// printer breaks a long line where it has a space, so whitespace of any
+/// kind is one space before the spacing is undone: the string, which a
+/// durable workflow's fingerprint is made from, does not depend on where
+/// a line happened to break.
+fn tidy(printed: &str) -> String {
+    let mut s = printed.split_whitespace().collect::<Vec<_>>().join(" ");
     for (from, to) in [
         (" < ", "<"),
         ("< ", "<"),
@@ -525,20 +534,46 @@ mod tests {
     use super::type_string;
 
     #[test]
+    fn a_type_broken_across_lines_prints_on_one() {
+        assert_eq!(
+            super::tidy("std :: collections :: HashMap < String ,\n    Vec < u8 > >"),
+            "std::collections::HashMap<String, Vec<u8>>"
+        );
+    }
+
+    #[test]
+    fn paths_with_arguments_are_not_plain() {
+        for ty in [
+            syn::parse_quote!(Foo),
+            syn::parse_quote!(Vec<u8>),
+            syn::parse_quote!(fn(u8) -> u8),
+            syn::parse_quote!(Box<dyn Fn()>),
+            syn::parse_quote!(<T as Trait>::Out),
+        ] {
+            let ty: syn::Type = ty;
+            assert!(super::plain_path(&ty).is_none());
+        }
+        let empty: syn::Type = syn::parse_quote!(Foo);
+        assert_eq!(type_string(&empty), "Foo<>");
+    }
+
+    #[test]
     fn plain_paths_print_as_their_tokens_do() {
         for ty in [
             syn::parse_quote!(u64),
             syn::parse_quote!(crate::orders::Order),
             syn::parse_quote!(::std::string::String),
             syn::parse_quote!(r#type),
+            syn::parse_quote!(Self),
+            syn::parse_quote!(super::Order),
+            syn::parse_quote!(self::r#type::Kind),
         ] {
             let ty: syn::Type = ty;
             assert!(super::plain_path(&ty).is_some());
-            let mut printed = quote::quote!(#ty).to_string();
-            for (from, to) in [(" :: ", "::"), (":: ", "::")] {
-                printed = printed.replace(from, to);
-            }
-            assert_eq!(type_string(&ty), printed);
+            assert_eq!(
+                type_string(&ty),
+                super::tidy(&quote::quote!(#ty).to_string())
+            );
         }
     }
 
