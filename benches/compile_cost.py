@@ -104,6 +104,17 @@ def timed(cmd, cwd, env):
     return time.perf_counter() - start
 
 
+def medians(crates, env, rounds):
+    """The median time of `cargo check` of each crate, its file touched
+    before each: (macro, hand)."""
+    samples = {mode: [] for mode in crates}
+    for _ in range(rounds):
+        for mode, path in crates.items():
+            os.utime(os.path.join(path, "src", "lib.rs"))
+            samples[mode].append(timed(["cargo", "check", "-q"], path, env))
+    return statistics.median(samples["macro"]), statistics.median(samples["hand"])
+
+
 def main() -> None:
     base = tempfile.mkdtemp(prefix="workflow-compile-")
     try:
@@ -111,33 +122,14 @@ def main() -> None:
         crates = {mode: make_crate(base, mode) for mode in ("macro", "hand")}
         for path in crates.values():  # dependencies, once
             timed(["cargo", "check", "-q"], path, env)
-        samples = {mode: [] for mode in crates}
-        for _ in range(5):
-            for mode, path in crates.items():
-                os.utime(os.path.join(path, "src", "lib.rs"))
-                samples[mode].append(timed(["cargo", "check", "-q"], path, env))
-        macro_s = statistics.median(samples["macro"])
-        hand_s = statistics.median(samples["hand"])
+        macro_s, hand_s = medians(crates, env, 5)
 
         with_bodies = {mode: make_crate(base, mode, bodies=True) for mode in ("macro", "hand")}
         for path in with_bodies.values():
             timed(["cargo", "check", "-q"], path, env)
-        bodies = {mode: [] for mode in with_bodies}
-        for _ in range(5):
-            for mode, path in with_bodies.items():
-                os.utime(os.path.join(path, "src", "lib.rs"))
-                bodies[mode].append(timed(["cargo", "check", "-q"], path, env))
-        macro_b = statistics.median(bodies["macro"])
-        hand_b = statistics.median(bodies["hand"])
+        macro_b, hand_b = medians(with_bodies, env, 5)
 
-        full_env = dict(env, CARGO_INCREMENTAL="0")
-        full = {mode: [] for mode in crates}
-        for _ in range(3):
-            for mode, path in crates.items():
-                os.utime(os.path.join(path, "src", "lib.rs"))
-                full[mode].append(timed(["cargo", "check", "-q"], path, full_env))
-        macro_full = statistics.median(full["macro"])
-        hand_full = statistics.median(full["hand"])
+        macro_full, hand_full = medians(crates, dict(env, CARGO_INCREMENTAL="0"), 3)
 
         cold_env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(base, "cold"))
         cold = timed(["cargo", "build", "-q", "-p", "workflow-macros"], ROOT, cold_env)
