@@ -54,7 +54,7 @@ pub(crate) fn definition(model: &Workflow) -> TokenStream {
     } else {
         std::slice::from_ref(&krate)
     };
-    // So does `run` the chain's start, `Workflow`.
+    // `run` names the chain's start, `Workflow`, the same way.
     let run_prefix: &[&syn::Path] = if names.unwritten(&["Workflow"]) {
         &[]
     } else {
