@@ -360,14 +360,15 @@ async fn workers_share_runs_survive_a_kill_and_fence_out_a_paused_owner() {
         stop(child);
     }
     workers.0.clear();
-    let ticks: Vec<(String, String, i64)> =
-        sqlx::query_as("SELECT id, status, updated_ms FROM workflow_runs WHERE workflow = 'Tick'")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let ticks: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT id, status, updated_ms, lease_until_ms FROM workflow_runs WHERE workflow = 'Tick'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     let ended: BTreeMap<i64, i64> = ticks
         .iter()
-        .map(|(id, _, updated)| (id.trim_start_matches("Tick@").parse().unwrap(), *updated))
+        .map(|(id, _, updated, _)| (id.trim_start_matches("Tick@").parse().unwrap(), *updated))
         .collect();
     let first_on_grid = window_start + (1000 - window_start.rem_euclid(1000)) % 1000;
     let expected: Vec<i64> = (first_on_grid..=window_end).step_by(1000).collect();
@@ -398,11 +399,26 @@ async fn workers_share_runs_survive_a_kill_and_fence_out_a_paused_owner() {
         "{} ticks missed: {missed:?}",
         missed.len()
     );
-    let unfinished = ticks
+    // Every tick due while the workers ran, ran. One that fired as the
+    // last of them stopped (its worker no longer claiming) waits for the
+    // next instance, free to claim at once: a graceful stop leaves no
+    // run held.
+    let unfinished: Vec<_> = ticks
         .iter()
-        .filter(|(_, status, _)| status != "completed")
-        .count();
-    assert_eq!(unfinished, 0, "tick runs left unfinished");
+        .filter(|(_, status, _, _)| status != "completed")
+        .collect();
+    for (id, status, _, lease_until) in &unfinished {
+        let tick: i64 = id.trim_start_matches("Tick@").parse().unwrap();
+        assert!(
+            tick > window_end,
+            "tick {id} ({status}) left unfinished though due before the workers stopped"
+        );
+        assert_eq!(*lease_until, 0, "tick {id} left held by a stopped worker");
+    }
+    assert!(
+        unfinished.len() <= 1,
+        "tick runs left unfinished: {unfinished:?}"
+    );
 
     // Each life that stopped gracefully reported its claims per workflow.
     let exits: Vec<(String, String)> = sqlx::query_as("SELECT instance, health FROM exits")
