@@ -118,14 +118,15 @@ const MACRO: &str = "!";
 /// one). A macro in an expression marks only that, so the checks named
 /// after methods keep their names (see `method`).
 fn taken_names(steps: &[Step]) -> (BTreeSet<String>, bool) {
+    // `r#type` shadows as `type` does.
+    fn take(ident: &Ident, names: &mut BTreeSet<String>) {
+        let name = ident.to_string();
+        names.insert(name.strip_prefix("r#").unwrap_or(&name).to_owned());
+    }
     fn collect(tokens: TokenStream, names: &mut BTreeSet<String>) {
         for token in tokens {
             match token {
-                TokenTree::Ident(ident) => {
-                    // `r#type` shadows as `type` does.
-                    let name = ident.to_string();
-                    names.insert(name.strip_prefix("r#").unwrap_or(&name).to_owned());
-                }
+                TokenTree::Ident(ident) => take(&ident, names),
                 // A type a macro makes may name anything: the checks
                 // named after methods take `_check` (see `method`).
                 TokenTree::Punct(punct) if punct.as_char() == '!' => {
@@ -155,8 +156,7 @@ fn taken_names(steps: &[Step]) -> (BTreeSet<String>, bool) {
         match plain_path(ty) {
             Some(path) => {
                 for segment in &path.segments {
-                    let name = segment.ident.to_string();
-                    names.insert(name.strip_prefix("r#").unwrap_or(&name).to_owned());
+                    take(&segment.ident, names);
                 }
             }
             None => collect(quote!(#ty), names),
