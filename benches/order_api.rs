@@ -13,8 +13,19 @@
 //! of its own, as clients' keys make them), in rounds paired with the
 //! app's own time-ordered ids (`durable::new_run_id`).
 //!
+//! With `ORDER_API_SERVER` and `ORDER_API_BASELINE_SERVER` set (paths of
+//! two builds of `examples/order_api`: today's, and the tree before group
+//! commit, which `benches/order_api_baseline.sh` builds), the same load
+//! is put on both, each a server process of its own on a file of its own,
+//! in rounds taken in turn: the order API's target (the README's table)
+//! as a ratio whose baseline is measured in the same run, so that the
+//! disk's speed that day weighs on both sides. `benches/report.sh` sets
+//! both.
+//!
 //! `cargo bench --bench order_api`
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -65,6 +76,131 @@ where
     (rate, took)
 }
 
+/// A build of the order API's example server, running on a loopback port
+/// with a file of its own in `dir`; killed, and its file removed, when
+/// dropped.
+struct Server {
+    child: Child,
+    base: String,
+    dir: PathBuf,
+}
+
+impl Server {
+    /// Starts `binary` and waits (30 seconds at most) until it answers.
+    async fn start(binary: &Path, dir: PathBuf) -> Server {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // A port free now; the server binds it a moment later.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(binary)
+            .args(["--addr", &format!("127.0.0.1:{port}"), "--db"])
+            .arg(dir.join("orders.db"))
+            // Both builds log warnings only, so neither pays for a line
+            // per order.
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            dir,
+        };
+        let client = reqwest::Client::new();
+        let health = format!("{}/health", server.base);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client.get(&health).send().await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not answer within 30 s",
+                binary.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A client's `POST /api/orders` of one order to the server at `base`,
+/// with a random `Idempotency-Key` when `keyed`.
+fn poster(base: &str, keyed: bool) -> impl Fn(reqwest::Client) -> OneOrder + Clone + use<> {
+    let orders = format!("{base}/api/orders");
+    move |client: reqwest::Client| {
+        let orders = orders.clone();
+        Box::pin(async move {
+            let order = json!({
+                "customer_id": "c-1",
+                "items": [{"sku": "A", "quantity": 2, "unit_cents": 500}],
+                "payment_method": "card",
+            });
+            let mut request = client.post(&orders).json(&order);
+            if keyed {
+                request = request.header("idempotency-key", Uuid::new_v4().to_string());
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        })
+    }
+}
+
+/// One order's request, as [`poster`] makes it.
+type OneOrder = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Today's server and the one before group commit, each a process of its
+/// own, under the same 32 clients in rounds taken in turn (which goes
+/// first alternates): each one's median round, and the median of the
+/// pairs' ratios.
+async fn against_baseline(today: &Path, before: &Path, dir: &Path) {
+    let today = Server::start(today, dir.join("today")).await;
+    let before = Server::start(before, dir.join("before")).await;
+    let (post_today, post_before) = (poster(&today.base, false), poster(&before.base, false));
+    load(32, 300, post_today.clone()).await;
+    load(32, 300, post_before.clone()).await;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        if round % 2 == 1 {
+            theirs.push(load(32, REQUESTS, post_before.clone()).await);
+        }
+        ours.push(load(32, REQUESTS, post_today.clone()).await);
+        if round % 2 == 0 {
+            theirs.push(load(32, REQUESTS, post_before.clone()).await);
+        }
+    }
+    let mut pairs: Vec<f64> = ours.iter().zip(&theirs).map(|(a, b)| a.0 / b.0).collect();
+    pairs.sort_by(f64::total_cmp);
+    ours.sort_by(|a, b| a.0.total_cmp(&b.0));
+    theirs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    println!("today's server and the tree's before group commit, each a process of its own");
+    print(
+        &format!("  today's, 32 clients (median of {ROUNDS})"),
+        &ours[ROUNDS / 2],
+    );
+    print(
+        &format!("  before group commit (median of {ROUNDS})"),
+        &theirs[ROUNDS / 2],
+    );
+    println!(
+        "  {:<40} {:>8.2} (median of {ROUNDS} pairs; {:.2} to {:.2})",
+        "  today's over before group commit",
+        pairs[ROUNDS / 2],
+        pairs[0],
+        pairs[ROUNDS - 1]
+    );
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p) as usize]
 }
@@ -98,30 +234,7 @@ fn main() {
         let server = tokio::spawn(app.clone().serve(listener, async move {
             let _ = stopped.await;
         }));
-        let orders = format!("{base}/api/orders");
-        // With `keyed`, each order carries an `Idempotency-Key` of its own,
-        // drawn at random, and its run id is made from it: runs whose ids
-        // do not sort by time, as a client's keys make them.
-        let post_with = move |keyed: bool| {
-            let orders = orders.clone();
-            move |client: reqwest::Client| {
-                let orders = orders.clone();
-                async move {
-                    let order = json!({
-                        "customer_id": "c-1",
-                        "items": [{"sku": "A", "quantity": 2, "unit_cents": 500}],
-                        "payment_method": "card",
-                    });
-                    let mut request = client.post(&orders).json(&order);
-                    if keyed {
-                        request = request.header("idempotency-key", Uuid::new_v4().to_string());
-                    }
-                    let response = request.send().await.unwrap();
-                    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
-                }
-            }
-        };
-        let (post, post_keyed) = (post_with(false), post_with(true));
+        let (post, post_keyed) = (poster(&base, false), poster(&base, true));
         let missing = format!("{base}/no-such-page");
         let get = move |client: reqwest::Client| {
             let missing = missing.clone();
@@ -201,6 +314,13 @@ fn main() {
         let _ = stop.send(());
         let _ = server.await;
         drop(app);
+        if let (Some(today), Some(before)) = (
+            std::env::var_os("ORDER_API_SERVER"),
+            std::env::var_os("ORDER_API_BASELINE_SERVER"),
+        ) {
+            println!();
+            against_baseline(today.as_ref(), before.as_ref(), &dir).await;
+        }
     });
     std::fs::remove_dir_all(&dir).unwrap();
 }

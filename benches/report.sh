@@ -9,6 +9,14 @@ cd "$(dirname "$0")/.."
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(rustc --version)"
 echo
 if [ "${1:-}" != "--instructions" ]; then
+    # The order API's baseline, measured in the same run: the tree before
+    # group commit, built once under target/, and today's server beside it.
+    baseline_server=$(benches/order_api_baseline.sh)
+    if [ -n "$baseline_server" ]; then
+        cargo build --quiet --release --example order_api
+        export ORDER_API_SERVER="$PWD/target/release/examples/order_api"
+        export ORDER_API_BASELINE_SERVER="$baseline_server"
+    fi
     for bench in overhead behaviors throughput durable order_api; do
         cargo bench --quiet --bench "$bench" 2>/dev/null
         echo
