@@ -39,6 +39,8 @@ pub use declared::{Declared, ForRetries, NoReplay};
 pub use overridable::{Overridable, Overridden};
 #[doc(hidden)]
 pub use plain::{Handoff, InFlight, StraightStage, StraightStep};
+#[doc(hidden)]
+pub use stage::OwnRun;
 pub(crate) use stage::Place;
 pub use stage::{
     Carry, ChainFuture, Finally, FinallyFuture, Flow, KindOfLast, Stage, Start, StartFuture, Step,

@@ -307,7 +307,8 @@ pin_project! {
     /// A step under its own built-in behaviors alone: the body with its
     /// attempts (the behaviors' states are in the step's future).
     #[project = OwnRunProj]
-    struct OwnRun<F, In>
+    #[doc(hidden)]
+    pub struct OwnRun<F, In>
     where
         F: StepFn<In>,
     {

@@ -28,8 +28,10 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use super::plain::StraightStage;
-use super::stage::{Carry, Flow, Stage, Unwind};
+use super::stage::{Carry, Finally, Flow, OwnRun, Stage, Start, Step, Unwind};
+use super::step_fn::StepFn;
 use super::{Workflow, sealed};
+use crate::behavior::Builtins;
 use crate::context::WorkflowContext;
 use crate::error::WorkflowError;
 
@@ -98,7 +100,11 @@ impl<T> After<T> {
     }
 }
 
-impl<'c, S: StraightStage<'c>> Workflow<'c, S> {
+impl<'c, T, F, B> Workflow<'c, Step<After<T>, F, B>>
+where
+    F: StepFn<T>,
+    B: Builtins,
+{
     /// The chain's last step's future, whose [`Flow`] the next step
     /// starts from ([`__after`](Workflow::__after)): a plain step's or
     /// the chain's ([`StraightStage`]). Opaque, and `Send` by its bound:
@@ -108,13 +114,61 @@ impl<'c, S: StraightStage<'c>> Workflow<'c, S> {
     /// ("implementation of `Send` is not general enough"): a durable
     /// step's `&StepCtx`, but also any step whose values are a
     /// `&'static str` or a `Box<dyn Error>` (the `Statics` workflow of
-    /// `tests/workflow_macro.rs`). Proving it here costs a re-check some
-    /// 10 %, the price of those workflows compiling.
+    /// `tests/workflow_macro.rs`).
+    ///
+    /// `Send` is asked of the step's parts (its input, body, the body's
+    /// future and its value), of which the future made of them is `Send`
+    /// by its type: that is proved once, here, not at every step of every
+    /// workflow, where walking the whole future's type (and the chain
+    /// traits of a generic stage) cost a re-check of 200 steps 80 M
+    /// compiler instructions of 656 M. The impls are by stage, the first
+    /// step's ([`Start`]) and a later one's ([`After`]), for the same
+    /// reason: a stage named in full asks nothing of the chain's traits.
     #[doc(hidden)]
     #[inline]
-    pub fn __step(self) -> impl Future<Output = Flow<S::Output>> + Send
+    pub fn __step(self) -> impl Future<Output = Flow<F::Output>> + Send
     where
-        S::Straight: Send,
+        T: Send,
+        F: Send,
+        F::Future: Send,
+        F::Output: Send,
+        B::Slot<OwnRun<F, T>>: Send,
+    {
+        self.stage.straight(self.ctx)
+    }
+}
+
+impl<'c, F, B> Workflow<'c, Step<Start, F, B>>
+where
+    F: StepFn<()>,
+    B: Builtins,
+{
+    /// The first step's future, as [`__step`](Workflow::__step) makes a
+    /// later one's.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __step(self) -> impl Future<Output = Flow<F::Output>> + Send
+    where
+        F: Send,
+        F::Future: Send,
+        F::Output: Send,
+        B::Slot<OwnRun<F, ()>>: Send,
+    {
+        self.stage.straight(self.ctx)
+    }
+}
+
+impl<'c, P, F> Workflow<'c, Finally<P, F>>
+where
+    Finally<P, F>: StraightStage<'c>,
+{
+    /// A `finally`'s future, as [`__step`](Workflow::__step) makes a
+    /// step's.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __step(self) -> impl Future<Output = Flow<<Finally<P, F> as Stage<'c>>::Output>> + Send
+    where
+        <Finally<P, F> as StraightStage<'c>>::Straight: Send,
     {
         self.stage.straight(self.ctx)
     }
