@@ -106,7 +106,7 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let server = Server {
+        let mut server = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
             dir,
@@ -114,7 +114,21 @@ impl Server {
         let client = reqwest::Client::new();
         let health = format!("{}/health", server.base);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while client.get(&health).send().await.is_err() {
+        loop {
+            // Its own health page, answered 200: not another process that
+            // took the port first.
+            match client.get(&health).send().await {
+                Ok(answer) if answer.status() == 200 => break,
+                Ok(answer) => panic!(
+                    "{} answered its health check with {}",
+                    binary.display(),
+                    answer.status()
+                ),
+                Err(_) => {}
+            }
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("{} exited at start: {status}", binary.display());
+            }
             assert!(
                 Instant::now() < deadline,
                 "{} did not answer within 30 s",

@@ -21,10 +21,13 @@ if ! git cat-file -e "$BASELINE^{commit}" 2>/dev/null; then
 fi
 root="$PWD/target/order-api-baseline"
 src="$root/$BASELINE"
-if [ ! -f "$src/Cargo.toml" ]; then
-    rm -rf "$src"
-    mkdir -p "$src"
-    git archive "$BASELINE" | tar -x -C "$src"
+if [ ! -d "$src" ]; then
+    # Extracted beside it and moved into place whole, so an interrupted
+    # extraction is never taken for the tree.
+    rm -rf "$src.partial"
+    mkdir -p "$src.partial"
+    git archive "$BASELINE" | tar -x -C "$src.partial"
+    mv "$src.partial" "$src"
 fi
 (cd "$src" && CARGO_TARGET_DIR="$root/target" cargo build --quiet --release --locked --example order_api) >&2
 echo "$root/target/release/examples/order_api"

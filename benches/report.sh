@@ -11,11 +11,20 @@ echo
 if [ "${1:-}" != "--instructions" ]; then
     # The order API's baseline, measured in the same run: the tree before
     # group commit, built once under target/, and today's server beside it.
-    baseline_server=$(benches/order_api_baseline.sh)
+    baseline_server=$(benches/order_api_baseline.sh) || {
+        echo "order API baseline skipped: its build failed" >&2
+        baseline_server=
+    }
     if [ -n "$baseline_server" ]; then
-        cargo build --quiet --release --example order_api
-        export ORDER_API_SERVER="$PWD/target/release/examples/order_api"
-        export ORDER_API_BASELINE_SERVER="$baseline_server"
+        ORDER_API_SERVER=$(cargo build --quiet --release --example order_api --message-format=json |
+            python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "order_api":
+        print(m["executable"])' | tail -n 1)
+        export ORDER_API_SERVER ORDER_API_BASELINE_SERVER="$baseline_server"
+    else
+        unset ORDER_API_SERVER ORDER_API_BASELINE_SERVER
     fi
     for bench in overhead behaviors throughput durable order_api; do
         cargo bench --quiet --bench "$bench" 2>/dev/null

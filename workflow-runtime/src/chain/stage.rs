@@ -307,6 +307,7 @@ pin_project! {
     /// A step under its own built-in behaviors alone: the body with its
     /// attempts (the behaviors' states are in the step's future).
     #[project = OwnRunProj]
+    // Public (and hidden) only so that `__step`'s bound can name it.
     #[doc(hidden)]
     pub struct OwnRun<F, In>
     where

@@ -117,13 +117,14 @@ where
     /// `tests/workflow_macro.rs`).
     ///
     /// `Send` is asked of the step's parts (its input, body, the body's
-    /// future and its value), of which the future made of them is `Send`
-    /// by its type: that is proved once, here, not at every step of every
-    /// workflow, where walking the whole future's type (and the chain
-    /// traits of a generic stage) cost a re-check of 200 steps 80 M
-    /// compiler instructions of 656 M. The impls are by stage, the first
-    /// step's ([`Start`]) and a later one's ([`After`]), for the same
-    /// reason: a stage named in full asks nothing of the chain's traits.
+    /// future and its value, and the room its own behaviors run in), of
+    /// which the future made of them is `Send` by its type: that is
+    /// proved once, here, not at every step of every workflow, where
+    /// walking the whole future's type cost a re-check of 200 steps 35 M
+    /// compiler instructions (of 656 M). The impls are by stage, the
+    /// first step's ([`Start`]) and a later one's ([`After`]), for the
+    /// same reason: a stage named in full asks nothing of the chain's
+    /// traits, which a generic one did at every step (45 M more).
     #[doc(hidden)]
     #[inline]
     pub fn __step(self) -> impl Future<Output = Flow<F::Output>> + Send
