@@ -2,8 +2,10 @@
 //! across an `.await`: the error names the step's method, the `Rc` and the
 //! `.await`, within the step's own future, and the bound on the step's
 //! parts that asks for `Send`. (`cargo check` prints this error twice,
-//! the same each time, as it did when the bound was asked of the whole
-//! step's future; trybuild folds duplicates, so the snapshot has one.)
+//! the same each time, for a first step too, as it did when the bound
+//! was asked of the whole step's future: once for the call's bound and
+//! once at the `.await`. trybuild folds duplicates, so the snapshot has
+//! one.)
 use std::rc::Rc;
 
 use workflow_runtime::prelude::*;
