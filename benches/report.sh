@@ -6,6 +6,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The executable named NAME that `cargo ARGS...` builds, as cargo reports it.
+built() {
+    local name=$1
+    shift
+    cargo "$@" --message-format=json 2>/dev/null |
+        python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
+        print(m["executable"])' "$name" | tail -n 1
+}
+
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(rustc --version)"
 echo
 if [ "${1:-}" != "--instructions" ]; then
@@ -16,12 +28,7 @@ if [ "${1:-}" != "--instructions" ]; then
         baseline_server=
     }
     if [ -n "$baseline_server" ]; then
-        ORDER_API_SERVER=$(cargo build --quiet --release --example order_api --message-format=json |
-            python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "order_api":
-        print(m["executable"])' | tail -n 1)
+        ORDER_API_SERVER=$(built order_api build --release --example order_api)
         export ORDER_API_SERVER ORDER_API_BASELINE_SERVER="$baseline_server"
     else
         unset ORDER_API_SERVER ORDER_API_BASELINE_SERVER
@@ -41,12 +48,7 @@ fi
 
 # The bench binary cargo built, by bench name.
 binary() {
-    cargo bench --bench "$1" --no-run --message-format=json 2>/dev/null |
-        python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
-        print(m["executable"])' "$1" | tail -n 1
+    built "$1" bench --bench "$1" --no-run
 }
 
 # Instructions in one process running CASE of BIN ITERS times.
